@@ -1,0 +1,799 @@
+//! The typed configuration: loading the TOML file, environment overrides
+//! (`RECBOT_<SECTION>__<KEY>`), validation with messages that name the file, line and key,
+//! path resolution, and the [`Secret`] type that never prints its value.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use recbot_commands::Quality;
+use serde::{Deserialize, Deserializer};
+
+/// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.
+pub const ENV_PREFIX: &str = "RECBOT_";
+
+/// A credential. `Debug` and `Display` print `[redacted]`; only [`Secret::expose`] gives the
+/// value, at the one place it is sent to its own service.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient_string(d).map(Secret)
+    }
+}
+
+/// Accepts a string, or a number/bool written without quotes (IDs such as a Discord guild id
+/// are numbers to most people, and environment values carry no type).
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Any {
+        S(String),
+        I(i64),
+        F(f64),
+        B(bool),
+    }
+    Ok(match Any::deserialize(d)? {
+        Any::S(s) => s,
+        Any::I(i) => i.to_string(),
+        Any::F(f) => f.to_string(),
+        Any::B(b) => b.to_string(),
+    })
+}
+
+fn lenient_opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    lenient_string(d).map(Some)
+}
+
+fn lenient_strings<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "lenient_string")] String);
+    Ok(Vec::<Wrap>::deserialize(d)?
+        .into_iter()
+        .map(|w| w.0)
+        .collect())
+}
+
+fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Quality, D::Error> {
+    let s = String::deserialize(d)?;
+    Quality::parse(&s).map_err(serde::de::Error::custom)
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub storage: Storage,
+    pub console: Console,
+    pub twitch: Twitch,
+    pub recording: Recording,
+    pub youtube: Youtube,
+    pub slack: Slack,
+    pub discord: Discord,
+    /// Where the file was read from; relative paths were resolved against its folder.
+    #[serde(skip)]
+    pub source: PathBuf,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            storage: Storage::default(),
+            console: Console::default(),
+            twitch: Twitch::default(),
+            recording: Recording::default(),
+            youtube: Youtube::default(),
+            slack: Slack::default(),
+            discord: Discord::default(),
+            source: PathBuf::from("recbot.toml"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Storage {
+    /// State database, and by default recordings/ and chat/, live here.
+    pub data_dir: PathBuf,
+    /// Default: `<data_dir>/recordings`.
+    pub recordings_dir: Option<PathBuf>,
+    /// Default: `<data_dir>/chat`.
+    pub chat_dir: Option<PathBuf>,
+    /// A `DiskLow` event is posted when the recordings disk is fuller than this.
+    pub warn_usage_percent: u8,
+    /// Recording stops cleanly (parts finalized) below this much free space.
+    pub min_free_gb: f64,
+}
+
+impl Default for Storage {
+    fn default() -> Self {
+        Storage {
+            data_dir: PathBuf::from("data"),
+            recordings_dir: None,
+            chat_dir: None,
+            warn_usage_percent: 85,
+            min_free_gb: 2.0,
+        }
+    }
+}
+
+impl Storage {
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("recbot.sqlite")
+    }
+
+    pub fn recordings_dir(&self) -> PathBuf {
+        self.recordings_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("recordings"))
+    }
+
+    pub fn chat_dir(&self) -> PathBuf {
+        self.chat_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("chat"))
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Console {
+    /// Default: on when neither Slack nor Discord is configured.
+    pub enabled: Option<bool>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Twitch {
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// Default: 10 s with Helix credentials, 30 s when probing playlists.
+    pub poll_interval_secs: Option<u64>,
+    pub helix_url: String,
+    pub id_url: String,
+    pub gql_url: String,
+    #[serde(deserialize_with = "lenient_string")]
+    pub gql_client_id: String,
+    /// sha256 of the `PlaybackAccessToken` persisted query; Twitch changes it now and then.
+    pub gql_query_hash: String,
+    pub usher_url: String,
+    pub irc_host: String,
+    pub irc_port: u16,
+    pub irc_tls: bool,
+    /// Where Twitch sends the browser after consent; must be registered with the app.
+    pub redirect_uri: String,
+    /// A stream that comes back within this many seconds continues the same session.
+    pub offline_grace_secs: u64,
+}
+
+impl Default for Twitch {
+    fn default() -> Self {
+        Twitch {
+            client_id: None,
+            client_secret: None,
+            poll_interval_secs: None,
+            helix_url: "https://api.twitch.tv/helix".into(),
+            id_url: "https://id.twitch.tv/oauth2".into(),
+            gql_url: "https://gql.twitch.tv/gql".into(),
+            gql_client_id: "kimne78kx3ncx6brgo4mv6wki5h1ko".into(),
+            gql_query_hash: "ed230aa1e33e07eebb8928504583da78a5173989fadfb1ac94be06a04f3cdbe9"
+                .into(),
+            usher_url: "https://usher.ttvnw.net".into(),
+            irc_host: "irc.chat.twitch.tv".into(),
+            irc_port: 6697,
+            irc_tls: true,
+            redirect_uri: "http://localhost:3000".into(),
+            offline_grace_secs: 90,
+        }
+    }
+}
+
+impl Twitch {
+    /// Helix needs an app token, which needs both halves of the app's credentials.
+    pub fn has_app_credentials(&self) -> bool {
+        self.client_id.as_deref().is_some_and(|s| !s.is_empty())
+            && self.client_secret.as_ref().is_some_and(|s| !s.0.is_empty())
+    }
+
+    pub fn poll_interval_secs(&self) -> u64 {
+        self.poll_interval_secs
+            .unwrap_or(if self.has_app_credentials() { 10 } else { 30 })
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Recording {
+    #[serde(deserialize_with = "quality")]
+    pub quality: Quality,
+    /// Relative to recordings_dir; `{login}`, `{started:<strftime>}` (UTC), `{title}`, …
+    pub file_template: String,
+    /// Roll to a new part after this long (YouTube accepts at most 12 h).
+    pub max_part_hours: f64,
+}
+
+impl Default for Recording {
+    fn default() -> Self {
+        Recording {
+            quality: Quality::BEST,
+            file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
+            max_part_hours: 11.5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Privacy {
+    Private,
+    Unlisted,
+    Public,
+}
+
+impl Privacy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Privacy::Private => "private",
+            Privacy::Unlisted => "unlisted",
+            Privacy::Public => "public",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Youtube {
+    pub enabled: bool,
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    /// A loopback address registered with the Google "Desktop app" client. The browser fails
+    /// to load it after consent; the operator pastes that address back with `code youtube`.
+    pub redirect_uri: String,
+    pub auth_url: String,
+    pub token_url: String,
+    pub upload_url: String,
+    pub privacy: Privacy,
+    pub title_template: String,
+    /// Uploads per Pacific day before recbot waits for the reset (YouTube's own bucket is 100).
+    pub daily_upload_limit: u32,
+}
+
+impl Default for Youtube {
+    fn default() -> Self {
+        Youtube {
+            enabled: false,
+            client_id: None,
+            client_secret: None,
+            redirect_uri: "http://127.0.0.1:8085/".into(),
+            auth_url: "https://accounts.google.com/o/oauth2/auth".into(),
+            token_url: "https://oauth2.googleapis.com/token".into(),
+            upload_url: "https://www.googleapis.com/upload/youtube/v3/videos".into(),
+            privacy: Privacy::Private,
+            title_template: "{display_name} {started:%Y-%m-%d %H:%M} {title}".into(),
+            daily_upload_limit: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Slack {
+    /// `xapp-…` with `connections:write`, for Socket Mode.
+    pub app_token: Option<Secret>,
+    /// `xoxb-…`, for posting.
+    pub bot_token: Option<Secret>,
+    /// For the optional HTTP mode (`listen`).
+    pub signing_secret: Option<Secret>,
+    /// HTTP mode instead of Socket Mode: address to listen on for slash commands and events.
+    pub listen: Option<SocketAddr>,
+    pub api_url: String,
+    pub command: String,
+    #[serde(deserialize_with = "lenient_strings")]
+    pub operators: Vec<String>,
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub events_room: Option<String>,
+}
+
+impl Default for Slack {
+    fn default() -> Self {
+        Slack {
+            app_token: None,
+            bot_token: None,
+            signing_secret: None,
+            listen: None,
+            api_url: "https://slack.com/api".into(),
+            command: "/rec".into(),
+            operators: Vec::new(),
+            events_room: None,
+        }
+    }
+}
+
+impl Slack {
+    pub fn is_configured(&self) -> bool {
+        self.bot_token.is_some()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Discord {
+    pub token: Option<Secret>,
+    pub api_url: String,
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub guild_id: Option<String>,
+    #[serde(deserialize_with = "lenient_strings")]
+    pub operators: Vec<String>,
+    #[serde(deserialize_with = "lenient_strings")]
+    pub operator_roles: Vec<String>,
+    #[serde(deserialize_with = "lenient_opt_string")]
+    pub events_room: Option<String>,
+}
+
+impl Default for Discord {
+    fn default() -> Self {
+        Discord {
+            token: None,
+            api_url: "https://discord.com".into(),
+            guild_id: None,
+            operators: Vec::new(),
+            operator_roles: Vec::new(),
+            events_room: None,
+        }
+    }
+}
+
+impl Discord {
+    pub fn is_configured(&self) -> bool {
+        self.token.is_some()
+    }
+}
+
+impl Config {
+    pub fn console_enabled(&self) -> bool {
+        self.console
+            .enabled
+            .unwrap_or(!self.slack.is_configured() && !self.discord.is_configured())
+    }
+
+    /// Reads, overrides from the process environment, validates and resolves `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let env: Vec<(String, String)> = std::env::vars()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && k.contains("__"))
+            .collect();
+        Self::load_with_env(path, &env)
+    }
+
+    /// [`Config::load`] with an explicit environment, for tests.
+    pub fn load_with_env(path: &Path, env: &[(String, String)]) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: None,
+            message: format!("cannot read the config file: {e}"),
+        })?;
+        Self::from_text(&text, path, env)
+    }
+
+    /// Parses `text` as if read from `path` (used for relative paths and messages).
+    pub fn from_text(
+        text: &str,
+        path: &Path,
+        env: &[(String, String)],
+    ) -> Result<Config, ConfigError> {
+        let error = |line, key: Option<String>, message: String| ConfigError {
+            file: path.to_path_buf(),
+            line,
+            key,
+            message,
+        };
+        let mut table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+            let line = e.span().map(|s| line_of(text, s.start));
+            error(line, None, e.message().to_string())
+        })?;
+        let overrides =
+            apply_env(&mut table, env).map_err(|(var, msg)| error(None, Some(var), msg))?;
+        let mut config: Config = match deserialize(&table) {
+            Ok(config) => config,
+            Err((key, message)) => {
+                if let Some(var) = overrides.get(&key) {
+                    return Err(error(
+                        None,
+                        Some(key),
+                        format!("{message} (from environment variable {var})"),
+                    ));
+                }
+                // Deserialize the file text itself for the position of the error.
+                let line = file_error_line(text).or_else(|| locate(text, &key));
+                return Err(error(line, Some(key), message));
+            }
+        };
+        config.source = path.to_path_buf();
+        let folder = path.parent().unwrap_or(Path::new("."));
+        config.resolve_paths(folder);
+        if let Err((key, message)) = config.validate() {
+            let line = if overrides.contains_key(&key) {
+                None
+            } else {
+                locate(text, &key)
+            };
+            let message = match overrides.get(&key) {
+                Some(var) => format!("{message} (from environment variable {var})"),
+                None => message,
+            };
+            return Err(error(line, Some(key), message));
+        }
+        Ok(config)
+    }
+
+    /// What `check-config` prints: front-ends, features, and where data goes. No secrets.
+    pub fn summary(&self) -> String {
+        let on = |b: bool| if b { "on" } else { "off" };
+        let mut frontends = Vec::new();
+        if self.console_enabled() {
+            frontends.push("console".to_string());
+        }
+        if self.slack.is_configured() {
+            let mode = match self.slack.listen {
+                Some(addr) => format!("HTTP mode on {addr}"),
+                None => "Socket Mode".into(),
+            };
+            frontends.push(format!(
+                "slack ({mode}, command {}, {} operators)",
+                self.slack.command,
+                self.slack.operators.len()
+            ));
+        }
+        if self.discord.is_configured() {
+            let scope = match &self.discord.guild_id {
+                Some(g) => format!("guild {g}"),
+                None => "global command".into(),
+            };
+            frontends.push(format!(
+                "discord ({scope}, {} operators, {} operator roles)",
+                self.discord.operators.len(),
+                self.discord.operator_roles.len()
+            ));
+        }
+        if frontends.is_empty() {
+            frontends.push("none (nothing can send commands!)".into());
+        }
+        let detection = if self.twitch.has_app_credentials() {
+            format!(
+                "Helix with app credentials, every {} s (100 logins per request)",
+                self.twitch.poll_interval_secs()
+            )
+        } else {
+            format!(
+                "playlist probing without credentials, every {} s per login",
+                self.twitch.poll_interval_secs()
+            )
+        };
+        let uploads = if self.youtube.enabled {
+            format!(
+                "on (privacy {}, at most {} per day)",
+                self.youtube.privacy.as_str(),
+                self.youtube.daily_upload_limit
+            )
+        } else {
+            "off".into()
+        };
+        format!(
+            "{} is valid.\n\
+             front-ends:      {}\n\
+             live detection:  {detection}\n\
+             recording:       quality {}, parts of at most {} h, names {}\n\
+             chat (IRC):      {}:{} (TLS {})\n\
+             youtube uploads: {uploads}\n\
+             state database:  {}\n\
+             recordings:      {}\n\
+             chat logs:       {}\n\
+             disk warnings:   above {}% used, recording stops below {} GB free\n",
+            self.source.display(),
+            frontends.join("; "),
+            self.recording.quality,
+            self.recording.max_part_hours,
+            self.recording.file_template,
+            self.twitch.irc_host,
+            self.twitch.irc_port,
+            on(self.twitch.irc_tls),
+            self.storage.database_path().display(),
+            self.storage.recordings_dir().display(),
+            self.storage.chat_dir().display(),
+            self.storage.warn_usage_percent,
+            self.storage.min_free_gb,
+        )
+    }
+
+    fn resolve_paths(&mut self, folder: &Path) {
+        let resolve = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = folder.join(&*p);
+            }
+        };
+        resolve(&mut self.storage.data_dir);
+        if let Some(p) = self.storage.recordings_dir.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.storage.chat_dir.as_mut() {
+            resolve(p);
+        }
+    }
+
+    /// Checks what types alone cannot. Errors name the key as `section.key`.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, msg: &str| Err((key.to_string(), msg.to_string()));
+        let s = &self.storage;
+        if !(1..=100).contains(&s.warn_usage_percent) {
+            return fail(
+                "storage.warn_usage_percent",
+                "must be a percentage between 1 and 100",
+            );
+        }
+        if !(s.min_free_gb.is_finite() && s.min_free_gb >= 0.0) {
+            return fail("storage.min_free_gb", "must be zero or more gigabytes");
+        }
+        if self
+            .youtube
+            .redirect_uri
+            .contains("urn:ietf:wg:oauth:2.0:oob")
+        {
+            return fail(
+                "youtube.redirect_uri",
+                "Google blocked the out-of-band (OOB) flow in 2023; use a loopback address \
+                 such as http://127.0.0.1:8085/",
+            );
+        }
+        let t = &self.twitch;
+        if t.poll_interval_secs == Some(0) {
+            return fail("twitch.poll_interval_secs", "must be at least 1 second");
+        }
+        for (key, value) in [
+            ("twitch.helix_url", &t.helix_url),
+            ("twitch.id_url", &t.id_url),
+            ("twitch.gql_url", &t.gql_url),
+            ("twitch.usher_url", &t.usher_url),
+            ("twitch.redirect_uri", &t.redirect_uri),
+            ("youtube.redirect_uri", &self.youtube.redirect_uri),
+            ("youtube.auth_url", &self.youtube.auth_url),
+            ("youtube.token_url", &self.youtube.token_url),
+            ("youtube.upload_url", &self.youtube.upload_url),
+            ("slack.api_url", &self.slack.api_url),
+            ("discord.api_url", &self.discord.api_url),
+        ] {
+            check_url(value).map_err(|m| (key.to_string(), m))?;
+        }
+        if t.client_id.is_some() != t.client_secret.is_some() {
+            return fail(
+                "twitch.client_secret",
+                "client_id and client_secret go together (or leave both out to detect live \
+                 streams without credentials)",
+            );
+        }
+        if t.irc_host.trim().is_empty() {
+            return fail("twitch.irc_host", "must not be empty");
+        }
+        let r = &self.recording;
+        if !(r.max_part_hours.is_finite() && r.max_part_hours > 0.0) {
+            return fail("recording.max_part_hours", "must be more than 0 hours");
+        }
+        if !r.file_template.contains("{login}") && !r.file_template.contains("{started") {
+            return fail(
+                "recording.file_template",
+                "must contain {login} or {started:…} so recordings get distinct names",
+            );
+        }
+        let y = &self.youtube;
+        if y.enabled && (y.client_id.is_none() || y.client_secret.is_none()) {
+            return fail(
+                "youtube.enabled",
+                "uploads need [youtube] client_id and client_secret (a Google \"Desktop app\" \
+                 OAuth client)",
+            );
+        }
+        if y.daily_upload_limit == 0 {
+            return fail("youtube.daily_upload_limit", "must be at least 1");
+        }
+        if y.title_template.trim().is_empty() {
+            return fail("youtube.title_template", "must not be empty");
+        }
+        let sl = &self.slack;
+        if sl.app_token.is_some() && sl.bot_token.is_none() {
+            return fail(
+                "slack.bot_token",
+                "Slack needs a bot token (xoxb-…) to post",
+            );
+        }
+        if sl.bot_token.is_some() {
+            if sl.listen.is_none() && sl.app_token.is_none() {
+                return fail(
+                    "slack.app_token",
+                    "Socket Mode needs an app token (xapp-…); or set listen + signing_secret \
+                     for HTTP mode",
+                );
+            }
+            if sl.listen.is_some() && sl.signing_secret.is_none() {
+                return fail(
+                    "slack.signing_secret",
+                    "HTTP mode (listen) needs the app's signing secret",
+                );
+            }
+        }
+        if !sl.command.starts_with('/') || sl.command.len() < 2 || sl.command.contains(' ') {
+            return fail("slack.command", "must be a slash command such as /rec");
+        }
+        if let Some(guild) = &self.discord.guild_id {
+            if guild.parse::<u64>().is_err() {
+                return fail("discord.guild_id", "must be a numeric Discord id");
+            }
+        }
+        for (key, ids) in [
+            ("discord.operators", &self.discord.operators),
+            ("discord.operator_roles", &self.discord.operator_roles),
+        ] {
+            if ids.iter().any(|id| id.parse::<u64>().is_err()) {
+                return fail(key, "must be a list of numeric Discord ids");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_url(value: &str) -> Result<(), String> {
+    match url::Url::parse(value) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host_str().is_some() => Ok(()),
+        Ok(_) => Err(format!("`{value}` must be an http(s) address")),
+        Err(e) => Err(format!("`{value}` is not a valid address: {e}")),
+    }
+}
+
+/// Why a config was refused: file, line when known, key when known, and what is wrong.
+#[derive(Debug, Clone)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    pub key: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ", line {line}")?;
+        }
+        if let Some(key) = &self.key {
+            write!(f, ", key `{key}`")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Deserializes, reporting the dotted key path of the first error (for an unknown key, the
+/// path ends with that key).
+fn deserialize(table: &toml::Table) -> Result<Config, (String, String)> {
+    let value = toml::Value::Table(table.clone());
+    serde_path_to_error::deserialize(value)
+        .map_err(|e| (e.path().to_string(), e.inner().message().to_string()))
+}
+
+/// The line of the first error when the file text is deserialized on its own (spans survive
+/// only this way).
+fn file_error_line(text: &str) -> Option<usize> {
+    let de = toml::Deserializer::new(text);
+    match serde_path_to_error::deserialize::<_, Config>(de) {
+        Ok(_) => None,
+        Err(e) => e.inner().span().map(|s| line_of(text, s.start)),
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Finds the line of `section.key` in the text (for errors found after deserialization).
+fn locate(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.split_once('.')?;
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('[') {
+            in_section = trimmed.trim_matches(['[', ']']).trim() == section;
+            if in_section && key.is_empty() {
+                return Some(i + 1);
+            }
+            continue;
+        }
+        if in_section {
+            if let Some((k, _)) = trimmed.split_once('=') {
+                if k.trim() == key {
+                    return Some(i + 1);
+                }
+            }
+        }
+    }
+    None
+}
+
+/// Applies `RECBOT_<SECTION>__<KEY>` variables to the table. Returns which dotted key came from
+/// which variable. Values are read as TOML when they parse as a number, bool or array, and as
+/// strings otherwise (a string-typed key accepts numbers too, see `lenient_string`).
+fn apply_env(
+    table: &mut toml::Table,
+    env: &[(String, String)],
+) -> Result<BTreeMap<String, String>, (String, String)> {
+    let mut applied = BTreeMap::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        let Some((section, key)) = rest.split_once("__") else {
+            continue;
+        };
+        let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+        if section.is_empty() || key.is_empty() || key.contains("__") {
+            return Err((
+                var.clone(),
+                "environment overrides look like RECBOT_<SECTION>__<KEY>".into(),
+            ));
+        }
+        let value = env_value(raw);
+        let entry = table
+            .entry(section.clone())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let Some(section_table) = entry.as_table_mut() else {
+            return Err((var.clone(), format!("`{section}` is not a section")));
+        };
+        section_table.insert(key.clone(), value);
+        applied.insert(format!("{section}.{key}"), var.clone());
+    }
+    Ok(applied)
+}
+
+fn env_value(raw: &str) -> toml::Value {
+    let trimmed = raw.trim();
+    let parsed = format!("v = {trimmed}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("v"));
+    // Only take a typed reading that is exactly what was written: `0x1F`, `1_000` or `12#x`
+    // are strings (a secret or an id), not numbers.
+    match parsed {
+        Some(toml::Value::Integer(i)) if i.to_string() == trimmed => toml::Value::Integer(i),
+        Some(toml::Value::Float(f)) if f.to_string() == trimmed => toml::Value::Float(f),
+        Some(toml::Value::Boolean(b)) if b.to_string() == trimmed => toml::Value::Boolean(b),
+        Some(v @ toml::Value::Array(_)) if trimmed.starts_with('[') => v,
+        Some(v @ toml::Value::String(_)) if trimmed.starts_with(['"', '\'']) => v,
+        _ => toml::Value::String(raw.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

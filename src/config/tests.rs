@@ -1,0 +1,274 @@
+use super::*;
+
+fn parse(text: &str) -> Result<Config, ConfigError> {
+    Config::from_text(text, Path::new("/etc/recbot/recbot.toml"), &[])
+}
+
+fn parse_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    Config::from_text(text, Path::new("/etc/recbot/recbot.toml"), &env)
+}
+
+fn example_text() -> String {
+    std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/recbot.example.toml"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn empty_file_gives_documented_defaults() {
+    let c = parse("").unwrap();
+    assert_eq!(c.storage.data_dir, PathBuf::from("/etc/recbot/data"));
+    assert_eq!(
+        c.storage.recordings_dir(),
+        PathBuf::from("/etc/recbot/data/recordings")
+    );
+    assert_eq!(c.storage.chat_dir(), PathBuf::from("/etc/recbot/data/chat"));
+    assert_eq!(c.storage.warn_usage_percent, 85);
+    assert!(c.console_enabled());
+    assert_eq!(c.twitch.poll_interval_secs(), 30);
+    assert_eq!(c.twitch.irc_port, 6697);
+    assert!(c.twitch.irc_tls);
+    assert_eq!(c.recording.quality.as_str(), "best");
+    assert_eq!(c.recording.max_part_hours, 11.5);
+    assert_eq!(c.youtube.privacy, Privacy::Private);
+    assert!(!c.youtube.enabled);
+    assert_eq!(c.slack.command, "/rec");
+}
+
+#[test]
+fn example_config_is_valid_and_documents_every_key() {
+    let text = example_text();
+    Config::from_text(&text, Path::new("config/recbot.example.toml"), &[]).unwrap();
+    // serde lists the expected fields when it meets an unknown one; use that as the schema.
+    let sections = expected_fields("__probe__ = 1");
+    assert!(sections.contains(&"twitch".to_string()));
+    for section in sections {
+        assert!(
+            text.contains(&format!("[{section}]")),
+            "example lacks [{section}]"
+        );
+        for key in expected_fields(&format!("[{section}]\n__probe__ = 1")) {
+            let documented = text.lines().any(|l| {
+                let l = l.trim_start_matches('#').trim();
+                l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key}="))
+            });
+            assert!(documented, "example does not document [{section}] {key}");
+        }
+    }
+}
+
+fn expected_fields(text: &str) -> Vec<String> {
+    let err = parse(text).unwrap_err();
+    let list = err
+        .message
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| err.message.split("expected ").nth(1))
+        .unwrap_or_else(|| panic!("{}", err.message));
+    list.split(", ")
+        .map(|f| f.trim_matches('`').to_string())
+        .collect()
+}
+
+#[test]
+fn unknown_keys_are_errors_naming_file_line_and_key() {
+    let err =
+        parse("[twitch]\nclient_id = \"x\"\nclient_secret = \"y\"\npoll_intervall_secs = 5\n")
+            .unwrap_err();
+    let shown = err.to_string();
+    assert_eq!(err.line, Some(4), "{shown}");
+    assert_eq!(
+        err.key.as_deref(),
+        Some("twitch.poll_intervall_secs"),
+        "{shown}"
+    );
+    assert!(
+        shown.starts_with("/etc/recbot/recbot.toml, line 4"),
+        "{shown}"
+    );
+
+    let err = parse("[storage]\n\n[twich]\nx = 1\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("twich"), "{err}");
+    assert_eq!(err.line, Some(3), "{err}");
+}
+
+#[test]
+fn bad_values_name_the_key() {
+    for (text, key, line, fragment) in [
+        (
+            "[youtube]\nprivacy = \"secret\"\n",
+            "youtube.privacy",
+            2,
+            "unknown variant",
+        ),
+        (
+            "[storage]\nwarn_usage_percent = \"lots\"\n",
+            "storage.warn_usage_percent",
+            2,
+            "invalid type",
+        ),
+        (
+            "[storage]\nwarn_usage_percent = 250\n",
+            "storage.warn_usage_percent",
+            2,
+            "",
+        ),
+        (
+            "[storage]\n\nwarn_usage_percent = 0\n",
+            "storage.warn_usage_percent",
+            3,
+            "between 1 and 100",
+        ),
+        (
+            "[recording]\nquality = \"4k\"\n",
+            "recording.quality",
+            2,
+            "not a quality",
+        ),
+        (
+            "[recording]\nmax_part_hours = -1\n",
+            "recording.max_part_hours",
+            2,
+            "more than 0",
+        ),
+        (
+            "[twitch]\nhelix_url = \"not a url\"\n",
+            "twitch.helix_url",
+            2,
+            "not a valid address",
+        ),
+        (
+            "[twitch]\nclient_id = \"abc\"\n",
+            "twitch.client_secret",
+            0,
+            "go together",
+        ),
+        (
+            "[youtube]\nenabled = true\n",
+            "youtube.enabled",
+            2,
+            "client_id and client_secret",
+        ),
+        (
+            "[youtube]\nredirect_uri = \"urn:ietf:wg:oauth:2.0:oob\"\n",
+            "youtube.redirect_uri",
+            2,
+            "blocked",
+        ),
+        (
+            "[slack]\napp_token = \"xapp-1\"\n",
+            "slack.bot_token",
+            0,
+            "bot token",
+        ),
+        (
+            "[slack]\nbot_token = \"xoxb-1\"\n",
+            "slack.app_token",
+            0,
+            "app token",
+        ),
+        (
+            "[discord]\nguild_id = \"abc\"\n",
+            "discord.guild_id",
+            2,
+            "numeric",
+        ),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{text}: {err}");
+        if line > 0 {
+            assert_eq!(err.line, Some(line), "{text}: {err}");
+        }
+        assert!(err.message.contains(fragment), "{text}: {err}");
+    }
+}
+
+#[test]
+fn syntax_errors_have_a_line() {
+    let err = parse("[storage]\ndata_dir = \"unterminated\n").unwrap_err();
+    assert_eq!(err.line, Some(2), "{err}");
+}
+
+#[test]
+fn environment_overrides_every_kind_of_value() {
+    let c = parse_env(
+        "[twitch]\nclient_id = \"file\"\nclient_secret = \"file\"\n",
+        &[
+            ("RECBOT_TWITCH__CLIENT_SECRET", "0x1F_from_env"),
+            ("RECBOT_TWITCH__CLIENT_ID", "12345"),
+            ("RECBOT_TWITCH__POLL_INTERVAL_SECS", "3"),
+            ("RECBOT_TWITCH__IRC_TLS", "false"),
+            ("RECBOT_STORAGE__DATA_DIR", "/data"),
+            ("RECBOT_STORAGE__MIN_FREE_GB", "1.5"),
+            ("RECBOT_DISCORD__OPERATORS", "[\"1\", 2]"),
+            ("RECBOT_DISCORD__GUILD_ID", "123456789012345678"),
+            ("RECBOT_YOUTUBE__PRIVACY", "unlisted"),
+        ],
+    )
+    .unwrap();
+    assert_eq!(
+        c.twitch.client_secret.as_ref().unwrap().expose(),
+        "0x1F_from_env"
+    );
+    assert_eq!(c.twitch.client_id.as_deref(), Some("12345"));
+    assert_eq!(c.twitch.poll_interval_secs(), 3);
+    assert!(!c.twitch.irc_tls);
+    assert_eq!(c.storage.data_dir, PathBuf::from("/data"));
+    assert_eq!(c.storage.min_free_gb, 1.5);
+    assert_eq!(c.discord.operators, vec!["1", "2"]);
+    assert_eq!(c.discord.guild_id.as_deref(), Some("123456789012345678"));
+    assert_eq!(c.youtube.privacy, Privacy::Unlisted);
+}
+
+#[test]
+fn environment_errors_name_the_variable() {
+    let err = parse_env("", &[("RECBOT_TWITCH__NOPE", "1")]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("twitch.nope"));
+    assert!(err.message.contains("RECBOT_TWITCH__NOPE"), "{err}");
+    let err = parse_env("", &[("RECBOT_STORAGE__WARN_USAGE_PERCENT", "101")]).unwrap_err();
+    assert!(
+        err.message.contains("RECBOT_STORAGE__WARN_USAGE_PERCENT"),
+        "{err}"
+    );
+    let err = parse_env("", &[("RECBOT_NOSECTION__X", "1")]).unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("nosection"), "{err}");
+}
+
+#[test]
+fn secrets_never_print() {
+    let c = parse(
+        "[twitch]\nclient_id = \"id\"\nclient_secret = \"hunter2-twitch\"\n\
+         [slack]\napp_token = \"xapp-hunter2\"\nbot_token = \"xoxb-hunter2\"\n\
+         [discord]\ntoken = \"discord-hunter2\"\n",
+    )
+    .unwrap();
+    let shown = format!("{c:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+    assert!(shown.contains("[redacted]"));
+    assert_eq!(
+        format!("{}", c.discord.token.as_ref().unwrap()),
+        "[redacted]"
+    );
+    assert!(
+        !c.console_enabled(),
+        "console defaults off when a chat front-end is set"
+    );
+    assert_eq!(c.twitch.poll_interval_secs(), 10);
+}
+
+#[test]
+fn absolute_and_relative_paths() {
+    let c = parse("[storage]\ndata_dir = \"/srv/rec\"\nchat_dir = \"logs\"\n").unwrap();
+    assert_eq!(c.storage.data_dir, PathBuf::from("/srv/rec"));
+    assert_eq!(c.storage.chat_dir(), PathBuf::from("/etc/recbot/logs"));
+    assert_eq!(
+        c.storage.recordings_dir(),
+        PathBuf::from("/srv/rec/recordings")
+    );
+}

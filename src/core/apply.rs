@@ -1,0 +1,236 @@
+//! Applying commands to the state: rights first, then validate against what is stored,
+//! persist, record the audit entry, and only then answer.
+
+use chrono::Utc;
+use recbot_commands::{Access, AddRequest, Command, Login, Source};
+use tracing::{error, info};
+
+use super::store::Watch;
+use super::{Core, Origin, Reply};
+use crate::event::{Event, EventKind};
+
+impl Core {
+    pub(super) async fn apply(&mut self, command: Command, origin: Origin) -> Reply {
+        if command.access() == Access::Operator && !origin.operator {
+            info!(user = %origin.user, room = %origin.room, command = %command, "refused: not an operator");
+            self.publish(Event::now(
+                None,
+                EventKind::CommandRefused {
+                    by: origin.user.clone(),
+                    room: origin.room.clone(),
+                    command: command.to_string(),
+                },
+            ))
+            .await;
+            return Reply::refused(format!(
+                "Only operators may run `{}`. Ask an operator, or have your user id added to \
+                 the operators list in recbot's config.",
+                command.name()
+            ));
+        }
+        let name = command.name();
+        let private = command.private_reply();
+        let result = match command {
+            Command::Add(request) => self.add(request, &origin).await,
+            Command::Remove { name } => self.remove(name, &origin).await,
+            Command::List => self.list().await,
+            Command::Status { name } => self.status(name).await,
+            Command::Help { topic } => Ok(Reply::ok(recbot_commands::help(topic))),
+            Command::Auth { .. }
+            | Command::Code { .. }
+            | Command::Uploads
+            | Command::Retry { .. }
+            | Command::Quota => Ok(Reply::refused(format!(
+                "`{name}` is not available yet: this build of recbot has no YouTube or Twitch \
+                 account connection."
+            ))),
+            Command::Disk => Ok(Reply::refused(
+                "`disk` is not available yet: this build of recbot does not record.",
+            )),
+        };
+        let mut reply = result.unwrap_or_else(|e| {
+            error!(error = %e, command = name, "command failed");
+            Reply::refused(format!(
+                "`{name}` failed: {e:#}. Nothing was changed; see the service log for details."
+            ))
+        });
+        reply.private |= private;
+        reply
+    }
+
+    async fn add(&mut self, request: AddRequest, origin: &Origin) -> anyhow::Result<Reply> {
+        let AddRequest {
+            name,
+            source,
+            options,
+        } = request;
+        let existing = self.store.watch(&name).await?;
+        let updated = existing.is_some();
+        let watch = match existing {
+            Some(old) if old.source != source => {
+                return Ok(Reply::refused(format!(
+                    "`{name}` is already watched as {}; `remove {name}` first to change the source.",
+                    describe_source(&old.source)
+                )));
+            }
+            Some(old)
+                if options.quality.is_none()
+                    && options.upload.is_none()
+                    && options.chat.is_none() =>
+            {
+                return Ok(Reply::ok(format!(
+                    "Already watching {name} ({}).",
+                    old.options_text()
+                )));
+            }
+            Some(old) => Watch {
+                quality: options.quality.unwrap_or(old.quality),
+                upload: options.upload.unwrap_or(old.upload),
+                chat: options.chat.unwrap_or(old.chat),
+                ..old
+            },
+            None => Watch {
+                chat: matches!(source, Source::Twitch) && options.chat.unwrap_or(true),
+                name,
+                source,
+                quality: options.quality.unwrap_or(self.config.recording.quality),
+                upload: options.upload.unwrap_or(true),
+                room: origin.room.clone(),
+                added_by: origin.user.clone(),
+                added_at: Utc::now(),
+            },
+        };
+        self.store.put_watch(&watch).await?;
+        self.publish(Event::now(
+            Some(watch.name.clone()),
+            EventKind::WatchAdded {
+                by: origin.user.clone(),
+                room: origin.room.clone(),
+                options: watch.options_text(),
+            },
+        ))
+        .await;
+        let mut text = if updated {
+            format!("Updated {}: {}.", watch.name, watch.options_text())
+        } else {
+            format!(
+                "Watching {} ({}). Its events will be posted here.",
+                watch.name,
+                watch.options_text()
+            )
+        };
+        if watch.upload && !self.config.youtube.enabled {
+            text.push_str(" Note: YouTube uploads are disabled in the config ([youtube] enabled).");
+        }
+        Ok(Reply::ok(text))
+    }
+
+    async fn remove(&mut self, name: Login, origin: &Origin) -> anyhow::Result<Reply> {
+        if !self.store.delete_watch(&name).await? {
+            return Ok(Reply::refused(format!(
+                "`{name}` is not watched; `list` shows what is."
+            )));
+        }
+        self.publish(Event::now(
+            Some(name.clone()),
+            EventKind::WatchRemoved {
+                by: origin.user.clone(),
+                room: origin.room.clone(),
+            },
+        ))
+        .await;
+        Ok(Reply::ok(format!(
+            "Stopped watching {name}. Its recordings and chat logs are kept."
+        )))
+    }
+
+    async fn list(&self) -> anyhow::Result<Reply> {
+        let watches = self.store.watches().await?;
+        if watches.is_empty() {
+            return Ok(Reply::ok(
+                "Not watching anything yet. Add a channel with `add <login>`.",
+            ));
+        }
+        let mut text = format!("Watching {}:", watches.len());
+        for w in &watches {
+            text.push_str(&format!(
+                "\n• {} — {}, {} (added by {} in {}, {})",
+                w.name,
+                describe_source(&w.source),
+                w.options_text(),
+                w.added_by,
+                w.room,
+                w.added_at.format("%Y-%m-%d")
+            ));
+        }
+        Ok(Reply::ok(text))
+    }
+
+    async fn status(&self, name: Option<Login>) -> anyhow::Result<Reply> {
+        let Some(name) = name else {
+            return self.service_status().await;
+        };
+        let Some(watch) = self.store.watch(&name).await? else {
+            return Ok(Reply::refused(format!(
+                "`{name}` is not watched; `list` shows what is."
+            )));
+        };
+        let mut text = format!(
+            "{} — {}, {}; events go to {}.",
+            watch.name,
+            describe_source(&watch.source),
+            watch.options_text(),
+            watch.room
+        );
+        let recent = self.store.recent_events(Some(&name), 5).await?;
+        if !recent.is_empty() {
+            text.push_str("\nRecent:");
+            for event in recent {
+                text.push_str(&format!(
+                    "\n  {} {}",
+                    event.at.format("%Y-%m-%d %H:%M:%S"),
+                    crate::frontend::render::event_line(&event)
+                ));
+            }
+        }
+        Ok(Reply::ok(text))
+    }
+
+    async fn service_status(&self) -> anyhow::Result<Reply> {
+        let watches = self.store.watches().await?;
+        let hls = watches
+            .iter()
+            .filter(|w| matches!(w.source, Source::Hls { .. }))
+            .count();
+        let up = self.started.elapsed().as_secs();
+        let mut frontends = Vec::new();
+        if self.config.console_enabled() {
+            frontends.push("console");
+        }
+        if self.config.slack.is_configured() {
+            frontends.push("slack");
+        }
+        if self.config.discord.is_configured() {
+            frontends.push("discord");
+        }
+        Ok(Reply::ok(format!(
+            "recbot {} up {}h {:02}m · watching {} ({} Twitch, {} HLS) · front-ends: {} · \
+             state schema v{}",
+            env!("CARGO_PKG_VERSION"),
+            up / 3600,
+            up % 3600 / 60,
+            watches.len(),
+            watches.len() - hls,
+            hls,
+            frontends.join(", "),
+            self.store.schema_version().await?
+        )))
+    }
+}
+
+fn describe_source(source: &Source) -> String {
+    match source {
+        Source::Twitch => "Twitch".into(),
+        Source::Hls { url } => format!("HLS {url}"),
+    }
+}

@@ -1,0 +1,323 @@
+//! The supervisor: the one task that owns recbot's state. It applies commands (persist first,
+//! then reply), receives [`Event`]s from workers, persists them in the event log and passes
+//! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here.
+
+mod apply;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use recbot_commands::{Command, Login};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use crate::config::Config;
+use crate::event::{Event, EventKind, Room};
+use store::Store;
+
+/// Capacity of the worker → core event channel; workers wait when it is full.
+const EVENT_QUEUE: usize = 1024;
+/// Capacity of the front-end broadcast; a front-end that falls this far behind is told so.
+const NOTICE_QUEUE: usize = 1024;
+/// Commands waiting for the core.
+const REQUEST_QUEUE: usize = 64;
+
+/// Who sent a command and from where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub room: Room,
+    /// A front-end's user id (`console` on the console), for the audit trail.
+    pub user: String,
+    /// Decided by the front-end from its configured operators.
+    pub operator: bool,
+}
+
+impl Origin {
+    pub fn console() -> Origin {
+        Origin {
+            room: Room::Console,
+            user: "console".into(),
+            operator: true,
+        }
+    }
+}
+
+/// The answer to a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub text: String,
+    /// Show only to the person who asked (ephemeral where the platform allows).
+    pub private: bool,
+    /// `false` when the command was refused or failed.
+    pub ok: bool,
+}
+
+impl Reply {
+    pub fn ok(text: impl Into<String>) -> Reply {
+        Reply {
+            text: text.into(),
+            private: false,
+            ok: true,
+        }
+    }
+
+    pub fn refused(text: impl Into<String>) -> Reply {
+        Reply {
+            text: text.into(),
+            private: true,
+            ok: false,
+        }
+    }
+}
+
+/// An event as front-ends receive it: persisted (with its sequence number in the event log)
+/// and addressed to the room of its login, when it has one.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    pub seq: i64,
+    pub event: Event,
+    /// The room the login was added from; `None` for service-wide events.
+    pub room: Option<Room>,
+}
+
+#[derive(Debug)]
+struct Inbox {
+    requests: mpsc::Receiver<Request>,
+    events: mpsc::Receiver<Event>,
+}
+
+#[derive(Debug)]
+struct Request {
+    command: Command,
+    origin: Origin,
+    reply: oneshot::Sender<Reply>,
+}
+
+/// A cheap handle front-ends use to talk to the core.
+#[derive(Debug, Clone)]
+pub struct CoreHandle {
+    requests: mpsc::Sender<Request>,
+    notices: broadcast::Sender<Arc<Notice>>,
+    stopped: CancellationToken,
+}
+
+impl CoreHandle {
+    /// Parses command text and executes it. Text that does not parse gets the parser's error
+    /// (with usage) and reaches nothing else.
+    pub async fn submit(&self, text: &str, origin: Origin) -> Reply {
+        match recbot_commands::parse(text) {
+            Ok(command) => self.execute(command, origin).await,
+            Err(e) => Reply::refused(e.to_string()),
+        }
+    }
+
+    pub async fn execute(&self, command: Command, origin: Origin) -> Reply {
+        let (tx, rx) = oneshot::channel();
+        let request = Request {
+            command,
+            origin,
+            reply: tx,
+        };
+        if self.requests.send(request).await.is_err() {
+            return Reply::refused("recbot is shutting down; try again when it is back");
+        }
+        rx.await.unwrap_or_else(|_| {
+            Reply::refused("recbot stopped before answering; the command may not have been applied")
+        })
+    }
+
+    /// Every notice from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Notice>> {
+        self.notices.subscribe()
+    }
+
+    /// Resolves once the core has drained its workers, published its last notice and closed
+    /// the state database.
+    pub async fn stopped(&self) {
+        self.stopped.cancelled().await
+    }
+}
+
+/// Where workers send events. Cloned into every worker.
+#[derive(Debug, Clone)]
+pub struct Events {
+    tx: mpsc::Sender<Event>,
+}
+
+impl Events {
+    /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
+    pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
+        if self.tx.send(Event::now(login, kind)).await.is_err() {
+            warn!("event dropped: the core has stopped");
+        }
+    }
+}
+
+/// The supervisor's state. Lives inside its task; reach it through a [`CoreHandle`].
+#[derive(Debug)]
+pub struct Core {
+    config: Arc<Config>,
+    store: Store,
+    started: Instant,
+    events_tx: mpsc::Sender<Event>,
+    /// The receiving ends, until the core task takes them.
+    inbox: Option<Inbox>,
+    notices: broadcast::Sender<Arc<Notice>>,
+    /// Cancelled on SIGINT/SIGTERM; workers get child tokens.
+    shutdown: CancellationToken,
+    /// Cancelled when the core has finished (see [`CoreHandle::stopped`]).
+    stopped: CancellationToken,
+    /// Every worker task; shutdown waits for all of them.
+    workers: TaskTracker,
+}
+
+impl Core {
+    /// Opens the state and returns the core (not yet running) and its handle. Front-ends
+    /// subscribe to the handle before [`Core::spawn`], so they see every notice from the first.
+    pub async fn open(
+        config: Arc<Config>,
+        shutdown: CancellationToken,
+    ) -> Result<(Core, CoreHandle)> {
+        let store = Store::open(&config.storage.database_path()).await?;
+        let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (notices, _) = broadcast::channel(NOTICE_QUEUE);
+        let stopped = CancellationToken::new();
+        let core = Core {
+            config,
+            store,
+            started: Instant::now(),
+            events_tx,
+            inbox: Some(Inbox {
+                requests: requests_rx,
+                events: events_rx,
+            }),
+            notices: notices.clone(),
+            shutdown,
+            stopped: stopped.clone(),
+            workers: TaskTracker::new(),
+        };
+        let handle = CoreHandle {
+            requests: requests_tx,
+            notices,
+            stopped,
+        };
+        Ok((core, handle))
+    }
+
+    /// Reconciles what should run with what is persisted and starts the core task on
+    /// `tracker`. The task ends after the shutdown token is cancelled and everything drained.
+    pub async fn spawn(mut self, tracker: &TaskTracker) -> Result<()> {
+        let watching = self.store.watches().await?.len();
+        info!(
+            watching,
+            schema = self.store.schema_version().await?,
+            "state loaded"
+        );
+        let inbox = self.inbox.take().expect("spawned once");
+        tracker.spawn(self.run(inbox, watching));
+        Ok(())
+    }
+
+    /// [`Core::open`] and [`Core::spawn`] in one, for callers that subscribe later.
+    pub async fn start(
+        config: Arc<Config>,
+        shutdown: CancellationToken,
+        tracker: &TaskTracker,
+    ) -> Result<CoreHandle> {
+        let (core, handle) = Core::open(config, shutdown).await?;
+        core.spawn(tracker).await?;
+        Ok(handle)
+    }
+
+    /// A sender for workers' events.
+    #[allow(dead_code)] // handed to workers as they are added
+    fn events(&self) -> Events {
+        Events {
+            tx: self.events_tx.clone(),
+        }
+    }
+
+    async fn run(mut self, inbox: Inbox, watching: usize) {
+        let Inbox {
+            mut requests,
+            mut events,
+        } = inbox;
+        let shutdown = self.shutdown.clone();
+        self.publish(Event::now(
+            None,
+            EventKind::ServiceStarted {
+                version: env!("CARGO_PKG_VERSION").into(),
+                watching,
+            },
+        ))
+        .await;
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(event) = events.recv() => self.publish(event).await,
+                Some(request) = requests.recv() => {
+                    let reply = self.apply(request.command, request.origin).await;
+                    // The requester may have given up (front-end timeout); the command stands.
+                    let _ = request.reply.send(reply);
+                }
+            }
+        }
+        info!("shutting down: waiting for workers to finish their files");
+        self.publish(Event::now(None, EventKind::ServiceStopping))
+            .await;
+        requests.close();
+        self.workers.close();
+        let workers = self.workers.clone();
+        // Workers may still report (final file names, last gaps) while they finish.
+        let drain = async {
+            let mut finished = std::pin::pin!(workers.wait());
+            loop {
+                tokio::select! {
+                    Some(event) = events.recv() => self.publish(event).await,
+                    _ = &mut finished => break,
+                }
+            }
+            while let Ok(event) = events.try_recv() {
+                self.publish(event).await;
+            }
+        };
+        if tokio::time::timeout(Duration::from_secs(8), drain)
+            .await
+            .is_err()
+        {
+            error!("workers did not finish within 8 s; stopping anyway");
+        }
+        self.store.close().await;
+        info!("state saved");
+        self.stopped.cancel();
+    }
+
+    /// Persists an event, then passes it on to the front-ends.
+    async fn publish(&mut self, event: Event) {
+        let seq = match self.store.append_event(&event).await {
+            Ok(seq) => seq,
+            Err(e) => {
+                error!(error = %e, kind = event.kind_name(), "cannot persist event");
+                0
+            }
+        };
+        if event.kind.is_audit_only() {
+            return;
+        }
+        let room = match &event.login {
+            Some(login) => self.store.watch(login).await.ok().flatten().map(|w| w.room),
+            None => None,
+        };
+        // No subscribers is fine (e.g. before a front-end connects); the log has it.
+        let _ = self.notices.send(Arc::new(Notice { seq, event, room }));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,268 @@
+//! The state database (SQLite through sqlx, WAL mode, embedded migrations run at start). Owned
+//! by the core, the only writer; every method is one short transaction.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use chrono::{DateTime, Utc};
+use recbot_commands::{Login, Quality, Source};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::event::{Event, Room};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/migrations");
+
+/// One entry of the watch list: the desired state for a login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    pub name: Login,
+    pub source: Source,
+    pub quality: Quality,
+    pub upload: bool,
+    pub chat: bool,
+    /// Where it was added; its events are posted there.
+    pub room: Room,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+}
+
+impl Watch {
+    /// `quality best, upload on, chat on` (chat is not shown for HLS sources).
+    pub fn options_text(&self) -> String {
+        let on = |b: bool| if b { "on" } else { "off" };
+        match self.source {
+            Source::Twitch => format!(
+                "quality {}, upload {}, chat {}",
+                self.quality,
+                on(self.upload),
+                on(self.chat)
+            ),
+            Source::Hls { .. } => format!("quality {}, upload {}", self.quality, on(self.upload)),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Store> {
+        if let Some(dir) = path.parent() {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("cannot open the state database {}", path.display()))?;
+        MIGRATIONS
+            .run(&pool)
+            .await
+            .context("cannot migrate the state database")?;
+        Ok(Store { pool })
+    }
+
+    /// The highest migration applied.
+    pub async fn schema_version(&self) -> Result<i64> {
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success = 1")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version.unwrap_or(0))
+    }
+
+    pub async fn watches(&self) -> Result<Vec<Watch>> {
+        let rows = sqlx::query("SELECT * FROM watches ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(watch_from_row).collect()
+    }
+
+    pub async fn watch(&self, name: &Login) -> Result<Option<Watch>> {
+        let row = sqlx::query("SELECT * FROM watches WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(watch_from_row).transpose()
+    }
+
+    /// Inserts or replaces the watch entry.
+    pub async fn put_watch(&self, w: &Watch) -> Result<()> {
+        let (source, url) = match &w.source {
+            Source::Twitch => ("twitch", None),
+            Source::Hls { url } => ("hls", Some(url.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO watches (name, source, hls_url, quality, upload, chat, room, added_by, added_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET source = excluded.source, hls_url = excluded.hls_url,
+               quality = excluded.quality, upload = excluded.upload, chat = excluded.chat",
+        )
+        .bind(w.name.as_str())
+        .bind(source)
+        .bind(url)
+        .bind(w.quality.as_str())
+        .bind(w.upload)
+        .bind(w.chat)
+        .bind(w.room.to_string())
+        .bind(&w.added_by)
+        .bind(w.added_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes the entry; `false` when there was none.
+    pub async fn delete_watch(&self, name: &Login) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM watches WHERE name = ?")
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    /// Appends to the event log; returns the event's sequence number.
+    pub async fn append_event(&self, event: &Event) -> Result<i64> {
+        let payload = serde_json::to_string(event)?;
+        let id = sqlx::query("INSERT INTO events (at, kind, name, payload) VALUES (?, ?, ?, ?)")
+            .bind(event.at)
+            .bind(event.kind_name())
+            .bind(event.login.as_ref().map(Login::as_str))
+            .bind(payload)
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
+        Ok(id)
+    }
+
+    /// The newest `limit` events (optionally of one login), oldest first.
+    pub async fn recent_events(&self, name: Option<&Login>, limit: i64) -> Result<Vec<Event>> {
+        let rows = sqlx::query(
+            "SELECT payload FROM (SELECT id, payload FROM events
+               WHERE (?1 IS NULL OR name = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
+        )
+        .bind(name.map(Login::as_str))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let payload: String = r.try_get("payload")?;
+                serde_json::from_str(&payload).context("unreadable event in the log")
+            })
+            .collect()
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pool_for_tests(&self) -> SqlitePool {
+        self.pool.clone()
+    }
+
+    /// Waits for pending writes and closes the database cleanly (WAL checkpointed).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn watch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Watch> {
+    let name: String = row.try_get("name")?;
+    let source: String = row.try_get("source")?;
+    let source = match source.as_str() {
+        "twitch" => Source::Twitch,
+        "hls" => Source::Hls {
+            url: row.try_get("hls_url")?,
+        },
+        other => return Err(anyhow!("unknown source `{other}` for {name}")),
+    };
+    let quality: String = row.try_get("quality")?;
+    let room: String = row.try_get("room")?;
+    Ok(Watch {
+        name: Login::from_stored(&name).map_err(|e| anyhow!(e))?,
+        source,
+        quality: Quality::parse(&quality).map_err(|e| anyhow!(e))?,
+        upload: row.try_get("upload")?,
+        chat: row.try_get("chat")?,
+        room: Room::from_str(&room).map_err(|e| anyhow!(e))?,
+        added_by: row.try_get("added_by")?,
+        added_at: row.try_get("added_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn watch(name: &str) -> Watch {
+        Watch {
+            name: Login::parse(name).unwrap(),
+            source: Source::Twitch,
+            quality: Quality::BEST,
+            upload: true,
+            chat: false,
+            room: Room::Slack("C1".into()),
+            added_by: "U1".into(),
+            added_at: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn watches_survive_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/recbot.sqlite");
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), 1);
+        store.put_watch(&watch("foo")).await.unwrap();
+        let mut hls = watch("studio");
+        hls.source = Source::Hls {
+            url: "https://example.com/a.m3u8".into(),
+        };
+        store.put_watch(&hls).await.unwrap();
+        store.close().await;
+
+        let store = Store::open(&path).await.unwrap();
+        let all = store.watches().await.unwrap();
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].name.as_str(), "foo");
+        assert_eq!(all[0].room, Room::Slack("C1".into()));
+        assert!(!all[0].chat);
+        assert_eq!(all[1].source, hls.source);
+        assert!(store.delete_watch(&all[0].name).await.unwrap());
+        assert!(!store.delete_watch(&all[0].name).await.unwrap());
+        assert!(store.watch(&all[0].name).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn events_are_appended_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let foo = Login::parse("foo").unwrap();
+        for i in 0..5 {
+            let kind = crate::event::EventKind::ServiceStarted {
+                version: i.to_string(),
+                watching: i,
+            };
+            let login = (i % 2 == 0).then(|| foo.clone());
+            store.append_event(&Event::now(login, kind)).await.unwrap();
+        }
+        let all = store.recent_events(None, 3).await.unwrap();
+        assert_eq!(all.len(), 3);
+        let of_foo = store.recent_events(Some(&foo), 10).await.unwrap();
+        assert_eq!(of_foo.len(), 3);
+        assert!(of_foo.iter().all(|e| e.login.as_ref() == Some(&foo)));
+    }
+}

@@ -1,0 +1,232 @@
+use std::path::Path;
+
+use super::*;
+
+pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
+    let text = format!("[storage]\ndata_dir = {:?}\n", dir.to_str().unwrap());
+    Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
+}
+
+struct Running {
+    core: CoreHandle,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Running {
+    async fn start(dir: &Path) -> Running {
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let core = Core::start(test_config(dir), shutdown.clone(), &tracker)
+            .await
+            .unwrap();
+        Running {
+            core,
+            shutdown,
+            tracker,
+        }
+    }
+
+    async fn run(&self, text: &str) -> Reply {
+        self.core.submit(text, Origin::console()).await
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+fn guest() -> Origin {
+    Origin {
+        room: Room::Slack("C42".into()),
+        user: "U999".into(),
+        operator: false,
+    }
+}
+
+async fn event_count(dir: &Path) -> i64 {
+    let store = Store::open(&dir.join("recbot.sqlite")).await.unwrap();
+    let n = sqlx::query_scalar("SELECT COUNT(*) FROM events")
+        .fetch_one(&store.pool_for_tests())
+        .await
+        .unwrap();
+    store.close().await;
+    n
+}
+
+#[tokio::test]
+async fn add_list_remove_and_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    let reply = bot.run("add Foo").await;
+    assert!(reply.ok, "{reply:?}");
+    assert!(reply.text.contains("Watching foo"), "{}", reply.text);
+    let reply = bot
+        .run("add hls https://example.com/live.m3u8 studio upload=off")
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    let list = bot.run("list").await.text;
+    assert!(list.contains("Watching 2"), "{list}");
+    assert!(
+        list.contains("• foo — Twitch, quality best, upload on, chat on"),
+        "{list}"
+    );
+    assert!(
+        list.contains("• studio — HLS https://example.com/live.m3u8, quality best, upload off"),
+        "{list}"
+    );
+
+    let reply = bot.run("remove foo").await;
+    assert!(
+        reply.ok && reply.text.contains("Stopped watching foo"),
+        "{reply:?}"
+    );
+    let reply = bot.run("remove foo").await;
+    assert!(!reply.ok && reply.text.contains("not watched"), "{reply:?}");
+    bot.stop().await;
+
+    let bot = Running::start(dir.path()).await;
+    let list = bot.run("list").await.text;
+    assert!(list.contains("Watching 1:"), "{list}");
+    assert!(list.contains("studio") && !list.contains("foo"), "{list}");
+    let status = bot.run("status studio").await.text;
+    assert!(status.contains("studio — HLS"), "{status}");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn add_again_updates_options_and_keeps_the_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    assert!(bot.run("add foo").await.ok);
+    let again = bot.run("add foo").await;
+    assert!(
+        again.ok && again.text.contains("Already watching foo"),
+        "{again:?}"
+    );
+    let updated = bot.run("add foo quality=720p60 chat=off").await;
+    assert!(
+        updated
+            .text
+            .contains("Updated foo: quality 720p60, upload on, chat off"),
+        "{updated:?}"
+    );
+    let clash = bot.run("add hls https://example.com/x.m3u8 foo").await;
+    assert!(
+        !clash.ok && clash.text.contains("already watched as Twitch"),
+        "{clash:?}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn hostile_commands_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    assert!(bot.run("add foo").await.ok);
+    let before = bot.run("list").await.text;
+    let flood = "a".repeat(10_000);
+    for text in [
+        "add ../../etc",
+        "add foo/bar",
+        "remove ../foo",
+        "add foo\u{0}",
+        "add \u{202e}oof",
+        "add f\u{200b}oo",
+        "add foo; rm -rf /",
+        "add $(reboot)",
+        "",
+        "   ",
+        flood.as_str(),
+        "ad foo",
+        "add foo quality=8k",
+        "code youtube garbage!!",
+    ] {
+        let reply = bot.run(text).await;
+        assert!(!reply.ok, "{text:?} was accepted: {reply:?}");
+        assert!(reply.text.len() < 600, "{text:?}: reply too long");
+    }
+    assert_eq!(bot.run("list").await.text, before);
+    bot.stop().await;
+    assert!(!dir.path().join("etc").exists());
+}
+
+#[tokio::test]
+async fn non_operators_are_refused_and_audited() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    let events_before = {
+        // ServiceStarted is the only event so far
+        1
+    };
+    let reply = bot.core.submit("add foo", guest()).await;
+    assert!(!reply.ok && reply.private, "{reply:?}");
+    assert!(
+        reply.text.contains("Only operators may run `add`"),
+        "{reply:?}"
+    );
+    let reply = bot.core.submit("remove foo", guest()).await;
+    assert!(!reply.ok);
+    // Read-only commands are for everyone.
+    let reply = bot.core.submit("list", guest()).await;
+    assert!(
+        reply.ok && reply.text.contains("Not watching anything"),
+        "{reply:?}"
+    );
+    assert!(bot.core.submit("help", guest()).await.ok);
+    bot.stop().await;
+
+    let store = Store::open(&dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
+    let events = store.recent_events(None, 100).await.unwrap();
+    let refused: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::CommandRefused { .. }))
+        .collect();
+    assert_eq!(refused.len(), 2, "{events:?}");
+    match &refused[0].kind {
+        EventKind::CommandRefused { by, room, command } => {
+            assert_eq!(by, "U999");
+            assert_eq!(room, &Room::Slack("C42".into()));
+            assert_eq!(command, "add foo");
+        }
+        _ => unreachable!(),
+    }
+    assert!(store.watches().await.unwrap().is_empty());
+    assert!(events.len() > events_before);
+}
+
+#[tokio::test]
+async fn events_are_persisted_before_they_are_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    let mut notices = bot.core.subscribe();
+    bot.shutdown.cancel();
+    let notice = loop {
+        let notice = notices.recv().await.unwrap();
+        if matches!(notice.event.kind, EventKind::ServiceStopping) {
+            break notice;
+        }
+    };
+    assert!(notice.seq > 0);
+    bot.tracker.close();
+    bot.tracker.wait().await;
+    assert_eq!(event_count(dir.path()).await, notice.seq);
+}
+
+#[tokio::test]
+async fn replies_for_features_not_built_are_honest() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    for text in ["auth youtube", "uploads", "retry 1", "quota", "disk"] {
+        let reply = bot.run(text).await;
+        assert!(!reply.ok, "{text}: {reply:?}");
+        assert!(reply.text.contains("not available"), "{text}: {reply:?}");
+    }
+    let reply = bot.run("auth twitch").await;
+    assert!(reply.private);
+    bot.stop().await;
+}

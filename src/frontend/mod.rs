@@ -1,0 +1,6 @@
+//! Front-ends: where operators type commands and read events. Each one turns platform input
+//! into command text plus an [`Origin`](crate::core::Origin), hands it to the core, and renders
+//! replies and notices back. Only this folder knows chat platforms.
+
+pub mod console;
+pub mod render;

@@ -1,0 +1,11 @@
+//! recbot: watches Twitch channels, records their live streams, logs their chat and uploads
+//! the recordings to YouTube, driven from Slack, Discord or a console.
+//!
+//! See ARCHITECTURE.md for the map. The binary (`main.rs`) only parses the command line and
+//! wires these parts together.
+
+pub mod config;
+pub mod core;
+pub mod event;
+pub mod frontend;
+pub mod logging;

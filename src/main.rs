@@ -1,0 +1,198 @@
+//! The `recbot` command line: parses arguments, loads the config, wires the parts together and
+//! shuts them down cleanly on SIGINT or SIGTERM. No logic of its own.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use recbot::config::Config;
+use recbot::core::Core;
+use recbot::frontend::console;
+use recbot::logging::{self, LogFormat};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+/// How long a shutdown may take before recbot gives up waiting.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "recbot",
+    version,
+    about = "Records Twitch live streams, logs their chat and uploads them to YouTube, driven \
+             from Slack, Discord or the console.",
+    long_about = "Records Twitch live streams, logs their chat and uploads them to YouTube, \
+                  driven from Slack, Discord or the console.\n\n\
+                  Start with `recbot run --config config/recbot.example.toml`: it needs no \
+                  credentials and takes commands on stdin (type `help`).\n\
+                  Every config key can be overridden as RECBOT_<SECTION>__<KEY>."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+
+    /// Service log format (the log goes to stderr; RUST_LOG filters it, e.g. RUST_LOG=debug).
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run the service until SIGINT or SIGTERM.
+    ///
+    /// With the console front-end (the default when Slack and Discord are not configured),
+    /// commands are read from stdin, one per line, and replies and events are printed on
+    /// stdout. Closing stdin does not stop the service.
+    Run {
+        /// The config file (TOML). See config/recbot.example.toml.
+        #[arg(long, short, env = "RECBOT_CONFIG")]
+        config: PathBuf,
+    },
+    /// Check a config file: print what is enabled and where data goes.
+    ///
+    /// Exits with 0 when the file is valid, and with 2 and a message naming the file, line and
+    /// key when it is not. Environment overrides (RECBOT_<SECTION>__<KEY>) are applied.
+    CheckConfig {
+        /// The config file (TOML).
+        #[arg(long, short, env = "RECBOT_CONFIG")]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::CheckConfig { config } => match Config::load(&config) {
+            Ok(config) => {
+                print!("{}", config.summary());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("invalid config: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Cmd::Run { config } => {
+            let config = match Config::load(&config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("invalid config: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            logging::init(cli.log_format);
+            match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    error!("{e:#}");
+                    eprintln!("recbot stopped: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    // Both ring and aws-lc-rs may be linked in; pick one before any TLS client is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let result = runtime.block_on(serve(Arc::new(config)));
+    // The console's stdin reader may sit in a blocking read forever; do not wait for it.
+    runtime.shutdown_timeout(Duration::from_millis(200));
+    result
+}
+
+async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
+    let mut signals = Signals::install()?;
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+
+    let (core, handle) = Core::open(config.clone(), shutdown.clone()).await?;
+    if config.console_enabled() {
+        let input = tokio::io::BufReader::new(tokio::io::stdin());
+        let task = console::run(
+            handle.clone(),
+            handle.subscribe(),
+            input,
+            tokio::io::stdout(),
+            config.slack.command.clone(),
+            shutdown.clone(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = task.await {
+                warn!(error = %e, "console output failed");
+            }
+        });
+    } else if !config.slack.is_configured() && !config.discord.is_configured() {
+        warn!("no front-end is enabled: nothing can send commands to this recbot");
+    }
+    core.spawn(&tracker).await?;
+    info!(
+        config = %config.source.display(),
+        data = %config.storage.data_dir.display(),
+        "recbot is running"
+    );
+
+    let signal = signals.next().await;
+    info!(signal, "stopping: finishing files and saving state");
+    shutdown.cancel();
+    tracker.close();
+    tokio::select! {
+        finished = tokio::time::timeout(SHUTDOWN_LIMIT, tracker.wait()) => {
+            if finished.is_err() {
+                error!("shutdown took longer than {SHUTDOWN_LIMIT:?}; exiting anyway");
+            }
+        }
+        signal = signals.next() => {
+            warn!(signal, "second signal: exiting without waiting");
+        }
+    }
+    info!("stopped");
+    Ok(())
+}
+
+/// SIGINT and SIGTERM, installed at start-up so an early signal is not lost.
+struct Signals {
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    #[cfg(unix)]
+    fn install() -> anyhow::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("cannot handle SIGTERM")?,
+            int: signal(SignalKind::interrupt()).context("cannot handle SIGINT")?,
+        })
+    }
+
+    #[cfg(unix)]
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+
+    #[cfg(not(unix))]
+    fn install() -> anyhow::Result<Signals> {
+        Ok(Signals {})
+    }
+
+    #[cfg(not(unix))]
+    async fn next(&mut self) -> &'static str {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
+    }
+}
