@@ -2,6 +2,7 @@
 //! [`Room`] (where commands come from and events go).
 
 use std::fmt;
+use std::path::PathBuf;
 use std::str::FromStr;
 
 use chrono::{DateTime, Utc};
@@ -14,6 +15,10 @@ pub struct Event {
     pub at: DateTime<Utc>,
     /// The watched login the event is about; `None` for service-wide events.
     pub login: Option<Login>,
+    /// The broadcast (row of the `sessions` table) the event belongs to, when it belongs to
+    /// one; front-ends keep one thread per session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session: Option<i64>,
     pub kind: EventKind,
 }
 
@@ -22,8 +27,15 @@ impl Event {
         Event {
             at: Utc::now(),
             login,
+            session: None,
             kind,
         }
+    }
+
+    /// The same event, tagged with its session.
+    pub fn in_session(mut self, session: i64) -> Event {
+        self.session = Some(session);
+        self
     }
 
     /// The variant's name, stored as the event log's `kind` column.
@@ -37,7 +49,10 @@ impl Event {
 #[serde(tag = "type")]
 pub enum EventKind {
     /// The service started and reconciled its persisted state.
-    ServiceStarted { version: String, watching: usize },
+    ServiceStarted {
+        version: String,
+        watching: usize,
+    },
     /// Shutdown began (SIGINT/SIGTERM); workers are finishing their files.
     ServiceStopping,
     /// Audit: a login was added to (or its options changed in) the watch list.
@@ -47,12 +62,140 @@ pub enum EventKind {
         options: String,
     },
     /// Audit: a login was removed from the watch list.
-    WatchRemoved { by: String, room: Room },
+    WatchRemoved {
+        by: String,
+        room: Room,
+    },
     /// Audit: a command was refused because the user is not an operator.
     CommandRefused {
         by: String,
         room: Room,
         command: String,
+    },
+
+    // --- live detection and recording (src/twitch/, src/recorder/) ---
+    /// A watched login went live. `latency_secs`: from the stream's start (as Twitch reports
+    /// it) to detection.
+    LiveDetected {
+        stream_id: Option<String>,
+        title: String,
+        game: Option<String>,
+        viewers: Option<u64>,
+        latency_secs: Option<f64>,
+    },
+    /// Title or game changed while live (a chapter in the sidecar and the video description).
+    StreamUpdated {
+        title: String,
+        game: Option<String>,
+    },
+    /// Bytes of a new part are being written; `file` is relative to recordings_dir.
+    RecordingStarted {
+        file: String,
+        quality: String,
+        part: u32,
+    },
+    /// Segments that could not be fetched (after retries) or fell out of the playlist window.
+    RecordingGap {
+        first_sequence: u64,
+        last_sequence: u64,
+        seconds: f64,
+        reason: String,
+    },
+    /// An ad break was cut out of the recording.
+    AdBreak {
+        duration_secs: f64,
+    },
+    /// No new segment for `seconds` although the stream is live; recbot re-resolved the
+    /// playlist and it still does not move.
+    RecordingStalled {
+        seconds: u64,
+    },
+    /// One part is complete on disk (renamed from `.part`, fsynced) with its sidecar.
+    RecordingPartFinished {
+        part: u32,
+        /// Absolute path of the finished file.
+        file: PathBuf,
+        /// Absolute path of its sidecar (`<name>.json`).
+        sidecar: PathBuf,
+        bytes: u64,
+        duration_secs: f64,
+        gaps: u32,
+        recovered: bool,
+    },
+    /// The broadcast ended and every part is finished.
+    RecordingFinished {
+        parts: u32,
+        duration_secs: f64,
+        bytes: u64,
+        gaps: u32,
+    },
+    /// Recording could not start or continue.
+    RecordingFailed {
+        reason: String,
+    },
+    /// The recordings disk is fuller than `warn_usage_percent`, or below `min_free_gb` (then
+    /// recording stopped cleanly).
+    DiskLow {
+        used_percent: f64,
+        free_gb: f64,
+        stopped_recording: bool,
+    },
+
+    // --- chat logging (src/chat/) ---
+    ChatJoined {
+        rooms: usize,
+    },
+    ChatDisconnected {
+        reason: String,
+    },
+    ChatReconnected {
+        offline_secs: f64,
+    },
+    /// Lines received but not written because the disk could not keep up.
+    ChatDropped {
+        lines: u64,
+    },
+
+    // --- OAuth and uploads (src/upload/, src/twitch/) ---
+    /// A human must (re)authorize `service`; `url` is the consent link to open.
+    AuthRequired {
+        service: String,
+        reason: String,
+        url: Option<String>,
+    },
+    AuthCompleted {
+        service: String,
+        account: Option<String>,
+    },
+    UploadQueued {
+        job: i64,
+        file: String,
+    },
+    UploadStarted {
+        job: i64,
+        file: String,
+        bytes: u64,
+    },
+    UploadProgress {
+        job: i64,
+        sent_bytes: u64,
+        total_bytes: u64,
+        bytes_per_sec: f64,
+    },
+    /// The job waits (quota, upload limit, backoff, missing authorization) until `until`.
+    UploadDeferred {
+        job: i64,
+        reason: String,
+        until: DateTime<Utc>,
+    },
+    UploadFinished {
+        job: i64,
+        video_id: String,
+        url: String,
+    },
+    UploadFailed {
+        job: i64,
+        reason: String,
     },
 }
 
@@ -64,6 +207,28 @@ impl EventKind {
             EventKind::WatchAdded { .. } => "WatchAdded",
             EventKind::WatchRemoved { .. } => "WatchRemoved",
             EventKind::CommandRefused { .. } => "CommandRefused",
+            EventKind::LiveDetected { .. } => "LiveDetected",
+            EventKind::StreamUpdated { .. } => "StreamUpdated",
+            EventKind::RecordingStarted { .. } => "RecordingStarted",
+            EventKind::RecordingGap { .. } => "RecordingGap",
+            EventKind::AdBreak { .. } => "AdBreak",
+            EventKind::RecordingStalled { .. } => "RecordingStalled",
+            EventKind::RecordingPartFinished { .. } => "RecordingPartFinished",
+            EventKind::RecordingFinished { .. } => "RecordingFinished",
+            EventKind::RecordingFailed { .. } => "RecordingFailed",
+            EventKind::DiskLow { .. } => "DiskLow",
+            EventKind::ChatJoined { .. } => "ChatJoined",
+            EventKind::ChatDisconnected { .. } => "ChatDisconnected",
+            EventKind::ChatReconnected { .. } => "ChatReconnected",
+            EventKind::ChatDropped { .. } => "ChatDropped",
+            EventKind::AuthRequired { .. } => "AuthRequired",
+            EventKind::AuthCompleted { .. } => "AuthCompleted",
+            EventKind::UploadQueued { .. } => "UploadQueued",
+            EventKind::UploadStarted { .. } => "UploadStarted",
+            EventKind::UploadProgress { .. } => "UploadProgress",
+            EventKind::UploadDeferred { .. } => "UploadDeferred",
+            EventKind::UploadFinished { .. } => "UploadFinished",
+            EventKind::UploadFailed { .. } => "UploadFailed",
         }
     }
 
@@ -74,6 +239,18 @@ impl EventKind {
             EventKind::WatchAdded { .. }
                 | EventKind::WatchRemoved { .. }
                 | EventKind::CommandRefused { .. }
+        )
+    }
+
+    /// Service-wide events go to the front-ends' `events_room` even when they name a login.
+    pub fn is_service_wide(&self) -> bool {
+        matches!(
+            self,
+            EventKind::ServiceStarted { .. }
+                | EventKind::ServiceStopping
+                | EventKind::DiskLow { .. }
+                | EventKind::AuthRequired { .. }
+                | EventKind::AuthCompleted { .. }
         )
     }
 }

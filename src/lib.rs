@@ -9,3 +9,4 @@ pub mod core;
 pub mod event;
 pub mod frontend;
 pub mod logging;
+pub mod recorder;

@@ -13,7 +13,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::event::{Event, Room};
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/migrations");
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
 
 /// One entry of the watch list: the desired state for a login.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,0 +1,169 @@
+//! The sidecar: `<name>.json` next to every finished recording part, describing it (who, when,
+//! what was on air, what is missing). The uploader builds titles, descriptions and chapters from
+//! it and records the YouTube video id in it; the chat logger takes the part's time span from it.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sidecar {
+    /// Watch-list name (Twitch login or HLS source name).
+    pub login: String,
+    /// The broadcaster's display name when known (Twitch `user_name`).
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// `twitch` or `hls`.
+    pub source: String,
+    /// Twitch stream id; `None` for HLS sources or when it could not be learnt.
+    #[serde(default)]
+    pub stream_id: Option<String>,
+    /// Row id in the `sessions` table.
+    pub session: i64,
+    /// 1-based part number within the session.
+    pub part: u32,
+    /// File name of the recording (no folder).
+    pub file: String,
+    /// The rendition recorded (`1080p60`, `audio_only`, …).
+    pub quality: String,
+    pub started: DateTime<Utc>,
+    pub ended: DateTime<Utc>,
+    /// Seconds of media in the file (sum of segment durations written).
+    pub duration_secs: f64,
+    pub segments: u64,
+    pub bytes: u64,
+    /// Title/game history; the first entry is the state at the part's start.
+    #[serde(default)]
+    pub chapters: Vec<Chapter>,
+    #[serde(default)]
+    pub gaps: Vec<Gap>,
+    #[serde(default)]
+    pub ad_breaks: Vec<AdBreak>,
+    /// Media offsets (seconds) where an `EXT-X-DISCONTINUITY` was written.
+    #[serde(default)]
+    pub discontinuities: Vec<f64>,
+    /// The part was finalized at start-up from a `.part` left by a crash.
+    #[serde(default)]
+    pub recovered: bool,
+    /// Set by the uploader once YouTube confirmed the upload.
+    #[serde(default)]
+    pub youtube_video_id: Option<String>,
+}
+
+/// A title/game state from `at` on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chapter {
+    pub at: DateTime<Utc>,
+    /// Seconds from the part's start.
+    pub offset_secs: f64,
+    pub title: String,
+    #[serde(default)]
+    pub game: Option<String>,
+}
+
+/// Media that is missing from the file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Gap {
+    pub at: DateTime<Utc>,
+    /// Seconds from the part's start where the gap sits.
+    pub offset_secs: f64,
+    pub first_sequence: u64,
+    pub last_sequence: u64,
+    pub seconds: f64,
+    pub reason: String,
+}
+
+/// An ad break that was cut out (the file jumps over it).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AdBreak {
+    pub at: DateTime<Utc>,
+    pub offset_secs: f64,
+    pub duration_secs: f64,
+}
+
+impl Sidecar {
+    /// `dir/name.ts` → `dir/name.json`.
+    pub fn path_for(recording: &Path) -> PathBuf {
+        recording.with_extension("json")
+    }
+
+    pub async fn read(path: &Path) -> Result<Sidecar> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .with_context(|| format!("cannot read sidecar {}", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("sidecar {} is not valid", path.display()))
+    }
+
+    /// Writes atomically: to `<path>.part`, fsynced, then renamed over `path`.
+    pub async fn write(&self, path: &Path) -> Result<()> {
+        let json = serde_json::to_vec_pretty(self)?;
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".part");
+        let tmp = PathBuf::from(tmp);
+        let mut file = tokio::fs::File::create(&tmp)
+            .await
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        file.write_all(&json).await?;
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&tmp, path)
+            .await
+            .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+        Ok(())
+    }
+
+    /// Gaps in seconds, summed.
+    pub fn gap_seconds(&self) -> f64 {
+        self.gaps.iter().map(|g| g.seconds).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trips_atomically() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = dir.path().join("2026-11-21_10-00-00_title.ts");
+        let path = Sidecar::path_for(&rec);
+        assert_eq!(path, dir.path().join("2026-11-21_10-00-00_title.json"));
+        let now = Utc::now();
+        let sidecar = Sidecar {
+            login: "foo".into(),
+            display_name: Some("Foo".into()),
+            source: "twitch".into(),
+            stream_id: Some("123".into()),
+            session: 7,
+            part: 1,
+            file: "2026-11-21_10-00-00_title.ts".into(),
+            quality: "1080p60".into(),
+            started: now,
+            ended: now,
+            duration_secs: 12.0,
+            segments: 6,
+            bytes: 4096,
+            chapters: vec![Chapter {
+                at: now,
+                offset_secs: 0.0,
+                title: "hello".into(),
+                game: Some("Chess".into()),
+            }],
+            gaps: vec![],
+            ad_breaks: vec![],
+            discontinuities: vec![],
+            recovered: false,
+            youtube_video_id: None,
+        };
+        sidecar.write(&path).await.unwrap();
+        assert!(!dir
+            .path()
+            .join("2026-11-21_10-00-00_title.json.part")
+            .exists());
+        assert_eq!(Sidecar::read(&path).await.unwrap(), sidecar);
+    }
+}
