@@ -101,6 +101,7 @@ impl Core {
             },
         };
         self.store.put_watch(&watch).await?;
+        self.watches_changed().await;
         self.publish(Event::now(
             Some(watch.name.clone()),
             EventKind::WatchAdded {
@@ -131,6 +132,7 @@ impl Core {
                 "`{name}` is not watched; `list` shows what is."
             )));
         }
+        self.watches_changed().await;
         self.publish(Event::now(
             Some(name.clone()),
             EventKind::WatchRemoved {

@@ -3,8 +3,10 @@
 //! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here.
 
 mod apply;
+mod reactions;
 pub mod store;
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -166,6 +168,8 @@ pub struct Core {
     events_tx: mpsc::Sender<Event>,
     /// The receiving ends, until the core task takes them.
     inbox: Option<Inbox>,
+    /// Events produced by reactions, published after the one being handled.
+    followups: VecDeque<Event>,
     notices: broadcast::Sender<Arc<Notice>>,
     /// Cancelled on SIGINT/SIGTERM; workers get child tokens.
     shutdown: CancellationToken,
@@ -196,6 +200,7 @@ impl Core {
                 requests: requests_rx,
                 events: events_rx,
             }),
+            followups: VecDeque::new(),
             notices: notices.clone(),
             shutdown,
             stopped: stopped.clone(),
@@ -219,6 +224,7 @@ impl Core {
             "state loaded"
         );
         let inbox = self.inbox.take().expect("spawned once");
+        self.watches_changed().await;
         tracker.spawn(self.run(inbox, watching));
         Ok(())
     }
@@ -234,9 +240,8 @@ impl Core {
         Ok(handle)
     }
 
-    /// A sender for workers' events.
-    #[allow(dead_code)] // handed to workers as they are added
-    fn events(&self) -> Events {
+    /// A sender for workers' events (and for tests that play a worker).
+    pub fn events(&self) -> Events {
         Events {
             tx: self.events_tx.clone(),
         }
@@ -298,8 +303,23 @@ impl Core {
         self.stopped.cancel();
     }
 
-    /// Persists an event, then passes it on to the front-ends.
+    /// Persists an event, lets the core react to it, then passes it on to the front-ends.
+    /// Events that reactions produce (see [`Core::follow_up`]) are handled the same way, in
+    /// order, before this returns.
     async fn publish(&mut self, event: Event) {
+        self.followups.push_back(event);
+        while let Some(event) = self.followups.pop_front() {
+            self.publish_one(event).await;
+        }
+    }
+
+    /// Queues an event caused by a reaction (published right after the current one).
+    #[allow(dead_code)] // used by worker reactions as they land
+    fn follow_up(&mut self, event: Event) {
+        self.followups.push_back(event);
+    }
+
+    async fn publish_one(&mut self, event: Event) {
         let seq = match self.store.append_event(&event).await {
             Ok(seq) => seq,
             Err(e) => {
@@ -307,6 +327,7 @@ impl Core {
                 0
             }
         };
+        self.react(&event).await;
         if event.kind.is_audit_only() {
             return;
         }

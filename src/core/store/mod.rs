@@ -13,6 +13,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::event::{Event, Room};
 
+mod tokens;
+
+pub use tokens::StoredToken;
+
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
 
 /// One entry of the watch list: the desired state for a login.

@@ -1,0 +1,18 @@
+//! Chained reactions: what the core does next because of an event (live → record, part
+//! finished → upload and chat slice) or because the watch list changed (tell workers the new
+//! wanted sets). One place, so the chains can be tested without the workers' I/O.
+
+use super::Core;
+use crate::event::Event;
+
+impl Core {
+    /// Runs after `event` is persisted and before it is announced.
+    pub(super) async fn react(&mut self, event: &Event) {
+        // Workers add their reactions here as they land (see the worker issues).
+        let _ = event;
+    }
+
+    /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
+    /// what they run with the watch list.
+    pub(super) async fn watches_changed(&mut self) {}
+}
