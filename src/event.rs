@@ -78,15 +78,24 @@ pub enum EventKind {
     /// it) to detection.
     LiveDetected {
         stream_id: Option<String>,
+        /// The broadcaster's display name (`Foo` for login `foo`) when known.
+        display_name: Option<String>,
         title: String,
         game: Option<String>,
         viewers: Option<u64>,
+        /// When Twitch says the stream started.
+        started_at: Option<DateTime<Utc>>,
         latency_secs: Option<f64>,
     },
     /// Title or game changed while live (a chapter in the sidecar and the video description).
     StreamUpdated {
         title: String,
         game: Option<String>,
+    },
+    /// The live check no longer sees the stream (reported at once; the offline grace period
+    /// that decides whether the session ended is the recorder's business).
+    StreamOffline {
+        stream_id: Option<String>,
     },
     /// Bytes of a new part are being written; `file` is relative to recordings_dir.
     RecordingStarted {
@@ -209,6 +218,7 @@ impl EventKind {
             EventKind::CommandRefused { .. } => "CommandRefused",
             EventKind::LiveDetected { .. } => "LiveDetected",
             EventKind::StreamUpdated { .. } => "StreamUpdated",
+            EventKind::StreamOffline { .. } => "StreamOffline",
             EventKind::RecordingStarted { .. } => "RecordingStarted",
             EventKind::RecordingGap { .. } => "RecordingGap",
             EventKind::AdBreak { .. } => "AdBreak",

@@ -39,6 +39,7 @@ pub fn event_line(event: &Event) -> String {
             Some(game) => format!("{login} changed title/game: {title} [{game}]"),
             None => format!("{login} changed title: {title}"),
         },
+        EventKind::StreamOffline { .. } => format!("{login} is offline"),
         EventKind::RecordingStarted {
             file,
             quality,

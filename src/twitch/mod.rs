@@ -1,0 +1,4 @@
+//! Everything that talks to Twitch's HTTP services: the playback path (GQL token + usher
+//! playlists), live detection, and tokens. Chat (IRC) lives in `chat/`.
+
+pub mod playback;

@@ -1,0 +1,469 @@
+//! Twitch's playback path, as the web player uses it: a playback access token from GQL (the
+//! `PlaybackAccessToken` persisted query), then the usher master playlist signed with it. Used
+//! by the recorder to start and refresh recordings, and by the watcher to probe liveness
+//! without credentials (usher answers 404 while a channel is offline).
+//!
+//! The client id, the query hash and the codecs are config values: Twitch changes them.
+
+use std::fmt;
+use std::time::Duration;
+
+use recbot_commands::Login;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use serde_json::json;
+use url::Url;
+
+/// Browser user agent: GQL refuses some non-browser agents (streamlink#6574).
+const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
+const PLAYER_ORIGIN: &str = "https://player.twitch.tv";
+/// Used when Twitch no longer knows the configured persisted-query hash.
+const INLINE_QUERY: &str = "query PlaybackAccessToken_Template($login: String!, $isLive: Boolean!, $vodID: ID!, $isVod: Boolean!, $playerType: String!, $platform: String!) { streamPlaybackAccessToken(channelName: $login, params: {platform: $platform, playerBackend: \"mediaplayer\", playerType: $playerType}) @include(if: $isLive) { value signature __typename } videoPlaybackAccessToken(id: $vodID, params: {platform: $platform, playerBackend: \"mediaplayer\", playerType: $playerType}) @include(if: $isVod) { value signature __typename } }";
+
+/// Where and how to reach the playback path.
+#[derive(Debug, Clone)]
+pub struct Playback {
+    http: reqwest::Client,
+    gql_url: String,
+    gql_client_id: String,
+    gql_query_hash: String,
+    usher_url: String,
+    supported_codecs: String,
+}
+
+/// A signed playback token. Short-lived and bound to one channel; not shown in `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AccessToken {
+    value: String,
+    signature: String,
+}
+
+impl fmt::Debug for AccessToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AccessToken([redacted])")
+    }
+}
+
+/// What usher said about a channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Master {
+    /// Live: the master playlist and the address it was fetched from (variant URIs in it may
+    /// be relative to that address).
+    Live { url: Url, playlist: String },
+    /// Not live (or no such channel).
+    Offline,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlaybackError {
+    #[error("cannot reach {service}: {source}")]
+    Transport {
+        service: &'static str,
+        #[source]
+        source: reqwest::Error,
+    },
+    #[error("{service} answered HTTP {status}: {detail}")]
+    Status {
+        service: &'static str,
+        status: u16,
+        detail: String,
+    },
+    #[error("Twitch GQL refused the playback token request: {0}")]
+    Gql(String),
+    #[error("the stream is restricted (subscriber-only or geo-blocked): {0}")]
+    Restricted(String),
+}
+
+impl PlaybackError {
+    /// Worth retrying later (network trouble, Twitch 5xx), as opposed to a refusal.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PlaybackError::Transport { .. } => true,
+            PlaybackError::Status { status, .. } => *status >= 500 || *status == 429,
+            PlaybackError::Gql(_) | PlaybackError::Restricted(_) => false,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct GqlResponse {
+    data: Option<GqlData>,
+    #[serde(default)]
+    errors: Vec<GqlError>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GqlData {
+    stream_playback_access_token: Option<GqlToken>,
+}
+
+#[derive(Deserialize)]
+struct GqlToken {
+    value: String,
+    signature: String,
+}
+
+#[derive(Deserialize)]
+struct GqlError {
+    message: String,
+}
+
+impl Playback {
+    pub fn new(http: reqwest::Client, twitch: &crate::config::Twitch) -> Playback {
+        Playback {
+            http,
+            gql_url: twitch.gql_url.clone(),
+            gql_client_id: twitch.gql_client_id.clone(),
+            gql_query_hash: twitch.gql_query_hash.clone(),
+            usher_url: twitch.usher_url.trim_end_matches('/').to_string(),
+            supported_codecs: "h264".into(),
+        }
+    }
+
+    /// Codecs to offer usher (`h264`, or `h264,h265,av1` for enhanced-broadcasting renditions).
+    pub fn with_supported_codecs(mut self, codecs: &str) -> Playback {
+        self.supported_codecs = codecs.to_string();
+        self
+    }
+
+    /// A playback token for `login`'s live stream; `None` when Twitch has none to give (the
+    /// channel is offline or does not exist).
+    pub async fn access_token(&self, login: &Login) -> Result<Option<AccessToken>, PlaybackError> {
+        let variables = json!({
+            "isLive": true, "login": login.as_str(), "isVod": false, "vodID": "",
+            "playerType": "embed", "platform": "site",
+        });
+        let persisted = json!({
+            "operationName": "PlaybackAccessToken",
+            "extensions": {"persistedQuery": {"version": 1, "sha256Hash": self.gql_query_hash}},
+            "variables": variables,
+        });
+        match self.gql(&persisted).await {
+            Err(PlaybackError::Gql(message)) if message.contains("PersistedQueryNotFound") => {
+                let inline = json!({
+                    "operationName": "PlaybackAccessToken_Template",
+                    "query": INLINE_QUERY,
+                    "variables": variables,
+                });
+                self.gql(&inline).await
+            }
+            other => other,
+        }
+    }
+
+    async fn gql(&self, body: &serde_json::Value) -> Result<Option<AccessToken>, PlaybackError> {
+        let response = self
+            .http
+            .post(&self.gql_url)
+            .header("Client-ID", &self.gql_client_id)
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .json(body)
+            .send()
+            .await
+            .map_err(|source| PlaybackError::Transport {
+                service: "Twitch GQL",
+                source,
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| PlaybackError::Transport {
+                service: "Twitch GQL",
+                source,
+            })?;
+        if !status.is_success() {
+            return Err(PlaybackError::Status {
+                service: "Twitch GQL",
+                status: status.as_u16(),
+                detail: excerpt(&text),
+            });
+        }
+        let parsed: GqlResponse = serde_json::from_str(&text)
+            .map_err(|e| PlaybackError::Gql(format!("unreadable answer ({e})")))?;
+        if let Some(error) = parsed.errors.first() {
+            return Err(PlaybackError::Gql(error.message.clone()));
+        }
+        Ok(parsed
+            .data
+            .and_then(|d| d.stream_playback_access_token)
+            .map(|t| AccessToken {
+                value: t.value,
+                signature: t.signature,
+            }))
+    }
+
+    /// The usher address of `login`'s master playlist, signed with `token`.
+    pub fn master_url(&self, login: &Login, token: &AccessToken) -> Url {
+        let mut url = Url::parse(&format!(
+            "{}/api/v2/channel/hls/{}.m3u8",
+            self.usher_url,
+            login.as_str()
+        ))
+        .expect("usher_url is validated as an http(s) address and logins are [a-z0-9_]");
+        url.query_pairs_mut()
+            .append_pair("platform", "web")
+            .append_pair("p", &rand::random_range(0..1_000_000u32).to_string())
+            .append_pair("allow_source", "true")
+            .append_pair("allow_audio_only", "true")
+            .append_pair("playlist_include_framerate", "true")
+            .append_pair("supported_codecs", &self.supported_codecs)
+            .append_pair("sig", &token.signature)
+            .append_pair("token", &token.value)
+            .append_pair("fast_bread", "true");
+        url
+    }
+
+    /// Resolves `login` to its master playlist: a fresh token, then usher. `Offline` when
+    /// Twitch has no token for it or usher answers 404.
+    pub async fn master_playlist(&self, login: &Login) -> Result<Master, PlaybackError> {
+        let Some(token) = self.access_token(login).await? else {
+            return Ok(Master::Offline);
+        };
+        let url = self.master_url(login, &token);
+        let response = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .header(reqwest::header::REFERER, PLAYER_ORIGIN)
+            .header(reqwest::header::ORIGIN, PLAYER_ORIGIN)
+            .timeout(Duration::from_secs(20))
+            .send()
+            .await
+            .map_err(|source| PlaybackError::Transport {
+                service: "Twitch usher",
+                source,
+            })?;
+        let status = response.status();
+        let text = response
+            .text()
+            .await
+            .map_err(|source| PlaybackError::Transport {
+                service: "Twitch usher",
+                source,
+            })?;
+        match status {
+            s if s.is_success() => Ok(Master::Live {
+                url: redact_query(url),
+                playlist: text,
+            }),
+            StatusCode::NOT_FOUND => Ok(Master::Offline),
+            StatusCode::FORBIDDEN => Err(PlaybackError::Restricted(usher_error(&text))),
+            s => Err(PlaybackError::Status {
+                service: "Twitch usher",
+                status: s.as_u16(),
+                detail: usher_error(&text),
+            }),
+        }
+    }
+}
+
+/// The master playlist's address without its signed query (variant URIs on Twitch are
+/// absolute; the base only matters for other HLS servers and for messages).
+fn redact_query(mut url: Url) -> Url {
+    url.set_query(None);
+    url
+}
+
+/// Usher errors are `[{"type":"error","error":"…","error_code":"…"}]`.
+fn usher_error(body: &str) -> String {
+    #[derive(Deserialize)]
+    struct UsherError {
+        error: Option<String>,
+        error_code: Option<serde_json::Value>,
+    }
+    match serde_json::from_str::<Vec<UsherError>>(body) {
+        Ok(errors) if !errors.is_empty() => errors
+            .iter()
+            .map(|e| {
+                let code = e
+                    .error_code
+                    .as_ref()
+                    .map(|c| c.to_string())
+                    .unwrap_or_default();
+                format!("{} {}", e.error.clone().unwrap_or_default(), code)
+                    .trim()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        _ => excerpt(body),
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    let mut out: String = text.chars().take(200).collect();
+    if text.chars().count() > 200 {
+        out.push('…');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::{body_partial_json, header, method, path, query_param};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    fn playback(server: &MockServer) -> Playback {
+        let twitch = crate::config::Twitch {
+            gql_url: format!("{}/gql", server.uri()),
+            usher_url: server.uri(),
+            ..Default::default()
+        };
+        Playback::new(reqwest::Client::new(), &twitch)
+    }
+
+    fn login(s: &str) -> Login {
+        Login::parse(s).unwrap()
+    }
+
+    fn token_body(value: &str) -> serde_json::Value {
+        json!({"data": {"streamPlaybackAccessToken": {"value": value, "signature": "sig123"}}})
+    }
+
+    #[tokio::test]
+    async fn live_channel_resolves_to_its_master_playlist() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/gql"))
+            .and(header("Client-ID", "kimne78kx3ncx6brgo4mv6wki5h1ko"))
+            .and(body_partial_json(json!({
+                "operationName": "PlaybackAccessToken",
+                "variables": {"login": "foo", "isLive": true, "playerType": "embed"},
+            })))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("{\"c\":1}")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/channel/hls/foo.m3u8"))
+            .and(query_param("sig", "sig123"))
+            .and(query_param("token", "{\"c\":1}"))
+            .and(query_param("allow_source", "true"))
+            .and(query_param("supported_codecs", "h264"))
+            .and(header("Referer", "https://player.twitch.tv"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("#EXTM3U\n"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        match playback(&server)
+            .master_playlist(&login("foo"))
+            .await
+            .unwrap()
+        {
+            Master::Live { url, playlist } => {
+                assert_eq!(playlist, "#EXTM3U\n");
+                assert!(url.query().is_none(), "signed query kept: {url}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn offline_when_no_token_or_usher_404() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"variables": {"login": "gone"}})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"data": {"streamPlaybackAccessToken": null}})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"variables": {"login": "idle"}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("v")))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/channel/hls/idle.m3u8"))
+            .respond_with(ResponseTemplate::new(404).set_body_string(
+                r#"[{"url":"x","error":"twirp error not_found: transcode does not exist","error_code":"transcode_does_not_exist","type":"error"}]"#,
+            ))
+            .mount(&server)
+            .await;
+        let p = playback(&server);
+        assert_eq!(
+            p.master_playlist(&login("gone")).await.unwrap(),
+            Master::Offline
+        );
+        assert_eq!(
+            p.master_playlist(&login("idle")).await.unwrap(),
+            Master::Offline
+        );
+    }
+
+    #[tokio::test]
+    async fn unknown_query_hash_falls_back_to_the_inline_query() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(
+                json!({"operationName": "PlaybackAccessToken"}),
+            ))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"errors": [{"message": "PersistedQueryNotFound"}]})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(
+                json!({"operationName": "PlaybackAccessToken_Template"}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("v2")))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let token = playback(&server)
+            .access_token(&login("foo"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(token.value, "v2");
+        assert!(!format!("{token:?}").contains("v2"));
+    }
+
+    #[tokio::test]
+    async fn refusals_and_failures_are_told_apart() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"variables": {"login": "broken"}})))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(json!({"errors": [{"message": "service timeout"}]})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"variables": {"login": "subs"}})))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("v")))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/channel/hls/subs.m3u8"))
+            .respond_with(ResponseTemplate::new(403).set_body_string(
+                r#"[{"error":"Content Restricted In Region","error_code":"content_geoblocked","type":"error"}]"#,
+            ))
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(json!({"variables": {"login": "down"}})))
+            .respond_with(ResponseTemplate::new(503).set_body_string("upstream"))
+            .mount(&server)
+            .await;
+        let p = playback(&server);
+        let err = p.master_playlist(&login("broken")).await.unwrap_err();
+        assert!(
+            matches!(err, PlaybackError::Gql(ref m) if m == "service timeout"),
+            "{err}"
+        );
+        assert!(!err.is_transient());
+        let err = p.master_playlist(&login("subs")).await.unwrap_err();
+        assert!(err.to_string().contains("content_geoblocked"), "{err}");
+        let err = p.master_playlist(&login("down")).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+    }
+}
