@@ -97,6 +97,14 @@ pub enum EventKind {
     StreamOffline {
         stream_id: Option<String>,
     },
+    /// Live checks have failed `cycles` times in a row (wrong credentials, Twitch down);
+    /// live streams may be missed until they recover.
+    LiveCheckFailed {
+        reason: String,
+        cycles: u32,
+    },
+    /// Live checks work again after [`EventKind::LiveCheckFailed`].
+    LiveCheckRecovered,
     /// Bytes of a new part are being written; `file` is relative to recordings_dir.
     RecordingStarted {
         file: String,
@@ -219,6 +227,8 @@ impl EventKind {
             EventKind::LiveDetected { .. } => "LiveDetected",
             EventKind::StreamUpdated { .. } => "StreamUpdated",
             EventKind::StreamOffline { .. } => "StreamOffline",
+            EventKind::LiveCheckFailed { .. } => "LiveCheckFailed",
+            EventKind::LiveCheckRecovered => "LiveCheckRecovered",
             EventKind::RecordingStarted { .. } => "RecordingStarted",
             EventKind::RecordingGap { .. } => "RecordingGap",
             EventKind::AdBreak { .. } => "AdBreak",
@@ -259,6 +269,8 @@ impl EventKind {
             EventKind::ServiceStarted { .. }
                 | EventKind::ServiceStopping
                 | EventKind::DiskLow { .. }
+                | EventKind::LiveCheckFailed { .. }
+                | EventKind::LiveCheckRecovered
                 | EventKind::AuthRequired { .. }
                 | EventKind::AuthCompleted { .. }
         )

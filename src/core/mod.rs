@@ -3,6 +3,7 @@
 //! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here.
 
 mod apply;
+mod live;
 mod reactions;
 pub mod store;
 
@@ -151,6 +152,12 @@ pub struct Events {
 }
 
 impl Events {
+    /// An `Events` and the receiving end, for tests that play the core.
+    pub fn channel(capacity: usize) -> (Events, mpsc::Receiver<Event>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Events { tx }, rx)
+    }
+
     /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
     pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
         if self.tx.send(Event::now(login, kind)).await.is_err() {
@@ -177,6 +184,8 @@ pub struct Core {
     stopped: CancellationToken,
     /// Every worker task; shutdown waits for all of them.
     workers: TaskTracker,
+    /// Live detection for the watched Twitch logins.
+    watcher: Option<crate::twitch::watcher::WatcherHandle>,
 }
 
 impl Core {
@@ -205,6 +214,7 @@ impl Core {
             shutdown,
             stopped: stopped.clone(),
             workers: TaskTracker::new(),
+            watcher: None,
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -224,6 +234,7 @@ impl Core {
             "state loaded"
         );
         let inbox = self.inbox.take().expect("spawned once");
+        self.start_watcher();
         self.watches_changed().await;
         tracker.spawn(self.run(inbox, watching));
         Ok(())

@@ -14,5 +14,7 @@ impl Core {
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
     /// what they run with the watch list.
-    pub(super) async fn watches_changed(&mut self) {}
+    pub(super) async fn watches_changed(&mut self) {
+        self.update_watcher().await;
+    }
 }

@@ -2,8 +2,30 @@ use std::path::Path;
 
 use super::*;
 
+/// Every outside endpoint points at a closed local port: tests never reach the internet.
+pub(crate) const OFFLINE_ENDPOINTS: &str = "[twitch]
+helix_url = \"http://127.0.0.1:9/helix\"
+id_url = \"http://127.0.0.1:9/oauth2\"
+gql_url = \"http://127.0.0.1:9/gql\"
+usher_url = \"http://127.0.0.1:9\"
+irc_host = \"127.0.0.1\"
+irc_port = 9
+irc_tls = false
+[youtube]
+auth_url = \"http://127.0.0.1:9/auth\"
+token_url = \"http://127.0.0.1:9/token\"
+upload_url = \"http://127.0.0.1:9/upload\"
+[slack]
+api_url = \"http://127.0.0.1:9/api\"
+[discord]
+api_url = \"http://127.0.0.1:9\"
+";
+
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
-    let text = format!("[storage]\ndata_dir = {:?}\n", dir.to_str().unwrap());
+    let text = format!(
+        "{OFFLINE_ENDPOINTS}[storage]\ndata_dir = {:?}\n",
+        dir.to_str().unwrap()
+    );
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 

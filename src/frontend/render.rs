@@ -40,6 +40,10 @@ pub fn event_line(event: &Event) -> String {
             None => format!("{login} changed title: {title}"),
         },
         EventKind::StreamOffline { .. } => format!("{login} is offline"),
+        EventKind::LiveCheckFailed { reason, cycles } => format!(
+            "⚠ live checks failed {cycles} times in a row; live streams may be missed: {reason}"
+        ),
+        EventKind::LiveCheckRecovered => "live checks work again".to_string(),
         EventKind::RecordingStarted {
             file,
             quality,

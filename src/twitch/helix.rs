@@ -1,0 +1,322 @@
+//! Helix `GET /streams` for up to 100 logins per request, with the app token, honouring
+//! Twitch's rate-limit headers: when `Ratelimit-Remaining` reaches 0 the next request waits for
+//! `Ratelimit-Reset`; a 429 waits for the reset and retries (bounded).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{DateTime, Utc};
+use recbot_commands::Login;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use tracing::{debug, warn};
+
+use super::app_token::{AppToken, AppTokenError};
+
+/// Helix accepts at most this many `user_login` parameters per request.
+pub const MAX_LOGINS_PER_REQUEST: usize = 100;
+/// Longest wait for a rate-limit reset we accept from a header (it is a minute-long bucket).
+const MAX_RESET_WAIT: Duration = Duration::from_secs(65);
+/// 429s in a row before the request is given up (the next poll cycle tries again).
+const MAX_429_RETRIES: u32 = 3;
+
+/// One live stream as Helix describes it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HelixStream {
+    pub id: String,
+    pub user_login: String,
+    #[serde(default)]
+    pub user_name: String,
+    #[serde(default)]
+    pub game_name: String,
+    #[serde(default)]
+    pub title: String,
+    #[serde(default)]
+    pub viewer_count: u64,
+    pub started_at: Option<DateTime<Utc>>,
+    /// `live` for live streams (reruns and premieres are gone from Helix, but check anyway).
+    #[serde(default, rename = "type")]
+    pub kind: String,
+}
+
+#[derive(Deserialize)]
+struct StreamsResponse {
+    data: Vec<HelixStream>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HelixError {
+    #[error(transparent)]
+    Token(#[from] AppTokenError),
+    #[error("cannot reach Helix: {0}")]
+    Transport(#[from] reqwest::Error),
+    #[error("Helix answered HTTP {status}: {detail}")]
+    Status { status: u16, detail: String },
+    #[error("Helix kept answering 429 (rate limited)")]
+    RateLimited,
+}
+
+#[derive(Debug)]
+pub struct Helix {
+    http: reqwest::Client,
+    streams_url: String,
+    client_id: String,
+    token: AppToken,
+    /// Set when the bucket is empty: no request before this Unix time.
+    blocked_until: Option<u64>,
+    requests: u64,
+}
+
+impl Helix {
+    pub fn new(http: reqwest::Client, helix_url: &str, client_id: &str, token: AppToken) -> Helix {
+        Helix {
+            http,
+            streams_url: format!("{}/streams", helix_url.trim_end_matches('/')),
+            client_id: client_id.to_string(),
+            token,
+            blocked_until: None,
+            requests: 0,
+        }
+    }
+
+    /// Requests sent so far (for status and tests).
+    pub fn requests(&self) -> u64 {
+        self.requests
+    }
+
+    /// The live streams among `logins` (at most [`MAX_LOGINS_PER_REQUEST`]). Logins that are
+    /// not live are simply absent.
+    pub async fn streams(&mut self, logins: &[Login]) -> Result<Vec<HelixStream>, HelixError> {
+        assert!(logins.len() <= MAX_LOGINS_PER_REQUEST, "caller batches");
+        let mut query: Vec<(&str, &str)> =
+            logins.iter().map(|l| ("user_login", l.as_str())).collect();
+        query.push(("first", "100"));
+        let mut refreshed = false;
+        let mut limited = 0;
+        loop {
+            self.wait_for_bucket().await;
+            let token = self.token.get().await?;
+            self.requests += 1;
+            let response = self
+                .http
+                .get(&self.streams_url)
+                .query(&query)
+                .header("Client-Id", &self.client_id)
+                .bearer_auth(token.expose())
+                .send()
+                .await?;
+            self.note_rate_limit(response.headers());
+            match response.status() {
+                s if s.is_success() => return Ok(response.json::<StreamsResponse>().await?.data),
+                StatusCode::UNAUTHORIZED if !refreshed => {
+                    debug!("Helix rejected the app token; requesting a new one");
+                    self.token.invalidate();
+                    refreshed = true;
+                }
+                StatusCode::TOO_MANY_REQUESTS if limited < MAX_429_RETRIES => {
+                    limited += 1;
+                    let reset = reset_at(response.headers()).unwrap_or_else(|| now_unix() + 1);
+                    warn!(
+                        reset,
+                        "Helix rate limit hit; waiting for the bucket to refill"
+                    );
+                    self.blocked_until = Some(reset);
+                }
+                StatusCode::TOO_MANY_REQUESTS => return Err(HelixError::RateLimited),
+                s => {
+                    let detail: String = response.text().await.unwrap_or_default();
+                    return Err(HelixError::Status {
+                        status: s.as_u16(),
+                        detail: detail.chars().take(200).collect(),
+                    });
+                }
+            }
+        }
+    }
+
+    async fn wait_for_bucket(&mut self) {
+        if let Some(until) = self.blocked_until.take() {
+            let now = now_unix();
+            if until > now {
+                let wait = Duration::from_secs(until - now).min(MAX_RESET_WAIT);
+                tokio::time::sleep(wait).await;
+            }
+        }
+    }
+
+    fn note_rate_limit(&mut self, headers: &reqwest::header::HeaderMap) {
+        let remaining = headers
+            .get("ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if remaining == Some(0) {
+            self.blocked_until = reset_at(headers);
+        }
+    }
+}
+
+fn reset_at(headers: &reqwest::header::HeaderMap) -> Option<u64> {
+    headers
+        .get("ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse().ok())
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Secret;
+    use wiremock::matchers::{header, method, path};
+    use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+    async fn helix(server: &MockServer) -> Helix {
+        Mock::given(method("POST"))
+            .and(path("/oauth2/token"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"access_token": "apptoken", "expires_in": 3600}),
+                ),
+            )
+            .mount(server)
+            .await;
+        let http = reqwest::Client::new();
+        let token = AppToken::new(
+            http.clone(),
+            &format!("{}/oauth2", server.uri()),
+            "cid",
+            Secret::new("secret"),
+        );
+        Helix::new(http, &format!("{}/helix", server.uri()), "cid", token)
+    }
+
+    fn logins(n: usize) -> Vec<Login> {
+        (0..n)
+            .map(|i| Login::parse(&format!("user{i}")).unwrap())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn sends_repeated_user_login_parameters_with_both_credentials() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/helix/streams"))
+            .and(header("Client-Id", "cid"))
+            .and(header("Authorization", "Bearer apptoken"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "data": [{"id": "4711", "user_login": "user1", "user_name": "User1",
+                          "game_name": "Chess", "title": "hi", "viewer_count": 5,
+                          "started_at": "2026-11-21T10:00:00Z", "type": "live"}],
+                "pagination": {}
+            })))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let mut helix = helix(&server).await;
+        let live = helix.streams(&logins(100)).await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].id, "4711");
+        assert_eq!(live[0].user_name, "User1");
+        let requests = server.received_requests().await.unwrap();
+        let get = requests
+            .iter()
+            .find(|r| r.method.as_str() == "GET")
+            .unwrap();
+        let params: Vec<_> = get
+            .url
+            .query_pairs()
+            .filter(|(k, _)| k == "user_login")
+            .collect();
+        assert_eq!(params.len(), 100);
+        assert_eq!(params[0].1, "user0");
+    }
+
+    struct FirstUnauthorized(Arc<AtomicUsize>);
+
+    impl Respond for FirstUnauthorized {
+        fn respond(&self, _: &Request) -> ResponseTemplate {
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                ResponseTemplate::new(401)
+            } else {
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": []}))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_401_renews_the_token_once() {
+        let server = MockServer::start().await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        Mock::given(method("GET"))
+            .respond_with(FirstUnauthorized(calls.clone()))
+            .mount(&server)
+            .await;
+        let mut helix = helix(&server).await;
+        assert!(helix.streams(&logins(3)).await.unwrap().is_empty());
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let token_requests = server
+            .received_requests()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|r| r.url.path() == "/oauth2/token")
+            .count();
+        assert_eq!(token_requests, 2);
+    }
+
+    struct LimitedOnce(Arc<AtomicUsize>);
+
+    impl Respond for LimitedOnce {
+        fn respond(&self, _: &Request) -> ResponseTemplate {
+            let reset = (now_unix() + 1).to_string();
+            if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+                ResponseTemplate::new(429)
+                    .insert_header("Ratelimit-Limit", "800")
+                    .insert_header("Ratelimit-Remaining", "0")
+                    .insert_header("Ratelimit-Reset", reset.as_str())
+            } else {
+                ResponseTemplate::new(200)
+                    .insert_header("Ratelimit-Remaining", "799")
+                    .set_body_json(serde_json::json!({"data": []}))
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_429_waits_for_the_reset_and_retries() {
+        let server = MockServer::start().await;
+        let calls = Arc::new(AtomicUsize::new(0));
+        Mock::given(method("GET"))
+            .respond_with(LimitedOnce(calls.clone()))
+            .mount(&server)
+            .await;
+        let mut helix = helix(&server).await;
+        let started = std::time::Instant::now();
+        helix.streams(&logins(2)).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        // The reset was at most two wall-clock seconds away; it was waited for, not hammered.
+        assert!(started.elapsed() <= Duration::from_secs(3));
+        assert_eq!(helix.requests(), 2);
+    }
+
+    #[tokio::test]
+    async fn persistent_429_gives_up_after_bounded_retries() {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .respond_with(ResponseTemplate::new(429).insert_header("Ratelimit-Reset", "0"))
+            .mount(&server)
+            .await;
+        let mut helix = helix(&server).await;
+        let err = helix.streams(&logins(1)).await.unwrap_err();
+        assert!(matches!(err, HelixError::RateLimited), "{err}");
+        assert_eq!(helix.requests(), u64::from(MAX_429_RETRIES) + 1);
+    }
+}

@@ -1,0 +1,454 @@
+//! The live watcher: one task that knows which watched Twitch logins are live. Every
+//! `poll_interval_secs` it checks all wanted logins — through Helix, 100 logins per request,
+//! when app credentials are configured; otherwise by probing each login's playback path (GQL
+//! token + usher, 404 = offline) plus batched GQL metadata for the live ones — and reports what
+//! changed as events: `LiveDetected` once per stream, `StreamUpdated` on title/game changes,
+//! `StreamOffline` when a live login disappears, and `LiveCheckFailed`/`LiveCheckRecovered`
+//! when checks keep failing (wrong credentials, Twitch down).
+//!
+//! A failed check changes nothing: a login whose check failed keeps its last known state.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use recbot_commands::Login;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
+
+use super::app_token::AppToken;
+use super::helix::{Helix, MAX_LOGINS_PER_REQUEST};
+use super::metadata::{Metadata, BATCH};
+use super::playback::{Master, Playback};
+use crate::config::Config;
+use crate::core::Events;
+use crate::event::EventKind;
+
+/// Probes in flight at once without credentials (each is a GQL POST and an usher GET).
+const PROBE_CONCURRENCY: usize = 16;
+/// Failed cycles in a row before operators are told.
+const FAILED_CYCLES_BEFORE_REPORT: u32 = 3;
+
+/// What is known about a live login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LiveInfo {
+    pub stream_id: Option<String>,
+    pub display_name: Option<String>,
+    pub title: String,
+    pub game: Option<String>,
+    pub viewers: Option<u64>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
+/// The watcher's state as `status` shows it.
+#[derive(Debug, Clone, Default)]
+pub struct WatcherStatus {
+    /// `helix` or `probe`.
+    pub mode: &'static str,
+    pub interval_secs: u64,
+    pub watched: usize,
+    pub live: BTreeMap<Login, LiveInfo>,
+    pub last_check: Option<DateTime<Utc>>,
+    /// Requests the last full check needed.
+    pub last_check_requests: u64,
+    pub last_error: Option<String>,
+}
+
+/// Tells the watcher what to watch and reads its status.
+#[derive(Debug, Clone)]
+pub struct WatcherHandle {
+    wanted: Arc<watch::Sender<Vec<Login>>>,
+    status: watch::Receiver<WatcherStatus>,
+}
+
+impl WatcherHandle {
+    /// Replaces the set of watched Twitch logins; new ones are checked at once.
+    pub fn set_wanted(&self, mut logins: Vec<Login>) {
+        logins.sort();
+        logins.dedup();
+        self.wanted.send_if_modified(|current| {
+            let changed = *current != logins;
+            *current = logins;
+            changed
+        });
+    }
+
+    pub fn status(&self) -> WatcherStatus {
+        self.status.borrow().clone()
+    }
+}
+
+/// What one check saw of one login: `Some` live, `None` offline.
+type Observations = HashMap<Login, Option<Observed>>;
+
+/// A live observation; fields a probe could not learn are `None`.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Observed {
+    stream_id: Option<String>,
+    display_name: Option<String>,
+    title: Option<String>,
+    game: Option<String>,
+    viewers: Option<u64>,
+    started_at: Option<DateTime<Utc>>,
+}
+
+enum Detector {
+    Helix(Box<Helix>),
+    Probe {
+        playback: Playback,
+        metadata: Metadata,
+    },
+}
+
+impl Detector {
+    fn new(config: &Config, http: reqwest::Client) -> Detector {
+        let t = &config.twitch;
+        match (&t.client_id, &t.client_secret) {
+            (Some(id), Some(secret)) if t.has_app_credentials() => {
+                let token = AppToken::new(http.clone(), &t.id_url, id, secret.clone());
+                Detector::Helix(Box::new(Helix::new(http, &t.helix_url, id, token)))
+            }
+            _ => Detector::Probe {
+                playback: Playback::new(http.clone(), t),
+                metadata: Metadata::new(http, t),
+            },
+        }
+    }
+
+    fn mode(&self) -> &'static str {
+        match self {
+            Detector::Helix(_) => "helix",
+            Detector::Probe { .. } => "probe",
+        }
+    }
+
+    /// Checks `logins`; returns what was seen, the requests sent, and the errors met.
+    async fn observe(&mut self, logins: &[Login]) -> (Observations, u64, Vec<String>) {
+        let mut seen = Observations::new();
+        let mut errors = Vec::new();
+        match self {
+            Detector::Helix(helix) => {
+                let before = helix.requests();
+                for chunk in logins.chunks(MAX_LOGINS_PER_REQUEST) {
+                    match helix.streams(chunk).await {
+                        Ok(streams) => {
+                            let mut live: HashMap<String, _> = streams
+                                .into_iter()
+                                .filter(|s| s.kind.is_empty() || s.kind == "live")
+                                .map(|s| (s.user_login.to_ascii_lowercase(), s))
+                                .collect();
+                            for login in chunk {
+                                let observed = live.remove(login.as_str()).map(|s| Observed {
+                                    stream_id: Some(s.id),
+                                    display_name: Some(s.user_name).filter(|n| !n.is_empty()),
+                                    title: Some(s.title),
+                                    game: Some(s.game_name).filter(|g| !g.is_empty()),
+                                    viewers: Some(s.viewer_count),
+                                    started_at: s.started_at,
+                                });
+                                seen.insert(login.clone(), observed);
+                            }
+                        }
+                        Err(e) => errors.push(e.to_string()),
+                    }
+                }
+                (seen, helix.requests() - before, errors)
+            }
+            Detector::Probe { playback, metadata } => {
+                let playback = &*playback;
+                let probes = futures::stream::iter(logins.iter().cloned())
+                    .map(|login| async move {
+                        let result = playback.master_playlist(&login).await;
+                        (login, result)
+                    })
+                    .buffer_unordered(PROBE_CONCURRENCY)
+                    .collect::<Vec<_>>()
+                    .await;
+                // A token request and an usher request per login.
+                let mut requests = 2 * logins.len() as u64;
+                let mut live = Vec::new();
+                for (login, result) in probes {
+                    match result {
+                        Ok(Master::Live { .. }) => {
+                            live.push(login.clone());
+                            seen.insert(login, Some(Observed::default()));
+                        }
+                        Ok(Master::Offline) => {
+                            seen.insert(login, None);
+                        }
+                        Err(e) => errors.push(format!("{login}: {e}")),
+                    }
+                }
+                live.sort();
+                for chunk in live.chunks(BATCH) {
+                    requests += 1;
+                    match metadata.fetch(chunk).await {
+                        Ok(found) => {
+                            for (login, meta) in found {
+                                let Some(Some(observed)) = seen.get_mut(&login) else {
+                                    continue;
+                                };
+                                observed.display_name = meta.display_name;
+                                // GQL's stream status can lag usher by a minute: a live
+                                // playlist with no GQL stream yet is live with unknown facts.
+                                if let Some(stream) = meta.stream {
+                                    observed.stream_id = Some(stream.id);
+                                    observed.title = Some(stream.title);
+                                    observed.game = stream.game;
+                                    observed.viewers = stream.viewers;
+                                    observed.started_at = stream.started_at;
+                                }
+                            }
+                        }
+                        // Liveness is known; only the details are missing this time.
+                        Err(e) => debug!(error = %e, "stream metadata unavailable"),
+                    }
+                }
+                (seen, requests, errors)
+            }
+        }
+    }
+}
+
+/// Merges one check into the known state and returns the events it implies.
+fn diff(
+    known: &mut BTreeMap<Login, LiveInfo>,
+    observed: Observations,
+    now: DateTime<Utc>,
+) -> Vec<(Login, EventKind)> {
+    let mut events = Vec::new();
+    for (login, observation) in observed {
+        let before = known.get(&login).cloned();
+        match (before, observation) {
+            (None, None) => {}
+            (Some(old), None) => {
+                known.remove(&login);
+                events.push((
+                    login,
+                    EventKind::StreamOffline {
+                        stream_id: old.stream_id,
+                    },
+                ));
+            }
+            (before, Some(seen)) => {
+                let new_stream = match (&before, &seen.stream_id) {
+                    (None, _) => true,
+                    (Some(old), Some(id)) => old.stream_id.as_ref().is_some_and(|o| o != id),
+                    (Some(_), None) => false,
+                };
+                if new_stream {
+                    if let Some(old) = &before {
+                        events.push((
+                            login.clone(),
+                            EventKind::StreamOffline {
+                                stream_id: old.stream_id.clone(),
+                            },
+                        ));
+                    }
+                    let info = LiveInfo {
+                        stream_id: seen.stream_id,
+                        display_name: seen.display_name,
+                        title: seen.title.unwrap_or_default(),
+                        game: seen.game,
+                        viewers: seen.viewers,
+                        started_at: seen.started_at,
+                    };
+                    let latency_secs = info
+                        .started_at
+                        .map(|s| (now - s).num_milliseconds().max(0) as f64 / 1000.0);
+                    events.push((
+                        login.clone(),
+                        EventKind::LiveDetected {
+                            stream_id: info.stream_id.clone(),
+                            display_name: info.display_name.clone(),
+                            title: info.title.clone(),
+                            game: info.game.clone(),
+                            viewers: info.viewers,
+                            started_at: info.started_at,
+                            latency_secs,
+                        },
+                    ));
+                    known.insert(login, info);
+                    continue;
+                }
+                let mut info = before.expect("not a new stream, so known");
+                // Facts a probe could not learn this time keep their last value.
+                info.stream_id = seen.stream_id.or(info.stream_id);
+                info.display_name = seen.display_name.or(info.display_name);
+                info.viewers = seen.viewers.or(info.viewers);
+                info.started_at = seen.started_at.or(info.started_at);
+                if let Some(title) = seen.title {
+                    if title != info.title || seen.game != info.game {
+                        info.title = title;
+                        info.game = seen.game;
+                        events.push((
+                            login.clone(),
+                            EventKind::StreamUpdated {
+                                title: info.title.clone(),
+                                game: info.game.clone(),
+                            },
+                        ));
+                    }
+                }
+                known.insert(login, info);
+            }
+        }
+    }
+    events
+}
+
+/// Starts the watcher task on `tracker`; it stops when `shutdown` is cancelled.
+pub fn spawn(
+    config: &Config,
+    events: Events,
+    shutdown: CancellationToken,
+    tracker: &TaskTracker,
+) -> WatcherHandle {
+    let http = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("a TLS-capable HTTP client");
+    let detector = Detector::new(config, http);
+    let interval = Duration::from_secs(config.twitch.poll_interval_secs());
+    let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
+    let (status_tx, status_rx) = watch::channel(WatcherStatus {
+        mode: detector.mode(),
+        interval_secs: interval.as_secs(),
+        ..Default::default()
+    });
+    info!(
+        mode = detector.mode(),
+        interval_secs = interval.as_secs(),
+        "live watcher started"
+    );
+    let watcher = Watcher {
+        detector,
+        known: BTreeMap::new(),
+        events,
+        status: status_tx,
+        failed_cycles: 0,
+        reported_failure: false,
+    };
+    tracker.spawn(watcher.run(wanted_rx, interval, shutdown));
+    WatcherHandle {
+        wanted: Arc::new(wanted_tx),
+        status: status_rx,
+    }
+}
+
+struct Watcher {
+    detector: Detector,
+    known: BTreeMap<Login, LiveInfo>,
+    events: Events,
+    status: watch::Sender<WatcherStatus>,
+    failed_cycles: u32,
+    reported_failure: bool,
+}
+
+impl Watcher {
+    async fn run(
+        mut self,
+        mut wanted: watch::Receiver<Vec<Login>>,
+        interval: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let mut next_cycle = Instant::now();
+        let mut checked: Vec<Login> = Vec::new();
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep_until(next_cycle) => {
+                    let logins = wanted.borrow_and_update().clone();
+                    self.cycle(&logins, true).await;
+                    checked = logins;
+                    next_cycle = Instant::now() + interval;
+                }
+                changed = wanted.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                    let logins = wanted.borrow_and_update().clone();
+                    self.known.retain(|login, _| logins.binary_search(login).is_ok());
+                    self.status.send_modify(|s| s.watched = logins.len());
+                    let added: Vec<Login> = logins
+                        .iter()
+                        .filter(|l| checked.binary_search(l).is_err())
+                        .cloned()
+                        .collect();
+                    if !added.is_empty() {
+                        // A freshly added login is checked now, not a poll interval later.
+                        self.cycle(&added, false).await;
+                    }
+                    checked = logins;
+                }
+            }
+        }
+    }
+
+    /// Checks `logins`, emits what changed, updates the status. `full` cycles also count
+    /// towards failure reporting and the request figure.
+    async fn cycle(&mut self, logins: &[Login], full: bool) {
+        if logins.is_empty() {
+            self.publish_status(0, None, full);
+            return;
+        }
+        let (observed, requests, errors) = self.detector.observe(logins).await;
+        for (login, kind) in diff(&mut self.known, observed, Utc::now()) {
+            self.events.emit(Some(login), kind).await;
+        }
+        let error = errors.first().cloned();
+        if full {
+            self.track_failures(error.as_deref(), errors.len(), logins.len())
+                .await;
+        }
+        self.publish_status(requests, error, full);
+    }
+
+    async fn track_failures(&mut self, error: Option<&str>, failed: usize, total: usize) {
+        match error {
+            Some(reason) => {
+                self.failed_cycles += 1;
+                warn!(failed, total, reason, "live check failed");
+                if self.failed_cycles >= FAILED_CYCLES_BEFORE_REPORT && !self.reported_failure {
+                    self.reported_failure = true;
+                    self.events
+                        .emit(
+                            None,
+                            EventKind::LiveCheckFailed {
+                                reason: reason.to_string(),
+                                cycles: self.failed_cycles,
+                            },
+                        )
+                        .await;
+                }
+            }
+            None => {
+                self.failed_cycles = 0;
+                if self.reported_failure {
+                    self.reported_failure = false;
+                    self.events.emit(None, EventKind::LiveCheckRecovered).await;
+                }
+            }
+        }
+    }
+
+    fn publish_status(&self, requests: u64, error: Option<String>, full: bool) {
+        self.status.send_modify(|s| {
+            s.live = self.known.clone();
+            if full {
+                s.last_check = Some(Utc::now());
+                s.last_check_requests = requests;
+                s.last_error = error;
+            }
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests;
