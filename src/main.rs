@@ -61,11 +61,49 @@ enum Cmd {
         #[arg(long, short, env = "RECBOT_CONFIG")]
         config: PathBuf,
     },
+    /// Print what to paste into Slack or Discord to set recbot up there.
+    ///
+    /// `slack`: the Slack app manifest (JSON) for api.slack.com/apps → Create New App → From an
+    /// app manifest. `discord`: the JSON of the `/rec` application command recbot registers
+    /// itself at start-up. Both are generated from the command table.
+    Manifest {
+        #[arg(value_enum)]
+        platform: Platform,
+        /// The slash command (Slack) or command name (Discord).
+        #[arg(long, default_value = "/rec")]
+        command: String,
+        /// Slack only: HTTP mode, Slack posts slash commands to this public address (your
+        /// ingress in front of `[slack] listen`). Socket Mode when omitted.
+        #[arg(long)]
+        request_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Platform {
+    Slack,
+    Discord,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Manifest {
+            platform,
+            command,
+            request_url,
+        } => {
+            use recbot_commands::schema;
+            let value = match platform {
+                Platform::Slack => schema::slack_manifest(&command, request_url.as_deref()),
+                Platform::Discord => schema::discord_commands(&command),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).expect("JSON values serialize")
+            );
+            ExitCode::SUCCESS
+        }
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(config) => {
                 print!("{}", config.summary());

@@ -13,8 +13,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::event::{Event, Room};
 
+mod outbox;
 mod tokens;
 
+pub use outbox::PostedMessage;
 pub use tokens::StoredToken;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
@@ -229,7 +231,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/recbot.sqlite");
         let store = Store::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        let latest = MIGRATIONS.iter().map(|m| m.version).max().unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), latest);
         store.put_watch(&watch("foo")).await.unwrap();
         let mut hls = watch("studio");
         hls.source = Source::Hls {
