@@ -11,7 +11,11 @@ fn manifest(args: &[&str]) -> Value {
         .args(args)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("the manifest is JSON")
 }
 
@@ -25,7 +29,10 @@ fn slack_manifest_parses_and_lists_every_command() {
         assert!(slash["description"].as_str().unwrap().contains(spec.name));
     }
     let scopes = m["oauth_config"]["scopes"]["bot"].to_string();
-    assert!(scopes.contains("commands") && scopes.contains("chat:write"), "{scopes}");
+    assert!(
+        scopes.contains("commands") && scopes.contains("chat:write"),
+        "{scopes}"
+    );
 
     let m = manifest(&[
         "slack",

@@ -47,7 +47,11 @@ pub fn slack_manifest(command: &str, request_url: Option<&str>) -> Value {
          Commands:\n",
     );
     for spec in SPECS {
-        long.push_str(&format!("• {command} {} — {}\n", spec.usage(), spec.summary));
+        long.push_str(&format!(
+            "• {command} {} — {}\n",
+            spec.usage(),
+            spec.summary
+        ));
     }
     json!({
         "_metadata": { "major_version": 1, "minor_version": 1 },
@@ -200,7 +204,12 @@ pub fn discord_text(subcommand: &str, options: &[(String, String)]) -> Result<St
         .iter()
         .flat_map(|spec| spec.forms.iter().map(move |form| (spec, form)))
         .find(|(spec, form)| discord_subcommand(spec, form) == subcommand)
-        .ok_or_else(|| format!("`{}` is not a recbot command", crate::text::excerpt(subcommand)))?;
+        .ok_or_else(|| {
+            format!(
+                "`{}` is not a recbot command",
+                crate::text::excerpt(subcommand)
+            )
+        })?;
     for (name, value) in options {
         let known = form.args.iter().any(|a| discord_option(a.name) == *name)
             || form.options.iter().any(|o| o.key == name);
@@ -307,7 +316,10 @@ mod tests {
                 let d = option["description"].as_str().unwrap();
                 assert!(!d.is_empty() && d.chars().count() <= 100, "{d}");
                 let required = option["required"].as_bool().unwrap();
-                assert!(!(required && seen_optional), "required after optional: {sub}");
+                assert!(
+                    !(required && seen_optional),
+                    "required after optional: {sub}"
+                );
                 seen_optional |= !required;
                 if let Some(choices) = option["choices"].as_array() {
                     assert!(choices.len() <= 25);
@@ -364,7 +376,9 @@ mod tests {
         assert!(discord_text("add", &opts(&[("sneaky", "x")]))
             .unwrap_err()
             .contains("not an option"));
-        assert!(discord_text("rm", &[]).unwrap_err().contains("not a recbot"));
+        assert!(discord_text("rm", &[])
+            .unwrap_err()
+            .contains("not a recbot"));
         // A missing required option is left to the parser, which names it with the usage.
         let text = discord_text("remove", &[]).unwrap();
         assert!(crate::parse(&text).unwrap_err().message.contains("missing"));

@@ -20,7 +20,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
-pub use outbox::OutboxState;
+pub use outbox::{OutboxState, Pending};
 use store::Store;
 
 /// Capacity of the worker → core event channel; workers wait when it is full.
@@ -158,7 +158,12 @@ pub struct Events {
 impl Events {
     /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
     pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
-        if self.tx.send(Event::now(login, kind)).await.is_err() {
+        self.send(Event::now(login, kind)).await
+    }
+
+    /// Sends a built event (e.g. one tagged with its session, [`Event::in_session`]).
+    pub async fn send(&self, event: Event) {
+        if self.tx.send(event).await.is_err() {
             warn!("event dropped: the core has stopped");
         }
     }

@@ -20,6 +20,15 @@ pub struct OutboxState {
     pub messages: Vec<PostedMessage>,
 }
 
+/// A page of the event log to deliver.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Postable notices (audit entries left out), oldest first.
+    pub notices: Vec<Notice>,
+    /// The last event-log id looked at; `None` when there was nothing after `after`.
+    pub scanned_to: Option<i64>,
+}
+
 #[derive(Debug)]
 pub(super) enum OutboxRequest {
     Open {
@@ -29,7 +38,7 @@ pub(super) enum OutboxRequest {
     Pending {
         after: i64,
         limit: i64,
-        reply: oneshot::Sender<Result<Vec<Notice>>>,
+        reply: oneshot::Sender<Result<Pending>>,
     },
     Delivered {
         frontend: &'static str,
@@ -39,10 +48,7 @@ pub(super) enum OutboxRequest {
     },
 }
 
-pub(super) fn channel() -> (
-    mpsc::Sender<OutboxRequest>,
-    mpsc::Receiver<OutboxRequest>,
-) {
+pub(super) fn channel() -> (mpsc::Sender<OutboxRequest>, mpsc::Receiver<OutboxRequest>) {
     mpsc::channel(OUTBOX_QUEUE)
 }
 
@@ -54,9 +60,9 @@ impl CoreHandle {
             .await
     }
 
-    /// Up to `limit` postable notices (audit entries left out) after event-log id `after`,
-    /// oldest first, addressed to their login's current room.
-    pub async fn outbox_pending(&self, after: i64, limit: i64) -> Result<Vec<Notice>> {
+    /// The next `limit` events after event-log id `after` as notices addressed to their
+    /// login's current room (audit entries left out).
+    pub async fn outbox_pending(&self, after: i64, limit: i64) -> Result<Pending> {
         self.outbox_call(|reply| OutboxRequest::Pending {
             after,
             limit,
@@ -140,15 +146,20 @@ impl Core {
         })
     }
 
-    async fn outbox_pending(&mut self, after: i64, limit: i64) -> Result<Vec<Notice>> {
+    async fn outbox_pending(&mut self, after: i64, limit: i64) -> Result<Pending> {
         let mut notices = Vec::new();
+        let mut scanned_to = None;
         for (seq, event) in self.store.events_after(after, limit).await? {
+            scanned_to = Some(seq);
             if event.kind.is_audit_only() {
                 continue;
             }
             let room = self.room_of(&event).await;
             notices.push(Notice { seq, event, room });
         }
-        Ok(notices)
+        Ok(Pending {
+            notices,
+            scanned_to,
+        })
     }
 }

@@ -3,4 +3,5 @@
 //! replies and notices back. Only this folder knows chat platforms.
 
 pub mod console;
+pub mod delivery;
 pub mod render;

@@ -108,7 +108,8 @@ impl Store {
         rows.iter()
             .map(|r| {
                 let payload: String = r.try_get("payload")?;
-                let event = serde_json::from_str(&payload).context("unreadable event in the log")?;
+                let event =
+                    serde_json::from_str(&payload).context("unreadable event in the log")?;
                 Ok((r.try_get("id")?, event))
             })
             .collect()
@@ -116,10 +117,12 @@ impl Store {
 
     /// The id of the newest event of `kind` (e.g. this run's `ServiceStarted`).
     pub async fn last_event_id(&self, kind: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT MAX(id) FROM events WHERE kind = ?")
-            .bind(kind)
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT MAX(id) FROM events WHERE kind = ?")
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
 }
 
