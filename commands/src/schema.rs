@@ -341,7 +341,8 @@ mod tests {
 
     #[test]
     fn discord_options_become_command_text_that_parses() {
-        let cases: &[(&str, &[(&str, &str)], &str)] = &[
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: &[Case] = &[
             ("list", &[], "list"),
             (
                 "add",
