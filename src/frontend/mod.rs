@@ -5,5 +5,6 @@
 pub mod chat;
 pub mod console;
 pub mod delivery;
+pub mod discord;
 pub mod render;
 pub mod slack;
