@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use recbot::config::Config;
 use recbot::core::Core;
-use recbot::frontend::console;
+use recbot::frontend::{console, discord, slack};
 use recbot::logging::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -171,6 +171,38 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         });
     } else if !config.slack.is_configured() && !config.discord.is_configured() {
         warn!("no front-end is enabled: nothing can send commands to this recbot");
+    }
+    // Chat front-ends subscribe before the core starts, like the console, and deliver what
+    // earlier runs left in their outbox.
+    if config.slack.is_configured() {
+        let task = slack::run(
+            config.clone(),
+            handle.clone(),
+            handle.subscribe(),
+            shutdown.clone(),
+            tracker.clone(),
+            slack::SlackOptions::default(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = task.await {
+                error!("Slack front-end stopped: {e:#}");
+            }
+        });
+    }
+    if config.discord.is_configured() {
+        let task = discord::run(
+            config.clone(),
+            handle.clone(),
+            handle.subscribe(),
+            shutdown.clone(),
+            tracker.clone(),
+            discord::DiscordOptions::default(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = task.await {
+                error!("Discord front-end stopped: {e:#}");
+            }
+        });
     }
     core.spawn(&tracker).await?;
     info!(

@@ -632,3 +632,68 @@ async fn http_mode_accepts_signed_requests_and_rejects_forged_and_stale_ones() {
     assert_eq!(reply["challenge"], "abc");
     bot.stop().await;
 }
+
+#[tokio::test]
+async fn the_binary_runs_slack_from_the_config_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    let socket = FakeSocket::bind().await;
+    mount_web_api(&web, &socket.url()).await;
+    let config = dir.path().join("recbot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndata_dir = \"data\"\n[slack]\napp_token = \"xapp-1-bin\"\n\
+             bot_token = \"xoxb-bin\"\napi_url = \"{}/api\"\noperators = [\"UOP\"]\n\
+             events_room = \"CEV\"\n",
+            web.uri()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recbot"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ws = socket.accept().await;
+    let respond = format!("{}/respond", web.uri());
+    let (ack, _) = command(&mut ws, "UOP", "add foo", "b1", &respond).await;
+    assert!(
+        ack["payload"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("Watching foo"),
+        "{ack}"
+    );
+    let posts = wait_bodies(&web, "/api/chat.postMessage", 1).await;
+    assert_eq!(posts[0]["channel"], "CEV");
+
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "recbot did not stop within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("xoxb-bin") && !stderr.contains("xapp-1-bin"),
+        "{stderr}"
+    );
+}
