@@ -8,17 +8,13 @@ use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
 use recbot::config::Config;
-use recbot::core::{Core, Events};
-use recbot::event::{Event, EventKind};
+use recbot::event::EventKind;
 use recbot::frontend::delivery::Backoff;
 use recbot::frontend::discord::{self, DiscordOptions};
-use recbot_commands::Login;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -154,49 +150,15 @@ fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 
-struct Bot {
-    events: Events,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-}
+mod common;
 
-impl Bot {
-    async fn start(config: Arc<Config>, options: DiscordOptions) -> Bot {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let (core, handle) = Core::open(config.clone(), shutdown.clone()).await.unwrap();
-        let events = core.events();
-        let task = discord::run(
-            config,
-            handle.clone(),
-            handle.subscribe(),
-            shutdown.clone(),
-            tracker.clone(),
-            options,
-        );
-        tracker.spawn(async move { task.await.unwrap() });
-        core.spawn(&tracker).await.unwrap();
-        Bot {
-            events,
-            shutdown,
-            tracker,
-        }
-    }
+use common::Bot;
 
-    async fn emit(&self, session: Option<i64>, kind: EventKind) {
-        let mut event = Event::now(Some(Login::parse("foo").unwrap()), kind);
-        event.session = session;
-        self.events.send(event).await;
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.tracker.close();
-        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
-            .await
-            .expect("the Discord front-end stops within 10 s");
-    }
+async fn start(config: Arc<Config>, options: DiscordOptions) -> Bot {
+    Bot::start(config, move |config, core, notices, shutdown, tracker| {
+        discord::run(config, core, notices, shutdown, tracker, options)
+    })
+    .await
 }
 
 fn options() -> DiscordOptions {
@@ -224,6 +186,29 @@ fn interaction(id: u32, user: &str, roles: &[&str], sub: &str, options: Value) -
             "flags": 0, "permissions": "2048"
         }
     })
+}
+
+/// `/rec add login:foo` by an operator.
+fn add_foo(id: u32) -> Value {
+    interaction(
+        id,
+        OPERATOR,
+        &[],
+        "add",
+        json!([{"name": "login", "type": 3, "value": "foo"}]),
+    )
+}
+
+async fn send(dispatch: &mpsc::Sender<(String, Value)>, interaction: Value) {
+    dispatch
+        .send(("INTERACTION_CREATE".into(), interaction))
+        .await
+        .unwrap();
+}
+
+/// The content of an interaction answer.
+fn content(reply: &Value) -> &str {
+    reply["data"]["content"].as_str().unwrap()
 }
 
 async fn requests(server: &MockServer, m: &str, p: &str) -> Vec<Value> {
@@ -272,7 +257,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
     let rest = MockServer::start().await;
     let gateway = FakeGateway::bind().await;
     mount_rest(&rest, &gateway.url()).await;
-    let bot = Bot::start(config(dir.path(), &rest.uri(), ""), options()).await;
+    let bot = start(config(dir.path(), &rest.uri(), ""), options()).await;
     let dispatch = gateway.accept().await;
 
     let registered = wait_requests(
@@ -286,27 +271,12 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
     assert_eq!(registered[0][0]["default_member_permissions"], "2048");
 
     let started = Instant::now();
-    let add = interaction(
-        1,
-        OPERATOR,
-        &[],
-        "add",
-        json!([{"name": "login", "type": 3, "value": "foo"}]),
-    );
-    dispatch
-        .send(("INTERACTION_CREATE".into(), add))
-        .await
-        .unwrap();
+    let add = add_foo(1);
+    send(&dispatch, add).await;
     let reply = answer(&rest, 1).await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(reply["type"], 4);
-    assert!(
-        reply["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("Watching foo"),
-        "{reply}"
-    );
+    assert!(content(&reply).contains("Watching foo"), "{reply}");
     assert!(reply["data"].get("flags").is_none(), "{reply}");
 
     // Not an operator: private refusal, nothing removed.
@@ -320,10 +290,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         .unwrap();
     let reply = answer(&rest, 2).await;
     assert_eq!(reply["data"]["flags"], 64, "{reply}");
-    assert!(reply["data"]["content"]
-        .as_str()
-        .unwrap()
-        .contains("Only operators"));
+    assert!(content(&reply).contains("Only operators"));
     dispatch
         .send((
             "INTERACTION_CREATE".into(),
@@ -332,13 +299,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         .await
         .unwrap();
     let reply = answer(&rest, 3).await;
-    assert!(
-        reply["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("Watching 1:"),
-        "{reply}"
-    );
+    assert!(content(&reply).contains("Watching 1:"), "{reply}");
 
     // The code is an option, and the reply is private.
     let code = json!([{"name": "service", "type": 3, "value": "youtube"},
@@ -363,13 +324,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         .await
         .unwrap();
     let reply = answer(&rest, 5).await;
-    assert!(
-        reply["data"]["content"]
-            .as_str()
-            .unwrap()
-            .contains("Stopped watching foo"),
-        "{reply}"
-    );
+    assert!(content(&reply).contains("Stopped watching foo"), "{reply}");
     dispatch
         .send((
             "INTERACTION_CREATE".into(),
@@ -393,19 +348,10 @@ async fn a_slow_interaction_is_deferred_then_edited() {
         ack_within: Duration::ZERO,
         ..options()
     };
-    let bot = Bot::start(config(dir.path(), &rest.uri(), ""), opts).await;
+    let bot = start(config(dir.path(), &rest.uri(), ""), opts).await;
     let dispatch = gateway.accept().await;
-    let add = interaction(
-        7,
-        OPERATOR,
-        &[],
-        "add",
-        json!([{"name": "login", "type": 3, "value": "foo"}]),
-    );
-    dispatch
-        .send(("INTERACTION_CREATE".into(), add))
-        .await
-        .unwrap();
+    let add = add_foo(7);
+    send(&dispatch, add).await;
     let deferred = answer(&rest, 7).await;
     assert_eq!(deferred["type"], 5, "{deferred}");
     let edits = wait_requests(
@@ -444,23 +390,14 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         .mount(&rest)
         .await;
     mount_rest(&rest, &gateway.url()).await;
-    let bot = Bot::start(
+    let bot = start(
         config(dir.path(), &rest.uri(), "events_room = \"888\"\n"),
         options(),
     )
     .await;
     let dispatch = gateway.accept().await;
-    let add = interaction(
-        1,
-        OPERATOR,
-        &[],
-        "add",
-        json!([{"name": "login", "type": 3, "value": "foo"}]),
-    );
-    dispatch
-        .send(("INTERACTION_CREATE".into(), add))
-        .await
-        .unwrap();
+    let add = add_foo(1);
+    send(&dispatch, add).await;
     answer(&rest, 1).await;
     bot.emit(
         Some(2),

@@ -10,18 +10,14 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use recbot::config::Config;
-use recbot::core::{Core, Events};
-use recbot::event::{Event, EventKind};
+use recbot::event::EventKind;
 use recbot::frontend::delivery::Backoff;
 use recbot::frontend::slack::{self, SlackOptions};
-use recbot_commands::Login;
 use serde_json::{json, Value};
 use sha2::Sha256;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -77,49 +73,15 @@ fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 
-struct Bot {
-    events: Events,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-}
+mod common;
 
-impl Bot {
-    async fn start(config: Arc<Config>, options: SlackOptions) -> Bot {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let (core, handle) = Core::open(config.clone(), shutdown.clone()).await.unwrap();
-        let events = core.events();
-        let task = slack::run(
-            config,
-            handle.clone(),
-            handle.subscribe(),
-            shutdown.clone(),
-            tracker.clone(),
-            options,
-        );
-        tracker.spawn(async move { task.await.unwrap() });
-        core.spawn(&tracker).await.unwrap();
-        Bot {
-            events,
-            shutdown,
-            tracker,
-        }
-    }
+use common::Bot;
 
-    async fn emit(&self, session: Option<i64>, kind: EventKind) {
-        let mut event = Event::now(Some(Login::parse("foo").unwrap()), kind);
-        event.session = session;
-        self.events.send(event).await;
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.tracker.close();
-        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
-            .await
-            .expect("the Slack front-end stops within 10 s");
-    }
+async fn start(config: Arc<Config>, options: SlackOptions) -> Bot {
+    Bot::start(config, move |config, core, notices, shutdown, tracker| {
+        slack::run(config, core, notices, shutdown, tracker, options)
+    })
+    .await
 }
 
 fn options() -> SlackOptions {
@@ -203,6 +165,16 @@ async fn command(
     }
 }
 
+/// The text of an ack's payload.
+fn text(ack: &Value) -> &str {
+    ack["payload"]["text"].as_str().unwrap()
+}
+
+/// The text of a posted body.
+fn body_text(body: &Value) -> &str {
+    body["text"].as_str().unwrap()
+}
+
 /// Requests the fake received at `p`, as JSON bodies.
 async fn bodies(server: &MockServer, p: &str) -> Vec<Value> {
     server
@@ -236,65 +208,32 @@ async fn socket_mode_commands_are_acked_with_the_reply_and_rights_are_enforced()
     let socket = FakeSocket::bind().await;
     mount_web_api(&web, &socket.url()).await;
     let respond = format!("{}/respond", web.uri());
-    let bot = Bot::start(config(dir.path(), &web.uri(), ""), options()).await;
+    let bot = start(config(dir.path(), &web.uri(), ""), options()).await;
     let mut ws = socket.accept().await;
 
     let (ack, took) = command(&mut ws, "UOP", "add foo", "t1", &respond).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(ack["payload"]["response_type"], "in_channel", "{ack}");
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Watching foo"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("Watching foo"), "{ack}");
 
     // Not an operator: refused privately, nothing changes.
     let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "t2", &respond).await;
     assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Only operators"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("Only operators"), "{ack}");
     let (ack, _) = command(&mut ws, "UGUEST", "list", "t3", &respond).await;
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Watching 1:"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("Watching 1:"), "{ack}");
 
     // auth/code answers are private; usage placeholders are escaped for mrkdwn.
     let (ack, _) = command(&mut ws, "UOP", "auth youtube", "t4", &respond).await;
     assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
     let (ack, _) = command(&mut ws, "UOP", "remove", "t5", &respond).await;
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("remove &lt;login&gt;"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("remove &lt;login&gt;"), "{ack}");
 
     // A redelivered command (same trigger) is not run twice.
     let (ack, _) = command(&mut ws, "UOP", "remove foo", "t6", &respond).await;
-    assert!(ack["payload"]["text"]
-        .as_str()
-        .unwrap()
-        .contains("Stopped watching foo"));
+    assert!(text(&ack).contains("Stopped watching foo"));
     let (ack, _) = command(&mut ws, "UOP", "remove foo", "t6", &respond).await;
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("already received"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("already received"), "{ack}");
     bot.stop().await;
 }
 
@@ -309,38 +248,20 @@ async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
         ack_within: Duration::ZERO,
         ..options()
     };
-    let bot = Bot::start(config(dir.path(), &web.uri(), ""), opts).await;
+    let bot = start(config(dir.path(), &web.uri(), ""), opts).await;
     let mut ws = socket.accept().await;
     let (ack, _) = command(&mut ws, "UOP", "add foo", "s1", &respond).await;
     assert_eq!(ack["payload"]["response_type"], "ephemeral");
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Working on it"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("Working on it"), "{ack}");
     let follow = wait_bodies(&web, "/respond", 1).await;
     assert_eq!(follow[0]["response_type"], "in_channel");
-    assert!(
-        follow[0]["text"].as_str().unwrap().contains("Watching foo"),
-        "{follow:?}"
-    );
+    assert!(body_text(&follow[0]).contains("Watching foo"), "{follow:?}");
     // Refusals follow up privately.
     let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "s2", &respond).await;
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Working on it"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("Working on it"), "{ack}");
     let follow = wait_bodies(&web, "/respond", 2).await;
     assert_eq!(follow[1]["response_type"], "ephemeral");
-    assert!(follow[1]["text"]
-        .as_str()
-        .unwrap()
-        .contains("Only operators"));
+    assert!(body_text(&follow[1]).contains("Only operators"));
     bot.stop().await;
 }
 
@@ -370,7 +291,7 @@ async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
     let socket = FakeSocket::bind().await;
     mount_web_api(&web, &socket.url()).await;
     let respond = format!("{}/respond", web.uri());
-    let bot = Bot::start(
+    let bot = start(
         config(dir.path(), &web.uri(), "events_room = \"CEV\"\n"),
         options(),
     )
@@ -399,7 +320,7 @@ async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
 
     // 1: ServiceStarted to the events room.
     assert_eq!(posts[0]["channel"], "CEV");
-    assert!(posts[0]["text"].as_str().unwrap().contains("started"));
+    assert!(body_text(&posts[0]).contains("started"));
     // 2: live, in the room it was added from, opening the thread; text escaped.
     assert_eq!(posts[1]["channel"], "C1");
     assert!(posts[1].get("thread_ts").is_none());
@@ -407,14 +328,14 @@ async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
     let thread = "1700000000.000002";
     // 3: progress in the thread, then edited in place.
     assert_eq!(posts[2]["thread_ts"], thread);
-    assert!(posts[2]["text"].as_str().unwrap().contains("25%"));
+    assert!(body_text(&posts[2]).contains("25%"));
     assert_eq!(updates[0]["ts"], "1700000000.000003");
     assert_eq!(updates[0]["channel"], "C1");
-    assert!(updates[0]["text"].as_str().unwrap().contains("75%"));
+    assert!(body_text(&updates[0]).contains("75%"));
     // 4: the video link in the thread and in the room.
     assert_eq!(posts[3]["thread_ts"], thread);
     assert!(posts[4].get("thread_ts").is_none());
-    assert!(posts[4]["text"].as_str().unwrap().contains("youtu.be/v"));
+    assert!(body_text(&posts[4]).contains("youtu.be/v"));
     let auth = web
         .received_requests()
         .await
@@ -443,7 +364,7 @@ async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
         .await;
     mount_web_api(&web, &socket.url()).await;
     let started = Instant::now();
-    let bot = Bot::start(
+    let bot = start(
         config(dir.path(), &web.uri(), "events_room = \"CEV\"\n"),
         options(),
     )
@@ -456,8 +377,8 @@ async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
     // The first attempt (ServiceStarted) got the 429; it was retried after Retry-After.
     assert!(started.elapsed() >= Duration::from_secs(1));
     assert_eq!(posts[0]["text"], posts[1]["text"]);
-    assert!(posts[1]["text"].as_str().unwrap().contains("started"));
-    assert!(posts[2]["text"].as_str().unwrap().contains("no new video"));
+    assert!(body_text(&posts[1]).contains("started"));
+    assert!(body_text(&posts[2]).contains("no new video"));
 }
 
 #[tokio::test]
@@ -475,7 +396,7 @@ async fn notices_from_an_outage_are_posted_after_a_restart() {
     mount_web_api(&web, &socket.url()).await;
     let respond = format!("{}/respond", web.uri());
     let cfg = config(dir.path(), &web.uri(), "");
-    let bot = Bot::start(cfg.clone(), options()).await;
+    let bot = start(cfg.clone(), options()).await;
     let mut ws = socket.accept().await;
     command(&mut ws, "UOP", "add foo", "o1", &respond).await;
     bot.emit(Some(3), live()).await;
@@ -488,7 +409,7 @@ async fn notices_from_an_outage_are_posted_after_a_restart() {
     // Slack is back; recbot restarts.
     web.reset().await;
     mount_web_api(&web, &socket.url()).await;
-    let bot = Bot::start(cfg, options()).await;
+    let bot = start(cfg, options()).await;
     let _ws = socket.accept().await;
     let posts = wait_bodies(&web, "/api/chat.postMessage", 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -496,9 +417,9 @@ async fn notices_from_an_outage_are_posted_after_a_restart() {
     let posts_now = bodies(&web, "/api/chat.postMessage").await;
     assert_eq!(posts_now.len(), 2, "{posts_now:#?}");
     assert_eq!(posts[0]["channel"], "C1");
-    assert!(posts[0]["text"].as_str().unwrap().contains("is live"));
+    assert!(body_text(&posts[0]).contains("is live"));
     assert_eq!(posts[1]["thread_ts"], "1700000000.000001");
-    assert!(posts[1]["text"].as_str().unwrap().contains("no new video"));
+    assert!(body_text(&posts[1]).contains("no new video"));
 }
 
 // --- HTTP mode ---
@@ -532,7 +453,7 @@ async fn http_mode_accepts_signed_requests_and_rejects_forged_and_stale_ones() {
         http_listener: Some(listener),
         ..options()
     };
-    let bot = Bot::start(cfg, opts).await;
+    let bot = start(cfg, opts).await;
     let url = format!("http://{addr}/slack/commands");
     let respond = format!("{}/respond", web.uri());
     let form = |user: &str, text: &str, trigger: &str| {
@@ -567,10 +488,7 @@ async fn http_mode_accepts_signed_requests_and_rejects_forged_and_stale_ones() {
     assert_eq!(reply.status(), 200);
     let reply: Value = reply.json().await.unwrap();
     assert_eq!(reply["response_type"], "in_channel");
-    assert!(
-        reply["text"].as_str().unwrap().contains("Watching foo"),
-        "{reply}"
-    );
+    assert!(body_text(&reply).contains("Watching foo"), "{reply}");
 
     // Forged: signed with another secret, or the body changed after signing.
     let body = form("UOP", "remove foo", "h2");
@@ -612,10 +530,7 @@ async fn http_mode_accepts_signed_requests_and_rejects_forged_and_stale_ones() {
         .json()
         .await
         .unwrap();
-    assert!(
-        reply["text"].as_str().unwrap().contains("Watching 1:"),
-        "{reply}"
-    );
+    assert!(body_text(&reply).contains("Watching 1:"), "{reply}");
 
     // Slack's URL verification on the events endpoint.
     let challenge =
@@ -661,13 +576,7 @@ async fn the_binary_runs_slack_from_the_config_and_stops_cleanly_on_sigterm() {
     let mut ws = socket.accept().await;
     let respond = format!("{}/respond", web.uri());
     let (ack, _) = command(&mut ws, "UOP", "add foo", "b1", &respond).await;
-    assert!(
-        ack["payload"]["text"]
-            .as_str()
-            .unwrap()
-            .contains("Watching foo"),
-        "{ack}"
-    );
+    assert!(text(&ack).contains("Watching foo"), "{ack}");
     let posts = wait_bodies(&web, "/api/chat.postMessage", 1).await;
     assert_eq!(posts[0]["channel"], "CEV");
 

@@ -166,12 +166,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let payload: String = r.try_get("payload")?;
-                serde_json::from_str(&payload).context("unreadable event in the log")
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     #[cfg(test)]
@@ -183,6 +178,12 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The event in a row's `payload` column.
+fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
+    let payload: String = row.try_get("payload")?;
+    serde_json::from_str(&payload).context("unreadable event in the log")
 }
 
 fn watch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Watch> {

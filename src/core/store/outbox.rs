@@ -1,7 +1,7 @@
 //! The front-ends' delivery state: per front-end cursor into the event log, and the chat
 //! messages (threads, progress messages) it keeps using. Written only through the core.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use chrono::{Duration, Utc};
 use sqlx::Row;
 
@@ -106,12 +106,7 @@ impl Store {
             .fetch_all(&self.pool)
             .await?;
         rows.iter()
-            .map(|r| {
-                let payload: String = r.try_get("payload")?;
-                let event =
-                    serde_json::from_str(&payload).context("unreadable event in the log")?;
-                Ok((r.try_get("id")?, event))
-            })
+            .map(|r| Ok((r.try_get("id")?, super::event_from_row(r)?)))
             .collect()
     }
 
