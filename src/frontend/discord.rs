@@ -138,22 +138,13 @@ fn gateway_http(token: &str, api_url: &str) -> Http {
 
 async fn gateway(mut client: Client, shutdown: &CancellationToken) -> Result<()> {
     let shards = client.shard_manager.clone();
-    let stop = shutdown.clone();
-    let stopper = tokio::spawn(async move {
-        stop.cancelled().await;
-        shards.shutdown_all().await;
-    });
-    let result = tokio::select! {
+    tokio::select! {
         result = client.start() => result.map_err(Into::into),
-        _ = shutdown.cancelled() => Ok(()),
-    };
-    // `shutdown_all` has run (or is not needed); the stopper must not outlive the client.
-    if !shutdown.is_cancelled() {
-        stopper.abort();
-    } else {
-        let _ = tokio::time::timeout(Duration::from_secs(2), stopper).await;
+        _ = shutdown.cancelled() => {
+            shards.shutdown_all().await;
+            Ok(())
+        }
     }
-    result
 }
 
 #[derive(Debug)]
