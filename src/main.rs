@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use recbot::config::Config;
 use recbot::core::Core;
-use recbot::frontend::console;
+use recbot::frontend::{console, discord, slack};
 use recbot::logging::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -61,11 +61,49 @@ enum Cmd {
         #[arg(long, short, env = "RECBOT_CONFIG")]
         config: PathBuf,
     },
+    /// Print what to paste into Slack or Discord to set recbot up there.
+    ///
+    /// `slack`: the Slack app manifest (JSON) for api.slack.com/apps → Create New App → From an
+    /// app manifest. `discord`: the JSON of the `/rec` application command recbot registers
+    /// itself at start-up. Both are generated from the command table.
+    Manifest {
+        #[arg(value_enum)]
+        platform: Platform,
+        /// The slash command (Slack) or command name (Discord).
+        #[arg(long, default_value = "/rec")]
+        command: String,
+        /// Slack only: HTTP mode, Slack posts slash commands to this public address (your
+        /// ingress in front of `[slack] listen`). Socket Mode when omitted.
+        #[arg(long)]
+        request_url: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Platform {
+    Slack,
+    Discord,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Cmd::Manifest {
+            platform,
+            command,
+            request_url,
+        } => {
+            use recbot_commands::schema;
+            let value = match platform {
+                Platform::Slack => schema::slack_manifest(&command, request_url.as_deref()),
+                Platform::Discord => schema::discord_commands(&command),
+            };
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&value).expect("JSON values serialize")
+            );
+            ExitCode::SUCCESS
+        }
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(config) => {
                 print!("{}", config.summary());
@@ -133,6 +171,38 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         });
     } else if !config.slack.is_configured() && !config.discord.is_configured() {
         warn!("no front-end is enabled: nothing can send commands to this recbot");
+    }
+    // Chat front-ends subscribe before the core starts, like the console, and deliver what
+    // earlier runs left in their outbox.
+    if config.slack.is_configured() {
+        let task = slack::run(
+            config.clone(),
+            handle.clone(),
+            handle.subscribe(),
+            shutdown.clone(),
+            tracker.clone(),
+            slack::SlackOptions::default(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = task.await {
+                error!("Slack front-end stopped: {e:#}");
+            }
+        });
+    }
+    if config.discord.is_configured() {
+        let task = discord::run(
+            config.clone(),
+            handle.clone(),
+            handle.subscribe(),
+            shutdown.clone(),
+            tracker.clone(),
+            discord::DiscordOptions::default(),
+        );
+        tracker.spawn(async move {
+            if let Err(e) = task.await {
+                error!("Discord front-end stopped: {e:#}");
+            }
+        });
     }
     core.spawn(&tracker).await?;
     info!(

@@ -6,6 +6,7 @@
 mod code;
 mod help;
 mod login;
+pub mod schema;
 pub mod table;
 mod text;
 

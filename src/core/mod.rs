@@ -4,6 +4,7 @@
 
 mod apply;
 mod live;
+mod outbox;
 mod reactions;
 pub mod store;
 
@@ -20,6 +21,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
+pub use outbox::{OutboxState, Pending};
 use store::Store;
 
 /// Capacity of the worker → core event channel; workers wait when it is full.
@@ -91,6 +93,7 @@ pub struct Notice {
 struct Inbox {
     requests: mpsc::Receiver<Request>,
     events: mpsc::Receiver<Event>,
+    outbox: mpsc::Receiver<outbox::OutboxRequest>,
 }
 
 #[derive(Debug)]
@@ -105,6 +108,8 @@ struct Request {
 pub struct CoreHandle {
     requests: mpsc::Sender<Request>,
     notices: broadcast::Sender<Arc<Notice>>,
+    /// Front-ends' delivery bookkeeping (see `outbox.rs`).
+    outbox: mpsc::Sender<outbox::OutboxRequest>,
     stopped: CancellationToken,
 }
 
@@ -160,7 +165,12 @@ impl Events {
 
     /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
     pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
-        if self.tx.send(Event::now(login, kind)).await.is_err() {
+        self.send(Event::now(login, kind)).await
+    }
+
+    /// Sends a built event (e.g. one tagged with its session, [`Event::in_session`]).
+    pub async fn send(&self, event: Event) {
+        if self.tx.send(event).await.is_err() {
             warn!("event dropped: the core has stopped");
         }
     }
@@ -199,6 +209,7 @@ impl Core {
         let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (notices, _) = broadcast::channel(NOTICE_QUEUE);
+        let (outbox_tx, outbox_rx) = outbox::channel();
         let stopped = CancellationToken::new();
         let core = Core {
             config,
@@ -208,6 +219,7 @@ impl Core {
             inbox: Some(Inbox {
                 requests: requests_rx,
                 events: events_rx,
+                outbox: outbox_rx,
             }),
             followups: VecDeque::new(),
             notices: notices.clone(),
@@ -219,6 +231,7 @@ impl Core {
         let handle = CoreHandle {
             requests: requests_tx,
             notices,
+            outbox: outbox_tx,
             stopped,
         };
         Ok((core, handle))
@@ -262,6 +275,7 @@ impl Core {
         let Inbox {
             mut requests,
             mut events,
+            mut outbox,
         } = inbox;
         let shutdown = self.shutdown.clone();
         self.publish(Event::now(
@@ -277,6 +291,7 @@ impl Core {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(event) = events.recv() => self.publish(event).await,
+                Some(request) = outbox.recv() => self.outbox_request(request).await,
                 Some(request) = requests.recv() => {
                     let reply = self.apply(request.command, request.origin).await;
                     // The requester may have given up (front-end timeout); the command stands.
@@ -296,6 +311,8 @@ impl Core {
             loop {
                 tokio::select! {
                     Some(event) = events.recv() => self.publish(event).await,
+                    // Front-ends still record what they post while workers finish.
+                    Some(request) = outbox.recv() => self.outbox_request(request).await,
                     _ = &mut finished => break,
                 }
             }
@@ -342,12 +359,18 @@ impl Core {
         if event.kind.is_audit_only() {
             return;
         }
-        let room = match &event.login {
-            Some(login) => self.store.watch(login).await.ok().flatten().map(|w| w.room),
-            None => None,
-        };
+        let room = self.room_of(&event).await;
         // No subscribers is fine (e.g. before a front-end connects); the log has it.
         let _ = self.notices.send(Arc::new(Notice { seq, event, room }));
+    }
+
+    /// The room the event's login was added from (`None` for service-wide events or a login
+    /// no longer watched).
+    async fn room_of(&self, event: &Event) -> Option<Room> {
+        match &event.login {
+            Some(login) => self.store.watch(login).await.ok().flatten().map(|w| w.room),
+            None => None,
+        }
     }
 }
 

@@ -13,8 +13,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::event::{Event, Room};
 
+mod outbox;
 mod tokens;
 
+pub use outbox::PostedMessage;
 pub use tokens::StoredToken;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
@@ -164,12 +166,7 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                let payload: String = r.try_get("payload")?;
-                serde_json::from_str(&payload).context("unreadable event in the log")
-            })
-            .collect()
+        rows.iter().map(event_from_row).collect()
     }
 
     #[cfg(test)]
@@ -181,6 +178,12 @@ impl Store {
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// The event in a row's `payload` column.
+fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
+    let payload: String = row.try_get("payload")?;
+    serde_json::from_str(&payload).context("unreadable event in the log")
 }
 
 fn watch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Watch> {
@@ -229,7 +232,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/recbot.sqlite");
         let store = Store::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        let latest = MIGRATIONS.iter().map(|m| m.version).max().unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), latest);
         store.put_watch(&watch("foo")).await.unwrap();
         let mut hls = watch("studio");
         hls.source = Source::Hls {

@@ -1,0 +1,165 @@
+//! The core's side of the front-ends' outbox: chat front-ends replay the event log after their
+//! delivery cursor and ask the core (the only writer) to record what they delivered and which
+//! threads and progress messages they opened. See `frontend/delivery.rs` for the other side.
+
+use anyhow::{anyhow, Result};
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use super::store::PostedMessage;
+use super::{Core, CoreHandle, Notice};
+
+/// Outbox requests waiting for the core.
+const OUTBOX_QUEUE: usize = 16;
+
+/// Where a front-end resumes: its cursor and the messages it refers back to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxState {
+    /// Every notice up to this event-log id was handled.
+    pub cursor: i64,
+    pub messages: Vec<PostedMessage>,
+}
+
+/// A page of the event log to deliver.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    /// Postable notices (audit entries left out), oldest first.
+    pub notices: Vec<Notice>,
+    /// The last event-log id looked at; `None` when there was nothing after `after`.
+    pub scanned_to: Option<i64>,
+}
+
+#[derive(Debug)]
+pub(super) enum OutboxRequest {
+    Open {
+        frontend: &'static str,
+        reply: oneshot::Sender<Result<OutboxState>>,
+    },
+    Pending {
+        after: i64,
+        limit: i64,
+        reply: oneshot::Sender<Result<Pending>>,
+    },
+    Delivered {
+        frontend: &'static str,
+        seq: i64,
+        messages: Vec<PostedMessage>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+}
+
+pub(super) fn channel() -> (mpsc::Sender<OutboxRequest>, mpsc::Receiver<OutboxRequest>) {
+    mpsc::channel(OUTBOX_QUEUE)
+}
+
+impl CoreHandle {
+    /// Where `frontend` resumes delivery. A front-end that never ran starts with the current
+    /// run (from its `ServiceStarted`), not with the whole history.
+    pub async fn outbox_open(&self, frontend: &'static str) -> Result<OutboxState> {
+        self.outbox_call(|reply| OutboxRequest::Open { frontend, reply })
+            .await
+    }
+
+    /// The next `limit` events after event-log id `after` as notices addressed to their
+    /// login's current room (audit entries left out).
+    pub async fn outbox_pending(&self, after: i64, limit: i64) -> Result<Pending> {
+        self.outbox_call(|reply| OutboxRequest::Pending {
+            after,
+            limit,
+            reply,
+        })
+        .await
+    }
+
+    /// Persists that `frontend` delivered everything up to `seq`, with the messages it opened.
+    pub async fn outbox_delivered(
+        &self,
+        frontend: &'static str,
+        seq: i64,
+        messages: Vec<PostedMessage>,
+    ) -> Result<()> {
+        self.outbox_call(|reply| OutboxRequest::Delivered {
+            frontend,
+            seq,
+            messages,
+            reply,
+        })
+        .await
+    }
+
+    async fn outbox_call<T>(
+        &self,
+        request: impl FnOnce(oneshot::Sender<Result<T>>) -> OutboxRequest,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        self.outbox
+            .send(request(tx))
+            .await
+            .map_err(|_| anyhow!("the core has stopped"))?;
+        rx.await.map_err(|_| anyhow!("the core has stopped"))?
+    }
+}
+
+impl Core {
+    pub(super) async fn outbox_request(&mut self, request: OutboxRequest) {
+        match request {
+            OutboxRequest::Open { frontend, reply } => {
+                let _ = reply.send(self.outbox_open(frontend).await);
+            }
+            OutboxRequest::Pending {
+                after,
+                limit,
+                reply,
+            } => {
+                let _ = reply.send(self.outbox_pending(after, limit).await);
+            }
+            OutboxRequest::Delivered {
+                frontend,
+                seq,
+                messages,
+                reply,
+            } => {
+                let result = self.store.outbox_delivered(frontend, seq, &messages).await;
+                if let Err(e) = &result {
+                    error!(error = %e, frontend, seq, "cannot record a delivery");
+                }
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    async fn outbox_open(&mut self, frontend: &'static str) -> Result<OutboxState> {
+        let cursor = match self.store.outbox_cursor(frontend).await? {
+            Some(cursor) => cursor,
+            None => {
+                // First run of this front-end: start at this run's ServiceStarted, and persist
+                // that so a crash before the first delivery does not skip this run.
+                let started = self.store.last_event_id("ServiceStarted").await?;
+                let cursor = started.map_or(0, |id| id - 1);
+                self.store.outbox_delivered(frontend, cursor, &[]).await?;
+                cursor
+            }
+        };
+        Ok(OutboxState {
+            cursor,
+            messages: self.store.outbox_messages(frontend).await?,
+        })
+    }
+
+    async fn outbox_pending(&mut self, after: i64, limit: i64) -> Result<Pending> {
+        let mut notices = Vec::new();
+        let mut scanned_to = None;
+        for (seq, event) in self.store.events_after(after, limit).await? {
+            scanned_to = Some(seq);
+            if event.kind.is_audit_only() {
+                continue;
+            }
+            let room = self.room_of(&event).await;
+            notices.push(Notice { seq, event, room });
+        }
+        Ok(Pending {
+            notices,
+            scanned_to,
+        })
+    }
+}

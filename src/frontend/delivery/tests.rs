@@ -1,0 +1,433 @@
+use std::path::Path;
+use std::sync::Mutex;
+
+use recbot_commands::Login;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::*;
+use crate::config::Config;
+use crate::core::{Core, Events, Origin};
+
+#[derive(Debug, Clone, PartialEq)]
+enum Call {
+    Post(Place, String),
+    Thread(MessageRef, String),
+    Edit(MessageRef, String),
+}
+
+/// Records every call; fails the next calls with scripted errors first.
+#[derive(Debug, Default)]
+struct FakePoster {
+    calls: Mutex<Vec<Call>>,
+    failures: Mutex<Vec<PostError>>,
+    next_id: Mutex<u32>,
+}
+
+impl FakePoster {
+    fn fail_next(&self, errors: Vec<PostError>) {
+        *self.failures.lock().unwrap() = errors;
+    }
+
+    fn take_failure(&self) -> Result<(), PostError> {
+        let mut failures = self.failures.lock().unwrap();
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.remove(0))
+        }
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn id(&self) -> String {
+        let mut n = self.next_id.lock().unwrap();
+        *n += 1;
+        format!("m{n}")
+    }
+}
+
+impl Poster for FakePoster {
+    async fn post(&self, place: &Place, text: &str) -> Result<MessageRef, PostError> {
+        self.take_failure()?;
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Post(place.clone(), text.to_string()));
+        Ok(MessageRef {
+            channel: place.thread.clone().unwrap_or(place.channel.clone()),
+            id: self.id(),
+        })
+    }
+
+    async fn start_thread(&self, starter: &MessageRef, name: &str) -> Result<String, PostError> {
+        self.take_failure()?;
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Thread(starter.clone(), name.to_string()));
+        Ok(format!("t-{}", starter.id))
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), PostError> {
+        self.take_failure()?;
+        self.calls
+            .lock()
+            .unwrap()
+            .push(Call::Edit(message.clone(), text.to_string()));
+        Ok(())
+    }
+}
+
+fn config(dir: &Path) -> Arc<Config> {
+    let text = format!("[storage]\ndata_dir = {:?}\n", dir.to_str().unwrap());
+    Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
+}
+
+struct Bot {
+    core: CoreHandle,
+    events: Events,
+    poster: Arc<FakePoster>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Bot {
+    async fn start(dir: &Path, poster: Arc<FakePoster>, events_room: Option<&str>) -> Bot {
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (core, handle) = Core::open(config(dir), shutdown.clone()).await.unwrap();
+        let events = core.events();
+        let backoff = Backoff {
+            first: Duration::from_millis(10),
+            max: Duration::from_millis(50),
+        };
+        let delivery = Delivery::new(
+            Platform::Slack,
+            poster.clone(),
+            handle.clone(),
+            events_room.map(String::from),
+            backoff,
+        );
+        tracker.spawn(delivery.run(handle.subscribe()));
+        core.spawn(&tracker).await.unwrap();
+        Bot {
+            core: handle,
+            events,
+            poster,
+            shutdown,
+            tracker,
+        }
+    }
+
+    async fn add(&self, login: &str, room: &str) {
+        let origin = Origin {
+            room: Room::Slack(room.into()),
+            user: "U1".into(),
+            operator: true,
+        };
+        let reply = self.core.submit(&format!("add {login}"), origin).await;
+        assert!(reply.ok, "{reply:?}");
+    }
+
+    async fn emit(&self, login: &str, session: Option<i64>, kind: EventKind) {
+        let mut event = Event::now(Some(Login::parse(login).unwrap()), kind);
+        event.session = session;
+        self.events.send(event).await;
+    }
+
+    /// Waits until the poster saw `n` calls (5 s at most).
+    async fn wait_calls(&self, n: usize) -> Vec<Call> {
+        for _ in 0..500 {
+            let calls = self.poster.calls();
+            if calls.len() >= n {
+                return calls;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("expected {n} calls, saw {:#?}", self.poster.calls());
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+fn live(title: &str) -> EventKind {
+    EventKind::LiveDetected {
+        stream_id: Some("1".into()),
+        display_name: None,
+        started_at: None,
+        title: title.into(),
+        game: None,
+        viewers: None,
+        latency_secs: None,
+    }
+}
+
+fn progress(job: i64, sent: u64) -> EventKind {
+    EventKind::UploadProgress {
+        job,
+        sent_bytes: sent,
+        total_bytes: 100,
+        bytes_per_sec: 0.0,
+    }
+}
+
+fn finished(job: i64) -> EventKind {
+    EventKind::UploadFinished {
+        job,
+        video_id: "vid".into(),
+        url: "https://youtu.be/vid".into(),
+    }
+}
+
+fn place(channel: &str, thread: Option<&str>) -> Place {
+    Place {
+        channel: channel.into(),
+        thread: thread.map(String::from),
+    }
+}
+
+fn posts_of(calls: &[Call]) -> Vec<String> {
+    calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Post(_, text) => Some(text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn routing_follows_the_room_then_the_events_room() {
+    let foo = || Some(Login::parse("foo").unwrap());
+    let notice = |login, kind, room: Option<Room>| Notice {
+        seq: 1,
+        event: Event::now(login, kind),
+        room,
+    };
+    let slack = Some(Room::Slack("C1".into()));
+    let discord = Some(Room::Discord("42".into()));
+    let cases = [
+        // A login added from this platform: its room, events_room or not.
+        (
+            notice(foo(), live("x"), slack.clone()),
+            Some("C9"),
+            Some("C1"),
+        ),
+        (notice(foo(), live("x"), slack.clone()), None, Some("C1")),
+        // Added elsewhere (Discord, console) or no longer watched: events_room when set.
+        (
+            notice(foo(), live("x"), discord.clone()),
+            Some("C9"),
+            Some("C9"),
+        ),
+        (notice(foo(), live("x"), discord.clone()), None, None),
+        (
+            notice(foo(), live("x"), Some(Room::Console)),
+            Some("C9"),
+            Some("C9"),
+        ),
+        (notice(foo(), live("x"), None), Some("C9"), Some("C9")),
+        // Service-wide events, even when they name a login: events_room only.
+        (
+            notice(
+                foo(),
+                EventKind::AuthRequired {
+                    service: "youtube".into(),
+                    reason: "expired".into(),
+                    url: None,
+                },
+                slack.clone(),
+            ),
+            Some("C9"),
+            Some("C9"),
+        ),
+        (notice(None, EventKind::ServiceStopping, None), None, None),
+        (
+            notice(
+                None,
+                EventKind::DiskLow {
+                    used_percent: 91.0,
+                    free_gb: 3.0,
+                    stopped_recording: false,
+                },
+                None,
+            ),
+            Some("C9"),
+            Some("C9"),
+        ),
+    ];
+    for (notice, events_room, want) in cases {
+        assert_eq!(
+            route(&notice, Platform::Slack, events_room).as_deref(),
+            want,
+            "{notice:?} with events_room {events_room:?}"
+        );
+    }
+    let n = notice(foo(), live("x"), discord);
+    assert_eq!(route(&n, Platform::Discord, None).as_deref(), Some("42"));
+}
+
+#[tokio::test]
+async fn one_thread_per_broadcast_progress_edited_and_the_link_also_in_the_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), Some("C9")).await;
+    // ServiceStarted goes to the events room.
+    bot.wait_calls(1).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", Some(7), live("Speedrun")).await;
+    bot.emit(
+        "foo",
+        Some(7),
+        EventKind::RecordingStarted {
+            file: "foo/a.ts".into(),
+            quality: "best".into(),
+            part: 1,
+        },
+    )
+    .await;
+    bot.emit("foo", Some(7), progress(3, 10)).await;
+    bot.emit("foo", Some(7), progress(3, 60)).await;
+    bot.emit("foo", Some(7), finished(3)).await;
+    // A second broadcast gets its own thread.
+    bot.emit("foo", Some(8), live("Day 2")).await;
+    let calls = bot.wait_calls(10).await;
+    bot.stop().await;
+
+    assert!(
+        matches!(&calls[0], Call::Post(p, t) if *p == place("C9", None) && t.contains("started"))
+    );
+    let expected_thread = "t-m2";
+    assert_eq!(
+        calls[1],
+        Call::Post(place("C1", None), "🔴 foo is live: Speedrun".into())
+    );
+    assert_eq!(
+        calls[2],
+        Call::Thread(
+            MessageRef {
+                channel: "C1".into(),
+                id: "m2".into()
+            },
+            "foo — Speedrun".into()
+        )
+    );
+    assert!(
+        matches!(&calls[3], Call::Post(p, t) if *p == place("C1", Some(expected_thread)) && t.contains("recording"))
+    );
+    assert!(
+        matches!(&calls[4], Call::Post(p, t) if *p == place("C1", Some(expected_thread)) && t.contains("10%"))
+    );
+    // The progress message (m4, in the thread) is edited in place.
+    assert!(matches!(&calls[5], Call::Edit(m, t) if m.id == "m4" && t.contains("60%")));
+    assert!(
+        matches!(&calls[6], Call::Post(p, t) if *p == place("C1", Some(expected_thread)) && t.contains("youtu.be"))
+    );
+    assert!(
+        matches!(&calls[7], Call::Post(p, t) if *p == place("C1", None) && t.contains("youtu.be"))
+    );
+    assert_eq!(
+        calls[8],
+        Call::Post(place("C1", None), "🔴 foo is live: Day 2".into())
+    );
+    assert!(matches!(&calls[9], Call::Thread(m, _) if m.id == "m7"));
+}
+
+#[tokio::test]
+async fn rate_limits_and_outages_delay_but_never_drop() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), Some("C9")).await;
+    bot.wait_calls(1).await;
+    bot.add("foo", "C1").await;
+    poster.fail_next(vec![
+        PostError::Retry {
+            after: Some(Duration::from_millis(30)),
+            reason: "429".into(),
+        },
+        PostError::Retry {
+            after: None,
+            reason: "connection refused".into(),
+        },
+    ]);
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 60 })
+        .await;
+    let calls = bot.wait_calls(3).await;
+    assert_eq!(
+        posts_of(&calls[1..]),
+        [
+            "⚠ foo: no new video for 30s although the stream is live; still trying",
+            "⚠ foo: no new video for 1m 00s although the stream is live; still trying"
+        ]
+    );
+    // A permanent refusal skips that event (it stays in the log) and goes on.
+    poster.fail_next(vec![PostError::Permanent("channel_not_found".into())]);
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 90 })
+        .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 120 })
+        .await;
+    let calls = bot.wait_calls(4).await;
+    assert!(posts_of(&calls).last().unwrap().contains("2m 00s"));
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn the_outbox_is_delivered_after_a_restart_and_only_once() {
+    let dir = tempfile::tempdir().unwrap();
+    // First run: the platform is down the whole time.
+    let down = Arc::new(FakePoster::default());
+    down.fail_next(
+        (0..10_000)
+            .map(|_| PostError::Retry {
+                after: None,
+                reason: "down".into(),
+            })
+            .collect(),
+    );
+    let bot = Bot::start(dir.path(), down.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", Some(1), live("First")).await;
+    bot.emit("foo", Some(1), progress(5, 20)).await;
+    bot.emit("foo", Some(1), progress(5, 40)).await;
+    bot.emit("foo", Some(1), progress(5, 80)).await;
+    bot.emit("foo", Some(1), finished(5)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    assert!(down.calls().is_empty());
+
+    // Second run: everything arrives, in order; progress made obsolete by the finished
+    // upload is folded away.
+    let up = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), up.clone(), None).await;
+    let calls = bot.wait_calls(4).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    assert_eq!(up.calls().len(), 4, "{:#?}", up.calls());
+    assert_eq!(
+        calls[0],
+        Call::Post(place("C1", None), "🔴 foo is live: First".into())
+    );
+    assert!(matches!(&calls[1], Call::Thread(..)));
+    assert!(matches!(&calls[2], Call::Post(p, t) if p.thread.is_some() && t.contains("youtu.be")));
+    assert!(matches!(&calls[3], Call::Post(p, t) if p.thread.is_none() && t.contains("youtu.be")));
+
+    // Third run: nothing is posted twice; the thread of session 1 is remembered.
+    let again = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), again.clone(), None).await;
+    bot.emit("foo", Some(1), EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    let calls = bot.wait_calls(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    assert_eq!(again.calls().len(), 1, "{:#?}", again.calls());
+    assert!(matches!(&calls[0], Call::Post(p, _) if p.thread.as_deref() == Some("t-m1")));
+}

@@ -1,0 +1,545 @@
+//! The Slack front-end (slack-morphism): the slash command (`[slack] command`, `/rec`) in
+//! Socket Mode (default) or HTTP mode (`listen` + `signing_secret`, every request's signature
+//! and timestamp verified), answered within Slack's 3 seconds, and notices posted through the
+//! shared delivery (threads via `thread_ts`, progress via `chat.update`).
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, Context, Result};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+use slack_morphism::errors::SlackClientError;
+use slack_morphism::prelude::*;
+use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
+use tokio::net::TcpListener;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+use super::chat::{self, Answered, RecentIds};
+use super::delivery::{Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster};
+use crate::config::{Config, Secret};
+use crate::core::{CoreHandle, Notice, Origin, Reply};
+use crate::event::Room;
+
+type Client = SlackClient<SlackClientHyperHttpsConnector>;
+
+/// Slack accepts up to 40 000 characters per message; stay well below.
+const MAX_TEXT: usize = 12_000;
+
+/// Knobs that are not configuration: timings and, for tests, a pre-bound HTTP listener.
+#[derive(Debug)]
+pub struct SlackOptions {
+    pub ack_within: Duration,
+    /// Socket Mode connections kept open (Slack delivers each envelope to one of them).
+    pub connections: u32,
+    pub backoff: Backoff,
+    /// HTTP mode: serve on this listener instead of binding `[slack] listen`.
+    pub http_listener: Option<TcpListener>,
+}
+
+impl Default for SlackOptions {
+    fn default() -> Self {
+        SlackOptions {
+            ack_within: chat::ACK_WITHIN,
+            connections: 2,
+            backoff: Backoff::default(),
+            http_listener: None,
+        }
+    }
+}
+
+/// Runs the Slack front-end until `shutdown`; its delivery runs on `tracker` until the core
+/// has stopped.
+pub async fn run(
+    config: Arc<Config>,
+    core: CoreHandle,
+    notices: broadcast::Receiver<Arc<Notice>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    options: SlackOptions,
+) -> Result<()> {
+    let slack = &config.slack;
+    let bot_token = slack
+        .bot_token
+        .as_ref()
+        .ok_or_else(|| anyhow!("[slack] bot_token is not set"))?;
+    let client = Arc::new(client(&slack.api_url)?);
+    let poster = Arc::new(SlackPoster {
+        client: client.clone(),
+        token: token(bot_token),
+    });
+    let delivery = Delivery::new(
+        Platform::Slack,
+        poster.clone(),
+        core.clone(),
+        slack.events_room.clone(),
+        options.backoff,
+    );
+    tracker.spawn(delivery.run(notices));
+    let front = Arc::new(Front {
+        core,
+        operators: slack.operators.iter().cloned().collect(),
+        seen: Mutex::new(RecentIds::default()),
+        tracker,
+        poster,
+        http: reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()?,
+        ack_within: options.ack_within,
+    });
+    match slack.listen {
+        None => {
+            let app_token = slack
+                .app_token
+                .as_ref()
+                .ok_or_else(|| anyhow!("[slack] app_token is not set"))?;
+            socket_mode(front, client, app_token, options.connections, shutdown).await
+        }
+        Some(addr) => {
+            let secret = slack
+                .signing_secret
+                .as_ref()
+                .ok_or_else(|| anyhow!("[slack] signing_secret is not set"))?;
+            let listener = match options.http_listener {
+                Some(listener) => listener,
+                None => TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen on {addr} ([slack] listen)"))?,
+            };
+            http_mode(front, listener, secret, shutdown).await
+        }
+    }
+}
+
+/// A client for `api_url`. Unlike `SlackClientHyperConnector::new()` it also speaks plain
+/// http, for a local fake; real Slack is https.
+fn client(api_url: &str) -> Result<Client> {
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match builder.with_native_roots() {
+        Ok(builder) => builder,
+        // Without a CA bundle only a plain-http endpoint (a local fake) can work.
+        Err(e) if api_url.starts_with("http://") => {
+            warn!(error = %e, "no CA certificates found; Slack over https would fail");
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        }
+        Err(e) => {
+            return Err(anyhow!(
+                "no CA certificates found for https to Slack ({e}); install ca-certificates"
+            ))
+        }
+    };
+    let https = builder
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .build();
+    let connector = SlackClientHyperConnector::from(https)
+        .with_slack_api_url(api_url)
+        .with_rate_control(SlackApiRateControlConfig::new());
+    Ok(SlackClient::new(connector))
+}
+
+fn token(secret: &Secret) -> SlackApiToken {
+    SlackApiToken::new(secret.expose().into())
+}
+
+/// Slack's mrkdwn treats `&`, `<` and `>` as control characters (links, mentions such as
+/// `<!channel>`); recbot's text must show them literally.
+fn escape(text: &str) -> String {
+    chat::clip(text, MAX_TEXT)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// A slash command, from either mode.
+#[derive(Debug)]
+struct SlashCommand {
+    channel: String,
+    user: String,
+    text: String,
+    response_url: String,
+    trigger_id: String,
+}
+
+/// What the acknowledgement carries.
+#[derive(Debug)]
+struct Answer {
+    text: String,
+    private: bool,
+}
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Answer {
+        Answer {
+            text: escape(&reply.text),
+            private: reply.private,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Front {
+    core: CoreHandle,
+    operators: HashSet<String>,
+    seen: Mutex<RecentIds>,
+    tracker: TaskTracker,
+    poster: Arc<SlackPoster>,
+    http: reqwest::Client,
+    ack_within: Duration,
+}
+
+impl Front {
+    /// Runs a slash command and returns the acknowledgement: the reply when the core answers
+    /// within the ack window, otherwise "working on it" and the reply follows through the
+    /// response URL.
+    async fn answer(self: &Arc<Self>, command: SlashCommand) -> Answer {
+        let first = self
+            .seen
+            .lock()
+            .expect("not poisoned")
+            .first_time(&command.trigger_id);
+        if !first {
+            return Answer {
+                text: chat::ALREADY_RECEIVED.into(),
+                private: true,
+            };
+        }
+        let room = match format!("slack:{}", command.channel).parse::<Room>() {
+            Ok(room) => room,
+            Err(e) => {
+                return Answer {
+                    text: escape(&e),
+                    private: true,
+                }
+            }
+        };
+        let origin = Origin {
+            room,
+            operator: self.operators.contains(&command.user),
+            user: command.user.clone(),
+        };
+        let answered = chat::submit(
+            &self.core,
+            &self.tracker,
+            command.text.trim().to_string(),
+            origin,
+            self.ack_within,
+        )
+        .await;
+        match answered {
+            Answered::Now(reply) => reply.into(),
+            Answered::Later(task) => {
+                let front = self.clone();
+                self.tracker.spawn(async move {
+                    let reply = task.await.unwrap_or_else(|_| chat::failed());
+                    front.follow_up(&command, reply).await;
+                });
+                Answer {
+                    text: chat::WORKING.into(),
+                    private: true,
+                }
+            }
+        }
+    }
+
+    /// Posts a late reply through the response URL, or with `chat.postMessage` /
+    /// `chat.postEphemeral` when the URL no longer works.
+    async fn follow_up(&self, command: &SlashCommand, reply: Reply) {
+        let answer = Answer::from(reply);
+        let body = json!({
+            "response_type": if answer.private { "ephemeral" } else { "in_channel" },
+            "text": answer.text,
+            "replace_original": false,
+        });
+        let sent = self
+            .http
+            .post(&command.response_url)
+            .json(&body)
+            .send()
+            .await
+            .and_then(|r| r.error_for_status());
+        let Err(e) = sent else { return };
+        warn!(error = %e, "the response URL failed; posting the answer instead");
+        let session = self.poster.client.open_session(&self.poster.token);
+        let content = SlackMessageContent::new().with_text(answer.text);
+        let result = if answer.private {
+            session
+                .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
+                    command.channel.clone().into(),
+                    command.user.clone().into(),
+                    content,
+                ))
+                .await
+                .map(|_| ())
+        } else {
+            session
+                .chat_post_message(&SlackApiChatPostMessageRequest::new(
+                    command.channel.clone().into(),
+                    content,
+                ))
+                .await
+                .map(|_| ())
+        };
+        if let Err(e) = result {
+            warn!(error = %e, "could not deliver a late answer to Slack");
+        }
+    }
+}
+
+// --- Socket Mode ---
+
+async fn socket_mode(
+    front: Arc<Front>,
+    client: Arc<Client>,
+    app_token: &Secret,
+    connections: u32,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let environment = Arc::new(
+        SlackClientEventsListenerEnvironment::new(client)
+            .with_error_handler(on_error)
+            .with_user_state(front),
+    );
+    let callbacks = SlackSocketModeListenerCallbacks::new().with_command_events(on_command);
+    let listener = SlackClientSocketModeListener::new(
+        &SlackClientSocketModeConfig::new().with_max_connections_count(connections),
+        environment,
+        callbacks,
+    );
+    listener
+        .listen_for(&token(app_token))
+        .await
+        .map_err(|e| anyhow!("Slack Socket Mode: {e}"))?;
+    // slack-morphism keeps the connections up (reconnects with backoff); `start`, not
+    // `serve`, because recbot owns signal handling.
+    listener.start().await;
+    info!("Slack: Socket Mode started");
+    shutdown.cancelled().await;
+    listener.shutdown().await;
+    Ok(())
+}
+
+async fn on_command(
+    event: SlackCommandEvent,
+    _client: Arc<Client>,
+    state: SlackClientEventsUserState,
+) -> UserCallbackResult<SlackCommandEventResponse> {
+    let front = state.read().await.get_user_state::<Arc<Front>>().cloned();
+    let front = front.ok_or("the Slack front-end state is missing")?;
+    let answer = front
+        .answer(SlashCommand {
+            channel: event.channel_id.to_string(),
+            user: event.user_id.to_string(),
+            text: event.text.unwrap_or_default(),
+            response_url: event.response_url.0.to_string(),
+            trigger_id: event.trigger_id.to_string(),
+        })
+        .await;
+    let kind = if answer.private {
+        SlackMessageResponseType::Ephemeral
+    } else {
+        SlackMessageResponseType::InChannel
+    };
+    Ok(
+        SlackCommandEventResponse::new(SlackMessageContent::new().with_text(answer.text))
+            .with_response_type(kind),
+    )
+}
+
+/// Acknowledges even after an error, so Slack does not redeliver into a loop.
+fn on_error(
+    error: Box<dyn std::error::Error + Send + Sync>,
+    _client: Arc<Client>,
+    _state: SlackClientEventsUserState,
+) -> HttpStatusCode {
+    warn!(%error, "Slack listener error");
+    HttpStatusCode::OK
+}
+
+// --- HTTP mode ---
+
+/// HTTP mode's shared state (the verifier has no `Debug`).
+struct Http {
+    front: Arc<Front>,
+    verifier: SlackEventSignatureVerifier,
+}
+
+async fn http_mode(
+    front: Arc<Front>,
+    listener: TcpListener,
+    secret: &Secret,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let state = Arc::new(Http {
+        front,
+        verifier: SlackEventSignatureVerifier::new(&SlackSigningSecret::new(
+            secret.expose().into(),
+        )),
+    });
+    let app = Router::new()
+        .route("/slack/commands", post(http_command))
+        .route("/slack/events", post(http_event))
+        .with_state(state);
+    info!(address = %listener.local_addr()?, "Slack: HTTP mode listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+        .context("Slack HTTP mode")
+}
+
+/// The body, when the request carries a valid signature made within the last 5 minutes.
+fn verified(http: &Http, headers: &HeaderMap, body: &Bytes) -> Result<String, StatusCode> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let (Some(signature), Some(timestamp)) = (
+        header(SlackEventSignatureVerifier::SLACK_SIGNED_HASH_HEADER),
+        header(SlackEventSignatureVerifier::SLACK_SIGNED_TIMESTAMP),
+    ) else {
+        warn!("Slack HTTP request without signature refused");
+        return Err(StatusCode::UNAUTHORIZED);
+    };
+    let body = std::str::from_utf8(body).map_err(|_| StatusCode::UNAUTHORIZED)?;
+    if let Err(e) = http.verifier.verify(signature, body, timestamp) {
+        warn!(error = %e, "Slack HTTP request refused");
+        return Err(StatusCode::UNAUTHORIZED);
+    }
+    Ok(body.to_string())
+}
+
+async fn http_command(State(http): State<Arc<Http>>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match verified(&http, &headers, &body) {
+        Ok(body) => body,
+        Err(status) => return status.into_response(),
+    };
+    let mut fields: std::collections::HashMap<String, String> =
+        url::form_urlencoded::parse(body.as_bytes())
+            .into_owned()
+            .collect();
+    let mut field = |name: &str| fields.remove(name);
+    let (Some(channel), Some(user), Some(response_url), Some(trigger_id)) = (
+        field("channel_id"),
+        field("user_id"),
+        field("response_url"),
+        field("trigger_id"),
+    ) else {
+        return (StatusCode::BAD_REQUEST, "not a slash command").into_response();
+    };
+    let answer = http
+        .front
+        .answer(SlashCommand {
+            channel,
+            user,
+            text: field("text").unwrap_or_default(),
+            response_url,
+            trigger_id,
+        })
+        .await;
+    Json(json!({
+        "response_type": if answer.private { "ephemeral" } else { "in_channel" },
+        "text": answer.text,
+    }))
+    .into_response()
+}
+
+/// The Events API endpoint: answers Slack's URL verification; recbot subscribes to no events.
+async fn http_event(State(http): State<Arc<Http>>, headers: HeaderMap, body: Bytes) -> Response {
+    let body = match verified(&http, &headers, &body) {
+        Ok(body) => body,
+        Err(status) => return status.into_response(),
+    };
+    match serde_json::from_str::<serde_json::Value>(&body) {
+        Ok(v) if v["type"] == "url_verification" => {
+            Json(json!({ "challenge": v["challenge"] })).into_response()
+        }
+        Ok(_) => StatusCode::OK.into_response(),
+        Err(_) => StatusCode::BAD_REQUEST.into_response(),
+    }
+}
+
+// --- Posting ---
+
+#[derive(Debug)]
+struct SlackPoster {
+    client: Arc<Client>,
+    token: SlackApiToken,
+}
+
+impl Poster for SlackPoster {
+    async fn post(&self, place: &Place, text: &str) -> Result<MessageRef, PostError> {
+        let request = SlackApiChatPostMessageRequest::new(
+            place.channel.clone().into(),
+            SlackMessageContent::new().with_text(escape(text)),
+        )
+        .opt_thread_ts(place.thread.clone().map(Into::into));
+        let session = self.client.open_session(&self.token);
+        let posted = session.chat_post_message(&request).await.map_err(error)?;
+        Ok(MessageRef {
+            channel: posted.channel.to_string(),
+            id: posted.ts.to_string(),
+        })
+    }
+
+    /// A Slack thread is the replies to a message: the message's `ts` is the thread.
+    async fn start_thread(&self, starter: &MessageRef, _name: &str) -> Result<String, PostError> {
+        Ok(starter.id.clone())
+    }
+
+    async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), PostError> {
+        let request = SlackApiChatUpdateRequest::new(
+            message.channel.clone().into(),
+            SlackMessageContent::new().with_text(escape(text)),
+            message.id.clone().into(),
+        );
+        let session = self.client.open_session(&self.token);
+        session.chat_update(&request).await.map_err(error)?;
+        Ok(())
+    }
+}
+
+/// Which Slack errors are worth retrying: rate limits (with Slack's `Retry-After`), server
+/// errors and network trouble. Refusals (`channel_not_found`, `not_in_channel`,
+/// `message_not_found`, bad token) are not.
+fn error(e: SlackClientError) -> PostError {
+    match e {
+        SlackClientError::RateLimitError(limit) => PostError::Retry {
+            after: Some(limit.retry_after.unwrap_or(Duration::from_secs(1))),
+            reason: "rate limited (429)".into(),
+        },
+        SlackClientError::ApiError(api)
+            if matches!(
+                api.code.as_str(),
+                "ratelimited"
+                    | "internal_error"
+                    | "fatal_error"
+                    | "service_unavailable"
+                    | "request_timeout"
+            ) =>
+        {
+            PostError::Retry {
+                after: None,
+                reason: api.code,
+            }
+        }
+        SlackClientError::ApiError(api) => PostError::Permanent(api.code),
+        SlackClientError::HttpError(http) if http.status_code.is_client_error() => {
+            PostError::Permanent(format!("HTTP {}", http.status_code))
+        }
+        other => PostError::Retry {
+            after: None,
+            reason: other.to_string(),
+        },
+    }
+}

@@ -1,0 +1,463 @@
+//! The Discord front-end against local fakes: wiremock for the REST API (as serenity's proxy)
+//! and a tokio-tungstenite gateway. Tests play the workers through `Core::events()`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use recbot::config::Config;
+use recbot::event::EventKind;
+use recbot::frontend::delivery::Backoff;
+use recbot::frontend::discord::{self, DiscordOptions};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use wiremock::matchers::{method, path, path_regex};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const APP: &str = "111";
+const GUILD: &str = "222";
+const CHANNEL: &str = "333";
+const OPERATOR: &str = "555";
+const ROLE: &str = "777";
+
+/// Message and thread creation with increasing ids.
+struct Ids(AtomicU32);
+
+impl Respond for Ids {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        ResponseTemplate::new(200).set_body_json(json!({ "id": format!("{}", 9000 + n) }))
+    }
+}
+
+async fn mount_rest(server: &MockServer, gateway: &str) {
+    Mock::given(method("GET"))
+        .and(path("/api/v10/gateway"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "url": gateway })))
+        .mount(server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path(format!(
+            "/api/v10/applications/{APP}/guilds/{GUILD}/commands"
+        )))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/api/v10/interactions/\d+/[^/]+/callback$"))
+        .respond_with(ResponseTemplate::new(204))
+        .mount(server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path_regex(r"^/api/v10/webhooks/"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": "1" })))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path_regex(
+            r"^/api/v10/channels/\d+/messages(/\d+/threads)?$",
+        ))
+        .respond_with(Ids(AtomicU32::new(0)))
+        .mount(server)
+        .await;
+    Mock::given(method("PATCH"))
+        .and(path_regex(r"^/api/v10/channels/\d+/messages/\d+$"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({ "id": "1" })))
+        .mount(server)
+        .await;
+}
+
+/// A fake gateway: hello, READY on identify, heartbeat acks; the test sends dispatches.
+struct FakeGateway {
+    listener: TcpListener,
+}
+
+impl FakeGateway {
+    async fn bind() -> FakeGateway {
+        FakeGateway {
+            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}", self.listener.local_addr().unwrap())
+    }
+
+    /// Accepts the bot's connection and completes the handshake; returns a sender for
+    /// dispatches (`t`, `d`).
+    async fn accept(&self) -> mpsc::Sender<(String, Value)> {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
+            .await
+            .expect("recbot connects to the gateway")
+            .unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        let hello = json!({"op": 10, "d": {"heartbeat_interval": 45000}, "s": null, "t": null});
+        ws.send(Message::text(hello.to_string())).await.unwrap();
+        loop {
+            let frame = ws.next().await.unwrap().unwrap();
+            let Message::Text(text) = frame else { continue };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["op"] == 2 {
+                assert_eq!(v["d"]["token"], "Bot test-token");
+                break;
+            }
+        }
+        let ready = json!({"op": 0, "s": 1, "t": "READY", "d": {
+            "v": 10,
+            "user": {"id": APP, "username": "recbot", "discriminator": "0", "avatar": null, "bot": true},
+            "guilds": [], "session_id": "s1", "resume_gateway_url": self.url(),
+            "application": {"id": APP, "flags": 0},
+        }});
+        ws.send(Message::text(ready.to_string())).await.unwrap();
+        let (tx, mut rx) = mpsc::channel::<(String, Value)>(16);
+        tokio::spawn(async move {
+            let mut seq = 1;
+            loop {
+                tokio::select! {
+                    dispatch = rx.recv() => {
+                        let Some((t, d)) = dispatch else { break };
+                        seq += 1;
+                        let frame = json!({"op": 0, "s": seq, "t": t, "d": d});
+                        if ws.send(Message::text(frame.to_string())).await.is_err() { break }
+                    }
+                    frame = ws.next() => match frame {
+                        Some(Ok(Message::Text(text))) => {
+                            let v: Value = serde_json::from_str(&text).unwrap_or_default();
+                            if v["op"] == 1 {
+                                let _ = ws.send(Message::text(json!({"op": 11}).to_string())).await;
+                            }
+                        }
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+        });
+        tx
+    }
+}
+
+fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
+    let text = format!(
+        "[storage]\ndata_dir = {:?}\n[discord]\ntoken = \"test-token\"\napi_url = \"{api}\"\n\
+         guild_id = \"{GUILD}\"\noperators = [\"{OPERATOR}\"]\noperator_roles = [\"{ROLE}\"]\n{extra}",
+        dir.to_str().unwrap()
+    );
+    Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
+}
+
+mod common;
+
+use common::Bot;
+
+async fn start(config: Arc<Config>, options: DiscordOptions) -> Bot {
+    Bot::start(config, move |config, core, notices, shutdown, tracker| {
+        discord::run(config, core, notices, shutdown, tracker, options)
+    })
+    .await
+}
+
+fn options() -> DiscordOptions {
+    DiscordOptions {
+        backoff: Backoff {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        },
+        ..DiscordOptions::default()
+    }
+}
+
+/// An INTERACTION_CREATE for `/rec <sub> <options…>` by `user` with `roles`.
+fn interaction(id: u32, user: &str, roles: &[&str], sub: &str, options: Value) -> Value {
+    json!({
+        "id": id.to_string(), "application_id": APP, "type": 2, "token": format!("tok{id}"),
+        "version": 1, "guild_id": GUILD, "channel_id": CHANNEL, "locale": "en-US",
+        "entitlements": [], "authorizing_integration_owners": {}, "attachment_size_limit": 26214400,
+        "app_permissions": "2048",
+        "data": {"id": "444", "name": "rec", "type": 1,
+                 "options": [{"name": sub, "type": 1, "options": options}]},
+        "member": {
+            "user": {"id": user, "username": format!("u{user}"), "discriminator": "0", "avatar": null},
+            "roles": roles, "joined_at": "2024-01-01T00:00:00+00:00", "deaf": false, "mute": false,
+            "flags": 0, "permissions": "2048"
+        }
+    })
+}
+
+/// `/rec add login:foo` by an operator.
+fn add_foo(id: u32) -> Value {
+    interaction(
+        id,
+        OPERATOR,
+        &[],
+        "add",
+        json!([{"name": "login", "type": 3, "value": "foo"}]),
+    )
+}
+
+async fn send(dispatch: &mpsc::Sender<(String, Value)>, interaction: Value) {
+    dispatch
+        .send(("INTERACTION_CREATE".into(), interaction))
+        .await
+        .unwrap();
+}
+
+/// The content of an interaction answer.
+fn content(reply: &Value) -> &str {
+    reply["data"]["content"].as_str().unwrap()
+}
+
+async fn requests(server: &MockServer, m: &str, p: &str) -> Vec<Value> {
+    let re = regex_lite(p);
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.method.as_str() == m && re(r.url.path()))
+        .map(|r| serde_json::from_slice(&r.body).unwrap_or(Value::Null))
+        .collect()
+}
+
+/// Path patterns with `*` for one segment (no regex crate needed).
+fn regex_lite(pattern: &str) -> impl Fn(&str) -> bool {
+    let parts: Vec<String> = pattern.split('/').map(String::from).collect();
+    move |p: &str| {
+        let segs: Vec<&str> = p.split('/').collect();
+        segs.len() == parts.len() && segs.iter().zip(&parts).all(|(s, p)| p == "*" || p == s)
+    }
+}
+
+async fn wait_requests(server: &MockServer, m: &str, p: &str, n: usize) -> Vec<Value> {
+    for _ in 0..500 {
+        let found = requests(server, m, p).await;
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "expected {n} {m} {p}, got {:#?}",
+        requests(server, m, p).await
+    );
+}
+
+async fn answer(server: &MockServer, id: u32) -> Value {
+    let p = format!("/api/v10/interactions/{id}/tok{id}/callback");
+    wait_requests(server, "POST", &p, 1).await.remove(0)
+}
+
+#[tokio::test]
+async fn rec_is_registered_and_commands_answered_with_operator_rights() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = MockServer::start().await;
+    let gateway = FakeGateway::bind().await;
+    mount_rest(&rest, &gateway.url()).await;
+    let bot = start(config(dir.path(), &rest.uri(), ""), options()).await;
+    let dispatch = gateway.accept().await;
+
+    let registered = wait_requests(
+        &rest,
+        "PUT",
+        &format!("/api/v10/applications/{APP}/guilds/{GUILD}/commands"),
+        1,
+    )
+    .await;
+    assert_eq!(registered[0][0]["name"], "rec");
+    assert_eq!(registered[0][0]["default_member_permissions"], "2048");
+
+    let started = Instant::now();
+    let add = add_foo(1);
+    send(&dispatch, add).await;
+    let reply = answer(&rest, 1).await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(reply["type"], 4);
+    assert!(content(&reply).contains("Watching foo"), "{reply}");
+    assert!(reply["data"].get("flags").is_none(), "{reply}");
+
+    // Not an operator: private refusal, nothing removed.
+    let remove = json!([{"name": "login", "type": 3, "value": "foo"}]);
+    dispatch
+        .send((
+            "INTERACTION_CREATE".into(),
+            interaction(2, "666", &["1"], "remove", remove.clone()),
+        ))
+        .await
+        .unwrap();
+    let reply = answer(&rest, 2).await;
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(content(&reply).contains("Only operators"));
+    dispatch
+        .send((
+            "INTERACTION_CREATE".into(),
+            interaction(3, "666", &[], "list", json!([])),
+        ))
+        .await
+        .unwrap();
+    let reply = answer(&rest, 3).await;
+    assert!(content(&reply).contains("Watching 1:"), "{reply}");
+
+    // The code is an option, and the reply is private.
+    let code = json!([{"name": "service", "type": 3, "value": "youtube"},
+                      {"name": "code_or_url", "type": 3, "value": "4/0AbCdEfGh"}]);
+    dispatch
+        .send((
+            "INTERACTION_CREATE".into(),
+            interaction(4, OPERATOR, &[], "code", code),
+        ))
+        .await
+        .unwrap();
+    let reply = answer(&rest, 4).await;
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(!reply.to_string().contains("4/0AbCdEfGh"));
+
+    // An operator by role; a replayed dispatch of the same interaction is not run twice.
+    dispatch
+        .send((
+            "INTERACTION_CREATE".into(),
+            interaction(5, "666", &[ROLE], "remove", remove.clone()),
+        ))
+        .await
+        .unwrap();
+    let reply = answer(&rest, 5).await;
+    assert!(content(&reply).contains("Stopped watching foo"), "{reply}");
+    dispatch
+        .send((
+            "INTERACTION_CREATE".into(),
+            interaction(5, "666", &[ROLE], "remove", remove),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answers = requests(&rest, "POST", "/api/v10/interactions/5/tok5/callback").await;
+    assert_eq!(answers.len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_interaction_is_deferred_then_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = MockServer::start().await;
+    let gateway = FakeGateway::bind().await;
+    mount_rest(&rest, &gateway.url()).await;
+    let opts = DiscordOptions {
+        ack_within: Duration::ZERO,
+        ..options()
+    };
+    let bot = start(config(dir.path(), &rest.uri(), ""), opts).await;
+    let dispatch = gateway.accept().await;
+    let add = add_foo(7);
+    send(&dispatch, add).await;
+    let deferred = answer(&rest, 7).await;
+    assert_eq!(deferred["type"], 5, "{deferred}");
+    let edits = wait_requests(
+        &rest,
+        "PATCH",
+        &format!("/api/v10/webhooks/{APP}/tok7/messages/@original"),
+        1,
+    )
+    .await;
+    assert!(
+        edits[0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Watching foo"),
+        "{edits:?}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let rest = MockServer::start().await;
+    let gateway = FakeGateway::bind().await;
+    // The first message post is rate limited (Discord sends Retry-After and retry_after).
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/api/v10/channels/\d+/messages$"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("retry-after", "0.5")
+                .insert_header("x-ratelimit-scope", "user")
+                .set_body_json(json!({"message": "You are being rate limited.", "retry_after": 0.5, "global": false})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&rest)
+        .await;
+    mount_rest(&rest, &gateway.url()).await;
+    let bot = start(
+        config(dir.path(), &rest.uri(), "events_room = \"888\"\n"),
+        options(),
+    )
+    .await;
+    let dispatch = gateway.accept().await;
+    let add = add_foo(1);
+    send(&dispatch, add).await;
+    answer(&rest, 1).await;
+    bot.emit(
+        Some(2),
+        EventKind::LiveDetected {
+            stream_id: None,
+            display_name: None,
+            started_at: None,
+            title: "@everyone come watch".into(),
+            game: Some("Chess".into()),
+            viewers: None,
+            latency_secs: None,
+        },
+    )
+    .await;
+    let threads = wait_requests(&rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
+    assert_eq!(threads[0]["name"], "foo — @everyone come watch");
+    bot.emit(
+        Some(2),
+        EventKind::UploadProgress {
+            job: 1,
+            sent_bytes: 10,
+            total_bytes: 100,
+            bytes_per_sec: 0.0,
+        },
+    )
+    .await;
+    let in_thread = wait_requests(&rest, "POST", "/api/v10/channels/9003/messages", 1).await;
+    assert!(in_thread[0]["content"].as_str().unwrap().contains("10%"));
+    bot.emit(
+        Some(2),
+        EventKind::UploadProgress {
+            job: 1,
+            sent_bytes: 90,
+            total_bytes: 100,
+            bytes_per_sec: 0.0,
+        },
+    )
+    .await;
+    let edits = wait_requests(&rest, "PATCH", "/api/v10/channels/9003/messages/9004", 1).await;
+    assert!(edits[0]["content"].as_str().unwrap().contains("90%"));
+    bot.stop().await;
+
+    let posts = requests(&rest, "POST", "/api/v10/channels/*/messages").await;
+    // The 429'd ServiceStarted was sent again, then the live notice in the login's room with
+    // mentions disabled.
+    assert_eq!(posts[0], posts[1]);
+    assert!(posts[1]["content"].as_str().unwrap().contains("started"));
+    assert!(posts[2]["content"]
+        .as_str()
+        .unwrap()
+        .contains("foo is live"));
+    assert_eq!(posts[2]["allowed_mentions"]["parse"], json!([]));
+    let rooms: Vec<String> = rest
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.method.as_str() == "POST" && r.url.path().ends_with("/messages"))
+        .map(|r| r.url.path().to_string())
+        .collect();
+    assert_eq!(rooms[0], "/api/v10/channels/888/messages");
+    assert_eq!(rooms[2], format!("/api/v10/channels/{CHANNEL}/messages"));
+}

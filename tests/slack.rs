@@ -1,0 +1,610 @@
+//! The Slack front-end against local fakes: wiremock for the Web API and response URLs, a
+//! tokio-tungstenite server for Socket Mode, signed requests for HTTP mode. Tests play the
+//! workers by sending events through `Core::events()`.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
+use recbot::config::Config;
+use recbot::event::EventKind;
+use recbot::frontend::delivery::Backoff;
+use recbot::frontend::slack::{self, SlackOptions};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use tokio::net::TcpListener;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
+use wiremock::matchers::{method, path};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const SECRET: &str = "8f742231b10e8888abcd99yyyzzz85a5";
+
+/// `chat.postMessage` that hands out increasing `ts` values.
+struct Posted(AtomicU32);
+
+impl Respond for Posted {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst) + 1;
+        let body: Value = serde_json::from_slice(&request.body).unwrap();
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true,
+            "channel": body["channel"],
+            "ts": format!("1700000000.{n:06}"),
+            "message": { "text": body["text"], "ts": format!("1700000000.{n:06}") }
+        }))
+    }
+}
+
+async fn mount_web_api(server: &MockServer, ws_url: &str) {
+    Mock::given(method("POST"))
+        .and(path("/api/apps.connections.open"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"ok": true, "url": ws_url})))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(Posted(AtomicU32::new(0)))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.update"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "channel": "C1", "ts": "1", "text": "x", "message": {"text": "x"}
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/respond"))
+        .respond_with(ResponseTemplate::new(200))
+        .mount(server)
+        .await;
+}
+
+fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
+    let text = format!(
+        "[storage]\ndata_dir = {:?}\n[slack]\napp_token = \"xapp-1-test\"\nbot_token = \"xoxb-test\"\n\
+         api_url = \"{api}/api\"\noperators = [\"UOP\"]\n{extra}",
+        dir.to_str().unwrap()
+    );
+    Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
+}
+
+mod common;
+
+use common::Bot;
+
+async fn start(config: Arc<Config>, options: SlackOptions) -> Bot {
+    Bot::start(config, move |config, core, notices, shutdown, tracker| {
+        slack::run(config, core, notices, shutdown, tracker, options)
+    })
+    .await
+}
+
+fn options() -> SlackOptions {
+    SlackOptions {
+        connections: 1,
+        backoff: Backoff {
+            first: Duration::from_millis(50),
+            max: Duration::from_millis(200),
+        },
+        ..SlackOptions::default()
+    }
+}
+
+/// A fake Socket Mode endpoint.
+struct FakeSocket {
+    listener: TcpListener,
+}
+
+type Ws = WebSocketStream<tokio::net::TcpStream>;
+
+impl FakeSocket {
+    async fn bind() -> FakeSocket {
+        FakeSocket {
+            listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}/link", self.listener.local_addr().unwrap())
+    }
+
+    async fn accept(&self) -> Ws {
+        let (stream, _) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
+            .await
+            .expect("recbot connects to Socket Mode")
+            .unwrap();
+        let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
+        let hello = json!({"type": "hello", "num_connections": 1,
+            "connection_info": {"app_id": "A1"}, "debug_info": {"host": "fake"}});
+        ws.send(Message::text(hello.to_string())).await.unwrap();
+        ws
+    }
+}
+
+fn command_payload(user: &str, text: &str, trigger: &str, respond: &str) -> Value {
+    json!({
+        "token": "x", "team_id": "T1", "team_domain": "t", "channel_id": "C1",
+        "channel_name": "general", "user_id": user, "user_name": user, "command": "/rec",
+        "text": text, "api_app_id": "A1", "response_url": respond, "trigger_id": trigger,
+    })
+}
+
+/// Sends a slash command envelope and returns the ack and how long it took.
+async fn command(
+    ws: &mut Ws,
+    user: &str,
+    text: &str,
+    trigger: &str,
+    respond: &str,
+) -> (Value, Duration) {
+    let envelope = json!({
+        "envelope_id": format!("env-{trigger}"),
+        "type": "slash_commands",
+        "accepts_response_payload": true,
+        "payload": command_payload(user, text, trigger, respond),
+    });
+    let sent = Instant::now();
+    ws.send(Message::text(envelope.to_string())).await.unwrap();
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("an ack within 5 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(text) = frame {
+            let ack: Value = serde_json::from_str(&text).unwrap();
+            if ack["envelope_id"] == format!("env-{trigger}") {
+                return (ack, sent.elapsed());
+            }
+        }
+    }
+}
+
+/// The text of an ack's payload.
+fn text(ack: &Value) -> &str {
+    ack["payload"]["text"].as_str().unwrap()
+}
+
+/// The text of a posted body.
+fn body_text(body: &Value) -> &str {
+    body["text"].as_str().unwrap()
+}
+
+/// Requests the fake received at `p`, as JSON bodies.
+async fn bodies(server: &MockServer, p: &str) -> Vec<Value> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == p)
+        .map(|r| serde_json::from_slice(&r.body).unwrap())
+        .collect()
+}
+
+async fn wait_bodies(server: &MockServer, p: &str, n: usize) -> Vec<Value> {
+    for _ in 0..500 {
+        let found = bodies(server, p).await;
+        if found.len() >= n {
+            return found;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "expected {n} requests to {p}, got {:#?}",
+        bodies(server, p).await
+    );
+}
+
+#[tokio::test]
+async fn socket_mode_commands_are_acked_with_the_reply_and_rights_are_enforced() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    let socket = FakeSocket::bind().await;
+    mount_web_api(&web, &socket.url()).await;
+    let respond = format!("{}/respond", web.uri());
+    let bot = start(config(dir.path(), &web.uri(), ""), options()).await;
+    let mut ws = socket.accept().await;
+
+    let (ack, took) = command(&mut ws, "UOP", "add foo", "t1", &respond).await;
+    assert!(took < Duration::from_secs(3), "{took:?}");
+    assert_eq!(ack["payload"]["response_type"], "in_channel", "{ack}");
+    assert!(text(&ack).contains("Watching foo"), "{ack}");
+
+    // Not an operator: refused privately, nothing changes.
+    let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "t2", &respond).await;
+    assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
+    assert!(text(&ack).contains("Only operators"), "{ack}");
+    let (ack, _) = command(&mut ws, "UGUEST", "list", "t3", &respond).await;
+    assert!(text(&ack).contains("Watching 1:"), "{ack}");
+
+    // auth/code answers are private; usage placeholders are escaped for mrkdwn.
+    let (ack, _) = command(&mut ws, "UOP", "auth youtube", "t4", &respond).await;
+    assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
+    let (ack, _) = command(&mut ws, "UOP", "remove", "t5", &respond).await;
+    assert!(text(&ack).contains("remove &lt;login&gt;"), "{ack}");
+
+    // A redelivered command (same trigger) is not run twice.
+    let (ack, _) = command(&mut ws, "UOP", "remove foo", "t6", &respond).await;
+    assert!(text(&ack).contains("Stopped watching foo"));
+    let (ack, _) = command(&mut ws, "UOP", "remove foo", "t6", &respond).await;
+    assert!(text(&ack).contains("already received"), "{ack}");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    let socket = FakeSocket::bind().await;
+    mount_web_api(&web, &socket.url()).await;
+    let respond = format!("{}/respond", web.uri());
+    let opts = SlackOptions {
+        ack_within: Duration::ZERO,
+        ..options()
+    };
+    let bot = start(config(dir.path(), &web.uri(), ""), opts).await;
+    let mut ws = socket.accept().await;
+    let (ack, _) = command(&mut ws, "UOP", "add foo", "s1", &respond).await;
+    assert_eq!(ack["payload"]["response_type"], "ephemeral");
+    assert!(text(&ack).contains("Working on it"), "{ack}");
+    let follow = wait_bodies(&web, "/respond", 1).await;
+    assert_eq!(follow[0]["response_type"], "in_channel");
+    assert!(body_text(&follow[0]).contains("Watching foo"), "{follow:?}");
+    // Refusals follow up privately.
+    let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "s2", &respond).await;
+    assert!(text(&ack).contains("Working on it"), "{ack}");
+    let follow = wait_bodies(&web, "/respond", 2).await;
+    assert_eq!(follow[1]["response_type"], "ephemeral");
+    assert!(body_text(&follow[1]).contains("Only operators"));
+    bot.stop().await;
+}
+
+fn live() -> EventKind {
+    EventKind::LiveDetected {
+        stream_id: Some("1".into()),
+        display_name: None,
+        started_at: None,
+        title: "Any% <race>".into(),
+        game: None,
+        viewers: None,
+        latency_secs: None,
+    }
+}
+
+fn progress(sent: u64) -> EventKind {
+    EventKind::UploadProgress {
+        job: 4,
+        sent_bytes: sent,
+        total_bytes: 100,
+        bytes_per_sec: 0.0,
+    }
+}
+
+#[tokio::test]
+async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    let socket = FakeSocket::bind().await;
+    mount_web_api(&web, &socket.url()).await;
+    let respond = format!("{}/respond", web.uri());
+    let bot = start(
+        config(dir.path(), &web.uri(), "events_room = \"CEV\"\n"),
+        options(),
+    )
+    .await;
+    let mut ws = socket.accept().await;
+    command(&mut ws, "UOP", "add foo", "e1", &respond).await;
+    bot.emit(Some(9), live()).await;
+    // (Progress that is already outdated when delivery catches up is folded; see the
+    // delivery tests. Here each update is posted live.)
+    wait_bodies(&web, "/api/chat.postMessage", 2).await;
+    bot.emit(Some(9), progress(25)).await;
+    wait_bodies(&web, "/api/chat.postMessage", 3).await;
+    bot.emit(Some(9), progress(75)).await;
+    bot.emit(
+        Some(9),
+        EventKind::UploadFinished {
+            job: 4,
+            video_id: "v".into(),
+            url: "https://youtu.be/v".into(),
+        },
+    )
+    .await;
+    let posts = wait_bodies(&web, "/api/chat.postMessage", 5).await;
+    let updates = wait_bodies(&web, "/api/chat.update", 1).await;
+    bot.stop().await;
+
+    // 1: ServiceStarted to the events room.
+    assert_eq!(posts[0]["channel"], "CEV");
+    assert!(body_text(&posts[0]).contains("started"));
+    // 2: live, in the room it was added from, opening the thread; text escaped.
+    assert_eq!(posts[1]["channel"], "C1");
+    assert!(posts[1].get("thread_ts").is_none());
+    assert_eq!(posts[1]["text"], "🔴 foo is live: Any% &lt;race&gt;");
+    let thread = "1700000000.000002";
+    // 3: progress in the thread, then edited in place.
+    assert_eq!(posts[2]["thread_ts"], thread);
+    assert!(body_text(&posts[2]).contains("25%"));
+    assert_eq!(updates[0]["ts"], "1700000000.000003");
+    assert_eq!(updates[0]["channel"], "C1");
+    assert!(body_text(&updates[0]).contains("75%"));
+    // 4: the video link in the thread and in the room.
+    assert_eq!(posts[3]["thread_ts"], thread);
+    assert!(posts[4].get("thread_ts").is_none());
+    assert!(body_text(&posts[4]).contains("youtu.be/v"));
+    let auth = web
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/api/chat.postMessage")
+        .unwrap();
+    assert_eq!(auth.headers["authorization"], "Bearer xoxb-test");
+}
+
+#[tokio::test]
+async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    let socket = FakeSocket::bind().await;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(
+            ResponseTemplate::new(429)
+                .insert_header("Retry-After", "1")
+                .set_body_json(json!({"ok": false, "error": "ratelimited"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(&web)
+        .await;
+    mount_web_api(&web, &socket.url()).await;
+    let started = Instant::now();
+    let bot = start(
+        config(dir.path(), &web.uri(), "events_room = \"CEV\"\n"),
+        options(),
+    )
+    .await;
+    let _ws = socket.accept().await;
+    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    let posts = wait_bodies(&web, "/api/chat.postMessage", 3).await;
+    bot.stop().await;
+    // The first attempt (ServiceStarted) got the 429; it was retried after Retry-After.
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert_eq!(posts[0]["text"], posts[1]["text"]);
+    assert!(body_text(&posts[1]).contains("started"));
+    assert!(body_text(&posts[2]).contains("no new video"));
+}
+
+#[tokio::test]
+async fn notices_from_an_outage_are_posted_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    let socket = FakeSocket::bind().await;
+    // Slack's Web API is down for posting during the first run.
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ResponseTemplate::new(503))
+        .with_priority(1)
+        .mount(&web)
+        .await;
+    mount_web_api(&web, &socket.url()).await;
+    let respond = format!("{}/respond", web.uri());
+    let cfg = config(dir.path(), &web.uri(), "");
+    let bot = start(cfg.clone(), options()).await;
+    let mut ws = socket.accept().await;
+    command(&mut ws, "UOP", "add foo", "o1", &respond).await;
+    bot.emit(Some(3), live()).await;
+    bot.emit(Some(3), EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    wait_bodies(&web, "/api/chat.postMessage", 2).await;
+    bot.stop().await;
+    drop(ws);
+
+    // Slack is back; recbot restarts.
+    web.reset().await;
+    mount_web_api(&web, &socket.url()).await;
+    let bot = start(cfg, options()).await;
+    let _ws = socket.accept().await;
+    let posts = wait_bodies(&web, "/api/chat.postMessage", 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    bot.stop().await;
+    let posts_now = bodies(&web, "/api/chat.postMessage").await;
+    assert_eq!(posts_now.len(), 2, "{posts_now:#?}");
+    assert_eq!(posts[0]["channel"], "C1");
+    assert!(body_text(&posts[0]).contains("is live"));
+    assert_eq!(posts[1]["thread_ts"], "1700000000.000001");
+    assert!(body_text(&posts[1]).contains("no new video"));
+}
+
+// --- HTTP mode ---
+
+fn sign(body: &str, timestamp: i64) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{timestamp}:{body}").as_bytes());
+    format!("v0={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+#[tokio::test]
+async fn http_mode_accepts_signed_requests_and_rejects_forged_and_stale_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    mount_web_api(&web, "ws://127.0.0.1:1/unused").await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let cfg = config(
+        dir.path(),
+        &web.uri(),
+        &format!("listen = \"{addr}\"\nsigning_secret = \"{SECRET}\"\n"),
+    );
+    let opts = SlackOptions {
+        http_listener: Some(listener),
+        ..options()
+    };
+    let bot = start(cfg, opts).await;
+    let url = format!("http://{addr}/slack/commands");
+    let respond = format!("{}/respond", web.uri());
+    let form = |user: &str, text: &str, trigger: &str| {
+        url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                command_payload(user, text, trigger, &respond)
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())),
+            )
+            .finish()
+    };
+    let http = reqwest::Client::new();
+    let send = |body: String, signature: Option<String>, ts: i64| {
+        let mut request = http
+            .post(&url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some(signature) = signature {
+            request = request
+                .header("x-slack-signature", signature)
+                .header("x-slack-request-timestamp", ts.to_string());
+        }
+        request.send()
+    };
+
+    let body = form("UOP", "add foo", "h1");
+    let reply = send(body.clone(), Some(sign(&body, now())), now())
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let reply: Value = reply.json().await.unwrap();
+    assert_eq!(reply["response_type"], "in_channel");
+    assert!(body_text(&reply).contains("Watching foo"), "{reply}");
+
+    // Forged: signed with another secret, or the body changed after signing.
+    let body = form("UOP", "remove foo", "h2");
+    let mut forged = sign(&body, now());
+    forged.replace_range(forged.len() - 4.., "0000");
+    assert_eq!(
+        send(body.clone(), Some(forged), now())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let tampered = form("UOP", "remove foo", "h3");
+    let signature = sign(&form("UOP", "list", "h3"), now());
+    assert_eq!(
+        send(tampered, Some(signature), now())
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // Replayed: a valid signature over an old timestamp.
+    let old = now() - 600;
+    assert_eq!(
+        send(body.clone(), Some(sign(&body, old)), old)
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    // Unsigned.
+    assert_eq!(send(body, None, now()).await.unwrap().status(), 401);
+
+    // None of the refused requests changed anything.
+    let body = form("UGUEST", "list", "h4");
+    let reply: Value = send(body.clone(), Some(sign(&body, now())), now())
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(body_text(&reply).contains("Watching 1:"), "{reply}");
+
+    // Slack's URL verification on the events endpoint.
+    let challenge =
+        json!({"type": "url_verification", "challenge": "abc", "token": "x"}).to_string();
+    let reply = http
+        .post(format!("http://{addr}/slack/events"))
+        .header("x-slack-signature", sign(&challenge, now()))
+        .header("x-slack-request-timestamp", now().to_string())
+        .body(challenge)
+        .send()
+        .await
+        .unwrap();
+    let reply: Value = reply.json().await.unwrap();
+    assert_eq!(reply["challenge"], "abc");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn the_binary_runs_slack_from_the_config_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let web = MockServer::start().await;
+    let socket = FakeSocket::bind().await;
+    mount_web_api(&web, &socket.url()).await;
+    let config = dir.path().join("recbot.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\ndata_dir = \"data\"\n[slack]\napp_token = \"xapp-1-bin\"\n\
+             bot_token = \"xoxb-bin\"\napi_url = \"{}/api\"\noperators = [\"UOP\"]\n\
+             events_room = \"CEV\"\n",
+            web.uri()
+        ),
+    )
+    .unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_recbot"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ws = socket.accept().await;
+    let respond = format!("{}/respond", web.uri());
+    let (ack, _) = command(&mut ws, "UOP", "add foo", "b1", &respond).await;
+    assert!(text(&ack).contains("Watching foo"), "{ack}");
+    let posts = wait_bodies(&web, "/api/chat.postMessage", 1).await;
+    assert_eq!(posts[0]["channel"], "CEV");
+
+    let stderr = child.stderr.take().unwrap();
+    let stderr = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let pid = child.id().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "recbot did not stop within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let stderr = stderr.join().unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("xoxb-bin") && !stderr.contains("xapp-1-bin"),
+        "{stderr}"
+    );
+}
