@@ -10,3 +10,5 @@ pub mod event;
 pub mod frontend;
 pub mod logging;
 pub mod recorder;
+pub mod twitch;
+pub mod upload;

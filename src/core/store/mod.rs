@@ -14,8 +14,10 @@ use sqlx::{Row, SqlitePool};
 use crate::event::{Event, Room};
 
 mod tokens;
+mod uploads;
 
 pub use tokens::StoredToken;
+pub use uploads::{JobState, NewUploadJob, UploadJob, WaitReason};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
 
@@ -229,7 +231,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/recbot.sqlite");
         let store = Store::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        let newest = MIGRATIONS.iter().map(|m| m.version).max().unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), newest);
         store.put_watch(&watch("foo")).await.unwrap();
         let mut hls = watch("studio");
         hls.source = Source::Hls {
