@@ -202,7 +202,7 @@ pub struct Twitch {
     #[serde(deserialize_with = "lenient_strings")]
     pub scopes: Vec<String>,
     /// How long a started `auth twitch` waits for its `code twitch`.
-    pub pending_auth_minutes: u64,
+    pub pending_auth_minutes: f64,
     /// Seconds between validations of the user token (Twitch requires at least hourly).
     pub validate_interval_secs: u64,
 }
@@ -226,7 +226,7 @@ impl Default for Twitch {
             redirect_uri: "http://localhost:3000".into(),
             offline_grace_secs: 90,
             scopes: vec!["chat:read".into()],
-            pending_auth_minutes: 10,
+            pending_auth_minutes: 10.0,
             validate_interval_secs: 3600,
         }
     }
@@ -343,7 +343,7 @@ pub struct Youtube {
     /// Such waits before the job is marked failed (the file is kept; `retry` re-queues it).
     pub max_attempts: u32,
     /// How long a started `auth youtube` waits for its `code youtube`.
-    pub pending_auth_minutes: u64,
+    pub pending_auth_minutes: f64,
 }
 
 impl Default for Youtube {
@@ -369,7 +369,7 @@ impl Default for Youtube {
             retry_max_secs: 60,
             retry_wait_minutes: 30,
             max_attempts: 10,
-            pending_auth_minutes: 10,
+            pending_auth_minutes: 10.0,
         }
     }
 }
@@ -720,10 +720,8 @@ impl Config {
             ("youtube.retry_initial_ms", y.retry_initial_ms),
             ("youtube.retry_max_secs", y.retry_max_secs),
             ("youtube.retry_wait_minutes", y.retry_wait_minutes),
-            ("youtube.pending_auth_minutes", y.pending_auth_minutes),
             ("youtube.retry_limit", u64::from(y.retry_limit)),
             ("youtube.max_attempts", u64::from(y.max_attempts)),
-            ("twitch.pending_auth_minutes", t.pending_auth_minutes),
         ] {
             if value == 0 {
                 return fail(key, "must be at least 1");
@@ -739,15 +737,17 @@ impl Config {
                 "retries must stay bounded (retry_limit at most 100, max_attempts at most 1000)",
             );
         }
-        if y.pending_auth_minutes > 60 || t.pending_auth_minutes > 60 {
-            return fail(
-                if y.pending_auth_minutes > 60 {
-                    "youtube.pending_auth_minutes"
-                } else {
-                    "twitch.pending_auth_minutes"
-                },
-                "must be at most 60 (authorization codes are short-lived)",
-            );
+        for (key, minutes) in [
+            ("youtube.pending_auth_minutes", y.pending_auth_minutes),
+            ("twitch.pending_auth_minutes", t.pending_auth_minutes),
+        ] {
+            if !(minutes.is_finite() && minutes > 0.0 && minutes <= 60.0) {
+                return fail(
+                    key,
+                    "must be more than 0 and at most 60 minutes (authorization codes are \
+                     short-lived)",
+                );
+            }
         }
         if !(1..=3600).contains(&t.validate_interval_secs) {
             return fail(

@@ -22,7 +22,7 @@ use crate::upload::google::{CodeAttempt, ConsentFlow, Present};
 /// Longest a reply waits for a remote answer before saying the outcome will be posted.
 const REPLY_LIMIT: Duration = Duration::from_secs(60);
 /// Twitch's device codes live 30 minutes.
-const DEVICE_MINUTES: i64 = 30;
+const DEVICE_MINUTES: f64 = 30.0;
 
 /// Pending authorizations and the Twitch token keeper's wake-up.
 #[derive(Debug, Default)]
@@ -87,7 +87,7 @@ impl Core {
                             "Open this link, sign in with the YouTube channel's account and \
                              approve:\n{url}\nYour browser then fails to load a 127.0.0.1 \
                              address: copy that whole address (or its `code=` value) and send \
-                             `code youtube <address or code>` within {minutes} minutes."
+                             `code youtube <address or code>` within {minutes}."
                         )),
                         Ok(Err(e)) => Reply::refused(format!("`auth youtube` failed: {e}")),
                         Err(_) => Reply::refused("`auth youtube` was interrupted; try again"),
@@ -110,7 +110,7 @@ impl Core {
                 Answer::Now(private(Reply::ok(format!(
                     "Open this link, sign in with the Twitch account recbot should use and \
                      authorize:\n{url}\nYour browser then fails to load {}: copy that whole \
-                     address and send `code twitch <address>` within {minutes} minutes.",
+                     address and send `code twitch <address>` within {minutes}.",
                     self.config.twitch.redirect_uri
                 ))))
             }
@@ -124,7 +124,7 @@ impl Core {
                     PendingKind::TwitchDevice,
                     cancel.clone(),
                     None,
-                    DEVICE_MINUTES as u64,
+                    Minutes(DEVICE_MINUTES),
                 );
                 let (tx, rx) = oneshot::channel();
                 let flow = twitch::DeviceFlow {
@@ -173,7 +173,7 @@ impl Core {
             *slot = None;
             return Answer::Now(Reply::refused(format!(
                 "The {service} authorization started at {} UTC has expired. Run `auth \
-                 {service}` again and paste the new code within {} minutes.",
+                 {service}` again and paste the new code within {}.",
                 started.format("%H:%M"),
                 minutes
             )));
@@ -297,8 +297,7 @@ impl Core {
         }
         let minutes = self.pending_minutes(service);
         let reason = format!(
-            "{reason}; the link works for {minutes} minutes, later run `auth {service}` for a \
-             new one"
+            "{reason}; the link works for {minutes}, later run `auth {service}` for a new one"
         );
         match service {
             Service::Youtube => {
@@ -359,7 +358,7 @@ impl Core {
             present,
             codes: codes_rx,
             url: url.clone(),
-            deadline: tokio::time::Instant::now() + Duration::from_secs(minutes * 60),
+            deadline: tokio::time::Instant::now() + minutes.duration(),
             cancel: cancel.clone(),
         };
         self.workers.spawn(flow.run());
@@ -380,17 +379,18 @@ impl Core {
         kind: PendingKind,
         cancel: CancellationToken,
         url: Option<String>,
-        minutes: u64,
+        minutes: Minutes,
     ) -> &mut Pending {
         let now = Utc::now();
         let known = Arc::new(OnceLock::new());
         if let Some(url) = url {
             let _ = known.set(url);
         }
-        info!(%service, minutes, "authorization pending");
+        info!(%service, %minutes, "authorization pending");
         self.auth.slot(service).insert(Pending {
             started: now,
-            expires_at: now + chrono::Duration::minutes(minutes as i64),
+            expires_at: now
+                + chrono::Duration::from_std(minutes.duration()).unwrap_or(chrono::Duration::MAX),
             kind,
             cancel,
             url: known,
@@ -414,11 +414,12 @@ impl Core {
         .await;
     }
 
-    fn pending_minutes(&self, service: Service) -> u64 {
-        match service {
+    /// How long a pending authorization of `service` lasts, as said in replies.
+    fn pending_minutes(&self, service: Service) -> Minutes {
+        Minutes(match service {
             Service::Youtube => self.config.youtube.pending_auth_minutes,
             Service::Twitch => self.config.twitch.pending_auth_minutes,
-        }
+        })
     }
 
     fn youtube_client_missing(&self) -> Option<Reply> {
@@ -433,6 +434,26 @@ impl Core {
 
     fn twitch_oauth(&self) -> Option<TwitchOAuth> {
         TwitchOAuth::new(&self.config.twitch)
+    }
+}
+
+/// A pending authorization's lifetime; displays as `10 minutes`.
+#[derive(Debug, Clone, Copy)]
+struct Minutes(f64);
+
+impl Minutes {
+    fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0 * 60.0)
+    }
+}
+
+impl std::fmt::Display for Minutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.fract() == 0.0 {
+            write!(f, "{} minutes", self.0)
+        } else {
+            write!(f, "{:.1} minutes", self.0)
+        }
     }
 }
 
