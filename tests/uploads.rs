@@ -218,10 +218,12 @@ async fn a_lost_session_starts_a_new_one() {
         matches!(finished.kind, EventKind::UploadFinished { ref video_id, .. } if video_id == "vid1")
     );
     bot.stop().await;
-    let s = yt.state();
-    assert_eq!(s.sessions.len(), 2, "404 → a new session");
-    assert_eq!(s.metadata.len(), 2);
-    assert_eq!(s.sessions[1].received, 2 * MIB);
+    {
+        let s = yt.state();
+        assert_eq!(s.sessions.len(), 2, "404 → a new session");
+        assert_eq!(s.metadata.len(), 2);
+        assert_eq!(s.sessions[1].received, 2 * MIB);
+    }
     // A new session counts against the quota like any other.
     let store = open_store(&config).await;
     assert_eq!(

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod twitch;
 pub mod youtube_state;
 pub mod youtube_tcp;
 
@@ -312,13 +313,13 @@ impl GoogleFake {
     }
 }
 
-fn form(body: &[u8]) -> Vec<(String, String)> {
+pub fn form(body: &[u8]) -> Vec<(String, String)> {
     url::form_urlencoded::parse(body)
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect()
 }
 
-fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+pub fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
     form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
 }
 
