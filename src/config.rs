@@ -576,9 +576,11 @@ impl Config {
         };
         let uploads = if self.youtube.enabled {
             format!(
-                "on (privacy {}, at most {} per day)",
+                "on (privacy {}, at most {} per day, {} MiB chunks, then {} the file)",
                 self.youtube.privacy.as_str(),
-                self.youtube.daily_upload_limit
+                self.youtube.daily_upload_limit,
+                self.youtube.chunk_size_mib,
+                self.youtube.after_upload.as_str()
             )
         } else {
             "off".into()
