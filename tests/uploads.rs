@@ -202,6 +202,37 @@ async fn a_connection_reset_mid_chunk_resumes_from_the_servers_offset() {
 }
 
 #[tokio::test]
+async fn a_timed_out_chunk_asks_the_server_before_sending_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let yt = YoutubeMock::start("ya29.valid").await;
+    // YouTube stores the first chunk but answers too late.
+    yt.state()
+        .faults
+        .push_back(Fault::SlowAnswer(Duration::from_millis(2500)));
+    let google = GoogleFake::start("unused", "1//r").await;
+    let config = config(
+        dir.path(),
+        &youtube(&yt.upload_url(), &google, "chunk_timeout_secs = 1"),
+        "",
+    );
+    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
+    let mut bot = Bot::start(config.clone()).await;
+    assert!(bot.run("add foo").await.ok);
+    bot.part_finished(&write_part(&config, "foo", "a", 2 * MIB).await)
+        .await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let s = yt.state();
+    assert_eq!(s.status_queries, 1);
+    assert_eq!(
+        s.starts(),
+        vec![0, MIB],
+        "the timed-out chunk was not sent again"
+    );
+    assert_eq!(s.resent, 0);
+}
+
+#[tokio::test]
 async fn a_lost_session_starts_a_new_one() {
     let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
@@ -574,5 +605,4 @@ async fn errors_in_a_row_are_bounded_and_reported() {
     assert!(bot.run("retry 1").await.ok);
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
     bot.stop().await;
-    tokio::time::sleep(Duration::from_millis(10)).await;
 }

@@ -260,7 +260,7 @@ impl Respond for UploadResponder {
                 state.chunk_received(session, start, len, &header)
             }
         };
-        let mut template = ResponseTemplate::new(answer.status);
+        let mut template = ResponseTemplate::new(answer.status).set_delay(answer.delay);
         for (k, v) in answer.headers {
             template = template.insert_header(k, v.as_str());
         }

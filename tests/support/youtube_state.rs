@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 /// The upload endpoint's path.
 pub const UPLOAD_PATH: &str = "/upload/youtube/v3/videos";
@@ -15,6 +16,8 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
     pub body: String,
+    /// Wait this long before answering.
+    pub delay: Duration,
 }
 
 impl Answer {
@@ -23,6 +26,7 @@ impl Answer {
             status,
             headers: Vec::new(),
             body: String::new(),
+            delay: Duration::ZERO,
         }
     }
 
@@ -48,6 +52,8 @@ pub enum Fault {
     KeepThenFail { keep: u64 },
     /// Every session is forgotten (404 from now on).
     ForgetSessions,
+    /// The next chunk is kept, but the answer comes only after this long.
+    SlowAnswer(Duration),
 }
 
 #[derive(Debug, Clone, Default)]
@@ -235,9 +241,12 @@ impl State {
         });
         self.bytes += got;
         let fault = match self.faults.front() {
-            Some(Fault::Put(..) | Fault::KeepThenFail { .. } | Fault::ForgetSessions) => {
-                self.faults.pop_front()
-            }
+            Some(
+                Fault::Put(..)
+                | Fault::KeepThenFail { .. }
+                | Fault::ForgetSessions
+                | Fault::SlowAnswer(_),
+            ) => self.faults.pop_front(),
             _ => None,
         };
         let keep = match &fault {
@@ -259,7 +268,11 @@ impl State {
                 s.gone = true;
             }
         }
-        self.progress(session, header)
+        let mut answer = self.progress(session, header);
+        if let Some(Fault::SlowAnswer(delay)) = fault {
+            answer.delay = delay;
+        }
+        answer
     }
 
     /// A chunk whose connection broke after `got` bytes: the server keeps whole 256 KiB units.

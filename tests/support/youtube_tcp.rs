@@ -178,6 +178,7 @@ async fn serve(
 }
 
 async fn write_answer(stream: &mut TcpStream, answer: &Answer) -> std::io::Result<()> {
+    tokio::time::sleep(answer.delay).await;
     let mut head = format!(
         "HTTP/1.1 {} {}\r\nContent-Length: {}\r\n",
         answer.status,
