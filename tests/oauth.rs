@@ -11,10 +11,6 @@ use recbot::event::EventKind;
 use support::twitch::{TwitchFake, DEVICE_CODE, LOGIN, USER_CODE};
 use support::*;
 
-fn is<'a>(name: &'a str) -> impl Fn(&EventKind) -> bool + 'a {
-    move |k| k.name() == name
-}
-
 /// The link on the line of its own in a reply.
 fn link(text: &str) -> String {
     text.lines()
@@ -104,12 +100,7 @@ async fn youtube_codes_pasted_in_chat() {
     assert!(exchange.contains(&("code".into(), "4/0AfirstCode".into())));
     assert!(exchange.contains(&("grant_type".into(), "authorization_code".into())));
     assert!(exchange.contains(&("redirect_uri".into(), "http://127.0.0.1:8085/".into())));
-    let token = open_store(&config)
-        .await
-        .token("youtube")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = stored_token(&config, "youtube").await;
     assert_eq!(token.access_token.expose(), "ya29.fresh1");
     assert_eq!(
         token.refresh_token.unwrap().expose(),
@@ -237,12 +228,7 @@ async fn twitch_authorization_code_flow_checks_state() {
     assert_eq!(path, "/oauth2/token");
     assert!(exchange.contains(&("redirect_uri".into(), "http://localhost:3000".into())));
     assert!(exchange.contains(&("grant_type".into(), "authorization_code".into())));
-    let token = open_store(&config)
-        .await
-        .token("twitch")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = stored_token(&config, "twitch").await;
     assert_eq!(token.access_token.expose(), "twitch-access-1");
     assert_eq!(token.scopes, "chat:read");
     // The token keeper validates the new token too.
@@ -291,12 +277,7 @@ async fn twitch_device_flow_needs_no_paste() {
     assert!(forms[0].1.contains(&("scopes".into(), "chat:read".into())));
     let polls = forms.iter().filter(|(p, _)| p == "/oauth2/token").count();
     assert_eq!(polls, 3, "two pending answers, then the token");
-    let token = open_store(&config)
-        .await
-        .token("twitch")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = stored_token(&config, "twitch").await;
     assert_eq!(
         token.refresh_token.unwrap().expose(),
         "twitch-device-refresh"
@@ -361,12 +342,7 @@ async fn a_twitch_token_close_to_expiry_is_refreshed() {
     assert!(forms[0]
         .1
         .contains(&("grant_type".into(), "refresh_token".into())));
-    let token = open_store(&config)
-        .await
-        .token("twitch")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = stored_token(&config, "twitch").await;
     assert_eq!(token.access_token.expose(), "twitch-access-1");
     assert!(token.expires_at.unwrap() > chrono::Utc::now() + chrono::Duration::hours(3));
 }
@@ -388,15 +364,7 @@ async fn a_refused_twitch_refresh_asks_for_a_new_authorization() {
     )
     .await;
     let mut bot = Bot::start(config.clone()).await;
-    let required = bot.wait_for("AuthRequired", is("AuthRequired")).await;
-    let EventKind::AuthRequired {
-        service,
-        reason,
-        url,
-    } = required.kind
-    else {
-        unreachable!()
-    };
+    let (service, reason, url) = auth_required(&mut bot).await;
     assert_eq!(service, "twitch");
     assert!(reason.contains("Invalid refresh token"), "{reason}");
     let url = url.expect("a consent link");

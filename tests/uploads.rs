@@ -4,9 +4,11 @@
 
 mod support;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use recbot::config::Config;
 use recbot::core::store::JobState;
 use recbot::event::EventKind;
 use recbot::recorder::sidecar::Sidecar;
@@ -26,31 +28,34 @@ fn youtube(upload_url: &str, google: &GoogleFake, extra: &str) -> String {
     )
 }
 
-fn is<'a>(name: &'a str) -> impl Fn(&EventKind) -> bool + 'a {
-    move |k| k.name() == name
+/// A core with uploads on, `foo` watched and a YouTube token stored: (access, refresh,
+/// seconds until it expires).
+async fn start(
+    upload_url: &str,
+    google: &GoogleFake,
+    extra: &str,
+    token: (&str, &str, i64),
+) -> (tempfile::TempDir, Arc<Config>, Bot) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &youtube(upload_url, google, extra), "");
+    store_token(dir.path(), "youtube", token.0, token.1, token.2).await;
+    let bot = Bot::start(config.clone()).await;
+    assert!(bot.run("add foo").await.ok);
+    (dir, config, bot)
 }
 
 #[tokio::test]
 async fn a_finished_part_is_uploaded_with_its_metadata() {
     capture_logs();
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid-access").await;
     let google = GoogleFake::start("unused", "1//refresh-secret").await;
-    let config = config(
-        dir.path(),
-        &youtube(&yt.upload_url(), &google, "privacy = \"unlisted\""),
-        "",
-    );
-    store_token(
-        dir.path(),
-        "youtube",
-        "ya29.valid-access",
-        "1//refresh-secret",
-        3600,
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "privacy = \"unlisted\"",
+        ("ya29.valid-access", "1//refresh-secret", 3600),
     )
     .await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
     let part = write_part(
         &config,
         "foo",
@@ -142,7 +147,6 @@ async fn a_finished_part_is_uploaded_with_its_metadata() {
 
 #[tokio::test]
 async fn a_server_error_mid_chunk_resumes_from_the_servers_offset() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     yt.state().plain_308 = true;
     // The first chunk: YouTube keeps 256 KiB of it, then fails with 503.
@@ -150,10 +154,8 @@ async fn a_server_error_mid_chunk_resumes_from_the_servers_offset() {
         .faults
         .push_back(Fault::KeepThenFail { keep: UNIT });
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
     let part = write_part(&config, "foo", "a", 2 * MIB).await;
     bot.part_finished(&part).await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -168,7 +170,6 @@ async fn a_server_error_mid_chunk_resumes_from_the_servers_offset() {
 
 #[tokio::test]
 async fn a_connection_reset_mid_chunk_resumes_from_the_servers_offset() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = TcpYoutube::start("ya29.valid").await;
     // Cut the connection 300,000 bytes into the second chunk: the server keeps whole 256 KiB
     // units of it.
@@ -176,10 +177,8 @@ async fn a_connection_reset_mid_chunk_resumes_from_the_servers_offset() {
         .cut_at
         .store(MIB + 300_000, std::sync::atomic::Ordering::SeqCst);
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
     let part = write_part(&config, "foo", "a", 3 * MIB).await;
     bot.part_finished(&part).await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -203,21 +202,19 @@ async fn a_connection_reset_mid_chunk_resumes_from_the_servers_offset() {
 
 #[tokio::test]
 async fn a_timed_out_chunk_asks_the_server_before_sending_again() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     // YouTube stores the first chunk but answers too late.
     yt.state()
         .faults
         .push_back(Fault::SlowAnswer(Duration::from_millis(2500)));
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(
-        dir.path(),
-        &youtube(&yt.upload_url(), &google, "chunk_timeout_secs = 1"),
-        "",
-    );
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "chunk_timeout_secs = 1",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
     bot.part_finished(&write_part(&config, "foo", "a", 2 * MIB).await)
         .await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -234,14 +231,11 @@ async fn a_timed_out_chunk_asks_the_server_before_sending_again() {
 
 #[tokio::test]
 async fn a_lost_session_starts_a_new_one() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     yt.state().faults.push_back(Fault::ForgetSessions);
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
     let part = write_part(&config, "foo", "a", 2 * MIB).await;
     bot.part_finished(&part).await;
     let finished = bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -268,16 +262,13 @@ async fn a_lost_session_starts_a_new_one() {
 
 #[tokio::test]
 async fn quota_exceeded_waits_for_midnight_pacific_without_spending_requests() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     yt.state()
         .faults
         .push_back(Fault::Init(403, "quotaExceeded"));
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
     let a = write_part(&config, "foo", "a", MIB).await;
     bot.part_finished(&a).await;
     let before = quota::next_reset(Utc::now());
@@ -318,20 +309,18 @@ async fn quota_exceeded_waits_for_midnight_pacific_without_spending_requests() {
 
 #[tokio::test]
 async fn upload_limit_exceeded_waits_the_configured_hours() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     yt.state()
         .faults
         .push_back(Fault::Init(400, "uploadLimitExceeded"));
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(
-        dir.path(),
-        &youtube(&yt.upload_url(), &google, "upload_limit_wait_hours = 3"),
-        "",
-    );
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "upload_limit_wait_hours = 3",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
     let asked = Utc::now();
@@ -357,17 +346,15 @@ async fn upload_limit_exceeded_waits_the_configured_hours() {
 
 #[tokio::test]
 async fn the_local_ledger_holds_uploads_beyond_the_daily_limit() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(
-        dir.path(),
-        &youtube(&yt.upload_url(), &google, "daily_upload_limit = 1"),
-        "",
-    );
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "daily_upload_limit = 1",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -390,17 +377,15 @@ async fn the_local_ledger_holds_uploads_beyond_the_daily_limit() {
 
 #[tokio::test]
 async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(
-        dir.path(),
-        &youtube(&yt.upload_url(), &google, "after_upload = \"move\""),
-        "",
-    );
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "after_upload = \"move\"",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
     let part = write_part(&config, "foo", "a", MIB / 2).await;
     bot.part_finished(&part).await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -416,20 +401,15 @@ async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed() {
     capture_logs();
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.fresh1").await;
     let google = GoogleFake::start("unused", "1//refresh-keep").await;
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    store_token(
-        dir.path(),
-        "youtube",
-        "ya29.expired",
-        "1//refresh-keep",
-        -10,
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "",
+        ("ya29.expired", "1//refresh-keep", -10),
     )
     .await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -438,12 +418,7 @@ async fn an_expired_access_token_is_refreshed() {
     assert_eq!(forms.len(), 1);
     assert!(forms[0].contains(&("grant_type".into(), "refresh_token".into())));
     assert_eq!(yt.state().unauthorized, 0);
-    let token = open_store(&config)
-        .await
-        .token("youtube")
-        .await
-        .unwrap()
-        .unwrap();
+    let token = stored_token(&config, "youtube").await;
     assert_eq!(token.access_token.expose(), "ya29.fresh1");
     assert_eq!(token.refresh_token.unwrap().expose(), "1//refresh-keep");
     assert_not_logged(&["ya29.fresh1", "ya29.expired", "1//refresh-keep"]);
@@ -451,14 +426,10 @@ async fn an_expired_access_token_is_refreshed() {
 
 #[tokio::test]
 async fn a_refused_access_token_is_refreshed_once() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.fresh1").await;
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    // Not expired by its date, but YouTube no longer takes it.
-    store_token(dir.path(), "youtube", "ya29.stale", "1//r", 3000).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.stale", "1//r", 3000)).await;
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
@@ -470,25 +441,19 @@ async fn a_refused_access_token_is_refreshed_once() {
 #[tokio::test]
 async fn a_revoked_refresh_token_pauses_uploads_and_asks_for_consent() {
     capture_logs();
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.fresh1").await;
     let google = GoogleFake::start("4/0AfreshCode-x_y", "1//new-refresh").await;
     google.state().refresh_token = "1//other".into();
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    store_token(dir.path(), "youtube", "ya29.old", "1//revoked-refresh", -10).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "",
+        ("ya29.old", "1//revoked-refresh", -10),
+    )
+    .await;
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
-    let required = bot.wait_for("AuthRequired", is("AuthRequired")).await;
-    let EventKind::AuthRequired {
-        service,
-        reason,
-        url,
-    } = required.kind
-    else {
-        unreachable!()
-    };
+    let (service, reason, url) = auth_required(&mut bot).await;
     assert_eq!(service, "youtube");
     assert!(reason.contains("revoked"), "{reason}");
     let url = url.expect("a fresh consent link");
@@ -539,16 +504,13 @@ async fn a_revoked_refresh_token_pauses_uploads_and_asks_for_consent() {
 
 #[tokio::test]
 async fn other_refusals_fail_the_job_and_keep_the_file_until_retried() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     yt.state()
         .faults
         .push_back(Fault::Init(400, "invalidTitle"));
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(dir.path(), &youtube(&yt.upload_url(), &google, ""), "");
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
     let part = write_part(&config, "foo", "a", MIB).await;
     bot.part_finished(&part).await;
     let failed = bot.wait_for("UploadFailed", is("UploadFailed")).await;
@@ -575,24 +537,18 @@ async fn other_refusals_fail_the_job_and_keep_the_file_until_retried() {
 
 #[tokio::test]
 async fn errors_in_a_row_are_bounded_and_reported() {
-    let dir = tempfile::tempdir().unwrap();
     let yt = YoutubeMock::start("ya29.valid").await;
     for _ in 0..3 {
         yt.state().faults.push_back(Fault::Put(503, "backendError"));
     }
     let google = GoogleFake::start("unused", "1//r").await;
-    let config = config(
-        dir.path(),
-        &youtube(
-            &yt.upload_url(),
-            &google,
-            "retry_limit = 2\nmax_attempts = 2",
-        ),
-        "",
-    );
-    store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
-    let mut bot = Bot::start(config.clone()).await;
-    assert!(bot.run("add foo").await.ok);
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "retry_limit = 2\nmax_attempts = 2",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
     let deferred = bot.wait_for("UploadDeferred", is("UploadDeferred")).await;

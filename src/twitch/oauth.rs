@@ -175,21 +175,13 @@ impl TwitchOAuth {
 
     /// Starts the device-code flow.
     pub async fn start_device(&self) -> Result<DeviceCode, OAuthError> {
-        let response = self
-            .http
-            .post(format!("{}/device", self.id_url))
-            .form(&[
-                ("client_id", self.client_id.as_str()),
-                ("scopes", &self.scopes.join(" ")),
-            ])
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(refused(&body, status));
-        }
+        let scopes = self.scopes.join(" ");
+        let body = self
+            .post(
+                "device",
+                &[("client_id", &self.client_id), ("scopes", &scopes)],
+            )
+            .await?;
         #[derive(Deserialize)]
         struct Answer {
             device_code: String,
@@ -233,18 +225,7 @@ impl TwitchOAuth {
     }
 
     async fn token(&self, form: &[(&str, &str)]) -> Result<StoredToken, OAuthError> {
-        let response = self
-            .http
-            .post(format!("{}/token", self.id_url))
-            .form(form)
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(unreachable)?;
-        if !status.is_success() {
-            return Err(refused(&body, status));
-        }
+        let body = self.post("token", form).await?;
         #[derive(Deserialize)]
         struct Answer {
             access_token: String,
@@ -263,6 +244,23 @@ impl TwitchOAuth {
                 .map(|s| Utc::now() + chrono::Duration::seconds(s.max(0))),
             scopes: a.scope.join(" "),
         })
+    }
+
+    /// POSTs a form to `id_url/<endpoint>`; the body of a successful answer.
+    async fn post(&self, endpoint: &str, form: &[(&str, &str)]) -> Result<Vec<u8>, OAuthError> {
+        let response = self
+            .http
+            .post(format!("{}/{endpoint}", self.id_url))
+            .form(form)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = response.status();
+        let body = response.bytes().await.map_err(unreachable)?;
+        if !status.is_success() {
+            return Err(refused(&body, status));
+        }
+        Ok(body.to_vec())
     }
 }
 

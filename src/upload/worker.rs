@@ -303,18 +303,8 @@ impl UploadWorker {
                 }
                 Err(UploadError::QuotaExceeded) => {
                     let reset = quota::next_reset(Utc::now());
-                    return self
-                        .defer(
-                            id,
-                            reset,
-                            WaitReason::Quota,
-                            format!(
-                                "YouTube's daily upload quota is used up (quotaExceeded); it \
-                                 resets at midnight Pacific time, {}",
-                                quota::describe(reset)
-                            ),
-                        )
-                        .await;
+                    let cause = "YouTube's daily upload quota is used up (quotaExceeded)";
+                    return self.wait_for_reset(id, reset, cause).await;
                 }
                 Err(UploadError::UploadLimit) => {
                     let hours = yt.upload_limit_wait_hours;
@@ -344,30 +334,22 @@ impl UploadWorker {
     /// limit hold, and counts the upload against today's ledger.
     async fn hold_for_quota(&self, id: i64) -> anyhow::Result<Option<Turn>> {
         if let Some((until, reason)) = self.store.upload_hold(Utc::now()).await? {
-            let why = match reason {
-                WaitReason::Quota => format!(
-                    "YouTube's daily upload quota is used up; it resets {}",
-                    quota::describe(until)
-                ),
-                _ => "the YouTube channel reached its upload limit (uploadLimitExceeded)".into(),
+            let turn = match reason {
+                WaitReason::Quota => {
+                    let cause = "YouTube's daily upload quota is used up";
+                    self.wait_for_reset(id, until, cause).await?
+                }
+                _ => {
+                    let why = "the YouTube channel reached its upload limit (uploadLimitExceeded)";
+                    self.defer(id, until, reason, why.into()).await?
+                }
             };
-            return self.defer(id, until, reason, why).await.map(Some);
+            return Ok(Some(turn));
         }
         if let Some(reset) = self.calls.reserve_quota().await? {
             let limit = self.config.youtube.daily_upload_limit;
-            return self
-                .defer(
-                    id,
-                    reset,
-                    WaitReason::Quota,
-                    format!(
-                        "today's {limit} uploads (daily_upload_limit) are used; the quota \
-                         resets at midnight Pacific time, {}",
-                        quota::describe(reset)
-                    ),
-                )
-                .await
-                .map(Some);
+            let cause = format!("today's {limit} uploads (daily_upload_limit) are used");
+            return self.wait_for_reset(id, reset, &cause).await.map(Some);
         }
         Ok(None)
     }
@@ -471,6 +453,20 @@ impl UploadWorker {
             })
             .await?;
         Ok(Turn::Done)
+    }
+
+    /// Defers until the quota's reset at `reset`, saying when in UTC and Pacific time.
+    async fn wait_for_reset(
+        &self,
+        id: i64,
+        reset: DateTime<Utc>,
+        cause: &str,
+    ) -> anyhow::Result<Turn> {
+        let why = format!(
+            "{cause}; the quota resets at midnight Pacific time, {}",
+            quota::describe(reset)
+        );
+        self.defer(id, reset, WaitReason::Quota, why).await
     }
 
     async fn pause(&self, id: i64, reason: String) -> anyhow::Result<Turn> {

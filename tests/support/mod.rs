@@ -116,6 +116,31 @@ impl Bot {
     }
 }
 
+/// Matches events of one kind by name.
+pub fn is<'a>(name: &'a str) -> impl Fn(&EventKind) -> bool + 'a {
+    move |k| k.name() == name
+}
+
+/// The next `AuthRequired`: (service, reason, consent link).
+pub async fn auth_required(bot: &mut Bot) -> (String, String, Option<String>) {
+    match bot.wait_for("AuthRequired", is("AuthRequired")).await.kind {
+        EventKind::AuthRequired {
+            service,
+            reason,
+            url,
+        } => (service, reason, url),
+        _ => unreachable!(),
+    }
+}
+
+/// The token stored for `service`.
+pub async fn stored_token(config: &Config, service: &str) -> StoredToken {
+    let store = open_store(config).await;
+    let token = store.token(service).await.unwrap().expect("a stored token");
+    store.close().await;
+    token
+}
+
 /// Stores a token before the core starts.
 pub async fn store_token(dir: &Path, service: &str, access: &str, refresh: &str, expires_in: i64) {
     let store = Store::open(&dir.join("recbot.sqlite")).await.unwrap();
