@@ -300,14 +300,28 @@ async fn the_twitch_token_is_validated_at_start_up_and_periodically() {
         3600,
     )
     .await;
+    let started = tokio::time::Instant::now();
     let bot = Bot::start(config.clone()).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(twitch.state().validations, 1, "validated at start-up");
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    assert_eq!(
-        twitch.state().validations,
-        2,
-        "and again after the interval"
+    let validated = |n: u32| {
+        let twitch = &twitch;
+        async move {
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+            while twitch.state().validations < n {
+                assert!(tokio::time::Instant::now() < deadline, "no validation {n}");
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            tokio::time::Instant::now()
+        }
+    };
+    let first = validated(1).await;
+    assert!(
+        first - started < Duration::from_secs(1),
+        "validated at start-up"
+    );
+    let second = validated(2).await;
+    assert!(
+        second - first >= Duration::from_millis(900),
+        "then after the interval"
     );
     assert_eq!(twitch.state().issued, 0, "a valid token is not refreshed");
     bot.stop().await;

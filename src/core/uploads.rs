@@ -38,10 +38,11 @@ pub enum JobUpdate {
         total: u64,
         from: u64,
     },
-    /// A new resumable session was opened (or `None`: the old one is gone).
+    /// A new resumable session for `total` bytes was opened (or `None`: the old one is gone).
     Session {
         job: i64,
         uri: Option<String>,
+        total: u64,
     },
     /// YouTube confirmed `confirmed` bytes; `announce` carries the rate when worth a notice.
     Progress {
@@ -187,8 +188,9 @@ impl Core {
                     from_bytes: from,
                 })
             }
-            JobUpdate::Session { uri, .. } => {
+            JobUpdate::Session { uri, total, .. } => {
                 job.session_uri = uri;
+                job.total_bytes = total;
                 job.confirmed_bytes = 0;
                 None
             }

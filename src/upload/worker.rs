@@ -148,7 +148,11 @@ impl UploadWorker {
         if session.is_some() && job.total_bytes != total {
             // The file changed size since its session was opened: that session cannot finish.
             self.calls
-                .job(JobUpdate::Session { job: id, uri: None })
+                .job(JobUpdate::Session {
+                    job: id,
+                    uri: None,
+                    total,
+                })
                 .await?;
             session = None;
         }
@@ -193,6 +197,7 @@ impl UploadWorker {
                                 .job(JobUpdate::Session {
                                     job: id,
                                     uri: Some(uri.clone()),
+                                    total,
                                 })
                                 .await?;
                             session = Some(uri);
@@ -276,7 +281,11 @@ impl UploadWorker {
                     failures += 1;
                     warn!(job = id, status, "upload session gone; opening a new one");
                     self.calls
-                        .job(JobUpdate::Session { job: id, uri: None })
+                        .job(JobUpdate::Session {
+                            job: id,
+                            uri: None,
+                            total,
+                        })
                         .await?;
                     session = None;
                     offset = 0;
