@@ -158,6 +158,16 @@ impl Storage {
     }
 }
 
+impl Config {
+    /// Where `after_upload = "move"` puts uploaded recordings.
+    pub fn uploaded_dir(&self) -> PathBuf {
+        self.youtube
+            .uploaded_dir
+            .clone()
+            .unwrap_or_else(|| self.storage.data_dir.join("uploaded"))
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Console {
@@ -188,6 +198,13 @@ pub struct Twitch {
     pub redirect_uri: String,
     /// A stream that comes back within this many seconds continues the same session.
     pub offline_grace_secs: u64,
+    /// Scopes asked for the user token (`auth twitch`).
+    #[serde(deserialize_with = "lenient_strings")]
+    pub scopes: Vec<String>,
+    /// How long a started `auth twitch` waits for its `code twitch`.
+    pub pending_auth_minutes: f64,
+    /// Seconds between validations of the user token (Twitch requires at least hourly).
+    pub validate_interval_secs: u64,
 }
 
 impl Default for Twitch {
@@ -208,6 +225,9 @@ impl Default for Twitch {
             irc_tls: true,
             redirect_uri: "http://localhost:3000".into(),
             offline_grace_secs: 90,
+            scopes: vec!["chat:read".into()],
+            pending_auth_minutes: 10.0,
+            validate_interval_secs: 3600,
         }
     }
 }
@@ -264,6 +284,25 @@ impl Privacy {
     }
 }
 
+/// What happens to a recording once YouTube confirmed its upload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AfterUpload {
+    Keep,
+    Move,
+    Delete,
+}
+
+impl AfterUpload {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AfterUpload::Keep => "keep",
+            AfterUpload::Move => "move",
+            AfterUpload::Delete => "delete",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Youtube {
@@ -281,6 +320,30 @@ pub struct Youtube {
     pub title_template: String,
     /// Uploads per Pacific day before recbot waits for the reset (YouTube's own bucket is 100).
     pub daily_upload_limit: u32,
+    /// `keep` the file, `move` it (and its sidecar) to `uploaded_dir`, or `delete` both, once
+    /// YouTube confirmed the upload.
+    pub after_upload: AfterUpload,
+    /// Default: `<data_dir>/uploaded`.
+    pub uploaded_dir: Option<PathBuf>,
+    /// Bytes per upload request, in MiB (a multiple of Google's 256 KiB unit).
+    pub chunk_size_mib: u32,
+    /// Longest one chunk request may take before it counts as a timeout.
+    pub chunk_timeout_secs: u64,
+    /// How long to wait after YouTube's per-channel `uploadLimitExceeded`.
+    pub upload_limit_wait_hours: u64,
+    /// Network errors, timeouts and 5xx answers in a row before the job waits
+    /// `retry_wait_minutes`.
+    pub retry_limit: u32,
+    /// First backoff after an error; it doubles each time (with random jitter).
+    pub retry_initial_ms: u64,
+    /// Longest backoff between two tries.
+    pub retry_max_secs: u64,
+    /// How long a job waits after `retry_limit` errors in a row.
+    pub retry_wait_minutes: u64,
+    /// Such waits before the job is marked failed (the file is kept; `retry` re-queues it).
+    pub max_attempts: u32,
+    /// How long a started `auth youtube` waits for its `code youtube`.
+    pub pending_auth_minutes: f64,
 }
 
 impl Default for Youtube {
@@ -296,7 +359,24 @@ impl Default for Youtube {
             privacy: Privacy::Private,
             title_template: "{display_name} {started:%Y-%m-%d %H:%M} {title}".into(),
             daily_upload_limit: 100,
+            after_upload: AfterUpload::Keep,
+            uploaded_dir: None,
+            chunk_size_mib: 16,
+            chunk_timeout_secs: 600,
+            upload_limit_wait_hours: 24,
+            retry_limit: 10,
+            retry_initial_ms: 1000,
+            retry_max_secs: 60,
+            retry_wait_minutes: 30,
+            max_attempts: 10,
+            pending_auth_minutes: 10.0,
         }
+    }
+}
+
+impl Youtube {
+    pub fn chunk_bytes(&self) -> u64 {
+        u64::from(self.chunk_size_mib) * 1024 * 1024
     }
 }
 
@@ -496,9 +576,11 @@ impl Config {
         };
         let uploads = if self.youtube.enabled {
             format!(
-                "on (privacy {}, at most {} per day)",
+                "on (privacy {}, at most {} per day, {} MiB chunks, then {} the file)",
                 self.youtube.privacy.as_str(),
-                self.youtube.daily_upload_limit
+                self.youtube.daily_upload_limit,
+                self.youtube.chunk_size_mib,
+                self.youtube.after_upload.as_str()
             )
         } else {
             "off".into()
@@ -541,6 +623,9 @@ impl Config {
             resolve(p);
         }
         if let Some(p) = self.storage.chat_dir.as_mut() {
+            resolve(p);
+        }
+        if let Some(p) = self.youtube.uploaded_dir.as_mut() {
             resolve(p);
         }
     }
@@ -621,6 +706,69 @@ impl Config {
         }
         if y.title_template.trim().is_empty() {
             return fail("youtube.title_template", "must not be empty");
+        }
+        if let Err(e) = crate::upload::metadata::check_template(&y.title_template) {
+            return Err(("youtube.title_template".into(), e));
+        }
+        if !(1..=1024).contains(&y.chunk_size_mib) {
+            return fail(
+                "youtube.chunk_size_mib",
+                "must be between 1 and 1024 (MiB; Google wants multiples of 256 KiB)",
+            );
+        }
+        for (key, value) in [
+            ("youtube.chunk_timeout_secs", y.chunk_timeout_secs),
+            ("youtube.upload_limit_wait_hours", y.upload_limit_wait_hours),
+            ("youtube.retry_initial_ms", y.retry_initial_ms),
+            ("youtube.retry_max_secs", y.retry_max_secs),
+            ("youtube.retry_wait_minutes", y.retry_wait_minutes),
+            ("youtube.retry_limit", u64::from(y.retry_limit)),
+            ("youtube.max_attempts", u64::from(y.max_attempts)),
+        ] {
+            if value == 0 {
+                return fail(key, "must be at least 1");
+            }
+        }
+        if y.retry_limit > 100 || y.max_attempts > 1000 {
+            return fail(
+                if y.retry_limit > 100 {
+                    "youtube.retry_limit"
+                } else {
+                    "youtube.max_attempts"
+                },
+                "retries must stay bounded (retry_limit at most 100, max_attempts at most 1000)",
+            );
+        }
+        for (key, minutes) in [
+            ("youtube.pending_auth_minutes", y.pending_auth_minutes),
+            ("twitch.pending_auth_minutes", t.pending_auth_minutes),
+        ] {
+            if !(minutes.is_finite() && minutes > 0.0 && minutes <= 60.0) {
+                return fail(
+                    key,
+                    "must be more than 0 and at most 60 minutes (authorization codes are \
+                     short-lived)",
+                );
+            }
+        }
+        if !(1..=3600).contains(&t.validate_interval_secs) {
+            return fail(
+                "twitch.validate_interval_secs",
+                "must be between 1 and 3600 (Twitch requires validating tokens at least hourly)",
+            );
+        }
+        if t.scopes.is_empty()
+            || t.scopes.iter().any(|s| {
+                s.is_empty()
+                    || !s
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || ":_.-".contains(c))
+            })
+        {
+            return fail(
+                "twitch.scopes",
+                "must be a list of Twitch scopes such as [\"chat:read\"]",
+            );
         }
         let sl = &self.slack;
         if sl.app_token.is_some() && sl.bot_token.is_none() {

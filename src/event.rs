@@ -192,6 +192,9 @@ pub enum EventKind {
         job: i64,
         file: String,
         bytes: u64,
+        /// Bytes YouTube already had (a resumed upload); 0 for a fresh start.
+        #[serde(default)]
+        from_bytes: u64,
     },
     UploadProgress {
         job: i64,

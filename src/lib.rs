@@ -11,3 +11,4 @@ pub mod frontend;
 pub mod logging;
 pub mod recorder;
 pub mod twitch;
+pub mod upload;

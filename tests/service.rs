@@ -214,9 +214,16 @@ fn secrets_never_reach_the_output() {
     );
     bot.wait_for("started");
     bot.send("code youtube 4/0PASTEDSECRET4");
-    bot.wait_for("not available");
+    bot.wait_for("No youtube authorization is waiting");
     bot.send("code twitch http://localhost:3000/?code=PASTEDSECRET5&scope=chat%3Aread");
-    bot.wait_for("not available");
+    bot.wait_for("No twitch authorization is waiting");
+    // The consent link carries the client id, never the secret (built locally, nothing sent).
+    bot.send("auth youtube");
+    let link = bot.wait_for("Open this link");
+    assert!(
+        link.iter().all(|l| !l.contains("GOOGLESECRET2")),
+        "{link:?}"
+    );
     let (ok, stdout, stderr) = bot.terminate();
     assert!(ok);
     for secret in [

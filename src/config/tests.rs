@@ -272,3 +272,77 @@ fn absolute_and_relative_paths() {
         PathBuf::from("/srv/rec/recordings")
     );
 }
+
+#[test]
+fn upload_and_oauth_settings_are_checked() {
+    let c = parse("").unwrap();
+    assert_eq!(c.youtube.after_upload, AfterUpload::Keep);
+    assert_eq!(c.youtube.chunk_bytes(), 16 * 1024 * 1024);
+    assert_eq!(c.uploaded_dir(), PathBuf::from("/etc/recbot/data/uploaded"));
+    assert_eq!(c.twitch.scopes, vec!["chat:read".to_string()]);
+    assert_eq!(c.twitch.validate_interval_secs, 3600);
+    let c = parse(
+        "[youtube]\nafter_upload = \"move\"\nuploaded_dir = \"done\"\npending_auth_minutes = 2.5\n",
+    )
+    .unwrap();
+    assert_eq!(c.youtube.after_upload, AfterUpload::Move);
+    assert_eq!(c.uploaded_dir(), PathBuf::from("/etc/recbot/done"));
+    assert_eq!(c.youtube.pending_auth_minutes, 2.5);
+    for (text, key, fragment) in [
+        (
+            "[youtube]\nchunk_size_mib = 0",
+            "youtube.chunk_size_mib",
+            "between 1 and 1024",
+        ),
+        (
+            "[youtube]\nafter_upload = \"archive\"",
+            "youtube.after_upload",
+            "unknown variant",
+        ),
+        (
+            "[youtube]\npending_auth_minutes = 0",
+            "youtube.pending_auth_minutes",
+            "more than 0",
+        ),
+        (
+            "[twitch]\npending_auth_minutes = 90",
+            "twitch.pending_auth_minutes",
+            "at most 60",
+        ),
+        (
+            "[youtube]\nretry_limit = 0",
+            "youtube.retry_limit",
+            "at least 1",
+        ),
+        (
+            "[youtube]\nretry_limit = 1000",
+            "youtube.retry_limit",
+            "bounded",
+        ),
+        (
+            "[youtube]\ntitle_template = \"{started:%Q}\"",
+            "youtube.title_template",
+            "strftime",
+        ),
+        (
+            "[youtube]\ntitle_template = \"{channel}\"",
+            "youtube.title_template",
+            "unknown placeholder",
+        ),
+        (
+            "[twitch]\nvalidate_interval_secs = 7200",
+            "twitch.validate_interval_secs",
+            "hourly",
+        ),
+        (
+            "[twitch]\nscopes = [\"chat:read\", \"a b\"]",
+            "twitch.scopes",
+            "Twitch scopes",
+        ),
+        ("[twitch]\nscopes = []", "twitch.scopes", "Twitch scopes"),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{text}: {err}");
+        assert!(err.message.contains(fragment), "{text}: {err}");
+    }
+}

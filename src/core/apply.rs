@@ -6,11 +6,11 @@ use recbot_commands::{Access, AddRequest, Command, Login, Source};
 use tracing::{error, info};
 
 use super::store::Watch;
-use super::{Core, Origin, Reply};
+use super::{Answer, Core, Origin, Reply};
 use crate::event::{Event, EventKind};
 
 impl Core {
-    pub(super) async fn apply(&mut self, command: Command, origin: Origin) -> Reply {
+    pub(super) async fn apply(&mut self, command: Command, origin: Origin) -> Answer {
         if command.access() == Access::Operator && !origin.operator {
             info!(user = %origin.user, room = %origin.room, command = %command, "refused: not an operator");
             self.publish(Event::now(
@@ -22,11 +22,11 @@ impl Core {
                 },
             ))
             .await;
-            return Reply::refused(format!(
+            return Answer::Now(Reply::refused(format!(
                 "Only operators may run `{}`. Ask an operator, or have your user id added to \
                  the operators list in recbot's config.",
                 command.name()
-            ));
+            )));
         }
         let name = command.name();
         let private = command.private_reply();
@@ -36,14 +36,12 @@ impl Core {
             Command::List => self.list().await,
             Command::Status { name } => self.status(name).await,
             Command::Help { topic } => Ok(Reply::ok(recbot_commands::help(topic))),
-            Command::Auth { .. }
-            | Command::Code { .. }
-            | Command::Uploads
-            | Command::Retry { .. }
-            | Command::Quota => Ok(Reply::refused(format!(
-                "`{name}` is not available yet: this build of recbot has no YouTube or Twitch \
-                 account connection."
-            ))),
+            // Answered from a worker task: they talk to Google or Twitch.
+            Command::Auth { service, device } => return self.auth(service, device).await,
+            Command::Code { service, code } => return self.code(service, code).await,
+            Command::Uploads => self.uploads_list().await,
+            Command::Retry { id } => self.retry(id, &origin).await,
+            Command::Quota => self.quota().await,
             Command::Disk => Ok(Reply::refused(
                 "`disk` is not available yet: this build of recbot does not record.",
             )),
@@ -55,7 +53,7 @@ impl Core {
             ))
         });
         reply.private |= private;
-        reply
+        Answer::Now(reply)
     }
 
     async fn add(&mut self, request: AddRequest, origin: &Origin) -> anyhow::Result<Reply> {

@@ -3,12 +3,17 @@
 //! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here.
 
 mod apply;
+mod auth;
+mod calls;
 mod live;
 mod outbox;
 mod reactions;
 pub mod store;
+mod uploads;
 
 use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,8 +26,11 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
+use calls::Call;
+pub use calls::Calls;
 pub use outbox::{OutboxState, Pending};
 use store::Store;
+pub use uploads::JobUpdate;
 
 /// Capacity of the worker → core event channel; workers wait when it is full.
 const EVENT_QUEUE: usize = 1024;
@@ -30,6 +38,8 @@ const EVENT_QUEUE: usize = 1024;
 const NOTICE_QUEUE: usize = 1024;
 /// Commands waiting for the core.
 const REQUEST_QUEUE: usize = 64;
+/// Workers' durable-change requests waiting for the core (each worker has at most one open).
+const CALL_QUEUE: usize = 64;
 
 /// Who sent a command and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +89,13 @@ impl Reply {
     }
 }
 
+/// What applying a command gives: a reply now, or one a worker task sends when the slow part
+/// (an OAuth exchange with a remote service) is done, so the core never waits on the network.
+pub(super) enum Answer {
+    Now(Reply),
+    Later(Pin<Box<dyn Future<Output = Reply> + Send>>),
+}
+
 /// An event as front-ends receive it: persisted (with its sequence number in the event log)
 /// and addressed to the room of its login, when it has one.
 #[derive(Debug, Clone)]
@@ -94,6 +111,7 @@ struct Inbox {
     requests: mpsc::Receiver<Request>,
     events: mpsc::Receiver<Event>,
     outbox: mpsc::Receiver<outbox::OutboxRequest>,
+    calls: mpsc::Receiver<Call>,
 }
 
 #[derive(Debug)]
@@ -183,6 +201,7 @@ pub struct Core {
     store: Store,
     started: Instant,
     events_tx: mpsc::Sender<Event>,
+    calls_tx: mpsc::Sender<Call>,
     /// The receiving ends, until the core task takes them.
     inbox: Option<Inbox>,
     /// Events produced by reactions, published after the one being handled.
@@ -196,6 +215,10 @@ pub struct Core {
     workers: TaskTracker,
     /// Live detection for the watched Twitch logins.
     watcher: Option<crate::twitch::watcher::WatcherHandle>,
+    /// Pending OAuth authorizations and the Twitch token keeper (auth.rs).
+    auth: auth::AuthState,
+    /// The upload worker's wake-up (uploads.rs).
+    uploads: uploads::UploadState,
 }
 
 impl Core {
@@ -208,6 +231,7 @@ impl Core {
         let store = Store::open(&config.storage.database_path()).await?;
         let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
         let (notices, _) = broadcast::channel(NOTICE_QUEUE);
         let (outbox_tx, outbox_rx) = outbox::channel();
         let stopped = CancellationToken::new();
@@ -216,10 +240,12 @@ impl Core {
             store,
             started: Instant::now(),
             events_tx,
+            calls_tx,
             inbox: Some(Inbox {
                 requests: requests_rx,
                 events: events_rx,
                 outbox: outbox_rx,
+                calls: calls_rx,
             }),
             followups: VecDeque::new(),
             notices: notices.clone(),
@@ -227,6 +253,8 @@ impl Core {
             stopped: stopped.clone(),
             workers: TaskTracker::new(),
             watcher: None,
+            auth: auth::AuthState::default(),
+            uploads: uploads::UploadState::default(),
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -249,6 +277,8 @@ impl Core {
         let inbox = self.inbox.take().expect("spawned once");
         self.start_watcher();
         self.watches_changed().await;
+        self.resume_uploads().await?;
+        self.start_token_keepers();
         tracker.spawn(self.run(inbox, watching));
         Ok(())
     }
@@ -276,6 +306,7 @@ impl Core {
             mut requests,
             mut events,
             mut outbox,
+            mut calls,
         } = inbox;
         let shutdown = self.shutdown.clone();
         self.publish(Event::now(
@@ -292,11 +323,8 @@ impl Core {
                 _ = shutdown.cancelled() => break,
                 Some(event) = events.recv() => self.publish(event).await,
                 Some(request) = outbox.recv() => self.outbox_request(request).await,
-                Some(request) = requests.recv() => {
-                    let reply = self.apply(request.command, request.origin).await;
-                    // The requester may have given up (front-end timeout); the command stands.
-                    let _ = request.reply.send(reply);
-                }
+                Some(call) = calls.recv() => self.handle_call(call).await,
+                Some(request) = requests.recv() => self.respond(request).await,
             }
         }
         info!("shutting down: waiting for workers to finish their files");
@@ -313,6 +341,8 @@ impl Core {
                     Some(event) = events.recv() => self.publish(event).await,
                     // Front-ends still record what they post while workers finish.
                     Some(request) = outbox.recv() => self.outbox_request(request).await,
+                    // Workers persist their last offsets and tokens while they finish.
+                    Some(call) = calls.recv() => self.handle_call(call).await,
                     _ = &mut finished => break,
                 }
             }
@@ -331,6 +361,21 @@ impl Core {
         self.stopped.cancel();
     }
 
+    /// Applies a command and answers it, now or from a worker task when it involves a remote
+    /// service. The requester may have given up (front-end timeout); the command stands.
+    async fn respond(&mut self, request: Request) {
+        match self.apply(request.command, request.origin).await {
+            Answer::Now(reply) => {
+                let _ = request.reply.send(reply);
+            }
+            Answer::Later(reply) => {
+                self.workers.spawn(async move {
+                    let _ = request.reply.send(reply.await);
+                });
+            }
+        }
+    }
+
     /// Persists an event, lets the core react to it, then passes it on to the front-ends.
     /// Events that reactions produce (see [`Core::follow_up`]) are handled the same way, in
     /// order, before this returns.
@@ -342,7 +387,6 @@ impl Core {
     }
 
     /// Queues an event caused by a reaction (published right after the current one).
-    #[allow(dead_code)] // used by worker reactions as they land
     fn follow_up(&mut self, event: Event) {
         self.followups.push_back(event);
     }

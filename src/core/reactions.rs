@@ -9,7 +9,7 @@ impl Core {
     /// Runs after `event` is persisted and before it is announced.
     pub(super) async fn react(&mut self, event: &Event) {
         // Workers add their reactions here as they land (see the worker issues).
-        let _ = event;
+        self.queue_upload(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile

@@ -243,12 +243,47 @@ async fn events_are_persisted_before_they_are_announced() {
 async fn replies_for_features_not_built_are_honest() {
     let dir = tempfile::tempdir().unwrap();
     let bot = Running::start(dir.path()).await;
-    for text in ["auth youtube", "uploads", "retry 1", "quota", "disk"] {
+    let reply = bot.run("disk").await;
+    assert!(
+        !reply.ok && reply.text.contains("not available"),
+        "{reply:?}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn accounts_and_uploads_without_credentials_answer_clearly() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    for (text, expected) in [
+        ("auth youtube", "[youtube] client_id and client_secret"),
+        ("auth twitch", "[twitch] client_id and client_secret"),
+        ("auth twitch device", "[twitch] client_id and client_secret"),
+        (
+            "code youtube 4/0AbCdEfGh",
+            "No youtube authorization is waiting",
+        ),
+        (
+            "code twitch abcdefgh1234",
+            "No twitch authorization is waiting",
+        ),
+        ("retry 1", "There is no upload #1"),
+    ] {
         let reply = bot.run(text).await;
-        assert!(!reply.ok, "{text}: {reply:?}");
-        assert!(reply.text.contains("not available"), "{text}: {reply:?}");
+        assert!(!reply.ok && reply.private, "{text}: {reply:?}");
+        assert!(reply.text.contains(expected), "{text}: {reply:?}");
     }
-    let reply = bot.run("auth twitch").await;
-    assert!(reply.private);
+    let uploads = bot.run("uploads").await;
+    assert!(
+        uploads.ok && uploads.text.contains("No uploads yet"),
+        "{uploads:?}"
+    );
+    assert!(uploads.text.contains("disabled"), "{uploads:?}");
+    let quota = bot.run("quota").await;
+    assert!(
+        quota.ok && quota.text.contains("0 used, 100 left of 100"),
+        "{quota:?}"
+    );
+    assert!(quota.text.contains("UTC (00:00 P"), "{quota:?}");
     bot.stop().await;
 }

@@ -142,8 +142,21 @@ pub fn event_line(event: &Event) -> String {
             None => format!("🔑 {service} connected"),
         },
         EventKind::UploadQueued { job, file } => format!("upload #{job} queued: {file}"),
-        EventKind::UploadStarted { job, file, bytes } => {
-            format!("⬆ upload #{job} started: {file} ({})", size(*bytes))
+        EventKind::UploadStarted {
+            job,
+            file,
+            bytes,
+            from_bytes,
+        } => {
+            if *from_bytes > 0 && *bytes > 0 {
+                format!(
+                    "⬆ upload #{job} resumed at {:.0}%: {file} ({})",
+                    *from_bytes as f64 * 100.0 / *bytes as f64,
+                    size(*bytes)
+                )
+            } else {
+                format!("⬆ upload #{job} started: {file} ({})", size(*bytes))
+            }
         }
         EventKind::UploadProgress {
             job,

@@ -15,9 +15,11 @@ use crate::event::{Event, Room};
 
 mod outbox;
 mod tokens;
+mod uploads;
 
 pub use outbox::PostedMessage;
 pub use tokens::StoredToken;
+pub use uploads::{JobState, NewUploadJob, UploadJob, WaitReason};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
 

@@ -1,0 +1,484 @@
+//! Core glue for OAuth: `auth` and `code` for YouTube and Twitch, the one pending authorization
+//! per service (it expires), storing the tokens workers obtain, and announcing the outcome.
+//! Exchanges with Google and Twitch run in worker tasks; the command's reply waits for them,
+//! the core does not. Codes and tokens never appear in replies, events or logs.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use recbot_commands::{PastedCode, Service};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::store::{JobState, StoredToken};
+use super::{Answer, Core, Reply};
+use crate::event::{Event, EventKind};
+use crate::twitch::oauth::{self as twitch, TwitchOAuth};
+use crate::upload::google::{CodeAttempt, ConsentFlow, Present};
+
+/// Longest a reply waits for a remote answer before saying the outcome will be posted.
+const REPLY_LIMIT: Duration = Duration::from_secs(60);
+/// Twitch's device codes live 30 minutes.
+const DEVICE_MINUTES: f64 = 30.0;
+
+/// Pending authorizations and the Twitch token keeper's wake-up.
+#[derive(Debug, Default)]
+pub(super) struct AuthState {
+    youtube: Option<Pending>,
+    twitch: Option<Pending>,
+    /// Notified whenever a Twitch token is stored.
+    twitch_saved: Arc<Notify>,
+}
+
+impl AuthState {
+    fn slot(&mut self, service: Service) -> &mut Option<Pending> {
+        match service {
+            Service::Youtube => &mut self.youtube,
+            Service::Twitch => &mut self.twitch,
+        }
+    }
+}
+
+/// One authorization waiting for the operator.
+#[derive(Debug)]
+struct Pending {
+    started: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    kind: PendingKind,
+    /// Ends the flow's task when replaced.
+    cancel: CancellationToken,
+    /// The consent link, once known.
+    url: Arc<OnceLock<String>>,
+}
+
+#[derive(Debug)]
+enum PendingKind {
+    /// yup-oauth2's installed flow waits for pasted codes.
+    Google { codes: mpsc::Sender<CodeAttempt> },
+    /// Twitch's authorization-code flow; a pasted address must carry this `state`.
+    TwitchCode { state: String },
+    /// Twitch's device flow: nothing to paste.
+    TwitchDevice,
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+    }
+}
+
+impl Core {
+    /// `auth <service> [device]`
+    pub(super) async fn auth(&mut self, service: Service, device: bool) -> Answer {
+        let minutes = self.pending_minutes(service);
+        match (service, device) {
+            (Service::Youtube, _) => {
+                if let Some(missing) = self.youtube_client_missing() {
+                    return Answer::Now(missing);
+                }
+                let (tx, rx) = oneshot::channel();
+                self.start_google_consent(Present::Reply(tx));
+                later(async move {
+                    match rx.await {
+                        Ok(Ok(url)) => Reply::ok(format!(
+                            "Open this link, sign in with the YouTube channel's account and \
+                             approve:\n{url}\nYour browser then fails to load a 127.0.0.1 \
+                             address: copy that whole address (or its `code=` value) and send \
+                             `code youtube <address or code>` within {minutes}."
+                        )),
+                        Ok(Err(e)) => Reply::refused(format!("`auth youtube` failed: {e}")),
+                        Err(_) => Reply::refused("`auth youtube` was interrupted; try again"),
+                    }
+                })
+            }
+            (Service::Twitch, false) => {
+                let Some(oauth) = self.twitch_oauth() else {
+                    return Answer::Now(twitch_client_missing());
+                };
+                let state = twitch::new_state();
+                let url = oauth.authorize_url(&state);
+                self.set_pending(
+                    Service::Twitch,
+                    PendingKind::TwitchCode { state },
+                    CancellationToken::new(),
+                    Some(url.clone()),
+                    minutes,
+                );
+                Answer::Now(private(Reply::ok(format!(
+                    "Open this link, sign in with the Twitch account recbot should use and \
+                     authorize:\n{url}\nYour browser then fails to load {}: copy that whole \
+                     address and send `code twitch <address>` within {minutes}.",
+                    self.config.twitch.redirect_uri
+                ))))
+            }
+            (Service::Twitch, true) => {
+                let Some(oauth) = self.twitch_oauth() else {
+                    return Answer::Now(twitch_client_missing());
+                };
+                let cancel = self.shutdown.child_token();
+                self.set_pending(
+                    Service::Twitch,
+                    PendingKind::TwitchDevice,
+                    cancel.clone(),
+                    None,
+                    Minutes(DEVICE_MINUTES),
+                );
+                let (tx, rx) = oneshot::channel();
+                let flow = twitch::DeviceFlow {
+                    oauth,
+                    calls: self.calls(),
+                    events: self.events(),
+                    present: tx,
+                    cancel,
+                };
+                self.workers.spawn(flow.run());
+                later(async move {
+                    match rx.await {
+                        Ok(Ok(device)) => Reply::ok(format!(
+                            "Open {} and enter the code {} (until {} UTC). recbot waits for \
+                             your approval and posts when Twitch is connected; nothing needs \
+                             pasting.",
+                            device.verification_uri,
+                            device.user_code,
+                            device.expires_at.format("%H:%M")
+                        )),
+                        Ok(Err(e)) => Reply::refused(format!("`auth twitch device` failed: {e}")),
+                        Err(_) => Reply::refused("`auth twitch device` was interrupted; try again"),
+                    }
+                })
+            }
+        }
+    }
+
+    /// `code <service> <code or address>`
+    pub(super) async fn code(&mut self, service: Service, code: PastedCode) -> Answer {
+        let now = Utc::now();
+        let minutes = self.pending_minutes(service);
+        let slot = self.auth.slot(service);
+        let Some(pending) = slot.as_ref() else {
+            return Answer::Now(Reply::refused(format!(
+                "No {service} authorization is waiting for a code. Run `auth {service}` first, \
+                 then paste the code from that link."
+            )));
+        };
+        let dead = match &pending.kind {
+            PendingKind::Google { codes } => codes.is_closed(),
+            _ => false,
+        };
+        if now >= pending.expires_at || dead {
+            let started = pending.started;
+            *slot = None;
+            return Answer::Now(Reply::refused(format!(
+                "The {service} authorization started at {} UTC has expired. Run `auth \
+                 {service}` again and paste the new code within {}.",
+                started.format("%H:%M"),
+                minutes
+            )));
+        }
+        match &pending.kind {
+            PendingKind::TwitchDevice => Answer::Now(Reply::refused(
+                "The pending Twitch authorization uses the device flow: approve it with the \
+                 activation code at the link recbot posted; no code needs pasting.",
+            )),
+            PendingKind::Google { codes } => {
+                let (reply, outcome) = oneshot::channel();
+                if codes.try_send(CodeAttempt { code, reply }).is_err() {
+                    return Answer::Now(Reply::refused(
+                        "The previous code is still being checked; wait for its answer.",
+                    ));
+                }
+                later(async move {
+                    match outcome.await {
+                        Ok(Ok(())) => {
+                            Reply::ok("YouTube is connected: finished recordings will be uploaded.")
+                        }
+                        Ok(Err(e)) => Reply::refused(e),
+                        Err(_) => Reply::refused(
+                            "The authorization ended before the code was checked (it expired \
+                             or was replaced); run `auth youtube` again.",
+                        ),
+                    }
+                })
+            }
+            PendingKind::TwitchCode { state } => {
+                if code.state().is_some_and(|s| s != state) {
+                    return Answer::Now(Reply::refused(
+                        "That address belongs to another authorization (its `state` does not \
+                         match the newest `auth twitch` link). Open the newest link and paste \
+                         the address it leads to.",
+                    ));
+                }
+                let Some(oauth) = self.twitch_oauth() else {
+                    return Answer::Now(twitch_client_missing());
+                };
+                let calls = self.calls();
+                later(async move {
+                    let token = match oauth.exchange_code(code.expose()).await {
+                        Ok(token) => token,
+                        Err(twitch::OAuthError::Rejected(e)) => {
+                            return Reply::refused(format!(
+                                "Twitch refused the code ({e}): it is wrong, was already used \
+                                 or has expired. Open the link again and paste the new address."
+                            ))
+                        }
+                        Err(twitch::OAuthError::Transient(e)) => {
+                            return Reply::refused(format!(
+                                "{e}. Nothing was changed; paste the address again."
+                            ))
+                        }
+                    };
+                    match twitch::complete(&oauth, &calls, token).await {
+                        Ok(Some(login)) => Reply::ok(format!("Twitch is connected as {login}.")),
+                        Ok(None) => Reply::ok("Twitch is connected."),
+                        Err(e) => Reply::refused(format!("the token could not be saved: {e:#}")),
+                    }
+                })
+            }
+        }
+    }
+
+    /// Stores a token set; one without a refresh token keeps the stored refresh token.
+    pub(super) async fn save_token(
+        &mut self,
+        service: Service,
+        mut token: StoredToken,
+    ) -> Result<()> {
+        if token.refresh_token.is_none() {
+            if let Some(old) = self.store.token(service.as_str()).await? {
+                token.refresh_token = old.refresh_token;
+            }
+        }
+        self.store.put_token(service.as_str(), &token).await?;
+        info!(%service, "token stored");
+        if service == Service::Twitch {
+            self.auth.twitch_saved.notify_one();
+        }
+        Ok(())
+    }
+
+    /// An authorization succeeded: announce it, and resume the uploads that waited for it.
+    pub(super) async fn auth_completed(
+        &mut self,
+        service: Service,
+        account: Option<String>,
+    ) -> Result<()> {
+        // The flow that reports this is past its last cancellation point.
+        self.auth.slot(service).take();
+        self.publish(Event::now(
+            None,
+            EventKind::AuthCompleted {
+                service: service.to_string(),
+                account,
+            },
+        ))
+        .await;
+        if service == Service::Youtube {
+            let resumed = self.store.requeue_upload_jobs(JobState::Paused).await?;
+            if resumed > 0 {
+                info!(resumed, "paused uploads resumed");
+            }
+            self.wake_uploads();
+        }
+        Ok(())
+    }
+
+    /// A worker found the authorization unusable: post a fresh consent link (once per pending
+    /// authorization).
+    pub(super) async fn auth_needed(&mut self, service: Service, reason: String) {
+        let now = Utc::now();
+        if let Some(p) = self.auth.slot(service).as_ref() {
+            if now < p.expires_at {
+                info!(%service, "authorization already pending; not asking again");
+                return;
+            }
+        }
+        let minutes = self.pending_minutes(service);
+        let reason = format!(
+            "{reason}; the link works for {minutes}, later run `auth {service}` for a new one"
+        );
+        match service {
+            Service::Youtube => {
+                if let Some(missing) = self.youtube_client_missing() {
+                    warn!("{}", missing.text);
+                    self.publish_auth_required(service, reason, None).await;
+                    return;
+                }
+                // The flow posts the link itself once it has built it.
+                self.start_google_consent(Present::Event {
+                    reason: format!("uploads are paused: {reason}"),
+                });
+            }
+            Service::Twitch => {
+                let Some(oauth) = self.twitch_oauth() else {
+                    self.publish_auth_required(service, reason, None).await;
+                    return;
+                };
+                let state = twitch::new_state();
+                let url = oauth.authorize_url(&state);
+                self.set_pending(
+                    service,
+                    PendingKind::TwitchCode { state },
+                    CancellationToken::new(),
+                    Some(url.clone()),
+                    minutes,
+                );
+                self.publish_auth_required(service, reason, Some(url)).await;
+            }
+        }
+    }
+
+    /// At start-up: the Twitch token keeper, when the app has credentials.
+    pub(super) fn start_token_keepers(&mut self) {
+        let Some(oauth) = self.twitch_oauth() else {
+            return;
+        };
+        let keeper = twitch::TokenKeeper {
+            oauth,
+            store: self.store.clone(),
+            calls: self.calls(),
+            token_saved: self.auth.twitch_saved.clone(),
+            validate_every: Duration::from_secs(self.config.twitch.validate_interval_secs),
+            cancel: self.shutdown.child_token(),
+        };
+        self.workers.spawn(keeper.run());
+    }
+
+    fn start_google_consent(&mut self, present: Present) {
+        let minutes = self.pending_minutes(Service::Youtube);
+        let (codes, codes_rx) = mpsc::channel(1);
+        let cancel = self.shutdown.child_token();
+        let url = Arc::new(OnceLock::new());
+        let flow = ConsentFlow {
+            config: self.config.youtube.clone(),
+            calls: self.calls(),
+            events: self.events(),
+            present,
+            codes: codes_rx,
+            url: url.clone(),
+            deadline: tokio::time::Instant::now() + minutes.duration(),
+            cancel: cancel.clone(),
+        };
+        self.workers.spawn(flow.run());
+        let pending = self.set_pending(
+            Service::Youtube,
+            PendingKind::Google { codes },
+            cancel,
+            None,
+            minutes,
+        );
+        pending.url = url;
+    }
+
+    /// Replaces the service's pending authorization (ending the old one's task).
+    fn set_pending(
+        &mut self,
+        service: Service,
+        kind: PendingKind,
+        cancel: CancellationToken,
+        url: Option<String>,
+        minutes: Minutes,
+    ) -> &mut Pending {
+        let now = Utc::now();
+        let known = Arc::new(OnceLock::new());
+        if let Some(url) = url {
+            let _ = known.set(url);
+        }
+        info!(%service, %minutes, "authorization pending");
+        self.auth.slot(service).insert(Pending {
+            started: now,
+            expires_at: now
+                + chrono::Duration::from_std(minutes.duration()).unwrap_or(chrono::Duration::MAX),
+            kind,
+            cancel,
+            url: known,
+        })
+    }
+
+    async fn publish_auth_required(
+        &mut self,
+        service: Service,
+        reason: String,
+        url: Option<String>,
+    ) {
+        self.publish(Event::now(
+            None,
+            EventKind::AuthRequired {
+                service: service.to_string(),
+                reason,
+                url,
+            },
+        ))
+        .await;
+    }
+
+    /// How long a pending authorization of `service` lasts, as said in replies.
+    fn pending_minutes(&self, service: Service) -> Minutes {
+        Minutes(match service {
+            Service::Youtube => self.config.youtube.pending_auth_minutes,
+            Service::Twitch => self.config.twitch.pending_auth_minutes,
+        })
+    }
+
+    fn youtube_client_missing(&self) -> Option<Reply> {
+        let y = &self.config.youtube;
+        (y.client_id.is_none() || y.client_secret.is_none()).then(|| {
+            Reply::refused(
+                "YouTube needs an OAuth client first: set [youtube] client_id and client_secret \
+                 (a Google \"Desktop app\" client; see README \"Connect YouTube\").",
+            )
+        })
+    }
+
+    fn twitch_oauth(&self) -> Option<TwitchOAuth> {
+        TwitchOAuth::new(&self.config.twitch)
+    }
+}
+
+/// A pending authorization's lifetime; displays as `10 minutes`.
+#[derive(Debug, Clone, Copy)]
+struct Minutes(f64);
+
+impl Minutes {
+    fn duration(self) -> Duration {
+        Duration::from_secs_f64(self.0 * 60.0)
+    }
+}
+
+impl std::fmt::Display for Minutes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.0.fract() == 0.0 {
+            write!(f, "{} minutes", self.0)
+        } else {
+            write!(f, "{:.1} minutes", self.0)
+        }
+    }
+}
+
+fn twitch_client_missing() -> Reply {
+    Reply::refused(
+        "Twitch needs an app first: set [twitch] client_id and client_secret (a Confidential \
+         app whose OAuth redirect URL is [twitch] redirect_uri; see README \"Connect Twitch\").",
+    )
+}
+
+/// A private reply (links and activation codes are for the person who asked).
+fn private(mut reply: Reply) -> Reply {
+    reply.private = true;
+    reply
+}
+
+/// A reply a worker task sends when `work` is done, bounded by [`REPLY_LIMIT`].
+fn later(work: impl std::future::Future<Output = Reply> + Send + 'static) -> Answer {
+    Answer::Later(Box::pin(async move {
+        match tokio::time::timeout(REPLY_LIMIT, work).await {
+            Ok(reply) => private(reply),
+            Err(_) => private(Reply::refused(
+                "No answer from the remote service within a minute; the outcome will be posted \
+                 as an event.",
+            )),
+        }
+    }))
+}

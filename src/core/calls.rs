@@ -1,0 +1,130 @@
+//! Requests workers make of the core when a state change must be durable before they go on (a
+//! new token, an upload's confirmed offset, a quota reservation). The core applies each in
+//! order with the events, persists it, announces what there is to announce, and only then
+//! acknowledges. Workers hold a [`Calls`] handle.
+
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, Utc};
+use recbot_commands::Service;
+use tokio::sync::{mpsc, oneshot};
+
+use super::store::StoredToken;
+use super::uploads::JobUpdate;
+use super::Core;
+
+/// One request with its acknowledgement.
+#[derive(Debug)]
+pub(crate) enum Call {
+    /// Store a token set (after a code exchange or a refresh). A set without a refresh token
+    /// keeps the stored one (Google omits it on refresh).
+    SaveToken {
+        service: Service,
+        token: StoredToken,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    /// An authorization succeeded: the pending one is cleared, `AuthCompleted` announced and
+    /// what waited for it resumed.
+    AuthCompleted {
+        service: Service,
+        account: Option<String>,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    /// A worker found the stored authorization unusable (revoked, expired, missing): the core
+    /// starts a new authorization and posts its link with `AuthRequired`.
+    AuthNeeded { service: Service, reason: String },
+    /// A change to an upload job.
+    Job {
+        update: JobUpdate,
+        ack: oneshot::Sender<Result<()>>,
+    },
+    /// Count one upload against today's ledger; answers the next reset instead when the
+    /// daily limit is reached (nothing is counted then).
+    ReserveQuota {
+        ack: oneshot::Sender<Result<Option<DateTime<Utc>>>>,
+    },
+}
+
+/// The workers' handle for [`Call`]s. Every method waits for the core's acknowledgement.
+#[derive(Debug, Clone)]
+pub struct Calls {
+    pub(super) tx: mpsc::Sender<Call>,
+}
+
+impl Calls {
+    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Call) -> Result<T> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(make(ack))
+            .await
+            .map_err(|_| anyhow!("the core has stopped"))?;
+        done.await
+            .map_err(|_| anyhow!("the core stopped before confirming"))?
+    }
+
+    pub async fn save_token(&self, service: Service, token: StoredToken) -> Result<()> {
+        self.call(|ack| Call::SaveToken {
+            service,
+            token,
+            ack,
+        })
+        .await
+    }
+
+    pub async fn auth_completed(&self, service: Service, account: Option<String>) -> Result<()> {
+        self.call(|ack| Call::AuthCompleted {
+            service,
+            account,
+            ack,
+        })
+        .await
+    }
+
+    /// Asks for a new authorization; returns once the core has the request.
+    pub async fn auth_needed(&self, service: Service, reason: String) {
+        let _ = self.tx.send(Call::AuthNeeded { service, reason }).await;
+    }
+
+    pub(crate) async fn job(&self, update: JobUpdate) -> Result<()> {
+        self.call(|ack| Call::Job { update, ack }).await
+    }
+
+    /// `None` when the upload was counted; the next reset when the daily limit is reached.
+    pub async fn reserve_quota(&self) -> Result<Option<DateTime<Utc>>> {
+        self.call(|ack| Call::ReserveQuota { ack }).await
+    }
+}
+
+impl Core {
+    /// A handle for workers' calls (and for tests that play a worker).
+    pub fn calls(&self) -> Calls {
+        Calls {
+            tx: self.calls_tx.clone(),
+        }
+    }
+
+    pub(super) async fn handle_call(&mut self, call: Call) {
+        match call {
+            Call::SaveToken {
+                service,
+                token,
+                ack,
+            } => {
+                let _ = ack.send(self.save_token(service, token).await);
+            }
+            Call::AuthCompleted {
+                service,
+                account,
+                ack,
+            } => {
+                let _ = ack.send(self.auth_completed(service, account).await);
+            }
+            Call::AuthNeeded { service, reason } => self.auth_needed(service, reason).await,
+            Call::Job { update, ack } => {
+                let _ = ack.send(self.update_job(update).await);
+            }
+            Call::ReserveQuota { ack } => {
+                let _ = ack.send(self.reserve_quota().await);
+            }
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The upload queue (`upload_jobs`) and the local YouTube quota ledger (`upload_quota`). The
+//! core writes both; the upload worker reads jobs through a clone of the store.
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use recbot_commands::Login;
+use sqlx::Row;
+
+use super::Store;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobState {
+    /// Waiting for its turn.
+    Queued,
+    /// Being sent (or interrupted by a restart; picked up again at start-up).
+    Uploading,
+    /// Waiting until `next_attempt_at` (quota, upload limit, errors in a row).
+    Deferred,
+    /// Waiting for a human to authorize YouTube again.
+    Paused,
+    Finished,
+    /// Given up; the file is kept and `retry` re-queues it.
+    Failed,
+}
+
+impl JobState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Uploading => "uploading",
+            JobState::Deferred => "deferred",
+            JobState::Paused => "paused",
+            JobState::Finished => "finished",
+            JobState::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<JobState> {
+        Ok(match s {
+            "queued" => JobState::Queued,
+            "uploading" => JobState::Uploading,
+            "deferred" => JobState::Deferred,
+            "paused" => JobState::Paused,
+            "finished" => JobState::Finished,
+            "failed" => JobState::Failed,
+            other => return Err(anyhow!("unknown upload job state `{other}`")),
+        })
+    }
+
+    /// Still on its way to YouTube.
+    pub fn is_open(self) -> bool {
+        !matches!(self, JobState::Finished | JobState::Failed)
+    }
+}
+
+/// Why a deferred job waits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitReason {
+    /// Errors in a row; tried again after `retry_wait_minutes`.
+    Retry,
+    /// The daily quota is used up (ledger or YouTube's `quotaExceeded`).
+    Quota,
+    /// YouTube's per-channel `uploadLimitExceeded`.
+    UploadLimit,
+}
+
+impl WaitReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WaitReason::Retry => "retry",
+            WaitReason::Quota => "quota",
+            WaitReason::UploadLimit => "upload_limit",
+        }
+    }
+
+    fn parse(s: &str) -> Option<WaitReason> {
+        match s {
+            "retry" => Some(WaitReason::Retry),
+            "quota" => Some(WaitReason::Quota),
+            "upload_limit" => Some(WaitReason::UploadLimit),
+            _ => None,
+        }
+    }
+
+    /// Holds every new upload, not only the job that met it.
+    pub fn holds_all(self) -> bool {
+        matches!(self, WaitReason::Quota | WaitReason::UploadLimit)
+    }
+}
+
+/// One row of the queue.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UploadJob {
+    pub id: i64,
+    pub login: Option<Login>,
+    pub session: Option<i64>,
+    pub path: PathBuf,
+    pub sidecar: Option<PathBuf>,
+    pub state: JobState,
+    /// The resumable upload session (an address that accepts the bytes); never shown.
+    pub session_uri: Option<String>,
+    /// Bytes YouTube confirmed having.
+    pub confirmed_bytes: u64,
+    pub total_bytes: u64,
+    /// Waits after errors in a row so far (bounded by `max_attempts`).
+    pub attempts: u32,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub wait_reason: Option<WaitReason>,
+    pub video_id: Option<String>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl UploadJob {
+    /// The file name, for messages.
+    pub fn file_name(&self) -> String {
+        self.path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+}
+
+/// What a finished recording part brings to the queue.
+#[derive(Debug, Clone)]
+pub struct NewUploadJob {
+    pub login: Option<Login>,
+    pub session: Option<i64>,
+    pub path: PathBuf,
+    pub sidecar: Option<PathBuf>,
+    pub total_bytes: u64,
+}
+
+impl Store {
+    /// Queues a file; `None` when a job for the same file already exists.
+    pub async fn insert_upload_job(&self, job: &NewUploadJob) -> Result<Option<i64>> {
+        let now = Utc::now();
+        let done = sqlx::query(
+            "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
+               created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)
+             ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(job.login.as_ref().map(Login::as_str))
+        .bind(job.session)
+        .bind(job.path.to_string_lossy().as_ref())
+        .bind(
+            job.sidecar
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        )
+        .bind(job.total_bytes as i64)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
+    }
+
+    pub async fn upload_job(&self, id: i64) -> Result<Option<UploadJob>> {
+        let row = sqlx::query("SELECT * FROM upload_jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// Writes every mutable field of `job` (the core loads, changes and saves).
+    pub async fn save_upload_job(&self, job: &UploadJob) -> Result<()> {
+        sqlx::query(
+            "UPDATE upload_jobs SET state = ?, session_uri = ?, confirmed_bytes = ?,
+               total_bytes = ?, attempts = ?, next_attempt_at = ?, wait_reason = ?, video_id = ?,
+               last_error = ?, updated_at = ?
+             WHERE id = ?",
+        )
+        .bind(job.state.as_str())
+        .bind(&job.session_uri)
+        .bind(job.confirmed_bytes as i64)
+        .bind(job.total_bytes as i64)
+        .bind(job.attempts as i64)
+        .bind(job.next_attempt_at)
+        .bind(job.wait_reason.map(WaitReason::as_str))
+        .bind(&job.video_id)
+        .bind(&job.last_error)
+        .bind(Utc::now())
+        .bind(job.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Open jobs first (oldest first), then the `recent` most recently closed ones.
+    pub async fn upload_jobs(&self, recent: i64) -> Result<Vec<UploadJob>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (
+               SELECT * FROM upload_jobs WHERE state NOT IN ('finished', 'failed')
+             UNION ALL
+               SELECT * FROM (SELECT * FROM upload_jobs WHERE state IN ('finished', 'failed')
+                              ORDER BY updated_at DESC, id DESC LIMIT ?))
+             ORDER BY state IN ('finished', 'failed'), id",
+        )
+        .bind(recent)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    /// The next job to work on at `now`: interrupted uploads first, then by due time and age.
+    /// Paused, finished and failed jobs are never due.
+    pub async fn next_due_upload(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        let row = sqlx::query(
+            "SELECT * FROM upload_jobs
+             WHERE state IN ('uploading', 'queued', 'deferred')
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+             ORDER BY state = 'uploading' DESC, next_attempt_at IS NOT NULL, next_attempt_at, id
+             LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    /// When the earliest deferred job becomes due.
+    pub async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
+        let at = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM upload_jobs
+             WHERE state IN ('queued', 'deferred') AND next_attempt_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(at)
+    }
+
+    /// The latest time until which a quota or upload-limit wait holds new uploads back.
+    pub async fn upload_hold(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
+        let row = sqlx::query(
+            "SELECT next_attempt_at, wait_reason FROM upload_jobs
+             WHERE state = 'deferred' AND wait_reason IN ('quota', 'upload_limit')
+               AND next_attempt_at > ?
+             ORDER BY next_attempt_at DESC LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let until: DateTime<Utc> = row.try_get("next_attempt_at")?;
+        let reason: Option<String> = row.try_get("wait_reason")?;
+        Ok(reason
+            .as_deref()
+            .and_then(WaitReason::parse)
+            .map(|r| (until, r)))
+    }
+
+    /// Jobs of `state` become queued again (paused ones after a new authorization); returns how
+    /// many.
+    pub async fn requeue_upload_jobs(&self, state: JobState) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE upload_jobs SET state = 'queued', next_attempt_at = NULL, wait_reason = NULL,
+               updated_at = ? WHERE state = ?",
+        )
+        .bind(Utc::now())
+        .bind(state.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Uploads counted on the Pacific day `day`.
+    pub async fn quota_used(&self, day: NaiveDate) -> Result<u32> {
+        let used: Option<i64> = sqlx::query_scalar("SELECT used FROM upload_quota WHERE day = ?")
+            .bind(day.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(used.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+    }
+
+    /// Sets the count of `day` (at least what is stored: the ledger never goes down).
+    pub async fn set_quota_used(&self, day: NaiveDate, used: u32) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO upload_quota (day, used, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (day) DO UPDATE SET used = MAX(used, excluded.used),
+               updated_at = excluded.updated_at",
+        )
+        .bind(day.to_string())
+        .bind(used as i64)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
+    let name: Option<String> = row.try_get("name")?;
+    let state: String = row.try_get("state")?;
+    let path: String = row.try_get("path")?;
+    let sidecar: Option<String> = row.try_get("sidecar")?;
+    let wait: Option<String> = row.try_get("wait_reason")?;
+    let count = |column: &str| -> Result<u64> {
+        let v: i64 = row.try_get(column)?;
+        Ok(v.max(0) as u64)
+    };
+    Ok(UploadJob {
+        id: row.try_get("id")?,
+        login: name
+            .map(|n| Login::from_stored(&n).map_err(|e| anyhow!(e)))
+            .transpose()?,
+        session: row.try_get("session_id")?,
+        path: PathBuf::from(path),
+        sidecar: sidecar.map(PathBuf::from),
+        state: JobState::parse(&state)?,
+        session_uri: row.try_get("session_uri")?,
+        confirmed_bytes: count("confirmed_bytes")?,
+        total_bytes: count("total_bytes")?,
+        attempts: count("attempts")?.min(u32::MAX as u64) as u32,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        wait_reason: wait.as_deref().and_then(WaitReason::parse),
+        video_id: row.try_get("video_id")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn new_job(path: &str) -> NewUploadJob {
+        NewUploadJob {
+            login: Some(Login::parse("foo").unwrap()),
+            session: Some(3),
+            path: PathBuf::from(path),
+            sidecar: Some(PathBuf::from(path).with_extension("json")),
+            total_bytes: 1000,
+        }
+    }
+
+    #[tokio::test]
+    async fn jobs_are_queued_once_and_picked_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let a = store
+            .insert_upload_job(&new_job("/r/a.ts"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store.insert_upload_job(&new_job("/r/a.ts")).await.unwrap(),
+            None
+        );
+        let b = store
+            .insert_upload_job(&new_job("/r/b.ts"))
+            .await
+            .unwrap()
+            .unwrap();
+        let now = Utc::now();
+        assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, a);
+
+        // A deferred job is not due before its time; an interrupted upload goes first.
+        let mut job_a = store.upload_job(a).await.unwrap().unwrap();
+        job_a.state = JobState::Deferred;
+        job_a.wait_reason = Some(WaitReason::Quota);
+        job_a.next_attempt_at = Some(now + Duration::hours(1));
+        store.save_upload_job(&job_a).await.unwrap();
+        assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, b);
+        assert_eq!(
+            store.upload_hold(now).await.unwrap(),
+            Some((job_a.next_attempt_at.unwrap(), WaitReason::Quota))
+        );
+        assert_eq!(
+            store.next_upload_wakeup().await.unwrap(),
+            job_a.next_attempt_at
+        );
+        let later = now + Duration::hours(2);
+        assert_eq!(store.next_due_upload(later).await.unwrap().unwrap().id, b);
+
+        let mut job_b = store.upload_job(b).await.unwrap().unwrap();
+        job_b.state = JobState::Paused;
+        store.save_upload_job(&job_b).await.unwrap();
+        assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+        assert_eq!(
+            store.requeue_upload_jobs(JobState::Paused).await.unwrap(),
+            1
+        );
+        let back = store.upload_job(b).await.unwrap().unwrap();
+        assert_eq!(back.state, JobState::Queued);
+        assert_eq!(back.login.unwrap().as_str(), "foo");
+        assert_eq!(back.session, Some(3));
+
+        job_b.state = JobState::Finished;
+        job_b.video_id = Some("vid".into());
+        store.save_upload_job(&job_b).await.unwrap();
+        let listed = store.upload_jobs(10).await.unwrap();
+        assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a, b]);
+        assert_eq!(listed[1].video_id.as_deref(), Some("vid"));
+    }
+
+    #[tokio::test]
+    async fn the_quota_ledger_never_goes_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let day = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+        assert_eq!(store.quota_used(day).await.unwrap(), 0);
+        store.set_quota_used(day, 2).await.unwrap();
+        store.set_quota_used(day, 1).await.unwrap();
+        assert_eq!(store.quota_used(day).await.unwrap(), 2);
+        assert_eq!(store.quota_used(day.succ_opt().unwrap()).await.unwrap(), 0);
+    }
+}

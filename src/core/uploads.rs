@@ -1,0 +1,460 @@
+//! Core glue for the upload queue: a finished recording part becomes a job (persisted, then
+//! `UploadQueued`), the upload worker's job updates are persisted and then announced, `uploads`
+//! / `retry` / `quota` answer from the queue and the ledger, and at start-up the worker resumes
+//! whatever was left.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, Utc};
+use recbot_commands::Service;
+use tokio::sync::Notify;
+use tracing::{debug, error, info, warn};
+
+use super::store::{JobState, NewUploadJob, UploadJob, WaitReason};
+use super::{Core, Origin, Reply};
+use crate::event::{Event, EventKind};
+use crate::frontend::render;
+use crate::upload::quota;
+use crate::upload::worker::UploadWorker;
+
+/// Jobs finished or failed that `uploads` still shows.
+const RECENT_JOBS: i64 = 10;
+
+/// The core's side of the upload worker.
+#[derive(Debug, Default)]
+pub(super) struct UploadState {
+    /// Wakes the worker when a job was queued, re-queued or resumed.
+    wake: Arc<Notify>,
+}
+
+/// A change the upload worker reports; the core persists it, then announces it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobUpdate {
+    /// Bytes are about to be sent for this job (from `from` on).
+    Started {
+        job: i64,
+        total: u64,
+        from: u64,
+    },
+    /// A new resumable session for `total` bytes was opened (or `None`: the old one is gone).
+    Session {
+        job: i64,
+        uri: Option<String>,
+        total: u64,
+    },
+    /// YouTube confirmed `confirmed` bytes; `announce` carries the rate when worth a notice.
+    Progress {
+        job: i64,
+        confirmed: u64,
+        announce: Option<f64>,
+    },
+    /// The job waits until `until`.
+    Deferred {
+        job: i64,
+        until: DateTime<Utc>,
+        reason: WaitReason,
+        why: String,
+    },
+    /// YouTube must be authorized again; the job (and every queued one) waits for that.
+    Paused {
+        job: i64,
+        why: String,
+    },
+    Finished {
+        job: i64,
+        video_id: String,
+    },
+    Failed {
+        job: i64,
+        why: String,
+    },
+}
+
+impl Core {
+    /// Start-up reconciliation: jobs interrupted mid-upload are picked up first by the worker
+    /// (their session is resumed); paused jobs are tried again when a token is stored.
+    pub(super) async fn resume_uploads(&mut self) -> Result<()> {
+        let open = self
+            .store
+            .upload_jobs(0)
+            .await?
+            .iter()
+            .filter(|j| j.state.is_open())
+            .count();
+        if !self.config.youtube.enabled {
+            if open > 0 {
+                warn!(
+                    open,
+                    "upload jobs are waiting but [youtube] enabled = false"
+                );
+            }
+            return Ok(());
+        }
+        if self.store.token(Service::Youtube.as_str()).await?.is_some() {
+            self.store.requeue_upload_jobs(JobState::Paused).await?;
+        }
+        let worker = UploadWorker::new(
+            self.config.clone(),
+            self.store.clone(),
+            self.calls(),
+            self.uploads.wake.clone(),
+            self.shutdown.child_token(),
+        )?;
+        self.workers.spawn(worker.run());
+        info!(open, "upload queue resumed");
+        Ok(())
+    }
+
+    pub(super) fn wake_uploads(&self) {
+        self.uploads.wake.notify_one();
+    }
+
+    /// Reaction: a finished part of a login with `upload=on` becomes a job.
+    pub(super) async fn queue_upload(&mut self, event: &Event) {
+        let EventKind::RecordingPartFinished {
+            file,
+            sidecar,
+            bytes,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        if !self.config.youtube.enabled {
+            return;
+        }
+        let Some(login) = &event.login else { return };
+        match self.store.watch(login).await {
+            Ok(Some(watch)) if watch.upload => {}
+            Ok(Some(_)) => return,
+            Ok(None) => {
+                info!(%login, "not uploading a part of a login no longer watched");
+                return;
+            }
+            Err(e) => {
+                error!(%login, error = %e, "cannot read the watch list; part not queued");
+                return;
+            }
+        }
+        let job = NewUploadJob {
+            login: Some(login.clone()),
+            session: event.session,
+            path: file.clone(),
+            sidecar: Some(sidecar.clone()),
+            total_bytes: *bytes,
+        };
+        match self.store.insert_upload_job(&job).await {
+            Ok(Some(id)) => {
+                let kind = EventKind::UploadQueued {
+                    job: id,
+                    file: self.shown_path(file),
+                };
+                let mut queued = Event::now(Some(login.clone()), kind);
+                queued.session = event.session;
+                self.follow_up(queued);
+                self.wake_uploads();
+            }
+            Ok(None) => debug!(file = %file.display(), "part already queued"),
+            Err(e) => error!(file = %file.display(), error = %e, "cannot queue the upload"),
+        }
+    }
+
+    /// Applies a worker's update: persist, then announce.
+    pub(super) async fn update_job(&mut self, update: JobUpdate) -> Result<()> {
+        let id = match &update {
+            JobUpdate::Started { job, .. }
+            | JobUpdate::Session { job, .. }
+            | JobUpdate::Progress { job, .. }
+            | JobUpdate::Deferred { job, .. }
+            | JobUpdate::Paused { job, .. }
+            | JobUpdate::Finished { job, .. }
+            | JobUpdate::Failed { job, .. } => *job,
+        };
+        let mut job = self
+            .store
+            .upload_job(id)
+            .await?
+            .ok_or_else(|| anyhow!("upload job {id} does not exist"))?;
+        let kind = match update {
+            JobUpdate::Started { total, from, .. } => {
+                job.state = JobState::Uploading;
+                job.total_bytes = total;
+                Some(EventKind::UploadStarted {
+                    job: id,
+                    file: self.shown_path(&job.path),
+                    bytes: total,
+                    from_bytes: from,
+                })
+            }
+            JobUpdate::Session { uri, total, .. } => {
+                job.session_uri = uri;
+                job.total_bytes = total;
+                job.confirmed_bytes = 0;
+                None
+            }
+            JobUpdate::Progress {
+                confirmed,
+                announce,
+                ..
+            } => {
+                job.confirmed_bytes = confirmed;
+                announce.map(|rate| EventKind::UploadProgress {
+                    job: id,
+                    sent_bytes: confirmed,
+                    total_bytes: job.total_bytes,
+                    bytes_per_sec: rate,
+                })
+            }
+            JobUpdate::Deferred {
+                until, reason, why, ..
+            } => {
+                job.state = JobState::Deferred;
+                job.next_attempt_at = Some(until);
+                job.wait_reason = Some(reason);
+                if reason == WaitReason::Retry {
+                    job.attempts += 1;
+                }
+                if reason == WaitReason::Quota {
+                    // YouTube says the day's quota is gone: the ledger agrees until the reset.
+                    let day = quota::pacific_day(Utc::now());
+                    let limit = self.config.youtube.daily_upload_limit;
+                    self.store.set_quota_used(day, limit).await?;
+                }
+                job.last_error = Some(why.clone());
+                Some(EventKind::UploadDeferred {
+                    job: id,
+                    reason: why,
+                    until,
+                })
+            }
+            JobUpdate::Paused { why, .. } => {
+                job.state = JobState::Paused;
+                job.last_error = Some(why);
+                self.store.save_upload_job(&job).await?;
+                // Every queued job waits for the new authorization too.
+                let others = self.store.upload_jobs(0).await?;
+                for mut other in others.into_iter().filter(|j| j.state == JobState::Queued) {
+                    other.state = JobState::Paused;
+                    self.store.save_upload_job(&other).await?;
+                }
+                None
+            }
+            JobUpdate::Finished { video_id, .. } => {
+                job.state = JobState::Finished;
+                job.session_uri = None;
+                job.confirmed_bytes = job.total_bytes;
+                job.next_attempt_at = None;
+                job.wait_reason = None;
+                job.last_error = None;
+                job.video_id = Some(video_id.clone());
+                Some(EventKind::UploadFinished {
+                    job: id,
+                    url: video_url(&video_id),
+                    video_id,
+                })
+            }
+            JobUpdate::Failed { why, .. } => {
+                job.state = JobState::Failed;
+                job.next_attempt_at = None;
+                job.wait_reason = None;
+                job.last_error = Some(why.clone());
+                Some(EventKind::UploadFailed {
+                    job: id,
+                    reason: why,
+                })
+            }
+        };
+        self.store.save_upload_job(&job).await?;
+        if let Some(kind) = kind {
+            self.publish(job_event(&job, kind)).await;
+        }
+        Ok(())
+    }
+
+    /// Counts one upload against today's Pacific-day ledger, or says when it resets.
+    pub(super) async fn reserve_quota(&mut self) -> Result<Option<DateTime<Utc>>> {
+        let now = Utc::now();
+        let day = quota::pacific_day(now);
+        let used = self.store.quota_used(day).await?;
+        if used >= self.config.youtube.daily_upload_limit {
+            return Ok(Some(quota::next_reset(now)));
+        }
+        self.store.set_quota_used(day, used + 1).await?;
+        Ok(None)
+    }
+
+    /// `uploads`
+    pub(super) async fn uploads_list(&self) -> Result<Reply> {
+        let jobs = self.store.upload_jobs(RECENT_JOBS).await?;
+        let mut text = if jobs.is_empty() {
+            "No uploads yet: finished recordings of logins with upload=on are queued here."
+                .to_string()
+        } else {
+            let open = jobs.iter().filter(|j| j.state.is_open()).count();
+            let mut text = format!("Uploads ({open} open):");
+            for job in &jobs {
+                text.push_str(&format!("\n{}", describe_job(job)));
+            }
+            text
+        };
+        if !self.config.youtube.enabled {
+            text.push_str("\nUploads are disabled in the config ([youtube] enabled = false).");
+        }
+        Ok(Reply::ok(text))
+    }
+
+    /// `retry <id>`: a failed job (or one waiting after errors) goes back into the queue.
+    pub(super) async fn retry(&mut self, id: u64, origin: &Origin) -> Result<Reply> {
+        let Some(mut job) = self.store.upload_job(id as i64).await? else {
+            return Ok(Reply::refused(format!(
+                "There is no upload #{id}; `uploads` lists them."
+            )));
+        };
+        match (job.state, job.wait_reason) {
+            (JobState::Failed, _) | (JobState::Deferred, Some(WaitReason::Retry)) => {}
+            (JobState::Finished, _) => {
+                return Ok(Reply::refused(format!(
+                    "Upload #{id} is already on YouTube: {}",
+                    video_url(job.video_id.as_deref().unwrap_or_default())
+                )))
+            }
+            (JobState::Deferred, _) => {
+                return Ok(Reply::refused(format!(
+                    "Upload #{id} waits for YouTube until {}; YouTube would refuse it before \
+                     then.",
+                    job.next_attempt_at
+                        .map(quota::describe)
+                        .unwrap_or_else(|| "later".into())
+                )))
+            }
+            (JobState::Paused, _) => {
+                return Ok(Reply::refused(format!(
+                    "Upload #{id} waits for a new YouTube authorization: run `auth youtube`."
+                )))
+            }
+            (JobState::Queued | JobState::Uploading, _) => {
+                return Ok(Reply::refused(format!(
+                    "Upload #{id} is already {}.",
+                    job.state.as_str()
+                )))
+            }
+        }
+        if !tokio::fs::try_exists(&job.path).await.unwrap_or(false) {
+            return Ok(Reply::refused(format!(
+                "The file of upload #{id} is gone ({}); nothing to upload.",
+                job.path.display()
+            )));
+        }
+        job.state = JobState::Queued;
+        job.attempts = 0;
+        job.next_attempt_at = None;
+        job.wait_reason = None;
+        job.last_error = None;
+        self.store.save_upload_job(&job).await?;
+        info!(job = id, by = %origin.user, "upload re-queued");
+        let kind = EventKind::UploadQueued {
+            job: job.id,
+            file: self.shown_path(&job.path),
+        };
+        self.publish(job_event(&job, kind)).await;
+        self.wake_uploads();
+        let mut text = format!("Upload #{id} is queued again.");
+        if !self.config.youtube.enabled {
+            text.push_str(" Note: uploads are disabled in the config ([youtube] enabled).");
+        }
+        Ok(Reply::ok(text))
+    }
+
+    /// `quota`
+    pub(super) async fn quota(&self) -> Result<Reply> {
+        let now = Utc::now();
+        let day = quota::pacific_day(now);
+        let used = self.store.quota_used(day).await?;
+        let limit = self.config.youtube.daily_upload_limit;
+        let mut text = format!(
+            "YouTube uploads today (Pacific date {day}): {used} used, {} left of {limit} \
+             (daily_upload_limit). Next reset: {}.",
+            quota::left(used, limit),
+            quota::describe(quota::next_reset(now))
+        );
+        if let Some((until, WaitReason::UploadLimit)) = self.store.upload_hold(now).await? {
+            text.push_str(&format!(
+                "\nNew uploads wait until {}: the channel reached YouTube's upload limit.",
+                quota::describe(until)
+            ));
+        }
+        if !self.config.youtube.enabled {
+            text.push_str("\nUploads are disabled in the config ([youtube] enabled = false).");
+        }
+        Ok(Reply::ok(text))
+    }
+
+    /// A file as shown in chat: relative to the recordings folder when inside it.
+    fn shown_path(&self, file: &Path) -> String {
+        let recordings = self.config.storage.recordings_dir();
+        file.strip_prefix(&recordings)
+            .unwrap_or(file)
+            .display()
+            .to_string()
+    }
+}
+
+/// An event about a job, with its login and broadcast.
+fn job_event(job: &UploadJob, kind: EventKind) -> Event {
+    let mut event = Event::now(job.login.clone(), kind);
+    event.session = job.session;
+    event
+}
+
+pub(super) fn video_url(video_id: &str) -> String {
+    format!("https://youtu.be/{video_id}")
+}
+
+/// One line of `uploads`.
+fn describe_job(job: &UploadJob) -> String {
+    let who = job.login.as_ref().map(|l| l.as_str()).unwrap_or("?");
+    let head = format!("#{} {} {}", job.id, who, job.file_name());
+    let percent = |done: u64| {
+        if job.total_bytes > 0 {
+            done as f64 * 100.0 / job.total_bytes as f64
+        } else {
+            0.0
+        }
+    };
+    let state = match job.state {
+        JobState::Queued if job.confirmed_bytes > 0 => format!(
+            "queued, {:.0}% already on YouTube",
+            percent(job.confirmed_bytes)
+        ),
+        JobState::Queued => format!("queued ({})", render::size(job.total_bytes)),
+        JobState::Uploading => format!(
+            "uploading {:.0}% ({} of {})",
+            percent(job.confirmed_bytes),
+            render::size(job.confirmed_bytes),
+            render::size(job.total_bytes)
+        ),
+        JobState::Deferred => format!(
+            "waiting until {}: {}",
+            job.next_attempt_at
+                .map(quota::describe)
+                .unwrap_or_else(|| "later".into()),
+            job.last_error.as_deref().unwrap_or("")
+        ),
+        JobState::Paused => format!(
+            "paused until YouTube is authorized again (`auth youtube`): {}",
+            job.last_error.as_deref().unwrap_or("")
+        ),
+        JobState::Finished => format!(
+            "finished: {}",
+            video_url(job.video_id.as_deref().unwrap_or_default())
+        ),
+        JobState::Failed => format!(
+            "failed: {} (`retry {}`)",
+            job.last_error.as_deref().unwrap_or("unknown reason"),
+            job.id
+        ),
+    };
+    format!("{head} — {state}")
+}

@@ -1,0 +1,441 @@
+//! Shared pieces of the integration tests: a running core, recording parts on disk, and local
+//! fakes of YouTube's upload endpoint, Google's token endpoint and Twitch's id endpoints.
+
+#![allow(dead_code)]
+
+pub mod twitch;
+pub mod youtube_state;
+pub mod youtube_tcp;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use recbot::config::{Config, Secret};
+use recbot::core::store::{Store, StoredToken};
+use recbot::core::{CoreHandle, Events, Notice, Origin, Reply};
+use recbot::event::{Event, EventKind};
+use recbot::recorder::sidecar::{Chapter, Sidecar};
+use recbot_commands::Login;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+use youtube_state::{State, Step};
+
+pub const CLIENT_ID: &str = "fake-client.apps.googleusercontent.com";
+pub const CLIENT_SECRET: &str = "GOCSPX-client-secret-value";
+pub const TWITCH_CLIENT_ID: &str = "twitchclientid123";
+pub const TWITCH_CLIENT_SECRET: &str = "twitch-client-secret-value";
+
+/// A config for `dir` with fast retries, plus `extra` TOML lines per section.
+pub fn config(dir: &Path, youtube: &str, twitch: &str) -> Arc<Config> {
+    let text = format!(
+        "[storage]\ndata_dir = {:?}\n\
+         [youtube]\nclient_id = {CLIENT_ID:?}\nclient_secret = {CLIENT_SECRET:?}\n\
+         chunk_size_mib = 1\nretry_initial_ms = 20\nretry_max_secs = 1\n{youtube}\n\
+         [twitch]\n{twitch}\n",
+        dir.to_str().unwrap()
+    );
+    Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
+}
+
+/// A core running in this process, with a front-end's view of it.
+pub struct Bot {
+    pub core: CoreHandle,
+    pub events: Events,
+    pub notices: broadcast::Receiver<Arc<Notice>>,
+    pub config: Arc<Config>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+}
+
+impl Bot {
+    pub async fn start(config: Arc<Config>) -> Bot {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (core, handle) = recbot::core::Core::open(config.clone(), shutdown.clone())
+            .await
+            .unwrap();
+        let events = core.events();
+        let notices = handle.subscribe();
+        core.spawn(&tracker).await.unwrap();
+        Bot {
+            core: handle,
+            events,
+            notices,
+            config,
+            shutdown,
+            tracker,
+        }
+    }
+
+    pub async fn run(&self, text: &str) -> Reply {
+        self.core.submit(text, Origin::console()).await
+    }
+
+    /// The next notice whose event matches; panics after 20 s.
+    pub async fn wait_for(&mut self, what: &str, matches: impl Fn(&EventKind) -> bool) -> Event {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let notice = tokio::time::timeout_at(deadline, self.notices.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {what} within 20 s"))
+                .expect("notices");
+            if matches(&notice.event.kind) {
+                return notice.event.clone();
+            }
+        }
+    }
+
+    /// Plays the recorder: a part of `login` is finished on disk.
+    pub async fn part_finished(&self, part: &Part) {
+        self.events
+            .emit(
+                Some(Login::parse(&part.login).unwrap()),
+                EventKind::RecordingPartFinished {
+                    part: 1,
+                    file: part.file.clone(),
+                    sidecar: part.sidecar.clone(),
+                    bytes: part.bytes,
+                    duration_secs: 7200.0,
+                    gaps: 0,
+                    recovered: false,
+                },
+            )
+            .await;
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Matches events of one kind by name.
+pub fn is<'a>(name: &'a str) -> impl Fn(&EventKind) -> bool + 'a {
+    move |k| k.name() == name
+}
+
+/// The next `AuthRequired`: (service, reason, consent link).
+pub async fn auth_required(bot: &mut Bot) -> (String, String, Option<String>) {
+    match bot.wait_for("AuthRequired", is("AuthRequired")).await.kind {
+        EventKind::AuthRequired {
+            service,
+            reason,
+            url,
+        } => (service, reason, url),
+        _ => unreachable!(),
+    }
+}
+
+/// The token stored for `service`.
+pub async fn stored_token(config: &Config, service: &str) -> StoredToken {
+    let store = open_store(config).await;
+    let token = store.token(service).await.unwrap().expect("a stored token");
+    store.close().await;
+    token
+}
+
+/// Stores a token before the core starts.
+pub async fn store_token(dir: &Path, service: &str, access: &str, refresh: &str, expires_in: i64) {
+    let store = Store::open(&dir.join("recbot.sqlite")).await.unwrap();
+    store
+        .put_token(
+            service,
+            &StoredToken {
+                access_token: Secret::new(access),
+                refresh_token: Some(Secret::new(refresh)),
+                expires_at: Some(Utc::now() + chrono::Duration::seconds(expires_in)),
+                scopes: "scope".into(),
+            },
+        )
+        .await
+        .unwrap();
+    store.close().await;
+}
+
+pub async fn open_store(config: &Config) -> Store {
+    Store::open(&config.storage.database_path()).await.unwrap()
+}
+
+/// A finished recording part on disk with its sidecar.
+#[derive(Debug, Clone)]
+pub struct Part {
+    pub login: String,
+    pub file: PathBuf,
+    pub sidecar: PathBuf,
+    pub bytes: u64,
+}
+
+/// The byte at `offset` of every test recording: the fake can check what arrives.
+pub fn pattern(offset: u64) -> u8 {
+    (offset % 251) as u8
+}
+
+pub async fn write_part(config: &Config, login: &str, name: &str, bytes: u64) -> Part {
+    let dir = config.storage.recordings_dir().join(login);
+    tokio::fs::create_dir_all(&dir).await.unwrap();
+    let file = dir.join(format!("{name}.ts"));
+    let data: Vec<u8> = (0..bytes).map(pattern).collect();
+    tokio::fs::write(&file, data).await.unwrap();
+    let started = Utc.with_ymd_and_hms(2026, 11, 21, 18, 5, 0).unwrap();
+    let chapter = |offset: f64, title: &str, game: &str| Chapter {
+        at: started + chrono::Duration::seconds(offset as i64),
+        offset_secs: offset,
+        title: title.into(),
+        game: Some(game.into()),
+    };
+    let sidecar = Sidecar {
+        login: login.into(),
+        display_name: Some(format!("{}TV", login.to_uppercase())),
+        source: "twitch".into(),
+        stream_id: Some("123".into()),
+        session: 1,
+        part: 1,
+        file: format!("{name}.ts"),
+        quality: "1080p60".into(),
+        started,
+        ended: started + chrono::Duration::hours(2),
+        duration_secs: 7200.0,
+        segments: 3600,
+        bytes,
+        chapters: vec![
+            chapter(0.0, "Speedrun <day 3>", "Celeste"),
+            chapter(1800.0, "Speedrun <day 3>", "Chess"),
+            chapter(4000.0, "Q&A", "Just Chatting"),
+        ],
+        gaps: vec![],
+        ad_breaks: vec![],
+        discontinuities: vec![],
+        recovered: false,
+        youtube_video_id: None,
+    };
+    let sidecar_path = Sidecar::path_for(&file);
+    sidecar.write(&sidecar_path).await.unwrap();
+    Part {
+        login: login.into(),
+        file,
+        sidecar: sidecar_path,
+        bytes,
+    }
+}
+
+/// YouTube's upload endpoint on wiremock, driven by [`State`].
+pub struct YoutubeMock {
+    pub server: MockServer,
+    pub state: Arc<Mutex<State>>,
+}
+
+impl YoutubeMock {
+    pub async fn start(token: &str) -> YoutubeMock {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(State::new(&server.uri(), token)));
+        Mock::given(wiremock::matchers::path(youtube_state::UPLOAD_PATH))
+            .respond_with(UploadResponder(state.clone()))
+            .mount(&server)
+            .await;
+        YoutubeMock { server, state }
+    }
+
+    pub fn upload_url(&self) -> String {
+        format!("{}{}", self.server.uri(), youtube_state::UPLOAD_PATH)
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
+    }
+}
+
+struct UploadResponder(Arc<Mutex<State>>);
+
+impl Respond for UploadResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let header = |name: &str| {
+            req.headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let target = match req.url.query() {
+            Some(q) => format!("{}?{q}", req.url.path()),
+            None => req.url.path().to_string(),
+        };
+        let mut state = self.0.lock().unwrap();
+        let answer = match state.request(req.method.as_str(), &target, &header, &req.body) {
+            Step::Answer(answer) => answer,
+            Step::ReadChunk {
+                session,
+                start,
+                len,
+            } => {
+                assert_eq!(req.body.len() as u64, len);
+                for (i, b) in req.body.iter().enumerate() {
+                    assert_eq!(
+                        *b,
+                        pattern(start + i as u64),
+                        "byte {} differs",
+                        start + i as u64
+                    );
+                }
+                state.chunk_received(session, start, len, &header)
+            }
+        };
+        let mut template = ResponseTemplate::new(answer.status).set_delay(answer.delay);
+        for (k, v) in answer.headers {
+            template = template.insert_header(k, v.as_str());
+        }
+        template.set_body_string(answer.body)
+    }
+}
+
+/// Google's token endpoint: one valid authorization code, one valid refresh token.
+pub struct GoogleFake {
+    pub server: MockServer,
+    pub state: Arc<Mutex<GoogleState>>,
+}
+
+#[derive(Debug, Default)]
+pub struct GoogleState {
+    pub code: String,
+    pub refresh_token: String,
+    pub revoked: bool,
+    /// Access tokens handed out: `ya29.fresh1`, `ya29.fresh2`, …
+    pub issued: u32,
+    /// Every form received.
+    pub forms: Vec<Vec<(String, String)>>,
+}
+
+impl GoogleFake {
+    pub async fn start(code: &str, refresh_token: &str) -> GoogleFake {
+        let server = MockServer::start().await;
+        let state = Arc::new(Mutex::new(GoogleState {
+            code: code.into(),
+            refresh_token: refresh_token.into(),
+            ..GoogleState::default()
+        }));
+        Mock::given(wiremock::matchers::path("/token"))
+            .respond_with(GoogleResponder(state.clone()))
+            .mount(&server)
+            .await;
+        GoogleFake { server, state }
+    }
+
+    pub fn token_url(&self) -> String {
+        format!("{}/token", self.server.uri())
+    }
+
+    pub fn auth_url(&self) -> String {
+        format!("{}/o/oauth2/auth", self.server.uri())
+    }
+
+    pub fn state(&self) -> std::sync::MutexGuard<'_, GoogleState> {
+        self.state.lock().unwrap()
+    }
+}
+
+pub fn form(body: &[u8]) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+pub fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+struct GoogleResponder(Arc<Mutex<GoogleState>>);
+
+impl Respond for GoogleResponder {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        let form = form(&req.body);
+        let mut s = self.0.lock().unwrap();
+        s.forms.push(form.clone());
+        let refused = |description: &str| {
+            ResponseTemplate::new(400).set_body_json(serde_json::json!({
+                "error": "invalid_grant", "error_description": description
+            }))
+        };
+        if field(&form, "client_id") != Some(CLIENT_ID)
+            || field(&form, "client_secret") != Some(CLIENT_SECRET)
+        {
+            return ResponseTemplate::new(401)
+                .set_body_json(serde_json::json!({"error": "invalid_client"}));
+        }
+        match field(&form, "grant_type") {
+            Some("authorization_code") if field(&form, "code") == Some(s.code.as_str()) => {
+                s.code = "used".into();
+                s.issued += 1;
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "access_token": format!("ya29.fresh{}", s.issued),
+                    "refresh_token": s.refresh_token,
+                    "expires_in": 3599,
+                    "token_type": "Bearer",
+                    "scope": "https://www.googleapis.com/auth/youtube.upload",
+                }))
+            }
+            Some("authorization_code") => refused("Bad Request"),
+            Some("refresh_token")
+                if !s.revoked
+                    && field(&form, "refresh_token") == Some(s.refresh_token.as_str()) =>
+            {
+                s.issued += 1;
+                ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "access_token": format!("ya29.fresh{}", s.issued),
+                    "expires_in": 3599,
+                    "token_type": "Bearer",
+                }))
+            }
+            Some("refresh_token") => refused("Token has been expired or revoked."),
+            _ => ResponseTemplate::new(400)
+                .set_body_json(serde_json::json!({"error": "unsupported_grant_type"})),
+        }
+    }
+}
+
+/// Every log line of this test binary, as the service would write them (recbot's filter at
+/// `trace`, dependency crates capped as in production).
+pub fn capture_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        use tracing_subscriber::util::SubscriberInitExt;
+        let logs = Arc::new(Mutex::new(Vec::new()));
+        let sink = logs.clone();
+        tracing_subscriber::fmt()
+            .with_env_filter(recbot::logging::filter(Some("trace")))
+            .with_ansi(false)
+            .with_writer(move || LogWriter(sink.clone()))
+            .finish()
+            .try_init()
+            .expect("the only subscriber");
+        logs
+    })
+    .clone()
+}
+
+/// Panics when any of `secrets` appears in the captured logs.
+pub fn assert_not_logged(secrets: &[&str]) {
+    let logs = capture_logs();
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    assert!(!text.is_empty(), "nothing was logged");
+    for secret in secrets {
+        assert!(!text.contains(secret), "{secret:?} was logged:\n{text}");
+    }
+}
+
+struct LogWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

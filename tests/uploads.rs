@@ -1,0 +1,564 @@
+//! Uploads end to end in one process: the recorder is played by sending
+//! `RecordingPartFinished` with a real file and sidecar; YouTube's upload endpoint and Google's
+//! token endpoint are local fakes.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use recbot::config::Config;
+use recbot::core::store::JobState;
+use recbot::event::EventKind;
+use recbot::recorder::sidecar::Sidecar;
+use recbot::upload::quota;
+use support::youtube_state::Fault;
+use support::youtube_tcp::TcpYoutube;
+use support::*;
+
+const MIB: u64 = 1024 * 1024;
+const UNIT: u64 = 256 * 1024;
+
+fn youtube(upload_url: &str, google: &GoogleFake, extra: &str) -> String {
+    format!(
+        "enabled = true\nupload_url = {upload_url:?}\ntoken_url = {:?}\nauth_url = {:?}\n{extra}",
+        google.token_url(),
+        google.auth_url()
+    )
+}
+
+/// A core with uploads on, `foo` watched and a YouTube token stored: (access, refresh,
+/// seconds until it expires).
+async fn start(
+    upload_url: &str,
+    google: &GoogleFake,
+    extra: &str,
+    token: (&str, &str, i64),
+) -> (tempfile::TempDir, Arc<Config>, Bot) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), &youtube(upload_url, google, extra), "");
+    store_token(dir.path(), "youtube", token.0, token.1, token.2).await;
+    let bot = Bot::start(config.clone()).await;
+    assert!(bot.run("add foo").await.ok);
+    (dir, config, bot)
+}
+
+#[tokio::test]
+async fn a_finished_part_is_uploaded_with_its_metadata() {
+    capture_logs();
+    let yt = YoutubeMock::start("ya29.valid-access").await;
+    let google = GoogleFake::start("unused", "1//refresh-secret").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "privacy = \"unlisted\"",
+        ("ya29.valid-access", "1//refresh-secret", 3600),
+    )
+    .await;
+    let part = write_part(
+        &config,
+        "foo",
+        "2026-11-21_18-05-00_speedrun",
+        2 * MIB + 300_000,
+    )
+    .await;
+    bot.part_finished(&part).await;
+
+    let queued = bot.wait_for("UploadQueued", is("UploadQueued")).await;
+    assert_eq!(queued.login.as_ref().unwrap().as_str(), "foo");
+    match &queued.kind {
+        EventKind::UploadQueued { job, file } => {
+            assert_eq!(*job, 1);
+            assert_eq!(file, "foo/2026-11-21_18-05-00_speedrun.ts");
+        }
+        _ => unreachable!(),
+    }
+    let started = bot.wait_for("UploadStarted", is("UploadStarted")).await;
+    assert!(
+        matches!(started.kind, EventKind::UploadStarted { bytes, from_bytes: 0, .. } if bytes == part.bytes)
+    );
+    let finished = bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    match &finished.kind {
+        EventKind::UploadFinished { video_id, url, .. } => {
+            assert_eq!(video_id, "vid0");
+            assert_eq!(url, "https://youtu.be/vid0");
+        }
+        _ => unreachable!(),
+    }
+
+    {
+        let s = yt.state();
+        assert_eq!(s.metadata.len(), 1);
+        let m = &s.metadata[0];
+        assert_eq!(
+            m["snippet"]["title"],
+            "FOOTV 2026-11-21 18:05 Speedrun day 3"
+        );
+        assert_eq!(m["status"]["privacyStatus"], "unlisted");
+        let description = m["snippet"]["description"].as_str().unwrap();
+        assert!(
+            description.contains(
+                "Chapters:\n00:00 Speedrun day 3 [Celeste]\n30:00 Speedrun day 3 [Chess]\n\
+                 1:06:40 Q&A [Just Chatting]\n"
+            ),
+            "{description}"
+        );
+        assert!(description.starts_with("FOOTV live on Twitch: https://www.twitch.tv/foo\n"));
+        let headers = &s.init_headers[0];
+        let header = |n: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == n)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(header("x-upload-content-length"), Some("2397152"));
+        assert_eq!(header("x-upload-content-type"), Some("video/mp2t"));
+        assert_eq!(
+            header("content-type"),
+            Some("application/json; charset=UTF-8")
+        );
+        // Chunks of exactly 1 MiB (a multiple of 256 KiB) but the last, each byte once.
+        let chunks: Vec<(u64, u64)> = s.puts.iter().map(|p| (p.start, p.len)).collect();
+        assert_eq!(chunks, vec![(0, MIB), (MIB, MIB), (2 * MIB, 300_000)]);
+        assert_eq!(s.resent, 0);
+        assert_eq!(s.sessions[0].received, part.bytes);
+    }
+    let sidecar = Sidecar::read(&part.sidecar).await.unwrap();
+    assert_eq!(sidecar.youtube_video_id.as_deref(), Some("vid0"));
+    assert!(part.file.exists(), "after_upload = keep");
+
+    let uploads = bot.run("uploads").await.text;
+    assert!(
+        uploads
+            .contains("#1 foo 2026-11-21_18-05-00_speedrun.ts — finished: https://youtu.be/vid0"),
+        "{uploads}"
+    );
+    let quota = bot.run("quota").await.text;
+    assert!(quota.contains("1 used, 99 left of 100"), "{quota}");
+    // The same part reported again is not uploaded twice.
+    bot.part_finished(&part).await;
+    let status = bot.run("status").await;
+    assert!(status.ok);
+    bot.stop().await;
+    assert_eq!(yt.state().metadata.len(), 1);
+    assert_not_logged(&["ya29.valid-access", "1//refresh-secret", CLIENT_SECRET]);
+}
+
+#[tokio::test]
+async fn a_server_error_mid_chunk_resumes_from_the_servers_offset() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    yt.state().plain_308 = true;
+    // The first chunk: YouTube keeps 256 KiB of it, then fails with 503.
+    yt.state()
+        .faults
+        .push_back(Fault::KeepThenFail { keep: UNIT });
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    let part = write_part(&config, "foo", "a", 2 * MIB).await;
+    bot.part_finished(&part).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let s = yt.state();
+    assert_eq!(s.status_queries, 1, "one status query after the error");
+    assert_eq!(s.starts(), vec![0, UNIT, UNIT + MIB]);
+    assert_eq!(s.resent, 0, "no confirmed byte was sent again");
+    assert_eq!(s.sessions.len(), 1);
+    assert_eq!(s.sessions[0].received, 2 * MIB);
+}
+
+#[tokio::test]
+async fn a_connection_reset_mid_chunk_resumes_from_the_servers_offset() {
+    let yt = TcpYoutube::start("ya29.valid").await;
+    // Cut the connection 300,000 bytes into the second chunk: the server keeps whole 256 KiB
+    // units of it.
+    yt.control
+        .cut_at
+        .store(MIB + 300_000, std::sync::atomic::Ordering::SeqCst);
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    let part = write_part(&config, "foo", "a", 3 * MIB).await;
+    bot.part_finished(&part).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let s = yt.state.lock().unwrap();
+    assert!(s.status_queries >= 1);
+    // After the cut: the status query told where the server stands (whole 256 KiB units of the
+    // broken chunk), and sending went on from exactly there.
+    let starts = s.starts();
+    assert_eq!(starts.len(), 4, "{starts:?}");
+    assert_eq!(&starts[..2], &[0, MIB]);
+    let resumed = starts[2];
+    assert!(
+        resumed > MIB && resumed < 2 * MIB && resumed % UNIT == 0,
+        "{starts:?}"
+    );
+    assert_eq!(starts[3], resumed + MIB);
+    assert_eq!(s.resent, 0);
+    assert_eq!(s.sessions[0].received, 3 * MIB);
+}
+
+#[tokio::test]
+async fn a_timed_out_chunk_asks_the_server_before_sending_again() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    // YouTube stores the first chunk but answers too late.
+    yt.state()
+        .faults
+        .push_back(Fault::SlowAnswer(Duration::from_millis(2500)));
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "chunk_timeout_secs = 1",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    bot.part_finished(&write_part(&config, "foo", "a", 2 * MIB).await)
+        .await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let s = yt.state();
+    assert_eq!(s.status_queries, 1);
+    assert_eq!(
+        s.starts(),
+        vec![0, MIB],
+        "the timed-out chunk was not sent again"
+    );
+    assert_eq!(s.resent, 0);
+}
+
+#[tokio::test]
+async fn a_lost_session_starts_a_new_one() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    yt.state().faults.push_back(Fault::ForgetSessions);
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    let part = write_part(&config, "foo", "a", 2 * MIB).await;
+    bot.part_finished(&part).await;
+    let finished = bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    assert!(
+        matches!(finished.kind, EventKind::UploadFinished { ref video_id, .. } if video_id == "vid1")
+    );
+    bot.stop().await;
+    {
+        let s = yt.state();
+        assert_eq!(s.sessions.len(), 2, "404 → a new session");
+        assert_eq!(s.metadata.len(), 2);
+        assert_eq!(s.sessions[1].received, 2 * MIB);
+    }
+    // A new session counts against the quota like any other.
+    let store = open_store(&config).await;
+    assert_eq!(
+        store
+            .quota_used(quota::pacific_day(Utc::now()))
+            .await
+            .unwrap(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn quota_exceeded_waits_for_midnight_pacific_without_spending_requests() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    yt.state()
+        .faults
+        .push_back(Fault::Init(403, "quotaExceeded"));
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    let a = write_part(&config, "foo", "a", MIB).await;
+    bot.part_finished(&a).await;
+    let before = quota::next_reset(Utc::now());
+    let deferred = bot.wait_for("UploadDeferred", is("UploadDeferred")).await;
+    let after = quota::next_reset(Utc::now());
+    let EventKind::UploadDeferred { job, reason, until } = deferred.kind else {
+        unreachable!()
+    };
+    assert_eq!(job, 1);
+    assert!(until == before || until == after, "{until}");
+    assert!(reason.contains("quotaExceeded"), "{reason}");
+    // The event says when in UTC and in Pacific time.
+    assert!(reason.contains(&quota::describe(until)), "{reason}");
+    assert!(reason.contains(" UTC (00:00 P"), "{reason}");
+
+    // A second part waits for the same reset without asking YouTube.
+    let b = write_part(&config, "foo", "b", MIB).await;
+    bot.part_finished(&b).await;
+    let deferred = bot.wait_for("UploadDeferred", is("UploadDeferred")).await;
+    assert!(
+        matches!(deferred.kind, EventKind::UploadDeferred { job: 2, until: u, .. } if u == until)
+    );
+    assert_eq!(yt.state().metadata.len(), 1, "no second request");
+    let quota_reply = bot.run("quota").await.text;
+    assert!(
+        quota_reply.contains("100 used, 0 left of 100"),
+        "{quota_reply}"
+    );
+    let uploads = bot.run("uploads").await.text;
+    assert!(uploads.contains("#1 foo a.ts — waiting until"), "{uploads}");
+    let retry = bot.run("retry 1").await;
+    assert!(
+        !retry.ok && retry.text.contains("waits for YouTube"),
+        "{retry:?}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn upload_limit_exceeded_waits_the_configured_hours() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    yt.state()
+        .faults
+        .push_back(Fault::Init(400, "uploadLimitExceeded"));
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "upload_limit_wait_hours = 3",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    let asked = Utc::now();
+    let deferred = bot.wait_for("UploadDeferred", is("UploadDeferred")).await;
+    let EventKind::UploadDeferred { reason, until, .. } = deferred.kind else {
+        unreachable!()
+    };
+    let wait = until - asked;
+    assert!(
+        wait > chrono::Duration::minutes(179) && wait <= chrono::Duration::minutes(181),
+        "{wait}"
+    );
+    assert!(reason.contains("uploadLimitExceeded"), "{reason}");
+    // Other uploads wait too, without a request.
+    bot.part_finished(&write_part(&config, "foo", "b", MIB).await)
+        .await;
+    bot.wait_for("UploadDeferred", is("UploadDeferred")).await;
+    assert_eq!(yt.state().metadata.len(), 1);
+    let quota_reply = bot.run("quota").await.text;
+    assert!(quota_reply.contains("upload limit"), "{quota_reply}");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn the_local_ledger_holds_uploads_beyond_the_daily_limit() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "daily_upload_limit = 1",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.part_finished(&write_part(&config, "foo", "b", MIB).await)
+        .await;
+    let deferred = bot.wait_for("UploadDeferred", is("UploadDeferred")).await;
+    let EventKind::UploadDeferred { reason, until, .. } = deferred.kind else {
+        unreachable!()
+    };
+    assert_eq!(until, quota::next_reset(Utc::now()));
+    assert!(reason.contains("daily_upload_limit"), "{reason}");
+    assert_eq!(
+        yt.state().metadata.len(),
+        1,
+        "the second upload spent no request"
+    );
+    assert!(bot.run("quota").await.text.contains("1 used, 0 left of 1"));
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "after_upload = \"move\"",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    bot.part_finished(&part).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let moved = dir.path().join("uploaded/foo/a.ts");
+    let moved_sidecar = dir.path().join("uploaded/foo/a.json");
+    assert!(!part.file.exists() && !part.sidecar.exists());
+    assert_eq!(tokio::fs::metadata(&moved).await.unwrap().len(), MIB / 2);
+    let sidecar = Sidecar::read(&moved_sidecar).await.unwrap();
+    assert_eq!(sidecar.youtube_video_id.as_deref(), Some("vid0"));
+}
+
+#[tokio::test]
+async fn an_expired_access_token_is_refreshed() {
+    capture_logs();
+    let yt = YoutubeMock::start("ya29.fresh1").await;
+    let google = GoogleFake::start("unused", "1//refresh-keep").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "",
+        ("ya29.expired", "1//refresh-keep", -10),
+    )
+    .await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let forms = google.state().forms.clone();
+    assert_eq!(forms.len(), 1);
+    assert!(forms[0].contains(&("grant_type".into(), "refresh_token".into())));
+    assert_eq!(yt.state().unauthorized, 0);
+    let token = stored_token(&config, "youtube").await;
+    assert_eq!(token.access_token.expose(), "ya29.fresh1");
+    assert_eq!(token.refresh_token.unwrap().expose(), "1//refresh-keep");
+    assert_not_logged(&["ya29.fresh1", "ya29.expired", "1//refresh-keep"]);
+}
+
+#[tokio::test]
+async fn a_refused_access_token_is_refreshed_once() {
+    let yt = YoutubeMock::start("ya29.fresh1").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.stale", "1//r", 3000)).await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    assert_eq!(yt.state().unauthorized, 1);
+    assert_eq!(google.state().forms.len(), 1);
+}
+
+#[tokio::test]
+async fn a_revoked_refresh_token_pauses_uploads_and_asks_for_consent() {
+    capture_logs();
+    let yt = YoutubeMock::start("ya29.fresh1").await;
+    let google = GoogleFake::start("4/0AfreshCode-x_y", "1//new-refresh").await;
+    google.state().refresh_token = "1//other".into();
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "",
+        ("ya29.old", "1//revoked-refresh", -10),
+    )
+    .await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    let (service, reason, url) = auth_required(&mut bot).await;
+    assert_eq!(service, "youtube");
+    assert!(reason.contains("revoked"), "{reason}");
+    let url = url.expect("a fresh consent link");
+    assert!(url.starts_with(&google.auth_url()), "{url}");
+    assert!(url.contains("redirect_uri=http://127.0.0.1:8085/"), "{url}");
+    assert!(
+        url.contains("scope=https://www.googleapis.com/auth/youtube.upload"),
+        "{url}"
+    );
+    assert!(url.contains("access_type=offline") && url.contains("prompt=select_account"));
+    assert!(!url.contains("oob"), "{url}");
+
+    // Paused, not failed; a second part pauses too without another notice.
+    let store = open_store(&config).await;
+    assert_eq!(
+        store.upload_job(1).await.unwrap().unwrap().state,
+        JobState::Paused
+    );
+    let uploads = bot.run("uploads").await.text;
+    assert!(
+        uploads.contains("paused until YouTube is authorized again"),
+        "{uploads}"
+    );
+
+    // The operator approves and pastes the address the browser was sent to.
+    google.state().refresh_token = "1//new-refresh".into();
+    let reply = bot
+        .run("code youtube http://127.0.0.1:8085/?code=4%2F0AfreshCode-x_y&scope=https%3A%2F%2Fwww.googleapis.com%2Fauth%2Fyoutube.upload")
+        .await;
+    assert!(reply.ok && reply.private, "{reply:?}");
+    assert!(reply.text.contains("YouTube is connected"), "{reply:?}");
+    assert!(!reply.text.contains("4/0AfreshCode"));
+    bot.wait_for("AuthCompleted", is("AuthCompleted")).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let exchange = google.state().forms.last().unwrap().clone();
+    assert!(exchange.contains(&("code".into(), "4/0AfreshCode-x_y".into())));
+    assert!(exchange.contains(&("redirect_uri".into(), "http://127.0.0.1:8085/".into())));
+    let token = store.token("youtube").await.unwrap().unwrap();
+    assert_eq!(token.refresh_token.unwrap().expose(), "1//new-refresh");
+    assert_not_logged(&[
+        "4/0AfreshCode",
+        "1//new-refresh",
+        "1//revoked-refresh",
+        "ya29.fresh1",
+    ]);
+}
+
+#[tokio::test]
+async fn other_refusals_fail_the_job_and_keep_the_file_until_retried() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    yt.state()
+        .faults
+        .push_back(Fault::Init(400, "invalidTitle"));
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    let part = write_part(&config, "foo", "a", MIB).await;
+    bot.part_finished(&part).await;
+    let failed = bot.wait_for("UploadFailed", is("UploadFailed")).await;
+    let EventKind::UploadFailed { reason, .. } = failed.kind else {
+        unreachable!()
+    };
+    assert!(reason.contains("invalidTitle"), "{reason}");
+    assert!(part.file.exists());
+    assert!(bot
+        .run("uploads")
+        .await
+        .text
+        .contains("failed: YouTube refused it"));
+    let retry = bot.run("retry 1").await;
+    assert!(retry.ok, "{retry:?}");
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    let again = bot.run("retry 1").await;
+    assert!(
+        !again.ok && again.text.contains("already on YouTube"),
+        "{again:?}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn errors_in_a_row_are_bounded_and_reported() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    for _ in 0..3 {
+        yt.state().faults.push_back(Fault::Put(503, "backendError"));
+    }
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "retry_limit = 2\nmax_attempts = 2",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    let deferred = bot.wait_for("UploadDeferred", is("UploadDeferred")).await;
+    let EventKind::UploadDeferred { reason, until, .. } = deferred.kind else {
+        unreachable!()
+    };
+    assert!(reason.contains("2 errors in a row"), "{reason}");
+    assert!(until > Utc::now() + chrono::Duration::minutes(29));
+    // `retry` skips the wait; the job then succeeds.
+    assert!(bot.run("retry 1").await.ok);
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+}
