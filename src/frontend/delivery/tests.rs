@@ -16,6 +16,9 @@ enum Call {
     Edit(MessageRef, String),
 }
 
+/// Which calls a partly-down platform fails.
+type Outage = fn(&Call) -> bool;
+
 /// Records every call; fails the next calls with scripted errors first, and every call
 /// `down` matches (a platform partly down).
 #[derive(Debug, Default)]
@@ -23,13 +26,13 @@ struct FakePoster {
     calls: Mutex<Vec<Call>>,
     failures: Mutex<Vec<PostError>>,
     next_id: Mutex<u32>,
-    down: Mutex<Option<fn(&Call) -> bool>>,
+    down: Mutex<Option<Outage>>,
     refused: Mutex<u32>,
     edit_delay: Mutex<Duration>,
 }
 
 impl FakePoster {
-    fn set_down(&self, down: fn(&Call) -> bool) {
+    fn set_down(&self, down: Outage) {
         *self.down.lock().unwrap() = Some(down);
     }
 
