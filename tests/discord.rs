@@ -702,7 +702,8 @@ async fn posts_wait_for_an_empty_bucket_to_reset_instead_of_running_into_a_429()
     bot.stop().await;
     let window = bucket.0.lock().unwrap();
     assert_eq!(window.refused, 0, "no call ran into the 429");
-    assert_eq!(window.served.len(), 3);
+    // (ServiceStopping may have been posted too, also after a wait.)
+    assert!(window.served.len() >= 3);
     for pair in window.served.windows(2) {
         assert!(
             pair[1] - pair[0] >= Duration::from_millis(990),

@@ -540,7 +540,7 @@ async fn a_restart_between_the_first_message_and_its_thread_does_not_post_it_aga
 async fn a_burst_of_progress_while_an_edit_is_paced_becomes_one_edit() {
     let dir = tempfile::tempdir().unwrap();
     let poster = Arc::new(FakePoster::default());
-    *poster.edit_delay.lock().unwrap() = Duration::from_millis(200);
+    *poster.edit_delay.lock().unwrap() = Duration::from_millis(500);
     let bot = Bot::start(dir.path(), poster.clone(), None).await;
     bot.add("foo", "C1").await;
     bot.emit("foo", None, progress(9, 1)).await;
