@@ -306,17 +306,53 @@ async fn answer(server: &MockServer, id: u32) -> Value {
     wait_requests(server, "POST", &p, 1).await.remove(0)
 }
 
+/// A fake Discord (REST API, gateway) and a data folder for one test.
+struct Fake {
+    dir: tempfile::TempDir,
+    rest: MockServer,
+    gateway: FakeGateway,
+}
+
+impl Fake {
+    /// The fakes, without the REST API's usual answers (a test mounts special ones first).
+    async fn bare() -> Fake {
+        Fake {
+            dir: tempfile::tempdir().unwrap(),
+            rest: MockServer::start().await,
+            gateway: FakeGateway::bind().await,
+        }
+    }
+
+    async fn new() -> Fake {
+        let fake = Fake::bare().await;
+        fake.mount().await;
+        fake
+    }
+
+    async fn mount(&self) {
+        mount_rest(&self.rest, &self.gateway.url()).await;
+    }
+
+    fn config(&self, extra: &str) -> Arc<Config> {
+        config(self.dir.path(), &self.rest.uri(), extra)
+    }
+
+    /// recbot with `[discord]` plus `extra`, once it has connected to the gateway.
+    async fn start(&self, extra: &str, options: DiscordOptions) -> (Bot, Conn) {
+        let bot = start(self.config(extra), options).await;
+        (bot, self.gateway.accept().await)
+    }
+}
+
 #[tokio::test]
 async fn rec_is_registered_and_commands_answered_with_operator_rights() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(config(dir.path(), &rest.uri(), ""), options()).await;
-    let dispatch = gateway.accept().await.dispatch;
+    let fake = Fake::new().await;
+    let rest = &fake.rest;
+    let (bot, conn) = fake.start("", options()).await;
+    let dispatch = conn.dispatch;
 
     let registered = wait_requests(
-        &rest,
+        rest,
         "PUT",
         &format!("/api/v10/applications/{APP}/guilds/{GUILD}/commands"),
         1,
@@ -328,7 +364,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
     let started = Instant::now();
     let add = add_foo(1);
     send(&dispatch, add).await;
-    let reply = answer(&rest, 1).await;
+    let reply = answer(rest, 1).await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(reply["type"], 4);
     assert!(content(&reply).contains("Watching foo"), "{reply}");
@@ -343,7 +379,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 2).await;
+    let reply = answer(rest, 2).await;
     assert_eq!(reply["data"]["flags"], 64, "{reply}");
     assert!(content(&reply).contains("Only operators"));
     dispatch
@@ -353,7 +389,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 3).await;
+    let reply = answer(rest, 3).await;
     assert!(content(&reply).contains("Watching 1:"), "{reply}");
 
     // The code is an option, and the reply is private.
@@ -366,7 +402,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 4).await;
+    let reply = answer(rest, 4).await;
     assert_eq!(reply["data"]["flags"], 64, "{reply}");
     assert!(!reply.to_string().contains("4/0AbCdEfGh"));
 
@@ -378,7 +414,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 5).await;
+    let reply = answer(rest, 5).await;
     assert!(content(&reply).contains("Stopped watching foo"), "{reply}");
     dispatch
         .send((
@@ -388,29 +424,27 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let answers = requests(&rest, "POST", "/api/v10/interactions/5/tok5/callback").await;
+    let answers = requests(rest, "POST", "/api/v10/interactions/5/tok5/callback").await;
     assert_eq!(answers.len(), 1);
     bot.stop().await;
 }
 
 #[tokio::test]
 async fn a_slow_interaction_is_deferred_then_edited() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
-    mount_rest(&rest, &gateway.url()).await;
+    let fake = Fake::new().await;
+    let rest = &fake.rest;
     let opts = DiscordOptions {
         ack_within: Duration::ZERO,
         ..options()
     };
-    let bot = start(config(dir.path(), &rest.uri(), ""), opts).await;
-    let dispatch = gateway.accept().await.dispatch;
+    let (bot, conn) = fake.start("", opts).await;
+    let dispatch = conn.dispatch;
     let add = add_foo(7);
     send(&dispatch, add).await;
-    let deferred = answer(&rest, 7).await;
+    let deferred = answer(rest, 7).await;
     assert_eq!(deferred["type"], 5, "{deferred}");
     let edits = wait_requests(
-        &rest,
+        rest,
         "PATCH",
         &format!("/api/v10/webhooks/{APP}/tok7/messages/@original"),
         1,
@@ -428,9 +462,8 @@ async fn a_slow_interaction_is_deferred_then_edited() {
 
 #[tokio::test]
 async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
+    let fake = Fake::bare().await;
+    let rest = &fake.rest;
     // The first message post is rate limited (Discord sends Retry-After and retry_after).
     Mock::given(method("POST"))
         .and(path_regex(r"^/api/v10/channels/\d+/messages$"))
@@ -442,18 +475,14 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         )
         .up_to_n_times(1)
         .with_priority(1)
-        .mount(&rest)
+        .mount(rest)
         .await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(
-        config(dir.path(), &rest.uri(), "events_room = \"888\"\n"),
-        options(),
-    )
-    .await;
-    let dispatch = gateway.accept().await.dispatch;
+    fake.mount().await;
+    let (bot, conn) = fake.start("events_room = \"888\"\n", options()).await;
+    let dispatch = conn.dispatch;
     let add = add_foo(1);
     send(&dispatch, add).await;
-    answer(&rest, 1).await;
+    answer(rest, 1).await;
     bot.emit(
         Some(2),
         EventKind::LiveDetected {
@@ -467,7 +496,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         },
     )
     .await;
-    let threads = wait_requests(&rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
+    let threads = wait_requests(rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
     assert_eq!(threads[0]["name"], "foo — @everyone come watch");
     bot.emit(
         Some(2),
@@ -479,7 +508,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         },
     )
     .await;
-    let in_thread = wait_requests(&rest, "POST", "/api/v10/channels/9003/messages", 1).await;
+    let in_thread = wait_requests(rest, "POST", "/api/v10/channels/9003/messages", 1).await;
     assert!(in_thread[0]["content"].as_str().unwrap().contains("10%"));
     bot.emit(
         Some(2),
@@ -491,11 +520,11 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         },
     )
     .await;
-    let edits = wait_requests(&rest, "PATCH", "/api/v10/channels/9003/messages/9004", 1).await;
+    let edits = wait_requests(rest, "PATCH", "/api/v10/channels/9003/messages/9004", 1).await;
     assert!(edits[0]["content"].as_str().unwrap().contains("90%"));
     bot.stop().await;
 
-    let posts = requests(&rest, "POST", "/api/v10/channels/*/messages").await;
+    let posts = requests(rest, "POST", "/api/v10/channels/*/messages").await;
     // The 429'd ServiceStarted was sent again, then the live notice in the login's room with
     // mentions disabled.
     assert_eq!(posts[0], posts[1]);
@@ -540,33 +569,30 @@ impl FakeGateway {
 
 #[tokio::test]
 async fn the_gateway_is_resumed_after_a_close_a_reconnect_request_and_a_drop() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(config(dir.path(), &rest.uri(), ""), options()).await;
-    let conn = gateway.accept().await;
+    let fake = Fake::new().await;
+    let (rest, gateway) = (&fake.rest, &fake.gateway);
+    let (bot, conn) = fake.start("", options()).await;
     assert_eq!(conn.opened_with["op"], 2, "identify first");
     send(&conn.dispatch, add_foo(1)).await;
-    assert!(content(&answer(&rest, 1).await).contains("Watching foo"));
+    assert!(content(&answer(rest, 1).await).contains("Watching foo"));
 
     // Discord closes the connection with 4000 (unknown error): resumable.
     let conn = gateway.resume_after(conn, Gw::Close(4000)).await;
     send(&conn.dispatch, list(2)).await;
-    assert!(content(&answer(&rest, 2).await).contains("Watching 1:"));
+    assert!(content(&answer(rest, 2).await).contains("Watching 1:"));
 
     // Discord asks for a reconnect (op 7).
     let conn = gateway.resume_after(conn, Gw::Reconnect).await;
     send(&conn.dispatch, list(3)).await;
-    assert!(content(&answer(&rest, 3).await).contains("Watching 1:"));
+    assert!(content(&answer(rest, 3).await).contains("Watching 1:"));
 
     // The connection drops without a close frame.
     let conn = gateway.resume_after(conn, Gw::Drop).await;
     send(&conn.dispatch, list(4)).await;
-    assert!(content(&answer(&rest, 4).await).contains("Watching 1:"));
+    assert!(content(&answer(rest, 4).await).contains("Watching 1:"));
     // READY came once: /rec was registered once.
     let registered = requests(
-        &rest,
+        rest,
         "PUT",
         &format!("/api/v10/applications/{APP}/guilds/{GUILD}/commands"),
     )
@@ -577,18 +603,15 @@ async fn the_gateway_is_resumed_after_a_close_a_reconnect_request_and_a_drop() {
 
 #[tokio::test]
 async fn an_interaction_replayed_after_a_resume_is_run_and_answered_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(config(dir.path(), &rest.uri(), ""), options()).await;
-    let conn = gateway.accept().await;
+    let fake = Fake::new().await;
+    let (rest, gateway) = (&fake.rest, &fake.gateway);
+    let (bot, conn) = fake.start("", options()).await;
     send(&conn.dispatch, add_foo(1)).await;
-    answer(&rest, 1).await;
+    answer(rest, 1).await;
     let remove = json!([{"name": "login", "type": 3, "value": "foo"}]);
     let remove = interaction(2, OPERATOR, &[], "remove", remove);
     send(&conn.dispatch, remove.clone()).await;
-    assert!(content(&answer(&rest, 2).await).contains("Stopped watching foo"));
+    assert!(content(&answer(rest, 2).await).contains("Stopped watching foo"));
 
     // The connection closes and Discord replays the interaction on the resumed session.
     conn.control.send(Gw::Close(4000)).await.unwrap();
@@ -597,22 +620,20 @@ async fn an_interaction_replayed_after_a_resume_is_run_and_answered_once() {
         .await;
     assert_eq!(conn.opened_with["op"], 6);
     send(&conn.dispatch, list(3)).await;
-    assert!(content(&answer(&rest, 3).await).contains("Not watching anything"));
+    assert!(content(&answer(rest, 3).await).contains("Not watching anything"));
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let answers = requests(&rest, "POST", "/api/v10/interactions/2/tok2/callback").await;
+    let answers = requests(rest, "POST", "/api/v10/interactions/2/tok2/callback").await;
     assert_eq!(answers.len(), 1, "{answers:#?}");
     bot.stop().await;
 }
 
 #[tokio::test]
 async fn a_refused_token_stops_the_front_end_instead_of_retrying() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
-    mount_rest(&rest, &gateway.url()).await;
+    let fake = Fake::new().await;
+    let gateway = &fake.gateway;
     let (tx, rx) = tokio::sync::oneshot::channel();
     let bot = Bot::start(
-        config(dir.path(), &rest.uri(), ""),
+        fake.config(""),
         move |config, core, notices, shutdown, tracker| async move {
             let result = discord::run(config, core, notices, shutdown, tracker, options()).await;
             let _ = tx.send(result);
@@ -676,29 +697,23 @@ impl Respond for OnePerSecond {
 
 #[tokio::test]
 async fn posts_wait_for_an_empty_bucket_to_reset_instead_of_running_into_a_429() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
+    let fake = Fake::bare().await;
+    let rest = &fake.rest;
     let bucket = OnePerSecond::default();
     Mock::given(method("POST"))
         .and(path("/api/v10/channels/888/messages"))
         .respond_with(bucket.clone())
         .with_priority(1)
-        .mount(&rest)
+        .mount(rest)
         .await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(
-        config(dir.path(), &rest.uri(), "events_room = \"888\"\n"),
-        options(),
-    )
-    .await;
-    let _conn = gateway.accept().await;
+    fake.mount().await;
+    let (bot, _conn) = fake.start("events_room = \"888\"\n", options()).await;
     // ServiceStarted, then two more for the events room right away.
     bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
         .await;
     bot.emit(None, EventKind::RecordingStalled { seconds: 60 })
         .await;
-    wait_requests(&rest, "POST", "/api/v10/channels/888/messages", 3).await;
+    wait_requests(rest, "POST", "/api/v10/channels/888/messages", 3).await;
     bot.stop().await;
     let window = bucket.0.lock().unwrap();
     assert_eq!(window.refused, 0, "no call ran into the 429");
@@ -715,9 +730,8 @@ async fn posts_wait_for_an_empty_bucket_to_reset_instead_of_running_into_a_429()
 
 #[tokio::test]
 async fn a_thread_that_already_exists_for_the_message_is_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
+    let fake = Fake::bare().await;
+    let rest = &fake.rest;
     // E.g. recbot stopped after starting the thread and before recording it.
     Mock::given(method("POST"))
         .and(path_regex(r"^/api/v10/channels/\d+/messages/\d+/threads$"))
@@ -725,13 +739,12 @@ async fn a_thread_that_already_exists_for_the_message_is_used() {
             "message": "A thread has already been created for this message", "code": 160004
         })))
         .with_priority(1)
-        .mount(&rest)
+        .mount(rest)
         .await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(config(dir.path(), &rest.uri(), ""), options()).await;
-    let conn = gateway.accept().await;
+    fake.mount().await;
+    let (bot, conn) = fake.start("", options()).await;
     send(&conn.dispatch, add_foo(1)).await;
-    answer(&rest, 1).await;
+    answer(rest, 1).await;
     bot.emit(
         Some(5),
         EventKind::LiveDetected {
@@ -745,11 +758,11 @@ async fn a_thread_that_already_exists_for_the_message_is_used() {
         },
     )
     .await;
-    wait_requests(&rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
+    wait_requests(rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
     bot.emit(Some(5), EventKind::RecordingStalled { seconds: 30 })
         .await;
     // The live message (the first message id) is the thread.
-    let in_thread = wait_requests(&rest, "POST", "/api/v10/channels/9001/messages", 1).await;
+    let in_thread = wait_requests(rest, "POST", "/api/v10/channels/9001/messages", 1).await;
     assert!(in_thread[0]["content"]
         .as_str()
         .unwrap()

@@ -465,6 +465,22 @@ async fn wait_refused(poster: &FakePoster, n: u32) {
     panic!("expected {n} refused calls, saw {}", poster.refused());
 }
 
+/// Restarts on `dir` with the platform up, waits for the one call left over from the last
+/// run, posts one more event of session 1 and returns every call (exactly two).
+async fn restart_with_one_more_in_the_thread(dir: &Path) -> Vec<Call> {
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir, poster.clone(), None).await;
+    bot.wait_calls(1).await;
+    bot.emit("foo", Some(1), EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.wait_calls(2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    let calls = poster.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    calls
+}
+
 #[tokio::test]
 async fn a_restart_between_the_link_in_the_thread_and_in_the_room_posts_only_the_rest() {
     let dir = tempfile::tempdir().unwrap();
@@ -485,15 +501,7 @@ async fn a_restart_between_the_link_in_the_thread_and_in_the_room_posts_only_the
     );
 
     // After the restart only the room's copy is posted, then life goes on in the thread.
-    let second = Arc::new(FakePoster::default());
-    let bot = Bot::start(dir.path(), second.clone(), None).await;
-    bot.wait_calls(1).await;
-    bot.emit("foo", Some(1), EventKind::RecordingStalled { seconds: 5 })
-        .await;
-    let calls = bot.wait_calls(2).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    bot.stop().await;
-    assert_eq!(second.calls().len(), 2, "{:#?}", second.calls());
+    let calls = restart_with_one_more_in_the_thread(dir.path()).await;
     assert!(
         matches!(&calls[0], Call::Post(p, t) if *p == place("C1", None) && t.contains("youtu.be"))
     );
@@ -514,15 +522,7 @@ async fn a_restart_between_the_first_message_and_its_thread_does_not_post_it_aga
     assert_eq!(first.calls().len(), 1);
 
     // The thread is started from the message the first run posted.
-    let second = Arc::new(FakePoster::default());
-    let bot = Bot::start(dir.path(), second.clone(), None).await;
-    bot.wait_calls(1).await;
-    bot.emit("foo", Some(1), EventKind::RecordingStalled { seconds: 5 })
-        .await;
-    let calls = bot.wait_calls(2).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    bot.stop().await;
-    assert_eq!(second.calls().len(), 2, "{:#?}", second.calls());
+    let calls = restart_with_one_more_in_the_thread(dir.path()).await;
     assert_eq!(
         calls[0],
         Call::Thread(
