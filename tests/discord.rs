@@ -2,7 +2,7 @@
 //! and a tokio-tungstenite gateway. Tests play the workers through `Core::events()`.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,6 +14,7 @@ use recbot::frontend::discord::{self, DiscordOptions};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 use wiremock::matchers::{method, path, path_regex};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
@@ -71,15 +72,38 @@ async fn mount_rest(server: &MockServer, gateway: &str) {
         .await;
 }
 
-/// A fake gateway: hello, READY on identify, heartbeat acks; the test sends dispatches.
+/// A fake gateway: hello, READY on identify, RESUMED (after replaying what the test asks) on
+/// resume, heartbeat acks; the test sends dispatches and connection trouble.
 struct FakeGateway {
     listener: TcpListener,
+    /// The sequence number of the last dispatch, across connections (as Discord keeps it per
+    /// session).
+    seq: Arc<AtomicU64>,
+}
+
+/// What the test can make one gateway connection do.
+enum Gw {
+    /// Close with this close code.
+    Close(u16),
+    /// Op 7 RECONNECT: the bot should reconnect and resume.
+    Reconnect,
+    /// Drop the TCP connection without a close frame.
+    Drop,
+}
+
+/// One accepted gateway connection.
+struct Conn {
+    dispatch: mpsc::Sender<(String, Value)>,
+    control: mpsc::Sender<Gw>,
+    /// The bot's opening payload: op 2 IDENTIFY or op 6 RESUME.
+    opened_with: Value,
 }
 
 impl FakeGateway {
     async fn bind() -> FakeGateway {
         FakeGateway {
             listener: TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            seq: Arc::default(),
         }
     }
 
@@ -87,9 +111,13 @@ impl FakeGateway {
         format!("ws://{}", self.listener.local_addr().unwrap())
     }
 
-    /// Accepts the bot's connection and completes the handshake; returns a sender for
-    /// dispatches (`t`, `d`).
-    async fn accept(&self) -> mpsc::Sender<(String, Value)> {
+    async fn accept(&self) -> Conn {
+        self.accept_replaying(Vec::new()).await
+    }
+
+    /// Accepts the bot's connection and completes the handshake; on a resume, `replay` is
+    /// sent before RESUMED (Discord replays the dispatches the bot missed).
+    async fn accept_replaying(&self, replay: Vec<(String, Value)>) -> Conn {
         let (stream, _) = tokio::time::timeout(Duration::from_secs(10), self.listener.accept())
             .await
             .expect("recbot connects to the gateway")
@@ -97,33 +125,56 @@ impl FakeGateway {
         let mut ws = tokio_tungstenite::accept_async(stream).await.unwrap();
         let hello = json!({"op": 10, "d": {"heartbeat_interval": 45000}, "s": null, "t": null});
         ws.send(Message::text(hello.to_string())).await.unwrap();
-        loop {
+        let opened_with = loop {
             let frame = ws.next().await.unwrap().unwrap();
             let Message::Text(text) = frame else { continue };
             let v: Value = serde_json::from_str(&text).unwrap();
-            if v["op"] == 2 {
+            if v["op"] == 2 || v["op"] == 6 {
                 assert_eq!(v["d"]["token"], "Bot test-token");
-                break;
+                break v;
             }
+        };
+        let seq = self.seq.clone();
+        let frame = move |t: &str, d: Value| {
+            let s = seq.fetch_add(1, Ordering::SeqCst) + 1;
+            Message::text(json!({"op": 0, "s": s, "t": t, "d": d}).to_string())
+        };
+        if opened_with["op"] == 2 {
+            let ready = json!({
+                "v": 10,
+                "user": {"id": APP, "username": "recbot", "discriminator": "0", "avatar": null, "bot": true},
+                "guilds": [], "session_id": "s1", "resume_gateway_url": self.url(),
+                "application": {"id": APP, "flags": 0},
+            });
+            ws.send(frame("READY", ready)).await.unwrap();
+        } else {
+            for (t, d) in replay {
+                ws.send(frame(&t, d)).await.unwrap();
+            }
+            ws.send(frame("RESUMED", json!({}))).await.unwrap();
         }
-        let ready = json!({"op": 0, "s": 1, "t": "READY", "d": {
-            "v": 10,
-            "user": {"id": APP, "username": "recbot", "discriminator": "0", "avatar": null, "bot": true},
-            "guilds": [], "session_id": "s1", "resume_gateway_url": self.url(),
-            "application": {"id": APP, "flags": 0},
-        }});
-        ws.send(Message::text(ready.to_string())).await.unwrap();
         let (tx, mut rx) = mpsc::channel::<(String, Value)>(16);
+        let (control, mut trouble) = mpsc::channel::<Gw>(4);
         tokio::spawn(async move {
-            let mut seq = 1;
             loop {
                 tokio::select! {
                     dispatch = rx.recv() => {
                         let Some((t, d)) = dispatch else { break };
-                        seq += 1;
-                        let frame = json!({"op": 0, "s": seq, "t": t, "d": d});
-                        if ws.send(Message::text(frame.to_string())).await.is_err() { break }
+                        if ws.send(frame(&t, d)).await.is_err() { break }
                     }
+                    // (A test that keeps no `control` leaves the connection alone.)
+                    Some(what) = trouble.recv() => match what {
+                        Gw::Close(code) => {
+                            let close = CloseFrame { code: code.into(), reason: "".into() };
+                            let _ = ws.close(Some(close)).await;
+                            break;
+                        }
+                        Gw::Reconnect => {
+                            let op7 = json!({"op": 7, "d": null, "s": null, "t": null});
+                            let _ = ws.send(Message::text(op7.to_string())).await;
+                        }
+                        Gw::Drop => break,
+                    },
                     frame = ws.next() => match frame {
                         Some(Ok(Message::Text(text))) => {
                             let v: Value = serde_json::from_str(&text).unwrap_or_default();
@@ -137,7 +188,11 @@ impl FakeGateway {
                 }
             }
         });
-        tx
+        Conn {
+            dispatch: tx,
+            control,
+            opened_with,
+        }
     }
 }
 
@@ -251,17 +306,53 @@ async fn answer(server: &MockServer, id: u32) -> Value {
     wait_requests(server, "POST", &p, 1).await.remove(0)
 }
 
+/// A fake Discord (REST API, gateway) and a data folder for one test.
+struct Fake {
+    dir: tempfile::TempDir,
+    rest: MockServer,
+    gateway: FakeGateway,
+}
+
+impl Fake {
+    /// The fakes, without the REST API's usual answers (a test mounts special ones first).
+    async fn bare() -> Fake {
+        Fake {
+            dir: tempfile::tempdir().unwrap(),
+            rest: MockServer::start().await,
+            gateway: FakeGateway::bind().await,
+        }
+    }
+
+    async fn new() -> Fake {
+        let fake = Fake::bare().await;
+        fake.mount().await;
+        fake
+    }
+
+    async fn mount(&self) {
+        mount_rest(&self.rest, &self.gateway.url()).await;
+    }
+
+    fn config(&self, extra: &str) -> Arc<Config> {
+        config(self.dir.path(), &self.rest.uri(), extra)
+    }
+
+    /// recbot with `[discord]` plus `extra`, once it has connected to the gateway.
+    async fn start(&self, extra: &str, options: DiscordOptions) -> (Bot, Conn) {
+        let bot = start(self.config(extra), options).await;
+        (bot, self.gateway.accept().await)
+    }
+}
+
 #[tokio::test]
 async fn rec_is_registered_and_commands_answered_with_operator_rights() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(config(dir.path(), &rest.uri(), ""), options()).await;
-    let dispatch = gateway.accept().await;
+    let fake = Fake::new().await;
+    let rest = &fake.rest;
+    let (bot, conn) = fake.start("", options()).await;
+    let dispatch = conn.dispatch;
 
     let registered = wait_requests(
-        &rest,
+        rest,
         "PUT",
         &format!("/api/v10/applications/{APP}/guilds/{GUILD}/commands"),
         1,
@@ -273,7 +364,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
     let started = Instant::now();
     let add = add_foo(1);
     send(&dispatch, add).await;
-    let reply = answer(&rest, 1).await;
+    let reply = answer(rest, 1).await;
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(reply["type"], 4);
     assert!(content(&reply).contains("Watching foo"), "{reply}");
@@ -288,7 +379,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 2).await;
+    let reply = answer(rest, 2).await;
     assert_eq!(reply["data"]["flags"], 64, "{reply}");
     assert!(content(&reply).contains("Only operators"));
     dispatch
@@ -298,7 +389,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 3).await;
+    let reply = answer(rest, 3).await;
     assert!(content(&reply).contains("Watching 1:"), "{reply}");
 
     // The code is an option, and the reply is private.
@@ -311,7 +402,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 4).await;
+    let reply = answer(rest, 4).await;
     assert_eq!(reply["data"]["flags"], 64, "{reply}");
     assert!(!reply.to_string().contains("4/0AbCdEfGh"));
 
@@ -323,7 +414,7 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         ))
         .await
         .unwrap();
-    let reply = answer(&rest, 5).await;
+    let reply = answer(rest, 5).await;
     assert!(content(&reply).contains("Stopped watching foo"), "{reply}");
     dispatch
         .send((
@@ -333,29 +424,27 @@ async fn rec_is_registered_and_commands_answered_with_operator_rights() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let answers = requests(&rest, "POST", "/api/v10/interactions/5/tok5/callback").await;
+    let answers = requests(rest, "POST", "/api/v10/interactions/5/tok5/callback").await;
     assert_eq!(answers.len(), 1);
     bot.stop().await;
 }
 
 #[tokio::test]
 async fn a_slow_interaction_is_deferred_then_edited() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
-    mount_rest(&rest, &gateway.url()).await;
+    let fake = Fake::new().await;
+    let rest = &fake.rest;
     let opts = DiscordOptions {
         ack_within: Duration::ZERO,
         ..options()
     };
-    let bot = start(config(dir.path(), &rest.uri(), ""), opts).await;
-    let dispatch = gateway.accept().await;
+    let (bot, conn) = fake.start("", opts).await;
+    let dispatch = conn.dispatch;
     let add = add_foo(7);
     send(&dispatch, add).await;
-    let deferred = answer(&rest, 7).await;
+    let deferred = answer(rest, 7).await;
     assert_eq!(deferred["type"], 5, "{deferred}");
     let edits = wait_requests(
-        &rest,
+        rest,
         "PATCH",
         &format!("/api/v10/webhooks/{APP}/tok7/messages/@original"),
         1,
@@ -373,9 +462,8 @@ async fn a_slow_interaction_is_deferred_then_edited() {
 
 #[tokio::test]
 async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
-    let dir = tempfile::tempdir().unwrap();
-    let rest = MockServer::start().await;
-    let gateway = FakeGateway::bind().await;
+    let fake = Fake::bare().await;
+    let rest = &fake.rest;
     // The first message post is rate limited (Discord sends Retry-After and retry_after).
     Mock::given(method("POST"))
         .and(path_regex(r"^/api/v10/channels/\d+/messages$"))
@@ -387,18 +475,14 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         )
         .up_to_n_times(1)
         .with_priority(1)
-        .mount(&rest)
+        .mount(rest)
         .await;
-    mount_rest(&rest, &gateway.url()).await;
-    let bot = start(
-        config(dir.path(), &rest.uri(), "events_room = \"888\"\n"),
-        options(),
-    )
-    .await;
-    let dispatch = gateway.accept().await;
+    fake.mount().await;
+    let (bot, conn) = fake.start("events_room = \"888\"\n", options()).await;
+    let dispatch = conn.dispatch;
     let add = add_foo(1);
     send(&dispatch, add).await;
-    answer(&rest, 1).await;
+    answer(rest, 1).await;
     bot.emit(
         Some(2),
         EventKind::LiveDetected {
@@ -412,7 +496,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         },
     )
     .await;
-    let threads = wait_requests(&rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
+    let threads = wait_requests(rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
     assert_eq!(threads[0]["name"], "foo — @everyone come watch");
     bot.emit(
         Some(2),
@@ -424,7 +508,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         },
     )
     .await;
-    let in_thread = wait_requests(&rest, "POST", "/api/v10/channels/9003/messages", 1).await;
+    let in_thread = wait_requests(rest, "POST", "/api/v10/channels/9003/messages", 1).await;
     assert!(in_thread[0]["content"].as_str().unwrap().contains("10%"));
     bot.emit(
         Some(2),
@@ -436,11 +520,11 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         },
     )
     .await;
-    let edits = wait_requests(&rest, "PATCH", "/api/v10/channels/9003/messages/9004", 1).await;
+    let edits = wait_requests(rest, "PATCH", "/api/v10/channels/9003/messages/9004", 1).await;
     assert!(edits[0]["content"].as_str().unwrap().contains("90%"));
     bot.stop().await;
 
-    let posts = requests(&rest, "POST", "/api/v10/channels/*/messages").await;
+    let posts = requests(rest, "POST", "/api/v10/channels/*/messages").await;
     // The 429'd ServiceStarted was sent again, then the live notice in the login's room with
     // mentions disabled.
     assert_eq!(posts[0], posts[1]);
@@ -460,4 +544,228 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         .collect();
     assert_eq!(rooms[0], "/api/v10/channels/888/messages");
     assert_eq!(rooms[2], format!("/api/v10/channels/{CHANNEL}/messages"));
+}
+
+// --- Connection loss ---
+
+/// `/rec list` by anyone.
+fn list(id: u32) -> Value {
+    interaction(id, "666", &[], "list", json!([]))
+}
+
+impl FakeGateway {
+    /// Makes the connection fail as `trouble` says and accepts the bot's next connection,
+    /// which must resume the session where it left off.
+    async fn resume_after(&self, conn: Conn, trouble: Gw) -> Conn {
+        let last = self.seq.load(Ordering::SeqCst);
+        conn.control.send(trouble).await.unwrap();
+        let conn = self.accept().await;
+        assert_eq!(conn.opened_with["op"], 6, "{}", conn.opened_with);
+        assert_eq!(conn.opened_with["d"]["session_id"], "s1");
+        assert_eq!(conn.opened_with["d"]["seq"], last, "{}", conn.opened_with);
+        conn
+    }
+}
+
+#[tokio::test]
+async fn the_gateway_is_resumed_after_a_close_a_reconnect_request_and_a_drop() {
+    let fake = Fake::new().await;
+    let (rest, gateway) = (&fake.rest, &fake.gateway);
+    let (bot, conn) = fake.start("", options()).await;
+    assert_eq!(conn.opened_with["op"], 2, "identify first");
+    send(&conn.dispatch, add_foo(1)).await;
+    assert!(content(&answer(rest, 1).await).contains("Watching foo"));
+
+    // Discord closes the connection with 4000 (unknown error): resumable.
+    let conn = gateway.resume_after(conn, Gw::Close(4000)).await;
+    send(&conn.dispatch, list(2)).await;
+    assert!(content(&answer(rest, 2).await).contains("Watching 1:"));
+
+    // Discord asks for a reconnect (op 7).
+    let conn = gateway.resume_after(conn, Gw::Reconnect).await;
+    send(&conn.dispatch, list(3)).await;
+    assert!(content(&answer(rest, 3).await).contains("Watching 1:"));
+
+    // The connection drops without a close frame.
+    let conn = gateway.resume_after(conn, Gw::Drop).await;
+    send(&conn.dispatch, list(4)).await;
+    assert!(content(&answer(rest, 4).await).contains("Watching 1:"));
+    // READY came once: /rec was registered once.
+    let registered = requests(
+        rest,
+        "PUT",
+        &format!("/api/v10/applications/{APP}/guilds/{GUILD}/commands"),
+    )
+    .await;
+    assert_eq!(registered.len(), 1);
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn an_interaction_replayed_after_a_resume_is_run_and_answered_once() {
+    let fake = Fake::new().await;
+    let (rest, gateway) = (&fake.rest, &fake.gateway);
+    let (bot, conn) = fake.start("", options()).await;
+    send(&conn.dispatch, add_foo(1)).await;
+    answer(rest, 1).await;
+    let remove = json!([{"name": "login", "type": 3, "value": "foo"}]);
+    let remove = interaction(2, OPERATOR, &[], "remove", remove);
+    send(&conn.dispatch, remove.clone()).await;
+    assert!(content(&answer(rest, 2).await).contains("Stopped watching foo"));
+
+    // The connection closes and Discord replays the interaction on the resumed session.
+    conn.control.send(Gw::Close(4000)).await.unwrap();
+    let conn = gateway
+        .accept_replaying(vec![("INTERACTION_CREATE".into(), remove)])
+        .await;
+    assert_eq!(conn.opened_with["op"], 6);
+    send(&conn.dispatch, list(3)).await;
+    assert!(content(&answer(rest, 3).await).contains("Not watching anything"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answers = requests(rest, "POST", "/api/v10/interactions/2/tok2/callback").await;
+    assert_eq!(answers.len(), 1, "{answers:#?}");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn a_refused_token_stops_the_front_end_instead_of_retrying() {
+    let fake = Fake::new().await;
+    let gateway = &fake.gateway;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let bot = Bot::start(
+        fake.config(""),
+        move |config, core, notices, shutdown, tracker| async move {
+            let result = discord::run(config, core, notices, shutdown, tracker, options()).await;
+            let _ = tx.send(result);
+            Ok(())
+        },
+    )
+    .await;
+    let conn = gateway.accept().await;
+    // 4004: authentication failed.
+    conn.control.send(Gw::Close(4004)).await.unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(5), rx)
+        .await
+        .expect("the front-end gives up at once")
+        .unwrap();
+    let error = result.unwrap_err().to_string();
+    assert!(error.contains("[discord] token"), "{error}");
+    assert!(!error.contains("test-token"), "{error}");
+    let again = tokio::time::timeout(Duration::from_millis(500), gateway.listener.accept()).await;
+    assert!(again.is_err(), "no new connection with a refused token");
+    bot.stop().await;
+}
+
+// --- Rate limits ---
+
+/// A route with a bucket of one call per second, as Discord reports it in its headers; a
+/// call before the reset gets a 429.
+#[derive(Clone, Default)]
+struct OnePerSecond(Arc<std::sync::Mutex<Window>>);
+
+#[derive(Default)]
+struct Window {
+    reset_at: Option<Instant>,
+    served: Vec<Instant>,
+    refused: u32,
+}
+
+impl Respond for OnePerSecond {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let mut w = self.0.lock().unwrap();
+        let now = Instant::now();
+        if let Some(reset_at) = w.reset_at.filter(|r| *r > now) {
+            w.refused += 1;
+            let left = (reset_at - now).as_secs_f64();
+            return ResponseTemplate::new(429)
+                .insert_header("x-ratelimit-remaining", "0")
+                .insert_header("x-ratelimit-reset-after", format!("{left:.3}").as_str())
+                .set_body_json(json!({"message": "You are being rate limited.",
+                    "retry_after": left, "global": false}));
+        }
+        w.reset_at = Some(now + Duration::from_secs(1));
+        w.served.push(now);
+        let id = format!("{}", 7000 + w.served.len());
+        ResponseTemplate::new(200)
+            .insert_header("x-ratelimit-limit", "1")
+            .insert_header("x-ratelimit-remaining", "0")
+            .insert_header("x-ratelimit-reset-after", "1.000")
+            .insert_header("x-ratelimit-bucket", "abcd")
+            .set_body_json(json!({ "id": id }))
+    }
+}
+
+#[tokio::test]
+async fn posts_wait_for_an_empty_bucket_to_reset_instead_of_running_into_a_429() {
+    let fake = Fake::bare().await;
+    let rest = &fake.rest;
+    let bucket = OnePerSecond::default();
+    Mock::given(method("POST"))
+        .and(path("/api/v10/channels/888/messages"))
+        .respond_with(bucket.clone())
+        .with_priority(1)
+        .mount(rest)
+        .await;
+    fake.mount().await;
+    let (bot, _conn) = fake.start("events_room = \"888\"\n", options()).await;
+    // ServiceStarted, then two more for the events room right away.
+    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    bot.emit(None, EventKind::RecordingStalled { seconds: 60 })
+        .await;
+    wait_requests(rest, "POST", "/api/v10/channels/888/messages", 3).await;
+    bot.stop().await;
+    let window = bucket.0.lock().unwrap();
+    assert_eq!(window.refused, 0, "no call ran into the 429");
+    // (ServiceStopping may have been posted too, also after a wait.)
+    assert!(window.served.len() >= 3);
+    for pair in window.served.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(990),
+            "{:?}",
+            pair[1] - pair[0]
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_thread_that_already_exists_for_the_message_is_used() {
+    let fake = Fake::bare().await;
+    let rest = &fake.rest;
+    // E.g. recbot stopped after starting the thread and before recording it.
+    Mock::given(method("POST"))
+        .and(path_regex(r"^/api/v10/channels/\d+/messages/\d+/threads$"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "message": "A thread has already been created for this message", "code": 160004
+        })))
+        .with_priority(1)
+        .mount(rest)
+        .await;
+    fake.mount().await;
+    let (bot, conn) = fake.start("", options()).await;
+    send(&conn.dispatch, add_foo(1)).await;
+    answer(rest, 1).await;
+    bot.emit(
+        Some(5),
+        EventKind::LiveDetected {
+            stream_id: None,
+            display_name: None,
+            started_at: None,
+            title: "t".into(),
+            game: None,
+            viewers: None,
+            latency_secs: None,
+        },
+    )
+    .await;
+    wait_requests(rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
+    bot.emit(Some(5), EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    // The live message (the first message id) is the thread.
+    let in_thread = wait_requests(rest, "POST", "/api/v10/channels/9001/messages", 1).await;
+    assert!(in_thread[0]["content"]
+        .as_str()
+        .unwrap()
+        .contains("no new video"));
+    bot.stop().await;
 }

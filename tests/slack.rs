@@ -15,6 +15,9 @@ use recbot::frontend::delivery::Backoff;
 use recbot::frontend::slack::{self, SlackOptions};
 use serde_json::{json, Value};
 use sha2::Sha256;
+use slack_morphism::prelude::{
+    SlackApiMethodRateTier, SlackApiRateControlConfig, SlackApiRateControlLimit,
+};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -84,9 +87,18 @@ async fn start(config: Arc<Config>, options: SlackOptions) -> Bot {
     .await
 }
 
+/// Options where every command is answered through the response URL.
+fn slow() -> SlackOptions {
+    SlackOptions {
+        ack_within: Duration::ZERO,
+        ..options()
+    }
+}
+
 fn options() -> SlackOptions {
     SlackOptions {
         connections: 1,
+        reconnect_every: Duration::from_secs(1),
         backoff: Backoff {
             first: Duration::from_millis(50),
             max: Duration::from_millis(200),
@@ -134,6 +146,16 @@ fn command_payload(user: &str, text: &str, trigger: &str, respond: &str) -> Valu
     })
 }
 
+/// A slash command envelope (`env-<trigger>`).
+fn envelope(user: &str, text: &str, trigger: &str, respond: &str) -> Value {
+    json!({
+        "envelope_id": format!("env-{trigger}"),
+        "type": "slash_commands",
+        "accepts_response_payload": true,
+        "payload": command_payload(user, text, trigger, respond),
+    })
+}
+
 /// Sends a slash command envelope and returns the ack and how long it took.
 async fn command(
     ws: &mut Ws,
@@ -142,12 +164,11 @@ async fn command(
     trigger: &str,
     respond: &str,
 ) -> (Value, Duration) {
-    let envelope = json!({
-        "envelope_id": format!("env-{trigger}"),
-        "type": "slash_commands",
-        "accepts_response_payload": true,
-        "payload": command_payload(user, text, trigger, respond),
-    });
+    deliver(ws, &envelope(user, text, trigger, respond)).await
+}
+
+/// Sends an envelope and returns its ack and how long it took.
+async fn deliver(ws: &mut Ws, envelope: &Value) -> (Value, Duration) {
     let sent = Instant::now();
     ws.send(Message::text(envelope.to_string())).await.unwrap();
     loop {
@@ -158,7 +179,7 @@ async fn command(
             .unwrap();
         if let Message::Text(text) = frame {
             let ack: Value = serde_json::from_str(&text).unwrap();
-            if ack["envelope_id"] == format!("env-{trigger}") {
+            if ack["envelope_id"] == envelope["envelope_id"] {
                 return (ack, sent.elapsed());
             }
         }
@@ -201,65 +222,98 @@ async fn wait_bodies(server: &MockServer, p: &str, n: usize) -> Vec<Value> {
     );
 }
 
+/// A fake Slack (Web API, response URLs, Socket Mode) and a data folder for one test.
+struct Fake {
+    dir: tempfile::TempDir,
+    web: MockServer,
+    socket: FakeSocket,
+    /// A response URL the fake answers.
+    respond: String,
+}
+
+impl Fake {
+    /// The fakes, without the Web API's usual answers (a test mounts special ones first).
+    async fn bare() -> Fake {
+        let web = MockServer::start().await;
+        let respond = format!("{}/respond", web.uri());
+        Fake {
+            dir: tempfile::tempdir().unwrap(),
+            web,
+            socket: FakeSocket::bind().await,
+            respond,
+        }
+    }
+
+    async fn new() -> Fake {
+        let fake = Fake::bare().await;
+        fake.mount().await;
+        fake
+    }
+
+    async fn mount(&self) {
+        mount_web_api(&self.web, &self.socket.url()).await;
+    }
+
+    fn config(&self, extra: &str) -> Arc<Config> {
+        config(self.dir.path(), &self.web.uri(), extra)
+    }
+
+    /// recbot with `[slack]` plus `extra`, once it has connected to Socket Mode.
+    async fn start(&self, extra: &str, options: SlackOptions) -> (Bot, Ws) {
+        let bot = start(self.config(extra), options).await;
+        (bot, self.socket.accept().await)
+    }
+}
+
 #[tokio::test]
 async fn socket_mode_commands_are_acked_with_the_reply_and_rights_are_enforced() {
-    let dir = tempfile::tempdir().unwrap();
-    let web = MockServer::start().await;
-    let socket = FakeSocket::bind().await;
-    mount_web_api(&web, &socket.url()).await;
-    let respond = format!("{}/respond", web.uri());
-    let bot = start(config(dir.path(), &web.uri(), ""), options()).await;
-    let mut ws = socket.accept().await;
+    let fake = Fake::new().await;
+    let respond = &fake.respond;
+    let (bot, mut ws) = fake.start("", options()).await;
 
-    let (ack, took) = command(&mut ws, "UOP", "add foo", "t1", &respond).await;
+    let (ack, took) = command(&mut ws, "UOP", "add foo", "t1", respond).await;
     assert!(took < Duration::from_secs(3), "{took:?}");
     assert_eq!(ack["payload"]["response_type"], "in_channel", "{ack}");
     assert!(text(&ack).contains("Watching foo"), "{ack}");
 
     // Not an operator: refused privately, nothing changes.
-    let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "t2", &respond).await;
+    let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "t2", respond).await;
     assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
     assert!(text(&ack).contains("Only operators"), "{ack}");
-    let (ack, _) = command(&mut ws, "UGUEST", "list", "t3", &respond).await;
+    let (ack, _) = command(&mut ws, "UGUEST", "list", "t3", respond).await;
     assert!(text(&ack).contains("Watching 1:"), "{ack}");
 
     // auth/code answers are private; usage placeholders are escaped for mrkdwn.
-    let (ack, _) = command(&mut ws, "UOP", "auth youtube", "t4", &respond).await;
+    let (ack, _) = command(&mut ws, "UOP", "auth youtube", "t4", respond).await;
     assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
-    let (ack, _) = command(&mut ws, "UOP", "remove", "t5", &respond).await;
+    let (ack, _) = command(&mut ws, "UOP", "remove", "t5", respond).await;
     assert!(text(&ack).contains("remove &lt;login&gt;"), "{ack}");
 
-    // A redelivered command (same trigger) is not run twice.
-    let (ack, _) = command(&mut ws, "UOP", "remove foo", "t6", &respond).await;
-    assert!(text(&ack).contains("Stopped watching foo"));
-    let (ack, _) = command(&mut ws, "UOP", "remove foo", "t6", &respond).await;
-    assert!(text(&ack).contains("already received"), "{ack}");
+    // A redelivered command (same trigger) is not run twice: it gets the first answer again.
+    let (first, _) = command(&mut ws, "UOP", "remove foo", "t6", respond).await;
+    assert!(text(&first).contains("Stopped watching foo"));
+    let (again, _) = command(&mut ws, "UOP", "remove foo", "t6", respond).await;
+    assert_eq!(again["payload"], first["payload"]);
+    let (ack, _) = command(&mut ws, "UGUEST", "list", "t7", respond).await;
+    assert!(text(&ack).contains("Not watching anything"), "{ack}");
     bot.stop().await;
 }
 
 #[tokio::test]
 async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
-    let dir = tempfile::tempdir().unwrap();
-    let web = MockServer::start().await;
-    let socket = FakeSocket::bind().await;
-    mount_web_api(&web, &socket.url()).await;
-    let respond = format!("{}/respond", web.uri());
-    let opts = SlackOptions {
-        ack_within: Duration::ZERO,
-        ..options()
-    };
-    let bot = start(config(dir.path(), &web.uri(), ""), opts).await;
-    let mut ws = socket.accept().await;
-    let (ack, _) = command(&mut ws, "UOP", "add foo", "s1", &respond).await;
+    let fake = Fake::new().await;
+    let (web, respond) = (&fake.web, &fake.respond);
+    let (bot, mut ws) = fake.start("", slow()).await;
+    let (ack, _) = command(&mut ws, "UOP", "add foo", "s1", respond).await;
     assert_eq!(ack["payload"]["response_type"], "ephemeral");
     assert!(text(&ack).contains("Working on it"), "{ack}");
-    let follow = wait_bodies(&web, "/respond", 1).await;
+    let follow = wait_bodies(web, "/respond", 1).await;
     assert_eq!(follow[0]["response_type"], "in_channel");
     assert!(body_text(&follow[0]).contains("Watching foo"), "{follow:?}");
     // Refusals follow up privately.
-    let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "s2", &respond).await;
+    let (ack, _) = command(&mut ws, "UGUEST", "remove foo", "s2", respond).await;
     assert!(text(&ack).contains("Working on it"), "{ack}");
-    let follow = wait_bodies(&web, "/respond", 2).await;
+    let follow = wait_bodies(web, "/respond", 2).await;
     assert_eq!(follow[1]["response_type"], "ephemeral");
     assert!(body_text(&follow[1]).contains("Only operators"));
     bot.stop().await;
@@ -288,25 +342,17 @@ fn progress(sent: u64) -> EventKind {
 
 #[tokio::test]
 async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
-    let dir = tempfile::tempdir().unwrap();
-    let web = MockServer::start().await;
-    let socket = FakeSocket::bind().await;
-    mount_web_api(&web, &socket.url()).await;
-    let respond = format!("{}/respond", web.uri());
-    let bot = start(
-        config(dir.path(), &web.uri(), "events_room = \"CEV\"\n"),
-        options(),
-    )
-    .await;
-    let mut ws = socket.accept().await;
-    command(&mut ws, "UOP", "add foo", "e1", &respond).await;
+    let fake = Fake::new().await;
+    let (web, respond) = (&fake.web, &fake.respond);
+    let (bot, mut ws) = fake.start("events_room = \"CEV\"\n", options()).await;
+    command(&mut ws, "UOP", "add foo", "e1", respond).await;
     bot.emit(Some(9), live()).await;
-    // (Progress that is already outdated when delivery catches up is folded; see the
-    // delivery tests. Here each update is posted live.)
-    wait_bodies(&web, "/api/chat.postMessage", 2).await;
+    wait_bodies(web, "/api/chat.postMessage", 2).await;
     bot.emit(Some(9), progress(25)).await;
-    wait_bodies(&web, "/api/chat.postMessage", 3).await;
+    wait_bodies(web, "/api/chat.postMessage", 3).await;
     bot.emit(Some(9), progress(75)).await;
+    // (Let the edit through: progress outdated by the next notice of a burst is folded.)
+    wait_bodies(web, "/api/chat.update", 1).await;
     bot.emit(
         Some(9),
         EventKind::UploadFinished {
@@ -316,8 +362,8 @@ async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
         },
     )
     .await;
-    let posts = wait_bodies(&web, "/api/chat.postMessage", 5).await;
-    let updates = wait_bodies(&web, "/api/chat.update", 1).await;
+    let posts = wait_bodies(web, "/api/chat.postMessage", 5).await;
+    let updates = wait_bodies(web, "/api/chat.update", 1).await;
     bot.stop().await;
 
     // 1: ServiceStarted to the events room.
@@ -350,9 +396,8 @@ async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
 
 #[tokio::test]
 async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
-    let dir = tempfile::tempdir().unwrap();
-    let web = MockServer::start().await;
-    let socket = FakeSocket::bind().await;
+    let fake = Fake::bare().await;
+    let web = &fake.web;
     Mock::given(method("POST"))
         .and(path("/api/chat.postMessage"))
         .respond_with(
@@ -362,19 +407,14 @@ async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
         )
         .up_to_n_times(1)
         .with_priority(1)
-        .mount(&web)
+        .mount(web)
         .await;
-    mount_web_api(&web, &socket.url()).await;
+    fake.mount().await;
     let started = Instant::now();
-    let bot = start(
-        config(dir.path(), &web.uri(), "events_room = \"CEV\"\n"),
-        options(),
-    )
-    .await;
-    let _ws = socket.accept().await;
+    let (bot, _ws) = fake.start("events_room = \"CEV\"\n", options()).await;
     bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
         .await;
-    let posts = wait_bodies(&web, "/api/chat.postMessage", 3).await;
+    let posts = wait_bodies(web, "/api/chat.postMessage", 3).await;
     bot.stop().await;
     // The first attempt (ServiceStarted) got the 429; it was retried after Retry-After.
     assert!(started.elapsed() >= Duration::from_secs(1));
@@ -385,43 +425,195 @@ async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
 
 #[tokio::test]
 async fn notices_from_an_outage_are_posted_after_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let web = MockServer::start().await;
-    let socket = FakeSocket::bind().await;
+    let fake = Fake::bare().await;
+    let web = &fake.web;
     // Slack's Web API is down for posting during the first run.
     Mock::given(method("POST"))
         .and(path("/api/chat.postMessage"))
         .respond_with(ResponseTemplate::new(503))
         .with_priority(1)
-        .mount(&web)
+        .mount(web)
         .await;
-    mount_web_api(&web, &socket.url()).await;
-    let respond = format!("{}/respond", web.uri());
-    let cfg = config(dir.path(), &web.uri(), "");
-    let bot = start(cfg.clone(), options()).await;
-    let mut ws = socket.accept().await;
-    command(&mut ws, "UOP", "add foo", "o1", &respond).await;
+    fake.mount().await;
+    let (bot, mut ws) = fake.start("", options()).await;
+    command(&mut ws, "UOP", "add foo", "o1", &fake.respond).await;
     bot.emit(Some(3), live()).await;
     bot.emit(Some(3), EventKind::RecordingStalled { seconds: 30 })
         .await;
-    wait_bodies(&web, "/api/chat.postMessage", 2).await;
+    wait_bodies(web, "/api/chat.postMessage", 2).await;
     bot.stop().await;
     drop(ws);
 
     // Slack is back; recbot restarts.
     web.reset().await;
-    mount_web_api(&web, &socket.url()).await;
-    let bot = start(cfg, options()).await;
-    let _ws = socket.accept().await;
-    let posts = wait_bodies(&web, "/api/chat.postMessage", 2).await;
+    fake.mount().await;
+    let (bot, _ws) = fake.start("", options()).await;
+    let posts = wait_bodies(web, "/api/chat.postMessage", 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     bot.stop().await;
-    let posts_now = bodies(&web, "/api/chat.postMessage").await;
+    let posts_now = bodies(web, "/api/chat.postMessage").await;
     assert_eq!(posts_now.len(), 2, "{posts_now:#?}");
     assert_eq!(posts[0]["channel"], "C1");
     assert!(body_text(&posts[0]).contains("is live"));
     assert_eq!(posts[1]["thread_ts"], "1700000000.000001");
     assert!(body_text(&posts[1]).contains("no new video"));
+}
+
+// --- Connection loss ---
+
+/// How many times recbot asked for a Socket Mode URL.
+async fn opens(server: &MockServer) -> usize {
+    bodies_any(server, "/api/apps.connections.open").await
+}
+
+async fn bodies_any(server: &MockServer, p: &str) -> usize {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.url.path() == p)
+        .count()
+}
+
+#[tokio::test]
+async fn socket_mode_reconnects_after_a_disconnect_envelope_a_close_and_a_dropped_connection() {
+    let fake = Fake::new().await;
+    let (web, socket, respond) = (&fake.web, &fake.socket, &fake.respond);
+    let (bot, mut ws) = fake.start("", options()).await;
+    let (ack, _) = command(&mut ws, "UOP", "add foo", "c1", respond).await;
+    assert!(text(&ack).contains("Watching foo"), "{ack}");
+    assert_eq!(opens(web).await, 1);
+
+    // Slack asks the app to reconnect (it closes the old connection some seconds later).
+    let disconnect = json!({"type": "disconnect", "reason": "refresh_requested",
+        "debug_info": {"host": "fake"}});
+    ws.send(Message::text(disconnect.to_string()))
+        .await
+        .unwrap();
+    let mut ws2 = socket.accept().await;
+    assert_eq!(opens(web).await, 2, "a fresh apps.connections.open");
+    let (ack, _) = command(&mut ws2, "UGUEST", "list", "c2", respond).await;
+    assert!(text(&ack).contains("Watching 1:"), "{ack}");
+    drop(ws);
+
+    // The server closes the websocket.
+    ws2.close(None).await.unwrap();
+    let mut ws3 = socket.accept().await;
+    assert_eq!(opens(web).await, 3);
+    let (ack, _) = command(&mut ws3, "UGUEST", "list", "c3", respond).await;
+    assert!(text(&ack).contains("Watching 1:"), "{ack}");
+
+    // The connection drops without a close, and the first apps.connections.open after it
+    // fails: the next attempt comes after `reconnect_every`.
+    Mock::given(method("POST"))
+        .and(path("/api/apps.connections.open"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"ok": false, "error": "internal_error"})),
+        )
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(web)
+        .await;
+    let dropped = Instant::now();
+    drop(ws3);
+    let mut ws4 = socket.accept().await;
+    assert!(dropped.elapsed() >= Duration::from_millis(900));
+    assert_eq!(opens(web).await, 5, "one failed open, then one that worked");
+    let (ack, took) = command(&mut ws4, "UOP", "remove foo", "c4", respond).await;
+    assert!(took < Duration::from_secs(3));
+    assert!(text(&ack).contains("Stopped watching foo"), "{ack}");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn an_envelope_redelivered_after_a_missed_ack_is_acknowledged_again_but_run_once() {
+    let fake = Fake::new().await;
+    let (web, socket, respond) = (&fake.web, &fake.socket, &fake.respond);
+    let (bot, mut ws) = fake.start("", options()).await;
+    let add = envelope("UOP", "add foo", "r1", respond);
+    let (first, _) = deliver(&mut ws, &add).await;
+    assert!(text(&first).contains("Watching foo"), "{first}");
+
+    // The ack was lost with the connection; Slack redelivers the envelope on the next one.
+    drop(ws);
+    let mut ws = socket.accept().await;
+    let mut again = add.clone();
+    again["retry_attempt"] = json!(1);
+    again["retry_reason"] = json!("timeout");
+    let (ack, _) = deliver(&mut ws, &again).await;
+    // The first answer again ("Already watching" would mean it ran twice).
+    assert_eq!(ack["payload"], first["payload"]);
+
+    // A slow command's redelivery is not run either; its answer comes separately.
+    bot.stop().await;
+    let (bot, mut ws) = fake.start("", slow()).await;
+    let remove = envelope("UOP", "remove foo", "r2", respond);
+    let (ack, _) = deliver(&mut ws, &remove).await;
+    assert!(text(&ack).contains("Working on it"), "{ack}");
+    let follow = wait_bodies(web, "/respond", 1).await;
+    assert!(body_text(&follow[0]).contains("Stopped watching foo"));
+    drop(ws);
+    let mut ws = socket.accept().await;
+    let (ack, _) = deliver(&mut ws, &remove).await;
+    assert!(text(&ack).contains("already received"), "{ack}");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(bodies(web, "/respond").await.len(), 1, "run once");
+    bot.stop().await;
+}
+
+/// Answers `chat.update` and notes when each call arrived.
+#[derive(Clone)]
+struct TimedUpdates(Arc<std::sync::Mutex<Vec<Instant>>>);
+
+impl Respond for TimedUpdates {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        self.0.lock().unwrap().push(Instant::now());
+        ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "channel": "C1", "ts": "1", "text": "x", "message": {"text": "x"}
+        }))
+    }
+}
+
+#[tokio::test]
+async fn chat_update_is_paced_by_its_slack_tier() {
+    let fake = Fake::bare().await;
+    let web = &fake.web;
+    let updates = TimedUpdates(Arc::default());
+    Mock::given(method("POST"))
+        .and(path("/api/chat.update"))
+        .respond_with(updates.clone())
+        .with_priority(1)
+        .mount(web)
+        .await;
+    fake.mount().await;
+    // Tier 3 (chat.update's) scaled down to 2 calls a second, so the test is short; the
+    // real table is 50 a minute.
+    let mut tiers = std::collections::HashMap::new();
+    tiers.insert(
+        SlackApiMethodRateTier::Tier3,
+        SlackApiRateControlLimit::new(2, Duration::from_secs(1)),
+    );
+    let opts = SlackOptions {
+        rate_control: SlackApiRateControlConfig::new().with_tiers_limits(tiers),
+        ..options()
+    };
+    let (bot, mut ws) = fake.start("", opts).await;
+    command(&mut ws, "UOP", "add foo", "p1", &fake.respond).await;
+    bot.emit(None, progress(1)).await;
+    wait_bodies(web, "/api/chat.postMessage", 1).await;
+    // One update at a time (a burst would be folded into one edit).
+    for sent in 2..=9 {
+        bot.emit(None, progress(sent)).await;
+        wait_bodies(web, "/api/chat.update", sent as usize - 1).await;
+    }
+    bot.stop().await;
+    let times = updates.0.lock().unwrap().clone();
+    assert_eq!(times.len(), 8);
+    // Two at once, then one per 500 ms: the eighth comes about 3 s after the first.
+    let span = times[7] - times[0];
+    assert!(span >= Duration::from_secs(2), "{span:?}");
 }
 
 // --- HTTP mode ---

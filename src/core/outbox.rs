@@ -1,6 +1,7 @@
 //! The core's side of the front-ends' outbox: chat front-ends replay the event log after their
-//! delivery cursor and ask the core (the only writer) to record what they delivered and which
-//! threads and progress messages they opened. See `frontend/delivery.rs` for the other side.
+//! delivery cursor and ask the core (the only writer) to record what they delivered, which
+//! threads and progress messages they opened, and each step of a notice that takes several
+//! posts. See `frontend/delivery.rs` for the other side.
 
 use anyhow::{anyhow, Result};
 use tokio::sync::{mpsc, oneshot};
@@ -46,6 +47,11 @@ pub(super) enum OutboxRequest {
         messages: Vec<PostedMessage>,
         reply: oneshot::Sender<Result<()>>,
     },
+    Posted {
+        frontend: &'static str,
+        messages: Vec<PostedMessage>,
+        reply: oneshot::Sender<Result<()>>,
+    },
 }
 
 pub(super) fn channel() -> (mpsc::Sender<OutboxRequest>, mpsc::Receiver<OutboxRequest>) {
@@ -87,6 +93,21 @@ impl CoreHandle {
         .await
     }
 
+    /// Persists messages `frontend` posted for a notice it has not finished (one step of
+    /// several), before it takes the next step.
+    pub async fn outbox_posted(
+        &self,
+        frontend: &'static str,
+        messages: Vec<PostedMessage>,
+    ) -> Result<()> {
+        self.outbox_call(|reply| OutboxRequest::Posted {
+            frontend,
+            messages,
+            reply,
+        })
+        .await
+    }
+
     async fn outbox_call<T>(
         &self,
         request: impl FnOnce(oneshot::Sender<Result<T>>) -> OutboxRequest,
@@ -122,6 +143,17 @@ impl Core {
                 let result = self.store.outbox_delivered(frontend, seq, &messages).await;
                 if let Err(e) = &result {
                     error!(error = %e, frontend, seq, "cannot record a delivery");
+                }
+                let _ = reply.send(result);
+            }
+            OutboxRequest::Posted {
+                frontend,
+                messages,
+                reply,
+            } => {
+                let result = self.store.outbox_posted(frontend, &messages).await;
+                if let Err(e) = &result {
+                    error!(error = %e, frontend, "cannot record a posted step");
                 }
                 let _ = reply.send(result);
             }

@@ -2,7 +2,7 @@
 //! window (answer now when the core is quick, acknowledge and follow up otherwise), replay
 //! protection for redelivered commands, and message-length limits.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
@@ -24,28 +24,48 @@ pub const ALREADY_RECEIVED: &str =
 /// How many command ids are remembered for replay protection.
 const RECENT_IDS: usize = 1024;
 
-/// The ids of recently received commands (Slack trigger ids, Discord interaction ids), so a
-/// redelivery after a missed ack window is not run twice.
-#[derive(Debug)]
-pub struct RecentIds {
-    order: VecDeque<String>,
-    seen: HashSet<String>,
+/// What a front-end remembers about a command id it has seen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen<T> {
+    /// Never seen (it is now remembered as running).
+    New,
+    /// Seen and still running, or answered in a way not worth repeating.
+    Running,
+    /// Seen and acknowledged with this answer.
+    Answered(T),
 }
 
-impl Default for RecentIds {
+/// The ids of recently received commands (Slack trigger ids, Discord interaction ids), so a
+/// redelivery (a missed ack window, a replay after a reconnect) is not run twice. With `T` the
+/// acknowledgement given, a redelivery can be answered again without running anything.
+#[derive(Debug)]
+pub struct RecentIds<T = ()> {
+    order: VecDeque<String>,
+    seen: HashMap<String, Option<T>>,
+}
+
+impl<T> Default for RecentIds<T> {
     fn default() -> Self {
         RecentIds {
             order: VecDeque::with_capacity(RECENT_IDS),
-            seen: HashSet::with_capacity(RECENT_IDS),
+            seen: HashMap::with_capacity(RECENT_IDS),
         }
     }
 }
 
-impl RecentIds {
+impl<T: Clone> RecentIds<T> {
     /// `true` the first time `id` is seen (among the last [`RECENT_IDS`]).
     pub fn first_time(&mut self, id: &str) -> bool {
-        if self.seen.contains(id) {
-            return false;
+        matches!(self.check(id), Seen::New)
+    }
+
+    /// Whether `id` was seen, remembering it when it was not.
+    pub fn check(&mut self, id: &str) -> Seen<T> {
+        if let Some(answer) = self.seen.get(id) {
+            return match answer {
+                Some(answer) => Seen::Answered(answer.clone()),
+                None => Seen::Running,
+            };
         }
         if self.order.len() == RECENT_IDS {
             if let Some(old) = self.order.pop_front() {
@@ -53,8 +73,15 @@ impl RecentIds {
             }
         }
         self.order.push_back(id.to_string());
-        self.seen.insert(id.to_string());
-        true
+        self.seen.insert(id.to_string(), None);
+        Seen::New
+    }
+
+    /// Records the acknowledgement given for `id` (if it is still remembered).
+    pub fn answered(&mut self, id: &str, answer: T) {
+        if let Some(slot) = self.seen.get_mut(id) {
+            *slot = Some(answer);
+        }
     }
 }
 
@@ -107,7 +134,7 @@ mod tests {
 
     #[test]
     fn recent_ids_forget_the_oldest() {
-        let mut ids = RecentIds::default();
+        let mut ids = RecentIds::<()>::default();
         assert!(ids.first_time("a"));
         assert!(!ids.first_time("a"));
         for i in 0..RECENT_IDS {
@@ -115,6 +142,18 @@ mod tests {
         }
         assert!(ids.first_time("a"), "a was pushed out");
         assert!(!ids.first_time(&(RECENT_IDS - 1).to_string()));
+    }
+
+    #[test]
+    fn a_redelivery_gets_the_answer_once_there_is_one() {
+        let mut ids = RecentIds::<String>::default();
+        assert_eq!(ids.check("t1"), Seen::New);
+        assert_eq!(ids.check("t1"), Seen::Running);
+        ids.answered("t1", "added".into());
+        assert_eq!(ids.check("t1"), Seen::Answered("added".into()));
+        // An id already forgotten is not resurrected by a late answer.
+        ids.answered("t2", "x".into());
+        assert_eq!(ids.check("t2"), Seen::New);
     }
 
     #[test]

@@ -1,14 +1,21 @@
 //! Delivering notices to a chat platform: which room an event goes to, one thread per
-//! broadcast, upload progress edited in one message, retries that respect rate limits, and the
-//! outbox (the event log after this front-end's cursor) replayed at start-up and after a lag.
+//! broadcast, upload progress edited in one message (a burst folded into one edit), retries
+//! that respect rate limits, and the outbox (the event log after this front-end's cursor)
+//! replayed at start-up and after a lag. A notice that takes several posts (the thread's first
+//! message, then the thread; the video link in the thread, then in the room) records each
+//! post with the core before the next, so a restart in between posts nothing twice.
 //! Platform-neutral: Slack and Discord plug in a [`Poster`].
 
+use std::borrow::Borrow;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{
+    self,
+    error::{RecvError, TryRecvError},
+};
 use tracing::{debug, error, info, warn};
 
 use super::render;
@@ -144,29 +151,71 @@ fn thread_name(event: &Event, session: i64) -> String {
 }
 
 /// An upload's progress notice that a later notice in the same batch makes obsolete.
-fn superseded(notice: &Notice, later: &[Notice]) -> bool {
+fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> bool {
     let EventKind::UploadProgress { job, .. } = notice.event.kind else {
         return false;
     };
     later.iter().any(|n| {
-        matches!(n.event.kind,
+        matches!(n.borrow().event.kind,
             EventKind::UploadProgress { job: j, .. }
             | EventKind::UploadFinished { job: j, .. }
             | EventKind::UploadFailed { job: j, .. } if j == job)
     })
 }
 
+/// A pause of `wait` with jitter: between half and all of it, so retries of several
+/// clients (or of one client's several routes) do not stay in step.
+pub fn jitter(wait: Duration) -> Duration {
+    let half = wait / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+/// Exponential backoff with jitter, back to the first step after a healthy run.
+#[derive(Debug)]
+pub struct Pacer {
+    backoff: Backoff,
+    next: Duration,
+}
+
+impl Pacer {
+    pub fn new(backoff: Backoff) -> Pacer {
+        Pacer {
+            backoff,
+            next: backoff.first,
+        }
+    }
+
+    /// The pause before the next attempt; `healthy` when the last attempt worked for a while
+    /// (so an outage days later starts again from the first step).
+    pub fn pause(&mut self, healthy: bool) -> Duration {
+        if healthy {
+            self.next = self.backoff.first;
+        }
+        let wait = self.next;
+        self.next = (self.next * 2).min(self.backoff.max);
+        jitter(wait)
+    }
+}
+
 /// The core is gone: nothing more can be recorded, so delivery stops (the log keeps the rest).
 #[derive(Debug)]
 struct Stopped;
 
-/// How far one notice got, kept across retries so a retry does not post a step twice.
-#[derive(Debug, Default)]
-struct Attempt {
-    steps_done: u8,
-    starter: Option<MessageRef>,
-    opened: Vec<PostedMessage>,
+/// Why a notice is not posted (yet).
+#[derive(Debug)]
+enum Failed {
+    Post(PostError),
+    Stopped,
 }
+
+impl From<PostError> for Failed {
+    fn from(e: PostError) -> Failed {
+        Failed::Post(e)
+    }
+}
+
+/// Notices taken from the broadcast at once: what piled up while the last one was posted.
+const LIVE_BATCH: usize = 64;
 
 /// One platform's delivery task.
 #[derive(Debug)]
@@ -177,7 +226,8 @@ pub struct Delivery<P> {
     events_room: Option<String>,
     backoff: Backoff,
     cursor: i64,
-    /// Threads and progress messages, by outbox key.
+    /// Threads, progress messages and the steps already posted for the notice being
+    /// delivered, by outbox key.
     messages: HashMap<String, MessageRef>,
 }
 
@@ -230,25 +280,46 @@ impl<P: Poster> Delivery<P> {
             return;
         }
         loop {
-            let notice = tokio::select! {
+            let first = tokio::select! {
                 biased;
                 _ = self.core.stopped() => break,
                 notice = notices.recv() => notice,
             };
-            let result = match notice {
-                Ok(notice) if notice.seq != 0 && notice.seq <= self.cursor => Ok(()),
-                Ok(notice) => self.deliver(&notice).await,
-                Err(RecvError::Lagged(n)) => {
-                    info!(
-                        frontend = name,
-                        skipped = n,
-                        "fell behind; catching up from the event log"
-                    );
-                    self.catch_up().await
-                }
+            let mut batch = Vec::new();
+            let mut lagged = None;
+            let mut closed = false;
+            match first {
+                Ok(notice) => batch.push(notice),
+                Err(RecvError::Lagged(n)) => lagged = Some(n),
                 Err(RecvError::Closed) => break,
-            };
-            if result.is_err() {
+            }
+            // What piled up while the last notice was posted (rate limits pace posting) is
+            // taken at once, so a burst of upload progress becomes one edit per upload.
+            while lagged.is_none() && batch.len() < LIVE_BATCH {
+                match notices.try_recv() {
+                    Ok(notice) => batch.push(notice),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Lagged(n)) => lagged = Some(n),
+                    Err(TryRecvError::Closed) => {
+                        closed = true;
+                        break;
+                    }
+                }
+            }
+            if self.deliver_all(&batch).await.is_err() {
+                break;
+            }
+            if let Some(n) = lagged {
+                info!(
+                    frontend = name,
+                    skipped = n,
+                    "fell behind; catching up from the event log"
+                );
+                if self.catch_up().await.is_err() {
+                    break;
+                }
+            }
+            if closed {
                 break;
             }
         }
@@ -266,13 +337,24 @@ impl<P: Poster> Delivery<P> {
             let Some(scanned_to) = page.scanned_to else {
                 return Ok(());
             };
-            for (i, notice) in page.notices.iter().enumerate() {
-                if !superseded(notice, &page.notices[i + 1..]) {
-                    self.deliver(notice).await?;
-                }
-            }
+            self.deliver_all(&page.notices).await?;
             self.cursor = self.cursor.max(scanned_to);
         }
+    }
+
+    /// Delivers `notices` in order, leaving out those already delivered and progress that a
+    /// later notice of the batch makes obsolete.
+    async fn deliver_all<N: Borrow<Notice>>(&mut self, notices: &[N]) -> Result<(), Stopped> {
+        for (i, notice) in notices.iter().enumerate() {
+            let notice = notice.borrow();
+            if notice.seq != 0 && notice.seq <= self.cursor {
+                continue;
+            }
+            if !superseded(notice, &notices[i + 1..]) {
+                self.deliver(notice).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Posts one notice (retrying until it is posted or refused for good), then records it.
@@ -280,12 +362,13 @@ impl<P: Poster> Delivery<P> {
         let Some(channel) = route(notice, self.platform, self.events_room.as_deref()) else {
             return Ok(());
         };
-        let mut attempt = Attempt::default();
-        let mut backoff = self.backoff.first;
+        let mut opened = Vec::new();
+        let mut pacer = Pacer::new(self.backoff);
         loop {
-            match self.post_notice(notice, &channel, &mut attempt).await {
+            match self.post_notice(notice, &channel, &mut opened).await {
                 Ok(()) => break,
-                Err(PostError::Permanent(reason)) => {
+                Err(Failed::Stopped) => return Err(Stopped),
+                Err(Failed::Post(PostError::Permanent(reason))) => {
                     error!(
                         frontend = self.platform.name(),
                         channel,
@@ -296,14 +379,10 @@ impl<P: Poster> Delivery<P> {
                     );
                     break;
                 }
-                Err(PostError::Retry { after, reason }) => {
+                Err(Failed::Post(PostError::Retry { after, reason })) => {
                     let wait = match after {
                         Some(after) => after.min(MAX_RETRY_AFTER),
-                        None => {
-                            let wait = backoff;
-                            backoff = (backoff * 2).min(self.backoff.max);
-                            wait
-                        }
+                        None => pacer.pause(false),
                     };
                     warn!(
                         frontend = self.platform.name(),
@@ -321,16 +400,18 @@ impl<P: Poster> Delivery<P> {
         }
         if notice.seq > 0 {
             self.core
-                .outbox_delivered(self.platform.name(), notice.seq, attempt.opened)
+                .outbox_delivered(self.platform.name(), notice.seq, opened)
                 .await
                 .map_err(|_| Stopped)?;
             self.cursor = self.cursor.max(notice.seq);
         }
+        self.messages
+            .retain(|key, _| !PostedMessage::is_step_key(key));
         Ok(())
     }
 
-    fn remember(&mut self, key: String, message: MessageRef, attempt: &mut Attempt) {
-        attempt.opened.push(PostedMessage {
+    fn remember(&mut self, key: String, message: MessageRef, opened: &mut Vec<PostedMessage>) {
+        opened.push(PostedMessage {
             key: key.clone(),
             channel: message.channel.clone(),
             id: message.id.clone(),
@@ -340,7 +421,7 @@ impl<P: Poster> Delivery<P> {
 
     fn thread_place(&self, channel: &str, session: Option<i64>) -> Place {
         let thread = session
-            .and_then(|s| self.messages.get(&format!("thread:{channel}:{s}")))
+            .and_then(|s| self.messages.get(&thread_key(channel, s)))
             .map(|t| t.id.clone());
         Place {
             channel: channel.to_string(),
@@ -348,73 +429,72 @@ impl<P: Poster> Delivery<P> {
         }
     }
 
+    /// Posts `text` at `place` as step `name` of notice `seq`, unless that step was already
+    /// posted (before a retry, or before a restart). With `durable`, the post is recorded
+    /// with the core before this returns, because another step follows it.
+    async fn step(
+        &mut self,
+        seq: i64,
+        name: &str,
+        place: &Place,
+        text: &str,
+        durable: bool,
+    ) -> Result<MessageRef, Failed> {
+        let key = PostedMessage::step_key(seq, name);
+        if let Some(done) = self.messages.get(&key) {
+            debug!(seq, step = name, "already posted before; not again");
+            return Ok(done.clone());
+        }
+        let message = self.poster.post(place, text).await?;
+        if durable && seq > 0 {
+            let record = PostedMessage {
+                key: key.clone(),
+                channel: message.channel.clone(),
+                id: message.id.clone(),
+            };
+            self.core
+                .outbox_posted(self.platform.name(), vec![record])
+                .await
+                .map_err(|_| Failed::Stopped)?;
+        }
+        self.messages.insert(key, message.clone());
+        Ok(message)
+    }
+
+    /// Posts a notice: in the room, in its broadcast's thread (opening the thread with the
+    /// broadcast's first event), or as the upload's progress message.
     async fn post_notice(
         &mut self,
         notice: &Notice,
         channel: &str,
-        attempt: &mut Attempt,
-    ) -> Result<(), PostError> {
+        opened: &mut Vec<PostedMessage>,
+    ) -> Result<(), Failed> {
         let event = &notice.event;
+        let seq = notice.seq;
         let text = render::event_line(event);
         if let EventKind::UploadProgress { job, .. } = event.kind {
-            return self
-                .progress(channel, job, event.session, &text, attempt)
-                .await;
+            return Ok(self
+                .progress(channel, job, event.session, &text, opened)
+                .await?);
         }
+        let room = self.thread_place(channel, None);
         let Some(session) = event.session else {
-            let place = self.thread_place(channel, None);
-            self.poster.post(&place, &text).await?;
+            self.step(seq, "room", &room, &text, false).await?;
             return Ok(());
         };
-        let opened_here = self
-            .in_thread(channel, session, event, &text, attempt)
-            .await?;
-        // The video link is news for the room, not only for the thread's readers.
-        if matches!(event.kind, EventKind::UploadFinished { .. })
-            && !opened_here
-            && attempt.steps_done < 3
-        {
-            self.poster
-                .post(&self.thread_place(channel, None), &text)
-                .await?;
-            attempt.steps_done = 3;
-        }
-        Ok(())
-    }
-
-    /// Posts `text` in the session's thread, opening the thread with it when this is the
-    /// session's first event here. Returns whether the text opened the thread (so it is
-    /// already in the room itself).
-    async fn in_thread(
-        &mut self,
-        channel: &str,
-        session: i64,
-        event: &Event,
-        text: &str,
-        attempt: &mut Attempt,
-    ) -> Result<bool, PostError> {
-        if attempt.steps_done >= 2 {
-            return Ok(attempt.starter.is_some());
-        }
-        let key = format!("thread:{channel}:{session}");
-        if attempt.starter.is_none() {
-            if let Some(thread) = self.messages.get(&key) {
-                let place = Place {
-                    channel: channel.to_string(),
-                    thread: Some(thread.id.clone()),
-                };
-                self.poster.post(&place, text).await?;
-                attempt.steps_done = 2;
-                return Ok(false);
+        let key = thread_key(channel, session);
+        if self.messages.contains_key(&key) {
+            // The video link is news for the room, not only for the thread's readers.
+            let link = matches!(event.kind, EventKind::UploadFinished { .. });
+            let thread = self.thread_place(channel, Some(session));
+            self.step(seq, "thread", &thread, &text, link).await?;
+            if link {
+                self.step(seq, "room", &room, &text, false).await?;
             }
-            let starter = self
-                .poster
-                .post(&self.thread_place(channel, None), text)
-                .await?;
-            attempt.starter = Some(starter);
-            attempt.steps_done = 1;
+            return Ok(());
         }
-        let starter = attempt.starter.clone().expect("set above");
+        // The session's first event here opens its thread (and so is in the room itself).
+        let starter = self.step(seq, "room", &room, &text, true).await?;
         match self
             .poster
             .start_thread(&starter, &thread_name(event, session))
@@ -425,7 +505,7 @@ impl<P: Poster> Delivery<P> {
                     channel: channel.to_string(),
                     id: thread,
                 };
-                self.remember(key, thread, attempt);
+                self.remember(key, thread, opened);
             }
             Err(PostError::Permanent(reason)) => {
                 warn!(
@@ -433,10 +513,9 @@ impl<P: Poster> Delivery<P> {
                     reason, "cannot open a thread; posting in the room"
                 );
             }
-            Err(retry) => return Err(retry),
+            Err(retry) => return Err(retry.into()),
         }
-        attempt.steps_done = 2;
-        Ok(true)
+        Ok(())
     }
 
     /// Edits the upload's progress message, or posts it (in the broadcast's thread when there
@@ -447,7 +526,7 @@ impl<P: Poster> Delivery<P> {
         job: i64,
         session: Option<i64>,
         text: &str,
-        attempt: &mut Attempt,
+        opened: &mut Vec<PostedMessage>,
     ) -> Result<(), PostError> {
         let key = format!("progress:{channel}:{job}");
         if let Some(message) = self.messages.get(&key).cloned() {
@@ -464,9 +543,14 @@ impl<P: Poster> Delivery<P> {
             .poster
             .post(&self.thread_place(channel, session), text)
             .await?;
-        self.remember(key, message, attempt);
+        self.remember(key, message, opened);
         Ok(())
     }
+}
+
+/// The outbox key of a broadcast's thread in `channel`.
+fn thread_key(channel: &str, session: i64) -> String {
+    format!("thread:{channel}:{session}")
 }
 
 #[cfg(test)]

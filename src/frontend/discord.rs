@@ -1,29 +1,32 @@
 //! The Discord front-end (serenity): the gateway connection, the `/rec` command registered
 //! from the command table (guild-scoped when `guild_id` is set, global otherwise), interactions
 //! answered within Discord's 3 seconds (deferred and edited for slow work), and notices posted
-//! through the shared delivery (a thread per broadcast started from its first message).
+//! through the shared delivery (a thread per broadcast started from its first message). REST
+//! calls are paced per route from Discord's `X-RateLimit-*` headers, and 429s are waited out.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
 use recbot_commands::schema;
+use reqwest::header::HeaderMap;
 use reqwest::Method;
+use reqwest::StatusCode;
 use serde_json::{json, Value};
 use serenity::all::{
     ApplicationId, Client, ClientBuilder, CommandDataOption, CommandDataOptionValue,
-    CommandInteraction, Context, EventHandler, GatewayIntents, HttpBuilder, Interaction,
-    InteractionId, Ready,
+    CommandInteraction, Context, EventHandler, GatewayError, GatewayIntents, HttpBuilder,
+    Interaction, InteractionId, Ready,
 };
 use serenity::http::Http;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::chat::{self, Answered, RecentIds};
-use super::delivery::{Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster};
+use super::delivery::{Backoff, Delivery, MessageRef, Pacer, Place, Platform, PostError, Poster};
 use crate::config::{Config, Secret};
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
@@ -34,6 +37,13 @@ const MAX_TEXT: usize = 2000;
 const EPHEMERAL: u64 = 64;
 /// Where real Discord lives; any other `api_url` is used as serenity's proxy (a fake).
 const DISCORD: &str = "https://discord.com";
+/// Longest wait for an empty rate-limit bucket inside a call; a longer one is handed to the
+/// caller as a retry (the delivery waits it out and can be stopped meanwhile).
+const MAX_INLINE_WAIT: Duration = Duration::from_secs(10);
+/// Longest reset Discord's headers may impose.
+const MAX_RESET: Duration = Duration::from_secs(600);
+/// Discord's error code for a second thread on the same message.
+const THREAD_ALREADY_CREATED: u64 = 160_004;
 
 /// Knobs that are not configuration.
 #[derive(Debug, Clone, Copy)]
@@ -73,6 +83,7 @@ pub async fn run(
             .build()?,
         base: format!("{api_url}/api/v10"),
         token: token.clone(),
+        buckets: Arc::default(),
     };
     let poster = Arc::new(DiscordPoster { rest: rest.clone() });
     let delivery = Delivery::new(
@@ -94,10 +105,14 @@ pub async fn run(
         rest,
     };
     let handler = Arc::new(handler);
-    // serenity reconnects and resumes on its own; a start that fails outright (Discord
-    // unreachable, gateway refused) is retried here with backoff.
-    let mut wait = options.backoff.first;
+    // serenity keeps the session up on its own: a closed or dropped gateway connection or an
+    // op 7 RECONNECT is resumed at once (missed events are replayed; `seen` drops repeats),
+    // and a session that cannot be resumed identifies again, 5 s apart. A start that fails
+    // outright (Discord unreachable) or a client that ends is retried here with jittered
+    // exponential backoff, which starts over after a connection that lasted.
+    let mut pacer = Pacer::new(options.backoff);
     loop {
+        let began = Instant::now();
         let client = ClientBuilder::new_with_http(
             gateway_http(token.expose(), &api_url),
             GatewayIntents::GUILDS,
@@ -106,22 +121,37 @@ pub async fn run(
         .await;
         let result = match client {
             Ok(client) => gateway(client, &shutdown).await,
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
         if shutdown.is_cancelled() {
             return Ok(());
         }
+        let wait = pacer.pause(began.elapsed() >= options.backoff.max);
         match result {
-            Ok(()) => warn!("Discord gateway closed; reconnecting"),
-            Err(e) => {
-                warn!(error = %e, wait_ms = wait.as_millis() as u64, "Discord gateway failed; reconnecting")
+            Ok(()) => warn!(
+                wait_ms = wait.as_millis() as u64,
+                "Discord gateway closed; reconnecting"
+            ),
+            Err(serenity::Error::Gateway(
+                e @ (GatewayError::InvalidAuthentication
+                | GatewayError::InvalidGatewayIntents
+                | GatewayError::DisallowedGatewayIntents),
+            )) => {
+                // Retrying cannot help; say what to fix.
+                return Err(anyhow!(
+                    "Discord refused the connection ({e}); check [discord] token and the bot's settings"
+                ));
             }
+            Err(e) => warn!(
+                error = %e,
+                wait_ms = wait.as_millis() as u64,
+                "Discord gateway failed; reconnecting"
+            ),
         }
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => return Ok(()),
         }
-        wait = (wait * 2).min(options.backoff.max);
     }
 }
 
@@ -136,10 +166,10 @@ fn gateway_http(token: &str, api_url: &str) -> Http {
     builder.build()
 }
 
-async fn gateway(mut client: Client, shutdown: &CancellationToken) -> Result<()> {
+async fn gateway(mut client: Client, shutdown: &CancellationToken) -> serenity::Result<()> {
     let shards = client.shard_manager.clone();
     tokio::select! {
-        result = client.start() => result.map_err(Into::into),
+        result = client.start() => result,
         _ = shutdown.cancelled() => {
             shards.shutdown_all().await;
             Ok(())
@@ -351,18 +381,54 @@ fn command_text(options: &[CommandDataOption]) -> Result<String, String> {
 
 /// Discord's REST API for what recbot posts. serenity keeps the gateway; these calls are
 /// plain reqwest so that a 429's `retry_after` reaches the delivery's retry (which waits it
-/// out and never drops the message) and so that `api_url` applies to every call.
+/// out and never drops the message), so that `api_url` applies to every call, and so that
+/// each call waits for its route's bucket instead of running into a 429.
 #[derive(Clone)]
 struct Rest {
     client: reqwest::Client,
     /// `{api_url}/api/v10`
     base: String,
     token: Secret,
+    buckets: Arc<Mutex<Buckets>>,
 }
 
 impl std::fmt::Debug for Rest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Rest").field("base", &self.base).finish()
+    }
+}
+
+/// A REST answer that is not a rate limit or a network failure.
+#[derive(Debug)]
+struct Outcome {
+    status: StatusCode,
+    json: Option<Value>,
+}
+
+impl Outcome {
+    /// Discord's JSON error code, if any.
+    fn code(&self) -> Option<u64> {
+        self.json.as_ref().and_then(|j| j["code"].as_u64())
+    }
+
+    fn into_result(self) -> Result<Option<Value>, PostError> {
+        if self.status.is_success() {
+            return Ok(self.json);
+        }
+        let message = self
+            .json
+            .as_ref()
+            .and_then(|j| j["message"].as_str())
+            .unwrap_or("")
+            .to_string();
+        if self.status.is_client_error() {
+            Err(PostError::Permanent(format!("{}: {message}", self.status)))
+        } else {
+            Err(PostError::Retry {
+                after: None,
+                reason: format!("{}: {message}", self.status),
+            })
+        }
     }
 }
 
@@ -373,6 +439,19 @@ impl Rest {
         path: &str,
         body: Option<Value>,
     ) -> Result<Option<Value>, PostError> {
+        self.exchange(method, path, body).await?.into_result()
+    }
+
+    /// One request, after its route's bucket allows it; rate limits and network trouble are
+    /// errors, any other answer is returned as it is.
+    async fn exchange(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Outcome, PostError> {
+        let route = route_key(&method, path);
+        self.pace(&route).await?;
         let token = self.token.expose();
         let authorization = if token.starts_with("Bot ") {
             token.to_string()
@@ -391,39 +470,147 @@ impl Rest {
             reason: format!("Discord unreachable: {}", e.without_url()),
         })?;
         let status = response.status();
-        let header_after = response
-            .headers()
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<f64>().ok());
+        let headers = response.headers().clone();
         let bytes = response.bytes().await.unwrap_or_default();
         let json: Option<Value> = serde_json::from_slice(&bytes).ok();
-        if status.is_success() {
-            return Ok(json);
+        let mut buckets = self.buckets.lock().expect("not poisoned");
+        let now = Instant::now();
+        buckets.update(&route, &headers, now);
+        if status != StatusCode::TOO_MANY_REQUESTS {
+            return Ok(Outcome { status, json });
         }
-        let message = json
+        let after = json
             .as_ref()
-            .and_then(|j| j["message"].as_str())
-            .unwrap_or("")
-            .to_string();
-        if status.as_u16() == 429 {
-            let after = json
-                .as_ref()
-                .and_then(|j| j["retry_after"].as_f64())
-                .or(header_after)
-                .unwrap_or(1.0);
-            return Err(PostError::Retry {
-                after: Some(Duration::from_secs_f64(after.clamp(0.0, 600.0))),
-                reason: "rate limited (429)".into(),
-            });
+            .and_then(|j| j["retry_after"].as_f64())
+            .or_else(|| header_f64(&headers, "retry-after"))
+            .unwrap_or(1.0);
+        let after = seconds(after);
+        let global = json.as_ref().is_some_and(|j| j["global"] == true)
+            || header_str(&headers, "x-ratelimit-global") == Some("true");
+        if global {
+            buckets.global_until = Some(now + after);
         }
-        if status.is_client_error() {
-            Err(PostError::Permanent(format!("{status}: {message}")))
+        Err(PostError::Retry {
+            after: Some(after),
+            reason: if global {
+                "rate limited (429, global)".into()
+            } else {
+                "rate limited (429)".into()
+            },
+        })
+    }
+
+    /// Waits while the route's bucket (or the global limit) is empty. A long wait is left to
+    /// the caller as a retry.
+    async fn pace(&self, route: &str) -> Result<(), PostError> {
+        loop {
+            let wait = self
+                .buckets
+                .lock()
+                .expect("not poisoned")
+                .reserve(route, Instant::now());
+            let Some(wait) = wait else { return Ok(()) };
+            if wait > MAX_INLINE_WAIT {
+                return Err(PostError::Retry {
+                    after: Some(wait),
+                    reason: "rate limit bucket empty".into(),
+                });
+            }
+            // (The route is not logged: interaction routes carry their token.)
+            debug!(
+                wait_ms = wait.as_millis() as u64,
+                "waiting for a Discord rate limit to reset"
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+/// Discord's limits are per route, with the channel, guild or webhook part of the route and a
+/// message id not.
+fn route_key(method: &Method, path: &str) -> String {
+    let mut key = method.as_str().to_string();
+    key.push(' ');
+    let mut after_messages = false;
+    for segment in path.split('/').filter(|s| !s.is_empty()) {
+        key.push('/');
+        if after_messages && segment.bytes().all(|b| b.is_ascii_digit()) {
+            key.push_str(":id");
         } else {
-            Err(PostError::Retry {
-                after: None,
-                reason: format!("{status}: {message}"),
-            })
+            key.push_str(segment);
+        }
+        after_messages = segment == "messages";
+    }
+    key
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
+    header_str(headers, name).and_then(|v| v.trim().parse::<f64>().ok())
+}
+
+/// Seconds from Discord (fractional), kept within sane bounds.
+fn seconds(value: f64) -> Duration {
+    if value.is_finite() {
+        Duration::from_secs_f64(value.clamp(0.0, MAX_RESET.as_secs_f64()))
+    } else {
+        MAX_RESET
+    }
+}
+
+/// Discord's rate-limit state of the routes recbot called, from the answers'
+/// `X-RateLimit-Remaining` and `X-RateLimit-Reset-After`.
+#[derive(Debug, Default)]
+struct Buckets {
+    routes: HashMap<String, Bucket>,
+    /// Set by a global 429: no call before then.
+    global_until: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    remaining: u64,
+    reset_at: Instant,
+}
+
+impl Buckets {
+    /// How long a call on `route` must wait; when it need not, the call is counted.
+    fn reserve(&mut self, route: &str, now: Instant) -> Option<Duration> {
+        if let Some(until) = self.global_until {
+            if until > now {
+                return Some(until - now);
+            }
+            self.global_until = None;
+        }
+        let bucket = self.routes.get_mut(route)?;
+        if bucket.reset_at <= now {
+            // A new window; its answer says how much is left.
+            self.routes.remove(route);
+            return None;
+        }
+        if bucket.remaining == 0 {
+            return Some(bucket.reset_at - now);
+        }
+        bucket.remaining -= 1;
+        None
+    }
+
+    fn update(&mut self, route: &str, headers: &HeaderMap, now: Instant) {
+        let remaining = header_str(headers, "x-ratelimit-remaining").and_then(|v| v.parse().ok());
+        let reset_after = header_f64(headers, "x-ratelimit-reset-after");
+        if let (Some(remaining), Some(reset_after)) = (remaining, reset_after) {
+            let bucket = Bucket {
+                remaining,
+                reset_at: now + seconds(reset_after),
+            };
+            self.routes.insert(route.to_string(), bucket);
+        }
+        // Forget windows long over, so the map stays as small as the routes in use.
+        if self.routes.len() > 256 {
+            self.routes.retain(|_, b| b.reset_at > now);
         }
     }
 }
@@ -477,7 +664,13 @@ impl Poster for DiscordPoster {
             snowflake(&starter.id)?
         );
         let body = json!({ "name": name, "auto_archive_duration": 1440 });
-        id_of(self.rest.call(Method::POST, &path, Some(body)).await?)
+        let outcome = self.rest.exchange(Method::POST, &path, Some(body)).await?;
+        // A thread started from a message has the message's id. Discord refuses a second
+        // one, e.g. when a restart came between starting it and recording it.
+        if outcome.code() == Some(THREAD_ALREADY_CREATED) {
+            return Ok(starter.id.clone());
+        }
+        id_of(outcome.into_result()?)
     }
 
     async fn edit(&self, message_ref: &MessageRef, text: &str) -> Result<(), PostError> {
@@ -490,5 +683,71 @@ impl Poster for DiscordPoster {
             .call(Method::PATCH, &path, Some(message(text, false)))
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_keep_the_channel_and_drop_the_message_id() {
+        assert_eq!(
+            route_key(&Method::PATCH, "/channels/12/messages/34"),
+            "PATCH /channels/12/messages/:id"
+        );
+        assert_eq!(
+            route_key(&Method::POST, "/channels/12/messages/34/threads"),
+            "POST /channels/12/messages/:id/threads"
+        );
+        assert_eq!(
+            route_key(&Method::POST, "/channels/12/messages"),
+            "POST /channels/12/messages"
+        );
+        assert_ne!(
+            route_key(&Method::POST, "/channels/12/messages"),
+            route_key(&Method::POST, "/channels/13/messages")
+        );
+        assert_eq!(
+            route_key(&Method::PATCH, "/webhooks/1/tok/messages/@original"),
+            "PATCH /webhooks/1/tok/messages/@original"
+        );
+    }
+
+    fn headers(remaining: &str, reset_after: &str) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        h.insert("x-ratelimit-remaining", remaining.parse().unwrap());
+        h.insert("x-ratelimit-reset-after", reset_after.parse().unwrap());
+        h
+    }
+
+    #[test]
+    fn an_empty_bucket_waits_until_its_reset_and_counts_calls_meanwhile() {
+        let mut buckets = Buckets::default();
+        let now = Instant::now();
+        let route = "POST /channels/1/messages";
+        assert_eq!(buckets.reserve(route, now), None, "unknown route: go");
+        buckets.update(route, &headers("1", "2.5"), now);
+        assert_eq!(buckets.reserve(route, now), None, "one left");
+        assert_eq!(
+            buckets.reserve(route, now),
+            Some(Duration::from_millis(2500)),
+            "that one was taken"
+        );
+        assert_eq!(
+            buckets.reserve("POST /channels/2/messages", now),
+            None,
+            "another channel has its own bucket"
+        );
+        let later = now + Duration::from_millis(2500);
+        assert_eq!(buckets.reserve(route, later), None, "reset");
+        // Garbage headers change nothing; absurd resets are capped.
+        buckets.update(route, &headers("x", "1"), now);
+        assert_eq!(buckets.reserve(route, now), None);
+        buckets.update(route, &headers("0", "1e12"), now);
+        assert_eq!(buckets.reserve(route, now), Some(MAX_RESET));
+        // A global 429 holds every route.
+        buckets.global_until = Some(now + Duration::from_secs(1));
+        assert_eq!(buckets.reserve("GET /x", now), Some(Duration::from_secs(1)));
     }
 }

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::chat::{self, Answered, RecentIds};
+use super::chat::{self, Answered, RecentIds, Seen};
 use super::delivery::{Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster};
 use crate::config::{Config, Secret};
 use crate::core::{CoreHandle, Notice, Origin, Reply};
@@ -34,6 +34,18 @@ type Client = SlackClient<SlackClientHyperHttpsConnector>;
 
 /// Slack accepts up to 40 000 characters per message; stay well below.
 const MAX_TEXT: usize = 12_000;
+/// How often slack-morphism retries `apps.connections.open` after a failed Socket Mode
+/// (re)connection: its loop waits a fixed interval, forever. `apps.connections.open` is a
+/// Tier 1 method (about one call a minute), so keep it slow; each run picks a value in this
+/// range so several recbots (or restarts) do not retry in step.
+const RECONNECT_EVERY_SECS: std::ops::RangeInclusive<u64> = 24..=36;
+/// The delay before each further Socket Mode connection at start-up (slack-morphism's
+/// `initial_backoff_in_seconds`), so they are not opened in one burst.
+const STAGGER: Duration = Duration::from_secs(5);
+/// slack-morphism keys its per-method tier counters by the token's team id and skips them
+/// (paces only `chat.postMessage`) when the token has none. A bot token belongs to one
+/// workspace, so any fixed id gives the whole workspace one set of counters.
+const WORKSPACE: &str = "recbot-workspace";
 
 /// Knobs that are not configuration: timings and, for tests, a pre-bound HTTP listener.
 #[derive(Debug)]
@@ -41,6 +53,15 @@ pub struct SlackOptions {
     pub ack_within: Duration,
     /// Socket Mode connections kept open (Slack delivers each envelope to one of them).
     pub connections: u32,
+    /// Wait between attempts to reopen a lost Socket Mode connection when
+    /// `apps.connections.open` or the websocket fails (whole seconds, at least 1). A lost
+    /// connection is reopened at once; this is the pace after that attempt fails.
+    pub reconnect_every: Duration,
+    /// Delay between opening the Socket Mode connections at start-up (whole seconds).
+    pub stagger: Duration,
+    /// slack-morphism's pacing of Web API calls: Slack's per-method tiers (Tier 3, 50 a
+    /// minute, for `chat.update`) and `chat.postMessage`'s one a second.
+    pub rate_control: SlackApiRateControlConfig,
     pub backoff: Backoff,
     /// HTTP mode: serve on this listener instead of binding `[slack] listen`.
     pub http_listener: Option<TcpListener>,
@@ -51,6 +72,9 @@ impl Default for SlackOptions {
         SlackOptions {
             ack_within: chat::ACK_WITHIN,
             connections: 2,
+            reconnect_every: Duration::from_secs(rand::random_range(RECONNECT_EVERY_SECS)),
+            stagger: STAGGER,
+            rate_control: SlackApiRateControlConfig::new(),
             backoff: Backoff::default(),
             http_listener: None,
         }
@@ -72,10 +96,10 @@ pub async fn run(
         .bot_token
         .as_ref()
         .ok_or_else(|| anyhow!("[slack] bot_token is not set"))?;
-    let client = Arc::new(client(&slack.api_url)?);
+    let client = Arc::new(client(&slack.api_url, options.rate_control)?);
     let poster = Arc::new(SlackPoster {
         client: client.clone(),
-        token: token(bot_token),
+        token: workspace_token(bot_token),
     });
     let delivery = Delivery::new(
         Platform::Slack,
@@ -102,7 +126,11 @@ pub async fn run(
                 .app_token
                 .as_ref()
                 .ok_or_else(|| anyhow!("[slack] app_token is not set"))?;
-            socket_mode(front, client, app_token, options.connections, shutdown).await
+            let config = SlackClientSocketModeConfig::new()
+                .with_max_connections_count(options.connections)
+                .with_reconnect_timeout_in_seconds(whole_seconds(options.reconnect_every))
+                .with_initial_backoff_in_seconds(whole_seconds(options.stagger));
+            socket_mode(front, client, app_token, config, shutdown).await
         }
         Some(addr) => {
             let secret = slack
@@ -122,7 +150,7 @@ pub async fn run(
 
 /// A client for `api_url`. Unlike `SlackClientHyperConnector::new()` it also speaks plain
 /// http, for a local fake; real Slack is https.
-fn client(api_url: &str) -> Result<Client> {
+fn client(api_url: &str, rate_control: SlackApiRateControlConfig) -> Result<Client> {
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_native_roots() {
         Ok(builder) => builder,
@@ -148,12 +176,23 @@ fn client(api_url: &str) -> Result<Client> {
         .build();
     let connector = SlackClientHyperConnector::from(https)
         .with_slack_api_url(api_url)
-        .with_rate_control(SlackApiRateControlConfig::new());
+        .with_rate_control(rate_control);
     Ok(SlackClient::new(connector))
 }
 
 fn token(secret: &Secret) -> SlackApiToken {
     SlackApiToken::new(secret.expose().into())
+}
+
+/// The bot token, tagged with the workspace so that slack-morphism's rate control applies
+/// the method tiers (e.g. Tier 3 for `chat.update`), not only `chat.postMessage`'s limit.
+fn workspace_token(secret: &Secret) -> SlackApiToken {
+    token(secret).with_team_id(SlackTeamId::new(WORKSPACE.into()))
+}
+
+/// slack-morphism counts these in seconds, and a zero interval would panic in its timer.
+fn whole_seconds(duration: Duration) -> u64 {
+    duration.as_secs_f64().ceil().max(1.0) as u64
 }
 
 /// Slack's mrkdwn treats `&`, `<` and `>` as control characters (links, mentions such as
@@ -176,7 +215,7 @@ struct SlashCommand {
 }
 
 /// What the acknowledgement carries.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Answer {
     text: String,
     private: bool,
@@ -195,7 +234,9 @@ impl From<Reply> for Answer {
 struct Front {
     core: CoreHandle,
     operators: HashSet<String>,
-    seen: Mutex<RecentIds>,
+    /// Acknowledgements given, by trigger id: Slack redelivers an envelope whose ack it did
+    /// not get (e.g. across a reconnect), and the command must not run twice.
+    seen: Mutex<RecentIds<Answer>>,
     tracker: TaskTracker,
     poster: Arc<SlackPoster>,
     http: reqwest::Client,
@@ -206,25 +247,47 @@ impl Front {
     /// Runs a slash command and returns the acknowledgement: the reply when the core answers
     /// within the ack window, otherwise "working on it" and the reply follows through the
     /// response URL.
+    ///
+    /// A redelivered command (same trigger id; the callback does not see the envelope id, and
+    /// Slack redelivers the same payload) is not run again: it gets the acknowledgement the
+    /// first delivery got, or "already received" while that is still running.
     async fn answer(self: &Arc<Self>, command: SlashCommand) -> Answer {
-        let first = self
-            .seen
-            .lock()
-            .expect("not poisoned")
-            .first_time(&command.trigger_id);
-        if !first {
-            return Answer {
-                text: chat::ALREADY_RECEIVED.into(),
-                private: true,
-            };
+        let trigger = command.trigger_id.clone();
+        let seen = self.seen.lock().expect("not poisoned").check(&trigger);
+        match seen {
+            Seen::New => {}
+            Seen::Answered(answer) => {
+                info!("Slack redelivered a command; acknowledging it again without running it");
+                return answer;
+            }
+            Seen::Running => {
+                return Answer {
+                    text: chat::ALREADY_RECEIVED.into(),
+                    private: true,
+                }
+            }
         }
+        let (answer, complete) = self.run_command(command).await;
+        // "Working on it" is not repeated: a redelivery is told the answer comes separately.
+        if complete {
+            self.seen
+                .lock()
+                .expect("not poisoned")
+                .answered(&trigger, answer.clone());
+        }
+        answer
+    }
+
+    /// The acknowledgement, and whether it is the complete answer.
+    async fn run_command(self: &Arc<Self>, command: SlashCommand) -> (Answer, bool) {
         let room = match format!("slack:{}", command.channel).parse::<Room>() {
             Ok(room) => room,
             Err(e) => {
-                return Answer {
+                let answer = Answer {
                     text: escape(&e),
                     private: true,
-                }
+                };
+                return (answer, true);
             }
         };
         let origin = Origin {
@@ -241,17 +304,18 @@ impl Front {
         )
         .await;
         match answered {
-            Answered::Now(reply) => reply.into(),
+            Answered::Now(reply) => (reply.into(), true),
             Answered::Later(task) => {
                 let front = self.clone();
                 self.tracker.spawn(async move {
                     let reply = task.await.unwrap_or_else(|_| chat::failed());
                     front.follow_up(&command, reply).await;
                 });
-                Answer {
+                let working = Answer {
                     text: chat::WORKING.into(),
                     private: true,
-                }
+                };
+                (working, false)
             }
         }
     }
@@ -306,7 +370,7 @@ async fn socket_mode(
     front: Arc<Front>,
     client: Arc<Client>,
     app_token: &Secret,
-    connections: u32,
+    config: SlackClientSocketModeConfig,
     shutdown: CancellationToken,
 ) -> Result<()> {
     let environment = Arc::new(
@@ -315,17 +379,15 @@ async fn socket_mode(
             .with_user_state(front),
     );
     let callbacks = SlackSocketModeListenerCallbacks::new().with_command_events(on_command);
-    let listener = SlackClientSocketModeListener::new(
-        &SlackClientSocketModeConfig::new().with_max_connections_count(connections),
-        environment,
-        callbacks,
-    );
+    let listener = SlackClientSocketModeListener::new(&config, environment, callbacks);
     listener
         .listen_for(&token(app_token))
         .await
         .map_err(|e| anyhow!("Slack Socket Mode: {e}"))?;
-    // slack-morphism keeps the connections up (reconnects with backoff); `start`, not
-    // `serve`, because recbot owns signal handling.
+    // slack-morphism keeps the connections up: a closed or failed websocket and Slack's
+    // `disconnect` envelope reopen the connection at once through a fresh
+    // `apps.connections.open`, and a failed attempt is retried every `reconnect_every`.
+    // `start`, not `serve`, because recbot owns signal handling.
     listener.start().await;
     info!("Slack: Socket Mode started");
     shutdown.cancelled().await;

@@ -8,11 +8,12 @@ use sqlx::Row;
 use super::Store;
 use crate::event::Event;
 
-/// A chat message a front-end refers back to: a broadcast's thread or an upload's progress
-/// message.
+/// A chat message a front-end refers back to: a broadcast's thread, an upload's progress
+/// message, or one step of a notice that takes several posts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostedMessage {
-    /// `thread:<room>:<session>` or `progress:<room>:<job>`.
+    /// `thread:<room>:<session>`, `progress:<room>:<job>`, or `step:<seq>:<place>` for a
+    /// post already made for notice `seq` (dropped once the cursor passes it).
     pub key: String,
     /// Where the message (or thread) lives.
     pub channel: String,
@@ -22,6 +23,20 @@ pub struct PostedMessage {
 
 /// Mappings older than this are dropped at start-up: no broadcast or upload lasts that long.
 const MESSAGE_RETENTION_DAYS: i64 = 14;
+/// Key prefix of the posts made for a notice not yet fully delivered.
+const STEP_PREFIX: &str = "step:";
+
+impl PostedMessage {
+    /// The key recording the post made for notice `seq` at `place` (e.g. `room`, `thread`).
+    pub fn step_key(seq: i64, place: &str) -> String {
+        format!("{STEP_PREFIX}{seq}:{place}")
+    }
+
+    /// Whether `key` records a step (as opposed to a thread or progress message).
+    pub fn is_step_key(key: &str) -> bool {
+        key.starts_with(STEP_PREFIX)
+    }
+}
 
 impl Store {
     /// The last event-log id `frontend` delivered, if it ever ran.
@@ -35,7 +50,8 @@ impl Store {
     }
 
     /// Records that `frontend` handled every notice up to `seq`, and the messages it opened
-    /// doing so, in one transaction. The cursor never moves backwards.
+    /// doing so, in one transaction; the step records of the notices it finished are dropped.
+    /// The cursor never moves backwards.
     pub async fn outbox_delivered(
         &self,
         frontend: &str,
@@ -44,6 +60,11 @@ impl Store {
     ) -> Result<()> {
         let now = Utc::now();
         let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM outbox_messages WHERE frontend = ? AND key LIKE ?")
+            .bind(frontend)
+            .bind(format!("{STEP_PREFIX}%"))
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(
             "INSERT INTO outbox_cursors (frontend, delivered_seq, updated_at) VALUES (?, ?, ?)
              ON CONFLICT (frontend) DO UPDATE SET
@@ -55,21 +76,16 @@ impl Store {
         .bind(now)
         .execute(&mut *tx)
         .await?;
-        for m in messages {
-            sqlx::query(
-                "INSERT INTO outbox_messages (frontend, key, channel, message_id, created_at)
-                 VALUES (?, ?, ?, ?, ?)
-                 ON CONFLICT (frontend, key) DO UPDATE SET channel = excluded.channel,
-                   message_id = excluded.message_id, created_at = excluded.created_at",
-            )
-            .bind(frontend)
-            .bind(&m.key)
-            .bind(&m.channel)
-            .bind(&m.id)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-        }
+        upsert_messages(&mut tx, frontend, messages).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records messages `frontend` posted without moving its cursor: one step of a notice
+    /// that takes several posts, so a restart before the next step does not post it again.
+    pub async fn outbox_posted(&self, frontend: &str, messages: &[PostedMessage]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        upsert_messages(&mut tx, frontend, messages).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -121,6 +137,30 @@ impl Store {
     }
 }
 
+async fn upsert_messages(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    frontend: &str,
+    messages: &[PostedMessage],
+) -> Result<()> {
+    let now = Utc::now();
+    for m in messages {
+        sqlx::query(
+            "INSERT INTO outbox_messages (frontend, key, channel, message_id, created_at)
+             VALUES (?, ?, ?, ?, ?)
+             ON CONFLICT (frontend, key) DO UPDATE SET channel = excluded.channel,
+               message_id = excluded.message_id, created_at = excluded.created_at",
+        )
+        .bind(frontend)
+        .bind(&m.key)
+        .bind(&m.channel)
+        .bind(&m.id)
+        .bind(now)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,8 +187,31 @@ mod tests {
         let store = Store::open(&path).await.unwrap();
         assert_eq!(store.outbox_cursor("slack").await.unwrap(), Some(5));
         assert_eq!(store.outbox_cursor("discord").await.unwrap(), None);
-        assert_eq!(store.outbox_messages("slack").await.unwrap(), vec![thread]);
+        assert_eq!(
+            store.outbox_messages("slack").await.unwrap(),
+            vec![thread.clone()]
+        );
         assert!(store.outbox_messages("discord").await.unwrap().is_empty());
+
+        // A step of notice 6 survives a restart until the cursor passes it.
+        let step = PostedMessage {
+            key: PostedMessage::step_key(6, "thread"),
+            channel: "C1".into(),
+            id: "1700000000.000200".into(),
+        };
+        store
+            .outbox_posted("slack", std::slice::from_ref(&step))
+            .await
+            .unwrap();
+        store.close().await;
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(store.outbox_cursor("slack").await.unwrap(), Some(5));
+        assert_eq!(
+            store.outbox_messages("slack").await.unwrap(),
+            vec![step, thread.clone()]
+        );
+        store.outbox_delivered("slack", 6, &[]).await.unwrap();
+        assert_eq!(store.outbox_messages("slack").await.unwrap(), vec![thread]);
     }
 
     #[tokio::test]

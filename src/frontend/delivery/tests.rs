@@ -16,15 +16,44 @@ enum Call {
     Edit(MessageRef, String),
 }
 
-/// Records every call; fails the next calls with scripted errors first.
+/// Which calls a partly-down platform fails.
+type Outage = fn(&Call) -> bool;
+
+/// Records every call; fails the next calls with scripted errors first, and every call
+/// `down` matches (a platform partly down).
 #[derive(Debug, Default)]
 struct FakePoster {
     calls: Mutex<Vec<Call>>,
     failures: Mutex<Vec<PostError>>,
     next_id: Mutex<u32>,
+    down: Mutex<Option<Outage>>,
+    refused: Mutex<u32>,
+    edit_delay: Mutex<Duration>,
 }
 
 impl FakePoster {
+    fn set_down(&self, down: Outage) {
+        *self.down.lock().unwrap() = Some(down);
+    }
+
+    fn refused(&self) -> u32 {
+        *self.refused.lock().unwrap()
+    }
+
+    /// Records `call`, or fails it when scripted to or when it is down.
+    fn attempt(&self, call: Call) -> Result<(), PostError> {
+        self.take_failure()?;
+        if self.down.lock().unwrap().is_some_and(|down| down(&call)) {
+            *self.refused.lock().unwrap() += 1;
+            return Err(PostError::Retry {
+                after: None,
+                reason: "down".into(),
+            });
+        }
+        self.calls.lock().unwrap().push(call);
+        Ok(())
+    }
+
     fn fail_next(&self, errors: Vec<PostError>) {
         *self.failures.lock().unwrap() = errors;
     }
@@ -51,11 +80,7 @@ impl FakePoster {
 
 impl Poster for FakePoster {
     async fn post(&self, place: &Place, text: &str) -> Result<MessageRef, PostError> {
-        self.take_failure()?;
-        self.calls
-            .lock()
-            .unwrap()
-            .push(Call::Post(place.clone(), text.to_string()));
+        self.attempt(Call::Post(place.clone(), text.to_string()))?;
         Ok(MessageRef {
             channel: place.thread.clone().unwrap_or(place.channel.clone()),
             id: self.id(),
@@ -63,21 +88,15 @@ impl Poster for FakePoster {
     }
 
     async fn start_thread(&self, starter: &MessageRef, name: &str) -> Result<String, PostError> {
-        self.take_failure()?;
-        self.calls
-            .lock()
-            .unwrap()
-            .push(Call::Thread(starter.clone(), name.to_string()));
+        self.attempt(Call::Thread(starter.clone(), name.to_string()))?;
         Ok(format!("t-{}", starter.id))
     }
 
     async fn edit(&self, message: &MessageRef, text: &str) -> Result<(), PostError> {
-        self.take_failure()?;
-        self.calls
-            .lock()
-            .unwrap()
-            .push(Call::Edit(message.clone(), text.to_string()));
-        Ok(())
+        // A paced platform: the edit takes a while (Slack's tier wait happens in the call).
+        let delay = *self.edit_delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
+        self.attempt(Call::Edit(message.clone(), text.to_string()))
     }
 }
 
@@ -293,8 +312,11 @@ async fn one_thread_per_broadcast_progress_edited_and_the_link_also_in_the_room(
         },
     )
     .await;
+    // (Each progress is let through before the next: a burst would be folded.)
     bot.emit("foo", Some(7), progress(3, 10)).await;
+    bot.wait_calls(5).await;
     bot.emit("foo", Some(7), progress(3, 60)).await;
+    bot.wait_calls(6).await;
     bot.emit("foo", Some(7), finished(3)).await;
     // A second broadcast gets its own thread.
     bot.emit("foo", Some(8), live("Day 2")).await;
@@ -430,4 +452,140 @@ async fn the_outbox_is_delivered_after_a_restart_and_only_once() {
     bot.stop().await;
     assert_eq!(again.calls().len(), 1, "{:#?}", again.calls());
     assert!(matches!(&calls[0], Call::Post(p, _) if p.thread.as_deref() == Some("t-m1")));
+}
+
+/// Waits until `poster` refused `n` calls (5 s at most).
+async fn wait_refused(poster: &FakePoster, n: u32) {
+    for _ in 0..500 {
+        if poster.refused() >= n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("expected {n} refused calls, saw {}", poster.refused());
+}
+
+/// Restarts on `dir` with the platform up, waits for the one call left over from the last
+/// run, posts one more event of session 1 and returns every call (exactly two).
+async fn restart_with_one_more_in_the_thread(dir: &Path) -> Vec<Call> {
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir, poster.clone(), None).await;
+    bot.wait_calls(1).await;
+    bot.emit("foo", Some(1), EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.wait_calls(2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    let calls = poster.calls();
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    calls
+}
+
+#[tokio::test]
+async fn a_restart_between_the_link_in_the_thread_and_in_the_room_posts_only_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), first.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", Some(1), live("First")).await;
+    bot.wait_calls(2).await;
+    // The room becomes unreachable after the link was posted in the thread.
+    first.set_down(|call| matches!(call, Call::Post(p, _) if p.thread.is_none()));
+    bot.emit("foo", Some(1), finished(5)).await;
+    bot.wait_calls(3).await;
+    wait_refused(&first, 1).await;
+    bot.stop().await;
+    let calls = first.calls();
+    assert!(
+        matches!(&calls[2], Call::Post(p, t) if *p == place("C1", Some("t-m1")) && t.contains("youtu.be"))
+    );
+
+    // After the restart only the room's copy is posted, then life goes on in the thread.
+    let calls = restart_with_one_more_in_the_thread(dir.path()).await;
+    assert!(
+        matches!(&calls[0], Call::Post(p, t) if *p == place("C1", None) && t.contains("youtu.be"))
+    );
+    assert!(matches!(&calls[1], Call::Post(p, _) if *p == place("C1", Some("t-m1"))));
+}
+
+#[tokio::test]
+async fn a_restart_between_the_first_message_and_its_thread_does_not_post_it_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Arc::new(FakePoster::default());
+    first.set_down(|call| matches!(call, Call::Thread(..)));
+    let bot = Bot::start(dir.path(), first.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", Some(1), live("First")).await;
+    bot.wait_calls(1).await;
+    wait_refused(&first, 1).await;
+    bot.stop().await;
+    assert_eq!(first.calls().len(), 1);
+
+    // The thread is started from the message the first run posted.
+    let calls = restart_with_one_more_in_the_thread(dir.path()).await;
+    assert_eq!(
+        calls[0],
+        Call::Thread(
+            MessageRef {
+                channel: "C1".into(),
+                id: "m1".into()
+            },
+            "foo — First".into()
+        )
+    );
+    assert!(matches!(&calls[1], Call::Post(p, _) if *p == place("C1", Some("t-m1"))));
+}
+
+#[tokio::test]
+async fn a_burst_of_progress_while_an_edit_is_paced_becomes_one_edit() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    *poster.edit_delay.lock().unwrap() = Duration::from_millis(500);
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", None, progress(9, 1)).await;
+    bot.wait_calls(1).await;
+    for sent in 2..=30 {
+        bot.emit("foo", None, progress(9, sent)).await;
+    }
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    let mut calls = bot.wait_calls(3).await;
+    for _ in 0..500 {
+        if posts_of(&calls).len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        calls = poster.calls();
+    }
+    bot.stop().await;
+    let edits: Vec<&String> = calls
+        .iter()
+        .filter_map(|c| match c {
+            Call::Edit(_, text) => Some(text),
+            _ => None,
+        })
+        .collect();
+    assert!(edits.len() < 10, "{edits:#?}");
+    assert!(edits.last().unwrap().contains("30%"), "{edits:#?}");
+    assert!(posts_of(&calls).last().unwrap().contains("no new video"));
+}
+
+#[test]
+fn reconnect_pauses_grow_with_jitter_and_start_over_after_a_healthy_run() {
+    let backoff = Backoff {
+        first: Duration::from_millis(100),
+        max: Duration::from_millis(400),
+    };
+    let mut pacer = Pacer::new(backoff);
+    let pauses: Vec<Duration> = (0..5).map(|_| pacer.pause(false)).collect();
+    let bases = [100, 200, 400, 400, 400];
+    for (pause, base) in pauses.iter().zip(bases) {
+        let base = Duration::from_millis(base);
+        assert!(*pause >= base / 2 && *pause <= base, "{pauses:?}");
+    }
+    assert!(pacer.pause(true) <= Duration::from_millis(100));
+    let jittered: std::collections::HashSet<Duration> =
+        (0..20).map(|_| jitter(Duration::from_secs(1))).collect();
+    assert!(jittered.len() > 1, "jitter varies");
 }
