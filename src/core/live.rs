@@ -58,10 +58,10 @@ impl Core {
     pub(super) fn live_status_of(&self, login: &Login) -> Option<String> {
         let status = self.watcher.as_ref()?.status();
         let Some(info) = status.live.get(login) else {
-            return Some(format!(
-                "not live (checked every {} s)",
-                status.interval_secs
-            ));
+            return Some(match &status.last_error {
+                Some(error) => format!("live status unknown: the last check failed ({error})"),
+                None => format!("not live (checked every {} s)", status.interval_secs),
+            });
         };
         let mut line = String::from("live");
         if let Some(started) = info.started_at {
