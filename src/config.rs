@@ -126,6 +126,8 @@ pub struct Storage {
     pub warn_usage_percent: u8,
     /// Recording stops cleanly (parts finalized) below this much free space.
     pub min_free_gb: f64,
+    /// Seconds between two free-space checks of the recordings disk.
+    pub disk_check_secs: u64,
 }
 
 impl Default for Storage {
@@ -136,6 +138,7 @@ impl Default for Storage {
             chat_dir: None,
             warn_usage_percent: 85,
             min_free_gb: 2.0,
+            disk_check_secs: 60,
         }
     }
 }
@@ -234,6 +237,9 @@ pub struct Recording {
     pub file_template: String,
     /// Roll to a new part after this long (YouTube accepts at most 12 h).
     pub max_part_hours: f64,
+    /// No new segment for max(this, 3 × target duration) → new token and playlist; still
+    /// nothing after as long again → `RecordingStalled`.
+    pub stall_timeout_secs: u64,
 }
 
 impl Default for Recording {
@@ -242,6 +248,7 @@ impl Default for Recording {
             quality: Quality::BEST,
             file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
             max_part_hours: 11.5,
+            stall_timeout_secs: 30,
         }
     }
 }
@@ -607,6 +614,15 @@ impl Config {
                 "recording.file_template",
                 "must contain {login} or {started:…} so recordings get distinct names",
             );
+        }
+        if let Err(e) = crate::recorder::naming::validate_template(&r.file_template) {
+            return Err(("recording.file_template".into(), e));
+        }
+        if r.stall_timeout_secs == 0 {
+            return fail("recording.stall_timeout_secs", "must be at least 1 second");
+        }
+        if s.disk_check_secs == 0 {
+            return fail("storage.disk_check_secs", "must be at least 1 second");
         }
         let y = &self.youtube;
         if y.enabled && (y.client_id.is_none() || y.client_secret.is_none()) {

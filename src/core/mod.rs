@@ -151,9 +151,19 @@ pub struct Events {
 }
 
 impl Events {
+    /// A sender on `tx`, for workers driven without a core (tests, benchmarks).
+    pub fn new(tx: mpsc::Sender<Event>) -> Events {
+        Events { tx }
+    }
+
     /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
     pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
-        if self.tx.send(Event::now(login, kind)).await.is_err() {
+        self.send(Event::now(login, kind)).await
+    }
+
+    /// Sends a fully built event (e.g. one tagged with its session).
+    pub async fn send(&self, event: Event) {
+        if self.tx.send(event).await.is_err() {
             warn!("event dropped: the core has stopped");
         }
     }
