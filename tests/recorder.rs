@@ -114,7 +114,12 @@ fn count(events: &[Event], name: &str) -> usize {
     events.iter().filter(|e| e.kind_name() == name).count()
 }
 
-async fn record(origin: &Origin, login: &str, stream: StreamConfig, extra: &str) -> (Bench, Vec<Event>) {
+async fn record(
+    origin: &Origin,
+    login: &str,
+    stream: StreamConfig,
+    extra: &str,
+) -> (Bench, Vec<Event>) {
     origin.go_live(login, stream);
     let mut b = bench(origin, extra);
     let _handle = b.recorder.start(spec(login));
@@ -149,7 +154,9 @@ async fn starts_at_the_oldest_segment_and_writes_each_once_until_endlist() {
     assert!(!sidecar.recovered);
     assert!(events.iter().all(|e| e.session == Some(7)));
     match &events.last().unwrap().kind {
-        EventKind::RecordingFinished { parts, bytes, gaps, .. } => {
+        EventKind::RecordingFinished {
+            parts, bytes, gaps, ..
+        } => {
             assert_eq!((*parts, *gaps), (1, 0));
             assert_eq!(*bytes, sidecar.bytes);
         }
@@ -199,7 +206,11 @@ async fn ads_are_cut_out_and_reported() {
         let parts = finished_parts(&events);
         let data = std::fs::read(&parts[0].1).unwrap();
         let live = (0..total).filter(|s| !(5..8).contains(s));
-        assert_eq!(data, expected("foo", live, len), "by daterange: {by_daterange}");
+        assert_eq!(
+            data,
+            expected("foo", live, len),
+            "by daterange: {by_daterange}"
+        );
         let breaks: Vec<f64> = events
             .iter()
             .filter_map(|e| match e.kind {
@@ -333,7 +344,10 @@ async fn a_403_gets_a_new_token_and_continues_without_a_gap() {
     assert_eq!(count(&events, "RecordingGap"), 0, "{events:#?}");
     let parts = finished_parts(&events);
     assert_eq!(parts.len(), 1);
-    assert_eq!(std::fs::read(&parts[0].1).unwrap(), expected("foo", 0..total, len));
+    assert_eq!(
+        std::fs::read(&parts[0].1).unwrap(),
+        expected("foo", 0..total, len)
+    );
 }
 
 #[tokio::test]
@@ -426,10 +440,17 @@ async fn hls_sources_record_master_or_media_playlists() {
         let events = b.until_finished().await;
         let parts = finished_parts(&events);
         assert_eq!(parts.len(), 1, "{path}: {events:#?}");
-        assert_eq!(std::fs::read(&parts[0].1).unwrap(), expected("studio", 0..total, len));
+        assert_eq!(
+            std::fs::read(&parts[0].1).unwrap(),
+            expected("studio", 0..total, len)
+        );
         let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
         assert_eq!(sidecar.source, "hls");
-        let quality = if path.contains("master") { "720p30" } else { "source" };
+        let quality = if path.contains("master") {
+            "720p30"
+        } else {
+            "source"
+        };
         assert_eq!(sidecar.quality, quality);
     }
 }

@@ -44,9 +44,7 @@ impl Core {
                 "`{name}` is not available yet: this build of recbot has no YouTube or Twitch \
                  account connection."
             ))),
-            Command::Disk => Ok(Reply::refused(
-                "`disk` is not available yet: this build of recbot does not record.",
-            )),
+            Command::Disk => self.disk_report().await.map(Reply::ok),
         };
         let mut reply = result.unwrap_or_else(|e| {
             error!(error = %e, command = name, "command failed");
@@ -184,6 +182,10 @@ impl Core {
             watch.options_text(),
             watch.room
         );
+        if let Some(line) = self.recording_status(&name) {
+            text.push('\n');
+            text.push_str(&line);
+        }
         let recent = self.store.recent_events(Some(&name), 5).await?;
         if !recent.is_empty() {
             text.push_str("\nRecent:");
@@ -216,14 +218,15 @@ impl Core {
             frontends.push("discord");
         }
         Ok(Reply::ok(format!(
-            "recbot {} up {}h {:02}m · watching {} ({} Twitch, {} HLS) · front-ends: {} · \
-             state schema v{}",
+            "recbot {} up {}h {:02}m · watching {} ({} Twitch, {} HLS) · recording {} · \
+             front-ends: {} · state schema v{}",
             env!("CARGO_PKG_VERSION"),
             up / 3600,
             up % 3600 / 60,
             watches.len(),
             watches.len() - hls,
             hls,
+            self.recordings_running(),
             frontends.join(", "),
             self.store.schema_version().await?
         )))

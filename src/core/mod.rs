@@ -4,6 +4,7 @@
 
 mod apply;
 mod reactions;
+mod recording;
 pub mod store;
 
 use std::collections::VecDeque;
@@ -187,6 +188,8 @@ pub struct Core {
     stopped: CancellationToken,
     /// Every worker task; shutdown waits for all of them.
     workers: TaskTracker,
+    /// Recording sessions, HLS pollers, the disk guard (see `recording.rs`).
+    recordings: recording::Recordings,
 }
 
 impl Core {
@@ -201,6 +204,15 @@ impl Core {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (notices, _) = broadcast::channel(NOTICE_QUEUE);
         let stopped = CancellationToken::new();
+        let workers = TaskTracker::new();
+        let recordings = recording::Recordings::new(
+            &config,
+            Events {
+                tx: events_tx.clone(),
+            },
+            workers.clone(),
+            shutdown.clone(),
+        );
         let core = Core {
             config,
             store,
@@ -214,7 +226,8 @@ impl Core {
             notices: notices.clone(),
             shutdown,
             stopped: stopped.clone(),
-            workers: TaskTracker::new(),
+            workers,
+            recordings,
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -234,6 +247,7 @@ impl Core {
             "state loaded"
         );
         let inbox = self.inbox.take().expect("spawned once");
+        self.start_recording().await;
         self.watches_changed().await;
         tracker.spawn(self.run(inbox, watching));
         Ok(())
@@ -330,6 +344,7 @@ impl Core {
     }
 
     async fn publish_one(&mut self, event: Event) {
+        let event = self.prepare_recording_event(event).await;
         let seq = match self.store.append_event(&event).await {
             Ok(seq) => seq,
             Err(e) => {

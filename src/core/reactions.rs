@@ -9,10 +9,12 @@ impl Core {
     /// Runs after `event` is persisted and before it is announced.
     pub(super) async fn react(&mut self, event: &Event) {
         // Workers add their reactions here as they land (see the worker issues).
-        let _ = event;
+        self.react_recording(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
     /// what they run with the watch list.
-    pub(super) async fn watches_changed(&mut self) {}
+    pub(super) async fn watches_changed(&mut self) {
+        self.reconcile_recordings().await;
+    }
 }

@@ -221,7 +221,7 @@ async fn events_are_persisted_before_they_are_announced() {
 async fn replies_for_features_not_built_are_honest() {
     let dir = tempfile::tempdir().unwrap();
     let bot = Running::start(dir.path()).await;
-    for text in ["auth youtube", "uploads", "retry 1", "quota", "disk"] {
+    for text in ["auth youtube", "uploads", "retry 1", "quota"] {
         let reply = bot.run(text).await;
         assert!(!reply.ok, "{text}: {reply:?}");
         assert!(reply.text.contains("not available"), "{text}: {reply:?}");

@@ -64,7 +64,9 @@ impl Settings {
 pub enum SourceSpec {
     Twitch,
     /// Any HLS playlist address (master or media).
-    Hls { url: String },
+    Hls {
+        url: String,
+    },
 }
 
 /// What the core asks the recorder to record: one session of one login.
@@ -99,7 +101,10 @@ pub enum StopReason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Control {
     /// Title or game changed (a new chapter).
-    Update { title: String, game: Option<String> },
+    Update {
+        title: String,
+        game: Option<String>,
+    },
     /// Live detection no longer sees the stream.
     Offline,
     /// Live detection sees the same stream (again).

@@ -162,15 +162,15 @@ fn check_relative(rendered: &str) -> Result<PathBuf, String> {
                     ));
                 }
                 if part.starts_with('.') {
-                    return Err("the file template must not make hidden names (starting with `.`)".into());
+                    return Err(
+                        "the file template must not make hidden names (starting with `.`)".into(),
+                    );
                 }
             }
-            _ => {
-                return Err(
-                    "the file template must stay inside recordings_dir (no absolute paths, no `..`)"
-                        .into(),
-                )
-            }
+            _ => return Err(
+                "the file template must stay inside recordings_dir (no absolute paths, no `..`)"
+                    .into(),
+            ),
         }
     }
     if rendered.contains("//") {
@@ -207,7 +207,11 @@ mod tests {
 
     #[test]
     fn default_template_and_placeholders() {
-        check(DEFAULT, "Hello world", "foo/2026-11-21_10-05-09_Hello world.ts");
+        check(
+            DEFAULT,
+            "Hello world",
+            "foo/2026-11-21_10-05-09_Hello world.ts",
+        );
         check(
             "{login}/{stream_id}-{part}-{game}-{started}.ts",
             "x",
@@ -224,7 +228,11 @@ mod tests {
     fn hostile_titles_stay_in_one_component() {
         check(DEFAULT, "../../x", "foo/2026-11-21_10-05-09__.._x.ts");
         check(DEFAULT, "/", "foo/2026-11-21_10-05-09__.ts");
-        check(DEFAULT, "a\0b\nc\u{202e}d", "foo/2026-11-21_10-05-09_abcd.ts");
+        check(
+            DEFAULT,
+            "a\0b\nc\u{202e}d",
+            "foo/2026-11-21_10-05-09_abcd.ts",
+        );
         check(DEFAULT, "  \t ", "foo/2026-11-21_10-05-09_untitled.ts");
         check(DEFAULT, "..", "foo/2026-11-21_10-05-09_untitled.ts");
         check(DEFAULT, "C:\\win*?", "foo/2026-11-21_10-05-09_C__win__.ts");

@@ -76,7 +76,10 @@ impl DateRange {
     /// Twitch marks stitched ads with this class or an id prefix (streamlink `_is_daterange_ad`).
     pub fn is_ad(&self) -> bool {
         self.class.as_deref() == Some("twitch-stitched-ad")
-            || self.id.as_deref().is_some_and(|id| id.starts_with("stitched-ad-"))
+            || self
+                .id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("stitched-ad-"))
     }
 
     pub fn attribute(&self, name: &str) -> Option<&str> {
@@ -224,7 +227,11 @@ fn daterange(list: &str) -> DateRange {
             .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
             .map(|t| t.with_timezone(&Utc))
     };
-    let secs = |k: &str| get(k).and_then(|v| v.parse::<f64>().ok()).filter(|s| *s >= 0.0);
+    let secs = |k: &str| {
+        get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s >= 0.0)
+    };
     let start = date("START-DATE");
     let end = date("END-DATE").or_else(|| {
         let length = secs("DURATION").or_else(|| secs("PLANNED-DURATION"))?;

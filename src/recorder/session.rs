@@ -63,6 +63,8 @@ struct OpenPart {
     sidecar: Sidecar,
     map_written: Option<InitMap>,
     checkpoint_due: Instant,
+    /// `RecordingStarted` is sent once the first segment is on disk.
+    announced: bool,
 }
 
 /// An ad break in progress.
@@ -337,10 +339,7 @@ impl Session {
             } else if stall_stage == 2
                 && stalled_for >= stall_limit * 2 + self.rec.settings.offline_grace
             {
-                return TakeEnd::Ended(format!(
-                    "no new video for {}s",
-                    stalled_for.as_secs()
-                ));
+                return TakeEnd::Ended(format!("no new video for {}s", stalled_for.as_secs()));
             }
             if refresh {
                 // A new token and master playlist; the cursor keeps the media sequence, so the
@@ -374,7 +373,11 @@ impl Session {
         }
         let mut new = false;
         for seg in &pl.segments {
-            match (self.cursor.next_seq, seg.program_date_time, self.cursor.last_pdt) {
+            match (
+                self.cursor.next_seq,
+                seg.program_date_time,
+                self.cursor.last_pdt,
+            ) {
                 (Some(next), _, _) if seg.sequence < next => continue,
                 (None, Some(at), Some(last)) if at <= last => continue,
                 _ => {}
@@ -440,7 +443,10 @@ impl Session {
                     fetch::append_resource(&http, &url, map.byte_range, &mut part.file, cancel)
                         .await
                 }
-                Err(_) => Err(FetchError::Refused(format!("bad init address `{}`", map.uri))),
+                Err(_) => Err(FetchError::Refused(format!(
+                    "bad init address `{}`",
+                    map.uri
+                ))),
             };
             match result {
                 Ok(_) => part.map_written = Some(map),
@@ -449,19 +455,37 @@ impl Session {
         }
         let part = self.part.as_mut().expect("opened above");
         if seg.discontinuity && part.sidecar.segments > 0 {
-            part.sidecar.discontinuities.push(part.sidecar.duration_secs);
+            part.sidecar
+                .discontinuities
+                .push(part.sidecar.duration_secs);
         }
         let result = match base.join(&seg.uri) {
             Ok(url) => {
                 fetch::append_resource(&http, &url, seg.byte_range, &mut part.file, cancel).await
             }
-            Err(_) => Err(FetchError::Refused(format!("bad segment address `{}`", seg.uri))),
+            Err(_) => Err(FetchError::Refused(format!(
+                "bad segment address `{}`",
+                seg.uri
+            ))),
         };
         if let Err(e) = result {
             return self.segment_failed(seg, e, "").await;
         }
         part.sidecar.segments += 1;
         part.sidecar.duration_secs += seg.duration;
+        if !part.announced {
+            part.announced = true;
+            let kind = EventKind::RecordingStarted {
+                file: part.relative.clone(),
+                quality: part.sidecar.quality.clone(),
+                part: part.sidecar.part,
+            };
+            self.rec
+                .events
+                .send(Event::now(Some(self.spec.login.clone()), kind).in_session(self.spec.session))
+                .await;
+        }
+        let part = self.part.as_mut().expect("open");
         let (bytes, duration) = (part.file.len(), part.sidecar.duration_secs);
         if Instant::now() >= part.checkpoint_due {
             part.checkpoint_due = Instant::now() + CHECKPOINT_EVERY;
@@ -493,9 +517,7 @@ impl Session {
                 self.stop.get_or_insert(StopReason::Shutdown);
                 Err(TakeEnd::Stop)
             }
-            FetchError::Disk(e) => Err(TakeEnd::Failed(format!(
-                "cannot write the recording: {e}"
-            ))),
+            FetchError::Disk(e) => Err(TakeEnd::Failed(format!("cannot write the recording: {e}"))),
             e => {
                 self.gap(
                     seg.sequence,
@@ -574,12 +596,6 @@ impl Session {
         let part_no = self.next_part;
         self.next_part += 1;
         info!(login = %self.spec.login, part = part_no, file = %relative, quality = %self.quality, "recording");
-        self.emit(EventKind::RecordingStarted {
-            file: relative.clone(),
-            quality: self.quality.clone(),
-            part: part_no,
-        })
-        .await;
         let quality = self.quality.clone();
         let rel = relative.clone();
         self.set_status(|s| {
@@ -594,6 +610,7 @@ impl Session {
             sidecar,
             map_written: None,
             checkpoint_due: Instant::now() + CHECKPOINT_EVERY,
+            announced: false,
         });
         Ok(())
     }
@@ -771,7 +788,11 @@ impl Session {
         let Some(last) = pl.segments.last() else {
             return false;
         };
-        match (self.cursor.next_seq, last.program_date_time, self.cursor.last_pdt) {
+        match (
+            self.cursor.next_seq,
+            last.program_date_time,
+            self.cursor.last_pdt,
+        ) {
             (_, Some(at), Some(seen)) => at > seen,
             (Some(next), _, _) => last.sequence >= next || last.sequence + 1 < next,
             _ => true,
@@ -789,8 +810,7 @@ impl Session {
                 Some(StopReason::Ended(why)) => {
                     format!("stopped before anything was recorded: {why}")
                 }
-                _ => "the stream was announced live but its playlist never delivered video"
-                    .into(),
+                _ => "the stream was announced live but its playlist never delivered video".into(),
             })
         });
         if let Some(reason) = reason {

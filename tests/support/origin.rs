@@ -22,7 +22,7 @@ use serde_json::json;
 /// How a stream's playlist ends once every segment is published.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum End {
-    EndList,
+    Endlist,
     NotFound,
     /// Never ends (the benchmark stops it).
     Never,
@@ -65,7 +65,7 @@ impl Default for StreamConfig {
             initial: 4,
             window: 8,
             body_len: 3000,
-            end: End::EndList,
+            end: End::Endlist,
             ads: 0..0,
             ads_by_daterange: false,
             fmp4: false,
@@ -201,13 +201,7 @@ impl Origin {
 
     /// Requests seen per kind: `gql`, `usher`, `playlist`, `segment`, `init`, `403`.
     pub fn requests(&self, kind: &str) -> u64 {
-        *self
-            .inner
-            .lock()
-            .unwrap()
-            .requests
-            .get(kind)
-            .unwrap_or(&0)
+        *self.inner.lock().unwrap().requests.get(kind).unwrap_or(&0)
     }
 }
 
@@ -215,7 +209,10 @@ fn count(inner: &mut Inner, kind: &str) {
     *inner.requests.entry(kind.to_string()).or_default() += 1;
 }
 
-async fn gql(State(inner): State<Arc<Mutex<Inner>>>, Json(body): Json<serde_json::Value>) -> Response {
+async fn gql(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     count(&mut inner, "gql");
     inner.tokens += 1;
@@ -253,17 +250,30 @@ async fn usher(
     let mut inner = inner.lock().unwrap();
     count(&mut inner, "usher");
     let login = file.trim_end_matches(".m3u8").to_string();
-    let live = inner.streams.get(&login).is_some_and(|s| s.live && !ended_404(s));
+    let live = inner
+        .streams
+        .get(&login)
+        .is_some_and(|s| s.live && !ended_404(s));
     if !live {
-        return (StatusCode::NOT_FOUND, r#"[{"error":"not live","error_code":"transcode_does_not_exist","type":"error"}]"#).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            r#"[{"error":"not live","error_code":"transcode_does_not_exist","type":"error"}]"#,
+        )
+            .into_response();
     }
     variants(&login, token_number(&params)).into_response()
 }
 
-async fn plain_master(State(inner): State<Arc<Mutex<Inner>>>, Path(login): Path<String>) -> Response {
+async fn plain_master(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(login): Path<String>,
+) -> Response {
     let mut inner = inner.lock().unwrap();
     count(&mut inner, "usher");
-    let live = inner.streams.get(&login).is_some_and(|s| s.live && !ended_404(s));
+    let live = inner
+        .streams
+        .get(&login)
+        .is_some_and(|s| s.live && !ended_404(s));
     if !live {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -300,7 +310,12 @@ async fn media(
             count(&mut inner, "403");
             return StatusCode::FORBIDDEN.into_response();
         }
-        if stream.config.outage.as_ref().is_some_and(|r| r.contains(&published)) {
+        if stream
+            .config
+            .outage
+            .as_ref()
+            .is_some_and(|r| r.contains(&published))
+        {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
         return playlist(&login, &variant, &stream.config, published).into_response();
@@ -356,7 +371,9 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, published: u64) -> Str
         c.first_sequence + first
     );
     if c.fmp4 {
-        out.push_str(&format!("#EXT-X-MAP:URI=\"/hls/{login}/{variant}/init.mp4\"\n"));
+        out.push_str(&format!(
+            "#EXT-X-MAP:URI=\"/hls/{login}/{variant}/init.mp4\"\n"
+        ));
     }
     let ext = if c.fmp4 { "mp4" } else { "ts" };
     for i in first..published {
@@ -374,14 +391,18 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, published: u64) -> Str
         if (ad && i == c.ads.start) || (i == c.ads.end && i > 0 && !c.ads.is_empty()) {
             out.push_str("#EXT-X-DISCONTINUITY\n");
         }
-        let title = if ad && !c.ads_by_daterange { "Amazon|ad" } else { "live" };
+        let title = if ad && !c.ads_by_daterange {
+            "Amazon|ad"
+        } else {
+            "live"
+        };
         out.push_str(&format!(
             "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},{title}\n/hls/{login}/{variant}/{seq}.{ext}\n",
             pdt(i, c.seg_duration),
             c.seg_duration
         ));
     }
-    if published >= c.segments && c.end == End::EndList {
+    if published >= c.segments && c.end == End::Endlist {
         out.push_str("#EXT-X-ENDLIST\n");
     } else if published < c.segments {
         out.push_str(&format!(
@@ -396,7 +417,10 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, published: u64) -> Str
 pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) {
     let deadline = Instant::now() + limit;
     while !f() {
-        assert!(Instant::now() < deadline, "condition not met within {limit:?}");
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

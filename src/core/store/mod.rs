@@ -13,8 +13,10 @@ use sqlx::{Row, SqlitePool};
 
 use crate::event::{Event, Room};
 
+mod recordings;
 mod tokens;
 
+pub use recordings::{PartRow, SessionRow, SessionTotals};
 pub use tokens::StoredToken;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
