@@ -495,3 +495,33 @@ async fn stop_and_shutdown_finish_the_part() {
     assert_eq!(finished_parts(&rest).len(), 1, "{rest:#?}");
     assert_eq!(count(&rest, "RecordingFinished"), 0);
 }
+
+#[tokio::test]
+async fn a_stalled_playlist_is_refreshed_then_reported() {
+    let origin = Origin::start().await;
+    // Eight segments, then the playlist keeps answering without new ones (no ENDLIST).
+    let stream = StreamConfig {
+        segments: 8,
+        end: End::Never,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let extra = "[recording]\nstall_timeout_secs = 1\n";
+    let (_b, events) = record(&origin, "foo", stream, extra).await;
+    // Limit max(1 s, 3 × 1 s target): a new token and playlist first, then the report.
+    assert!(origin.requests("gql") >= 2, "no refresh");
+    let stalled: Vec<u64> = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::RecordingStalled { seconds } => Some(seconds),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stalled.len(), 1, "{events:#?}");
+    assert!(stalled[0] >= 6, "{stalled:?}");
+    let parts = finished_parts(&events);
+    assert_eq!(
+        std::fs::read(&parts[0].1).unwrap(),
+        expected("foo", 0..total, len)
+    );
+}

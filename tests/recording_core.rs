@@ -488,3 +488,40 @@ async fn disk_command_and_the_free_space_floor() {
     bot.stop().await;
     assert!(!dir.path().join("recordings/foo").exists());
 }
+
+#[tokio::test]
+async fn disk_low_stops_recordings_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    bot.run("add foo").await;
+    origin.go_live(
+        "foo",
+        StreamConfig {
+            segments: 1000,
+            end: End::Never,
+            ..Default::default()
+        },
+    );
+    bot.live("foo", "s1", "t").await;
+    bot.wait_for("RecordingStarted", is("RecordingStarted")).await;
+    // Play the disk guard: below the floor.
+    bot.events
+        .emit(
+            None,
+            EventKind::DiskLow {
+                used_percent: 99.0,
+                free_gb: 0.5,
+                stopped_recording: true,
+            },
+        )
+        .await;
+    let part = bot.wait_for("part", is("RecordingPartFinished")).await;
+    let EventKind::RecordingPartFinished { file, .. } = &part.kind else {
+        unreachable!()
+    };
+    assert!(file.exists());
+    bot.wait_for("RecordingFinished", is("RecordingFinished")).await;
+    assert!(!bot.run("status").await.contains("recording 1"));
+    bot.stop().await;
+}

@@ -27,6 +27,8 @@ use crate::event::{Event, EventKind};
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// Shortest wait between two playlist reloads.
 const MIN_RELOAD: Duration = Duration::from_millis(100);
+/// Twitch cuts media playlists after about 24 h (403); fetch a new token before that.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600 + 40 * 60);
 
 /// Where the progress checkpoint of a part being written lives: `<final>.part.json`.
 pub fn checkpoint_path(final_path: &Path) -> PathBuf {
@@ -252,6 +254,7 @@ impl Session {
             Err(end) => return end,
         };
         self.quality = media.quality.clone();
+        let mut resolved_at = Instant::now();
         let mut last_new = Instant::now();
         // 0: fine; 1: refreshed after a stall; 2: stall reported.
         let mut stall_stage = 0;
@@ -320,6 +323,9 @@ impl Session {
                     }
                 }
             }
+            if resolved_at.elapsed() >= TOKEN_LIFETIME {
+                refresh = true;
+            }
             let stalled_for = last_new.elapsed();
             if let Some(since) = self.offline_since {
                 if since.elapsed() >= self.rec.settings.offline_grace && last_new <= since {
@@ -347,6 +353,7 @@ impl Session {
                 match self.resolve(cancel).await {
                     Ok(m) => {
                         debug!(login = %self.spec.login, "playlist refreshed");
+                        resolved_at = Instant::now();
                         media = m;
                         next_reload = Instant::now();
                     }
