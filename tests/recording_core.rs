@@ -504,7 +504,8 @@ async fn disk_low_stops_recordings_cleanly() {
         },
     );
     bot.live("foo", "s1", "t").await;
-    bot.wait_for("RecordingStarted", is("RecordingStarted")).await;
+    bot.wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
     // Play the disk guard: below the floor.
     bot.events
         .emit(
@@ -521,7 +522,8 @@ async fn disk_low_stops_recordings_cleanly() {
         unreachable!()
     };
     assert!(file.exists());
-    bot.wait_for("RecordingFinished", is("RecordingFinished")).await;
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
     assert!(!bot.run("status").await.contains("recording 1"));
     bot.stop().await;
 }

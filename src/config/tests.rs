@@ -282,7 +282,11 @@ fn file_templates_that_leave_the_recordings_folder_are_refused() {
         "{started:%Q}_{login}.ts",
     ] {
         let err = parse(&format!("[recording]\nfile_template = {bad:?}\n")).unwrap_err();
-        assert_eq!(err.key.as_deref(), Some("recording.file_template"), "{bad}: {err}");
+        assert_eq!(
+            err.key.as_deref(),
+            Some("recording.file_template"),
+            "{bad}: {err}"
+        );
     }
     parse("[recording]\nfile_template = \"{started:%Y}/{login}_{title}_{part}.ts\"\n").unwrap();
 }

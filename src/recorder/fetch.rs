@@ -250,8 +250,8 @@ async fn stream_once(
     let expected = response.content_length();
     let mut written = 0u64;
     while let Some(chunk) = response.chunk().await.map_err(transport)? {
-        part.append(&chunk).await?;
         written += chunk.len() as u64;
+        part.append(chunk).await?;
     }
     if expected.is_some_and(|n| n != written) {
         return Err(FetchError::Transport("body shorter than announced".into()));

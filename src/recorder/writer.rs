@@ -5,11 +5,13 @@
 //! is copied twice.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Write};
+use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 
-/// Bytes gathered before one write to the file.
-pub const FLUSH_AT: usize = 128 * 1024;
+use bytes::Bytes;
+
+/// Bytes gathered before one (vectored) write to the file.
+pub const FLUSH_AT: usize = 512 * 1024;
 
 #[derive(Debug)]
 pub struct PartFile {
@@ -17,7 +19,9 @@ pub struct PartFile {
     part_path: PathBuf,
     /// `None` only while a blocking write has it, or after such a write panicked.
     file: Option<File>,
-    buf: Vec<u8>,
+    /// Received chunks not written yet (kept as they came: no copy before the write).
+    buf: Vec<Bytes>,
+    buffered: usize,
     on_disk: u64,
 }
 
@@ -63,7 +67,8 @@ impl PartFile {
             final_path,
             part_path,
             file: Some(file),
-            buf: Vec::with_capacity(FLUSH_AT + 64 * 1024),
+            buf: Vec::with_capacity(64),
+            buffered: 0,
             on_disk: 0,
         })
     }
@@ -78,50 +83,73 @@ impl PartFile {
 
     /// Bytes written so far (on disk and buffered).
     pub fn len(&self) -> u64 {
-        self.on_disk + self.buf.len() as u64
+        self.on_disk + self.buffered as u64
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    pub async fn append(&mut self, data: &[u8]) -> io::Result<()> {
-        self.buf.extend_from_slice(data);
-        if self.buf.len() >= FLUSH_AT {
+    pub async fn append(&mut self, data: Bytes) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.buffered += data.len();
+        self.buf.push(data);
+        if self.buffered >= FLUSH_AT {
             self.flush().await?;
         }
         Ok(())
     }
 
-    /// Writes the buffer to the file (not fsynced).
+    /// Writes the buffered chunks to the file (not fsynced).
     pub async fn flush(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let mut file = self.take_file()?;
-        let buf = std::mem::take(&mut self.buf);
-        let (file, mut buf, result) = tokio::task::spawn_blocking(move || {
-            let result = file.write_all(&buf);
-            (file, buf, result)
+        let chunks = std::mem::take(&mut self.buf);
+        let (file, mut chunks, result) = tokio::task::spawn_blocking(move || {
+            let result = write_all_vectored(&mut file, &chunks);
+            (file, chunks, result)
         })
         .await
         .map_err(|e| io::Error::other(format!("file task failed: {e}")))?;
         self.file = Some(file);
-        if result.is_ok() {
-            self.on_disk += buf.len() as u64;
+        match result {
+            Ok(()) => self.on_disk += self.buffered as u64,
+            // How much of it reached the file is unknown: measure it.
+            Err(_) => {
+                if let Some(f) = &self.file {
+                    self.on_disk = f.metadata().map(|m| m.len()).unwrap_or(self.on_disk);
+                }
+            }
         }
-        buf.clear();
-        self.buf = buf;
+        self.buffered = 0;
+        chunks.clear();
+        self.buf = chunks;
         result
     }
 
     /// Cuts the file back to `len` bytes (what it had before a failed segment).
     pub async fn truncate(&mut self, len: u64) -> io::Result<()> {
         if len >= self.on_disk {
-            self.buf.truncate((len - self.on_disk) as usize);
+            let mut keep = (len - self.on_disk) as usize;
+            let mut kept = Vec::with_capacity(self.buf.len());
+            for chunk in self.buf.drain(..) {
+                if keep == 0 {
+                    break;
+                }
+                let n = chunk.len().min(keep);
+                kept.push(chunk.slice(..n));
+                keep -= n;
+            }
+            self.buffered = kept.iter().map(Bytes::len).sum();
+            self.buf = kept;
             return Ok(());
         }
         self.buf.clear();
+        self.buffered = 0;
         let file = self.take_file()?;
         let file = blocking(move || {
             // Opened for appending: the next write goes to the new end.
@@ -154,6 +182,34 @@ impl PartFile {
             .take()
             .ok_or_else(|| io::Error::other("the recording file was lost after a failed write"))
     }
+}
+
+/// `write_all` for a list of chunks, in as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    let (mut i, mut offset) = (0, 0);
+    while i < chunks.len() {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity((chunks.len() - i).min(1024));
+        slices.push(IoSlice::new(&chunks[i][offset..]));
+        slices.extend(chunks[i + 1..].iter().take(1023).map(|c| IoSlice::new(c)));
+        let mut n = match file.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while n > 0 && i < chunks.len() {
+            let left = chunks[i].len() - offset;
+            if n >= left {
+                n -= left;
+                i += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Renames `part` to `final_path` and makes the rename durable (blocking).
@@ -194,18 +250,24 @@ mod tests {
         let target = dir.path().join("a/b/rec.ts");
         let mut part = PartFile::create(target.clone()).await.unwrap();
         assert_eq!(part.part_path(), dir.path().join("a/b/rec.ts.part"));
-        let big = vec![7u8; FLUSH_AT * 2 + 5];
-        part.append(b"hello").await.unwrap();
+        let big = Bytes::from(vec![7u8; FLUSH_AT * 2 + 5]);
+        part.append(Bytes::from_static(b"hello")).await.unwrap();
         let mark = part.len();
-        part.append(&big).await.unwrap();
-        part.append(b"half a segm").await.unwrap();
+        part.append(big).await.unwrap();
+        part.append(Bytes::from_static(b"half a segm"))
+            .await
+            .unwrap();
         // The failed segment is cut back, both from the disk and the buffer.
         part.truncate(mark).await.unwrap();
         assert_eq!(part.len(), 5);
-        part.append(b" world").await.unwrap();
+        part.append(Bytes::from_static(b" wo")).await.unwrap();
+        part.append(Bytes::from_static(b"rld")).await.unwrap();
         let mark = part.len();
-        part.append(b"xyz").await.unwrap();
+        part.append(Bytes::from_static(b"xyz")).await.unwrap();
+        part.append(Bytes::from_static(b"123")).await.unwrap();
+        part.truncate(mark + 2).await.unwrap();
         part.truncate(mark).await.unwrap();
+        assert_eq!(part.len(), 11);
         let done = part.finish().await.unwrap();
         assert_eq!(done, target);
         assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
