@@ -110,6 +110,23 @@ fn finished_parts(events: &[Event]) -> Vec<(u32, PathBuf, PathBuf)> {
         .collect()
 }
 
+/// What `f` extracts from the events it matches.
+fn pick<T>(events: &[Event], f: impl Fn(&EventKind) -> Option<T>) -> Vec<T> {
+    events.iter().filter_map(|e| f(&e.kind)).collect()
+}
+
+fn gaps(events: &[Event]) -> Vec<(u64, u64, f64, String)> {
+    pick(events, |k| match k {
+        EventKind::RecordingGap {
+            first_sequence,
+            last_sequence,
+            seconds,
+            reason,
+        } => Some((*first_sequence, *last_sequence, *seconds, reason.clone())),
+        _ => None,
+    })
+}
+
 fn count(events: &[Event], name: &str) -> usize {
     events.iter().filter(|e| e.kind_name() == name).count()
 }
@@ -211,13 +228,10 @@ async fn ads_are_cut_out_and_reported() {
             expected("foo", live, len),
             "by daterange: {by_daterange}"
         );
-        let breaks: Vec<f64> = events
-            .iter()
-            .filter_map(|e| match e.kind {
-                EventKind::AdBreak { duration_secs } => Some(duration_secs),
-                _ => None,
-            })
-            .collect();
+        let breaks = pick(&events, |k| match k {
+            EventKind::AdBreak { duration_secs } => Some(*duration_secs),
+            _ => None,
+        });
         assert_eq!(breaks.len(), 1, "{events:#?}");
         assert!((breaks[0] - 0.75).abs() < 1e-6);
         let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
@@ -272,18 +286,7 @@ async fn a_segment_that_keeps_failing_is_a_reported_gap() {
     };
     let (total, len) = (stream.segments, stream.body_len);
     let (_b, events) = record(&origin, "foo", stream, "").await;
-    let gaps: Vec<_> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::RecordingGap {
-                first_sequence,
-                last_sequence,
-                seconds,
-                reason,
-            } => Some((*first_sequence, *last_sequence, *seconds, reason.clone())),
-            _ => None,
-        })
-        .collect();
+    let gaps = gaps(&events);
     assert_eq!(gaps.len(), 1, "{gaps:?}");
     assert_eq!((gaps[0].0, gaps[0].1), (6, 6));
     assert!(gaps[0].3.contains("HTTP 500"), "{}", gaps[0].3);
@@ -308,20 +311,9 @@ async fn window_overrun_is_reported_as_a_gap() {
     };
     let (len, total) = (stream.body_len, stream.segments);
     let (_b, events) = record(&origin, "foo", stream, "").await;
-    let gaps: Vec<(u64, u64, f64)> = events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::RecordingGap {
-                first_sequence,
-                last_sequence,
-                seconds,
-                ..
-            } => Some((*first_sequence, *last_sequence, *seconds)),
-            _ => None,
-        })
-        .collect();
+    let gaps = gaps(&events);
     assert_eq!(gaps.len(), 1, "{events:#?}");
-    let (first, last, seconds) = gaps[0];
+    let (first, last, seconds, _) = gaps[0].clone();
     assert!(first >= 2 && last >= first && last <= 15, "{gaps:?}");
     assert!((seconds - (last - first + 1) as f64 * 0.25).abs() < 1e-6);
     let data = std::fs::read(&finished_parts(&events)[0].1).unwrap();
@@ -369,13 +361,10 @@ async fn parts_roll_at_segment_boundaries_without_losing_one() {
         all.extend(std::fs::read(file).unwrap());
     }
     assert_eq!(all, expected("foo", 0..total, len));
-    let started: Vec<u32> = events
-        .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::RecordingStarted { part, .. } => Some(part),
-            _ => None,
-        })
-        .collect();
+    let started = pick(&events, |k| match k {
+        EventKind::RecordingStarted { part, .. } => Some(*part),
+        _ => None,
+    });
     assert_eq!(started, [1, 2, 3, 4]);
 }
 
@@ -510,13 +499,10 @@ async fn a_stalled_playlist_is_refreshed_then_reported() {
     let (_b, events) = record(&origin, "foo", stream, extra).await;
     // Limit max(1 s, 3 × 1 s target): a new token and playlist first, then the report.
     assert!(origin.requests("gql") >= 2, "no refresh");
-    let stalled: Vec<u64> = events
-        .iter()
-        .filter_map(|e| match e.kind {
-            EventKind::RecordingStalled { seconds } => Some(seconds),
-            _ => None,
-        })
-        .collect();
+    let stalled = pick(&events, |k| match k {
+        EventKind::RecordingStalled { seconds } => Some(*seconds),
+        _ => None,
+    });
     assert_eq!(stalled.len(), 1, "{events:#?}");
     assert!(stalled[0] >= 6, "{stalled:?}");
     let parts = finished_parts(&events);

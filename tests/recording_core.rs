@@ -125,6 +125,24 @@ impl Bot {
     }
 }
 
+/// A bot watching `foo`, told that `foo` is live (stream `s1`) with `stream` on the origin.
+async fn recording_foo(dir: &Path, origin: &Origin, stream: StreamConfig) -> Bot {
+    let mut bot = Bot::start(dir, origin, "").await;
+    bot.run("add foo").await;
+    origin.go_live("foo", stream);
+    bot.live("foo", "s1", "t").await;
+    bot.wait_for("LiveDetected", is("LiveDetected")).await;
+    bot
+}
+
+fn endless() -> StreamConfig {
+    StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        ..Default::default()
+    }
+}
+
 fn is(name: &'static str) -> impl Fn(&Event) -> bool {
     move |e| e.kind_name() == name
 }
@@ -216,18 +234,12 @@ async fn live_detected_records_and_persists_the_session_and_its_parts() {
 async fn same_stream_back_within_grace_is_a_new_part_a_new_id_a_new_session() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
-    bot.run("add foo").await;
-    origin.go_live(
-        "foo",
-        StreamConfig {
-            segments: 8,
-            end: End::NotFound,
-            ..Default::default()
-        },
-    );
-    bot.live("foo", "s1", "t").await;
-    bot.wait_for("LiveDetected", is("LiveDetected")).await;
+    let stream = StreamConfig {
+        segments: 8,
+        end: End::NotFound,
+        ..Default::default()
+    };
+    let mut bot = recording_foo(dir.path(), &origin, stream).await;
     let first = bot.wait_for("part 1", is("RecordingPartFinished")).await;
     let session = first.session.unwrap();
     // The stream dropped (404); the watcher notices, then sees the same stream id again.
@@ -241,10 +253,8 @@ async fn same_stream_back_within_grace_is_a_new_part_a_new_id_a_new_session() {
     origin.go_live(
         "foo",
         StreamConfig {
-            segments: 1000,
-            end: End::Never,
             first_sequence: 100,
-            ..Default::default()
+            ..endless()
         },
     );
     bot.live("foo", "s1", "t").await;
@@ -428,14 +438,7 @@ async fn hls_sources_are_polled_recorded_once_and_removed_cleanly() {
     }
     bot.seen.clear();
     // A live one, removed while recording: finished and kept.
-    origin.go_live(
-        "other",
-        StreamConfig {
-            segments: 1000,
-            end: End::Never,
-            ..Default::default()
-        },
-    );
+    origin.go_live("other", endless());
     bot.run(&format!(
         "add hls {}/hls/other/720p30/index.m3u8 other",
         origin.url()
@@ -493,17 +496,7 @@ async fn disk_command_and_the_free_space_floor() {
 async fn disk_low_stops_recordings_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
-    bot.run("add foo").await;
-    origin.go_live(
-        "foo",
-        StreamConfig {
-            segments: 1000,
-            end: End::Never,
-            ..Default::default()
-        },
-    );
-    bot.live("foo", "s1", "t").await;
+    let mut bot = recording_foo(dir.path(), &origin, endless()).await;
     bot.wait_for("RecordingStarted", is("RecordingStarted"))
         .await;
     // Play the disk guard: below the floor.
