@@ -478,6 +478,11 @@ impl Session {
         if let Err(e) = result {
             return self.segment_failed(seg, e, "").await;
         }
+        // Whole segments go to the file at once: a killed process loses at most the segment
+        // being downloaded, however low the bitrate.
+        if let Err(e) = part.file.flush().await {
+            return self.segment_failed(seg, FetchError::Disk(e), "").await;
+        }
         part.sidecar.segments += 1;
         part.sidecar.duration_secs += seg.duration;
         if !part.announced {
