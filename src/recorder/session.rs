@@ -42,6 +42,9 @@ pub fn checkpoint_path(final_path: &Path) -> PathBuf {
 enum TakeEnd {
     /// The stream ended or went away (ENDLIST, 404, offline, stalled out): wait for a comeback.
     Ended(String),
+    /// The source could not be reached (after retries); treated like `Ended`, except during
+    /// a refresh, where the old playlist address is kept and polling goes on.
+    Unreachable(String),
     /// Cannot continue for a reason a retry will not fix.
     Failed(String),
     /// Asked to stop (shutdown or by the core).
@@ -171,7 +174,7 @@ impl Session {
                     self.failure = Some(reason);
                     break;
                 }
-                TakeEnd::Ended(why) => {
+                TakeEnd::Ended(why) | TakeEnd::Unreachable(why) => {
                     debug!(login = %self.spec.login, why, "stream gone; waiting for it to come back");
                     if !self.await_comeback(&cancel).await {
                         break;
@@ -243,7 +246,7 @@ impl Session {
                 Err(TakeEnd::Stop)
             }
             Err(FetchError::Refused(reason)) => Err(TakeEnd::Failed(reason)),
-            Err(e) => Err(TakeEnd::Ended(format!("cannot reach the stream: {e}"))),
+            Err(e) => Err(TakeEnd::Unreachable(format!("cannot reach the stream: {e}"))),
         }
     }
 
@@ -356,6 +359,12 @@ impl Session {
                         resolved_at = Instant::now();
                         media = m;
                         next_reload = Instant::now();
+                    }
+                    // A network blip: keep polling the playlist we have; the stall watchdog
+                    // bounds how long.
+                    Err(TakeEnd::Unreachable(why)) => {
+                        debug!(login = %self.spec.login, why, "refresh failed; polling on");
+                        next_reload = Instant::now() + Duration::from_secs(1);
                     }
                     Err(end) => return end,
                 }
