@@ -246,7 +246,9 @@ impl Session {
                 Err(TakeEnd::Stop)
             }
             Err(FetchError::Refused(reason)) => Err(TakeEnd::Failed(reason)),
-            Err(e) => Err(TakeEnd::Unreachable(format!("cannot reach the stream: {e}"))),
+            Err(e) => Err(TakeEnd::Unreachable(format!(
+                "cannot reach the stream: {e}"
+            ))),
         }
     }
 
