@@ -17,6 +17,7 @@ use recbot::event::{Event, EventKind};
 use recbot::recorder::sidecar::Sidecar;
 use recbot_commands::Login;
 use support::origin::{segment_bytes, End, Origin, StreamConfig};
+use support::same_bytes;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -205,7 +206,7 @@ async fn live_detected_records_and_persists_the_session_and_its_parts() {
     let want: Vec<u8> = (0..24)
         .flat_map(|s| segment_bytes("foo", s, 3000))
         .collect();
-    assert_eq!(data, want);
+    same_bytes(&data, &want);
     assert_eq!(*bytes, data.len() as u64);
     let s = Sidecar::read(sidecar).await.unwrap();
     assert_eq!(s.session, session);

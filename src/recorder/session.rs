@@ -57,6 +57,9 @@ struct Cursor {
     next_seq: Option<u64>,
     last_pdt: Option<DateTime<Utc>>,
     last_duration: f64,
+    /// The stream was gone (ENDLIST, 404, offline) and is back: a jump in the numbering is
+    /// the time it was off the air, not video we missed.
+    after_comeback: bool,
 }
 
 /// The part being written.
@@ -179,6 +182,7 @@ impl Session {
                     if !self.await_comeback(&cancel).await {
                         break;
                     }
+                    self.cursor.after_comeback = true;
                 }
             }
         }
@@ -387,6 +391,16 @@ impl Session {
                 // from here on, recognize what was written by its program date-time.
                 warn!(login = %self.spec.login, next, last = last.sequence, "media sequence restarted");
                 self.cursor.next_seq = None;
+            }
+        }
+        if std::mem::take(&mut self.cursor.after_comeback) {
+            let first = pl.segments.first().map(|s| s.sequence);
+            if let (Some(next), Some(first)) = (self.cursor.next_seq, first) {
+                if first > next {
+                    // Start at the oldest segment on offer (what was written before is still
+                    // recognized by its program date-time).
+                    self.cursor.next_seq = None;
+                }
             }
         }
         let mut new = false;

@@ -81,6 +81,8 @@ impl Default for StreamConfig {
 struct Stream {
     config: StreamConfig,
     started: Instant,
+    /// Program date-time of segment 0 (a restarted stream gets later ones).
+    pdt_base_ms: i64,
     live: bool,
     /// Tokens numbered below this are refused.
     valid_from: u64,
@@ -110,10 +112,8 @@ pub struct Origin {
     inner: Arc<Mutex<Inner>>,
 }
 
-const BASE_TIME: i64 = 1_790_000_000;
-
-fn pdt(seq: u64, seg: f64) -> String {
-    let ms = BASE_TIME * 1000 + (seq as f64 * seg * 1000.0) as i64;
+fn pdt(base_ms: i64, index: u64, seg: f64) -> String {
+    let ms = base_ms + (index as f64 * seg * 1000.0) as i64;
     chrono::DateTime::from_timestamp_millis(ms)
         .unwrap()
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -179,6 +179,8 @@ impl Origin {
         inner.streams.insert(
             login.to_string(),
             Stream {
+                pdt_base_ms: chrono::Utc::now().timestamp_millis()
+                    - (config.initial as f64 * config.seg_duration * 1000.0) as i64,
                 config,
                 started: Instant::now(),
                 live: true,
@@ -318,7 +320,14 @@ async fn media(
         {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
-        return playlist(&login, &variant, &stream.config, published).into_response();
+        return playlist(
+            &login,
+            &variant,
+            &stream.config,
+            stream.pdt_base_ms,
+            published,
+        )
+        .into_response();
     }
     if file == "init.mp4" {
         count(&mut inner, "init");
@@ -363,7 +372,7 @@ async fn media(
         .unwrap()
 }
 
-fn playlist(login: &str, variant: &str, c: &StreamConfig, published: u64) -> String {
+fn playlist(login: &str, variant: &str, c: &StreamConfig, base: i64, published: u64) -> String {
     let first = published.saturating_sub(c.window);
     let target = c.seg_duration.ceil().max(1.0) as u64;
     let mut out = format!(
@@ -383,8 +392,8 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, published: u64) -> Str
             out.push_str(&format!(
                 "#EXT-X-DATERANGE:ID=\"playlist-creation-{i}\",CLASS=\"timestamp\",START-DATE=\"{}\"\n\
                  #EXT-X-DATERANGE:ID=\"stitched-ad-{i}\",CLASS=\"twitch-stitched-ad\",START-DATE=\"{}\",DURATION={:.3}\n",
-                pdt(i, c.seg_duration),
-                pdt(i, c.seg_duration),
+                pdt(base, i, c.seg_duration),
+                pdt(base, i, c.seg_duration),
                 (c.ads.end - c.ads.start) as f64 * c.seg_duration
             ));
         }
@@ -398,7 +407,7 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, published: u64) -> Str
         };
         out.push_str(&format!(
             "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},{title}\n/hls/{login}/{variant}/{seq}.{ext}\n",
-            pdt(i, c.seg_duration),
+            pdt(base, i, c.seg_duration),
             c.seg_duration
         ));
     }
