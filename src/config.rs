@@ -126,6 +126,8 @@ pub struct Storage {
     pub warn_usage_percent: u8,
     /// Recording stops cleanly (parts finalized) below this much free space.
     pub min_free_gb: f64,
+    /// Seconds between two free-space checks of the recordings disk.
+    pub disk_check_secs: u64,
 }
 
 impl Default for Storage {
@@ -136,6 +138,7 @@ impl Default for Storage {
             chat_dir: None,
             warn_usage_percent: 85,
             min_free_gb: 2.0,
+            disk_check_secs: 60,
         }
     }
 }
@@ -254,6 +257,9 @@ pub struct Recording {
     pub file_template: String,
     /// Roll to a new part after this long (YouTube accepts at most 12 h).
     pub max_part_hours: f64,
+    /// No new segment for max(this, 3 × target duration) → new token and playlist; still
+    /// nothing after as long again → `RecordingStalled`.
+    pub stall_timeout_secs: u64,
 }
 
 impl Default for Recording {
@@ -262,6 +268,7 @@ impl Default for Recording {
             quality: Quality::BEST,
             file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
             max_part_hours: 11.5,
+            stall_timeout_secs: 30,
         }
     }
 }
@@ -693,6 +700,15 @@ impl Config {
                 "must contain {login} or {started:…} so recordings get distinct names",
             );
         }
+        if let Err(e) = crate::recorder::naming::validate_template(&r.file_template) {
+            return Err(("recording.file_template".into(), e));
+        }
+        if r.stall_timeout_secs == 0 {
+            return fail("recording.stall_timeout_secs", "must be at least 1 second");
+        }
+        if s.disk_check_secs == 0 {
+            return fail("storage.disk_check_secs", "must be at least 1 second");
+        }
         let y = &self.youtube;
         if y.enabled && (y.client_id.is_none() || y.client_secret.is_none()) {
             return fail(
@@ -945,3 +961,39 @@ fn env_value(raw: &str) -> toml::Value {
 
 #[cfg(test)]
 mod tests;
+
+/// For tests: every outside endpoint the given config text does not set is pointed at a closed
+/// local port, so a test can never reach the internet (a worker it did not mean to exercise
+/// just fails to connect).
+#[doc(hidden)]
+pub mod testing {
+    /// Closed port on the loopback interface (the discard service is never running).
+    const NOWHERE: &str = "http://127.0.0.1:9";
+
+    pub fn offline(text: &str) -> String {
+        let mut table: toml::Table = text.parse().expect("test config is valid TOML");
+        let defaults: [(&str, &str, toml::Value); 12] = [
+            ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),
+            ("twitch", "id_url", format!("{NOWHERE}/oauth2").into()),
+            ("twitch", "gql_url", format!("{NOWHERE}/gql").into()),
+            ("twitch", "usher_url", NOWHERE.into()),
+            ("twitch", "irc_host", "127.0.0.1".into()),
+            ("twitch", "irc_port", toml::Value::Integer(9)),
+            ("twitch", "irc_tls", false.into()),
+            ("youtube", "auth_url", format!("{NOWHERE}/auth").into()),
+            ("youtube", "token_url", format!("{NOWHERE}/token").into()),
+            ("youtube", "upload_url", format!("{NOWHERE}/upload").into()),
+            ("slack", "api_url", format!("{NOWHERE}/api").into()),
+            ("discord", "api_url", NOWHERE.into()),
+        ];
+        for (section, key, value) in defaults {
+            let section = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(section) = section.as_table_mut() {
+                section.entry(key).or_insert(value);
+            }
+        }
+        toml::to_string(&table).expect("a TOML table serializes")
+    }
+}

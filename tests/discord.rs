@@ -202,6 +202,7 @@ fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
          guild_id = \"{GUILD}\"\noperators = [\"{OPERATOR}\"]\noperator_roles = [\"{ROLE}\"]\n{extra}",
         dir.to_str().unwrap()
     );
+    let text = recbot::config::testing::offline(&text);
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 

@@ -10,46 +10,13 @@ use std::time::{Duration, Instant};
 const BIN: &str = env!("CARGO_BIN_EXE_recbot");
 
 /// A config whose outside endpoints all point at a closed local port (tests never reach the
-/// internet), plus `extra` sections (which must not repeat [twitch] or [youtube]).
+/// internet), plus `extra` sections.
 fn write_config(dir: &Path, extra: &str) -> PathBuf {
     let path = dir.join("recbot.toml");
-    let offline = "[twitch]\nhelix_url = \"http://127.0.0.1:9/helix\"\nid_url = \"http://127.0.0.1:9/oauth2\"\n\
-        gql_url = \"http://127.0.0.1:9/gql\"\nusher_url = \"http://127.0.0.1:9\"\nirc_host = \"127.0.0.1\"\n\
-        irc_port = 9\nirc_tls = false\n{twitch}\
-        [youtube]\nauth_url = \"http://127.0.0.1:9/auth\"\ntoken_url = \"http://127.0.0.1:9/token\"\n\
-        upload_url = \"http://127.0.0.1:9/upload\"\n{youtube}";
-    let (twitch, youtube, rest) = split_sections(extra);
-    let text = offline
-        .replace("{twitch}", &twitch)
-        .replace("{youtube}", &youtube);
-    std::fs::write(
-        &path,
-        format!("{text}[storage]\ndata_dir = \"data\"\n{rest}"),
-    )
-    .unwrap();
+    let text =
+        recbot::config::testing::offline(&format!("[storage]\ndata_dir = \"data\"\n{extra}"));
+    std::fs::write(&path, text).unwrap();
     path
-}
-
-/// Splits `extra` into the bodies of its [twitch] and [youtube] sections and everything else.
-fn split_sections(extra: &str) -> (String, String, String) {
-    let (mut twitch, mut youtube, mut rest) = (String::new(), String::new(), String::new());
-    let mut current = &mut rest;
-    for line in extra.lines() {
-        match line.trim() {
-            "[twitch]" => current = &mut twitch,
-            "[youtube]" => current = &mut youtube,
-            l if l.starts_with('[') => {
-                current = &mut rest;
-                current.push_str(line);
-                current.push('\n');
-            }
-            _ => {
-                current.push_str(line);
-                current.push('\n');
-            }
-        }
-    }
-    (twitch, youtube, rest)
 }
 
 /// A running `recbot run` with its stdout lines arriving on a channel.

@@ -73,6 +73,7 @@ fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
          api_url = \"{api}/api\"\noperators = [\"UOP\"]\n{extra}",
         dir.to_str().unwrap()
     );
+    let text = recbot::config::testing::offline(&text);
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 

@@ -346,3 +346,21 @@ fn upload_and_oauth_settings_are_checked() {
         assert!(err.message.contains(fragment), "{text}: {err}");
     }
 }
+
+#[test]
+fn file_templates_that_leave_the_recordings_folder_are_refused() {
+    for bad in [
+        "/abs/{login}.ts",
+        "{login}/../../x.ts",
+        "{nope}.ts",
+        "{started:%Q}_{login}.ts",
+    ] {
+        let err = parse(&format!("[recording]\nfile_template = {bad:?}\n")).unwrap_err();
+        assert_eq!(
+            err.key.as_deref(),
+            Some("recording.file_template"),
+            "{bad}: {err}"
+        );
+    }
+    parse("[recording]\nfile_template = \"{started:%Y}/{login}_{title}_{part}.ts\"\n").unwrap();
+}

@@ -42,9 +42,7 @@ impl Core {
             Command::Uploads => self.uploads_list().await,
             Command::Retry { id } => self.retry(id, &origin).await,
             Command::Quota => self.quota().await,
-            Command::Disk => Ok(Reply::refused(
-                "`disk` is not available yet: this build of recbot does not record.",
-            )),
+            Command::Disk => self.disk_report().await.map(Reply::ok),
         };
         let mut reply = result.unwrap_or_else(|e| {
             error!(error = %e, command = name, "command failed");
@@ -187,6 +185,10 @@ impl Core {
                 text.push_str(&format!("\n{live}"));
             }
         }
+        if let Some(line) = self.recording_status(&name) {
+            text.push('\n');
+            text.push_str(&line);
+        }
         let recent = self.store.recent_events(Some(&name), 5).await?;
         if !recent.is_empty() {
             text.push_str("\nRecent:");
@@ -219,14 +221,15 @@ impl Core {
             frontends.push("discord");
         }
         let mut text = format!(
-            "recbot {} up {}h {:02}m · watching {} ({} Twitch, {} HLS) · front-ends: {} · \
-             state schema v{}",
+            "recbot {} up {}h {:02}m · watching {} ({} Twitch, {} HLS) · recording {} · \
+             front-ends: {} · state schema v{}",
             env!("CARGO_PKG_VERSION"),
             up / 3600,
             up % 3600 / 60,
             watches.len(),
             watches.len() - hls,
             hls,
+            self.recordings_running(),
             frontends.join(", "),
             self.store.schema_version().await?
         );

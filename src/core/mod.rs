@@ -8,6 +8,7 @@ mod calls;
 mod live;
 mod outbox;
 mod reactions;
+mod recording;
 pub mod store;
 mod uploads;
 
@@ -181,6 +182,11 @@ impl Events {
         (Events { tx }, rx)
     }
 
+    /// A sender on `tx`, for workers driven without a core (tests, benchmarks).
+    pub fn new(tx: mpsc::Sender<Event>) -> Events {
+        Events { tx }
+    }
+
     /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
     pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
         self.send(Event::now(login, kind)).await
@@ -219,6 +225,8 @@ pub struct Core {
     auth: auth::AuthState,
     /// The upload worker's wake-up (uploads.rs).
     uploads: uploads::UploadState,
+    /// Recording sessions, HLS pollers, the disk guard (see `recording.rs`).
+    recordings: recording::Recordings,
 }
 
 impl Core {
@@ -235,6 +243,15 @@ impl Core {
         let (notices, _) = broadcast::channel(NOTICE_QUEUE);
         let (outbox_tx, outbox_rx) = outbox::channel();
         let stopped = CancellationToken::new();
+        let workers = TaskTracker::new();
+        let recordings = recording::Recordings::new(
+            &config,
+            Events {
+                tx: events_tx.clone(),
+            },
+            workers.clone(),
+            shutdown.clone(),
+        );
         let core = Core {
             config,
             store,
@@ -251,7 +268,8 @@ impl Core {
             notices: notices.clone(),
             shutdown,
             stopped: stopped.clone(),
-            workers: TaskTracker::new(),
+            workers,
+            recordings,
             watcher: None,
             auth: auth::AuthState::default(),
             uploads: uploads::UploadState::default(),
@@ -276,6 +294,7 @@ impl Core {
         );
         let inbox = self.inbox.take().expect("spawned once");
         self.start_watcher();
+        self.start_recording().await;
         self.watches_changed().await;
         self.resume_uploads().await?;
         self.start_token_keepers();
@@ -392,6 +411,7 @@ impl Core {
     }
 
     async fn publish_one(&mut self, event: Event) {
+        let event = self.prepare_recording_event(event).await;
         let seq = match self.store.append_event(&event).await {
             Ok(seq) => seq,
             Err(e) => {

@@ -10,11 +10,13 @@ impl Core {
     pub(super) async fn react(&mut self, event: &Event) {
         // Workers add their reactions here as they land (see the worker issues).
         self.queue_upload(event).await;
+        self.react_recording(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
     /// what they run with the watch list.
     pub(super) async fn watches_changed(&mut self) {
         self.update_watcher().await;
+        self.reconcile_recordings().await;
     }
 }

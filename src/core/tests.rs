@@ -2,30 +2,11 @@ use std::path::Path;
 
 use super::*;
 
-/// Every outside endpoint points at a closed local port: tests never reach the internet.
-pub(crate) const OFFLINE_ENDPOINTS: &str = "[twitch]
-helix_url = \"http://127.0.0.1:9/helix\"
-id_url = \"http://127.0.0.1:9/oauth2\"
-gql_url = \"http://127.0.0.1:9/gql\"
-usher_url = \"http://127.0.0.1:9\"
-irc_host = \"127.0.0.1\"
-irc_port = 9
-irc_tls = false
-[youtube]
-auth_url = \"http://127.0.0.1:9/auth\"
-token_url = \"http://127.0.0.1:9/token\"
-upload_url = \"http://127.0.0.1:9/upload\"
-[slack]
-api_url = \"http://127.0.0.1:9/api\"
-[discord]
-api_url = \"http://127.0.0.1:9\"
-";
-
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
-    let text = format!(
-        "{OFFLINE_ENDPOINTS}[storage]\ndata_dir = {:?}\n",
+    let text = crate::config::testing::offline(&format!(
+        "[storage]\ndata_dir = {:?}\n",
         dir.to_str().unwrap()
-    );
+    ));
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 
@@ -237,18 +218,6 @@ async fn events_are_persisted_before_they_are_announced() {
     bot.tracker.close();
     bot.tracker.wait().await;
     assert_eq!(event_count(dir.path()).await, notice.seq);
-}
-
-#[tokio::test]
-async fn replies_for_features_not_built_are_honest() {
-    let dir = tempfile::tempdir().unwrap();
-    let bot = Running::start(dir.path()).await;
-    let reply = bot.run("disk").await;
-    assert!(
-        !reply.ok && reply.text.contains("not available"),
-        "{reply:?}"
-    );
-    bot.stop().await;
 }
 
 #[tokio::test]

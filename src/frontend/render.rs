@@ -97,6 +97,9 @@ pub fn event_line(event: &Event) -> String {
             }
             line
         }
+        EventKind::RecordingFinished { parts: 0, .. } => {
+            format!("⏹ {login}: recording ended without video")
+        }
         EventKind::RecordingFinished {
             parts,
             duration_secs,

@@ -1,4 +1,225 @@
-//! Recording live HLS streams to disk. `sidecar` is the metadata file written next to every
-//! finished part, read by the uploader and the chat logger.
+//! Recording live HLS streams to disk, natively: one task per live session ([`session`]) polls
+//! the media playlist, fetches every segment once in media-sequence order into a `.part` file,
+//! skips ads, reports gaps, rolls parts, survives token expiry, and writes the sidecar when a
+//! part is finished. `playlist` and `variant` read playlists (pure), `naming` makes file names,
+//! `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `recovery` finishes
+//! parts left by a crash, `disk` watches free space, `hls_source` polls non-Twitch sources, and
+//! `sidecar` is the metadata contract with the uploader and the chat logger.
+//!
+//! The recorder never writes the state database: it reports through [`Events`] and the core
+//! persists sessions and parts (invariant 3).
 
+pub mod disk;
+pub mod fetch;
+pub mod hls_source;
+pub mod naming;
+pub mod playlist;
+pub mod recovery;
+mod session;
 pub mod sidecar;
+pub mod variant;
+pub mod writer;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use recbot_commands::{Login, Quality};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::core::Events;
+use crate::twitch::playback::Playback;
+
+/// Control messages a recording can queue before it blocks the core.
+const CONTROL_QUEUE: usize = 16;
+
+/// Settings every recording shares, from the config.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub recordings_dir: PathBuf,
+    pub file_template: String,
+    pub max_part: Duration,
+    pub offline_grace: Duration,
+    pub stall_timeout: Duration,
+}
+
+impl Settings {
+    pub fn from_config(config: &Config) -> Settings {
+        Settings {
+            recordings_dir: config.storage.recordings_dir(),
+            file_template: config.recording.file_template.clone(),
+            max_part: Duration::from_secs_f64(config.recording.max_part_hours * 3600.0),
+            offline_grace: Duration::from_secs(config.twitch.offline_grace_secs),
+            stall_timeout: Duration::from_secs(config.recording.stall_timeout_secs),
+        }
+    }
+}
+
+/// Where a recording reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceSpec {
+    Twitch,
+    /// Any HLS playlist address (master or media).
+    Hls {
+        url: String,
+    },
+}
+
+/// What the core asks the recorder to record: one session of one login.
+#[derive(Debug, Clone)]
+pub struct RecordingSpec {
+    pub login: Login,
+    pub source: SourceSpec,
+    pub quality: Quality,
+    /// Row id in the `sessions` table.
+    pub session: i64,
+    pub stream_id: Option<String>,
+    pub display_name: Option<String>,
+    pub title: String,
+    pub game: Option<String>,
+    /// The number of the first part this task writes (more than 1 when a session continues
+    /// after a restart).
+    pub first_part: u32,
+}
+
+/// Why a recording is asked to stop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StopReason {
+    /// The service is shutting down: parts are finished, the session stays open (a restart
+    /// continues it).
+    Shutdown,
+    /// The session is over for another reason (login removed, disk full, a new stream id):
+    /// finish and report `RecordingFinished`.
+    Ended(String),
+}
+
+/// Messages from the core to a running recording.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    /// Title or game changed (a new chapter).
+    Update {
+        title: String,
+        game: Option<String>,
+    },
+    /// Live detection no longer sees the stream.
+    Offline,
+    /// Live detection sees the same stream (again).
+    Live,
+    Stop(StopReason),
+}
+
+/// What `status <login>` shows about a recording in progress.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LiveStatus {
+    /// Writing a part now (false while waiting out the offline grace period).
+    pub recording: bool,
+    pub part: u32,
+    /// Current file, relative to recordings_dir.
+    pub file: String,
+    pub quality: String,
+    pub session_started: Option<DateTime<Utc>>,
+    /// Session totals, the current part included.
+    pub bytes: u64,
+    pub duration_secs: f64,
+    pub gaps: u32,
+    pub ad_breaks: u32,
+}
+
+impl LiveStatus {
+    /// Average bitrate of what was written, bits per second.
+    pub fn bitrate(&self) -> f64 {
+        if self.duration_secs > 0.0 {
+            self.bytes as f64 * 8.0 / self.duration_secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The core's handle on one running recording.
+#[derive(Debug, Clone)]
+pub struct RecordingHandle {
+    pub session: i64,
+    pub stream_id: Option<String>,
+    control: mpsc::Sender<Control>,
+    status: Arc<Mutex<LiveStatus>>,
+}
+
+impl RecordingHandle {
+    /// Queues a control message; `false` when the recording has already ended (or its queue
+    /// is full, which only a wedged recording causes).
+    pub fn send(&self, control: Control) -> bool {
+        self.control.try_send(control).is_ok()
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.control.is_closed()
+    }
+
+    pub fn status(&self) -> LiveStatus {
+        self.status.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// Starts recordings. Cheap to clone; owned by the core.
+#[derive(Debug, Clone)]
+pub struct Recorder {
+    http: reqwest::Client,
+    playback: Playback,
+    settings: Arc<Settings>,
+    events: Events,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+impl Recorder {
+    /// `tracker` and `shutdown` are the core's: shutdown waits for recordings to finish their
+    /// files.
+    pub fn new(
+        config: &Config,
+        events: Events,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Recorder {
+        let http = fetch::client();
+        Recorder {
+            playback: Playback::new(http.clone(), &config.twitch),
+            http,
+            settings: Arc::new(Settings::from_config(config)),
+            events,
+            tracker,
+            shutdown,
+        }
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// Starts recording a session; the task runs until the session is over or shutdown.
+    pub fn start(&self, spec: RecordingSpec) -> RecordingHandle {
+        let (tx, rx) = mpsc::channel(CONTROL_QUEUE);
+        let status = Arc::new(Mutex::new(LiveStatus {
+            session_started: Some(Utc::now()),
+            part: spec.first_part,
+            ..Default::default()
+        }));
+        let handle = RecordingHandle {
+            session: spec.session,
+            stream_id: spec.stream_id.clone(),
+            control: tx,
+            status: status.clone(),
+        };
+        let task = session::Session::new(self.clone(), spec, rx, status);
+        self.tracker.spawn(task.run(self.shutdown.child_token()));
+        handle
+    }
+}

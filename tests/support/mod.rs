@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod origin;
 pub mod twitch;
 pub mod youtube_state;
 pub mod youtube_tcp;
@@ -39,6 +40,7 @@ pub fn config(dir: &Path, youtube: &str, twitch: &str) -> Arc<Config> {
          [twitch]\n{twitch}\n",
         dir.to_str().unwrap()
     );
+    let text = recbot::config::testing::offline(&text);
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 
@@ -437,5 +439,27 @@ impl std::io::Write for LogWriter {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Byte-exact comparison that reports where the contents part instead of printing them.
+#[track_caller]
+pub fn same_bytes(actual: &[u8], want: &[u8]) {
+    if actual != want {
+        let at = actual
+            .iter()
+            .zip(want)
+            .position(|(a, b)| a != b)
+            .unwrap_or(actual.len().min(want.len()));
+        let show = |b: &[u8]| {
+            String::from_utf8_lossy(&b[at.min(b.len())..(at + 24).min(b.len())]).into_owned()
+        };
+        panic!(
+            "contents differ: {} bytes vs {} expected, first difference at {at}: {:?} vs {:?}",
+            actual.len(),
+            want.len(),
+            show(actual),
+            show(want)
+        );
     }
 }

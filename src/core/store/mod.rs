@@ -14,10 +14,12 @@ use sqlx::{Row, SqlitePool};
 use crate::event::{Event, Room};
 
 mod outbox;
+mod recordings;
 mod tokens;
 mod uploads;
 
 pub use outbox::PostedMessage;
+pub use recordings::{PartRow, SessionRow, SessionTotals};
 pub use tokens::StoredToken;
 pub use uploads::{JobState, NewUploadJob, UploadJob, WaitReason};
 

@@ -101,7 +101,10 @@ impl Poster for FakePoster {
 }
 
 fn config(dir: &Path) -> Arc<Config> {
-    let text = format!("[storage]\ndata_dir = {:?}\n", dir.to_str().unwrap());
+    let text = crate::config::testing::offline(&format!(
+        "[storage]\ndata_dir = {:?}\n",
+        dir.to_str().unwrap()
+    ));
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 

@@ -1,0 +1,272 @@
+//! Recorder benchmark: an in-process origin serves N concurrent live streams of ~6.5 Mbit/s
+//! (2 s segments) to one recorder for T seconds; prints the recorder's CPU seconds per
+//! stream-minute, peak RSS, bytes, gaps and the time from live detection to the first segment
+//! on disk.
+//!
+//! `cargo bench --bench recorder [-- STREAMS SECONDS]` (or `RECBOT_BENCH_STREAMS`,
+//! `RECBOT_BENCH_SECONDS`); defaults 100 streams for 40 s.
+//!
+//! The origin runs on its own single-threaded runtime (thread `origin`); the recorder on a
+//! runtime whose worker and blocking threads are all named `rec` (blocking threads kept alive so
+//! none exits with its CPU time). The recorder's CPU is the sum of utime + stime of the `rec`
+//! threads from /proc/self/task/*/stat; the origin's and the whole process's are printed too.
+//! Peak RSS (VmHWM) is the whole process, origin included.
+
+#[path = "../tests/support/origin.rs"]
+mod origin;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use origin::{End, Origin, StreamConfig};
+use recbot::config::Config;
+use recbot::core::Events;
+use recbot::event::EventKind;
+use recbot::recorder::{Control, Recorder, RecordingSpec, SourceSpec, StopReason};
+use recbot_commands::{Login, Quality};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// 6.5 Mbit/s × 2 s.
+const SEGMENT_BYTES: usize = 1_625_000;
+const SEGMENT_SECS: f64 = 2.0;
+
+fn arg(n: usize, env: &str, default: u64) -> u64 {
+    std::env::args()
+        .filter(|a| !a.starts_with('-'))
+        .nth(n)
+        .or_else(|| std::env::var(env).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// CPU seconds of this process's threads whose name starts with `prefix` (all when empty).
+fn thread_cpu(prefix: &str) -> f64 {
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let mut total = 0u64;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // pid (comm) state ppid … field 14 utime, 15 stime; comm may contain spaces.
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let comm = &stat[open + 1..close];
+        if !comm.starts_with(prefix) {
+            continue;
+        }
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
+        total += utime + stime;
+    }
+    total as f64 / ticks
+}
+
+fn process_cpu() -> f64 {
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let close = stat.rfind(')').unwrap_or(0);
+    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let get = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (get(11) + get(12)) as f64 / ticks
+}
+
+fn peak_rss_mb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn main() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let streams = arg(1, "RECBOT_BENCH_STREAMS", 100);
+    let seconds = arg(2, "RECBOT_BENCH_SECONDS", 40);
+    println!(
+        "recorder benchmark: {streams} live streams of {:.1} Mbit/s ({SEGMENT_SECS} s segments) for {seconds} s",
+        SEGMENT_BYTES as f64 * 8.0 / SEGMENT_SECS / 1e6
+    );
+
+    let origin_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let listener = origin_rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let origin = origin_rt.block_on(async { Origin::serve(listener) });
+    let origin_thread = {
+        let (tx, rx) = std::sync::mpsc::channel::<()>();
+        let handle = std::thread::Builder::new()
+            .name("origin".into())
+            .spawn(move || {
+                origin_rt.block_on(async move {
+                    while rx.try_recv().is_err() {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                })
+            })
+            .unwrap();
+        (tx, handle)
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "[storage]\ndata_dir = {:?}\n{}",
+        dir.path().to_str().unwrap(),
+        origin.twitch_config()
+    );
+    let config = Arc::new(Config::from_text(&text, &dir.path().join("recbot.toml"), &[]).unwrap());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("rec")
+        .thread_keep_alive(Duration::from_secs(3600))
+        .enable_all()
+        .build()
+        .unwrap();
+    let cpu_rec_before = thread_cpu("rec");
+    let cpu_origin_before = thread_cpu("origin");
+    let cpu_all_before = process_cpu();
+
+    let (bytes, gaps, first_bytes, finished, cpu_rec_at_stop) = rt.block_on(async move {
+        let (tx, mut rx) = mpsc::channel(4096);
+        let tracker = TaskTracker::new();
+        let shutdown = CancellationToken::new();
+        let recorder = Recorder::new(&config, Events::new(tx), tracker.clone(), shutdown.clone());
+        let mut handles = Vec::new();
+        let mut detected = Vec::new();
+        for i in 0..streams {
+            let login = format!("bench{i}");
+            origin.go_live(
+                &login,
+                StreamConfig {
+                    segments: u64::MAX / 4,
+                    seg_duration: SEGMENT_SECS,
+                    initial: 3,
+                    window: 6,
+                    body_len: SEGMENT_BYTES,
+                    end: End::Never,
+                    ..Default::default()
+                },
+            );
+            // The moment live detection would report it.
+            detected.push(chrono::Utc::now());
+            handles.push(recorder.start(RecordingSpec {
+                login: Login::parse(&login).unwrap(),
+                source: SourceSpec::Twitch,
+                quality: Quality::BEST,
+                session: i as i64 + 1,
+                stream_id: Some(i.to_string()),
+                display_name: None,
+                title: "bench".into(),
+                game: None,
+                first_part: 1,
+            }));
+            // Spread the streams' segment boundaries over one segment duration.
+            tokio::time::sleep(Duration::from_secs_f64(SEGMENT_SECS / streams as f64)).await;
+        }
+        let mut first_bytes = vec![None; streams as usize];
+        let (mut bytes, mut gaps, mut finished) = (0u64, 0u64, 0u64);
+        let stop_at = tokio::time::Instant::now() + Duration::from_secs(seconds);
+        let mut stopping = false;
+        let mut cpu_at_stop = 0.0;
+        loop {
+            let next = if stopping {
+                tokio::time::timeout(Duration::from_secs(30), rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            } else {
+                tokio::select! {
+                    e = rx.recv() => e,
+                    _ = tokio::time::sleep_until(stop_at) => {
+                        cpu_at_stop = thread_cpu("rec");
+                        for h in &handles {
+                            h.send(Control::Stop(StopReason::Ended("benchmark over".into())));
+                        }
+                        stopping = true;
+                        continue;
+                    }
+                }
+            };
+            let Some(e) = next else { break };
+            let i: usize = e.login.as_ref().unwrap().as_str()[5..].parse().unwrap();
+            match e.kind {
+                // Sent once the part's first segment is completely on disk; its timestamp is
+                // taken when it is sent, so the delay of this loop does not count.
+                EventKind::RecordingStarted { .. } if first_bytes[i].is_none() => {
+                    let delay = e.at - detected[i];
+                    first_bytes[i] = Some(delay.num_microseconds().unwrap_or(0) as f64 / 1e6);
+                }
+                EventKind::RecordingGap { .. } => gaps += 1,
+                EventKind::RecordingFinished { bytes: b, .. } => {
+                    bytes += b;
+                    finished += 1;
+                    if finished == streams {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        (bytes, gaps, first_bytes, finished, cpu_at_stop)
+    });
+    let cpu_rec = thread_cpu("rec") - cpu_rec_before;
+    let cpu_recording = cpu_rec_at_stop - cpu_rec_before;
+    let cpu_origin = thread_cpu("origin") - cpu_origin_before;
+    let cpu_all = process_cpu() - cpu_all_before;
+    let _ = origin_thread.0.send(());
+    let _ = origin_thread.1.join();
+
+    let stream_minutes = streams as f64 * seconds as f64 / 60.0;
+    let mut latencies: Vec<f64> = first_bytes.iter().flatten().copied().collect();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let max_latency = latencies.last().copied().unwrap_or(f64::NAN);
+    let median = latencies
+        .get(latencies.len() / 2)
+        .copied()
+        .unwrap_or(f64::NAN);
+    println!("streams finished:          {finished} of {streams}");
+    println!(
+        "recorded:                  {:.2} GB ({:.1} MB/s)",
+        bytes as f64 / 1e9,
+        bytes as f64 / 1e6 / seconds as f64
+    );
+    println!("gaps:                      {gaps}");
+    println!(
+        "recorder CPU while recording: {cpu_recording:.2} s = {:.4} CPU-s per stream-minute (target <= 0.07)",
+        cpu_recording / stream_minutes
+    );
+    println!(
+        "recorder CPU incl. finishing: {cpu_rec:.2} s = {:.4} CPU-s per stream-minute (fsync of every \
+         part's still-dirty pages is charged to the recorder)",
+        cpu_rec / stream_minutes
+    );
+    println!("origin CPU (not counted):  {cpu_origin:.2} s; whole process {cpu_all:.2} s");
+    println!(
+        "peak RSS (whole process):  {:.1} MB (target < 150 MB for 100 streams)",
+        peak_rss_mb()
+    );
+    println!(
+        "live detection -> first segment on disk: median {median:.2} s, max {max_latency:.2} s (target <= 3 s); {} of {streams} started",
+        latencies.len()
+    );
+}

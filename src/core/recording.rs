@@ -1,0 +1,685 @@
+//! Core glue for recording: live detection's events start, continue and end recording sessions;
+//! sessions and parts are persisted here (the core is the only writer) from the recorder's
+//! events; leftovers of a crash are finished at start-up; HLS sources get their pollers; the
+//! disk guard runs; `status` and `disk` read from here.
+//!
+//! Sessions: `LiveDetected` opens one (before the event is persisted, so the event carries it),
+//! unless the login's recording is still running or waiting out the offline grace period with
+//! the same stream id — then it continues (a new part when the stream had dropped). A new
+//! stream id ends the old session and opens a new one. Sessions open at start-up (the process
+//! was killed or stopped mid-broadcast) continue when live detection reports the same stream
+//! soon after start-up, and are closed otherwise.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::Utc;
+use recbot_commands::{Login, Source};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{error, info, warn};
+
+use super::store::Store;
+use super::{Core, Events};
+use crate::config::Config;
+use crate::event::{Event, EventKind};
+use crate::frontend::render;
+use crate::recorder::sidecar::Sidecar;
+use crate::recorder::writer::part_path_of;
+use crate::recorder::{
+    disk, hls_source, recovery, Control, Recorder, RecordingHandle, RecordingSpec, SourceSpec,
+    StopReason,
+};
+
+/// A session left open by the previous run, waiting to be continued or closed.
+#[derive(Debug, Clone)]
+struct Dormant {
+    session: i64,
+    stream_id: Option<String>,
+    next_part: u32,
+}
+
+/// Recording state owned by the core.
+#[derive(Debug)]
+pub(super) struct Recordings {
+    recorder: Recorder,
+    events: Events,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+    active: HashMap<Login, RecordingHandle>,
+    /// Shared with the expiry tasks: whoever removes an entry first decides its fate.
+    dormant: Arc<Mutex<HashMap<Login, Dormant>>>,
+    /// Logins being recorded; HLS pollers pause for them.
+    recording_now: hls_source::Recording,
+    pollers: HashMap<Login, (String, CancellationToken)>,
+}
+
+impl Recordings {
+    pub(super) fn new(
+        config: &Config,
+        events: Events,
+        tracker: TaskTracker,
+        shutdown: CancellationToken,
+    ) -> Recordings {
+        Recordings {
+            recorder: Recorder::new(config, events.clone(), tracker.clone(), shutdown.clone()),
+            events,
+            tracker,
+            shutdown,
+            active: HashMap::new(),
+            dormant: Arc::new(Mutex::new(HashMap::new())),
+            recording_now: Arc::new(Mutex::new(HashSet::new())),
+            pollers: HashMap::new(),
+        }
+    }
+
+    fn set_recording(&self, login: &Login, on: bool) {
+        if let Ok(mut set) = self.recording_now.lock() {
+            if on {
+                set.insert(login.clone());
+            } else {
+                set.remove(login);
+            }
+        }
+    }
+
+    /// Recordings running now (finished tasks whose last event is still queued excluded).
+    pub(super) fn running(&self) -> usize {
+        self.active.values().filter(|h| !h.is_finished()).count()
+    }
+}
+
+/// The same broadcast, as far as the ids tell.
+fn same_stream(a: &Option<String>, b: &Option<String>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    }
+}
+
+impl Core {
+    /// How long after start-up a session left open may still be continued.
+    fn resume_window(&self) -> Duration {
+        Duration::from_secs(
+            self.config.twitch.offline_grace_secs + 2 * self.config.twitch.poll_interval_secs(),
+        )
+    }
+
+    /// Runs before an event is persisted: live detection's events get their session (a new
+    /// one is opened and recorded for `LiveDetected`).
+    pub(super) async fn prepare_recording_event(&mut self, event: Event) -> Event {
+        if event.session.is_some() {
+            return event;
+        }
+        match &event.kind {
+            EventKind::LiveDetected { .. } => self.on_live(event).await,
+            EventKind::StreamUpdated { .. } | EventKind::StreamOffline { .. } => {
+                let session = event
+                    .login
+                    .as_ref()
+                    .and_then(|l| self.recordings.active.get(l))
+                    .map(|h| h.session);
+                match session {
+                    Some(s) => event.in_session(s),
+                    None => event,
+                }
+            }
+            _ => event,
+        }
+    }
+
+    async fn on_live(&mut self, event: Event) -> Event {
+        let EventKind::LiveDetected {
+            stream_id,
+            display_name,
+            title,
+            game,
+            ..
+        } = &event.kind
+        else {
+            return event;
+        };
+        let Some(login) = event.login.clone() else {
+            return event;
+        };
+        let watch = match self.store.watch(&login).await {
+            Ok(Some(w)) => w,
+            Ok(None) => return event,
+            Err(e) => {
+                error!(error = %e, "cannot read the watch list");
+                return event;
+            }
+        };
+        if let Some(h) = self.recordings.active.get(&login) {
+            if !h.is_finished() {
+                if same_stream(&h.stream_id, stream_id) {
+                    h.send(Control::Live);
+                    return event.in_session(h.session);
+                }
+                info!(%login, "a new broadcast started; ending the previous session");
+                h.send(Control::Stop(StopReason::Ended(
+                    "a new broadcast started".into(),
+                )));
+            }
+            self.recordings.active.remove(&login);
+        }
+        let dormant = self
+            .recordings
+            .dormant
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(&login));
+        let mut resume = None;
+        if let Some(d) = dormant {
+            if same_stream(&d.stream_id, stream_id) {
+                info!(%login, session = d.session, part = d.next_part, "continuing the session from before the restart");
+                resume = Some(d);
+            } else {
+                self.close_session(&login, d.session).await;
+            }
+        }
+        let dir = self.config.storage.recordings_dir();
+        match disk::usage(&dir).await {
+            Ok(u) if disk::level(&u, &self.config.storage) == disk::Level::Stop => {
+                self.follow_up(Event::now(
+                    Some(login.clone()),
+                    EventKind::RecordingFailed {
+                        reason: format!(
+                            "not recording: only {:.1} GB free on the recordings disk (minimum {} GB)",
+                            u.free_gb(),
+                            self.config.storage.min_free_gb
+                        ),
+                    },
+                ));
+                if let Some(d) = resume {
+                    self.close_session(&login, d.session).await;
+                }
+                return event;
+            }
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "cannot check free space; recording anyway"),
+        }
+        let (session, first_part) = match resume {
+            Some(d) => (d.session, d.next_part),
+            None => {
+                let created = self
+                    .store
+                    .create_session(
+                        login.as_str(),
+                        stream_id.as_deref(),
+                        title,
+                        game.as_deref(),
+                        event.at,
+                    )
+                    .await;
+                match created {
+                    Ok(id) => (id, 1),
+                    Err(e) => {
+                        error!(error = %e, "cannot persist the session");
+                        self.follow_up(Event::now(
+                            Some(login.clone()),
+                            EventKind::RecordingFailed {
+                                reason: format!("cannot save the session: {e}"),
+                            },
+                        ));
+                        return event;
+                    }
+                }
+            }
+        };
+        let spec = RecordingSpec {
+            login: login.clone(),
+            source: match &watch.source {
+                Source::Twitch => SourceSpec::Twitch,
+                Source::Hls { url } => SourceSpec::Hls { url: url.clone() },
+            },
+            quality: watch.quality,
+            session,
+            stream_id: stream_id.clone(),
+            display_name: display_name.clone(),
+            title: title.clone(),
+            game: game.clone(),
+            first_part,
+        };
+        let handle = self.recordings.recorder.start(spec);
+        self.recordings.set_recording(&login, true);
+        self.recordings.active.insert(login, handle);
+        event.in_session(session)
+    }
+
+    /// Closes a session without a running recording: ended in the state, `RecordingFinished`
+    /// with what its parts hold.
+    async fn close_session(&mut self, login: &Login, session: i64) {
+        let totals = self.store.session_totals(session).await.unwrap_or_default();
+        self.follow_up(
+            Event::now(
+                Some(login.clone()),
+                EventKind::RecordingFinished {
+                    parts: totals.parts,
+                    duration_secs: totals.duration_secs,
+                    bytes: totals.bytes,
+                    gaps: totals.gaps,
+                },
+            )
+            .in_session(session),
+        );
+    }
+
+    /// Reactions to recording events (after they are persisted, before they are announced).
+    pub(super) async fn react_recording(&mut self, event: &Event) {
+        let Some(login) = &event.login else {
+            if let EventKind::DiskLow {
+                stopped_recording: true,
+                used_percent,
+                free_gb,
+            } = &event.kind
+            {
+                for h in self.recordings.active.values() {
+                    h.send(Control::Stop(StopReason::Ended(format!(
+                        "the recordings disk is {used_percent:.0}% full ({free_gb:.1} GB free)"
+                    ))));
+                }
+            }
+            return;
+        };
+        let result = match (&event.kind, event.session) {
+            (EventKind::RecordingStarted { file, part, .. }, Some(s)) => {
+                let path = self.config.storage.recordings_dir().join(file);
+                self.store.start_part(s, *part, &path, event.at).await
+            }
+            (
+                EventKind::RecordingPartFinished {
+                    part,
+                    file,
+                    bytes,
+                    duration_secs,
+                    gaps,
+                    recovered,
+                    ..
+                },
+                Some(s),
+            ) => {
+                self.store
+                    .finish_part(
+                        s,
+                        *part,
+                        file,
+                        *bytes,
+                        *duration_secs,
+                        *gaps,
+                        *recovered,
+                        event.at,
+                    )
+                    .await
+            }
+            (EventKind::RecordingFinished { .. }, Some(s)) => {
+                if self
+                    .recordings
+                    .active
+                    .get(login)
+                    .is_some_and(|h| h.session == s)
+                {
+                    self.recordings.active.remove(login);
+                    self.recordings.set_recording(login, false);
+                }
+                self.store.end_session(s, event.at).await
+            }
+            (EventKind::StreamUpdated { title, game }, Some(s)) => {
+                if let Some(h) = self.recordings.active.get(login) {
+                    h.send(Control::Update {
+                        title: title.clone(),
+                        game: game.clone(),
+                    });
+                }
+                self.store
+                    .update_session_title(s, title, game.as_deref())
+                    .await
+            }
+            (EventKind::StreamOffline { .. }, Some(_)) => {
+                if let Some(h) = self.recordings.active.get(login) {
+                    h.send(Control::Offline);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            error!(error = %e, kind = event.kind_name(), "cannot persist the recording state");
+        }
+    }
+
+    /// After the watch list changed: recordings of removed logins stop (their files are
+    /// finished and kept); HLS sources get pollers.
+    pub(super) async fn reconcile_recordings(&mut self) {
+        let watches = match self.store.watches().await {
+            Ok(w) => w,
+            Err(e) => {
+                error!(error = %e, "cannot read the watch list");
+                return;
+            }
+        };
+        let watched: HashMap<&Login, &Source> =
+            watches.iter().map(|w| (&w.name, &w.source)).collect();
+        for (login, h) in &self.recordings.active {
+            if !watched.contains_key(login) {
+                h.send(Control::Stop(StopReason::Ended("no longer watched".into())));
+            }
+        }
+        self.recordings.pollers.retain(|login, (url, cancel)| {
+            let keep = matches!(watched.get(login), Some(Source::Hls { url: u }) if u == url);
+            if !keep {
+                cancel.cancel();
+            }
+            keep
+        });
+        let every = Duration::from_secs(self.config.twitch.poll_interval_secs());
+        for w in &watches {
+            let Source::Hls { url } = &w.source else {
+                continue;
+            };
+            if self.recordings.pollers.contains_key(&w.name) {
+                continue;
+            }
+            let cancel = self.recordings.shutdown.child_token();
+            self.recordings.tracker.spawn(hls_source::poll(
+                w.name.clone(),
+                url.clone(),
+                every,
+                self.recordings.recorder.http().clone(),
+                self.recordings.recording_now.clone(),
+                self.recordings.events.clone(),
+                cancel.clone(),
+            ));
+            self.recordings
+                .pollers
+                .insert(w.name.clone(), (url.clone(), cancel));
+        }
+    }
+
+    /// At start-up: the disk guard starts, parts a crash left behind are finished, and sessions
+    /// left open wait (a short while) to be continued.
+    pub(super) async fn start_recording(&mut self) {
+        self.recordings.tracker.spawn(disk::guard(
+            self.config.storage.clone(),
+            self.recordings.events.clone(),
+            self.recordings.shutdown.child_token(),
+        ));
+        if let Err(e) = self.recover_parts().await {
+            error!(error = %e, "crash recovery failed");
+        }
+        if let Err(e) = self.await_open_sessions().await {
+            error!(error = %e, "cannot read open sessions");
+        }
+    }
+
+    async fn recover_parts(&mut self) -> anyhow::Result<()> {
+        let dir = self.config.storage.recordings_dir();
+        let scan = dir.clone();
+        let mut files: HashSet<PathBuf> =
+            tokio::task::spawn_blocking(move || recovery::find_parts_blocking(&scan))
+                .await?
+                .into_iter()
+                .collect();
+        for row in self.store.parts_in_progress().await? {
+            let session = self.store.session(row.session_id).await?;
+            let known = session.as_ref().map(|s| recovery::Known {
+                login: s.name.clone(),
+                session: s.id,
+                part: row.part_no,
+                stream_id: s.stream_id.clone(),
+                title: s.title.clone(),
+                game: s.game.clone(),
+                started: row.started_at,
+            });
+            let part_file = part_path_of(&row.path);
+            let sidecar_path = Sidecar::path_for(&row.path);
+            let target = if files.remove(&part_file) {
+                Some(part_file)
+            } else if row.path.exists() && !sidecar_path.exists() {
+                Some(row.path.clone())
+            } else {
+                None
+            };
+            let login = session
+                .as_ref()
+                .and_then(|s| Login::from_stored(&s.name).ok());
+            if let Some(target) = target {
+                self.recover_one(target, known, login).await;
+            } else if row.path.exists() {
+                // Finished on disk, but the crash came before the core heard of it.
+                match Sidecar::read(&sidecar_path).await {
+                    Ok(s) => self.announce_recovered(
+                        login,
+                        row.session_id,
+                        row.path.clone(),
+                        sidecar_path,
+                        &s,
+                    ),
+                    Err(e) => warn!(error = %e, "unreadable sidecar"),
+                }
+            } else {
+                warn!(path = %row.path.display(), "a part being recorded before the restart is gone");
+                self.store
+                    .fail_part(row.session_id, row.part_no, Utc::now())
+                    .await?;
+            }
+        }
+        for file in files {
+            self.recover_one(file, None, None).await;
+        }
+        Ok(())
+    }
+
+    async fn recover_one(
+        &mut self,
+        path: PathBuf,
+        known: Option<recovery::Known>,
+        login: Option<Login>,
+    ) {
+        let from_db = known.is_some();
+        match recovery::recover(path.clone(), known).await {
+            Ok(r) => {
+                let session = r.sidecar.session;
+                // Without a database row, trust the checkpoint only for a session we know.
+                let known_session = from_db
+                    || (session > 0 && self.store.session(session).await.ok().flatten().is_some());
+                let login = login.or_else(|| Login::from_stored(&r.sidecar.login).ok());
+                info!(file = %r.file.display(), "recovered a part left by a crash");
+                let session = if known_session { session } else { 0 };
+                self.announce_recovered(login, session, r.file, r.sidecar_path, &r.sidecar);
+            }
+            Err(e) => {
+                error!(path = %path.display(), error = %e, "cannot recover a part left by a crash");
+                self.follow_up(Event::now(
+                    login,
+                    EventKind::RecordingFailed {
+                        reason: format!("cannot finish {} left by a crash: {e}", path.display()),
+                    },
+                ));
+            }
+        }
+    }
+
+    fn announce_recovered(
+        &mut self,
+        login: Option<Login>,
+        session: i64,
+        file: PathBuf,
+        sidecar_path: PathBuf,
+        s: &Sidecar,
+    ) {
+        let event = Event::now(
+            login,
+            EventKind::RecordingPartFinished {
+                part: s.part,
+                file,
+                sidecar: sidecar_path,
+                bytes: s.bytes,
+                duration_secs: s.duration_secs,
+                gaps: s.gaps.len() as u32,
+                recovered: true,
+            },
+        );
+        self.follow_up(if session > 0 {
+            event.in_session(session)
+        } else {
+            event
+        });
+    }
+
+    /// Sessions left open by the previous run wait for live detection to report the same
+    /// stream; each is closed when the resume window passes without that.
+    async fn await_open_sessions(&mut self) -> anyhow::Result<()> {
+        let window = self.resume_window();
+        for s in self.store.open_sessions().await? {
+            let Ok(login) = Login::from_stored(&s.name) else {
+                continue;
+            };
+            let next_part = self
+                .store
+                .parts_of(s.id)
+                .await?
+                .iter()
+                .map(|p| p.part_no)
+                .max()
+                .unwrap_or(0)
+                + 1;
+            if let Ok(mut d) = self.recordings.dormant.lock() {
+                d.insert(
+                    login.clone(),
+                    Dormant {
+                        session: s.id,
+                        stream_id: s.stream_id.clone(),
+                        next_part,
+                    },
+                );
+            }
+            self.recordings.tracker.spawn(expire_dormant(
+                login,
+                s.id,
+                window,
+                self.recordings.dormant.clone(),
+                self.store.clone(),
+                self.recordings.events.clone(),
+                self.recordings.shutdown.child_token(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `status <login>`: the recording in progress, if any.
+    pub(super) fn recording_status(&self, login: &Login) -> Option<String> {
+        let h = self.recordings.active.get(login)?;
+        if h.is_finished() {
+            return None;
+        }
+        let s = h.status();
+        let since = s
+            .session_started
+            .map(|t| (Utc::now() - t).num_seconds().max(0) as f64)
+            .unwrap_or(0.0);
+        if !s.recording {
+            return Some(format!(
+                "Waiting for the stream to come back (session #{}; {} recorded so far, {} gap(s)).",
+                h.session,
+                render::size(s.bytes),
+                s.gaps
+            ));
+        }
+        Some(format!(
+            "⏺ Recording part {} ({}) for {}: {} of video, {}, {:.1} Mbit/s, {} gap(s), {} ad break(s) cut → {}",
+            s.part,
+            s.quality,
+            render::duration(since),
+            render::duration(s.duration_secs),
+            render::size(s.bytes),
+            s.bitrate() / 1e6,
+            s.gaps,
+            s.ad_breaks,
+            s.file
+        ))
+    }
+
+    pub(super) fn recordings_running(&self) -> usize {
+        self.recordings.running()
+    }
+
+    /// `disk`: usage of the recordings and chat folders and free space.
+    pub(super) async fn disk_report(&self) -> anyhow::Result<String> {
+        let recordings = self.config.storage.recordings_dir();
+        let chat = self.config.storage.chat_dir();
+        let usage = disk::usage(&recordings).await?;
+        let (r, c) = (recordings.clone(), chat.clone());
+        let (rec_bytes, chat_bytes) = tokio::task::spawn_blocking(move || {
+            (
+                disk::folder_size_blocking(&r),
+                disk::folder_size_blocking(&c),
+            )
+        })
+        .await?;
+        let level = match disk::level(&usage, &self.config.storage) {
+            disk::Level::Fine => "fine".to_string(),
+            disk::Level::Warn => format!(
+                "⚠ above the {}% warning level",
+                self.config.storage.warn_usage_percent
+            ),
+            disk::Level::Stop => format!(
+                "❌ below {} GB free: recording is stopped",
+                self.config.storage.min_free_gb
+            ),
+        };
+        Ok(format!(
+            "Disk: {:.0}% used, {} free of {} ({level}).\nRecordings: {} in {}\nChat logs: {} in {}\nRecording now: {}",
+            usage.used_percent(),
+            render::size(usage.free_bytes),
+            render::size(usage.total_bytes),
+            render::size(rec_bytes),
+            recordings.display(),
+            render::size(chat_bytes),
+            chat.display(),
+            self.recordings.running(),
+        ))
+    }
+}
+
+/// Closes a session left open by the previous run once the resume window has passed without
+/// live detection reporting the same stream.
+async fn expire_dormant(
+    login: Login,
+    session: i64,
+    after: Duration,
+    dormant: Arc<Mutex<HashMap<Login, Dormant>>>,
+    store: Store,
+    events: Events,
+    cancel: CancellationToken,
+) {
+    tokio::select! {
+        _ = cancel.cancelled() => return,
+        _ = tokio::time::sleep(after) => {}
+    }
+    let still = dormant
+        .lock()
+        .ok()
+        .map(|mut d| match d.get(&login) {
+            Some(x) if x.session == session => d.remove(&login).is_some(),
+            _ => false,
+        })
+        .unwrap_or(false);
+    if !still {
+        return;
+    }
+    let totals = store.session_totals(session).await.unwrap_or_default();
+    let event = Event::now(
+        Some(login),
+        EventKind::RecordingFinished {
+            parts: totals.parts,
+            duration_secs: totals.duration_secs,
+            bytes: totals.bytes,
+            gaps: totals.gaps,
+        },
+    )
+    .in_session(session);
+    events.send(event).await;
+}

@@ -1,0 +1,272 @@
+//! Recording file names from `[recording] file_template`: placeholders filled in, `{started:…}`
+//! as strftime in UTC, every value made safe as (part of) one path component, and the result
+//! checked to be a plain relative path, so no template and no title can write outside
+//! recordings_dir. Pure: no I/O.
+
+use std::fmt::Write as _;
+use std::path::{Component, Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+/// Longest title kept in a file name, in bytes (cut at a character boundary).
+pub const MAX_TITLE_BYTES: usize = 100;
+/// Longest path component most filesystems accept, in bytes.
+const MAX_COMPONENT_BYTES: usize = 255;
+/// `{started}` without a format.
+const DEFAULT_TIME_FORMAT: &str = "%Y-%m-%d_%H-%M-%S";
+
+/// The values a template can use.
+#[derive(Debug, Clone)]
+pub struct NameValues<'a> {
+    pub login: &'a str,
+    pub started: DateTime<Utc>,
+    pub title: &'a str,
+    pub game: Option<&'a str>,
+    pub stream_id: Option<&'a str>,
+    pub part: u32,
+}
+
+/// Renders `template` to a path relative to recordings_dir. With `fmp4`, a `.ts` extension
+/// becomes `.mp4` (concatenated fMP4 fragments are an MP4 file, not a transport stream).
+pub fn render(template: &str, values: &NameValues<'_>, fmp4: bool) -> Result<PathBuf, String> {
+    let mut out = String::new();
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err("unmatched `}` in the file template".into());
+        }
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let close = after
+            .find('}')
+            .ok_or("unmatched `{` in the file template")?;
+        let placeholder = &after[..close];
+        let (name, format) = match placeholder.split_once(':') {
+            Some((n, f)) => (n, Some(f)),
+            None => (placeholder, None),
+        };
+        match (name, format) {
+            ("started", format) => {
+                let format = format.unwrap_or(DEFAULT_TIME_FORMAT);
+                let mut time = String::new();
+                write!(time, "{}", values.started.format(format))
+                    .map_err(|_| format!("`{format}` is not a valid strftime format"))?;
+                out.push_str(&component_safe(&time, usize::MAX, true));
+            }
+            ("login", None) => out.push_str(&component_safe(values.login, 64, false)),
+            ("title", None) => out.push_str(&title(values.title)),
+            ("game", None) => {
+                out.push_str(&component_safe(values.game.unwrap_or(""), 60, false));
+            }
+            ("stream_id", None) => {
+                out.push_str(&component_safe(values.stream_id.unwrap_or(""), 40, false));
+            }
+            ("part", None) => out.push_str(&values.part.to_string()),
+            _ => {
+                return Err(format!(
+                    "unknown placeholder `{{{placeholder}}}` in the file template; use {{login}}, \
+                     {{started:<strftime>}}, {{title}}, {{game}}, {{stream_id}} or {{part}}"
+                ))
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    if fmp4 {
+        if let Some(stem) = out.strip_suffix(".ts") {
+            out = format!("{stem}.mp4");
+        }
+    }
+    check_relative(&out)
+}
+
+/// Checks a template with sample (and hostile) values, for config validation.
+pub fn validate_template(template: &str) -> Result<(), String> {
+    if template.trim().is_empty() {
+        return Err("must not be empty".into());
+    }
+    for title in ["a title", "../../x", "/", "\0", ""] {
+        let values = NameValues {
+            login: "somelogin",
+            started: DateTime::<Utc>::UNIX_EPOCH,
+            title,
+            game: Some("../game"),
+            stream_id: Some("123"),
+            part: 1,
+        };
+        render(template, &values, false)?;
+    }
+    Ok(())
+}
+
+/// A stream title as a file-name piece: no separators, no control or invisible characters,
+/// whitespace collapsed, no leading/trailing dots, at most [`MAX_TITLE_BYTES`].
+pub fn title(raw: &str) -> String {
+    let safe = component_safe(raw, MAX_TITLE_BYTES, false);
+    if safe.is_empty() {
+        "untitled".into()
+    } else {
+        safe
+    }
+}
+
+/// Makes `raw` safe inside one path component. `/` is kept only when `allow_slash` (strftime
+/// output in the operator's own template may build folders, e.g. `%Y/%m`).
+fn component_safe(raw: &str, max_bytes: usize, allow_slash: bool) -> String {
+    let mut out = String::with_capacity(raw.len().min(max_bytes));
+    let mut space = false;
+    for c in raw.chars() {
+        let c = match c {
+            '/' if allow_slash => '/',
+            '/' | '\\' | ':' | '*' | '?' | '"' | '<' | '>' | '|' => '_',
+            c if c.is_control() || is_invisible(c) => continue,
+            c if c.is_whitespace() => {
+                space = true;
+                continue;
+            }
+            c => c,
+        };
+        if space && !out.is_empty() {
+            if out.len() + 1 > max_bytes {
+                break;
+            }
+            out.push(' ');
+        }
+        space = false;
+        if out.len() + c.len_utf8() > max_bytes {
+            break;
+        }
+        out.push(c);
+    }
+    out.trim_matches(|c: char| c == '.' || c == ' ').to_string()
+}
+
+/// Format characters that hide or reorder text (bidi overrides, zero-width characters).
+fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Accepts only a non-empty relative path of ordinary components of sane length.
+fn check_relative(rendered: &str) -> Result<PathBuf, String> {
+    let path = Path::new(rendered);
+    if rendered.is_empty() || rendered.ends_with('/') {
+        return Err("the file template must end in a file name".into());
+    }
+    for component in path.components() {
+        match component {
+            Component::Normal(part) => {
+                let part = part.to_string_lossy();
+                if part.len() > MAX_COMPONENT_BYTES {
+                    return Err(format!(
+                        "the file template makes a name longer than {MAX_COMPONENT_BYTES} bytes"
+                    ));
+                }
+                if part.starts_with('.') {
+                    return Err(
+                        "the file template must not make hidden names (starting with `.`)".into(),
+                    );
+                }
+            }
+            _ => return Err(
+                "the file template must stay inside recordings_dir (no absolute paths, no `..`)"
+                    .into(),
+            ),
+        }
+    }
+    if rendered.contains("//") {
+        return Err("the file template has an empty folder name (`//`)".into());
+    }
+    Ok(path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    const DEFAULT: &str = "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts";
+
+    fn values(title: &str) -> NameValues<'_> {
+        NameValues {
+            login: "foo",
+            started: Utc.with_ymd_and_hms(2026, 11, 21, 10, 5, 9).unwrap(),
+            title,
+            game: Some("Chess"),
+            stream_id: Some("4242"),
+            part: 2,
+        }
+    }
+
+    fn check(template: &str, title: &str, expected: &str) {
+        assert_eq!(
+            render(template, &values(title), false).unwrap(),
+            PathBuf::from(expected),
+            "{template} / {title:?}"
+        );
+    }
+
+    #[test]
+    fn default_template_and_placeholders() {
+        check(
+            DEFAULT,
+            "Hello world",
+            "foo/2026-11-21_10-05-09_Hello world.ts",
+        );
+        check(
+            "{login}/{stream_id}-{part}-{game}-{started}.ts",
+            "x",
+            "foo/4242-2-Chess-2026-11-21_10-05-09.ts",
+        );
+        check("{started:%Y/%m}/{login}.ts", "x", "2026/11/foo.ts");
+        assert_eq!(
+            render(DEFAULT, &values("t"), true).unwrap(),
+            PathBuf::from("foo/2026-11-21_10-05-09_t.mp4")
+        );
+    }
+
+    #[test]
+    fn hostile_titles_stay_in_one_component() {
+        check(DEFAULT, "../../x", "foo/2026-11-21_10-05-09__.._x.ts");
+        check(DEFAULT, "/", "foo/2026-11-21_10-05-09__.ts");
+        check(
+            DEFAULT,
+            "a\0b\nc\u{202e}d",
+            "foo/2026-11-21_10-05-09_abcd.ts",
+        );
+        check(DEFAULT, "  \t ", "foo/2026-11-21_10-05-09_untitled.ts");
+        check(DEFAULT, "..", "foo/2026-11-21_10-05-09_untitled.ts");
+        check(DEFAULT, "C:\\win*?", "foo/2026-11-21_10-05-09_C__win__.ts");
+        let long = "é".repeat(1000);
+        let path = render(DEFAULT, &values(&long), false).unwrap();
+        let name = path.file_name().unwrap().to_str().unwrap();
+        assert!(name.len() <= 20 + MAX_TITLE_BYTES + 3, "{}", name.len());
+        assert!(name.ends_with(".ts"));
+        // A title alone never makes a separate component or a hidden file.
+        for t in ["../../x", "/", "\0", ".hidden", &"a".repeat(1000)] {
+            let p = render("{title}", &values(t), false).unwrap();
+            assert_eq!(p.components().count(), 1, "{t:?} -> {p:?}");
+            assert!(!p.to_str().unwrap().starts_with('.'), "{t:?} -> {p:?}");
+        }
+    }
+
+    #[test]
+    fn templates_that_escape_or_break_are_refused() {
+        for bad in [
+            "/abs/{login}.ts",
+            "../{login}.ts",
+            "{login}/../../x.ts",
+            "{login}/",
+            "{nope}.ts",
+            "{login.ts",
+            "{login}}.ts",
+            "{started:%Q}.ts",
+            "{login}//x.ts",
+            "",
+            ".{login}.ts",
+        ] {
+            assert!(validate_template(bad).is_err(), "{bad:?} accepted");
+        }
+        validate_template(DEFAULT).unwrap();
+        validate_template("{started:%Y}/{login}-{part}.ts").unwrap();
+    }
+}

@@ -1,0 +1,436 @@
+//! Media playlists as the recorder needs them: parsed with m3u8-rs, plus a raw line scan for
+//! what m3u8-rs drops on Twitch playlists (every `EXT-X-DATERANGE` — it keeps one per segment —
+//! and the trailing `EXT-X-TWITCH-PREFETCH` lines), with each segment's media sequence number,
+//! effective init map (`EXT-X-MAP`) and ad classification resolved. Pure: no I/O.
+
+use chrono::{DateTime, Utc};
+
+/// A media playlist, reduced to what recording needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MediaPlaylist {
+    /// `EXT-X-TARGETDURATION` in seconds.
+    pub target_duration: f64,
+    pub media_sequence: u64,
+    pub segments: Vec<Segment>,
+    /// `EXT-X-ENDLIST`: no segment will be added.
+    pub end_list: bool,
+    /// `EXT-X-TWITCH-PREFETCH` addresses (upcoming segments; not recorded, see protocols §1.5).
+    pub prefetch: Vec<String>,
+    /// Every `EXT-X-DATERANGE`, in playlist order.
+    pub dateranges: Vec<DateRange>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// `EXT-X-MEDIA-SEQUENCE` + index.
+    pub sequence: u64,
+    pub uri: String,
+    pub duration: f64,
+    pub title: Option<String>,
+    pub discontinuity: bool,
+    /// The init segment in force for this segment (fMP4), if any.
+    pub map: Option<InitMap>,
+    pub byte_range: Option<ByteRange>,
+    pub program_date_time: Option<DateTime<Utc>>,
+    /// A stitched-in advertisement (skipped when recording).
+    pub ad: bool,
+}
+
+/// An `EXT-X-MAP`: the fMP4 initialization segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitMap {
+    pub uri: String,
+    pub byte_range: Option<ByteRange>,
+}
+
+/// A resolved byte range: `length` bytes from `offset`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub offset: u64,
+    pub length: u64,
+}
+
+impl ByteRange {
+    /// The HTTP `Range` header value.
+    pub fn header(&self) -> String {
+        format!(
+            "bytes={}-{}",
+            self.offset,
+            self.offset + self.length.saturating_sub(1)
+        )
+    }
+}
+
+/// One `EXT-X-DATERANGE` as written (attribute values unquoted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DateRange {
+    pub id: Option<String>,
+    pub class: Option<String>,
+    pub start: Option<DateTime<Utc>>,
+    /// `END-DATE`, else `START-DATE` + `DURATION`, else + `PLANNED-DURATION`; `None` = open.
+    pub end: Option<DateTime<Utc>>,
+    pub attributes: Vec<(String, String)>,
+}
+
+impl DateRange {
+    /// Twitch marks stitched ads with this class or an id prefix (streamlink `_is_daterange_ad`).
+    pub fn is_ad(&self) -> bool {
+        self.class.as_deref() == Some("twitch-stitched-ad")
+            || self
+                .id
+                .as_deref()
+                .is_some_and(|id| id.starts_with("stitched-ad-"))
+    }
+
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn contains(&self, at: DateTime<Utc>) -> bool {
+        match self.start {
+            Some(start) if at >= start => self.end.is_none_or(|end| at < end),
+            _ => false,
+        }
+    }
+}
+
+/// What a playlist address returned.
+#[derive(Debug, Clone)]
+pub enum Parsed {
+    Master(m3u8_rs::MasterPlaylist),
+    Media(MediaPlaylist),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PlaylistError {
+    #[error("not an HLS playlist (it does not start with #EXTM3U)")]
+    NotHls,
+    #[error("the playlist cannot be parsed")]
+    Malformed,
+    #[error("a master playlist was expected but this is a media playlist")]
+    NotMaster,
+    #[error("a media playlist was expected but this is a master playlist")]
+    NotMedia,
+    #[error("the stream is encrypted ({0}); recbot records only clear HLS")]
+    Encrypted(String),
+}
+
+/// Parses either kind of playlist.
+pub fn parse(text: &[u8]) -> Result<Parsed, PlaylistError> {
+    let trimmed = text.trim_ascii_start();
+    let trimmed = trimmed.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(trimmed);
+    if !trimmed.starts_with(b"#EXTM3U") {
+        return Err(PlaylistError::NotHls);
+    }
+    match m3u8_rs::parse_playlist_res(trimmed) {
+        Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => Ok(Parsed::Master(m)),
+        Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => Ok(Parsed::Media(reduce(m, trimmed)?)),
+        Err(_) => Err(PlaylistError::Malformed),
+    }
+}
+
+/// Parses a media playlist.
+pub fn parse_media(text: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
+    match parse(text)? {
+        Parsed::Media(m) => Ok(m),
+        Parsed::Master(_) => Err(PlaylistError::NotMedia),
+    }
+}
+
+fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
+    let raw = String::from_utf8_lossy(raw);
+    let (dateranges, prefetch) = scan(&raw);
+    let mut segments = Vec::with_capacity(m.segments.len());
+    let mut map: Option<InitMap> = None;
+    // Where the previous sub-range of each resource ended, for ranges without an offset.
+    let mut range_end: Option<(String, u64)> = None;
+    for (i, s) in m.segments.into_iter().enumerate() {
+        if let Some(key) = &s.key {
+            if !matches!(key.method, m3u8_rs::KeyMethod::None) {
+                return Err(PlaylistError::Encrypted(format!("{}", key.method)));
+            }
+        }
+        if let Some(new) = &s.map {
+            map = Some(InitMap {
+                uri: new.uri.clone(),
+                byte_range: new.byte_range.as_ref().map(|r| ByteRange {
+                    offset: r.offset.unwrap_or(0),
+                    length: r.length,
+                }),
+            });
+        }
+        let byte_range = s.byte_range.as_ref().map(|r| {
+            let offset = r.offset.unwrap_or(match &range_end {
+                Some((uri, end)) if *uri == s.uri => *end,
+                _ => 0,
+            });
+            ByteRange {
+                offset,
+                length: r.length,
+            }
+        });
+        range_end = byte_range.map(|r| (s.uri.clone(), r.offset + r.length));
+        let pdt = s.program_date_time.map(|t| t.with_timezone(&Utc));
+        let title = s.title.filter(|t| !t.is_empty());
+        let ad = title.as_deref().is_some_and(|t| t.contains("Amazon"))
+            || pdt.is_some_and(|at| dateranges.iter().any(|d| d.is_ad() && d.contains(at)));
+        segments.push(Segment {
+            sequence: m.media_sequence + i as u64,
+            uri: s.uri,
+            duration: f64::from(s.duration),
+            title,
+            discontinuity: s.discontinuity,
+            map: map.clone(),
+            byte_range,
+            program_date_time: pdt,
+            ad,
+        });
+    }
+    Ok(MediaPlaylist {
+        target_duration: m.target_duration as f64,
+        media_sequence: m.media_sequence,
+        segments,
+        end_list: m.end_list,
+        prefetch,
+        dateranges,
+    })
+}
+
+/// The raw scan: all date ranges and prefetch addresses.
+fn scan(raw: &str) -> (Vec<DateRange>, Vec<String>) {
+    let mut dateranges = Vec::new();
+    let mut prefetch = Vec::new();
+    for line in raw.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("#EXT-X-DATERANGE:") {
+            dateranges.push(daterange(rest));
+        } else if let Some(uri) = line.strip_prefix("#EXT-X-TWITCH-PREFETCH:") {
+            prefetch.push(uri.trim().to_string());
+        }
+    }
+    (dateranges, prefetch)
+}
+
+fn daterange(list: &str) -> DateRange {
+    let attributes = attributes(list);
+    let get = |k: &str| {
+        attributes
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.clone())
+    };
+    let date = |k: &str| {
+        get(k)
+            .and_then(|v| DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&Utc))
+    };
+    let secs = |k: &str| {
+        get(k)
+            .and_then(|v| v.parse::<f64>().ok())
+            .filter(|s| *s >= 0.0)
+    };
+    let start = date("START-DATE");
+    let end = date("END-DATE").or_else(|| {
+        let length = secs("DURATION").or_else(|| secs("PLANNED-DURATION"))?;
+        Some(start? + chrono::Duration::milliseconds((length * 1000.0) as i64))
+    });
+    DateRange {
+        id: get("ID"),
+        class: get("CLASS"),
+        start,
+        end,
+        attributes,
+    }
+}
+
+/// An HLS attribute list (`KEY=value,KEY="quoted, with commas"`), values unquoted.
+pub fn attributes(list: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = list.trim();
+    while !rest.is_empty() {
+        let Some((key, after)) = rest.split_once('=') else {
+            break;
+        };
+        let key = key.trim().trim_start_matches(',').trim().to_string();
+        let (value, next) = if let Some(quoted) = after.strip_prefix('"') {
+            match quoted.split_once('"') {
+                Some((v, next)) => (v.to_string(), next),
+                None => (quoted.to_string(), ""),
+            }
+        } else {
+            match after.split_once(',') {
+                Some((v, next)) => (v.trim().to_string(), next),
+                None => (after.trim().to_string(), ""),
+            }
+        };
+        out.push((key, value));
+        rest = next.trim_start_matches(',').trim_start();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TWITCH: &str = "#EXTM3U
+#EXT-X-VERSION:3
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:100
+#EXT-X-TWITCH-LIVE-SEQUENCE:1234
+#EXT-X-TWITCH-ELAPSED-SECS:2000.0
+#EXT-X-DATERANGE:ID=\"playlist-creation-1\",CLASS=\"timestamp\",START-DATE=\"2026-11-21T10:00:00.000Z\",END-ON-NEXT=YES,X-SERVER-TIME=\"1.0\"
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00.000Z
+#EXTINF:2.000,live
+https://cdn/seg100.ts
+#EXT-X-DATERANGE:ID=\"playlist-session-1\",CLASS=\"twitch-session\",START-DATE=\"2026-11-21T10:00:02.000Z\"
+#EXT-X-DATERANGE:ID=\"stitched-ad-1-abc\",CLASS=\"twitch-stitched-ad\",START-DATE=\"2026-11-21T10:00:02.000Z\",DURATION=4.0,X-TV-TWITCH-AD-POD-FILLED-DURATION=\"4\"
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:02.000Z
+#EXTINF:2.000,live
+https://cdn/seg101.ts
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:04.000Z
+#EXTINF:2.000,Amazon|123
+https://cdn/seg102.ts
+#EXT-X-DISCONTINUITY
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:06.000Z
+#EXTINF:2.000,live
+https://cdn/seg103.ts
+#EXT-X-TWITCH-PREFETCH:https://cdn/seg104.ts
+#EXT-X-TWITCH-PREFETCH:https://cdn/seg105.ts
+";
+
+    #[test]
+    fn twitch_playlist_with_everything_m3u8_rs_drops() {
+        let p = parse_media(TWITCH.as_bytes()).unwrap();
+        assert_eq!(p.target_duration, 2.0);
+        assert_eq!(p.media_sequence, 100);
+        let seqs: Vec<u64> = p.segments.iter().map(|s| s.sequence).collect();
+        assert_eq!(seqs, [100, 101, 102, 103]);
+        // Both date ranges before seg101 survive the raw scan (m3u8-rs keeps one).
+        assert_eq!(p.dateranges.len(), 3);
+        assert!(p.dateranges[2].is_ad());
+        assert_eq!(
+            p.dateranges[2].attribute("X-TV-TWITCH-AD-POD-FILLED-DURATION"),
+            Some("4")
+        );
+        // seg101 and seg102 are inside the 4 s ad range; seg102 is also titled Amazon.
+        let ads: Vec<bool> = p.segments.iter().map(|s| s.ad).collect();
+        assert_eq!(ads, [false, true, true, false]);
+        assert!(p.segments[1].discontinuity && p.segments[3].discontinuity);
+        assert_eq!(
+            p.prefetch,
+            ["https://cdn/seg104.ts", "https://cdn/seg105.ts"]
+        );
+        assert!(!p.end_list);
+    }
+
+    #[test]
+    fn ad_by_title_or_id_prefix_and_open_ranges() {
+        let text = "#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-MEDIA-SEQUENCE:7
+#EXT-X-DATERANGE:ID=\"stitched-ad-9\",CLASS=\"other\",START-DATE=\"2026-11-21T10:00:02Z\"
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00Z
+#EXTINF:2.0,live
+a.ts
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:02Z
+#EXTINF:2.0,live
+b.ts
+#EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:09:02Z
+#EXTINF:2.0,live
+c.ts
+#EXTINF:2.0,Amazon
+d.ts
+#EXT-X-ENDLIST
+";
+        let p = parse_media(text.as_bytes()).unwrap();
+        let ads: Vec<bool> = p.segments.iter().map(|s| s.ad).collect();
+        // An open range (no end) covers everything after its start.
+        assert_eq!(ads, [false, true, true, true]);
+        assert!(p.end_list);
+    }
+
+    #[test]
+    fn fmp4_map_carries_forward_and_changes() {
+        let text = "#EXTM3U
+#EXT-X-VERSION:6
+#EXT-X-TARGETDURATION:2
+#EXT-X-MAP:URI=\"init-0.mp4\"
+#EXTINF:2.0,
+s0.mp4
+#EXTINF:2.0,
+s1.mp4
+#EXT-X-DISCONTINUITY
+#EXT-X-MAP:URI=\"init-1.mp4\"
+#EXTINF:2.0,
+s2.mp4
+";
+        let p = parse_media(text.as_bytes()).unwrap();
+        let maps: Vec<&str> = p
+            .segments
+            .iter()
+            .map(|s| s.map.as_ref().unwrap().uri.as_str())
+            .collect();
+        assert_eq!(maps, ["init-0.mp4", "init-0.mp4", "init-1.mp4"]);
+        assert_eq!(p.media_sequence, 0);
+    }
+
+    #[test]
+    fn byte_ranges_without_offset_follow_the_previous_one() {
+        let text = "#EXTM3U
+#EXT-X-TARGETDURATION:2
+#EXT-X-BYTERANGE:100@0
+#EXTINF:2.0,
+all.ts
+#EXT-X-BYTERANGE:50
+#EXTINF:2.0,
+all.ts
+";
+        let p = parse_media(text.as_bytes()).unwrap();
+        assert_eq!(
+            p.segments[1].byte_range,
+            Some(ByteRange {
+                offset: 100,
+                length: 50
+            })
+        );
+        assert_eq!(p.segments[1].byte_range.unwrap().header(), "bytes=100-149");
+    }
+
+    #[test]
+    fn broken_and_foreign_input_is_refused() {
+        assert_eq!(
+            parse_media(b"<html>nope</html>").unwrap_err(),
+            PlaylistError::NotHls
+        );
+        assert_eq!(parse_media(b"").unwrap_err(), PlaylistError::NotHls);
+        let master = "#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1000\nv.m3u8\n";
+        assert_eq!(
+            parse_media(master.as_bytes()).unwrap_err(),
+            PlaylistError::NotMedia
+        );
+        let encrypted = "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-KEY:METHOD=AES-128,URI=\"k\"\n#EXTINF:2.0,\na.ts\n";
+        assert!(matches!(
+            parse_media(encrypted.as_bytes()),
+            Err(PlaylistError::Encrypted(_))
+        ));
+    }
+
+    #[test]
+    fn attribute_lists() {
+        assert_eq!(
+            attributes(r#"ID="a,b",CLASS=x,DURATION=2.5"#),
+            [
+                ("ID".to_string(), "a,b".to_string()),
+                ("CLASS".to_string(), "x".to_string()),
+                ("DURATION".to_string(), "2.5".to_string())
+            ]
+        );
+        assert!(attributes("").is_empty());
+        assert_eq!(attributes("garbage").len(), 0);
+    }
+}

@@ -1,0 +1,263 @@
+//! Crash recovery: finishing parts a killed process left behind. A part being written is
+//! `<name>.part` with a progress checkpoint `<name>.part.json` (the sidecar so far, rewritten
+//! every few seconds). At start-up each leftover is fsynced, renamed to its final name and given
+//! a sidecar marked `recovered`, with what the checkpoint and the state database know; byte
+//! counts come from the file itself and the duration is scaled from the checkpoint's bitrate.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+
+use super::session::checkpoint_path;
+use super::sidecar::{Chapter, Sidecar};
+use super::writer::{finalize_file, numbered};
+
+/// What the state database knows about a part (when it knows it).
+#[derive(Debug, Clone)]
+pub struct Known {
+    pub login: String,
+    pub session: i64,
+    pub part: u32,
+    pub stream_id: Option<String>,
+    pub title: Option<String>,
+    pub game: Option<String>,
+    pub started: DateTime<Utc>,
+}
+
+/// A part finished by recovery.
+#[derive(Debug, Clone)]
+pub struct Recovered {
+    pub file: PathBuf,
+    pub sidecar_path: PathBuf,
+    pub sidecar: Sidecar,
+}
+
+/// Recording files still named `.part` under `dir` (blocking walk). Sidecar temporaries
+/// (`.json.part`) are not recordings and are left out.
+pub fn find_parts_blocking(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => found.extend(find_parts_blocking(&path)),
+            Ok(t) if t.is_file() => {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.ends_with(".part") && !name.ends_with(".json.part") {
+                    found.push(path);
+                }
+            }
+            _ => {}
+        }
+    }
+    found.sort();
+    found
+}
+
+/// `x.ts.part` → `x.ts`.
+pub fn final_path_of(part: &Path) -> PathBuf {
+    let s = part.to_string_lossy();
+    PathBuf::from(s.strip_suffix(".part").unwrap_or(&s).to_string())
+}
+
+/// Finishes the recording at `path` — a `.part` file (renamed) or an already renamed file
+/// that has no sidecar yet — and writes its sidecar, marked recovered.
+pub async fn recover(path: PathBuf, known: Option<Known>) -> io::Result<Recovered> {
+    tokio::task::spawn_blocking(move || recover_blocking(&path, known.as_ref()))
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))?
+        .write_sidecar()
+        .await
+}
+
+struct Pending {
+    file: PathBuf,
+    checkpoint: PathBuf,
+    sidecar: Sidecar,
+}
+
+impl Pending {
+    async fn write_sidecar(self) -> io::Result<Recovered> {
+        let sidecar_path = Sidecar::path_for(&self.file);
+        self.sidecar
+            .write(&sidecar_path)
+            .await
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+        let _ = tokio::fs::remove_file(&self.checkpoint).await;
+        Ok(Recovered {
+            file: self.file,
+            sidecar_path,
+            sidecar: self.sidecar,
+        })
+    }
+}
+
+fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Pending> {
+    let is_part = path.to_string_lossy().ends_with(".part");
+    let intended = if is_part {
+        final_path_of(path)
+    } else {
+        path.to_path_buf()
+    };
+    let checkpoint = checkpoint_path(&intended);
+    let saved: Option<Sidecar> = std::fs::read(&checkpoint)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
+    let meta = std::fs::metadata(path)?;
+    let bytes = meta.len();
+    let ended: DateTime<Utc> = meta
+        .modified()
+        .map(DateTime::from)
+        .unwrap_or_else(|_| Utc::now());
+    let file = if is_part {
+        std::fs::File::open(path)?.sync_all()?;
+        // Never overwrite: a file with the final name may exist (a crash after a rename).
+        let mut target = intended.clone();
+        let mut n = 2;
+        while target.exists() {
+            target = numbered(&intended, n);
+            n += 1;
+        }
+        finalize_file(path, &target)?;
+        target
+    } else {
+        intended.clone()
+    };
+    let file_name = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let sidecar = match saved {
+        Some(mut s) => {
+            // The checkpoint lags behind the file by up to a few seconds: scale the duration
+            // by the bytes written since, at the checkpoint's bitrate.
+            if s.bytes > 0 && bytes > s.bytes {
+                s.duration_secs *= bytes as f64 / s.bytes as f64;
+            }
+            s.bytes = bytes;
+            s.ended = ended.max(s.started);
+            s.file = file_name;
+            s.recovered = true;
+            if let Some(k) = known {
+                s.session = k.session;
+                s.part = k.part;
+            }
+            s
+        }
+        None => {
+            let started = known.map(|k| k.started).unwrap_or(ended);
+            let login = known.map(|k| k.login.clone()).unwrap_or_else(|| {
+                // `{login}/…` is the default layout; otherwise the name is unknown.
+                file.parent()
+                    .and_then(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| "unknown".into())
+            });
+            Sidecar {
+                login,
+                display_name: None,
+                source: "twitch".into(),
+                stream_id: known.and_then(|k| k.stream_id.clone()),
+                session: known.map(|k| k.session).unwrap_or(0),
+                part: known.map(|k| k.part).unwrap_or(1),
+                file: file_name,
+                quality: "unknown".into(),
+                started,
+                ended,
+                // Unknown without a checkpoint: the wall-clock span is the best estimate.
+                duration_secs: (ended - started).num_milliseconds().max(0) as f64 / 1000.0,
+                segments: 0,
+                bytes,
+                chapters: known
+                    .and_then(|k| k.title.clone())
+                    .map(|title| {
+                        vec![Chapter {
+                            at: started,
+                            offset_secs: 0.0,
+                            title,
+                            game: known.and_then(|k| k.game.clone()),
+                        }]
+                    })
+                    .unwrap_or_default(),
+                gaps: Vec::new(),
+                ad_breaks: Vec::new(),
+                discontinuities: Vec::new(),
+                recovered: true,
+                youtube_video_id: None,
+            }
+        }
+    };
+    Ok(Pending {
+        file,
+        checkpoint,
+        sidecar,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn leftover_parts_are_found_and_finished() {
+        let dir = tempfile::tempdir().unwrap();
+        let login_dir = dir.path().join("foo");
+        std::fs::create_dir_all(&login_dir).unwrap();
+        let part = login_dir.join("2026_x.ts.part");
+        std::fs::write(&part, vec![1u8; 2000]).unwrap();
+        // A checkpoint taken at 1000 bytes / 4 s.
+        let mut checkpoint = serde_json::json!({
+            "login": "foo", "source": "twitch", "session": 3, "part": 2, "file": "2026_x.ts",
+            "quality": "720p60", "started": "2026-11-21T10:00:00Z", "ended": "2026-11-21T10:00:04Z",
+            "duration_secs": 4.0, "segments": 2, "bytes": 1000, "stream_id": "99",
+        });
+        checkpoint["chapters"] =
+            serde_json::json!([{"at": "2026-11-21T10:00:00Z", "offset_secs": 0.0, "title": "t"}]);
+        std::fs::write(
+            login_dir.join("2026_x.ts.part.json"),
+            serde_json::to_vec(&checkpoint).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(login_dir.join("other.json.part"), b"{").unwrap();
+        std::fs::write(login_dir.join("bare.ts.part"), b"abc").unwrap();
+
+        let found = find_parts_blocking(dir.path());
+        assert_eq!(
+            found,
+            [
+                login_dir.join("2026_x.ts.part"),
+                login_dir.join("bare.ts.part")
+            ]
+        );
+
+        let r = recover(found[0].clone(), None).await.unwrap();
+        assert_eq!(r.file, login_dir.join("2026_x.ts"));
+        assert!(!part.exists() && r.file.exists());
+        assert!(!login_dir.join("2026_x.ts.part.json").exists());
+        let s = Sidecar::read(&r.sidecar_path).await.unwrap();
+        assert!(s.recovered);
+        assert_eq!((s.session, s.part, s.bytes), (3, 2, 2000));
+        assert_eq!(s.duration_secs, 8.0);
+        assert_eq!(s.quality, "720p60");
+        assert_eq!(s.chapters[0].title, "t");
+
+        let known = Known {
+            login: "foo".into(),
+            session: 5,
+            part: 1,
+            stream_id: Some("7".into()),
+            title: Some("from db".into()),
+            game: None,
+            started: Utc::now() - chrono::Duration::seconds(60),
+        };
+        let r = recover(found[1].clone(), Some(known)).await.unwrap();
+        let s = r.sidecar;
+        assert!(s.recovered);
+        assert_eq!((s.login.as_str(), s.session, s.bytes), ("foo", 5, 3));
+        assert_eq!(s.chapters[0].title, "from db");
+        assert!(s.duration_secs >= 59.0);
+    }
+}

@@ -1,0 +1,885 @@
+//! One recording session of one login: the task that resolves the stream, polls its media
+//! playlist on the wall clock, fetches each segment exactly once in media-sequence order into
+//! the current part, skips ads, reports gaps, refreshes the token on 403 or a stall, rolls
+//! parts, finishes each part (rename + sidecar + `RecordingPartFinished`), waits out the offline
+//! grace period for the stream to come back, and reports `RecordingFinished` at the end.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+use url::Url;
+
+use super::fetch::{self, FetchError, MediaSource, Origin, Resolved, PLAYLIST_ATTEMPTS};
+use super::naming::{self, NameValues};
+use super::playlist::{self, InitMap, MediaPlaylist, Segment};
+use super::sidecar::{AdBreak, Chapter, Gap, Sidecar};
+use super::writer::PartFile;
+use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
+use crate::event::{Event, EventKind};
+
+/// How often the progress checkpoint (`<file>.part.json`) is rewritten.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// Shortest wait between two playlist reloads.
+const MIN_RELOAD: Duration = Duration::from_millis(100);
+/// Twitch cuts media playlists after about 24 h (403); fetch a new token before that.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600 + 40 * 60);
+
+/// Where the progress checkpoint of a part being written lives: `<final>.part.json`.
+pub fn checkpoint_path(final_path: &Path) -> PathBuf {
+    let mut s = final_path.as_os_str().to_owned();
+    s.push(".part.json");
+    PathBuf::from(s)
+}
+
+/// How a stretch of recording (one resolve → end of playlist) ended.
+#[derive(Debug)]
+enum TakeEnd {
+    /// The stream ended or went away (ENDLIST, 404, offline, stalled out): wait for a comeback.
+    Ended(String),
+    /// The source could not be reached (after retries); treated like `Ended`, except during
+    /// a refresh, where the old playlist address is kept and polling goes on.
+    Unreachable(String),
+    /// Cannot continue for a reason a retry will not fix.
+    Failed(String),
+    /// Asked to stop (shutdown or by the core).
+    Stop,
+}
+
+/// Where the next segment is, so nothing is fetched twice across reloads and refreshes.
+#[derive(Debug, Default)]
+struct Cursor {
+    next_seq: Option<u64>,
+    last_pdt: Option<DateTime<Utc>>,
+    last_duration: f64,
+    /// The stream was gone (ENDLIST, 404, offline) and is back: a jump in the numbering is
+    /// the time it was off the air, not video we missed.
+    after_comeback: bool,
+}
+
+/// The part being written.
+#[derive(Debug)]
+struct OpenPart {
+    file: PartFile,
+    /// Relative to recordings_dir, for messages.
+    relative: String,
+    sidecar: Sidecar,
+    map_written: Option<InitMap>,
+    checkpoint_due: Instant,
+    /// `RecordingStarted` is sent once the first segment is on disk.
+    announced: bool,
+}
+
+/// An ad break in progress.
+#[derive(Debug)]
+struct AdRun {
+    at: DateTime<Utc>,
+    duration: f64,
+}
+
+#[derive(Debug, Default)]
+struct Totals {
+    parts: u32,
+    bytes: u64,
+    duration: f64,
+    gaps: u32,
+    ad_breaks: u32,
+}
+
+pub(super) struct Session {
+    rec: Recorder,
+    spec: RecordingSpec,
+    origin: Origin,
+    control: mpsc::Receiver<Control>,
+    status: Arc<Mutex<LiveStatus>>,
+    title: String,
+    game: Option<String>,
+    quality: String,
+    next_part: u32,
+    part: Option<OpenPart>,
+    /// Gaps and ad breaks noted while no part was open; they go into the next part.
+    pending_gaps: Vec<Gap>,
+    pending_ads: Vec<AdBreak>,
+    ad: Option<AdRun>,
+    cursor: Cursor,
+    totals: Totals,
+    offline_since: Option<Instant>,
+    /// A media playlist found while waiting for a comeback, used by the next take.
+    resolved: Option<MediaSource>,
+    stop: Option<StopReason>,
+    failure: Option<String>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("login", &self.spec.login)
+            .field("session", &self.spec.session)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Session {
+    pub(super) fn new(
+        rec: Recorder,
+        spec: RecordingSpec,
+        control: mpsc::Receiver<Control>,
+        status: Arc<Mutex<LiveStatus>>,
+    ) -> Session {
+        let origin = match &spec.source {
+            SourceSpec::Twitch => Origin::Twitch {
+                playback: rec.playback.clone(),
+                login: spec.login.clone(),
+            },
+            SourceSpec::Hls { url } => Origin::Hls {
+                // Validated by the command parser; a bad one fails at the first request.
+                url: Url::parse(url).unwrap_or_else(|_| Url::parse("http://invalid.").unwrap()),
+            },
+        };
+        Session {
+            title: spec.title.clone(),
+            game: spec.game.clone(),
+            next_part: spec.first_part.max(1),
+            quality: spec.quality.to_string(),
+            rec,
+            spec,
+            origin,
+            control,
+            status,
+            part: None,
+            pending_gaps: Vec::new(),
+            pending_ads: Vec::new(),
+            ad: None,
+            cursor: Cursor::default(),
+            totals: Totals::default(),
+            offline_since: None,
+            resolved: None,
+            stop: None,
+            failure: None,
+        }
+    }
+
+    pub(super) async fn run(mut self, cancel: CancellationToken) {
+        info!(login = %self.spec.login, session = self.spec.session, "recording session starts");
+        loop {
+            let end = self.take(&cancel).await;
+            self.close_ad_run().await;
+            self.finish_part().await;
+            self.set_status(|s| s.recording = false);
+            match end {
+                TakeEnd::Stop => break,
+                TakeEnd::Failed(reason) => {
+                    self.failure = Some(reason);
+                    break;
+                }
+                TakeEnd::Ended(why) | TakeEnd::Unreachable(why) => {
+                    debug!(login = %self.spec.login, why, "stream gone; waiting for it to come back");
+                    if !self.await_comeback(&cancel).await {
+                        break;
+                    }
+                    self.cursor.after_comeback = true;
+                }
+            }
+        }
+        self.finish_session().await;
+    }
+
+    fn emit_event(&self, kind: EventKind) -> Event {
+        Event::now(Some(self.spec.login.clone()), kind).in_session(self.spec.session)
+    }
+
+    async fn emit(&self, kind: EventKind) {
+        self.rec.events.send(self.emit_event(kind)).await;
+    }
+
+    fn set_status(&self, f: impl FnOnce(&mut LiveStatus)) {
+        if let Ok(mut s) = self.status.lock() {
+            f(&mut s);
+        }
+    }
+
+    /// Applies a control message; returns an end when it asks to stop.
+    fn control(&mut self, c: Control) -> Option<TakeEnd> {
+        match c {
+            Control::Update { title, game } => {
+                if let Some(part) = &mut self.part {
+                    part.sidecar.chapters.push(Chapter {
+                        at: Utc::now(),
+                        offset_secs: part.sidecar.duration_secs,
+                        title: title.clone(),
+                        game: game.clone(),
+                    });
+                }
+                self.title = title;
+                self.game = game;
+                None
+            }
+            Control::Offline => {
+                self.offline_since.get_or_insert_with(Instant::now);
+                None
+            }
+            Control::Live => {
+                self.offline_since = None;
+                None
+            }
+            Control::Stop(reason) => {
+                self.stop = Some(reason);
+                Some(TakeEnd::Stop)
+            }
+        }
+    }
+
+    async fn resolve(&mut self, cancel: &CancellationToken) -> Result<MediaSource, TakeEnd> {
+        if let Some(found) = self.resolved.take() {
+            return Ok(found);
+        }
+        match self
+            .origin
+            .resolve(&self.rec.http, self.spec.quality, cancel)
+            .await
+        {
+            Ok(Resolved::Live(m)) => Ok(m),
+            Ok(Resolved::Offline) => Err(TakeEnd::Ended("the stream is offline".into())),
+            Err(FetchError::Cancelled) => {
+                self.stop.get_or_insert(StopReason::Shutdown);
+                Err(TakeEnd::Stop)
+            }
+            Err(FetchError::Refused(reason)) => Err(TakeEnd::Failed(reason)),
+            Err(e) => Err(TakeEnd::Unreachable(format!(
+                "cannot reach the stream: {e}"
+            ))),
+        }
+    }
+
+    /// Records from one resolved playlist until it ends.
+    async fn take(&mut self, cancel: &CancellationToken) -> TakeEnd {
+        let mut media = match self.resolve(cancel).await {
+            Ok(m) => m,
+            Err(end) => return end,
+        };
+        self.quality = media.quality.clone();
+        let mut resolved_at = Instant::now();
+        let mut last_new = Instant::now();
+        // 0: fine; 1: refreshed after a stall; 2: stall reported.
+        let mut stall_stage = 0;
+        let mut stall_limit = self.rec.settings.stall_timeout;
+        let mut next_reload = Instant::now();
+        let mut failures = 0u32;
+        loop {
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    self.stop.get_or_insert(StopReason::Shutdown);
+                    return TakeEnd::Stop;
+                }
+                Some(c) = self.control.recv() => {
+                    if let Some(end) = self.control(c) {
+                        return end;
+                    }
+                    continue;
+                }
+                _ = tokio::time::sleep_until(next_reload) => {}
+            }
+            let started = Instant::now();
+            let fetched = match fetch::get(&self.rec.http, &media.url, None).await {
+                Ok(body) => playlist::parse_media(&body).map_err(FetchError::from),
+                Err(e) => Err(e),
+            };
+            let mut refresh = false;
+            match fetched {
+                Ok(pl) => {
+                    failures = 0;
+                    let new = match self.process(&pl, &media.url, cancel).await {
+                        Ok(new) => new,
+                        Err(end) => return end,
+                    };
+                    if new {
+                        last_new = Instant::now();
+                        stall_stage = 0;
+                    }
+                    if pl.end_list {
+                        return TakeEnd::Ended("the playlist ended (EXT-X-ENDLIST)".into());
+                    }
+                    let target = if pl.target_duration > 0.0 {
+                        pl.target_duration
+                    } else {
+                        self.cursor.last_duration.max(1.0)
+                    };
+                    let target = Duration::from_secs_f64(target);
+                    stall_limit = self.rec.settings.stall_timeout.max(target * 3);
+                    let wait = if new { target } else { target / 2 };
+                    next_reload = started + wait.max(MIN_RELOAD);
+                }
+                Err(FetchError::Status(403 | 404 | 410)) => refresh = true,
+                Err(e) => {
+                    failures += 1;
+                    debug!(login = %self.spec.login, error = %e, failures, "playlist reload failed");
+                    if failures >= PLAYLIST_ATTEMPTS {
+                        failures = 0;
+                        refresh = true;
+                    } else {
+                        next_reload = Instant::now()
+                            + fetch::backoff(
+                                failures - 1,
+                                Duration::from_millis(250),
+                                Duration::from_secs(4),
+                            );
+                    }
+                }
+            }
+            if resolved_at.elapsed() >= TOKEN_LIFETIME {
+                refresh = true;
+            }
+            let stalled_for = last_new.elapsed();
+            if let Some(since) = self.offline_since {
+                if since.elapsed() >= self.rec.settings.offline_grace && last_new <= since {
+                    return TakeEnd::Ended("offline past the grace period".into());
+                }
+            }
+            if stalled_for >= stall_limit && stall_stage == 0 {
+                info!(login = %self.spec.login, "no new segment for {stalled_for:?}; new token and playlist");
+                stall_stage = 1;
+                refresh = true;
+            } else if stalled_for >= stall_limit * 2 && stall_stage == 1 {
+                stall_stage = 2;
+                self.emit(EventKind::RecordingStalled {
+                    seconds: stalled_for.as_secs(),
+                })
+                .await;
+            } else if stall_stage == 2
+                && stalled_for >= stall_limit * 2 + self.rec.settings.offline_grace
+            {
+                return TakeEnd::Ended(format!("no new video for {}s", stalled_for.as_secs()));
+            }
+            if refresh {
+                // A new token and master playlist; the cursor keeps the media sequence, so the
+                // new playlist continues where the old one stopped.
+                match self.resolve(cancel).await {
+                    Ok(m) => {
+                        debug!(login = %self.spec.login, "playlist refreshed");
+                        resolved_at = Instant::now();
+                        media = m;
+                        next_reload = Instant::now();
+                    }
+                    // A network blip: keep polling the playlist we have; the stall watchdog
+                    // bounds how long.
+                    Err(TakeEnd::Unreachable(why)) => {
+                        debug!(login = %self.spec.login, why, "refresh failed; polling on");
+                        next_reload = Instant::now() + Duration::from_secs(1);
+                    }
+                    Err(end) => return end,
+                }
+            }
+        }
+    }
+
+    /// Handles the segments of one playlist load; `Ok(true)` when any was new.
+    async fn process(
+        &mut self,
+        pl: &MediaPlaylist,
+        base: &Url,
+        cancel: &CancellationToken,
+    ) -> Result<bool, TakeEnd> {
+        if let (Some(next), Some(last)) = (self.cursor.next_seq, pl.segments.last()) {
+            if last.sequence + 1 < next {
+                // The numbering went backwards (a restarted stream or another origin):
+                // from here on, recognize what was written by its program date-time.
+                warn!(login = %self.spec.login, next, last = last.sequence, "media sequence restarted");
+                self.cursor.next_seq = None;
+            }
+        }
+        if std::mem::take(&mut self.cursor.after_comeback) {
+            let first = pl.segments.first().map(|s| s.sequence);
+            if let (Some(next), Some(first)) = (self.cursor.next_seq, first) {
+                if first > next {
+                    // Start at the oldest segment on offer (what was written before is still
+                    // recognized by its program date-time).
+                    self.cursor.next_seq = None;
+                }
+            }
+        }
+        let mut new = false;
+        for seg in &pl.segments {
+            match (
+                self.cursor.next_seq,
+                seg.program_date_time,
+                self.cursor.last_pdt,
+            ) {
+                (Some(next), _, _) if seg.sequence < next => continue,
+                (None, Some(at), Some(last)) if at <= last => continue,
+                _ => {}
+            }
+            new = true;
+            if let Some(next) = self.cursor.next_seq {
+                if seg.sequence > next {
+                    let per = if self.cursor.last_duration > 0.0 {
+                        self.cursor.last_duration
+                    } else {
+                        pl.target_duration
+                    };
+                    self.gap(
+                        next,
+                        seg.sequence - 1,
+                        (seg.sequence - next) as f64 * per,
+                        "fell out of the playlist window before it could be fetched".into(),
+                    )
+                    .await;
+                }
+            }
+            self.cursor.next_seq = Some(seg.sequence + 1);
+            if let Some(at) = seg.program_date_time {
+                self.cursor.last_pdt = Some(at);
+            }
+            self.cursor.last_duration = seg.duration;
+            if seg.ad {
+                let at = seg.program_date_time.unwrap_or_else(Utc::now);
+                self.ad.get_or_insert(AdRun { at, duration: 0.0 }).duration += seg.duration;
+                continue;
+            }
+            self.close_ad_run().await;
+            self.write_segment(seg, base, cancel).await?;
+            // Control messages (title changes, stop) are handled between segments too.
+            while let Ok(c) = self.control.try_recv() {
+                if let Some(end) = self.control(c) {
+                    return Err(end);
+                }
+            }
+            if cancel.is_cancelled() {
+                self.stop.get_or_insert(StopReason::Shutdown);
+                return Err(TakeEnd::Stop);
+            }
+        }
+        Ok(new)
+    }
+
+    async fn write_segment(
+        &mut self,
+        seg: &Segment,
+        base: &Url,
+        cancel: &CancellationToken,
+    ) -> Result<(), TakeEnd> {
+        if self.part.is_none() {
+            self.open_part(seg.map.is_some()).await?;
+        }
+        let http = self.rec.http.clone();
+        let part = self.part.as_mut().expect("opened above");
+        if seg.map.is_some() && seg.map != part.map_written {
+            let map = seg.map.clone().expect("checked");
+            let result = match base.join(&map.uri) {
+                Ok(url) => {
+                    fetch::append_resource(&http, &url, map.byte_range, &mut part.file, cancel)
+                        .await
+                }
+                Err(_) => Err(FetchError::Refused(format!(
+                    "bad init address `{}`",
+                    map.uri
+                ))),
+            };
+            match result {
+                Ok(_) => part.map_written = Some(map),
+                Err(e) => return self.segment_failed(seg, e, "its init segment ").await,
+            }
+        }
+        let part = self.part.as_mut().expect("opened above");
+        if seg.discontinuity && part.sidecar.segments > 0 {
+            part.sidecar
+                .discontinuities
+                .push(part.sidecar.duration_secs);
+        }
+        let result = match base.join(&seg.uri) {
+            Ok(url) => {
+                fetch::append_resource(&http, &url, seg.byte_range, &mut part.file, cancel).await
+            }
+            Err(_) => Err(FetchError::Refused(format!(
+                "bad segment address `{}`",
+                seg.uri
+            ))),
+        };
+        if let Err(e) = result {
+            return self.segment_failed(seg, e, "").await;
+        }
+        // Whole segments go to the file at once: a killed process loses at most the segment
+        // being downloaded, however low the bitrate.
+        if let Err(e) = part.file.flush().await {
+            return self.segment_failed(seg, FetchError::Disk(e), "").await;
+        }
+        part.sidecar.segments += 1;
+        part.sidecar.duration_secs += seg.duration;
+        if !part.announced {
+            part.announced = true;
+            let kind = EventKind::RecordingStarted {
+                file: part.relative.clone(),
+                quality: part.sidecar.quality.clone(),
+                part: part.sidecar.part,
+            };
+            self.rec
+                .events
+                .send(Event::now(Some(self.spec.login.clone()), kind).in_session(self.spec.session))
+                .await;
+        }
+        let part = self.part.as_mut().expect("open");
+        let (bytes, duration) = (part.file.len(), part.sidecar.duration_secs);
+        if Instant::now() >= part.checkpoint_due {
+            part.checkpoint_due = Instant::now() + CHECKPOINT_EVERY;
+            part.sidecar.bytes = bytes;
+            part.sidecar.ended = Utc::now();
+            write_checkpoint(part.file.final_path(), &part.sidecar).await;
+        }
+        self.totals.duration += seg.duration;
+        let (done_bytes, total_duration) = (self.totals.bytes, self.totals.duration);
+        self.set_status(|s| {
+            s.bytes = done_bytes + bytes;
+            s.duration_secs = total_duration;
+        });
+        if duration >= self.rec.settings.max_part.as_secs_f64() {
+            // Roll at this segment boundary; the next segment opens the next part.
+            self.finish_part().await;
+        }
+        Ok(())
+    }
+
+    async fn segment_failed(
+        &mut self,
+        seg: &Segment,
+        error: FetchError,
+        what: &str,
+    ) -> Result<(), TakeEnd> {
+        match error {
+            FetchError::Cancelled => {
+                self.stop.get_or_insert(StopReason::Shutdown);
+                Err(TakeEnd::Stop)
+            }
+            FetchError::Disk(e) => Err(TakeEnd::Failed(format!("cannot write the recording: {e}"))),
+            e => {
+                self.gap(
+                    seg.sequence,
+                    seg.sequence,
+                    seg.duration,
+                    format!(
+                        "{what}could not be fetched after {} tries ({e})",
+                        fetch::SEGMENT_ATTEMPTS
+                    ),
+                )
+                .await;
+                Ok(())
+            }
+        }
+    }
+
+    async fn open_part(&mut self, fmp4: bool) -> Result<(), TakeEnd> {
+        let started = Utc::now();
+        let values = NameValues {
+            login: self.spec.login.as_str(),
+            started,
+            title: &self.title,
+            game: self.game.as_deref(),
+            stream_id: self.spec.stream_id.as_deref(),
+            part: self.next_part,
+        };
+        let relative = naming::render(&self.rec.settings.file_template, &values, fmp4)
+            .map_err(|e| TakeEnd::Failed(format!("cannot name the recording: {e}")))?;
+        let target = self.rec.settings.recordings_dir.join(&relative);
+        let file = PartFile::create(target).await.map_err(|e| {
+            TakeEnd::Failed(format!(
+                "cannot create the recording file under {}: {e}",
+                self.rec.settings.recordings_dir.display()
+            ))
+        })?;
+        let relative = file
+            .final_path()
+            .strip_prefix(&self.rec.settings.recordings_dir)
+            .unwrap_or(file.final_path())
+            .display()
+            .to_string();
+        let sidecar = Sidecar {
+            login: self.spec.login.to_string(),
+            display_name: self.spec.display_name.clone(),
+            source: match self.spec.source {
+                SourceSpec::Twitch => "twitch".into(),
+                SourceSpec::Hls { .. } => "hls".into(),
+            },
+            stream_id: self.spec.stream_id.clone(),
+            session: self.spec.session,
+            part: self.next_part,
+            file: file
+                .final_path()
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            quality: self.quality.clone(),
+            started,
+            ended: started,
+            duration_secs: 0.0,
+            segments: 0,
+            bytes: 0,
+            chapters: vec![Chapter {
+                at: started,
+                offset_secs: 0.0,
+                title: self.title.clone(),
+                game: self.game.clone(),
+            }],
+            gaps: std::mem::take(&mut self.pending_gaps),
+            ad_breaks: std::mem::take(&mut self.pending_ads),
+            discontinuities: Vec::new(),
+            recovered: false,
+            youtube_video_id: None,
+        };
+        write_checkpoint(file.final_path(), &sidecar).await;
+        let part_no = self.next_part;
+        self.next_part += 1;
+        info!(login = %self.spec.login, part = part_no, file = %relative, quality = %self.quality, "recording");
+        let quality = self.quality.clone();
+        let rel = relative.clone();
+        self.set_status(|s| {
+            s.recording = true;
+            s.part = part_no;
+            s.file = rel;
+            s.quality = quality;
+        });
+        self.part = Some(OpenPart {
+            file,
+            relative,
+            sidecar,
+            map_written: None,
+            checkpoint_due: Instant::now() + CHECKPOINT_EVERY,
+            announced: false,
+        });
+        Ok(())
+    }
+
+    /// Finishes the open part, if any: flush, fsync, rename, sidecar, event.
+    async fn finish_part(&mut self) {
+        let Some(part) = self.part.take() else {
+            return;
+        };
+        let OpenPart {
+            file,
+            relative,
+            mut sidecar,
+            ..
+        } = part;
+        let checkpoint = checkpoint_path(file.final_path());
+        if sidecar.segments == 0 {
+            // Nothing made it in (the first segment failed): no empty files, and what was noted
+            // goes to the next part.
+            let part_path = file.part_path().to_path_buf();
+            drop(file);
+            let _ = tokio::fs::remove_file(&part_path).await;
+            let _ = tokio::fs::remove_file(&checkpoint).await;
+            self.pending_gaps.append(&mut sidecar.gaps);
+            self.pending_ads.append(&mut sidecar.ad_breaks);
+            self.next_part -= 1;
+            return;
+        }
+        sidecar.bytes = file.len();
+        sidecar.ended = Utc::now();
+        let final_path = match file.finish().await {
+            Ok(p) => p,
+            Err(e) => {
+                // The .part stays where it is; start-up recovery finishes it.
+                warn!(login = %self.spec.login, file = %relative, error = %e, "cannot finish the part");
+                self.emit(EventKind::RecordingFailed {
+                    reason: format!("cannot finish {relative}: {e}; it is kept as .part"),
+                })
+                .await;
+                return;
+            }
+        };
+        let sidecar_path = Sidecar::path_for(&final_path);
+        if let Err(e) = sidecar.write(&sidecar_path).await {
+            warn!(error = %e, "cannot write the sidecar");
+        }
+        let _ = tokio::fs::remove_file(&checkpoint).await;
+        self.totals.parts += 1;
+        self.totals.bytes += sidecar.bytes;
+        let done_bytes = self.totals.bytes;
+        self.set_status(|s| s.bytes = done_bytes);
+        self.emit(EventKind::RecordingPartFinished {
+            part: sidecar.part,
+            file: final_path,
+            sidecar: sidecar_path,
+            bytes: sidecar.bytes,
+            duration_secs: sidecar.duration_secs,
+            gaps: sidecar.gaps.len() as u32,
+            recovered: false,
+        })
+        .await;
+    }
+
+    async fn gap(&mut self, first: u64, last: u64, seconds: f64, reason: String) {
+        warn!(login = %self.spec.login, first, last, seconds, reason, "gap in the recording");
+        let offset = self
+            .part
+            .as_ref()
+            .map(|p| p.sidecar.duration_secs)
+            .unwrap_or(0.0);
+        let gap = Gap {
+            at: Utc::now(),
+            offset_secs: offset,
+            first_sequence: first,
+            last_sequence: last,
+            seconds,
+            reason: reason.clone(),
+        };
+        match &mut self.part {
+            Some(p) => p.sidecar.gaps.push(gap),
+            None => self.pending_gaps.push(gap),
+        }
+        self.totals.gaps += 1;
+        let gaps = self.totals.gaps;
+        self.set_status(|s| s.gaps = gaps);
+        self.emit(EventKind::RecordingGap {
+            first_sequence: first,
+            last_sequence: last,
+            seconds,
+            reason,
+        })
+        .await;
+    }
+
+    async fn close_ad_run(&mut self) {
+        let Some(run) = self.ad.take() else {
+            return;
+        };
+        let offset = self
+            .part
+            .as_ref()
+            .map(|p| p.sidecar.duration_secs)
+            .unwrap_or(0.0);
+        let entry = AdBreak {
+            at: run.at,
+            offset_secs: offset,
+            duration_secs: run.duration,
+        };
+        match &mut self.part {
+            Some(p) => p.sidecar.ad_breaks.push(entry),
+            None => self.pending_ads.push(entry),
+        }
+        self.totals.ad_breaks += 1;
+        let n = self.totals.ad_breaks;
+        self.set_status(|s| s.ad_breaks = n);
+        self.emit(EventKind::AdBreak {
+            duration_secs: run.duration,
+        })
+        .await;
+    }
+
+    /// After the playlist went away: probe for the stream until the grace period is over.
+    /// `true` when it is back (same session, next part).
+    async fn await_comeback(&mut self, cancel: &CancellationToken) -> bool {
+        let grace = self.rec.settings.offline_grace;
+        let deadline = Instant::now() + grace;
+        let probe_every = (grace / 6).clamp(Duration::from_millis(200), Duration::from_secs(5));
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    self.stop.get_or_insert(StopReason::Shutdown);
+                    return false;
+                }
+                Some(c) = self.control.recv() => {
+                    let live = c == Control::Live;
+                    if self.control(c).is_some() {
+                        return false;
+                    }
+                    if live {
+                        return true;
+                    }
+                }
+                _ = tokio::time::sleep(probe_every.min(deadline - now)) => {
+                    let found = self
+                        .origin
+                        .resolve(&self.rec.http, self.spec.quality, cancel)
+                        .await;
+                    if let Ok(Resolved::Live(m)) = found {
+                        if self.has_new_video(&m.url).await {
+                            info!(login = %self.spec.login, "the stream is back; recording the next part");
+                            self.resolved = Some(m);
+                            self.offline_since = None;
+                            return true;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether the media playlist at `url` has segments not recorded yet (an ended playlist
+    /// that still answers is not a comeback).
+    async fn has_new_video(&self, url: &Url) -> bool {
+        let Ok(body) = fetch::get(&self.rec.http, url, None).await else {
+            return false;
+        };
+        let Ok(pl) = playlist::parse_media(&body) else {
+            return false;
+        };
+        let Some(last) = pl.segments.last() else {
+            return false;
+        };
+        match (
+            self.cursor.next_seq,
+            last.program_date_time,
+            self.cursor.last_pdt,
+        ) {
+            (_, Some(at), Some(seen)) => at > seen,
+            (Some(next), _, _) => last.sequence >= next || last.sequence + 1 < next,
+            _ => true,
+        }
+    }
+
+    async fn finish_session(&mut self) {
+        if self.stop == Some(StopReason::Shutdown) {
+            info!(login = %self.spec.login, "recording stopped for shutdown; the session continues after a restart");
+            return;
+        }
+        let nothing = self.totals.parts == 0 && self.spec.first_part <= 1;
+        let reason = self.failure.take().or_else(|| {
+            nothing.then(|| match &self.stop {
+                Some(StopReason::Ended(why)) => {
+                    format!("stopped before anything was recorded: {why}")
+                }
+                _ => "the stream was announced live but its playlist never delivered video".into(),
+            })
+        });
+        if let Some(reason) = reason {
+            self.emit(EventKind::RecordingFailed { reason }).await;
+        }
+        // RecordingFinished always closes the session, also when nothing was recorded.
+        let kind = EventKind::RecordingFinished {
+            parts: self.totals.parts,
+            duration_secs: self.totals.duration,
+            bytes: self.totals.bytes,
+            gaps: self.totals.gaps,
+        };
+        self.emit(kind).await;
+        info!(login = %self.spec.login, session = self.spec.session, "recording session ended");
+    }
+}
+
+/// Writes the progress checkpoint (not fsynced: it guards against a killed process, and the
+/// page cache survives that).
+async fn write_checkpoint(final_path: &Path, sidecar: &Sidecar) {
+    let path = checkpoint_path(final_path);
+    let Ok(json) = serde_json::to_vec(sidecar) else {
+        return;
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(".tmp");
+        std::fs::write(&tmp, json)?;
+        std::fs::rename(&tmp, &path)
+    })
+    .await;
+    if let Ok(Err(e)) = result {
+        debug!(error = %e, "cannot write the progress checkpoint");
+    }
+}

@@ -1,0 +1,283 @@
+//! The file being recorded: `<final name>.part`, appended to through a small buffer (bodies are
+//! streamed, never held whole), truncated back when a segment download fails half-way, and
+//! finally flushed, fsynced and renamed to its final name. File I/O runs on the blocking pool
+//! with the file and buffer moved in and out, so the runtime threads never block and nothing
+//! is copied twice.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, IoSlice, Write};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+
+/// Bytes gathered before one (vectored) write to the file.
+pub const FLUSH_AT: usize = 512 * 1024;
+
+#[derive(Debug)]
+pub struct PartFile {
+    final_path: PathBuf,
+    part_path: PathBuf,
+    /// `None` only while a blocking write has it, or after such a write panicked.
+    file: Option<File>,
+    /// Received chunks not written yet (kept as they came: no copy before the write).
+    buf: Vec<Bytes>,
+    buffered: usize,
+    on_disk: u64,
+}
+
+/// `x.ts` → `x.ts.part`.
+pub fn part_path_of(final_path: &Path) -> PathBuf {
+    let mut s = final_path.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(io::Error::other(format!("file task failed: {e}"))))
+}
+
+impl PartFile {
+    /// Creates the folders and `<final>.part`. When the final name (or its `.part`) is taken,
+    /// ` (2)`, ` (3)`, … is added before the extension: nothing is ever overwritten.
+    pub async fn create(final_path: PathBuf) -> io::Result<PartFile> {
+        let (final_path, part_path, file) = blocking(move || {
+            if let Some(dir) = final_path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            for n in 1..1000u32 {
+                let candidate = numbered(&final_path, n);
+                if candidate.exists() {
+                    continue;
+                }
+                let part = part_path_of(&candidate);
+                match OpenOptions::new().append(true).create_new(true).open(&part) {
+                    Ok(file) => return Ok((candidate, part, file)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            Err(io::Error::other("no free file name after 999 tries"))
+        })
+        .await?;
+        Ok(PartFile {
+            final_path,
+            part_path,
+            file: Some(file),
+            buf: Vec::with_capacity(64),
+            buffered: 0,
+            on_disk: 0,
+        })
+    }
+
+    pub fn final_path(&self) -> &Path {
+        &self.final_path
+    }
+
+    pub fn part_path(&self) -> &Path {
+        &self.part_path
+    }
+
+    /// Bytes written so far (on disk and buffered).
+    pub fn len(&self) -> u64 {
+        self.on_disk + self.buffered as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub async fn append(&mut self, data: Bytes) -> io::Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.buffered += data.len();
+        self.buf.push(data);
+        if self.buffered >= FLUSH_AT {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered chunks to the file (not fsynced).
+    pub async fn flush(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let mut file = self.take_file()?;
+        let chunks = std::mem::take(&mut self.buf);
+        let (file, mut chunks, result) = tokio::task::spawn_blocking(move || {
+            let result = write_all_vectored(&mut file, &chunks);
+            (file, chunks, result)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("file task failed: {e}")))?;
+        self.file = Some(file);
+        match result {
+            Ok(()) => self.on_disk += self.buffered as u64,
+            // How much of it reached the file is unknown: measure it.
+            Err(_) => {
+                if let Some(f) = &self.file {
+                    self.on_disk = f.metadata().map(|m| m.len()).unwrap_or(self.on_disk);
+                }
+            }
+        }
+        self.buffered = 0;
+        chunks.clear();
+        self.buf = chunks;
+        result
+    }
+
+    /// Cuts the file back to `len` bytes (what it had before a failed segment).
+    pub async fn truncate(&mut self, len: u64) -> io::Result<()> {
+        if len >= self.on_disk {
+            let mut keep = (len - self.on_disk) as usize;
+            let mut kept = Vec::with_capacity(self.buf.len());
+            for chunk in self.buf.drain(..) {
+                if keep == 0 {
+                    break;
+                }
+                let n = chunk.len().min(keep);
+                kept.push(chunk.slice(..n));
+                keep -= n;
+            }
+            self.buffered = kept.iter().map(Bytes::len).sum();
+            self.buf = kept;
+            return Ok(());
+        }
+        self.buf.clear();
+        self.buffered = 0;
+        let file = self.take_file()?;
+        let file = blocking(move || {
+            // Opened for appending: the next write goes to the new end.
+            file.set_len(len)?;
+            Ok(file)
+        })
+        .await?;
+        self.file = Some(file);
+        self.on_disk = len;
+        Ok(())
+    }
+
+    /// Flushes, fsyncs, renames to the final name and fsyncs the folder. Returns the final
+    /// path.
+    pub async fn finish(mut self) -> io::Result<PathBuf> {
+        self.flush().await?;
+        let file = self.take_file()?;
+        let (part, final_path) = (self.part_path.clone(), self.final_path.clone());
+        blocking(move || {
+            file.sync_all()?;
+            drop(file);
+            finalize_file(&part, &final_path)
+        })
+        .await?;
+        Ok(self.final_path)
+    }
+
+    fn take_file(&mut self) -> io::Result<File> {
+        self.file
+            .take()
+            .ok_or_else(|| io::Error::other("the recording file was lost after a failed write"))
+    }
+}
+
+/// `write_all` for a list of chunks, in as few `writev` calls as the kernel allows.
+fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
+    let (mut i, mut offset) = (0, 0);
+    while i < chunks.len() {
+        let mut slices: Vec<IoSlice<'_>> = Vec::with_capacity((chunks.len() - i).min(1024));
+        slices.push(IoSlice::new(&chunks[i][offset..]));
+        slices.extend(chunks[i + 1..].iter().take(1023).map(|c| IoSlice::new(c)));
+        let mut n = match file.write_vectored(&slices) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        while n > 0 && i < chunks.len() {
+            let left = chunks[i].len() - offset;
+            if n >= left {
+                n -= left;
+                i += 1;
+                offset = 0;
+            } else {
+                offset += n;
+                n = 0;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Renames `part` to `final_path` and makes the rename durable (blocking).
+pub fn finalize_file(part: &Path, final_path: &Path) -> io::Result<()> {
+    std::fs::rename(part, final_path)?;
+    if let Some(dir) = final_path.parent() {
+        // Directory fsync makes the rename survive a power cut; not every filesystem allows it.
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+/// `dir/name.ts` with n = 1 → itself; n = 2 → `dir/name (2).ts`.
+pub fn numbered(path: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem} ({n}).{}", ext.to_string_lossy()),
+        None => format!("{stem} ({n})"),
+    };
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn appends_truncates_back_and_finishes() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("a/b/rec.ts");
+        let mut part = PartFile::create(target.clone()).await.unwrap();
+        assert_eq!(part.part_path(), dir.path().join("a/b/rec.ts.part"));
+        let big = Bytes::from(vec![7u8; FLUSH_AT * 2 + 5]);
+        part.append(Bytes::from_static(b"hello")).await.unwrap();
+        let mark = part.len();
+        part.append(big).await.unwrap();
+        part.append(Bytes::from_static(b"half a segm"))
+            .await
+            .unwrap();
+        // The failed segment is cut back, both from the disk and the buffer.
+        part.truncate(mark).await.unwrap();
+        assert_eq!(part.len(), 5);
+        part.append(Bytes::from_static(b" wo")).await.unwrap();
+        part.append(Bytes::from_static(b"rld")).await.unwrap();
+        let mark = part.len();
+        part.append(Bytes::from_static(b"xyz")).await.unwrap();
+        part.append(Bytes::from_static(b"123")).await.unwrap();
+        part.truncate(mark + 2).await.unwrap();
+        part.truncate(mark).await.unwrap();
+        assert_eq!(part.len(), 11);
+        let done = part.finish().await.unwrap();
+        assert_eq!(done, target);
+        assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
+        assert!(!dir.path().join("a/b/rec.ts.part").exists());
+
+        // The name is taken now: the next recording gets "(2)".
+        let part = PartFile::create(target.clone()).await.unwrap();
+        assert_eq!(part.final_path(), dir.path().join("a/b/rec (2).ts"));
+        let done = part.finish().await.unwrap();
+        assert!(done.exists());
+        assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
+    }
+}

@@ -1,0 +1,520 @@
+//! The recorder against a local origin (GQL, usher, live playlists and segments on 127.0.0.1):
+//! what ends up on disk is byte-exactly the served segments, in order, once each, with every
+//! loss reported.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use recbot::config::Config;
+use recbot::core::Events;
+use recbot::event::{Event, EventKind};
+use recbot::recorder::sidecar::Sidecar;
+use recbot::recorder::{Control, Recorder, RecordingSpec, SourceSpec, StopReason};
+use recbot_commands::{Login, Quality};
+use support::origin::{init_bytes, segment_bytes, End, Origin, StreamConfig};
+use support::same_bytes;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+struct Bench {
+    dir: tempfile::TempDir,
+    recorder: Recorder,
+    events: mpsc::Receiver<Event>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+}
+
+fn config(dir: &Path, origin: &Origin, extra: &str) -> Config {
+    let text = format!(
+        "[storage]\ndata_dir = {:?}\n{}offline_grace_secs = 1\n{extra}",
+        dir.to_str().unwrap(),
+        origin.twitch_config()
+    );
+    let text = recbot::config::testing::offline(&text);
+    Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap()
+}
+
+fn bench(origin: &Origin, extra: &str) -> Bench {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Arc::new(config(dir.path(), origin, extra));
+    let (tx, events) = mpsc::channel(1024);
+    let tracker = TaskTracker::new();
+    let shutdown = CancellationToken::new();
+    let recorder = Recorder::new(&config, Events::new(tx), tracker.clone(), shutdown.clone());
+    Bench {
+        dir,
+        recorder,
+        events,
+        tracker,
+        shutdown,
+    }
+}
+
+fn spec(login: &str) -> RecordingSpec {
+    RecordingSpec {
+        login: Login::parse(login).unwrap(),
+        source: SourceSpec::Twitch,
+        quality: Quality::BEST,
+        session: 7,
+        stream_id: Some("1001".into()),
+        display_name: Some("Foo".into()),
+        title: "first title".into(),
+        game: Some("Chess".into()),
+        first_part: 1,
+    }
+}
+
+impl Bench {
+    fn recordings(&self) -> PathBuf {
+        self.dir.path().join("recordings")
+    }
+
+    /// Collects events until `RecordingFinished` (30 s at most).
+    async fn until_finished(&mut self) -> Vec<Event> {
+        let mut seen = Vec::new();
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(30), self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no RecordingFinished; saw {seen:#?}"))
+                .unwrap();
+            let done = matches!(event.kind, EventKind::RecordingFinished { .. });
+            seen.push(event);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+fn expected(login: &str, seqs: impl IntoIterator<Item = u64>, len: usize) -> Vec<u8> {
+    seqs.into_iter()
+        .flat_map(|s| segment_bytes(login, s, len))
+        .collect()
+}
+
+fn finished_parts(events: &[Event]) -> Vec<(u32, PathBuf, PathBuf)> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::RecordingPartFinished {
+                part,
+                file,
+                sidecar,
+                ..
+            } => Some((*part, file.clone(), sidecar.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What `f` extracts from the events it matches.
+fn pick<T>(events: &[Event], f: impl Fn(&EventKind) -> Option<T>) -> Vec<T> {
+    events.iter().filter_map(|e| f(&e.kind)).collect()
+}
+
+fn gaps(events: &[Event]) -> Vec<(u64, u64, f64, String)> {
+    pick(events, |k| match k {
+        EventKind::RecordingGap {
+            first_sequence,
+            last_sequence,
+            seconds,
+            reason,
+        } => Some((*first_sequence, *last_sequence, *seconds, reason.clone())),
+        _ => None,
+    })
+}
+
+fn count(events: &[Event], name: &str) -> usize {
+    events.iter().filter(|e| e.kind_name() == name).count()
+}
+
+async fn record(
+    origin: &Origin,
+    login: &str,
+    stream: StreamConfig,
+    extra: &str,
+) -> (Bench, Vec<Event>) {
+    origin.go_live(login, stream);
+    let mut b = bench(origin, extra);
+    let _handle = b.recorder.start(spec(login));
+    let events = b.until_finished().await;
+    (b, events)
+}
+
+#[tokio::test]
+async fn starts_at_the_oldest_segment_and_writes_each_once_until_endlist() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig::default();
+    let (total, len) = (stream.segments, stream.body_len);
+    let (b, events) = record(&origin, "foo", stream, "").await;
+    assert_eq!(count(&events, "RecordingGap"), 0, "{events:#?}");
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    let (_, file, sidecar_path) = &parts[0];
+    assert!(file.starts_with(b.recordings().join("foo")), "{file:?}");
+    assert_eq!(file.extension().unwrap(), "ts");
+    // Segment 0 was published before the recording started: it is there, and so is every
+    // later one, once, in order.
+    same_bytes(
+        &std::fs::read(file).unwrap(),
+        &expected("foo", 0..total, len),
+    );
+    let sidecar = Sidecar::read(sidecar_path).await.unwrap();
+    assert_eq!(sidecar.segments, total);
+    assert_eq!(sidecar.bytes, std::fs::metadata(file).unwrap().len());
+    assert!((sidecar.duration_secs - total as f64 * 0.25).abs() < 1e-6);
+    assert_eq!(sidecar.quality, "1080p60");
+    assert_eq!(sidecar.session, 7);
+    assert_eq!(sidecar.part, 1);
+    assert_eq!(sidecar.stream_id.as_deref(), Some("1001"));
+    assert_eq!(sidecar.chapters[0].title, "first title");
+    assert!(!sidecar.recovered);
+    assert!(events.iter().all(|e| e.session == Some(7)));
+    match &events.last().unwrap().kind {
+        EventKind::RecordingFinished {
+            parts, bytes, gaps, ..
+        } => {
+            assert_eq!((*parts, *gaps), (1, 0));
+            assert_eq!(*bytes, sidecar.bytes);
+        }
+        other => panic!("{other:?}"),
+    }
+    // No leftovers: no .part, no checkpoint.
+    let leftovers: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test]
+async fn a_404_ends_the_recording() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        end: End::NotFound,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    // Segments published after the last reload before the 404 were never listed; all
+    // listed ones are there, from the first, in order.
+    let data = std::fs::read(&parts[0].1).unwrap();
+    let one = segment_bytes("foo", 0, len).len();
+    let n = (data.len() / one) as u64;
+    assert!(n >= total - 5, "only {n} segments");
+    same_bytes(&data, &expected("foo", 0..n, len));
+    assert_eq!(count(&events, "RecordingGap"), 0);
+}
+
+#[tokio::test]
+async fn ads_are_cut_out_and_reported() {
+    for by_daterange in [false, true] {
+        let origin = Origin::start().await;
+        let stream = StreamConfig {
+            ads: 5..8,
+            ads_by_daterange: by_daterange,
+            ..Default::default()
+        };
+        let (total, len) = (stream.segments, stream.body_len);
+        let (_b, events) = record(&origin, "foo", stream, "").await;
+        let parts = finished_parts(&events);
+        let data = std::fs::read(&parts[0].1).unwrap();
+        let live = (0..total).filter(|s| !(5..8).contains(s));
+        assert_eq!(
+            data,
+            expected("foo", live, len),
+            "by daterange: {by_daterange}"
+        );
+        let breaks = pick(&events, |k| match k {
+            EventKind::AdBreak { duration_secs } => Some(*duration_secs),
+            _ => None,
+        });
+        assert_eq!(breaks.len(), 1, "{events:#?}");
+        assert!((breaks[0] - 0.75).abs() < 1e-6);
+        let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+        assert_eq!(sidecar.ad_breaks.len(), 1);
+        assert!((sidecar.ad_breaks[0].offset_secs - 1.25).abs() < 1e-6);
+        // The discontinuity after the break is noted where the file jumps.
+        assert_eq!(sidecar.discontinuities, [1.25]);
+        assert_eq!(count(&events, "RecordingGap"), 0);
+    }
+}
+
+#[tokio::test]
+async fn fmp4_init_segment_is_written_once_and_the_file_is_mp4() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        fmp4: true,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let parts = finished_parts(&events);
+    let (_, file, _) = &parts[0];
+    assert_eq!(file.extension().unwrap(), "mp4");
+    let mut want = init_bytes("foo");
+    want.extend(expected("foo", 0..total, len));
+    same_bytes(&std::fs::read(file).unwrap(), &want);
+    assert_eq!(origin.requests("init"), 1);
+}
+
+#[tokio::test]
+async fn broken_segment_downloads_are_cut_back_and_retried() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        fail_once: vec![2, 6, 9],
+        body_len: 300_000,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    assert_eq!(count(&events, "RecordingGap"), 0, "{events:#?}");
+    let data = std::fs::read(&finished_parts(&events)[0].1).unwrap();
+    assert!(data == expected("foo", 0..total, len), "content differs");
+}
+
+#[tokio::test]
+async fn a_segment_that_keeps_failing_is_a_reported_gap() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        fail_always: vec![6],
+        window: 30,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let gaps = gaps(&events);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!((gaps[0].0, gaps[0].1), (6, 6));
+    assert!(gaps[0].3.contains("HTTP 500"), "{}", gaps[0].3);
+    let parts = finished_parts(&events);
+    let data = std::fs::read(&parts[0].1).unwrap();
+    same_bytes(&data, &expected("foo", (0..total).filter(|s| *s != 6), len));
+    let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+    assert_eq!(sidecar.gaps.len(), 1);
+    assert!((sidecar.gaps[0].offset_secs - 1.5).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn window_overrun_is_reported_as_a_gap() {
+    let origin = Origin::start().await;
+    // The playlist is unavailable while segments 6..=15 are published; with a window of 6
+    // segments (1.5 s, reloads every 1 s) some of them are gone before it answers again.
+    let stream = StreamConfig {
+        segments: 24,
+        window: 6,
+        outage: Some(6..16),
+        ..Default::default()
+    };
+    let (len, total) = (stream.body_len, stream.segments);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let gaps = gaps(&events);
+    assert_eq!(gaps.len(), 1, "{events:#?}");
+    let (first, last, seconds, _) = gaps[0].clone();
+    assert!(first >= 2 && last >= first && last <= 15, "{gaps:?}");
+    assert!((seconds - (last - first + 1) as f64 * 0.25).abs() < 1e-6);
+    let data = std::fs::read(&finished_parts(&events)[0].1).unwrap();
+    let kept = (0..total).filter(|s| !(first..=last).contains(s));
+    same_bytes(&data, &expected("foo", kept, len));
+}
+
+#[tokio::test]
+async fn a_403_gets_a_new_token_and_continues_without_a_gap() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 16,
+        expire_tokens_at: Some(8),
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    assert!(origin.requests("403") >= 1);
+    assert!(origin.requests("gql") >= 2);
+    assert_eq!(count(&events, "RecordingGap"), 0, "{events:#?}");
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1);
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 0..total, len),
+    );
+}
+
+#[tokio::test]
+async fn parts_roll_at_segment_boundaries_without_losing_one() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig::default();
+    let (total, len) = (stream.segments, stream.body_len);
+    // 0.75 s parts = three 0.25 s segments each.
+    let extra = format!("[recording]\nmax_part_hours = {}\n", 0.75 / 3600.0);
+    let (_b, events) = record(&origin, "foo", stream, &extra).await;
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 4, "{events:#?}");
+    let mut all = Vec::new();
+    for (i, (no, file, sidecar)) in parts.iter().enumerate() {
+        assert_eq!(*no, i as u32 + 1);
+        let sidecar = Sidecar::read(sidecar).await.unwrap();
+        assert_eq!(sidecar.segments, 3);
+        assert_eq!(sidecar.part, *no);
+        all.extend(std::fs::read(file).unwrap());
+    }
+    same_bytes(&all, &expected("foo", 0..total, len));
+    let started = pick(&events, |k| match k {
+        EventKind::RecordingStarted { part, .. } => Some(*part),
+        _ => None,
+    });
+    assert_eq!(started, [1, 2, 3, 4]);
+}
+
+#[tokio::test]
+async fn a_stream_back_within_the_grace_period_continues_in_a_new_part() {
+    let origin = Origin::start().await;
+    let first = StreamConfig {
+        end: End::NotFound,
+        segments: 6,
+        ..Default::default()
+    };
+    origin.go_live("foo", first.clone());
+    let mut b = bench(&origin, "");
+    let _handle = b.recorder.start(spec("foo"));
+    // Wait for part 1 to be finished, then bring the stream back (new numbering).
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), b.events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        if matches!(e.kind, EventKind::RecordingPartFinished { .. }) {
+            break;
+        }
+    }
+    origin.go_live(
+        "foo",
+        StreamConfig {
+            first_sequence: 500,
+            ..Default::default()
+        },
+    );
+    let events = b.until_finished().await;
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    assert_eq!(parts[0].0, 2);
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 500..512, 3000),
+    );
+    // The jump in numbering is time off the air, not a gap.
+    assert_eq!(count(&events, "RecordingGap"), 0, "{events:#?}");
+    match &events.last().unwrap().kind {
+        EventKind::RecordingFinished { parts, .. } => assert_eq!(*parts, 2),
+        other => panic!("{other:?}"),
+    }
+    assert!(events.iter().all(|e| e.session == Some(7)));
+}
+
+#[tokio::test]
+async fn hls_sources_record_master_or_media_playlists() {
+    let origin = Origin::start().await;
+    for path in ["/hls/studio/master.m3u8", "/hls/studio/720p30/index.m3u8"] {
+        let stream = StreamConfig::default();
+        let (total, len) = (stream.segments, stream.body_len);
+        origin.go_live("studio", stream);
+        let mut b = bench(&origin, "");
+        let mut s = spec("studio");
+        s.source = SourceSpec::Hls {
+            url: format!("{}{path}", origin.url()),
+        };
+        s.stream_id = None;
+        s.quality = Quality::parse("720p").unwrap();
+        let _handle = b.recorder.start(s);
+        let events = b.until_finished().await;
+        let parts = finished_parts(&events);
+        assert_eq!(parts.len(), 1, "{path}: {events:#?}");
+        same_bytes(
+            &std::fs::read(&parts[0].1).unwrap(),
+            &expected("studio", 0..total, len),
+        );
+        let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+        assert_eq!(sidecar.source, "hls");
+        let quality = if path.contains("master") {
+            "720p30"
+        } else {
+            "source"
+        };
+        assert_eq!(sidecar.quality, quality);
+    }
+}
+
+#[tokio::test]
+async fn stop_and_shutdown_finish_the_part() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        ..Default::default()
+    };
+    origin.go_live("foo", stream.clone());
+    let mut b = bench(&origin, "");
+    let handle = b.recorder.start(spec("foo"));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(handle.status().recording);
+    assert!(handle.status().bytes > 0);
+    assert!(handle.send(Control::Stop(StopReason::Ended("removed".into()))));
+    let events = b.until_finished().await;
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1);
+    let data = std::fs::read(&parts[0].1).unwrap();
+    let n = data.len() / segment_bytes("foo", 0, stream.body_len).len();
+    assert!(n >= 4);
+    same_bytes(&data, &expected("foo", 0..n as u64, stream.body_len));
+
+    // Shutdown: the part is finished too, but the session is not (no RecordingFinished).
+    let mut s = spec("foo");
+    s.session = 8;
+    let _h = b.recorder.start(s);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    b.shutdown.cancel();
+    b.tracker.close();
+    tokio::time::timeout(Duration::from_secs(8), b.tracker.wait())
+        .await
+        .unwrap();
+    let mut rest = Vec::new();
+    while let Ok(e) = b.events.try_recv() {
+        rest.push(e);
+    }
+    assert_eq!(finished_parts(&rest).len(), 1, "{rest:#?}");
+    assert_eq!(count(&rest, "RecordingFinished"), 0);
+}
+
+#[tokio::test]
+async fn a_stalled_playlist_is_refreshed_then_reported() {
+    let origin = Origin::start().await;
+    // Eight segments, then the playlist keeps answering without new ones (no ENDLIST).
+    let stream = StreamConfig {
+        segments: 8,
+        end: End::Never,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let extra = "[recording]\nstall_timeout_secs = 1\n";
+    let (_b, events) = record(&origin, "foo", stream, extra).await;
+    // Limit max(1 s, 3 × 1 s target): a new token and playlist first, then the report.
+    assert!(origin.requests("gql") >= 2, "no refresh");
+    let stalled = pick(&events, |k| match k {
+        EventKind::RecordingStalled { seconds } => Some(*seconds),
+        _ => None,
+    });
+    assert_eq!(stalled.len(), 1, "{events:#?}");
+    assert!(stalled[0] >= 6, "{stalled:?}");
+    let parts = finished_parts(&events);
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 0..total, len),
+    );
+}

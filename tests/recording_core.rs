@@ -1,0 +1,529 @@
+//! The core's recording chain against a local origin, with the test playing the live watcher
+//! (LiveDetected / StreamUpdated / StreamOffline through `Core::events()`): sessions and parts
+//! persisted, offline grace, new stream ids, crash recovery, HLS sources, the disk guard and
+//! the `status`/`disk` commands.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use recbot::config::Config;
+use recbot::core::store::Store;
+use recbot::core::{Core, CoreHandle, Events, Notice, Origin as Who};
+use recbot::event::{Event, EventKind};
+use recbot::recorder::sidecar::Sidecar;
+use recbot_commands::Login;
+use support::origin::{segment_bytes, End, Origin, StreamConfig};
+use support::same_bytes;
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+struct Bot {
+    core: CoreHandle,
+    events: Events,
+    notices: broadcast::Receiver<Arc<Notice>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    seen: Vec<Arc<Notice>>,
+}
+
+/// The test plays the live watcher, so the real one must stay silent: with Helix credentials
+/// and (from `testing::offline`) a Helix that does not answer, its checks fail and it emits
+/// nothing about logins.
+const PLAYED_WATCHER: &str = "client_id = \"cid\"\nclient_secret = \"secret\"\n";
+
+fn config(dir: &Path, origin: &Origin, storage: &str) -> Arc<Config> {
+    let text = format!(
+        "[storage]\ndata_dir = {:?}\n{storage}\n{}offline_grace_secs = 1\npoll_interval_secs = 1\n{PLAYED_WATCHER}",
+        dir.to_str().unwrap(),
+        origin.twitch_config()
+    );
+    let text = recbot::config::testing::offline(&text);
+    Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
+}
+
+impl Bot {
+    /// `storage`: extra `[storage]` keys.
+    async fn start(dir: &Path, origin: &Origin, storage: &str) -> Bot {
+        // Shown only when a test fails.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("recbot=debug")
+            .with_test_writer()
+            .try_init();
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (core, handle) = Core::open(config(dir, origin, storage), shutdown.clone())
+            .await
+            .unwrap();
+        let events = core.events();
+        let notices = handle.subscribe();
+        core.spawn(&tracker).await.unwrap();
+        Bot {
+            core: handle,
+            events,
+            notices,
+            shutdown,
+            tracker,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn run(&self, text: &str) -> String {
+        let reply = self.core.submit(text, Who::console()).await;
+        assert!(reply.ok, "{text}: {reply:?}");
+        reply.text
+    }
+
+    async fn live(&self, login: &str, stream_id: &str, title: &str) {
+        self.events
+            .emit(
+                Some(Login::parse(login).unwrap()),
+                EventKind::LiveDetected {
+                    stream_id: Some(stream_id.into()),
+                    display_name: None,
+                    title: title.into(),
+                    game: Some("Chess".into()),
+                    viewers: Some(3),
+                    started_at: Some(Utc::now()),
+                    latency_secs: Some(1.0),
+                },
+            )
+            .await;
+    }
+
+    async fn send(&self, login: &str, kind: EventKind) {
+        self.events
+            .emit(Some(Login::parse(login).unwrap()), kind)
+            .await;
+    }
+
+    /// Waits (20 s at most) for a notice matching `f`; notices that do not match stay
+    /// available to later waits.
+    async fn wait_for(&mut self, what: &str, f: impl Fn(&Event) -> bool) -> Event {
+        if let Some(i) = self.seen.iter().position(|n| f(&n.event)) {
+            return self.seen.remove(i).event.clone();
+        }
+        loop {
+            let n = tokio::time::timeout(Duration::from_secs(20), self.notices.recv())
+                .await
+                .unwrap_or_else(|_| {
+                    let kinds: Vec<_> = self.seen.iter().map(|n| n.event.kind.clone()).collect();
+                    panic!("no {what}; saw {kinds:#?}")
+                })
+                .unwrap();
+            if f(&n.event) {
+                return n.event.clone();
+            }
+            self.seen.push(n);
+        }
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        self.tracker.close();
+        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
+            .await
+            .unwrap();
+    }
+}
+
+/// A bot watching `foo`, told that `foo` is live (stream `s1`) with `stream` on the origin.
+async fn recording_foo(dir: &Path, origin: &Origin, stream: StreamConfig) -> Bot {
+    let mut bot = Bot::start(dir, origin, "").await;
+    bot.run("add foo").await;
+    origin.go_live("foo", stream);
+    bot.live("foo", "s1", "t").await;
+    bot.wait_for("LiveDetected", is("LiveDetected")).await;
+    bot
+}
+
+fn endless() -> StreamConfig {
+    StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        ..Default::default()
+    }
+}
+
+fn is(name: &'static str) -> impl Fn(&Event) -> bool {
+    move |e| e.kind_name() == name
+}
+
+async fn store(dir: &Path) -> Store {
+    Store::open(&dir.join("recbot.sqlite")).await.unwrap()
+}
+
+#[tokio::test]
+async fn live_detected_records_and_persists_the_session_and_its_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    bot.run("add foo").await;
+    origin.go_live(
+        "foo",
+        StreamConfig {
+            segments: 24,
+            ..Default::default()
+        },
+    );
+    bot.live("foo", "s1", "a ../../x\0/ title").await;
+    let live = bot.wait_for("LiveDetected", is("LiveDetected")).await;
+    let session = live.session.expect("LiveDetected carries its session");
+    let started = bot
+        .wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    assert_eq!(started.session, Some(session));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let status = bot.run("status foo").await;
+    assert!(status.contains("Recording part 1 (1080p60)"), "{status}");
+    let overall = bot.run("status").await;
+    assert!(overall.contains("recording 1"), "{overall}");
+    bot.send(
+        "foo",
+        EventKind::StreamUpdated {
+            title: "second title".into(),
+            game: None,
+        },
+    )
+    .await;
+    let part = bot
+        .wait_for("RecordingPartFinished", is("RecordingPartFinished"))
+        .await;
+    assert_eq!(part.session, Some(session));
+    let EventKind::RecordingPartFinished {
+        file,
+        sidecar,
+        bytes,
+        ..
+    } = &part.kind
+    else {
+        unreachable!()
+    };
+    // The hostile title stayed inside one file name under recordings/foo/.
+    assert_eq!(file.parent().unwrap(), dir.path().join("recordings/foo"));
+    let name = file.file_name().unwrap().to_str().unwrap();
+    assert!(name.ends_with("_a .._.._x_ title.ts"), "{name}");
+    let data = std::fs::read(file).unwrap();
+    let want: Vec<u8> = (0..24)
+        .flat_map(|s| segment_bytes("foo", s, 3000))
+        .collect();
+    same_bytes(&data, &want);
+    assert_eq!(*bytes, data.len() as u64);
+    let s = Sidecar::read(sidecar).await.unwrap();
+    assert_eq!(s.session, session);
+    let titles: Vec<&str> = s.chapters.iter().map(|c| c.title.as_str()).collect();
+    assert_eq!(titles, ["a ../../x\0/ title", "second title"]);
+    let done = bot
+        .wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    assert_eq!(done.session, Some(session));
+    bot.stop().await;
+
+    let store = store(dir.path()).await;
+    let row = store.session(session).await.unwrap().unwrap();
+    assert_eq!(row.stream_id.as_deref(), Some("s1"));
+    assert_eq!(row.title.as_deref(), Some("second title"));
+    assert!(row.ended_at.is_some());
+    let parts = store.parts_of(session).await.unwrap();
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0].state, "finished");
+    assert_eq!(&parts[0].path, file);
+    let totals = store.session_totals(session).await.unwrap();
+    assert_eq!(totals.bytes, data.len() as u64);
+}
+
+#[tokio::test]
+async fn same_stream_back_within_grace_is_a_new_part_a_new_id_a_new_session() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 8,
+        end: End::NotFound,
+        ..Default::default()
+    };
+    let mut bot = recording_foo(dir.path(), &origin, stream).await;
+    let first = bot.wait_for("part 1", is("RecordingPartFinished")).await;
+    let session = first.session.unwrap();
+    // The stream dropped (404); the watcher notices, then sees the same stream id again.
+    bot.send(
+        "foo",
+        EventKind::StreamOffline {
+            stream_id: Some("s1".into()),
+        },
+    )
+    .await;
+    origin.go_live(
+        "foo",
+        StreamConfig {
+            first_sequence: 100,
+            ..endless()
+        },
+    );
+    bot.live("foo", "s1", "t").await;
+    let live_again = bot.wait_for("LiveDetected", is("LiveDetected")).await;
+    assert_eq!(live_again.session, Some(session));
+    let part2 = bot
+        .wait_for("part 2", |e| {
+            matches!(e.kind, EventKind::RecordingStarted { part: 2, .. })
+        })
+        .await;
+    assert_eq!(part2.session, Some(session));
+
+    // A new stream id: the old session ends, a new one starts with part 1.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    bot.live("foo", "s2", "new broadcast").await;
+    let new_live = bot.wait_for("new LiveDetected", is("LiveDetected")).await;
+    let new_session = new_live.session.unwrap();
+    assert_ne!(new_session, session);
+    let old_done = bot
+        .wait_for("old session finished", |e| {
+            e.kind_name() == "RecordingFinished" && e.session == Some(session)
+        })
+        .await;
+    match old_done.kind {
+        EventKind::RecordingFinished { parts, .. } => assert_eq!(parts, 2),
+        _ => unreachable!(),
+    }
+    bot.wait_for("new part 1", |e| {
+        matches!(e.kind, EventKind::RecordingStarted { part: 1, .. })
+            && e.session == Some(new_session)
+    })
+    .await;
+    bot.stop().await;
+    let store = store(dir.path()).await;
+    assert_eq!(store.parts_of(session).await.unwrap().len(), 2);
+    assert!(store
+        .session(session)
+        .await
+        .unwrap()
+        .unwrap()
+        .ended_at
+        .is_some());
+    // Stopped by shutdown: the new session stays open, its part finished.
+    let open = store.open_sessions().await.unwrap();
+    assert_eq!(open.len(), 1);
+    assert_eq!(open[0].id, new_session);
+    let parts = store.parts_of(new_session).await.unwrap();
+    assert_eq!(parts[0].state, "finished");
+}
+
+#[tokio::test]
+async fn a_crash_leftover_is_finished_and_the_session_continues() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    // What a killed recbot leaves: an open session, a part row in `recording` state, the
+    // `.part` file and its checkpoint.
+    let final_path: PathBuf = dir.path().join("recordings/foo/2026-11-21_10-00-00_t.ts");
+    let session = {
+        let store = store(dir.path()).await;
+        let s = store
+            .create_session("foo", Some("s9"), "t", None, Utc::now())
+            .await
+            .unwrap();
+        store
+            .start_part(s, 1, &final_path, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+        s
+    };
+    std::fs::create_dir_all(final_path.parent().unwrap()).unwrap();
+    std::fs::write(
+        dir.path()
+            .join("recordings/foo/2026-11-21_10-00-00_t.ts.part"),
+        vec![9u8; 5000],
+    )
+    .unwrap();
+    // A stray .part nobody knows about is finished too.
+    std::fs::write(dir.path().join("recordings/foo/stray.ts.part"), b"xyz").unwrap();
+
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    bot.run("add foo").await;
+    let mut recovered = Vec::new();
+    for _ in 0..2 {
+        let e = bot
+            .wait_for("recovered part", |e| {
+                matches!(
+                    e.kind,
+                    EventKind::RecordingPartFinished {
+                        recovered: true,
+                        ..
+                    }
+                )
+            })
+            .await;
+        recovered.push(e);
+    }
+    let ours = recovered
+        .iter()
+        .find(|e| e.session == Some(session))
+        .expect("the known part is recovered in its session");
+    let EventKind::RecordingPartFinished {
+        file,
+        sidecar,
+        bytes,
+        part,
+        ..
+    } = &ours.kind
+    else {
+        unreachable!()
+    };
+    assert_eq!((file, *bytes, *part), (&final_path, 5000, 1));
+    let s = Sidecar::read(sidecar).await.unwrap();
+    assert!(s.recovered);
+    assert_eq!(s.stream_id.as_deref(), Some("s9"));
+    assert!(dir.path().join("recordings/foo/stray.ts").exists());
+
+    // Still live with the same stream id: record on into part 2 of the same session.
+    origin.go_live("foo", StreamConfig::default());
+    bot.live("foo", "s9", "t").await;
+    let started = bot
+        .wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    assert_eq!(started.session, Some(session));
+    assert!(matches!(
+        started.kind,
+        EventKind::RecordingStarted { part: 2, .. }
+    ));
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    bot.stop().await;
+    let store = store(dir.path()).await;
+    let parts = store.parts_of(session).await.unwrap();
+    assert_eq!(parts.len(), 2);
+    assert!(parts.iter().all(|p| p.state == "finished"));
+}
+
+#[tokio::test]
+async fn an_open_session_nobody_continues_is_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let session = {
+        let store = store(dir.path()).await;
+        let s = store
+            .create_session("foo", Some("old"), "t", None, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+        s
+    };
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    // Resume window = grace (1 s) + 2 × poll interval (1 s).
+    let done = bot
+        .wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    assert_eq!(done.session, Some(session));
+    bot.stop().await;
+    let store = store(dir.path()).await;
+    assert!(store.open_sessions().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn hls_sources_are_polled_recorded_once_and_removed_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.go_live("studio", StreamConfig::default());
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    bot.run(&format!(
+        "add hls {}/hls/studio/master.m3u8 studio",
+        origin.url()
+    ))
+    .await;
+    let live = bot.wait_for("LiveDetected", is("LiveDetected")).await;
+    assert!(live.session.is_some());
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    // The ended playlist still answers: it is not recorded again.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    while let Ok(n) = bot.notices.try_recv() {
+        assert_ne!(n.event.kind_name(), "RecordingStarted", "{:?}", n.event);
+    }
+    bot.seen.clear();
+    // A live one, removed while recording: finished and kept.
+    origin.go_live("other", endless());
+    bot.run(&format!(
+        "add hls {}/hls/other/720p30/index.m3u8 other",
+        origin.url()
+    ))
+    .await;
+    bot.wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    bot.run("remove other").await;
+    let part = bot.wait_for("part", is("RecordingPartFinished")).await;
+    let EventKind::RecordingPartFinished { file, .. } = &part.kind else {
+        unreachable!()
+    };
+    assert!(file.exists());
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn disk_command_and_the_free_space_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let bot = Bot::start(dir.path(), &origin, "").await;
+    let report = bot.run("disk").await;
+    assert!(
+        report.contains("Recordings:") && report.contains("free of"),
+        "{report}"
+    );
+    bot.stop().await;
+
+    // Less free space than the floor: DiskLow at start-up, and nothing is recorded.
+    let mut bot = Bot::start(dir.path(), &origin, "min_free_gb = 1000000000").await;
+    let low = bot.wait_for("DiskLow", is("DiskLow")).await;
+    assert!(matches!(
+        low.kind,
+        EventKind::DiskLow {
+            stopped_recording: true,
+            ..
+        }
+    ));
+    bot.run("add foo").await;
+    origin.go_live("foo", StreamConfig::default());
+    bot.live("foo", "s1", "t").await;
+    let failed = bot.wait_for("RecordingFailed", is("RecordingFailed")).await;
+    let EventKind::RecordingFailed { reason } = &failed.kind else {
+        unreachable!()
+    };
+    assert!(reason.contains("not recording: only"), "{reason}");
+    assert!(bot.run("disk").await.contains("recording is stopped"));
+    bot.stop().await;
+    assert!(!dir.path().join("recordings/foo").exists());
+}
+
+#[tokio::test]
+async fn disk_low_stops_recordings_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let mut bot = recording_foo(dir.path(), &origin, endless()).await;
+    bot.wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    // Play the disk guard: below the floor.
+    bot.events
+        .emit(
+            None,
+            EventKind::DiskLow {
+                used_percent: 99.0,
+                free_gb: 0.5,
+                stopped_recording: true,
+            },
+        )
+        .await;
+    let part = bot.wait_for("part", is("RecordingPartFinished")).await;
+    let EventKind::RecordingPartFinished { file, .. } = &part.kind else {
+        unreachable!()
+    };
+    assert!(file.exists());
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    assert!(!bot.run("status").await.contains("recording 1"));
+    bot.stop().await;
+}

@@ -1,0 +1,435 @@
+//! A fake Twitch video origin on 127.0.0.1 for recorder tests and the benchmark: GQL playback
+//! tokens, usher master playlists, live media playlists whose window moves on the wall clock,
+//! and segments — with injectable trouble (ads, token expiry, outages, failing segments, fMP4,
+//! ENDLIST or 404 at the end).
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use bytes::Bytes;
+use serde_json::json;
+
+/// How a stream's playlist ends once every segment is published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    Endlist,
+    NotFound,
+    /// Never ends (the benchmark stops it).
+    Never,
+}
+
+#[derive(Debug, Clone)]
+pub struct StreamConfig {
+    /// Segments in the broadcast.
+    pub segments: u64,
+    pub seg_duration: f64,
+    /// Segments already published when the stream is (re)started.
+    pub initial: u64,
+    /// Segments listed in the playlist.
+    pub window: u64,
+    /// Bytes of filler after each segment's unique prefix.
+    pub body_len: usize,
+    pub end: End,
+    /// Segments that are stitched ads.
+    pub ads: Range<u64>,
+    /// Mark ads with a twitch-stitched-ad DATERANGE instead of the `Amazon` title.
+    pub ads_by_daterange: bool,
+    pub fmp4: bool,
+    /// Segments whose first request breaks off half-way.
+    pub fail_once: Vec<u64>,
+    /// Segments that always answer 500.
+    pub fail_always: Vec<u64>,
+    /// While this many segments are published, the media playlist answers 503.
+    pub outage: Option<Range<u64>>,
+    /// Once this many segments are published, tokens issued before are refused with 403.
+    pub expire_tokens_at: Option<u64>,
+    /// First media sequence number.
+    pub first_sequence: u64,
+}
+
+impl Default for StreamConfig {
+    fn default() -> Self {
+        StreamConfig {
+            segments: 12,
+            seg_duration: 0.25,
+            initial: 4,
+            window: 8,
+            body_len: 3000,
+            end: End::Endlist,
+            ads: 0..0,
+            ads_by_daterange: false,
+            fmp4: false,
+            fail_once: Vec::new(),
+            fail_always: Vec::new(),
+            outage: None,
+            expire_tokens_at: None,
+            first_sequence: 0,
+        }
+    }
+}
+
+struct Stream {
+    config: StreamConfig,
+    started: Instant,
+    /// Program date-time of segment 0 (a restarted stream gets later ones).
+    pdt_base_ms: i64,
+    live: bool,
+    /// Tokens numbered below this are refused.
+    valid_from: u64,
+    expired: bool,
+    failed_once: Vec<u64>,
+}
+
+impl Stream {
+    fn published(&self) -> u64 {
+        let c = &self.config;
+        let elapsed = self.started.elapsed().as_secs_f64();
+        (c.initial + (elapsed / c.seg_duration) as u64).min(c.segments)
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    streams: HashMap<String, Stream>,
+    tokens: u64,
+    requests: HashMap<String, u64>,
+    filler: Bytes,
+}
+
+#[derive(Clone)]
+pub struct Origin {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+}
+
+fn pdt(base_ms: i64, index: u64, seg: f64) -> String {
+    let ms = base_ms + (index as f64 * seg * 1000.0) as i64;
+    chrono::DateTime::from_timestamp_millis(ms)
+        .unwrap()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+/// The exact bytes of segment `seq` of `login` (what the recording must contain).
+pub fn segment_bytes(login: &str, seq: u64, filler_len: usize) -> Vec<u8> {
+    let mut v = prefix(login, seq, false).to_vec();
+    v.extend(std::iter::repeat_n(b'.', filler_len));
+    v
+}
+
+pub fn init_bytes(login: &str) -> Vec<u8> {
+    format!("INIT:{login}|ftyp-moov").into_bytes()
+}
+
+fn prefix(login: &str, seq: u64, ad: bool) -> Bytes {
+    let kind = if ad { "AD" } else { "SEG" };
+    Bytes::from(format!("{kind}:{login}:{seq:08}|"))
+}
+
+impl Origin {
+    pub async fn start() -> Origin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Origin::serve(listener)
+    }
+
+    /// Serves on `listener` from the current runtime.
+    pub fn serve(listener: tokio::net::TcpListener) -> Origin {
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/gql", post(gql))
+            .route("/api/v2/channel/hls/{file}", get(usher))
+            .route("/hls/{login}/master.m3u8", get(plain_master))
+            .route("/hls/{login}/{variant}/{file}", get(media))
+            .with_state(inner.clone());
+        tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        Origin { addr, inner }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Config text pointing recbot's Twitch endpoints here.
+    pub fn twitch_config(&self) -> String {
+        format!(
+            "[twitch]\ngql_url = \"{0}/gql\"\nusher_url = \"{0}\"\n",
+            self.url()
+        )
+    }
+
+    /// Starts (or restarts, from its first segment) a live stream.
+    pub fn go_live(&self, login: &str, config: StreamConfig) {
+        let mut inner = self.inner.lock().unwrap();
+        let filler_len = config.body_len;
+        if inner.filler.len() < filler_len {
+            inner.filler = Bytes::from(vec![b'.'; filler_len]);
+        }
+        inner.streams.insert(
+            login.to_string(),
+            Stream {
+                pdt_base_ms: chrono::Utc::now().timestamp_millis()
+                    - (config.initial as f64 * config.seg_duration * 1000.0) as i64,
+                config,
+                started: Instant::now(),
+                live: true,
+                valid_from: 0,
+                expired: false,
+                failed_once: Vec::new(),
+            },
+        );
+    }
+
+    pub fn go_offline(&self, login: &str) {
+        if let Some(s) = self.inner.lock().unwrap().streams.get_mut(login) {
+            s.live = false;
+        }
+    }
+
+    pub fn published(&self, login: &str) -> u64 {
+        self.inner.lock().unwrap().streams[login].published()
+    }
+
+    /// Requests seen per kind: `gql`, `usher`, `playlist`, `segment`, `init`, `403`.
+    pub fn requests(&self, kind: &str) -> u64 {
+        *self.inner.lock().unwrap().requests.get(kind).unwrap_or(&0)
+    }
+}
+
+fn count(inner: &mut Inner, kind: &str) {
+    *inner.requests.entry(kind.to_string()).or_default() += 1;
+}
+
+async fn gql(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Json(body): Json<serde_json::Value>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    count(&mut inner, "gql");
+    inner.tokens += 1;
+    let login = body["variables"]["login"].as_str().unwrap_or("");
+    let value = json!({"channel": login, "n": inner.tokens}).to_string();
+    Json(json!({"data": {"streamPlaybackAccessToken": {"value": value, "signature": "sig"}}}))
+        .into_response()
+}
+
+fn token_number(params: &HashMap<String, String>) -> Option<u64> {
+    if let Some(t) = params.get("t") {
+        return t.parse().ok();
+    }
+    let token: serde_json::Value = serde_json::from_str(params.get("token")?).ok()?;
+    token["n"].as_u64()
+}
+
+fn variants(login: &str, token: Option<u64>) -> String {
+    let t = token.map(|n| format!("?t={n}")).unwrap_or_default();
+    format!(
+        "#EXTM3U\n\
+         #EXT-X-TWITCH-INFO:NODE=\"fake\",SERVER-TIME=\"1.0\"\n\
+         #EXT-X-STREAM-INF:BANDWIDTH=6500000,RESOLUTION=1920x1080,CODECS=\"avc1.64002A,mp4a.40.2\",FRAME-RATE=60.000,IVS-NAME=\"1080p60\",IVS-VARIANT-SOURCE=\"source\"\n\
+         /hls/{login}/1080p60/index.m3u8{t}\n\
+         #EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720,CODECS=\"avc1.4D401F,mp4a.40.2\",FRAME-RATE=30.000,IVS-NAME=\"720p30\",IVS-VARIANT-SOURCE=\"transcode\"\n\
+         /hls/{login}/720p30/index.m3u8{t}\n"
+    )
+}
+
+async fn usher(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(file): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    count(&mut inner, "usher");
+    let login = file.trim_end_matches(".m3u8").to_string();
+    let live = inner
+        .streams
+        .get(&login)
+        .is_some_and(|s| s.live && !ended_404(s));
+    if !live {
+        return (
+            StatusCode::NOT_FOUND,
+            r#"[{"error":"not live","error_code":"transcode_does_not_exist","type":"error"}]"#,
+        )
+            .into_response();
+    }
+    variants(&login, token_number(&params)).into_response()
+}
+
+async fn plain_master(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(login): Path<String>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    count(&mut inner, "usher");
+    let live = inner
+        .streams
+        .get(&login)
+        .is_some_and(|s| s.live && !ended_404(s));
+    if !live {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    variants(&login, None).into_response()
+}
+
+fn ended_404(s: &Stream) -> bool {
+    s.config.end == End::NotFound && s.published() >= s.config.segments
+}
+
+async fn media(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((login, variant, file)): Path<(String, String, String)>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    if file == "index.m3u8" {
+        count(&mut inner, "playlist");
+        let token = token_number(&params);
+        let Some(stream) = inner.streams.get_mut(&login) else {
+            return StatusCode::NOT_FOUND.into_response();
+        };
+        if !stream.live || ended_404(stream) {
+            return StatusCode::NOT_FOUND.into_response();
+        }
+        let published = stream.published();
+        if let Some(at) = stream.config.expire_tokens_at {
+            if published >= at && !stream.expired {
+                stream.expired = true;
+                stream.valid_from = token.unwrap_or(0) + 1;
+            }
+        }
+        if token.is_some_and(|n| n < stream.valid_from) {
+            count(&mut inner, "403");
+            return StatusCode::FORBIDDEN.into_response();
+        }
+        if stream
+            .config
+            .outage
+            .as_ref()
+            .is_some_and(|r| r.contains(&published))
+        {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        return playlist(
+            &login,
+            &variant,
+            &stream.config,
+            stream.pdt_base_ms,
+            published,
+        )
+        .into_response();
+    }
+    if file == "init.mp4" {
+        count(&mut inner, "init");
+        return Bytes::from(init_bytes(&login)).into_response();
+    }
+    count(&mut inner, "segment");
+    let Some(seq) = file.split('.').next().and_then(|n| n.parse::<u64>().ok()) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let filler = inner.filler.clone();
+    let Some(stream) = inner.streams.get_mut(&login) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let c = &stream.config;
+    let index = seq - c.first_sequence;
+    if index >= stream.published() {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if c.fail_always.contains(&index) {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    let head = prefix(&login, seq, c.ads.contains(&index));
+    let tail = filler.slice(..c.body_len);
+    let total = head.len() + tail.len();
+    if c.fail_once.contains(&index) && !stream.failed_once.contains(&index) {
+        stream.failed_once.push(index);
+        let half = tail.slice(..tail.len() / 2);
+        let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+            Ok(head),
+            Ok(half),
+            Err(std::io::Error::other("origin broke off")),
+        ];
+        return Response::builder()
+            .header(header::CONTENT_LENGTH, total)
+            .body(Body::from_stream(futures::stream::iter(chunks)))
+            .unwrap();
+    }
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![Ok(head), Ok(tail)];
+    Response::builder()
+        .header(header::CONTENT_LENGTH, total)
+        .body(Body::from_stream(futures::stream::iter(chunks)))
+        .unwrap()
+}
+
+fn playlist(login: &str, variant: &str, c: &StreamConfig, base: i64, published: u64) -> String {
+    let first = published.saturating_sub(c.window);
+    let target = c.seg_duration.ceil().max(1.0) as u64;
+    let mut out = format!(
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-TWITCH-ELAPSED-SECS:1.0\n",
+        c.first_sequence + first
+    );
+    if c.fmp4 {
+        out.push_str(&format!(
+            "#EXT-X-MAP:URI=\"/hls/{login}/{variant}/init.mp4\"\n"
+        ));
+    }
+    let ext = if c.fmp4 { "mp4" } else { "ts" };
+    for i in first..published {
+        let seq = c.first_sequence + i;
+        let ad = c.ads.contains(&i);
+        if ad && c.ads_by_daterange && i == c.ads.start {
+            out.push_str(&format!(
+                "#EXT-X-DATERANGE:ID=\"playlist-creation-{i}\",CLASS=\"timestamp\",START-DATE=\"{}\"\n\
+                 #EXT-X-DATERANGE:ID=\"stitched-ad-{i}\",CLASS=\"twitch-stitched-ad\",START-DATE=\"{}\",DURATION={:.3}\n",
+                pdt(base, i, c.seg_duration),
+                pdt(base, i, c.seg_duration),
+                (c.ads.end - c.ads.start) as f64 * c.seg_duration
+            ));
+        }
+        if (ad && i == c.ads.start) || (i == c.ads.end && i > 0 && !c.ads.is_empty()) {
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        let title = if ad && !c.ads_by_daterange {
+            "Amazon|ad"
+        } else {
+            "live"
+        };
+        out.push_str(&format!(
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},{title}\n/hls/{login}/{variant}/{seq}.{ext}\n",
+            pdt(base, i, c.seg_duration),
+            c.seg_duration
+        ));
+    }
+    if published >= c.segments && c.end == End::Endlist {
+        out.push_str("#EXT-X-ENDLIST\n");
+    } else if published < c.segments {
+        out.push_str(&format!(
+            "#EXT-X-TWITCH-PREFETCH:/hls/{login}/{variant}/{}.{ext}\n",
+            c.first_sequence + published
+        ));
+    }
+    out
+}
+
+/// Waits until `f` holds, polling; panics after `limit`.
+pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !f() {
+        assert!(
+            Instant::now() < deadline,
+            "condition not met within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
