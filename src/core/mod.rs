@@ -221,6 +221,8 @@ pub struct Core {
     workers: TaskTracker,
     /// Live detection for the watched Twitch logins.
     watcher: Option<crate::twitch::watcher::WatcherHandle>,
+    /// Rechecks asked for per login since its recording last worked (live.rs).
+    live_restarts: std::collections::HashMap<Login, u32>,
     /// Pending OAuth authorizations and the Twitch token keeper (auth.rs).
     auth: auth::AuthState,
     /// The upload worker's wake-up (uploads.rs).
@@ -271,6 +273,7 @@ impl Core {
             workers,
             recordings,
             watcher: None,
+            live_restarts: Default::default(),
             auth: auth::AuthState::default(),
             uploads: uploads::UploadState::default(),
         };

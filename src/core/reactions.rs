@@ -8,9 +8,9 @@ use crate::event::Event;
 impl Core {
     /// Runs after `event` is persisted and before it is announced.
     pub(super) async fn react(&mut self, event: &Event) {
-        // Workers add their reactions here as they land (see the worker issues).
-        self.queue_upload(event).await;
         self.react_recording(event).await;
+        self.react_live(event);
+        self.queue_upload(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile

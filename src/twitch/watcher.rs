@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use recbot_commands::Login;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +33,8 @@ use crate::event::EventKind;
 const PROBE_CONCURRENCY: usize = 16;
 /// Failed cycles in a row before operators are told.
 const FAILED_CYCLES_BEFORE_REPORT: u32 = 3;
+/// Pending recheck requests.
+const RECHECK_QUEUE: usize = 64;
 
 /// What is known about a live login.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,6 +66,7 @@ pub struct WatcherStatus {
 pub struct WatcherHandle {
     wanted: Arc<watch::Sender<Vec<Login>>>,
     status: watch::Receiver<WatcherStatus>,
+    recheck: mpsc::Sender<(Login, Instant)>,
 }
 
 impl WatcherHandle {
@@ -80,6 +83,13 @@ impl WatcherHandle {
 
     pub fn status(&self) -> WatcherStatus {
         self.status.borrow().clone()
+    }
+
+    /// Forgets what is known about `login` at the first check after `after`, so that a stream
+    /// still live then is reported again with `LiveDetected` (the recording of it ended while
+    /// the stream went on). Dropped when the watcher's queue is full: a later call repeats it.
+    pub fn recheck(&self, login: Login, after: Duration) {
+        let _ = self.recheck.try_send((login, Instant::now() + after));
     }
 }
 
@@ -317,6 +327,7 @@ pub fn spawn(
     let detector = Detector::new(config, http);
     let interval = Duration::from_secs(config.twitch.poll_interval_secs());
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
+    let (recheck_tx, recheck_rx) = mpsc::channel(RECHECK_QUEUE);
     let (status_tx, status_rx) = watch::channel(WatcherStatus {
         mode: detector.mode(),
         interval_secs: interval.as_secs(),
@@ -334,11 +345,13 @@ pub fn spawn(
         status: status_tx,
         failed_cycles: 0,
         reported_failure: false,
+        recheck_at: HashMap::new(),
     };
-    tracker.spawn(watcher.run(wanted_rx, interval, shutdown));
+    tracker.spawn(watcher.run(wanted_rx, recheck_rx, interval, shutdown));
     WatcherHandle {
         wanted: Arc::new(wanted_tx),
         status: status_rx,
+        recheck: recheck_tx,
     }
 }
 
@@ -349,12 +362,15 @@ struct Watcher {
     status: watch::Sender<WatcherStatus>,
     failed_cycles: u32,
     reported_failure: bool,
+    /// Logins to forget (and so report again if live) at the first check after the instant.
+    recheck_at: HashMap<Login, Instant>,
 }
 
 impl Watcher {
     async fn run(
         mut self,
         mut wanted: watch::Receiver<Vec<Login>>,
+        mut recheck: mpsc::Receiver<(Login, Instant)>,
         interval: Duration,
         shutdown: CancellationToken,
     ) {
@@ -363,6 +379,9 @@ impl Watcher {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
+                Some((login, at)) = recheck.recv() => {
+                    self.recheck_at.insert(login, at);
+                }
                 _ = tokio::time::sleep_until(next_cycle) => {
                     let logins = wanted.borrow_and_update().clone();
                     self.cycle(&logins, true).await;
@@ -397,6 +416,13 @@ impl Watcher {
         if logins.is_empty() {
             self.publish_status(0, None, full);
             return;
+        }
+        let now = Instant::now();
+        for login in logins {
+            if self.recheck_at.get(login).is_some_and(|at| *at <= now) {
+                self.recheck_at.remove(login);
+                self.known.remove(login);
+            }
         }
         let (observed, requests, errors) = self.detector.observe(logins).await;
         for (login, kind) in diff(&mut self.known, observed, Utc::now()) {

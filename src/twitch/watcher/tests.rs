@@ -109,6 +109,7 @@ fn watcher(config: &Config) -> (Watcher, mpsc::Receiver<Event>) {
         status,
         failed_cycles: 0,
         reported_failure: false,
+        recheck_at: HashMap::new(),
     };
     (watcher, rx)
 }
@@ -338,4 +339,45 @@ async fn the_running_watcher_checks_new_logins_at_once_and_polls() {
     tokio::time::timeout(Duration::from_secs(2), tracker.wait())
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn a_recheck_reports_a_still_live_stream_again_once_due() {
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    let fake: &'static FakeHelix = Box::leak(Box::new(FakeHelix {
+        live: vec!["foo"],
+        batches: Mutex::new(Vec::new()),
+    }));
+    Mock::given(method("GET"))
+        .and(path("/helix/streams"))
+        .respond_with(fake)
+        .mount(&server)
+        .await;
+    let config = config_for(&server, true);
+    let (mut watcher, mut rx) = watcher(&config);
+    let logins = [login("foo")];
+    watcher.cycle(&logins, true).await;
+    assert_eq!(rx.try_recv().unwrap().kind.name(), "LiveDetected");
+    watcher.cycle(&logins, true).await;
+    assert!(rx.try_recv().is_err(), "once per stream");
+    // Not due yet: nothing.
+    watcher
+        .recheck_at
+        .insert(login("foo"), Instant::now() + Duration::from_secs(3600));
+    watcher.cycle(&logins, true).await;
+    assert!(rx.try_recv().is_err());
+    // Due: the same stream is reported again, once.
+    watcher.recheck_at.insert(login("foo"), Instant::now());
+    watcher.cycle(&logins, true).await;
+    let again = rx.try_recv().unwrap();
+    match again.kind {
+        EventKind::LiveDetected { stream_id, .. } => {
+            assert_eq!(stream_id.as_deref(), Some("id-foo"))
+        }
+        other => panic!("{other:?}"),
+    }
+    watcher.cycle(&logins, true).await;
+    assert!(rx.try_recv().is_err());
+    assert!(watcher.recheck_at.is_empty());
 }
