@@ -1,0 +1,7 @@
+//! Twitch chat logging: IRC connections supervised by recbot (sharding, Twitch's limits,
+//! keepalive, RECONNECT, backoff), every received line written to per-login day files, the
+//! per-recording chat file, and the `recbot logs` reader.
+
+pub mod line;
+pub mod record;
+pub mod writer;
