@@ -5,3 +5,5 @@
 pub mod line;
 pub mod record;
 pub mod writer;
+pub mod limits;
+pub mod transport;
