@@ -7,3 +7,9 @@ pub mod record;
 pub mod writer;
 pub mod limits;
 pub mod transport;
+pub mod conn;
+pub mod shard;
+pub mod export;
+pub mod pool;
+
+pub use pool::{start, ChatHandle, ChatSettings, ChatStatus};

@@ -133,6 +133,28 @@ pub fn encode<'a>(text: &'a str, exact: Option<&[u8]>, recv_ms: i64, out: &mut V
     }
 }
 
+/// Appends a line that is logged raw with `error` as the reason (e.g. cut because too long).
+pub fn encode_malformed<'a>(
+    text: &'a str,
+    exact: Option<&[u8]>,
+    recv_ms: i64,
+    error: &str,
+    out: &mut Vec<u8>,
+) -> Encoded<'a> {
+    out.extend_from_slice(b"{\"recv_ms\":");
+    push_int(out, recv_ms);
+    push_key(out, "error");
+    push_str(out, error.as_bytes());
+    finish(out, text, exact);
+    Encoded {
+        channel: None,
+        command: None,
+        time_ms: recv_ms,
+        key: hash(text.as_bytes()),
+        malformed: true,
+    }
+}
+
 #[derive(Default)]
 struct Special<'a> {
     id: Option<&'a str>,

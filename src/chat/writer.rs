@@ -537,7 +537,8 @@ impl DayFile {
     }
 }
 
-fn count_lines(path: &Path) -> std::io::Result<u64> {
+/// Lines in a file.
+pub fn count_lines(path: &Path) -> std::io::Result<u64> {
     let mut file = File::open(path)?;
     let mut buf = vec![0u8; 64 * 1024];
     let mut n = 0u64;

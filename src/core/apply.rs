@@ -184,6 +184,12 @@ impl Core {
             watch.options_text(),
             watch.room
         );
+        if watch.chat && matches!(watch.source, Source::Twitch) {
+            if let Some(line) = self.chat_status(Some(&name)).await {
+                text.push('\n');
+                text.push_str(&line);
+            }
+        }
         let recent = self.store.recent_events(Some(&name), 5).await?;
         if !recent.is_empty() {
             text.push_str("\nRecent:");
@@ -215,7 +221,7 @@ impl Core {
         if self.config.discord.is_configured() {
             frontends.push("discord");
         }
-        Ok(Reply::ok(format!(
+        let mut text = format!(
             "recbot {} up {}h {:02}m · watching {} ({} Twitch, {} HLS) · front-ends: {} · \
              state schema v{}",
             env!("CARGO_PKG_VERSION"),
@@ -226,7 +232,12 @@ impl Core {
             hls,
             frontends.join(", "),
             self.store.schema_version().await?
-        )))
+        );
+        if let Some(line) = self.chat_status(None).await {
+            text.push('\n');
+            text.push_str(&line);
+        }
+        Ok(Reply::ok(text))
     }
 }
 

@@ -3,6 +3,7 @@
 //! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here.
 
 mod apply;
+mod chat;
 mod reactions;
 pub mod store;
 
@@ -177,6 +178,8 @@ pub struct Core {
     stopped: CancellationToken,
     /// Every worker task; shutdown waits for all of them.
     workers: TaskTracker,
+    /// The chat logger, when enabled.
+    chat: Option<crate::chat::ChatHandle>,
 }
 
 impl Core {
@@ -205,6 +208,7 @@ impl Core {
             shutdown,
             stopped: stopped.clone(),
             workers: TaskTracker::new(),
+            chat: None,
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -224,6 +228,7 @@ impl Core {
             "state loaded"
         );
         let inbox = self.inbox.take().expect("spawned once");
+        self.start_chat().await;
         self.watches_changed().await;
         tracker.spawn(self.run(inbox, watching));
         Ok(())

@@ -9,10 +9,12 @@ impl Core {
     /// Runs after `event` is persisted and before it is announced.
     pub(super) async fn react(&mut self, event: &Event) {
         // Workers add their reactions here as they land (see the worker issues).
-        let _ = event;
+        self.chat_react(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
     /// what they run with the watch list.
-    pub(super) async fn watches_changed(&mut self) {}
+    pub(super) async fn watches_changed(&mut self) {
+        self.chat_watches_changed().await;
+    }
 }

@@ -3,7 +3,11 @@ use std::path::Path;
 use super::*;
 
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
-    let text = format!("[storage]\ndata_dir = {:?}\n", dir.to_str().unwrap());
+    // Chat logging has its own tests against a local fake server (tests/chat_*.rs).
+    let text = format!(
+        "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n",
+        dir.to_str().unwrap()
+    );
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 

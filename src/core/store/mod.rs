@@ -13,6 +13,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::event::{Event, Room};
 
+mod chat;
 mod tokens;
 
 pub use tokens::StoredToken;
@@ -229,7 +230,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/recbot.sqlite");
         let store = Store::open(&path).await.unwrap();
-        assert_eq!(store.schema_version().await.unwrap(), 1);
+        let newest = MIGRATIONS.iter().map(|m| m.version).max().unwrap();
+        assert_eq!(store.schema_version().await.unwrap(), newest);
         store.put_watch(&watch("foo")).await.unwrap();
         let mut hls = watch("studio");
         hls.source = Source::Hls {
