@@ -6,6 +6,7 @@ pub mod line;
 pub mod record;
 pub mod writer;
 pub mod limits;
+pub mod logs;
 pub mod transport;
 pub mod conn;
 pub mod shard;

@@ -70,6 +70,12 @@ pub fn encode<'a>(text: &'a str, exact: Option<&[u8]>, recv_ms: i64, out: &mut V
     if let Some(c) = channel {
         push_key(out, "channel");
         push_str(out, c.as_bytes());
+    } else if ROOM_COMMANDS.contains(&line.command) {
+        // Logged in the server folder, flagged: nothing may name a folder but a login.
+        push_key(out, "error");
+        let target = line.first_param().unwrap_or("");
+        let message = format!("{} target `{target}` is not a channel", line.command);
+        push_str(out, message.as_bytes());
     }
     let is_chat_text = matches!(
         line.command,
@@ -154,6 +160,17 @@ pub fn encode_malformed<'a>(
         malformed: true,
     }
 }
+
+/// Commands that always address a room.
+const ROOM_COMMANDS: &[&str] = &[
+    "PRIVMSG",
+    "USERNOTICE",
+    "CLEARCHAT",
+    "CLEARMSG",
+    "ROOMSTATE",
+    "USERSTATE",
+    "HOSTTARGET",
+];
 
 #[derive(Default)]
 struct Special<'a> {
@@ -420,6 +437,14 @@ mod tests {
     fn malformed_and_non_utf8_lines_are_kept() {
         let (_, r) = encode_one("@only-tags");
         assert_eq!(r.error.as_deref(), Some("tags but no command"));
+        let (_, r) = encode_one(":jtv!jtv@jtv.tmi.twitch.tv PRIVMSG stuck_overflow :hosting");
+        assert_eq!(
+            r.error.as_deref(),
+            Some("PRIVMSG target `stuck_overflow` is not a channel")
+        );
+        assert_eq!(r.channel, None);
+        let (_, r) = encode_one("PRIVMSG #../../etc :x");
+        assert!(r.error.unwrap().contains("not a channel"));
         let bytes = b"PRIVMSG #c :caf\xe9";
         let text = String::from_utf8_lossy(bytes);
         let mut out = Vec::new();
