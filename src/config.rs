@@ -355,7 +355,10 @@ impl Chat {
             );
         }
         if self.fsync_interval_secs < self.flush_interval_secs {
-            return fail("fsync_interval_secs", "must not be below flush_interval_secs");
+            return fail(
+                "fsync_interval_secs",
+                "must not be below flush_interval_secs",
+            );
         }
         if self.queue_lines < 100 {
             return fail("queue_lines", "must be at least 100");

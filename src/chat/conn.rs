@@ -24,7 +24,10 @@ pub const CAPABILITIES: &str = "twitch.tv/tags twitch.tv/commands";
 pub enum Identity {
     /// `justinfan<digits>`, no password.
     Anonymous,
-    User { login: String, token: Secret },
+    User {
+        login: String,
+        token: Secret,
+    },
 }
 
 impl Identity {
@@ -89,7 +92,10 @@ pub enum Control {
     Joined(String),
     Parted(String),
     /// A NOTICE about a room we could not join (suspended, banned, …).
-    JoinRefused { room: String, reason: String },
+    JoinRefused {
+        room: String,
+        reason: String,
+    },
     /// The server refused our login.
     AuthFailed(String),
     CapAck(String),
@@ -127,7 +133,8 @@ pub fn control(text: &str, nick: &str) -> Control {
         Command::Response(Response::RPL_WELCOME, _) => Control::Welcome,
         Command::NOTICE(target, text) => {
             if target == "*"
-                && (text.contains("authentication failed") || text.contains("Improperly formatted auth"))
+                && (text.contains("authentication failed")
+                    || text.contains("Improperly formatted auth"))
             {
                 Control::AuthFailed(text)
             } else if let (Some(room), Some(id)) = (target.strip_prefix('#'), msg_id) {
@@ -188,10 +195,9 @@ impl Conn {
         timeout: Duration,
         ping_interval: Duration,
     ) -> Result<(Conn, Vec<Received>), ConnError> {
-        let stream = dialer
-            .dial(timeout)
-            .await
-            .map_err(|e| ConnError::network(format!("cannot connect to {}: {e}", dialer.describe())))?;
+        let stream = dialer.dial(timeout).await.map_err(|e| {
+            ConnError::network(format!("cannot connect to {}: {e}", dialer.describe()))
+        })?;
         let (read, write) = tokio::io::split(stream);
         let nick = identity.nick();
         let mut conn = Conn {
@@ -233,8 +239,16 @@ impl Conn {
         let mut received = Vec::new();
         let (mut acked, mut welcomed) = (false, false);
         while !(acked && welcomed) {
-            if self.reader.fill().await.map_err(|e| ConnError::network(format!("connection lost during login: {e}")))? == 0 {
-                return Err(ConnError::network("the server closed the connection during login"));
+            if self
+                .reader
+                .fill()
+                .await
+                .map_err(|e| ConnError::network(format!("connection lost during login: {e}")))?
+                == 0
+            {
+                return Err(ConnError::network(
+                    "the server closed the connection during login",
+                ));
             }
             let recv_ms = chrono::Utc::now().timestamp_millis();
             let mut pongs = Vec::new();
@@ -249,7 +263,9 @@ impl Conn {
                 });
                 match control(&String::from_utf8_lossy(bytes), &self.nick) {
                     Control::CapAck(caps) => {
-                        acked = CAPABILITIES.split(' ').all(|c| caps.split(' ').any(|g| g == c));
+                        acked = CAPABILITIES
+                            .split(' ')
+                            .all(|c| caps.split(' ').any(|g| g == c));
                         if !acked {
                             failure = Some(ConnError {
                                 kind: ErrorKind::Protocol,
@@ -260,7 +276,9 @@ impl Conn {
                     Control::CapNak(caps) => {
                         failure = Some(ConnError {
                             kind: ErrorKind::Protocol,
-                            message: format!("the server refused the capabilities `{caps}` (CAP NAK)"),
+                            message: format!(
+                                "the server refused the capabilities `{caps}` (CAP NAK)"
+                            ),
                         })
                     }
                     Control::AuthFailed(text) => {
@@ -303,7 +321,10 @@ impl Conn {
         let mut line = String::new();
         for room in rooms {
             if !line.is_empty() && line.len() + room.len() + 2 > MAX_JOIN_LINE {
-                lines.push_str(&Message::from(Command::JOIN(std::mem::take(&mut line), None, None)).to_string());
+                lines.push_str(
+                    &Message::from(Command::JOIN(std::mem::take(&mut line), None, None))
+                        .to_string(),
+                );
             }
             if !line.is_empty() {
                 line.push(',');
@@ -399,6 +420,9 @@ mod tests {
     fn anonymous_nicks_are_justinfan_digits() {
         let nick = Identity::Anonymous.nick();
         let digits = nick.strip_prefix("justinfan").unwrap();
-        assert!(!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()), "{nick}");
+        assert!(
+            !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()),
+            "{nick}"
+        );
     }
 }

@@ -34,7 +34,10 @@ pub fn chat_path(sidecar_path: &Path, sidecar: &Sidecar) -> PathBuf {
 pub async fn save_part(queue: &LineQueue, chat_dir: &Path, sidecar_path: &Path) -> Result<Saved> {
     let sidecar = Sidecar::read(sidecar_path).await?;
     if !is_login(&sidecar.login) {
-        bail!("the sidecar names `{}`, which is not a login", sidecar.login);
+        bail!(
+            "the sidecar names `{}`, which is not a login",
+            sidecar.login
+        );
     }
     if sidecar.ended < sidecar.started {
         bail!("the sidecar's part ends before it starts");

@@ -154,7 +154,11 @@ mod tests {
                 .iter()
                 .take_while(|u| u.duration_since(*t) < Duration::from_secs(10))
                 .count();
-            assert!(in_window <= 20, "{in_window} JOINs within 10 s at {:?}", *t - start);
+            assert!(
+                in_window <= 20,
+                "{in_window} JOINs within 10 s at {:?}",
+                *t - start
+            );
         }
         // 100 JOINs at 20 per 11 s: the 81st waits for the fifth window.
         assert!(times[99] - start >= Duration::from_secs(44));

@@ -54,9 +54,7 @@ impl<'a> Line<'a> {
         let mut rest = raw;
         let mut tags = "";
         if let Some(after) = rest.strip_prefix('@') {
-            let (t, r) = after
-                .split_once(' ')
-                .ok_or(LineError::TagsWithoutCommand)?;
+            let (t, r) = after.split_once(' ').ok_or(LineError::TagsWithoutCommand)?;
             tags = t;
             rest = r.trim_start_matches(' ');
         }
@@ -267,10 +265,28 @@ mod tests {
     fn table_of_shapes() {
         // (raw, command, channel, text, first param)
         let cases: &[(&str, &str, Option<&str>, Option<&str>, Option<&str>)] = &[
-            ("PING :tmi.twitch.tv", "PING", None, Some("tmi.twitch.tv"), Some("tmi.twitch.tv")),
+            (
+                "PING :tmi.twitch.tv",
+                "PING",
+                None,
+                Some("tmi.twitch.tv"),
+                Some("tmi.twitch.tv"),
+            ),
             (":tmi.twitch.tv RECONNECT", "RECONNECT", None, None, None),
-            ("PRIVMSG #c Kappa", "PRIVMSG", Some("c"), Some("Kappa"), Some("#c")),
-            (":a!a@a JOIN #dallas", "JOIN", Some("dallas"), None, Some("#dallas")),
+            (
+                "PRIVMSG #c Kappa",
+                "PRIVMSG",
+                Some("c"),
+                Some("Kappa"),
+                Some("#c"),
+            ),
+            (
+                ":a!a@a JOIN #dallas",
+                "JOIN",
+                Some("dallas"),
+                None,
+                Some("#dallas"),
+            ),
             (
                 ":tmi.twitch.tv CAP * ACK :twitch.tv/tags twitch.tv/commands",
                 "CAP",
@@ -278,12 +294,48 @@ mod tests {
                 Some("twitch.tv/tags twitch.tv/commands"),
                 Some("*"),
             ),
-            (":tmi.twitch.tv 001 justinfan1 :Welcome, GLHF!", "001", None, Some("Welcome, GLHF!"), Some("justinfan1")),
-            ("@a=b   :x!x@x   PRIVMSG   #c   :  spaced", "PRIVMSG", Some("c"), Some("  spaced"), Some("#c")),
-            ("PRIVMSG #../etc :x", "PRIVMSG", None, Some("x"), Some("#../etc")),
-            ("PRIVMSG #UPPER :x", "PRIVMSG", None, Some("x"), Some("#UPPER")),
-            (":jtv!jtv@jtv.tmi.twitch.tv PRIVMSG stuck_overflow :hosting", "PRIVMSG", None, Some("hosting"), Some("stuck_overflow")),
-            ("PRIVMSG #c :\u{1}ACTION waves\u{1}", "PRIVMSG", Some("c"), Some("\u{1}ACTION waves\u{1}"), Some("#c")),
+            (
+                ":tmi.twitch.tv 001 justinfan1 :Welcome, GLHF!",
+                "001",
+                None,
+                Some("Welcome, GLHF!"),
+                Some("justinfan1"),
+            ),
+            (
+                "@a=b   :x!x@x   PRIVMSG   #c   :  spaced",
+                "PRIVMSG",
+                Some("c"),
+                Some("  spaced"),
+                Some("#c"),
+            ),
+            (
+                "PRIVMSG #../etc :x",
+                "PRIVMSG",
+                None,
+                Some("x"),
+                Some("#../etc"),
+            ),
+            (
+                "PRIVMSG #UPPER :x",
+                "PRIVMSG",
+                None,
+                Some("x"),
+                Some("#UPPER"),
+            ),
+            (
+                ":jtv!jtv@jtv.tmi.twitch.tv PRIVMSG stuck_overflow :hosting",
+                "PRIVMSG",
+                None,
+                Some("hosting"),
+                Some("stuck_overflow"),
+            ),
+            (
+                "PRIVMSG #c :\u{1}ACTION waves\u{1}",
+                "PRIVMSG",
+                Some("c"),
+                Some("\u{1}ACTION waves\u{1}"),
+                Some("#c"),
+            ),
         ];
         for (raw, command, channel, text, first) in cases {
             let line = Line::parse(raw).unwrap_or_else(|e| panic!("{raw}: {e}"));
@@ -320,7 +372,10 @@ mod tests {
     #[test]
     fn tags_unescape() {
         for (escaped, plain) in [
-            ("ronni\\shas\\ssubscribed\\sfor\\s6\\smonths!", "ronni has subscribed for 6 months!"),
+            (
+                "ronni\\shas\\ssubscribed\\sfor\\s6\\smonths!",
+                "ronni has subscribed for 6 months!",
+            ),
             ("a\\:b", "a;b"),
             ("back\\\\slash", "back\\slash"),
             ("line\\nbreak\\r", "line\nbreak\r"),
@@ -339,7 +394,10 @@ mod tests {
     #[test]
     fn actions() {
         assert_eq!(action_text("\u{1}ACTION -tags\u{1}"), Some("-tags"));
-        assert_eq!(action_text("\u{1}ACTION unterminated"), Some("unterminated"));
+        assert_eq!(
+            action_text("\u{1}ACTION unterminated"),
+            Some("unterminated")
+        );
         assert_eq!(action_text("plain"), None);
     }
 }

@@ -297,7 +297,16 @@ mod tests {
 
     #[test]
     fn queries_are_validated() {
-        let q = Query::parse("@Foo", Some("2026-11-21"), Some("10:00"), Some("11:30"), Some("@Ronni".into()), Some("KAPPA".into()), false).unwrap();
+        let q = Query::parse(
+            "@Foo",
+            Some("2026-11-21"),
+            Some("10:00"),
+            Some("11:30"),
+            Some("@Ronni".into()),
+            Some("KAPPA".into()),
+            false,
+        )
+        .unwrap();
         assert_eq!(q.login.as_str(), "foo");
         assert_eq!(q.user.as_deref(), Some("ronni"));
         assert_eq!(q.grep.as_deref(), Some("kappa"));
@@ -308,7 +317,10 @@ mod tests {
             ("foo", None, Some("25:00"), None),
             ("foo", None, Some("12:00"), Some("11:00")),
         ] {
-            assert!(Query::parse(login, date, since, until, None, None, false).is_err(), "{login} {date:?} {since:?} {until:?}");
+            assert!(
+                Query::parse(login, date, since, until, None, None, false).is_err(),
+                "{login} {date:?} {since:?} {until:?}"
+            );
         }
     }
 }

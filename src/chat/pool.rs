@@ -550,9 +550,13 @@ impl Pool {
             }
             ShardEvent::AuthFailed { reason } => {
                 if matches!(*self.identity.borrow(), Identity::User { .. }) {
-                    warn!(reason, "chat: Twitch refused the account's login; logging anonymously");
+                    warn!(
+                        reason,
+                        "chat: Twitch refused the account's login; logging anonymously"
+                    );
                     self.identity.send_replace(Identity::Anonymous);
-                    self.identity_note = format!("anonymous: Twitch refused the account ({reason})");
+                    self.identity_note =
+                        format!("anonymous: Twitch refused the account ({reason})");
                     self.emit(
                         None,
                         EventKind::AuthRequired {
@@ -648,11 +652,8 @@ impl Pool {
         let lines_today = match counted {
             Some(n) => n,
             None => {
-                let path = writer::day_path(
-                    &self.settings.writer.dir,
-                    room,
-                    writer::date_of_day(today),
-                );
+                let path =
+                    writer::day_path(&self.settings.writer.dir, room, writer::date_of_day(today));
                 tokio::task::spawn_blocking(move || writer::count_lines(&path).unwrap_or(0))
                     .await
                     .unwrap_or(0)

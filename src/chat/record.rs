@@ -30,7 +30,12 @@ pub struct Encoded<'a> {
 
 /// Appends the JSON line (with `\n`) for `text` received at `recv_ms`. `exact` holds the
 /// received bytes when they were not valid UTF-8 (`text` is then their lossy form).
-pub fn encode<'a>(text: &'a str, exact: Option<&[u8]>, recv_ms: i64, out: &mut Vec<u8>) -> Encoded<'a> {
+pub fn encode<'a>(
+    text: &'a str,
+    exact: Option<&[u8]>,
+    recv_ms: i64,
+    out: &mut Vec<u8>,
+) -> Encoded<'a> {
     out.extend_from_slice(b"{\"recv_ms\":");
     push_int(out, recv_ms);
     let line = match Line::parse(text) {
@@ -470,7 +475,10 @@ mod tests {
             assert_eq!(r.raw, raw);
             assert_eq!(
                 r.tag("k").map(str::to_string),
-                Some(super::super::line::unescape_tag(raw[3..].split(' ').next().unwrap()).into_owned()),
+                Some(
+                    super::super::line::unescape_tag(raw[3..].split(' ').next().unwrap())
+                        .into_owned()
+                ),
                 "{raw:?}"
             );
         }

@@ -80,14 +80,31 @@ pub enum ShardCmd {
 /// What a shard tells the pool.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ShardEvent {
-    Connected { shard: usize, nick: String },
-    Joined { shard: usize, room: Arc<str> },
-    JoinRefused { room: Arc<str>, reason: String },
+    Connected {
+        shard: usize,
+        nick: String,
+    },
+    Joined {
+        shard: usize,
+        room: Arc<str>,
+    },
+    JoinRefused {
+        room: Arc<str>,
+        reason: String,
+    },
     /// The shard has no connection (its rooms are not logged) since now.
-    Down { shard: usize, reason: String },
+    Down {
+        shard: usize,
+        reason: String,
+    },
     /// The shard is connected again after `offline`.
-    Up { shard: usize, offline: Duration },
-    AuthFailed { reason: String },
+    Up {
+        shard: usize,
+        offline: Duration,
+    },
+    AuthFailed {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -209,7 +226,11 @@ impl Shard {
             Duration::ZERO
         };
         if !delay.is_zero() {
-            debug!(shard = self.id, delay_secs = delay.as_secs_f64(), "reconnecting after a pause");
+            debug!(
+                shard = self.id,
+                delay_secs = delay.as_secs_f64(),
+                "reconnecting after a pause"
+            );
         }
         let ctx = self.ctx.clone();
         let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
@@ -232,10 +253,8 @@ impl Shard {
         let far = Instant::now() + Duration::from_secs(3600);
         let mut deadline = far;
         if let Some(c) = &self.active {
-            deadline = deadline.min(c.next_ping);
-            if let Some(d) = c.pong_deadline {
-                deadline = deadline.min(d);
-            }
+            // While a PING is unanswered only its deadline matters.
+            deadline = deadline.min(c.pong_deadline.unwrap_or(c.next_ping));
         }
         if let Some(c) = &self.old {
             if let Some(d) = c.pong_deadline {
@@ -395,7 +414,13 @@ impl Shard {
             let exact = matches!(text, Cow::Owned(_)).then_some(bytes);
             let start = batch.buf.len();
             let encoded = if too_long {
-                record::encode_malformed(&text, exact, recv_ms, "line longer than 64 KiB; cut", &mut batch.buf)
+                record::encode_malformed(
+                    &text,
+                    exact,
+                    recv_ms,
+                    "line longer than 64 KiB; cut",
+                    &mut batch.buf,
+                )
             } else {
                 record::encode(&text, exact, recv_ms, &mut batch.buf)
             };
@@ -465,7 +490,10 @@ impl Shard {
             }
             Control::Reconnect => {
                 if which == Which::Active && !self.reconnect_requested {
-                    info!(shard = self.id, "server asked to reconnect; opening the new connection first");
+                    info!(
+                        shard = self.id,
+                        "server asked to reconnect; opening the new connection first"
+                    );
                     self.reconnect_requested = true;
                 }
                 Ok(())
@@ -489,7 +517,10 @@ impl Shard {
                 self.maybe_finish_overlap().await
             }
             Control::Parted(room) => {
-                let wanted = self.rooms.get_key_value(room.as_str()).map(|(r, _)| r.clone());
+                let wanted = self
+                    .rooms
+                    .get_key_value(room.as_str())
+                    .map(|(r, _)| r.clone());
                 if let Some(conn) = self.conn(which) {
                     conn.joined.remove(room.as_str());
                     if let (Some(room), Which::Active) = (wanted, which) {
@@ -517,16 +548,6 @@ impl Shard {
                 self.emit(ShardEvent::JoinRefused { room, reason }).await;
                 self.maybe_finish_overlap().await
             }
-            Control::AuthFailed(reason) => {
-                self.emit(ShardEvent::AuthFailed {
-                    reason: reason.clone(),
-                })
-                .await;
-                Err(ConnError {
-                    kind: ErrorKind::Auth,
-                    message: format!("Twitch refused the chat login: {reason}"),
-                })
-            }
             _ => Ok(()),
         };
         if let Err(e) = result {
@@ -553,7 +574,11 @@ impl Shard {
             self.old_draining = true;
             let timing = self.ctx.timing.clone();
             if let Some(old) = self.old.as_mut() {
-                if old.ping(timing.ping_interval, timing.ping_timeout).await.is_err() {
+                if old
+                    .ping(timing.ping_interval, timing.ping_timeout)
+                    .await
+                    .is_err()
+                {
                     self.close_old("could not send its last PING").await;
                 }
             }
@@ -563,7 +588,12 @@ impl Shard {
 
     async fn close_old(&mut self, why: &str) {
         if let Some(old) = self.old.take() {
-            debug!(shard = self.id, conn = old.id, why, "closing the replaced connection");
+            debug!(
+                shard = self.id,
+                conn = old.id,
+                why,
+                "closing the replaced connection"
+            );
             old.close().await;
         }
         self.old_deadline = None;
@@ -581,20 +611,30 @@ impl Shard {
                 self.dedup.stop_after(self.ctx.timing.ping_timeout);
             }
             Which::Active => {
-                let Some(conn) = self.active.take() else { return };
+                let Some(conn) = self.active.take() else {
+                    return;
+                };
                 if conn.opened.elapsed() >= STABLE {
                     self.backoff.reset();
                 }
                 self.failures = self.failures.max(1);
                 if let Some(old) = self.old.take() {
-                    warn!(shard = self.id, reason, "the new connection failed during a RECONNECT; keeping the old one");
+                    warn!(
+                        shard = self.id,
+                        reason, "the new connection failed during a RECONNECT; keeping the old one"
+                    );
                     self.active = Some(old);
                     self.old_deadline = None;
                     self.old_draining = false;
                     self.reconnect_requested = true;
                     return;
                 }
-                warn!(shard = self.id, conn = conn.id, reason, "chat connection lost");
+                warn!(
+                    shard = self.id,
+                    conn = conn.id,
+                    reason,
+                    "chat connection lost"
+                );
                 drop(conn);
                 if self.down_since.is_none() {
                     self.down_since = Some(Instant::now());
@@ -645,12 +685,9 @@ impl Shard {
             return;
         };
         if conn.pong_deadline.is_some_and(|d| d <= now) {
-            let reason = format!(
-                "no PONG within {} s",
-                timing.ping_timeout.as_secs_f64()
-            );
+            let reason = format!("no PONG within {} s", timing.ping_timeout.as_secs_f64());
             self.lost(Which::Active, reason).await;
-        } else if conn.next_ping <= now {
+        } else if conn.pong_deadline.is_none() && conn.next_ping <= now {
             if let Err(e) = conn.ping(timing.ping_interval, timing.ping_timeout).await {
                 self.lost(Which::Active, e.message).await;
             }
@@ -721,9 +758,7 @@ async fn fill(conn: &mut Option<Conn>) -> std::io::Result<usize> {
     }
 }
 
-async fn poll_opening(
-    opening: &mut Option<Opening>,
-) -> Result<(Conn, Vec<Received>), ConnError> {
+async fn poll_opening(opening: &mut Option<Opening>) -> Result<(Conn, Vec<Received>), ConnError> {
     match opening {
         Some(f) => f.await,
         None => std::future::pending().await,

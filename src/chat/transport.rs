@@ -203,6 +203,9 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     if e == s {
                         continue;
                     }
+                    if e - s > self.max_line {
+                        return Some(RawLine::TooLong(&self.buf[s..s + self.max_line]));
+                    }
                     return Some(RawLine::Line(&self.buf[s..e]));
                 }
                 None if self.skipping => {
@@ -247,7 +250,11 @@ mod tests {
 
     #[tokio::test]
     async fn cuts_lines_across_reads() {
-        let got = lines_of(&[b"PING :a\r\nPRIV", b"MSG #c :x\r\n\r\nbare\n", b"tail"], 64).await;
+        let got = lines_of(
+            &[b"PING :a\r\nPRIV", b"MSG #c :x\r\n\r\nbare\n", b"tail"],
+            64,
+        )
+        .await;
         assert_eq!(got, ["PING :a", "PRIVMSG #c :x", "bare"]);
     }
 
@@ -256,6 +263,10 @@ mod tests {
         let long = vec![b'x'; 300];
         let got = lines_of(&[b"a\r\n", &long, b"\r\nb\r\n"], 100).await;
         assert_eq!(got, ["a", "TOO LONG 100", "b"]);
+        // Also when the whole long line arrives in one read.
+        let long = [vec![b'y'; 150], b"\r\nc\r\n".to_vec()].concat();
+        let got = lines_of(&[&long], 100).await;
+        assert_eq!(got, ["TOO LONG 100", "c"]);
     }
 
     #[tokio::test]
@@ -276,7 +287,8 @@ mod tests {
         let port = listener.local_addr().unwrap().port();
         let dialer = Dialer::new("127.0.0.1", port, false).unwrap();
         assert_eq!(dialer.describe(), format!("127.0.0.1:{port}"));
-        let (stream, accepted) = tokio::join!(dialer.dial(Duration::from_secs(5)), listener.accept());
+        let (stream, accepted) =
+            tokio::join!(dialer.dial(Duration::from_secs(5)), listener.accept());
         stream.unwrap();
         accepted.unwrap();
         // TLS against a server that does not speak it fails with an error, not a hang.

@@ -151,13 +151,12 @@ impl LineQueue {
         let want = lines.min(self.capacity) as u32;
         let permit = match self.permits.clone().try_acquire_many_owned(want) {
             Ok(p) => Some(p),
-            Err(_) => tokio::time::timeout(
-                self.patience,
-                self.permits.clone().acquire_many_owned(want),
-            )
-            .await
-            .ok()
-            .and_then(Result::ok),
+            Err(_) => {
+                tokio::time::timeout(self.patience, self.permits.clone().acquire_many_owned(want))
+                    .await
+                    .ok()
+                    .and_then(Result::ok)
+            }
         };
         let Some(permit) = permit else {
             self.dropped.fetch_add(lines as u64, Ordering::Relaxed);
@@ -638,9 +637,7 @@ mod tests {
         std::fs::write(&path, "old1\nold2\ncut-of").unwrap();
         let (queue, counters, task) = writer(settings(dir.path(), 1000));
         let task = tokio::spawn(task);
-        queue
-            .push(batch(&[("a", day as i64 * DAY, "new")]))
-            .await;
+        queue.push(batch(&[("a", day as i64 * DAY, "new")])).await;
         drop(queue);
         task.await.unwrap();
         assert_eq!(
@@ -677,7 +674,10 @@ mod tests {
         assert_eq!(queue.dropped(), 0);
         assert!(!queue.push(batch(&lines)).await, "over capacity");
         assert_eq!(queue.dropped(), 60);
-        assert!(queue.push(batch(&lines[..40])).await, "what fits still goes");
+        assert!(
+            queue.push(batch(&lines[..40])).await,
+            "what fits still goes"
+        );
         assert_eq!(queue.dropped(), 60);
     }
 

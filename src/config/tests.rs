@@ -288,10 +288,16 @@ fn chat_section_has_defaults_and_is_validated() {
     assert_eq!(c.chat.login, ChatLogin::User);
     assert_eq!(c.chat.ping_interval_secs, 0.5);
     for (body, key) in [
-        ("[chat]\nchannels_per_connection = 0\n", "chat.channels_per_connection"),
+        (
+            "[chat]\nchannels_per_connection = 0\n",
+            "chat.channels_per_connection",
+        ),
         ("[chat]\njoin_limit = 0\n", "chat.join_limit"),
         ("[chat]\nping_timeout_secs = -1\n", "chat.ping_timeout_secs"),
-        ("[chat]\nflush_interval_secs = 5\n", "chat.flush_interval_secs"),
+        (
+            "[chat]\nflush_interval_secs = 5\n",
+            "chat.flush_interval_secs",
+        ),
         ("[chat]\nbackoff_max_secs = 0.5\n", "chat.backoff_max_secs"),
         ("[chat]\nlogin = \"bot\"\n", "chat.login"),
     ] {
