@@ -856,6 +856,38 @@ async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
     assert!(!format!("{events:?}").contains("user-token-1"));
 }
 
+#[tokio::test]
+async fn tls_connections_are_verified() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind_tls().await;
+    // The public roots do not know the test CA: refused, and said why.
+    let untrusted = Dialer::new("localhost", fake.port, true).unwrap();
+    let mut chat = Chat::start(settings(untrusted, dir.path()), None);
+    chat.want(&["a"]).await;
+    let lost = chat
+        .event("ChatDisconnected", |e| {
+            matches!(e.kind, EventKind::ChatDisconnected { .. })
+        })
+        .await;
+    let EventKind::ChatDisconnected { reason } = lost.kind else {
+        unreachable!()
+    };
+    assert!(reason.contains("certificate"), "{reason}");
+    chat.stop().await;
+    // Trusting the test CA: logged in over TLS, lines logged.
+    let trusted =
+        Dialer::with_roots("localhost", fake.port, Some(FakeTwitch::test_roots())).unwrap();
+    assert!(trusted.describe().ends_with("(TLS)"));
+    let chat = Chat::start(settings(trusted, dir.path()), None);
+    chat.want(&["a"]).await;
+    let conn = fake.next_conn().await;
+    fake.wait_until("joined over TLS", |s| s.rooms[conn.id].contains("a"))
+        .await;
+    conn.send(&privmsg("a", "tls1", now_ms(), "over TLS")).await;
+    wait_records(dir.path(), "the line", |all| ids_in(all, "a") == ["tls1"]).await;
+    chat.stop().await;
+}
+
 #[test]
 fn logs_command_renders_and_filters_a_day() {
     let dir = tempfile::tempdir().unwrap();

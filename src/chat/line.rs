@@ -87,15 +87,13 @@ impl<'a> Line<'a> {
         let (middle, trailing) = if let Some(t) = params.strip_prefix(':') {
             ("", Some(t))
         } else {
-            match params.find(" :") {
+            match memchr::memmem::find(params.as_bytes(), b" :") {
                 Some(i) => (&params[..i], Some(&params[i + 2..])),
                 None => (params, None),
             }
         };
         // Control bytes are legal only in the text (the /me form uses U+0001 there).
-        if let Some(b) = raw[..raw.len() - trailing.map_or(0, str::len)]
-            .bytes()
-            .find(|b| *b < 0x20)
+        if let Some(b) = first_control(&raw.as_bytes()[..raw.len() - trailing.map_or(0, str::len)])
         {
             return Err(LineError::ControlCharacter(b));
         }
@@ -107,6 +105,11 @@ impl<'a> Line<'a> {
             middle: middle.trim_matches(' '),
             trailing,
         })
+    }
+
+    /// The tag section as received, without `@`.
+    pub fn tag_section(&self) -> &'a str {
+        self.tags
     }
 
     /// The tags in wire order, values still escaped.
@@ -164,6 +167,20 @@ impl<'a> Line<'a> {
     }
 }
 
+/// The first byte below 0x20, checking 8 bytes at a time.
+fn first_control(s: &[u8]) -> Option<u8> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut i = 0;
+    while i + 8 <= s.len() {
+        let word = u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+        if word.wrapping_sub(ONES * 0x20) & !word & (ONES * 0x80) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    s[i..].iter().copied().find(|b| *b < 0x20)
+}
+
 /// `[a-z0-9_]{1,25}`: Twitch logins as they appear on the wire.
 pub fn is_login(s: &str) -> bool {
     (1..=25).contains(&s.len())
@@ -202,7 +219,7 @@ impl<'a> Iterator for Tags<'a> {
 }
 
 fn memchr(needle: u8, haystack: &[u8]) -> Option<usize> {
-    haystack.iter().position(|b| *b == needle)
+    memchr::memchr(needle, haystack)
 }
 
 /// IRCv3 tag value unescaping: `\:` → `;`, `\s` → space, `\\` → `\`, `\r`, `\n`; any other
@@ -264,7 +281,14 @@ mod tests {
     #[test]
     fn table_of_shapes() {
         // (raw, command, channel, text, first param)
-        let cases: &[(&str, &str, Option<&str>, Option<&str>, Option<&str>)] = &[
+        type Case<'a> = (
+            &'a str,
+            &'a str,
+            Option<&'a str>,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let cases: &[Case] = &[
             (
                 "PING :tmi.twitch.tv",
                 "PING",

@@ -23,9 +23,21 @@ pub struct Encoded<'a> {
     pub command: Option<&'a str>,
     /// `tmi-sent-ts` when present, else the receive time: what the line is dated by.
     pub time_ms: i64,
-    /// Identifies the line across two connections (message `id`, else a hash of the raw line).
-    pub key: u64,
+    /// The message `id` tag (escaped form).
+    pub id: Option<&'a str>,
+    pub raw: &'a str,
     pub malformed: bool,
+}
+
+impl Encoded<'_> {
+    /// Identifies the line across two connections: its message `id`, else the raw line.
+    /// Computed only while connections overlap.
+    pub fn key(&self) -> u64 {
+        match self.id {
+            Some(id) if !id.is_empty() => hash(id.as_bytes()),
+            _ => hash(self.raw.as_bytes()),
+        }
+    }
 }
 
 /// Appends the JSON line (with `\n`) for `text` received at `recv_ms`. `exact` holds the
@@ -36,6 +48,7 @@ pub fn encode<'a>(
     recv_ms: i64,
     out: &mut Vec<u8>,
 ) -> Encoded<'a> {
+    out.reserve(text.len() * 3 + 256);
     out.extend_from_slice(b"{\"recv_ms\":");
     push_int(out, recv_ms);
     let line = match Line::parse(text) {
@@ -48,27 +61,12 @@ pub fn encode<'a>(
                 channel: None,
                 command: None,
                 time_ms: recv_ms,
-                key: hash(text.as_bytes()),
+                id: None,
+                raw: text,
                 malformed: true,
             };
         }
     };
-    let mut special = Special::default();
-    for (k, v) in line.tags() {
-        match k {
-            "id" => special.id = Some(v),
-            "tmi-sent-ts" => special.sent = v.parse::<i64>().ok(),
-            "user-id" => special.user_id = Some(v),
-            "target-user-id" => special.target_user_id = Some(v),
-            "display-name" => special.display_name = Some(v),
-            "login" => special.login = Some(v),
-            _ => {}
-        }
-    }
-    if let Some(sent) = special.sent {
-        push_key(out, "sent_ms");
-        push_int(out, sent);
-    }
     push_key(out, "cmd");
     push_str(out, line.command.as_bytes());
     let channel = line.channel();
@@ -81,6 +79,34 @@ pub fn encode<'a>(
         let target = line.first_param().unwrap_or("");
         let message = format!("{} target `{target}` is not a channel", line.command);
         push_str(out, message.as_bytes());
+    }
+    // One pass over the tags: written out, and the ones with a field of their own noted.
+    let mut special = Special::default();
+    let tags = line.tag_section();
+    if !tags.is_empty() {
+        out.extend_from_slice(b",\"tags\":{");
+        if tags.starts_with(';')
+            || tags.ends_with(';')
+            || memchr::memmem::find(tags.as_bytes(), b";;").is_some()
+        {
+            // Empty tags: rare enough for the general path.
+            for (i, (k, v)) in line.tags().enumerate() {
+                if i > 0 {
+                    out.push(b',');
+                }
+                push_str(out, k.as_bytes());
+                out.push(b':');
+                push_tag_value(out, v.as_bytes());
+                special.note(k, v);
+            }
+        } else {
+            push_tags(out, tags, &mut special);
+        }
+        out.push(b'}');
+    }
+    if let Some(sent) = special.sent {
+        push_key(out, "sent_ms");
+        push_int(out, sent);
     }
     let is_chat_text = matches!(
         line.command,
@@ -119,27 +145,13 @@ pub fn encode<'a>(
             }
         }
     }
-    if line.tags().next().is_some() {
-        out.extend_from_slice(b",\"tags\":{");
-        for (i, (k, v)) in line.tags().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            push_str(out, k.as_bytes());
-            out.push(b':');
-            push_tag_value(out, v.as_bytes());
-        }
-        out.push(b'}');
-    }
     finish(out, text, exact);
     Encoded {
         channel,
         command: Some(line.command),
         time_ms: special.sent.unwrap_or(recv_ms),
-        key: match special.id {
-            Some(id) if !id.is_empty() => hash(id.as_bytes()),
-            _ => hash(text.as_bytes()),
-        },
+        id: special.id,
+        raw: text,
         malformed: false,
     }
 }
@@ -161,7 +173,8 @@ pub fn encode_malformed<'a>(
         channel: None,
         command: None,
         time_ms: recv_ms,
-        key: hash(text.as_bytes()),
+        id: None,
+        raw: text,
         malformed: true,
     }
 }
@@ -185,6 +198,114 @@ struct Special<'a> {
     target_user_id: Option<&'a str>,
     display_name: Option<&'a str>,
     login: Option<&'a str>,
+}
+
+impl<'a> Special<'a> {
+    fn note(&mut self, key: &str, value: &'a str) {
+        match key {
+            "id" => self.id = Some(value),
+            "tmi-sent-ts" => self.sent = value.parse::<i64>().ok(),
+            "user-id" => self.user_id = Some(value),
+            "target-user-id" => self.target_user_id = Some(value),
+            "display-name" => self.display_name = Some(value),
+            "login" => self.login = Some(value),
+            _ => {}
+        }
+    }
+}
+
+/// Writes a tag section without empty tags as the inside of a JSON object, in one scan:
+/// `;` and the first `=` of each tag become the JSON punctuation, escapes are undone, and the
+/// bytes between are copied in bulk.
+fn push_tags<'a>(out: &mut Vec<u8>, tags: &'a str, special: &mut Special<'a>) {
+    let s = tags.as_bytes();
+    out.push(b'"');
+    let (mut start, mut key_start, mut value_start) = (0, 0, 0);
+    let mut in_key = true;
+    let mut i = 0;
+    loop {
+        let j = next_tag_special(s, i);
+        out.extend_from_slice(&s[start..j]);
+        if j == s.len() {
+            break;
+        }
+        match s[j] {
+            b'=' if in_key => {
+                out.extend_from_slice(b"\":\"");
+                in_key = false;
+                value_start = j + 1;
+                start = j + 1;
+            }
+            b'=' => start = j, // part of the value: copied with the next span
+            b';' => {
+                if in_key {
+                    out.extend_from_slice(b"\":\"");
+                    special.note(&tags[key_start..j], "");
+                } else {
+                    special.note(&tags[key_start..value_start - 1], &tags[value_start..j]);
+                }
+                out.extend_from_slice(b"\",\"");
+                in_key = true;
+                key_start = j + 1;
+                start = j + 1;
+            }
+            b'\\' if !in_key => {
+                match s.get(j + 1) {
+                    // A lone backslash at the value's end is dropped; `;` still ends the tag.
+                    Some(b';') => {
+                        start = j + 1;
+                        i = j + 1;
+                        continue;
+                    }
+                    Some(b':') => out.push(b';'),
+                    Some(b's') => out.push(b' '),
+                    Some(b'r') => out.extend_from_slice(b"\\r"),
+                    Some(b'n') => out.extend_from_slice(b"\\n"),
+                    Some(&other) if NEEDS_ESCAPE[other as usize] => push_escaped(out, other),
+                    Some(&other) if other < 0x80 => out.push(other),
+                    Some(_) => {
+                        start = j + 1;
+                        i = j + 1;
+                        continue;
+                    }
+                    None => {}
+                }
+                start = (j + 2).min(s.len());
+            }
+            other => {
+                push_escaped(out, other);
+                start = j + 1;
+            }
+        }
+        i = (j + 1).max(start);
+    }
+    if in_key {
+        out.extend_from_slice(b"\":\"");
+        special.note(&tags[key_start..], "");
+    } else {
+        special.note(&tags[key_start..value_start - 1], &tags[value_start..]);
+    }
+    out.push(b'"');
+}
+
+/// Like `next_special`, also stopping at `;` and `=`.
+#[inline]
+fn next_tag_special(s: &[u8], mut from: usize) -> usize {
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    while from + 8 <= s.len() {
+        let word = u64::from_le_bytes(s[from..from + 8].try_into().expect("8 bytes"));
+        if special_in(word)
+            || zero(word ^ (ONES * b';' as u64)) != 0
+            || zero(word ^ (ONES * b'=' as u64)) != 0
+        {
+            break;
+        }
+        from += 8;
+    }
+    while from < s.len() && !NEEDS_ESCAPE[s[from] as usize] && s[from] != b';' && s[from] != b'=' {
+        from += 1;
+    }
+    from
 }
 
 enum Tagged<'a> {
@@ -248,18 +369,47 @@ const fn json_escapes() -> [bool; 256] {
 }
 static NEEDS_ESCAPE: [bool; 256] = json_escapes();
 
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of the 8 bytes of `word` needs escaping in JSON (or is a tag escape `\\`):
+/// a byte below 0x20, `"` or `\\`. Word-at-a-time, so plain text costs one test per 8 bytes.
+#[inline]
+fn special_in(word: u64) -> bool {
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS;
+    let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS;
+    (control | zero(word ^ (ONES * b'"' as u64)) | zero(word ^ (ONES * b'\\' as u64))) != 0
+}
+
+/// The index of the first byte at or after `from` that needs attention (see `special_in`).
+#[inline]
+fn next_special(s: &[u8], mut from: usize) -> usize {
+    while from + 8 <= s.len() {
+        let word = u64::from_le_bytes(s[from..from + 8].try_into().expect("8 bytes"));
+        if special_in(word) {
+            break;
+        }
+        from += 8;
+    }
+    while from < s.len() && !NEEDS_ESCAPE[s[from] as usize] {
+        from += 1;
+    }
+    from
+}
+
 /// Appends `s` (UTF-8) as a JSON string.
 fn push_str(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     let mut start = 0;
-    for (i, &b) in s.iter().enumerate() {
-        if NEEDS_ESCAPE[b as usize] {
-            out.extend_from_slice(&s[start..i]);
-            push_escaped(out, b);
-            start = i + 1;
+    loop {
+        let i = next_special(s, start);
+        out.extend_from_slice(&s[start..i]);
+        if i == s.len() {
+            break;
         }
+        push_escaped(out, s[i]);
+        start = i + 1;
     }
-    out.extend_from_slice(&s[start..]);
     out.push(b'"');
 }
 
@@ -267,38 +417,33 @@ fn push_str(out: &mut Vec<u8>, s: &[u8]) {
 fn push_tag_value(out: &mut Vec<u8>, s: &[u8]) {
     out.push(b'"');
     let mut start = 0;
-    let mut i = 0;
-    while i < s.len() {
-        let b = s[i];
-        if b == b'\\' {
-            out.extend_from_slice(&s[start..i]);
-            match s.get(i + 1) {
-                Some(b':') => out.push(b';'),
-                Some(b's') => out.push(b' '),
-                Some(b'r') => out.extend_from_slice(b"\\r"),
-                Some(b'n') => out.extend_from_slice(b"\\n"),
-                Some(&other) if NEEDS_ESCAPE[other as usize] => push_escaped(out, other),
-                Some(&other) if other < 0x80 => out.push(other),
-                // A multi-byte character: the backslash goes, the character stays whole.
-                Some(_) => {
-                    start = i + 1;
-                    i += 1;
-                    continue;
-                }
-                None => {}
-            }
-            i += 2;
-            start = i;
-        } else if NEEDS_ESCAPE[b as usize] {
-            out.extend_from_slice(&s[start..i]);
-            push_escaped(out, b);
-            i += 1;
-            start = i;
-        } else {
-            i += 1;
+    loop {
+        let i = next_special(s, start);
+        out.extend_from_slice(&s[start..i]);
+        if i == s.len() {
+            break;
         }
+        if s[i] != b'\\' {
+            push_escaped(out, s[i]);
+            start = i + 1;
+            continue;
+        }
+        match s.get(i + 1) {
+            Some(b':') => out.push(b';'),
+            Some(b's') => out.push(b' '),
+            Some(b'r') => out.extend_from_slice(b"\\r"),
+            Some(b'n') => out.extend_from_slice(b"\\n"),
+            Some(&other) if NEEDS_ESCAPE[other as usize] => push_escaped(out, other),
+            Some(&other) if other < 0x80 => out.push(other),
+            // A multi-byte character: the backslash goes, the character stays whole.
+            Some(_) => {
+                start = i + 1;
+                continue;
+            }
+            None => {}
+        }
+        start = (i + 2).min(s.len());
     }
-    out.extend_from_slice(&s[start.min(s.len())..]);
     out.push(b'"');
 }
 
@@ -458,6 +603,96 @@ mod tests {
         let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(r.raw_hex.as_deref(), Some(hex.as_str()));
         assert_eq!(r.text.as_deref(), Some("caf\u{fffd}"));
+    }
+
+    #[test]
+    fn word_at_a_time_escaping_matches_a_plain_reading() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let alphabet: Vec<char> = "ab \\\"\u{1}\u{1f}\t\n\r;:s=é테🙂\u{7f}".chars().collect();
+        for _ in 0..5000 {
+            let len = rng.random_range(0..40);
+            let text: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            let mut out = Vec::new();
+            push_str(&mut out, text.as_bytes());
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, text);
+            out.clear();
+            push_tag_value(&mut out, text.as_bytes());
+            let back: String = serde_json::from_slice(&out).unwrap();
+            assert_eq!(back, super::super::line::unescape_tag(&text), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn one_pass_tags_match_the_tag_iterator() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(2);
+        let alphabet: Vec<char> = "ab-=;\\s:\"\u{1}é테".chars().collect();
+        let mut checked = 0;
+        for _ in 0..20_000 {
+            let len = rng.random_range(1..30);
+            let tags: String = (0..len)
+                .map(|_| alphabet[rng.random_range(0..alphabet.len())])
+                .collect();
+            if tags.starts_with(';') || tags.ends_with(';') || tags.contains(";;") {
+                continue;
+            }
+            let raw = format!("@{tags} PING");
+            let Ok(line) = Line::parse(&raw) else {
+                continue; // control characters: a malformed line
+            };
+            checked += 1;
+            let mut fast = Vec::new();
+            let mut special = Special::default();
+            fast.push(b'{');
+            push_tags(&mut fast, line.tag_section(), &mut special);
+            fast.push(b'}');
+            // serde_json keeps the last of duplicate keys; compare as lists instead.
+            let mut slow = b"[".to_vec();
+            for (i, (k, v)) in line.tags().enumerate() {
+                if i > 0 {
+                    slow.push(b',');
+                }
+                slow.push(b'[');
+                push_str(&mut slow, k.as_bytes());
+                slow.push(b',');
+                push_tag_value(&mut slow, v.as_bytes());
+                slow.push(b']');
+            }
+            slow.push(b']');
+            let pairs: Vec<(String, String)> = serde_json::from_slice(&slow).unwrap();
+            let fast_text = String::from_utf8(fast.clone()).unwrap();
+            let mut de = serde_json::Deserializer::from_str(&fast_text);
+            let fast_pairs =
+                ordered_pairs(&mut de).unwrap_or_else(|e| panic!("{tags:?}: {e}: {fast_text}"));
+            assert_eq!(fast_pairs, pairs, "{tags:?}");
+        }
+        assert!(checked > 3000, "{checked}");
+    }
+
+    /// The key/value pairs of a JSON object in order (duplicates kept).
+    fn ordered_pairs(
+        de: &mut serde_json::Deserializer<serde_json::de::StrRead<'_>>,
+    ) -> Result<Vec<(String, String)>, serde_json::Error> {
+        use serde::de::{Deserializer, MapAccess, Visitor};
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Vec<(String, String)>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut out = Vec::new();
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    out.push(pair);
+                }
+                Ok(out)
+            }
+        }
+        de.deserialize_map(V)
     }
 
     #[test]

@@ -424,7 +424,7 @@ impl Shard {
             } else {
                 record::encode(&text, exact, recv_ms, &mut batch.buf)
             };
-            if !dedup.first(encoded.key) {
+            if dedup.active && !dedup.first(encoded.key()) {
                 batch.buf.truncate(start);
                 continue;
             }

@@ -80,10 +80,10 @@ impl Core {
                         .await;
                 }
             }
-            EventKind::AuthCompleted { service, .. } if service == "twitch" => {
-                if self.config.chat.login == ChatLogin::User {
-                    chat.set_user_token(self.twitch_user_token().await).await;
-                }
+            EventKind::AuthCompleted { service, .. }
+                if service == "twitch" && self.config.chat.login == ChatLogin::User =>
+            {
+                chat.set_user_token(self.twitch_user_token().await).await;
             }
             _ => {}
         }

@@ -102,6 +102,57 @@ impl FakeTwitch {
         fake
     }
 
+    /// Like [`FakeTwitch::bind`], speaking TLS with the test certificate for `localhost`
+    /// (tests/data/tls-test-*.pem, signed by tests/data/tls-test-ca.pem).
+    pub async fn bind_tls() -> Arc<FakeTwitch> {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
+        let certs: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(format!("{data}tls-test-localhost.pem"))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+        let key = PrivateKeyDer::from_pem_file(format!("{data}tls-test-localhost.key")).unwrap();
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fake = FakeTwitch::new(port, None);
+        let f = fake.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let (f, acceptor) = (f.clone(), acceptor.clone());
+                tokio::spawn(async move {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        f.serve(tls);
+                    }
+                });
+            }
+        });
+        fake
+    }
+
+    /// The test CA, for a client that trusts the TLS fake.
+    pub fn test_roots() -> tokio_rustls::rustls::RootCertStore {
+        use tokio_rustls::rustls::pki_types::pem::PemObject;
+        use tokio_rustls::rustls::pki_types::CertificateDer;
+        let ca = CertificateDer::from_pem_file(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/data/tls-test-ca.pem"
+        ))
+        .unwrap();
+        let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+        roots.add(ca).unwrap();
+        roots
+    }
+
     /// Served over in-memory streams; connect with [`FakeTwitch::dialer`].
     pub fn in_memory() -> Arc<FakeTwitch> {
         let (tx, mut rx) = mpsc::channel::<tokio::io::DuplexStream>(16);
