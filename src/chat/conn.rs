@@ -154,6 +154,9 @@ pub fn control(text: &str, nick: &str) -> Control {
     }
 }
 
+/// How long a write may wait for the server to read.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Longest JOIN line we send (Twitch: 512 bytes per line including CR LF).
 const MAX_JOIN_LINE: usize = 500;
 
@@ -302,11 +305,17 @@ impl Conn {
         Ok(received)
     }
 
+    /// Writes `bytes`; a server that stops reading for [`WRITE_TIMEOUT`] counts as gone (so
+    /// no task waits on a dead socket).
     pub async fn write(&mut self, bytes: &[u8]) -> Result<(), ConnError> {
-        self.writer
-            .write_all(bytes)
-            .await
-            .map_err(|e| ConnError::network(format!("cannot send: {e}")))
+        match tokio::time::timeout(WRITE_TIMEOUT, self.writer.write_all(bytes)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(ConnError::network(format!("cannot send: {e}"))),
+            Err(_) => Err(ConnError::network(format!(
+                "the server did not take our data for {} s",
+                WRITE_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     pub async fn send(&mut self, command: Command) -> Result<(), ConnError> {

@@ -26,7 +26,7 @@ use tracing::{debug, error, warn};
 pub const SERVER_FOLDER: &str = "tmi.twitch.tv";
 
 /// A file buffer is written out when it grows past this.
-const FILE_BUFFER: usize = 16 * 1024;
+const FILE_BUFFER: usize = 8 * 1024;
 /// A file nobody wrote to for this long is closed (after its data reached the disk).
 const IDLE_CLOSE: Duration = Duration::from_secs(300);
 
@@ -398,8 +398,13 @@ impl Files {
     fn flush_all(&mut self) {
         let mut failed = Vec::new();
         for (folder, f) in &mut self.open {
+            // A quiet room gives its buffer back; a busy one keeps it.
+            let quiet = f.buf.len() < FILE_BUFFER / 2;
             if let Err(e) = f.write_out() {
                 failed.push((folder.clone(), e));
+            }
+            if quiet {
+                f.buf = Vec::new();
             }
         }
         for (folder, e) in failed {
@@ -499,7 +504,7 @@ impl DayFile {
                 day,
                 path,
                 file,
-                buf: Vec::with_capacity(FILE_BUFFER + 2048),
+                buf: Vec::new(),
                 buffered_lines: 0,
                 unsynced: false,
                 last_write: std::time::Instant::now(),
@@ -518,7 +523,7 @@ impl DayFile {
         self.buf.clear();
         self.buffered_lines = 0;
         if self.buf.capacity() > 4 * FILE_BUFFER {
-            self.buf.shrink_to(FILE_BUFFER + 2048);
+            self.buf = Vec::new();
         }
         self.last_write = std::time::Instant::now();
         self.unsynced = true;

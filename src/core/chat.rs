@@ -3,6 +3,8 @@
 //! of every finished recording part, and adds chat to `status`. The worker never reads the
 //! database; what it needs comes from here.
 
+use std::time::Duration;
+
 use recbot_commands::{Login, Source};
 use tracing::{error, warn};
 
@@ -94,7 +96,11 @@ impl Core {
         let Some(chat) = &self.chat else {
             return Some("chat: logging is off ([chat] enabled = false)".into());
         };
-        let mut status = chat.status(login.cloned()).await?;
+        // The core must never wait long on a worker.
+        let asked = tokio::time::timeout(Duration::from_secs(2), chat.status(login.cloned()));
+        let Ok(Some(mut status)) = asked.await else {
+            return Some("chat: the chat logger did not answer in time".into());
+        };
         if status.last_disconnect.is_none() {
             // From before this start, if any.
             if let Ok(Some(event)) = self.store.last_event_of_kind("ChatDisconnected").await {
