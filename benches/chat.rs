@@ -113,18 +113,24 @@ fn main() {
         .map(|l| String::from_utf8(l).unwrap().trim_end().to_string())
         .collect();
     let mut out = Vec::with_capacity(1 << 20);
-    let rounds = 200;
-    let started = Instant::now();
-    for _ in 0..rounds {
-        for line in &sample {
-            std::hint::black_box(recbot::chat::record::encode(line, None, 1, &mut out));
-            if out.len() > 1 << 20 {
-                out.clear();
+    // The best of 5 rounds: the machine is shared, the fastest round is the least disturbed.
+    let per_line = (0..5)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..40 {
+                for line in &sample {
+                    std::hint::black_box(recbot::chat::record::encode(line, None, 1, &mut out));
+                    if out.len() > 1 << 20 {
+                        out.clear();
+                    }
+                }
             }
-        }
-    }
-    let per_line = started.elapsed().as_nanos() as f64 / (rounds * sample.len()) as f64;
-    println!("  {per_line:>10.0} ns per line to parse and encode (one thread, in memory)");
+            started.elapsed().as_nanos() as f64 / (40 * sample.len()) as f64
+        })
+        .fold(f64::INFINITY, f64::min);
+    println!(
+        "  {per_line:>10.0} ns per line to parse and encode (one thread, in memory, best of 5)"
+    );
     if found != messages || duplicates != 0 {
         eprintln!("LOSS OR DUPLICATES");
         std::process::exit(1);

@@ -71,26 +71,8 @@ enum Cmd {
         /// The config file (TOML), for chat_dir.
         #[arg(long, short, env = "RECBOT_CONFIG")]
         config: PathBuf,
-        /// The Twitch login (`foo`, `@foo` or a twitch.tv address).
-        login: String,
-        /// The UTC day, YYYY-MM-DD (default: today).
-        #[arg(long)]
-        date: Option<String>,
-        /// Only lines from this UTC time on (HH:MM).
-        #[arg(long)]
-        since: Option<String>,
-        /// Only lines up to the end of this UTC minute (HH:MM).
-        #[arg(long)]
-        until: Option<String>,
-        /// Only lines by (or about) this user: login or display name, any case.
-        #[arg(long)]
-        user: Option<String>,
-        /// Only lines containing this text, any case.
-        #[arg(long)]
-        grep: Option<String>,
-        /// Print the stored JSON lines (raw IRC line, tags, times) instead.
-        #[arg(long)]
-        json: bool,
+        #[command(flatten)]
+        args: logs::Args,
     },
 }
 
@@ -107,16 +89,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Cmd::Logs {
-            config,
-            login,
-            date,
-            since,
-            until,
-            user,
-            grep,
-            json,
-        } => {
+        Cmd::Logs { config, args } => {
             let config = match Config::load(&config) {
                 Ok(config) => config,
                 Err(e) => {
@@ -124,15 +97,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            let query = match logs::Query::parse(
-                &login,
-                date.as_deref(),
-                since.as_deref(),
-                until.as_deref(),
-                user,
-                grep,
-                json,
-            ) {
+            let query = match logs::Query::parse(args) {
                 Ok(query) => query,
                 Err(e) => {
                     eprintln!("{e:#}");

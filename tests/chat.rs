@@ -20,7 +20,7 @@ use recbot::chat::{start, ChatHandle, ChatSettings};
 use recbot::config::{ChatLogin, Secret};
 use recbot::event::{Event, EventKind};
 use recbot_commands::Login;
-use support::twitch_irc::{samples, FakeTwitch};
+use support::twitch_irc::{samples, FakeTwitch, ServerConn};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -166,6 +166,18 @@ async fn wait_records(
         );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
+}
+
+/// Starts the logger on `s` for `rooms` and waits until its first connection joined them.
+async fn joined(fake: &FakeTwitch, s: ChatSettings, rooms: &[&str]) -> (Chat, ServerConn) {
+    let chat = Chat::start(s, None);
+    chat.want(rooms).await;
+    let conn = fake.next_conn().await;
+    fake.wait_until("rooms joined", |st| {
+        rooms.iter().all(|r| st.rooms[conn.id].contains(*r))
+    })
+    .await;
+    (chat, conn)
 }
 
 fn ids_in(records: &[(PathBuf, Record)], room: &str) -> Vec<String> {
@@ -439,11 +451,7 @@ async fn a_dropped_socket_reconnects_with_backoff_and_rejoins() {
     let mut s = settings(fake.dialer(), dir.path());
     s.connect_interval = Duration::from_millis(100);
     s.timing.backoff_max = Duration::from_millis(300);
-    let mut chat = Chat::start(s, None);
-    chat.want(&["a"]).await;
-    let first = fake.next_conn().await;
-    fake.wait_until("joined", |s| s.rooms[first.id].contains("a"))
-        .await;
+    let (mut chat, first) = joined(&fake, s, &["a"]).await;
     first.close().await;
     let lost = chat
         .event("ChatDisconnected", |e| {
@@ -519,11 +527,7 @@ async fn no_pong_within_the_timeout_reconnects() {
     let mut s = settings(fake.dialer(), dir.path());
     s.timing.ping_interval = Duration::from_millis(100);
     s.timing.ping_timeout = Duration::from_millis(150);
-    let mut chat = Chat::start(s, None);
-    chat.want(&["a"]).await;
-    let first = fake.next_conn().await;
-    fake.wait_until("joined", |s| s.rooms[first.id].contains("a"))
-        .await;
+    let (mut chat, _first) = joined(&fake, s, &["a"]).await;
     fake.wait_until("keepalive PINGs", |s| s.pings_from_client >= 2)
         .await;
     fake.set_behavior(|b| b.answer_pings = false);
@@ -544,6 +548,33 @@ async fn no_pong_within_the_timeout_reconnects() {
         matches!(e.kind, EventKind::ChatReconnected { .. })
     })
     .await;
+    chat.stop().await;
+}
+
+#[tokio::test]
+async fn joined_rooms_are_joined_again_periodically() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), dir.path());
+    s.timing.rejoin_interval = Duration::from_millis(200);
+    let chat = Chat::start(s, None);
+    chat.want(&["a", "b"]).await;
+    let conn = fake.next_conn().await;
+    fake.wait_until("each room joined 3 times on one connection", |s| {
+        ["a", "b"].iter().all(|room| {
+            s.joins
+                .iter()
+                .filter(|(_, c, r)| *c == conn.id && r == room)
+                .count()
+                >= 3
+        })
+    })
+    .await;
+    assert_eq!(
+        fake.state.lock().unwrap().accepted.len(),
+        1,
+        "no reconnect needed"
+    );
     chat.stop().await;
 }
 
@@ -632,11 +663,7 @@ async fn joins_never_exceed_twitchs_limit_with_500_logins() {
 async fn days_rotate_at_utc_midnight_by_tmi_sent_ts() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
-    let chat = Chat::start(settings(fake.dialer(), dir.path()), None);
-    chat.want(&["a"]).await;
-    let conn = fake.next_conn().await;
-    fake.wait_until("joined", |s| s.rooms[conn.id].contains("a"))
-        .await;
+    let (chat, conn) = joined(&fake, settings(fake.dialer(), dir.path()), &["a"]).await;
     let midnight = Utc
         .with_ymd_and_hms(2025, 3, 2, 0, 0, 0)
         .unwrap()
@@ -683,11 +710,7 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
     let dir = tempfile::tempdir().unwrap();
     let chat_dir = dir.path().join("chat");
     let fake = FakeTwitch::bind().await;
-    let mut chat = Chat::start(settings(fake.dialer(), &chat_dir), None);
-    chat.want(&["a"]).await;
-    let conn = fake.next_conn().await;
-    fake.wait_until("joined", |s| s.rooms[conn.id].contains("a"))
-        .await;
+    let (mut chat, conn) = joined(&fake, settings(fake.dialer(), &chat_dir), &["a"]).await;
     let start = Utc.with_ymd_and_hms(2025, 3, 1, 23, 59, 50).unwrap();
     let at = |secs: i64| start.timestamp_millis() + secs * 1000;
     for (id, secs) in [
@@ -878,11 +901,7 @@ async fn tls_connections_are_verified() {
     let trusted =
         Dialer::with_roots("localhost", fake.port, Some(FakeTwitch::test_roots())).unwrap();
     assert!(trusted.describe().ends_with("(TLS)"));
-    let chat = Chat::start(settings(trusted, dir.path()), None);
-    chat.want(&["a"]).await;
-    let conn = fake.next_conn().await;
-    fake.wait_until("joined over TLS", |s| s.rooms[conn.id].contains("a"))
-        .await;
+    let (chat, conn) = joined(&fake, settings(trusted, dir.path()), &["a"]).await;
     conn.send(&privmsg("a", "tls1", now_ms(), "over TLS")).await;
     wait_records(dir.path(), "the line", |all| ids_in(all, "a") == ["tls1"]).await;
     chat.stop().await;

@@ -87,7 +87,7 @@ impl<'a> Line<'a> {
         let (middle, trailing) = if let Some(t) = params.strip_prefix(':') {
             ("", Some(t))
         } else {
-            match memchr::memmem::find(params.as_bytes(), b" :") {
+            match trailing_start(params.as_bytes()) {
                 Some(i) => (&params[..i], Some(&params[i + 2..])),
                 None => (params, None),
             }
@@ -165,6 +165,19 @@ impl<'a> Line<'a> {
             }
         }
     }
+}
+
+/// Where ` :` (the start of the trailing parameter) is, looking only at colons.
+fn trailing_start(params: &[u8]) -> Option<usize> {
+    let mut from = 0;
+    while let Some(i) = memchr::memchr(b':', &params[from..]) {
+        let at = from + i;
+        if at > 0 && params[at - 1] == b' ' {
+            return Some(at - 1);
+        }
+        from = at + 1;
+    }
+    None
 }
 
 /// The first byte below 0x20, checking 8 bytes at a time.

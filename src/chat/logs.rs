@@ -30,19 +30,36 @@ pub struct Query {
     pub json: bool,
 }
 
+/// The `recbot logs` arguments as typed.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct Args {
+    /// The Twitch login (`foo`, `@foo` or a twitch.tv address).
+    pub login: String,
+    /// The UTC day, YYYY-MM-DD (default: today).
+    #[arg(long)]
+    pub date: Option<String>,
+    /// Only lines from this UTC time on (HH:MM).
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only lines up to the end of this UTC minute (HH:MM).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only lines by (or about) this user: login or display name, any case.
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only lines containing this text, any case.
+    #[arg(long)]
+    pub grep: Option<String>,
+    /// Print the stored JSON lines (raw IRC line, tags, times) instead.
+    #[arg(long)]
+    pub json: bool,
+}
+
 impl Query {
     /// Validates what was typed on the command line; `date` defaults to today (UTC).
-    pub fn parse(
-        login: &str,
-        date: Option<&str>,
-        since: Option<&str>,
-        until: Option<&str>,
-        user: Option<String>,
-        grep: Option<String>,
-        json: bool,
-    ) -> Result<Query> {
-        let login = Login::parse(login).map_err(|e| anyhow!(e))?;
-        let date = match date {
+    pub fn parse(args: Args) -> Result<Query> {
+        let login = Login::parse(&args.login).map_err(|e| anyhow!(e))?;
+        let date = match args.date.as_deref() {
             Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
                 .map_err(|_| anyhow!("`{d}` is not a date; use YYYY-MM-DD"))?,
             None => Utc::now().date_naive(),
@@ -52,17 +69,21 @@ impl Query {
                 .or_else(|_| NaiveTime::parse_from_str(t, "%H:%M:%S"))
                 .map_err(|_| anyhow!("`{t}` is not a time; use HH:MM (UTC)"))
         };
-        let since = since.map(time).transpose()?;
-        let until = until.map(time).transpose()?;
+        let since = args.since.as_deref().map(time).transpose()?;
+        let until = args.until.as_deref().map(time).transpose()?;
         if let (Some(s), Some(u)) = (since, until) {
             if u < s {
                 bail!("--until {u} is before --since {s}");
             }
         }
-        let user = user
+        let user = args
+            .user
             .map(|u| u.trim_start_matches('@').to_lowercase())
             .filter(|u| !u.is_empty());
-        let grep = grep.map(|g| g.to_lowercase()).filter(|g| !g.is_empty());
+        let grep = args
+            .grep
+            .map(|g| g.to_lowercase())
+            .filter(|g| !g.is_empty());
         Ok(Query {
             login,
             date,
@@ -70,7 +91,7 @@ impl Query {
             until,
             user,
             grep,
-            json,
+            json: args.json,
         })
     }
 
@@ -297,15 +318,19 @@ mod tests {
 
     #[test]
     fn queries_are_validated() {
-        let q = Query::parse(
-            "@Foo",
-            Some("2026-11-21"),
-            Some("10:00"),
-            Some("11:30"),
-            Some("@Ronni".into()),
-            Some("KAPPA".into()),
-            false,
-        )
+        let args =
+            |login: &str, date: Option<&str>, since: Option<&str>, until: Option<&str>| Args {
+                login: login.into(),
+                date: date.map(str::to_string),
+                since: since.map(str::to_string),
+                until: until.map(str::to_string),
+                ..Args::default()
+            };
+        let q = Query::parse(Args {
+            user: Some("@Ronni".into()),
+            grep: Some("KAPPA".into()),
+            ..args("@Foo", Some("2026-11-21"), Some("10:00"), Some("11:30"))
+        })
         .unwrap();
         assert_eq!(q.login.as_str(), "foo");
         assert_eq!(q.user.as_deref(), Some("ronni"));
@@ -318,7 +343,7 @@ mod tests {
             ("foo", None, Some("12:00"), Some("11:00")),
         ] {
             assert!(
-                Query::parse(login, date, since, until, None, None, false).is_err(),
+                Query::parse(args(login, date, since, until)).is_err(),
                 "{login} {date:?} {since:?} {until:?}"
             );
         }

@@ -7,6 +7,7 @@ pub mod export;
 pub mod limits;
 pub mod line;
 pub mod logs;
+pub mod names;
 pub mod pool;
 pub mod record;
 pub mod shard;

@@ -459,11 +459,9 @@ impl Pool {
     }
 
     fn new_shard(&mut self) -> usize {
-        let id = self
-            .shards
-            .iter()
-            .position(Option::is_none)
-            .unwrap_or(self.shards.len());
+        // Ids are never reused, so a late report of a closed shard cannot be mistaken for a
+        // new one's.
+        let id = self.shards.len();
         let (tx, rx) = mpsc::channel(64);
         self.tracker
             .spawn(Shard::new(id, self.ctx.clone(), rx).run());
@@ -472,11 +470,7 @@ impl Pool {
             rooms: HashSet::new(),
             up: false,
         };
-        if id == self.shards.len() {
-            self.shards.push(Some(slot));
-        } else {
-            self.shards[id] = Some(slot);
-        }
+        self.shards.push(Some(slot));
         id
     }
 

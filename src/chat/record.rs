@@ -462,38 +462,25 @@ fn push_escaped(out: &mut Vec<u8>, b: u8) {
     }
 }
 
-/// A logged line read back.
+/// A logged line read back (missing fields read as empty).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(default)]
 pub struct Record {
     pub recv_ms: i64,
-    #[serde(default)]
     pub sent_ms: Option<i64>,
-    #[serde(default)]
     pub cmd: Option<String>,
-    #[serde(default)]
     pub channel: Option<String>,
-    #[serde(default)]
     pub login: Option<String>,
-    #[serde(default)]
     pub user_id: Option<String>,
-    #[serde(default)]
     pub display_name: Option<String>,
-    #[serde(default)]
     pub id: Option<String>,
-    #[serde(default)]
     pub text: Option<String>,
-    #[serde(default)]
     pub action: bool,
-    #[serde(default)]
     pub tags: HashMap<String, String>,
-    #[serde(default)]
     pub raw: String,
-    #[serde(default)]
     pub error: Option<String>,
-    #[serde(default)]
     pub raw_hex: Option<String>,
     /// Only in per-recording files: milliseconds from the part's start.
-    #[serde(default)]
     pub offset_ms: Option<i64>,
 }
 

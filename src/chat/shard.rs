@@ -8,7 +8,7 @@
 //! it, so everything it carried before the new one took over has been read.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::conn::{control, Conn, ConnError, Control, ErrorKind, Identity, Received};
 use super::limits::{Backoff, ConnectGate, JoinLimiter};
+use super::names::{RoomMap, RoomSet};
 use super::record;
 use super::transport::{Dialer, RawLine};
 use super::writer::{Batch, LineQueue, SERVER_FOLDER};
@@ -125,9 +126,9 @@ pub struct Shard {
     id: usize,
     ctx: Arc<Context>,
     cmds: mpsc::Receiver<ShardCmd>,
-    rooms: HashMap<Arc<str>, RoomInfo>,
+    rooms: RoomMap<Arc<str>, RoomInfo>,
     /// Folder names of rooms seen on the wire, so a line costs no allocation for its room.
-    interner: HashSet<Arc<str>>,
+    interner: RoomSet<Arc<str>>,
     server: Arc<str>,
     active: Option<Conn>,
     /// The connection being replaced after a RECONNECT.
@@ -163,8 +164,8 @@ impl Shard {
             id,
             ctx,
             cmds,
-            rooms: HashMap::new(),
-            interner: HashSet::from([server.clone()]),
+            rooms: RoomMap::default(),
+            interner: RoomSet::from_iter([server.clone()]),
             server,
             active: None,
             old: None,

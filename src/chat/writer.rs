@@ -8,7 +8,6 @@
 //! Buffers reach the files at least every `flush_interval`, the disk every `fsync_interval`,
 //! on day rotation, on eviction and on shutdown.
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -21,12 +20,14 @@ use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
 use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, warn};
 
+use super::names::RoomMap;
+
 /// Folder for lines that belong to no room (server lines, malformed lines). Not a valid login,
 /// so it can never collide with one.
 pub const SERVER_FOLDER: &str = "tmi.twitch.tv";
 
 /// A file buffer is written out when it grows past this.
-const FILE_BUFFER: usize = 8 * 1024;
+const FILE_BUFFER: usize = 16 * 1024;
 /// A file nobody wrote to for this long is closed (after its data reached the disk).
 const IDLE_CLOSE: Duration = Duration::from_secs(300);
 
@@ -97,7 +98,7 @@ enum Message {
 /// Lines written per folder and UTC day, for `status`.
 #[derive(Debug, Default)]
 pub struct Counters {
-    per_folder: HashMap<Arc<str>, (i32, u64)>,
+    per_folder: RoomMap<Arc<str>, (i32, u64)>,
 }
 
 impl Counters {
@@ -215,7 +216,7 @@ pub fn writer(
     };
     let files = Files {
         dir: settings.dir.clone(),
-        open: HashMap::new(),
+        open: RoomMap::default(),
         max_open: settings.max_open_files,
         counters: counters.clone(),
         dropped,
@@ -288,7 +289,7 @@ where
 #[derive(Debug)]
 struct Files {
     dir: PathBuf,
-    open: HashMap<Arc<str>, DayFile>,
+    open: RoomMap<Arc<str>, DayFile>,
     max_open: usize,
     counters: Arc<Mutex<Counters>>,
     dropped: Arc<AtomicU64>,
@@ -311,7 +312,7 @@ impl Files {
     fn empty_like(&self) -> Files {
         Files {
             dir: self.dir.clone(),
-            open: HashMap::new(),
+            open: RoomMap::default(),
             max_open: self.max_open,
             counters: self.counters.clone(),
             dropped: self.dropped.clone(),
@@ -359,6 +360,13 @@ impl Files {
             None => true,
         };
         if reopen {
+            self.reopen(folder, day)?;
+        }
+        Ok(self.open.get_mut(folder).expect("just opened"))
+    }
+
+    fn reopen(&mut self, folder: &Arc<str>, day: i32) -> std::io::Result<()> {
+        {
             // Day rotation: the old day's file is complete; put it on disk now.
             if let Some(mut old) = self.open.remove(folder) {
                 let result = old.close();
@@ -378,7 +386,7 @@ impl Files {
             drop(counters);
             self.open.insert(folder.clone(), opened.file);
         }
-        Ok(self.open.get_mut(folder).expect("just opened"))
+        Ok(())
     }
 
     fn evict(&mut self) {

@@ -90,13 +90,28 @@ pub struct FakeTwitch {
 
 impl FakeTwitch {
     pub async fn bind() -> Arc<FakeTwitch> {
+        FakeTwitch::listen(None).await
+    }
+
+    /// Accepts TCP connections on a free port, with TLS when given an acceptor.
+    async fn listen(tls: Option<tokio_rustls::TlsAcceptor>) -> Arc<FakeTwitch> {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let fake = FakeTwitch::new(port, None);
         let f = fake.clone();
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                f.clone().serve(stream);
+                let f = f.clone();
+                match tls.clone() {
+                    None => f.serve(stream),
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                f.serve(stream);
+                            }
+                        });
+                    }
+                }
             }
         });
         fake
@@ -121,22 +136,7 @@ impl FakeTwitch {
             .with_no_client_auth()
             .with_single_cert(certs, key)
             .unwrap();
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let fake = FakeTwitch::new(port, None);
-        let f = fake.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let (f, acceptor) = (f.clone(), acceptor.clone());
-                tokio::spawn(async move {
-                    if let Ok(tls) = acceptor.accept(stream).await {
-                        f.serve(tls);
-                    }
-                });
-            }
-        });
-        fake
+        FakeTwitch::listen(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
     }
 
     /// The test CA, for a client that trusts the TLS fake.
