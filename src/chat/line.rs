@@ -54,15 +54,13 @@ impl<'a> Line<'a> {
         let mut rest = raw;
         let mut tags = "";
         if let Some(after) = rest.strip_prefix('@') {
-            let (t, r) = after.split_once(' ').ok_or(LineError::TagsWithoutCommand)?;
+            let (t, r) = split_space(after).ok_or(LineError::TagsWithoutCommand)?;
             tags = t;
             rest = r.trim_start_matches(' ');
         }
         let mut prefix = None;
         if let Some(after) = rest.strip_prefix(':') {
-            let (p, r) = after
-                .split_once(' ')
-                .ok_or(LineError::PrefixWithoutCommand)?;
+            let (p, r) = split_space(after).ok_or(LineError::PrefixWithoutCommand)?;
             prefix = Some(p);
             rest = r.trim_start_matches(' ');
         }
@@ -75,7 +73,7 @@ impl<'a> Line<'a> {
                 LineError::TagsWithoutCommand
             });
         }
-        let (command, params) = match rest.split_once(' ') {
+        let (command, params) = match split_space(rest) {
             Some((c, p)) => (c, p),
             None => (rest, ""),
         };
@@ -165,6 +163,12 @@ impl<'a> Line<'a> {
             }
         }
     }
+}
+
+/// `s` split at its first space (which is not kept).
+fn split_space(s: &str) -> Option<(&str, &str)> {
+    let i = memchr::memchr(b' ', s.as_bytes())?;
+    Some((&s[..i], &s[i + 1..]))
 }
 
 /// Where ` :` (the start of the trailing parameter) is, looking only at colons.

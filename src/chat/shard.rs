@@ -411,7 +411,7 @@ impl Shard {
                 RawLine::Line(b) => (b, false),
                 RawLine::TooLong(b) => (b, true),
             };
-            let text = String::from_utf8_lossy(bytes);
+            let text = as_text(bytes);
             let exact = matches!(text, Cow::Owned(_)).then_some(bytes);
             let start = batch.buf.len();
             let encoded = if too_long {
@@ -459,7 +459,7 @@ impl Shard {
 
     async fn log_received(&mut self, received: Vec<Received>) {
         for r in received {
-            let text = String::from_utf8_lossy(&r.bytes);
+            let text = as_text(&r.bytes);
             let exact = matches!(text, Cow::Owned(_)).then_some(r.bytes.as_slice());
             let encoded = record::encode(&text, exact, r.recv_ms, &mut self.batch.buf);
             let folder = match encoded.channel {
@@ -731,6 +731,14 @@ impl Shard {
                 conn.queue.push_back(room.clone());
             }
         }
+    }
+}
+
+/// The line as text: borrowed when it is UTF-8 (checked the fast way), else its lossy form.
+fn as_text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
     }
 }
 

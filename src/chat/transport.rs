@@ -189,7 +189,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     pub fn next_line(&mut self) -> Option<RawLine<'_>> {
         loop {
             let window = &self.buf[self.start..self.end];
-            match window.iter().position(|b| *b == b'\n') {
+            match memchr::memchr(b'\n', window) {
                 Some(i) => {
                     let (s, mut e) = (self.start, self.start + i);
                     self.start += i + 1;

@@ -28,6 +28,8 @@ pub const SERVER_FOLDER: &str = "tmi.twitch.tv";
 
 /// A file buffer is written out when it grows past this.
 const FILE_BUFFER: usize = 16 * 1024;
+/// Queued batches written in one trip to the blocking pool, at most.
+const MAX_BATCHES_PER_TRIP: usize = 64;
 /// A file nobody wrote to for this long is closed (after its data reached the disk).
 const IDLE_CLOSE: Duration = Duration::from_secs(300);
 
@@ -235,12 +237,38 @@ async fn run(mut rx: mpsc::Receiver<Message>, mut files: Files, settings: Writer
         tokio::select! {
             message = rx.recv() => match message {
                 Some(Message::Lines(batch, permit)) => {
-                    files = blocking(files, move |f| f.append(&batch)).await;
-                    drop(permit);
-                    // Under steady load the tick may lose the race with the queue.
-                    if last_flush.elapsed() >= settings.flush_interval {
-                        files = blocking(files, Files::flush_all).await;
+                    // Whatever else is already queued goes in the same trip to the blocking
+                    // pool (one thread hand-over per trip, not per batch).
+                    let mut batches = vec![(batch, permit)];
+                    let mut flush_after = None;
+                    while batches.len() < MAX_BATCHES_PER_TRIP {
+                        match rx.try_recv() {
+                            Ok(Message::Lines(b, p)) => batches.push((b, p)),
+                            Ok(Message::Flush(done)) => {
+                                flush_after = Some(done);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    let due = last_flush.elapsed() >= settings.flush_interval;
+                    let flush = due || flush_after.is_some();
+                    files = blocking(files, move |f| {
+                        for (batch, _) in &batches {
+                            f.append(batch);
+                        }
+                        // Under steady load the tick may lose the race with the queue.
+                        if flush {
+                            f.flush_all();
+                        }
+                        drop(batches);
+                    })
+                    .await;
+                    if flush {
                         last_flush = Instant::now();
+                    }
+                    if let Some(done) = flush_after {
+                        let _ = done.send(());
                     }
                 }
                 Some(Message::Flush(done)) => {
