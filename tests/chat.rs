@@ -552,6 +552,42 @@ async fn no_pong_within_the_timeout_reconnects() {
 }
 
 #[tokio::test]
+async fn lines_that_cannot_be_written_are_counted_and_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    // The chat folder is a file: no line can be written (a failing disk).
+    let not_a_folder = dir.path().join("chat");
+    std::fs::write(&not_a_folder, "").unwrap();
+    let fake = FakeTwitch::bind().await;
+    let (mut chat, conn) = joined(&fake, settings(fake.dialer(), &not_a_folder), &["a"]).await;
+    for i in 0..5 {
+        conn.send(&privmsg("a", &format!("d{i}"), now_ms(), "lost"))
+            .await;
+    }
+    let dropped = chat
+        .event("ChatDropped", |e| {
+            matches!(e.kind, EventKind::ChatDropped { .. })
+        })
+        .await;
+    let EventKind::ChatDropped { lines } = dropped.kind else {
+        unreachable!()
+    };
+    assert!(lines >= 1);
+    let status = chat.handle.status(None).await.unwrap();
+    assert!(status.dropped >= lines, "{status:?}");
+    assert!(status.service_line().contains("line(s) dropped"));
+    let events = chat.stop().await;
+    let total: u64 = events
+        .iter()
+        .filter_map(|e| match e.kind {
+            EventKind::ChatDropped { lines } => Some(lines),
+            _ => None,
+        })
+        .sum();
+    // The handshake lines, the JOIN echo and the five messages: all counted by the end.
+    assert!(total >= 6, "{total}");
+}
+
+#[tokio::test]
 async fn joined_rooms_are_joined_again_periodically() {
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;

@@ -259,7 +259,7 @@ pub fn start(
         last_disconnect: None,
         refused: HashMap::new(),
         dropped_reported: 0,
-        last_drop_report: Instant::now(),
+        last_drop_report: None,
     };
     tracker.spawn(pool.run(rx, shard_rx, cancel));
     ChatHandle { tx }
@@ -295,7 +295,7 @@ struct Pool {
     last_disconnect: Option<(DateTime<Utc>, String)>,
     refused: HashMap<Arc<str>, String>,
     dropped_reported: u64,
-    last_drop_report: Instant,
+    last_drop_report: Option<Instant>,
 }
 
 impl Pool {
@@ -593,13 +593,14 @@ impl Pool {
 
     async fn report_drops(&mut self, now: bool) {
         let dropped = self.queue.dropped();
-        if dropped > self.dropped_reported
-            && (now || self.last_drop_report.elapsed() >= DROP_REPORT)
-        {
+        let due = self
+            .last_drop_report
+            .is_none_or(|t| t.elapsed() >= DROP_REPORT);
+        if dropped > self.dropped_reported && (now || due) {
             let lines = dropped - self.dropped_reported;
             warn!(lines, "chat lines dropped: the disk cannot keep up");
             self.dropped_reported = dropped;
-            self.last_drop_report = Instant::now();
+            self.last_drop_report = Some(Instant::now());
             self.emit(None, EventKind::ChatDropped { lines }).await;
         }
     }
