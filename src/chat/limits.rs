@@ -29,11 +29,6 @@ impl JoinLimiter {
         }
     }
 
-    /// Takes up to `want` JOINs allowed right now; 0 when none is.
-    pub fn try_take(&self, want: usize) -> usize {
-        self.take_or_wait(want).unwrap_or(0)
-    }
-
     /// Waits until at least one JOIN is allowed, then takes up to `want`. Cancel-safe:
     /// nothing is taken unless the future completes.
     pub async fn take(&self, want: usize) -> usize {
@@ -162,7 +157,7 @@ mod tests {
         }
         // 100 JOINs at 20 per 11 s: the 81st waits for the fifth window.
         assert!(times[99] - start >= Duration::from_secs(44));
-        assert_eq!(limiter.try_take(1), 0);
+        assert!(limiter.take_or_wait(1).is_err(), "the window is full");
     }
 
     #[tokio::test(start_paused = true)]

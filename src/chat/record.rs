@@ -13,7 +13,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
 
-use super::line::{action_text, is_login, Line};
+use super::line::{action_text, Line};
 
 /// What the connection needs to know about a line it just encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,7 +26,6 @@ pub struct Encoded<'a> {
     /// The message `id` tag (escaped form).
     pub id: Option<&'a str>,
     pub raw: &'a str,
-    pub malformed: bool,
 }
 
 impl Encoded<'_> {
@@ -63,7 +62,6 @@ pub fn encode<'a>(
                 time_ms: recv_ms,
                 id: None,
                 raw: text,
-                malformed: true,
             };
         }
     };
@@ -152,7 +150,6 @@ pub fn encode<'a>(
         time_ms: special.sent.unwrap_or(recv_ms),
         id: special.id,
         raw: text,
-        malformed: false,
     }
 }
 
@@ -175,7 +172,6 @@ pub fn encode_malformed<'a>(
         time_ms: recv_ms,
         id: None,
         raw: text,
-        malformed: true,
     }
 }
 
@@ -250,27 +246,13 @@ fn push_tags<'a>(out: &mut Vec<u8>, tags: &'a str, special: &mut Special<'a>) {
                 start = j + 1;
             }
             b'\\' if !in_key => {
-                match s.get(j + 1) {
-                    // A lone backslash at the value's end is dropped; `;` still ends the tag.
-                    Some(b';') => {
-                        start = j + 1;
-                        i = j + 1;
-                        continue;
-                    }
-                    Some(b':') => out.push(b';'),
-                    Some(b's') => out.push(b' '),
-                    Some(b'r') => out.extend_from_slice(b"\\r"),
-                    Some(b'n') => out.extend_from_slice(b"\\n"),
-                    Some(&other) if NEEDS_ESCAPE[other as usize] => push_escaped(out, other),
-                    Some(&other) if other < 0x80 => out.push(other),
-                    Some(_) => {
-                        start = j + 1;
-                        i = j + 1;
-                        continue;
-                    }
-                    None => {}
-                }
-                start = (j + 2).min(s.len());
+                // Before `;` a lone backslash is dropped and the `;` still ends the tag.
+                let next = s.get(j + 1).copied();
+                start = if next != Some(b';') && push_tag_escape(out, next) {
+                    (j + 2).min(s.len())
+                } else {
+                    j + 1
+                };
             }
             other => {
                 push_escaped(out, other);
@@ -428,23 +410,28 @@ fn push_tag_value(out: &mut Vec<u8>, s: &[u8]) {
             start = i + 1;
             continue;
         }
-        match s.get(i + 1) {
-            Some(b':') => out.push(b';'),
-            Some(b's') => out.push(b' '),
-            Some(b'r') => out.extend_from_slice(b"\\r"),
-            Some(b'n') => out.extend_from_slice(b"\\n"),
-            Some(&other) if NEEDS_ESCAPE[other as usize] => push_escaped(out, other),
-            Some(&other) if other < 0x80 => out.push(other),
-            // A multi-byte character: the backslash goes, the character stays whole.
-            Some(_) => {
-                start = i + 1;
-                continue;
-            }
-            None => {}
-        }
-        start = (i + 2).min(s.len());
+        start = if push_tag_escape(out, s.get(i + 1).copied()) {
+            (i + 2).min(s.len())
+        } else {
+            i + 1
+        };
     }
     out.push(b'"');
+}
+
+/// Writes what the tag escape `\\` + `next` stands for (JSON-escaped). `false` when only the
+/// backslash is used up: before a multi-byte character (which stays whole) or at the end.
+fn push_tag_escape(out: &mut Vec<u8>, next: Option<u8>) -> bool {
+    match next {
+        Some(b':') => out.push(b';'),
+        Some(b's') => out.push(b' '),
+        Some(b'r') => out.extend_from_slice(b"\\r"),
+        Some(b'n') => out.extend_from_slice(b"\\n"),
+        Some(other) if NEEDS_ESCAPE[other as usize] => push_escaped(out, other),
+        Some(other) if other < 0x80 => out.push(other),
+        _ => return false,
+    }
+    true
 }
 
 fn push_escaped(out: &mut Vec<u8>, b: u8) {
@@ -507,11 +494,6 @@ impl Stamp {
     pub fn time_ms(&self) -> i64 {
         self.sent_ms.unwrap_or(self.recv_ms)
     }
-}
-
-/// Whether `channel` may name a folder (what [`Line::channel`] guarantees).
-pub fn valid_channel(channel: &str) -> bool {
-    is_login(channel)
 }
 
 #[cfg(test)]

@@ -166,10 +166,6 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.inner
-    }
-
     /// Reads once (cancel-safe). `Ok(0)`: the peer closed the stream.
     pub async fn fill(&mut self) -> io::Result<usize> {
         if self.start == self.end {
