@@ -90,6 +90,7 @@ pub struct Config {
     pub console: Console,
     pub twitch: Twitch,
     pub recording: Recording,
+    pub chat: Chat,
     pub youtube: Youtube,
     pub slack: Slack,
     pub discord: Discord,
@@ -105,6 +106,7 @@ impl Default for Config {
             console: Console::default(),
             twitch: Twitch::default(),
             recording: Recording::default(),
+            chat: Chat::default(),
             youtube: Youtube::default(),
             slack: Slack::default(),
             discord: Discord::default(),
@@ -270,6 +272,128 @@ impl Default for Recording {
             max_part_hours: 11.5,
             stall_timeout_secs: 30,
         }
+    }
+}
+
+/// How recbot logs in to Twitch chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatLogin {
+    /// Read-only as `justinfan<digits>`: no token, not counted against a user's limits.
+    Anonymous,
+    /// As the Twitch account connected with `auth twitch` (anonymous until there is one).
+    User,
+}
+
+impl ChatLogin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatLogin::Anonymous => "anonymous",
+            ChatLogin::User => "user",
+        }
+    }
+}
+
+/// The chat logger (`src/chat/`): connections, Twitch's limits, and the log writer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Chat {
+    /// Log the chat of watched Twitch logins (those added with `chat=on`).
+    pub enabled: bool,
+    pub login: ChatLogin,
+    /// Rooms per IRC connection.
+    pub channels_per_connection: usize,
+    /// At most one new connection per this many seconds.
+    pub connect_interval_secs: f64,
+    /// At most `join_limit` JOINs per `join_window_secs` for the whole account.
+    pub join_limit: usize,
+    pub join_window_secs: f64,
+    /// recbot PINGs every connection this often and reconnects when no PONG comes within
+    /// `ping_timeout_secs` (also the time the server has to answer the login).
+    pub ping_interval_secs: f64,
+    pub ping_timeout_secs: f64,
+    /// Every joined room is JOINed again this often (Twitch sometimes drops a membership).
+    pub rejoin_interval_secs: f64,
+    /// Reconnect delays: exponential from `backoff_initial_secs`, full jitter, capped.
+    pub backoff_initial_secs: f64,
+    pub backoff_max_secs: f64,
+    /// Log lines reach the files at least this often, and the disk (fsync) this often.
+    pub flush_interval_secs: f64,
+    pub fsync_interval_secs: f64,
+    /// Lines waiting for the writer; beyond it lines are counted and reported, not kept.
+    pub queue_lines: usize,
+    /// Day files kept open at once (least recently written are closed first).
+    pub max_open_files: usize,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Chat {
+            enabled: true,
+            login: ChatLogin::Anonymous,
+            channels_per_connection: 90,
+            connect_interval_secs: 2.0,
+            join_limit: 20,
+            join_window_secs: 10.0,
+            ping_interval_secs: 60.0,
+            ping_timeout_secs: 10.0,
+            rejoin_interval_secs: 3600.0,
+            backoff_initial_secs: 1.0,
+            backoff_max_secs: 60.0,
+            flush_interval_secs: 1.0,
+            fsync_interval_secs: 10.0,
+            queue_lines: 10_000,
+            max_open_files: 512,
+        }
+    }
+}
+
+impl Chat {
+    fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, msg: &str| Err((format!("chat.{key}"), msg.to_string()));
+        if !(1..=1000).contains(&self.channels_per_connection) {
+            return fail("channels_per_connection", "must be between 1 and 1000");
+        }
+        if self.join_limit == 0 {
+            return fail("join_limit", "must be at least 1");
+        }
+        for (key, value) in [
+            ("connect_interval_secs", self.connect_interval_secs),
+            ("join_window_secs", self.join_window_secs),
+            ("ping_interval_secs", self.ping_interval_secs),
+            ("ping_timeout_secs", self.ping_timeout_secs),
+            ("rejoin_interval_secs", self.rejoin_interval_secs),
+            ("backoff_initial_secs", self.backoff_initial_secs),
+            ("backoff_max_secs", self.backoff_max_secs),
+            ("flush_interval_secs", self.flush_interval_secs),
+            ("fsync_interval_secs", self.fsync_interval_secs),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+                return fail(key, "must be a number of seconds above 0 (at most one day)");
+            }
+        }
+        if self.backoff_max_secs < self.backoff_initial_secs {
+            return fail("backoff_max_secs", "must not be below backoff_initial_secs");
+        }
+        if self.flush_interval_secs > 1.0 {
+            return fail(
+                "flush_interval_secs",
+                "must be at most 1 second (a crash may lose at most the last second)",
+            );
+        }
+        if self.fsync_interval_secs < self.flush_interval_secs {
+            return fail(
+                "fsync_interval_secs",
+                "must not be below flush_interval_secs",
+            );
+        }
+        if self.queue_lines < 100 {
+            return fail("queue_lines", "must be at least 100");
+        }
+        if self.max_open_files < 4 {
+            return fail("max_open_files", "must be at least 4");
+        }
+        Ok(())
     }
 }
 
@@ -592,12 +716,26 @@ impl Config {
         } else {
             "off".into()
         };
+        let chat = if self.chat.enabled {
+            format!(
+                "{}:{} (TLS {}), login {}, {} rooms per connection, at most {} JOINs per {} s",
+                self.twitch.irc_host,
+                self.twitch.irc_port,
+                on(self.twitch.irc_tls),
+                self.chat.login.as_str(),
+                self.chat.channels_per_connection,
+                self.chat.join_limit,
+                self.chat.join_window_secs
+            )
+        } else {
+            "off".into()
+        };
         format!(
             "{} is valid.\n\
              front-ends:      {}\n\
              live detection:  {detection}\n\
              recording:       quality {}, parts of at most {} h, names {}\n\
-             chat (IRC):      {}:{} (TLS {})\n\
+             chat (IRC):      {chat}\n\
              youtube uploads: {uploads}\n\
              state database:  {}\n\
              recordings:      {}\n\
@@ -608,9 +746,6 @@ impl Config {
             self.recording.quality,
             self.recording.max_part_hours,
             self.recording.file_template,
-            self.twitch.irc_host,
-            self.twitch.irc_port,
-            on(self.twitch.irc_tls),
             self.storage.database_path().display(),
             self.storage.recordings_dir().display(),
             self.storage.chat_dir().display(),
@@ -709,6 +844,7 @@ impl Config {
         if s.disk_check_secs == 0 {
             return fail("storage.disk_check_secs", "must be at least 1 second");
         }
+        self.chat.validate()?;
         let y = &self.youtube;
         if y.enabled && (y.client_id.is_none() || y.client_secret.is_none()) {
             return fail(

@@ -172,6 +172,18 @@ pub enum EventKind {
     ChatDropped {
         lines: u64,
     },
+    /// The chat of a finished recording part was written beside it (`<name>.chat.jsonl`).
+    ChatSaved {
+        part: u32,
+        /// Absolute path of the chat file.
+        file: PathBuf,
+        lines: u64,
+    },
+    /// The chat file of a finished part could not be written (the day logs still have it).
+    ChatSaveFailed {
+        part: u32,
+        reason: String,
+    },
 
     // --- OAuth and uploads (src/upload/, src/twitch/) ---
     /// A human must (re)authorize `service`; `url` is the consent link to open.
@@ -244,6 +256,8 @@ impl EventKind {
             EventKind::ChatDisconnected { .. } => "ChatDisconnected",
             EventKind::ChatReconnected { .. } => "ChatReconnected",
             EventKind::ChatDropped { .. } => "ChatDropped",
+            EventKind::ChatSaved { .. } => "ChatSaved",
+            EventKind::ChatSaveFailed { .. } => "ChatSaveFailed",
             EventKind::AuthRequired { .. } => "AuthRequired",
             EventKind::AuthCompleted { .. } => "AuthCompleted",
             EventKind::UploadQueued { .. } => "UploadQueued",

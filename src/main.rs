@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use recbot::chat::logs;
 use recbot::config::Config;
 use recbot::core::Core;
 use recbot::frontend::{console, discord, slack};
@@ -77,6 +78,18 @@ enum Cmd {
         #[arg(long)]
         request_url: Option<String>,
     },
+    /// Print a login's chat log for one UTC day.
+    ///
+    /// Human form by default: `[HH:MM:SS] DisplayName: text`, `* name` for /me, ★ for subs and
+    /// raids, ✖ for timeouts, bans and deleted messages. Times are UTC. Reads the files under
+    /// the config's chat_dir; the service need not run.
+    Logs {
+        /// The config file (TOML), for chat_dir.
+        #[arg(long, short, env = "RECBOT_CONFIG")]
+        config: PathBuf,
+        #[command(flatten)]
+        args: logs::Args,
+    },
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -114,6 +127,34 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Cmd::Logs { config, args } => {
+            let config = match Config::load(&config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("invalid config: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let query = match logs::Query::parse(args) {
+                Ok(query) => query,
+                Err(e) => {
+                    eprintln!("{e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            match logs::print(&config.storage.chat_dir(), &query, &mut out) {
+                Ok(_) => ExitCode::SUCCESS,
+                // `recbot logs … | head` closes the pipe early: not an error.
+                Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+                Err(e) => {
+                    let _ = std::io::Write::flush(&mut out);
+                    eprintln!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Run { config } => {
             let config = match Config::load(&config) {
                 Ok(config) => config,
@@ -133,6 +174,13 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(config: Config) -> anyhow::Result<()> {

@@ -196,9 +196,11 @@ impl FakeGateway {
     }
 }
 
+/// Chat logging is off: these tests check exactly what is posted, and a chat worker would
+/// announce its (refused) connection attempts.
 fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
     let text = format!(
-        "[storage]\ndata_dir = {:?}\n[discord]\ntoken = \"test-token\"\napi_url = \"{api}\"\n\
+        "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n[discord]\ntoken = \"test-token\"\napi_url = \"{api}\"\n\
          guild_id = \"{GUILD}\"\noperators = [\"{OPERATOR}\"]\noperator_roles = [\"{ROLE}\"]\n{extra}",
         dir.to_str().unwrap()
     );

@@ -35,6 +35,9 @@ impl Service {
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
+        // Chat logging must never reach Twitch from a test: a closed local port.
+        cmd.env("RECBOT_TWITCH__IRC_HOST", "127.0.0.1")
+            .env("RECBOT_TWITCH__IRC_PORT", "1");
         for (k, v) in env {
             cmd.env(k, v);
         }

@@ -67,9 +67,11 @@ async fn mount_web_api(server: &MockServer, ws_url: &str) {
         .await;
 }
 
+/// Chat logging is off: these tests check exactly what is posted, and a chat worker would
+/// announce its (refused) connection attempts.
 fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
     let text = format!(
-        "[storage]\ndata_dir = {:?}\n[slack]\napp_token = \"xapp-1-test\"\nbot_token = \"xoxb-test\"\n\
+        "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n[slack]\napp_token = \"xapp-1-test\"\nbot_token = \"xoxb-test\"\n\
          api_url = \"{api}/api\"\noperators = [\"UOP\"]\n{extra}",
         dir.to_str().unwrap()
     );

@@ -364,3 +364,37 @@ fn file_templates_that_leave_the_recordings_folder_are_refused() {
     }
     parse("[recording]\nfile_template = \"{started:%Y}/{login}_{title}_{part}.ts\"\n").unwrap();
 }
+
+#[test]
+fn chat_section_has_defaults_and_is_validated() {
+    let c = parse("").unwrap();
+    assert!(c.chat.enabled);
+    assert_eq!(c.chat.login, ChatLogin::Anonymous);
+    assert_eq!(c.chat.channels_per_connection, 90);
+    assert_eq!(c.chat.join_limit, 20);
+    assert_eq!(c.chat.join_window_secs, 10.0);
+    assert_eq!(c.chat.ping_interval_secs, 60.0);
+    assert_eq!(c.chat.ping_timeout_secs, 10.0);
+    assert_eq!(c.chat.backoff_max_secs, 60.0);
+    let c = parse("[chat]\nlogin = \"user\"\nping_interval_secs = 0.5\n").unwrap();
+    assert_eq!(c.chat.login, ChatLogin::User);
+    assert_eq!(c.chat.ping_interval_secs, 0.5);
+    for (body, key) in [
+        (
+            "[chat]\nchannels_per_connection = 0\n",
+            "chat.channels_per_connection",
+        ),
+        ("[chat]\njoin_limit = 0\n", "chat.join_limit"),
+        ("[chat]\nping_timeout_secs = -1\n", "chat.ping_timeout_secs"),
+        (
+            "[chat]\nflush_interval_secs = 5\n",
+            "chat.flush_interval_secs",
+        ),
+        ("[chat]\nbackoff_max_secs = 0.5\n", "chat.backoff_max_secs"),
+        ("[chat]\nlogin = \"bot\"\n", "chat.login"),
+    ] {
+        let err = parse(body).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{body}: {err}");
+        assert_eq!(err.line, Some(2), "{body}: {err}");
+    }
+}

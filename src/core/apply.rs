@@ -189,6 +189,12 @@ impl Core {
             text.push('\n');
             text.push_str(&line);
         }
+        if watch.chat && matches!(watch.source, Source::Twitch) {
+            if let Some(line) = self.chat_status(Some(&name)).await {
+                text.push('\n');
+                text.push_str(&line);
+            }
+        }
         let recent = self.store.recent_events(Some(&name), 5).await?;
         if !recent.is_empty() {
             text.push_str("\nRecent:");
@@ -234,6 +240,10 @@ impl Core {
             self.store.schema_version().await?
         );
         if let Some(line) = self.live_status_line() {
+            text.push('\n');
+            text.push_str(&line);
+        }
+        if let Some(line) = self.chat_status(None).await {
             text.push('\n');
             text.push_str(&line);
         }

@@ -255,6 +255,9 @@ impl Core {
         info!(%service, "token stored");
         if service == Service::Twitch {
             self.auth.twitch_saved.notify_one();
+            // Refreshes too, not only new authorizations: the chat's next reconnect must not
+            // log in with a token Twitch already replaced.
+            self.chat_token_changed().await;
         }
         Ok(())
     }

@@ -5,6 +5,7 @@
 mod apply;
 mod auth;
 mod calls;
+mod chat;
 mod live;
 mod outbox;
 mod reactions;
@@ -229,6 +230,8 @@ pub struct Core {
     uploads: uploads::UploadState,
     /// Recording sessions, HLS pollers, the disk guard (see `recording.rs`).
     recordings: recording::Recordings,
+    /// The chat logger, when enabled.
+    chat: Option<crate::chat::ChatHandle>,
 }
 
 impl Core {
@@ -276,6 +279,7 @@ impl Core {
             live_restarts: Default::default(),
             auth: auth::AuthState::default(),
             uploads: uploads::UploadState::default(),
+            chat: None,
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -298,6 +302,7 @@ impl Core {
         let inbox = self.inbox.take().expect("spawned once");
         self.start_watcher();
         self.start_recording().await;
+        self.start_chat().await;
         self.watches_changed().await;
         self.resume_uploads().await?;
         self.start_token_keepers();

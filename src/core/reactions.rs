@@ -11,6 +11,7 @@ impl Core {
         self.react_recording(event).await;
         self.react_live(event);
         self.queue_upload(event).await;
+        self.chat_react(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
@@ -18,5 +19,6 @@ impl Core {
     pub(super) async fn watches_changed(&mut self) {
         self.update_watcher().await;
         self.reconcile_recordings().await;
+        self.chat_watches_changed().await;
     }
 }

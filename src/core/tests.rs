@@ -3,8 +3,9 @@ use std::path::Path;
 use super::*;
 
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
+    // Chat logging has its own tests against a local fake server (tests/chat.rs).
     let text = crate::config::testing::offline(&format!(
-        "[storage]\ndata_dir = {:?}\n",
+        "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n",
         dir.to_str().unwrap()
     ));
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())

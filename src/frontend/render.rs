@@ -122,7 +122,10 @@ pub fn event_line(event: &Event) -> String {
             }
             line
         }
-        EventKind::ChatJoined { rooms } => format!("chat logging: joined {rooms} room(s)"),
+        EventKind::ChatJoined { rooms } => match &event.login {
+            Some(login) if *rooms == 1 => format!("💬 {login}: logging chat"),
+            _ => format!("💬 chat logging: joined {rooms} room(s)"),
+        },
         EventKind::ChatDisconnected { reason } => {
             format!("chat connection lost: {reason}; reconnecting")
         }
@@ -130,7 +133,18 @@ pub fn event_line(event: &Event) -> String {
             format!("chat reconnected after {}", duration(*offline_secs))
         }
         EventKind::ChatDropped { lines } => format!(
-            "⚠ {login}: {lines} chat line(s) could not be written (disk too slow)"
+            "⚠ {login}: {lines} chat line(s) could not be written (disk too slow or failing)"
+        ),
+        EventKind::ChatSaved { part, file, lines } => {
+            let name = file
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            format!("💬 {login}: chat of part {part} saved: {name} ({lines} line(s))")
+        }
+        EventKind::ChatSaveFailed { part, reason } => format!(
+            "⚠ {login}: the chat of part {part} could not be saved beside it: {reason} (the day \
+             logs still have it)"
         ),
         EventKind::AuthRequired {
             service,

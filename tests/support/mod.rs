@@ -5,6 +5,7 @@
 
 pub mod origin;
 pub mod twitch;
+pub mod twitch_irc;
 pub mod youtube_state;
 pub mod youtube_tcp;
 

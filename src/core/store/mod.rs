@@ -13,6 +13,7 @@ use sqlx::{Row, SqlitePool};
 
 use crate::event::{Event, Room};
 
+mod chat;
 mod outbox;
 mod recordings;
 mod tokens;

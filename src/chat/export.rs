@@ -1,0 +1,166 @@
+//! The per-recording chat file: `<recording name>.chat.jsonl` beside a finished part, holding
+//! the logged lines of the part's time span (from its sidecar), each with `offset_ms` (from
+//! the part's start, wall clock) and `video_ms` (the position in the file: ad breaks and gaps
+//! cut out of the recording are subtracted, so chat stays in sync with the video).
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+
+use super::line::is_login;
+use super::record::Stamp;
+use super::writer::{date_of_day, day_of, day_path, LineQueue};
+use crate::recorder::sidecar::Sidecar;
+
+/// A written per-recording chat file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    pub path: PathBuf,
+    pub lines: u64,
+}
+
+/// `dir/name.json` (sidecar of `name.ts`) → `dir/name.chat.jsonl`.
+pub fn chat_path(sidecar_path: &Path, sidecar: &Sidecar) -> PathBuf {
+    let stem = Path::new(&sidecar.file)
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| sidecar.file.clone());
+    sidecar_path.with_file_name(format!("{stem}.chat.jsonl"))
+}
+
+/// Flushes the writer, then writes the part's chat file (atomically: `.part`, fsync, rename).
+pub async fn save_part(queue: &LineQueue, chat_dir: &Path, sidecar_path: &Path) -> Result<Saved> {
+    let sidecar = Sidecar::read(sidecar_path).await?;
+    if !is_login(&sidecar.login) {
+        bail!(
+            "the sidecar names `{}`, which is not a login",
+            sidecar.login
+        );
+    }
+    if sidecar.ended < sidecar.started {
+        bail!("the sidecar's part ends before it starts");
+    }
+    queue.flush().await;
+    let dest = chat_path(sidecar_path, &sidecar);
+    let span = Span::of(&sidecar);
+    let dir = chat_dir.to_path_buf();
+    let login = sidecar.login.clone();
+    let out = dest.clone();
+    let lines = tokio::task::spawn_blocking(move || write_span(&dir, &login, &span, &out))
+        .await
+        .context("the chat file writer stopped")??;
+    Ok(Saved { path: dest, lines })
+}
+
+/// A part's wall-clock span and what was cut out of its file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Span {
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// (wall-clock start, length) of every cut, in ms, sorted.
+    pub cuts: Vec<(i64, i64)>,
+}
+
+impl Span {
+    pub fn of(sidecar: &Sidecar) -> Span {
+        let mut cuts: Vec<(i64, i64)> = sidecar
+            .ad_breaks
+            .iter()
+            .map(|a| (a.at.timestamp_millis(), (a.duration_secs * 1000.0) as i64))
+            .chain(
+                sidecar
+                    .gaps
+                    .iter()
+                    .map(|g| (g.at.timestamp_millis(), (g.seconds * 1000.0) as i64)),
+            )
+            .filter(|(_, len)| *len > 0)
+            .collect();
+        cuts.sort();
+        Span {
+            start_ms: sidecar.started.timestamp_millis(),
+            end_ms: sidecar.ended.timestamp_millis(),
+            cuts,
+        }
+    }
+
+    /// Position in the recording of wall time `t`: its offset minus what was cut before it
+    /// (a line during a cut sits where the cut is).
+    pub fn video_ms(&self, t: i64) -> i64 {
+        let mut cut_before = 0;
+        for (at, len) in &self.cuts {
+            if *at >= t {
+                break;
+            }
+            cut_before += (t - at).min(*len);
+        }
+        (t - self.start_ms - cut_before).max(0)
+    }
+}
+
+fn write_span(dir: &Path, login: &str, span: &Span, dest: &Path) -> Result<u64> {
+    let mut tmp = dest.as_os_str().to_owned();
+    tmp.push(".part");
+    let tmp = PathBuf::from(tmp);
+    let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let mut out = BufWriter::new(file);
+    let mut lines = 0u64;
+    for day in day_of(span.start_ms)..=day_of(span.end_ms) {
+        let path = day_path(dir, login, date_of_day(day));
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        for line in BufReader::new(file).split(b'\n') {
+            let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+            // A cut or foreign line is skipped here; the day file keeps it.
+            let Ok(stamp) = serde_json::from_slice::<Stamp>(&line) else {
+                continue;
+            };
+            let t = stamp.time_ms();
+            if t < span.start_ms || t > span.end_ms || line.first() != Some(&b'{') {
+                continue;
+            }
+            write!(
+                out,
+                "{{\"offset_ms\":{},\"video_ms\":{},",
+                t - span.start_ms,
+                span.video_ms(t)
+            )?;
+            out.write_all(&line[1..])?;
+            out.write_all(b"\n")?;
+            lines += 1;
+        }
+    }
+    let file = out
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, dest)
+        .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
+    Ok(lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn video_positions_skip_cuts() {
+        let span = Span {
+            start_ms: 1_000,
+            end_ms: 100_000,
+            cuts: vec![(11_000, 5_000), (31_000, 2_000)],
+        };
+        assert_eq!(span.video_ms(1_000), 0);
+        assert_eq!(span.video_ms(11_000), 10_000);
+        assert_eq!(span.video_ms(13_000), 10_000, "during the ad break");
+        assert_eq!(span.video_ms(16_000), 10_000);
+        assert_eq!(span.video_ms(21_000), 15_000);
+        assert_eq!(span.video_ms(40_000), 32_000);
+    }
+}

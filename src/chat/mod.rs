@@ -1,0 +1,17 @@
+//! Twitch chat logging: IRC connections supervised by recbot (sharding, Twitch's limits,
+//! keepalive, RECONNECT, backoff), every received line written to per-login day files, the
+//! per-recording chat file, and the `recbot logs` reader.
+
+pub mod conn;
+pub mod export;
+pub mod limits;
+pub mod line;
+pub mod logs;
+pub mod names;
+pub mod pool;
+pub mod record;
+pub mod shard;
+pub mod transport;
+pub mod writer;
+
+pub use pool::{start, ChatHandle, ChatSettings, ChatStatus};

@@ -1,0 +1,820 @@
+//! One shard: up to `channels_per_connection` rooms on one connection, kept joined across
+//! drops. It owns the connection (and, during a RECONNECT, the next one), JOINs through the
+//! account's [`JoinLimiter`](super::limits::JoinLimiter), answers and sends PINGs, re-JOINs
+//! every room hourly, reconnects with backoff, and turns every received line into a log record.
+//!
+//! On `RECONNECT` the new connection is opened and joined before the old one is closed; lines
+//! seen on both are dropped by message id. The old connection is closed only after a PONG on
+//! it, so everything it carried before the new one took over has been read.
+
+use std::borrow::Cow;
+use std::collections::{HashSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::conn::{control, Conn, ConnError, Control, ErrorKind, Identity, Received};
+use super::limits::{Backoff, ConnectGate, JoinLimiter};
+use super::names::{RoomMap, RoomSet};
+use super::record;
+use super::transport::{Dialer, RawLine};
+use super::writer::{Batch, LineQueue, SERVER_FOLDER};
+
+/// Rooms per JOIN line (≤ 500 bytes with 25-character logins).
+const JOIN_BATCH: usize = 15;
+/// A connection that lived this long was healthy: the backoff starts over.
+const STABLE: Duration = Duration::from_secs(60);
+/// The old connection of a RECONNECT is closed after this at the latest.
+const OVERLAP_MAX: Duration = Duration::from_secs(600);
+/// Ids remembered while two connections overlap.
+const DEDUP_CAPACITY: usize = 200_000;
+
+/// Timing, from `[chat]`.
+#[derive(Debug, Clone)]
+pub struct Timing {
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub rejoin_interval: Duration,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+}
+
+impl Timing {
+    fn join_timeout(&self) -> Duration {
+        (self.ping_timeout * 3).max(Duration::from_millis(300))
+    }
+
+    fn housekeeping(&self) -> Duration {
+        Duration::from_secs(5)
+            .min(self.join_timeout() / 2)
+            .min(self.rejoin_interval / 4)
+    }
+}
+
+/// What every shard of the pool shares.
+#[derive(Debug)]
+pub struct Context {
+    pub timing: Timing,
+    pub dialer: Dialer,
+    pub limiter: JoinLimiter,
+    pub gate: ConnectGate,
+    pub queue: LineQueue,
+    pub identity: watch::Receiver<Identity>,
+    pub events: mpsc::Sender<ShardEvent>,
+    pub cancel: CancellationToken,
+    pub next_conn: AtomicU64,
+}
+
+#[derive(Debug)]
+pub enum ShardCmd {
+    Add(Vec<Arc<str>>),
+    Remove(Vec<Arc<str>>),
+}
+
+/// What a shard tells the pool.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ShardEvent {
+    Connected {
+        shard: usize,
+        nick: String,
+    },
+    Joined {
+        shard: usize,
+        room: Arc<str>,
+    },
+    JoinRefused {
+        room: Arc<str>,
+        reason: String,
+    },
+    /// The shard has no connection (its rooms are not logged) since now.
+    Down {
+        shard: usize,
+        reason: String,
+    },
+    /// The shard is connected again after `offline`.
+    Up {
+        shard: usize,
+        offline: Duration,
+    },
+    AuthFailed {
+        reason: String,
+    },
+}
+
+#[derive(Debug, Default)]
+struct RoomInfo {
+    last_join: Option<Instant>,
+    refused_until: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Active,
+    Old,
+}
+
+type Opening = Pin<Box<dyn Future<Output = Result<(Conn, Vec<Received>), ConnError>> + Send>>;
+
+pub struct Shard {
+    id: usize,
+    ctx: Arc<Context>,
+    cmds: mpsc::Receiver<ShardCmd>,
+    rooms: RoomMap<Arc<str>, RoomInfo>,
+    /// Folder names of rooms seen on the wire, so a line costs no allocation for its room.
+    interner: RoomSet<Arc<str>>,
+    server: Arc<str>,
+    active: Option<Conn>,
+    /// The connection being replaced after a RECONNECT.
+    old: Option<Conn>,
+    old_deadline: Option<Instant>,
+    /// The old connection got its final PING; its PONG closes it.
+    old_draining: bool,
+    opening: Option<Opening>,
+    /// The server asked for a new connection.
+    reconnect_requested: bool,
+    /// Failed attempts since the last success; the next attempt waits for the backoff.
+    failures: u32,
+    backoff: Backoff,
+    down_since: Option<Instant>,
+    dedup: Dedup,
+    batch: Batch,
+}
+
+impl std::fmt::Debug for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shard")
+            .field("id", &self.id)
+            .field("rooms", &self.rooms.len())
+            .finish()
+    }
+}
+
+impl Shard {
+    pub fn new(id: usize, ctx: Arc<Context>, cmds: mpsc::Receiver<ShardCmd>) -> Shard {
+        let backoff = Backoff::new(ctx.timing.backoff_initial, ctx.timing.backoff_max);
+        let server: Arc<str> = Arc::from(SERVER_FOLDER);
+        Shard {
+            id,
+            ctx,
+            cmds,
+            rooms: RoomMap::default(),
+            interner: RoomSet::from_iter([server.clone()]),
+            server,
+            active: None,
+            old: None,
+            old_deadline: None,
+            old_draining: false,
+            opening: None,
+            reconnect_requested: false,
+            failures: 0,
+            backoff,
+            down_since: None,
+            dedup: Dedup::default(),
+            batch: Batch::default(),
+        }
+    }
+
+    pub async fn run(mut self) {
+        let ctx = self.ctx.clone();
+        let mut housekeeping = tokio::time::interval(ctx.timing.housekeeping());
+        housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.maybe_open();
+            let join_want = self
+                .active
+                .as_ref()
+                .map_or(0, |c| c.queue.len().min(JOIN_BATCH));
+            let deadline = self.next_deadline();
+            tokio::select! {
+                _ = ctx.cancel.cancelled() => break,
+                cmd = self.cmds.recv() => match cmd {
+                    Some(cmd) => self.command(cmd).await,
+                    None => break,
+                },
+                opened = poll_opening(&mut self.opening) => {
+                    self.opening = None;
+                    self.opened(opened).await;
+                }
+                read = fill(&mut self.active) => self.read(Which::Active, read).await,
+                read = fill(&mut self.old) => self.read(Which::Old, read).await,
+                n = ctx.limiter.take(join_want), if join_want > 0 => self.send_joins(n).await,
+                _ = tokio::time::sleep_until(deadline) => self.keepalive().await,
+                _ = housekeeping.tick() => self.housekeeping(),
+            }
+        }
+        for conn in [self.active.take(), self.old.take()].into_iter().flatten() {
+            conn.close().await;
+        }
+        debug!(shard = self.id, "chat shard stopped");
+    }
+
+    fn maybe_open(&mut self) {
+        let needed = (self.active.is_none() && !self.rooms.is_empty())
+            || (self.reconnect_requested && self.old.is_none());
+        if !needed || self.opening.is_some() {
+            return;
+        }
+        let delay = if self.failures > 0 {
+            self.backoff.next_delay(&mut rand::rng())
+        } else {
+            Duration::ZERO
+        };
+        if !delay.is_zero() {
+            debug!(
+                shard = self.id,
+                delay_secs = delay.as_secs_f64(),
+                "reconnecting after a pause"
+            );
+        }
+        let ctx = self.ctx.clone();
+        let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
+        let identity = ctx.identity.borrow().clone();
+        self.opening = Some(Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            ctx.gate.wait().await;
+            Conn::open(
+                id,
+                &ctx.dialer,
+                &identity,
+                ctx.timing.ping_timeout,
+                ctx.timing.ping_interval,
+            )
+            .await
+        }));
+    }
+
+    fn next_deadline(&self) -> Instant {
+        let far = Instant::now() + Duration::from_secs(3600);
+        let mut deadline = far;
+        if let Some(c) = &self.active {
+            // While a PING is unanswered only its deadline matters.
+            deadline = deadline.min(c.pong_deadline.unwrap_or(c.next_ping));
+        }
+        if let Some(c) = &self.old {
+            if let Some(d) = c.pong_deadline {
+                deadline = deadline.min(d);
+            }
+        }
+        if let Some(d) = self.old_deadline {
+            deadline = deadline.min(d);
+        }
+        deadline
+    }
+
+    /// Borrows nothing across the await (a shard is not `Sync`).
+    fn emit(&self, event: ShardEvent) -> impl Future<Output = ()> + Send + 'static {
+        let events = self.ctx.events.clone();
+        async move {
+            let _ = events.send(event).await;
+        }
+    }
+
+    async fn command(&mut self, cmd: ShardCmd) {
+        match cmd {
+            ShardCmd::Add(rooms) => {
+                for room in rooms {
+                    if self.rooms.contains_key(&room) {
+                        continue;
+                    }
+                    self.rooms.insert(room.clone(), RoomInfo::default());
+                    self.interner.insert(room.clone());
+                    if let Some(c) = self.active.as_mut() {
+                        c.queue.push_back(room);
+                    }
+                }
+            }
+            ShardCmd::Remove(rooms) => {
+                for room in rooms {
+                    self.rooms.remove(&room);
+                    for which in [Which::Active, Which::Old] {
+                        let Some(c) = self.conn(which) else { continue };
+                        let joined = c.joined.contains(&room) || c.pending.contains_key(&room);
+                        c.queue.retain(|r| *r != room);
+                        if joined {
+                            if let Err(e) = c.part(&room).await {
+                                self.lost(which, e.message).await;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    fn conn(&mut self, which: Which) -> Option<&mut Conn> {
+        match which {
+            Which::Active => self.active.as_mut(),
+            Which::Old => self.old.as_mut(),
+        }
+    }
+
+    async fn opened(&mut self, result: Result<(Conn, Vec<Received>), ConnError>) {
+        match result {
+            Ok((mut conn, received)) => {
+                info!(shard = self.id, conn = conn.id, nick = %conn.nick, "chat connection open");
+                self.log_received(received).await;
+                let now = Instant::now();
+                conn.queue = self
+                    .rooms
+                    .iter()
+                    .filter(|(_, info)| info.refused_until.is_none_or(|t| t <= now))
+                    .map(|(room, _)| room.clone())
+                    .collect();
+                if self.reconnect_requested && self.active.is_some() {
+                    self.old = self.active.take();
+                    self.old_deadline = Some(now + OVERLAP_MAX);
+                    self.old_draining = false;
+                    self.dedup.start();
+                }
+                self.reconnect_requested = false;
+                self.failures = 0;
+                let nick = conn.nick.clone();
+                self.active = Some(conn);
+                self.emit(ShardEvent::Connected {
+                    shard: self.id,
+                    nick,
+                })
+                .await;
+                if let Some(since) = self.down_since.take() {
+                    self.emit(ShardEvent::Up {
+                        shard: self.id,
+                        offline: since.elapsed(),
+                    })
+                    .await;
+                }
+            }
+            Err(e) => {
+                self.failures += 1;
+                if e.kind == ErrorKind::Auth {
+                    self.emit(ShardEvent::AuthFailed {
+                        reason: e.message.clone(),
+                    })
+                    .await;
+                }
+                if self.active.is_some() {
+                    warn!(shard = self.id, error = %e, "could not open the replacement connection; keeping the current one");
+                } else if self.down_since.is_none() {
+                    warn!(shard = self.id, error = %e, "chat connection failed");
+                    self.down_since = Some(Instant::now());
+                    self.emit(ShardEvent::Down {
+                        shard: self.id,
+                        reason: e.message,
+                    })
+                    .await;
+                } else {
+                    debug!(shard = self.id, error = %e, attempts = self.backoff.attempts(), "chat connection still failing");
+                }
+            }
+        }
+    }
+
+    async fn read(&mut self, which: Which, read: std::io::Result<usize>) {
+        match read {
+            Ok(n) if n > 0 => self.drain(which).await,
+            Ok(_) => {
+                self.lost(which, "the server closed the connection".into())
+                    .await
+            }
+            Err(e) => self.lost(which, format!("connection error: {e}")).await,
+        }
+    }
+
+    /// Logs every complete line read on `which` and acts on the control lines among them.
+    async fn drain(&mut self, which: Which) {
+        let recv_ms = chrono::Utc::now().timestamp_millis();
+        self.dedup.expire();
+        let Shard {
+            active,
+            old,
+            batch,
+            dedup,
+            interner,
+            server,
+            ..
+        } = self;
+        let Some(conn) = (match which {
+            Which::Active => active.as_mut(),
+            Which::Old => old.as_mut(),
+        }) else {
+            return;
+        };
+        let mut controls = Vec::new();
+        while let Some(raw) = conn.reader.next_line() {
+            let (bytes, too_long) = match raw {
+                RawLine::Line(b) => (b, false),
+                RawLine::TooLong(b) => (b, true),
+            };
+            let text = as_text(bytes);
+            let exact = matches!(text, Cow::Owned(_)).then_some(bytes);
+            let start = batch.buf.len();
+            let encoded = if too_long {
+                record::encode_malformed(
+                    &text,
+                    exact,
+                    recv_ms,
+                    "line longer than 64 KiB; cut",
+                    &mut batch.buf,
+                )
+            } else {
+                record::encode(&text, exact, recv_ms, &mut batch.buf)
+            };
+            if dedup.active && !dedup.first(encoded.key()) {
+                batch.buf.truncate(start);
+                continue;
+            }
+            let folder = match encoded.channel {
+                Some(channel) => match interner.get(channel) {
+                    Some(f) => f.clone(),
+                    None => {
+                        let f: Arc<str> = Arc::from(channel);
+                        if interner.len() < 10_000 {
+                            interner.insert(f.clone());
+                        }
+                        f
+                    }
+                },
+                None => server.clone(),
+            };
+            batch.push_entry(folder, encoded.time_ms);
+            if !is_chat(encoded.command) {
+                let c = control(&text, &conn.nick);
+                if c != Control::Other {
+                    controls.push(c);
+                }
+            }
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.ctx.queue.push(batch).await;
+        for c in controls {
+            self.act(which, c).await;
+        }
+    }
+
+    async fn log_received(&mut self, received: Vec<Received>) {
+        for r in received {
+            let text = as_text(&r.bytes);
+            let exact = matches!(text, Cow::Owned(_)).then_some(r.bytes.as_slice());
+            let encoded = record::encode(&text, exact, r.recv_ms, &mut self.batch.buf);
+            let folder = match encoded.channel {
+                Some(c) => Arc::from(c),
+                None => self.server.clone(),
+            };
+            self.batch.push_entry(folder, encoded.time_ms);
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.ctx.queue.push(batch).await;
+    }
+
+    async fn act(&mut self, which: Which, c: Control) {
+        let now = Instant::now();
+        let timing = self.ctx.timing.clone();
+        let result = match c {
+            Control::Ping(server) => match self.conn(which) {
+                Some(conn) => conn.send(irc_proto::Command::PONG(server, None)).await,
+                None => Ok(()),
+            },
+            Control::Pong => {
+                if let Some(conn) = self.conn(which) {
+                    conn.pong_deadline = None;
+                }
+                if which == Which::Old && self.old_draining {
+                    self.close_old("caught up after RECONNECT").await;
+                }
+                Ok(())
+            }
+            Control::Reconnect => {
+                if which == Which::Active && !self.reconnect_requested {
+                    info!(
+                        shard = self.id,
+                        "server asked to reconnect; opening the new connection first"
+                    );
+                    self.reconnect_requested = true;
+                }
+                Ok(())
+            }
+            Control::Joined(room) => {
+                let Some((room, _)) = self.rooms.get_key_value(room.as_str()) else {
+                    return;
+                };
+                let room = room.clone();
+                if let Some(conn) = self.conn(which) {
+                    conn.pending.remove(&room);
+                    conn.joined.insert(room.clone());
+                }
+                if which == Which::Active {
+                    self.emit(ShardEvent::Joined {
+                        shard: self.id,
+                        room,
+                    })
+                    .await;
+                }
+                self.maybe_finish_overlap().await
+            }
+            Control::Parted(room) => {
+                let wanted = self
+                    .rooms
+                    .get_key_value(room.as_str())
+                    .map(|(r, _)| r.clone());
+                if let Some(conn) = self.conn(which) {
+                    conn.joined.remove(room.as_str());
+                    if let (Some(room), Which::Active) = (wanted, which) {
+                        warn!(room = %room, "parted without asking; joining again");
+                        if !conn.queue.contains(&room) {
+                            conn.queue.push_back(room);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Control::JoinRefused { room, reason } => {
+                let Some((room, _)) = self.rooms.get_key_value(room.as_str()) else {
+                    return;
+                };
+                let room = room.clone();
+                if let Some(info) = self.rooms.get_mut(&room) {
+                    info.refused_until = Some(now + timing.rejoin_interval);
+                }
+                if let Some(conn) = self.conn(which) {
+                    conn.pending.remove(&room);
+                    conn.queue.retain(|r| *r != room);
+                }
+                warn!(room = %room, reason, "Twitch refused to join the room");
+                self.emit(ShardEvent::JoinRefused { room, reason }).await;
+                self.maybe_finish_overlap().await
+            }
+            _ => Ok(()),
+        };
+        if let Err(e) = result {
+            self.lost(which, e.message).await;
+        }
+    }
+
+    /// After a RECONNECT: once the new connection has every room, PING the old one; its PONG
+    /// proves everything it carried has been read, and it is closed.
+    async fn maybe_finish_overlap(&mut self) -> Result<(), ConnError> {
+        if self.old.is_none() || self.old_draining {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let Some(active) = &self.active else {
+            return Ok(());
+        };
+        let complete = self
+            .rooms
+            .iter()
+            .filter(|(_, info)| info.refused_until.is_none_or(|t| t <= now))
+            .all(|(room, _)| active.joined.contains(room));
+        if complete {
+            self.old_draining = true;
+            let timing = self.ctx.timing.clone();
+            if let Some(old) = self.old.as_mut() {
+                if old
+                    .ping(timing.ping_interval, timing.ping_timeout)
+                    .await
+                    .is_err()
+                {
+                    self.close_old("could not send its last PING").await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn close_old(&mut self, why: &str) {
+        if let Some(old) = self.old.take() {
+            debug!(
+                shard = self.id,
+                conn = old.id,
+                why,
+                "closing the replaced connection"
+            );
+            old.close().await;
+        }
+        self.old_deadline = None;
+        self.old_draining = false;
+        self.dedup.stop_after(self.ctx.timing.ping_timeout);
+    }
+
+    async fn lost(&mut self, which: Which, reason: String) {
+        match which {
+            Which::Old => {
+                debug!(shard = self.id, reason, "the replaced connection ended");
+                self.old = None;
+                self.old_deadline = None;
+                self.old_draining = false;
+                self.dedup.stop_after(self.ctx.timing.ping_timeout);
+            }
+            Which::Active => {
+                let Some(conn) = self.active.take() else {
+                    return;
+                };
+                if conn.opened.elapsed() >= STABLE {
+                    self.backoff.reset();
+                }
+                self.failures = self.failures.max(1);
+                if let Some(old) = self.old.take() {
+                    warn!(
+                        shard = self.id,
+                        reason, "the new connection failed during a RECONNECT; keeping the old one"
+                    );
+                    self.active = Some(old);
+                    self.old_deadline = None;
+                    self.old_draining = false;
+                    self.reconnect_requested = true;
+                    return;
+                }
+                warn!(
+                    shard = self.id,
+                    conn = conn.id,
+                    reason,
+                    "chat connection lost"
+                );
+                drop(conn);
+                if self.down_since.is_none() {
+                    self.down_since = Some(Instant::now());
+                    self.emit(ShardEvent::Down {
+                        shard: self.id,
+                        reason,
+                    })
+                    .await;
+                }
+            }
+        }
+    }
+
+    async fn send_joins(&mut self, n: usize) {
+        let Some(conn) = self.active.as_mut() else {
+            return;
+        };
+        let take = n.min(conn.queue.len());
+        let rooms: Vec<Arc<str>> = conn.queue.drain(..take).collect();
+        if rooms.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for room in &rooms {
+            if let Some(info) = self.rooms.get_mut(room) {
+                info.last_join = Some(now);
+            }
+        }
+        debug!(shard = self.id, rooms = rooms.len(), "JOIN");
+        if let Err(e) = conn.join(&rooms).await {
+            self.lost(Which::Active, e.message).await;
+        }
+    }
+
+    async fn keepalive(&mut self) {
+        let now = Instant::now();
+        let timing = self.ctx.timing.clone();
+        if self.old_deadline.is_some_and(|d| d <= now)
+            || self
+                .old
+                .as_ref()
+                .and_then(|c| c.pong_deadline)
+                .is_some_and(|d| d <= now)
+        {
+            self.close_old("overlap over").await;
+        }
+        let Some(conn) = self.active.as_mut() else {
+            return;
+        };
+        if conn.pong_deadline.is_some_and(|d| d <= now) {
+            let reason = format!("no PONG within {} s", timing.ping_timeout.as_secs_f64());
+            self.lost(Which::Active, reason).await;
+        } else if conn.pong_deadline.is_none() && conn.next_ping <= now {
+            if let Err(e) = conn.ping(timing.ping_interval, timing.ping_timeout).await {
+                self.lost(Which::Active, e.message).await;
+            }
+        }
+    }
+
+    fn housekeeping(&mut self) {
+        self.dedup.expire();
+        let now = Instant::now();
+        let timing = &self.ctx.timing;
+        let Some(conn) = self.active.as_mut() else {
+            return;
+        };
+        let join_timeout = timing.join_timeout();
+        let late: Vec<Arc<str>> = conn
+            .pending
+            .iter()
+            .filter(|(_, sent)| now.duration_since(**sent) >= join_timeout)
+            .map(|(room, _)| room.clone())
+            .collect();
+        for room in late {
+            conn.pending.remove(&room);
+            if self.rooms.contains_key(&room) && !conn.joined.contains(&room) {
+                warn!(room = %room, "no JOIN confirmation; trying again");
+                conn.queue.push_back(room);
+            }
+        }
+        for (room, info) in &mut self.rooms {
+            if info.refused_until.is_some_and(|t| t > now)
+                || conn.queue.contains(room)
+                || conn.pending.contains_key(room)
+            {
+                continue;
+            }
+            info.refused_until = None;
+            let due = info
+                .last_join
+                .is_none_or(|t| now.duration_since(t) >= timing.rejoin_interval);
+            if due || !conn.joined.contains(room) {
+                conn.queue.push_back(room.clone());
+            }
+        }
+    }
+}
+
+/// The line as text: borrowed when it is UTF-8 (checked the fast way), else its lossy form.
+fn as_text(bytes: &[u8]) -> Cow<'_, str> {
+    match std::str::from_utf8(bytes) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(bytes),
+    }
+}
+
+/// Commands whose lines are chat (never control); everything else goes through `control`.
+fn is_chat(command: Option<&str>) -> bool {
+    matches!(
+        command,
+        Some(
+            "PRIVMSG"
+                | "USERNOTICE"
+                | "CLEARCHAT"
+                | "CLEARMSG"
+                | "ROOMSTATE"
+                | "USERSTATE"
+                | "HOSTTARGET"
+                | "WHISPER"
+                | "GLOBALUSERSTATE"
+        )
+    )
+}
+
+async fn fill(conn: &mut Option<Conn>) -> std::io::Result<usize> {
+    match conn {
+        Some(c) => c.reader.fill().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn poll_opening(opening: &mut Option<Opening>) -> Result<(Conn, Vec<Received>), ConnError> {
+    match opening {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Message ids seen while two connections overlap (only then; otherwise free).
+#[derive(Debug, Default)]
+struct Dedup {
+    active: bool,
+    stop_at: Option<Instant>,
+    seen: HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl Dedup {
+    fn start(&mut self) {
+        self.active = true;
+        self.stop_at = None;
+    }
+
+    fn stop_after(&mut self, grace: Duration) {
+        if self.active {
+            self.stop_at = Some(Instant::now() + grace);
+        }
+    }
+
+    fn expire(&mut self) {
+        if self.stop_at.is_some_and(|t| t <= Instant::now()) {
+            *self = Dedup::default();
+        }
+    }
+
+    /// `false` when `key` was already seen.
+    fn first(&mut self, key: u64) -> bool {
+        if !self.active {
+            return true;
+        }
+        if !self.seen.insert(key) {
+            return false;
+        }
+        self.order.push_back(key);
+        if self.order.len() > DEDUP_CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.seen.remove(&old);
+            }
+        }
+        true
+    }
+}
