@@ -177,12 +177,6 @@ pub struct Events {
 }
 
 impl Events {
-    /// An `Events` and the receiving end, for tests that play the core.
-    pub fn channel(capacity: usize) -> (Events, mpsc::Receiver<Event>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (Events { tx }, rx)
-    }
-
     /// A sender on `tx`, for workers driven without a core (tests, benchmarks).
     pub fn new(tx: mpsc::Sender<Event>) -> Events {
         Events { tx }

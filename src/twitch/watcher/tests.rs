@@ -100,7 +100,8 @@ fn config_for(server: &MockServer, helix: bool) -> Config {
 fn watcher(config: &Config) -> (Watcher, mpsc::Receiver<Event>) {
     let http = reqwest::Client::new();
     let detector = Detector::new(config, http);
-    let (events, rx) = Events::channel(64);
+    let (tx, rx) = mpsc::channel(64);
+    let events = Events::new(tx);
     let (status, _) = watch::channel(WatcherStatus::default());
     let watcher = Watcher {
         detector,
@@ -307,7 +308,8 @@ async fn the_running_watcher_checks_new_logins_at_once_and_polls() {
         .mount(&server)
         .await;
     let config = config_for(&server, true);
-    let (events, mut rx) = Events::channel(16);
+    let (tx, mut rx) = mpsc::channel(16);
+    let events = Events::new(tx);
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
     let handle = spawn(&config, events, shutdown.clone(), &tracker);
