@@ -153,26 +153,13 @@ impl Playback {
     }
 
     async fn gql(&self, body: &serde_json::Value) -> Result<Option<AccessToken>, PlaybackError> {
-        let response = self
+        let request = self
             .http
             .post(&self.gql_url)
             .header("Client-ID", &self.gql_client_id)
             .header(reqwest::header::USER_AGENT, USER_AGENT)
-            .json(body)
-            .send()
-            .await
-            .map_err(|source| PlaybackError::Transport {
-                service: "Twitch GQL",
-                source,
-            })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| PlaybackError::Transport {
-                service: "Twitch GQL",
-                source,
-            })?;
+            .json(body);
+        let (status, text) = fetch_text(request, "Twitch GQL").await?;
         if !status.is_success() {
             return Err(PlaybackError::Status {
                 service: "Twitch GQL",
@@ -222,27 +209,14 @@ impl Playback {
             return Ok(Master::Offline);
         };
         let url = self.master_url(login, &token);
-        let response = self
+        let request = self
             .http
             .get(url.clone())
             .header(reqwest::header::USER_AGENT, USER_AGENT)
             .header(reqwest::header::REFERER, PLAYER_ORIGIN)
             .header(reqwest::header::ORIGIN, PLAYER_ORIGIN)
-            .timeout(Duration::from_secs(20))
-            .send()
-            .await
-            .map_err(|source| PlaybackError::Transport {
-                service: "Twitch usher",
-                source,
-            })?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|source| PlaybackError::Transport {
-                service: "Twitch usher",
-                source,
-            })?;
+            .timeout(Duration::from_secs(20));
+        let (status, text) = fetch_text(request, "Twitch usher").await?;
         match status {
             s if s.is_success() => Ok(Master::Live {
                 url: redact_query(url),
@@ -257,6 +231,18 @@ impl Playback {
             }),
         }
     }
+}
+
+/// Sends `request` and reads the whole (small: JSON or a master playlist) answer.
+async fn fetch_text(
+    request: reqwest::RequestBuilder,
+    service: &'static str,
+) -> Result<(StatusCode, String), PlaybackError> {
+    let transport = |source| PlaybackError::Transport { service, source };
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    let text = response.text().await.map_err(transport)?;
+    Ok((status, text))
 }
 
 /// The master playlist's address without its signed query (variant URIs on Twitch are
