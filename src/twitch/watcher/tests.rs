@@ -157,12 +157,12 @@ impl Respond for &'static FakeHelix {
     }
 }
 
-#[tokio::test]
-async fn helix_checks_250_logins_in_3_requests() {
+/// A token endpoint and a Helix fake that reports `live` as live.
+async fn helix_server(live: Vec<&'static str>) -> (MockServer, &'static FakeHelix) {
     let server = MockServer::start().await;
     mount_token(&server).await;
     let fake: &'static FakeHelix = Box::leak(Box::new(FakeHelix {
-        live: vec!["user7", "user180"],
+        live,
         batches: Mutex::new(Vec::new()),
     }));
     Mock::given(method("GET"))
@@ -170,6 +170,12 @@ async fn helix_checks_250_logins_in_3_requests() {
         .respond_with(fake)
         .mount(&server)
         .await;
+    (server, fake)
+}
+
+#[tokio::test]
+async fn helix_checks_250_logins_in_3_requests() {
+    let (server, fake) = helix_server(vec!["user7", "user180"]).await;
     let config = config_for(&server, true);
     let (mut watcher, mut rx) = watcher(&config);
     let logins: Vec<Login> = (0..250).map(|i| login(&format!("user{i}"))).collect();
@@ -296,17 +302,7 @@ async fn failing_checks_are_reported_once_and_their_recovery_too() {
 
 #[tokio::test]
 async fn the_running_watcher_checks_new_logins_at_once_and_polls() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
-    let fake: &'static FakeHelix = Box::leak(Box::new(FakeHelix {
-        live: vec!["foo"],
-        batches: Mutex::new(Vec::new()),
-    }));
-    Mock::given(method("GET"))
-        .and(path("/helix/streams"))
-        .respond_with(fake)
-        .mount(&server)
-        .await;
+    let (server, fake) = helix_server(vec!["foo"]).await;
     let config = config_for(&server, true);
     let (tx, mut rx) = mpsc::channel(16);
     let events = Events::new(tx);
@@ -345,17 +341,7 @@ async fn the_running_watcher_checks_new_logins_at_once_and_polls() {
 
 #[tokio::test]
 async fn a_recheck_reports_a_still_live_stream_again_once_due() {
-    let server = MockServer::start().await;
-    mount_token(&server).await;
-    let fake: &'static FakeHelix = Box::leak(Box::new(FakeHelix {
-        live: vec!["foo"],
-        batches: Mutex::new(Vec::new()),
-    }));
-    Mock::given(method("GET"))
-        .and(path("/helix/streams"))
-        .respond_with(fake)
-        .mount(&server)
-        .await;
+    let (server, _) = helix_server(vec!["foo"]).await;
     let config = config_for(&server, true);
     let (mut watcher, mut rx) = watcher(&config);
     let logins = [login("foo")];
