@@ -163,14 +163,23 @@ impl Store {
 
     /// The newest `limit` events (optionally of one login), oldest first.
     pub async fn recent_events(&self, name: Option<&Login>, limit: i64) -> Result<Vec<Event>> {
-        let rows = sqlx::query(
-            "SELECT payload FROM (SELECT id, payload FROM events
-               WHERE (?1 IS NULL OR name = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
-        )
-        .bind(name.map(Login::as_str))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // Two statements, not one with `?1 IS NULL OR name = ?1`: SQLite plans a statement
+        // once, and that form cannot use `events_by_name`, so it scanned the whole log.
+        let rows = match name {
+            Some(name) => {
+                sqlx::query(RECENT_OF_LOGIN)
+                    .bind(name.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(RECENT)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
         rows.iter().map(event_from_row).collect()
     }
 
@@ -184,6 +193,14 @@ impl Store {
         self.pool.close().await;
     }
 }
+
+/// The newest events, oldest first (`?1`: how many).
+const RECENT: &str = "SELECT payload FROM (SELECT id, payload FROM events
+    ORDER BY id DESC LIMIT ?1) ORDER BY id";
+/// The newest events of one login, oldest first (`?1`: login, `?2`: how many); an index
+/// search on `events_by_name`.
+const RECENT_OF_LOGIN: &str = "SELECT payload FROM (SELECT id, payload FROM events
+    WHERE name = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id";
 
 /// The event in a row's `payload` column.
 fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
@@ -277,5 +294,30 @@ mod tests {
         let of_foo = store.recent_events(Some(&foo), 10).await.unwrap();
         assert_eq!(of_foo.len(), 3);
         assert!(of_foo.iter().all(|e| e.login.as_ref() == Some(&foo)));
+        let newest_of_foo = store.recent_events(Some(&foo), 2).await.unwrap();
+        assert_eq!(newest_of_foo, of_foo[1..]);
+    }
+
+    /// SQLite's plan for `sql`, one line per step.
+    async fn plan(store: &Store, sql: &str, binds: &[&str]) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query(&explain);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        let rows = query.fetch_all(&store.pool).await.unwrap();
+        rows.iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_logins_recent_events_are_an_index_search_not_a_scan_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let plan = plan(&store, RECENT_OF_LOGIN, &["foo", "5"]).await;
+        assert!(plan.contains("USING INDEX events_by_name"), "{plan}");
+        assert!(!plan.contains("SCAN events"), "{plan}");
     }
 }
