@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use recbot_commands::Source;
 
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
     // Chat logging has its own tests against a local fake server (tests/chat.rs).
@@ -98,6 +99,36 @@ async fn add_list_remove_and_restart() {
     let status = bot.run("status studio").await.text;
     assert!(status.contains("studio — HLS"), "{status}");
     bot.stop().await;
+}
+
+#[tokio::test]
+async fn public_replies_show_an_hls_url_without_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    let url = "https://viewer:hunter2@cdn.example.com:8443/live/a.m3u8?token=SIGNED&exp=1#x";
+    assert!(bot.run(&format!("add hls {url} studio")).await.ok);
+    let list = bot.core.submit("list", guest()).await;
+    let status = bot.core.submit("status studio", guest()).await;
+    bot.stop().await;
+    for reply in [&list, &status] {
+        assert!(reply.ok, "{reply:?}");
+        assert!(
+            reply
+                .text
+                .contains("HLS https://cdn.example.com:8443/live/a.m3u8?…"),
+            "{}",
+            reply.text
+        );
+        for secret in ["viewer", "hunter2", "SIGNED", "exp="] {
+            assert!(!reply.text.contains(secret), "{secret} in {}", reply.text);
+        }
+    }
+    // The stored source is the whole URL: the recorder needs it.
+    let store = Store::open(&dir.path().join("recbot.sqlite")).await.unwrap();
+    let name = Login::from_stored("studio").unwrap();
+    let watch = store.watch(&name).await.unwrap().unwrap();
+    assert_eq!(watch.source, Source::Hls { url: url.into() });
+    store.close().await;
 }
 
 #[tokio::test]
