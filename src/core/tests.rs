@@ -124,7 +124,9 @@ async fn public_replies_show_an_hls_url_without_its_credentials() {
         }
     }
     // The stored source is the whole URL: the recorder needs it.
-    let store = Store::open(&dir.path().join("recbot.sqlite")).await.unwrap();
+    let store = Store::open(&dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
     let name = Login::from_stored("studio").unwrap();
     let watch = store.watch(&name).await.unwrap().unwrap();
     assert_eq!(watch.source, Source::Hls { url: url.into() });
