@@ -322,6 +322,58 @@ async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
     bot.stop().await;
 }
 
+/// The service log's lines while it is alive (on this thread: `#[tokio::test]` runs every
+/// task of the test on it).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = recbot::logging::subscriber(
+            recbot::logging::LogFormat::Human,
+            Some("info"),
+            move || writer.clone(),
+        );
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_failing_response_url_is_not_written_to_the_log() {
+    let log = Captured::default();
+    let _guard = log.install();
+    let fake = Fake::new().await;
+    let web = &fake.web;
+    let (bot, mut ws) = fake.start("", slow()).await;
+    // The response URL is gone (404): the answer goes through chat.postMessage instead.
+    let gone = format!("{}/hooks/T1/B2/response-secret", web.uri());
+    let (ack, _) = command(&mut ws, "UOP", "add foo", "g1", &gone).await;
+    assert!(text(&ack).contains("Working on it"), "{ack}");
+    let posts = wait_bodies(web, "/api/chat.postMessage", 1).await;
+    let answer = posts.iter().find(|p| body_text(p).contains("Watching foo"));
+    assert!(answer.is_some(), "{posts:#?}");
+    bot.stop().await;
+    let text = log.text();
+    assert!(text.contains("the response URL failed"), "{text}");
+    assert!(!text.contains("response-secret"), "{text}");
+}
+
 fn live() -> EventKind {
     EventKind::LiveDetected {
         stream_id: Some("1".into()),
