@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
 use calls::Call;
 pub use calls::Calls;
-pub use outbox::{OutboxState, Pending};
+pub use outbox::{CoreStopped, OutboxState, Pending};
 use store::Store;
 pub use uploads::JobUpdate;
 
@@ -413,7 +413,13 @@ impl Core {
     }
 
     async fn publish_one(&mut self, event: Event) {
-        let event = self.prepare_recording_event(event).await;
+        let mut event = self.prepare_recording_event(event).await;
+        if store::clamp_non_finite(&mut event) {
+            warn!(
+                kind = event.kind_name(),
+                "an event carried a number that is not finite; stored as 0"
+            );
+        }
         let seq = match self.store.append_event(&event).await {
             Ok(seq) => seq,
             Err(e) => {

@@ -20,7 +20,7 @@ use tracing::{debug, error, info, warn};
 
 use super::render;
 use crate::core::store::PostedMessage;
-use crate::core::{CoreHandle, Notice};
+use crate::core::{CoreHandle, CoreStopped, Notice};
 use crate::event::{Event, EventKind, Room};
 
 /// Notices fetched from the log per request while catching up.
@@ -201,6 +201,12 @@ impl Pacer {
 #[derive(Debug)]
 struct Stopped;
 
+impl From<Stopped> for Failed {
+    fn from(_: Stopped) -> Failed {
+        Failed::Stopped
+    }
+}
+
 /// Why a notice is not posted (yet).
 #[derive(Debug)]
 enum Failed {
@@ -255,26 +261,27 @@ impl<P: Poster> Delivery<P> {
     /// earlier runs left undelivered comes from the event log.
     pub async fn run(mut self, mut notices: broadcast::Receiver<Arc<Notice>>) {
         let name = self.platform.name();
-        match self.core.outbox_open(name).await {
-            Ok(state) => {
-                self.cursor = state.cursor;
-                self.messages = state
-                    .messages
-                    .into_iter()
-                    .map(|m| {
-                        let message = MessageRef {
-                            channel: m.channel,
-                            id: m.id,
-                        };
-                        (m.key, message)
-                    })
-                    .collect();
-            }
-            Err(e) => {
-                error!(frontend = name, error = %e, "cannot read the outbox; events will not be posted");
-                return;
-            }
-        }
+        let opened = self
+            .with_core("read the outbox", |core| async move {
+                core.outbox_open(name).await
+            })
+            .await;
+        let Ok(state) = opened else {
+            debug!(frontend = name, "the core stopped before delivery began");
+            return;
+        };
+        self.cursor = state.cursor;
+        self.messages = state
+            .messages
+            .into_iter()
+            .map(|m| {
+                let message = MessageRef {
+                    channel: m.channel,
+                    id: m.id,
+                };
+                (m.key, message)
+            })
+            .collect();
         info!(frontend = name, cursor = self.cursor, "delivering events");
         if self.catch_up().await.is_err() {
             return;
@@ -326,14 +333,44 @@ impl<P: Poster> Delivery<P> {
         debug!(frontend = name, "delivery stopped");
     }
 
+    /// Runs an outbox call until the core answers it. A store error is logged and tried
+    /// again with backoff (a full disk or a locked database may pass; giving up would stop
+    /// posting for the rest of the run, silently); only the core's end stops delivery.
+    async fn with_core<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Stopped>
+    where
+        F: FnMut(CoreHandle) -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let mut pacer = Pacer::new(self.backoff);
+        loop {
+            let e = match call(self.core.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) if e.is::<CoreStopped>() => return Err(Stopped),
+                Err(e) => e,
+            };
+            let wait = pacer.pause(false);
+            error!(
+                frontend = self.platform.name(),
+                error = %format!("{e:#}"),
+                wait_ms = wait.as_millis() as u64,
+                "cannot {what} in the state database; posting waits and tries again"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.core.stopped() => return Err(Stopped),
+            }
+        }
+    }
+
     /// Delivers everything in the event log after the cursor.
     async fn catch_up(&mut self) -> Result<(), Stopped> {
         loop {
+            let after = self.cursor;
             let page = self
-                .core
-                .outbox_pending(self.cursor, CATCH_UP_PAGE)
-                .await
-                .map_err(|_| Stopped)?;
+                .with_core("read the event log", |core| async move {
+                    core.outbox_pending(after, CATCH_UP_PAGE).await
+                })
+                .await?;
             let Some(scanned_to) = page.scanned_to else {
                 return Ok(());
             };
@@ -399,10 +436,12 @@ impl<P: Poster> Delivery<P> {
             }
         }
         if notice.seq > 0 {
-            self.core
-                .outbox_delivered(self.platform.name(), notice.seq, opened)
-                .await
-                .map_err(|_| Stopped)?;
+            let (name, seq) = (self.platform.name(), notice.seq);
+            self.with_core("record a delivery", |core| {
+                let opened = opened.clone();
+                async move { core.outbox_delivered(name, seq, opened).await }
+            })
+            .await?;
             self.cursor = self.cursor.max(notice.seq);
         }
         self.messages
@@ -452,10 +491,12 @@ impl<P: Poster> Delivery<P> {
                 channel: message.channel.clone(),
                 id: message.id.clone(),
             };
-            self.core
-                .outbox_posted(self.platform.name(), vec![record])
-                .await
-                .map_err(|_| Failed::Stopped)?;
+            let name = self.platform.name();
+            self.with_core("record a posted step", |core| {
+                let record = record.clone();
+                async move { core.outbox_posted(name, vec![record]).await }
+            })
+            .await?;
         }
         self.messages.insert(key, message.clone());
         Ok(message)

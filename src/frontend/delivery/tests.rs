@@ -593,3 +593,120 @@ fn reconnect_pauses_grow_with_jitter_and_start_over_after_a_healthy_run() {
         (0..20).map(|_| jitter(Duration::from_secs(1))).collect();
     assert!(jittered.len() > 1, "jitter varies");
 }
+
+/// The state database of a test bot, opened beside the running core.
+async fn side_store(dir: &Path) -> crate::core::store::Store {
+    crate::core::store::Store::open(&dir.join("recbot.sqlite"))
+        .await
+        .unwrap()
+}
+
+async fn sql(store: &crate::core::store::Store, statement: &str) {
+    sqlx::query(statement)
+        .execute(&store.pool_for_tests())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_store_error_delays_delivery_but_does_not_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    bot.add("foo", "C1").await;
+    // The delivery cannot be recorded for a while (e.g. a full disk).
+    let side = side_store(dir.path()).await;
+    sql(
+        &side,
+        "ALTER TABLE outbox_cursors RENAME TO outbox_cursors_away",
+    )
+    .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.wait_calls(1).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    sql(
+        &side,
+        "ALTER TABLE outbox_cursors_away RENAME TO outbox_cursors",
+    )
+    .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 10 })
+        .await;
+    let calls = bot.wait_calls(2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    // Posted once each: the retry records the delivery, it does not post again.
+    let posts = posts_of(&poster.calls());
+    assert_eq!(posts.len(), 2, "{calls:#?}");
+    assert!(
+        posts[0].contains("5s") && posts[1].contains("10s"),
+        "{posts:#?}"
+    );
+    let cursor = side.outbox_cursor("slack").await.unwrap().unwrap();
+    let last = side
+        .last_event_id("RecordingStalled")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(cursor >= last, "cursor {cursor}, last notice {last}");
+    side.close().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_row_in_the_log_is_passed_over_and_what_follows_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), first.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.wait_calls(1).await;
+    bot.stop().await;
+
+    // While recbot is down: a row an older recbot wrote for an infinite duration (JSON null),
+    // then a notice still to be posted.
+    let side = side_store(dir.path()).await;
+    sql(
+        &side,
+        r#"INSERT INTO events (at, kind, name, payload) VALUES ('2026-01-01T00:00:00Z',
+           'RecordingFinished', 'foo', '{"at":"2026-01-01T00:00:00Z","login":"foo","kind":
+           {"type":"RecordingFinished","parts":1,"duration_secs":null,"bytes":1,"gaps":0}}')"#,
+    )
+    .await;
+    let after = Event::now(
+        Some(Login::parse("foo").unwrap()),
+        EventKind::RecordingStalled { seconds: 7 },
+    );
+    side.append_event(&after).await.unwrap();
+    side.close().await;
+
+    let second = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), second.clone(), None).await;
+    let calls = bot.wait_calls(1).await;
+    assert!(posts_of(&calls)[0].contains("7s"), "{calls:#?}");
+    // A non-finite number in a new event is stored as 0, so it does not happen again.
+    bot.emit(
+        "foo",
+        None,
+        EventKind::RecordingFinished {
+            parts: 1,
+            duration_secs: f64::INFINITY,
+            bytes: 1,
+            gaps: 0,
+        },
+    )
+    .await;
+    bot.wait_calls(2).await;
+    let status = bot.core.submit("status foo", Origin::console()).await;
+    bot.stop().await;
+    assert!(status.ok, "{status:?}");
+    assert!(status.text.contains("Recent:"), "{}", status.text);
+    let side = side_store(dir.path()).await;
+    let foo = Login::parse("foo").unwrap();
+    let stored = side.recent_events(Some(&foo), 1).await.unwrap();
+    assert!(
+        matches!(stored[0].kind, EventKind::RecordingFinished { duration_secs, .. } if duration_secs == 0.0),
+        "{stored:?}"
+    );
+    side.close().await;
+}
