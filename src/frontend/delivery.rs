@@ -231,7 +231,12 @@ pub struct Delivery<P> {
     core: CoreHandle,
     events_room: Option<String>,
     backoff: Backoff,
+    /// Every notice up to here was handled (posted, refused for good, or not for this
+    /// platform).
     cursor: i64,
+    /// The cursor as last stored with the core; behind `cursor` while only notices for
+    /// other platforms were passed over.
+    stored: i64,
     /// Threads, progress messages and the steps already posted for the notice being
     /// delivered, by outbox key.
     messages: HashMap<String, MessageRef>,
@@ -252,6 +257,7 @@ impl<P: Poster> Delivery<P> {
             events_room,
             backoff,
             cursor: 0,
+            stored: 0,
             messages: HashMap::new(),
         }
     }
@@ -271,6 +277,7 @@ impl<P: Poster> Delivery<P> {
             return;
         };
         self.cursor = state.cursor;
+        self.stored = state.cursor;
         self.messages = state
             .messages
             .into_iter()
@@ -375,8 +382,25 @@ impl<P: Poster> Delivery<P> {
                 return Ok(());
             };
             self.deliver_all(&page.notices).await?;
+            // Stored per page, so that notices none of which is for this platform are not
+            // paged through again at every start.
             self.cursor = self.cursor.max(scanned_to);
+            self.store_cursor().await?;
         }
+    }
+
+    /// Stores the cursor when it moved past notices that were not posted.
+    async fn store_cursor(&mut self) -> Result<(), Stopped> {
+        if self.cursor <= self.stored {
+            return Ok(());
+        }
+        let (name, cursor) = (self.platform.name(), self.cursor);
+        self.with_core("record a delivery", |core| async move {
+            core.outbox_delivered(name, cursor, Vec::new()).await
+        })
+        .await?;
+        self.stored = cursor;
+        Ok(())
     }
 
     /// Delivers `notices` in order, leaving out those already delivered and progress that a
@@ -397,6 +421,11 @@ impl<P: Poster> Delivery<P> {
     /// Posts one notice (retrying until it is posted or refused for good), then records it.
     async fn deliver(&mut self, notice: &Notice) -> Result<(), Stopped> {
         let Some(channel) = route(notice, self.platform, self.events_room.as_deref()) else {
+            // Not for this platform. Stored now and then, not for each such notice.
+            self.cursor = self.cursor.max(notice.seq);
+            if self.cursor - self.stored >= CATCH_UP_PAGE {
+                self.store_cursor().await?;
+            }
             return Ok(());
         };
         let mut opened = Vec::new();
@@ -443,6 +472,7 @@ impl<P: Poster> Delivery<P> {
             })
             .await?;
             self.cursor = self.cursor.max(notice.seq);
+            self.stored = self.stored.max(notice.seq);
         }
         self.messages
             .retain(|key, _| !PostedMessage::is_step_key(key));

@@ -710,3 +710,46 @@ async fn an_unreadable_row_in_the_log_is_passed_over_and_what_follows_is_deliver
     );
     side.close().await;
 }
+
+/// Waits until the stored cursor of `slack` reaches `seq` (5 s at most).
+async fn wait_stored_cursor(dir: &Path, seq: i64) -> i64 {
+    let side = side_store(dir).await;
+    let mut cursor = None;
+    for _ in 0..500 {
+        cursor = side.outbox_cursor("slack").await.unwrap();
+        if cursor.is_some_and(|c| c >= seq) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    side.close().await;
+    cursor.unwrap_or(0)
+}
+
+#[tokio::test]
+async fn notices_for_no_room_here_move_the_stored_cursor_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // No events_room: service-wide events and events without a login have no Slack room.
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    for seconds in 1..=5 {
+        let event = Event::now(None, EventKind::RecordingStalled { seconds });
+        bot.events.send(event).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    let side = side_store(dir.path()).await;
+    let last = side
+        .last_event_id("ServiceStopping")
+        .await
+        .unwrap()
+        .unwrap();
+    side.close().await;
+
+    // The next start pages through them once and stores how far it got.
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    let cursor = wait_stored_cursor(dir.path(), last).await;
+    bot.stop().await;
+    assert!(cursor >= last, "stored cursor {cursor}, log up to {last}");
+    assert!(poster.calls().is_empty(), "{:#?}", poster.calls());
+}
