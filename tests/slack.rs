@@ -479,6 +479,32 @@ async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
 }
 
 #[tokio::test]
+async fn a_revoked_token_pauses_posting_until_it_works_again_and_skips_nothing() {
+    let fake = Fake::bare().await;
+    let web = &fake.web;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_auth"})),
+        )
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(web)
+        .await;
+    fake.mount().await;
+    let (bot, _ws) = fake.start("events_room = \"CEV\"\n", options()).await;
+    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    let posts = wait_bodies(web, "/api/chat.postMessage", 4).await;
+    bot.stop().await;
+    // ServiceStarted was refused twice, then posted; the next notice came after it.
+    for post in &posts[..3] {
+        assert!(body_text(post).contains("started"), "{posts:#?}");
+    }
+    assert!(body_text(&posts[3]).contains("no new video"), "{posts:#?}");
+}
+
+#[tokio::test]
 async fn notices_from_an_outage_are_posted_after_a_restart() {
     let fake = Fake::bare().await;
     let web = &fake.web;

@@ -27,6 +27,9 @@ use crate::event::{Event, EventKind, Room};
 const CATCH_UP_PAGE: i64 = 200;
 /// Longest wait a platform's `Retry-After` may impose before recbot tries again.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// While credentials are refused, tries are this many times further apart than the longest
+/// backoff (with the default backoff: from 1 minute up to 10).
+const PAUSED_BACKOFF_FACTOR: u32 = 10;
 
 /// Which chat platform a delivery serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +83,10 @@ pub enum PostError {
     },
     /// The platform refused for good (unknown channel, missing permission, message deleted).
     Permanent(String),
+    /// The platform refused recbot's credentials (token revoked, reset or expired): nothing
+    /// can be posted until a human fixes them, so posting pauses (retrying slowly) instead of
+    /// skipping notices.
+    Unauthorized(String),
 }
 
 /// One chat platform's posting calls. Text is recbot's plain rendering; the poster formats
@@ -234,6 +241,8 @@ pub struct Delivery<P> {
     /// Every notice up to here was handled (posted, refused for good, or not for this
     /// platform).
     cursor: i64,
+    /// Set while the platform refuses recbot's credentials (logged once per pause).
+    paused: bool,
     /// The cursor as last stored with the core; behind `cursor` while only notices for
     /// other platforms were passed over.
     stored: i64,
@@ -257,6 +266,7 @@ impl<P: Poster> Delivery<P> {
             events_room,
             backoff,
             cursor: 0,
+            paused: false,
             stored: 0,
             messages: HashMap::new(),
         }
@@ -430,10 +440,38 @@ impl<P: Poster> Delivery<P> {
         };
         let mut opened = Vec::new();
         let mut pacer = Pacer::new(self.backoff);
+        let mut paused = Pacer::new(Backoff {
+            first: self.backoff.max,
+            max: (self.backoff.max * PAUSED_BACKOFF_FACTOR).min(MAX_RETRY_AFTER),
+        });
         loop {
             match self.post_notice(notice, &channel, &mut opened).await {
                 Ok(()) => break,
                 Err(Failed::Stopped) => return Err(Stopped),
+                Err(Failed::Post(PostError::Unauthorized(reason))) => {
+                    let wait = paused.pause(false);
+                    if !self.paused {
+                        self.paused = true;
+                        error!(
+                            frontend = self.platform.name(),
+                            reason,
+                            "the platform refuses recbot's token; posting is paused (nothing \
+                             is skipped) until it is accepted again: check the token in the \
+                             config and restart"
+                        );
+                    } else {
+                        debug!(
+                            frontend = self.platform.name(),
+                            reason,
+                            wait_ms = wait.as_millis() as u64,
+                            "token still refused"
+                        );
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.core.stopped() => return Err(Stopped),
+                    }
+                }
                 Err(Failed::Post(PostError::Permanent(reason))) => {
                     error!(
                         frontend = self.platform.name(),
@@ -463,6 +501,13 @@ impl<P: Poster> Delivery<P> {
                     }
                 }
             }
+        }
+        if self.paused {
+            self.paused = false;
+            info!(
+                frontend = self.platform.name(),
+                "the platform accepts recbot's token again; posting resumes"
+            );
         }
         if notice.seq > 0 {
             let (name, seq) = (self.platform.name(), notice.seq);

@@ -421,7 +421,13 @@ impl Outcome {
             .and_then(|j| j["message"].as_str())
             .unwrap_or("")
             .to_string();
-        if self.status.is_client_error() {
+        if self.status == StatusCode::UNAUTHORIZED {
+            // The bot token was reset or revoked: no post can work until it is fixed.
+            Err(PostError::Unauthorized(format!(
+                "{}: {message}",
+                self.status
+            )))
+        } else if self.status.is_client_error() {
             Err(PostError::Permanent(format!("{}: {message}", self.status)))
         } else {
             Err(PostError::Retry {

@@ -573,10 +573,25 @@ impl Poster for SlackPoster {
 }
 
 /// Which Slack errors are worth retrying: rate limits (with Slack's `Retry-After`), server
-/// errors and network trouble. Refusals (`channel_not_found`, `not_in_channel`,
-/// `message_not_found`, bad token) are not.
+/// errors and network trouble. A refused token pauses posting until it works again; other
+/// refusals (`channel_not_found`, `not_in_channel`, `message_not_found`) are for good.
 fn error(e: SlackClientError) -> PostError {
     match e {
+        SlackClientError::ApiError(api)
+            if matches!(
+                api.code.as_str(),
+                "invalid_auth"
+                    | "not_authed"
+                    | "token_revoked"
+                    | "token_expired"
+                    | "account_inactive"
+            ) =>
+        {
+            PostError::Unauthorized(api.code)
+        }
+        SlackClientError::HttpError(http) if http.status_code.as_u16() == 401 => {
+            PostError::Unauthorized(format!("HTTP {}", http.status_code))
+        }
         SlackClientError::RateLimitError(limit) => PostError::Retry {
             after: Some(limit.retry_after.unwrap_or(Duration::from_secs(1))),
             reason: "rate limited (429)".into(),

@@ -753,3 +753,28 @@ async fn notices_for_no_room_here_move_the_stored_cursor_past_them() {
     assert!(cursor >= last, "stored cursor {cursor}, log up to {last}");
     assert!(poster.calls().is_empty(), "{:#?}", poster.calls());
 }
+
+#[tokio::test]
+async fn a_refused_token_pauses_posting_and_skips_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    bot.add("foo", "C1").await;
+    // The token was revoked; an operator fixes it after a while.
+    poster.fail_next(vec![
+        PostError::Unauthorized("token_revoked".into()),
+        PostError::Unauthorized("token_revoked".into()),
+        PostError::Unauthorized("invalid_auth".into()),
+    ]);
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 10 })
+        .await;
+    let calls = bot.wait_calls(2).await;
+    bot.stop().await;
+    let posts = posts_of(&calls);
+    assert!(
+        posts[0].contains("5s") && posts[1].contains("10s"),
+        "{posts:#?}"
+    );
+}
