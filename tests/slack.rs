@@ -505,6 +505,34 @@ async fn a_revoked_token_pauses_posting_until_it_works_again_and_skips_nothing()
 }
 
 #[tokio::test]
+async fn a_web_api_call_without_an_answer_is_abandoned_and_tried_again() {
+    let fake = Fake::bare().await;
+    let web = &fake.web;
+    // A half-open connection: the first post never gets its answer.
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3600)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(web)
+        .await;
+    fake.mount().await;
+    // (Longer than chat.postMessage's pacing, one a second: the abandoned call used a slot.)
+    let opts = SlackOptions {
+        post_timeout: Duration::from_millis(1500),
+        ..options()
+    };
+    let (bot, _ws) = fake.start("events_room = \"CEV\"\n", opts).await;
+    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    let posts = wait_bodies(web, "/api/chat.postMessage", 3).await;
+    bot.stop().await;
+    assert!(body_text(&posts[0]).contains("started"), "{posts:#?}");
+    assert_eq!(posts[0], posts[1], "tried again");
+    assert!(body_text(&posts[2]).contains("no new video"), "{posts:#?}");
+}
+
+#[tokio::test]
 async fn notices_from_an_outage_are_posted_after_a_restart() {
     let fake = Fake::bare().await;
     let web = &fake.web;

@@ -27,6 +27,10 @@ use crate::event::{Event, EventKind, Room};
 const CATCH_UP_PAGE: i64 = 200;
 /// Longest wait a platform's `Retry-After` may impose before recbot tries again.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// How long one platform call (a post, an edit) may take. Slack's client sets no timeout of
+/// its own, and a half-open connection would otherwise hold every later notice for the run;
+/// a call that takes longer is abandoned and tried again.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(30);
 /// While credentials are refused, tries are this many times further apart than the longest
 /// backoff (with the default backoff: from 1 minute up to 10).
 const PAUSED_BACKOFF_FACTOR: u32 = 10;
@@ -238,6 +242,7 @@ pub struct Delivery<P> {
     core: CoreHandle,
     events_room: Option<String>,
     backoff: Backoff,
+    post_timeout: Duration,
     /// Every notice up to here was handled (posted, refused for good, or not for this
     /// platform).
     cursor: i64,
@@ -265,10 +270,33 @@ impl<P: Poster> Delivery<P> {
             core,
             events_room,
             backoff,
+            post_timeout: POST_TIMEOUT,
             cursor: 0,
             paused: false,
             stored: 0,
             messages: HashMap::new(),
+        }
+    }
+
+    /// How long one platform call may take before it is abandoned and tried again
+    /// (default [`POST_TIMEOUT`]).
+    pub fn with_post_timeout(mut self, timeout: Duration) -> Delivery<P> {
+        self.post_timeout = timeout;
+        self
+    }
+
+    /// One platform call, bounded by `post_timeout` (a call without an answer counts as a
+    /// failure worth retrying) and abandoned when the core stops.
+    async fn call<T>(&self, call: impl Future<Output = Result<T, PostError>>) -> Result<T, Failed> {
+        tokio::select! {
+            result = tokio::time::timeout(self.post_timeout, call) => match result {
+                Ok(result) => result.map_err(Failed::Post),
+                Err(_) => Err(Failed::Post(PostError::Retry {
+                    after: None,
+                    reason: format!("no answer within {} s", self.post_timeout.as_secs_f32()),
+                })),
+            },
+            _ = self.core.stopped() => Err(Failed::Stopped),
         }
     }
 
@@ -559,7 +587,7 @@ impl<P: Poster> Delivery<P> {
             debug!(seq, step = name, "already posted before; not again");
             return Ok(done.clone());
         }
-        let message = self.poster.post(place, text).await?;
+        let message = self.call(self.poster.post(place, text)).await?;
         if durable && seq > 0 {
             let record = PostedMessage {
                 key: key.clone(),
@@ -589,9 +617,9 @@ impl<P: Poster> Delivery<P> {
         let seq = notice.seq;
         let text = render::event_line(event);
         if let EventKind::UploadProgress { job, .. } = event.kind {
-            return Ok(self
+            return self
                 .progress(channel, job, event.session, &text, opened)
-                .await?);
+                .await;
         }
         let room = self.thread_place(channel, None);
         let Some(session) = event.session else {
@@ -611,11 +639,8 @@ impl<P: Poster> Delivery<P> {
         }
         // The session's first event here opens its thread (and so is in the room itself).
         let starter = self.step(seq, "room", &room, &text, true).await?;
-        match self
-            .poster
-            .start_thread(&starter, &thread_name(event, session))
-            .await
-        {
+        let name = thread_name(event, session);
+        match self.call(self.poster.start_thread(&starter, &name)).await {
             Ok(thread) => {
                 let thread = MessageRef {
                     channel: channel.to_string(),
@@ -623,13 +648,13 @@ impl<P: Poster> Delivery<P> {
                 };
                 self.remember(key, thread, opened);
             }
-            Err(PostError::Permanent(reason)) => {
+            Err(Failed::Post(PostError::Permanent(reason))) => {
                 warn!(
                     frontend = self.platform.name(),
                     reason, "cannot open a thread; posting in the room"
                 );
             }
-            Err(retry) => return Err(retry.into()),
+            Err(other) => return Err(other),
         }
         Ok(())
     }
@@ -643,22 +668,20 @@ impl<P: Poster> Delivery<P> {
         session: Option<i64>,
         text: &str,
         opened: &mut Vec<PostedMessage>,
-    ) -> Result<(), PostError> {
+    ) -> Result<(), Failed> {
         let key = format!("progress:{channel}:{job}");
         if let Some(message) = self.messages.get(&key).cloned() {
-            match self.poster.edit(&message, text).await {
+            match self.call(self.poster.edit(&message, text)).await {
                 Ok(()) => return Ok(()),
-                Err(PostError::Permanent(reason)) => {
+                Err(Failed::Post(PostError::Permanent(reason))) => {
                     warn!(reason, "the progress message is gone; posting a new one");
                     self.messages.remove(&key);
                 }
-                Err(retry) => return Err(retry),
+                Err(other) => return Err(other),
             }
         }
-        let message = self
-            .poster
-            .post(&self.thread_place(channel, session), text)
-            .await?;
+        let place = self.thread_place(channel, session);
+        let message = self.call(self.poster.post(&place, text)).await?;
         self.remember(key, message, opened);
         Ok(())
     }

@@ -25,7 +25,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::chat::{self, Answered, RecentIds, Seen};
-use super::delivery::{Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster};
+use super::delivery::{
+    Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster, POST_TIMEOUT,
+};
 use crate::config::{Config, Secret};
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
@@ -63,6 +65,9 @@ pub struct SlackOptions {
     /// minute, for `chat.update`) and `chat.postMessage`'s one a second.
     pub rate_control: SlackApiRateControlConfig,
     pub backoff: Backoff,
+    /// How long one Web API call may take (slack-morphism sets no timeout), its wait for
+    /// the method's rate-limit slot included; keep it well above that pacing.
+    pub post_timeout: Duration,
     /// HTTP mode: serve on this listener instead of binding `[slack] listen`.
     pub http_listener: Option<TcpListener>,
 }
@@ -76,6 +81,7 @@ impl Default for SlackOptions {
             stagger: STAGGER,
             rate_control: SlackApiRateControlConfig::new(),
             backoff: Backoff::default(),
+            post_timeout: POST_TIMEOUT,
             http_listener: None,
         }
     }
@@ -107,7 +113,8 @@ pub async fn run(
         core.clone(),
         slack.events_room.clone(),
         options.backoff,
-    );
+    )
+    .with_post_timeout(options.post_timeout);
     tracker.spawn(delivery.run(notices));
     let front = Arc::new(Front {
         core,
@@ -119,6 +126,7 @@ pub async fn run(
             .timeout(Duration::from_secs(10))
             .build()?,
         ack_within: options.ack_within,
+        post_timeout: options.post_timeout,
     });
     match slack.listen {
         None => {
@@ -241,6 +249,7 @@ struct Front {
     poster: Arc<SlackPoster>,
     http: reqwest::Client,
     ack_within: Duration,
+    post_timeout: Duration,
 }
 
 impl Front {
@@ -341,26 +350,30 @@ impl Front {
         warn!(error = %e.without_url(), "the response URL failed; posting the answer instead");
         let session = self.poster.client.open_session(&self.poster.token);
         let content = SlackMessageContent::new().with_text(answer.text);
-        let result = if answer.private {
-            session
-                .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
-                    command.channel.clone().into(),
-                    command.user.clone().into(),
-                    content,
-                ))
-                .await
-                .map(|_| ())
-        } else {
-            session
-                .chat_post_message(&SlackApiChatPostMessageRequest::new(
-                    command.channel.clone().into(),
-                    content,
-                ))
-                .await
-                .map(|_| ())
+        let post = async {
+            if answer.private {
+                session
+                    .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
+                        command.channel.clone().into(),
+                        command.user.clone().into(),
+                        content,
+                    ))
+                    .await
+                    .map(|_| ())
+            } else {
+                session
+                    .chat_post_message(&SlackApiChatPostMessageRequest::new(
+                        command.channel.clone().into(),
+                        content,
+                    ))
+                    .await
+                    .map(|_| ())
+            }
         };
-        if let Err(e) = result {
-            warn!(error = %e, "could not deliver a late answer to Slack");
+        match tokio::time::timeout(self.post_timeout, post).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "could not deliver a late answer to Slack"),
+            Err(_) => warn!("could not deliver a late answer to Slack: no answer in time"),
         }
     }
 }

@@ -29,6 +29,8 @@ struct FakePoster {
     down: Mutex<Option<Outage>>,
     refused: Mutex<u32>,
     edit_delay: Mutex<Duration>,
+    /// How many of the next posts never get an answer (a half-open connection).
+    hang: Mutex<u32>,
 }
 
 impl FakePoster {
@@ -80,6 +82,15 @@ impl FakePoster {
 
 impl Poster for FakePoster {
     async fn post(&self, place: &Place, text: &str) -> Result<MessageRef, PostError> {
+        let hang = {
+            let mut hang = self.hang.lock().unwrap();
+            let now = *hang > 0;
+            *hang = hang.saturating_sub(1);
+            now
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
         self.attempt(Call::Post(place.clone(), text.to_string()))?;
         Ok(MessageRef {
             channel: place.thread.clone().unwrap_or(place.channel.clone()),
@@ -119,6 +130,15 @@ struct Bot {
 
 impl Bot {
     async fn start(dir: &Path, poster: Arc<FakePoster>, events_room: Option<&str>) -> Bot {
+        Bot::start_with(dir, poster, events_room, POST_TIMEOUT).await
+    }
+
+    async fn start_with(
+        dir: &Path,
+        poster: Arc<FakePoster>,
+        events_room: Option<&str>,
+        post_timeout: Duration,
+    ) -> Bot {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (core, handle) = Core::open(config(dir), shutdown.clone()).await.unwrap();
@@ -133,7 +153,8 @@ impl Bot {
             handle.clone(),
             events_room.map(String::from),
             backoff,
-        );
+        )
+        .with_post_timeout(post_timeout);
         tracker.spawn(delivery.run(handle.subscribe()));
         core.spawn(&tracker).await.unwrap();
         Bot {
@@ -777,4 +798,40 @@ async fn a_refused_token_pauses_posting_and_skips_nothing() {
         posts[0].contains("5s") && posts[1].contains("10s"),
         "{posts:#?}"
     );
+}
+
+#[tokio::test]
+async fn a_post_without_an_answer_is_abandoned_and_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    *poster.hang.lock().unwrap() = 1;
+    let timeout = Duration::from_millis(100);
+    let bot = Bot::start_with(dir.path(), poster.clone(), None, timeout).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 10 })
+        .await;
+    let calls = bot.wait_calls(2).await;
+    bot.stop().await;
+    let posts = posts_of(&calls);
+    assert!(
+        posts[0].contains("5s") && posts[1].contains("10s"),
+        "{posts:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_an_answer_does_not_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    *poster.hang.lock().unwrap() = u32::MAX;
+    let bot = Bot::start_with(dir.path(), poster.clone(), None, Duration::from_secs(3600)).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(5), bot.stop())
+        .await
+        .expect("delivery stops with the core, hung post or not");
 }
