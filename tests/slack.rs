@@ -303,6 +303,28 @@ async fn socket_mode_commands_are_acked_with_the_reply_and_rights_are_enforced()
 }
 
 #[tokio::test]
+async fn slacks_escaping_of_the_command_text_is_undone_before_it_runs() {
+    let fake = Fake::new().await;
+    let (bot, mut ws) = fake.start("", options()).await;
+    // Slack sends `&`, `<` and `>` of the typed text as entities.
+    let typed = "https://cdn.example.com/live/x.m3u8?a=1&b=2&sig=3";
+    let sent = "add hls https://cdn.example.com/live/x.m3u8?a=1&amp;b=2&amp;sig=3 studio";
+    let (ack, _) = command(&mut ws, "UOP", sent, "x1", &fake.respond).await;
+    assert!(text(&ack).contains("Watching studio"), "{ack}");
+    bot.stop().await;
+    let store = recbot::core::store::Store::open(&fake.dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
+    let name = recbot_commands::Login::from_stored("studio").unwrap();
+    let watch = store.watch(&name).await.unwrap().unwrap();
+    store.close().await;
+    assert_eq!(
+        watch.source,
+        recbot_commands::Source::Hls { url: typed.into() }
+    );
+}
+
+#[tokio::test]
 async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
     let fake = Fake::new().await;
     let (web, respond) = (&fake.web, &fake.respond);

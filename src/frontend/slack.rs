@@ -212,6 +212,16 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The command text as typed. Slack sends `&`, `<` and `>` in a slash command's text as
+/// `&amp;`, `&lt;` and `&gt;` (in both modes); left encoded, a playlist URL's `a=1&b=2`
+/// would be stored as `a=1&amp;b=2` and a pasted OAuth redirect's `&state=` would not be
+/// found. (`&amp;` last, so `&amp;lt;` stays the text `&lt;`.)
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// A slash command, from either mode.
 #[derive(Debug)]
 struct SlashCommand {
@@ -307,7 +317,7 @@ impl Front {
         let answered = chat::submit(
             &self.core,
             &self.tracker,
-            command.text.trim().to_string(),
+            unescape(command.text.trim()),
             origin,
             self.ack_within,
         )
@@ -632,5 +642,26 @@ fn error(e: SlackClientError) -> PostError {
             after: None,
             reason: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slacks_escapes_are_undone_once() {
+        for (sent, typed) in [
+            ("add foo", "add foo"),
+            (
+                "add hls https://cdn/x.m3u8?a=1&amp;b=2 studio",
+                "add hls https://cdn/x.m3u8?a=1&b=2 studio",
+            ),
+            ("help &lt;x&gt;", "help <x>"),
+            ("a &amp;lt; b &amp;amp;", "a &lt; b &amp;"),
+        ] {
+            assert_eq!(unescape(sent), typed, "{sent}");
+            assert_eq!(unescape(&escape(typed)), typed, "round trip of {typed}");
+        }
     }
 }
