@@ -1100,7 +1100,7 @@ mod tests;
 
 /// For tests: every outside endpoint the given config text does not set is pointed at a closed
 /// local port, so a test can never reach the internet (a worker it did not mean to exercise
-/// just fails to connect).
+/// just fails to connect), and the disk guard's limits are ones no disk reaches.
 #[doc(hidden)]
 pub mod testing {
     /// Closed port on the loopback interface (the discard service is never running).
@@ -1108,7 +1108,7 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 12] = [
+        let defaults: [(&str, &str, toml::Value); 14] = [
             ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),
             ("twitch", "id_url", format!("{NOWHERE}/oauth2").into()),
             ("twitch", "gql_url", format!("{NOWHERE}/gql").into()),
@@ -1121,6 +1121,10 @@ pub mod testing {
             ("youtube", "upload_url", format!("{NOWHERE}/upload").into()),
             ("slack", "api_url", format!("{NOWHERE}/api").into()),
             ("discord", "api_url", NOWHERE.into()),
+            // The disk guard stays quiet unless a test sets its limits: its events would
+            // depend on how full the test machine's disk is.
+            ("storage", "warn_usage_percent", toml::Value::Integer(100)),
+            ("storage", "min_free_gb", toml::Value::Float(0.0)),
         ];
         for (section, key, value) in defaults {
             let section = table

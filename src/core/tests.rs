@@ -4,10 +4,9 @@ use super::*;
 use recbot_commands::Source;
 
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
-    // Chat logging has its own tests against a local fake server (tests/chat.rs). The disk
-    // guard is quiet: its events would depend on how full the test machine's disk is.
+    // Chat logging has its own tests against a local fake server (tests/chat.rs).
     let text = crate::config::testing::offline(&format!(
-        "[storage]\ndata_dir = {:?}\nwarn_usage_percent = 100\nmin_free_gb = 0.0\n[chat]\nenabled = false\n",
+        "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n",
         dir.to_str().unwrap()
     ));
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
