@@ -344,6 +344,62 @@ async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
     bot.stop().await;
 }
 
+#[tokio::test]
+async fn commands_that_queued_behind_a_slow_one_are_still_acked_in_time() {
+    use sqlx::Connection;
+    let fake = Fake::new().await;
+    let (web, respond) = (&fake.web, &fake.respond);
+    let window = Duration::from_millis(1000);
+    let options = SlackOptions {
+        ack_within: window,
+        ..options()
+    };
+    let (bot, mut ws) = fake.start("", options).await;
+    // Another writer holds the database: the core is slow to answer.
+    let db = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(fake.dir.path().join("recbot.sqlite"))
+        .busy_timeout(Duration::from_secs(5));
+    let mut other = sqlx::SqliteConnection::connect_with(&db).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    // Two commands arrive together on the one connection: slack-morphism runs the second's
+    // callback only after the first's has returned.
+    let sent = Instant::now();
+    for (text, trigger) in [("add foo", "q1"), ("add bar", "q2")] {
+        let envelope = envelope("UOP", text, trigger, respond);
+        ws.send(Message::text(envelope.to_string())).await.unwrap();
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 2 {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("acks within 5 s")
+            .unwrap()
+            .unwrap();
+        if let Message::Text(frame) = frame {
+            let ack: Value = serde_json::from_str(&frame).unwrap();
+            if ack["envelope_id"].is_string() {
+                acked.push((ack, sent.elapsed()));
+            }
+        }
+    }
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    // Both within the window counted from their arrival (plus scheduling slack), not the
+    // second one a whole window after the first.
+    for (ack, took) in &acked {
+        assert!(text(ack).contains("Working on it"), "{ack}");
+        assert!(*took < window + window / 2, "{took:?} {ack}");
+    }
+    let follow = wait_bodies(web, "/respond", 2).await;
+    let said: Vec<&str> = follow.iter().map(body_text).collect();
+    assert!(said.iter().any(|t| t.contains("Watching foo")), "{said:?}");
+    assert!(said.iter().any(|t| t.contains("Watching bar")), "{said:?}");
+    bot.stop().await;
+}
+
 /// The service log's lines while it is alive (on this thread: `#[tokio::test]` runs every
 /// task of the test on it).
 #[derive(Clone, Default)]

@@ -20,6 +20,7 @@ use slack_morphism::prelude::*;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -127,6 +128,7 @@ pub async fn run(
             .build()?,
         ack_within: options.ack_within,
         post_timeout: options.post_timeout,
+        clock: Mutex::new(AckClock::default()),
     });
     match slack.listen {
         None => {
@@ -260,6 +262,74 @@ struct Front {
     http: reqwest::Client,
     ack_within: Duration,
     post_timeout: Duration,
+    /// Socket Mode: from when each command's ack window counts.
+    clock: Mutex<AckClock>,
+}
+
+/// How soon after one command's callback ends the next may start and still be one Slack read
+/// only because the earlier one was done (it had queued behind it).
+const BACK_TO_BACK: Duration = Duration::from_millis(100);
+
+/// From when a Socket Mode command's ack window counts. slack-morphism reads a connection's
+/// envelopes one at a time and runs each callback to its end before reading the next, so an
+/// envelope that arrived while an earlier command waited for the core has already waited
+/// when its callback starts, and Slack's 3 s count from its arrival. Such a command (one that
+/// starts while another runs, or right after one ended) counts from the start of the run of
+/// commands it may have queued behind: at worst it is acknowledged at once ("working on it")
+/// and answered through the response URL.
+#[derive(Debug, Default)]
+struct AckClock {
+    /// Callbacks under way.
+    open: usize,
+    /// Start of the current run of callbacks.
+    since: Option<Instant>,
+    last_end: Option<Instant>,
+}
+
+impl AckClock {
+    /// A callback starts at `now`: the instant its ack window counts from.
+    fn start(&mut self, now: Instant) -> Instant {
+        let queued = self.open > 0 || self.last_end.is_some_and(|end| now - end < BACK_TO_BACK);
+        let since = match self.since {
+            Some(since) if queued => since,
+            _ => now,
+        };
+        self.since = Some(since);
+        self.open += 1;
+        since
+    }
+
+    fn end(&mut self, now: Instant) {
+        self.open = self.open.saturating_sub(1);
+        self.last_end = Some(now);
+    }
+}
+
+/// A callback's place in the [`AckClock`]; it ends when dropped (also when the callback is
+/// abandoned at shutdown).
+struct Timed<'a> {
+    clock: &'a Mutex<AckClock>,
+    /// What is left of the ack window.
+    within: Duration,
+}
+
+impl<'a> Timed<'a> {
+    fn start(clock: &'a Mutex<AckClock>, window: Duration) -> Timed<'a> {
+        let now = Instant::now();
+        let since = clock.lock().expect("not poisoned").start(now);
+        Timed {
+            clock,
+            within: (since + window).saturating_duration_since(now),
+        }
+    }
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut clock) = self.clock.lock() {
+            clock.end(Instant::now());
+        }
+    }
 }
 
 impl Front {
@@ -270,7 +340,7 @@ impl Front {
     /// A redelivered command (same trigger id; the callback does not see the envelope id, and
     /// Slack redelivers the same payload) is not run again: it gets the acknowledgement the
     /// first delivery got, or "already received" while that is still running.
-    async fn answer(self: &Arc<Self>, command: SlashCommand) -> Answer {
+    async fn answer(self: &Arc<Self>, command: SlashCommand, within: Duration) -> Answer {
         let trigger = command.trigger_id.clone();
         let seen = self.seen.lock().expect("not poisoned").check(&trigger);
         match seen {
@@ -286,7 +356,7 @@ impl Front {
                 }
             }
         }
-        let (answer, complete) = self.run_command(command).await;
+        let (answer, complete) = self.run_command(command, within).await;
         // "Working on it" is not repeated: a redelivery is told the answer comes separately.
         if complete {
             self.seen
@@ -298,7 +368,11 @@ impl Front {
     }
 
     /// The acknowledgement, and whether it is the complete answer.
-    async fn run_command(self: &Arc<Self>, command: SlashCommand) -> (Answer, bool) {
+    async fn run_command(
+        self: &Arc<Self>,
+        command: SlashCommand,
+        within: Duration,
+    ) -> (Answer, bool) {
         let room = match format!("slack:{}", command.channel).parse::<Room>() {
             Ok(room) => room,
             Err(e) => {
@@ -319,7 +393,7 @@ impl Front {
             &self.tracker,
             unescape(command.text.trim()),
             origin,
-            self.ack_within,
+            within,
         )
         .await;
         match answered {
@@ -426,15 +500,16 @@ async fn on_command(
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let front = state.read().await.get_user_state::<Arc<Front>>().cloned();
     let front = front.ok_or("the Slack front-end state is missing")?;
-    let answer = front
-        .answer(SlashCommand {
-            channel: event.channel_id.to_string(),
-            user: event.user_id.to_string(),
-            text: event.text.unwrap_or_default(),
-            response_url: event.response_url.0.to_string(),
-            trigger_id: event.trigger_id.to_string(),
-        })
-        .await;
+    let timed = Timed::start(&front.clock, front.ack_within);
+    let command = SlashCommand {
+        channel: event.channel_id.to_string(),
+        user: event.user_id.to_string(),
+        text: event.text.unwrap_or_default(),
+        response_url: event.response_url.0.to_string(),
+        trigger_id: event.trigger_id.to_string(),
+    };
+    let answer = front.answer(command, timed.within).await;
+    drop(timed);
     let kind = if answer.private {
         SlackMessageResponseType::Ephemeral
     } else {
@@ -523,16 +598,15 @@ async fn http_command(State(http): State<Arc<Http>>, headers: HeaderMap, body: B
     ) else {
         return (StatusCode::BAD_REQUEST, "not a slash command").into_response();
     };
-    let answer = http
-        .front
-        .answer(SlashCommand {
-            channel,
-            user,
-            text: field("text").unwrap_or_default(),
-            response_url,
-            trigger_id,
-        })
-        .await;
+    // Requests are served side by side, so the window counts from this one's arrival.
+    let command = SlashCommand {
+        channel,
+        user,
+        text: field("text").unwrap_or_default(),
+        response_url,
+        trigger_id,
+    };
+    let answer = http.front.answer(command, http.front.ack_within).await;
     Json(json!({
         "response_type": if answer.private { "ephemeral" } else { "in_channel" },
         "text": answer.text,
@@ -663,5 +737,34 @@ mod tests {
             assert_eq!(unescape(sent), typed, "{sent}");
             assert_eq!(unescape(&escape(typed)), typed, "round trip of {typed}");
         }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_command_read_after_another_counts_its_window_from_where_it_may_have_queued() {
+        let window = Duration::from_millis(2200);
+        let clock = Mutex::new(AckClock::default());
+        // Alone: the whole window.
+        let first = Timed::start(&clock, window);
+        assert_eq!(first.within, window);
+        // Read right after the first ended (it had waited behind it): what is left of the
+        // first one's window.
+        tokio::time::advance(Duration::from_millis(2200)).await;
+        drop(first);
+        tokio::time::advance(Duration::from_millis(5)).await;
+        let queued = Timed::start(&clock, window);
+        assert_eq!(queued.within, Duration::ZERO, "acknowledged at once");
+        // One that starts while another callback runs (another connection) counts from that
+        // run's start too.
+        let beside = Timed::start(&clock, window);
+        assert_eq!(beside.within, Duration::ZERO);
+        drop(queued);
+        drop(beside);
+        // After a pause nothing can have queued: the whole window again.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let later = Timed::start(&clock, window);
+        assert_eq!(later.within, window);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let during = Timed::start(&clock, window);
+        assert_eq!(during.within, Duration::from_millis(1700));
     }
 }
