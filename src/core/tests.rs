@@ -389,3 +389,76 @@ async fn an_operation_under_way_at_shutdown_finishes_and_the_request_time_is_not
     noting(async {}, &CancellationToken::new(), &mut quiet).await;
     assert_eq!(quiet, None);
 }
+
+#[tokio::test]
+async fn non_finite_numbers_are_replaced_before_the_event_is_stored_or_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (core, handle) = Core::open(test_config(dir.path()), shutdown.clone())
+        .await
+        .unwrap();
+    let events = core.events();
+    let mut notices = handle.subscribe();
+    core.spawn(&tracker).await.unwrap();
+    let foo = Login::parse("foo").unwrap();
+    events
+        .emit(
+            None,
+            EventKind::DiskLow {
+                used_percent: f64::NAN,
+                free_gb: f64::INFINITY,
+                stopped_recording: false,
+            },
+        )
+        .await;
+    events
+        .emit(
+            Some(foo.clone()),
+            EventKind::RecordingGap {
+                first_sequence: 1,
+                last_sequence: 2,
+                seconds: f64::NEG_INFINITY,
+                reason: "x".into(),
+            },
+        )
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let notice = notices.recv().await.unwrap();
+        if matches!(
+            notice.event.kind,
+            EventKind::DiskLow { .. } | EventKind::RecordingGap { .. }
+        ) {
+            seen.push(notice);
+        }
+    }
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    for notice in &seen {
+        assert!(notice.seq > 0, "stored: {notice:?}");
+        let line = crate::frontend::render::event_line(&notice.event);
+        assert!(!line.contains("NaN") && !line.contains("inf"), "{line}");
+        // JSON writes NaN and inf as null, which would not read back.
+        let json = serde_json::to_string(&notice.event).unwrap();
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, notice.event, "{json}");
+    }
+    assert!(matches!(
+        seen[0].event.kind,
+        EventKind::DiskLow { used_percent, free_gb, .. } if used_percent == 0.0 && free_gb == 0.0
+    ));
+    // The log reads back whole.
+    let store = Store::open(&dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
+    let logged = store.recent_events(Some(&foo), 10).await.unwrap();
+    store.close().await;
+    assert!(
+        logged
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::RecordingGap { seconds, .. } if seconds == 0.0)),
+        "{logged:?}"
+    );
+}
