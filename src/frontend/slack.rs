@@ -722,6 +722,7 @@ fn error(e: SlackClientError) -> PostError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use slack_morphism::errors::{SlackClientApiError, SlackClientHttpError};
 
     #[test]
     fn slacks_escapes_are_undone_once() {
@@ -766,5 +767,44 @@ mod tests {
         tokio::time::advance(Duration::from_millis(500)).await;
         let during = Timed::start(&clock, window);
         assert_eq!(during.within, Duration::from_millis(1700));
+    }
+
+    #[test]
+    fn a_refused_token_pauses_posting_and_other_refusals_are_for_good() {
+        let api = |code: &str| {
+            error(SlackClientError::ApiError(SlackClientApiError::new(
+                code.into(),
+            )))
+        };
+        for code in [
+            "invalid_auth",
+            "not_authed",
+            "token_revoked",
+            "token_expired",
+            "account_inactive",
+        ] {
+            assert_eq!(api(code), PostError::Unauthorized(code.into()), "{code}");
+        }
+        let http = |status: StatusCode| {
+            error(SlackClientError::HttpError(SlackClientHttpError::new(
+                status,
+            )))
+        };
+        assert!(matches!(
+            http(StatusCode::UNAUTHORIZED),
+            PostError::Unauthorized(_)
+        ));
+        for code in ["channel_not_found", "not_in_channel", "message_not_found"] {
+            assert_eq!(api(code), PostError::Permanent(code.into()), "{code}");
+        }
+        assert!(matches!(
+            http(StatusCode::FORBIDDEN),
+            PostError::Permanent(_)
+        ));
+        assert!(matches!(api("ratelimited"), PostError::Retry { .. }));
+        assert!(matches!(
+            http(StatusCode::BAD_GATEWAY),
+            PostError::Retry { .. }
+        ));
     }
 }

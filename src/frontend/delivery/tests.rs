@@ -835,3 +835,75 @@ async fn a_post_without_an_answer_does_not_hold_up_shutdown() {
         .await
         .expect("delivery stops with the core, hung post or not");
 }
+
+#[tokio::test]
+async fn while_the_token_is_refused_the_stored_cursor_stays_before_the_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), refused.clone(), None).await;
+    bot.add("foo", "C1").await;
+    refused.fail_next(vec![PostError::Unauthorized("token_revoked".into()); 1000]);
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    // Tried (and refused) a few times, then recbot is stopped while still refused.
+    for _ in 0..500 {
+        if refused.failures.lock().unwrap().len() <= 997 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused.failures.lock().unwrap().len() <= 997);
+    bot.stop().await;
+    assert!(refused.calls().is_empty(), "{:#?}", refused.calls());
+    let side = side_store(dir.path()).await;
+    let notice = side
+        .last_event_id("RecordingStalled")
+        .await
+        .unwrap()
+        .unwrap();
+    let cursor = side.outbox_cursor("slack").await.unwrap().unwrap_or(0);
+    side.close().await;
+    assert!(
+        cursor < notice,
+        "stored cursor {cursor}, refused notice {notice}"
+    );
+
+    // With the token fixed, the next start posts it.
+    let fixed = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), fixed.clone(), None).await;
+    let calls = bot.wait_calls(1).await;
+    bot.stop().await;
+    assert!(posts_of(&calls)[0].contains("5s"), "{calls:#?}");
+}
+
+#[tokio::test]
+async fn a_platform_call_is_given_up_after_30_seconds_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (core, handle) = Core::open(config(dir.path()), CancellationToken::new())
+        .await
+        .unwrap();
+    let delivery = Delivery::new(
+        Platform::Slack,
+        Arc::new(FakePoster::default()),
+        handle,
+        None,
+        Backoff::default(),
+    );
+    // Only this call's timers run on the stopped clock (the core is not running).
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    let hung = std::future::pending::<Result<(), PostError>>();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), delivery.call(hung)).await;
+    let took = start.elapsed();
+    tokio::time::resume();
+    drop(core);
+    // (The timer wheel counts whole milliseconds.)
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_millis(30_010),
+        "{took:?}"
+    );
+    assert!(
+        matches!(outcome, Ok(Err(Failed::Post(PostError::Retry { .. })))),
+        "{outcome:?}"
+    );
+}
