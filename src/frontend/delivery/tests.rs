@@ -907,3 +907,24 @@ async fn a_platform_call_is_given_up_after_30_seconds_by_default() {
         "{outcome:?}"
     );
 }
+
+#[tokio::test]
+async fn notices_for_no_room_here_move_the_stored_cursor_while_running_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    // Delivery has read the log (ServiceStarted) and waits for live notices.
+    wait_stored_cursor(dir.path(), 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // More than a page of notices with no Slack room, as they happen.
+    let many = CATCH_UP_PAGE + 5;
+    for seconds in 1..=many as u64 {
+        let event = Event::now(None, EventKind::RecordingStalled { seconds });
+        bot.events.send(event).await;
+    }
+    // Stored after a page of them, without waiting for a restart or a post.
+    let cursor = wait_stored_cursor(dir.path(), CATCH_UP_PAGE).await;
+    bot.stop().await;
+    assert!(cursor >= CATCH_UP_PAGE, "stored cursor {cursor}");
+    assert!(poster.calls().is_empty(), "{:#?}", poster.calls());
+}
