@@ -175,6 +175,16 @@ async fn deliver(ws: &mut Ws, envelope: &Value) -> (Value, Duration) {
     let sent = Instant::now();
     ws.send(Message::text(envelope.to_string())).await.unwrap();
     loop {
+        let ack = next_ack(ws).await;
+        if ack["envelope_id"] == envelope["envelope_id"] {
+            return (ack, sent.elapsed());
+        }
+    }
+}
+
+/// The next acknowledgement recbot sends (5 s at most).
+async fn next_ack(ws: &mut Ws) -> Value {
+    loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
             .expect("an ack within 5 s")
@@ -182,8 +192,8 @@ async fn deliver(ws: &mut Ws, envelope: &Value) -> (Value, Duration) {
             .unwrap();
         if let Message::Text(text) = frame {
             let ack: Value = serde_json::from_str(&text).unwrap();
-            if ack["envelope_id"] == envelope["envelope_id"] {
-                return (ack, sent.elapsed());
+            if ack["envelope_id"].is_string() {
+                return ack;
             }
         }
     }
@@ -373,17 +383,8 @@ async fn commands_that_queued_behind_a_slow_one_are_still_acked_in_time() {
     }
     let mut acked = Vec::new();
     while acked.len() < 2 {
-        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("acks within 5 s")
-            .unwrap()
-            .unwrap();
-        if let Message::Text(frame) = frame {
-            let ack: Value = serde_json::from_str(&frame).unwrap();
-            if ack["envelope_id"].is_string() {
-                acked.push((ack, sent.elapsed()));
-            }
-        }
+        let ack = next_ack(&mut ws).await;
+        acked.push((ack, sent.elapsed()));
     }
     sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
     other.close().await.unwrap();
