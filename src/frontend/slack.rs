@@ -266,8 +266,8 @@ struct Front {
     clock: Mutex<AckClock>,
 }
 
-/// How soon after one command's callback ends the next may start and still be one Slack read
-/// only because the earlier one was done (it had queued behind it).
+/// A callback that starts this soon after another one ended may have been waiting for it
+/// (slack-morphism reads a connection's next envelope only then).
 const BACK_TO_BACK: Duration = Duration::from_millis(100);
 
 /// From when a Socket Mode command's ack window counts. slack-morphism reads a connection's
