@@ -732,6 +732,37 @@ async fn posts_wait_for_an_empty_bucket_to_reset_instead_of_running_into_a_429()
 }
 
 #[tokio::test]
+async fn a_reset_bot_token_pauses_posting_until_it_works_again_and_skips_nothing() {
+    let fake = Fake::bare().await;
+    let rest = &fake.rest;
+    Mock::given(method("POST"))
+        .and(path("/api/v10/channels/888/messages"))
+        .respond_with(
+            ResponseTemplate::new(401)
+                .set_body_json(json!({"message": "401: Unauthorized", "code": 0})),
+        )
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(rest)
+        .await;
+    fake.mount().await;
+    let (bot, _conn) = fake.start("events_room = \"888\"\n", options()).await;
+    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    let posts = wait_requests(rest, "POST", "/api/v10/channels/888/messages", 4).await;
+    bot.stop().await;
+    // ServiceStarted was refused twice, then posted; the next notice came after it.
+    for post in &posts[..3] {
+        assert!(content_of(post).contains("started"), "{posts:#?}");
+    }
+    assert!(content_of(&posts[3]).contains("no new video"), "{posts:#?}");
+}
+
+fn content_of(post: &Value) -> &str {
+    post["content"].as_str().unwrap()
+}
+
+#[tokio::test]
 async fn a_thread_that_already_exists_for_the_message_is_used() {
     let fake = Fake::bare().await;
     let rest = &fake.rest;

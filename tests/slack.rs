@@ -175,6 +175,16 @@ async fn deliver(ws: &mut Ws, envelope: &Value) -> (Value, Duration) {
     let sent = Instant::now();
     ws.send(Message::text(envelope.to_string())).await.unwrap();
     loop {
+        let ack = next_ack(ws).await;
+        if ack["envelope_id"] == envelope["envelope_id"] {
+            return (ack, sent.elapsed());
+        }
+    }
+}
+
+/// The next acknowledgement recbot sends (5 s at most).
+async fn next_ack(ws: &mut Ws) -> Value {
+    loop {
         let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
             .await
             .expect("an ack within 5 s")
@@ -182,8 +192,8 @@ async fn deliver(ws: &mut Ws, envelope: &Value) -> (Value, Duration) {
             .unwrap();
         if let Message::Text(text) = frame {
             let ack: Value = serde_json::from_str(&text).unwrap();
-            if ack["envelope_id"] == envelope["envelope_id"] {
-                return (ack, sent.elapsed());
+            if ack["envelope_id"].is_string() {
+                return ack;
             }
         }
     }
@@ -303,6 +313,28 @@ async fn socket_mode_commands_are_acked_with_the_reply_and_rights_are_enforced()
 }
 
 #[tokio::test]
+async fn slacks_escaping_of_the_command_text_is_undone_before_it_runs() {
+    let fake = Fake::new().await;
+    let (bot, mut ws) = fake.start("", options()).await;
+    // Slack sends `&`, `<` and `>` of the typed text as entities.
+    let typed = "https://cdn.example.com/live/x.m3u8?a=1&b=2&sig=3";
+    let sent = "add hls https://cdn.example.com/live/x.m3u8?a=1&amp;b=2&amp;sig=3 studio";
+    let (ack, _) = command(&mut ws, "UOP", sent, "x1", &fake.respond).await;
+    assert!(text(&ack).contains("Watching studio"), "{ack}");
+    bot.stop().await;
+    let store = recbot::core::store::Store::open(&fake.dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
+    let name = recbot_commands::Login::from_stored("studio").unwrap();
+    let watch = store.watch(&name).await.unwrap().unwrap();
+    store.close().await;
+    assert_eq!(
+        watch.source,
+        recbot_commands::Source::Hls { url: typed.into() }
+    );
+}
+
+#[tokio::test]
 async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
     let fake = Fake::new().await;
     let (web, respond) = (&fake.web, &fake.respond);
@@ -320,6 +352,105 @@ async fn a_slow_command_is_acked_first_and_answered_through_the_response_url() {
     assert_eq!(follow[1]["response_type"], "ephemeral");
     assert!(body_text(&follow[1]).contains("Only operators"));
     bot.stop().await;
+}
+
+#[tokio::test]
+async fn commands_that_queued_behind_a_slow_one_are_still_acked_in_time() {
+    use sqlx::Connection;
+    let fake = Fake::new().await;
+    let (web, respond) = (&fake.web, &fake.respond);
+    let window = Duration::from_millis(1000);
+    let options = SlackOptions {
+        ack_within: window,
+        ..options()
+    };
+    let (bot, mut ws) = fake.start("", options).await;
+    // Another writer holds the database: the core is slow to answer.
+    let db = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(fake.dir.path().join("recbot.sqlite"))
+        .busy_timeout(Duration::from_secs(5));
+    let mut other = sqlx::SqliteConnection::connect_with(&db).await.unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    // Two commands arrive together on the one connection: slack-morphism runs the second's
+    // callback only after the first's has returned.
+    let sent = Instant::now();
+    for (text, trigger) in [("add foo", "q1"), ("add bar", "q2")] {
+        let envelope = envelope("UOP", text, trigger, respond);
+        ws.send(Message::text(envelope.to_string())).await.unwrap();
+    }
+    let mut acked = Vec::new();
+    while acked.len() < 2 {
+        let ack = next_ack(&mut ws).await;
+        acked.push((ack, sent.elapsed()));
+    }
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    // Both within the window counted from their arrival (plus scheduling slack), not the
+    // second one a whole window after the first.
+    for (ack, took) in &acked {
+        assert!(text(ack).contains("Working on it"), "{ack}");
+        assert!(*took < window + window / 2, "{took:?} {ack}");
+    }
+    let follow = wait_bodies(web, "/respond", 2).await;
+    let said: Vec<&str> = follow.iter().map(body_text).collect();
+    assert!(said.iter().any(|t| t.contains("Watching foo")), "{said:?}");
+    assert!(said.iter().any(|t| t.contains("Watching bar")), "{said:?}");
+    bot.stop().await;
+}
+
+/// The service log's lines while it is alive (on this thread: `#[tokio::test]` runs every
+/// task of the test on it).
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = recbot::logging::subscriber(
+            recbot::logging::LogFormat::Human,
+            Some("info"),
+            move || writer.clone(),
+        );
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_failing_response_url_is_not_written_to_the_log() {
+    let log = Captured::default();
+    let _guard = log.install();
+    let fake = Fake::new().await;
+    let web = &fake.web;
+    let (bot, mut ws) = fake.start("", slow()).await;
+    // The response URL is gone (404): the answer goes through chat.postMessage instead.
+    let gone = format!("{}/hooks/T1/B2/response-secret", web.uri());
+    let (ack, _) = command(&mut ws, "UOP", "add foo", "g1", &gone).await;
+    assert!(text(&ack).contains("Working on it"), "{ack}");
+    let posts = wait_bodies(web, "/api/chat.postMessage", 1).await;
+    let answer = posts.iter().find(|p| body_text(p).contains("Watching foo"));
+    assert!(answer.is_some(), "{posts:#?}");
+    bot.stop().await;
+    let text = log.text();
+    assert!(text.contains("the response URL failed"), "{text}");
+    assert!(!text.contains("response-secret"), "{text}");
 }
 
 fn live() -> EventKind {
@@ -424,6 +555,60 @@ async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
     assert_eq!(posts[0]["text"], posts[1]["text"]);
     assert!(body_text(&posts[1]).contains("started"));
     assert!(body_text(&posts[2]).contains("no new video"));
+}
+
+#[tokio::test]
+async fn a_revoked_token_pauses_posting_until_it_works_again_and_skips_nothing() {
+    let fake = Fake::bare().await;
+    let web = &fake.web;
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!({"ok": false, "error": "invalid_auth"})),
+        )
+        .up_to_n_times(2)
+        .with_priority(1)
+        .mount(web)
+        .await;
+    fake.mount().await;
+    let (bot, _ws) = fake.start("events_room = \"CEV\"\n", options()).await;
+    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    let posts = wait_bodies(web, "/api/chat.postMessage", 4).await;
+    bot.stop().await;
+    // ServiceStarted was refused twice, then posted; the next notice came after it.
+    for post in &posts[..3] {
+        assert!(body_text(post).contains("started"), "{posts:#?}");
+    }
+    assert!(body_text(&posts[3]).contains("no new video"), "{posts:#?}");
+}
+
+#[tokio::test]
+async fn a_web_api_call_without_an_answer_is_abandoned_and_tried_again() {
+    let fake = Fake::bare().await;
+    let web = &fake.web;
+    // A half-open connection: the first post never gets its answer.
+    Mock::given(method("POST"))
+        .and(path("/api/chat.postMessage"))
+        .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_secs(3600)))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(web)
+        .await;
+    fake.mount().await;
+    // (Longer than chat.postMessage's pacing, one a second: the abandoned call used a slot.)
+    let opts = SlackOptions {
+        post_timeout: Duration::from_millis(1500),
+        ..options()
+    };
+    let (bot, _ws) = fake.start("events_room = \"CEV\"\n", opts).await;
+    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+        .await;
+    let posts = wait_bodies(web, "/api/chat.postMessage", 3).await;
+    bot.stop().await;
+    assert!(body_text(&posts[0]).contains("started"), "{posts:#?}");
+    assert_eq!(posts[0], posts[1], "tried again");
+    assert!(body_text(&posts[2]).contains("no new video"), "{posts:#?}");
 }
 
 #[tokio::test]

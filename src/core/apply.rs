@@ -251,9 +251,28 @@ impl Core {
     }
 }
 
+/// A source as replies show it. Anyone in the room may read `list` and `status`, so an HLS
+/// URL is shown without what may be a credential: no `user:pass@`, no query (a signed URL's
+/// `?token=…`), no fragment.
 fn describe_source(source: &Source) -> String {
     match source {
         Source::Twitch => "Twitch".into(),
-        Source::Hls { url } => format!("HLS {url}"),
+        Source::Hls { url } => format!("HLS {}", public_url(url)),
     }
+}
+
+/// Scheme, host, port and path of `url` (`?…` marks a query left out).
+fn public_url(url: &str) -> String {
+    let Ok(url) = url::Url::parse(url) else {
+        return "(URL not shown)".into();
+    };
+    let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+    if let Some(port) = url.port() {
+        shown.push_str(&format!(":{port}"));
+    }
+    shown.push_str(url.path());
+    if url.query().is_some() {
+        shown.push_str("?…");
+    }
+    shown
 }

@@ -30,7 +30,7 @@ use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
 use calls::Call;
 pub use calls::Calls;
-pub use outbox::{OutboxState, Pending};
+pub use outbox::{CoreStopped, OutboxState, Pending};
 use store::Store;
 pub use uploads::JobUpdate;
 
@@ -42,6 +42,10 @@ const NOTICE_QUEUE: usize = 1024;
 const REQUEST_QUEUE: usize = 64;
 /// Workers' durable-change requests waiting for the core (each worker has at most one open).
 const CALL_QUEUE: usize = 64;
+/// How long shutdown waits for workers, counted from the moment shutdown was requested (not
+/// from when the core got to it): `main` gives the whole shutdown 10 s, and the database must
+/// be closed cleanly within them.
+const DRAIN: Duration = Duration::from_secs(8);
 
 /// Who sent a command and from where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -170,6 +174,24 @@ impl CoreHandle {
     }
 }
 
+/// Runs `op` to its end, noting in `at` when `shutdown` is requested meanwhile (if it was not
+/// noted before).
+async fn noting<T>(
+    op: impl Future<Output = T>,
+    shutdown: &CancellationToken,
+    at: &mut Option<tokio::time::Instant>,
+) -> T {
+    let mut op = std::pin::pin!(op);
+    if at.is_none() {
+        tokio::select! {
+            biased;
+            out = &mut op => return out,
+            _ = shutdown.cancelled() => *at = Some(tokio::time::Instant::now()),
+        }
+    }
+    op.await
+}
+
 /// Where workers send events. Cloned into every worker.
 #[derive(Debug, Clone)]
 pub struct Events {
@@ -226,6 +248,8 @@ pub struct Core {
     recordings: recording::Recordings,
     /// The chat logger, when enabled.
     chat: Option<crate::chat::ChatHandle>,
+    /// [`DRAIN`] (shorter in tests).
+    drain: Duration,
 }
 
 impl Core {
@@ -274,6 +298,7 @@ impl Core {
             auth: auth::AuthState::default(),
             uploads: uploads::UploadState::default(),
             chat: None,
+            drain: DRAIN,
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -330,24 +355,33 @@ impl Core {
             mut calls,
         } = inbox;
         let shutdown = self.shutdown.clone();
-        self.publish(Event::now(
+        // When shutdown was requested: an operation in progress then is finished first (a
+        // half-done one would leave its state half-changed), but its time counts.
+        let mut cancelled_at = None;
+        let at = &mut cancelled_at;
+        let started = Event::now(
             None,
             EventKind::ServiceStarted {
                 version: env!("CARGO_PKG_VERSION").into(),
                 watching,
             },
-        ))
-        .await;
+        );
+        noting(self.publish(started), &shutdown, at).await;
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(event) = events.recv() => self.publish(event).await,
-                Some(request) = outbox.recv() => self.outbox_request(request).await,
-                Some(call) = calls.recv() => self.handle_call(call).await,
-                Some(request) = requests.recv() => self.respond(request).await,
+                Some(event) = events.recv() => noting(self.publish(event), &shutdown, at).await,
+                Some(request) = outbox.recv() => {
+                    noting(self.outbox_request(request), &shutdown, at).await
+                }
+                Some(call) = calls.recv() => noting(self.handle_call(call), &shutdown, at).await,
+                Some(request) = requests.recv() => {
+                    noting(self.respond(request), &shutdown, at).await
+                }
             }
         }
+        let deadline = cancelled_at.unwrap_or_else(tokio::time::Instant::now) + self.drain;
         info!("shutting down: waiting for workers to finish their files");
         self.publish(Event::now(None, EventKind::ServiceStopping))
             .await;
@@ -367,15 +401,17 @@ impl Core {
                     _ = &mut finished => break,
                 }
             }
-            while let Ok(event) = events.try_recv() {
-                self.publish(event).await;
-            }
         };
-        if tokio::time::timeout(Duration::from_secs(8), drain)
-            .await
-            .is_err()
-        {
-            error!("workers did not finish within 8 s; stopping anyway");
+        if tokio::time::timeout_at(deadline, drain).await.is_err() {
+            error!(
+                "workers did not finish within {} s of the shutdown request; stopping anyway",
+                self.drain.as_secs_f32()
+            );
+        }
+        // What workers already reported is stored either way (quick writes; the queue is
+        // bounded), so that it is not lost with the late ones.
+        while let Ok(event) = events.try_recv() {
+            self.publish(event).await;
         }
         self.store.close().await;
         info!("state saved");
@@ -413,7 +449,13 @@ impl Core {
     }
 
     async fn publish_one(&mut self, event: Event) {
-        let event = self.prepare_recording_event(event).await;
+        let mut event = self.prepare_recording_event(event).await;
+        if store::clamp_non_finite(&mut event) {
+            warn!(
+                kind = event.kind_name(),
+                "an event carried a number that is not finite; stored as 0"
+            );
+        }
         let seq = match self.store.append_event(&event).await {
             Ok(seq) => seq,
             Err(e) => {

@@ -3,7 +3,7 @@
 //! threads and progress messages they opened, and each step of a notice that takes several
 //! posts. See `frontend/delivery.rs` for the other side.
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
@@ -12,6 +12,12 @@ use super::{Core, CoreHandle, Notice};
 
 /// Outbox requests waiting for the core.
 const OUTBOX_QUEUE: usize = 16;
+
+/// The error of an outbox call when the core has stopped, as opposed to one the store gave
+/// (which may pass; the front-end tries again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the core has stopped")]
+pub struct CoreStopped;
 
 /// Where a front-end resumes: its cursor and the messages it refers back to.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +32,8 @@ pub struct OutboxState {
 pub struct Pending {
     /// Postable notices (audit entries left out), oldest first.
     pub notices: Vec<Notice>,
-    /// The last event-log id looked at; `None` when there was nothing after `after`.
+    /// The last event-log id looked at (an unreadable row included); `None` when there was
+    /// nothing after `after`.
     pub scanned_to: Option<i64>,
 }
 
@@ -116,8 +123,8 @@ impl CoreHandle {
         self.outbox
             .send(request(tx))
             .await
-            .map_err(|_| anyhow!("the core has stopped"))?;
-        rx.await.map_err(|_| anyhow!("the core has stopped"))?
+            .map_err(|_| CoreStopped)?;
+        rx.await.map_err(|_| CoreStopped)?
     }
 }
 
@@ -180,9 +187,8 @@ impl Core {
 
     async fn outbox_pending(&mut self, after: i64, limit: i64) -> Result<Pending> {
         let mut notices = Vec::new();
-        let mut scanned_to = None;
-        for (seq, event) in self.store.events_after(after, limit).await? {
-            scanned_to = Some(seq);
+        let page = self.store.events_after(after, limit).await?;
+        for (seq, event) in page.events {
             if event.kind.is_audit_only() {
                 continue;
             }
@@ -191,7 +197,7 @@ impl Core {
         }
         Ok(Pending {
             notices,
-            scanned_to,
+            scanned_to: page.scanned_to,
         })
     }
 }

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use recbot_commands::Source;
 
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
     // Chat logging has its own tests against a local fake server (tests/chat.rs).
@@ -98,6 +99,38 @@ async fn add_list_remove_and_restart() {
     let status = bot.run("status studio").await.text;
     assert!(status.contains("studio — HLS"), "{status}");
     bot.stop().await;
+}
+
+#[tokio::test]
+async fn public_replies_show_an_hls_url_without_its_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    let url = "https://viewer:hunter2@cdn.example.com:8443/live/a.m3u8?token=SIGNED&exp=1#x";
+    assert!(bot.run(&format!("add hls {url} studio")).await.ok);
+    let list = bot.core.submit("list", guest()).await;
+    let status = bot.core.submit("status studio", guest()).await;
+    bot.stop().await;
+    for reply in [&list, &status] {
+        assert!(reply.ok, "{reply:?}");
+        assert!(
+            reply
+                .text
+                .contains("HLS https://cdn.example.com:8443/live/a.m3u8?…"),
+            "{}",
+            reply.text
+        );
+        for secret in ["viewer", "hunter2", "SIGNED", "exp="] {
+            assert!(!reply.text.contains(secret), "{secret} in {}", reply.text);
+        }
+    }
+    // The stored source is the whole URL: the recorder needs it.
+    let store = Store::open(&dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
+    let name = Login::from_stored("studio").unwrap();
+    let watch = store.watch(&name).await.unwrap().unwrap();
+    assert_eq!(watch.source, Source::Hls { url: url.into() });
+    store.close().await;
 }
 
 #[tokio::test]
@@ -256,4 +289,176 @@ async fn accounts_and_uploads_without_credentials_answer_clearly() {
     );
     assert!(quota.text.contains("UTC (00:00 P"), "{quota:?}");
     bot.stop().await;
+}
+
+#[tokio::test]
+async fn the_drain_deadline_counts_from_the_shutdown_request_not_from_when_the_core_sees_it() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (mut core, handle) = Core::open(test_config(dir.path()), shutdown.clone())
+        .await
+        .unwrap();
+    core.drain = Duration::from_secs(3);
+    let events = core.events();
+    let mut notices = handle.subscribe();
+    // A worker that never finishes: shutdown waits for it until the deadline.
+    core.workers.spawn(std::future::pending::<()>());
+    core.spawn(&tracker).await.unwrap();
+    while !matches!(
+        notices.recv().await.unwrap().event.kind,
+        EventKind::ServiceStarted { .. }
+    ) {}
+
+    // Another writer holds the database: the core's next write waits (a slow operation).
+    let options = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(dir.path().join("recbot.sqlite"))
+        .busy_timeout(Duration::from_secs(5));
+    let mut other = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .unwrap();
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    events
+        .emit(None, EventKind::RecordingStalled { seconds: 1 })
+        .await;
+    // The core (woken by the event) runs before this task again: it is in the write now.
+    tokio::task::yield_now().await;
+
+    // Shutdown is requested while the core is in that write, which lasts 10 s more. The
+    // clock is only stopped for this step: sqlx's own timers must run in real time.
+    tokio::time::pause();
+    let requested = tokio::time::Instant::now();
+    shutdown.cancel();
+    tracker.close();
+    tokio::task::yield_now().await;
+    tokio::time::advance(Duration::from_secs(10)).await;
+    tokio::time::resume();
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+    other.close().await.unwrap();
+    handle.stopped().await;
+    let took = requested.elapsed();
+    // The deadline (3 s after the request) had passed when the write ended: the core closed
+    // the database at once instead of waiting 3 s more for the worker.
+    assert!(took < Duration::from_secs(12), "{took:?}");
+    // The event being written, and ServiceStopping, are in the log.
+    let store = Store::open(&dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
+    let kinds: Vec<String> = store
+        .recent_events(None, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.kind_name().to_string())
+        .collect();
+    store.close().await;
+    assert!(kinds.contains(&"RecordingStalled".into()), "{kinds:?}");
+    assert!(kinds.contains(&"ServiceStopping".into()), "{kinds:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_under_way_at_shutdown_finishes_and_the_request_time_is_noted() {
+    let shutdown = CancellationToken::new();
+    let start = tokio::time::Instant::now();
+    let canceller = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        canceller.cancel();
+    });
+    let mut at = None;
+    let slow = async {
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        7
+    };
+    assert_eq!(
+        noting(slow, &shutdown, &mut at).await,
+        7,
+        "finished, not abandoned"
+    );
+    assert_eq!(start.elapsed(), Duration::from_secs(2));
+    assert_eq!(at, Some(start + Duration::from_millis(500)));
+    // Noted once: a later operation keeps the first time.
+    assert_eq!(noting(async { 8 }, &shutdown, &mut at).await, 8);
+    assert_eq!(at, Some(start + Duration::from_millis(500)));
+    // Nothing noted when shutdown is not requested during the operation.
+    let mut quiet = None;
+    noting(async {}, &CancellationToken::new(), &mut quiet).await;
+    assert_eq!(quiet, None);
+}
+
+#[tokio::test]
+async fn non_finite_numbers_are_replaced_before_the_event_is_stored_or_announced() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (core, handle) = Core::open(test_config(dir.path()), shutdown.clone())
+        .await
+        .unwrap();
+    let events = core.events();
+    let mut notices = handle.subscribe();
+    core.spawn(&tracker).await.unwrap();
+    let foo = Login::parse("foo").unwrap();
+    events
+        .emit(
+            None,
+            EventKind::DiskLow {
+                used_percent: f64::NAN,
+                free_gb: f64::INFINITY,
+                stopped_recording: false,
+            },
+        )
+        .await;
+    events
+        .emit(
+            Some(foo.clone()),
+            EventKind::RecordingGap {
+                first_sequence: 1,
+                last_sequence: 2,
+                seconds: f64::NEG_INFINITY,
+                reason: "x".into(),
+            },
+        )
+        .await;
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let notice = notices.recv().await.unwrap();
+        if matches!(
+            notice.event.kind,
+            EventKind::DiskLow { .. } | EventKind::RecordingGap { .. }
+        ) {
+            seen.push(notice);
+        }
+    }
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    for notice in &seen {
+        assert!(notice.seq > 0, "stored: {notice:?}");
+        let line = crate::frontend::render::event_line(&notice.event);
+        assert!(!line.contains("NaN") && !line.contains("inf"), "{line}");
+        // JSON writes NaN and inf as null, which would not read back.
+        let json = serde_json::to_string(&notice.event).unwrap();
+        let back: Event = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, notice.event, "{json}");
+    }
+    assert!(matches!(
+        seen[0].event.kind,
+        EventKind::DiskLow { used_percent, free_gb, .. } if used_percent == 0.0 && free_gb == 0.0
+    ));
+    // The log reads back whole.
+    let store = Store::open(&dir.path().join("recbot.sqlite"))
+        .await
+        .unwrap();
+    let logged = store.recent_events(Some(&foo), 10).await.unwrap();
+    store.close().await;
+    assert!(
+        logged
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::RecordingGap { seconds, .. } if seconds == 0.0)),
+        "{logged:?}"
+    );
 }

@@ -20,13 +20,20 @@ use tracing::{debug, error, info, warn};
 
 use super::render;
 use crate::core::store::PostedMessage;
-use crate::core::{CoreHandle, Notice};
+use crate::core::{CoreHandle, CoreStopped, Notice};
 use crate::event::{Event, EventKind, Room};
 
 /// Notices fetched from the log per request while catching up.
 const CATCH_UP_PAGE: i64 = 200;
 /// Longest wait a platform's `Retry-After` may impose before recbot tries again.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(600);
+/// How long one platform call (a post, an edit) may take. Slack's client sets no timeout of
+/// its own, and a half-open connection would otherwise hold every later notice for the run;
+/// a call that takes longer is abandoned and tried again.
+pub const POST_TIMEOUT: Duration = Duration::from_secs(30);
+/// While credentials are refused, tries are this many times further apart than the longest
+/// backoff (with the default backoff: from 1 minute up to 10).
+const PAUSED_BACKOFF_FACTOR: u32 = 10;
 
 /// Which chat platform a delivery serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,6 +87,10 @@ pub enum PostError {
     },
     /// The platform refused for good (unknown channel, missing permission, message deleted).
     Permanent(String),
+    /// The platform refused recbot's credentials (token revoked, reset or expired): nothing
+    /// can be posted until a human fixes them, so posting pauses (retrying slowly) instead of
+    /// skipping notices.
+    Unauthorized(String),
 }
 
 /// One chat platform's posting calls. Text is recbot's plain rendering; the poster formats
@@ -201,6 +212,12 @@ impl Pacer {
 #[derive(Debug)]
 struct Stopped;
 
+impl From<Stopped> for Failed {
+    fn from(_: Stopped) -> Failed {
+        Failed::Stopped
+    }
+}
+
 /// Why a notice is not posted (yet).
 #[derive(Debug)]
 enum Failed {
@@ -225,7 +242,15 @@ pub struct Delivery<P> {
     core: CoreHandle,
     events_room: Option<String>,
     backoff: Backoff,
+    post_timeout: Duration,
+    /// Every notice up to here was handled (posted, refused for good, or not for this
+    /// platform).
     cursor: i64,
+    /// Set while the platform refuses recbot's credentials (logged once per pause).
+    paused: bool,
+    /// The cursor as last stored with the core; behind `cursor` while only notices for
+    /// other platforms were passed over.
+    stored: i64,
     /// Threads, progress messages and the steps already posted for the notice being
     /// delivered, by outbox key.
     messages: HashMap<String, MessageRef>,
@@ -245,8 +270,33 @@ impl<P: Poster> Delivery<P> {
             core,
             events_room,
             backoff,
+            post_timeout: POST_TIMEOUT,
             cursor: 0,
+            paused: false,
+            stored: 0,
             messages: HashMap::new(),
+        }
+    }
+
+    /// How long one platform call may take before it is abandoned and tried again
+    /// (default [`POST_TIMEOUT`]).
+    pub fn with_post_timeout(mut self, timeout: Duration) -> Delivery<P> {
+        self.post_timeout = timeout;
+        self
+    }
+
+    /// One platform call, bounded by `post_timeout` (a call without an answer counts as a
+    /// failure worth retrying) and abandoned when the core stops.
+    async fn call<T>(&self, call: impl Future<Output = Result<T, PostError>>) -> Result<T, Failed> {
+        tokio::select! {
+            result = tokio::time::timeout(self.post_timeout, call) => match result {
+                Ok(result) => result.map_err(Failed::Post),
+                Err(_) => Err(Failed::Post(PostError::Retry {
+                    after: None,
+                    reason: format!("no answer within {} s", self.post_timeout.as_secs_f32()),
+                })),
+            },
+            _ = self.core.stopped() => Err(Failed::Stopped),
         }
     }
 
@@ -255,26 +305,28 @@ impl<P: Poster> Delivery<P> {
     /// earlier runs left undelivered comes from the event log.
     pub async fn run(mut self, mut notices: broadcast::Receiver<Arc<Notice>>) {
         let name = self.platform.name();
-        match self.core.outbox_open(name).await {
-            Ok(state) => {
-                self.cursor = state.cursor;
-                self.messages = state
-                    .messages
-                    .into_iter()
-                    .map(|m| {
-                        let message = MessageRef {
-                            channel: m.channel,
-                            id: m.id,
-                        };
-                        (m.key, message)
-                    })
-                    .collect();
-            }
-            Err(e) => {
-                error!(frontend = name, error = %e, "cannot read the outbox; events will not be posted");
-                return;
-            }
-        }
+        let opened = self
+            .with_core("read the outbox", |core| async move {
+                core.outbox_open(name).await
+            })
+            .await;
+        let Ok(state) = opened else {
+            debug!(frontend = name, "the core stopped before delivery began");
+            return;
+        };
+        self.cursor = state.cursor;
+        self.stored = state.cursor;
+        self.messages = state
+            .messages
+            .into_iter()
+            .map(|m| {
+                let message = MessageRef {
+                    channel: m.channel,
+                    id: m.id,
+                };
+                (m.key, message)
+            })
+            .collect();
         info!(frontend = name, cursor = self.cursor, "delivering events");
         if self.catch_up().await.is_err() {
             return;
@@ -326,20 +378,67 @@ impl<P: Poster> Delivery<P> {
         debug!(frontend = name, "delivery stopped");
     }
 
+    /// Runs an outbox call until the core answers it. A store error is logged and tried
+    /// again with backoff (a full disk or a locked database may pass; giving up would stop
+    /// posting for the rest of the run, silently); only the core's end stops delivery.
+    async fn with_core<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Stopped>
+    where
+        F: FnMut(CoreHandle) -> Fut,
+        Fut: Future<Output = anyhow::Result<T>>,
+    {
+        let mut pacer = Pacer::new(self.backoff);
+        loop {
+            let e = match call(self.core.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(e) if e.is::<CoreStopped>() => return Err(Stopped),
+                Err(e) => e,
+            };
+            let wait = pacer.pause(false);
+            error!(
+                frontend = self.platform.name(),
+                error = %format!("{e:#}"),
+                wait_ms = wait.as_millis() as u64,
+                "cannot {what} in the state database; posting waits and tries again"
+            );
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.core.stopped() => return Err(Stopped),
+            }
+        }
+    }
+
     /// Delivers everything in the event log after the cursor.
     async fn catch_up(&mut self) -> Result<(), Stopped> {
         loop {
+            let after = self.cursor;
             let page = self
-                .core
-                .outbox_pending(self.cursor, CATCH_UP_PAGE)
-                .await
-                .map_err(|_| Stopped)?;
+                .with_core("read the event log", |core| async move {
+                    core.outbox_pending(after, CATCH_UP_PAGE).await
+                })
+                .await?;
             let Some(scanned_to) = page.scanned_to else {
                 return Ok(());
             };
             self.deliver_all(&page.notices).await?;
+            // Stored per page, so that notices none of which is for this platform are not
+            // paged through again at every start.
             self.cursor = self.cursor.max(scanned_to);
+            self.store_cursor().await?;
         }
+    }
+
+    /// Stores the cursor when it moved past notices that were not posted.
+    async fn store_cursor(&mut self) -> Result<(), Stopped> {
+        if self.cursor <= self.stored {
+            return Ok(());
+        }
+        let (name, cursor) = (self.platform.name(), self.cursor);
+        self.with_core("record a delivery", |core| async move {
+            core.outbox_delivered(name, cursor, Vec::new()).await
+        })
+        .await?;
+        self.stored = cursor;
+        Ok(())
     }
 
     /// Delivers `notices` in order, leaving out those already delivered and progress that a
@@ -360,14 +459,47 @@ impl<P: Poster> Delivery<P> {
     /// Posts one notice (retrying until it is posted or refused for good), then records it.
     async fn deliver(&mut self, notice: &Notice) -> Result<(), Stopped> {
         let Some(channel) = route(notice, self.platform, self.events_room.as_deref()) else {
+            // Not for this platform. Stored now and then, not for each such notice.
+            self.cursor = self.cursor.max(notice.seq);
+            if self.cursor - self.stored >= CATCH_UP_PAGE {
+                self.store_cursor().await?;
+            }
             return Ok(());
         };
         let mut opened = Vec::new();
         let mut pacer = Pacer::new(self.backoff);
+        let mut paused = Pacer::new(Backoff {
+            first: self.backoff.max,
+            max: (self.backoff.max * PAUSED_BACKOFF_FACTOR).min(MAX_RETRY_AFTER),
+        });
         loop {
             match self.post_notice(notice, &channel, &mut opened).await {
                 Ok(()) => break,
                 Err(Failed::Stopped) => return Err(Stopped),
+                Err(Failed::Post(PostError::Unauthorized(reason))) => {
+                    let wait = paused.pause(false);
+                    if !self.paused {
+                        self.paused = true;
+                        error!(
+                            frontend = self.platform.name(),
+                            reason,
+                            "the platform refuses recbot's token; posting is paused (nothing \
+                             is skipped) until it is accepted again: check the token in the \
+                             config and restart"
+                        );
+                    } else {
+                        debug!(
+                            frontend = self.platform.name(),
+                            reason,
+                            wait_ms = wait.as_millis() as u64,
+                            "token still refused"
+                        );
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = self.core.stopped() => return Err(Stopped),
+                    }
+                }
                 Err(Failed::Post(PostError::Permanent(reason))) => {
                     error!(
                         frontend = self.platform.name(),
@@ -398,12 +530,22 @@ impl<P: Poster> Delivery<P> {
                 }
             }
         }
+        if self.paused {
+            self.paused = false;
+            info!(
+                frontend = self.platform.name(),
+                "the platform accepts recbot's token again; posting resumes"
+            );
+        }
         if notice.seq > 0 {
-            self.core
-                .outbox_delivered(self.platform.name(), notice.seq, opened)
-                .await
-                .map_err(|_| Stopped)?;
+            let (name, seq) = (self.platform.name(), notice.seq);
+            self.with_core("record a delivery", |core| {
+                let opened = opened.clone();
+                async move { core.outbox_delivered(name, seq, opened).await }
+            })
+            .await?;
             self.cursor = self.cursor.max(notice.seq);
+            self.stored = self.stored.max(notice.seq);
         }
         self.messages
             .retain(|key, _| !PostedMessage::is_step_key(key));
@@ -445,17 +587,19 @@ impl<P: Poster> Delivery<P> {
             debug!(seq, step = name, "already posted before; not again");
             return Ok(done.clone());
         }
-        let message = self.poster.post(place, text).await?;
+        let message = self.call(self.poster.post(place, text)).await?;
         if durable && seq > 0 {
             let record = PostedMessage {
                 key: key.clone(),
                 channel: message.channel.clone(),
                 id: message.id.clone(),
             };
-            self.core
-                .outbox_posted(self.platform.name(), vec![record])
-                .await
-                .map_err(|_| Failed::Stopped)?;
+            let name = self.platform.name();
+            self.with_core("record a posted step", |core| {
+                let record = record.clone();
+                async move { core.outbox_posted(name, vec![record]).await }
+            })
+            .await?;
         }
         self.messages.insert(key, message.clone());
         Ok(message)
@@ -473,9 +617,9 @@ impl<P: Poster> Delivery<P> {
         let seq = notice.seq;
         let text = render::event_line(event);
         if let EventKind::UploadProgress { job, .. } = event.kind {
-            return Ok(self
+            return self
                 .progress(channel, job, event.session, &text, opened)
-                .await?);
+                .await;
         }
         let room = self.thread_place(channel, None);
         let Some(session) = event.session else {
@@ -495,11 +639,8 @@ impl<P: Poster> Delivery<P> {
         }
         // The session's first event here opens its thread (and so is in the room itself).
         let starter = self.step(seq, "room", &room, &text, true).await?;
-        match self
-            .poster
-            .start_thread(&starter, &thread_name(event, session))
-            .await
-        {
+        let name = thread_name(event, session);
+        match self.call(self.poster.start_thread(&starter, &name)).await {
             Ok(thread) => {
                 let thread = MessageRef {
                     channel: channel.to_string(),
@@ -507,13 +648,13 @@ impl<P: Poster> Delivery<P> {
                 };
                 self.remember(key, thread, opened);
             }
-            Err(PostError::Permanent(reason)) => {
+            Err(Failed::Post(PostError::Permanent(reason))) => {
                 warn!(
                     frontend = self.platform.name(),
                     reason, "cannot open a thread; posting in the room"
                 );
             }
-            Err(retry) => return Err(retry.into()),
+            Err(other) => return Err(other),
         }
         Ok(())
     }
@@ -527,22 +668,20 @@ impl<P: Poster> Delivery<P> {
         session: Option<i64>,
         text: &str,
         opened: &mut Vec<PostedMessage>,
-    ) -> Result<(), PostError> {
+    ) -> Result<(), Failed> {
         let key = format!("progress:{channel}:{job}");
         if let Some(message) = self.messages.get(&key).cloned() {
-            match self.poster.edit(&message, text).await {
+            match self.call(self.poster.edit(&message, text)).await {
                 Ok(()) => return Ok(()),
-                Err(PostError::Permanent(reason)) => {
+                Err(Failed::Post(PostError::Permanent(reason))) => {
                     warn!(reason, "the progress message is gone; posting a new one");
                     self.messages.remove(&key);
                 }
-                Err(retry) => return Err(retry),
+                Err(other) => return Err(other),
             }
         }
-        let message = self
-            .poster
-            .post(&self.thread_place(channel, session), text)
-            .await?;
+        let place = self.thread_place(channel, session);
+        let message = self.call(self.poster.post(&place, text)).await?;
         self.remember(key, message, opened);
         Ok(())
     }

@@ -26,7 +26,9 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::chat::{self, Answered, RecentIds};
-use super::delivery::{Backoff, Delivery, MessageRef, Pacer, Place, Platform, PostError, Poster};
+use super::delivery::{
+    Backoff, Delivery, MessageRef, Pacer, Place, Platform, PostError, Poster, POST_TIMEOUT,
+};
 use crate::config::{Config, Secret};
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
@@ -50,6 +52,8 @@ const THREAD_ALREADY_CREATED: u64 = 160_004;
 pub struct DiscordOptions {
     pub ack_within: Duration,
     pub backoff: Backoff,
+    /// How long one REST call may take (also the HTTP client's own timeout).
+    pub post_timeout: Duration,
 }
 
 impl Default for DiscordOptions {
@@ -57,6 +61,7 @@ impl Default for DiscordOptions {
         DiscordOptions {
             ack_within: chat::ACK_WITHIN,
             backoff: Backoff::default(),
+            post_timeout: POST_TIMEOUT,
         }
     }
 }
@@ -79,7 +84,7 @@ pub async fn run(
     let api_url = discord.api_url.trim_end_matches('/').to_string();
     let rest = Rest {
         client: reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(options.post_timeout)
             .build()?,
         base: format!("{api_url}/api/v10"),
         token: token.clone(),
@@ -92,7 +97,8 @@ pub async fn run(
         core.clone(),
         discord.events_room.clone(),
         options.backoff,
-    );
+    )
+    .with_post_timeout(options.post_timeout);
     tracker.spawn(delivery.run(notices));
     let handler = Handler {
         core,
@@ -421,7 +427,13 @@ impl Outcome {
             .and_then(|j| j["message"].as_str())
             .unwrap_or("")
             .to_string();
-        if self.status.is_client_error() {
+        if self.status == StatusCode::UNAUTHORIZED {
+            // The bot token was reset or revoked: no post can work until it is fixed.
+            Err(PostError::Unauthorized(format!(
+                "{}: {message}",
+                self.status
+            )))
+        } else if self.status.is_client_error() {
             Err(PostError::Permanent(format!("{}: {message}", self.status)))
         } else {
             Err(PostError::Retry {

@@ -20,12 +20,15 @@ use slack_morphism::prelude::*;
 use slack_morphism::signature_verifier::SlackEventSignatureVerifier;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::chat::{self, Answered, RecentIds, Seen};
-use super::delivery::{Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster};
+use super::delivery::{
+    Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster, POST_TIMEOUT,
+};
 use crate::config::{Config, Secret};
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
@@ -63,6 +66,9 @@ pub struct SlackOptions {
     /// minute, for `chat.update`) and `chat.postMessage`'s one a second.
     pub rate_control: SlackApiRateControlConfig,
     pub backoff: Backoff,
+    /// How long one Web API call may take (slack-morphism sets no timeout), its wait for
+    /// the method's rate-limit slot included; keep it well above that pacing.
+    pub post_timeout: Duration,
     /// HTTP mode: serve on this listener instead of binding `[slack] listen`.
     pub http_listener: Option<TcpListener>,
 }
@@ -76,6 +82,7 @@ impl Default for SlackOptions {
             stagger: STAGGER,
             rate_control: SlackApiRateControlConfig::new(),
             backoff: Backoff::default(),
+            post_timeout: POST_TIMEOUT,
             http_listener: None,
         }
     }
@@ -107,7 +114,8 @@ pub async fn run(
         core.clone(),
         slack.events_room.clone(),
         options.backoff,
-    );
+    )
+    .with_post_timeout(options.post_timeout);
     tracker.spawn(delivery.run(notices));
     let front = Arc::new(Front {
         core,
@@ -119,6 +127,8 @@ pub async fn run(
             .timeout(Duration::from_secs(10))
             .build()?,
         ack_within: options.ack_within,
+        post_timeout: options.post_timeout,
+        clock: Mutex::new(AckClock::default()),
     });
     match slack.listen {
         None => {
@@ -204,6 +214,16 @@ fn escape(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
+/// The command text as typed. Slack sends `&`, `<` and `>` in a slash command's text as
+/// `&amp;`, `&lt;` and `&gt;` (in both modes); left encoded, a playlist URL's `a=1&b=2`
+/// would be stored as `a=1&amp;b=2` and a pasted OAuth redirect's `&state=` would not be
+/// found. (`&amp;` last, so `&amp;lt;` stays the text `&lt;`.)
+fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// A slash command, from either mode.
 #[derive(Debug)]
 struct SlashCommand {
@@ -241,6 +261,75 @@ struct Front {
     poster: Arc<SlackPoster>,
     http: reqwest::Client,
     ack_within: Duration,
+    post_timeout: Duration,
+    /// Socket Mode: from when each command's ack window counts.
+    clock: Mutex<AckClock>,
+}
+
+/// A callback that starts this soon after another one ended may have been waiting for it
+/// (slack-morphism reads a connection's next envelope only then).
+const BACK_TO_BACK: Duration = Duration::from_millis(100);
+
+/// From when a Socket Mode command's ack window counts. slack-morphism reads a connection's
+/// envelopes one at a time and runs each callback to its end before reading the next, so an
+/// envelope that arrived while an earlier command waited for the core has already waited
+/// when its callback starts, and Slack's 3 s count from its arrival. Such a command (one that
+/// starts while another runs, or right after one ended) counts from the start of the run of
+/// commands it may have queued behind: at worst it is acknowledged at once ("working on it")
+/// and answered through the response URL.
+#[derive(Debug, Default)]
+struct AckClock {
+    /// Callbacks under way.
+    open: usize,
+    /// Start of the current run of callbacks.
+    since: Option<Instant>,
+    last_end: Option<Instant>,
+}
+
+impl AckClock {
+    /// A callback starts at `now`: the instant its ack window counts from.
+    fn start(&mut self, now: Instant) -> Instant {
+        let queued = self.open > 0 || self.last_end.is_some_and(|end| now - end < BACK_TO_BACK);
+        let since = match self.since {
+            Some(since) if queued => since,
+            _ => now,
+        };
+        self.since = Some(since);
+        self.open += 1;
+        since
+    }
+
+    fn end(&mut self, now: Instant) {
+        self.open = self.open.saturating_sub(1);
+        self.last_end = Some(now);
+    }
+}
+
+/// A callback's place in the [`AckClock`]; it ends when dropped (also when the callback is
+/// abandoned at shutdown).
+struct Timed<'a> {
+    clock: &'a Mutex<AckClock>,
+    /// What is left of the ack window.
+    within: Duration,
+}
+
+impl<'a> Timed<'a> {
+    fn start(clock: &'a Mutex<AckClock>, window: Duration) -> Timed<'a> {
+        let now = Instant::now();
+        let since = clock.lock().expect("not poisoned").start(now);
+        Timed {
+            clock,
+            within: (since + window).saturating_duration_since(now),
+        }
+    }
+}
+
+impl Drop for Timed<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut clock) = self.clock.lock() {
+            clock.end(Instant::now());
+        }
+    }
 }
 
 impl Front {
@@ -251,7 +340,7 @@ impl Front {
     /// A redelivered command (same trigger id; the callback does not see the envelope id, and
     /// Slack redelivers the same payload) is not run again: it gets the acknowledgement the
     /// first delivery got, or "already received" while that is still running.
-    async fn answer(self: &Arc<Self>, command: SlashCommand) -> Answer {
+    async fn answer(self: &Arc<Self>, command: SlashCommand, within: Duration) -> Answer {
         let trigger = command.trigger_id.clone();
         let seen = self.seen.lock().expect("not poisoned").check(&trigger);
         match seen {
@@ -267,7 +356,7 @@ impl Front {
                 }
             }
         }
-        let (answer, complete) = self.run_command(command).await;
+        let (answer, complete) = self.run_command(command, within).await;
         // "Working on it" is not repeated: a redelivery is told the answer comes separately.
         if complete {
             self.seen
@@ -279,7 +368,11 @@ impl Front {
     }
 
     /// The acknowledgement, and whether it is the complete answer.
-    async fn run_command(self: &Arc<Self>, command: SlashCommand) -> (Answer, bool) {
+    async fn run_command(
+        self: &Arc<Self>,
+        command: SlashCommand,
+        within: Duration,
+    ) -> (Answer, bool) {
         let room = match format!("slack:{}", command.channel).parse::<Room>() {
             Ok(room) => room,
             Err(e) => {
@@ -298,9 +391,9 @@ impl Front {
         let answered = chat::submit(
             &self.core,
             &self.tracker,
-            command.text.trim().to_string(),
+            unescape(command.text.trim()),
             origin,
-            self.ack_within,
+            within,
         )
         .await;
         match answered {
@@ -337,29 +430,34 @@ impl Front {
             .await
             .and_then(|r| r.error_for_status());
         let Err(e) = sent else { return };
-        warn!(error = %e, "the response URL failed; posting the answer instead");
+        // (Without the URL: a response URL is a credential for half an hour.)
+        warn!(error = %e.without_url(), "the response URL failed; posting the answer instead");
         let session = self.poster.client.open_session(&self.poster.token);
         let content = SlackMessageContent::new().with_text(answer.text);
-        let result = if answer.private {
-            session
-                .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
-                    command.channel.clone().into(),
-                    command.user.clone().into(),
-                    content,
-                ))
-                .await
-                .map(|_| ())
-        } else {
-            session
-                .chat_post_message(&SlackApiChatPostMessageRequest::new(
-                    command.channel.clone().into(),
-                    content,
-                ))
-                .await
-                .map(|_| ())
+        let post = async {
+            if answer.private {
+                session
+                    .chat_post_ephemeral(&SlackApiChatPostEphemeralRequest::new(
+                        command.channel.clone().into(),
+                        command.user.clone().into(),
+                        content,
+                    ))
+                    .await
+                    .map(|_| ())
+            } else {
+                session
+                    .chat_post_message(&SlackApiChatPostMessageRequest::new(
+                        command.channel.clone().into(),
+                        content,
+                    ))
+                    .await
+                    .map(|_| ())
+            }
         };
-        if let Err(e) = result {
-            warn!(error = %e, "could not deliver a late answer to Slack");
+        match tokio::time::timeout(self.post_timeout, post).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => warn!(error = %e, "could not deliver a late answer to Slack"),
+            Err(_) => warn!("could not deliver a late answer to Slack: no answer in time"),
         }
     }
 }
@@ -402,15 +500,16 @@ async fn on_command(
 ) -> UserCallbackResult<SlackCommandEventResponse> {
     let front = state.read().await.get_user_state::<Arc<Front>>().cloned();
     let front = front.ok_or("the Slack front-end state is missing")?;
-    let answer = front
-        .answer(SlashCommand {
-            channel: event.channel_id.to_string(),
-            user: event.user_id.to_string(),
-            text: event.text.unwrap_or_default(),
-            response_url: event.response_url.0.to_string(),
-            trigger_id: event.trigger_id.to_string(),
-        })
-        .await;
+    let timed = Timed::start(&front.clock, front.ack_within);
+    let command = SlashCommand {
+        channel: event.channel_id.to_string(),
+        user: event.user_id.to_string(),
+        text: event.text.unwrap_or_default(),
+        response_url: event.response_url.0.to_string(),
+        trigger_id: event.trigger_id.to_string(),
+    };
+    let answer = front.answer(command, timed.within).await;
+    drop(timed);
     let kind = if answer.private {
         SlackMessageResponseType::Ephemeral
     } else {
@@ -499,16 +598,15 @@ async fn http_command(State(http): State<Arc<Http>>, headers: HeaderMap, body: B
     ) else {
         return (StatusCode::BAD_REQUEST, "not a slash command").into_response();
     };
-    let answer = http
-        .front
-        .answer(SlashCommand {
-            channel,
-            user,
-            text: field("text").unwrap_or_default(),
-            response_url,
-            trigger_id,
-        })
-        .await;
+    // Requests are served side by side, so the window counts from this one's arrival.
+    let command = SlashCommand {
+        channel,
+        user,
+        text: field("text").unwrap_or_default(),
+        response_url,
+        trigger_id,
+    };
+    let answer = http.front.answer(command, http.front.ack_within).await;
     Json(json!({
         "response_type": if answer.private { "ephemeral" } else { "in_channel" },
         "text": answer.text,
@@ -572,10 +670,25 @@ impl Poster for SlackPoster {
 }
 
 /// Which Slack errors are worth retrying: rate limits (with Slack's `Retry-After`), server
-/// errors and network trouble. Refusals (`channel_not_found`, `not_in_channel`,
-/// `message_not_found`, bad token) are not.
+/// errors and network trouble. A refused token pauses posting until it works again; other
+/// refusals (`channel_not_found`, `not_in_channel`, `message_not_found`) are for good.
 fn error(e: SlackClientError) -> PostError {
     match e {
+        SlackClientError::ApiError(api)
+            if matches!(
+                api.code.as_str(),
+                "invalid_auth"
+                    | "not_authed"
+                    | "token_revoked"
+                    | "token_expired"
+                    | "account_inactive"
+            ) =>
+        {
+            PostError::Unauthorized(api.code)
+        }
+        SlackClientError::HttpError(http) if http.status_code.as_u16() == 401 => {
+            PostError::Unauthorized(format!("HTTP {}", http.status_code))
+        }
         SlackClientError::RateLimitError(limit) => PostError::Retry {
             after: Some(limit.retry_after.unwrap_or(Duration::from_secs(1))),
             reason: "rate limited (429)".into(),
@@ -603,5 +716,95 @@ fn error(e: SlackClientError) -> PostError {
             after: None,
             reason: other.to_string(),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use slack_morphism::errors::{SlackClientApiError, SlackClientHttpError};
+
+    #[test]
+    fn slacks_escapes_are_undone_once() {
+        for (sent, typed) in [
+            ("add foo", "add foo"),
+            (
+                "add hls https://cdn/x.m3u8?a=1&amp;b=2 studio",
+                "add hls https://cdn/x.m3u8?a=1&b=2 studio",
+            ),
+            ("help &lt;x&gt;", "help <x>"),
+            ("a &amp;lt; b &amp;amp;", "a &lt; b &amp;"),
+        ] {
+            assert_eq!(unescape(sent), typed, "{sent}");
+            assert_eq!(unescape(&escape(typed)), typed, "round trip of {typed}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_command_read_after_another_counts_its_window_from_where_it_may_have_queued() {
+        let window = Duration::from_millis(2200);
+        let clock = Mutex::new(AckClock::default());
+        // Alone: the whole window.
+        let first = Timed::start(&clock, window);
+        assert_eq!(first.within, window);
+        // Read right after the first ended (it had waited behind it): what is left of the
+        // first one's window.
+        tokio::time::advance(Duration::from_millis(2200)).await;
+        drop(first);
+        tokio::time::advance(Duration::from_millis(5)).await;
+        let queued = Timed::start(&clock, window);
+        assert_eq!(queued.within, Duration::ZERO, "acknowledged at once");
+        // One that starts while another callback runs (another connection) counts from that
+        // run's start too.
+        let beside = Timed::start(&clock, window);
+        assert_eq!(beside.within, Duration::ZERO);
+        drop(queued);
+        drop(beside);
+        // After a pause nothing can have queued: the whole window again.
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let later = Timed::start(&clock, window);
+        assert_eq!(later.within, window);
+        tokio::time::advance(Duration::from_millis(500)).await;
+        let during = Timed::start(&clock, window);
+        assert_eq!(during.within, Duration::from_millis(1700));
+    }
+
+    #[test]
+    fn a_refused_token_pauses_posting_and_other_refusals_are_for_good() {
+        let api = |code: &str| {
+            error(SlackClientError::ApiError(SlackClientApiError::new(
+                code.into(),
+            )))
+        };
+        for code in [
+            "invalid_auth",
+            "not_authed",
+            "token_revoked",
+            "token_expired",
+            "account_inactive",
+        ] {
+            assert_eq!(api(code), PostError::Unauthorized(code.into()), "{code}");
+        }
+        let http = |status: StatusCode| {
+            error(SlackClientError::HttpError(SlackClientHttpError::new(
+                status,
+            )))
+        };
+        assert!(matches!(
+            http(StatusCode::UNAUTHORIZED),
+            PostError::Unauthorized(_)
+        ));
+        for code in ["channel_not_found", "not_in_channel", "message_not_found"] {
+            assert_eq!(api(code), PostError::Permanent(code.into()), "{code}");
+        }
+        assert!(matches!(
+            http(StatusCode::FORBIDDEN),
+            PostError::Permanent(_)
+        ));
+        assert!(matches!(api("ratelimited"), PostError::Retry { .. }));
+        assert!(matches!(
+            http(StatusCode::BAD_GATEWAY),
+            PostError::Retry { .. }
+        ));
     }
 }

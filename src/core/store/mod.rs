@@ -10,8 +10,9 @@ use chrono::{DateTime, Utc};
 use recbot_commands::{Login, Quality, Source};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
+use tracing::error;
 
-use crate::event::{Event, Room};
+use crate::event::{Event, EventKind, Room};
 
 mod chat;
 mod outbox;
@@ -19,7 +20,7 @@ mod recordings;
 mod tokens;
 mod uploads;
 
-pub use outbox::PostedMessage;
+pub use outbox::{LogPage, PostedMessage};
 pub use recordings::{PartRow, SessionRow, SessionTotals};
 pub use tokens::StoredToken;
 pub use uploads::{JobState, NewUploadJob, UploadJob, WaitReason};
@@ -147,9 +148,17 @@ impl Store {
         Ok(done.rows_affected() > 0)
     }
 
-    /// Appends to the event log; returns the event's sequence number.
+    /// Appends to the event log; returns the event's sequence number. An event whose JSON
+    /// would not read back (serde_json writes NaN and ±inf as `null`; see
+    /// [`clamp_non_finite`]) is refused: one unreadable row would stop every reader at it.
     pub async fn append_event(&self, event: &Event) -> Result<i64> {
         let payload = serde_json::to_string(event)?;
+        serde_json::from_str::<Event>(&payload).with_context(|| {
+            format!(
+                "the {} event would not read back from the log",
+                event.kind_name()
+            )
+        })?;
         let id = sqlx::query("INSERT INTO events (at, kind, name, payload) VALUES (?, ?, ?, ?)")
             .bind(event.at)
             .bind(event.kind_name())
@@ -163,15 +172,28 @@ impl Store {
 
     /// The newest `limit` events (optionally of one login), oldest first.
     pub async fn recent_events(&self, name: Option<&Login>, limit: i64) -> Result<Vec<Event>> {
-        let rows = sqlx::query(
-            "SELECT payload FROM (SELECT id, payload FROM events
-               WHERE (?1 IS NULL OR name = ?1) ORDER BY id DESC LIMIT ?2) ORDER BY id",
-        )
-        .bind(name.map(Login::as_str))
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(event_from_row).collect()
+        // Two statements, not one with `?1 IS NULL OR name = ?1`: SQLite plans a statement
+        // once, and that form cannot use `events_by_name`, so it scanned the whole log.
+        let rows = match name {
+            Some(name) => {
+                sqlx::query(RECENT_OF_LOGIN)
+                    .bind(name.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(RECENT)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .filter_map(readable_event)
+            .map(|(_, e)| e)
+            .collect())
     }
 
     #[cfg(test)]
@@ -185,10 +207,69 @@ impl Store {
     }
 }
 
-/// The event in a row's `payload` column.
-fn event_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Event> {
-    let payload: String = row.try_get("payload")?;
-    serde_json::from_str(&payload).context("unreadable event in the log")
+/// The newest events, oldest first (`?1`: how many).
+const RECENT: &str = "SELECT id, payload FROM (SELECT id, payload FROM events
+    ORDER BY id DESC LIMIT ?1) ORDER BY id";
+/// The newest events of one login, oldest first (`?1`: login, `?2`: how many); an index
+/// search on `events_by_name`.
+const RECENT_OF_LOGIN: &str = "SELECT id, payload FROM (SELECT id, payload FROM events
+    WHERE name = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id";
+
+/// The id and event of an event-log row (`id`, `payload`). A row that cannot be read (written
+/// by an older or newer recbot, or damaged) is logged and left out, so that it holds up
+/// neither `status` nor the front-ends' delivery, which go on after it.
+fn readable_event(row: &sqlx::sqlite::SqliteRow) -> Option<(i64, Event)> {
+    let id: i64 = match row.try_get("id") {
+        Ok(id) => id,
+        Err(e) => {
+            error!(error = %e, "unreadable row in the event log; skipped");
+            return None;
+        }
+    };
+    let payload: Result<String, _> = row.try_get("payload");
+    let parsed = payload
+        .map_err(anyhow::Error::from)
+        .and_then(|p| serde_json::from_str(&p).map_err(anyhow::Error::from));
+    match parsed {
+        Ok(event) => Some((id, event)),
+        Err(e) => {
+            error!(id, error = %e, "unreadable event in the event log; skipped");
+            None
+        }
+    }
+}
+
+/// Replaces the floats JSON cannot hold (NaN, ±inf) in `event` by 0 (an unknown latency by
+/// none), so that it can be stored and read back; `true` when something was replaced.
+pub fn clamp_non_finite(event: &mut Event) -> bool {
+    fn fix(value: &mut f64) -> bool {
+        if value.is_finite() {
+            return false;
+        }
+        *value = 0.0;
+        true
+    }
+    match &mut event.kind {
+        EventKind::LiveDetected { latency_secs, .. } => {
+            let bad = latency_secs.is_some_and(|l| !l.is_finite());
+            if bad {
+                *latency_secs = None;
+            }
+            bad
+        }
+        EventKind::RecordingGap { seconds, .. } => fix(seconds),
+        EventKind::AdBreak { duration_secs }
+        | EventKind::RecordingPartFinished { duration_secs, .. }
+        | EventKind::RecordingFinished { duration_secs, .. } => fix(duration_secs),
+        EventKind::DiskLow {
+            used_percent,
+            free_gb,
+            ..
+        } => fix(used_percent) | fix(free_gb),
+        EventKind::ChatReconnected { offline_secs } => fix(offline_secs),
+        EventKind::UploadProgress { bytes_per_sec, .. } => fix(bytes_per_sec),
+        _ => false,
+    }
 }
 
 fn watch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Watch> {
@@ -277,5 +358,116 @@ mod tests {
         let of_foo = store.recent_events(Some(&foo), 10).await.unwrap();
         assert_eq!(of_foo.len(), 3);
         assert!(of_foo.iter().all(|e| e.login.as_ref() == Some(&foo)));
+        let newest_of_foo = store.recent_events(Some(&foo), 2).await.unwrap();
+        assert_eq!(newest_of_foo, of_foo[1..]);
+    }
+
+    #[tokio::test]
+    async fn non_finite_floats_are_clamped_or_refused_never_stored_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let foo = Login::parse("foo").unwrap();
+        let finished = |duration_secs| EventKind::RecordingFinished {
+            parts: 1,
+            duration_secs,
+            bytes: 10,
+            gaps: 0,
+        };
+        // Written as-is, an infinite duration becomes `null` and the row cannot be read.
+        let bad = Event::now(Some(foo.clone()), finished(f64::INFINITY));
+        assert!(store.append_event(&bad).await.is_err());
+        // Clamped, it is stored and reads back.
+        let mut clamped = bad.clone();
+        assert!(clamp_non_finite(&mut clamped));
+        assert_eq!(clamped.kind, finished(0.0));
+        store.append_event(&clamped).await.unwrap();
+        for kind in [
+            EventKind::DiskLow {
+                used_percent: f64::NAN,
+                free_gb: f64::NEG_INFINITY,
+                stopped_recording: false,
+            },
+            EventKind::UploadProgress {
+                job: 1,
+                sent_bytes: 1,
+                total_bytes: 2,
+                bytes_per_sec: f64::NAN,
+            },
+            EventKind::LiveDetected {
+                stream_id: None,
+                display_name: None,
+                title: "t".into(),
+                game: None,
+                viewers: None,
+                started_at: None,
+                latency_secs: Some(f64::INFINITY),
+            },
+        ] {
+            let mut event = Event::now(Some(foo.clone()), kind);
+            assert!(clamp_non_finite(&mut event), "{event:?}");
+            assert!(!clamp_non_finite(&mut event), "clamped once");
+            store.append_event(&event).await.unwrap();
+        }
+        assert_eq!(store.recent_events(Some(&foo), 10).await.unwrap().len(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_row_is_skipped_by_every_reader() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let foo = Login::parse("foo").unwrap();
+        let stalled =
+            |seconds| Event::now(Some(foo.clone()), EventKind::RecordingStalled { seconds });
+        store.append_event(&stalled(1)).await.unwrap();
+        // What an older recbot wrote for an infinite duration.
+        sqlx::query("INSERT INTO events (at, kind, name, payload) VALUES (?, ?, ?, ?)")
+            .bind(Utc::now())
+            .bind("RecordingFinished")
+            .bind("foo")
+            .bind(r#"{"at":"2026-01-01T00:00:00Z","login":"foo","kind":{"type":"RecordingFinished","parts":1,"duration_secs":null,"bytes":1,"gaps":0}}"#)
+            .execute(&store.pool)
+            .await
+            .unwrap();
+        store.append_event(&stalled(3)).await.unwrap();
+
+        let recent = store.recent_events(Some(&foo), 10).await.unwrap();
+        let kinds: Vec<EventKind> = recent.into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [stalled(1).kind, stalled(3).kind]);
+        assert_eq!(store.recent_events(None, 10).await.unwrap().len(), 2);
+        // The outbox's page goes past it.
+        let page = store.events_after(0, 2).await.unwrap();
+        assert_eq!(page.events.len(), 1);
+        assert_eq!(page.scanned_to, Some(2), "the bad row counts as scanned");
+        let page = store.events_after(1, 1).await.unwrap();
+        assert!(page.events.is_empty());
+        assert_eq!(page.scanned_to, Some(2));
+        let page = store.events_after(2, 10).await.unwrap();
+        assert_eq!(
+            page.events.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+            [3]
+        );
+    }
+
+    /// SQLite's plan for `sql`, one line per step.
+    async fn plan(store: &Store, sql: &str, binds: &[&str]) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query(&explain);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        let rows = query.fetch_all(&store.pool).await.unwrap();
+        rows.iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_logins_recent_events_are_an_index_search_not_a_scan_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let plan = plan(&store, RECENT_OF_LOGIN, &["foo", "5"]).await;
+        assert!(plan.contains("USING INDEX events_by_name"), "{plan}");
+        assert!(!plan.contains("SCAN events"), "{plan}");
     }
 }

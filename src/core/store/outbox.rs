@@ -21,6 +21,15 @@ pub struct PostedMessage {
     pub id: String,
 }
 
+/// A page of the event log (see [`Store::events_after`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogPage {
+    /// The readable events of the page with their ids, oldest first.
+    pub events: Vec<(i64, Event)>,
+    /// The last id of the page, readable or not; `None` when there was nothing after.
+    pub scanned_to: Option<i64>,
+}
+
 /// Mappings older than this are dropped at start-up: no broadcast or upload lasts that long.
 const MESSAGE_RETENTION_DAYS: i64 = 14;
 /// Key prefix of the posts made for a notice not yet fully delivered.
@@ -114,16 +123,22 @@ impl Store {
             .collect()
     }
 
-    /// Up to `limit` events after `after`, oldest first, with their ids.
-    pub async fn events_after(&self, after: i64, limit: i64) -> Result<Vec<(i64, Event)>> {
+    /// Up to `limit` rows of the event log after `after`, oldest first: their readable events
+    /// with their ids (an unreadable row is logged and left out), and the last id looked at.
+    pub async fn events_after(&self, after: i64, limit: i64) -> Result<LogPage> {
         let rows = sqlx::query("SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT ?")
             .bind(after)
             .bind(limit)
             .fetch_all(&self.pool)
             .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get("id")?, super::event_from_row(r)?)))
-            .collect()
+        let scanned_to = match rows.last() {
+            Some(row) => Some(row.try_get("id")?),
+            None => None,
+        };
+        Ok(LogPage {
+            events: rows.iter().filter_map(super::readable_event).collect(),
+            scanned_to,
+        })
     }
 
     /// The id of the newest event of `kind` (e.g. this run's `ServiceStarted`).
@@ -225,8 +240,12 @@ mod tests {
                 .unwrap();
         }
         let page = store.events_after(2, 2).await.unwrap();
-        let ids: Vec<i64> = page.iter().map(|(id, _)| *id).collect();
+        let ids: Vec<i64> = page.events.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, [3, 4]);
+        assert_eq!(page.scanned_to, Some(4));
+        let page = store.events_after(5, 2).await.unwrap();
+        assert!(page.events.is_empty());
+        assert_eq!(page.scanned_to, None);
         assert_eq!(
             store.last_event_id("ServiceStopping").await.unwrap(),
             Some(5)

@@ -29,6 +29,8 @@ struct FakePoster {
     down: Mutex<Option<Outage>>,
     refused: Mutex<u32>,
     edit_delay: Mutex<Duration>,
+    /// How many of the next posts never get an answer (a half-open connection).
+    hang: Mutex<u32>,
 }
 
 impl FakePoster {
@@ -80,6 +82,15 @@ impl FakePoster {
 
 impl Poster for FakePoster {
     async fn post(&self, place: &Place, text: &str) -> Result<MessageRef, PostError> {
+        let hang = {
+            let mut hang = self.hang.lock().unwrap();
+            let now = *hang > 0;
+            *hang = hang.saturating_sub(1);
+            now
+        };
+        if hang {
+            std::future::pending::<()>().await;
+        }
         self.attempt(Call::Post(place.clone(), text.to_string()))?;
         Ok(MessageRef {
             channel: place.thread.clone().unwrap_or(place.channel.clone()),
@@ -119,6 +130,15 @@ struct Bot {
 
 impl Bot {
     async fn start(dir: &Path, poster: Arc<FakePoster>, events_room: Option<&str>) -> Bot {
+        Bot::start_with(dir, poster, events_room, POST_TIMEOUT).await
+    }
+
+    async fn start_with(
+        dir: &Path,
+        poster: Arc<FakePoster>,
+        events_room: Option<&str>,
+        post_timeout: Duration,
+    ) -> Bot {
         let shutdown = CancellationToken::new();
         let tracker = TaskTracker::new();
         let (core, handle) = Core::open(config(dir), shutdown.clone()).await.unwrap();
@@ -133,7 +153,8 @@ impl Bot {
             handle.clone(),
             events_room.map(String::from),
             backoff,
-        );
+        )
+        .with_post_timeout(post_timeout);
         tracker.spawn(delivery.run(handle.subscribe()));
         core.spawn(&tracker).await.unwrap();
         Bot {
@@ -592,4 +613,318 @@ fn reconnect_pauses_grow_with_jitter_and_start_over_after_a_healthy_run() {
     let jittered: std::collections::HashSet<Duration> =
         (0..20).map(|_| jitter(Duration::from_secs(1))).collect();
     assert!(jittered.len() > 1, "jitter varies");
+}
+
+/// The state database of a test bot, opened beside the running core.
+async fn side_store(dir: &Path) -> crate::core::store::Store {
+    crate::core::store::Store::open(&dir.join("recbot.sqlite"))
+        .await
+        .unwrap()
+}
+
+async fn sql(store: &crate::core::store::Store, statement: &str) {
+    sqlx::query(statement)
+        .execute(&store.pool_for_tests())
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_store_error_delays_delivery_but_does_not_stop_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    bot.add("foo", "C1").await;
+    // The delivery cannot be recorded for a while (e.g. a full disk).
+    let side = side_store(dir.path()).await;
+    sql(
+        &side,
+        "ALTER TABLE outbox_cursors RENAME TO outbox_cursors_away",
+    )
+    .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.wait_calls(1).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    sql(
+        &side,
+        "ALTER TABLE outbox_cursors_away RENAME TO outbox_cursors",
+    )
+    .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 10 })
+        .await;
+    let calls = bot.wait_calls(2).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    // Posted once each: the retry records the delivery, it does not post again.
+    let posts = posts_of(&poster.calls());
+    assert_eq!(posts.len(), 2, "{calls:#?}");
+    assert!(
+        posts[0].contains("5s") && posts[1].contains("10s"),
+        "{posts:#?}"
+    );
+    let cursor = side.outbox_cursor("slack").await.unwrap().unwrap();
+    let last = side
+        .last_event_id("RecordingStalled")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(cursor >= last, "cursor {cursor}, last notice {last}");
+    side.close().await;
+}
+
+#[tokio::test]
+async fn an_unreadable_row_in_the_log_is_passed_over_and_what_follows_is_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), first.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.wait_calls(1).await;
+    bot.stop().await;
+
+    // While recbot is down: a row an older recbot wrote for an infinite duration (JSON null),
+    // then a notice still to be posted.
+    let side = side_store(dir.path()).await;
+    sql(
+        &side,
+        r#"INSERT INTO events (at, kind, name, payload) VALUES ('2026-01-01T00:00:00Z',
+           'RecordingFinished', 'foo', '{"at":"2026-01-01T00:00:00Z","login":"foo","kind":
+           {"type":"RecordingFinished","parts":1,"duration_secs":null,"bytes":1,"gaps":0}}')"#,
+    )
+    .await;
+    let after = Event::now(
+        Some(Login::parse("foo").unwrap()),
+        EventKind::RecordingStalled { seconds: 7 },
+    );
+    side.append_event(&after).await.unwrap();
+    side.close().await;
+
+    let second = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), second.clone(), None).await;
+    let calls = bot.wait_calls(1).await;
+    assert!(posts_of(&calls)[0].contains("7s"), "{calls:#?}");
+    // A non-finite number in a new event is stored as 0, so it does not happen again.
+    bot.emit(
+        "foo",
+        None,
+        EventKind::RecordingFinished {
+            parts: 1,
+            duration_secs: f64::INFINITY,
+            bytes: 1,
+            gaps: 0,
+        },
+    )
+    .await;
+    bot.wait_calls(2).await;
+    let status = bot.core.submit("status foo", Origin::console()).await;
+    bot.stop().await;
+    assert!(status.ok, "{status:?}");
+    assert!(status.text.contains("Recent:"), "{}", status.text);
+    let side = side_store(dir.path()).await;
+    let foo = Login::parse("foo").unwrap();
+    let stored = side.recent_events(Some(&foo), 1).await.unwrap();
+    assert!(
+        matches!(stored[0].kind, EventKind::RecordingFinished { duration_secs, .. } if duration_secs == 0.0),
+        "{stored:?}"
+    );
+    side.close().await;
+}
+
+/// Waits until the stored cursor of `slack` reaches `seq` (5 s at most).
+async fn wait_stored_cursor(dir: &Path, seq: i64) -> i64 {
+    let side = side_store(dir).await;
+    let mut cursor = None;
+    for _ in 0..500 {
+        cursor = side.outbox_cursor("slack").await.unwrap();
+        if cursor.is_some_and(|c| c >= seq) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    side.close().await;
+    cursor.unwrap_or(0)
+}
+
+#[tokio::test]
+async fn notices_for_no_room_here_move_the_stored_cursor_past_them() {
+    let dir = tempfile::tempdir().unwrap();
+    // No events_room: service-wide events and events without a login have no Slack room.
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    for seconds in 1..=5 {
+        let event = Event::now(None, EventKind::RecordingStalled { seconds });
+        bot.events.send(event).await;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    let side = side_store(dir.path()).await;
+    let last = side
+        .last_event_id("ServiceStopping")
+        .await
+        .unwrap()
+        .unwrap();
+    side.close().await;
+
+    // The next start pages through them once and stores how far it got.
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    let cursor = wait_stored_cursor(dir.path(), last).await;
+    bot.stop().await;
+    assert!(cursor >= last, "stored cursor {cursor}, log up to {last}");
+    assert!(poster.calls().is_empty(), "{:#?}", poster.calls());
+}
+
+#[tokio::test]
+async fn a_refused_token_pauses_posting_and_skips_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    bot.add("foo", "C1").await;
+    // The token was revoked; an operator fixes it after a while.
+    poster.fail_next(vec![
+        PostError::Unauthorized("token_revoked".into()),
+        PostError::Unauthorized("token_revoked".into()),
+        PostError::Unauthorized("invalid_auth".into()),
+    ]);
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 10 })
+        .await;
+    let calls = bot.wait_calls(2).await;
+    bot.stop().await;
+    let posts = posts_of(&calls);
+    assert!(
+        posts[0].contains("5s") && posts[1].contains("10s"),
+        "{posts:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_an_answer_is_abandoned_and_tried_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    *poster.hang.lock().unwrap() = 1;
+    let timeout = Duration::from_millis(100);
+    let bot = Bot::start_with(dir.path(), poster.clone(), None, timeout).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 10 })
+        .await;
+    let calls = bot.wait_calls(2).await;
+    bot.stop().await;
+    let posts = posts_of(&calls);
+    assert!(
+        posts[0].contains("5s") && posts[1].contains("10s"),
+        "{posts:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_post_without_an_answer_does_not_hold_up_shutdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    *poster.hang.lock().unwrap() = u32::MAX;
+    let bot = Bot::start_with(dir.path(), poster.clone(), None, Duration::from_secs(3600)).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    tokio::time::timeout(Duration::from_secs(5), bot.stop())
+        .await
+        .expect("delivery stops with the core, hung post or not");
+}
+
+#[tokio::test]
+async fn while_the_token_is_refused_the_stored_cursor_stays_before_the_notice() {
+    let dir = tempfile::tempdir().unwrap();
+    let refused = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), refused.clone(), None).await;
+    bot.add("foo", "C1").await;
+    refused.fail_next(vec![PostError::Unauthorized("token_revoked".into()); 1000]);
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    // Tried (and refused) a few times, then recbot is stopped while still refused.
+    for _ in 0..500 {
+        if refused.failures.lock().unwrap().len() <= 997 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(refused.failures.lock().unwrap().len() <= 997);
+    bot.stop().await;
+    assert!(refused.calls().is_empty(), "{:#?}", refused.calls());
+    let side = side_store(dir.path()).await;
+    let notice = side
+        .last_event_id("RecordingStalled")
+        .await
+        .unwrap()
+        .unwrap();
+    let cursor = side.outbox_cursor("slack").await.unwrap().unwrap_or(0);
+    side.close().await;
+    assert!(
+        cursor < notice,
+        "stored cursor {cursor}, refused notice {notice}"
+    );
+
+    // With the token fixed, the next start posts it.
+    let fixed = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), fixed.clone(), None).await;
+    let calls = bot.wait_calls(1).await;
+    bot.stop().await;
+    assert!(posts_of(&calls)[0].contains("5s"), "{calls:#?}");
+}
+
+#[tokio::test]
+async fn a_platform_call_is_given_up_after_30_seconds_by_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let (core, handle) = Core::open(config(dir.path()), CancellationToken::new())
+        .await
+        .unwrap();
+    let delivery = Delivery::new(
+        Platform::Slack,
+        Arc::new(FakePoster::default()),
+        handle,
+        None,
+        Backoff::default(),
+    );
+    // Only this call's timers run on the stopped clock (the core is not running).
+    tokio::time::pause();
+    let start = tokio::time::Instant::now();
+    let hung = std::future::pending::<Result<(), PostError>>();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), delivery.call(hung)).await;
+    let took = start.elapsed();
+    tokio::time::resume();
+    drop(core);
+    // (The timer wheel counts whole milliseconds.)
+    assert!(
+        took >= Duration::from_secs(30) && took < Duration::from_millis(30_010),
+        "{took:?}"
+    );
+    assert!(
+        matches!(outcome, Ok(Err(Failed::Post(PostError::Retry { .. })))),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn notices_for_no_room_here_move_the_stored_cursor_while_running_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    // Delivery has read the log (ServiceStarted) and waits for live notices.
+    wait_stored_cursor(dir.path(), 1).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    // More than a page of notices with no Slack room, as they happen.
+    let many = CATCH_UP_PAGE + 5;
+    for seconds in 1..=many as u64 {
+        let event = Event::now(None, EventKind::RecordingStalled { seconds });
+        bot.events.send(event).await;
+    }
+    // Stored after a page of them, without waiting for a restart or a post.
+    let cursor = wait_stored_cursor(dir.path(), CATCH_UP_PAGE).await;
+    bot.stop().await;
+    assert!(cursor >= CATCH_UP_PAGE, "stored cursor {cursor}");
+    assert!(poster.calls().is_empty(), "{:#?}", poster.calls());
 }
