@@ -444,6 +444,105 @@ async fn reconnect_opens_the_new_connection_first_and_loses_or_repeats_nothing()
     );
 }
 
+/// Lines connection `conn` sent to the fake that start with `prefix`.
+fn sent(fake: &FakeTwitch, conn: usize, prefix: &str) -> usize {
+    fake.state.lock().unwrap().received[conn]
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn server_pings_are_answered_on_both_connections_of_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), dir.path());
+    s.timing.ping_timeout = Duration::from_millis(300);
+    let (chat, old) = joined(&fake, s, &["a"]).await;
+    // The new connection's JOIN is never confirmed: the overlap lasts.
+    fake.set_behavior(|b| b.echo_joins = false);
+    old.send(":tmi.twitch.tv RECONNECT").await;
+    let new = fake.next_conn().await;
+    // Twitch PINGs each connection with the same line; each must be answered on its own.
+    old.send("PING :tmi.twitch.tv").await;
+    fake.wait_until("PONG on the old connection", |st| {
+        st.received[old.id].iter().any(|l| l.starts_with("PONG"))
+    })
+    .await;
+    new.send("PING :tmi.twitch.tv").await;
+    fake.wait_until("PONG on the new connection", |st| {
+        st.received[new.id].iter().any(|l| l.starts_with("PONG"))
+    })
+    .await;
+    // A room line carried by both is logged once.
+    let roomstate = "@emote-only=0;room-id=1;slow=0 :tmi.twitch.tv ROOMSTATE #a";
+    old.send(roomstate).await;
+    new.send(roomstate).await;
+
+    // The new connection fails and no other can be opened: the old one is the only one again.
+    fake.set_behavior(|b| b.ack_caps = false);
+    new.close().await;
+    fake.wait_until("a refused replacement", |st| st.accepted.len() > new.id + 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    old.send("PING :tmi.twitch.tv").await;
+    fake.wait_until("the second PING on the old connection answered", |st| {
+        st.received[old.id]
+            .iter()
+            .filter(|l| l.starts_with("PONG"))
+            .count()
+            == 2
+    })
+    .await;
+    // Past the grace after the hand-back nothing is taken for a duplicate any more.
+    old.send(roomstate).await;
+    wait_records(dir.path(), "the second ROOMSTATE", |all| {
+        all.iter()
+            .filter(|(_, r)| r.cmd.as_deref() == Some("ROOMSTATE"))
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(sent(&fake, new.id, "PONG"), 1);
+    chat.stop().await;
+}
+
+#[tokio::test]
+async fn keepalive_pongs_after_a_reconnect_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), dir.path());
+    // Our PINGs come well inside the time the overlap's duplicates are watched for.
+    s.timing.ping_interval = Duration::from_millis(200);
+    s.timing.ping_timeout = Duration::from_millis(1500);
+    let (chat, old) = joined(&fake, s, &["a"]).await;
+    old.send(":tmi.twitch.tv RECONNECT").await;
+    let new = fake.next_conn().await;
+    fake.wait_until("old connection closed", |st| !st.open[old.id])
+        .await;
+    // Every PING on the new connection gets the same PONG the old one got.
+    fake.wait_until("4 keepalive PINGs on the new connection", |st| {
+        st.received[new.id]
+            .iter()
+            .filter(|l| l.starts_with("PING"))
+            .count()
+            >= 4
+    })
+    .await;
+    {
+        let st = fake.state.lock().unwrap();
+        assert!(st.open[new.id], "the new connection was dropped");
+        assert_eq!(st.accepted.len(), 2, "no third connection");
+    }
+    let events = chat.stop().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ChatDisconnected { .. })),
+        "{events:#?}"
+    );
+}
+
 #[tokio::test]
 async fn a_dropped_socket_reconnects_with_backoff_and_rejoins() {
     let dir = tempfile::tempdir().unwrap();
