@@ -408,6 +408,7 @@ impl Pool {
         let removed: Vec<Arc<str>> = self.wanted.difference(&new).cloned().collect();
         let added: Vec<Arc<str>> = new.difference(&self.wanted).cloned().collect();
         self.wanted = new;
+        self.queue.set_rooms(self.wanted.len());
         let mut per_shard: HashMap<usize, Vec<Arc<str>>> = HashMap::new();
         for room in removed {
             self.joined.remove(&room);
