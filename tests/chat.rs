@@ -961,6 +961,48 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
 }
 
 #[tokio::test]
+async fn a_slow_account_check_holds_up_neither_status_nor_shutdown() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // Twitch takes a minute to say whose token it is (the check gives up after 15 s).
+    let id = MockServer::start().await;
+    Mock::given(path("/oauth2/validate"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"login": "mybot"}))
+                .set_delay(Duration::from_secs(60)),
+        )
+        .mount(&id)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), dir.path());
+    s.login = ChatLogin::User;
+    s.id_url = format!("{}/oauth2", id.uri());
+    let chat = Chat::start(s, Some(Secret::new("user-token-1")));
+    chat.want(&["a"]).await;
+    let status = tokio::time::timeout(Duration::from_secs(3), chat.handle.status(None))
+        .await
+        .expect("status answers while the account is checked")
+        .unwrap();
+    assert!(status.identity.contains("checking"), "{status:?}");
+    assert_eq!(status.wanted, 1);
+    // A new token while the first check runs: still no wait.
+    chat.handle
+        .set_user_token(Some(Secret::new("user-token-2")))
+        .await;
+    tokio::time::timeout(Duration::from_secs(3), chat.handle.status(None))
+        .await
+        .expect("status answers after a token change")
+        .unwrap();
+    // No connection logs in before it is known as whom.
+    assert!(fake.state.lock().unwrap().accepted.is_empty());
+    tokio::time::timeout(Duration::from_secs(3), chat.stop())
+        .await
+        .expect("shutdown does not wait for the check");
+}
+
+#[tokio::test]
 async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};

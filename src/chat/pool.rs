@@ -225,7 +225,9 @@ pub fn start(
     let (queue, counters, writer_task) = writer::writer(settings.writer.clone());
     tracker.spawn(writer_task);
     let (shard_tx, shard_rx) = mpsc::channel(1024);
-    let (identity_tx, identity_rx) = watch::channel(Identity::Anonymous);
+    // `None` until the first identity is settled: connections wait for it.
+    let (identity_tx, identity_rx) = watch::channel(None);
+    let (resolved_tx, resolved_rx) = mpsc::channel(4);
     let ctx = Arc::new(Context {
         timing: settings.timing.clone(),
         dialer: settings.dialer.clone(),
@@ -247,6 +249,9 @@ pub fn start(
         counters,
         identity: identity_tx,
         identity_note: "anonymous".into(),
+        resolving: 0,
+        resolved_tx,
+        cancel: cancel.clone(),
         user_token,
         wanted: BTreeSet::new(),
         assigned: HashMap::new(),
@@ -261,7 +266,7 @@ pub fn start(
         dropped_reported: 0,
         last_drop_report: None,
     };
-    tracker.spawn(pool.run(rx, shard_rx, cancel));
+    tracker.spawn(pool.run(rx, shard_rx, resolved_rx));
     ChatHandle { tx }
 }
 
@@ -278,8 +283,12 @@ struct Pool {
     events: mpsc::Sender<Event>,
     queue: LineQueue,
     counters: Arc<Mutex<Counters>>,
-    identity: watch::Sender<Identity>,
+    identity: watch::Sender<Option<Identity>>,
     identity_note: String,
+    /// Numbers the account checks; only the latest one's answer counts.
+    resolving: u64,
+    resolved_tx: mpsc::Sender<Resolved>,
+    cancel: CancellationToken,
     user_token: Option<Secret>,
     wanted: BTreeSet<Arc<str>>,
     assigned: HashMap<Arc<str>, usize>,
@@ -298,14 +307,22 @@ struct Pool {
     last_drop_report: Option<Instant>,
 }
 
+/// The answer of an account check started by [`Pool::resolve_identity`].
+struct Resolved {
+    generation: u64,
+    token: Secret,
+    login: Result<String>,
+}
+
 impl Pool {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<PoolCmd>,
         mut shard_rx: mpsc::Receiver<ShardEvent>,
-        cancel: CancellationToken,
+        mut resolved_rx: mpsc::Receiver<Resolved>,
     ) {
-        self.resolve_identity().await;
+        let cancel = self.cancel.clone();
+        self.resolve_identity();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -315,6 +332,7 @@ impl Pool {
                     None => break,
                 },
                 Some(event) = shard_rx.recv() => self.shard_event(event).await,
+                Some(resolved) = resolved_rx.recv() => self.resolved(resolved),
                 _ = tick.tick() => self.tick().await,
             }
         }
@@ -326,7 +344,11 @@ impl Pool {
         let _ = self.events.send(Event::now(login, kind)).await;
     }
 
-    async fn resolve_identity(&mut self) {
+    /// Settles who the next connections log in as. Asking Twitch whose token it is (up to
+    /// 15 s) runs in a task of its own, so status, shard reports and shutdown never wait for
+    /// it; connections opened meanwhile keep the current identity (the first ones wait).
+    fn resolve_identity(&mut self) {
+        self.resolving += 1;
         let (identity, note) = match (self.settings.login, self.user_token.clone()) {
             (ChatLogin::Anonymous, _) => (Identity::Anonymous, "anonymous".to_string()),
             (ChatLogin::User, None) => {
@@ -336,28 +358,59 @@ impl Pool {
                     "anonymous: no Twitch account connected yet (`auth twitch`)".to_string(),
                 )
             }
-            (ChatLogin::User, Some(token)) => match validate(&self.settings.id_url, &token).await {
-                Ok(login) => {
-                    info!(login, "chat: logging in as the connected Twitch account");
-                    (
-                        Identity::User {
-                            login: login.clone(),
+            (ChatLogin::User, Some(token)) => {
+                if self.identity.borrow().is_none() {
+                    self.identity_note = "checking the connected Twitch account".into();
+                }
+                let generation = self.resolving;
+                let id_url = self.settings.id_url.clone();
+                let tx = self.resolved_tx.clone();
+                let cancel = self.cancel.clone();
+                self.tracker.spawn(async move {
+                    let login = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        login = validate(&id_url, &token) => login,
+                    };
+                    let _ = tx
+                        .send(Resolved {
+                            generation,
                             token,
-                        },
-                        format!("as {login}"),
-                    )
-                }
-                Err(e) => {
-                    warn!(error = %e, "chat: the Twitch token cannot be used; logging anonymously");
-                    (
-                        Identity::Anonymous,
-                        format!("anonymous: the Twitch token cannot be used ({e:#})"),
-                    )
-                }
-            },
+                            login,
+                        })
+                        .await;
+                });
+                return;
+            }
         };
         self.identity_note = note;
-        self.identity.send_replace(identity);
+        self.identity.send_replace(Some(identity));
+    }
+
+    fn resolved(&mut self, resolved: Resolved) {
+        if resolved.generation != self.resolving {
+            return; // A newer token replaced the one checked.
+        }
+        let (identity, note) = match resolved.login {
+            Ok(login) => {
+                info!(login, "chat: logging in as the connected Twitch account");
+                (
+                    Identity::User {
+                        login: login.clone(),
+                        token: resolved.token,
+                    },
+                    format!("as {login}"),
+                )
+            }
+            Err(e) => {
+                warn!(error = %e, "chat: the Twitch token cannot be used; logging anonymously");
+                (
+                    Identity::Anonymous,
+                    format!("anonymous: the Twitch token cannot be used ({e:#})"),
+                )
+            }
+        };
+        self.identity_note = note;
+        self.identity.send_replace(Some(identity));
     }
 
     async fn command(&mut self, cmd: PoolCmd) {
@@ -365,7 +418,7 @@ impl Pool {
             PoolCmd::Want(logins) => self.set_wanted(logins).await,
             PoolCmd::UserToken(token) => {
                 self.user_token = token;
-                self.resolve_identity().await;
+                self.resolve_identity();
             }
             PoolCmd::SavePart {
                 login,
@@ -544,12 +597,12 @@ impl Pool {
                 }
             }
             ShardEvent::AuthFailed { reason } => {
-                if matches!(*self.identity.borrow(), Identity::User { .. }) {
+                if matches!(*self.identity.borrow(), Some(Identity::User { .. })) {
                     warn!(
                         reason,
                         "chat: Twitch refused the account's login; logging anonymously"
                     );
-                    self.identity.send_replace(Identity::Anonymous);
+                    self.identity.send_replace(Some(Identity::Anonymous));
                     self.identity_note =
                         format!("anonymous: Twitch refused the account ({reason})");
                     self.emit(

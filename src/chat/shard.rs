@@ -68,7 +68,8 @@ pub struct Context {
     pub limiter: JoinLimiter,
     pub gate: ConnectGate,
     pub queue: LineQueue,
-    pub identity: watch::Receiver<Identity>,
+    /// Who connections log in as; `None` until the pool has settled it.
+    pub identity: watch::Receiver<Option<Identity>>,
     pub events: mpsc::Sender<ShardEvent>,
     pub cancel: CancellationToken,
     pub next_conn: AtomicU64,
@@ -237,9 +238,13 @@ impl Shard {
         }
         let ctx = self.ctx.clone();
         let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-        let identity = ctx.identity.borrow().clone();
+        let mut identity = ctx.identity.clone();
         self.opening = Some(Box::pin(async move {
             tokio::time::sleep(delay).await;
+            let identity = match identity.wait_for(Option::is_some).await {
+                Ok(known) => known.clone().unwrap_or(Identity::Anonymous),
+                Err(_) => Identity::Anonymous,
+            };
             ctx.gate.wait().await;
             Conn::open(
                 id,
