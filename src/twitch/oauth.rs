@@ -239,9 +239,12 @@ impl TwitchOAuth {
         Ok(StoredToken {
             access_token: Secret::new(a.access_token),
             refresh_token: a.refresh_token.map(Secret::new),
+            // An absurd lifetime is no expiry (the keeper validates hourly anyway), not a
+            // panic.
             expires_at: a
                 .expires_in
-                .map(|s| Utc::now() + chrono::Duration::seconds(s.max(0))),
+                .and_then(|s| chrono::Duration::try_seconds(s.max(0)))
+                .and_then(|d| Utc::now().checked_add_signed(d)),
             scopes: a.scope.join(" "),
         })
     }

@@ -358,7 +358,7 @@ impl GoogleTokens {
             return Ok(StoredToken {
                 access_token: Secret::new(access),
                 refresh_token: refresh_token.map(Secret::new),
-                expires_at: expires_in.map(|s| Utc::now() + chrono::Duration::seconds(s)),
+                expires_at: expires_in.and_then(|s| expiry(Utc::now(), s)),
                 scopes: scope.unwrap_or_else(|| UPLOAD_SCOPE.into()),
             });
         }
@@ -375,6 +375,50 @@ impl GoogleTokens {
             Err(RefreshError::Transient(format!(
                 "Google is unavailable ({reason})"
             )))
+        }
+    }
+}
+
+/// When a token that lives `seconds` from `now` expires; `None` (no known expiry: it is used
+/// until refused, then refreshed) for a lifetime that is not positive or beyond the calendar.
+fn expiry(now: DateTime<Utc>, seconds: i64) -> Option<DateTime<Utc>> {
+    if seconds <= 0 {
+        return None;
+    }
+    now.checked_add_signed(chrono::Duration::try_seconds(seconds)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    #[tokio::test]
+    async fn absurd_token_lifetimes_mean_no_expiry_not_a_panic() {
+        let server = MockServer::start().await;
+        let config = Youtube {
+            token_url: format!("{}/token", server.uri()),
+            ..Youtube::default()
+        };
+        let tokens = GoogleTokens::new(&config).unwrap();
+        for (expires_in, known) in [
+            (3599, true),
+            (i64::MAX, false),
+            (9_300_000_000_000_000, false),
+            (0, false),
+            (-30, false),
+            (i64::MIN, false),
+        ] {
+            server.reset().await;
+            Mock::given(path("/token"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"access_token": "ya29.x", "expires_in": expires_in}),
+                ))
+                .mount(&server)
+                .await;
+            let token = tokens.refresh(&Secret::new("1//r")).await.unwrap();
+            assert_eq!(token.expires_at.is_some(), known, "{expires_in}");
         }
     }
 }
