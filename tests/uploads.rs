@@ -261,6 +261,27 @@ async fn a_lost_session_starts_a_new_one() {
 }
 
 #[tokio::test]
+async fn session_starts_youtube_did_not_take_are_not_counted() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    for _ in 0..3 {
+        yt.state().faults.push_back(Fault::Init(503, "backendError"));
+    }
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    assert_eq!(yt.state().sessions.len(), 1);
+    let quota_reply = bot.run("quota").await.text;
+    assert!(
+        quota_reply.contains("1 used, 99 left of 100"),
+        "three refused session starts and one upload: {quota_reply}"
+    );
+    bot.stop().await;
+}
+
+#[tokio::test]
 async fn quota_exceeded_waits_for_midnight_pacific_without_spending_requests() {
     let yt = YoutubeMock::start("ya29.valid").await;
     yt.state()
@@ -433,6 +454,9 @@ async fn a_refused_access_token_is_refreshed_once() {
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    // The session start refused for the stale token is not counted.
+    let quota_reply = bot.run("quota").await.text;
+    assert!(quota_reply.contains("1 used, 99 left of 100"), "{quota_reply}");
     bot.stop().await;
     assert_eq!(yt.state().unauthorized, 1);
     assert_eq!(google.state().forms.len(), 1);

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rand::Rng;
 use recbot_commands::Service;
 use tokio::sync::Notify;
@@ -17,7 +17,7 @@ use tracing::{debug, error, info, warn};
 
 use super::google::{GoogleTokens, RefreshError};
 use super::metadata;
-use super::quota;
+use super::quota::{self, Reservation};
 use super::resumable::{content_type, Resumable, Status, UploadError};
 use crate::config::{AfterUpload, Config, Secret};
 use crate::core::store::{Store, UploadJob, WaitReason};
@@ -179,9 +179,10 @@ impl UploadWorker {
             force_refresh = false;
             let step = match &session {
                 None => {
-                    if let Some(turn) = self.hold_for_quota(id).await? {
-                        return Ok(turn);
-                    }
+                    let day = match self.hold_for_quota(id).await? {
+                        Ok(day) => day,
+                        Err(turn) => return Ok(turn),
+                    };
                     let resource = self.resource(&job).await;
                     let open = self.youtube.open_session(
                         &token,
@@ -206,7 +207,14 @@ impl UploadWorker {
                             pacer = ProgressPacer::new(0, total, Instant::now());
                             continue;
                         }
-                        Some(Err(e)) => Err(e),
+                        Some(Err(e)) => {
+                            if matches!(e, UploadError::Transient(_) | UploadError::Unauthorized) {
+                                // YouTube did not take this `videos.insert`: the next attempt
+                                // counts again, this one must not stay counted.
+                                self.calls.release_quota(day).await?;
+                            }
+                            Err(e)
+                        }
                     }
                 }
                 Some(uri) => {
@@ -340,8 +348,9 @@ impl UploadWorker {
     }
 
     /// Before a new session (one `videos.insert` of the quota): waits out a quota or upload
-    /// limit hold, and counts the upload against today's ledger.
-    async fn hold_for_quota(&self, id: i64) -> anyhow::Result<Option<Turn>> {
+    /// limit hold (`Err`: the job's turn is over), and counts the upload against today's
+    /// ledger (`Ok`: on this Pacific day).
+    async fn hold_for_quota(&self, id: i64) -> anyhow::Result<Result<NaiveDate, Turn>> {
         if let Some((until, reason)) = self.store.upload_hold(Utc::now()).await? {
             let turn = match reason {
                 WaitReason::Quota => {
@@ -353,14 +362,16 @@ impl UploadWorker {
                     self.defer(id, until, reason, why.into()).await?
                 }
             };
-            return Ok(Some(turn));
+            return Ok(Err(turn));
         }
-        if let Some(reset) = self.calls.reserve_quota().await? {
-            let limit = self.config.youtube.daily_upload_limit;
-            let cause = format!("today's {limit} uploads (daily_upload_limit) are used");
-            return self.wait_for_reset(id, reset, &cause).await.map(Some);
+        match self.calls.reserve_quota().await? {
+            Reservation::Counted(day) => Ok(Ok(day)),
+            Reservation::Full(reset) => {
+                let limit = self.config.youtube.daily_upload_limit;
+                let cause = format!("today's {limit} uploads (daily_upload_limit) are used");
+                self.wait_for_reset(id, reset, &cause).await.map(Err)
+            }
         }
-        Ok(None)
     }
 
     /// The stored access token, refreshed when it expires within a minute (or when `force`).
