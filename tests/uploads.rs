@@ -413,10 +413,33 @@ async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
     bot.stop().await;
     let moved = dir.path().join("uploaded/foo/a.ts");
     let moved_sidecar = dir.path().join("uploaded/foo/a.json");
-    assert!(!part.file.exists() && !part.sidecar.exists());
+    // The chat logger wrote the recording's chat file (before or after the upload finished):
+    // it went along.
+    let chat = part.file.with_file_name("a.chat.jsonl");
+    assert!(!part.file.exists() && !part.sidecar.exists() && !chat.exists());
+    assert!(dir.path().join("uploaded/foo/a.chat.jsonl").exists());
     assert_eq!(tokio::fs::metadata(&moved).await.unwrap().len(), MIB / 2);
     let sidecar = Sidecar::read(&moved_sidecar).await.unwrap();
     assert_eq!(sidecar.youtube_video_id.as_deref(), Some("vid0"));
+}
+
+#[tokio::test]
+async fn after_upload_delete_removes_file_sidecar_and_chat_file() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "after_upload = \"delete\"",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    let chat = part.file.with_file_name("a.chat.jsonl");
+    bot.part_finished(&part).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    assert!(!part.file.exists() && !part.sidecar.exists() && !chat.exists());
 }
 
 #[tokio::test]

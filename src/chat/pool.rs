@@ -28,6 +28,7 @@ use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
 use crate::config::{ChatLogin, Config, Secret};
 use crate::event::{Event, EventKind};
+use crate::upload::after::Plan;
 
 /// How long after the first unannounced JOIN a `ChatJoined` is posted even while more rooms
 /// are still joining (startup with many logins).
@@ -50,6 +51,8 @@ pub struct ChatSettings {
     pub join_window: Duration,
     pub timing: Timing,
     pub writer: WriterSettings,
+    /// What uploads do with a recording's files, which its chat file follows.
+    pub after_upload: Option<Plan>,
 }
 
 impl ChatSettings {
@@ -82,6 +85,7 @@ impl ChatSettings {
                 patience: QUEUE_PATIENCE,
                 max_open_files: c.max_open_files,
             },
+            after_upload: Plan::from_config(config),
         })
     }
 }
@@ -429,8 +433,11 @@ impl Pool {
                 let queue = self.queue.clone();
                 let events = self.events.clone();
                 let dir = self.settings.writer.dir.clone();
+                let after = self.settings.after_upload.clone();
                 self.tracker.spawn(async move {
-                    let kind = match export::save_part(&queue, &dir, &sidecar).await {
+                    let kind = match export::save_part(&queue, &dir, &sidecar, after.as_ref())
+                        .await
+                    {
                         Ok(saved) => EventKind::ChatSaved {
                             part,
                             file: saved.path,
