@@ -204,12 +204,25 @@ impl Core {
                 })
             }
             PendingKind::TwitchCode { state } => {
-                if code.state().is_some_and(|s| s != state) {
-                    return Answer::Now(Reply::refused(
-                        "That address belongs to another authorization (its `state` does not \
-                         match the newest `auth twitch` link). Open the newest link and paste \
-                         the address it leads to.",
-                    ));
+                // A pasted address must prove it came from the newest link; a bare code (typed
+                // or copied by hand from the address) carries no `state` to check.
+                match code.state() {
+                    Some(s) if s == state => {}
+                    Some(_) => {
+                        return Answer::Now(Reply::refused(
+                            "That address belongs to another authorization (its `state` does \
+                             not match the newest `auth twitch` link). Open the newest link and \
+                             paste the address it leads to.",
+                        ))
+                    }
+                    None if code.is_address() => {
+                        return Answer::Now(Reply::refused(
+                            "That address has no `state`, so it cannot be told from an old or \
+                             foreign one. Paste the whole address the newest `auth twitch` link \
+                             led to (it ends with `&state=…`), or only its `code=` value.",
+                        ))
+                    }
+                    None => {}
                 }
                 let Some(oauth) = self.twitch_oauth() else {
                     return Answer::Now(twitch_client_missing());
