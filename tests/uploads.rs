@@ -264,7 +264,9 @@ async fn a_lost_session_starts_a_new_one() {
 async fn session_starts_youtube_did_not_take_are_not_counted() {
     let yt = YoutubeMock::start("ya29.valid").await;
     for _ in 0..3 {
-        yt.state().faults.push_back(Fault::Init(503, "backendError"));
+        yt.state()
+            .faults
+            .push_back(Fault::Init(503, "backendError"));
     }
     let google = GoogleFake::start("unused", "1//r").await;
     let (_dir, config, mut bot) =
@@ -479,7 +481,10 @@ async fn a_refused_access_token_is_refreshed_once() {
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
     // The session start refused for the stale token is not counted.
     let quota_reply = bot.run("quota").await.text;
-    assert!(quota_reply.contains("1 used, 99 left of 100"), "{quota_reply}");
+    assert!(
+        quota_reply.contains("1 used, 99 left of 100"),
+        "{quota_reply}"
+    );
     bot.stop().await;
     assert_eq!(yt.state().unauthorized, 1);
     assert_eq!(google.state().forms.len(), 1);

@@ -450,7 +450,9 @@ fn count_existing(jobs: Vec<CountJob>, counters: &Mutex<Counters>, stop: &Atomic
                 .unwrap_or_else(|e| e.into_inner())
                 .add_existing(&job.folder, job.day, n),
             Ok(None) => return,
-            Err(e) => debug!(path = %job.path.display(), error = %e, "cannot count the chat log's lines"),
+            Err(e) => {
+                debug!(path = %job.path.display(), error = %e, "cannot count the chat log's lines")
+            }
         }
     }
 }
@@ -921,7 +923,10 @@ mod tests {
             if got == Some(n) {
                 return;
             }
-            assert!(Instant::now() < deadline, "{folder}: counted {got:?}, not {n}");
+            assert!(
+                Instant::now() < deadline,
+                "{folder}: counted {got:?}, not {n}"
+            );
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
     }
@@ -953,7 +958,11 @@ mod tests {
         for i in 0..400 {
             let folder = rooms[i % rooms.len()].as_str();
             let text = format!("new{i}");
-            assert!(queue.push(batch(&[(folder, day as i64 * DAY, &text)])).await);
+            assert!(
+                queue
+                    .push(batch(&[(folder, day as i64 * DAY, &text)]))
+                    .await
+            );
         }
         queue.flush().await;
         assert_eq!(queue.dropped(), 0);

@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use super::store::{JobState, StoredToken};
 use super::{Answer, Core, Reply};
 use crate::event::{Event, EventKind};
-use crate::twitch::oauth::{self as twitch, TwitchOAuth};
+use crate::twitch::oauth::{self as twitch, Exchanged, TwitchOAuth};
 use crate::upload::google::{CodeAttempt, ConsentFlow, Present};
 
 /// Longest a reply waits for a remote answer before saying the outcome will be posted.
@@ -25,12 +25,25 @@ const REPLY_LIMIT: Duration = Duration::from_secs(60);
 const DEVICE_MINUTES: f64 = 30.0;
 
 /// Pending authorizations and the Twitch token keeper's wake-up.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct AuthState {
     youtube: Option<Pending>,
     twitch: Option<Pending>,
     /// Notified whenever a Twitch token is stored.
     twitch_saved: Arc<Notify>,
+    /// How long a reply waits for a remote answer ([`REPLY_LIMIT`]; shorter in tests).
+    reply_limit: Duration,
+}
+
+impl Default for AuthState {
+    fn default() -> AuthState {
+        AuthState {
+            youtube: None,
+            twitch: None,
+            twitch_saved: Arc::default(),
+            reply_limit: REPLY_LIMIT,
+        }
+    }
 }
 
 impl AuthState {
@@ -81,7 +94,7 @@ impl Core {
                 }
                 let (tx, rx) = oneshot::channel();
                 self.start_google_consent(Present::Reply(tx));
-                later(async move {
+                later(self.auth.reply_limit, async move {
                     match rx.await {
                         Ok(Ok(url)) => Reply::ok(format!(
                             "Open this link, sign in with the YouTube channel's account and \
@@ -135,7 +148,7 @@ impl Core {
                     cancel,
                 };
                 self.workers.spawn(flow.run());
-                later(async move {
+                later(self.auth.reply_limit, async move {
                     match rx.await {
                         Ok(Ok(device)) => Reply::ok(format!(
                             "Open {} and enter the code {} (until {} UTC). recbot waits for \
@@ -190,7 +203,7 @@ impl Core {
                         "The previous code is still being checked; wait for its answer.",
                     ));
                 }
-                later(async move {
+                later(self.auth.reply_limit, async move {
                     match outcome.await {
                         Ok(Ok(())) => {
                             Reply::ok("YouTube is connected: finished recordings will be uploaded.")
@@ -227,26 +240,35 @@ impl Core {
                 let Some(oauth) = self.twitch_oauth() else {
                     return Answer::Now(twitch_client_missing());
                 };
-                let calls = self.calls();
-                later(async move {
-                    let token = match oauth.exchange_code(code.expose()).await {
-                        Ok(token) => token,
-                        Err(twitch::OAuthError::Rejected(e)) => {
-                            return Reply::refused(format!(
-                                "Twitch refused the code ({e}): it is wrong, was already used \
-                                 or has expired. Open the link again and paste the new address."
-                            ))
+                // The exchange is a worker of its own: the reply's time limit must not drop it
+                // after Twitch took the single-use code.
+                let (reply, outcome) = oneshot::channel();
+                let exchange = twitch::CodeExchange {
+                    oauth,
+                    calls: self.calls(),
+                    events: self.events(),
+                    code,
+                    reply,
+                    cancel: self.shutdown.child_token(),
+                };
+                self.workers.spawn(exchange.run());
+                later(self.auth.reply_limit, async move {
+                    match outcome.await {
+                        Ok(Exchanged::Connected(Some(login))) => {
+                            Reply::ok(format!("Twitch is connected as {login}."))
                         }
-                        Err(twitch::OAuthError::Transient(e)) => {
-                            return Reply::refused(format!(
-                                "{e}. Nothing was changed; paste the address again."
-                            ))
+                        Ok(Exchanged::Connected(None)) => Reply::ok("Twitch is connected."),
+                        Ok(Exchanged::Refused(e)) => Reply::refused(format!(
+                            "Twitch refused the code ({e}): it is wrong, was already used or has \
+                             expired. Open the link again and paste the new address."
+                        )),
+                        Ok(Exchanged::Unavailable(e)) => Reply::refused(format!(
+                            "{e}. Nothing was changed; paste the address again."
+                        )),
+                        Ok(Exchanged::NotSaved(e)) => {
+                            Reply::refused(format!("the token could not be saved: {e}"))
                         }
-                    };
-                    match twitch::complete(&oauth, &calls, token).await {
-                        Ok(Some(login)) => Reply::ok(format!("Twitch is connected as {login}.")),
-                        Ok(None) => Reply::ok("Twitch is connected."),
-                        Err(e) => Reply::refused(format!("the token could not be saved: {e:#}")),
+                        Err(_) => Reply::refused("The code exchange was interrupted (shutdown)."),
                     }
                 })
             }
@@ -486,15 +508,355 @@ fn private(mut reply: Reply) -> Reply {
     reply
 }
 
-/// A reply a worker task sends when `work` is done, bounded by [`REPLY_LIMIT`].
-fn later(work: impl std::future::Future<Output = Reply> + Send + 'static) -> Answer {
+/// A reply a worker task sends when `work` is done, bounded by `limit`. `work` only waits for
+/// a worker's answer: whatever it waits for goes on when the limit drops it.
+fn later(
+    limit: Duration,
+    work: impl std::future::Future<Output = Reply> + Send + 'static,
+) -> Answer {
     Answer::Later(Box::pin(async move {
-        match tokio::time::timeout(REPLY_LIMIT, work).await {
+        match tokio::time::timeout(limit, work).await {
             Ok(reply) => private(reply),
-            Err(_) => private(Reply::refused(
-                "No answer from the remote service within a minute; the outcome will be posted \
-                 as an event.",
-            )),
+            Err(_) => private(Reply::refused(format!(
+                "No answer from the remote service within {} s; the outcome will be posted as \
+                 an event.",
+                limit.as_secs()
+            ))),
         }
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::core::store::Store;
+    use crate::core::{CoreHandle, Notice, Origin};
+    use tokio::sync::broadcast;
+    use tokio::time::Instant;
+    use tokio_util::task::TaskTracker;
+    use wiremock::matchers::{body_string_contains, path};
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    /// A core whose Twitch and Google OAuth endpoints are `server`, whose replies wait
+    /// `reply_limit` for remote answers.
+    struct Running {
+        handle: CoreHandle,
+        notices: broadcast::Receiver<Arc<Notice>>,
+        config: Arc<Config>,
+        shutdown: CancellationToken,
+        tracker: TaskTracker,
+        dir: tempfile::TempDir,
+    }
+
+    async fn start(server: &MockServer, reply_limit: Duration, youtube: &str) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let text = crate::config::testing::offline(&format!(
+            "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n\
+             [twitch]\nclient_id = \"app-id\"\nclient_secret = \"app-secret\"\nid_url = {:?}\n\
+             [youtube]\nclient_id = \"yt-id\"\nclient_secret = \"yt-secret\"\n\
+             token_url = {:?}\nauth_url = {:?}\n{youtube}\n",
+            dir.path().to_str().unwrap(),
+            format!("{}/oauth2", server.uri()),
+            format!("{}/token", server.uri()),
+            format!("{}/auth", server.uri()),
+        ));
+        let config =
+            Arc::new(Config::from_text(&text, &dir.path().join("recbot.toml"), &[]).unwrap());
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (mut core, handle) = Core::open(config.clone(), shutdown.clone()).await.unwrap();
+        core.auth.reply_limit = reply_limit;
+        let notices = handle.subscribe();
+        core.spawn(&tracker).await.unwrap();
+        Running {
+            handle,
+            notices,
+            config,
+            shutdown,
+            tracker,
+            dir,
+        }
+    }
+
+    impl Running {
+        async fn run(&self, text: &str) -> crate::core::Reply {
+            self.handle.submit(text, Origin::console()).await
+        }
+
+        /// The `state` of a fresh `auth twitch` link.
+        async fn twitch_state(&self) -> String {
+            let reply = self.run("auth twitch").await;
+            let link = reply.text.lines().find(|l| l.starts_with("http")).unwrap();
+            let url = url::Url::parse(link).unwrap();
+            let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
+            state.into_owned()
+        }
+
+        /// The next notice whose event `pick` takes, within 10 s.
+        async fn next<T>(&mut self, pick: impl Fn(&EventKind) -> Option<T>) -> T {
+            tokio::time::timeout(Duration::from_secs(10), async {
+                loop {
+                    let notice = self.notices.recv().await.unwrap();
+                    if let Some(found) = pick(&notice.event.kind) {
+                        return found;
+                    }
+                }
+            })
+            .await
+            .expect("the event within 10 s")
+        }
+
+        /// Shuts the core down; how long draining its workers took, and what it leaves behind.
+        async fn stop(self) -> (Duration, Arc<Config>, tempfile::TempDir) {
+            let stopping = Instant::now();
+            self.shutdown.cancel();
+            self.tracker.close();
+            self.tracker.wait().await;
+            (stopping.elapsed(), self.config, self.dir)
+        }
+    }
+
+    fn twitch_token(delay: Duration) -> ResponseTemplate {
+        ResponseTemplate::new(200)
+            .set_body_json(serde_json::json!({
+                "access_token": "twitch-access-late", "refresh_token": "twitch-refresh",
+                "expires_in": 14000, "scope": ["chat:read"],
+            }))
+            .set_delay(delay)
+    }
+
+    async fn mount_validate(server: &MockServer) {
+        Mock::given(path("/oauth2/validate"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"login": "recbotuser", "scopes": ["chat:read"]}),
+                ),
+            )
+            .mount(server)
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_twitch_code_exchange_outlives_the_reply_limit_and_blocks_nothing() {
+        // Twitch takes longer to exchange the code than the reply may wait, then accepts it.
+        let twitch = MockServer::start().await;
+        Mock::given(path("/oauth2/token"))
+            .respond_with(twitch_token(Duration::from_millis(1500)))
+            .mount(&twitch)
+            .await;
+        mount_validate(&twitch).await;
+        let mut bot = start(&twitch, Duration::from_millis(300), "").await;
+        let state = bot.twitch_state().await;
+        let handle = bot.handle.clone();
+        let paste = tokio::spawn(async move {
+            handle
+                .submit(
+                    &format!(
+                        "code twitch http://localhost:3000/?code=abcdefgh12345678&state={state}"
+                    ),
+                    Origin::console(),
+                )
+                .await
+        });
+        // While id.twitch.tv has not answered, the core goes on answering commands.
+        while twitch
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let asked = Instant::now();
+        let list = bot.run("list").await;
+        assert!(list.ok, "{list:?}");
+        assert!(asked.elapsed() < Duration::from_millis(1000));
+        assert!(!paste.is_finished(), "the code's reply waits for Twitch");
+        let reply = paste.await.unwrap();
+        assert!(
+            !reply.ok && reply.text.contains("posted as an event"),
+            "{reply:?}"
+        );
+        // Twitch took the code after the reply gave up: the token is stored all the same.
+        let account = bot
+            .next(|kind| match kind {
+                EventKind::AuthCompleted { account, .. } => Some(account.clone()),
+                _ => None,
+            })
+            .await;
+        assert_eq!(account.as_deref(), Some("recbotuser"));
+        let (_, config, _dir) = bot.stop().await;
+        let store = Store::open(&config.storage.database_path()).await.unwrap();
+        let token = store.token("twitch").await.unwrap().unwrap();
+        assert_eq!(token.access_token.expose(), "twitch-access-late");
+    }
+
+    #[tokio::test]
+    async fn a_twitch_refusal_after_the_reply_gave_up_is_posted() {
+        let twitch = MockServer::start().await;
+        Mock::given(path("/oauth2/token"))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_json(serde_json::json!({
+                        "status": 400, "message": "Invalid authorization code"
+                    }))
+                    .set_delay(Duration::from_millis(600)),
+            )
+            .mount(&twitch)
+            .await;
+        let mut bot = start(&twitch, Duration::from_millis(200), "").await;
+        let state = bot.twitch_state().await;
+        let reply = bot
+            .run(&format!(
+                "code twitch http://localhost:3000/?code=wrong12345678&state={state}"
+            ))
+            .await;
+        assert!(reply.text.contains("posted as an event"), "{reply:?}");
+        let reason = bot
+            .next(|kind| match kind {
+                EventKind::AuthRequired {
+                    service, reason, ..
+                } if service == "twitch" => Some(reason.clone()),
+                _ => None,
+            })
+            .await;
+        assert!(reason.contains("Invalid authorization code"), "{reason}");
+        assert!(!reason.contains("wrong12345678"), "{reason}");
+        bot.stop().await;
+    }
+
+    #[tokio::test]
+    async fn shutdown_cancels_a_pending_twitch_code_exchange() {
+        // Twitch never answers within the test: shutdown must not wait for it.
+        let twitch = MockServer::start().await;
+        Mock::given(path("/oauth2/token"))
+            .respond_with(twitch_token(Duration::from_secs(25)))
+            .mount(&twitch)
+            .await;
+        let bot = start(&twitch, Duration::from_secs(20), "").await;
+        let state = bot.twitch_state().await;
+        let handle = bot.handle.clone();
+        let paste = tokio::spawn(async move {
+            handle
+                .submit(
+                    &format!(
+                        "code twitch http://localhost:3000/?code=abcdefgh12345678&state={state}"
+                    ),
+                    Origin::console(),
+                )
+                .await
+        });
+        while twitch
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let (took, config, _dir) = bot.stop().await;
+        // The core's drain gives up on workers after 8 s; the exchange stopped long before.
+        assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
+        let reply = paste.await.unwrap();
+        assert!(!reply.ok && reply.text.contains("interrupted"), "{reply:?}");
+        let store = Store::open(&config.storage.database_path()).await.unwrap();
+        assert!(store.token("twitch").await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_youtube_code_exchange_outlives_the_reply_limit_and_a_late_refusal_is_posted() {
+        let google = MockServer::start().await;
+        Mock::given(path("/token"))
+            .and(body_string_contains("code=4%2F0Agood"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({
+                        "access_token": "ya29.late", "refresh_token": "1//late-refresh",
+                        "expires_in": 3599, "token_type": "Bearer",
+                    }))
+                    .set_delay(Duration::from_millis(800)),
+            )
+            .mount(&google)
+            .await;
+        Mock::given(path("/token"))
+            .and(body_string_contains("code=4%2F0Abad"))
+            .respond_with(
+                ResponseTemplate::new(400)
+                    .set_body_json(serde_json::json!({
+                        "error": "invalid_grant", "error_description": "Bad Request"
+                    }))
+                    .set_delay(Duration::from_millis(800)),
+            )
+            .mount(&google)
+            .await;
+        let mut bot = start(&google, Duration::from_millis(300), "").await;
+        let reply = bot.run("auth youtube").await;
+        let link = reply.text.lines().find(|l| l.starts_with("http")).unwrap();
+        let link = link.to_string();
+
+        // A refusal nobody waits for any more goes to the room, with the link that still
+        // takes codes.
+        let reply = bot.run("code youtube 4/0Abad-code").await;
+        assert!(reply.text.contains("posted as an event"), "{reply:?}");
+        let (reason, url) = bot
+            .next(|kind| match kind {
+                EventKind::AuthRequired {
+                    service,
+                    reason,
+                    url,
+                } if service == "youtube" => Some((reason.clone(), url.clone())),
+                _ => None,
+            })
+            .await;
+        assert!(reason.contains("Google refused the code"), "{reason}");
+        assert!(!reason.contains("4/0Abad"), "{reason}");
+        assert_eq!(url.as_deref(), Some(link.as_str()));
+
+        // A success nobody waits for is stored and announced.
+        let reply = bot.run("code youtube 4/0Agood-code").await;
+        assert!(reply.text.contains("posted as an event"), "{reply:?}");
+        bot.next(|kind| {
+            matches!(kind, EventKind::AuthCompleted { service, .. } if service == "youtube")
+                .then_some(())
+        })
+        .await;
+        let (_, config, _dir) = bot.stop().await;
+        let store = Store::open(&config.storage.database_path()).await.unwrap();
+        let token = store.token("youtube").await.unwrap().unwrap();
+        assert_eq!(token.access_token.expose(), "ya29.late");
+    }
+
+    #[tokio::test]
+    async fn a_youtube_code_sent_just_before_the_authorization_expires_is_still_stored() {
+        let google = MockServer::start().await;
+        Mock::given(path("/token"))
+            .respond_with(
+                ResponseTemplate::new(200)
+                    .set_body_json(serde_json::json!({
+                        "access_token": "ya29.edge", "refresh_token": "1//edge-refresh",
+                        "expires_in": 3599, "token_type": "Bearer",
+                    }))
+                    .set_delay(Duration::from_millis(1200)),
+            )
+            .mount(&google)
+            .await;
+        // The authorization lasts 0.6 s; Google answers the code after that.
+        let bot = start(
+            &google,
+            Duration::from_secs(20),
+            "pending_auth_minutes = 0.01",
+        )
+        .await;
+        assert!(bot.run("auth youtube").await.ok);
+        let reply = bot.run("code youtube 4/0Aedge-code").await;
+        assert!(
+            reply.ok && reply.text.contains("YouTube is connected"),
+            "{reply:?}"
+        );
+        let (_, config, _dir) = bot.stop().await;
+        let store = Store::open(&config.storage.database_path()).await.unwrap();
+        let token = store.token("youtube").await.unwrap().unwrap();
+        assert_eq!(token.access_token.expose(), "ya29.edge");
+    }
 }

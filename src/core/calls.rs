@@ -10,8 +10,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::store::StoredToken;
 use super::uploads::JobUpdate;
-use crate::upload::quota::Reservation;
 use super::Core;
+use crate::upload::quota::Reservation;
 
 /// One request with its acknowledgement.
 #[derive(Debug)]
@@ -50,7 +50,6 @@ pub(crate) enum Call {
         ack: oneshot::Sender<Result<()>>,
     },
 }
-
 
 /// The workers' handle for [`Call`]s. Every method waits for the core's acknowledgement.
 #[derive(Debug, Clone)]

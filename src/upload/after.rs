@@ -229,10 +229,7 @@ mod tests {
         std::fs::write(&video, "video").unwrap();
         plan.apply(&video, None).await;
         std::fs::write(&chat, "chat").unwrap();
-        assert_eq!(
-            plan.follow(&chat, &video).await.unwrap(),
-            Followed::Deleted
-        );
+        assert_eq!(plan.follow(&chat, &video).await.unwrap(), Followed::Deleted);
         assert!(!chat.exists());
     }
 

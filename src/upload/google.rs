@@ -87,8 +87,8 @@ impl ConsentFlow {
         let delegate = ChatDelegate {
             redirect_uri: config.redirect_uri.clone(),
             present: present.clone(),
-            events,
-            url,
+            events: events.clone(),
+            url: url.clone(),
             codes: tokio::sync::Mutex::new(codes),
             current: current.clone(),
         };
@@ -103,13 +103,22 @@ impl ConsentFlow {
             }
         };
         loop {
+            let mut token = std::pin::pin!(auth.token(&[UPLOAD_SCOPE]));
             let result = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(deadline) => {
-                    info!("the pending YouTube authorization expired");
-                    return;
+                    // A code already sent to Google is used up whatever happens: its answer
+                    // (bounded by the request timeout) is still awaited and stored.
+                    if current.lock().expect("not poisoned").is_none() {
+                        info!("the pending YouTube authorization expired");
+                        return;
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        result = &mut token => result,
+                    }
                 }
-                result = auth.token(&[UPLOAD_SCOPE]) => result,
+                result = &mut token => result,
             };
             let reply: Option<Outcome> = current.lock().expect("not poisoned").take();
             match result {
@@ -126,12 +135,23 @@ impl ConsentFlow {
                 Err(e) => {
                     let message = explain(&e);
                     warn!(error = %message, "YouTube authorization code was not accepted");
-                    match reply {
-                        Some(reply) => {
-                            let _ = reply.send(Err(message));
-                        }
+                    let Some(reply) = reply else {
                         // The delegate stopped waiting for codes: nothing more can come.
-                        None => return,
+                        return;
+                    };
+                    // The `code` reply stopped waiting (its time limit): the outcome goes to
+                    // the room as an event instead, with the link, which still takes codes.
+                    if let Err(Err(message)) = reply.send(Err(message)) {
+                        events
+                            .emit(
+                                None,
+                                EventKind::AuthRequired {
+                                    service: Service::Youtube.to_string(),
+                                    reason: message,
+                                    url: url.get().cloned(),
+                                },
+                            )
+                            .await;
                     }
                 }
             }
