@@ -166,6 +166,11 @@ async fn a_server_error_mid_chunk_resumes_from_the_servers_offset() {
     assert_eq!(s.resent, 0, "no confirmed byte was sent again");
     assert_eq!(s.sessions.len(), 1);
     assert_eq!(s.sessions[0].received, 2 * MIB);
+    drop(s);
+    // Resuming the same session spends no quota.
+    let store = open_store(&config).await;
+    let day = quota::pacific_day(Utc::now());
+    assert_eq!(store.quota_used(day).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -612,5 +617,13 @@ async fn errors_in_a_row_are_bounded_and_reported() {
     // `retry` skips the wait; the job then succeeds.
     assert!(bot.run("retry 1").await.ok);
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    // Three failed chunks, a deferral and a second turn, all on the one session YouTube
+    // opened: the ledger counts the job once.
+    assert_eq!(yt.state().sessions.len(), 1);
+    let quota_reply = bot.run("quota").await.text;
+    assert!(
+        quota_reply.contains("1 used, 99 left of 100"),
+        "{quota_reply}"
+    );
     bot.stop().await;
 }
