@@ -1090,6 +1090,44 @@ async fn a_slow_account_check_holds_up_neither_status_nor_shutdown() {
 }
 
 #[tokio::test]
+async fn the_account_check_follows_no_redirect_with_the_token() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // The id endpoint redirects: the token must not be sent on to wherever it points.
+    let id = MockServer::start().await;
+    Mock::given(path("/oauth2/validate"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", "/elsewhere/validate"))
+        .mount(&id)
+        .await;
+    Mock::given(path("/elsewhere/validate"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"login": "mybot"})),
+        )
+        .mount(&id)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), dir.path());
+    s.login = ChatLogin::User;
+    s.id_url = format!("{}/oauth2", id.uri());
+    let chat = Chat::start(s, Some(Secret::new("user-token-1")));
+    chat.want(&["a"]).await;
+    let conn = fake.next_conn().await;
+    let nick = fake.state.lock().unwrap().received[conn.id][1].clone();
+    assert!(nick.starts_with("NICK justinfan"), "{nick}");
+    let requests = id.received_requests().await.unwrap();
+    assert!(
+        requests.iter().all(|r| r.url.path() == "/oauth2/validate"),
+        "followed the redirect: {:?}",
+        requests
+            .iter()
+            .map(|r| r.url.path().to_string())
+            .collect::<Vec<_>>()
+    );
+    chat.stop().await;
+}
+
+#[tokio::test]
 async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};

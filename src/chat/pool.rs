@@ -732,8 +732,10 @@ struct Validation {
 /// Which account a user token belongs to (`GET {id_url}/validate`, which Twitch also asks
 /// chat clients to call at start).
 async fn validate(id_url: &str, token: &Secret) -> Result<String> {
+    // The token goes to `id_url` only (invariant 12): a redirect is an answer, not a hop.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let response = client
         .get(format!("{}/validate", id_url.trim_end_matches('/')))
