@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::Result;
 use chrono::{DateTime, Utc};
 use recbot_commands::{PastedCode, Service};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -71,10 +71,23 @@ struct Pending {
 enum PendingKind {
     /// yup-oauth2's installed flow waits for pasted codes.
     Google { codes: mpsc::Sender<CodeAttempt> },
-    /// Twitch's authorization-code flow; a pasted address must carry this `state`.
-    TwitchCode { state: String },
+    /// Twitch's authorization-code flow; a pasted address must carry this `state`. One pasted
+    /// code is exchanged at a time (the exchange holds `exchanging`'s single permit).
+    TwitchCode {
+        state: String,
+        exchanging: Arc<Semaphore>,
+    },
     /// Twitch's device flow: nothing to paste.
     TwitchDevice,
+}
+
+impl PendingKind {
+    fn twitch_code(state: String) -> PendingKind {
+        PendingKind::TwitchCode {
+            state,
+            exchanging: Arc::new(Semaphore::new(1)),
+        }
+    }
 }
 
 impl Drop for Pending {
@@ -115,7 +128,7 @@ impl Core {
                 let url = oauth.authorize_url(&state);
                 self.set_pending(
                     Service::Twitch,
-                    PendingKind::TwitchCode { state },
+                    PendingKind::twitch_code(state),
                     CancellationToken::new(),
                     Some(url.clone()),
                     minutes,
@@ -216,7 +229,7 @@ impl Core {
                     }
                 })
             }
-            PendingKind::TwitchCode { state } => {
+            PendingKind::TwitchCode { state, exchanging } => {
                 // A pasted address must prove it came from the newest link; a bare code (typed
                 // or copied by hand from the address) carries no `state` to check.
                 match code.state() {
@@ -237,6 +250,12 @@ impl Core {
                     }
                     None => {}
                 }
+                let Ok(permit) = exchanging.clone().try_acquire_owned() else {
+                    return Answer::Now(Reply::refused(
+                        "The previous code is still being exchanged with Twitch; wait for its \
+                         answer.",
+                    ));
+                };
                 let Some(oauth) = self.twitch_oauth() else {
                     return Answer::Now(twitch_client_missing());
                 };
@@ -250,6 +269,7 @@ impl Core {
                     code,
                     reply,
                     cancel: self.shutdown.child_token(),
+                    permit,
                 };
                 self.workers.spawn(exchange.run());
                 later(self.auth.reply_limit, async move {
@@ -358,7 +378,7 @@ impl Core {
                 let url = oauth.authorize_url(&state);
                 self.set_pending(
                     service,
-                    PendingKind::TwitchCode { state },
+                    PendingKind::twitch_code(state),
                     CancellationToken::new(),
                     Some(url.clone()),
                     minutes,
@@ -648,15 +668,12 @@ mod tests {
         mount_validate(&twitch).await;
         let mut bot = start(&twitch, Duration::from_millis(300), "").await;
         let state = bot.twitch_state().await;
+        let address = format!("http://localhost:3000/?code=abcdefgh12345678&state={state}");
         let handle = bot.handle.clone();
+        let pasted = address.clone();
         let paste = tokio::spawn(async move {
             handle
-                .submit(
-                    &format!(
-                        "code twitch http://localhost:3000/?code=abcdefgh12345678&state={state}"
-                    ),
-                    Origin::console(),
-                )
+                .submit(&format!("code twitch {pasted}"), Origin::console())
                 .await
         });
         // While id.twitch.tv has not answered, the core goes on answering commands.
@@ -672,7 +689,13 @@ mod tests {
         let list = bot.run("list").await;
         assert!(list.ok, "{list:?}");
         assert!(asked.elapsed() < Duration::from_millis(1000));
-        assert!(!paste.is_finished(), "the code's reply waits for Twitch");
+        // Pasting again meanwhile sends nothing: the first code's answer is awaited.
+        let again = bot.run(&format!("code twitch {address}")).await;
+        assert!(
+            !again.ok && again.text.contains("still being exchanged"),
+            "{again:?}"
+        );
+        assert_eq!(twitch.received_requests().await.unwrap().len(), 1);
         let reply = paste.await.unwrap();
         assert!(
             !reply.ok && reply.text.contains("posted as an event"),

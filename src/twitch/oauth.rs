@@ -12,7 +12,7 @@ use rand::Rng;
 use recbot_commands::{PastedCode, Service};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -354,6 +354,8 @@ pub struct CodeExchange {
     pub code: PastedCode,
     pub reply: oneshot::Sender<Exchanged>,
     pub cancel: CancellationToken,
+    /// Held until the exchange ends: the next pasted code waits for this one's answer.
+    pub permit: OwnedSemaphorePermit,
 }
 
 impl CodeExchange {
@@ -365,6 +367,7 @@ impl CodeExchange {
             code,
             reply,
             cancel,
+            permit,
         } = self;
         // Shutdown abandons the request (the reply then says it was interrupted); a token
         // already received is still stored, since Twitch has used the code up.
@@ -386,6 +389,7 @@ impl CodeExchange {
                 }
             }
         };
+        drop(permit);
         let Err(outcome) = reply.send(outcome) else {
             return;
         };
