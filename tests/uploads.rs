@@ -160,13 +160,14 @@ async fn a_server_error_mid_chunk_resumes_from_the_servers_offset() {
     bot.part_finished(&part).await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
     bot.stop().await;
-    let s = yt.state();
-    assert_eq!(s.status_queries, 1, "one status query after the error");
-    assert_eq!(s.starts(), vec![0, UNIT, UNIT + MIB]);
-    assert_eq!(s.resent, 0, "no confirmed byte was sent again");
-    assert_eq!(s.sessions.len(), 1);
-    assert_eq!(s.sessions[0].received, 2 * MIB);
-    drop(s);
+    {
+        let s = yt.state();
+        assert_eq!(s.status_queries, 1, "one status query after the error");
+        assert_eq!(s.starts(), vec![0, UNIT, UNIT + MIB]);
+        assert_eq!(s.resent, 0, "no confirmed byte was sent again");
+        assert_eq!(s.sessions.len(), 1);
+        assert_eq!(s.sessions[0].received, 2 * MIB);
+    }
     // Resuming the same session spends no quota.
     let store = open_store(&config).await;
     let day = quota::pacific_day(Utc::now());
