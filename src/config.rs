@@ -1111,7 +1111,9 @@ mod tests;
 
 /// For tests: every outside endpoint the given config text does not set is pointed at a closed
 /// local port, so a test can never reach the internet (a worker it did not mean to exercise
-/// just fails to connect).
+/// just fails to connect). The disk limits are also set out of reach unless the text sets them:
+/// the machine running the tests may well be 85% full, and a `DiskLow` notice nobody asked for
+/// would change what a test sees.
 #[doc(hidden)]
 pub mod testing {
     /// Closed port on the loopback interface (the discard service is never running).
@@ -1119,7 +1121,9 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 12] = [
+        let defaults: [(&str, &str, toml::Value); 14] = [
+            ("storage", "warn_usage_percent", toml::Value::Integer(100)),
+            ("storage", "min_free_gb", toml::Value::Float(0.0)),
             ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),
             ("twitch", "id_url", format!("{NOWHERE}/oauth2").into()),
             ("twitch", "gql_url", format!("{NOWHERE}/gql").into()),
