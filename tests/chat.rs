@@ -1047,6 +1047,17 @@ async fn a_chat_file_follows_a_recording_moved_after_its_upload() {
     chat.stop().await;
 }
 
+/// A chat that logs in as the account whose token (`user-token-1`) `id` checks, with room `a`
+/// wanted.
+async fn user_chat(fake: &FakeTwitch, dir: &Path, id: &wiremock::MockServer) -> Chat {
+    let mut s = settings(fake.dialer(), dir);
+    s.login = ChatLogin::User;
+    s.id_url = format!("{}/oauth2", id.uri());
+    let chat = Chat::start(s, Some(Secret::new("user-token-1")));
+    chat.want(&["a"]).await;
+    chat
+}
+
 #[tokio::test]
 async fn a_slow_account_check_holds_up_neither_status_nor_shutdown() {
     use wiremock::matchers::path;
@@ -1063,11 +1074,7 @@ async fn a_slow_account_check_holds_up_neither_status_nor_shutdown() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
-    let mut s = settings(fake.dialer(), dir.path());
-    s.login = ChatLogin::User;
-    s.id_url = format!("{}/oauth2", id.uri());
-    let chat = Chat::start(s, Some(Secret::new("user-token-1")));
-    chat.want(&["a"]).await;
+    let chat = user_chat(&fake, dir.path(), &id).await;
     let status = tokio::time::timeout(Duration::from_secs(3), chat.handle.status(None))
         .await
         .expect("status answers while the account is checked")
@@ -1107,11 +1114,7 @@ async fn the_account_check_follows_no_redirect_with_the_token() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
-    let mut s = settings(fake.dialer(), dir.path());
-    s.login = ChatLogin::User;
-    s.id_url = format!("{}/oauth2", id.uri());
-    let chat = Chat::start(s, Some(Secret::new("user-token-1")));
-    chat.want(&["a"]).await;
+    let chat = user_chat(&fake, dir.path(), &id).await;
     let conn = fake.next_conn().await;
     let nick = fake.state.lock().unwrap().received[conn.id][1].clone();
     assert!(nick.starts_with("NICK justinfan"), "{nick}");
@@ -1143,11 +1146,7 @@ async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
-    let mut s = settings(fake.dialer(), dir.path());
-    s.login = ChatLogin::User;
-    s.id_url = format!("{}/oauth2", id.uri());
-    let mut chat = Chat::start(s, Some(Secret::new("user-token-1")));
-    chat.want(&["a"]).await;
+    let mut chat = user_chat(&fake, dir.path(), &id).await;
     let conn = fake.next_conn().await;
     {
         let st = fake.state.lock().unwrap();

@@ -566,7 +566,7 @@ mod tests {
         config: Arc<Config>,
         shutdown: CancellationToken,
         tracker: TaskTracker,
-        dir: tempfile::TempDir,
+        _dir: tempfile::TempDir,
     }
 
     async fn start(server: &MockServer, reply_limit: Duration, youtube: &str) -> Running {
@@ -595,7 +595,7 @@ mod tests {
             config,
             shutdown,
             tracker,
-            dir,
+            _dir: dir,
         }
     }
 
@@ -613,6 +613,28 @@ mod tests {
             state.into_owned()
         }
 
+        /// Pastes the address a fresh `auth twitch` link leads to, in a task of its own;
+        /// returns (the address, the paste's reply) once `twitch` has been asked to exchange it.
+        async fn paste_twitch_code(
+            &self,
+            twitch: &MockServer,
+        ) -> (String, tokio::task::JoinHandle<crate::core::Reply>) {
+            let state = self.twitch_state().await;
+            let address = format!("http://localhost:3000/?code=abcdefgh12345678&state={state}");
+            let handle = self.handle.clone();
+            let text = format!("code twitch {address}");
+            let paste = tokio::spawn(async move { handle.submit(&text, Origin::console()).await });
+            while twitch
+                .received_requests()
+                .await
+                .unwrap_or_default()
+                .is_empty()
+            {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (address, paste)
+        }
+
         /// The next notice whose event `pick` takes, within 10 s.
         async fn next<T>(&mut self, pick: impl Fn(&EventKind) -> Option<T>) -> T {
             tokio::time::timeout(Duration::from_secs(10), async {
@@ -627,23 +649,45 @@ mod tests {
             .expect("the event within 10 s")
         }
 
-        /// Shuts the core down; how long draining its workers took, and what it leaves behind.
-        async fn stop(self) -> (Duration, Arc<Config>, tempfile::TempDir) {
+        /// Shuts the core down: how long draining its workers took, and the access token it
+        /// left stored for `service`.
+        async fn stop(self, service: &str) -> (Duration, Option<String>) {
             let stopping = Instant::now();
             self.shutdown.cancel();
             self.tracker.close();
             self.tracker.wait().await;
-            (stopping.elapsed(), self.config, self.dir)
+            let took = stopping.elapsed();
+            let store = Store::open(&self.config.storage.database_path())
+                .await
+                .unwrap();
+            let token = store.token(service).await.unwrap();
+            (took, token.map(|t| t.access_token.expose().to_string()))
         }
     }
 
-    fn twitch_token(delay: Duration) -> ResponseTemplate {
-        ResponseTemplate::new(200)
-            .set_body_json(serde_json::json!({
-                "access_token": "twitch-access-late", "refresh_token": "twitch-refresh",
-                "expires_in": 14000, "scope": ["chat:read"],
-            }))
+    /// A fake whose `route` answers with `answer`.
+    async fn answering(route: &str, answer: ResponseTemplate) -> MockServer {
+        let server = MockServer::start().await;
+        Mock::given(path(route))
+            .respond_with(answer)
+            .mount(&server)
+            .await;
+        server
+    }
+
+    /// A JSON answer that takes `delay`.
+    fn slow(status: u16, body: serde_json::Value, delay: Duration) -> ResponseTemplate {
+        ResponseTemplate::new(status)
+            .set_body_json(body)
             .set_delay(delay)
+    }
+
+    fn twitch_token(delay: Duration) -> ResponseTemplate {
+        let token = serde_json::json!({
+            "access_token": "twitch-access-late", "refresh_token": "twitch-refresh",
+            "expires_in": 14000, "scope": ["chat:read"],
+        });
+        slow(200, token, delay)
     }
 
     async fn mount_validate(server: &MockServer) {
@@ -660,31 +704,11 @@ mod tests {
     #[tokio::test]
     async fn a_twitch_code_exchange_outlives_the_reply_limit_and_blocks_nothing() {
         // Twitch takes longer to exchange the code than the reply may wait, then accepts it.
-        let twitch = MockServer::start().await;
-        Mock::given(path("/oauth2/token"))
-            .respond_with(twitch_token(Duration::from_millis(1500)))
-            .mount(&twitch)
-            .await;
+        let twitch = answering("/oauth2/token", twitch_token(Duration::from_millis(1500))).await;
         mount_validate(&twitch).await;
         let mut bot = start(&twitch, Duration::from_millis(300), "").await;
-        let state = bot.twitch_state().await;
-        let address = format!("http://localhost:3000/?code=abcdefgh12345678&state={state}");
-        let handle = bot.handle.clone();
-        let pasted = address.clone();
-        let paste = tokio::spawn(async move {
-            handle
-                .submit(&format!("code twitch {pasted}"), Origin::console())
-                .await
-        });
+        let (address, paste) = bot.paste_twitch_code(&twitch).await;
         // While id.twitch.tv has not answered, the core goes on answering commands.
-        while twitch
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
         let asked = Instant::now();
         let list = bot.run("list").await;
         assert!(list.ok, "{list:?}");
@@ -709,25 +733,23 @@ mod tests {
             })
             .await;
         assert_eq!(account.as_deref(), Some("recbotuser"));
-        let (_, config, _dir) = bot.stop().await;
-        let store = Store::open(&config.storage.database_path()).await.unwrap();
-        let token = store.token("twitch").await.unwrap().unwrap();
-        assert_eq!(token.access_token.expose(), "twitch-access-late");
+        let (_, token) = bot.stop("twitch").await;
+        assert_eq!(token.as_deref(), Some("twitch-access-late"));
     }
 
     #[tokio::test]
     async fn a_twitch_refusal_after_the_reply_gave_up_is_posted() {
-        let twitch = MockServer::start().await;
-        Mock::given(path("/oauth2/token"))
-            .respond_with(
-                ResponseTemplate::new(400)
-                    .set_body_json(serde_json::json!({
-                        "status": 400, "message": "Invalid authorization code"
-                    }))
-                    .set_delay(Duration::from_millis(600)),
-            )
-            .mount(&twitch)
-            .await;
+        let twitch = answering(
+            "/oauth2/token",
+            slow(
+                400,
+                serde_json::json!({
+                    "status": 400, "message": "Invalid authorization code"
+                }),
+                Duration::from_millis(600),
+            ),
+        )
+        .await;
         let mut bot = start(&twitch, Duration::from_millis(200), "").await;
         let state = bot.twitch_state().await;
         let reply = bot
@@ -746,45 +768,21 @@ mod tests {
             .await;
         assert!(reason.contains("Invalid authorization code"), "{reason}");
         assert!(!reason.contains("wrong12345678"), "{reason}");
-        bot.stop().await;
+        bot.stop("twitch").await;
     }
 
     #[tokio::test]
     async fn shutdown_cancels_a_pending_twitch_code_exchange() {
         // Twitch never answers within the test: shutdown must not wait for it.
-        let twitch = MockServer::start().await;
-        Mock::given(path("/oauth2/token"))
-            .respond_with(twitch_token(Duration::from_secs(25)))
-            .mount(&twitch)
-            .await;
+        let twitch = answering("/oauth2/token", twitch_token(Duration::from_secs(25))).await;
         let bot = start(&twitch, Duration::from_secs(20), "").await;
-        let state = bot.twitch_state().await;
-        let handle = bot.handle.clone();
-        let paste = tokio::spawn(async move {
-            handle
-                .submit(
-                    &format!(
-                        "code twitch http://localhost:3000/?code=abcdefgh12345678&state={state}"
-                    ),
-                    Origin::console(),
-                )
-                .await
-        });
-        while twitch
-            .received_requests()
-            .await
-            .unwrap_or_default()
-            .is_empty()
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        let (took, config, _dir) = bot.stop().await;
+        let (_, paste) = bot.paste_twitch_code(&twitch).await;
+        let (took, token) = bot.stop("twitch").await;
         // The core's drain gives up on workers after 8 s; the exchange stopped long before.
         assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
         let reply = paste.await.unwrap();
         assert!(!reply.ok && reply.text.contains("interrupted"), "{reply:?}");
-        let store = Store::open(&config.storage.database_path()).await.unwrap();
-        assert!(store.token("twitch").await.unwrap().is_none());
+        assert_eq!(token, None);
     }
 
     #[tokio::test]
@@ -792,25 +790,25 @@ mod tests {
         let google = MockServer::start().await;
         Mock::given(path("/token"))
             .and(body_string_contains("code=4%2F0Agood"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({
-                        "access_token": "ya29.late", "refresh_token": "1//late-refresh",
-                        "expires_in": 3599, "token_type": "Bearer",
-                    }))
-                    .set_delay(Duration::from_millis(800)),
-            )
+            .respond_with(slow(
+                200,
+                serde_json::json!({
+                    "access_token": "ya29.late", "refresh_token": "1//late-refresh",
+                    "expires_in": 3599, "token_type": "Bearer",
+                }),
+                Duration::from_millis(800),
+            ))
             .mount(&google)
             .await;
         Mock::given(path("/token"))
             .and(body_string_contains("code=4%2F0Abad"))
-            .respond_with(
-                ResponseTemplate::new(400)
-                    .set_body_json(serde_json::json!({
-                        "error": "invalid_grant", "error_description": "Bad Request"
-                    }))
-                    .set_delay(Duration::from_millis(800)),
-            )
+            .respond_with(slow(
+                400,
+                serde_json::json!({
+                    "error": "invalid_grant", "error_description": "Bad Request"
+                }),
+                Duration::from_millis(800),
+            ))
             .mount(&google)
             .await;
         let mut bot = start(&google, Duration::from_millis(300), "").await;
@@ -844,26 +842,24 @@ mod tests {
                 .then_some(())
         })
         .await;
-        let (_, config, _dir) = bot.stop().await;
-        let store = Store::open(&config.storage.database_path()).await.unwrap();
-        let token = store.token("youtube").await.unwrap().unwrap();
-        assert_eq!(token.access_token.expose(), "ya29.late");
+        let (_, token) = bot.stop("youtube").await;
+        assert_eq!(token.as_deref(), Some("ya29.late"));
     }
 
     #[tokio::test]
     async fn a_youtube_code_sent_just_before_the_authorization_expires_is_still_stored() {
-        let google = MockServer::start().await;
-        Mock::given(path("/token"))
-            .respond_with(
-                ResponseTemplate::new(200)
-                    .set_body_json(serde_json::json!({
-                        "access_token": "ya29.edge", "refresh_token": "1//edge-refresh",
-                        "expires_in": 3599, "token_type": "Bearer",
-                    }))
-                    .set_delay(Duration::from_millis(1200)),
-            )
-            .mount(&google)
-            .await;
+        let google = answering(
+            "/token",
+            slow(
+                200,
+                serde_json::json!({
+                    "access_token": "ya29.edge", "refresh_token": "1//edge-refresh",
+                    "expires_in": 3599, "token_type": "Bearer",
+                }),
+                Duration::from_millis(1200),
+            ),
+        )
+        .await;
         // The authorization lasts 0.6 s; Google answers the code after that.
         let bot = start(
             &google,
@@ -877,9 +873,7 @@ mod tests {
             reply.ok && reply.text.contains("YouTube is connected"),
             "{reply:?}"
         );
-        let (_, config, _dir) = bot.stop().await;
-        let store = Store::open(&config.storage.database_path()).await.unwrap();
-        let token = store.token("youtube").await.unwrap().unwrap();
-        assert_eq!(token.access_token.expose(), "ya29.edge");
+        let (_, token) = bot.stop("youtube").await;
+        assert_eq!(token.as_deref(), Some("ya29.edge"));
     }
 }
