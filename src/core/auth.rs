@@ -17,7 +17,7 @@ use super::store::{JobState, StoredToken};
 use super::{Answer, Core, Reply};
 use crate::event::{Event, EventKind};
 use crate::twitch::oauth::{self as twitch, Exchanged, TwitchOAuth};
-use crate::upload::google::{CodeAttempt, ConsentFlow, Present};
+use crate::upload::google::{CodeAttempt, ConsentFlow, InFlight, Present};
 
 /// Longest a reply waits for a remote answer before saying the outcome will be posted.
 const REPLY_LIMIT: Duration = Duration::from_secs(60);
@@ -69,8 +69,11 @@ struct Pending {
 
 #[derive(Debug)]
 enum PendingKind {
-    /// yup-oauth2's installed flow waits for pasted codes.
-    Google { codes: mpsc::Sender<CodeAttempt> },
+    /// yup-oauth2's installed flow waits for pasted codes, one exchange at a time.
+    Google {
+        codes: mpsc::Sender<CodeAttempt>,
+        in_flight: InFlight,
+    },
     /// Twitch's authorization-code flow; a pasted address must carry this `state`. One pasted
     /// code is exchanged at a time (the exchange holds `exchanging`'s single permit).
     TwitchCode {
@@ -191,7 +194,7 @@ impl Core {
             )));
         };
         let dead = match &pending.kind {
-            PendingKind::Google { codes } => codes.is_closed(),
+            PendingKind::Google { codes, .. } => codes.is_closed(),
             _ => false,
         };
         if now >= pending.expires_at || dead {
@@ -209,9 +212,9 @@ impl Core {
                 "The pending Twitch authorization uses the device flow: approve it with the \
                  activation code at the link recbot posted; no code needs pasting.",
             )),
-            PendingKind::Google { codes } => {
+            PendingKind::Google { codes, in_flight } => {
                 let (reply, outcome) = oneshot::channel();
-                if codes.try_send(CodeAttempt { code, reply }).is_err() {
+                if in_flight.busy() || codes.try_send(CodeAttempt { code, reply }).is_err() {
                     return Answer::Now(Reply::refused(
                         "The previous code is still being checked; wait for its answer.",
                     ));
@@ -407,6 +410,7 @@ impl Core {
     fn start_google_consent(&mut self, present: Present) {
         let minutes = self.pending_minutes(Service::Youtube);
         let (codes, codes_rx) = mpsc::channel(1);
+        let in_flight = InFlight::default();
         let cancel = self.shutdown.child_token();
         let url = Arc::new(OnceLock::new());
         let flow = ConsentFlow {
@@ -418,11 +422,12 @@ impl Core {
             url: url.clone(),
             deadline: tokio::time::Instant::now() + minutes.duration(),
             cancel: cancel.clone(),
+            in_flight: in_flight.clone(),
         };
         self.workers.spawn(flow.run());
         let pending = self.set_pending(
             Service::Youtube,
-            PendingKind::Google { codes },
+            PendingKind::Google { codes, in_flight },
             cancel,
             None,
             minutes,
@@ -807,7 +812,7 @@ mod tests {
                 serde_json::json!({
                     "error": "invalid_grant", "error_description": "Bad Request"
                 }),
-                Duration::from_millis(800),
+                Duration::from_millis(1500),
             ))
             .mount(&google)
             .await;
@@ -820,6 +825,13 @@ mod tests {
         // takes codes.
         let reply = bot.run("code youtube 4/0Abad-code").await;
         assert!(reply.text.contains("posted as an event"), "{reply:?}");
+        // Meanwhile another paste is refused, not queued behind it.
+        let again = bot.run("code youtube 4/0Agood-code").await;
+        assert!(
+            !again.ok && again.text.contains("still being checked"),
+            "{again:?}"
+        );
+        assert_eq!(google.received_requests().await.unwrap().len(), 1);
         let (reason, url) = bot
             .next(|kind| match kind {
                 EventKind::AuthRequired {

@@ -39,6 +39,22 @@ const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the outcome of one code's exchange goes.
 type Outcome = oneshot::Sender<Result<(), String>>;
 
+/// The code Google is exchanging right now, if any: where to say how it went. Shared with the
+/// core, which refuses another paste meanwhile (the flow would only queue it).
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<Mutex<Option<Outcome>>>);
+
+impl InFlight {
+    /// Whether a pasted code is being exchanged.
+    pub fn busy(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A pasted code on its way to the flow, with where to say how the exchange went.
 #[derive(Debug)]
 pub struct CodeAttempt {
@@ -68,6 +84,7 @@ pub struct ConsentFlow {
     pub url: Arc<OnceLock<String>>,
     pub deadline: Instant,
     pub cancel: CancellationToken,
+    pub in_flight: InFlight,
 }
 
 impl ConsentFlow {
@@ -81,9 +98,9 @@ impl ConsentFlow {
             url,
             deadline,
             cancel,
+            in_flight: current,
         } = self;
         let present = Arc::new(Mutex::new(Some(present)));
-        let current = Arc::new(Mutex::new(None));
         let delegate = ChatDelegate {
             redirect_uri: config.redirect_uri.clone(),
             present: present.clone(),
@@ -109,7 +126,7 @@ impl ConsentFlow {
                 _ = tokio::time::sleep_until(deadline) => {
                     // A code already sent to Google is used up whatever happens: its answer
                     // (bounded by the request timeout) is still awaited and stored.
-                    if current.lock().expect("not poisoned").is_none() {
+                    if !current.busy() {
                         info!("the pending YouTube authorization expired");
                         return;
                     }
@@ -120,7 +137,7 @@ impl ConsentFlow {
                 }
                 result = &mut token => result,
             };
-            let reply: Option<Outcome> = current.lock().expect("not poisoned").take();
+            let reply: Option<Outcome> = current.lock().take();
             match result {
                 Ok(_) => {
                     let done = calls
@@ -217,7 +234,7 @@ struct ChatDelegate {
     url: Arc<OnceLock<String>>,
     codes: tokio::sync::Mutex<mpsc::Receiver<CodeAttempt>>,
     /// Where to report the exchange of the code handed out last.
-    current: Arc<Mutex<Option<Outcome>>>,
+    current: InFlight,
 }
 
 impl InstalledFlowDelegate for ChatDelegate {
@@ -259,7 +276,7 @@ impl InstalledFlowDelegate for ChatDelegate {
                 .recv()
                 .await
                 .ok_or_else(|| "no code".to_string())?;
-            *self.current.lock().expect("not poisoned") = Some(attempt.reply);
+            *self.current.lock() = Some(attempt.reply);
             Ok(attempt.code.expose().to_string())
         })
     }
