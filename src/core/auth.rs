@@ -543,9 +543,9 @@ fn later(
         match tokio::time::timeout(limit, work).await {
             Ok(reply) => private(reply),
             Err(_) => private(Reply::refused(format!(
-                "No answer from the remote service within {} s; the outcome will be posted as \
-                 an event.",
-                limit.as_secs()
+                // `60s`, or `300ms` for the short limits of tests.
+                "No answer from the remote service within {limit:?}; the outcome will be posted \
+                 as an event."
             ))),
         }
     }))
