@@ -322,7 +322,8 @@ pub struct Chat {
     pub fsync_interval_secs: f64,
     /// Lines waiting for the writer; beyond it lines are counted and reported, not kept.
     pub queue_lines: usize,
-    /// Day files kept open at once (least recently written are closed first).
+    /// Day files kept open at once (the least recently used are closed first); 0: one per
+    /// logged room, within the process's open-file limit.
     pub max_open_files: usize,
 }
 
@@ -343,7 +344,7 @@ impl Default for Chat {
             flush_interval_secs: 1.0,
             fsync_interval_secs: 10.0,
             queue_lines: 10_000,
-            max_open_files: 512,
+            max_open_files: 0,
         }
     }
 }
@@ -390,8 +391,11 @@ impl Chat {
         if self.queue_lines < 100 {
             return fail("queue_lines", "must be at least 100");
         }
-        if self.max_open_files < 4 {
-            return fail("max_open_files", "must be at least 4");
+        if (1..4).contains(&self.max_open_files) {
+            return fail(
+                "max_open_files",
+                "must be 0 (one per room, the default) or at least 4",
+            );
         }
         Ok(())
     }
@@ -824,6 +828,13 @@ impl Config {
         }
         if t.irc_host.trim().is_empty() {
             return fail("twitch.irc_host", "must not be empty");
+        }
+        if self.chat.login == ChatLogin::User && !t.irc_tls {
+            return fail(
+                "chat.login",
+                "\"user\" sends the Twitch account's token to the chat server, which needs \
+                 [twitch] irc_tls = true (or use login = \"anonymous\" over plain TCP)",
+            );
         }
         let r = &self.recording;
         if !(r.max_part_hours.is_finite() && r.max_part_hours > 0.0) {

@@ -49,6 +49,7 @@ fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
             patience: Duration::from_secs(2),
             max_open_files: 64,
         },
+        after_upload: None,
     }
 }
 
@@ -441,6 +442,105 @@ async fn reconnect_opens_the_new_connection_first_and_loses_or_repeats_nothing()
             .iter()
             .any(|e| matches!(e.kind, EventKind::ChatDisconnected { .. })),
         "a RECONNECT with overlap is no outage: {events:#?}"
+    );
+}
+
+/// Lines connection `conn` sent to the fake that start with `prefix`.
+fn sent(fake: &FakeTwitch, conn: usize, prefix: &str) -> usize {
+    fake.state.lock().unwrap().received[conn]
+        .iter()
+        .filter(|l| l.starts_with(prefix))
+        .count()
+}
+
+#[tokio::test]
+async fn server_pings_are_answered_on_both_connections_of_a_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), dir.path());
+    s.timing.ping_timeout = Duration::from_millis(300);
+    let (chat, old) = joined(&fake, s, &["a"]).await;
+    // The new connection's JOIN is never confirmed: the overlap lasts.
+    fake.set_behavior(|b| b.echo_joins = false);
+    old.send(":tmi.twitch.tv RECONNECT").await;
+    let new = fake.next_conn().await;
+    // Twitch PINGs each connection with the same line; each must be answered on its own.
+    old.send("PING :tmi.twitch.tv").await;
+    fake.wait_until("PONG on the old connection", |st| {
+        st.received[old.id].iter().any(|l| l.starts_with("PONG"))
+    })
+    .await;
+    new.send("PING :tmi.twitch.tv").await;
+    fake.wait_until("PONG on the new connection", |st| {
+        st.received[new.id].iter().any(|l| l.starts_with("PONG"))
+    })
+    .await;
+    // A room line carried by both is logged once.
+    let roomstate = "@emote-only=0;room-id=1;slow=0 :tmi.twitch.tv ROOMSTATE #a";
+    old.send(roomstate).await;
+    new.send(roomstate).await;
+
+    // The new connection fails and no other can be opened: the old one is the only one again.
+    fake.set_behavior(|b| b.ack_caps = false);
+    new.close().await;
+    fake.wait_until("a refused replacement", |st| st.accepted.len() > new.id + 1)
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    old.send("PING :tmi.twitch.tv").await;
+    fake.wait_until("the second PING on the old connection answered", |st| {
+        st.received[old.id]
+            .iter()
+            .filter(|l| l.starts_with("PONG"))
+            .count()
+            == 2
+    })
+    .await;
+    // Past the grace after the hand-back nothing is taken for a duplicate any more.
+    old.send(roomstate).await;
+    wait_records(dir.path(), "the second ROOMSTATE", |all| {
+        all.iter()
+            .filter(|(_, r)| r.cmd.as_deref() == Some("ROOMSTATE"))
+            .count()
+            == 2
+    })
+    .await;
+    assert_eq!(sent(&fake, new.id, "PONG"), 1);
+    chat.stop().await;
+}
+
+#[tokio::test]
+async fn keepalive_pongs_after_a_reconnect_are_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), dir.path());
+    // Our PINGs come well inside the time the overlap's duplicates are watched for.
+    s.timing.ping_interval = Duration::from_millis(200);
+    s.timing.ping_timeout = Duration::from_millis(1500);
+    let (chat, old) = joined(&fake, s, &["a"]).await;
+    old.send(":tmi.twitch.tv RECONNECT").await;
+    let new = fake.next_conn().await;
+    fake.wait_until("old connection closed", |st| !st.open[old.id])
+        .await;
+    // Every PING on the new connection gets the same PONG the old one got.
+    fake.wait_until("4 keepalive PINGs on the new connection", |st| {
+        st.received[new.id]
+            .iter()
+            .filter(|l| l.starts_with("PING"))
+            .count()
+            >= 4
+    })
+    .await;
+    {
+        let st = fake.state.lock().unwrap();
+        assert!(st.open[new.id], "the new connection was dropped");
+        assert_eq!(st.accepted.len(), 2, "no third connection");
+    }
+    let events = chat.stop().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e.kind, EventKind::ChatDisconnected { .. })),
+        "{events:#?}"
     );
 }
 
@@ -862,6 +962,175 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
 }
 
 #[tokio::test]
+async fn a_chat_file_follows_a_recording_moved_after_its_upload() {
+    use recbot::config::AfterUpload;
+    use recbot::recorder::sidecar::Sidecar;
+    use recbot::upload::after::Plan;
+    let dir = tempfile::tempdir().unwrap();
+    let chat_dir = dir.path().join("chat");
+    let recordings = dir.path().join("recordings");
+    let uploaded = dir.path().join("uploaded");
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), &chat_dir);
+    s.after_upload = Some(Plan::new(
+        AfterUpload::Move,
+        recordings.clone(),
+        uploaded.clone(),
+    ));
+    let (mut chat, conn) = joined(&fake, s, &["a"]).await;
+    let start = Utc::now() - chrono::Duration::seconds(60);
+    conn.send(&privmsg("a", "m1", start.timestamp_millis() + 1000, "hi"))
+        .await;
+    wait_records(&chat_dir, "m1", |all| ids_in(all, "a").len() == 1).await;
+    let sidecar = |name: &str| Sidecar {
+        login: "a".into(),
+        display_name: None,
+        source: "twitch".into(),
+        stream_id: None,
+        session: 1,
+        part: 1,
+        file: format!("{name}.ts"),
+        quality: "best".into(),
+        started: start,
+        ended: start + chrono::Duration::seconds(30),
+        duration_secs: 30.0,
+        segments: 15,
+        bytes: 5,
+        chapters: vec![],
+        gaps: vec![],
+        ad_breaks: vec![],
+        discontinuities: vec![],
+        recovered: false,
+        youtube_video_id: Some("vid".into()),
+    };
+    std::fs::create_dir_all(recordings.join("a")).unwrap();
+    std::fs::create_dir_all(uploaded.join("a")).unwrap();
+    let login = Login::parse("a").unwrap();
+
+    // The upload finished and moved video and sidecar before the chat file was written.
+    sidecar("one")
+        .write(&uploaded.join("a/one.json"))
+        .await
+        .unwrap();
+    std::fs::write(uploaded.join("a/one.ts"), "video").unwrap();
+    chat.handle
+        .save_part(login.clone(), 1, recordings.join("a/one.json"), None)
+        .await;
+    // Caught in the middle: the video is moved, the sidecar not yet.
+    sidecar("two")
+        .write(&recordings.join("a/two.json"))
+        .await
+        .unwrap();
+    std::fs::write(uploaded.join("a/two.ts"), "video").unwrap();
+    chat.handle
+        .save_part(login.clone(), 2, recordings.join("a/two.json"), None)
+        .await;
+    for name in ["one", "two"] {
+        let saved = chat
+            .event("ChatSaved", |e| {
+                matches!(&e.kind, EventKind::ChatSaved { file, .. }
+                    if file.to_string_lossy().contains(name))
+            })
+            .await;
+        let moved = uploaded.join(format!("a/{name}.chat.jsonl"));
+        assert_eq!(
+            saved.kind,
+            EventKind::ChatSaved {
+                part: if name == "one" { 1 } else { 2 },
+                file: moved.clone(),
+                lines: 1
+            }
+        );
+        assert!(moved.exists(), "{name}");
+        assert!(!recordings.join(format!("a/{name}.chat.jsonl")).exists());
+    }
+    chat.stop().await;
+}
+
+/// A chat that logs in as the account whose token (`user-token-1`) `id` checks, with room `a`
+/// wanted.
+async fn user_chat(fake: &FakeTwitch, dir: &Path, id: &wiremock::MockServer) -> Chat {
+    let mut s = settings(fake.dialer(), dir);
+    s.login = ChatLogin::User;
+    s.id_url = format!("{}/oauth2", id.uri());
+    let chat = Chat::start(s, Some(Secret::new("user-token-1")));
+    chat.want(&["a"]).await;
+    chat
+}
+
+#[tokio::test]
+async fn a_slow_account_check_holds_up_neither_status_nor_shutdown() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // Twitch takes a minute to say whose token it is (the check gives up after 15 s).
+    let id = MockServer::start().await;
+    Mock::given(path("/oauth2/validate"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(serde_json::json!({"login": "mybot"}))
+                .set_delay(Duration::from_secs(60)),
+        )
+        .mount(&id)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let chat = user_chat(&fake, dir.path(), &id).await;
+    let status = tokio::time::timeout(Duration::from_secs(3), chat.handle.status(None))
+        .await
+        .expect("status answers while the account is checked")
+        .unwrap();
+    assert!(status.identity.contains("checking"), "{status:?}");
+    assert_eq!(status.wanted, 1);
+    // A new token while the first check runs: still no wait.
+    chat.handle
+        .set_user_token(Some(Secret::new("user-token-2")))
+        .await;
+    tokio::time::timeout(Duration::from_secs(3), chat.handle.status(None))
+        .await
+        .expect("status answers after a token change")
+        .unwrap();
+    // No connection logs in before it is known as whom.
+    assert!(fake.state.lock().unwrap().accepted.is_empty());
+    tokio::time::timeout(Duration::from_secs(3), chat.stop())
+        .await
+        .expect("shutdown does not wait for the check");
+}
+
+#[tokio::test]
+async fn the_account_check_follows_no_redirect_with_the_token() {
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+    // The id endpoint redirects: the token must not be sent on to wherever it points.
+    let id = MockServer::start().await;
+    Mock::given(path("/oauth2/validate"))
+        .respond_with(ResponseTemplate::new(302).insert_header("Location", "/elsewhere/validate"))
+        .mount(&id)
+        .await;
+    Mock::given(path("/elsewhere/validate"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({"login": "mybot"})),
+        )
+        .mount(&id)
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeTwitch::bind().await;
+    let chat = user_chat(&fake, dir.path(), &id).await;
+    let conn = fake.next_conn().await;
+    let nick = fake.state.lock().unwrap().received[conn.id][1].clone();
+    assert!(nick.starts_with("NICK justinfan"), "{nick}");
+    let requests = id.received_requests().await.unwrap();
+    assert!(
+        requests.iter().all(|r| r.url.path() == "/oauth2/validate"),
+        "followed the redirect: {:?}",
+        requests
+            .iter()
+            .map(|r| r.url.path().to_string())
+            .collect::<Vec<_>>()
+    );
+    chat.stop().await;
+}
+
+#[tokio::test]
 async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, ResponseTemplate};
@@ -877,11 +1146,7 @@ async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
         .await;
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
-    let mut s = settings(fake.dialer(), dir.path());
-    s.login = ChatLogin::User;
-    s.id_url = format!("{}/oauth2", id.uri());
-    let mut chat = Chat::start(s, Some(Secret::new("user-token-1")));
-    chat.want(&["a"]).await;
+    let mut chat = user_chat(&fake, dir.path(), &id).await;
     let conn = fake.next_conn().await;
     {
         let st = fake.state.lock().unwrap();

@@ -197,6 +197,18 @@ async fn twitch_authorization_code_flow_checks_state() {
         .await;
     assert!(!reply.ok && reply.text.contains("state"), "{reply:?}");
     assert!(twitch.state().forms.is_empty());
+    // An address without a `state` cannot be told from an old or foreign one: refused too.
+    for paste in [
+        "http://localhost:3000/?code=twitchcode0123456789&scope=chat%3Aread",
+        "code=twitchcode0123456789&scope=chat%3Aread",
+    ] {
+        let reply = bot.run(&format!("code twitch {paste}")).await;
+        assert!(
+            !reply.ok && reply.text.contains("no `state`"),
+            "{paste}: {reply:?}"
+        );
+    }
+    assert!(twitch.state().forms.is_empty());
 
     // A wrong code: Twitch refuses, nothing stored.
     let reply = bot
@@ -240,8 +252,14 @@ async fn twitch_authorization_code_flow_checks_state() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The bare code (copied out of the address by hand) is accepted as it is.
+    twitch.state().code = "barecode0123456789".into();
+    assert!(bot.run("auth twitch").await.ok);
+    let reply = bot.run("code twitch barecode0123456789").await;
+    assert!(reply.ok && reply.text.contains("connected as"), "{reply:?}");
     bot.stop().await;
     assert_not_logged(&[
+        "barecode0123456789",
         "twitchcode0123456789",
         "wrongcode12345",
         "twitch-access-1",

@@ -179,4 +179,8 @@ async fn a_killed_upload_resumes_its_session_without_resending() {
     }
     let (state, confirmed) = job_state(&db).await;
     assert_eq!((state, confirmed), (JobState::Finished, total));
+    // The job resumed its session after the restart: counted once, not once per run.
+    let store = Store::open(&db).await.unwrap();
+    let day = recbot::upload::quota::pacific_day(chrono::Utc::now());
+    assert_eq!(store.quota_used(day).await.unwrap(), 1);
 }

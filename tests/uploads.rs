@@ -160,12 +160,18 @@ async fn a_server_error_mid_chunk_resumes_from_the_servers_offset() {
     bot.part_finished(&part).await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
     bot.stop().await;
-    let s = yt.state();
-    assert_eq!(s.status_queries, 1, "one status query after the error");
-    assert_eq!(s.starts(), vec![0, UNIT, UNIT + MIB]);
-    assert_eq!(s.resent, 0, "no confirmed byte was sent again");
-    assert_eq!(s.sessions.len(), 1);
-    assert_eq!(s.sessions[0].received, 2 * MIB);
+    {
+        let s = yt.state();
+        assert_eq!(s.status_queries, 1, "one status query after the error");
+        assert_eq!(s.starts(), vec![0, UNIT, UNIT + MIB]);
+        assert_eq!(s.resent, 0, "no confirmed byte was sent again");
+        assert_eq!(s.sessions.len(), 1);
+        assert_eq!(s.sessions[0].received, 2 * MIB);
+    }
+    // Resuming the same session spends no quota.
+    let store = open_store(&config).await;
+    let day = quota::pacific_day(Utc::now());
+    assert_eq!(store.quota_used(day).await.unwrap(), 1);
 }
 
 #[tokio::test]
@@ -258,6 +264,29 @@ async fn a_lost_session_starts_a_new_one() {
             .unwrap(),
         2
     );
+}
+
+#[tokio::test]
+async fn session_starts_youtube_did_not_take_are_not_counted() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    for _ in 0..3 {
+        yt.state()
+            .faults
+            .push_back(Fault::Init(503, "backendError"));
+    }
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
+        .await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    assert_eq!(yt.state().sessions.len(), 1);
+    let quota_reply = bot.run("quota").await.text;
+    assert!(
+        quota_reply.contains("1 used, 99 left of 100"),
+        "three refused session starts and one upload: {quota_reply}"
+    );
+    bot.stop().await;
 }
 
 #[tokio::test]
@@ -392,10 +421,33 @@ async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
     bot.stop().await;
     let moved = dir.path().join("uploaded/foo/a.ts");
     let moved_sidecar = dir.path().join("uploaded/foo/a.json");
-    assert!(!part.file.exists() && !part.sidecar.exists());
+    // The chat logger wrote the recording's chat file (before or after the upload finished):
+    // it went along.
+    let chat = part.file.with_file_name("a.chat.jsonl");
+    assert!(!part.file.exists() && !part.sidecar.exists() && !chat.exists());
+    assert!(dir.path().join("uploaded/foo/a.chat.jsonl").exists());
     assert_eq!(tokio::fs::metadata(&moved).await.unwrap().len(), MIB / 2);
     let sidecar = Sidecar::read(&moved_sidecar).await.unwrap();
     assert_eq!(sidecar.youtube_video_id.as_deref(), Some("vid0"));
+}
+
+#[tokio::test]
+async fn after_upload_delete_removes_file_sidecar_and_chat_file() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "after_upload = \"delete\"",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    let chat = part.file.with_file_name("a.chat.jsonl");
+    bot.part_finished(&part).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    assert!(!part.file.exists() && !part.sidecar.exists() && !chat.exists());
 }
 
 #[tokio::test]
@@ -433,6 +485,12 @@ async fn a_refused_access_token_is_refreshed_once() {
     bot.part_finished(&write_part(&config, "foo", "a", MIB).await)
         .await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    // The session start refused for the stale token is not counted.
+    let quota_reply = bot.run("quota").await.text;
+    assert!(
+        quota_reply.contains("1 used, 99 left of 100"),
+        "{quota_reply}"
+    );
     bot.stop().await;
     assert_eq!(yt.state().unauthorized, 1);
     assert_eq!(google.state().forms.len(), 1);
@@ -560,5 +618,13 @@ async fn errors_in_a_row_are_bounded_and_reported() {
     // `retry` skips the wait; the job then succeeds.
     assert!(bot.run("retry 1").await.ok);
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    // Three failed chunks, a deferral and a second turn, all on the one session YouTube
+    // opened: the ledger counts the job once.
+    assert_eq!(yt.state().sessions.len(), 1);
+    let quota_reply = bot.run("quota").await.text;
+    assert!(
+        quota_reply.contains("1 used, 99 left of 100"),
+        "{quota_reply}"
+    );
     bot.stop().await;
 }

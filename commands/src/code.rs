@@ -14,6 +14,8 @@ const MAX_PASTE_LEN: usize = 2048;
 pub struct PastedCode {
     code: String,
     state: Option<String>,
+    /// Taken from an address (or its `code=…` query), not pasted bare.
+    address: bool,
 }
 
 impl PastedCode {
@@ -47,12 +49,17 @@ impl PastedCode {
         } else {
             None
         };
+        let address = query.is_some();
         let (code, state) = match query {
             Some(query) => from_query(&query)?,
             None => (decode(input)?, None),
         };
         validate(&code)?;
-        Ok(PastedCode { code, state })
+        Ok(PastedCode {
+            code,
+            state,
+            address,
+        })
     }
 
     /// The decoded code, to be sent to the token endpoint and nowhere else.
@@ -63,6 +70,11 @@ impl PastedCode {
     /// The `state` parameter when a full redirect address was pasted.
     pub fn state(&self) -> Option<&str> {
         self.state.as_deref()
+    }
+
+    /// Whether an address (or its `code=…` query) was pasted rather than the bare code.
+    pub fn is_address(&self) -> bool {
+        self.address
     }
 }
 
@@ -154,6 +166,12 @@ mod tests {
                 .unwrap();
         assert_eq!(got.expose(), "gulfwdmys5lsm6qyz4xiz9q32l10");
         assert_eq!(got.state(), Some("c3ab8aa6"));
+        assert!(got.is_address());
+        let bare = PastedCode::parse("gulfwdmys5lsm6qyz4xiz9q32l10").unwrap();
+        assert!(!bare.is_address() && bare.state().is_none());
+        assert!(PastedCode::parse("code=gulfwdmys5lsm6qyz4xiz9q32l10")
+            .unwrap()
+            .is_address());
         assert_eq!(code("code=4%2F0AbCdEfGh&scope=x").unwrap(), "4/0AbCdEfGh");
         assert_eq!(
             code("<http://localhost/?code=abcdefgh123>").unwrap(),

@@ -246,7 +246,7 @@ pub static SPECS: &[Spec] = &[
                     name: "code or URL",
                     kind: ArgKind::Code,
                     required: true,
-                    help: "the code, or the whole address the browser was sent to",
+                    help: "the code, or the whole address the browser was sent to (Twitch: with its state)",
                 },
             ],
             options: &[],

@@ -2,6 +2,10 @@
 //! the logged lines of the part's time span (from its sidecar), each with `offset_ms` (from
 //! the part's start, wall clock) and `video_ms` (the position in the file: ad breaks and gaps
 //! cut out of the recording are subtracted, so chat stays in sync with the video).
+//!
+//! With `after_upload = "move"` or `"delete"` the recording may be uploaded, and moved or
+//! deleted, before or while its chat file is written: the file is then written where the
+//! recording went, or follows it (see `upload::after`).
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -13,6 +17,11 @@ use super::line::is_login;
 use super::record::Stamp;
 use super::writer::{date_of_day, day_of, day_path, LineQueue};
 use crate::recorder::sidecar::Sidecar;
+use crate::upload::after::{Followed, Plan};
+
+/// Why a part has no chat file with `after_upload = "delete"`.
+const DELETED: &str = "the recording was already uploaded and deleted (after_upload = \
+                       \"delete\"), so it gets no chat file; the day log keeps the lines";
 
 /// A written per-recording chat file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,8 +39,27 @@ pub fn chat_path(sidecar_path: &Path, sidecar: &Sidecar) -> PathBuf {
     sidecar_path.with_file_name(format!("{stem}.chat.jsonl"))
 }
 
-/// Flushes the writer, then writes the part's chat file (atomically: `.part`, fsync, rename).
-pub async fn save_part(queue: &LineQueue, chat_dir: &Path, sidecar_path: &Path) -> Result<Saved> {
+/// Flushes the writer, then writes the part's chat file (atomically: `.part`, fsync, rename)
+/// beside the recording, wherever `after` put it.
+pub async fn save_part(
+    queue: &LineQueue,
+    chat_dir: &Path,
+    sidecar_path: &Path,
+    after: Option<&Plan>,
+) -> Result<Saved> {
+    let mut sidecar_path = sidecar_path.to_path_buf();
+    if let Some(plan) = after {
+        if !tokio::fs::try_exists(&sidecar_path).await? {
+            let moved = plan.moved_path(&sidecar_path);
+            if tokio::fs::try_exists(&moved).await? {
+                // Uploaded and moved already: the chat file goes beside it there.
+                sidecar_path = moved;
+            } else if plan.deletes() {
+                bail!("{DELETED}");
+            }
+        }
+    }
+    let sidecar_path = sidecar_path.as_path();
     let sidecar = Sidecar::read(sidecar_path).await?;
     if !is_login(&sidecar.login) {
         bail!(
@@ -51,7 +79,20 @@ pub async fn save_part(queue: &LineQueue, chat_dir: &Path, sidecar_path: &Path) 
     let lines = tokio::task::spawn_blocking(move || write_span(&dir, &login, &span, &out))
         .await
         .context("the chat file writer stopped")??;
-    Ok(Saved { path: dest, lines })
+    let Some(plan) = after else {
+        return Ok(Saved { path: dest, lines });
+    };
+    // The upload may have finished meanwhile, its files moved or deleted without this one.
+    let video = sidecar_path.with_file_name(
+        Path::new(&sidecar.file)
+            .file_name()
+            .unwrap_or_else(|| sidecar.file.as_ref()),
+    );
+    match plan.follow(&dest, &video).await? {
+        Followed::Stayed => Ok(Saved { path: dest, lines }),
+        Followed::Moved(path) => Ok(Saved { path, lines }),
+        Followed::Deleted => bail!("{DELETED}"),
+    }
 }
 
 /// A part's wall-clock span and what was cut out of its file.

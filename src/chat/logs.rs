@@ -175,8 +175,26 @@ pub fn print(chat_dir: &Path, query: &Query, out: &mut impl Write) -> Result<u64
 }
 
 /// The human form of a logged line, without its time; `None` for lines not worth showing
-/// (JOIN/PART echoes, USERSTATE, …).
+/// (JOIN/PART echoes, USERSTATE, …). Control characters are shown, never sent to the terminal
+/// (a chat message must not be able to move the cursor, retitle the window or worse).
 pub fn render(r: &Record) -> Option<String> {
+    human(r).map(|line| printable(&line))
+}
+
+/// `text` with C0 controls (and DEL) as their Unicode control pictures (ESC → ␛) and C1
+/// controls as U+FFFD.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            '\u{0}'..='\u{1f}' => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+            '\u{7f}' => '\u{2421}',
+            '\u{80}'..='\u{9f}' => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
+fn human(r: &Record) -> Option<String> {
     if let Some(error) = &r.error {
         return Some(format!("(unparsed line: {error}) {}", r.raw));
     }
@@ -314,6 +332,39 @@ mod tests {
         for (raw, expected) in cases {
             assert_eq!(render(&record(raw)).as_deref(), expected, "{raw}");
         }
+    }
+
+    #[test]
+    fn control_characters_never_reach_the_terminal() {
+        let cases = [
+            (
+                // OSC (retitle the window), CSI (colour, erase), a bell, a C1 CSI.
+                "@display-name=ev\\sil :evil!evil@x PRIVMSG #a :hi \u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31mred\u{7f}",
+                "ev il (evil): hi ␛]0;pwned␇␛[2J\u{fffd}31mred␡",
+            ),
+            (
+                ":x!x@x PRIVMSG #a :\u{1}ACTION waves\u{8}\u{1}",
+                "* x waves␈",
+            ),
+            (
+                // Not IRC (a control character in the tags): shown raw, defused all the same.
+                "@display-name=x\u{1b}[1m :x!x@x PRIVMSG #a :\u{1}ACTION waves\u{1}",
+                "(unparsed line: control character 0x1b outside the text) \
+                 @display-name=x␛[1m :x!x@x PRIVMSG #a :␁ACTION waves␁",
+            ),
+            (
+                // A CR from an escaped tag value.
+                "@display-name=x\\ry;login=x;msg-id=sub;system-msg=subbed :tmi.twitch.tv USERNOTICE #a :t\tab",
+                "★ subbed — x␍y (x): t␉ab",
+            ),
+        ];
+        for (raw, expected) in cases {
+            let shown = render(&record(raw)).unwrap();
+            assert_eq!(shown, expected, "{raw:?}");
+            assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        }
+        // The stored line keeps the exact text (`--json` prints it JSON-escaped).
+        assert!(record(cases[0].0).text.unwrap().contains('\u{1b}'));
     }
 
     #[test]

@@ -28,6 +28,7 @@ use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
 use crate::config::{ChatLogin, Config, Secret};
 use crate::event::{Event, EventKind};
+use crate::upload::after::Plan;
 
 /// How long after the first unannounced JOIN a `ChatJoined` is posted even while more rooms
 /// are still joining (startup with many logins).
@@ -50,6 +51,8 @@ pub struct ChatSettings {
     pub join_window: Duration,
     pub timing: Timing,
     pub writer: WriterSettings,
+    /// What uploads do with a recording's files, which its chat file follows.
+    pub after_upload: Option<Plan>,
 }
 
 impl ChatSettings {
@@ -82,6 +85,7 @@ impl ChatSettings {
                 patience: QUEUE_PATIENCE,
                 max_open_files: c.max_open_files,
             },
+            after_upload: Plan::from_config(config),
         })
     }
 }
@@ -225,7 +229,9 @@ pub fn start(
     let (queue, counters, writer_task) = writer::writer(settings.writer.clone());
     tracker.spawn(writer_task);
     let (shard_tx, shard_rx) = mpsc::channel(1024);
-    let (identity_tx, identity_rx) = watch::channel(Identity::Anonymous);
+    // `None` until the first identity is settled: connections wait for it.
+    let (identity_tx, identity_rx) = watch::channel(None);
+    let (resolved_tx, resolved_rx) = mpsc::channel(4);
     let ctx = Arc::new(Context {
         timing: settings.timing.clone(),
         dialer: settings.dialer.clone(),
@@ -247,6 +253,9 @@ pub fn start(
         counters,
         identity: identity_tx,
         identity_note: "anonymous".into(),
+        resolving: 0,
+        resolved_tx,
+        cancel: cancel.clone(),
         user_token,
         wanted: BTreeSet::new(),
         assigned: HashMap::new(),
@@ -261,7 +270,7 @@ pub fn start(
         dropped_reported: 0,
         last_drop_report: None,
     };
-    tracker.spawn(pool.run(rx, shard_rx, cancel));
+    tracker.spawn(pool.run(rx, shard_rx, resolved_rx));
     ChatHandle { tx }
 }
 
@@ -278,8 +287,12 @@ struct Pool {
     events: mpsc::Sender<Event>,
     queue: LineQueue,
     counters: Arc<Mutex<Counters>>,
-    identity: watch::Sender<Identity>,
+    identity: watch::Sender<Option<Identity>>,
     identity_note: String,
+    /// Numbers the account checks; only the latest one's answer counts.
+    resolving: u64,
+    resolved_tx: mpsc::Sender<Resolved>,
+    cancel: CancellationToken,
     user_token: Option<Secret>,
     wanted: BTreeSet<Arc<str>>,
     assigned: HashMap<Arc<str>, usize>,
@@ -298,14 +311,22 @@ struct Pool {
     last_drop_report: Option<Instant>,
 }
 
+/// The answer of an account check started by [`Pool::resolve_identity`].
+struct Resolved {
+    generation: u64,
+    token: Secret,
+    login: Result<String>,
+}
+
 impl Pool {
     async fn run(
         mut self,
         mut rx: mpsc::Receiver<PoolCmd>,
         mut shard_rx: mpsc::Receiver<ShardEvent>,
-        cancel: CancellationToken,
+        mut resolved_rx: mpsc::Receiver<Resolved>,
     ) {
-        self.resolve_identity().await;
+        let cancel = self.cancel.clone();
+        self.resolve_identity();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
@@ -315,6 +336,7 @@ impl Pool {
                     None => break,
                 },
                 Some(event) = shard_rx.recv() => self.shard_event(event).await,
+                Some(resolved) = resolved_rx.recv() => self.resolved(resolved),
                 _ = tick.tick() => self.tick().await,
             }
         }
@@ -326,7 +348,11 @@ impl Pool {
         let _ = self.events.send(Event::now(login, kind)).await;
     }
 
-    async fn resolve_identity(&mut self) {
+    /// Settles who the next connections log in as. Asking Twitch whose token it is (up to
+    /// 15 s) runs in a task of its own, so status, shard reports and shutdown never wait for
+    /// it; connections opened meanwhile keep the current identity (the first ones wait).
+    fn resolve_identity(&mut self) {
+        self.resolving += 1;
         let (identity, note) = match (self.settings.login, self.user_token.clone()) {
             (ChatLogin::Anonymous, _) => (Identity::Anonymous, "anonymous".to_string()),
             (ChatLogin::User, None) => {
@@ -336,28 +362,59 @@ impl Pool {
                     "anonymous: no Twitch account connected yet (`auth twitch`)".to_string(),
                 )
             }
-            (ChatLogin::User, Some(token)) => match validate(&self.settings.id_url, &token).await {
-                Ok(login) => {
-                    info!(login, "chat: logging in as the connected Twitch account");
-                    (
-                        Identity::User {
-                            login: login.clone(),
+            (ChatLogin::User, Some(token)) => {
+                if self.identity.borrow().is_none() {
+                    self.identity_note = "checking the connected Twitch account".into();
+                }
+                let generation = self.resolving;
+                let id_url = self.settings.id_url.clone();
+                let tx = self.resolved_tx.clone();
+                let cancel = self.cancel.clone();
+                self.tracker.spawn(async move {
+                    let login = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        login = validate(&id_url, &token) => login,
+                    };
+                    let _ = tx
+                        .send(Resolved {
+                            generation,
                             token,
-                        },
-                        format!("as {login}"),
-                    )
-                }
-                Err(e) => {
-                    warn!(error = %e, "chat: the Twitch token cannot be used; logging anonymously");
-                    (
-                        Identity::Anonymous,
-                        format!("anonymous: the Twitch token cannot be used ({e:#})"),
-                    )
-                }
-            },
+                            login,
+                        })
+                        .await;
+                });
+                return;
+            }
         };
         self.identity_note = note;
-        self.identity.send_replace(identity);
+        self.identity.send_replace(Some(identity));
+    }
+
+    fn resolved(&mut self, resolved: Resolved) {
+        if resolved.generation != self.resolving {
+            return; // A newer token replaced the one checked.
+        }
+        let (identity, note) = match resolved.login {
+            Ok(login) => {
+                info!(login, "chat: logging in as the connected Twitch account");
+                (
+                    Identity::User {
+                        login: login.clone(),
+                        token: resolved.token,
+                    },
+                    format!("as {login}"),
+                )
+            }
+            Err(e) => {
+                warn!(error = %e, "chat: the Twitch token cannot be used; logging anonymously");
+                (
+                    Identity::Anonymous,
+                    format!("anonymous: the Twitch token cannot be used ({e:#})"),
+                )
+            }
+        };
+        self.identity_note = note;
+        self.identity.send_replace(Some(identity));
     }
 
     async fn command(&mut self, cmd: PoolCmd) {
@@ -365,7 +422,7 @@ impl Pool {
             PoolCmd::Want(logins) => self.set_wanted(logins).await,
             PoolCmd::UserToken(token) => {
                 self.user_token = token;
-                self.resolve_identity().await;
+                self.resolve_identity();
             }
             PoolCmd::SavePart {
                 login,
@@ -376,8 +433,11 @@ impl Pool {
                 let queue = self.queue.clone();
                 let events = self.events.clone();
                 let dir = self.settings.writer.dir.clone();
+                let after = self.settings.after_upload.clone();
                 self.tracker.spawn(async move {
-                    let kind = match export::save_part(&queue, &dir, &sidecar).await {
+                    let kind = match export::save_part(&queue, &dir, &sidecar, after.as_ref())
+                        .await
+                    {
                         Ok(saved) => EventKind::ChatSaved {
                             part,
                             file: saved.path,
@@ -408,6 +468,7 @@ impl Pool {
         let removed: Vec<Arc<str>> = self.wanted.difference(&new).cloned().collect();
         let added: Vec<Arc<str>> = new.difference(&self.wanted).cloned().collect();
         self.wanted = new;
+        self.queue.set_rooms(self.wanted.len());
         let mut per_shard: HashMap<usize, Vec<Arc<str>>> = HashMap::new();
         for room in removed {
             self.joined.remove(&room);
@@ -543,12 +604,12 @@ impl Pool {
                 }
             }
             ShardEvent::AuthFailed { reason } => {
-                if matches!(*self.identity.borrow(), Identity::User { .. }) {
+                if matches!(*self.identity.borrow(), Some(Identity::User { .. })) {
                     warn!(
                         reason,
                         "chat: Twitch refused the account's login; logging anonymously"
                     );
-                    self.identity.send_replace(Identity::Anonymous);
+                    self.identity.send_replace(Some(Identity::Anonymous));
                     self.identity_note =
                         format!("anonymous: Twitch refused the account ({reason})");
                     self.emit(
@@ -671,8 +732,10 @@ struct Validation {
 /// Which account a user token belongs to (`GET {id_url}/validate`, which Twitch also asks
 /// chat clients to call at start).
 async fn validate(id_url: &str, token: &Secret) -> Result<String> {
+    // The token goes to `id_url` only (invariant 12): a redirect is an answer, not a hop.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
         .build()?;
     let response = client
         .get(format!("{}/validate", id_url.trim_end_matches('/')))

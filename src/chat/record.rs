@@ -29,8 +29,9 @@ pub struct Encoded<'a> {
 }
 
 impl Encoded<'_> {
-    /// Identifies the line across two connections: its message `id`, else the raw line.
-    /// Computed only while connections overlap.
+    /// Identifies a room line across two connections: its message `id`, else the raw line.
+    /// Computed only while connections overlap, and never for control lines (a PING is the
+    /// same on every connection, yet each must be answered).
     pub fn key(&self) -> u64 {
         match self.id {
             Some(id) if !id.is_empty() => hash(id.as_bytes()),

@@ -3,9 +3,11 @@
 //! account's [`JoinLimiter`](super::limits::JoinLimiter), answers and sends PINGs, re-JOINs
 //! every room hourly, reconnects with backoff, and turns every received line into a log record.
 //!
-//! On `RECONNECT` the new connection is opened and joined before the old one is closed; lines
-//! seen on both are dropped by message id. The old connection is closed only after a PONG on
-//! it, so everything it carried before the new one took over has been read.
+//! On `RECONNECT` the new connection is opened and joined before the old one is closed; room
+//! lines seen on both are dropped by message id (by their raw text when they have none).
+//! Control lines are never deduplicated: each connection's PINGs are answered and its PONGs
+//! honoured. The old connection is closed only after a PONG on it, so everything it carried
+//! before the new one took over has been read.
 
 use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
@@ -66,7 +68,8 @@ pub struct Context {
     pub limiter: JoinLimiter,
     pub gate: ConnectGate,
     pub queue: LineQueue,
-    pub identity: watch::Receiver<Identity>,
+    /// Who connections log in as; `None` until the pool has settled it.
+    pub identity: watch::Receiver<Option<Identity>>,
     pub events: mpsc::Sender<ShardEvent>,
     pub cancel: CancellationToken,
     pub next_conn: AtomicU64,
@@ -235,9 +238,13 @@ impl Shard {
         }
         let ctx = self.ctx.clone();
         let id = ctx.next_conn.fetch_add(1, Ordering::Relaxed);
-        let identity = ctx.identity.borrow().clone();
+        let mut identity = ctx.identity.clone();
         self.opening = Some(Box::pin(async move {
             tokio::time::sleep(delay).await;
+            let identity = match identity.wait_for(Option::is_some).await {
+                Ok(known) => known.clone().unwrap_or(Identity::Anonymous),
+                Err(_) => Identity::Anonymous,
+            };
             ctx.gate.wait().await;
             Conn::open(
                 id,
@@ -425,7 +432,12 @@ impl Shard {
             } else {
                 record::encode(&text, exact, recv_ms, &mut batch.buf)
             };
-            if dedup.active && !dedup.first(encoded.key()) {
+            let chat = is_chat(encoded.command);
+            // Only room lines can arrive twice (once per connection). Control lines (PING,
+            // PONG, RECONNECT, JOIN echoes, …) belong to the connection that carried them and
+            // are identical on every connection: they are never taken for duplicates.
+            let dedupable = chat || encoded.id.is_some_and(|id| !id.is_empty());
+            if dedupable && dedup.active && !dedup.first(encoded.key()) {
                 batch.buf.truncate(start);
                 continue;
             }
@@ -443,7 +455,7 @@ impl Shard {
                 None => server.clone(),
             };
             batch.push_entry(folder, encoded.time_ms);
-            if !is_chat(encoded.command) {
+            if !chat {
                 let c = control(&text, &conn.nick);
                 if c != Control::Other {
                     controls.push(c);
@@ -628,6 +640,9 @@ impl Shard {
                     self.old_deadline = None;
                     self.old_draining = false;
                     self.reconnect_requested = true;
+                    // One connection again: what the failed one carried may still come on
+                    // this one for a moment, nothing after that.
+                    self.dedup.stop_after(self.ctx.timing.ping_timeout);
                     return;
                 }
                 warn!(

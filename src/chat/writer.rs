@@ -6,19 +6,27 @@
 //! File I/O runs on the blocking pool in short hops (the open files move in and out of
 //! `spawn_blocking`), so the runtime never blocks and paused-time tests still advance.
 //! Buffers reach the files at least every `flush_interval`, the disk every `fsync_interval`,
-//! on day rotation, on eviction and on shutdown.
+//! on day rotation and on shutdown.
+//!
+//! Reopening a day file costs a few system calls, never a read of the file: the lines a file
+//! already held (after a restart) are counted once per day, off the write path. At most
+//! `max_open_files` files are open (by default as many as there are rooms, within the
+//! process's open-file limit); beyond that the least recently used one is closed, and its
+//! fsync waits for the next sync tick.
 
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{Datelike, NaiveDate};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
 use tokio::time::{Instant, MissedTickBehavior};
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::names::RoomMap;
 
@@ -32,6 +40,14 @@ const FILE_BUFFER: usize = 16 * 1024;
 const MAX_BATCHES_PER_TRIP: usize = 64;
 /// A file nobody wrote to for this long is closed (after its data reached the disk).
 const IDLE_CLOSE: Duration = Duration::from_secs(300);
+/// With `max_open_files = 0`: files kept open beyond one per room (the server folder, the
+/// previous day's files around midnight)…
+const AUTO_MARGIN: usize = 16;
+/// …and at least this many.
+const AUTO_MIN: usize = 64;
+/// Descriptors left to the rest of the process (sockets, the database, recordings, uploads)
+/// when the open-file limit is high; with a low limit, half of it.
+const FD_RESERVE: u64 = 512;
 
 /// Days since 1970-01-01 (UTC) of a time in ms.
 pub fn day_of(ms: i64) -> i32 {
@@ -100,34 +116,81 @@ enum Message {
 /// Lines written per folder and UTC day, for `status`.
 #[derive(Debug, Default)]
 pub struct Counters {
-    per_folder: RoomMap<Arc<str>, (i32, u64)>,
+    per_folder: RoomMap<Arc<str>, Count>,
+}
+
+/// The latest day of one folder.
+#[derive(Debug, Clone, Copy)]
+struct Count {
+    day: i32,
+    lines: u64,
+    /// The lines the file held before this process wrote to it are included.
+    complete: bool,
 }
 
 impl Counters {
-    /// Lines of `day` written for `folder` (counting what the file held when first opened).
+    /// Lines of `day` in `folder`'s file; `None` while the lines it held before this process
+    /// opened it are still being counted (or it was never opened today).
     pub fn lines(&self, folder: &str, day: i32) -> Option<u64> {
         self.per_folder
             .get(folder)
-            .filter(|(d, _)| *d == day)
-            .map(|(_, n)| *n)
+            .filter(|c| c.day == day && c.complete)
+            .map(|c| c.lines)
     }
 
     /// Lines of `day` over every room (not the server folder).
     pub fn total(&self, day: i32) -> u64 {
         self.per_folder
             .iter()
-            .filter(|(f, (d, _))| *d == day && f.as_ref() != SERVER_FOLDER)
-            .map(|(_, (_, n))| n)
+            .filter(|(f, c)| c.day == day && f.as_ref() != SERVER_FOLDER)
+            .map(|(_, c)| c.lines)
             .sum()
     }
 
-    fn add(&mut self, folder: &Arc<str>, day: i32, n: u64) {
-        let entry = self.per_folder.entry(folder.clone()).or_insert((day, 0));
-        if entry.0 < day {
-            *entry = (day, 0);
+    /// Whether `folder`'s count for `day` is started (or a later day's is, which makes
+    /// `day`'s irrelevant).
+    fn known(&self, folder: &str, day: i32) -> bool {
+        self.per_folder.get(folder).is_some_and(|c| c.day >= day)
+    }
+
+    /// Starts the count of `day`; `complete` when the file held nothing before.
+    fn start(&mut self, folder: &Arc<str>, day: i32, complete: bool) {
+        let fresh = Count {
+            day,
+            lines: 0,
+            complete,
+        };
+        let entry = self.per_folder.entry(folder.clone()).or_insert(fresh);
+        if entry.day < day {
+            *entry = fresh;
         }
-        if entry.0 == day {
-            entry.1 += n;
+    }
+
+    fn add(&mut self, folder: &Arc<str>, day: i32, n: u64) {
+        let entry = self.per_folder.entry(folder.clone()).or_insert(Count {
+            day,
+            lines: 0,
+            complete: false,
+        });
+        if entry.day < day {
+            *entry = Count {
+                day,
+                lines: 0,
+                complete: false,
+            };
+        }
+        if entry.day == day {
+            entry.lines += n;
+        }
+    }
+
+    /// The lines the file held before this process wrote to it, once counted.
+    fn add_existing(&mut self, folder: &Arc<str>, day: i32, n: u64) {
+        if let Some(entry) = self.per_folder.get_mut(folder) {
+            if entry.day == day && !entry.complete {
+                entry.lines += n;
+                entry.complete = true;
+            }
         }
     }
 }
@@ -141,9 +204,17 @@ pub struct LineQueue {
     /// How long a connection waits for room in the queue before dropping its lines.
     patience: Duration,
     dropped: Arc<AtomicU64>,
+    /// Rooms being logged, which sizes the open-file cap.
+    rooms: Arc<AtomicUsize>,
 }
 
 impl LineQueue {
+    /// Tells the writer how many rooms are logged (with `max_open_files = 0`, each keeps its
+    /// file open).
+    pub fn set_rooms(&self, rooms: usize) {
+        self.rooms.store(rooms, Ordering::Relaxed);
+    }
+
     /// Queues a batch; waits up to the queue's patience when the writer is behind, then
     /// drops the batch and counts its lines. Returns `false` when the lines were dropped.
     pub async fn push(&self, batch: Batch) -> bool {
@@ -194,6 +265,7 @@ pub struct WriterSettings {
     pub fsync_interval: Duration,
     pub queue_lines: usize,
     pub patience: Duration,
+    /// Day files open at once; 0: one per room, within the process's open-file limit.
     pub max_open_files: usize,
 }
 
@@ -209,22 +281,71 @@ pub fn writer(
     let (tx, rx) = mpsc::channel(settings.queue_lines);
     let dropped = Arc::new(AtomicU64::new(0));
     let counters = Arc::new(Mutex::new(Counters::default()));
+    let rooms = Arc::new(AtomicUsize::new(0));
     let queue = LineQueue {
         tx,
         permits: Arc::new(Semaphore::new(settings.queue_lines)),
         capacity: settings.queue_lines,
         patience: settings.patience,
         dropped: dropped.clone(),
+        rooms: rooms.clone(),
     };
-    let files = Files {
-        dir: settings.dir.clone(),
-        open: RoomMap::default(),
-        max_open: settings.max_open_files,
-        counters: counters.clone(),
-        dropped,
-        error_logged: None,
+    let budget = fd_budget();
+    if settings.max_open_files > budget {
+        warn!(
+            max_open_files = settings.max_open_files,
+            budget, "max_open_files is above what the open-file limit allows; keeping fewer open"
+        );
+    }
+    let cap = Cap {
+        configured: settings.max_open_files,
+        rooms,
+        budget,
     };
+    let files = Files::new(settings.dir.clone(), cap, counters.clone(), dropped);
     (queue, counters, run(rx, files, settings))
+}
+
+/// How many day files may be open: raises the soft open-file limit to the hard one (chat
+/// keeps a file per room open), then leaves room for everything else.
+fn fd_budget() -> usize {
+    use rustix::process::{getrlimit, setrlimit, Resource};
+    let mut limit = getrlimit(Resource::Nofile);
+    if limit.current.is_some() && limit.current != limit.maximum {
+        let raised = rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        };
+        match setrlimit(Resource::Nofile, raised) {
+            Ok(()) => {
+                info!(limit = ?limit.maximum, "raised the open-file limit for the chat log files");
+                limit = getrlimit(Resource::Nofile);
+            }
+            Err(e) => debug!(error = %e, "cannot raise the open-file limit"),
+        }
+    }
+    let soft = limit.current.unwrap_or(1 << 20);
+    let budget = soft.saturating_sub(FD_RESERVE).max(soft / 2).max(4);
+    usize::try_from(budget).unwrap_or(usize::MAX)
+}
+
+/// The open-file cap: configured, or one file per room (plus a margin) within the budget.
+#[derive(Debug, Clone)]
+struct Cap {
+    configured: usize,
+    rooms: Arc<AtomicUsize>,
+    budget: usize,
+}
+
+impl Cap {
+    fn get(&self) -> usize {
+        let wanted = if self.configured > 0 {
+            self.configured
+        } else {
+            (self.rooms.load(Ordering::Relaxed) + AUTO_MARGIN).max(AUTO_MIN)
+        };
+        wanted.min(self.budget).max(1)
+    }
 }
 
 async fn run(mut rx: mpsc::Receiver<Message>, mut files: Files, settings: WriterSettings) {
@@ -233,8 +354,21 @@ async fn run(mut rx: mpsc::Receiver<Message>, mut files: Files, settings: Writer
     let mut sync = tokio::time::interval(settings.fsync_interval);
     sync.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut last_flush = Instant::now();
+    let stop_counting = Arc::new(AtomicBool::new(false));
+    let mut counting: Option<JoinHandle<()>> = None;
     loop {
+        if counting.is_none() && !files.to_count.is_empty() {
+            let jobs = std::mem::take(&mut files.to_count);
+            let counters = files.counters.clone();
+            let stop = stop_counting.clone();
+            counting = Some(tokio::task::spawn_blocking(move || {
+                count_existing(jobs, &counters, &stop)
+            }));
+        }
         tokio::select! {
+            _ = async { counting.as_mut().expect("checked").await }, if counting.is_some() => {
+                counting = None;
+            }
             message = rx.recv() => match message {
                 Some(Message::Lines(batch, permit)) => {
                     // Whatever else is already queued goes in the same trip to the blocking
@@ -291,7 +425,36 @@ async fn run(mut rx: mpsc::Receiver<Message>, mut files: Files, settings: Writer
         }
     }
     let _ = blocking(files, Files::close_all).await;
+    if let Some(counting) = counting {
+        stop_counting.store(true, Ordering::Relaxed);
+        let _ = counting.await;
+    }
     debug!("chat log writer stopped; every line is on disk");
+}
+
+/// A day file whose earlier lines are still to be counted: the first `len` bytes of `path`.
+#[derive(Debug)]
+struct CountJob {
+    folder: Arc<str>,
+    day: i32,
+    path: PathBuf,
+    len: u64,
+}
+
+/// Counts what the files held before this process wrote to them (runs beside the writer).
+fn count_existing(jobs: Vec<CountJob>, counters: &Mutex<Counters>, stop: &AtomicBool) {
+    for job in jobs {
+        match count_lines_upto(&job.path, job.len, stop) {
+            Ok(Some(n)) => counters
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .add_existing(&job.folder, job.day, n),
+            Ok(None) => return,
+            Err(e) => {
+                debug!(path = %job.path.display(), error = %e, "cannot count the chat log's lines")
+            }
+        }
+    }
 }
 
 /// Runs `op` on the blocking pool with the files moved there and back.
@@ -318,7 +481,13 @@ where
 struct Files {
     dir: PathBuf,
     open: RoomMap<Arc<str>, DayFile>,
-    max_open: usize,
+    cap: Cap,
+    /// Bumped on every use of a file, for the least-recently-used eviction.
+    used: u64,
+    /// Files closed (evicted) before their data was fsynced; the next sync tick does it.
+    unsynced_closed: HashSet<PathBuf>,
+    /// Files whose earlier lines are to be counted (off the write path).
+    to_count: Vec<CountJob>,
     counters: Arc<Mutex<Counters>>,
     dropped: Arc<AtomicU64>,
     /// When a write error was last logged (one line per minute is enough).
@@ -334,18 +503,37 @@ struct DayFile {
     buffered_lines: u64,
     unsynced: bool,
     last_write: std::time::Instant,
+    /// [`Files::used`] when last used.
+    last_used: u64,
 }
 
 impl Files {
-    fn empty_like(&self) -> Files {
+    fn new(
+        dir: PathBuf,
+        cap: Cap,
+        counters: Arc<Mutex<Counters>>,
+        dropped: Arc<AtomicU64>,
+    ) -> Files {
         Files {
-            dir: self.dir.clone(),
+            dir,
             open: RoomMap::default(),
-            max_open: self.max_open,
-            counters: self.counters.clone(),
-            dropped: self.dropped.clone(),
+            cap,
+            used: 0,
+            unsynced_closed: HashSet::new(),
+            to_count: Vec::new(),
+            counters,
+            dropped,
             error_logged: None,
         }
+    }
+
+    fn empty_like(&self) -> Files {
+        Files::new(
+            self.dir.clone(),
+            self.cap.clone(),
+            self.counters.clone(),
+            self.dropped.clone(),
+        )
     }
 
     fn append(&mut self, batch: &Batch) {
@@ -390,44 +578,67 @@ impl Files {
         if reopen {
             self.reopen(folder, day)?;
         }
-        Ok(self.open.get_mut(folder).expect("just opened"))
+        self.used += 1;
+        let f = self.open.get_mut(folder).expect("just opened");
+        f.last_used = self.used;
+        Ok(f)
     }
 
     fn reopen(&mut self, folder: &Arc<str>, day: i32) -> std::io::Result<()> {
-        {
-            // Day rotation: the old day's file is complete; put it on disk now.
-            if let Some(mut old) = self.open.remove(folder) {
+        if let Some(mut old) = self.open.remove(folder) {
+            if day > old.day {
+                // Day rotation: the old day's file is complete; put it on disk now.
                 let result = old.close();
                 self.check(result, folder);
+            } else {
+                // A late line of an earlier day; the current file is reopened next.
+                self.close_unsynced(folder, old);
             }
-            if self.open.len() >= self.max_open {
-                self.evict();
-            }
-            let opened = DayFile::open(&self.dir, folder, day)?;
-            let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
-            if counters.lines(folder, day).is_none() {
-                counters.add(folder, day, 0);
-                if let Some(n) = opened.existing_lines {
-                    counters.add(folder, day, n);
-                }
-            }
-            drop(counters);
-            self.open.insert(folder.clone(), opened.file);
         }
+        let cap = self.cap.get();
+        while self.open.len() >= cap && !self.open.is_empty() {
+            self.evict();
+        }
+        let opened = DayFile::open(&self.dir, folder, day)?;
+        let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
+        if !counters.known(folder, day) {
+            let empty = opened.existing_len == 0;
+            counters.start(folder, day, empty);
+            if !empty {
+                self.to_count.push(CountJob {
+                    folder: folder.clone(),
+                    day,
+                    path: opened.file.path.clone(),
+                    len: opened.existing_len,
+                });
+            }
+        }
+        drop(counters);
+        self.open.insert(folder.clone(), opened.file);
         Ok(())
     }
 
+    /// Closes the least recently used file.
     fn evict(&mut self) {
         let oldest = self
             .open
             .iter()
-            .min_by_key(|(_, f)| f.last_write)
+            .min_by_key(|(_, f)| f.last_used)
             .map(|(k, _)| k.clone());
         if let Some(key) = oldest {
-            if let Some(mut f) = self.open.remove(&key) {
-                let result = f.close();
-                self.check(result, &key);
+            if let Some(f) = self.open.remove(&key) {
+                self.close_unsynced(&key, f);
             }
+        }
+    }
+
+    /// Writes `f` out and closes it; its fsync is left to the next sync tick, so a busy
+    /// writer with more rooms than open files does not wait for the disk on every switch.
+    fn close_unsynced(&mut self, folder: &str, mut f: DayFile) {
+        let result = f.write_out();
+        self.check(result, folder);
+        if f.unsynced {
+            self.unsynced_closed.insert(f.path.clone());
         }
     }
 
@@ -454,8 +665,14 @@ impl Files {
             if f.unsynced {
                 match f.file.sync_data() {
                     Ok(()) => f.unsynced = false,
-                    Err(e) => failed.push((folder.clone(), e)),
+                    Err(e) => failed.push((folder.to_string(), e)),
                 }
+            }
+        }
+        for path in std::mem::take(&mut self.unsynced_closed) {
+            // fsync through a new descriptor reaches the data written through the closed one.
+            if let Err(e) = File::open(&path).and_then(|f| f.sync_data()) {
+                failed.push((path.display().to_string(), e));
             }
         }
         for (folder, e) in failed {
@@ -483,6 +700,7 @@ impl Files {
             let result = f.close();
             self.check(result, &folder);
         }
+        self.sync_all();
     }
 
     /// A failed write loses the buffered lines: count them and say so.
@@ -507,8 +725,8 @@ impl Files {
 
 struct Opened {
     file: DayFile,
-    /// Lines already in the file (when it existed).
-    existing_lines: Option<u64>,
+    /// Bytes already in the file (with a cut last line completed).
+    existing_len: u64,
 }
 
 impl DayFile {
@@ -522,8 +740,7 @@ impl DayFile {
             .append(true)
             .create(true)
             .open(&path)?;
-        let len = file.metadata()?.len();
-        let mut existing_lines = None;
+        let mut len = file.metadata()?.len();
         if len > 0 {
             // A crash may have cut the last line; start ours on a fresh line.
             let mut last = [0u8];
@@ -532,8 +749,8 @@ impl DayFile {
             if last[0] != b'\n' {
                 warn!(path = %path.display(), "chat log ended in a cut line; starting a new one");
                 file.write_all(b"\n")?;
+                len += 1;
             }
-            existing_lines = Some(count_lines(&path)?);
         }
         Ok(Opened {
             file: DayFile {
@@ -544,8 +761,9 @@ impl DayFile {
                 buffered_lines: 0,
                 unsynced: false,
                 last_write: std::time::Instant::now(),
+                last_used: 0,
             },
-            existing_lines,
+            existing_len: len,
         })
     }
 
@@ -579,15 +797,24 @@ impl DayFile {
 
 /// Lines in a file.
 pub fn count_lines(path: &Path) -> std::io::Result<u64> {
-    let mut file = File::open(path)?;
-    let mut buf = vec![0u8; 64 * 1024];
+    let never = AtomicBool::new(false);
+    count_lines_upto(path, u64::MAX, &never).map(Option::unwrap_or_default)
+}
+
+/// Lines in the first `len` bytes of a file; `None` when `stop` was set meanwhile.
+fn count_lines_upto(path: &Path, len: u64, stop: &AtomicBool) -> std::io::Result<Option<u64>> {
+    let mut file = File::open(path)?.take(len);
+    let mut buf = vec![0u8; 256 * 1024];
     let mut n = 0u64;
     loop {
+        if stop.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         let read = file.read(&mut buf)?;
         if read == 0 {
-            return Ok(n);
+            return Ok(Some(n));
         }
-        n += buf[..read].iter().filter(|b| **b == b'\n').count() as u64;
+        n += memchr::memchr_iter(b'\n', &buf[..read]).count() as u64;
     }
 }
 
@@ -679,13 +906,109 @@ mod tests {
         let (queue, counters, task) = writer(settings(dir.path(), 1000));
         let task = tokio::spawn(task);
         queue.push(batch(&[("a", day as i64 * DAY, "new")])).await;
+        // The lines that were there are counted beside the writer.
+        wait_for_count(&counters, "a", day, 4).await;
         drop(queue);
         task.await.unwrap();
         assert_eq!(
             std::fs::read_to_string(&path).unwrap(),
             "old1\nold2\ncut-of\nnew\n"
         );
-        assert_eq!(counters.lock().unwrap().lines("a", day), Some(4));
+    }
+
+    async fn wait_for_count(counters: &Mutex<Counters>, folder: &str, day: i32, n: u64) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let got = counters.lock().unwrap().lines(folder, day);
+            if got == Some(n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{folder}: counted {got:?}, not {n}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// `rooms` day files of `day` already holding `lines` lines each.
+    fn existing(dir: &Path, rooms: usize, day: i32, lines: usize) -> Vec<String> {
+        let old = "o".repeat(99) + "\n";
+        (0..rooms)
+            .map(|r| {
+                let folder = format!("room{r}");
+                let path = day_path(dir, &folder, date_of_day(day));
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, old.repeat(lines)).unwrap();
+                folder
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn more_rooms_than_open_files_loses_and_recounts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 20_000;
+        let rooms = existing(dir.path(), 8, day, 1000);
+        let mut s = settings(dir.path(), 64);
+        s.max_open_files = 4;
+        let (queue, counters, task) = writer(s);
+        let task = tokio::spawn(task);
+        // Round robin over twice as many rooms as open files: every line reopens a file.
+        for i in 0..400 {
+            let folder = rooms[i % rooms.len()].as_str();
+            let text = format!("new{i}");
+            assert!(
+                queue
+                    .push(batch(&[(folder, day as i64 * DAY, &text)]))
+                    .await
+            );
+        }
+        queue.flush().await;
+        assert_eq!(queue.dropped(), 0);
+        for (r, folder) in rooms.iter().enumerate() {
+            wait_for_count(&counters, folder, day, 1050).await;
+            let text =
+                std::fs::read_to_string(day_path(dir.path(), folder, date_of_day(day))).unwrap();
+            let new: Vec<&str> = text.lines().skip(1000).collect();
+            let expected: Vec<String> = (0..50).map(|k| format!("new{}", k * 8 + r)).collect();
+            assert_eq!(new, expected, "{folder}");
+        }
+        drop(queue);
+        task.await.unwrap();
+    }
+
+    #[test]
+    fn reopening_reads_nothing_and_closes_the_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let day = 20_000;
+        let rooms = existing(dir.path(), 8, day, 10);
+        let cap = Cap {
+            configured: 4,
+            rooms: Arc::default(),
+            budget: 1000,
+        };
+        let counters = Arc::new(Mutex::new(Counters::default()));
+        let mut files = Files::new(dir.path().to_path_buf(), cap, counters, Arc::default());
+        let at = day as i64 * DAY;
+        for i in 0..400 {
+            files.append(&batch(&[(rooms[i % 8].as_str(), at, "x")]));
+        }
+        assert_eq!(files.open.len(), 4);
+        // Each file's earlier lines are counted once per day, not on every reopen…
+        assert_eq!(files.to_count.len(), 8);
+        // …and a closed file's fsync waits for the sync tick instead of the next line.
+        assert!(!files.unsynced_closed.is_empty());
+        files.sync_all();
+        assert!(files.unsynced_closed.is_empty());
+        // Least recently *used*, not least recently written out (buffers are still unwritten).
+        files.close_all();
+        for folder in ["a", "b", "c", "d", "a", "e"] {
+            files.append(&batch(&[(folder, at, "y")]));
+        }
+        let mut open: Vec<&str> = files.open.keys().map(|k| k.as_ref()).collect();
+        open.sort();
+        assert_eq!(open, ["a", "c", "d", "e"]);
     }
 
     #[tokio::test]

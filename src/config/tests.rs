@@ -379,6 +379,12 @@ fn chat_section_has_defaults_and_is_validated() {
     let c = parse("[chat]\nlogin = \"user\"\nping_interval_secs = 0.5\n").unwrap();
     assert_eq!(c.chat.login, ChatLogin::User);
     assert_eq!(c.chat.ping_interval_secs, 0.5);
+    assert_eq!(c.chat.max_open_files, 0, "one per room by default");
+    // The account's token never goes over plain TCP.
+    let err = parse("[twitch]\nirc_tls = false\n[chat]\nlogin = \"user\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("chat.login"), "{err}");
+    assert!(err.to_string().contains("irc_tls = true"), "{err}");
+    parse("[twitch]\nirc_tls = false\n[chat]\nlogin = \"anonymous\"\n").unwrap();
     for (body, key) in [
         (
             "[chat]\nchannels_per_connection = 0\n",
@@ -392,6 +398,7 @@ fn chat_section_has_defaults_and_is_validated() {
         ),
         ("[chat]\nbackoff_max_secs = 0.5\n", "chat.backoff_max_secs"),
         ("[chat]\nlogin = \"bot\"\n", "chat.login"),
+        ("[chat]\nmax_open_files = 3\n", "chat.max_open_files"),
     ] {
         let err = parse(body).unwrap_err();
         assert_eq!(err.key.as_deref(), Some(key), "{body}: {err}");

@@ -4,13 +4,14 @@
 //! acknowledges. Workers hold a [`Calls`] handle.
 
 use anyhow::{anyhow, Result};
-use chrono::{DateTime, Utc};
+use chrono::NaiveDate;
 use recbot_commands::Service;
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::StoredToken;
 use super::uploads::JobUpdate;
 use super::Core;
+use crate::upload::quota::Reservation;
 
 /// One request with its acknowledgement.
 #[derive(Debug)]
@@ -40,7 +41,13 @@ pub(crate) enum Call {
     /// Count one upload against today's ledger; answers the next reset instead when the
     /// daily limit is reached (nothing is counted then).
     ReserveQuota {
-        ack: oneshot::Sender<Result<Option<DateTime<Utc>>>>,
+        ack: oneshot::Sender<Result<Reservation>>,
+    },
+    /// Give back an upload counted on `day` whose session could not be opened (YouTube did
+    /// not take the request: a server error, a reset, a refused access token).
+    ReleaseQuota {
+        day: NaiveDate,
+        ack: oneshot::Sender<Result<()>>,
     },
 }
 
@@ -88,9 +95,15 @@ impl Calls {
         self.call(|ack| Call::Job { update, ack }).await
     }
 
-    /// `None` when the upload was counted; the next reset when the daily limit is reached.
-    pub async fn reserve_quota(&self) -> Result<Option<DateTime<Utc>>> {
+    /// Counts one upload (one `videos.insert`) against today's ledger, or says when the full
+    /// ledger resets.
+    pub async fn reserve_quota(&self) -> Result<Reservation> {
         self.call(|ack| Call::ReserveQuota { ack }).await
+    }
+
+    /// Gives back a reservation of `day` that YouTube never charged.
+    pub async fn release_quota(&self, day: NaiveDate) -> Result<()> {
+        self.call(|ack| Call::ReleaseQuota { day, ack }).await
     }
 }
 
@@ -124,6 +137,9 @@ impl Core {
             }
             Call::ReserveQuota { ack } => {
                 let _ = ack.send(self.reserve_quota().await);
+            }
+            Call::ReleaseQuota { day, ack } => {
+                let _ = ack.send(self.store.release_quota(day).await);
             }
         }
     }

@@ -16,7 +16,7 @@ use super::store::{JobState, NewUploadJob, UploadJob, WaitReason};
 use super::{Core, Origin, Reply};
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
-use crate::upload::quota;
+use crate::upload::quota::{self, Reservation};
 use crate::upload::worker::UploadWorker;
 
 /// Jobs finished or failed that `uploads` still shows.
@@ -274,15 +274,15 @@ impl Core {
     }
 
     /// Counts one upload against today's Pacific-day ledger, or says when it resets.
-    pub(super) async fn reserve_quota(&mut self) -> Result<Option<DateTime<Utc>>> {
+    pub(super) async fn reserve_quota(&mut self) -> Result<Reservation> {
         let now = Utc::now();
         let day = quota::pacific_day(now);
         let used = self.store.quota_used(day).await?;
         if used >= self.config.youtube.daily_upload_limit {
-            return Ok(Some(quota::next_reset(now)));
+            return Ok(Reservation::Full(quota::next_reset(now)));
         }
         self.store.set_quota_used(day, used + 1).await?;
-        Ok(None)
+        Ok(Reservation::Counted(day))
     }
 
     /// `uploads`

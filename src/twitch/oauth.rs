@@ -9,10 +9,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use futures::FutureExt;
 use rand::Rng;
-use recbot_commands::Service;
+use recbot_commands::{PastedCode, Service};
 use reqwest::{Client, StatusCode};
 use serde::Deserialize;
-use tokio::sync::{oneshot, Notify};
+use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -239,9 +239,12 @@ impl TwitchOAuth {
         Ok(StoredToken {
             access_token: Secret::new(a.access_token),
             refresh_token: a.refresh_token.map(Secret::new),
+            // An absurd lifetime is no expiry (the keeper validates hourly anyway), not a
+            // panic.
             expires_at: a
                 .expires_in
-                .map(|s| Utc::now() + chrono::Duration::seconds(s.max(0))),
+                .and_then(|s| chrono::Duration::try_seconds(s.max(0)))
+                .and_then(|d| Utc::now().checked_add_signed(d)),
             scopes: a.scope.join(" "),
         })
     }
@@ -302,17 +305,118 @@ pub async fn complete(
     calls: &Calls,
     token: StoredToken,
 ) -> anyhow::Result<Option<String>> {
-    let login = match oauth.validate(&token.access_token).await {
+    let login = validated_login(oauth, &token).await;
+    store(calls, token, login.clone()).await?;
+    Ok(login)
+}
+
+/// Whose a new token is, when Twitch says.
+async fn validated_login(oauth: &TwitchOAuth, token: &StoredToken) -> Option<String> {
+    match oauth.validate(&token.access_token).await {
         Ok(v) if !v.login.is_empty() => Some(v.login),
         Ok(_) => None,
         Err(e) => {
             warn!(error = %e, "the new Twitch token could not be validated");
             None
         }
-    };
+    }
+}
+
+/// Has the core store a new token set and announce it.
+async fn store(calls: &Calls, token: StoredToken, login: Option<String>) -> anyhow::Result<()> {
     calls.save_token(Service::Twitch, token).await?;
-    calls.auth_completed(Service::Twitch, login.clone()).await?;
-    Ok(login)
+    calls.auth_completed(Service::Twitch, login).await
+}
+
+/// How a pasted code's exchange ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Exchanged {
+    /// Stored and announced (`AuthCompleted`), as this login when Twitch said.
+    Connected(Option<String>),
+    /// Twitch refused the code (wrong, used, expired).
+    Refused(String),
+    /// Twitch could not be asked; nothing changed.
+    Unavailable(String),
+    /// Twitch gave a token but it could not be stored.
+    NotSaved(String),
+}
+
+/// The exchange of a pasted authorization code, as a worker task of its own: the code is
+/// single-use, so once it is sent the token must be stored whoever still waits for the answer.
+/// The `code` command's reply waits for `reply` a limited time; an outcome nobody waits for any
+/// more is posted as an event (success as `AuthCompleted` anyway, a failure as
+/// `AuthRequired`).
+#[derive(Debug)]
+pub struct CodeExchange {
+    pub oauth: TwitchOAuth,
+    pub calls: Calls,
+    pub events: Events,
+    pub code: PastedCode,
+    pub reply: oneshot::Sender<Exchanged>,
+    pub cancel: CancellationToken,
+    /// Held until the exchange ends: the next pasted code waits for this one's answer.
+    pub permit: OwnedSemaphorePermit,
+}
+
+impl CodeExchange {
+    pub async fn run(self) {
+        let CodeExchange {
+            oauth,
+            calls,
+            events,
+            code,
+            reply,
+            cancel,
+            permit,
+        } = self;
+        // Shutdown abandons the request (the reply then says it was interrupted); a token
+        // already received is still stored, since Twitch has used the code up.
+        let answer = tokio::select! {
+            _ = cancel.cancelled() => return,
+            answer = oauth.exchange_code(code.expose()) => answer,
+        };
+        let outcome = match answer {
+            Err(OAuthError::Rejected(e)) => Exchanged::Refused(e),
+            Err(OAuthError::Transient(e)) => Exchanged::Unavailable(e),
+            Ok(token) => {
+                let login = tokio::select! {
+                    _ = cancel.cancelled() => None,
+                    login = validated_login(&oauth, &token) => login,
+                };
+                match store(&calls, token, login.clone()).await {
+                    Ok(()) => Exchanged::Connected(login),
+                    Err(e) => Exchanged::NotSaved(format!("{e:#}")),
+                }
+            }
+        };
+        drop(permit);
+        let Err(outcome) = reply.send(outcome) else {
+            return;
+        };
+        let reason = match outcome {
+            Exchanged::Connected(_) => return,
+            Exchanged::Refused(e) => format!(
+                "Twitch refused the pasted code ({e}): it is wrong, was already used or has \
+                 expired"
+            ),
+            Exchanged::Unavailable(e) => format!(
+                "the pasted code could not be exchanged ({e}); paste it again while the \
+                 link is valid"
+            ),
+            Exchanged::NotSaved(e) => format!("the Twitch token could not be saved: {e}"),
+        };
+        warn!(reason = %reason, "Twitch code exchange failed after its reply was sent");
+        events
+            .emit(
+                None,
+                EventKind::AuthRequired {
+                    service: Service::Twitch.to_string(),
+                    reason,
+                    url: None,
+                },
+            )
+            .await;
+    }
 }
 
 /// A device-code authorization: shows the activation code, then polls until approved,

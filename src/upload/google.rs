@@ -39,6 +39,22 @@ const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the outcome of one code's exchange goes.
 type Outcome = oneshot::Sender<Result<(), String>>;
 
+/// The code Google is exchanging right now, if any: where to say how it went. Shared with the
+/// core, which refuses another paste meanwhile (the flow would only queue it).
+#[derive(Debug, Clone, Default)]
+pub struct InFlight(Arc<Mutex<Option<Outcome>>>);
+
+impl InFlight {
+    /// Whether a pasted code is being exchanged.
+    pub fn busy(&self) -> bool {
+        self.lock().is_some()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Outcome>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// A pasted code on its way to the flow, with where to say how the exchange went.
 #[derive(Debug)]
 pub struct CodeAttempt {
@@ -68,6 +84,7 @@ pub struct ConsentFlow {
     pub url: Arc<OnceLock<String>>,
     pub deadline: Instant,
     pub cancel: CancellationToken,
+    pub in_flight: InFlight,
 }
 
 impl ConsentFlow {
@@ -81,14 +98,14 @@ impl ConsentFlow {
             url,
             deadline,
             cancel,
+            in_flight: current,
         } = self;
         let present = Arc::new(Mutex::new(Some(present)));
-        let current = Arc::new(Mutex::new(None));
         let delegate = ChatDelegate {
             redirect_uri: config.redirect_uri.clone(),
             present: present.clone(),
-            events,
-            url,
+            events: events.clone(),
+            url: url.clone(),
             codes: tokio::sync::Mutex::new(codes),
             current: current.clone(),
         };
@@ -103,15 +120,24 @@ impl ConsentFlow {
             }
         };
         loop {
+            let mut token = std::pin::pin!(auth.token(&[UPLOAD_SCOPE]));
             let result = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(deadline) => {
-                    info!("the pending YouTube authorization expired");
-                    return;
+                    // A code already sent to Google is used up whatever happens: its answer
+                    // (bounded by the request timeout) is still awaited and stored.
+                    if !current.busy() {
+                        info!("the pending YouTube authorization expired");
+                        return;
+                    }
+                    tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        result = &mut token => result,
+                    }
                 }
-                result = auth.token(&[UPLOAD_SCOPE]) => result,
+                result = &mut token => result,
             };
-            let reply: Option<Outcome> = current.lock().expect("not poisoned").take();
+            let reply: Option<Outcome> = current.lock().take();
             match result {
                 Ok(_) => {
                     let done = calls
@@ -126,12 +152,23 @@ impl ConsentFlow {
                 Err(e) => {
                     let message = explain(&e);
                     warn!(error = %message, "YouTube authorization code was not accepted");
-                    match reply {
-                        Some(reply) => {
-                            let _ = reply.send(Err(message));
-                        }
+                    let Some(reply) = reply else {
                         // The delegate stopped waiting for codes: nothing more can come.
-                        None => return,
+                        return;
+                    };
+                    // The `code` reply stopped waiting (its time limit): the outcome goes to
+                    // the room as an event instead, with the link, which still takes codes.
+                    if let Err(Err(message)) = reply.send(Err(message)) {
+                        events
+                            .emit(
+                                None,
+                                EventKind::AuthRequired {
+                                    service: Service::Youtube.to_string(),
+                                    reason: message,
+                                    url: url.get().cloned(),
+                                },
+                            )
+                            .await;
                     }
                 }
             }
@@ -197,7 +234,7 @@ struct ChatDelegate {
     url: Arc<OnceLock<String>>,
     codes: tokio::sync::Mutex<mpsc::Receiver<CodeAttempt>>,
     /// Where to report the exchange of the code handed out last.
-    current: Arc<Mutex<Option<Outcome>>>,
+    current: InFlight,
 }
 
 impl InstalledFlowDelegate for ChatDelegate {
@@ -239,7 +276,7 @@ impl InstalledFlowDelegate for ChatDelegate {
                 .recv()
                 .await
                 .ok_or_else(|| "no code".to_string())?;
-            *self.current.lock().expect("not poisoned") = Some(attempt.reply);
+            *self.current.lock() = Some(attempt.reply);
             Ok(attempt.code.expose().to_string())
         })
     }
@@ -358,7 +395,7 @@ impl GoogleTokens {
             return Ok(StoredToken {
                 access_token: Secret::new(access),
                 refresh_token: refresh_token.map(Secret::new),
-                expires_at: expires_in.map(|s| Utc::now() + chrono::Duration::seconds(s)),
+                expires_at: expires_in.and_then(|s| expiry(Utc::now(), s)),
                 scopes: scope.unwrap_or_else(|| UPLOAD_SCOPE.into()),
             });
         }
@@ -375,6 +412,50 @@ impl GoogleTokens {
             Err(RefreshError::Transient(format!(
                 "Google is unavailable ({reason})"
             )))
+        }
+    }
+}
+
+/// When a token that lives `seconds` from `now` expires; `None` (no known expiry: it is used
+/// until refused, then refreshed) for a lifetime that is not positive or beyond the calendar.
+fn expiry(now: DateTime<Utc>, seconds: i64) -> Option<DateTime<Utc>> {
+    if seconds <= 0 {
+        return None;
+    }
+    now.checked_add_signed(chrono::Duration::try_seconds(seconds)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wiremock::matchers::path;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    #[tokio::test]
+    async fn absurd_token_lifetimes_mean_no_expiry_not_a_panic() {
+        let server = MockServer::start().await;
+        let config = Youtube {
+            token_url: format!("{}/token", server.uri()),
+            ..Youtube::default()
+        };
+        let tokens = GoogleTokens::new(&config).unwrap();
+        for (expires_in, known) in [
+            (3599, true),
+            (i64::MAX, false),
+            (9_300_000_000_000_000, false),
+            (0, false),
+            (-30, false),
+            (i64::MIN, false),
+        ] {
+            server.reset().await;
+            Mock::given(path("/token"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"access_token": "ya29.x", "expires_in": expires_in}),
+                ))
+                .mount(&server)
+                .await;
+            let token = tokens.refresh(&Secret::new("1//r")).await.unwrap();
+            assert_eq!(token.expires_at.is_some(), known, "{expires_in}");
         }
     }
 }

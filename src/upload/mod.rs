@@ -1,7 +1,9 @@
 //! YouTube uploads: the queue worker (`worker`), the resumable upload protocol (`resumable`),
-//! Google OAuth (`google`, consent through yup-oauth2), titles and descriptions (`metadata`)
-//! and YouTube's Pacific-time quota day (`quota`). The only part of recbot that knows Google.
+//! Google OAuth (`google`, consent through yup-oauth2), titles and descriptions (`metadata`),
+//! YouTube's Pacific-time quota day (`quota`) and what becomes of uploaded files (`after`).
+//! The only part of recbot that knows Google.
 
+pub mod after;
 pub mod google;
 pub mod metadata;
 pub mod quota;

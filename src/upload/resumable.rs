@@ -224,7 +224,8 @@ async fn outcome(response: Response) -> Result<Status, UploadError> {
     Err(refusal(response).await)
 }
 
-/// `Range: bytes=0-N` → N + 1; no header → 0.
+/// `Range: bytes=0-N` → N + 1; no header → 0. A range that cannot be a file's (N + 1 beyond
+/// what a u64 holds) is as unreadable as garbage.
 fn incomplete(headers: &HeaderMap) -> Result<u64, UploadError> {
     let Some(range) = headers.get(RANGE) else {
         return Ok(0);
@@ -234,7 +235,7 @@ fn incomplete(headers: &HeaderMap) -> Result<u64, UploadError> {
         .ok()
         .and_then(|r| r.strip_prefix("bytes=0-"))
         .and_then(|last| last.trim().parse::<u64>().ok())
-        .map(|last| last + 1)
+        .and_then(|last| last.checked_add(1))
         .ok_or_else(|| UploadError::Transient("YouTube sent an unreadable Range header".into()))
 }
 
@@ -397,6 +398,10 @@ mod tests {
         assert_eq!(incomplete(&h), Ok(262_144));
         h.insert(RANGE, "bytes=5-9".parse().unwrap());
         assert!(incomplete(&h).is_err());
+        h.insert(RANGE, "bytes=0-18446744073709551614".parse().unwrap());
+        assert_eq!(incomplete(&h), Ok(u64::MAX));
+        h.insert(RANGE, "bytes=0-18446744073709551615".parse().unwrap());
+        assert!(matches!(incomplete(&h), Err(UploadError::Transient(_))));
     }
 
     #[test]

@@ -3,11 +3,11 @@
 //! to the core (which persists, then announces) before taking the next one. One upload at a
 //! time; it sleeps until a job is due or the core wakes it.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use rand::Rng;
 use recbot_commands::Service;
 use tokio::sync::Notify;
@@ -15,11 +15,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
+use super::after::Plan;
 use super::google::{GoogleTokens, RefreshError};
 use super::metadata;
-use super::quota;
+use super::quota::{self, Reservation};
 use super::resumable::{content_type, Resumable, Status, UploadError};
-use crate::config::{AfterUpload, Config, Secret};
+use crate::config::{Config, Secret};
 use crate::core::store::{Store, UploadJob, WaitReason};
 use crate::core::{Calls, JobUpdate};
 use crate::recorder::sidecar::Sidecar;
@@ -179,9 +180,10 @@ impl UploadWorker {
             force_refresh = false;
             let step = match &session {
                 None => {
-                    if let Some(turn) = self.hold_for_quota(id).await? {
-                        return Ok(turn);
-                    }
+                    let day = match self.hold_for_quota(id).await? {
+                        Ok(day) => day,
+                        Err(turn) => return Ok(turn),
+                    };
                     let resource = self.resource(&job).await;
                     let open = self.youtube.open_session(
                         &token,
@@ -206,7 +208,14 @@ impl UploadWorker {
                             pacer = ProgressPacer::new(0, total, Instant::now());
                             continue;
                         }
-                        Some(Err(e)) => Err(e),
+                        Some(Err(e)) => {
+                            if matches!(e, UploadError::Transient(_) | UploadError::Unauthorized) {
+                                // YouTube did not take this `videos.insert`: the next attempt
+                                // counts again, this one must not stay counted.
+                                self.calls.release_quota(day).await?;
+                            }
+                            Err(e)
+                        }
                     }
                 }
                 Some(uri) => {
@@ -340,8 +349,9 @@ impl UploadWorker {
     }
 
     /// Before a new session (one `videos.insert` of the quota): waits out a quota or upload
-    /// limit hold, and counts the upload against today's ledger.
-    async fn hold_for_quota(&self, id: i64) -> anyhow::Result<Option<Turn>> {
+    /// limit hold (`Err`: the job's turn is over), and counts the upload against today's
+    /// ledger (`Ok`: on this Pacific day).
+    async fn hold_for_quota(&self, id: i64) -> anyhow::Result<Result<NaiveDate, Turn>> {
         if let Some((until, reason)) = self.store.upload_hold(Utc::now()).await? {
             let turn = match reason {
                 WaitReason::Quota => {
@@ -353,14 +363,16 @@ impl UploadWorker {
                     self.defer(id, until, reason, why.into()).await?
                 }
             };
-            return Ok(Some(turn));
+            return Ok(Err(turn));
         }
-        if let Some(reset) = self.calls.reserve_quota().await? {
-            let limit = self.config.youtube.daily_upload_limit;
-            let cause = format!("today's {limit} uploads (daily_upload_limit) are used");
-            return self.wait_for_reset(id, reset, &cause).await.map(Some);
+        match self.calls.reserve_quota().await? {
+            Reservation::Counted(day) => Ok(Ok(day)),
+            Reservation::Full(reset) => {
+                let limit = self.config.youtube.daily_upload_limit;
+                let cause = format!("today's {limit} uploads (daily_upload_limit) are used");
+                self.wait_for_reset(id, reset, &cause).await.map(Err)
+            }
         }
-        Ok(None)
     }
 
     /// The stored access token, refreshed when it expires within a minute (or when `force`).
@@ -516,28 +528,9 @@ impl UploadWorker {
                 video_id,
             })
             .await?;
-        let files: Vec<&Path> = std::iter::once(job.path.as_path())
-            .chain(job.sidecar.as_deref())
-            .collect();
-        match self.config.youtube.after_upload {
-            AfterUpload::Keep => {}
-            AfterUpload::Delete => {
-                for file in files {
-                    if let Err(e) = tokio::fs::remove_file(file).await {
-                        warn!(file = %file.display(), error = %e, "cannot delete after upload");
-                    }
-                }
-            }
-            AfterUpload::Move => {
-                let recordings = self.config.storage.recordings_dir();
-                let uploaded = self.config.uploaded_dir();
-                for file in files {
-                    let target = moved_path(file, &recordings, &uploaded);
-                    if let Err(e) = move_file(file, &target).await {
-                        warn!(file = %file.display(), error = %e, "cannot move after upload");
-                    }
-                }
-            }
+        // Video, sidecar and the recording's chat file.
+        if let Some(plan) = Plan::from_config(&self.config) {
+            plan.apply(&job.path, job.sidecar.as_deref()).await;
         }
         Ok(Turn::Done)
     }
@@ -636,30 +629,6 @@ async fn record_video_id(path: &Path, video_id: &str) -> anyhow::Result<()> {
     sidecar.write(path).await
 }
 
-/// `recordings/foo/a.ts` → `uploaded/foo/a.ts`; files outside the recordings folder keep only
-/// their name.
-fn moved_path(file: &Path, recordings: &Path, uploaded: &Path) -> PathBuf {
-    match file.strip_prefix(recordings) {
-        Ok(relative) => uploaded.join(relative),
-        Err(_) => uploaded.join(file.file_name().unwrap_or_default()),
-    }
-}
-
-/// Renames, or copies and deletes across file systems. Never overwrites.
-async fn move_file(from: &Path, to: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = to.parent() {
-        tokio::fs::create_dir_all(dir).await?;
-    }
-    if tokio::fs::try_exists(to).await? {
-        anyhow::bail!("{} already exists", to.display());
-    }
-    if tokio::fs::rename(from, to).await.is_err() {
-        tokio::fs::copy(from, to).await?;
-        tokio::fs::remove_file(from).await?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -710,19 +679,5 @@ mod tests {
             })
             .count();
         assert!(n <= 10, "{n}");
-    }
-
-    #[test]
-    fn moved_files_keep_their_folder() {
-        let rec = Path::new("/data/recordings");
-        let up = Path::new("/data/uploaded");
-        assert_eq!(
-            moved_path(Path::new("/data/recordings/foo/a.ts"), rec, up),
-            PathBuf::from("/data/uploaded/foo/a.ts")
-        );
-        assert_eq!(
-            moved_path(Path::new("/elsewhere/b.ts"), rec, up),
-            PathBuf::from("/data/uploaded/b.ts")
-        );
     }
 }

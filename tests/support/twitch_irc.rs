@@ -22,6 +22,8 @@ pub struct Behavior {
     pub answer_pings: bool,
     /// Refuse any PASS with "Login authentication failed".
     pub refuse_pass: bool,
+    /// Confirm JOINs with the echo (off: rooms are joined but the client is never told).
+    pub echo_joins: bool,
 }
 
 impl Default for Behavior {
@@ -30,6 +32,7 @@ impl Default for Behavior {
             ack_caps: true,
             answer_pings: true,
             refuse_pass: false,
+            echo_joins: true,
         }
     }
 }
@@ -324,7 +327,9 @@ fn respond(
                 let room = room.trim().trim_start_matches('#').to_string();
                 s.joins.push((Instant::now(), id, room.clone()));
                 s.rooms[id].insert(room.clone());
-                out.push(format!(":{nick}!{nick}@{nick}.tmi.twitch.tv JOIN #{room}"));
+                if s.behavior.echo_joins {
+                    out.push(format!(":{nick}!{nick}@{nick}.tmi.twitch.tv JOIN #{room}"));
+                }
             }
         }
         "PART" => {

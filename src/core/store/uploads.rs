@@ -282,7 +282,21 @@ impl Store {
         Ok(used.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
     }
 
-    /// Sets the count of `day` (at least what is stored: the ledger never goes down).
+    /// Takes back one upload counted on `day` (never below zero): its request never reached
+    /// YouTube's quota.
+    pub async fn release_quota(&self, day: NaiveDate) -> Result<()> {
+        sqlx::query(
+            "UPDATE upload_quota SET used = MAX(used - 1, 0), updated_at = ? WHERE day = ?",
+        )
+        .bind(Utc::now())
+        .bind(day.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Sets the count of `day` (at least what is stored: only a released reservation lowers
+    /// it).
     pub async fn set_quota_used(&self, day: NaiveDate, used: u32) -> Result<()> {
         sqlx::query(
             "INSERT INTO upload_quota (day, used, updated_at) VALUES (?, ?, ?)
@@ -414,6 +428,11 @@ mod tests {
         store.set_quota_used(day, 2).await.unwrap();
         store.set_quota_used(day, 1).await.unwrap();
         assert_eq!(store.quota_used(day).await.unwrap(), 2);
+        store.release_quota(day).await.unwrap();
+        assert_eq!(store.quota_used(day).await.unwrap(), 1);
+        store.release_quota(day).await.unwrap();
+        store.release_quota(day).await.unwrap();
+        assert_eq!(store.quota_used(day).await.unwrap(), 0);
         assert_eq!(store.quota_used(day.succ_opt().unwrap()).await.unwrap(), 0);
     }
 }
