@@ -1100,7 +1100,7 @@ mod tests;
 
 /// For tests: every outside endpoint the given config text does not set is pointed at a closed
 /// local port, so a test can never reach the internet (a worker it did not mean to exercise
-/// just fails to connect).
+/// just fails to connect), and the disk levels are off.
 #[doc(hidden)]
 pub mod testing {
     /// Closed port on the loopback interface (the discard service is never running).
@@ -1108,7 +1108,11 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 12] = [
+        // The host's disk may be fuller than the default warning level: a test gets `DiskLow`
+        // only when it sets the levels itself.
+        let defaults: [(&str, &str, toml::Value); 14] = [
+            ("storage", "warn_usage_percent", toml::Value::Integer(100)),
+            ("storage", "min_free_gb", toml::Value::Float(0.0)),
             ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),
             ("twitch", "id_url", format!("{NOWHERE}/oauth2").into()),
             ("twitch", "gql_url", format!("{NOWHERE}/gql").into()),
