@@ -616,6 +616,17 @@ async fn a_playlist_that_keeps_answering_403_is_not_hammered() {
     let seqs = support::origin::sequences("foo", &data, len);
     assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
     assert!(seqs.len() >= 4, "{seqs:?}");
+    // Giving up is said, with why.
+    let reasons = pick(&events, |k| match k {
+        EventKind::RecordingFailed { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reasons.len(), 1, "{events:#?}");
+    assert!(
+        reasons[0].contains("gave up") && reasons[0].contains("HTTP 403"),
+        "{}",
+        reasons[0]
+    );
 }
 
 #[tokio::test]
@@ -848,4 +859,50 @@ async fn an_hls_source_that_cannot_be_recorded_is_not_announced_every_poll() {
         _ => None,
     });
     assert!(reason[0].contains("encrypted"), "{reason:?}");
+}
+
+#[tokio::test]
+async fn a_session_continued_after_a_restart_goes_on_after_its_last_segment() {
+    use recbot::recorder::sidecar::Position;
+    // Still offered: segments 0..4; the previous run took up to 1. Then the window has moved
+    // past what the previous run took: 6..10 offered, up to 1 taken.
+    for (initial, window, first, gap) in [(4, 8, 2, None), (10, 4, 6, Some((2, 5)))] {
+        let origin = Origin::start().await;
+        let stream = StreamConfig {
+            segments: initial + 4,
+            initial,
+            window,
+            ..Default::default()
+        };
+        let (total, len) = (stream.segments, stream.body_len);
+        origin.go_live("foo", stream);
+        let mut b = bench(&origin, "");
+        let mut s = spec("foo");
+        s.first_part = 3;
+        s.resume = Some(Position {
+            sequence: 1,
+            program_date_time: None,
+        });
+        let _handle = b.recorder.start(s);
+        let events = b.until_finished().await;
+        let parts = finished_parts(&events);
+        assert_eq!(parts.len(), 1, "{events:#?}");
+        assert_eq!(parts[0].0, 3);
+        // Nothing the previous run has is fetched again.
+        same_bytes(
+            &std::fs::read(&parts[0].1).unwrap(),
+            &expected("foo", first..total, len),
+        );
+        // What went by meanwhile is a reported gap, said to be the restart.
+        let found = gaps(&events);
+        match gap {
+            None => assert!(found.is_empty(), "{found:?}"),
+            Some((from, to)) => {
+                assert_eq!(found.len(), 1, "{found:?}");
+                assert_eq!((found[0].0, found[0].1), (from, to));
+                assert!(found[0].3.contains("restart"), "{}", found[0].3);
+            }
+        }
+        assert_eq!(count(&events, "RecordingFailed"), 0, "{events:#?}");
+    }
 }

@@ -527,3 +527,130 @@ async fn disk_low_stops_recordings_cleanly() {
     assert!(!bot.run("status").await.contains("recording 1"));
     bot.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_crash_the_session_goes_on_after_the_recovered_part_with_a_new_number() {
+    use recbot::recorder::sidecar::Position;
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let len = StreamConfig::default().body_len;
+    let folder = dir.path().join("recordings/foo");
+    std::fs::create_dir_all(&folder).unwrap();
+    // Part 1 finished and stored; part 2 was being written when recbot was killed, before
+    // the core stored its start: only its .part file and checkpoint tell of it. The
+    // checkpoint says two whole segments (4 and 5); the file also holds half of segment 6.
+    let first = folder.join("2026-11-21_10-00-00_t.ts");
+    let second = folder.join("2026-11-21_10-00-30_t.ts");
+    let session = {
+        let store = store(dir.path()).await;
+        let s = store
+            .create_session("foo", Some("s9"), "t", None, Utc::now())
+            .await
+            .unwrap();
+        store
+            .finish_part(s, 1, &first, 10, 1.0, 0, false, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+        s
+    };
+    std::fs::write(&first, b"0123456789").unwrap();
+    let whole: Vec<u8> = (4..6).flat_map(|s| segment_bytes("foo", s, len)).collect();
+    let torn = &segment_bytes("foo", 6, len)[..100];
+    std::fs::write(
+        folder.join("2026-11-21_10-00-30_t.ts.part"),
+        [whole.as_slice(), torn].concat(),
+    )
+    .unwrap();
+    let now = Utc::now();
+    let checkpoint = Sidecar {
+        login: "foo".into(),
+        display_name: None,
+        source: "twitch".into(),
+        stream_id: Some("s9".into()),
+        session,
+        part: 2,
+        file: "2026-11-21_10-00-30_t.ts".into(),
+        quality: "1080p60".into(),
+        started: now,
+        ended: now,
+        duration_secs: 0.5,
+        segments: 2,
+        bytes: whole.len() as u64,
+        chapters: vec![],
+        gaps: vec![],
+        ad_breaks: vec![],
+        discontinuities: vec![],
+        recovered: false,
+        youtube_video_id: None,
+        last_segment: Some(Position {
+            sequence: 5,
+            program_date_time: None,
+        }),
+    };
+    std::fs::write(
+        folder.join("2026-11-21_10-00-30_t.ts.part.json"),
+        serde_json::to_vec(&checkpoint).unwrap(),
+    )
+    .unwrap();
+
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    bot.run("add foo").await;
+    let recovered = bot
+        .wait_for("recovered part", |e| {
+            matches!(
+                e.kind,
+                EventKind::RecordingPartFinished {
+                    recovered: true,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(recovered.session, Some(session));
+    assert!(matches!(
+        recovered.kind,
+        EventKind::RecordingPartFinished { part: 2, .. }
+    ));
+    // The torn segment is cut off.
+    same_bytes(&std::fs::read(&second).unwrap(), &whole);
+
+    // Still live (segments 0..8 offered): part 3 (not 2 again), from segment 6 on (not 0,
+    // not 4).
+    let stream = StreamConfig {
+        initial: 8,
+        ..Default::default()
+    };
+    let total = stream.segments;
+    origin.go_live("foo", stream);
+    bot.live("foo", "s9", "t").await;
+    let started = bot
+        .wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    assert_eq!(started.session, Some(session));
+    assert!(
+        matches!(started.kind, EventKind::RecordingStarted { part: 3, .. }),
+        "{started:?}"
+    );
+    let finished = bot
+        .wait_for("part 3", |e| {
+            matches!(e.kind, EventKind::RecordingPartFinished { part: 3, .. })
+        })
+        .await;
+    let EventKind::RecordingPartFinished { file, .. } = &finished.kind else {
+        unreachable!()
+    };
+    let want: Vec<u8> = (6..total)
+        .flat_map(|s| segment_bytes("foo", s, len))
+        .collect();
+    same_bytes(&std::fs::read(file).unwrap(), &want);
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    bot.stop().await;
+    let store = store(dir.path()).await;
+    let parts = store.parts_of(session).await.unwrap();
+    let numbers: Vec<u32> = parts.iter().map(|p| p.part_no).collect();
+    assert_eq!(numbers, [1, 2, 3], "{parts:?}");
+    assert_eq!(parts[1].path, second);
+    assert!(parts.iter().all(|p| p.state == "finished"), "{parts:?}");
+}

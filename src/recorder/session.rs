@@ -234,6 +234,15 @@ impl Session {
                 TakeEnd::Ended(why) | TakeEnd::Stalled(why) | TakeEnd::Unreachable(why) => {
                     debug!(login = %self.spec.login, why, "stream gone; waiting for it to come back");
                     if !self.await_comeback(&cancel).await {
+                        // Nothing said the stream ended: recording gave up on a stream that
+                        // may well go on. Say so (the core checks the login again later).
+                        let gave_up = !off_air
+                            && self.stop.is_none()
+                            && self.offline_since.is_none()
+                            && !self.status.lock().is_ok_and(|s| s.new_broadcast);
+                        if gave_up {
+                            self.failure = Some(format!("gave up recording: {why}"));
+                        }
                         break;
                     }
                     // Only time off the air explains a jump in the numbering; after a stall
@@ -395,6 +404,8 @@ impl Session {
                 Err(e) => Err(e),
             };
             let mut refresh = false;
+            // Why the playlist did not load, for the report when recording gives up.
+            let mut last_error: Option<String> = None;
             match fetched {
                 Err(FetchError::Cancelled) => {
                     self.stop.get_or_insert(StopReason::Shutdown);
@@ -428,8 +439,12 @@ impl Session {
                     let wait = if new { target } else { target / 2 };
                     next_reload = started + wait.max(MIN_RELOAD);
                 }
-                Err(FetchError::Status(403 | 404 | 410)) => refresh = true,
+                Err(e @ FetchError::Status(403 | 404 | 410)) => {
+                    last_error = Some(e.to_string());
+                    refresh = true;
+                }
                 Err(e) => {
+                    last_error = Some(e.to_string());
                     failures += 1;
                     debug!(login = %self.spec.login, error = %e, failures, "playlist reload failed");
                     if failures >= PLAYLIST_ATTEMPTS {
@@ -471,7 +486,14 @@ impl Session {
                 if let Some(reason) = self.refused.take() {
                     return TakeEnd::Failed(reason);
                 }
-                return TakeEnd::Stalled(format!("no new video for {}s", stalled_for.as_secs()));
+                let answer = last_error
+                    .as_ref()
+                    .map(|e| format!(" (the playlist answers {e})"))
+                    .unwrap_or_default();
+                return TakeEnd::Stalled(format!(
+                    "no new video for {}s{answer}",
+                    stalled_for.as_secs()
+                ));
             }
             if refresh {
                 // The first refresh in a row is immediate (an expired token: no gap); more
