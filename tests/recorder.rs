@@ -906,3 +906,69 @@ async fn a_session_continued_after_a_restart_goes_on_after_its_last_segment() {
         assert_eq!(count(&events, "RecordingFailed"), 0, "{events:#?}");
     }
 }
+
+#[tokio::test]
+async fn an_hls_source_that_keeps_failing_is_polled_less_often_and_reported_once() {
+    use recbot::recorder::hls_source;
+    let origin = Origin::start().await;
+    // Every playlist request is refused.
+    let failing = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        forbid_from: Some(0),
+        ..Default::default()
+    };
+    origin.go_live("studio", failing);
+    let (tx, mut rx) = mpsc::channel(256);
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(hls_source::poll(
+        Login::parse("studio").unwrap(),
+        format!("{}/hls/studio/720p30/index.m3u8", origin.url()),
+        Duration::from_millis(100),
+        reqwest::Client::new(),
+        hls_source::Recording::default(),
+        Events::new(tx),
+        cancel.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // Every 100 ms that would be about 30 requests; backing off (100–200 ms, then
+    // 200–400 ms, …) it is 5 to 7.
+    let asked = origin.requests("403");
+    assert!((3..=10).contains(&asked), "{asked} requests");
+    // It answers again: said once, and the source is live.
+    origin.go_live(
+        "studio",
+        StreamConfig {
+            segments: 1000,
+            end: End::Never,
+            ..Default::default()
+        },
+    );
+    let mut events = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    while !events
+        .iter()
+        .any(|e: &Event| e.kind_name() == "LiveDetected")
+    {
+        let e = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("not live again; saw {events:#?}"))
+            .unwrap();
+        events.push(e);
+    }
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    let failed = pick(&events, |k| match k {
+        EventKind::LiveCheckFailed { reason, cycles } => Some((reason.clone(), *cycles)),
+        _ => None,
+    });
+    assert_eq!(failed.len(), 1, "{events:#?}");
+    assert!(failed[0].0.contains("403"), "{failed:?}");
+    assert_eq!(failed[0].1, 3);
+    assert_eq!(count(&events, "LiveCheckRecovered"), 1, "{events:#?}");
+    assert!(events
+        .iter()
+        .all(|e| e.login.as_ref().unwrap().as_str() == "studio"));
+}

@@ -6,7 +6,10 @@
 //! When a recording ends while the playlist goes on (the recording failed, was refused, or
 //! stalled out), the source is announced again only after a growing, jittered delay, so a
 //! source that cannot be recorded (full disk, a broken server) is not retried every poll. An
-//! encrypted playlist is reported once, not announced.
+//! encrypted playlist is reported once, not announced. A source that cannot be reached (or
+//! answers garbage) is polled less and less often, up to every ten minutes, and reported once
+//! with `LiveCheckFailed` after three failed polls in a row (`LiveCheckRecovered` when it
+//! answers again).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -31,6 +34,10 @@ const FIRST_RECHECK_POLLS: u32 = 6;
 const MAX_RECHECK: Duration = Duration::from_secs(30 * 60);
 /// A recording at least this long means recording works; the backoff starts over.
 const HEALTHY: Duration = Duration::from_secs(300);
+/// The longest wait between polls of a source that keeps failing.
+const MAX_FAILING_POLL: Duration = Duration::from_secs(10 * 60);
+/// Failed polls in a row before the source is reported.
+const FAILURES_BEFORE_REPORT: u32 = 3;
 
 /// What one poll saw.
 #[derive(Debug, PartialEq)]
@@ -42,6 +49,8 @@ enum Seen {
         ended: bool,
     },
     Offline,
+    /// Not answering (a network error, a server error) or answering garbage.
+    Failing(String),
     /// Answering, but not something recbot can record (encrypted).
     Unrecordable(String),
 }
@@ -50,13 +59,16 @@ async fn probe(http: &reqwest::Client, url: &Url, cancel: &CancellationToken) ->
     let origin = Origin::Hls { url: url.clone() };
     let media = match origin.resolve(http, Quality::BEST, cancel).await {
         Ok(Resolved::Live(media)) => media,
+        Ok(Resolved::Offline) => return Seen::Offline,
         Err(FetchError::Playlist(e @ PlaylistError::Encrypted(_))) => {
             return Seen::Unrecordable(e.to_string())
         }
-        _ => return Seen::Offline,
+        Err(e) => return Seen::Failing(e.to_string()),
     };
-    let Ok(body) = fetch::get(http, &media.url, None, cancel).await else {
-        return Seen::Offline;
+    let body = match fetch::get(http, &media.url, None, cancel).await {
+        Ok(body) => body,
+        Err(FetchError::Status(404 | 410)) => return Seen::Offline,
+        Err(e) => return Seen::Failing(e.to_string()),
     };
     match playlist::parse_media(&body) {
         Ok(pl) => match pl.segments.last() {
@@ -67,7 +79,7 @@ async fn probe(http: &reqwest::Client, url: &Url, cancel: &CancellationToken) ->
             None => Seen::Offline,
         },
         Err(e @ PlaylistError::Encrypted(_)) => Seen::Unrecordable(e.to_string()),
-        Err(_) => Seen::Offline,
+        Err(e) => Seen::Failing(e.to_string()),
     }
 }
 
@@ -103,6 +115,9 @@ pub async fn poll(
     let mut restarts = 0u32;
     let mut quiet_until: Option<Instant> = None;
     let mut reported: Option<String> = None;
+    // Failed polls in a row, and whether that was reported.
+    let mut failures = 0u32;
+    let mut reported_failing = false;
     loop {
         let busy = recording.lock().map(|r| r.contains(&name)).unwrap_or(false);
         if busy {
@@ -113,6 +128,15 @@ pub async fn poll(
                 _ = cancel.cancelled() => return,
                 seen = probe(&http, &url, &cancel) => seen,
             };
+            if !matches!(seen, Seen::Failing(_)) {
+                failures = 0;
+                if reported_failing {
+                    reported_failing = false;
+                    events
+                        .emit(Some(name.clone()), EventKind::LiveCheckRecovered)
+                        .await;
+                }
+            }
             match seen {
                 Seen::Live { last, ended } if was_recording => {
                     recorded_up_to = Some(last);
@@ -173,6 +197,33 @@ pub async fn poll(
                             .await;
                     }
                 }
+                Seen::Failing(reason) => {
+                    failures = failures.saturating_add(1);
+                    tracing::debug!(login = %name, reason, failures, "the HLS source cannot be read");
+                    was_recording = false;
+                    busy_since = None;
+                    if failures >= FAILURES_BEFORE_REPORT && !reported_failing {
+                        reported_failing = true;
+                        events
+                            .emit(
+                                Some(name.clone()),
+                                EventKind::LiveCheckFailed {
+                                    reason,
+                                    cycles: failures,
+                                },
+                            )
+                            .await;
+                    }
+                    if announced {
+                        announced = false;
+                        events
+                            .emit(
+                                Some(name.clone()),
+                                EventKind::StreamOffline { stream_id: None },
+                            )
+                            .await;
+                    }
+                }
                 Seen::Unrecordable(reason) => {
                     was_recording = false;
                     if reported.as_ref() != Some(&reason) {
@@ -190,9 +241,14 @@ pub async fn poll(
                 }
             }
         }
+        // A source that keeps failing is asked less and less often.
+        let wait = match failures {
+            0 => every,
+            n => every.max(fetch::backoff(n, every, MAX_FAILING_POLL)),
+        };
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
