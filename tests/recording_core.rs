@@ -654,3 +654,75 @@ async fn after_a_crash_the_session_goes_on_after_the_recovered_part_with_a_new_n
     assert_eq!(parts[1].path, second);
     assert!(parts.iter().all(|p| p.state == "finished"), "{parts:?}");
 }
+
+#[tokio::test]
+async fn a_crash_leftover_whose_sidecar_cannot_be_written_is_reported_then_finished_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let final_path: PathBuf = dir.path().join("recordings/foo/2026-11-21_10-00-00_t.ts");
+    let session = {
+        let store = store(dir.path()).await;
+        let s = store
+            .create_session("foo", Some("s9"), "t", None, Utc::now())
+            .await
+            .unwrap();
+        store
+            .start_part(s, 1, &final_path, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+        s
+    };
+    std::fs::create_dir_all(final_path.parent().unwrap()).unwrap();
+    std::fs::write(part_of(&final_path), vec![9u8; 5000]).unwrap();
+    // Where the sidecar must go, a folder that cannot be replaced.
+    let blocker = Sidecar::path_for(&final_path).join("x");
+    std::fs::create_dir_all(&blocker).unwrap();
+
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    let failed = bot.wait_for("RecordingFailed", is("RecordingFailed")).await;
+    let EventKind::RecordingFailed { reason } = &failed.kind else {
+        unreachable!()
+    };
+    assert!(reason.contains("left by a crash"), "{reason}");
+    assert_eq!(failed.login.as_ref().map(|l| l.as_str()), Some("foo"));
+    bot.stop().await;
+    assert!(
+        !bot_saw_recovered(&store(dir.path()).await, session).await,
+        "announced as finished without its sidecar"
+    );
+
+    // Once the sidecar can be written, the next start finishes it.
+    std::fs::remove_dir_all(Sidecar::path_for(&final_path)).unwrap();
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    let recovered = bot
+        .wait_for("recovered part", |e| {
+            matches!(
+                e.kind,
+                EventKind::RecordingPartFinished {
+                    recovered: true,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(recovered.session, Some(session));
+    bot.stop().await;
+    assert!(bot_saw_recovered(&store(dir.path()).await, session).await);
+    assert_eq!(std::fs::metadata(&final_path).unwrap().len(), 5000);
+}
+
+fn part_of(final_path: &Path) -> PathBuf {
+    let mut p = final_path.as_os_str().to_owned();
+    p.push(".part");
+    PathBuf::from(p)
+}
+
+/// Whether the session's part 1 is stored as finished.
+async fn bot_saw_recovered(store: &Store, session: i64) -> bool {
+    let parts = store.parts_of(session).await.unwrap();
+    store.close().await;
+    parts
+        .iter()
+        .any(|p| p.part_no == 1 && p.state == "finished")
+}

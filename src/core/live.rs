@@ -224,6 +224,34 @@ mod tests {
         core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(5));
         assert!(rechecks.try_recv().is_err());
         assert_eq!(core.live_restarts[&foo], 2);
+        // Session 6's own end (its handle is still the active one). It ended because another
+        // broadcast replaced it: checked again at once,
+        // whatever stream is known, without counting as a failed restart.
+        core.recordings.set_ended_for_tests(
+            foo.clone(),
+            EndedRecording {
+                stream_id: Some("s1".into()),
+                new_broadcast: true,
+            },
+        );
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
+        let (login, stream, due) = rechecks.try_recv().expect("a recheck");
+        assert_eq!((login, stream), (foo.clone(), None));
+        assert!(due <= tokio::time::Instant::now());
+        assert_eq!(core.live_restarts[&foo], 2);
+        // A normal end: the recheck names the stream that ended, later.
+        core.recordings.set_ended_for_tests(
+            foo.clone(),
+            EndedRecording {
+                stream_id: Some("s1".into()),
+                new_broadcast: false,
+            },
+        );
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
+        let (_, stream, due) = rechecks.try_recv().expect("a recheck");
+        assert_eq!(stream.as_deref(), Some("s1"));
+        assert!(due > tokio::time::Instant::now());
+        assert_eq!(core.live_restarts[&foo], 3);
     }
 
     #[test]

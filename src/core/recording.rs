@@ -118,6 +118,11 @@ impl Recordings {
         self.active.insert(login, handle);
     }
 
+    #[cfg(test)]
+    pub(super) fn set_ended_for_tests(&mut self, login: Login, ended: EndedRecording) {
+        self.just_ended = Some((login, ended));
+    }
+
     /// What the recording of `login` whose session just ended knew, once.
     pub(super) fn take_ended(&mut self, login: &Login) -> Option<EndedRecording> {
         match self.just_ended.take() {
