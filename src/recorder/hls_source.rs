@@ -137,6 +137,15 @@ pub async fn poll(
                         .await;
                 }
             }
+            if announced && matches!(seen, Seen::Offline | Seen::Failing(_)) {
+                announced = false;
+                events
+                    .emit(
+                        Some(name.clone()),
+                        EventKind::StreamOffline { stream_id: None },
+                    )
+                    .await;
+            }
             match seen {
                 Seen::Live { last, ended } if was_recording => {
                     recorded_up_to = Some(last);
@@ -187,15 +196,6 @@ pub async fn poll(
                     restarts = 0;
                     quiet_until = None;
                     reported = None;
-                    if announced {
-                        announced = false;
-                        events
-                            .emit(
-                                Some(name.clone()),
-                                EventKind::StreamOffline { stream_id: None },
-                            )
-                            .await;
-                    }
                 }
                 Seen::Failing(reason) => {
                     failures = failures.saturating_add(1);
@@ -211,15 +211,6 @@ pub async fn poll(
                                     reason,
                                     cycles: failures,
                                 },
-                            )
-                            .await;
-                    }
-                    if announced {
-                        announced = false;
-                        events
-                            .emit(
-                                Some(name.clone()),
-                                EventKind::StreamOffline { stream_id: None },
                             )
                             .await;
                     }
