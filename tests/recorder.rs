@@ -972,3 +972,43 @@ async fn an_hls_source_that_keeps_failing_is_polled_less_often_and_reported_once
         .iter()
         .all(|e| e.login.as_ref().unwrap().as_str() == "studio"));
 }
+
+#[tokio::test]
+async fn an_encrypted_stream_is_refused_not_recorded() {
+    let origin = Origin::start().await;
+    for hls in [false, true] {
+        origin.go_live(
+            "foo",
+            StreamConfig {
+                encrypted: true,
+                ..Default::default()
+            },
+        );
+        let mut b = bench(&origin, "");
+        let mut s = spec("foo");
+        if hls {
+            s.source = SourceSpec::Hls {
+                url: format!("{}/hls/foo/720p30/index.m3u8", origin.url()),
+            };
+        }
+        let _handle = b.recorder.start(s);
+        let events = b.until_finished().await;
+        assert!(finished_parts(&events).is_empty(), "{events:#?}");
+        assert_eq!(count(&events, "RecordingStarted"), 0, "{events:#?}");
+        let reasons = pick(&events, |k| match k {
+            EventKind::RecordingFailed { reason } => Some(reason.clone()),
+            _ => None,
+        });
+        assert_eq!(reasons.len(), 1, "{events:#?}");
+        assert!(
+            reasons[0].contains("encrypted") && reasons[0].contains("AES-128"),
+            "{}",
+            reasons[0]
+        );
+        assert!(!b.recordings().join("foo").exists() || is_empty(&b.recordings().join("foo")));
+    }
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
+}
