@@ -114,8 +114,11 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Pen
     let meta = std::fs::metadata(path)?;
     let mut bytes = meta.len();
     // A checkpoint with a stream position is written after every whole segment: whatever
-    // the file has beyond its byte count is a segment cut off by the crash.
-    if let Some(s) = saved.as_ref().filter(|s| s.last_segment.is_some()) {
+    // the file has beyond its byte count is a segment cut off by the crash. So is the
+    // checkpoint written when the part opened (nothing in it yet; the first part of a
+    // session has no position before its first segment).
+    let exact = |s: &&Sidecar| s.last_segment.is_some() || (s.segments == 0 && s.bytes == 0);
+    if let Some(s) = saved.as_ref().filter(exact) {
         if bytes > s.bytes {
             std::fs::OpenOptions::new()
                 .write(true)
@@ -325,5 +328,18 @@ mod tests {
         assert!(!part.exists());
         assert!(!dir.path().join("y.ts").exists());
         assert!(!dir.path().join("y.ts.part.json").exists());
+
+        // The same in the first part of a session: no position yet.
+        let part = dir.path().join("z.ts.part");
+        std::fs::write(&part, vec![3u8; 500]).unwrap();
+        let mut fresh = checkpoint(0, 0, 0);
+        fresh.as_object_mut().unwrap().remove("last_segment");
+        std::fs::write(
+            dir.path().join("z.ts.part.json"),
+            serde_json::to_vec(&fresh).unwrap(),
+        )
+        .unwrap();
+        assert!(recover(part.clone(), None).await.unwrap().is_none());
+        assert!(!part.exists());
     }
 }
