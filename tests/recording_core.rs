@@ -530,6 +530,17 @@ async fn disk_low_stops_recordings_cleanly() {
 
 #[tokio::test]
 async fn after_a_crash_the_session_goes_on_after_the_recovered_part_with_a_new_number() {
+    crash_then_go_on(true).await;
+}
+
+#[tokio::test]
+async fn after_a_crash_a_leftover_that_cannot_be_finished_keeps_its_number_too() {
+    crash_then_go_on(false).await;
+}
+
+/// A crash leftover of part 2, finished at start-up (`finishable`) or not (its sidecar
+/// cannot be written), then the session goes on.
+async fn crash_then_go_on(finishable: bool) {
     use recbot::recorder::sidecar::Position;
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
@@ -594,24 +605,33 @@ async fn after_a_crash_the_session_goes_on_after_the_recovered_part_with_a_new_n
     )
     .unwrap();
 
+    if !finishable {
+        // Where the sidecar must go, a folder that cannot be replaced.
+        std::fs::create_dir_all(Sidecar::path_for(&second).join("x")).unwrap();
+    }
+
     let mut bot = Bot::start(dir.path(), &origin, "").await;
     bot.run("add foo").await;
-    let recovered = bot
-        .wait_for("recovered part", |e| {
-            matches!(
-                e.kind,
-                EventKind::RecordingPartFinished {
-                    recovered: true,
-                    ..
-                }
-            )
-        })
-        .await;
-    assert_eq!(recovered.session, Some(session));
-    assert!(matches!(
-        recovered.kind,
-        EventKind::RecordingPartFinished { part: 2, .. }
-    ));
+    if finishable {
+        let recovered = bot
+            .wait_for("recovered part", |e| {
+                matches!(
+                    e.kind,
+                    EventKind::RecordingPartFinished {
+                        recovered: true,
+                        ..
+                    }
+                )
+            })
+            .await;
+        assert_eq!(recovered.session, Some(session));
+        assert!(matches!(
+            recovered.kind,
+            EventKind::RecordingPartFinished { part: 2, .. }
+        ));
+    } else {
+        bot.wait_for("RecordingFailed", is("RecordingFailed")).await;
+    }
     // The torn segment is cut off.
     same_bytes(&std::fs::read(&second).unwrap(), &whole);
 
@@ -650,8 +670,13 @@ async fn after_a_crash_the_session_goes_on_after_the_recovered_part_with_a_new_n
     let store = store(dir.path()).await;
     let parts = store.parts_of(session).await.unwrap();
     let numbers: Vec<u32> = parts.iter().map(|p| p.part_no).collect();
-    assert_eq!(numbers, [1, 2, 3], "{parts:?}");
-    assert_eq!(parts[1].path, second);
+    if finishable {
+        assert_eq!(numbers, [1, 2, 3], "{parts:?}");
+        assert_eq!(parts[1].path, second);
+    } else {
+        // Part 2 is stored once a later start finishes it.
+        assert_eq!(numbers, [1, 3], "{parts:?}");
+    }
     assert!(parts.iter().all(|p| p.state == "finished"), "{parts:?}");
 }
 

@@ -611,13 +611,26 @@ impl Core {
             }
             Err(e) => {
                 error!(path = %path.display(), error = %e, "cannot recover a part left by a crash");
+                // It stays for the next start; meanwhile its number is taken (a part of the
+                // same number would be stored over it) and its segments are not fetched again.
+                let taken = match recovery::checkpoint_of(&path).await {
+                    Some(c) if c.session > 0 => {
+                        let known =
+                            from_db || self.store.session(c.session).await.ok().flatten().is_some();
+                        known.then_some((c.session, c.part, c.last_segment))
+                    }
+                    _ => None,
+                };
                 self.follow_up(Event::now(
                     login,
                     EventKind::RecordingFailed {
-                        reason: format!("cannot finish {} left by a crash: {e}", path.display()),
+                        reason: format!(
+                            "cannot finish {} left by a crash ({e}); it is kept and tried again at the next start",
+                            path.display()
+                        ),
                     },
                 ));
-                None
+                taken
             }
         }
     }

@@ -65,6 +65,17 @@ pub fn final_path_of(part: &Path) -> PathBuf {
     PathBuf::from(s.strip_suffix(".part").unwrap_or(&s).to_string())
 }
 
+/// The progress checkpoint of a leftover (`.part` or finished without a sidecar), if readable.
+pub async fn checkpoint_of(path: &Path) -> Option<Sidecar> {
+    let intended = if path.to_string_lossy().ends_with(".part") {
+        final_path_of(path)
+    } else {
+        path.to_path_buf()
+    };
+    let bytes = tokio::fs::read(checkpoint_path(&intended)).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Finishes the recording at `path` — a `.part` file (renamed) or an already renamed file
 /// that has no sidecar yet — and writes its sidecar, marked recovered. `None` when nothing of
 /// it was worth keeping (not one whole segment): it is removed.
