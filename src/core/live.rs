@@ -107,7 +107,14 @@ impl Core {
             watcher.recheck(login.clone(), None, Duration::ZERO);
             return;
         }
-        let restarts = self.live_restarts.entry(login.clone()).or_insert(0);
+        let (stream, restarts) = self.live_restarts.entry(login.clone()).or_insert((None, 0));
+        // Counted per broadcast: another stream's troubles do not delay this one.
+        if let Some(id) = &ended.stream_id {
+            if stream.as_ref().is_some_and(|s| s != id) {
+                *restarts = 0;
+            }
+            *stream = Some(id.clone());
+        }
         let interval = Duration::from_secs(self.config.twitch.poll_interval_secs());
         let delay = recheck_delay(*restarts, interval);
         *restarts += 1;
@@ -210,20 +217,20 @@ mod tests {
         let (login, _, _) = rechecks.try_recv().expect("a recheck");
         assert_eq!(login, foo);
         assert!(rechecks.try_recv().is_err(), "one recheck, not two");
-        assert_eq!(core.live_restarts[&foo], 1);
+        assert_eq!(core.live_restarts[&foo].1, 1);
         // A failure before any session existed (disk full) has no RecordingFinished to come.
         let refused = EventKind::RecordingFailed {
             reason: "disk full".into(),
         };
         core.react_live(&Event::now(Some(foo.clone()), refused));
         assert!(rechecks.try_recv().is_ok());
-        assert_eq!(core.live_restarts[&foo], 2);
+        assert_eq!(core.live_restarts[&foo].1, 2);
         // A newer session records foo when the old one's end arrives: no recheck.
         core.recordings
             .insert_for_tests(foo.clone(), crate::recorder::RecordingHandle::detached(6));
         core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(5));
         assert!(rechecks.try_recv().is_err());
-        assert_eq!(core.live_restarts[&foo], 2);
+        assert_eq!(core.live_restarts[&foo].1, 2);
         // Session 6's own end (its handle is still the active one). It ended because another
         // broadcast replaced it: checked again at once,
         // whatever stream is known, without counting as a failed restart.
@@ -238,7 +245,7 @@ mod tests {
         let (login, stream, due) = rechecks.try_recv().expect("a recheck");
         assert_eq!((login, stream), (foo.clone(), None));
         assert!(due <= tokio::time::Instant::now());
-        assert_eq!(core.live_restarts[&foo], 2);
+        assert_eq!(core.live_restarts[&foo].1, 2);
         // A normal end: the recheck names the stream that ended, later.
         core.recordings.set_ended_for_tests(
             foo.clone(),
@@ -251,7 +258,24 @@ mod tests {
         let (_, stream, due) = rechecks.try_recv().expect("a recheck");
         assert_eq!(stream.as_deref(), Some("s1"));
         assert!(due > tokio::time::Instant::now());
-        assert_eq!(core.live_restarts[&foo], 3);
+        assert_eq!(core.live_restarts[&foo].1, 3);
+        // Another broadcast's end: counted from the start again.
+        core.recordings.set_ended_for_tests(
+            foo.clone(),
+            EndedRecording {
+                stream_id: Some("s2".into()),
+                new_broadcast: false,
+            },
+        );
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
+        let (_, stream, due) = rechecks.try_recv().expect("a recheck");
+        assert_eq!(stream.as_deref(), Some("s2"));
+        let first = recheck_delay(
+            0,
+            Duration::from_secs(core.config.twitch.poll_interval_secs()),
+        );
+        assert!(due <= tokio::time::Instant::now() + first);
+        assert_eq!(core.live_restarts[&foo], (Some("s2".into()), 1));
     }
 
     #[test]
