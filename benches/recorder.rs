@@ -176,6 +176,7 @@ fn main() {
                 title: "bench".into(),
                 game: None,
                 first_part: 1,
+                resume: None,
             }));
             // Spread the streams' segment boundaries over one segment duration.
             tokio::time::sleep(Duration::from_secs_f64(SEGMENT_SECS / streams as f64)).await;

@@ -885,6 +885,7 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
         discontinuities: vec![],
         recovered: false,
         youtube_video_id: None,
+        last_segment: None,
     };
     let sidecar_path = recordings.join("2025-03-01_23-59-50_title.json");
     sidecar.write(&sidecar_path).await.unwrap();
@@ -1347,6 +1348,7 @@ async fn the_core_drives_the_chat_logger() {
         discontinuities: vec![],
         recovered: false,
         youtube_video_id: None,
+        last_segment: None,
     };
     let sidecar_path = dir.path().join("rec.json");
     sidecar.write(&sidecar_path).await.unwrap();

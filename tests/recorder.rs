@@ -66,6 +66,7 @@ fn spec(login: &str) -> RecordingSpec {
         title: "first title".into(),
         game: Some("Chess".into()),
         first_part: 1,
+        resume: None,
     }
 }
 
@@ -517,4 +518,498 @@ async fn a_stalled_playlist_is_refreshed_then_reported() {
         &std::fs::read(&parts[0].1).unwrap(),
         &expected("foo", 0..total, len),
     );
+}
+
+impl Bench {
+    /// Waits (20 s at most) for an event matching `f`, keeping the ones before it.
+    async fn until(&mut self, seen: &mut Vec<Event>, f: impl Fn(&EventKind) -> bool) -> Event {
+        loop {
+            let event = tokio::time::timeout(Duration::from_secs(20), self.events.recv())
+                .await
+                .unwrap_or_else(|_| panic!("not seen; saw {seen:#?}"))
+                .unwrap();
+            if f(&event.kind) {
+                return event;
+            }
+            seen.push(event);
+        }
+    }
+
+    async fn shutdown(self) -> Vec<Event> {
+        let Bench {
+            mut events,
+            tracker,
+            shutdown,
+            ..
+        } = self;
+        shutdown.cancel();
+        tracker.close();
+        tokio::time::timeout(Duration::from_secs(8), tracker.wait())
+            .await
+            .expect("recordings stop soon after shutdown");
+        let mut rest = Vec::new();
+        while let Ok(e) = events.try_recv() {
+            rest.push(e);
+        }
+        rest
+    }
+}
+
+#[tokio::test]
+async fn gql_errors_during_a_refresh_do_not_end_the_recording() {
+    // Twitch's everyday hiccup, and a refusal that goes away (a day of integrity checks).
+    for message in ["service timeout", "failed integrity check"] {
+        let origin = Origin::start().await;
+        // The token expires after 8 segments, and for the next 6 GQL answers only errors.
+        let stream = StreamConfig {
+            segments: 24,
+            window: 40,
+            expire_tokens_at: Some(8),
+            gql_errors: Some((8..14, message)),
+            ..Default::default()
+        };
+        let (total, len) = (stream.segments, stream.body_len);
+        let (_b, events) = record(&origin, "foo", stream, "").await;
+        assert!(origin.requests("gql-error") >= 1, "no GQL error was served");
+        assert_eq!(
+            count(&events, "RecordingFailed"),
+            0,
+            "{message}: {events:#?}"
+        );
+        assert_eq!(count(&events, "RecordingGap"), 0, "{message}: {events:#?}");
+        let parts = finished_parts(&events);
+        assert_eq!(parts.len(), 1, "{message}: {events:#?}");
+        same_bytes(
+            &std::fs::read(&parts[0].1).unwrap(),
+            &expected("foo", 0..total, len),
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_playlist_that_keeps_answering_403_is_not_hammered() {
+    let origin = Origin::start().await;
+    // From 8 segments on, every playlist request is refused, whatever the token.
+    let stream = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        forbid_from: Some(8),
+        ..Default::default()
+    };
+    let len = stream.body_len;
+    let extra = "[recording]\nstall_timeout_secs = 1\n";
+    let (_b, events) = record(&origin, "foo", stream, extra).await;
+    // The take ends when the stall watchdog gives up (3 s limit, twice, plus 1 s grace) and
+    // the comeback probes for 1 s: about 8 s of refreshing. Without a backoff that is
+    // thousands of token requests.
+    let tokens = origin.requests("gql");
+    assert!(tokens <= 40, "{tokens} token requests");
+    assert!(
+        origin.requests("403") <= 60,
+        "{} 403s",
+        origin.requests("403")
+    );
+    // What was read before the 403s is there, in order.
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    let data = std::fs::read(&parts[0].1).unwrap();
+    let seqs = support::origin::sequences("foo", &data, len);
+    assert_eq!(seqs, (0..seqs.len() as u64).collect::<Vec<_>>());
+    assert!(seqs.len() >= 4, "{seqs:?}");
+    // Giving up is said, with why.
+    let reasons = pick(&events, |k| match k {
+        EventKind::RecordingFailed { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reasons.len(), 1, "{events:#?}");
+    assert!(
+        reasons[0].contains("gave up") && reasons[0].contains("HTTP 403"),
+        "{}",
+        reasons[0]
+    );
+}
+
+#[tokio::test]
+async fn an_outage_longer_than_the_window_is_a_reported_gap_not_a_silent_restart() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        ..Default::default()
+    };
+    let len = stream.body_len;
+    origin.go_live("foo", stream);
+    let mut b = bench(&origin, "[recording]\nstall_timeout_secs = 1\n");
+    let handle = b.recorder.start(spec("foo"));
+    let mut seen = Vec::new();
+    b.until(&mut seen, |k| {
+        matches!(k, EventKind::RecordingStarted { .. })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The playlist is unreachable for longer than its window (2 s): the stall watchdog ends
+    // the take and finishes part 1.
+    origin.set_blocked("foo", true);
+    let part1 = b
+        .until(&mut seen, |k| {
+            matches!(k, EventKind::RecordingPartFinished { part: 1, .. })
+        })
+        .await;
+    origin.set_blocked("foo", false);
+    let gap = b
+        .until(&mut seen, |k| matches!(k, EventKind::RecordingGap { .. }))
+        .await;
+    b.until(&mut seen, |k| {
+        matches!(k, EventKind::RecordingStarted { part: 2, .. })
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    handle.send(Control::Stop(StopReason::Ended("enough".into())));
+    let events = b.until_finished().await;
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    let first = std::fs::read(&finished_parts(&[part1])[0].1).unwrap();
+    let second = std::fs::read(&parts[0].1).unwrap();
+    let (first, second) = (
+        support::origin::sequences("foo", &first, len),
+        support::origin::sequences("foo", &second, len),
+    );
+    let EventKind::RecordingGap {
+        first_sequence,
+        last_sequence,
+        seconds,
+        reason,
+    } = gap.kind
+    else {
+        unreachable!()
+    };
+    // Part 2 goes on where part 1 stopped, after the reported gap: nothing twice, nothing
+    // missing without a report.
+    assert_eq!(first_sequence, first.last().unwrap() + 1, "{first:?}");
+    assert_eq!(second[0], last_sequence + 1, "{second:?}");
+    let missed = (last_sequence - first_sequence + 1) as f64;
+    assert!(
+        (seconds - missed * 0.25).abs() < 0.01,
+        "{seconds} s for {missed}"
+    );
+    assert!(reason.contains("no longer offered"), "{reason}");
+}
+
+#[tokio::test]
+async fn a_new_broadcast_id_is_not_taken_for_the_stream_coming_back() {
+    let origin = Origin::start().await;
+    origin.go_live(
+        "foo",
+        StreamConfig {
+            end: End::NotFound,
+            segments: 6,
+            broadcast_id: Some("b1".into()),
+            ..Default::default()
+        },
+    );
+    let mut b = bench(&origin, "");
+    let mut s = spec("foo");
+    // Live detection did not know the stream id yet.
+    s.stream_id = None;
+    let handle = b.recorder.start(s);
+    let mut seen = Vec::new();
+    let part = b
+        .until(&mut seen, |k| {
+            matches!(k, EventKind::RecordingPartFinished { .. })
+        })
+        .await;
+    // Learnt from the master playlist.
+    assert_eq!(handle.stream_id().as_deref(), Some("b1"));
+    let sidecar = Sidecar::read(&finished_parts(&[part])[0].2).await.unwrap();
+    assert_eq!(sidecar.stream_id.as_deref(), Some("b1"));
+    // Within the grace period, another broadcast starts.
+    origin.go_live(
+        "foo",
+        StreamConfig {
+            first_sequence: 500,
+            broadcast_id: Some("b2".into()),
+            ..Default::default()
+        },
+    );
+    let events = b.until_finished().await;
+    assert_eq!(count(&events, "RecordingStarted"), 0, "{events:#?}");
+    match &events.last().unwrap().kind {
+        EventKind::RecordingFinished { parts, .. } => assert_eq!(*parts, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(count(&events, "RecordingFailed"), 0, "{events:#?}");
+    assert!(handle.status().new_broadcast);
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_hanging_playlist_request() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        ..Default::default()
+    };
+    origin.go_live("foo", stream);
+    let mut b = bench(&origin, "");
+    let _handle = b.recorder.start(spec("foo"));
+    let mut seen = Vec::new();
+    b.until(&mut seen, |k| {
+        matches!(k, EventKind::RecordingStarted { .. })
+    })
+    .await;
+    origin.set_hanging("foo", true);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    let rest = b.shutdown().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(finished_parts(&rest).len(), 1, "{rest:#?}");
+}
+
+#[tokio::test]
+async fn a_part_whose_sidecar_cannot_be_written_is_reported_not_announced() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig::default();
+    origin.go_live("foo", stream);
+    let mut b = bench(
+        &origin,
+        "[recording]\nfile_template = \"{login}/fixed.ts\"\n",
+    );
+    // Where the sidecar must go, a folder that cannot be replaced.
+    std::fs::create_dir_all(b.recordings().join("foo/fixed.json/x")).unwrap();
+    let _handle = b.recorder.start(spec("foo"));
+    let events = b.until_finished().await;
+    assert!(finished_parts(&events).is_empty(), "{events:#?}");
+    let reasons = pick(&events, |k| match k {
+        EventKind::RecordingFailed { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reasons.len(), 1, "{events:#?}");
+    assert!(reasons[0].contains("sidecar"), "{}", reasons[0]);
+    // The recording is complete, and its checkpoint stays for the next start-up.
+    assert!(b.recordings().join("foo/fixed.ts").exists());
+    assert!(b.recordings().join("foo/fixed.ts.part.json").exists());
+}
+
+#[tokio::test]
+async fn an_hls_source_that_cannot_be_recorded_is_not_announced_every_poll() {
+    use recbot::recorder::hls_source;
+    let origin = Origin::start().await;
+    origin.go_live(
+        "studio",
+        StreamConfig {
+            segments: 1000,
+            end: End::Never,
+            ..Default::default()
+        },
+    );
+    origin.go_live(
+        "locked",
+        StreamConfig {
+            segments: 1000,
+            end: End::Never,
+            encrypted: true,
+            ..Default::default()
+        },
+    );
+    let (tx, mut rx) = mpsc::channel(256);
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    // Nothing ever records them (the disk is full, say): the core reports a failure for
+    // every announcement.
+    let recording = hls_source::Recording::default();
+    for name in ["studio", "locked"] {
+        tracker.spawn(hls_source::poll(
+            Login::parse(name).unwrap(),
+            format!("{}/hls/{name}/720p30/index.m3u8", origin.url()),
+            Duration::from_millis(100),
+            reqwest::Client::new(),
+            recording.clone(),
+            Events::new(tx.clone()),
+            cancel.clone(),
+        ));
+    }
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        events.push(e);
+    }
+    let of = |name: &str, kind: &str| {
+        events
+            .iter()
+            .filter(|e| e.login.as_ref().is_some_and(|l| l.as_str() == name))
+            .filter(|e| e.kind_name() == kind)
+            .count()
+    };
+    // Every 2 polls without a backoff (about 12 times); with it, announced again after
+    // 0.3–0.6 s, then 0.6–1.2 s, …
+    let announced = of("studio", "LiveDetected");
+    assert!((2..=4).contains(&announced), "{announced}: {events:#?}");
+    // Encrypted: said once, never announced.
+    assert_eq!(of("locked", "LiveDetected"), 0, "{events:#?}");
+    assert_eq!(of("locked", "RecordingFailed"), 1, "{events:#?}");
+    let reason = pick(&events, |k| match k {
+        EventKind::RecordingFailed { reason } => Some(reason.clone()),
+        _ => None,
+    });
+    assert!(reason[0].contains("encrypted"), "{reason:?}");
+}
+
+#[tokio::test]
+async fn a_session_continued_after_a_restart_goes_on_after_its_last_segment() {
+    use recbot::recorder::sidecar::Position;
+    // Still offered: segments 0..4; the previous run took up to 1. Then the window has moved
+    // past what the previous run took: 6..10 offered, up to 1 taken.
+    for (initial, window, first, gap) in [(4, 8, 2, None), (10, 4, 6, Some((2, 5)))] {
+        let origin = Origin::start().await;
+        let stream = StreamConfig {
+            segments: initial + 4,
+            initial,
+            window,
+            ..Default::default()
+        };
+        let (total, len) = (stream.segments, stream.body_len);
+        origin.go_live("foo", stream);
+        let mut b = bench(&origin, "");
+        let mut s = spec("foo");
+        s.first_part = 3;
+        s.resume = Some(Position {
+            sequence: 1,
+            program_date_time: None,
+        });
+        let _handle = b.recorder.start(s);
+        let events = b.until_finished().await;
+        let parts = finished_parts(&events);
+        assert_eq!(parts.len(), 1, "{events:#?}");
+        assert_eq!(parts[0].0, 3);
+        // Nothing the previous run has is fetched again.
+        same_bytes(
+            &std::fs::read(&parts[0].1).unwrap(),
+            &expected("foo", first..total, len),
+        );
+        // What went by meanwhile is a reported gap, said to be the restart.
+        let found = gaps(&events);
+        match gap {
+            None => assert!(found.is_empty(), "{found:?}"),
+            Some((from, to)) => {
+                assert_eq!(found.len(), 1, "{found:?}");
+                assert_eq!((found[0].0, found[0].1), (from, to));
+                assert!(found[0].3.contains("restart"), "{}", found[0].3);
+            }
+        }
+        assert_eq!(count(&events, "RecordingFailed"), 0, "{events:#?}");
+    }
+}
+
+#[tokio::test]
+async fn an_hls_source_that_keeps_failing_is_polled_less_often_and_reported_once() {
+    use recbot::recorder::hls_source;
+    let origin = Origin::start().await;
+    // Every playlist request is refused.
+    let failing = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        forbid_from: Some(0),
+        ..Default::default()
+    };
+    origin.go_live("studio", failing);
+    let (tx, mut rx) = mpsc::channel(256);
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(hls_source::poll(
+        Login::parse("studio").unwrap(),
+        format!("{}/hls/studio/720p30/index.m3u8", origin.url()),
+        Duration::from_millis(100),
+        reqwest::Client::new(),
+        hls_source::Recording::default(),
+        Events::new(tx),
+        cancel.clone(),
+    ));
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+    // Every 100 ms that would be about 30 requests; backing off (100–200 ms, then
+    // 200–400 ms, …) it is 5 to 7.
+    let asked = origin.requests("403");
+    assert!((3..=10).contains(&asked), "{asked} requests");
+    // It answers again: said once, and the source is live.
+    origin.go_live(
+        "studio",
+        StreamConfig {
+            segments: 1000,
+            end: End::Never,
+            ..Default::default()
+        },
+    );
+    let mut events = Vec::new();
+    // The wait after the last failure can be up to 6.4 s.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(12);
+    while !events
+        .iter()
+        .any(|e: &Event| e.kind_name() == "LiveDetected")
+    {
+        let e = tokio::time::timeout_at(deadline, rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("not live again; saw {events:#?}"))
+            .unwrap();
+        events.push(e);
+    }
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    let failed = pick(&events, |k| match k {
+        EventKind::LiveCheckFailed { reason, cycles } => Some((reason.clone(), *cycles)),
+        _ => None,
+    });
+    assert_eq!(failed.len(), 1, "{events:#?}");
+    assert!(failed[0].0.contains("403"), "{failed:?}");
+    assert_eq!(failed[0].1, 3);
+    assert_eq!(count(&events, "LiveCheckRecovered"), 1, "{events:#?}");
+    assert!(events
+        .iter()
+        .all(|e| e.login.as_ref().unwrap().as_str() == "studio"));
+}
+
+#[tokio::test]
+async fn an_encrypted_stream_is_refused_not_recorded() {
+    let origin = Origin::start().await;
+    for hls in [false, true] {
+        origin.go_live(
+            "foo",
+            StreamConfig {
+                encrypted: true,
+                ..Default::default()
+            },
+        );
+        let mut b = bench(&origin, "");
+        let mut s = spec("foo");
+        if hls {
+            s.source = SourceSpec::Hls {
+                url: format!("{}/hls/foo/720p30/index.m3u8", origin.url()),
+            };
+        }
+        let _handle = b.recorder.start(s);
+        let events = b.until_finished().await;
+        assert!(finished_parts(&events).is_empty(), "{events:#?}");
+        assert_eq!(count(&events, "RecordingStarted"), 0, "{events:#?}");
+        let reasons = pick(&events, |k| match k {
+            EventKind::RecordingFailed { reason } => Some(reason.clone()),
+            _ => None,
+        });
+        assert_eq!(reasons.len(), 1, "{events:#?}");
+        assert!(
+            reasons[0].contains("encrypted") && reasons[0].contains("AES-128"),
+            "{}",
+            reasons[0]
+        );
+        assert!(!b.recordings().join("foo").exists() || is_empty(&b.recordings().join("foo")));
+    }
+}
+
+fn is_empty(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().next().is_none()
 }

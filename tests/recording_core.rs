@@ -527,3 +527,227 @@ async fn disk_low_stops_recordings_cleanly() {
     assert!(!bot.run("status").await.contains("recording 1"));
     bot.stop().await;
 }
+
+#[tokio::test]
+async fn after_a_crash_the_session_goes_on_after_the_recovered_part_with_a_new_number() {
+    crash_then_go_on(true).await;
+}
+
+#[tokio::test]
+async fn after_a_crash_a_leftover_that_cannot_be_finished_keeps_its_number_too() {
+    crash_then_go_on(false).await;
+}
+
+/// A crash leftover of part 2, finished at start-up (`finishable`) or not (its sidecar
+/// cannot be written), then the session goes on.
+async fn crash_then_go_on(finishable: bool) {
+    use recbot::recorder::sidecar::Position;
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let len = StreamConfig::default().body_len;
+    let folder = dir.path().join("recordings/foo");
+    std::fs::create_dir_all(&folder).unwrap();
+    // Part 1 finished and stored; part 2 was being written when recbot was killed, before
+    // the core stored its start: only its .part file and checkpoint tell of it. The
+    // checkpoint says two whole segments (4 and 5); the file also holds half of segment 6.
+    let first = folder.join("2026-11-21_10-00-00_t.ts");
+    let second = folder.join("2026-11-21_10-00-30_t.ts");
+    let session = {
+        let store = store(dir.path()).await;
+        let s = store
+            .create_session("foo", Some("s9"), "t", None, Utc::now())
+            .await
+            .unwrap();
+        store
+            .finish_part(s, 1, &first, 10, 1.0, 0, false, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+        s
+    };
+    std::fs::write(&first, b"0123456789").unwrap();
+    let whole: Vec<u8> = (4..6).flat_map(|s| segment_bytes("foo", s, len)).collect();
+    let torn = &segment_bytes("foo", 6, len)[..100];
+    std::fs::write(
+        folder.join("2026-11-21_10-00-30_t.ts.part"),
+        [whole.as_slice(), torn].concat(),
+    )
+    .unwrap();
+    let now = Utc::now();
+    let checkpoint = Sidecar {
+        login: "foo".into(),
+        display_name: None,
+        source: "twitch".into(),
+        stream_id: Some("s9".into()),
+        session,
+        part: 2,
+        file: "2026-11-21_10-00-30_t.ts".into(),
+        quality: "1080p60".into(),
+        started: now,
+        ended: now,
+        duration_secs: 0.5,
+        segments: 2,
+        bytes: whole.len() as u64,
+        chapters: vec![],
+        gaps: vec![],
+        ad_breaks: vec![],
+        discontinuities: vec![],
+        recovered: false,
+        youtube_video_id: None,
+        last_segment: Some(Position {
+            sequence: 5,
+            program_date_time: None,
+        }),
+    };
+    std::fs::write(
+        folder.join("2026-11-21_10-00-30_t.ts.part.json"),
+        serde_json::to_vec(&checkpoint).unwrap(),
+    )
+    .unwrap();
+
+    if !finishable {
+        // Where the sidecar must go, a folder that cannot be replaced.
+        std::fs::create_dir_all(Sidecar::path_for(&second).join("x")).unwrap();
+    }
+
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    bot.run("add foo").await;
+    if finishable {
+        let recovered = bot
+            .wait_for("recovered part", |e| {
+                matches!(
+                    e.kind,
+                    EventKind::RecordingPartFinished {
+                        recovered: true,
+                        ..
+                    }
+                )
+            })
+            .await;
+        assert_eq!(recovered.session, Some(session));
+        assert!(matches!(
+            recovered.kind,
+            EventKind::RecordingPartFinished { part: 2, .. }
+        ));
+    } else {
+        bot.wait_for("RecordingFailed", is("RecordingFailed")).await;
+    }
+    // The torn segment is cut off.
+    same_bytes(&std::fs::read(&second).unwrap(), &whole);
+
+    // Still live (segments 0..8 offered): part 3 (not 2 again), from segment 6 on (not 0,
+    // not 4).
+    let stream = StreamConfig {
+        initial: 8,
+        ..Default::default()
+    };
+    let total = stream.segments;
+    origin.go_live("foo", stream);
+    bot.live("foo", "s9", "t").await;
+    let started = bot
+        .wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    assert_eq!(started.session, Some(session));
+    assert!(
+        matches!(started.kind, EventKind::RecordingStarted { part: 3, .. }),
+        "{started:?}"
+    );
+    let finished = bot
+        .wait_for("part 3", |e| {
+            matches!(e.kind, EventKind::RecordingPartFinished { part: 3, .. })
+        })
+        .await;
+    let EventKind::RecordingPartFinished { file, .. } = &finished.kind else {
+        unreachable!()
+    };
+    let want: Vec<u8> = (6..total)
+        .flat_map(|s| segment_bytes("foo", s, len))
+        .collect();
+    same_bytes(&std::fs::read(file).unwrap(), &want);
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    bot.stop().await;
+    let store = store(dir.path()).await;
+    let parts = store.parts_of(session).await.unwrap();
+    let numbers: Vec<u32> = parts.iter().map(|p| p.part_no).collect();
+    if finishable {
+        assert_eq!(numbers, [1, 2, 3], "{parts:?}");
+        assert_eq!(parts[1].path, second);
+    } else {
+        // Part 2 is stored once a later start finishes it.
+        assert_eq!(numbers, [1, 3], "{parts:?}");
+    }
+    assert!(parts.iter().all(|p| p.state == "finished"), "{parts:?}");
+}
+
+#[tokio::test]
+async fn a_crash_leftover_whose_sidecar_cannot_be_written_is_reported_then_finished_later() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let final_path: PathBuf = dir.path().join("recordings/foo/2026-11-21_10-00-00_t.ts");
+    let session = {
+        let store = store(dir.path()).await;
+        let s = store
+            .create_session("foo", Some("s9"), "t", None, Utc::now())
+            .await
+            .unwrap();
+        store
+            .start_part(s, 1, &final_path, Utc::now())
+            .await
+            .unwrap();
+        store.close().await;
+        s
+    };
+    std::fs::create_dir_all(final_path.parent().unwrap()).unwrap();
+    std::fs::write(part_of(&final_path), vec![9u8; 5000]).unwrap();
+    // Where the sidecar must go, a folder that cannot be replaced.
+    let blocker = Sidecar::path_for(&final_path).join("x");
+    std::fs::create_dir_all(&blocker).unwrap();
+
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    let failed = bot.wait_for("RecordingFailed", is("RecordingFailed")).await;
+    let EventKind::RecordingFailed { reason } = &failed.kind else {
+        unreachable!()
+    };
+    assert!(reason.contains("left by a crash"), "{reason}");
+    assert_eq!(failed.login.as_ref().map(|l| l.as_str()), Some("foo"));
+    bot.stop().await;
+    assert!(
+        !bot_saw_recovered(&store(dir.path()).await, session).await,
+        "announced as finished without its sidecar"
+    );
+
+    // Once the sidecar can be written, the next start finishes it.
+    std::fs::remove_dir_all(Sidecar::path_for(&final_path)).unwrap();
+    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    let recovered = bot
+        .wait_for("recovered part", |e| {
+            matches!(
+                e.kind,
+                EventKind::RecordingPartFinished {
+                    recovered: true,
+                    ..
+                }
+            )
+        })
+        .await;
+    assert_eq!(recovered.session, Some(session));
+    bot.stop().await;
+    assert!(bot_saw_recovered(&store(dir.path()).await, session).await);
+    assert_eq!(std::fs::metadata(&final_path).unwrap().len(), 5000);
+}
+
+fn part_of(final_path: &Path) -> PathBuf {
+    let mut p = final_path.as_os_str().to_owned();
+    p.push(".part");
+    PathBuf::from(p)
+}
+
+/// Whether the session's part 1 is stored as finished.
+async fn bot_saw_recovered(store: &Store, session: i64) -> bool {
+    let parts = store.parts_of(session).await.unwrap();
+    store.close().await;
+    parts
+        .iter()
+        .any(|p| p.part_no == 1 && p.state == "finished")
+}

@@ -42,7 +42,8 @@ impl Core {
             Command::Uploads => self.uploads_list().await,
             Command::Retry { id } => self.retry(id, &origin).await,
             Command::Quota => self.quota().await,
-            Command::Disk => self.disk_report().await.map(Reply::ok),
+            // Answered from a worker task: walking big folders must not hold the core up.
+            Command::Disk => return self.disk_command(),
         };
         let mut reply = result.unwrap_or_else(|e| {
             error!(error = %e, command = name, "command failed");

@@ -6,6 +6,7 @@ use std::time::Duration;
 use recbot_commands::{Login, Source};
 use tracing::{error, info};
 
+use super::recording::EndedRecording;
 use super::Core;
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
@@ -55,9 +56,16 @@ impl Core {
     /// vanished for longer than the grace period, Twitch refused it, the disk was full): ask
     /// the watcher to report it again later, with a growing delay, so recording resumes if
     /// the stream really goes on — without a tight loop on streams that cannot be recorded.
+    /// One recheck per session end (its `RecordingFailed` is followed by `RecordingFinished`),
+    /// none while a newer session of the login records, and at once when the recording ended
+    /// because a new broadcast replaced it.
     pub(super) fn react_live(&mut self, event: &Event) {
-        let (Some(login), Some(watcher)) = (&event.login, &self.watcher) else {
+        let Some(login) = &event.login else {
             return;
+        };
+        let ended = match &event.kind {
+            EventKind::RecordingFinished { .. } => self.recordings.take_ended(login),
+            _ => None,
         };
         match &event.kind {
             EventKind::StreamOffline { .. } => {
@@ -68,19 +76,50 @@ impl Core {
             {
                 self.live_restarts.remove(login);
             }
-            EventKind::RecordingFinished { .. } | EventKind::RecordingFailed { .. } => {
-                if !watcher.status().live.contains_key(login) {
-                    return;
-                }
-                let restarts = self.live_restarts.entry(login.clone()).or_insert(0);
-                let interval = Duration::from_secs(self.config.twitch.poll_interval_secs());
-                let delay = recheck_delay(*restarts, interval);
-                *restarts += 1;
-                info!(%login, delay_secs = delay.as_secs(), "recording ended while still live; checking again later");
-                watcher.recheck(login.clone(), delay);
+            EventKind::RecordingFinished { .. } => {
+                self.recheck_after_end(login, event.session, ended.unwrap_or_default());
+            }
+            // A recording that never got a session (disk full, the session could not be
+            // saved) has no RecordingFinished to come.
+            EventKind::RecordingFailed { .. } if event.session.is_none() => {
+                self.recheck_after_end(login, None, EndedRecording::default());
             }
             _ => {}
         }
+    }
+
+    fn recheck_after_end(&mut self, login: &Login, session: Option<i64>, ended: EndedRecording) {
+        let Some(watcher) = &self.watcher else {
+            return;
+        };
+        if !watcher.status().live.contains_key(login) {
+            return;
+        }
+        if self.recordings.records_other_session(login, session) {
+            // A newer broadcast of the login is being recorded: the watcher already reported
+            // it, and the old one has nothing to come back to.
+            return;
+        }
+        if ended.new_broadcast {
+            // Not a failure: the new broadcast is looked at in the next check, whatever
+            // stream the watcher knows.
+            info!(%login, "a new broadcast replaced the recorded one; checking again now");
+            watcher.recheck(login.clone(), None, Duration::ZERO);
+            return;
+        }
+        let (stream, restarts) = self.live_restarts.entry(login.clone()).or_insert((None, 0));
+        // Counted per broadcast: another stream's troubles do not delay this one.
+        if let Some(id) = &ended.stream_id {
+            if stream.as_ref().is_some_and(|s| s != id) {
+                *restarts = 0;
+            }
+            *stream = Some(id.clone());
+        }
+        let interval = Duration::from_secs(self.config.twitch.poll_interval_secs());
+        let delay = recheck_delay(*restarts, interval);
+        *restarts += 1;
+        info!(%login, delay_secs = delay.as_secs(), "recording ended while still live; checking again later");
+        watcher.recheck(login.clone(), ended.stream_id, delay);
     }
 
     /// `live detection: helix every 10 s, 2 of 5 live, last check 3 s ago (1 request)`
@@ -134,6 +173,110 @@ impl Core {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::core::tests::test_config;
+    use crate::twitch::watcher::{LiveInfo, WatcherHandle};
+    use tokio_util::sync::CancellationToken;
+
+    fn finished() -> EventKind {
+        EventKind::RecordingFinished {
+            parts: 1,
+            duration_secs: 10.0,
+            bytes: 100,
+            gaps: 0,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_recheck_per_session_end_and_none_while_a_newer_session_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut core, _handle) = Core::open(test_config(dir.path()), CancellationToken::new())
+            .await
+            .unwrap();
+        let (watcher, status, mut rechecks) = WatcherHandle::detached();
+        let foo = Login::parse("foo").unwrap();
+        status.send_modify(|s| {
+            s.live.insert(
+                foo.clone(),
+                LiveInfo {
+                    stream_id: Some("s1".into()),
+                    display_name: None,
+                    title: "t".into(),
+                    game: None,
+                    viewers: None,
+                    started_at: None,
+                },
+            );
+        });
+        core.watcher = Some(watcher);
+        // A recording failed: RecordingFailed, then RecordingFinished of the same session.
+        let failed = EventKind::RecordingFailed {
+            reason: "refused".into(),
+        };
+        core.react_live(&Event::now(Some(foo.clone()), failed).in_session(5));
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(5));
+        let (login, _, _) = rechecks.try_recv().expect("a recheck");
+        assert_eq!(login, foo);
+        assert!(rechecks.try_recv().is_err(), "one recheck, not two");
+        assert_eq!(core.live_restarts[&foo].1, 1);
+        // A failure before any session existed (disk full) has no RecordingFinished to come.
+        let refused = EventKind::RecordingFailed {
+            reason: "disk full".into(),
+        };
+        core.react_live(&Event::now(Some(foo.clone()), refused));
+        assert!(rechecks.try_recv().is_ok());
+        assert_eq!(core.live_restarts[&foo].1, 2);
+        // A newer session records foo when the old one's end arrives: no recheck.
+        core.recordings
+            .insert_for_tests(foo.clone(), crate::recorder::RecordingHandle::detached(6));
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(5));
+        assert!(rechecks.try_recv().is_err());
+        assert_eq!(core.live_restarts[&foo].1, 2);
+        // Session 6's own end (its handle is still the active one). It ended because another
+        // broadcast replaced it: checked again at once,
+        // whatever stream is known, without counting as a failed restart.
+        core.recordings.set_ended_for_tests(
+            foo.clone(),
+            EndedRecording {
+                stream_id: Some("s1".into()),
+                new_broadcast: true,
+            },
+        );
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
+        let (login, stream, due) = rechecks.try_recv().expect("a recheck");
+        assert_eq!((login, stream), (foo.clone(), None));
+        assert!(due <= tokio::time::Instant::now());
+        assert_eq!(core.live_restarts[&foo].1, 2);
+        // A normal end: the recheck names the stream that ended, later.
+        core.recordings.set_ended_for_tests(
+            foo.clone(),
+            EndedRecording {
+                stream_id: Some("s1".into()),
+                new_broadcast: false,
+            },
+        );
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
+        let (_, stream, due) = rechecks.try_recv().expect("a recheck");
+        assert_eq!(stream.as_deref(), Some("s1"));
+        assert!(due > tokio::time::Instant::now());
+        assert_eq!(core.live_restarts[&foo].1, 3);
+        // Another broadcast's end: counted from the start again.
+        core.recordings.set_ended_for_tests(
+            foo.clone(),
+            EndedRecording {
+                stream_id: Some("s2".into()),
+                new_broadcast: false,
+            },
+        );
+        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
+        let (_, stream, due) = rechecks.try_recv().expect("a recheck");
+        assert_eq!(stream.as_deref(), Some("s2"));
+        let first = recheck_delay(
+            0,
+            Duration::from_secs(core.config.twitch.poll_interval_secs()),
+        );
+        assert!(due <= tokio::time::Instant::now() + first);
+        assert_eq!(core.live_restarts[&foo], (Some("s2".into()), 1));
+    }
 
     #[test]
     fn recheck_delays_double_up_to_half_an_hour() {

@@ -238,8 +238,9 @@ pub struct Core {
     workers: TaskTracker,
     /// Live detection for the watched Twitch logins.
     watcher: Option<crate::twitch::watcher::WatcherHandle>,
-    /// Rechecks asked for per login since its recording last worked (live.rs).
-    live_restarts: std::collections::HashMap<Login, u32>,
+    /// Rechecks asked for per login since its recording last worked, and the stream they
+    /// were for: a new broadcast starts over (live.rs).
+    live_restarts: std::collections::HashMap<Login, (Option<String>, u32)>,
     /// Pending OAuth authorizations and the Twitch token keeper (auth.rs).
     auth: auth::AuthState,
     /// The upload worker's wake-up (uploads.rs).

@@ -6,9 +6,12 @@
 //! Sessions: `LiveDetected` opens one (before the event is persisted, so the event carries it),
 //! unless the login's recording is still running or waiting out the offline grace period with
 //! the same stream id — then it continues (a new part when the stream had dropped). A new
-//! stream id ends the old session and opens a new one. Sessions open at start-up (the process
-//! was killed or stopped mid-broadcast) continue when live detection reports the same stream
-//! soon after start-up, and are closed otherwise.
+//! stream id ends the old session and opens a new one. A stream id unknown at first (probing
+//! lags behind usher) is learnt later — from the master playlist's `BROADCAST-ID` by the
+//! recorder, or from live detection — and persisted with the session. Sessions open at start-up
+//! (the process was killed or stopped mid-broadcast) continue when live detection reports the
+//! same stream soon after start-up, after the last segment their parts hold, and are closed
+//! otherwise.
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -22,11 +25,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::store::Store;
-use super::{Core, Events};
+use super::{Answer, Core, Events, Reply};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
-use crate::recorder::sidecar::Sidecar;
+use crate::recorder::sidecar::{Position, Sidecar};
 use crate::recorder::writer::part_path_of;
 use crate::recorder::{
     disk, hls_source, recovery, Control, Recorder, RecordingHandle, RecordingSpec, SourceSpec,
@@ -39,6 +42,16 @@ struct Dormant {
     session: i64,
     stream_id: Option<String>,
     next_part: u32,
+    /// Where its last part stopped in the stream.
+    resume: Option<Position>,
+}
+
+/// What a recording whose session just ended knew (for the live recheck, see live.rs).
+#[derive(Debug, Clone, Default)]
+pub(super) struct EndedRecording {
+    pub stream_id: Option<String>,
+    /// It ended because another broadcast replaced the one it recorded.
+    pub new_broadcast: bool,
 }
 
 /// Recording state owned by the core.
@@ -54,6 +67,8 @@ pub(super) struct Recordings {
     /// Logins being recorded; HLS pollers pause for them.
     recording_now: hls_source::Recording,
     pollers: HashMap<Login, (String, CancellationToken)>,
+    /// Set while the `RecordingFinished` of a login's recording is being handled.
+    just_ended: Option<(Login, EndedRecording)>,
 }
 
 impl Recordings {
@@ -72,6 +87,7 @@ impl Recordings {
             dormant: Arc::new(Mutex::new(HashMap::new())),
             recording_now: Arc::new(Mutex::new(HashSet::new())),
             pollers: HashMap::new(),
+            just_ended: None,
         }
     }
 
@@ -88,6 +104,31 @@ impl Recordings {
     /// Recordings running now (finished tasks whose last event is still queued excluded).
     pub(super) fn running(&self) -> usize {
         self.active.values().filter(|h| !h.is_finished()).count()
+    }
+
+    /// Whether `login` has a recording of another session than `session` (a newer broadcast).
+    pub(super) fn records_other_session(&self, login: &Login, session: Option<i64>) -> bool {
+        self.active
+            .get(login)
+            .is_some_and(|h| Some(h.session) != session)
+    }
+
+    #[cfg(test)]
+    pub(super) fn insert_for_tests(&mut self, login: Login, handle: RecordingHandle) {
+        self.active.insert(login, handle);
+    }
+
+    #[cfg(test)]
+    pub(super) fn set_ended_for_tests(&mut self, login: Login, ended: EndedRecording) {
+        self.just_ended = Some((login, ended));
+    }
+
+    /// What the recording of `login` whose session just ended knew, once.
+    pub(super) fn take_ended(&mut self, login: &Login) -> Option<EndedRecording> {
+        match self.just_ended.take() {
+            Some((l, ended)) if l == *login => Some(ended),
+            _ => None,
+        }
     }
 }
 
@@ -154,9 +195,15 @@ impl Core {
         };
         if let Some(h) = self.recordings.active.get(&login) {
             if !h.is_finished() {
-                if same_stream(&h.stream_id, stream_id) {
+                if same_stream(&h.stream_id(), stream_id) {
+                    let session = h.session;
                     h.send(Control::Live);
-                    return event.in_session(h.session);
+                    if let Some(id) = stream_id {
+                        // Live detection may know the id the recording started without.
+                        h.learn_stream_id(id);
+                        self.persist_stream_id(session).await;
+                    }
+                    return event.in_session(session);
                 }
                 info!(%login, "a new broadcast started; ending the previous session");
                 h.send(Control::Stop(StopReason::Ended(
@@ -201,8 +248,8 @@ impl Core {
             Ok(_) => {}
             Err(e) => warn!(error = %e, "cannot check free space; recording anyway"),
         }
-        let (session, first_part) = match resume {
-            Some(d) => (d.session, d.next_part),
+        let (session, first_part, position) = match resume {
+            Some(d) => (d.session, d.next_part, d.resume),
             None => {
                 let created = self
                     .store
@@ -215,7 +262,7 @@ impl Core {
                     )
                     .await;
                 match created {
-                    Ok(id) => (id, 1),
+                    Ok(id) => (id, 1, None),
                     Err(e) => {
                         error!(error = %e, "cannot persist the session");
                         self.follow_up(Event::now(
@@ -242,6 +289,7 @@ impl Core {
             title: title.clone(),
             game: game.clone(),
             first_part,
+            resume: position,
         };
         let handle = self.recordings.recorder.start(spec);
         self.recordings.set_recording(&login, true);
@@ -287,7 +335,9 @@ impl Core {
         let result = match (&event.kind, event.session) {
             (EventKind::RecordingStarted { file, part, .. }, Some(s)) => {
                 let path = self.config.storage.recordings_dir().join(file);
-                self.store.start_part(s, *part, &path, event.at).await
+                let stored = self.store.start_part(s, *part, &path, event.at).await;
+                self.learn_stream_id(login, s).await;
+                stored
             }
             (
                 EventKind::RecordingPartFinished {
@@ -315,15 +365,23 @@ impl Core {
                     .await
             }
             (EventKind::RecordingFinished { .. }, Some(s)) => {
-                if self
+                let ours = self
                     .recordings
                     .active
                     .get(login)
-                    .is_some_and(|h| h.session == s)
-                {
-                    self.recordings.active.remove(login);
+                    .is_some_and(|h| h.session == s);
+                let ended = if ours {
+                    let h = self.recordings.active.remove(login).expect("checked");
                     self.recordings.set_recording(login, false);
-                }
+                    let status = h.status();
+                    EndedRecording {
+                        stream_id: status.stream_id,
+                        new_broadcast: status.new_broadcast,
+                    }
+                } else {
+                    EndedRecording::default()
+                };
+                self.recordings.just_ended = Some((login.clone(), ended));
                 self.store.end_session(s, event.at).await
             }
             (EventKind::StreamUpdated { title, game }, Some(s)) => {
@@ -347,6 +405,45 @@ impl Core {
         };
         if let Err(e) = result {
             error!(error = %e, kind = event.kind_name(), "cannot persist the recording state");
+        }
+    }
+
+    /// Once a recording's first part is on disk: its stream id, when the recorder learnt it
+    /// from the master playlist or live detection knows it by now, is kept with the session.
+    async fn learn_stream_id(&mut self, login: &Login, session: i64) {
+        let Some(h) = self
+            .recordings
+            .active
+            .get(login)
+            .filter(|h| h.session == session)
+        else {
+            return;
+        };
+        if h.stream_id().is_none() {
+            let watched = self
+                .watcher
+                .as_ref()
+                .and_then(|w| w.status().live.get(login).and_then(|i| i.stream_id.clone()));
+            if let Some(id) = watched {
+                h.learn_stream_id(&id);
+            }
+        }
+        self.persist_stream_id(session).await;
+    }
+
+    /// Stores the stream id the recording of `session` knows, if the session has none yet.
+    async fn persist_stream_id(&self, session: i64) {
+        let Some(id) = self
+            .recordings
+            .active
+            .values()
+            .find(|h| h.session == session)
+            .and_then(|h| h.stream_id())
+        else {
+            return;
+        };
+        if let Err(e) = self.store.learn_session_stream_id(session, &id).await {
+            error!(error = %e, "cannot persist the stream id");
         }
     }
 
@@ -406,15 +503,30 @@ impl Core {
             self.recordings.events.clone(),
             self.recordings.shutdown.child_token(),
         ));
-        if let Err(e) = self.recover_parts().await {
-            error!(error = %e, "crash recovery failed");
-        }
-        if let Err(e) = self.await_open_sessions().await {
+        let recovered = match self.recover_parts().await {
+            Ok(r) => r,
+            Err(e) => {
+                error!(error = %e, "crash recovery failed");
+                HashMap::new()
+            }
+        };
+        if let Err(e) = self.await_open_sessions(&recovered).await {
             error!(error = %e, "cannot read open sessions");
         }
     }
 
-    async fn recover_parts(&mut self) -> anyhow::Result<()> {
+    /// Finishes the parts a crash left behind; returns, per session, the newest part
+    /// recovered and where it stopped (their `RecordingPartFinished` is not stored yet).
+    async fn recover_parts(&mut self) -> anyhow::Result<HashMap<i64, (u32, Option<Position>)>> {
+        let mut recovered: HashMap<i64, (u32, Option<Position>)> = HashMap::new();
+        let mut note = |found: Option<(i64, u32, Option<Position>)>| {
+            if let Some((session, part, position)) = found {
+                let entry = recovered.entry(session).or_insert((0, None));
+                if part >= entry.0 {
+                    *entry = (part, position);
+                }
+            }
+        };
         let dir = self.config.storage.recordings_dir();
         let scan = dir.clone();
         let mut files: HashSet<PathBuf> =
@@ -446,7 +558,7 @@ impl Core {
                 .as_ref()
                 .and_then(|s| Login::from_stored(&s.name).ok());
             if let Some(target) = target {
-                self.recover_one(target, known, login).await;
+                note(self.recover_one(target, known, login).await);
             } else if row.path.exists() {
                 // Finished on disk, but the crash came before the core heard of it.
                 match Sidecar::read(&sidecar_path).await {
@@ -467,20 +579,22 @@ impl Core {
             }
         }
         for file in files {
-            self.recover_one(file, None, None).await;
+            note(self.recover_one(file, None, None).await);
         }
-        Ok(())
+        Ok(recovered)
     }
 
+    /// Finishes one leftover; returns its session, part and last position when it belongs to
+    /// a known session.
     async fn recover_one(
         &mut self,
         path: PathBuf,
         known: Option<recovery::Known>,
         login: Option<Login>,
-    ) {
+    ) -> Option<(i64, u32, Option<Position>)> {
         let from_db = known.is_some();
         match recovery::recover(path.clone(), known).await {
-            Ok(r) => {
+            Ok(Some(r)) => {
                 let session = r.sidecar.session;
                 // Without a database row, trust the checkpoint only for a session we know.
                 let known_session = from_db
@@ -489,15 +603,34 @@ impl Core {
                 info!(file = %r.file.display(), "recovered a part left by a crash");
                 let session = if known_session { session } else { 0 };
                 self.announce_recovered(login, session, r.file, r.sidecar_path, &r.sidecar);
+                (session > 0).then_some((session, r.sidecar.part, r.sidecar.last_segment))
+            }
+            Ok(None) => {
+                info!(path = %path.display(), "removed a part left by a crash with no whole segment");
+                None
             }
             Err(e) => {
                 error!(path = %path.display(), error = %e, "cannot recover a part left by a crash");
+                // It stays for the next start; meanwhile its number is taken (a part of the
+                // same number would be stored over it) and its segments are not fetched again.
+                let taken = match recovery::checkpoint_of(&path).await {
+                    Some(c) if c.session > 0 => {
+                        let known =
+                            from_db || self.store.session(c.session).await.ok().flatten().is_some();
+                        known.then_some((c.session, c.part, c.last_segment))
+                    }
+                    _ => None,
+                };
                 self.follow_up(Event::now(
                     login,
                     EventKind::RecordingFailed {
-                        reason: format!("cannot finish {} left by a crash: {e}", path.display()),
+                        reason: format!(
+                            "cannot finish {} left by a crash ({e}); it is kept and tried again at the next start",
+                            path.display()
+                        ),
                     },
                 ));
+                taken
             }
         }
     }
@@ -530,22 +663,37 @@ impl Core {
     }
 
     /// Sessions left open by the previous run wait for live detection to report the same
-    /// stream; each is closed when the resume window passes without that.
-    async fn await_open_sessions(&mut self) -> anyhow::Result<()> {
+    /// stream; each is closed when the resume window passes without that. `recovered`: the
+    /// newest part crash recovery just finished per session (not in the database yet).
+    async fn await_open_sessions(
+        &mut self,
+        recovered: &HashMap<i64, (u32, Option<Position>)>,
+    ) -> anyhow::Result<()> {
         let window = self.resume_window();
         for s in self.store.open_sessions().await? {
             let Ok(login) = Login::from_stored(&s.name) else {
                 continue;
             };
-            let next_part = self
-                .store
-                .parts_of(s.id)
-                .await?
+            let parts = self.store.parts_of(s.id).await?;
+            let stored = parts.iter().map(|p| p.part_no).max().unwrap_or(0);
+            let newest = parts
                 .iter()
-                .map(|p| p.part_no)
-                .max()
-                .unwrap_or(0)
-                + 1;
+                .filter(|p| p.state == "finished")
+                .max_by_key(|p| p.part_no);
+            let (next_part, resume) = match recovered.get(&s.id) {
+                Some((part, position)) if *part >= stored => (*part + 1, *position),
+                _ => {
+                    // Where the newest finished part stopped, from its sidecar.
+                    let position = match &newest {
+                        Some(p) => Sidecar::read(&Sidecar::path_for(&p.path))
+                            .await
+                            .ok()
+                            .and_then(|s| s.last_segment),
+                        None => None,
+                    };
+                    (stored + 1, position)
+                }
+            };
             if let Ok(mut d) = self.recordings.dormant.lock() {
                 d.insert(
                     login.clone(),
@@ -553,6 +701,7 @@ impl Core {
                         session: s.id,
                         stream_id: s.stream_id.clone(),
                         next_part,
+                        resume,
                     },
                 );
             }
@@ -606,31 +755,45 @@ impl Core {
         self.recordings.running()
     }
 
-    /// `disk`: usage of the recordings and chat folders and free space.
-    pub(super) async fn disk_report(&self) -> anyhow::Result<String> {
-        let recordings = self.config.storage.recordings_dir();
-        let chat = self.config.storage.chat_dir();
-        let usage = disk::usage(&recordings).await?;
-        let (r, c) = (recordings.clone(), chat.clone());
-        let (rec_bytes, chat_bytes) = tokio::task::spawn_blocking(move || {
-            (
-                disk::folder_size_blocking(&r),
-                disk::folder_size_blocking(&c),
-            )
-        })
-        .await?;
-        let level = match disk::level(&usage, &self.config.storage) {
-            disk::Level::Fine => "fine".to_string(),
-            disk::Level::Warn => format!(
-                "⚠ above the {}% warning level",
-                self.config.storage.warn_usage_percent
-            ),
-            disk::Level::Stop => format!(
-                "❌ below {} GB free: recording is stopped",
-                self.config.storage.min_free_gb
-            ),
-        };
-        Ok(format!(
+    /// `disk`: usage of the recordings and chat folders and free space. Walking the folders
+    /// can take long (tens of thousands of chat files on a slow disk), so the answer comes
+    /// from a worker task: the core goes on meanwhile.
+    pub(super) fn disk_command(&self) -> Answer {
+        let storage = self.config.storage.clone();
+        let running = self.recordings.running();
+        Answer::Later(Box::pin(async move {
+            disk_report(&storage, running).await.unwrap_or_else(|e| {
+                error!(error = %e, "disk report failed");
+                Reply::refused(format!("`disk` failed: {e:#}"))
+            })
+        }))
+    }
+}
+
+/// The `disk` answer: free space, folder sizes, recordings running.
+async fn disk_report(storage: &crate::config::Storage, running: usize) -> anyhow::Result<Reply> {
+    let recordings = storage.recordings_dir();
+    let chat = storage.chat_dir();
+    let usage = disk::usage(&recordings).await?;
+    let (r, c) = (recordings.clone(), chat.clone());
+    let (rec_bytes, chat_bytes) = tokio::task::spawn_blocking(move || {
+        (
+            disk::folder_size_blocking(&r),
+            disk::folder_size_blocking(&c),
+        )
+    })
+    .await?;
+    let level = match disk::level(&usage, storage) {
+        disk::Level::Fine => "fine".to_string(),
+        disk::Level::Warn => {
+            format!("⚠ above the {}% warning level", storage.warn_usage_percent)
+        }
+        disk::Level::Stop => format!(
+            "❌ below {} GB free: recording is stopped",
+            storage.min_free_gb
+        ),
+    };
+    Ok(Reply::ok(format!(
             "Disk: {:.0}% used, {} free of {} ({level}).\nRecordings: {} in {}\nChat logs: {} in {}\nRecording now: {}",
             usage.used_percent(),
             render::size(usage.free_bytes),
@@ -639,9 +802,8 @@ impl Core {
             recordings.display(),
             render::size(chat_bytes),
             chat.display(),
-            self.recordings.running(),
-        ))
-    }
+            running,
+        )))
 }
 
 /// Closes a session left open by the previous run once the resume window has passed without

@@ -462,3 +462,39 @@ async fn non_finite_numbers_are_replaced_before_the_event_is_stored_or_announced
         "{logged:?}"
     );
 }
+
+#[test]
+fn disk_does_not_hold_up_other_commands() {
+    // One blocking thread, held by the test: `disk`'s folder walk waits for it, as it would
+    // on a slow disk with many files.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let bot = Running::start(dir.path()).await;
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::task::spawn_blocking(move || {
+            let _ = blocked.recv();
+        });
+        let core = bot.core.clone();
+        let disk = tokio::spawn(async move { core.submit("disk", Origin::console()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let list = tokio::time::timeout(Duration::from_secs(3), bot.run("list"))
+            .await
+            .expect("the core answers while `disk` walks the folders");
+        assert!(list.ok, "{list:?}");
+        assert!(!disk.is_finished());
+        release.send(()).unwrap();
+        blocker.await.unwrap();
+        let disk = tokio::time::timeout(Duration::from_secs(5), disk)
+            .await
+            .expect("`disk` answers once the walk is done")
+            .unwrap();
+        assert!(disk.ok && disk.text.contains("Recordings:"), "{disk:?}");
+        bot.stop().await;
+    });
+}

@@ -40,9 +40,16 @@ pub fn event_line(event: &Event) -> String {
             None => format!("{login} changed title: {title}"),
         },
         EventKind::StreamOffline { .. } => format!("{login} is offline"),
+        // With a login: one HLS source's checks (the Twitch watcher's are about every login).
+        EventKind::LiveCheckFailed { reason, cycles } if event.login.is_some() => format!(
+            "⚠ {login}: the source failed {cycles} checks in a row; checking less often until it answers: {reason}"
+        ),
         EventKind::LiveCheckFailed { reason, cycles } => format!(
             "⚠ live checks failed {cycles} times in a row; live streams may be missed: {reason}"
         ),
+        EventKind::LiveCheckRecovered if event.login.is_some() => {
+            format!("{login}: the source answers again")
+        }
         EventKind::LiveCheckRecovered => "live checks work again".to_string(),
         EventKind::RecordingStarted {
             file,

@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::playlist::{self, ByteRange, Parsed};
+use super::playlist::{self, ByteRange, Parsed, PlaylistError, MAX_PLAYLIST_BYTES};
 use super::variant;
 use super::writer::PartFile;
 use crate::twitch::playback::{Master, Playback, PlaybackError};
@@ -43,6 +43,8 @@ pub enum Origin {
 pub struct MediaSource {
     pub url: Url,
     pub quality: String,
+    /// The Twitch stream id the master playlist names (`BROADCAST-ID`), when it names one.
+    pub broadcast_id: Option<String>,
 }
 
 #[derive(Debug)]
@@ -72,6 +74,7 @@ impl FetchError {
         match self {
             FetchError::Transport(_) => true,
             FetchError::Status(s) => *s >= 500 || *s == 429 || *s == 408,
+            FetchError::Playlist(PlaylistError::Encrypted(_)) => false,
             FetchError::Playlist(_) => true,
             _ => false,
         }
@@ -117,7 +120,11 @@ impl Origin {
     ) -> Result<Resolved, FetchError> {
         let mut attempt = 0;
         loop {
-            let result = self.resolve_once(http, quality).await;
+            let result = tokio::select! {
+                biased;
+                _ = cancel.cancelled() => Err(FetchError::Cancelled),
+                r = self.resolve_once(http, quality, cancel) => r,
+            };
             match result {
                 Err(e) if e.transient() && attempt + 1 < RESOLVE_ATTEMPTS => {
                     tracing::debug!(error = %e, attempt, "resolving the stream failed; retrying");
@@ -133,6 +140,7 @@ impl Origin {
         &self,
         http: &reqwest::Client,
         quality: Quality,
+        cancel: &CancellationToken,
     ) -> Result<Resolved, FetchError> {
         let (base, text) = match self {
             Origin::Twitch { playback, login } => match playback.master_playlist(login).await {
@@ -141,18 +149,23 @@ impl Origin {
                 Err(e) if e.is_transient() => return Err(playback_transient(&e)),
                 Err(e) => return Err(FetchError::Refused(e.to_string())),
             },
-            Origin::Hls { url } => match get(http, url, None).await {
+            Origin::Hls { url } => match get(http, url, None, cancel).await {
                 Ok(body) => (url.clone(), body.to_vec()),
                 Err(FetchError::Status(404 | 410)) => return Ok(Resolved::Offline),
                 Err(e) => return Err(e),
             },
         };
+        let broadcast_id = playlist::broadcast_id(&text);
         match playlist::parse(&text)? {
             Parsed::Media(_) => Ok(Resolved::Live(MediaSource {
                 url: base,
                 quality: "source".into(),
+                broadcast_id,
             })),
             Parsed::Master(master) => {
+                if let Some(method) = playlist::master_encryption(&master) {
+                    return Err(PlaylistError::Encrypted(method).into());
+                }
                 let variants = variant::variants(&master);
                 let chosen = variant::select(&variants, quality).ok_or_else(|| {
                     FetchError::Refused("the master playlist lists no rendition".into())
@@ -163,6 +176,7 @@ impl Origin {
                 Ok(Resolved::Live(MediaSource {
                     url,
                     quality: chosen.name.clone(),
+                    broadcast_id,
                 }))
             }
         }
@@ -176,8 +190,22 @@ fn playback_transient(e: &PlaybackError) -> FetchError {
     }
 }
 
-/// One GET, whole body (playlists are small).
+/// One GET, whole body (playlists are small: at most [`MAX_PLAYLIST_BYTES`]), given up when
+/// `cancel` fires.
 pub async fn get(
+    http: &reqwest::Client,
+    url: &Url,
+    range: Option<ByteRange>,
+    cancel: &CancellationToken,
+) -> Result<bytes::Bytes, FetchError> {
+    tokio::select! {
+        biased;
+        _ = cancel.cancelled() => Err(FetchError::Cancelled),
+        r = get_capped(http, url, range) => r,
+    }
+}
+
+async fn get_capped(
     http: &reqwest::Client,
     url: &Url,
     range: Option<ByteRange>,
@@ -186,16 +214,36 @@ pub async fn get(
     if let Some(r) = range {
         request = request.header(reqwest::header::RANGE, r.header());
     }
-    let response = request.send().await.map_err(transport)?;
+    let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));
     }
-    response.bytes().await.map_err(transport)
+    let too_big = || {
+        FetchError::Refused(format!(
+            "the playlist is larger than {} MiB",
+            MAX_PLAYLIST_BYTES / (1024 * 1024)
+        ))
+    };
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_PLAYLIST_BYTES as u64)
+    {
+        return Err(too_big());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_PLAYLIST_BYTES {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 /// Streams one resource (segment or init segment) onto the end of `part`, retrying from
 /// scratch (after cutting the file back) when a try fails. Returns the bytes added.
+/// Cancellation is noticed between chunks, never in the middle of a write to the file.
 pub async fn append_resource(
     http: &reqwest::Client,
     url: &Url,
@@ -206,11 +254,7 @@ pub async fn append_resource(
     let mut attempt = 0;
     loop {
         let mark = part.len();
-        let result = tokio::select! {
-            r = stream_once(http, url, range, part) => r,
-            _ = cancel.cancelled() => Err(FetchError::Cancelled),
-        };
-        match result {
+        match stream_once(http, url, range, part, cancel).await {
             Ok(n) => return Ok(n),
             Err(e) => {
                 part.truncate(mark).await?;
@@ -232,12 +276,17 @@ async fn stream_once(
     url: &Url,
     range: Option<ByteRange>,
     part: &mut PartFile,
+    cancel: &CancellationToken,
 ) -> Result<u64, FetchError> {
     let mut request = http.get(url.clone());
     if let Some(r) = range {
         request = request.header(reqwest::header::RANGE, r.header());
     }
-    let mut response = request.send().await.map_err(transport)?;
+    let mut response = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+        r = request.send() => r.map_err(transport)?,
+    };
     let status = response.status();
     if !status.is_success() {
         return Err(FetchError::Status(status.as_u16()));
@@ -249,8 +298,15 @@ async fn stream_once(
     }
     let expected = response.content_length();
     let mut written = 0u64;
-    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+    loop {
+        let chunk = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
+            c = response.chunk() => c.map_err(transport)?,
+        };
+        let Some(chunk) = chunk else { break };
         written += chunk.len() as u64;
+        // Not raced with cancellation: a write is finished, never dropped half-way.
         part.append(chunk).await?;
     }
     if expected.is_some_and(|n| n != written) {
@@ -269,6 +325,92 @@ pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Serves every request with `body` (HTTP/1.1, keep-alive off).
+    async fn serve(body: bytes::Bytes) -> Url {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut conn, _)) = listener.accept().await {
+                let body = body.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 1024];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match conn.read(&mut buf).await {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => request.extend_from_slice(&buf[..n]),
+                        }
+                    }
+                    let head = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = conn.write_all(head.as_bytes()).await;
+                    let _ = conn.write_all(&body).await;
+                });
+            }
+        });
+        Url::parse(&format!("http://{addr}/seg.ts")).unwrap()
+    }
+
+    #[test]
+    fn shutdown_during_a_write_keeps_the_part_file_and_cuts_the_segment_back() {
+        // One blocking thread, held by the test: the write of the segment's first 2 MiB waits
+        // on the pool while shutdown comes.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let url = serve(bytes::Bytes::from(vec![b'x'; 3 * 1024 * 1024])).await;
+            let dir = tempfile::tempdir().unwrap();
+            let mut part = PartFile::create(dir.path().join("rec.ts")).await.unwrap();
+            part.append(bytes::Bytes::from_static(b"kept"))
+                .await
+                .unwrap();
+            part.flush().await.unwrap();
+            let (release, blocked) = std::sync::mpsc::channel::<()>();
+            let blocker = tokio::task::spawn_blocking(move || {
+                let _ = blocked.recv();
+            });
+            let cancel = CancellationToken::new();
+            let task = {
+                let cancel = cancel.clone();
+                tokio::spawn(async move {
+                    let http = client();
+                    let result = append_resource(&http, &url, None, &mut part, &cancel).await;
+                    (result, part)
+                })
+            };
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            cancel.cancel();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            release.send(()).unwrap();
+            blocker.await.unwrap();
+            let (result, part) = task.await.unwrap();
+            assert!(matches!(result, Err(FetchError::Cancelled)), "{result:?}");
+            assert_eq!(part.len(), 4);
+            let done = part.finish().await.unwrap();
+            assert_eq!(std::fs::read(done).unwrap(), b"kept");
+        });
+    }
+
+    #[tokio::test]
+    async fn playlists_larger_than_the_cap_are_refused() {
+        let url = serve(bytes::Bytes::from(vec![b'#'; MAX_PLAYLIST_BYTES + 1])).await;
+        let err = get(&client(), &url, None, &CancellationToken::new())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Refused(_)), "{err}");
+        let url = serve(bytes::Bytes::from_static(b"#EXTM3U\n")).await;
+        let body = get(&client(), &url, None, &CancellationToken::new())
+            .await
+            .unwrap();
+        assert_eq!(&body[..], b"#EXTM3U\n");
+    }
 
     #[test]
     fn backoff_grows_is_capped_and_jittered() {

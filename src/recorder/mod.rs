@@ -25,6 +25,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use recbot_commands::{Login, Quality};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -32,7 +33,9 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
 use crate::core::Events;
+use crate::event::{Event, EventKind};
 use crate::twitch::playback::Playback;
+use sidecar::Position;
 
 /// Control messages a recording can queue before it blocks the core.
 const CONTROL_QUEUE: usize = 16;
@@ -84,6 +87,9 @@ pub struct RecordingSpec {
     /// The number of the first part this task writes (more than 1 when a session continues
     /// after a restart).
     pub first_part: u32,
+    /// Where the session's previous part stopped (a session continued after a restart):
+    /// recording goes on after it, and what was missed meanwhile is a reported gap.
+    pub resume: Option<Position>,
 }
 
 /// Why a recording is asked to stop.
@@ -127,6 +133,13 @@ pub struct LiveStatus {
     pub duration_secs: f64,
     pub gaps: u32,
     pub ad_breaks: u32,
+    /// Parts finished by this task.
+    pub parts: u32,
+    /// The Twitch stream id, once known (from live detection, or learnt from the master
+    /// playlist's `BROADCAST-ID` when live detection did not know it yet).
+    pub stream_id: Option<String>,
+    /// The recording ended because a different broadcast replaced the one it recorded.
+    pub new_broadcast: bool,
 }
 
 impl LiveStatus {
@@ -144,12 +157,39 @@ impl LiveStatus {
 #[derive(Debug, Clone)]
 pub struct RecordingHandle {
     pub session: i64,
-    pub stream_id: Option<String>,
     control: mpsc::Sender<Control>,
     status: Arc<Mutex<LiveStatus>>,
 }
 
 impl RecordingHandle {
+    /// The stream id of the broadcast being recorded, when known.
+    pub fn stream_id(&self) -> Option<String> {
+        self.status.lock().ok().and_then(|s| s.stream_id.clone())
+    }
+
+    /// A handle with no recording behind it (its task "ended" at once; tests of the core).
+    #[cfg(test)]
+    pub(crate) fn detached(session: i64) -> RecordingHandle {
+        let (control, _) = mpsc::channel(1);
+        RecordingHandle {
+            session,
+            control,
+            status: Arc::default(),
+        }
+    }
+
+    /// Records the stream id live detection learnt for this recording (kept when one is
+    /// known already). Returns the id now known.
+    pub fn learn_stream_id(&self, id: &str) -> Option<String> {
+        let mut status = self.status.lock().ok()?;
+        Some(
+            status
+                .stream_id
+                .get_or_insert_with(|| id.to_string())
+                .clone(),
+        )
+    }
+
     /// Queues a control message; `false` when the recording has already ended (or its queue
     /// is full, which only a wedged recording causes).
     pub fn send(&self, control: Control) -> bool {
@@ -210,16 +250,115 @@ impl Recorder {
         let status = Arc::new(Mutex::new(LiveStatus {
             session_started: Some(Utc::now()),
             part: spec.first_part,
+            stream_id: spec.stream_id.clone(),
             ..Default::default()
         }));
         let handle = RecordingHandle {
             session: spec.session,
-            stream_id: spec.stream_id.clone(),
             control: tx,
             status: status.clone(),
         };
-        let task = session::Session::new(self.clone(), spec, rx, status);
-        self.tracker.spawn(task.run(self.shutdown.child_token()));
+        let (login, session) = (spec.login.clone(), spec.session);
+        let task = session::Session::new(self.clone(), spec, rx, status.clone());
+        self.tracker.spawn(supervise(
+            task.run(self.shutdown.child_token()),
+            self.events.clone(),
+            login,
+            session,
+            status,
+        ));
         handle
+    }
+}
+
+/// Runs a recording task; if it panics (a bug), the session is still closed and the failure
+/// reported, so it is not left open forever with nobody recording it.
+async fn supervise(
+    task: impl std::future::Future<Output = ()>,
+    events: Events,
+    login: Login,
+    session: i64,
+    status: Arc<Mutex<LiveStatus>>,
+) {
+    let Err(panic) = std::panic::AssertUnwindSafe(task).catch_unwind().await else {
+        return;
+    };
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown cause".into());
+    tracing::error!(%login, session, panic = %what, "a recording task crashed");
+    let s = status.lock().map(|s| s.clone()).unwrap_or_default();
+    let send = |kind| events.send(Event::now(Some(login.clone()), kind).in_session(session));
+    send(EventKind::RecordingFailed {
+        reason: format!(
+            "the recording task crashed ({what}); the part being written is kept as .part and \
+             finished at the next start"
+        ),
+    })
+    .await;
+    send(EventKind::RecordingFinished {
+        parts: s.parts,
+        duration_secs: s.duration_secs,
+        bytes: s.bytes,
+        gaps: s.gaps,
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_crashed_recording_task_still_closes_its_session() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let status = Arc::new(Mutex::new(LiveStatus {
+            parts: 2,
+            bytes: 1000,
+            duration_secs: 8.0,
+            gaps: 1,
+            ..Default::default()
+        }));
+        let login = Login::parse("foo").unwrap();
+        supervise(
+            async { panic!("overflow in a hostile playlist") },
+            Events::new(tx),
+            login,
+            7,
+            status,
+        )
+        .await;
+        let failed = rx.recv().await.unwrap();
+        assert_eq!(failed.session, Some(7));
+        match failed.kind {
+            EventKind::RecordingFailed { reason } => {
+                assert!(reason.contains("hostile playlist"), "{reason}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let finished = rx.recv().await.unwrap();
+        assert_eq!(finished.session, Some(7));
+        assert_eq!(
+            finished.kind,
+            EventKind::RecordingFinished {
+                parts: 2,
+                duration_secs: 8.0,
+                bytes: 1000,
+                gaps: 1
+            }
+        );
+        // A task that ends normally reports nothing more.
+        let (tx, mut rx) = mpsc::channel(8);
+        supervise(
+            async {},
+            Events::new(tx),
+            Login::parse("foo").unwrap(),
+            7,
+            Arc::default(),
+        )
+        .await;
+        assert!(rx.try_recv().is_err());
     }
 }

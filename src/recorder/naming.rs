@@ -55,12 +55,16 @@ pub fn render(template: &str, values: &NameValues<'_>, fmp4: bool) -> Result<Pat
             }
             ("login", None) => out.push_str(&component_safe(values.login, 64, false)),
             ("title", None) => out.push_str(&title(values.title)),
-            ("game", None) => {
-                out.push_str(&component_safe(values.game.unwrap_or(""), 60, false));
-            }
-            ("stream_id", None) => {
-                out.push_str(&component_safe(values.stream_id.unwrap_or(""), 40, false));
-            }
+            ("game", None) => out.push_str(&or_unknown(component_safe(
+                values.game.unwrap_or(""),
+                60,
+                false,
+            ))),
+            ("stream_id", None) => out.push_str(&or_unknown(component_safe(
+                values.stream_id.unwrap_or(""),
+                40,
+                false,
+            ))),
             ("part", None) => out.push_str(&values.part.to_string()),
             _ => {
                 return Err(format!(
@@ -80,21 +84,39 @@ pub fn render(template: &str, values: &NameValues<'_>, fmp4: bool) -> Result<Pat
     check_relative(&out)
 }
 
-/// Checks a template with sample (and hostile) values, for config validation.
+/// What an empty `{game}` or `{stream_id}` becomes (no category set, an HLS source): an empty
+/// value would make an empty folder name (`foo//x.ts`) or a name starting with `/`.
+pub const UNKNOWN: &str = "unknown";
+
+fn or_unknown(value: String) -> String {
+    if value.is_empty() {
+        UNKNOWN.into()
+    } else {
+        value
+    }
+}
+
+/// Checks a template with sample (and hostile, and missing) values, for config validation.
 pub fn validate_template(template: &str) -> Result<(), String> {
     if template.trim().is_empty() {
         return Err("must not be empty".into());
     }
     for title in ["a title", "../../x", "/", "\0", ""] {
-        let values = NameValues {
-            login: "somelogin",
-            started: DateTime::<Utc>::UNIX_EPOCH,
-            title,
-            game: Some("../game"),
-            stream_id: Some("123"),
-            part: 1,
-        };
-        render(template, &values, false)?;
+        for (game, stream_id) in [
+            (Some("../game"), Some("123")),
+            (None, None),
+            (Some(".."), Some("")),
+        ] {
+            let values = NameValues {
+                login: "somelogin",
+                started: DateTime::<Utc>::UNIX_EPOCH,
+                title,
+                game,
+                stream_id,
+                part: 1,
+            };
+            render(template, &values, false)?;
+        }
     }
     Ok(())
 }
@@ -247,6 +269,40 @@ mod tests {
             assert_eq!(p.components().count(), 1, "{t:?} -> {p:?}");
             assert!(!p.to_str().unwrap().starts_with('.'), "{t:?} -> {p:?}");
         }
+    }
+
+    #[test]
+    fn missing_game_or_stream_id_becomes_unknown() {
+        let none = NameValues {
+            game: None,
+            stream_id: None,
+            ..values("hi")
+        };
+        let render_none = |t: &str| render(t, &none, false).unwrap();
+        assert_eq!(
+            render_none("{login}/{game}/{title}.ts"),
+            PathBuf::from("foo/unknown/hi.ts")
+        );
+        assert_eq!(
+            render_none("{game}/{login}.ts"),
+            PathBuf::from("unknown/foo.ts")
+        );
+        assert_eq!(
+            render_none("{login}/{stream_id}/{part}.ts"),
+            PathBuf::from("foo/unknown/2.ts")
+        );
+        // A value that sanitizes to nothing is missing too.
+        let dots = NameValues {
+            game: Some(".."),
+            stream_id: Some(" "),
+            ..values("hi")
+        };
+        assert_eq!(
+            render("{game}/{stream_id}.ts", &dots, false).unwrap(),
+            PathBuf::from("unknown/unknown.ts")
+        );
+        validate_template("{login}/{game}/{title}.ts").unwrap();
+        validate_template("{game}/{stream_id}.ts").unwrap();
     }
 
     #[test]

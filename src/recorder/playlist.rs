@@ -3,7 +3,16 @@
 //! and the trailing `EXT-X-TWITCH-PREFETCH` lines), with each segment's media sequence number,
 //! effective init map (`EXT-X-MAP`) and ad classification resolved. Pure: no I/O.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
+
+/// Longest segment or target duration taken at face value, in seconds. Longer (or non-finite,
+/// or negative) `EXTINF` values are replaced by the target duration: they come from broken or
+/// hostile playlists, and would poison durations in sidecars and events.
+pub const MAX_SEGMENT_SECS: f64 = 3600.0;
+/// Longest `EXT-X-DATERANGE` duration believed (a week); longer ones are ignored.
+const MAX_DATERANGE_SECS: f64 = 7.0 * 86400.0;
+/// Biggest playlist accepted (bytes): Twitch's are a few KiB; a server sending more is broken.
+pub const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
 
 /// A media playlist, reduced to what recording needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -56,7 +65,7 @@ impl ByteRange {
         format!(
             "bytes={}-{}",
             self.offset,
-            self.offset + self.length.saturating_sub(1)
+            self.offset.saturating_add(self.length.saturating_sub(1))
         )
     }
 }
@@ -116,6 +125,8 @@ pub enum PlaylistError {
     NotMedia,
     #[error("the stream is encrypted ({0}); recbot records only clear HLS")]
     Encrypted(String),
+    #[error("the playlist is not usable: {0}")]
+    Invalid(String),
 }
 
 /// Parses either kind of playlist.
@@ -141,6 +152,22 @@ pub fn parse_media(text: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
 }
 
 fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
+    let target_duration = m.target_duration as f64;
+    if target_duration > MAX_SEGMENT_SECS {
+        return Err(PlaylistError::Invalid(format!(
+            "target duration of {} s",
+            m.target_duration
+        )));
+    }
+    // Every sequence number, and the one after the last, must fit in a u64.
+    if m.media_sequence
+        .checked_add(m.segments.len() as u64)
+        .is_none()
+    {
+        return Err(PlaylistError::Invalid(
+            "media sequence numbers overflow".into(),
+        ));
+    }
     let raw = String::from_utf8_lossy(raw);
     let (dateranges, prefetch) = scan(&raw);
     let mut segments = Vec::with_capacity(m.segments.len());
@@ -172,15 +199,30 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
                 length: r.length,
             }
         });
-        range_end = byte_range.map(|r| (s.uri.clone(), r.offset + r.length));
+        range_end = match byte_range {
+            Some(r) => Some((
+                s.uri.clone(),
+                r.offset
+                    .checked_add(r.length)
+                    .ok_or_else(|| PlaylistError::Invalid("byte range overflows".into()))?,
+            )),
+            None => None,
+        };
         let pdt = s.program_date_time.map(|t| t.with_timezone(&Utc));
         let title = s.title.filter(|t| !t.is_empty());
         let ad = title.as_deref().is_some_and(|t| t.contains("Amazon"))
             || pdt.is_some_and(|at| dateranges.iter().any(|d| d.is_ad() && d.contains(at)));
+        let duration = f64::from(s.duration);
+        let duration = if duration.is_finite() && (0.0..=MAX_SEGMENT_SECS).contains(&duration) {
+            duration
+        } else {
+            target_duration
+        };
         segments.push(Segment {
+            // Checked above: media_sequence + len fits.
             sequence: m.media_sequence + i as u64,
             uri: s.uri,
-            duration: f64::from(s.duration),
+            duration,
             title,
             discontinuity: s.discontinuity,
             map: map.clone(),
@@ -190,13 +232,42 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
         });
     }
     Ok(MediaPlaylist {
-        target_duration: m.target_duration as f64,
+        target_duration,
         media_sequence: m.media_sequence,
         segments,
         end_list: m.end_list,
         prefetch,
         dateranges,
     })
+}
+
+/// The Twitch broadcast (stream) id that a master playlist names in its `#EXT-X-TWITCH-INFO`
+/// header (`BROADCAST-ID="…"`), when it names one that looks like an id.
+pub fn broadcast_id(master: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(master);
+    let info = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("#EXT-X-TWITCH-INFO:"))?;
+    attributes(info)
+        .into_iter()
+        .find(|(k, _)| k == "BROADCAST-ID")
+        .map(|(_, v)| v)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
+}
+
+/// The encryption a master playlist announces for all its renditions (`EXT-X-SESSION-KEY`
+/// with a method other than `NONE`), if any.
+pub fn master_encryption(master: &m3u8_rs::MasterPlaylist) -> Option<String> {
+    master
+        .session_key
+        .iter()
+        .find(|k| !matches!(k.0.method, m3u8_rs::KeyMethod::None))
+        .map(|k| k.0.method.to_string())
 }
 
 /// The raw scan: all date ranges and prefetch addresses.
@@ -230,12 +301,13 @@ fn daterange(list: &str) -> DateRange {
     let secs = |k: &str| {
         get(k)
             .and_then(|v| v.parse::<f64>().ok())
-            .filter(|s| *s >= 0.0)
+            .filter(|s| s.is_finite() && (0.0..=MAX_DATERANGE_SECS).contains(s))
     };
     let start = date("START-DATE");
     let end = date("END-DATE").or_else(|| {
         let length = secs("DURATION").or_else(|| secs("PLANNED-DURATION"))?;
-        Some(start? + chrono::Duration::milliseconds((length * 1000.0) as i64))
+        let length = TimeDelta::try_milliseconds((length * 1000.0).round() as i64)?;
+        start?.checked_add_signed(length)
     });
     DateRange {
         id: get("ID"),
@@ -418,6 +490,76 @@ all.ts
             parse_media(encrypted.as_bytes()),
             Err(PlaylistError::Encrypted(_))
         ));
+    }
+
+    #[test]
+    fn hostile_numbers_are_refused_or_replaced_never_a_panic() {
+        // Absurd date-range durations are ignored (the range stays open) instead of
+        // overflowing the end date.
+        for d in ["1e13", "1e300", "inf", "NaN", "-5"] {
+            let text = format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-DATERANGE:ID=\"x\",CLASS=\"c\",\
+                 START-DATE=\"2026-11-21T10:00:00Z\",DURATION={d}\n\
+                 #EXT-X-PROGRAM-DATE-TIME:2026-11-21T10:00:00Z\n#EXTINF:2.0,live\na.ts\n"
+            );
+            let p = parse_media(text.as_bytes()).unwrap();
+            assert_eq!(p.dateranges[0].end, None, "{d}");
+        }
+        // Sequence numbers that would overflow are refused; the last ones that fit are not.
+        let seq = |first: u64| {
+            format!(
+                "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:{first}\n\
+                 #EXTINF:2.0,\na.ts\n#EXTINF:2.0,\nb.ts\n"
+            )
+        };
+        assert!(matches!(
+            parse_media(seq(u64::MAX - 1).as_bytes()),
+            Err(PlaylistError::Invalid(_))
+        ));
+        let p = parse_media(seq(u64::MAX - 2).as_bytes()).unwrap();
+        assert_eq!(p.segments[1].sequence, u64::MAX - 1);
+        // Overlong or non-finite EXTINF durations become the target duration.
+        let text = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:1{},\na.ts\n#EXTINF:5000,\nb.ts\n\
+             #EXTINF:1.5,\nc.ts\n",
+            "0".repeat(400)
+        );
+        let p = parse_media(text.as_bytes()).unwrap();
+        let durations: Vec<f64> = p.segments.iter().map(|s| s.duration).collect();
+        assert_eq!(durations, [2.0, 2.0, 1.5]);
+        // An absurd target duration and overflowing byte ranges are refused.
+        let text = "#EXTM3U\n#EXT-X-TARGETDURATION:99999999999999\n#EXTINF:2.0,\na.ts\n";
+        assert!(matches!(
+            parse_media(text.as_bytes()),
+            Err(PlaylistError::Invalid(_))
+        ));
+        let text = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-BYTERANGE:10@{}\n#EXTINF:2.0,\na.ts\n",
+            u64::MAX - 3
+        );
+        assert!(matches!(
+            parse_media(text.as_bytes()),
+            Err(PlaylistError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn broadcast_id_from_twitch_info() {
+        let master = "#EXTM3U\n#EXT-X-TWITCH-INFO:NODE=\"v\",BROADCAST-ID=\"44535804459\",\
+                      STREAM-TIME=\"16967.2\"\n#EXT-X-STREAM-INF:BANDWIDTH=1\nv.m3u8\n";
+        assert_eq!(
+            broadcast_id(master.as_bytes()).as_deref(),
+            Some("44535804459")
+        );
+        assert_eq!(
+            broadcast_id(b"#EXTM3U\n#EXT-X-TWITCH-INFO:NODE=\"v\"\n"),
+            None
+        );
+        assert_eq!(
+            broadcast_id(b"#EXTM3U\n#EXT-X-TWITCH-INFO:BROADCAST-ID=\"../x\"\n"),
+            None
+        );
+        assert_eq!(broadcast_id(b"#EXTM3U\n"), None);
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! Crash recovery: finishing parts a killed process left behind. A part being written is
 //! `<name>.part` with a progress checkpoint `<name>.part.json` (the sidecar so far, rewritten
-//! every few seconds). At start-up each leftover is fsynced, renamed to its final name and given
-//! a sidecar marked `recovered`, with what the checkpoint and the state database know; byte
-//! counts come from the file itself and the duration is scaled from the checkpoint's bitrate.
+//! after every whole segment, with the stream position). At start-up each leftover is cut back
+//! to the last whole segment the checkpoint knows (a segment half written when the process
+//! died is dropped; the continued session fetches it again), fsynced, renamed to its final name
+//! and given a sidecar marked `recovered`, with what the checkpoint and the state database know.
+//! A leftover with no whole segment is removed.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -63,14 +65,28 @@ pub fn final_path_of(part: &Path) -> PathBuf {
     PathBuf::from(s.strip_suffix(".part").unwrap_or(&s).to_string())
 }
 
+/// The progress checkpoint of a leftover (`.part` or finished without a sidecar), if readable.
+pub async fn checkpoint_of(path: &Path) -> Option<Sidecar> {
+    let intended = if path.to_string_lossy().ends_with(".part") {
+        final_path_of(path)
+    } else {
+        path.to_path_buf()
+    };
+    let bytes = tokio::fs::read(checkpoint_path(&intended)).await.ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// Finishes the recording at `path` — a `.part` file (renamed) or an already renamed file
-/// that has no sidecar yet — and writes its sidecar, marked recovered.
-pub async fn recover(path: PathBuf, known: Option<Known>) -> io::Result<Recovered> {
-    tokio::task::spawn_blocking(move || recover_blocking(&path, known.as_ref()))
+/// that has no sidecar yet — and writes its sidecar, marked recovered. `None` when nothing of
+/// it was worth keeping (not one whole segment): it is removed.
+pub async fn recover(path: PathBuf, known: Option<Known>) -> io::Result<Option<Recovered>> {
+    let pending = tokio::task::spawn_blocking(move || recover_blocking(&path, known.as_ref()))
         .await
-        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))?
-        .write_sidecar()
-        .await
+        .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))?;
+    match pending {
+        Some(p) => p.write_sidecar().await.map(Some),
+        None => Ok(None),
+    }
 }
 
 struct Pending {
@@ -95,7 +111,7 @@ impl Pending {
     }
 }
 
-fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Pending> {
+fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Pending>> {
     let is_part = path.to_string_lossy().ends_with(".part");
     let intended = if is_part {
         final_path_of(path)
@@ -107,7 +123,26 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Pending> {
         .ok()
         .and_then(|b| serde_json::from_slice(&b).ok());
     let meta = std::fs::metadata(path)?;
-    let bytes = meta.len();
+    let mut bytes = meta.len();
+    // A checkpoint with a stream position is written after every whole segment: whatever
+    // the file has beyond its byte count is a segment cut off by the crash. So is the
+    // checkpoint written when the part opened (nothing in it yet; the first part of a
+    // session has no position before its first segment).
+    let exact = |s: &&Sidecar| s.last_segment.is_some() || (s.segments == 0 && s.bytes == 0);
+    if let Some(s) = saved.as_ref().filter(exact) {
+        if bytes > s.bytes {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)?
+                .set_len(s.bytes)?;
+            bytes = s.bytes;
+        }
+        if bytes == 0 || s.segments == 0 {
+            std::fs::remove_file(path)?;
+            let _ = std::fs::remove_file(&checkpoint);
+            return Ok(None);
+        }
+    }
     let ended: DateTime<Utc> = meta
         .modified()
         .map(DateTime::from)
@@ -132,9 +167,10 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Pending> {
         .unwrap_or_default();
     let sidecar = match saved {
         Some(mut s) => {
-            // The checkpoint lags behind the file by up to a few seconds: scale the duration
-            // by the bytes written since, at the checkpoint's bitrate.
-            if s.bytes > 0 && bytes > s.bytes {
+            // A checkpoint from an older version lags behind the file by a few seconds, and
+            // a file can have lost its end (a power cut): scale the duration at the
+            // checkpoint's bitrate.
+            if s.bytes > 0 && bytes != s.bytes {
                 s.duration_secs *= bytes as f64 / s.bytes as f64;
             }
             s.bytes = bytes;
@@ -187,14 +223,15 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Pending> {
                 discontinuities: Vec::new(),
                 recovered: true,
                 youtube_video_id: None,
+                last_segment: None,
             }
         }
     };
-    Ok(Pending {
+    Ok(Some(Pending {
         file,
         checkpoint,
         sidecar,
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -233,7 +270,7 @@ mod tests {
             ]
         );
 
-        let r = recover(found[0].clone(), None).await.unwrap();
+        let r = recover(found[0].clone(), None).await.unwrap().unwrap();
         assert_eq!(r.file, login_dir.join("2026_x.ts"));
         assert!(!part.exists() && r.file.exists());
         assert!(!login_dir.join("2026_x.ts.part.json").exists());
@@ -253,11 +290,67 @@ mod tests {
             game: None,
             started: Utc::now() - chrono::Duration::seconds(60),
         };
-        let r = recover(found[1].clone(), Some(known)).await.unwrap();
+        let r = recover(found[1].clone(), Some(known))
+            .await
+            .unwrap()
+            .unwrap();
         let s = r.sidecar;
         assert!(s.recovered);
         assert_eq!((s.login.as_str(), s.session, s.bytes), ("foo", 5, 3));
         assert_eq!(s.chapters[0].title, "from db");
         assert!(s.duration_secs >= 59.0);
+    }
+
+    fn checkpoint(bytes: u64, segments: u64, last: u64) -> serde_json::Value {
+        serde_json::json!({
+            "login": "foo", "source": "twitch", "session": 3, "part": 2, "file": "x.ts",
+            "quality": "720p60", "started": "2026-11-21T10:00:00Z", "ended": "2026-11-21T10:00:04Z",
+            "duration_secs": 4.0, "segments": segments, "bytes": bytes,
+            "last_segment": {"sequence": last, "program_date_time": "2026-11-21T10:00:02Z"},
+        })
+    }
+
+    #[tokio::test]
+    async fn a_segment_cut_off_by_the_crash_is_trimmed_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("x.ts.part");
+        // Two whole segments (1000 bytes, per the checkpoint), then half of the third.
+        std::fs::write(&part, [vec![1u8; 1000], vec![2u8; 300]].concat()).unwrap();
+        std::fs::write(
+            dir.path().join("x.ts.part.json"),
+            serde_json::to_vec(&checkpoint(1000, 2, 41)).unwrap(),
+        )
+        .unwrap();
+        let r = recover(part, None).await.unwrap().unwrap();
+        assert_eq!(std::fs::read(&r.file).unwrap(), vec![1u8; 1000]);
+        assert_eq!(r.sidecar.bytes, 1000);
+        assert_eq!(r.sidecar.duration_secs, 4.0);
+        assert_eq!(r.sidecar.last_segment.unwrap().sequence, 41);
+
+        // Killed during the first segment of a part: nothing to keep.
+        let part = dir.path().join("y.ts.part");
+        std::fs::write(&part, vec![3u8; 500]).unwrap();
+        std::fs::write(
+            dir.path().join("y.ts.part.json"),
+            serde_json::to_vec(&checkpoint(0, 0, 41)).unwrap(),
+        )
+        .unwrap();
+        assert!(recover(part.clone(), None).await.unwrap().is_none());
+        assert!(!part.exists());
+        assert!(!dir.path().join("y.ts").exists());
+        assert!(!dir.path().join("y.ts.part.json").exists());
+
+        // The same in the first part of a session: no position yet.
+        let part = dir.path().join("z.ts.part");
+        std::fs::write(&part, vec![3u8; 500]).unwrap();
+        let mut fresh = checkpoint(0, 0, 0);
+        fresh.as_object_mut().unwrap().remove("last_segment");
+        std::fs::write(
+            dir.path().join("z.ts.part.json"),
+            serde_json::to_vec(&fresh).unwrap(),
+        )
+        .unwrap();
+        assert!(recover(part.clone(), None).await.unwrap().is_none());
+        assert!(!part.exists());
     }
 }

@@ -1,8 +1,12 @@
 //! One recording session of one login: the task that resolves the stream, polls its media
 //! playlist on the wall clock, fetches each segment exactly once in media-sequence order into
-//! the current part, skips ads, reports gaps, refreshes the token on 403 or a stall, rolls
-//! parts, finishes each part (rename + sidecar + `RecordingPartFinished`), waits out the offline
-//! grace period for the stream to come back, and reports `RecordingFinished` at the end.
+//! the current part, skips ads, reports gaps, refreshes the token on 403 or a stall (backing
+//! off while refreshes keep failing), rolls parts, finishes each part (rename + sidecar +
+//! `RecordingPartFinished`), waits out the offline grace period for the stream to come back
+//! (the same broadcast: a different `BROADCAST-ID` ends the session), and reports
+//! `RecordingFinished` at the end. After every segment the progress checkpoint records the
+//! bytes and the stream position, so a crash loses nothing written and a restart neither
+//! repeats nor silently skips segments.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -18,17 +22,21 @@ use url::Url;
 use super::fetch::{self, FetchError, MediaSource, Origin, Resolved, PLAYLIST_ATTEMPTS};
 use super::naming::{self, NameValues};
 use super::playlist::{self, InitMap, MediaPlaylist, Segment};
-use super::sidecar::{AdBreak, Chapter, Gap, Sidecar};
-use super::writer::PartFile;
+use super::sidecar::{AdBreak, Chapter, Gap, Position, Sidecar};
+use super::writer::{self, Note, PartFile};
 use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
 use crate::event::{Event, EventKind};
 
-/// How often the progress checkpoint (`<file>.part.json`) is rewritten.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
 /// Shortest wait between two playlist reloads.
 const MIN_RELOAD: Duration = Duration::from_millis(100);
 /// Twitch cuts media playlists after about 24 h (403); fetch a new token before that.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600 + 40 * 60);
+/// Backoff between refreshes (token + master playlist) that did not give a working playlist:
+/// a playlist that keeps answering 403 must not make recbot hammer GQL and usher.
+const REFRESH_BASE: Duration = Duration::from_millis(500);
+const REFRESH_CAP: Duration = Duration::from_secs(30);
+/// Tries to write a finished part's sidecar.
+const SIDECAR_ATTEMPTS: u32 = 3;
 
 /// Where the progress checkpoint of a part being written lives: `<final>.part.json`.
 pub fn checkpoint_path(final_path: &Path) -> PathBuf {
@@ -40,11 +48,18 @@ pub fn checkpoint_path(final_path: &Path) -> PathBuf {
 /// How a stretch of recording (one resolve → end of playlist) ended.
 #[derive(Debug)]
 enum TakeEnd {
-    /// The stream ended or went away (ENDLIST, 404, offline, stalled out): wait for a comeback.
+    /// The stream went off the air (ENDLIST, 404, offline): wait for a comeback; a jump in the
+    /// numbering after it is time off the air.
     Ended(String),
-    /// The source could not be reached (after retries); treated like `Ended`, except during
-    /// a refresh, where the old playlist address is kept and polling goes on.
+    /// No new video for too long although nothing said the stream ended: wait for a comeback;
+    /// what the playlist no longer offers after it is a gap.
+    Stalled(String),
+    /// The source could not be reached (after retries); like `Stalled`. During a refresh the
+    /// old playlist address is kept and polling goes on instead.
     Unreachable(String),
+    /// A different broadcast (`BROADCAST-ID`) replaced the one being recorded: this session
+    /// is over; the new broadcast is a new session.
+    NewBroadcast(String),
     /// Cannot continue for a reason a retry will not fix.
     Failed(String),
     /// Asked to stop (shutdown or by the core).
@@ -60,6 +75,34 @@ struct Cursor {
     /// The stream was gone (ENDLIST, 404, offline) and is back: a jump in the numbering is
     /// the time it was off the air, not video we missed.
     after_comeback: bool,
+    /// Why a jump at the next playlist would be missing video (a stall, an outage, a
+    /// restart of recbot), for the gap's reason.
+    jump_reason: Option<&'static str>,
+}
+
+impl Cursor {
+    /// A cursor continuing after `last` (a session continued after a restart).
+    fn after(last: Option<Position>) -> Cursor {
+        match last {
+            Some(p) => Cursor {
+                next_seq: p.sequence.checked_add(1),
+                last_pdt: p.program_date_time,
+                jump_reason: Some("was on the air while recbot was not recording (a restart)"),
+                ..Cursor::default()
+            },
+            None => Cursor::default(),
+        }
+    }
+
+    /// The last segment taken in, if any.
+    fn position(&self) -> Option<Position> {
+        self.next_seq
+            .and_then(|n| n.checked_sub(1))
+            .map(|sequence| Position {
+                sequence,
+                program_date_time: self.last_pdt,
+            })
+    }
 }
 
 /// The part being written.
@@ -70,7 +113,6 @@ struct OpenPart {
     relative: String,
     sidecar: Sidecar,
     map_written: Option<InitMap>,
-    checkpoint_due: Instant,
     /// `RecordingStarted` is sent once the first segment is on disk.
     announced: bool,
 }
@@ -111,6 +153,11 @@ pub(super) struct Session {
     offline_since: Option<Instant>,
     /// A media playlist found while waiting for a comeback, used by the next take.
     resolved: Option<MediaSource>,
+    /// The first `BROADCAST-ID` the master playlist named; a different one later is another
+    /// broadcast.
+    broadcast: Option<String>,
+    /// Why the last refresh was refused, while refreshes keep being refused.
+    refused: Option<String>,
     stop: Option<StopReason>,
     failure: Option<String>,
 }
@@ -146,8 +193,6 @@ impl Session {
             game: spec.game.clone(),
             next_part: spec.first_part.max(1),
             quality: spec.quality.to_string(),
-            rec,
-            spec,
             origin,
             control,
             status,
@@ -155,12 +200,16 @@ impl Session {
             pending_gaps: Vec::new(),
             pending_ads: Vec::new(),
             ad: None,
-            cursor: Cursor::default(),
+            cursor: Cursor::after(spec.resume),
             totals: Totals::default(),
             offline_since: None,
             resolved: None,
+            broadcast: None,
+            refused: None,
             stop: None,
             failure: None,
+            rec,
+            spec,
         }
     }
 
@@ -171,18 +220,38 @@ impl Session {
             self.close_ad_run().await;
             self.finish_part().await;
             self.set_status(|s| s.recording = false);
+            let off_air = matches!(end, TakeEnd::Ended(_));
             match end {
                 TakeEnd::Stop => break,
                 TakeEnd::Failed(reason) => {
                     self.failure = Some(reason);
                     break;
                 }
-                TakeEnd::Ended(why) | TakeEnd::Unreachable(why) => {
+                TakeEnd::NewBroadcast(why) => {
+                    self.new_broadcast(&why);
+                    break;
+                }
+                TakeEnd::Ended(why) | TakeEnd::Stalled(why) | TakeEnd::Unreachable(why) => {
                     debug!(login = %self.spec.login, why, "stream gone; waiting for it to come back");
                     if !self.await_comeback(&cancel).await {
+                        // Nothing said the stream ended: recording gave up on a stream that
+                        // may well go on. Say so (the core checks the login again later).
+                        let gave_up = !off_air
+                            && self.stop.is_none()
+                            && self.offline_since.is_none()
+                            && !self.status.lock().is_ok_and(|s| s.new_broadcast);
+                        if gave_up {
+                            self.failure = Some(format!("gave up recording: {why}"));
+                        }
                         break;
                     }
-                    self.cursor.after_comeback = true;
+                    // Only time off the air explains a jump in the numbering; after a stall
+                    // or an outage, what the playlist no longer offers was missed.
+                    self.cursor.after_comeback = off_air;
+                    if !off_air {
+                        self.cursor.jump_reason =
+                            Some("was no longer offered when the stream could be read again");
+                    }
                 }
             }
         }
@@ -201,6 +270,45 @@ impl Session {
         if let Ok(mut s) = self.status.lock() {
             f(&mut s);
         }
+    }
+
+    /// The stream id as known now (the core may have learnt it since the start).
+    fn stream_id(&self) -> Option<String> {
+        self.status.lock().ok().and_then(|s| s.stream_id.clone())
+    }
+
+    fn new_broadcast(&mut self, why: &str) {
+        info!(login = %self.spec.login, session = self.spec.session, why, "a new broadcast; this session ends");
+        self.set_status(|s| s.new_broadcast = true);
+    }
+
+    /// Notes the broadcast a resolved playlist belongs to. A different one than before is a
+    /// new broadcast; the first one seen tells the stream id when it was not known yet.
+    fn check_broadcast(&mut self, media: &MediaSource) -> Result<(), TakeEnd> {
+        let Some(seen) = &media.broadcast_id else {
+            return Ok(());
+        };
+        match &self.broadcast {
+            Some(first) if first != seen => {
+                return Err(TakeEnd::NewBroadcast(format!(
+                    "broadcast {seen} replaced {first}"
+                )))
+            }
+            Some(_) => {}
+            None => self.broadcast = Some(seen.clone()),
+        }
+        let known = self.stream_id();
+        match known {
+            None => {
+                debug!(login = %self.spec.login, stream_id = %seen, "stream id learnt from the master playlist");
+                self.set_status(|s| s.stream_id = Some(seen.clone()));
+            }
+            Some(id) if id != *seen => {
+                warn!(login = %self.spec.login, stream_id = %id, broadcast_id = %seen, "live detection and the master playlist name different streams");
+            }
+            Some(_) => {}
+        }
+        Ok(())
     }
 
     /// Applies a control message; returns an end when it asks to stop.
@@ -243,7 +351,10 @@ impl Session {
             .resolve(&self.rec.http, self.spec.quality, cancel)
             .await
         {
-            Ok(Resolved::Live(m)) => Ok(m),
+            Ok(Resolved::Live(m)) => {
+                self.check_broadcast(&m)?;
+                Ok(m)
+            }
             Ok(Resolved::Offline) => Err(TakeEnd::Ended("the stream is offline".into())),
             Err(FetchError::Cancelled) => {
                 self.stop.get_or_insert(StopReason::Shutdown);
@@ -270,6 +381,8 @@ impl Session {
         let mut stall_limit = self.rec.settings.stall_timeout;
         let mut next_reload = Instant::now();
         let mut failures = 0u32;
+        // Refreshes in a row that did not give a playlist that loads.
+        let mut refreshes = 0u32;
         loop {
             tokio::select! {
                 biased;
@@ -286,14 +399,25 @@ impl Session {
                 _ = tokio::time::sleep_until(next_reload) => {}
             }
             let started = Instant::now();
-            let fetched = match fetch::get(&self.rec.http, &media.url, None).await {
+            let fetched = match fetch::get(&self.rec.http, &media.url, None, cancel).await {
                 Ok(body) => playlist::parse_media(&body).map_err(FetchError::from),
                 Err(e) => Err(e),
             };
             let mut refresh = false;
+            // Why the playlist did not load, for the report when recording gives up.
+            let mut last_error: Option<String> = None;
             match fetched {
+                Err(FetchError::Cancelled) => {
+                    self.stop.get_or_insert(StopReason::Shutdown);
+                    return TakeEnd::Stop;
+                }
+                Err(FetchError::Playlist(e @ playlist::PlaylistError::Encrypted(_))) => {
+                    return TakeEnd::Failed(e.to_string());
+                }
                 Ok(pl) => {
                     failures = 0;
+                    refreshes = 0;
+                    self.refused = None;
                     let new = match self.process(&pl, &media.url, cancel).await {
                         Ok(new) => new,
                         Err(end) => return end,
@@ -315,8 +439,12 @@ impl Session {
                     let wait = if new { target } else { target / 2 };
                     next_reload = started + wait.max(MIN_RELOAD);
                 }
-                Err(FetchError::Status(403 | 404 | 410)) => refresh = true,
+                Err(e @ FetchError::Status(403 | 404 | 410)) => {
+                    last_error = Some(e.to_string());
+                    refresh = true;
+                }
                 Err(e) => {
+                    last_error = Some(e.to_string());
                     failures += 1;
                     debug!(login = %self.spec.login, error = %e, failures, "playlist reload failed");
                     if failures >= PLAYLIST_ATTEMPTS {
@@ -354,23 +482,49 @@ impl Session {
             } else if stall_stage == 2
                 && stalled_for >= stall_limit * 2 + self.rec.settings.offline_grace
             {
-                return TakeEnd::Ended(format!("no new video for {}s", stalled_for.as_secs()));
+                // Refreshes refused all along: that is why, and a retry will not fix it.
+                if let Some(reason) = self.refused.take() {
+                    return TakeEnd::Failed(reason);
+                }
+                let answer = last_error
+                    .as_ref()
+                    .map(|e| format!(" (the playlist answers {e})"))
+                    .unwrap_or_default();
+                return TakeEnd::Stalled(format!(
+                    "no new video for {}s{answer}",
+                    stalled_for.as_secs()
+                ));
             }
             if refresh {
+                // The first refresh in a row is immediate (an expired token: no gap); more
+                // back off, so a playlist that keeps failing is not hammered.
+                let wait = match refreshes {
+                    0 => Duration::ZERO,
+                    n => fetch::backoff(n - 1, REFRESH_BASE, REFRESH_CAP),
+                };
+                refreshes = refreshes.saturating_add(1);
                 // A new token and master playlist; the cursor keeps the media sequence, so the
                 // new playlist continues where the old one stopped.
                 match self.resolve(cancel).await {
                     Ok(m) => {
-                        debug!(login = %self.spec.login, "playlist refreshed");
+                        debug!(login = %self.spec.login, refreshes, "playlist refreshed");
                         resolved_at = Instant::now();
+                        self.refused = None;
                         media = m;
-                        next_reload = Instant::now();
+                        next_reload = Instant::now() + wait;
                     }
-                    // A network blip: keep polling the playlist we have; the stall watchdog
-                    // bounds how long.
+                    // A network blip or a passing refusal: keep polling the playlist we have;
+                    // the stall watchdog bounds how long.
                     Err(TakeEnd::Unreachable(why)) => {
                         debug!(login = %self.spec.login, why, "refresh failed; polling on");
-                        next_reload = Instant::now() + Duration::from_secs(1);
+                        next_reload = Instant::now() + wait.max(Duration::from_secs(1));
+                    }
+                    // Twitch refusing a token can pass (a day of integrity checks): keep
+                    // polling, and if it lasts, the stall watchdog fails with this reason.
+                    Err(TakeEnd::Failed(why)) => {
+                        warn!(login = %self.spec.login, why, "refresh refused; polling on");
+                        self.refused = Some(why);
+                        next_reload = Instant::now() + wait.max(Duration::from_secs(1));
                     }
                     Err(end) => return end,
                 }
@@ -403,6 +557,7 @@ impl Session {
                 }
             }
         }
+        let jump_reason = self.cursor.jump_reason.take();
         let mut new = false;
         for seg in &pl.segments {
             match (
@@ -417,18 +572,11 @@ impl Session {
             new = true;
             if let Some(next) = self.cursor.next_seq {
                 if seg.sequence > next {
-                    let per = if self.cursor.last_duration > 0.0 {
-                        self.cursor.last_duration
-                    } else {
-                        pl.target_duration
-                    };
-                    self.gap(
-                        next,
-                        seg.sequence - 1,
-                        (seg.sequence - next) as f64 * per,
-                        "fell out of the playlist window before it could be fetched".into(),
-                    )
-                    .await;
+                    let seconds = self.missing_seconds(seg, next, pl.target_duration);
+                    let reason = jump_reason
+                        .unwrap_or("fell out of the playlist window before it could be fetched");
+                    self.gap(next, seg.sequence - 1, seconds, reason.into())
+                        .await;
                 }
             }
             self.cursor.next_seq = Some(seg.sequence + 1);
@@ -455,6 +603,24 @@ impl Session {
             }
         }
         Ok(new)
+    }
+
+    /// Seconds of video from segment `next` up to `seg`: from the program date-times when the
+    /// playlist has them, else counted in segment (or target) durations.
+    fn missing_seconds(&self, seg: &Segment, next: u64, target: f64) -> f64 {
+        if let (Some(at), Some(last)) = (seg.program_date_time, self.cursor.last_pdt) {
+            let between = (at - last).num_milliseconds() as f64 / 1000.0;
+            let missing = between - self.cursor.last_duration;
+            if missing > 0.0 {
+                return missing;
+            }
+        }
+        let per = if self.cursor.last_duration > 0.0 {
+            self.cursor.last_duration
+        } else {
+            target
+        };
+        (seg.sequence - next) as f64 * per
     }
 
     async fn write_segment(
@@ -503,13 +669,23 @@ impl Session {
         if let Err(e) = result {
             return self.segment_failed(seg, e, "").await;
         }
-        // Whole segments go to the file at once: a killed process loses at most the segment
-        // being downloaded, however low the bitrate.
-        if let Err(e) = part.file.flush().await {
-            return self.segment_failed(seg, FetchError::Disk(e), "").await;
-        }
         part.sidecar.segments += 1;
         part.sidecar.duration_secs += seg.duration;
+        part.sidecar.bytes = part.file.len();
+        part.sidecar.ended = Utc::now();
+        part.sidecar.last_segment = self.cursor.position();
+        // Whole segments go to the file at once, followed by the checkpoint that says so: a
+        // killed process loses at most the segment being downloaded, however low the
+        // bitrate, and recovery knows where the last whole segment ends.
+        let note = serde_json::to_vec(&part.sidecar).ok().map(|bytes| Note {
+            path: checkpoint_path(part.file.final_path()),
+            bytes,
+        });
+        if let Err(e) = part.file.flush_and_note(note).await {
+            part.sidecar.segments -= 1;
+            part.sidecar.duration_secs -= seg.duration;
+            return self.segment_failed(seg, FetchError::Disk(e), "").await;
+        }
         if !part.announced {
             part.announced = true;
             let kind = EventKind::RecordingStarted {
@@ -524,12 +700,6 @@ impl Session {
         }
         let part = self.part.as_mut().expect("open");
         let (bytes, duration) = (part.file.len(), part.sidecar.duration_secs);
-        if Instant::now() >= part.checkpoint_due {
-            part.checkpoint_due = Instant::now() + CHECKPOINT_EVERY;
-            part.sidecar.bytes = bytes;
-            part.sidecar.ended = Utc::now();
-            write_checkpoint(part.file.final_path(), &part.sidecar).await;
-        }
         self.totals.duration += seg.duration;
         let (done_bytes, total_duration) = (self.totals.bytes, self.totals.duration);
         self.set_status(|s| {
@@ -573,12 +743,13 @@ impl Session {
 
     async fn open_part(&mut self, fmp4: bool) -> Result<(), TakeEnd> {
         let started = Utc::now();
+        let stream_id = self.stream_id();
         let values = NameValues {
             login: self.spec.login.as_str(),
             started,
             title: &self.title,
             game: self.game.as_deref(),
-            stream_id: self.spec.stream_id.as_deref(),
+            stream_id: stream_id.as_deref(),
             part: self.next_part,
         };
         let relative = naming::render(&self.rec.settings.file_template, &values, fmp4)
@@ -603,7 +774,7 @@ impl Session {
                 SourceSpec::Twitch => "twitch".into(),
                 SourceSpec::Hls { .. } => "hls".into(),
             },
-            stream_id: self.spec.stream_id.clone(),
+            stream_id,
             session: self.spec.session,
             part: self.next_part,
             file: file
@@ -628,6 +799,7 @@ impl Session {
             discontinuities: Vec::new(),
             recovered: false,
             youtube_video_id: None,
+            last_segment: self.cursor.position(),
         };
         write_checkpoint(file.final_path(), &sidecar).await;
         let part_no = self.next_part;
@@ -646,7 +818,6 @@ impl Session {
             relative,
             sidecar,
             map_written: None,
-            checkpoint_due: Instant::now() + CHECKPOINT_EVERY,
             announced: false,
         });
         Ok(())
@@ -678,6 +849,7 @@ impl Session {
         }
         sidecar.bytes = file.len();
         sidecar.ended = Utc::now();
+        sidecar.last_segment = self.cursor.position();
         let final_path = match file.finish().await {
             Ok(p) => p,
             Err(e) => {
@@ -691,14 +863,28 @@ impl Session {
             }
         };
         let sidecar_path = Sidecar::path_for(&final_path);
-        if let Err(e) = sidecar.write(&sidecar_path).await {
-            warn!(error = %e, "cannot write the sidecar");
-        }
-        let _ = tokio::fs::remove_file(&checkpoint).await;
-        self.totals.parts += 1;
         self.totals.bytes += sidecar.bytes;
         let done_bytes = self.totals.bytes;
         self.set_status(|s| s.bytes = done_bytes);
+        if let Err(e) = write_sidecar(&sidecar, &sidecar_path).await {
+            // Without its sidecar the part cannot be uploaded or given its chat: it is not
+            // announced as finished. Its row stays `recording` and the checkpoint stays, so
+            // the next start-up writes the sidecar (marked recovered) and announces it.
+            warn!(login = %self.spec.login, file = %relative, error = %e, "cannot write the sidecar");
+            self.emit(EventKind::RecordingFailed {
+                reason: format!(
+                    "part {} ({relative}) is complete but its sidecar cannot be written ({e:#}); \
+                     it is not uploaded until recbot restarts and finishes it",
+                    sidecar.part
+                ),
+            })
+            .await;
+            return;
+        }
+        let _ = tokio::fs::remove_file(&checkpoint).await;
+        self.totals.parts += 1;
+        let parts = self.totals.parts;
+        self.set_status(|s| s.parts = parts);
         self.emit(EventKind::RecordingPartFinished {
             part: sidecar.part,
             file: final_path,
@@ -800,13 +986,25 @@ impl Session {
                         .origin
                         .resolve(&self.rec.http, self.spec.quality, cancel)
                         .await;
-                    if let Ok(Resolved::Live(m)) = found {
-                        if self.has_new_video(&m.url).await {
-                            info!(login = %self.spec.login, "the stream is back; recording the next part");
-                            self.resolved = Some(m);
-                            self.offline_since = None;
-                            return true;
+                    match found {
+                        Ok(Resolved::Live(m)) => {
+                            if let Err(TakeEnd::NewBroadcast(why)) = self.check_broadcast(&m) {
+                                // Another broadcast is not this one coming back.
+                                self.new_broadcast(&why);
+                                return false;
+                            }
+                            if self.has_new_video(&m.url, cancel).await {
+                                info!(login = %self.spec.login, "the stream is back; recording the next part");
+                                self.resolved = Some(m);
+                                self.offline_since = None;
+                                return true;
+                            }
                         }
+                        Err(FetchError::Cancelled) => {
+                            self.stop.get_or_insert(StopReason::Shutdown);
+                            return false;
+                        }
+                        _ => {}
                     }
                 }
             }
@@ -815,8 +1013,8 @@ impl Session {
 
     /// Whether the media playlist at `url` has segments not recorded yet (an ended playlist
     /// that still answers is not a comeback).
-    async fn has_new_video(&self, url: &Url) -> bool {
-        let Ok(body) = fetch::get(&self.rec.http, url, None).await else {
+    async fn has_new_video(&self, url: &Url, cancel: &CancellationToken) -> bool {
+        let Ok(body) = fetch::get(&self.rec.http, url, None, cancel).await else {
             return false;
         };
         let Ok(pl) = playlist::parse_media(&body) else {
@@ -841,7 +1039,12 @@ impl Session {
             info!(login = %self.spec.login, "recording stopped for shutdown; the session continues after a restart");
             return;
         }
-        let nothing = self.totals.parts == 0 && self.spec.first_part <= 1;
+        let new_broadcast = self.status.lock().is_ok_and(|s| s.new_broadcast);
+        // A part without its sidecar still holds video (it is finished at the next start).
+        let nothing = self.totals.parts == 0
+            && self.totals.bytes == 0
+            && self.spec.first_part <= 1
+            && !new_broadcast;
         let reason = self.failure.take().or_else(|| {
             nothing.then(|| match &self.stop {
                 Some(StopReason::Ended(why)) => {
@@ -872,14 +1075,29 @@ async fn write_checkpoint(final_path: &Path, sidecar: &Sidecar) {
     let Ok(json) = serde_json::to_vec(sidecar) else {
         return;
     };
-    let result = tokio::task::spawn_blocking(move || {
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".tmp");
-        std::fs::write(&tmp, json)?;
-        std::fs::rename(&tmp, &path)
-    })
-    .await;
+    let result = tokio::task::spawn_blocking(move || writer::write_atomically(&path, &json)).await;
     if let Ok(Err(e)) = result {
         debug!(error = %e, "cannot write the progress checkpoint");
+    }
+}
+
+/// Writes a finished part's sidecar, trying again briefly when it fails.
+async fn write_sidecar(sidecar: &Sidecar, path: &Path) -> anyhow::Result<()> {
+    let mut attempt = 0;
+    loop {
+        match sidecar.write(path).await {
+            Ok(()) => return Ok(()),
+            Err(e) if attempt + 1 >= SIDECAR_ATTEMPTS => return Err(e),
+            Err(e) => {
+                debug!(error = %e, attempt, "cannot write the sidecar; retrying");
+                tokio::time::sleep(fetch::backoff(
+                    attempt,
+                    Duration::from_millis(200),
+                    Duration::from_secs(2),
+                ))
+                .await;
+                attempt += 1;
+            }
+        }
     }
 }

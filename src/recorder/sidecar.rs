@@ -51,6 +51,19 @@ pub struct Sidecar {
     /// Set by the uploader once YouTube confirmed the upload.
     #[serde(default)]
     pub youtube_video_id: Option<String>,
+    /// The last segment this part took in: a session continued after a restart goes on after
+    /// it instead of repeating what is already here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_segment: Option<Position>,
+}
+
+/// A place in the stream: the media sequence number of a segment (written, or skipped as an
+/// ad) and its program date-time when the playlist gave one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Position {
+    pub sequence: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub program_date_time: Option<DateTime<Utc>>,
 }
 
 /// A title/game state from `at` on.
@@ -158,6 +171,10 @@ mod tests {
             discontinuities: vec![],
             recovered: false,
             youtube_video_id: None,
+            last_segment: Some(Position {
+                sequence: 41,
+                program_date_time: Some(now),
+            }),
         };
         sidecar.write(&path).await.unwrap();
         assert!(!dir

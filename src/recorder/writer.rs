@@ -2,13 +2,17 @@
 //! streamed, never held whole), truncated back when a segment download fails half-way, and
 //! finally flushed, fsynced and renamed to its final name. File I/O runs on the blocking pool
 //! with the file and buffer moved in and out, so the runtime threads never block and nothing
-//! is copied twice.
+//! is copied twice. A write on the blocking pool is collected by whichever call comes next
+//! when the caller stopped waiting for it (a cancelled download), so the file is never lost.
+//! Each flush can also replace a small note next to the file (the progress checkpoint) in the
+//! same trip to the blocking pool, after the data it describes.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
+use tokio::task::JoinHandle;
 
 /// Bytes gathered before one (vectored) write to the file. Each complete segment is written
 /// anyway (crash safety), so this only splits segments larger than it; above a typical
@@ -17,16 +21,43 @@ use bytes::Bytes;
 /// mid-download hold a buffer, so memory stays well below streams × this.
 pub const FLUSH_AT: usize = 2 * 1024 * 1024;
 
+/// A small file written atomically (temporary + rename) after the data of a flush.
+#[derive(Debug, Clone)]
+pub struct Note {
+    pub path: PathBuf,
+    pub bytes: Vec<u8>,
+}
+
+/// What a write on the blocking pool hands back.
+struct Written {
+    file: File,
+    chunks: Vec<Bytes>,
+    bytes: u64,
+    result: io::Result<()>,
+}
+
 #[derive(Debug)]
 pub struct PartFile {
     final_path: PathBuf,
     part_path: PathBuf,
-    /// `None` only while a blocking write has it, or after such a write panicked.
+    /// `None` while a blocking write has it (see `in_flight`), or after such a write panicked.
     file: Option<File>,
+    /// A write on the blocking pool, not collected yet.
+    in_flight: Option<JoinHandle<Written>>,
+    /// Bytes in that write.
+    pending: u64,
     /// Received chunks not written yet (kept as they came: no copy before the write).
     buf: Vec<Bytes>,
     buffered: usize,
     on_disk: u64,
+}
+
+impl std::fmt::Debug for Written {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Written")
+            .field("bytes", &self.bytes)
+            .finish()
+    }
 }
 
 /// `x.ts` → `x.ts.part`.
@@ -71,6 +102,8 @@ impl PartFile {
             final_path,
             part_path,
             file: Some(file),
+            in_flight: None,
+            pending: 0,
             buf: Vec::with_capacity(64),
             buffered: 0,
             on_disk: 0,
@@ -85,9 +118,9 @@ impl PartFile {
         &self.part_path
     }
 
-    /// Bytes written so far (on disk and buffered).
+    /// Bytes written so far (on disk, being written, and buffered).
     pub fn len(&self) -> u64 {
-        self.on_disk + self.buffered as u64
+        self.on_disk + self.pending + self.buffered as u64
     }
 
     pub fn is_empty(&self) -> bool {
@@ -108,35 +141,73 @@ impl PartFile {
 
     /// Writes the buffered chunks to the file (not fsynced).
     pub async fn flush(&mut self) -> io::Result<()> {
-        if self.buf.is_empty() {
+        self.flush_and_note(None).await
+    }
+
+    /// [`PartFile::flush`], then (when the data is written) replaces `note` — in the same trip
+    /// to the blocking pool. A note that cannot be written is skipped: it is advisory.
+    pub async fn flush_and_note(&mut self, note: Option<Note>) -> io::Result<()> {
+        self.settle().await?;
+        if self.buf.is_empty() && note.is_none() {
             return Ok(());
         }
         let mut file = self.take_file()?;
         let chunks = std::mem::take(&mut self.buf);
-        let (file, mut chunks, result) = tokio::task::spawn_blocking(move || {
+        self.pending = std::mem::take(&mut self.buffered) as u64;
+        let bytes = self.pending;
+        self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let result = write_all_vectored(&mut file, &chunks);
-            (file, chunks, result)
-        })
-        .await
-        .map_err(|e| io::Error::other(format!("file task failed: {e}")))?;
-        self.file = Some(file);
-        match result {
-            Ok(()) => self.on_disk += self.buffered as u64,
-            // How much of it reached the file is unknown: measure it.
-            Err(_) => {
-                if let Some(f) = &self.file {
-                    self.on_disk = f.metadata().map(|m| m.len()).unwrap_or(self.on_disk);
+            if let (Ok(()), Some(note)) = (&result, note) {
+                if let Err(e) = write_atomically(&note.path, &note.bytes) {
+                    tracing::debug!(error = %e, path = %note.path.display(), "cannot write the note");
                 }
             }
+            Written {
+                file,
+                chunks,
+                bytes,
+                result,
+            }
+        }));
+        self.settle().await
+    }
+
+    /// Collects the write on the blocking pool, if any: the file comes back, and the write's
+    /// result is returned. Cancel-safe: when the caller stops waiting, the write stays here to
+    /// be collected by the next call.
+    async fn settle(&mut self) -> io::Result<()> {
+        let Some(handle) = self.in_flight.as_mut() else {
+            return Ok(());
+        };
+        let joined = handle.await;
+        self.in_flight = None;
+        self.pending = 0;
+        let written = joined.map_err(|e| io::Error::other(format!("file task failed: {e}")))?;
+        let Written {
+            file,
+            mut chunks,
+            bytes,
+            result,
+        } = written;
+        match &result {
+            Ok(()) => self.on_disk += bytes,
+            // How much of it reached the file is unknown: measure it.
+            Err(_) => self.on_disk = file.metadata().map(|m| m.len()).unwrap_or(self.on_disk),
         }
-        self.buffered = 0;
-        chunks.clear();
-        self.buf = chunks;
+        self.file = Some(file);
+        if self.buf.is_empty() {
+            chunks.clear();
+            self.buf = chunks;
+        }
         result
     }
 
     /// Cuts the file back to `len` bytes (what it had before a failed segment).
     pub async fn truncate(&mut self, len: u64) -> io::Result<()> {
+        // A failed write is what is being cut back; only a lost file stops this.
+        if let Err(e) = self.settle().await {
+            tracing::debug!(error = %e, "a write before the cut failed");
+        }
         if len >= self.on_disk {
             let mut keep = (len - self.on_disk) as usize;
             let mut kept = Vec::with_capacity(self.buf.len());
@@ -216,6 +287,15 @@ fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` to `<path>.tmp` and renames it over `path` (blocking; not fsynced: notes
+/// guard against a killed process, and the page cache survives that).
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
 /// Renames `part` to `final_path` and makes the rename durable (blocking).
 pub fn finalize_file(part: &Path, final_path: &Path) -> io::Result<()> {
     std::fs::rename(part, final_path)?;
@@ -283,5 +363,75 @@ mod tests {
         let done = part.finish().await.unwrap();
         assert!(done.exists());
         assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
+    }
+
+    /// A runtime whose blocking pool has one thread, which the test can hold, so that a
+    /// write waits on the pool while its caller gives up.
+    fn one_blocking_thread() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .max_blocking_threads(1)
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_flush_abandoned_half_way_keeps_the_file_and_its_bytes() {
+        one_blocking_thread().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let target = dir.path().join("rec.ts");
+            let mut part = PartFile::create(target.clone()).await.unwrap();
+            part.append(Bytes::from_static(b"hello")).await.unwrap();
+            let (release, blocked) = std::sync::mpsc::channel::<()>();
+            let blocker = tokio::task::spawn_blocking(move || {
+                let _ = blocked.recv();
+            });
+            // The flush waits for the pool; its caller is cancelled meanwhile.
+            let abandoned =
+                tokio::time::timeout(std::time::Duration::from_millis(50), part.flush()).await;
+            assert!(abandoned.is_err());
+            assert_eq!(part.len(), 5);
+            release.send(()).unwrap();
+            blocker.await.unwrap();
+            part.append(Bytes::from_static(b" world")).await.unwrap();
+            let note = dir.path().join("rec.note");
+            part.flush_and_note(Some(Note {
+                path: note.clone(),
+                bytes: b"11".to_vec(),
+            }))
+            .await
+            .unwrap();
+            assert_eq!(std::fs::read(&note).unwrap(), b"11");
+            let done = part.finish().await.unwrap();
+            assert_eq!(std::fs::read(done).unwrap(), b"hello world");
+        });
+    }
+
+    #[test]
+    fn a_cut_back_after_an_abandoned_flush_waits_for_it() {
+        one_blocking_thread().block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let target = dir.path().join("rec.ts");
+            let mut part = PartFile::create(target.clone()).await.unwrap();
+            part.append(Bytes::from_static(b"kept")).await.unwrap();
+            part.flush().await.unwrap();
+            let mark = part.len();
+            part.append(Bytes::from_static(b"half a segment"))
+                .await
+                .unwrap();
+            let (release, blocked) = std::sync::mpsc::channel::<()>();
+            let blocker = tokio::task::spawn_blocking(move || {
+                let _ = blocked.recv();
+            });
+            let abandoned =
+                tokio::time::timeout(std::time::Duration::from_millis(50), part.flush()).await;
+            assert!(abandoned.is_err());
+            release.send(()).unwrap();
+            blocker.await.unwrap();
+            part.truncate(mark).await.unwrap();
+            assert_eq!(part.len(), 4);
+            let done = part.finish().await.unwrap();
+            assert_eq!(std::fs::read(done).unwrap(), b"kept");
+        });
     }
 }

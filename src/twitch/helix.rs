@@ -1,7 +1,10 @@
 //! Helix `GET /streams` for up to 100 logins per request, with the app token, honouring
-//! Twitch's rate-limit headers: when `Ratelimit-Remaining` reaches 0 the next request waits for
-//! `Ratelimit-Reset`; a 429 waits for the reset and retries (bounded).
+//! Twitch's rate-limit headers: when `Ratelimit-Remaining` reaches 0 the next requests wait for
+//! `Ratelimit-Reset`; a 429 waits for the reset and retries (bounded). Requests for different
+//! batches may run at the same time (`&self`); they share the token and the rate-limit state.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, Utc};
@@ -60,10 +63,11 @@ pub struct Helix {
     http: reqwest::Client,
     streams_url: String,
     client_id: String,
-    token: AppToken,
+    /// Held while a token is fetched, so concurrent requests fetch one, not one each.
+    token: tokio::sync::Mutex<AppToken>,
     /// Set when the bucket is empty: no request before this Unix time.
-    blocked_until: Option<u64>,
-    requests: u64,
+    blocked_until: Mutex<Option<u64>>,
+    requests: AtomicU64,
 }
 
 impl Helix {
@@ -72,20 +76,20 @@ impl Helix {
             http,
             streams_url: format!("{}/streams", helix_url.trim_end_matches('/')),
             client_id: client_id.to_string(),
-            token,
-            blocked_until: None,
-            requests: 0,
+            token: tokio::sync::Mutex::new(token),
+            blocked_until: Mutex::new(None),
+            requests: AtomicU64::new(0),
         }
     }
 
     /// Requests sent so far (for status and tests).
     pub fn requests(&self) -> u64 {
-        self.requests
+        self.requests.load(Ordering::Relaxed)
     }
 
     /// The live streams among `logins` (at most [`MAX_LOGINS_PER_REQUEST`]). Logins that are
     /// not live are simply absent.
-    pub async fn streams(&mut self, logins: &[Login]) -> Result<Vec<HelixStream>, HelixError> {
+    pub async fn streams(&self, logins: &[Login]) -> Result<Vec<HelixStream>, HelixError> {
         assert!(logins.len() <= MAX_LOGINS_PER_REQUEST, "caller batches");
         let mut query: Vec<(&str, &str)> =
             logins.iter().map(|l| ("user_login", l.as_str())).collect();
@@ -94,8 +98,8 @@ impl Helix {
         let mut limited = 0;
         loop {
             self.wait_for_bucket().await;
-            let token = self.token.get().await?;
-            self.requests += 1;
+            let token = self.token.lock().await.get().await?;
+            self.requests.fetch_add(1, Ordering::Relaxed);
             let response = self
                 .http
                 .get(&self.streams_url)
@@ -109,7 +113,7 @@ impl Helix {
                 s if s.is_success() => return Ok(response.json::<StreamsResponse>().await?.data),
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     debug!("Helix rejected the app token; requesting a new one");
-                    self.token.invalidate();
+                    self.token.lock().await.invalidate();
                     refreshed = true;
                 }
                 StatusCode::TOO_MANY_REQUESTS if limited < MAX_429_RETRIES => {
@@ -119,7 +123,7 @@ impl Helix {
                         reset,
                         "Helix rate limit hit; waiting for the bucket to refill"
                     );
-                    self.blocked_until = Some(reset);
+                    self.block_until(Some(reset));
                 }
                 StatusCode::TOO_MANY_REQUESTS => return Err(HelixError::RateLimited),
                 s => {
@@ -133,23 +137,33 @@ impl Helix {
         }
     }
 
-    async fn wait_for_bucket(&mut self) {
-        if let Some(until) = self.blocked_until.take() {
-            let now = now_unix();
-            if until > now {
-                let wait = Duration::from_secs(until - now).min(MAX_RESET_WAIT);
-                tokio::time::sleep(wait).await;
-            }
+    /// Waits until the bucket's reset (to the second, at most [`MAX_RESET_WAIT`]) when it is
+    /// empty.
+    async fn wait_for_bucket(&self) {
+        let until = *self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(until) = until else { return };
+        let reset = UNIX_EPOCH + Duration::from_secs(until);
+        if let Ok(wait) = reset.duration_since(SystemTime::now()) {
+            tokio::time::sleep(wait.min(MAX_RESET_WAIT)).await;
+        }
+        // Others waiting for the same reset find it passed.
+        let mut blocked = self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
+        if *blocked == Some(until) {
+            *blocked = None;
         }
     }
 
-    fn note_rate_limit(&mut self, headers: &reqwest::header::HeaderMap) {
+    fn block_until(&self, until: Option<u64>) {
+        *self.blocked_until.lock().unwrap_or_else(|e| e.into_inner()) = until;
+    }
+
+    fn note_rate_limit(&self, headers: &reqwest::header::HeaderMap) {
         let remaining = headers
             .get("ratelimit-remaining")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if remaining == Some(0) {
-            self.blocked_until = reset_at(headers);
+            self.block_until(reset_at(headers));
         }
     }
 }
@@ -220,7 +234,7 @@ mod tests {
             .expect(1)
             .mount(&server)
             .await;
-        let mut helix = helix(&server).await;
+        let helix = helix(&server).await;
         let live = helix.streams(&logins(100)).await.unwrap();
         assert_eq!(live.len(), 1);
         assert_eq!(live[0].id, "4711");
@@ -259,7 +273,7 @@ mod tests {
             .respond_with(FirstUnauthorized(calls.clone()))
             .mount(&server)
             .await;
-        let mut helix = helix(&server).await;
+        let helix = helix(&server).await;
         assert!(helix.streams(&logins(3)).await.unwrap().is_empty());
         assert_eq!(calls.load(Ordering::SeqCst), 2);
         let token_requests = server
@@ -276,7 +290,8 @@ mod tests {
 
     impl Respond for LimitedOnce {
         fn respond(&self, _: &Request) -> ResponseTemplate {
-            let reset = (now_unix() + 1).to_string();
+            // Two seconds ahead on the Unix clock: more than one second from now.
+            let reset = (now_unix() + 2).to_string();
             if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
                 ResponseTemplate::new(429)
                     .insert_header("Ratelimit-Limit", "800")
@@ -298,12 +313,15 @@ mod tests {
             .respond_with(LimitedOnce(calls.clone()))
             .mount(&server)
             .await;
-        let mut helix = helix(&server).await;
+        let helix = helix(&server).await;
         let started = std::time::Instant::now();
         helix.streams(&logins(2)).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
-        // The reset was at most two wall-clock seconds away; it was waited for, not hammered.
-        assert!(started.elapsed() <= Duration::from_secs(3));
+        // The reset was more than one and at most two seconds away: it was waited for (not
+        // retried at once), and not much longer.
+        let waited = started.elapsed();
+        assert!(waited >= Duration::from_millis(900), "{waited:?}");
+        assert!(waited <= Duration::from_secs(3), "{waited:?}");
         assert_eq!(helix.requests(), 2);
     }
 
@@ -314,7 +332,7 @@ mod tests {
             .respond_with(ResponseTemplate::new(429).insert_header("Ratelimit-Reset", "0"))
             .mount(&server)
             .await;
-        let mut helix = helix(&server).await;
+        let helix = helix(&server).await;
         let err = helix.streams(&logins(1)).await.unwrap_err();
         assert!(matches!(err, HelixError::RateLimited), "{err}");
         assert_eq!(helix.requests(), u64::from(MAX_429_RETRIES) + 1);

@@ -17,6 +17,21 @@ use url::Url;
 /// Browser user agent: GQL refuses some non-browser agents (streamlink#6574).
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
 const PLAYER_ORIGIN: &str = "https://player.twitch.tv";
+/// Biggest GQL answer or master playlist read (bytes); Twitch's are a few KiB.
+const MAX_ANSWER_BYTES: usize = 1024 * 1024;
+/// GQL error messages that mean "no" rather than "not now" (compared in lower case). Anything
+/// else — Twitch's everyday `service timeout`, `service error`, `service unavailable` — is a
+/// passing failure worth retrying.
+const GQL_REFUSALS: &[&str] = &[
+    "integrity",
+    "restricted",
+    "unauthorized",
+    "forbidden",
+    "banned",
+    "persistedquerynotfound",
+    "not allowed",
+];
+
 /// Used when Twitch no longer knows the configured persisted-query hash.
 const INLINE_QUERY: &str = "query PlaybackAccessToken_Template($login: String!, $isLive: Boolean!, $vodID: ID!, $isVod: Boolean!, $playerType: String!, $platform: String!) { streamPlaybackAccessToken(channelName: $login, params: {platform: $platform, playerBackend: \"mediaplayer\", playerType: $playerType}) @include(if: $isLive) { value signature __typename } videoPlaybackAccessToken(id: $vodID, params: {platform: $platform, playerBackend: \"mediaplayer\", playerType: $playerType}) @include(if: $isVod) { value signature __typename } }";
 
@@ -68,19 +83,38 @@ pub enum PlaybackError {
         status: u16,
         detail: String,
     },
+    /// A GQL error that refuses the request (integrity check, restricted, unknown query).
     #[error("Twitch GQL refused the playback token request: {0}")]
     Gql(String),
+    /// A GQL error that is a passing failure (`service timeout`), or an unreadable answer.
+    #[error("Twitch GQL failed to answer: {0}")]
+    GqlFailed(String),
     #[error("the stream is restricted (subscriber-only or geo-blocked): {0}")]
     Restricted(String),
+    #[error("{service} sent an answer larger than {MAX_ANSWER_BYTES} bytes")]
+    TooLarge { service: &'static str },
 }
 
 impl PlaybackError {
-    /// Worth retrying later (network trouble, Twitch 5xx), as opposed to a refusal.
+    /// Worth retrying later (network trouble, Twitch 5xx, GQL's passing errors), as opposed to
+    /// a refusal.
     pub fn is_transient(&self) -> bool {
         match self {
-            PlaybackError::Transport { .. } => true,
+            PlaybackError::Transport { .. }
+            | PlaybackError::GqlFailed(_)
+            | PlaybackError::TooLarge { .. } => true,
             PlaybackError::Status { status, .. } => *status >= 500 || *status == 429,
             PlaybackError::Gql(_) | PlaybackError::Restricted(_) => false,
+        }
+    }
+
+    /// Sorts a GQL `errors[].message` into a refusal or a passing failure.
+    fn from_gql(message: String) -> PlaybackError {
+        let lower = message.to_ascii_lowercase();
+        if GQL_REFUSALS.iter().any(|r| lower.contains(r)) {
+            PlaybackError::Gql(message)
+        } else {
+            PlaybackError::GqlFailed(message)
         }
     }
 }
@@ -167,10 +201,11 @@ impl Playback {
                 detail: excerpt(&text),
             });
         }
+        // An unreadable answer is usually a proxy's or load balancer's error page: passing.
         let parsed: GqlResponse = serde_json::from_str(&text)
-            .map_err(|e| PlaybackError::Gql(format!("unreadable answer ({e})")))?;
+            .map_err(|e| PlaybackError::GqlFailed(format!("unreadable answer ({e})")))?;
         if let Some(error) = parsed.errors.first() {
-            return Err(PlaybackError::Gql(error.message.clone()));
+            return Err(PlaybackError::from_gql(error.message.clone()));
         }
         Ok(parsed
             .data
@@ -233,16 +268,34 @@ impl Playback {
     }
 }
 
-/// Sends `request` and reads the whole (small: JSON or a master playlist) answer.
+/// Sends `request` and reads the whole (small: JSON or a master playlist) answer, at most
+/// [`MAX_ANSWER_BYTES`].
 async fn fetch_text(
     request: reqwest::RequestBuilder,
     service: &'static str,
 ) -> Result<(StatusCode, String), PlaybackError> {
-    let transport = |source| PlaybackError::Transport { service, source };
-    let response = request.send().await.map_err(transport)?;
+    // reqwest's errors name the URL, and usher's carries the signed token (`sig=…&token=…`):
+    // it would end up in logs, status lines and chat.
+    let transport = |source: reqwest::Error| PlaybackError::Transport {
+        service,
+        source: source.without_url(),
+    };
+    let mut response = request.send().await.map_err(transport)?;
     let status = response.status();
-    let text = response.text().await.map_err(transport)?;
-    Ok((status, text))
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_ANSWER_BYTES as u64)
+    {
+        return Err(PlaybackError::TooLarge { service });
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(transport)? {
+        if body.len() + chunk.len() > MAX_ANSWER_BYTES {
+            return Err(PlaybackError::TooLarge { service });
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok((status, String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// The master playlist's address without its signed query (variant URIs on Twitch are
@@ -440,16 +493,76 @@ mod tests {
             .respond_with(ResponseTemplate::new(503).set_body_string("upstream"))
             .mount(&server)
             .await;
+        Mock::given(method("POST"))
+            .and(body_partial_json(
+                json!({"variables": {"login": "checked"}}),
+            ))
+            .respond_with(ResponseTemplate::new(200).set_body_json(
+                json!({"errors": [{"message": "failed integrity check", "path": []}]}),
+            ))
+            .mount(&server)
+            .await;
         let p = playback(&server);
+        // Twitch's everyday GQL hiccup is worth retrying, not a refusal.
         let err = p.master_playlist(&login("broken")).await.unwrap_err();
         assert!(
-            matches!(err, PlaybackError::Gql(ref m) if m == "service timeout"),
+            matches!(err, PlaybackError::GqlFailed(ref m) if m == "service timeout"),
             "{err}"
         );
+        assert!(err.is_transient());
+        let err = p.master_playlist(&login("checked")).await.unwrap_err();
+        assert!(matches!(err, PlaybackError::Gql(_)), "{err}");
         assert!(!err.is_transient());
         let err = p.master_playlist(&login("subs")).await.unwrap_err();
         assert!(err.to_string().contains("content_geoblocked"), "{err}");
         let err = p.master_playlist(&login("down")).await.unwrap_err();
         assert!(err.is_transient(), "{err}");
+    }
+
+    #[tokio::test]
+    async fn transport_errors_do_not_reveal_the_signed_usher_address() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("secretvalue")))
+            .mount(&server)
+            .await;
+        // Usher on a port nobody listens on.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let usher = format!("http://{}", closed.local_addr().unwrap());
+        drop(closed);
+        let twitch = crate::config::Twitch {
+            gql_url: format!("{}/gql", server.uri()),
+            usher_url: usher,
+            ..Default::default()
+        };
+        let p = Playback::new(reqwest::Client::new(), &twitch);
+        let err = p.master_playlist(&login("foo")).await.unwrap_err();
+        assert!(err.is_transient(), "{err}");
+        for text in [err.to_string(), format!("{err:?}"), format!("{err:#}")] {
+            assert!(
+                !text.contains("secretvalue") && !text.contains("sig123") && !text.contains("sig="),
+                "{text}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_are_refused_not_read_whole() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("v")))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_string("#".repeat(MAX_ANSWER_BYTES + 1)),
+            )
+            .mount(&server)
+            .await;
+        let err = playback(&server)
+            .master_playlist(&login("foo"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, PlaybackError::TooLarge { .. }), "{err}");
     }
 }

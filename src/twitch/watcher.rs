@@ -35,6 +35,13 @@ const PROBE_CONCURRENCY: usize = 16;
 const FAILED_CYCLES_BEFORE_REPORT: u32 = 3;
 /// Pending recheck requests.
 const RECHECK_QUEUE: usize = 64;
+/// Helix requests in flight at once: 10 000 logins are 100 requests, too slow one by one for
+/// a 10 s poll interval.
+const HELIX_CONCURRENCY: usize = 4;
+
+/// A recheck: forget `login`'s stream (`stream_id`, or whatever it is when `None`) at the
+/// first check after the instant.
+type Recheck = (Login, Option<String>, Instant);
 
 /// What is known about a live login.
 #[derive(Debug, Clone, PartialEq)]
@@ -66,7 +73,7 @@ pub struct WatcherStatus {
 pub struct WatcherHandle {
     wanted: Arc<watch::Sender<Vec<Login>>>,
     status: watch::Receiver<WatcherStatus>,
-    recheck: mpsc::Sender<(Login, Instant)>,
+    recheck: mpsc::Sender<Recheck>,
 }
 
 impl WatcherHandle {
@@ -87,9 +94,31 @@ impl WatcherHandle {
 
     /// Forgets what is known about `login` at the first check after `after`, so that a stream
     /// still live then is reported again with `LiveDetected` (the recording of it ended while
-    /// the stream went on). Dropped when the watcher's queue is full: a later call repeats it.
-    pub fn recheck(&self, login: Login, after: Duration) {
-        let _ = self.recheck.try_send((login, Instant::now() + after));
+    /// the stream went on). With `stream_id`, only that stream is forgotten: a newer one is
+    /// already known and reported. Dropped when the watcher's queue is full: a later call
+    /// repeats it.
+    pub fn recheck(&self, login: Login, stream_id: Option<String>, after: Duration) {
+        let _ = self
+            .recheck
+            .try_send((login, stream_id, Instant::now() + after));
+    }
+
+    /// A handle with no watcher behind it: the test sets the status and reads the rechecks.
+    #[cfg(test)]
+    pub(crate) fn detached() -> (
+        WatcherHandle,
+        watch::Sender<WatcherStatus>,
+        mpsc::Receiver<Recheck>,
+    ) {
+        let (wanted, _) = watch::channel(Vec::new());
+        let (status_tx, status) = watch::channel(WatcherStatus::default());
+        let (recheck, rechecks) = mpsc::channel(RECHECK_QUEUE);
+        let handle = WatcherHandle {
+            wanted: Arc::new(wanted),
+            status,
+            recheck,
+        };
+        (handle, status_tx, rechecks)
     }
 }
 
@@ -143,9 +172,19 @@ impl Detector {
         let mut errors = Vec::new();
         match self {
             Detector::Helix(helix) => {
+                let helix = &**helix;
                 let before = helix.requests();
-                for chunk in logins.chunks(MAX_LOGINS_PER_REQUEST) {
-                    match helix.streams(chunk).await {
+                // Built up front (not in a closure the stream keeps): keeps the future Send.
+                let requests: Vec<_> = logins
+                    .chunks(MAX_LOGINS_PER_REQUEST)
+                    .map(|chunk| async move { (chunk, helix.streams(chunk).await) })
+                    .collect();
+                let answers = futures::stream::iter(requests)
+                    .buffered(HELIX_CONCURRENCY)
+                    .collect::<Vec<_>>()
+                    .await;
+                for (chunk, answer) in answers {
+                    match answer {
                         Ok(streams) => {
                             let mut live: HashMap<String, _> = streams
                                 .into_iter()
@@ -362,15 +401,16 @@ struct Watcher {
     status: watch::Sender<WatcherStatus>,
     failed_cycles: u32,
     reported_failure: bool,
-    /// Logins to forget (and so report again if live) at the first check after the instant.
-    recheck_at: HashMap<Login, Instant>,
+    /// Logins to forget (and so report again if live) at the first check after the instant;
+    /// with a stream id, only while that stream is the one known.
+    recheck_at: HashMap<Login, (Option<String>, Instant)>,
 }
 
 impl Watcher {
     async fn run(
         mut self,
         mut wanted: watch::Receiver<Vec<Login>>,
-        mut recheck: mpsc::Receiver<(Login, Instant)>,
+        mut recheck: mpsc::Receiver<Recheck>,
         interval: Duration,
         shutdown: CancellationToken,
     ) {
@@ -379,12 +419,17 @@ impl Watcher {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
-                Some((login, at)) = recheck.recv() => {
-                    self.recheck_at.insert(login, at);
+                Some((login, stream_id, at)) = recheck.recv() => {
+                    self.recheck_at.insert(login, (stream_id, at));
                 }
                 _ = tokio::time::sleep_until(next_cycle) => {
                     let logins = wanted.borrow_and_update().clone();
-                    self.cycle(&logins, true).await;
+                    // A cycle can take long (a rate-limit wait, thousands of probes): shutdown
+                    // does not wait for it.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        _ = self.cycle(&logins, true) => {}
+                    }
                     checked = logins;
                     next_cycle = Instant::now() + interval;
                 }
@@ -402,7 +447,10 @@ impl Watcher {
                         .collect();
                     if !added.is_empty() {
                         // A freshly added login is checked now, not a poll interval later.
-                        self.cycle(&added, false).await;
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            _ = self.cycle(&added, false) => {}
+                        }
                     }
                     checked = logins;
                 }
@@ -419,10 +467,21 @@ impl Watcher {
         }
         let now = Instant::now();
         for login in logins {
-            if self.recheck_at.get(login).is_some_and(|at| *at <= now) {
-                self.recheck_at.remove(login);
+            let Some((stream_id, at)) = self.recheck_at.get(login) else {
+                continue;
+            };
+            if *at > now {
+                continue;
+            }
+            let known = self.known.get(login).and_then(|i| i.stream_id.as_ref());
+            let same = match (stream_id, known) {
+                (Some(asked), Some(known)) => asked == known,
+                _ => true,
+            };
+            if same {
                 self.known.remove(login);
             }
+            self.recheck_at.remove(login);
         }
         let (observed, requests, errors) = self.detector.observe(logins).await;
         for (login, kind) in diff(&mut self.known, observed, Utc::now()) {

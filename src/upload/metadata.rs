@@ -334,6 +334,7 @@ mod tests {
             discontinuities: vec![],
             recovered: false,
             youtube_video_id: None,
+            last_segment: None,
         }
     }
 

@@ -217,6 +217,7 @@ pub async fn write_part(config: &Config, login: &str, name: &str, bytes: u64) ->
         discontinuities: vec![],
         recovered: false,
         youtube_video_id: None,
+        last_segment: None,
     };
     let sidecar_path = Sidecar::path_for(&file);
     sidecar.write(&sidecar_path).await.unwrap();

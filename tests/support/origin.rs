@@ -1,7 +1,8 @@
 //! A fake Twitch video origin on 127.0.0.1 for recorder tests and the benchmark: GQL playback
-//! tokens, usher master playlists, live media playlists whose window moves on the wall clock,
-//! and segments — with injectable trouble (ads, token expiry, outages, failing segments, fMP4,
-//! ENDLIST or 404 at the end).
+//! tokens, usher master playlists (with a `BROADCAST-ID`), live media playlists whose window
+//! moves on the wall clock, and segments — with injectable trouble (ads, token expiry, GQL
+//! errors, 403s that do not go away, outages switched on and off, playlists that hang,
+//! encryption, failing segments, fMP4, ENDLIST or 404 at the end).
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -55,6 +56,15 @@ pub struct StreamConfig {
     pub expire_tokens_at: Option<u64>,
     /// First media sequence number.
     pub first_sequence: u64,
+    /// While this many segments are published, GQL answers errors with this message.
+    pub gql_errors: Option<(Range<u64>, &'static str)>,
+    /// Once this many segments are published, the media playlist answers 403 whatever the
+    /// token.
+    pub forbid_from: Option<u64>,
+    /// The `BROADCAST-ID` of the master playlist's `EXT-X-TWITCH-INFO`.
+    pub broadcast_id: Option<String>,
+    /// The media playlist announces AES-128 encryption.
+    pub encrypted: bool,
 }
 
 impl Default for StreamConfig {
@@ -74,6 +84,10 @@ impl Default for StreamConfig {
             outage: None,
             expire_tokens_at: None,
             first_sequence: 0,
+            gql_errors: None,
+            forbid_from: None,
+            broadcast_id: None,
+            encrypted: false,
         }
     }
 }
@@ -88,6 +102,10 @@ struct Stream {
     valid_from: u64,
     expired: bool,
     failed_once: Vec<u64>,
+    /// Switched by the test: the media playlist answers 503.
+    blocked: bool,
+    /// Switched by the test: media playlist requests hang (30 s) before answering.
+    hanging: bool,
 }
 
 impl Stream {
@@ -187,8 +205,24 @@ impl Origin {
                 valid_from: 0,
                 expired: false,
                 failed_once: Vec::new(),
+                blocked: false,
+                hanging: false,
             },
         );
+    }
+
+    /// Makes the media playlist answer 503 (`on`) or work again.
+    pub fn set_blocked(&self, login: &str, on: bool) {
+        if let Some(s) = self.inner.lock().unwrap().streams.get_mut(login) {
+            s.blocked = on;
+        }
+    }
+
+    /// Makes media playlist requests hang for 30 s (`on`) or answer at once again.
+    pub fn set_hanging(&self, login: &str, on: bool) {
+        if let Some(s) = self.inner.lock().unwrap().streams.get_mut(login) {
+            s.hanging = on;
+        }
     }
 
     pub fn go_offline(&self, login: &str) {
@@ -217,8 +251,20 @@ async fn gql(
 ) -> Response {
     let mut inner = inner.lock().unwrap();
     count(&mut inner, "gql");
-    inner.tokens += 1;
     let login = body["variables"]["login"].as_str().unwrap_or("");
+    let failing = inner.streams.get(login).and_then(|s| {
+        s.config
+            .gql_errors
+            .as_ref()
+            .filter(|(r, _)| r.contains(&s.published()))
+            .map(|(_, message)| *message)
+    });
+    if let Some(message) = failing {
+        count(&mut inner, "gql-error");
+        return Json(json!({"errors": [{"message": message, "path": ["x"]}], "data": null}))
+            .into_response();
+    }
+    inner.tokens += 1;
     let value = json!({"channel": login, "n": inner.tokens}).to_string();
     Json(json!({"data": {"streamPlaybackAccessToken": {"value": value, "signature": "sig"}}}))
         .into_response()
@@ -232,11 +278,14 @@ fn token_number(params: &HashMap<String, String>) -> Option<u64> {
     token["n"].as_u64()
 }
 
-fn variants(login: &str, token: Option<u64>) -> String {
+fn variants(login: &str, token: Option<u64>, broadcast: Option<&str>) -> String {
     let t = token.map(|n| format!("?t={n}")).unwrap_or_default();
+    let broadcast = broadcast
+        .map(|b| format!(",BROADCAST-ID=\"{b}\""))
+        .unwrap_or_default();
     format!(
         "#EXTM3U\n\
-         #EXT-X-TWITCH-INFO:NODE=\"fake\",SERVER-TIME=\"1.0\"\n\
+         #EXT-X-TWITCH-INFO:NODE=\"fake\",SERVER-TIME=\"1.0\"{broadcast}\n\
          #EXT-X-STREAM-INF:BANDWIDTH=6500000,RESOLUTION=1920x1080,CODECS=\"avc1.64002A,mp4a.40.2\",FRAME-RATE=60.000,IVS-NAME=\"1080p60\",IVS-VARIANT-SOURCE=\"source\"\n\
          /hls/{login}/1080p60/index.m3u8{t}\n\
          #EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720,CODECS=\"avc1.4D401F,mp4a.40.2\",FRAME-RATE=30.000,IVS-NAME=\"720p30\",IVS-VARIANT-SOURCE=\"transcode\"\n\
@@ -252,18 +301,19 @@ async fn usher(
     let mut inner = inner.lock().unwrap();
     count(&mut inner, "usher");
     let login = file.trim_end_matches(".m3u8").to_string();
-    let live = inner
+    let stream = inner
         .streams
         .get(&login)
-        .is_some_and(|s| s.live && !ended_404(s));
-    if !live {
+        .filter(|s| s.live && !ended_404(s));
+    let Some(stream) = stream else {
         return (
             StatusCode::NOT_FOUND,
             r#"[{"error":"not live","error_code":"transcode_does_not_exist","type":"error"}]"#,
         )
             .into_response();
-    }
-    variants(&login, token_number(&params)).into_response()
+    };
+    let broadcast = stream.config.broadcast_id.clone();
+    variants(&login, token_number(&params), broadcast.as_deref()).into_response()
 }
 
 async fn plain_master(
@@ -279,7 +329,7 @@ async fn plain_master(
     if !live {
         return StatusCode::NOT_FOUND.into_response();
     }
-    variants(&login, None).into_response()
+    variants(&login, None, None).into_response()
 }
 
 fn ended_404(s: &Stream) -> bool {
@@ -291,6 +341,16 @@ async fn media(
     Path((login, variant, file)): Path<(String, String, String)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
+    let hang = file == "index.m3u8"
+        && inner
+            .lock()
+            .unwrap()
+            .streams
+            .get(&login)
+            .is_some_and(|s| s.hanging);
+    if hang {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+    }
     let mut inner = inner.lock().unwrap();
     if file == "index.m3u8" {
         count(&mut inner, "playlist");
@@ -308,15 +368,17 @@ async fn media(
                 stream.valid_from = token.unwrap_or(0) + 1;
             }
         }
-        if token.is_some_and(|n| n < stream.valid_from) {
+        let forbidden = stream.config.forbid_from.is_some_and(|n| published >= n);
+        if forbidden || token.is_some_and(|n| n < stream.valid_from) {
             count(&mut inner, "403");
             return StatusCode::FORBIDDEN.into_response();
         }
-        if stream
-            .config
-            .outage
-            .as_ref()
-            .is_some_and(|r| r.contains(&published))
+        if stream.blocked
+            || stream
+                .config
+                .outage
+                .as_ref()
+                .is_some_and(|r| r.contains(&published))
         {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         }
@@ -384,6 +446,9 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, base: i64, published: 
             "#EXT-X-MAP:URI=\"/hls/{login}/{variant}/init.mp4\"\n"
         ));
     }
+    if c.encrypted {
+        out.push_str("#EXT-X-KEY:METHOD=AES-128,URI=\"/key\"\n");
+    }
     let ext = if c.fmp4 { "mp4" } else { "ts" };
     for i in first..published {
         let seq = c.first_sequence + i;
@@ -432,4 +497,23 @@ pub async fn eventually(limit: Duration, mut f: impl FnMut() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The media sequence numbers of the segments in `data` (a recording of `login` made of
+/// segments of `filler_len` filler bytes each), in file order.
+pub fn sequences(login: &str, data: &[u8], filler_len: usize) -> Vec<u64> {
+    let one = segment_bytes(login, 0, filler_len).len();
+    assert_eq!(
+        data.len() % one,
+        0,
+        "not whole segments: {} bytes",
+        data.len()
+    );
+    data.chunks(one)
+        .map(|seg| {
+            let head =
+                std::str::from_utf8(&seg[..seg.iter().position(|b| *b == b'|').unwrap()]).unwrap();
+            head.rsplit(':').next().unwrap().parse().unwrap()
+        })
+        .collect()
 }

@@ -132,6 +132,17 @@ impl Store {
         Ok(())
     }
 
+    /// Records a session's stream id once it is known (live detection can lag behind the
+    /// recording); a known id is never replaced.
+    pub async fn learn_session_stream_id(&self, id: i64, stream_id: &str) -> Result<()> {
+        sqlx::query("UPDATE sessions SET stream_id = ? WHERE id = ? AND stream_id IS NULL")
+            .bind(stream_id)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn end_session(&self, id: i64, ended_at: DateTime<Utc>) -> Result<()> {
         sqlx::query("UPDATE sessions SET ended_at = ? WHERE id = ? AND ended_at IS NULL")
             .bind(ended_at)
@@ -307,6 +318,26 @@ mod tests {
             .collect();
         assert_eq!(states, ["finished", "failed", "finished"]);
         store.update_session_title(s, "new", None).await.unwrap();
+        let unknown = store
+            .create_session("bar", None, "t", None, now)
+            .await
+            .unwrap();
+        store.learn_session_stream_id(unknown, "77").await.unwrap();
+        store.learn_session_stream_id(unknown, "78").await.unwrap();
+        store.learn_session_stream_id(s, "99").await.unwrap();
+        let learnt = store.session(unknown).await.unwrap().unwrap();
+        assert_eq!(learnt.stream_id.as_deref(), Some("77"));
+        assert_eq!(
+            store
+                .session(s)
+                .await
+                .unwrap()
+                .unwrap()
+                .stream_id
+                .as_deref(),
+            Some("42")
+        );
+        store.end_session(unknown, now).await.unwrap();
         store.end_session(s, now).await.unwrap();
         let row = store.session(s).await.unwrap().unwrap();
         assert_eq!(row.title.as_deref(), Some("new"));

@@ -180,7 +180,9 @@ async fn helix_checks_250_logins_in_3_requests() {
     let (mut watcher, mut rx) = watcher(&config);
     let logins: Vec<Login> = (0..250).map(|i| login(&format!("user{i}"))).collect();
     watcher.cycle(&logins, true).await;
-    assert_eq!(*fake.batches.lock().unwrap(), vec![100, 100, 50]);
+    let mut batches = fake.batches.lock().unwrap().clone();
+    batches.sort();
+    assert_eq!(batches, vec![50, 100, 100]);
     let mut live = Vec::new();
     while let Ok(event) = rx.try_recv() {
         assert_eq!(event.kind.name(), "LiveDetected");
@@ -350,13 +352,24 @@ async fn a_recheck_reports_a_still_live_stream_again_once_due() {
     watcher.cycle(&logins, true).await;
     assert!(rx.try_recv().is_err(), "once per stream");
     // Not due yet: nothing.
-    watcher
-        .recheck_at
-        .insert(login("foo"), Instant::now() + Duration::from_secs(3600));
+    watcher.recheck_at.insert(
+        login("foo"),
+        (None, Instant::now() + Duration::from_secs(3600)),
+    );
     watcher.cycle(&logins, true).await;
     assert!(rx.try_recv().is_err());
-    // Due: the same stream is reported again, once.
-    watcher.recheck_at.insert(login("foo"), Instant::now());
+    // Due, but for another stream than the one live now (that one is already reported):
+    // nothing.
+    watcher
+        .recheck_at
+        .insert(login("foo"), (Some("older".into()), Instant::now()));
+    watcher.cycle(&logins, true).await;
+    assert!(rx.try_recv().is_err());
+    assert!(watcher.recheck_at.is_empty());
+    // Due for this stream: it is reported again, once.
+    watcher
+        .recheck_at
+        .insert(login("foo"), (Some("id-foo".into()), Instant::now()));
     watcher.cycle(&logins, true).await;
     let again = rx.try_recv().unwrap();
     match again.kind {
@@ -368,4 +381,58 @@ async fn a_recheck_reports_a_still_live_stream_again_once_due() {
     watcher.cycle(&logins, true).await;
     assert!(rx.try_recv().is_err());
     assert!(watcher.recheck_at.is_empty());
+}
+
+#[tokio::test]
+async fn shutdown_does_not_wait_for_a_slow_cycle() {
+    // Helix takes 20 s to answer (a rate-limit wait or a slow network would do the same).
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/helix/streams"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": []}))
+                .set_delay(Duration::from_secs(20)),
+        )
+        .mount(&server)
+        .await;
+    let config = config_for(&server, true);
+    let (tx, _rx) = mpsc::channel(16);
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let handle = spawn(&config, Events::new(tx), shutdown.clone(), &tracker);
+    handle.set_wanted(vec![login("foo")]);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    shutdown.cancel();
+    tracker.close();
+    tokio::time::timeout(Duration::from_secs(2), tracker.wait())
+        .await
+        .expect("the watcher stops within 2 s of shutdown");
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn helix_batches_run_side_by_side() {
+    // Each answer takes 300 ms: 8 batches one after another would take 2.4 s.
+    let server = MockServer::start().await;
+    mount_token(&server).await;
+    Mock::given(method("GET"))
+        .and(path("/helix/streams"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"data": []}))
+                .set_delay(Duration::from_millis(300)),
+        )
+        .mount(&server)
+        .await;
+    let config = config_for(&server, true);
+    let (mut watcher, _rx) = watcher(&config);
+    let logins: Vec<Login> = (0..800).map(|i| login(&format!("u{i}"))).collect();
+    let started = std::time::Instant::now();
+    watcher.cycle(&logins, true).await;
+    let took = started.elapsed();
+    assert_eq!(watcher.status.borrow().last_check_requests, 8);
+    assert!(took < Duration::from_millis(1500), "{took:?}");
 }
