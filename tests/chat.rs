@@ -1002,6 +1002,7 @@ async fn a_chat_file_follows_a_recording_moved_after_its_upload() {
         ad_breaks: vec![],
         discontinuities: vec![],
         recovered: false,
+        last_segment: None,
         youtube_video_id: Some("vid".into()),
     };
     std::fs::create_dir_all(recordings.join("a")).unwrap();
