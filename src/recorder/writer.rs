@@ -5,10 +5,15 @@
 //! is copied twice. A write on the blocking pool is collected by whichever call comes next
 //! when the caller stopped waiting for it (a cancelled download), so the file is never lost.
 //! Each flush can also replace a small note next to the file (the progress checkpoint) in the
-//! same trip to the blocking pool, after the data it describes.
+//! same trip to the blocking pool, after the data it describes. A note that fits in one page
+//! is rewritten in place (one `pwrite` into a file kept open, padded with spaces to its
+//! previous length): a killed process cannot tear a one-page write, and it costs a fifth of
+//! the create + write + rename a larger note still gets (measured in the recorder benchmark,
+//! where a note follows every segment of 100 streams).
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
@@ -21,16 +26,30 @@ use tokio::task::JoinHandle;
 /// mid-download hold a buffer, so memory stays well below streams × this.
 pub const FLUSH_AT: usize = 2 * 1024 * 1024;
 
-/// A small file written atomically (temporary + rename) after the data of a flush.
+/// A small file replaced whole after the data of a flush. Readers must accept trailing
+/// whitespace (JSON does).
 #[derive(Debug, Clone)]
 pub struct Note {
     pub path: PathBuf,
     pub bytes: Vec<u8>,
 }
 
+/// Largest note rewritten in place: a write within one page at offset 0 is done whole or not
+/// at all when the process is killed.
+const NOTE_IN_PLACE_MAX: usize = 4096;
+
+/// The note file kept open between flushes, and how long it is.
+#[derive(Debug)]
+struct NoteFile {
+    path: PathBuf,
+    file: File,
+    len: usize,
+}
+
 /// What a write on the blocking pool hands back.
 struct Written {
     file: File,
+    note: Option<NoteFile>,
     chunks: Vec<Bytes>,
     bytes: u64,
     result: io::Result<()>,
@@ -42,6 +61,8 @@ pub struct PartFile {
     part_path: PathBuf,
     /// `None` while a blocking write has it (see `in_flight`), or after such a write panicked.
     file: Option<File>,
+    /// The note written by the last flush, open for the next one (also out while a write is).
+    note: Option<NoteFile>,
     /// A write on the blocking pool, not collected yet.
     in_flight: Option<JoinHandle<Written>>,
     /// Bytes in that write.
@@ -102,6 +123,7 @@ impl PartFile {
             final_path,
             part_path,
             file: Some(file),
+            note: None,
             in_flight: None,
             pending: 0,
             buf: Vec::with_capacity(64),
@@ -152,18 +174,24 @@ impl PartFile {
             return Ok(());
         }
         let mut file = self.take_file()?;
+        let mut note_file = self.note.take();
         let chunks = std::mem::take(&mut self.buf);
         self.pending = std::mem::take(&mut self.buffered) as u64;
         let bytes = self.pending;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let result = write_all_vectored(&mut file, &chunks);
             if let (Ok(()), Some(note)) = (&result, note) {
-                if let Err(e) = write_atomically(&note.path, &note.bytes) {
-                    tracing::debug!(error = %e, path = %note.path.display(), "cannot write the note");
-                }
+                note_file = match replace_note(note_file, &note) {
+                    Ok(open) => open,
+                    Err(e) => {
+                        tracing::debug!(error = %e, path = %note.path.display(), "cannot write the note");
+                        None
+                    }
+                };
             }
             Written {
                 file,
+                note: note_file,
                 chunks,
                 bytes,
                 result,
@@ -185,10 +213,12 @@ impl PartFile {
         let written = joined.map_err(|e| io::Error::other(format!("file task failed: {e}")))?;
         let Written {
             file,
+            note,
             mut chunks,
             bytes,
             result,
         } = written;
+        self.note = note;
         match &result {
             Ok(()) => self.on_disk += bytes,
             // How much of it reached the file is unknown: measure it.
@@ -287,6 +317,39 @@ fn write_all_vectored(file: &mut File, chunks: &[Bytes]) -> io::Result<()> {
     Ok(())
 }
 
+/// Replaces the note (blocking): in place in the open file when it fits in a page, else by
+/// [`write_atomically`] (which replaces the file the handle points at, so the handle goes).
+/// Returns the file to keep open.
+fn replace_note(open: Option<NoteFile>, note: &Note) -> io::Result<Option<NoteFile>> {
+    if note.bytes.len() > NOTE_IN_PLACE_MAX {
+        write_atomically(&note.path, &note.bytes)?;
+        return Ok(None);
+    }
+    let mut open = match open {
+        Some(open) if open.path == note.path => open,
+        _ => {
+            // Written whole once, so the file never holds a partial first version.
+            write_atomically(&note.path, &note.bytes)?;
+            let file = OpenOptions::new().write(true).open(&note.path)?;
+            return Ok(Some(NoteFile {
+                path: note.path.clone(),
+                file,
+                len: note.bytes.len(),
+            }));
+        }
+    };
+    if note.bytes.len() >= open.len {
+        open.file.write_all_at(&note.bytes, 0)?;
+    } else {
+        let mut padded = Vec::with_capacity(open.len);
+        padded.extend_from_slice(&note.bytes);
+        padded.resize(open.len, b' ');
+        open.file.write_all_at(&padded, 0)?;
+    }
+    open.len = open.len.max(note.bytes.len());
+    Ok(Some(open))
+}
+
 /// Writes `bytes` to `<path>.tmp` and renames it over `path` (blocking; not fsynced: notes
 /// guard against a killed process, and the page cache survives that).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -327,6 +390,51 @@ pub fn numbered(path: &Path, n: u32) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn notes_are_replaced_whole_in_place_or_by_rename_when_large() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::create(dir.path().join("rec.ts")).await.unwrap();
+        let path = dir.path().join("rec.ts.part.json");
+        let mut flush_note = async |json: serde_json::Value| {
+            part.append(Bytes::from_static(b"x")).await.unwrap();
+            let bytes = serde_json::to_vec(&json).unwrap();
+            part.flush_and_note(Some(Note {
+                path: path.clone(),
+                bytes,
+            }))
+            .await
+            .unwrap();
+            let read: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            assert_eq!(read, json);
+        };
+        flush_note(serde_json::json!({ "segments": 1, "title": "a longer first title" })).await;
+        let inode = || std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&path).unwrap());
+        let first = inode();
+        // Shorter: padded over the old text, same file.
+        flush_note(serde_json::json!({ "segments": 2 })).await;
+        assert_eq!(inode(), first, "rewritten in place");
+        let text = std::fs::read(&path).unwrap();
+        assert!(
+            text.ends_with(b"  "),
+            "{:?}",
+            String::from_utf8_lossy(&text)
+        );
+        // Larger than a page: replaced by rename, then in place again in the new file.
+        flush_note(serde_json::json!({ "segments": 3, "chapters": "c".repeat(5000) })).await;
+        let renamed = inode();
+        assert_ne!(renamed, first);
+        flush_note(serde_json::json!({ "segments": 4 })).await;
+        assert_ne!(inode(), renamed, "a fresh file after a large note");
+        let small = inode();
+        flush_note(serde_json::json!({ "segments": 5 })).await;
+        assert_eq!(inode(), small);
+        assert_eq!(
+            std::fs::read(dir.path().join("rec.ts.part")).unwrap(),
+            b"xxxxx"
+        );
+    }
 
     #[tokio::test]
     async fn appends_truncates_back_and_finishes() {
