@@ -573,32 +573,15 @@ async fn crash_then_go_on(finishable: bool) {
         [whole.as_slice(), torn].concat(),
     )
     .unwrap();
-    let now = Utc::now();
-    let checkpoint = Sidecar {
-        login: "foo".into(),
-        display_name: None,
-        source: "twitch".into(),
-        stream_id: Some("s9".into()),
+    let checkpoint = checkpoint_of_part_2(
         session,
-        part: 2,
-        file: "2026-11-21_10-00-30_t.ts".into(),
-        quality: "1080p60".into(),
-        started: now,
-        ended: now,
-        duration_secs: 0.5,
-        segments: 2,
-        bytes: whole.len() as u64,
-        chapters: vec![],
-        gaps: vec![],
-        ad_breaks: vec![],
-        discontinuities: vec![],
-        recovered: false,
-        youtube_video_id: None,
-        last_segment: Some(Position {
+        2,
+        whole.len() as u64,
+        Some(Position {
             sequence: 5,
             program_date_time: None,
         }),
-    };
+    );
     std::fs::write(
         folder.join("2026-11-21_10-00-30_t.ts.part.json"),
         serde_json::to_vec(&checkpoint).unwrap(),
@@ -681,6 +664,46 @@ async fn crash_then_go_on(finishable: bool) {
 }
 
 #[tokio::test]
+async fn a_stored_part_whose_leftover_has_no_whole_segment_is_removed_and_marked_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let folder = dir.path().join("recordings/foo");
+    std::fs::create_dir_all(&folder).unwrap();
+    let second = folder.join("2026-11-21_10-00-30_t.ts");
+    let session = {
+        let store = store(dir.path()).await;
+        let s = store
+            .create_session("foo", Some("s9"), "t", None, Utc::now())
+            .await
+            .unwrap();
+        store.start_part(s, 2, &second, Utc::now()).await.unwrap();
+        store.close().await;
+        s
+    };
+    // Killed half-way through the part's first segment: the checkpoint written when the
+    // part opened says nothing is in it yet.
+    let part_file = part_of(&second);
+    std::fs::write(&part_file, b"half a segm").unwrap();
+    let opened = checkpoint_of_part_2(session, 0, 0, None);
+    std::fs::write(
+        folder.join("2026-11-21_10-00-30_t.ts.part.json"),
+        serde_json::to_vec(&opened).unwrap(),
+    )
+    .unwrap();
+
+    let bot = Bot::start(dir.path(), &origin, "").await;
+    // Recovery runs before the core takes commands.
+    bot.run("list").await;
+    bot.stop().await;
+    assert!(!part_file.exists());
+    let store = store(dir.path()).await;
+    let parts = store.parts_of(session).await.unwrap();
+    assert_eq!(parts.len(), 1, "{parts:?}");
+    assert_eq!(parts[0].state, "failed", "{parts:?}");
+    assert!(store.parts_in_progress().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn a_crash_leftover_whose_sidecar_cannot_be_written_is_reported_then_finished_later() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
@@ -735,6 +758,38 @@ async fn a_crash_leftover_whose_sidecar_cannot_be_written_is_reported_then_finis
     bot.stop().await;
     assert!(bot_saw_recovered(&store(dir.path()).await, session).await);
     assert_eq!(std::fs::metadata(&final_path).unwrap().len(), 5000);
+}
+
+/// The progress checkpoint of foo's part 2 (`2026-11-21_10-00-30_t.ts`) in `session`.
+fn checkpoint_of_part_2(
+    session: i64,
+    segments: u64,
+    bytes: u64,
+    last_segment: Option<recbot::recorder::sidecar::Position>,
+) -> Sidecar {
+    let now = Utc::now();
+    Sidecar {
+        login: "foo".into(),
+        display_name: None,
+        source: "twitch".into(),
+        stream_id: Some("s9".into()),
+        session,
+        part: 2,
+        file: "2026-11-21_10-00-30_t.ts".into(),
+        quality: "1080p60".into(),
+        started: now,
+        ended: now,
+        duration_secs: segments as f64 * 0.25,
+        segments,
+        bytes,
+        chapters: vec![],
+        gaps: vec![],
+        ad_breaks: vec![],
+        discontinuities: vec![],
+        recovered: false,
+        youtube_video_id: None,
+        last_segment,
+    }
 }
 
 fn part_of(final_path: &Path) -> PathBuf {

@@ -593,6 +593,7 @@ impl Core {
         login: Option<Login>,
     ) -> Option<(i64, u32, Option<Position>)> {
         let from_db = known.is_some();
+        let row = known.as_ref().map(|k| (k.session, k.part));
         match recovery::recover(path.clone(), known).await {
             Ok(Some(r)) => {
                 let session = r.sidecar.session;
@@ -607,6 +608,12 @@ impl Core {
             }
             Ok(None) => {
                 info!(path = %path.display(), "removed a part left by a crash with no whole segment");
+                // Its row would otherwise say `recording` until the next start.
+                if let Some((session, part)) = row {
+                    if let Err(e) = self.store.fail_part(session, part, Utc::now()).await {
+                        error!(error = %e, "cannot mark an empty leftover part failed");
+                    }
+                }
                 None
             }
             Err(e) => {
