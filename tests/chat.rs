@@ -863,9 +863,7 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
     std::fs::create_dir_all(&recordings).unwrap();
     let sidecar = Sidecar {
         login: "a".into(),
-        display_name: None,
         source: "twitch".into(),
-        stream_id: None,
         session: 7,
         part: 2,
         file: "2025-03-01_23-59-50_title.ts".into(),
@@ -875,17 +873,12 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
         duration_secs: 35.0,
         segments: 18,
         bytes: 1,
-        chapters: vec![],
-        gaps: vec![],
         ad_breaks: vec![AdBreak {
             at: start + chrono::Duration::seconds(8),
             offset_secs: 8.0,
             duration_secs: 5.0,
         }],
-        discontinuities: vec![],
-        recovered: false,
-        youtube_video_id: None,
-        last_segment: None,
+        ..Default::default()
     };
     let sidecar_path = recordings.join("2025-03-01_23-59-50_title.json");
     sidecar.write(&sidecar_path).await.unwrap();
@@ -985,9 +978,7 @@ async fn a_chat_file_follows_a_recording_moved_after_its_upload() {
     wait_records(&chat_dir, "m1", |all| ids_in(all, "a").len() == 1).await;
     let sidecar = |name: &str| Sidecar {
         login: "a".into(),
-        display_name: None,
         source: "twitch".into(),
-        stream_id: None,
         session: 1,
         part: 1,
         file: format!("{name}.ts"),
@@ -997,13 +988,8 @@ async fn a_chat_file_follows_a_recording_moved_after_its_upload() {
         duration_secs: 30.0,
         segments: 15,
         bytes: 5,
-        chapters: vec![],
-        gaps: vec![],
-        ad_breaks: vec![],
-        discontinuities: vec![],
-        recovered: false,
-        last_segment: None,
         youtube_video_id: Some("vid".into()),
+        ..Default::default()
     };
     std::fs::create_dir_all(recordings.join("a")).unwrap();
     std::fs::create_dir_all(uploaded.join("a")).unwrap();
@@ -1331,9 +1317,7 @@ async fn the_core_drives_the_chat_logger() {
     let start = Utc::now() - chrono::Duration::seconds(60);
     let sidecar = Sidecar {
         login: "foo".into(),
-        display_name: None,
         source: "twitch".into(),
-        stream_id: None,
         session: 1,
         part: 1,
         file: "rec.ts".into(),
@@ -1343,13 +1327,7 @@ async fn the_core_drives_the_chat_logger() {
         duration_secs: 60.0,
         segments: 30,
         bytes: 1,
-        chapters: vec![],
-        gaps: vec![],
-        ad_breaks: vec![],
-        discontinuities: vec![],
-        recovered: false,
-        youtube_video_id: None,
-        last_segment: None,
+        ..Default::default()
     };
     let sidecar_path = dir.path().join("rec.json");
     sidecar.write(&sidecar_path).await.unwrap();

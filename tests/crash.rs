@@ -4,63 +4,11 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use recbot::recorder::sidecar::Sidecar;
+use support::binary::Running;
 use support::origin::{End, Origin, StreamConfig};
-
-const BIN: &str = env!("CARGO_BIN_EXE_recbot");
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(config: &std::path::Path) -> Running {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line.unwrap_or_default()).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    fn send(&mut self, line: &str) {
-        let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "{line}").unwrap();
-        stdin.flush().unwrap();
-    }
-
-    /// The first stdout line containing `needle` (20 s at most; blocking).
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) if line.contains(needle) => return line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no line with {needle:?}; saw {seen:#?}"),
-            }
-        }
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_recording_then_recover_and_record_on() {
@@ -88,9 +36,9 @@ async fn kill_9_while_recording_then_recover_and_record_on() {
     let config2 = config.clone();
     tokio::task::spawn_blocking(move || {
         let mut bot = Running::start(&config2);
-        bot.wait_for("started, watching 0");
+        bot.wait_for_blocking("started, watching 0");
         bot.send(&format!("add hls {url} studio"));
-        bot.wait_for("⏺ studio: recording (source)");
+        bot.wait_for_blocking("⏺ studio: recording (source)");
         std::thread::sleep(Duration::from_millis(1500));
         bot.child.kill().unwrap(); // SIGKILL
         bot.child.wait().unwrap();
@@ -102,9 +50,9 @@ async fn kill_9_while_recording_then_recover_and_record_on() {
         assert!(names.iter().any(|n| n.ends_with(".ts.part")), "{names:?}");
 
         let bot = Running::start(&config2);
-        let line = bot.wait_for("(recovered after a crash)");
+        let line = bot.wait_for_blocking("(recovered after a crash)");
         assert!(line.contains("studio: part 1 finished"), "{line}");
-        let line = bot.wait_for("⏺ studio: recording part 2");
+        let line = bot.wait_for_blocking("⏺ studio: recording part 2");
         assert!(line.contains("(source)"), "{line}");
         let mut names: Vec<String> = std::fs::read_dir(&folder)
             .unwrap()

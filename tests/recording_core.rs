@@ -770,7 +770,6 @@ fn checkpoint_of_part_2(
     let now = Utc::now();
     Sidecar {
         login: "foo".into(),
-        display_name: None,
         source: "twitch".into(),
         stream_id: Some("s9".into()),
         session,
@@ -782,13 +781,8 @@ fn checkpoint_of_part_2(
         duration_secs: segments as f64 * 0.25,
         segments,
         bytes,
-        chapters: vec![],
-        gaps: vec![],
-        ad_breaks: vec![],
-        discontinuities: vec![],
-        recovered: false,
-        youtube_video_id: None,
         last_segment,
+        ..Default::default()
     }
 }
 

@@ -3,66 +3,17 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::Ordering;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use recbot::config::Secret;
 use recbot::core::store::{JobState, NewUploadJob, Store, StoredToken};
+use support::binary::Running;
 use support::youtube_tcp::TcpYoutube;
 
-const BIN: &str = env!("CARGO_BIN_EXE_recbot");
 const MIB: u64 = 1024 * 1024;
-
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Running {
-    fn start(config: &Path) -> Running {
-        let mut child = Command::new(BIN)
-            .args(["run", "--config"])
-            .arg(config)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                if tx.send(line.unwrap_or_default()).is_err() {
-                    break;
-                }
-            }
-        });
-        Running { child, lines }
-    }
-
-    /// Waits (without blocking the fake's runtime) for a stdout line containing `needle`.
-    async fn wait_for(&self, needle: &str) -> String {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        let mut seen = Vec::new();
-        loop {
-            while let Ok(line) = self.lines.try_recv() {
-                if line.contains(needle) {
-                    return line;
-                }
-                seen.push(line);
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no line with {needle:?}; saw {seen:#?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
 
 async fn job_state(db: &Path) -> (JobState, u64) {
     let store = Store::open(db).await.unwrap();

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sidecar {
     /// Watch-list name (Twitch login or HLS source name).
     pub login: String,
@@ -166,15 +166,11 @@ mod tests {
                 title: "hello".into(),
                 game: Some("Chess".into()),
             }],
-            gaps: vec![],
-            ad_breaks: vec![],
-            discontinuities: vec![],
-            recovered: false,
-            youtube_video_id: None,
             last_segment: Some(Position {
                 sequence: 41,
                 program_date_time: Some(now),
             }),
+            ..Default::default()
         };
         sidecar.write(&path).await.unwrap();
         assert!(!dir

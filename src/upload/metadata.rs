@@ -329,12 +329,7 @@ mod tests {
                     game: g.map(str::to_string),
                 })
                 .collect(),
-            gaps: vec![],
-            ad_breaks: vec![],
-            discontinuities: vec![],
-            recovered: false,
-            youtube_video_id: None,
-            last_segment: None,
+            ..Default::default()
         }
     }
 

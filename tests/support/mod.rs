@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod binary;
 pub mod origin;
 pub mod twitch;
 pub mod twitch_irc;
@@ -212,12 +213,7 @@ pub async fn write_part(config: &Config, login: &str, name: &str, bytes: u64) ->
             chapter(1800.0, "Speedrun <day 3>", "Chess"),
             chapter(4000.0, "Q&A", "Just Chatting"),
         ],
-        gaps: vec![],
-        ad_breaks: vec![],
-        discontinuities: vec![],
-        recovered: false,
-        youtube_video_id: None,
-        last_segment: None,
+        ..Default::default()
     };
     let sidecar_path = Sidecar::path_for(&file);
     sidecar.write(&sidecar_path).await.unwrap();
