@@ -258,9 +258,7 @@ pub async fn append_resource(
             Ok(n) => return Ok(n),
             Err(e) => {
                 part.truncate(mark).await?;
-                let retry = matches!(e, FetchError::Transport(_))
-                    || matches!(e, FetchError::Status(s) if s >= 500 || s == 429 || s == 408);
-                if !retry || attempt + 1 >= SEGMENT_ATTEMPTS {
+                if !e.transient() || attempt + 1 >= SEGMENT_ATTEMPTS {
                     return Err(e);
                 }
                 tracing::debug!(error = %e, attempt, "segment download failed; retrying");

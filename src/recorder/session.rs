@@ -23,7 +23,7 @@ use super::fetch::{self, FetchError, MediaSource, Origin, Resolved, PLAYLIST_ATT
 use super::naming::{self, NameValues};
 use super::playlist::{self, InitMap, MediaPlaylist, Segment};
 use super::sidecar::{AdBreak, Chapter, Gap, Position, Sidecar};
-use super::writer::{self, Note, PartFile};
+use super::writer::{Note, PartFile};
 use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
 use crate::event::{Event, EventKind};
 
@@ -755,7 +755,7 @@ impl Session {
         let relative = naming::render(&self.rec.settings.file_template, &values, fmp4)
             .map_err(|e| TakeEnd::Failed(format!("cannot name the recording: {e}")))?;
         let target = self.rec.settings.recordings_dir.join(&relative);
-        let file = PartFile::create(target).await.map_err(|e| {
+        let mut file = PartFile::create(target).await.map_err(|e| {
             TakeEnd::Failed(format!(
                 "cannot create the recording file under {}: {e}",
                 self.rec.settings.recordings_dir.display()
@@ -801,7 +801,15 @@ impl Session {
             youtube_video_id: None,
             last_segment: self.cursor.position(),
         };
-        write_checkpoint(file.final_path(), &sidecar).await;
+        // The checkpoint of an empty part: recovery then knows nothing in it is whole yet.
+        // Through the file's note, so the checkpoints after each segment rewrite it in place.
+        let note = serde_json::to_vec(&sidecar).ok().map(|bytes| Note {
+            path: checkpoint_path(file.final_path()),
+            bytes,
+        });
+        if let Err(e) = file.flush_and_note(note).await {
+            debug!(error = %e, "cannot write the progress checkpoint");
+        }
         let part_no = self.next_part;
         self.next_part += 1;
         info!(login = %self.spec.login, part = part_no, file = %relative, quality = %self.quality, "recording");
@@ -1065,19 +1073,6 @@ impl Session {
         };
         self.emit(kind).await;
         info!(login = %self.spec.login, session = self.spec.session, "recording session ended");
-    }
-}
-
-/// Writes the progress checkpoint (not fsynced: it guards against a killed process, and the
-/// page cache survives that).
-async fn write_checkpoint(final_path: &Path, sidecar: &Sidecar) {
-    let path = checkpoint_path(final_path);
-    let Ok(json) = serde_json::to_vec(sidecar) else {
-        return;
-    };
-    let result = tokio::task::spawn_blocking(move || writer::write_atomically(&path, &json)).await;
-    if let Ok(Err(e)) = result {
-        debug!(error = %e, "cannot write the progress checkpoint");
     }
 }
 

@@ -272,11 +272,11 @@ fn diff(
 ) -> Vec<(Login, EventKind)> {
     let mut events = Vec::new();
     for (login, observation) in observed {
-        let before = known.get(&login).cloned();
+        // Taken out: every branch that keeps the login puts it back.
+        let before = known.remove(&login);
         match (before, observation) {
             (None, None) => {}
             (Some(old), None) => {
-                known.remove(&login);
                 events.push((
                     login,
                     EventKind::StreamOffline {
