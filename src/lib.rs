@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map. The binary (`main.rs`) only parses the command line and
 //! wires these parts together.
 
+pub mod backoff;
 pub mod chat;
 pub mod config;
 pub mod core;

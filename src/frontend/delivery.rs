@@ -19,6 +19,7 @@ use tokio::sync::broadcast::{
 use tracing::{debug, error, info, warn};
 
 use super::render;
+use crate::backoff::jitter;
 use crate::core::store::PostedMessage;
 use crate::core::{CoreHandle, CoreStopped, Notice};
 use crate::event::{Event, EventKind, Room};
@@ -172,13 +173,6 @@ fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> bool {
             | EventKind::UploadFinished { job: j, .. }
             | EventKind::UploadFailed { job: j, .. } if j == job)
     })
-}
-
-/// A pause of `wait` with jitter: between half and all of it, so retries of several
-/// clients (or of one client's several routes) do not stay in step.
-pub fn jitter(wait: Duration) -> Duration {
-    let half = wait / 2;
-    half + half.mul_f64(rand::random::<f64>())
 }
 
 /// Exponential backoff with jitter, back to the first step after a healthy run.

@@ -12,6 +12,7 @@ use url::Url;
 use super::playlist::{self, ByteRange, Parsed, PlaylistError, MAX_PLAYLIST_BYTES};
 use super::variant;
 use super::writer::PartFile;
+use crate::backoff::exponential;
 use crate::twitch::playback::{Master, Playback, PlaybackError};
 
 /// Tries per segment (first try + retries) before it is reported as a gap.
@@ -21,15 +22,9 @@ pub const PLAYLIST_ATTEMPTS: u32 = 4;
 /// Tries to resolve a source (token + master playlist) before giving up for now.
 pub const RESOLVE_ATTEMPTS: u32 = 4;
 
-/// `base × 2^attempt`, at most `cap`, times a random factor in [0.5, 1) so that many
-/// recordings failing together do not retry in lockstep.
-pub fn backoff(attempt: u32, base: Duration, cap: Duration) -> Duration {
-    let exp = base.saturating_mul(1u32 << attempt.min(16)).min(cap);
-    exp.mul_f64(rand::random_range(0.5..1.0))
-}
-
-const RETRY_BASE: Duration = Duration::from_millis(250);
-const RETRY_CAP: Duration = Duration::from_secs(4);
+/// First and longest wait between two tries of one request.
+pub(super) const RETRY_BASE: Duration = Duration::from_millis(250);
+pub(super) const RETRY_CAP: Duration = Duration::from_secs(4);
 
 /// Where recording reads from.
 #[derive(Debug, Clone)]
@@ -128,7 +123,7 @@ impl Origin {
             match result {
                 Err(e) if e.transient() && attempt + 1 < RESOLVE_ATTEMPTS => {
                     tracing::debug!(error = %e, attempt, "resolving the stream failed; retrying");
-                    sleep_or_cancel(backoff(attempt, RETRY_BASE, RETRY_CAP), cancel).await?;
+                    sleep_or_cancel(exponential(attempt, RETRY_BASE, RETRY_CAP), cancel).await?;
                     attempt += 1;
                 }
                 other => return other,
@@ -262,7 +257,7 @@ pub async fn append_resource(
                     return Err(e);
                 }
                 tracing::debug!(error = %e, attempt, "segment download failed; retrying");
-                sleep_or_cancel(backoff(attempt, RETRY_BASE, RETRY_CAP), cancel).await?;
+                sleep_or_cancel(exponential(attempt, RETRY_BASE, RETRY_CAP), cancel).await?;
                 attempt += 1;
             }
         }
@@ -415,7 +410,7 @@ mod tests {
         let base = Duration::from_millis(100);
         let cap = Duration::from_secs(2);
         for attempt in 0..10 {
-            let d = backoff(attempt, base, cap);
+            let d = exponential(attempt, base, cap);
             let full = base.saturating_mul(1 << attempt).min(cap);
             assert!(d >= full / 2 && d <= full, "{attempt}: {d:?}");
         }

@@ -157,7 +157,8 @@ pub async fn poll(
                         if lasted.is_some_and(|d| d >= HEALTHY) {
                             restarts = 0;
                         }
-                        let delay = fetch::backoff(restarts, first_recheck, MAX_RECHECK);
+                        let delay =
+                            crate::backoff::exponential(restarts, first_recheck, MAX_RECHECK);
                         tracing::info!(login = %name, delay_secs = delay.as_secs(), "recording ended while the source goes on; announcing it again later");
                         quiet_until = Some(Instant::now() + delay);
                         restarts = restarts.saturating_add(1);
@@ -235,7 +236,7 @@ pub async fn poll(
         // A source that keeps failing is asked less and less often.
         let wait = match failures {
             0 => every,
-            n => every.max(fetch::backoff(n, every, MAX_FAILING_POLL)),
+            n => every.max(crate::backoff::exponential(n, every, MAX_FAILING_POLL)),
         };
         tokio::select! {
             _ = cancel.cancelled() => return,

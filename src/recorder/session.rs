@@ -452,10 +452,10 @@ impl Session {
                         refresh = true;
                     } else {
                         next_reload = Instant::now()
-                            + fetch::backoff(
+                            + crate::backoff::exponential(
                                 failures - 1,
-                                Duration::from_millis(250),
-                                Duration::from_secs(4),
+                                fetch::RETRY_BASE,
+                                fetch::RETRY_CAP,
                             );
                     }
                 }
@@ -500,7 +500,7 @@ impl Session {
                 // back off, so a playlist that keeps failing is not hammered.
                 let wait = match refreshes {
                     0 => Duration::ZERO,
-                    n => fetch::backoff(n - 1, REFRESH_BASE, REFRESH_CAP),
+                    n => crate::backoff::exponential(n - 1, REFRESH_BASE, REFRESH_CAP),
                 };
                 refreshes = refreshes.saturating_add(1);
                 // A new token and master playlist; the cursor keeps the media sequence, so the
@@ -1085,7 +1085,7 @@ async fn write_sidecar(sidecar: &Sidecar, path: &Path) -> anyhow::Result<()> {
             Err(e) if attempt + 1 >= SIDECAR_ATTEMPTS => return Err(e),
             Err(e) => {
                 debug!(error = %e, attempt, "cannot write the sidecar; retrying");
-                tokio::time::sleep(fetch::backoff(
+                tokio::time::sleep(crate::backoff::exponential(
                     attempt,
                     Duration::from_millis(200),
                     Duration::from_secs(2),

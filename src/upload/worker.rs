@@ -578,10 +578,7 @@ pub fn backoff_delay(
     max: Duration,
     rng: &mut impl Rng,
 ) -> Duration {
-    let exp = failures.saturating_sub(1).min(30);
-    let ceiling = initial.saturating_mul(1u32 << exp).min(max);
-    let half = ceiling / 2;
-    half + half.mul_f64(rng.random::<f64>())
+    crate::backoff::exponential_with(failures.saturating_sub(1), initial, max, rng)
 }
 
 /// Decides when progress is worth announcing: at most once per 10% of the file and once per
