@@ -17,7 +17,8 @@ use super::line::is_login;
 use super::record::Stamp;
 use super::writer::{date_of_day, day_of, day_path, LineQueue};
 use crate::recorder::sidecar::Sidecar;
-use crate::upload::after::{Followed, Plan};
+use crate::recorder::writer::{finalize_file, part_path_of};
+use crate::upload::after::{chat_file, Followed, Plan};
 
 /// Why a part has no chat file with `after_upload = "delete"`.
 const DELETED: &str = "the recording was already uploaded and deleted (after_upload = \
@@ -28,15 +29,6 @@ const DELETED: &str = "the recording was already uploaded and deleted (after_upl
 pub struct Saved {
     pub path: PathBuf,
     pub lines: u64,
-}
-
-/// `dir/name.json` (sidecar of `name.ts`) → `dir/name.chat.jsonl`.
-pub fn chat_path(sidecar_path: &Path, sidecar: &Sidecar) -> PathBuf {
-    let stem = Path::new(&sidecar.file)
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| sidecar.file.clone());
-    sidecar_path.with_file_name(format!("{stem}.chat.jsonl"))
 }
 
 /// Flushes the writer, then writes the part's chat file (atomically: `.part`, fsync, rename)
@@ -71,7 +63,13 @@ pub async fn save_part(
         bail!("the sidecar's part ends before it starts");
     }
     queue.flush().await;
-    let dest = chat_path(sidecar_path, &sidecar);
+    let video = sidecar_path.with_file_name(
+        Path::new(&sidecar.file)
+            .file_name()
+            .unwrap_or_else(|| sidecar.file.as_ref()),
+    );
+    // The name after-upload looks for when it moves or deletes the video.
+    let dest = chat_file(&video);
     let span = Span::of(&sidecar);
     let dir = chat_dir.to_path_buf();
     let login = sidecar.login.clone();
@@ -83,11 +81,6 @@ pub async fn save_part(
         return Ok(Saved { path: dest, lines });
     };
     // The upload may have finished meanwhile, its files moved or deleted without this one.
-    let video = sidecar_path.with_file_name(
-        Path::new(&sidecar.file)
-            .file_name()
-            .unwrap_or_else(|| sidecar.file.as_ref()),
-    );
     match plan.follow(&dest, &video).await? {
         Followed::Stayed => Ok(Saved { path: dest, lines }),
         Followed::Moved(path) => Ok(Saved { path, lines }),
@@ -141,9 +134,7 @@ impl Span {
 }
 
 fn write_span(dir: &Path, login: &str, span: &Span, dest: &Path) -> Result<u64> {
-    let mut tmp = dest.as_os_str().to_owned();
-    tmp.push(".part");
-    let tmp = PathBuf::from(tmp);
+    let tmp = part_path_of(dest);
     let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut out = BufWriter::new(file);
     let mut lines = 0u64;
@@ -181,7 +172,7 @@ fn write_span(dir: &Path, login: &str, span: &Span, dest: &Path) -> Result<u64> 
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     file.sync_all()?;
     drop(file);
-    std::fs::rename(&tmp, dest)
+    finalize_file(&tmp, dest)
         .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
     Ok(lines)
 }
