@@ -99,7 +99,8 @@ impl Query {
         day_path(chat_dir, self.login.as_str(), self.date)
     }
 
-    fn admits(&self, record: &Record, human: Option<&str>) -> bool {
+    /// The time and user filters (cheap: checked before a line is rendered).
+    fn admits(&self, record: &Record) -> bool {
         let Some(at) = DateTime::<Utc>::from_timestamp_millis(record.time_ms()) else {
             return false;
         };
@@ -120,16 +121,19 @@ impl Query {
                 return false;
             }
         }
-        if let Some(grep) = &self.grep {
-            let haystack = match human {
-                Some(h) => h.to_lowercase(),
-                None => record.raw.to_lowercase(),
-            };
-            if !haystack.contains(grep.as_str()) {
-                return false;
-            }
-        }
         true
+    }
+
+    /// The `--grep` filter, on the rendered line (the raw line when it has no rendering).
+    fn greps(&self, record: &Record, human: Option<&str>) -> bool {
+        let Some(grep) = &self.grep else {
+            return true;
+        };
+        let haystack = match human {
+            Some(h) => h.to_lowercase(),
+            None => record.raw.to_lowercase(),
+        };
+        haystack.contains(grep.as_str())
     }
 }
 
@@ -156,8 +160,11 @@ pub fn print(chat_dir: &Path, query: &Query, out: &mut impl Write) -> Result<u64
             }
             continue;
         };
+        if !query.admits(&record) {
+            continue;
+        }
         let human = render(&record);
-        if !query.admits(&record, human.as_deref()) {
+        if !query.greps(&record, human.as_deref()) {
             continue;
         }
         if query.json {
