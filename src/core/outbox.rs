@@ -3,12 +3,16 @@
 //! threads and progress messages they opened, and each step of a notice that takes several
 //! posts. See `frontend/delivery.rs` for the other side.
 
+use std::collections::HashMap;
+
 use anyhow::Result;
+use recbot_commands::Login;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
 use super::store::PostedMessage;
 use super::{Core, CoreHandle, Notice};
+use crate::event::Room;
 
 /// Outbox requests waiting for the core.
 const OUTBOX_QUEUE: usize = 16;
@@ -188,11 +192,27 @@ impl Core {
     async fn outbox_pending(&mut self, after: i64, limit: i64) -> Result<Pending> {
         let mut notices = Vec::new();
         let page = self.store.events_after(after, limit).await?;
+        // A page is mostly a few logins' events: look each login's room up once.
+        let mut rooms: HashMap<Login, Option<Room>> = HashMap::new();
         for (seq, event) in page.events {
             if event.kind.is_audit_only() {
                 continue;
             }
-            let room = self.room_of(&event).await;
+            let room = match &event.login {
+                Some(login) => match rooms.get(login) {
+                    Some(room) => room.clone(),
+                    None => match self.store.watch(login).await {
+                        Ok(watch) => {
+                            let room = watch.map(|w| w.room);
+                            rooms.insert(login.clone(), room.clone());
+                            room
+                        }
+                        // As `room_of`: no room this time, asked again for the next event.
+                        Err(_) => None,
+                    },
+                },
+                None => None,
+            };
             notices.push(Notice { seq, event, room });
         }
         Ok(Pending {
