@@ -9,7 +9,7 @@ use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::playlist::{self, ByteRange, Parsed, PlaylistError, MAX_PLAYLIST_BYTES};
+use super::playlist::{self, ByteRange, MediaPlaylist, Parsed, PlaylistError, MAX_PLAYLIST_BYTES};
 use super::variant;
 use super::writer::PartFile;
 use crate::backoff::exponential;
@@ -44,7 +44,9 @@ pub struct MediaSource {
 
 #[derive(Debug)]
 pub enum Resolved {
-    Live(MediaSource),
+    /// Live, with the media playlist itself when the address given was one (already
+    /// fetched and parsed: a caller that only looks at it need not fetch it again).
+    Live(MediaSource, Option<Box<MediaPlaylist>>),
     Offline,
 }
 
@@ -152,11 +154,14 @@ impl Origin {
         };
         let broadcast_id = playlist::broadcast_id(&text);
         match playlist::parse(&text)? {
-            Parsed::Media(_) => Ok(Resolved::Live(MediaSource {
-                url: base,
-                quality: "source".into(),
-                broadcast_id,
-            })),
+            Parsed::Media(playlist) => Ok(Resolved::Live(
+                MediaSource {
+                    url: base,
+                    quality: "source".into(),
+                    broadcast_id,
+                },
+                Some(Box::new(playlist)),
+            )),
             Parsed::Master(master) => {
                 if let Some(method) = playlist::master_encryption(&master) {
                     return Err(PlaylistError::Encrypted(method).into());
@@ -168,11 +173,14 @@ impl Origin {
                 let url = base.join(&chosen.uri).map_err(|_| {
                     FetchError::Refused(format!("bad rendition address `{}`", chosen.uri))
                 })?;
-                Ok(Resolved::Live(MediaSource {
-                    url,
-                    quality: chosen.name.clone(),
-                    broadcast_id,
-                }))
+                Ok(Resolved::Live(
+                    MediaSource {
+                        url,
+                        quality: chosen.name.clone(),
+                        broadcast_id,
+                    },
+                    None,
+                ))
             }
         }
     }

@@ -58,19 +58,23 @@ enum Seen {
 async fn probe(http: &reqwest::Client, url: &Url, cancel: &CancellationToken) -> Seen {
     let origin = Origin::Hls { url: url.clone() };
     let media = match origin.resolve(http, Quality::BEST, cancel).await {
-        Ok(Resolved::Live(media)) => media,
+        // The address was the media playlist: resolving read it already.
+        Ok(Resolved::Live(_, Some(playlist))) => Ok(*playlist),
+        Ok(Resolved::Live(media, None)) => {
+            let body = match fetch::get(http, &media.url, None, cancel).await {
+                Ok(body) => body,
+                Err(FetchError::Status(404 | 410)) => return Seen::Offline,
+                Err(e) => return Seen::Failing(e.to_string()),
+            };
+            playlist::parse_media(&body)
+        }
         Ok(Resolved::Offline) => return Seen::Offline,
         Err(FetchError::Playlist(e @ PlaylistError::Encrypted(_))) => {
             return Seen::Unrecordable(e.to_string())
         }
         Err(e) => return Seen::Failing(e.to_string()),
     };
-    let body = match fetch::get(http, &media.url, None, cancel).await {
-        Ok(body) => body,
-        Err(FetchError::Status(404 | 410)) => return Seen::Offline,
-        Err(e) => return Seen::Failing(e.to_string()),
-    };
-    match playlist::parse_media(&body) {
+    match media {
         Ok(pl) => match pl.segments.last() {
             Some(last) => Seen::Live {
                 last: last.uri.clone(),

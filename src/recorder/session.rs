@@ -351,7 +351,7 @@ impl Session {
             .resolve(&self.rec.http, self.spec.quality, cancel)
             .await
         {
-            Ok(Resolved::Live(m)) => {
+            Ok(Resolved::Live(m, _)) => {
                 self.check_broadcast(&m)?;
                 Ok(m)
             }
@@ -995,7 +995,7 @@ impl Session {
                         .resolve(&self.rec.http, self.spec.quality, cancel)
                         .await;
                     match found {
-                        Ok(Resolved::Live(m)) => {
+                        Ok(Resolved::Live(m, _)) => {
                             if let Err(TakeEnd::NewBroadcast(why)) = self.check_broadcast(&m) {
                                 // Another broadcast is not this one coming back.
                                 self.new_broadcast(&why);
