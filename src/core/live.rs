@@ -92,7 +92,7 @@ impl Core {
         let Some(watcher) = &self.watcher else {
             return;
         };
-        if !watcher.status().live.contains_key(login) {
+        if !watcher.with_status(|s| s.live.contains_key(login)) {
             return;
         }
         if self.recordings.records_other_session(login, session) {

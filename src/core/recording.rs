@@ -420,10 +420,9 @@ impl Core {
             return;
         };
         if h.stream_id().is_none() {
-            let watched = self
-                .watcher
-                .as_ref()
-                .and_then(|w| w.status().live.get(login).and_then(|i| i.stream_id.clone()));
+            let watched = self.watcher.as_ref().and_then(|w| {
+                w.with_status(|s| s.live.get(login).and_then(|i| i.stream_id.clone()))
+            });
             if let Some(id) = watched {
                 h.learn_stream_id(&id);
             }

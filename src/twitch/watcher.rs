@@ -92,6 +92,12 @@ impl WatcherHandle {
         self.status.borrow().clone()
     }
 
+    /// `f` of the current status, without copying it (the status is locked while `f` runs,
+    /// so `f` must be quick).
+    pub fn with_status<R>(&self, f: impl FnOnce(&WatcherStatus) -> R) -> R {
+        f(&self.status.borrow())
+    }
+
     /// Forgets what is known about `login` at the first check after `after`, so that a stream
     /// still live then is reported again with `LiveDetected` (the recording of it ended while
     /// the stream went on). With `stream_id`, only that stream is forgotten: a newer one is
