@@ -12,5 +12,6 @@ pub mod event;
 pub mod frontend;
 pub mod logging;
 pub mod recorder;
+pub mod remote;
 pub mod twitch;
 pub mod upload;

@@ -859,6 +859,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn an_absurd_youtube_token_lifetime_is_reported_not_a_lost_flow() {
+        // yup-oauth2 would panic adding this lifetime to the clock.
+        let google = answering(
+            "/token",
+            ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "access_token": "ya29.absurd", "refresh_token": "1//absurd",
+                "expires_in": i64::MAX, "token_type": "Bearer",
+            })),
+        )
+        .await;
+        let bot = start(&google, Duration::from_secs(20), "").await;
+        assert!(bot.run("auth youtube").await.ok);
+        let reply = bot.run("code youtube 4/0Aabsurd-code").await;
+        assert!(
+            !reply.ok && reply.text.contains("lifetime is out of range"),
+            "{reply:?}"
+        );
+        let (_, token) = bot.stop("youtube").await;
+        assert_eq!(token, None);
+    }
+
+    #[tokio::test]
     async fn a_youtube_code_sent_just_before_the_authorization_expires_is_still_stored() {
         let google = answering(
             "/token",

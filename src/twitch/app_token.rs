@@ -34,8 +34,9 @@ pub enum AppTokenError {
 #[derive(Deserialize)]
 struct TokenResponse {
     access_token: String,
+    /// Any JSON number: a lifetime beyond what `u64` or `Instant` holds is clamped, not refused.
     #[serde(default)]
-    expires_in: Option<u64>,
+    expires_in: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -93,7 +94,8 @@ impl AppToken {
             return Err(AppTokenError::Status(status.as_u16()));
         }
         let body: TokenResponse = response.json().await?;
-        let lifetime = Duration::from_secs(body.expires_in.unwrap_or(3600));
+        let lifetime = crate::remote::lifetime("twitch", body.expires_in.unwrap_or(3600.0))
+            .unwrap_or(Duration::ZERO);
         let token = Secret::new(body.access_token);
         self.cached = Some((
             token.clone(),
@@ -137,6 +139,35 @@ mod tests {
         assert_eq!(token.get().await.unwrap().expose(), "tok");
         token.invalidate();
         token.get().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_absurd_lifetime_is_clamped_not_a_panic() {
+        for expires_in in [
+            serde_json::json!(u64::MAX),
+            serde_json::json!(1e30),
+            serde_json::json!(-5),
+        ] {
+            let server = MockServer::start().await;
+            Mock::given(method("POST"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(
+                    serde_json::json!({"access_token": "tok", "expires_in": expires_in}),
+                ))
+                .mount(&server)
+                .await;
+            let mut token = AppToken::new(
+                reqwest::Client::new(),
+                &server.uri(),
+                "cid",
+                Secret::new("s3cret"),
+            );
+            assert_eq!(token.get().await.unwrap().expose(), "tok", "{expires_in}");
+            let (_, until) = token.cached.as_ref().unwrap();
+            assert!(
+                *until <= Instant::now() + crate::remote::MAX_TOKEN_LIFETIME,
+                "{expires_in}"
+            );
+        }
     }
 
     #[tokio::test]

@@ -142,8 +142,13 @@ impl Helix {
     async fn wait_for_bucket(&self) {
         let until = *self.blocked_until.lock().unwrap_or_else(|e| e.into_inner());
         let Some(until) = until else { return };
-        let reset = UNIX_EPOCH + Duration::from_secs(until);
-        if let Ok(wait) = reset.duration_since(SystemTime::now()) {
+        // `until` came from a header: a reset beyond what `SystemTime` holds is no reason to
+        // panic (nor to wait for it).
+        let wait = match UNIX_EPOCH.checked_add(Duration::from_secs(until)) {
+            Some(reset) => reset.duration_since(SystemTime::now()).unwrap_or_default(),
+            None => MAX_RESET_WAIT,
+        };
+        if !wait.is_zero() {
             tokio::time::sleep(wait.min(MAX_RESET_WAIT)).await;
         }
         // Others waiting for the same reset find it passed.
@@ -168,11 +173,23 @@ impl Helix {
     }
 }
 
+/// `Ratelimit-Reset` (Unix seconds), at most [`MAX_RESET_WAIT`] from now: the bucket refills
+/// every minute, so a reset further away is wrong, and is reported.
 fn reset_at(headers: &reqwest::header::HeaderMap) -> Option<u64> {
-    headers
+    let reset: u64 = headers
         .get("ratelimit-reset")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse().ok())
+        .and_then(|v| v.trim().parse().ok())?;
+    let latest = now_unix().saturating_add(MAX_RESET_WAIT.as_secs());
+    if reset > latest {
+        warn!(
+            reset,
+            max_wait_secs = MAX_RESET_WAIT.as_secs(),
+            "Helix sent a rate-limit reset far in the future; waiting at most the maximum"
+        );
+        return Some(latest);
+    }
+    Some(reset)
 }
 
 fn now_unix() -> u64 {
@@ -323,6 +340,31 @@ mod tests {
         assert!(waited >= Duration::from_millis(900), "{waited:?}");
         assert!(waited <= Duration::from_secs(3), "{waited:?}");
         assert_eq!(helix.requests(), 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reset_far_in_the_future_is_clamped_not_a_panic() {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("ratelimit-reset", u64::MAX.to_string().parse().unwrap());
+        let reset = reset_at(&headers).unwrap();
+        assert!(reset <= now_unix() + MAX_RESET_WAIT.as_secs(), "{reset}");
+        // A stored reset beyond the calendar waits the maximum, then lets requests go.
+        let helix = Helix::new(
+            reqwest::Client::new(),
+            "http://127.0.0.1:9/helix",
+            "cid",
+            AppToken::new(
+                reqwest::Client::new(),
+                "http://127.0.0.1:9",
+                "cid",
+                Secret::new("s"),
+            ),
+        );
+        helix.block_until(Some(u64::MAX));
+        let started = tokio::time::Instant::now();
+        helix.wait_for_bucket().await;
+        assert!(started.elapsed() <= MAX_RESET_WAIT);
+        assert_eq!(*helix.blocked_until.lock().unwrap(), None);
     }
 
     #[tokio::test]

@@ -27,6 +27,8 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 const REFRESH_MARGIN: chrono::Duration = chrono::Duration::minutes(5);
 /// Pause before asking again after Twitch could not be reached.
 const RETRY_AFTER: Duration = Duration::from_secs(60);
+/// Longest a device code is believed to live (Twitch's last 30 minutes).
+const DEVICE_MAX: Duration = Duration::from_secs(86_400);
 
 /// Why Twitch gave no token.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -162,14 +164,16 @@ impl TwitchOAuth {
             login: Option<String>,
             #[serde(default)]
             scopes: Vec<String>,
-            expires_in: Option<u64>,
+            // Any JSON number (an absurd one must not make the validation unreadable).
+            expires_in: Option<f64>,
         }
         let answer: Answer = serde_json::from_slice(&body)
             .map_err(|_| OAuthError::Transient("Twitch sent an unreadable validation".into()))?;
         Ok(Validation {
             login: answer.login.unwrap_or_default(),
             scopes: answer.scopes,
-            expires_in: answer.expires_in,
+            // `as` saturates: negative is 0, beyond u64 is u64::MAX.
+            expires_in: answer.expires_in.map(|s| s as u64),
         })
     }
 
@@ -187,8 +191,8 @@ impl TwitchOAuth {
             device_code: String,
             user_code: String,
             verification_uri: String,
-            expires_in: i64,
-            interval: Option<u64>,
+            expires_in: f64,
+            interval: Option<f64>,
         }
         let a: Answer = serde_json::from_slice(&body).map_err(|_| {
             OAuthError::Transient("Twitch sent an unreadable device authorization".into())
@@ -197,8 +201,15 @@ impl TwitchOAuth {
             device_code: Secret::new(a.device_code),
             user_code: a.user_code,
             verification_uri: a.verification_uri,
-            expires_at: Utc::now() + chrono::Duration::seconds(a.expires_in.clamp(0, 86_400)),
-            interval: Duration::from_secs(a.interval.unwrap_or(5).clamp(1, 60)),
+            expires_at: Utc::now()
+                + crate::remote::wait("twitch", "device code lifetime", a.expires_in, DEVICE_MAX),
+            interval: crate::remote::wait(
+                "twitch",
+                "device poll interval",
+                a.interval.unwrap_or(5.0),
+                Duration::from_secs(60),
+            )
+            .max(Duration::from_secs(1)),
         })
     }
 
@@ -230,7 +241,8 @@ impl TwitchOAuth {
         struct Answer {
             access_token: String,
             refresh_token: Option<String>,
-            expires_in: Option<i64>,
+            // Any JSON number: `1e30` or `u64::MAX` is clamped, not an unreadable answer.
+            expires_in: Option<f64>,
             #[serde(default)]
             scope: Vec<String>,
         }
@@ -239,12 +251,11 @@ impl TwitchOAuth {
         Ok(StoredToken {
             access_token: Secret::new(a.access_token),
             refresh_token: a.refresh_token.map(Secret::new),
-            // An absurd lifetime is no expiry (the keeper validates hourly anyway), not a
-            // panic.
+            // An absurd lifetime is clamped (and reported), never a panic; none or a
+            // non-positive one is no known expiry (the keeper validates hourly anyway).
             expires_at: a
                 .expires_in
-                .and_then(|s| chrono::Duration::try_seconds(s.max(0)))
-                .and_then(|d| Utc::now().checked_add_signed(d)),
+                .and_then(|s| crate::remote::expiry("twitch", Utc::now(), s)),
             scopes: a.scope.join(" "),
         })
     }
@@ -649,6 +660,43 @@ mod tests {
         assert!(url.starts_with("https://id.twitch.tv/oauth2/authorize?response_type=code&client_id=cid&redirect_uri=http%3A%2F%2Flocalhost%3A3000&scope=chat%3Aread+user%3Aread%3Achat&state=abc123"), "{url}");
         assert!(!url.contains("csecret"));
         assert!(TwitchOAuth::new(&Twitch::default()).is_none());
+    }
+
+    #[tokio::test]
+    async fn absurd_token_lifetimes_are_clamped_not_refused() {
+        use wiremock::matchers::path;
+        use wiremock::{Mock, MockServer, ResponseTemplate};
+        for expires_in in [serde_json::json!(1e30), serde_json::json!(u64::MAX)] {
+            let server = MockServer::start().await;
+            Mock::given(path("/oauth2/token"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "access_token": "a", "refresh_token": "r", "expires_in": expires_in,
+                    "scope": ["chat:read"],
+                })))
+                .mount(&server)
+                .await;
+            Mock::given(path("/oauth2/validate"))
+                .respond_with(ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "login": "bot", "scopes": [], "expires_in": expires_in,
+                })))
+                .mount(&server)
+                .await;
+            let config = Twitch {
+                client_id: Some("cid".into()),
+                client_secret: Some(Secret::new("csecret")),
+                id_url: format!("{}/oauth2", server.uri()),
+                ..Twitch::default()
+            };
+            let oauth = TwitchOAuth::new(&config).unwrap();
+            let token = oauth.refresh(&Secret::new("r")).await.unwrap();
+            let at = token.expires_at.expect("a clamped expiry");
+            assert!(
+                at <= Utc::now() + chrono::Duration::days(91),
+                "{expires_in}: {at}"
+            );
+            let v = oauth.validate(&Secret::new("a")).await.unwrap();
+            assert_eq!(v.login, "bot");
+        }
     }
 
     #[test]

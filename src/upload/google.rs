@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::FutureExt;
 use recbot_commands::{PastedCode, Service};
 use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot};
@@ -35,6 +36,10 @@ use crate::event::EventKind;
 pub const UPLOAD_SCOPE: &str = "https://www.googleapis.com/auth/youtube.upload";
 /// Token endpoint requests.
 const TOKEN_TIMEOUT: Duration = Duration::from_secs(30);
+/// Why a code's exchange failed when Google's answer could not be used at all.
+const UNUSABLE_ANSWER: &str = "Google answered the code with a token recbot cannot use (its \
+     lifetime is out of range); nothing was stored. Run `auth youtube` again; if this repeats, \
+     check [youtube] token_url";
 
 /// Where the outcome of one code's exchange goes.
 type Outcome = oneshot::Sender<Result<(), String>>;
@@ -120,7 +125,16 @@ impl ConsentFlow {
             }
         };
         loop {
-            let mut token = std::pin::pin!(auth.token(&[UPLOAD_SCOPE]));
+            // yup-oauth2 adds Google's `expires_in` to the clock unchecked: an absurd lifetime
+            // (e.g. `9223372036854775807`) panics inside it. That is Google's (or an impostor's)
+            // bad answer, reported as such, not a reason to lose the flow.
+            let mut token =
+                std::pin::pin!(std::panic::AssertUnwindSafe(auth.token(&[UPLOAD_SCOPE]))
+                    .catch_unwind()
+                    .map(|r| match r {
+                        Ok(r) => r.map_err(|e| explain(&e)),
+                        Err(_) => Err(UNUSABLE_ANSWER.to_string()),
+                    }));
             let result = tokio::select! {
                 _ = cancel.cancelled() => return,
                 _ = tokio::time::sleep_until(deadline) => {
@@ -149,8 +163,7 @@ impl ConsentFlow {
                     }
                     return;
                 }
-                Err(e) => {
-                    let message = explain(&e);
+                Err(message) => {
                     warn!(error = %message, "YouTube authorization code was not accepted");
                     let Some(reply) = reply else {
                         // The delegate stopped waiting for codes: nothing more can come.
@@ -373,7 +386,8 @@ impl GoogleTokens {
         struct Answer {
             access_token: Option<String>,
             refresh_token: Option<String>,
-            expires_in: Option<i64>,
+            // Any JSON number: `1e30` or `u64::MAX` is clamped, not an unreadable answer.
+            expires_in: Option<f64>,
             scope: Option<String>,
             error: Option<String>,
             error_description: Option<String>,
@@ -395,7 +409,7 @@ impl GoogleTokens {
             return Ok(StoredToken {
                 access_token: Secret::new(access),
                 refresh_token: refresh_token.map(Secret::new),
-                expires_at: expires_in.and_then(|s| expiry(Utc::now(), s)),
+                expires_at: expires_in.and_then(|s| crate::remote::expiry("google", Utc::now(), s)),
                 scopes: scope.unwrap_or_else(|| UPLOAD_SCOPE.into()),
             });
         }
@@ -416,15 +430,6 @@ impl GoogleTokens {
     }
 }
 
-/// When a token that lives `seconds` from `now` expires; `None` (no known expiry: it is used
-/// until refused, then refreshed) for a lifetime that is not positive or beyond the calendar.
-fn expiry(now: DateTime<Utc>, seconds: i64) -> Option<DateTime<Utc>> {
-    if seconds <= 0 {
-        return None;
-    }
-    now.checked_add_signed(chrono::Duration::try_seconds(seconds)?)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -432,7 +437,7 @@ mod tests {
     use wiremock::{Mock, MockServer, ResponseTemplate};
 
     #[tokio::test]
-    async fn absurd_token_lifetimes_mean_no_expiry_not_a_panic() {
+    async fn absurd_token_lifetimes_are_clamped_not_a_panic() {
         let server = MockServer::start().await;
         let config = Youtube {
             token_url: format!("{}/token", server.uri()),
@@ -440,12 +445,14 @@ mod tests {
         };
         let tokens = GoogleTokens::new(&config).unwrap();
         for (expires_in, known) in [
-            (3599, true),
-            (i64::MAX, false),
-            (9_300_000_000_000_000, false),
-            (0, false),
-            (-30, false),
-            (i64::MIN, false),
+            (serde_json::json!(3599), true),
+            (serde_json::json!(i64::MAX), true),
+            (serde_json::json!(9_300_000_000_000_000i64), true),
+            (serde_json::json!(u64::MAX), true),
+            (serde_json::json!(1e30), true),
+            (serde_json::json!(0), false),
+            (serde_json::json!(-30), false),
+            (serde_json::json!(i64::MIN), false),
         ] {
             server.reset().await;
             Mock::given(path("/token"))
@@ -456,6 +463,13 @@ mod tests {
                 .await;
             let token = tokens.refresh(&Secret::new("1//r")).await.unwrap();
             assert_eq!(token.expires_at.is_some(), known, "{expires_in}");
+            // At most the longest lifetime recbot believes.
+            if let Some(at) = token.expires_at {
+                assert!(
+                    at <= Utc::now() + chrono::Duration::days(91),
+                    "{expires_in}"
+                );
+            }
         }
     }
 }

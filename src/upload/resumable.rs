@@ -137,7 +137,7 @@ impl Resumable {
             .send()
             .await
             .map_err(transport)?;
-        outcome(response).await
+        outcome(response, total).await
     }
 
     /// Sends `path[offset .. offset + len]` (len = `chunk`, or what is left), streamed from disk.
@@ -176,7 +176,7 @@ impl Resumable {
             .send()
             .await
             .map_err(transport)?;
-        outcome(response).await
+        outcome(response, total).await
     }
 
     /// The session address, refused unless it is on the upload endpoint's own origin: the
@@ -197,8 +197,8 @@ impl Resumable {
     }
 }
 
-/// Sorts the answer to a chunk or status query.
-async fn outcome(response: Response) -> Result<Status, UploadError> {
+/// Sorts the answer to a chunk or status query of a `total`-byte upload.
+async fn outcome(response: Response, total: u64) -> Result<Status, UploadError> {
     let status = response.status();
     let overridden = response
         .headers()
@@ -206,7 +206,7 @@ async fn outcome(response: Response) -> Result<Status, UploadError> {
         .and_then(|v| v.to_str().ok())
         == Some("308");
     if status.as_u16() == 308 || (status.is_success() && overridden) {
-        return incomplete(response.headers()).map(|next| Status::Incomplete { next });
+        return incomplete(response.headers(), total).map(|next| Status::Incomplete { next });
     }
     if status == StatusCode::OK || status == StatusCode::CREATED {
         #[derive(Deserialize)]
@@ -225,18 +225,28 @@ async fn outcome(response: Response) -> Result<Status, UploadError> {
 }
 
 /// `Range: bytes=0-N` → N + 1; no header → 0. A range that cannot be a file's (N + 1 beyond
-/// what a u64 holds) is as unreadable as garbage.
-fn incomplete(headers: &HeaderMap) -> Result<u64, UploadError> {
+/// what a u64 holds) is as unreadable as garbage. One beyond the `total` bytes of the upload
+/// (N ≥ total) would make the worker seek past the file's end and report more than 100 %: it
+/// is refused as a transient error (reported; the worker asks again, a bounded number of
+/// times) instead of being believed.
+fn incomplete(headers: &HeaderMap, total: u64) -> Result<u64, UploadError> {
     let Some(range) = headers.get(RANGE) else {
         return Ok(0);
     };
-    range
+    let next = range
         .to_str()
         .ok()
         .and_then(|r| r.strip_prefix("bytes=0-"))
         .and_then(|last| last.trim().parse::<u64>().ok())
         .and_then(|last| last.checked_add(1))
-        .ok_or_else(|| UploadError::Transient("YouTube sent an unreadable Range header".into()))
+        .ok_or_else(|| UploadError::Transient("YouTube sent an unreadable Range header".into()))?;
+    if next > total {
+        return Err(UploadError::Transient(format!(
+            "YouTube claims to have {next} bytes of a {total}-byte file (Range header beyond \
+             the file); asking again"
+        )));
+    }
+    Ok(next)
 }
 
 /// Sorts an error answer by status and Google's `reason`.
@@ -393,15 +403,39 @@ mod tests {
     #[test]
     fn ranges() {
         let mut h = HeaderMap::new();
-        assert_eq!(incomplete(&h), Ok(0));
+        assert_eq!(incomplete(&h, 10), Ok(0));
         h.insert(RANGE, "bytes=0-262143".parse().unwrap());
-        assert_eq!(incomplete(&h), Ok(262_144));
+        assert_eq!(incomplete(&h, 1_000_000), Ok(262_144));
         h.insert(RANGE, "bytes=5-9".parse().unwrap());
-        assert!(incomplete(&h).is_err());
+        assert!(incomplete(&h, 1_000_000).is_err());
         h.insert(RANGE, "bytes=0-18446744073709551614".parse().unwrap());
-        assert_eq!(incomplete(&h), Ok(u64::MAX));
+        assert_eq!(incomplete(&h, u64::MAX), Ok(u64::MAX));
         h.insert(RANGE, "bytes=0-18446744073709551615".parse().unwrap());
-        assert!(matches!(incomplete(&h), Err(UploadError::Transient(_))));
+        assert!(matches!(
+            incomplete(&h, u64::MAX),
+            Err(UploadError::Transient(_))
+        ));
+    }
+
+    #[test]
+    fn a_range_beyond_the_file_is_not_believed() {
+        let mut h = HeaderMap::new();
+        // The whole file of 1000 bytes: bytes 0-999.
+        h.insert(RANGE, "bytes=0-999".parse().unwrap());
+        assert_eq!(incomplete(&h, 1000), Ok(1000));
+        for beyond in [
+            "bytes=0-1000",
+            "bytes=0-5000000000",
+            "bytes=0-18446744073709551614",
+        ] {
+            h.insert(RANGE, beyond.parse().unwrap());
+            match incomplete(&h, 1000) {
+                Err(UploadError::Transient(reason)) => {
+                    assert!(reason.contains("1000-byte file"), "{reason}")
+                }
+                other => panic!("{beyond}: {other:?}"),
+            }
+        }
     }
 
     #[test]
