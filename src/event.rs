@@ -186,7 +186,8 @@ pub enum EventKind {
     },
 
     // --- OAuth and uploads (src/upload/, src/twitch/) ---
-    /// A human must (re)authorize `service`; `url` is the consent link to open.
+    /// A human must (re)authorize `service`. `url` is always `None` now (kept so older event
+    /// logs still read): a consent link is only ever given privately, as the reply to `auth`.
     AuthRequired {
         service: String,
         reason: String,

@@ -252,11 +252,24 @@ async fn twitch_authorization_code_flow_checks_state() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // The bare code (copied out of the address by hand) is accepted as it is.
+    // While a link is pending, a bare code (no `state` to check) is refused, and why is said.
     twitch.state().code = "barecode0123456789".into();
     assert!(bot.run("auth twitch").await.ok);
+    let exchanges = twitch.state().forms.len();
+    let reply = bot.run("code twitch barecode0123456789").await;
+    assert!(
+        !reply.ok && reply.text.contains("cannot be checked against the pending"),
+        "{reply:?}"
+    );
+    assert_eq!(twitch.state().forms.len(), exchanges, "nothing sent to Twitch");
+    bot.stop().await;
+    // With no link pending (e.g. it was made before a restart) there is nothing to match: the
+    // operator's bare code is taken, and the reply says it was not checked.
+    let mut bot = Bot::start(config.clone()).await;
     let reply = bot.run("code twitch barecode0123456789").await;
     assert!(reply.ok && reply.text.contains("connected as"), "{reply:?}");
+    assert!(reply.text.contains("could not be checked"), "{reply:?}");
+    bot.wait_for("AuthCompleted", is("AuthCompleted")).await;
     bot.stop().await;
     assert_not_logged(&[
         "barecode0123456789",
@@ -396,10 +409,28 @@ async fn a_refused_twitch_refresh_asks_for_a_new_authorization() {
     )
     .await;
     let mut bot = Bot::start(config.clone()).await;
-    let (service, reason, url) = auth_required(&mut bot).await;
+    let notice = bot.wait_for("AuthRequired", is("AuthRequired")).await;
+    let EventKind::AuthRequired {
+        service,
+        reason,
+        url,
+    } = &notice.kind
+    else {
+        unreachable!()
+    };
     assert_eq!(service, "twitch");
     assert!(reason.contains("Invalid refresh token"), "{reason}");
-    let url = url.expect("a consent link");
+    // The events room may be public: no consent link there, only who should do what.
+    assert_eq!(url, &None);
+    let line = recbot::frontend::render::event_line(&notice);
+    assert!(
+        line.contains("an operator should run `auth twitch`") && !line.contains("http"),
+        "{line}"
+    );
+    // The operator gets the link privately.
+    let reply = bot.run("auth twitch").await;
+    assert!(reply.ok && reply.private, "{reply:?}");
+    let url = link(&reply.text);
     let state = query(&url, "state").unwrap();
     // The link works: the operator pastes where it led.
     twitch.state().revoked = false;

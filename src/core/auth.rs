@@ -21,6 +21,9 @@ use crate::upload::google::{CodeAttempt, ConsentFlow, InFlight, Present};
 
 /// Longest a reply waits for a remote answer before saying the outcome will be posted.
 const REPLY_LIMIT: Duration = Duration::from_secs(60);
+/// Added to the reply when a bare Twitch code was exchanged with no link pending to match it.
+const UNMATCHED_NOTE: &str = " (No `auth twitch` link was pending, so the bare code could not \
+     be checked against one; it was taken because an operator sent it.)";
 /// Twitch's device codes live 30 minutes.
 const DEVICE_MINUTES: f64 = 30.0;
 
@@ -31,6 +34,12 @@ pub(super) struct AuthState {
     twitch: Option<Pending>,
     /// Notified whenever a Twitch token is stored.
     twitch_saved: Arc<Notify>,
+    /// When a worker's need for a new authorization was last announced, per service (so a
+    /// burst of refusals posts once per pending-authorization lifetime).
+    youtube_asked: Option<DateTime<Utc>>,
+    twitch_asked: Option<DateTime<Utc>>,
+    /// One bare Twitch code exchanged at a time when no link is pending to match it.
+    twitch_unmatched: Arc<Semaphore>,
     /// How long a reply waits for a remote answer ([`REPLY_LIMIT`]; shorter in tests).
     reply_limit: Duration,
 }
@@ -41,6 +50,9 @@ impl Default for AuthState {
             youtube: None,
             twitch: None,
             twitch_saved: Arc::default(),
+            youtube_asked: None,
+            twitch_asked: None,
+            twitch_unmatched: Arc::new(Semaphore::new(1)),
             reply_limit: REPLY_LIMIT,
         }
     }
@@ -51,6 +63,13 @@ impl AuthState {
         match service {
             Service::Youtube => &mut self.youtube,
             Service::Twitch => &mut self.twitch,
+        }
+    }
+
+    fn asked(&mut self, service: Service) -> &mut Option<DateTime<Utc>> {
+        match service {
+            Service::Youtube => &mut self.youtube_asked,
+            Service::Twitch => &mut self.twitch_asked,
         }
     }
 }
@@ -188,6 +207,18 @@ impl Core {
         let minutes = self.pending_minutes(service);
         let slot = self.auth.slot(service);
         let Some(pending) = slot.as_ref() else {
+            // A bare Twitch code (no `state`) cannot be matched to a link, and none is pending
+            // that it could be told apart from (e.g. the link was made before a restart):
+            // the operator who typed it vouches for it.
+            if service == Service::Twitch && !code.is_address() && code.state().is_none() {
+                let Ok(permit) = self.auth.twitch_unmatched.clone().try_acquire_owned() else {
+                    return Answer::Now(Reply::refused(
+                        "The previous code is still being exchanged with Twitch; wait for its \
+                         answer.",
+                    ));
+                };
+                return self.exchange_twitch_code(code, permit, UNMATCHED_NOTE);
+            }
             return Answer::Now(Reply::refused(format!(
                 "No {service} authorization is waiting for a code. Run `auth {service}` first, \
                  then paste the code from that link."
@@ -244,14 +275,24 @@ impl Core {
                              paste the address it leads to.",
                         ))
                     }
+                    // A link is pending, so a code must prove it came from that link: a bare
+                    // code could be anyone's (e.g. one a stranger talked the operator into
+                    // pasting, connecting the stranger's account).
                     None if code.is_address() => {
                         return Answer::Now(Reply::refused(
                             "That address has no `state`, so it cannot be told from an old or \
                              foreign one. Paste the whole address the newest `auth twitch` link \
-                             led to (it ends with `&state=…`), or only its `code=` value.",
+                             led to (it ends with `&state=…`).",
                         ))
                     }
-                    None => {}
+                    None => {
+                        return Answer::Now(Reply::refused(
+                            "A bare code carries no `state`, so it cannot be checked against the \
+                             pending `auth twitch` link. Paste the whole address that link led \
+                             to (it ends with `&state=…`); a bare code is only taken when no \
+                             link is pending.",
+                        ))
+                    }
                 }
                 let Ok(permit) = exchanging.clone().try_acquire_owned() else {
                     return Answer::Now(Reply::refused(
@@ -259,43 +300,53 @@ impl Core {
                          answer.",
                     ));
                 };
-                let Some(oauth) = self.twitch_oauth() else {
-                    return Answer::Now(twitch_client_missing());
-                };
-                // The exchange is a worker of its own: the reply's time limit must not drop it
-                // after Twitch took the single-use code.
-                let (reply, outcome) = oneshot::channel();
-                let exchange = twitch::CodeExchange {
-                    oauth,
-                    calls: self.calls(),
-                    events: self.events(),
-                    code,
-                    reply,
-                    cancel: self.shutdown.child_token(),
-                    permit,
-                };
-                self.workers.spawn(exchange.run());
-                later(self.auth.reply_limit, async move {
-                    match outcome.await {
-                        Ok(Exchanged::Connected(Some(login))) => {
-                            Reply::ok(format!("Twitch is connected as {login}."))
-                        }
-                        Ok(Exchanged::Connected(None)) => Reply::ok("Twitch is connected."),
-                        Ok(Exchanged::Refused(e)) => Reply::refused(format!(
-                            "Twitch refused the code ({e}): it is wrong, was already used or has \
-                             expired. Open the link again and paste the new address."
-                        )),
-                        Ok(Exchanged::Unavailable(e)) => Reply::refused(format!(
-                            "{e}. Nothing was changed; paste the address again."
-                        )),
-                        Ok(Exchanged::NotSaved(e)) => {
-                            Reply::refused(format!("the token could not be saved: {e}"))
-                        }
-                        Err(_) => Reply::refused("The code exchange was interrupted (shutdown)."),
-                    }
-                })
+                self.exchange_twitch_code(code, permit, "")
             }
         }
+    }
+
+    /// Exchanges a pasted Twitch code in a worker task; `note` is added to a success reply.
+    fn exchange_twitch_code(
+        &mut self,
+        code: PastedCode,
+        permit: tokio::sync::OwnedSemaphorePermit,
+        note: &'static str,
+    ) -> Answer {
+        let Some(oauth) = self.twitch_oauth() else {
+            return Answer::Now(twitch_client_missing());
+        };
+        // The exchange is a worker of its own: the reply's time limit must not drop it
+        // after Twitch took the single-use code.
+        let (reply, outcome) = oneshot::channel();
+        let exchange = twitch::CodeExchange {
+            oauth,
+            calls: self.calls(),
+            events: self.events(),
+            code,
+            reply,
+            cancel: self.shutdown.child_token(),
+            permit,
+        };
+        self.workers.spawn(exchange.run());
+        later(self.auth.reply_limit, async move {
+            match outcome.await {
+                Ok(Exchanged::Connected(Some(login))) => {
+                    Reply::ok(format!("Twitch is connected as {login}.{note}"))
+                }
+                Ok(Exchanged::Connected(None)) => Reply::ok(format!("Twitch is connected.{note}")),
+                Ok(Exchanged::Refused(e)) => Reply::refused(format!(
+                    "Twitch refused the code ({e}): it is wrong, was already used or has \
+                             expired. Open the link again and paste the new address."
+                )),
+                Ok(Exchanged::Unavailable(e)) => Reply::refused(format!(
+                    "{e}. Nothing was changed; paste the address again."
+                )),
+                Ok(Exchanged::NotSaved(e)) => {
+                    Reply::refused(format!("the token could not be saved: {e}"))
+                }
+                Err(_) => Reply::refused("The code exchange was interrupted (shutdown)."),
+            }
+        })
     }
 
     /// Stores a token set; one without a refresh token keeps the stored refresh token.
@@ -328,6 +379,7 @@ impl Core {
     ) -> Result<()> {
         // The flow that reports this is past its last cancellation point.
         self.auth.slot(service).take();
+        self.auth.asked(service).take();
         self.publish(Event::now(
             None,
             EventKind::AuthCompleted {
@@ -346,8 +398,11 @@ impl Core {
         Ok(())
     }
 
-    /// A worker found the authorization unusable: post a fresh consent link (once per pending
-    /// authorization).
+    /// A worker found the authorization unusable: say so in the events room (once per
+    /// pending-authorization lifetime), asking an operator to run `auth <service>`. The
+    /// consent link (or activation code) is never part of this event: the events room may be
+    /// public, and whoever opened a link there could connect their own account. The operator
+    /// gets it as the private reply to `auth`.
     pub(super) async fn auth_needed(&mut self, service: Service, reason: String) {
         let now = Utc::now();
         if let Some(p) = self.auth.slot(service).as_ref() {
@@ -357,38 +412,28 @@ impl Core {
             }
         }
         let minutes = self.pending_minutes(service);
-        let reason = format!(
-            "{reason}; the link works for {minutes}, later run `auth {service}` for a new one"
-        );
-        match service {
-            Service::Youtube => {
-                if let Some(missing) = self.youtube_client_missing() {
-                    warn!("{}", missing.text);
-                    self.publish_auth_required(service, reason, None).await;
-                    return;
-                }
-                // The flow posts the link itself once it has built it.
-                self.start_google_consent(Present::Event {
-                    reason: format!("uploads are paused: {reason}"),
-                });
-            }
-            Service::Twitch => {
-                let Some(oauth) = self.twitch_oauth() else {
-                    self.publish_auth_required(service, reason, None).await;
-                    return;
-                };
-                let state = twitch::new_state();
-                let url = oauth.authorize_url(&state);
-                self.set_pending(
-                    service,
-                    PendingKind::twitch_code(state),
-                    CancellationToken::new(),
-                    Some(url.clone()),
-                    minutes,
-                );
-                self.publish_auth_required(service, reason, Some(url)).await;
+        let again_after =
+            chrono::Duration::from_std(minutes.duration()).unwrap_or(chrono::Duration::MAX);
+        if let Some(asked) = *self.auth.asked(service) {
+            if asked
+                .checked_add_signed(again_after)
+                .is_none_or(|t| now < t)
+            {
+                info!(%service, "authorization already asked for; not asking again");
+                return;
             }
         }
+        *self.auth.asked(service) = Some(now);
+        let reason = match service {
+            Service::Youtube => format!("uploads are paused: {reason}"),
+            Service::Twitch => reason,
+        };
+        if service == Service::Youtube {
+            if let Some(missing) = self.youtube_client_missing() {
+                warn!("{}", missing.text);
+            }
+        }
+        self.publish_auth_required(service, reason, None).await;
     }
 
     /// At start-up: the Twitch token keeper, when the app has credentials.
@@ -844,7 +889,9 @@ mod tests {
             .await;
         assert!(reason.contains("Google refused the code"), "{reason}");
         assert!(!reason.contains("4/0Abad"), "{reason}");
-        assert_eq!(url.as_deref(), Some(link.as_str()));
+        // The link stays with the operator (it was the private reply to `auth youtube`).
+        assert_eq!(url, None);
+        assert!(!link.is_empty());
 
         // A success nobody waits for is stored and announced.
         let reply = bot.run("code youtube 4/0Agood-code").await;

@@ -153,14 +153,14 @@ pub fn event_line(event: &Event) -> String {
             "⚠ {login}: the chat of part {part} could not be saved beside it: {reason} (the day \
              logs still have it)"
         ),
+        // Never the consent link (events go to the public events room, and older event logs
+        // may still carry one): the operator who runs `auth` gets it privately.
         EventKind::AuthRequired {
-            service,
-            reason,
-            url,
-        } => match url {
-            Some(url) => format!("🔑 {service} needs authorization ({reason}): open {url}"),
-            None => format!("🔑 {service} needs authorization ({reason}): run `auth {service}`"),
-        },
+            service, reason, ..
+        } => format!(
+            "🔑 {service} needs authorization ({reason}): an operator should run `auth {service}` \
+             (the link is sent to them privately)"
+        ),
         EventKind::AuthCompleted { service, account } => match account {
             Some(account) => format!("🔑 {service} connected as {account}"),
             None => format!("🔑 {service} connected"),

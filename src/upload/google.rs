@@ -1,8 +1,9 @@
 //! Google OAuth for YouTube uploads (scope `youtube.upload`).
 //!
 //! Consent and the code exchange go through yup-oauth2's installed flow ([`ConsentFlow`]): its
-//! delegate hands the consent link to chat (as the private reply to `auth youtube`, or in an
-//! `AuthRequired` event) and takes the code an operator pastes with `code youtube`; the tokens
+//! delegate hands the consent link to the operator who ran `auth youtube` (only as the private
+//! reply: a link in an event would reach the public `events_room`) and takes the code an
+//! operator pastes with `code youtube`; the tokens
 //! yup-oauth2 obtains are stored by the core. The redirect address is the configured loopback
 //! one, never the out-of-band value Google blocked in 2023.
 //!
@@ -67,13 +68,11 @@ pub struct CodeAttempt {
     pub reply: Outcome,
 }
 
-/// Where the consent link goes.
+/// Where the consent link goes: only ever the private reply to `auth youtube` (or why no link
+/// could be made), never an event.
 #[derive(Debug)]
 pub enum Present {
-    /// The reply to `auth youtube` (or why no link could be made).
     Reply(oneshot::Sender<Result<String, String>>),
-    /// An `AuthRequired` event with this reason (uploads found the authorization unusable).
-    Event { reason: String },
 }
 
 /// One pending authorization: shows the link, exchanges pasted codes until one works, the
@@ -109,7 +108,6 @@ impl ConsentFlow {
         let delegate = ChatDelegate {
             redirect_uri: config.redirect_uri.clone(),
             present: present.clone(),
-            events: events.clone(),
             url: url.clone(),
             codes: tokio::sync::Mutex::new(codes),
             current: current.clone(),
@@ -170,7 +168,8 @@ impl ConsentFlow {
                         return;
                     };
                     // The `code` reply stopped waiting (its time limit): the outcome goes to
-                    // the room as an event instead, with the link, which still takes codes.
+                    // the events room instead, without the link (the operator has it in the
+                    // private reply to `auth youtube`, and it still takes codes).
                     if let Err(Err(message)) = reply.send(Err(message)) {
                         events
                             .emit(
@@ -178,7 +177,7 @@ impl ConsentFlow {
                                 EventKind::AuthRequired {
                                     service: Service::Youtube.to_string(),
                                     reason: message,
-                                    url: url.get().cloned(),
+                                    url: None,
                                 },
                             )
                             .await;
@@ -243,7 +242,6 @@ fn explain(e: &yup_oauth2::Error) -> String {
 struct ChatDelegate {
     redirect_uri: String,
     present: Arc<Mutex<Option<Present>>>,
-    events: Events,
     url: Arc<OnceLock<String>>,
     codes: tokio::sync::Mutex<mpsc::Receiver<CodeAttempt>>,
     /// Where to report the exchange of the code handed out last.
@@ -267,18 +265,6 @@ impl InstalledFlowDelegate for ChatDelegate {
             match present {
                 Some(Present::Reply(tx)) => {
                     let _ = tx.send(Ok(url.to_string()));
-                }
-                Some(Present::Event { reason }) => {
-                    self.events
-                        .emit(
-                            None,
-                            EventKind::AuthRequired {
-                                service: Service::Youtube.to_string(),
-                                reason,
-                                url: Some(url.to_string()),
-                            },
-                        )
-                        .await;
                 }
                 None => {}
             }
