@@ -130,6 +130,9 @@ pub struct Storage {
     pub min_free_gb: f64,
     /// Seconds between two free-space checks of the recordings disk.
     pub disk_check_secs: u64,
+    /// Seconds a `disk` answer (a walk of the recordings and chat folders) is reused; 0 walks
+    /// for every `disk` (still one walk at a time, shared by the requests waiting for it).
+    pub disk_report_secs: u64,
 }
 
 impl Default for Storage {
@@ -141,6 +144,7 @@ impl Default for Storage {
             warn_usage_percent: 85,
             min_free_gb: 2.0,
             disk_check_secs: 60,
+            disk_report_secs: 60,
         }
     }
 }
@@ -854,6 +858,12 @@ impl Config {
         }
         if s.disk_check_secs == 0 {
             return fail("storage.disk_check_secs", "must be at least 1 second");
+        }
+        if s.disk_report_secs > 3600 {
+            return fail(
+                "storage.disk_report_secs",
+                "must be at most 3600 seconds (an hour-old `disk` answer is stale)",
+            );
         }
         self.chat.validate()?;
         let y = &self.youtube;

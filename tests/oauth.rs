@@ -261,7 +261,11 @@ async fn twitch_authorization_code_flow_checks_state() {
         !reply.ok && reply.text.contains("cannot be checked against the pending"),
         "{reply:?}"
     );
-    assert_eq!(twitch.state().forms.len(), exchanges, "nothing sent to Twitch");
+    assert_eq!(
+        twitch.state().forms.len(),
+        exchanges,
+        "nothing sent to Twitch"
+    );
     bot.stop().await;
     // With no link pending (e.g. it was made before a restart) there is nothing to match: the
     // operator's bare code is taken, and the reply says it was not checked.

@@ -33,17 +33,17 @@ impl Core {
         let result = match command {
             Command::Add(request) => self.add(request, &origin).await,
             Command::Remove { name } => self.remove(name, &origin).await,
-            Command::List => self.list().await,
+            Command::List => self.list(origin.operator).await,
             Command::Status { name } => self.status(name).await,
             Command::Help { topic } => Ok(Reply::ok(recbot_commands::help(topic))),
             // Answered from a worker task: they talk to Google or Twitch.
             Command::Auth { service, device } => return self.auth(service, device).await,
             Command::Code { service, code } => return self.code(service, code).await,
-            Command::Uploads => self.uploads_list().await,
+            Command::Uploads => self.uploads_list(origin.operator).await,
             Command::Retry { id } => self.retry(id, &origin).await,
             Command::Quota => self.quota().await,
             // Answered from a worker task: walking big folders must not hold the core up.
-            Command::Disk => return self.disk_command(),
+            Command::Disk => return self.disk_command(origin.operator),
         };
         let mut reply = result.unwrap_or_else(|e| {
             error!(error = %e, command = name, "command failed");
@@ -143,7 +143,9 @@ impl Core {
         )))
     }
 
-    async fn list(&self) -> anyhow::Result<Reply> {
+    /// `list`. Anyone in the room may read it: who added a login and from which room is for
+    /// operators (user ids are the key to the operators list).
+    async fn list(&self, operator: bool) -> anyhow::Result<Reply> {
         let watches = self.store.watches().await?;
         if watches.is_empty() {
             return Ok(Reply::ok(
@@ -152,14 +154,21 @@ impl Core {
         }
         let mut text = format!("Watching {}:", watches.len());
         for w in &watches {
+            let added = if operator {
+                format!(
+                    "added by {} in {}, {}",
+                    w.added_by,
+                    w.room,
+                    w.added_at.format("%Y-%m-%d")
+                )
+            } else {
+                format!("added {}", w.added_at.format("%Y-%m-%d"))
+            };
             text.push_str(&format!(
-                "\n• {} — {}, {} (added by {} in {}, {})",
+                "\n• {} — {}, {} ({added})",
                 w.name,
                 describe_source(&w.source),
                 w.options_text(),
-                w.added_by,
-                w.room,
-                w.added_at.format("%Y-%m-%d")
             ));
         }
         Ok(Reply::ok(text))

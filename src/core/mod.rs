@@ -6,6 +6,7 @@ mod apply;
 mod auth;
 mod calls;
 mod chat;
+mod disk_report;
 mod live;
 mod outbox;
 mod reactions;

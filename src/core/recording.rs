@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
+use super::disk_report::{DiskFigures, DiskReports};
 use super::store::Store;
 use super::{Answer, Core, Events, Reply};
 use crate::config::Config;
@@ -69,6 +70,8 @@ pub(super) struct Recordings {
     pollers: HashMap<Login, (String, CancellationToken)>,
     /// Set while the `RecordingFinished` of a login's recording is being handled.
     just_ended: Option<(Login, EndedRecording)>,
+    /// `disk`'s shared, cached folder walk.
+    disk_reports: DiskReports,
 }
 
 impl Recordings {
@@ -88,6 +91,7 @@ impl Recordings {
             recording_now: Arc::new(Mutex::new(HashSet::new())),
             pollers: HashMap::new(),
             just_ended: None,
+            disk_reports: DiskReports::new(&config.storage),
         }
     }
 
@@ -763,33 +767,45 @@ impl Core {
 
     /// `disk`: usage of the recordings and chat folders and free space. Walking the folders
     /// can take long (tens of thousands of chat files on a slow disk), so the answer comes
-    /// from a worker task: the core goes on meanwhile.
-    pub(super) fn disk_command(&self) -> Answer {
+    /// from a worker task: the core goes on meanwhile. Walks are shared and cached
+    /// (`disk_report.rs`). Absolute paths are for operators only: anyone in the room may run
+    /// `disk`.
+    pub(super) fn disk_command(&self, operator: bool) -> Answer {
         let storage = self.config.storage.clone();
         let running = self.recordings.running();
+        let reports = self.recordings.disk_reports.clone();
         Answer::Later(Box::pin(async move {
-            disk_report(&storage, running).await.unwrap_or_else(|e| {
-                error!(error = %e, "disk report failed");
-                Reply::refused(format!("`disk` failed: {e:#}"))
-            })
+            match reports.figures().await {
+                Ok(figures) => disk_report(&storage, &figures, running, operator),
+                Err(e) => {
+                    error!(error = %e, "disk report failed");
+                    Reply::refused(if operator {
+                        format!("`disk` failed: {e:#}")
+                    } else {
+                        "`disk` failed; an operator can see why in the service log".to_string()
+                    })
+                }
+            }
         }))
+    }
+
+    /// `disk`'s shared walk (its counter of walks, for tests).
+    #[cfg(test)]
+    pub(super) fn disk_reports(&self) -> DiskReports {
+        self.recordings.disk_reports.clone()
     }
 }
 
-/// The `disk` answer: free space, folder sizes, recordings running.
-async fn disk_report(storage: &crate::config::Storage, running: usize) -> anyhow::Result<Reply> {
-    let recordings = storage.recordings_dir();
-    let chat = storage.chat_dir();
-    let usage = disk::usage(&recordings).await?;
-    let (r, c) = (recordings.clone(), chat.clone());
-    let (rec_bytes, chat_bytes) = tokio::task::spawn_blocking(move || {
-        (
-            disk::folder_size_blocking(&r),
-            disk::folder_size_blocking(&c),
-        )
-    })
-    .await?;
-    let level = match disk::level(&usage, storage) {
+/// The `disk` answer: free space, folder sizes (with their paths for operators), recordings
+/// running, and how old the measurement is when it came from the cache.
+fn disk_report(
+    storage: &crate::config::Storage,
+    figures: &DiskFigures,
+    running: usize,
+    operator: bool,
+) -> Reply {
+    let usage = &figures.usage;
+    let level = match disk::level(usage, storage) {
         disk::Level::Fine => "fine".to_string(),
         disk::Level::Warn => {
             format!("⚠ above the {}% warning level", storage.warn_usage_percent)
@@ -799,17 +815,32 @@ async fn disk_report(storage: &crate::config::Storage, running: usize) -> anyhow
             storage.min_free_gb
         ),
     };
-    Ok(Reply::ok(format!(
-            "Disk: {:.0}% used, {} free of {} ({level}).\nRecordings: {} in {}\nChat logs: {} in {}\nRecording now: {}",
-            usage.used_percent(),
-            render::size(usage.free_bytes),
-            render::size(usage.total_bytes),
-            render::size(rec_bytes),
-            recordings.display(),
-            render::size(chat_bytes),
-            chat.display(),
-            running,
-        )))
+    let place = |path: &std::path::Path| {
+        if operator {
+            format!(" in {}", path.display())
+        } else {
+            String::new()
+        }
+    };
+    let mut text = format!(
+        "Disk: {:.0}% used, {} free of {} ({level}).\nRecordings: {}{}\nChat logs: {}{}\nRecording now: {}",
+        usage.used_percent(),
+        render::size(usage.free_bytes),
+        render::size(usage.total_bytes),
+        render::size(figures.recordings_bytes),
+        place(&figures.recordings),
+        render::size(figures.chat_bytes),
+        place(&figures.chat),
+        running,
+    );
+    let age = figures.at.elapsed().as_secs();
+    if age > 0 {
+        text.push_str(&format!(
+            "\n(measured {} ago)",
+            render::duration(age as f64)
+        ));
+    }
+    Reply::ok(text)
 }
 
 /// Closes a session left open by the previous run once the resume window has passed without

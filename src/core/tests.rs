@@ -266,8 +266,10 @@ async fn accounts_and_uploads_without_credentials_answer_clearly() {
             "code youtube 4/0AbCdEfGh",
             "No youtube authorization is waiting",
         ),
+        // A bare code with no link pending would be exchanged, but there is no app to do it.
+        ("code twitch abcdefgh1234", "[twitch] client_id and client_secret"),
         (
-            "code twitch abcdefgh1234",
+            "code twitch http://localhost:3000/?code=abcdefgh1234&state=x",
             "No twitch authorization is waiting",
         ),
         ("retry 1", "There is no upload #1"),
@@ -497,4 +499,135 @@ fn disk_does_not_hold_up_other_commands() {
         assert!(disk.ok && disk.text.contains("Recordings:"), "{disk:?}");
         bot.stop().await;
     });
+}
+
+#[tokio::test]
+async fn concurrent_disk_requests_share_one_walk() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (core, handle) = Core::open(test_config(dir.path()), shutdown.clone())
+        .await
+        .unwrap();
+    let reports = core.disk_reports();
+    core.spawn(&tracker).await.unwrap();
+    // A flood of `disk` from the room: one walk answers them all.
+    let replies = futures::future::join_all((0..20).map(|_| handle.submit("disk", guest()))).await;
+    for reply in &replies {
+        assert!(reply.ok && reply.text.contains("Recordings:"), "{reply:?}");
+    }
+    assert_eq!(reports.walks(), 1);
+    // Within `disk_report_secs` (60 s by default) the answer is reused.
+    assert!(handle.submit("disk", Origin::console()).await.ok);
+    assert_eq!(reports.walks(), 1);
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
+
+#[tokio::test]
+async fn disk_shows_absolute_paths_to_operators_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    let shown = dir.path().to_str().unwrap();
+    let guest_reply = bot.core.submit("disk", guest()).await;
+    let operator_reply = bot.run("disk").await;
+    bot.stop().await;
+    assert!(guest_reply.ok, "{guest_reply:?}");
+    assert!(
+        guest_reply.text.contains("Recordings: ") && !guest_reply.text.contains(shown),
+        "{}",
+        guest_reply.text
+    );
+    assert!(
+        operator_reply.text.contains(&format!("in {shown}")),
+        "{}",
+        operator_reply.text
+    );
+}
+
+#[tokio::test]
+async fn list_shows_who_added_what_to_operators_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Running::start(dir.path()).await;
+    let operator = Origin {
+        room: Room::Slack("C42".into()),
+        user: "U0OPERATOR".into(),
+        operator: true,
+    };
+    assert!(bot.core.submit("add foo", operator.clone()).await.ok);
+    let guest_list = bot.core.submit("list", guest()).await;
+    let operator_list = bot.core.submit("list", operator).await;
+    bot.stop().await;
+    assert!(guest_list.ok, "{guest_list:?}");
+    assert!(guest_list.text.contains("• foo — Twitch"), "{guest_list:?}");
+    for hidden in ["U0OPERATOR", "slack:C42", "added by"] {
+        assert!(!guest_list.text.contains(hidden), "{}", guest_list.text);
+    }
+    assert!(
+        operator_list
+            .text
+            .contains("added by U0OPERATOR in slack:C42"),
+        "{}",
+        operator_list.text
+    );
+}
+
+#[tokio::test]
+async fn uploads_show_links_of_videos_that_are_not_public_to_operators_only() {
+    use super::store::NewUploadJob;
+    for (privacy, guest_sees) in [("private", false), ("unlisted", false), ("public", true)] {
+        let dir = tempfile::tempdir().unwrap();
+        // A finished upload in the state database.
+        let store = Store::open(&dir.path().join("recbot.sqlite"))
+            .await
+            .unwrap();
+        let id = store
+            .insert_upload_job(&NewUploadJob {
+                login: Some(Login::parse("foo").unwrap()),
+                session: None,
+                path: dir.path().join("foo.ts"),
+                sidecar: None,
+                total_bytes: 10,
+            })
+            .await
+            .unwrap()
+            .unwrap();
+        let mut job = store.upload_job(id).await.unwrap().unwrap();
+        job.state = super::store::JobState::Finished;
+        job.video_id = Some("SECRETVIDEO".into());
+        store.save_upload_job(&job).await.unwrap();
+        store.close().await;
+        let text = crate::config::testing::offline(&format!(
+            "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n[youtube]\nprivacy = {privacy:?}\n",
+            dir.path().to_str().unwrap()
+        ));
+        let config =
+            Arc::new(Config::from_text(&text, &dir.path().join("recbot.toml"), &[]).unwrap());
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let core = Core::start(config, shutdown.clone(), &tracker)
+            .await
+            .unwrap();
+        let guest_reply = core.submit("uploads", guest()).await;
+        let operator_reply = core.submit("uploads", Origin::console()).await;
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+        assert!(
+            guest_reply.ok && guest_reply.text.contains("finished"),
+            "{guest_reply:?}"
+        );
+        assert_eq!(
+            guest_reply.text.contains("SECRETVIDEO"),
+            guest_sees,
+            "{privacy}: {}",
+            guest_reply.text
+        );
+        assert!(
+            operator_reply.text.contains("SECRETVIDEO"),
+            "{privacy}: {}",
+            operator_reply.text
+        );
+    }
 }

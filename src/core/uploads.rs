@@ -14,6 +14,7 @@ use tracing::{debug, error, info, warn};
 
 use super::store::{JobState, NewUploadJob, UploadJob, WaitReason};
 use super::{Core, Origin, Reply};
+use crate::config::Privacy;
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
 use crate::upload::quota::{self, Reservation};
@@ -286,7 +287,10 @@ impl Core {
     }
 
     /// `uploads`
-    pub(super) async fn uploads_list(&self) -> Result<Reply> {
+    /// `uploads`. Anyone in the room may read it; links to videos that are not public
+    /// (`[youtube] privacy` private or unlisted) are for operators.
+    pub(super) async fn uploads_list(&self, operator: bool) -> Result<Reply> {
+        let links = operator || self.config.youtube.privacy == Privacy::Public;
         let jobs = self.store.upload_jobs(RECENT_JOBS).await?;
         let mut text = if jobs.is_empty() {
             "No uploads yet: finished recordings of logins with upload=on are queued here."
@@ -295,7 +299,7 @@ impl Core {
             let open = jobs.iter().filter(|j| j.state.is_open()).count();
             let mut text = format!("Uploads ({open} open):");
             for job in &jobs {
-                text.push_str(&format!("\n{}", describe_job(job)));
+                text.push_str(&format!("\n{}", describe_job(job, links)));
             }
             text
         };
@@ -413,7 +417,8 @@ pub(super) fn video_url(video_id: &str) -> String {
 }
 
 /// One line of `uploads`.
-fn describe_job(job: &UploadJob) -> String {
+/// One job's line; `link`: show a finished job's video address.
+fn describe_job(job: &UploadJob, link: bool) -> String {
     let who = job.login.as_ref().map(|l| l.as_str()).unwrap_or("?");
     let head = format!("#{} {} {}", job.id, who, job.file_name());
     let percent = |done: u64| {
@@ -446,10 +451,11 @@ fn describe_job(job: &UploadJob) -> String {
             "paused until YouTube is authorized again (`auth youtube`): {}",
             job.last_error.as_deref().unwrap_or("")
         ),
-        JobState::Finished => format!(
+        JobState::Finished if link => format!(
             "finished: {}",
             video_url(job.video_id.as_deref().unwrap_or_default())
         ),
+        JobState::Finished => "finished (the video is not public: operators see its link)".into(),
         JobState::Failed => format!(
             "failed: {} (`retry {}`)",
             job.last_error.as_deref().unwrap_or("unknown reason"),
