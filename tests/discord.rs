@@ -492,7 +492,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
             stream_id: None,
             display_name: None,
             started_at: None,
-            title: "@everyone come watch".into(),
+            title: "@everyone come watch <@123> [free](http://evil) `x`\u{202E}\x1b[2J".into(),
             game: Some("Chess".into()),
             viewers: None,
             latency_secs: None,
@@ -500,7 +500,10 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
     )
     .await;
     let threads = wait_requests(rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
-    assert_eq!(threads[0]["name"], "foo — @everyone come watch");
+    assert_eq!(
+        threads[0]["name"],
+        "foo — @everyone come watch <@123> [free](http://evil) 'x'[2J"
+    );
     bot.emit(
         Some(2),
         EventKind::UploadProgress {
@@ -537,6 +540,11 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         .unwrap()
         .contains("foo is live"));
     assert_eq!(posts[2]["allowed_mentions"]["parse"], json!([]));
+    // The title's mentions, markdown link, code span and terminal/RTL controls stay inert text.
+    assert_eq!(
+        posts[2]["content"],
+        "🔴 foo is live: @\u{200B}everyone come watch \\<@\u{200B}123\\> \\[free\\]\\(http\\://evil\\) 'x'\\[2J [Chess]"
+    );
     let rooms: Vec<String> = rest
         .received_requests()
         .await

@@ -458,7 +458,8 @@ fn live() -> EventKind {
         stream_id: Some("1".into()),
         display_name: None,
         started_at: None,
-        title: "Any% <race>".into(),
+        // Hostile: a mention, a broadcast, a code span, a terminal escape, an RTL override.
+        title: "Any% <race> <!channel> <@U1> @here `x`\u{202E}\x1b[2J\r".into(),
         game: None,
         viewers: None,
         latency_secs: None,
@@ -506,7 +507,10 @@ async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
     // 2: live, in the room it was added from, opening the thread; text escaped.
     assert_eq!(posts[1]["channel"], "C1");
     assert!(posts[1].get("thread_ts").is_none());
-    assert_eq!(posts[1]["text"], "🔴 foo is live: Any% &lt;race&gt;");
+    assert_eq!(
+        posts[1]["text"],
+        "🔴 foo is live: Any% &lt;race&gt; &lt;!channel&gt; &lt;@\u{200B}U1&gt; @\u{200B}here 'x'[2J "
+    );
     let thread = "1700000000.000002";
     // 3: progress in the thread, then edited in place.
     assert_eq!(posts[2]["thread_ts"], thread);

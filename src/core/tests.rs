@@ -267,7 +267,10 @@ async fn accounts_and_uploads_without_credentials_answer_clearly() {
             "No youtube authorization is waiting",
         ),
         // A bare code with no link pending would be exchanged, but there is no app to do it.
-        ("code twitch abcdefgh1234", "[twitch] client_id and client_secret"),
+        (
+            "code twitch abcdefgh1234",
+            "[twitch] client_id and client_secret",
+        ),
         (
             "code twitch http://localhost:3000/?code=abcdefgh1234&state=x",
             "No twitch authorization is waiting",

@@ -78,8 +78,12 @@ where
     output.flush().await
 }
 
+/// Prints `text` line by line, each stamped. Whatever a reply or event carries, no control
+/// character (an ANSI escape clearing the screen, a `\r` overwriting the stamp) or
+/// bidirectional override reaches the terminal.
 async fn write_lines<W: AsyncWrite + Unpin>(output: &mut W, text: &str) -> std::io::Result<()> {
     let stamp = Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true);
+    let text = render::safe_text(text);
     let mut buf = String::with_capacity(text.len() + 32);
     for line in text.lines() {
         buf.push_str(&stamp);
@@ -89,4 +93,26 @@ async fn write_lines<W: AsyncWrite + Unpin>(output: &mut W, text: &str) -> std::
     }
     output.write_all(buf.as_bytes()).await?;
     output.flush().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn control_characters_never_reach_the_terminal() {
+        let mut out = Vec::new();
+        write_lines(
+            &mut out,
+            "title \x1b[2J\x1b]0;x\x07 \u{202E}evil\rover\nsecond",
+        )
+        .await
+        .unwrap();
+        let out = String::from_utf8(out).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out:?}");
+        assert!(lines[0].ends_with(" title [2J]0;x evilover"), "{out:?}");
+        assert!(lines[1].ends_with(" second"), "{out:?}");
+        assert!(!out.contains(['\x1b', '\x07', '\r', '\u{202E}']), "{out:?}");
+    }
 }

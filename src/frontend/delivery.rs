@@ -44,6 +44,14 @@ pub enum Platform {
 }
 
 impl Platform {
+    /// The markup its messages are read in (untrusted text is neutralized for it).
+    pub fn markup(self) -> render::Markup {
+        match self {
+            Platform::Slack => render::Markup::Slack,
+            Platform::Discord => render::Markup::Discord,
+        }
+    }
+
     /// The front-end's name in the outbox tables.
     pub fn name(self) -> &'static str {
         match self {
@@ -154,8 +162,13 @@ pub fn route(notice: &Notice, platform: Platform, events_room: Option<&str>) -> 
 fn thread_name(event: &Event, session: i64) -> String {
     let login = event.login.as_ref().map_or("recbot", |l| l.as_str());
     let name = match &event.kind {
+        // A thread name shows no markup, but control and bidirectional characters would
+        // still garble it.
         EventKind::LiveDetected { title, .. } | EventKind::StreamUpdated { title, .. } => {
-            format!("{login} — {title}")
+            format!(
+                "{login} — {}",
+                render::untrusted(title, render::Markup::Plain)
+            )
         }
         _ => format!("{login} — broadcast {session}"),
     };
@@ -609,7 +622,7 @@ impl<P: Poster> Delivery<P> {
     ) -> Result<(), Failed> {
         let event = &notice.event;
         let seq = notice.seq;
-        let text = render::event_line(event);
+        let text = render::event_line_for(event, self.platform.markup());
         if let EventKind::UploadProgress { job, .. } = event.kind {
             return self
                 .progress(channel, job, event.session, &text, opened)

@@ -349,10 +349,11 @@ async fn follow_up(rest: &Rest, interaction: &Reference, deferred_private: bool,
     }
 }
 
-/// Message content that mentions nobody (a stream title saying `@everyone` stays text).
+/// Message content that mentions nobody (a stream title saying `@everyone` stays text), without
+/// control or bidirectional characters (untrusted fields were escaped by `render`).
 fn message(text: &str, private: bool) -> Value {
     let mut body = json!({
-        "content": chat::clip(text, MAX_TEXT),
+        "content": chat::clip(&super::render::safe_text(text), MAX_TEXT),
         "allowed_mentions": { "parse": [] },
     });
     if private {

@@ -207,8 +207,10 @@ fn whole_seconds(duration: Duration) -> u64 {
 
 /// Slack's mrkdwn treats `&`, `<` and `>` as control characters (links, mentions such as
 /// `<!channel>`); recbot's text must show them literally.
+/// Control and bidirectional characters are dropped too (untrusted fields were already
+/// neutralized by `render`).
 fn escape(text: &str) -> String {
-    chat::clip(text, MAX_TEXT)
+    chat::clip(&super::render::safe_text(text), MAX_TEXT)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
