@@ -811,3 +811,37 @@ async fn a_thread_that_already_exists_for_the_message_is_used() {
         .contains("no new video"));
     bot.stop().await;
 }
+
+#[tokio::test]
+async fn interactions_from_another_server_or_a_dm_are_refused_without_effect() {
+    let fake = Fake::new().await;
+    let rest = &fake.rest;
+    let (bot, conn) = fake.start("", options()).await;
+    let dispatch = conn.dispatch;
+    // An operator's user id, in another server the bot was added to.
+    let mut foreign = add_foo(1);
+    foreign["guild_id"] = json!("999999999999999999");
+    send(&dispatch, foreign).await;
+    let reply = answer(rest, 1).await;
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(
+        content(&reply).contains("not the one recbot serves"),
+        "{reply}"
+    );
+    // The same operator in a direct message (no guild, no member: the user at the top).
+    let mut dm = add_foo(2);
+    let fields = dm.as_object_mut().unwrap();
+    fields.remove("guild_id");
+    let member = fields.remove("member").unwrap();
+    fields.insert("user".into(), member["user"].clone());
+    fields.insert("context".into(), json!(1));
+    send(&dispatch, dm).await;
+    let reply = answer(rest, 2).await;
+    assert_eq!(reply["data"]["flags"], 64, "{reply}");
+    assert!(content(&reply).contains("direct messages"), "{reply}");
+    // Nothing ran.
+    send(&dispatch, interaction(3, "666", &[], "list", json!([]))).await;
+    let reply = answer(rest, 3).await;
+    assert!(content(&reply).contains("Not watching anything"), "{reply}");
+    bot.stop().await;
+}

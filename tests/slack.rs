@@ -65,6 +65,22 @@ async fn mount_web_api(server: &MockServer, ws_url: &str) {
         .respond_with(ResponseTemplate::new(200))
         .mount(server)
         .await;
+    // Who the bot token belongs to: workspace T1, app A1 (through its bot B1).
+    Mock::given(method("POST"))
+        .and(path("/api/auth.test"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "url": "https://t.slack.com/", "team": "T", "user": "recbot",
+            "team_id": "T1", "user_id": "UBOT", "bot_id": "B1"
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/bots.info"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "bot": {"id": "B1", "app_id": "A1", "name": "recbot", "deleted": false}
+        })))
+        .mount(server)
+        .await;
 }
 
 /// Chat logging is off: these tests check exactly what is posted, and a chat worker would
@@ -908,6 +924,30 @@ async fn http_mode_accepts_signed_requests_and_rejects_forged_and_stale_ones() {
     // Unsigned.
     assert_eq!(send(body, None, now()).await.unwrap().status(), 401);
 
+    // Signed, but from another workspace or for another app (the fake's auth.test and
+    // bots.info say T1 and A1): refused, nothing run.
+    for (key, value, trigger) in [("team_id", "T2", "h5"), ("api_app_id", "A2", "h6")] {
+        let mut fields = command_payload("UOP", "remove foo", trigger, &respond);
+        fields[key] = json!(value);
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(
+                fields
+                    .as_object()
+                    .unwrap()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())),
+            )
+            .finish();
+        let reply: Value = send(body.clone(), Some(sign(&body, now())), now())
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(reply["response_type"], "ephemeral", "{reply}");
+        assert!(body_text(&reply).contains("nothing was run"), "{reply}");
+    }
+
     // None of the refused requests changed anything.
     let body = form("UGUEST", "list", "h4");
     let reply: Value = send(body.clone(), Some(sign(&body, now())), now())
@@ -991,4 +1031,21 @@ async fn the_binary_runs_slack_from_the_config_and_stops_cleanly_on_sigterm() {
         !stderr.contains("xoxb-bin") && !stderr.contains("xapp-1-bin"),
         "{stderr}"
     );
+}
+
+#[tokio::test]
+async fn a_command_from_another_workspace_is_refused_without_effect() {
+    let fake = Fake::new().await;
+    let respond = fake.respond.clone();
+    let (bot, mut ws) = fake.start("", options()).await;
+    // An operator's user id, but in workspace T2 (recbot's token belongs to T1).
+    let mut foreign = envelope("UOP", "add foo", "w1", &respond);
+    foreign["payload"]["team_id"] = json!("T2");
+    let (ack, _) = deliver(&mut ws, &foreign).await;
+    assert!(text(&ack).contains("not the one recbot serves"), "{ack}");
+    assert_eq!(ack["payload"]["response_type"], "ephemeral", "{ack}");
+    // Nothing was added.
+    let (ack, _) = command(&mut ws, "UOP", "list", "w2", &respond).await;
+    assert!(text(&ack).contains("Not watching anything"), "{ack}");
+    bot.stop().await;
 }

@@ -223,6 +223,20 @@ impl EventHandler for Handler {
 }
 
 impl Handler {
+    /// Why a command from `guild` (`None`: a direct message) is not run, if it is not.
+    fn place_refusal(&self, guild: Option<u64>) -> Option<&'static str> {
+        match (guild, self.guild) {
+            (None, _) => Some(
+                "recbot takes commands in its server's channels, not in direct messages; \
+                 nothing was run.",
+            ),
+            (Some(from), Some(home)) if from != home => {
+                Some("This server is not the one recbot serves; nothing was run.")
+            }
+            _ => None,
+        }
+    }
+
     fn is_operator(&self, command: &CommandInteraction) -> bool {
         if self.operators.contains(&command.user.id.to_string()) {
             return true;
@@ -250,6 +264,17 @@ impl Handler {
             application: command.application_id,
             token: command.token.clone(),
         };
+        // Only recbot's server runs commands: not a direct message (no server's roles or
+        // channels apply there), not another server the bot was added to.
+        if let Some(refusal) = self.place_refusal(command.guild_id.map(|g| g.get())) {
+            warn!(
+                guild = ?command.guild_id.map(|g| g.get()),
+                user = %command.user.id,
+                "Discord: a command from outside recbot's server was refused"
+            );
+            self.respond(&interaction, &Reply::refused(refusal)).await;
+            return;
+        }
         let text = match command_text(&command.data.options) {
             Ok(text) => text,
             Err(message) => {

@@ -8,3 +8,4 @@ pub mod delivery;
 pub mod discord;
 pub mod render;
 pub mod slack;
+mod slack_home;

@@ -29,6 +29,7 @@ use super::chat::{self, Answered, RecentIds, Seen};
 use super::delivery::{
     Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster, POST_TIMEOUT,
 };
+use super::slack_home::{Claimed, Home};
 use crate::config::{Config, Secret};
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
@@ -117,18 +118,28 @@ pub async fn run(
     )
     .with_post_timeout(options.post_timeout);
     tracker.spawn(delivery.run(notices));
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .build()?;
     let front = Arc::new(Front {
+        home: Home::new(http.clone(), &slack.api_url, bot_token.clone()),
         core,
         operators: slack.operators.iter().cloned().collect(),
         seen: Mutex::new(RecentIds::default()),
         tracker,
         poster,
-        http: reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()?,
+        http,
         ack_within: options.ack_within,
         post_timeout: options.post_timeout,
         clock: Mutex::new(AckClock::default()),
+    });
+    // Learn the workspace now, so the first command is not kept waiting for it (a failure
+    // is retried at the next command).
+    let warm = front.clone();
+    front.tracker.spawn(async move {
+        if let Err(e) = warm.home.identity().await {
+            warn!(error = %e, "Slack: cannot learn recbot's workspace yet; commands are refused until it is known");
+        }
     });
     match slack.listen {
         None => {
@@ -229,6 +240,8 @@ fn unescape(text: &str) -> String {
 /// A slash command, from either mode.
 #[derive(Debug)]
 struct SlashCommand {
+    /// The workspace and app the command says it is from.
+    claimed: Claimed,
     channel: String,
     user: String,
     text: String,
@@ -255,6 +268,8 @@ impl From<Reply> for Answer {
 #[derive(Debug)]
 struct Front {
     core: CoreHandle,
+    /// The workspace and app commands must come from (learnt from Slack).
+    home: Home,
     operators: HashSet<String>,
     /// Acknowledgements given, by trigger id: Slack redelivers an envelope whose ack it did
     /// not get (e.g. across a reconnect), and the command must not run twice.
@@ -343,6 +358,13 @@ impl Front {
     /// Slack redelivers the same payload) is not run again: it gets the acknowledgement the
     /// first delivery got, or "already received" while that is still running.
     async fn answer(self: &Arc<Self>, command: SlashCommand, within: Duration) -> Answer {
+        // A command from another workspace (or for another app) runs nothing.
+        if let Some(refusal) = self.home.refusal(&command.claimed).await {
+            return Answer {
+                text: escape(&refusal),
+                private: true,
+            };
+        }
         let trigger = command.trigger_id.clone();
         let seen = self.seen.lock().expect("not poisoned").check(&trigger);
         match seen {
@@ -503,7 +525,13 @@ async fn on_command(
     let front = state.read().await.get_user_state::<Arc<Front>>().cloned();
     let front = front.ok_or("the Slack front-end state is missing")?;
     let timed = Timed::start(&front.clock, front.ack_within);
+    // slack-morphism's command event has no `api_app_id`; a Socket Mode connection is opened
+    // with recbot's own app-level token, so its envelopes are for recbot's app anyway.
     let command = SlashCommand {
+        claimed: Claimed {
+            team_id: Some(event.team_id.to_string()),
+            app_id: None,
+        },
         channel: event.channel_id.to_string(),
         user: event.user_id.to_string(),
         text: event.text.unwrap_or_default(),
@@ -602,6 +630,10 @@ async fn http_command(State(http): State<Arc<Http>>, headers: HeaderMap, body: B
     };
     // Requests are served side by side, so the window counts from this one's arrival.
     let command = SlashCommand {
+        claimed: Claimed {
+            team_id: field("team_id"),
+            app_id: field("api_app_id"),
+        },
         channel,
         user,
         text: field("text").unwrap_or_default(),
