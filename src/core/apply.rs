@@ -34,7 +34,9 @@ impl Core {
             Command::Add(request) => self.add(request, &origin).await,
             Command::Remove { name } => self.remove(name, &origin).await,
             Command::List => self.list(origin.operator).await,
-            Command::Status { name } => self.status(name).await,
+            // Finished from a worker task: the chat logger may take its time to answer, and a
+            // flood of `status` must not hold the core (and so the recorders' events) up.
+            Command::Status { name } => return self.status(name).await,
             Command::Help { topic } => Ok(Reply::ok(recbot_commands::help(topic))),
             // Answered from a worker task: they talk to Google or Twitch.
             Command::Auth { service, device } => return self.auth(service, device).await,
@@ -174,14 +176,68 @@ impl Core {
         Ok(Reply::ok(text))
     }
 
-    async fn status(&self, name: Option<Login>) -> anyhow::Result<Reply> {
-        let Some(name) = name else {
-            return self.service_status().await;
+    /// `status [name]`: what the core knows is gathered now; the chat logger's line and the
+    /// recent events are added by a worker task (at most [`STATUS_QUERIES`] at a time, so a
+    /// flood of `status` cannot flood the chat logger either).
+    async fn status(&self, name: Option<Login>) -> Answer {
+        let head = match name {
+            None => self
+                .service_status()
+                .await
+                .map(|text| Ok((text, Tail::Service))),
+            Some(name) => self.login_status(name).await,
         };
+        let (mut text, tail) = match head {
+            Ok(Ok(found)) => found,
+            Ok(Err(refused)) => return Answer::Now(refused),
+            Err(e) => {
+                error!(error = %e, command = "status", "command failed");
+                return Answer::Now(Reply::refused(format!(
+                    "`status` failed: {e:#}. Nothing was changed; see the service log for details."
+                )));
+            }
+        };
+        let chat = self.chat.clone();
+        let store = self.store.clone();
+        Answer::Later(Box::pin(async move {
+            let _permit = STATUS_QUERIES.acquire().await;
+            let (chat_of, recent_of) = match tail {
+                Tail::Service => (Some(None), None),
+                Tail::Login { name, chat: true } => (Some(Some(name.clone())), Some(name)),
+                Tail::Login { name, chat: false } => (None, Some(name)),
+            };
+            if let Some(login) = chat_of {
+                if let Some(line) = super::chat::chat_status_of(chat, store.clone(), login).await {
+                    text.push('\n');
+                    text.push_str(&line);
+                }
+            }
+            if let Some(name) = recent_of {
+                match store.recent_events(Some(&name), 5).await {
+                    Ok(recent) if !recent.is_empty() => {
+                        text.push_str("\nRecent:");
+                        for event in recent {
+                            text.push_str(&format!(
+                                "\n  {} {}",
+                                event.at.format("%Y-%m-%d %H:%M:%S"),
+                                crate::frontend::render::event_line(&event)
+                            ));
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => error!(error = %e, "status: cannot read recent events"),
+                }
+            }
+            Reply::ok(text)
+        }))
+    }
+
+    /// The core's part of `status <name>` (or the refusal of an unknown name).
+    async fn login_status(&self, name: Login) -> anyhow::Result<Result<(String, Tail), Reply>> {
         let Some(watch) = self.store.watch(&name).await? else {
-            return Ok(Reply::refused(format!(
+            return Ok(Err(Reply::refused(format!(
                 "`{name}` is not watched; `list` shows what is."
-            )));
+            ))));
         };
         let mut text = format!(
             "{} — {}, {}; events go to {}.",
@@ -199,27 +255,12 @@ impl Core {
             text.push('\n');
             text.push_str(&line);
         }
-        if watch.chat && matches!(watch.source, Source::Twitch) {
-            if let Some(line) = self.chat_status(Some(&name)).await {
-                text.push('\n');
-                text.push_str(&line);
-            }
-        }
-        let recent = self.store.recent_events(Some(&name), 5).await?;
-        if !recent.is_empty() {
-            text.push_str("\nRecent:");
-            for event in recent {
-                text.push_str(&format!(
-                    "\n  {} {}",
-                    event.at.format("%Y-%m-%d %H:%M:%S"),
-                    crate::frontend::render::event_line(&event)
-                ));
-            }
-        }
-        Ok(Reply::ok(text))
+        let chat = watch.chat && matches!(watch.source, Source::Twitch);
+        Ok(Ok((text, Tail::Login { name, chat })))
     }
 
-    async fn service_status(&self) -> anyhow::Result<Reply> {
+    /// The core's part of `status` (the chat line is added by [`Core::status`]).
+    async fn service_status(&self) -> anyhow::Result<String> {
         let watches = self.store.watches().await?;
         let hls = watches
             .iter()
@@ -253,12 +294,19 @@ impl Core {
             text.push('\n');
             text.push_str(&line);
         }
-        if let Some(line) = self.chat_status(None).await {
-            text.push('\n');
-            text.push_str(&line);
-        }
-        Ok(Reply::ok(text))
+        Ok(text)
     }
+}
+
+/// `status` replies finished at the same time; the others wait their turn.
+static STATUS_QUERIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(4);
+
+/// What a `status` reply still needs once the core's part is done.
+enum Tail {
+    /// The chat logger's service line.
+    Service,
+    /// The login's chat line (when it logs chat) and its recent events.
+    Login { name: Login, chat: bool },
 }
 
 /// A source as replies show it. Anyone in the room may read `list` and `status`, so an HLS

@@ -93,28 +93,34 @@ impl Core {
             }
         }
     }
+}
 
-    /// The chat line of `status` (service-wide, or of one login).
-    pub(super) async fn chat_status(&self, login: Option<&Login>) -> Option<String> {
-        let Some(chat) = &self.chat else {
-            return Some("chat: logging is off ([chat] enabled = false)".into());
-        };
-        // The core must never wait long on a worker.
-        let asked = tokio::time::timeout(Duration::from_secs(2), chat.status(login.cloned()));
-        let Ok(Some(mut status)) = asked.await else {
-            return Some("chat: the chat logger did not answer in time".into());
-        };
-        if status.last_disconnect.is_none() {
-            // From before this start, if any.
-            if let Ok(Some(event)) = self.store.last_event_of_kind("ChatDisconnected").await {
-                if let EventKind::ChatDisconnected { reason } = event.kind {
-                    status.last_disconnect = Some((event.at, reason));
-                }
+/// The chat line of `status` (service-wide, or of one login), asked of the chat worker (at
+/// most 2 s) and the event log; a free function so that a `status` reply is finished off the
+/// core's loop.
+pub(super) async fn chat_status_of(
+    chat: Option<crate::chat::ChatHandle>,
+    store: super::store::Store,
+    login: Option<Login>,
+) -> Option<String> {
+    let Some(chat) = &chat else {
+        return Some("chat: logging is off ([chat] enabled = false)".into());
+    };
+    // A reply must never wait long on a worker.
+    let asked = tokio::time::timeout(Duration::from_secs(2), chat.status(login.clone()));
+    let Ok(Some(mut status)) = asked.await else {
+        return Some("chat: the chat logger did not answer in time".into());
+    };
+    if status.last_disconnect.is_none() {
+        // From before this start, if any.
+        if let Ok(Some(event)) = store.last_event_of_kind("ChatDisconnected").await {
+            if let EventKind::ChatDisconnected { reason } = event.kind {
+                status.last_disconnect = Some((event.at, reason));
             }
         }
-        match login {
-            Some(_) => status.login_line(),
-            None => Some(status.service_line()),
-        }
+    }
+    match login {
+        Some(_) => status.login_line(),
+        None => Some(status.service_line()),
     }
 }
