@@ -590,13 +590,9 @@ fn header_f64(headers: &HeaderMap, name: &str) -> Option<f64> {
     header_str(headers, name).and_then(|v| v.trim().parse::<f64>().ok())
 }
 
-/// Seconds from Discord (fractional), kept within sane bounds.
+/// Seconds from Discord (fractional), kept within sane bounds (a clamp is logged).
 fn seconds(value: f64) -> Duration {
-    if value.is_finite() {
-        Duration::from_secs_f64(value.clamp(0.0, MAX_RESET.as_secs_f64()))
-    } else {
-        MAX_RESET
-    }
+    crate::remote::wait("discord", "rate-limit wait", value, MAX_RESET)
 }
 
 /// Discord's rate-limit state of the routes recbot called, from the answers'
@@ -727,6 +723,24 @@ impl Poster for DiscordPoster {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_rate_limit_waits_are_clamped() {
+        for value in [1e30, u64::MAX as f64, f64::INFINITY, f64::NAN] {
+            assert_eq!(seconds(value), MAX_RESET, "{value}");
+        }
+        assert_eq!(seconds(-1.0), Duration::ZERO);
+        assert_eq!(seconds(0.25), Duration::from_millis(250));
+        // A bucket whose reset is absurdly far waits at most MAX_RESET, and no arithmetic on
+        // it panics.
+        let mut buckets = Buckets::default();
+        let mut headers = HeaderMap::new();
+        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
+        headers.insert("x-ratelimit-reset-after", "1e300".parse().unwrap());
+        let now = Instant::now();
+        buckets.update("GET /x", &headers, now);
+        assert_eq!(buckets.reserve("GET /x", now), Some(MAX_RESET));
+    }
 
     #[test]
     fn routes_keep_the_channel_and_drop_the_message_id() {
