@@ -336,7 +336,7 @@ impl Core {
                 Ok(Exchanged::Connected(None)) => Reply::ok(format!("Twitch is connected.{note}")),
                 Ok(Exchanged::Refused(e)) => Reply::refused(format!(
                     "Twitch refused the code ({e}): it is wrong, was already used or has \
-                             expired. Open the link again and paste the new address."
+                     expired. Open the link again and paste the new address."
                 )),
                 Ok(Exchanged::Unavailable(e)) => Reply::refused(format!(
                     "{e}. Nothing was changed; paste the address again."
