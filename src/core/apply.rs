@@ -8,6 +8,7 @@ use tracing::{error, info};
 use super::store::Watch;
 use super::{Answer, Core, Origin, Reply};
 use crate::event::{Event, EventKind};
+use crate::frontend::render;
 
 impl Core {
     pub(super) async fn apply(&mut self, command: Command, origin: Origin) -> Answer {
@@ -36,12 +37,17 @@ impl Core {
             Command::List => self.list(origin.operator).await,
             // Finished from a worker task: the chat logger may take its time to answer, and a
             // flood of `status` must not hold the core (and so the recorders' events) up.
-            Command::Status { name } => return self.status(name).await,
+            Command::Status { name } => {
+                return self.status(name, render::Markup::of(&origin.room)).await
+            }
             Command::Help { topic } => Ok(Reply::ok(recbot_commands::help(topic))),
             // Answered from a worker task: they talk to Google or Twitch.
             Command::Auth { service, device } => return self.auth(service, device).await,
             Command::Code { service, code } => return self.code(service, code).await,
-            Command::Uploads => self.uploads_list(origin.operator).await,
+            Command::Uploads => {
+                let markup = render::Markup::of(&origin.room);
+                self.uploads_list(origin.operator, markup).await
+            }
             Command::Retry { id } => self.retry(id, &origin).await,
             Command::Quota => self.quota().await,
             // Answered from a worker task: walking big folders must not hold the core up.
@@ -179,7 +185,8 @@ impl Core {
     /// `status [name]`: what the core knows is gathered now; the chat logger's line and the
     /// recent events are added by a worker task (at most [`STATUS_QUERIES`] at a time, so a
     /// flood of `status` cannot flood the chat logger either).
-    async fn status(&self, name: Option<Login>) -> Answer {
+    /// Recent events are rendered for the `markup` of the room that asked.
+    async fn status(&self, name: Option<Login>, markup: render::Markup) -> Answer {
         let head = match name {
             None => self
                 .service_status()
@@ -220,7 +227,7 @@ impl Core {
                             text.push_str(&format!(
                                 "\n  {} {}",
                                 event.at.format("%Y-%m-%d %H:%M:%S"),
-                                crate::frontend::render::event_line(&event)
+                                render::event_line_for(&event, markup)
                             ));
                         }
                     }

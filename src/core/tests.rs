@@ -634,3 +634,57 @@ async fn uploads_show_links_of_videos_that_are_not_public_to_operators_only() {
         );
     }
 }
+
+#[tokio::test]
+async fn status_shows_a_hostile_title_inert_for_the_room_that_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let shutdown = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    let (core, handle) = Core::open(test_config(dir.path()), shutdown.clone())
+        .await
+        .unwrap();
+    let events = core.events();
+    let mut notices = handle.subscribe();
+    core.spawn(&tracker).await.unwrap();
+    assert!(handle.submit("add foo", Origin::console()).await.ok);
+    events
+        .emit(
+            Some(Login::parse("foo").unwrap()),
+            EventKind::StreamUpdated {
+                title: "@everyone [free](http://evil) `x`\u{1b}[2J\u{202E}".into(),
+                game: None,
+            },
+        )
+        .await;
+    while !matches!(
+        notices.recv().await.unwrap().event.kind,
+        EventKind::StreamUpdated { .. }
+    ) {}
+    let discord = Origin {
+        room: Room::Discord("42".into()),
+        user: "7".into(),
+        operator: false,
+    };
+    let from_discord = handle.submit("status foo", discord).await;
+    let from_console = handle.submit("status foo", Origin::console()).await;
+    shutdown.cancel();
+    tracker.close();
+    tracker.wait().await;
+    assert!(
+        from_discord
+            .text
+            .contains("changed title: @\u{200B}everyone \\[free\\]\\(http\\://evil\\) 'x'\\[2J"),
+        "{}",
+        from_discord.text
+    );
+    assert!(
+        from_console
+            .text
+            .contains("changed title: @everyone [free](http://evil) 'x'[2J"),
+        "{}",
+        from_console.text
+    );
+    for text in [&from_discord.text, &from_console.text] {
+        assert!(!text.contains(['\u{1b}', '\u{202E}', '`']), "{text:?}");
+    }
+}

@@ -289,7 +289,12 @@ impl Core {
     /// `uploads`
     /// `uploads`. Anyone in the room may read it; links to videos that are not public
     /// (`[youtube] privacy` private or unlisted) are for operators.
-    pub(super) async fn uploads_list(&self, operator: bool) -> Result<Reply> {
+    /// Remote error texts are neutralized for the `markup` of the room that asked.
+    pub(super) async fn uploads_list(
+        &self,
+        operator: bool,
+        markup: render::Markup,
+    ) -> Result<Reply> {
         let links = operator || self.config.youtube.privacy == Privacy::Public;
         let jobs = self.store.upload_jobs(RECENT_JOBS).await?;
         let mut text = if jobs.is_empty() {
@@ -299,7 +304,7 @@ impl Core {
             let open = jobs.iter().filter(|j| j.state.is_open()).count();
             let mut text = format!("Uploads ({open} open):");
             for job in &jobs {
-                text.push_str(&format!("\n{}", describe_job(job, links)));
+                text.push_str(&format!("\n{}", describe_job(job, links, markup)));
             }
             text
         };
@@ -418,9 +423,17 @@ pub(super) fn video_url(video_id: &str) -> String {
 
 /// One line of `uploads`.
 /// One job's line; `link`: show a finished job's video address.
-fn describe_job(job: &UploadJob, link: bool) -> String {
+fn describe_job(job: &UploadJob, link: bool, markup: render::Markup) -> String {
     let who = job.login.as_ref().map(|l| l.as_str()).unwrap_or("?");
-    let head = format!("#{} {} {}", job.id, who, job.file_name());
+    let head = format!(
+        "#{} {} {}",
+        job.id,
+        who,
+        render::untrusted(&job.file_name(), markup)
+    );
+    // YouTube's (or a proxy's) words.
+    let error =
+        |fallback: &str| render::untrusted(job.last_error.as_deref().unwrap_or(fallback), markup);
     let percent = |done: u64| {
         if job.total_bytes > 0 {
             done as f64 * 100.0 / job.total_bytes as f64
@@ -445,22 +458,18 @@ fn describe_job(job: &UploadJob, link: bool) -> String {
             job.next_attempt_at
                 .map(quota::describe)
                 .unwrap_or_else(|| "later".into()),
-            job.last_error.as_deref().unwrap_or("")
+            error("")
         ),
         JobState::Paused => format!(
             "paused until YouTube is authorized again (`auth youtube`): {}",
-            job.last_error.as_deref().unwrap_or("")
+            error("")
         ),
         JobState::Finished if link => format!(
             "finished: {}",
             video_url(job.video_id.as_deref().unwrap_or_default())
         ),
         JobState::Finished => "finished (the video is not public: operators see its link)".into(),
-        JobState::Failed => format!(
-            "failed: {} (`retry {}`)",
-            job.last_error.as_deref().unwrap_or("unknown reason"),
-            job.id
-        ),
+        JobState::Failed => format!("failed: {} (`retry {}`)", error("unknown reason"), job.id),
     };
     format!("{head} — {state}")
 }

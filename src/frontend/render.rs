@@ -18,6 +18,17 @@ pub enum Markup {
     Discord,
 }
 
+impl Markup {
+    /// The markup replies to a command from `room` are read in.
+    pub fn of(room: &crate::event::Room) -> Markup {
+        match room {
+            crate::event::Room::Console => Markup::Plain,
+            crate::event::Room::Slack(_) => Markup::Slack,
+            crate::event::Room::Discord(_) => Markup::Discord,
+        }
+    }
+}
+
 /// Untrusted text made harmless inside a message in `markup`:
 /// - control characters (ANSI escapes' `ESC`, `\r`, `\x08`, C1) are dropped, line breaks and
 ///   tabs become spaces (one event, one line);
