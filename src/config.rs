@@ -262,6 +262,9 @@ pub struct Recording {
     /// No new segment for max(this, 3 × target duration) → new token and playlist; still
     /// nothing after as long again → `RecordingStalled`.
     pub stall_timeout_secs: u64,
+    /// The part's data and its progress checkpoint are fsynced at least this often (data
+    /// first): a power cut loses at most this much of a recording.
+    pub sync_interval_secs: u64,
 }
 
 impl Default for Recording {
@@ -271,6 +274,7 @@ impl Default for Recording {
             file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
             max_part_hours: 11.5,
             stall_timeout_secs: 30,
+            sync_interval_secs: 30,
         }
     }
 }
@@ -851,6 +855,12 @@ impl Config {
         }
         if r.stall_timeout_secs == 0 {
             return fail("recording.stall_timeout_secs", "must be at least 1 second");
+        }
+        if !(1..=3600).contains(&r.sync_interval_secs) {
+            return fail(
+                "recording.sync_interval_secs",
+                "must be between 1 and 3600 seconds",
+            );
         }
         if s.disk_check_secs == 0 {
             return fail("storage.disk_check_secs", "must be at least 1 second");
