@@ -218,6 +218,9 @@ pub fn event_line(event: &Event) -> String {
         EventKind::UploadFailed { job, reason } => {
             format!("❌ upload #{job} failed: {reason} (the file is kept; `retry {job}` re-queues it)")
         }
+        EventKind::UploadFilesKept { job, file, reason } => {
+            format!("⚠️ {login}: upload #{job}: {reason}, so {file} is kept, not deleted")
+        }
     }
 }
 

@@ -24,7 +24,7 @@ mod uploads;
 pub use outbox::{LogPage, PostedMessage};
 pub use recordings::{PartRow, SessionRow, SessionTotals};
 pub use tokens::StoredToken;
-pub use uploads::{JobState, NewUploadJob, UploadJob, WaitReason};
+pub use uploads::{Cleanup, JobState, NewUploadJob, UploadJob, WaitReason};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
 
