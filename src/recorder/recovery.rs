@@ -92,7 +92,9 @@ pub fn remove_stale_temps_blocking(dir: &Path) -> Vec<PathBuf> {
             Ok(t) if t.is_dir() => removed.extend(remove_stale_temps_blocking(&path)),
             Ok(t) if t.is_file() => {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if is_temporary(&name) && std::fs::remove_file(&path).is_ok() {
+                if (is_temporary(&name) || is_orphaned_durable_note(&path, &name))
+                    && std::fs::remove_file(&path).is_ok()
+                {
                     removed.push(path);
                 }
             }
@@ -101,6 +103,20 @@ pub fn remove_stale_temps_blocking(dir: &Path) -> Vec<PathBuf> {
     }
     removed.sort();
     removed
+}
+
+/// A durable checkpoint (`x.ts.part.json.synced`) with neither its part (`x.ts.part`) nor its
+/// latest checkpoint (`x.ts.part.json`) left: nothing will ever read it.
+fn is_orphaned_durable_note(path: &Path, name: &str) -> bool {
+    let Some(latest) = name.strip_suffix(".synced") else {
+        return false;
+    };
+    let Some(part) = latest.strip_suffix(".json") else {
+        return false;
+    };
+    part.ends_with(".part")
+        && !path.with_file_name(part).exists()
+        && !path.with_file_name(latest).exists()
 }
 
 /// Whether the recorder wrote `part`: it has a progress checkpoint, latest or durable
@@ -506,12 +522,17 @@ mod tests {
         for t in temps {
             std::fs::write(login_dir.join(t), b"x").unwrap();
         }
+        std::fs::write(login_dir.join("gone.ts.part.json.synced"), b"{}").unwrap();
         let kept = [
             "a.ts",
             "a.json",
             "a.chat.jsonl",
             "b.ts.part",
             "b.ts.part.json",
+            "b.ts.part.json.synced",
+            "c.ts",
+            "c.ts.part.json",
+            "c.ts.part.json.synced",
         ];
         for k in kept {
             std::fs::write(login_dir.join(k), b"x").unwrap();
@@ -521,7 +542,8 @@ mod tests {
             [login_dir.join("b.ts.part")]
         );
         let removed = remove_stale_temps_blocking(dir.path());
-        assert_eq!(removed.len(), temps.len(), "{removed:?}");
+        assert_eq!(removed.len(), temps.len() + 1, "{removed:?}");
+        assert!(removed.contains(&login_dir.join("gone.ts.part.json.synced")));
         let mut left: Vec<String> = std::fs::read_dir(&login_dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
