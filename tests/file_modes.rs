@@ -2,6 +2,8 @@
 //! and its `-wal`/`-shm`, the recordings and chat folders. One test in its own binary, because
 //! the umask is process-wide.
 
+mod support;
+
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -15,6 +17,7 @@ fn mode(path: &Path) -> u32 {
 
 #[tokio::test]
 async fn data_files_and_folders_are_owner_only_whatever_the_umask() {
+    let logs = support::capture_logs();
     // The usual umask: files 0644 and folders 0755 unless recbot asks for less.
     rustix::process::umask(Mode::from_raw_mode(0o022));
     let dir = tempfile::tempdir().unwrap();
@@ -36,6 +39,15 @@ async fn data_files_and_folders_are_owner_only_whatever_the_umask() {
     let store = Store::open(&db).await.unwrap();
     assert_eq!(mode(&db), 0o600);
     store.close().await;
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("made owner-only"))
+        .unwrap_or_else(|| panic!("the tightening is not logged:\n{text}"));
+    assert!(
+        line.contains("recbot.sqlite") && line.contains("0644"),
+        "{line}"
+    );
 
     // Recording folders (created with the first part of a login).
     let part = PartFile::create(data.join("recordings/foo/x.ts"))

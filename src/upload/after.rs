@@ -368,4 +368,41 @@ mod tests {
         assert!(copy_then_remove(&from, &missing, &mut |_| Ok(())).is_err());
         assert!(from.exists());
     }
+
+    /// A real move across file systems (EXDEV), when the machine has a tmpfs at /dev/shm on
+    /// another device than the temporary folder (else this only says it was skipped; the copy
+    /// path itself is covered by the tests above).
+    #[tokio::test]
+    async fn a_move_to_another_file_system_goes_through_the_durable_copy() {
+        use std::os::unix::fs::MetadataExt;
+        let recordings = tempfile::tempdir().unwrap();
+        let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        if dev(recordings.path()) == dev(other.path()) {
+            eprintln!("skipped: /dev/shm is on the same file system");
+            return;
+        }
+        let plan = Plan::new(
+            AfterUpload::Move,
+            recordings.path().to_path_buf(),
+            other.path().join("uploaded"),
+        );
+        let folder = recordings.path().join("foo");
+        std::fs::create_dir_all(&folder).unwrap();
+        let (video, sidecar) = (folder.join("a.ts"), folder.join("a.json"));
+        std::fs::write(&video, vec![1u8; 100_000]).unwrap();
+        std::fs::write(&sidecar, b"{}").unwrap();
+        plan.apply(&video, Some(&sidecar)).await;
+        let moved = other.path().join("uploaded/foo");
+        assert_eq!(
+            std::fs::read(moved.join("a.ts")).unwrap(),
+            vec![1u8; 100_000]
+        );
+        assert_eq!(std::fs::read(moved.join("a.json")).unwrap(), b"{}");
+        assert!(!video.exists() && !sidecar.exists());
+        assert!(!temp_path_of(&moved.join("a.ts")).exists());
+    }
 }
