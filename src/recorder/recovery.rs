@@ -451,7 +451,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let part = dir.path().join("x.ts.part");
         let latest = dir.path().join("x.ts.part.json");
-        let durable = synced_note_path(&latest);
+        let durable = dir.path().join("x.ts.part.json.synced");
         // 1500 bytes reached the disk; the latest checkpoint claims 3 segments (2000 bytes),
         // the durable one 2 (1000 bytes).
         std::fs::write(&part, [vec![1u8; 1000], vec![2u8; 500]].concat()).unwrap();
