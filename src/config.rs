@@ -266,6 +266,9 @@ pub struct Recording {
     /// No new segment for max(this, 3 × target duration) → new token and playlist; still
     /// nothing after as long again → `RecordingStalled`.
     pub stall_timeout_secs: u64,
+    /// The part's data and its progress checkpoint are fsynced at least this often (data
+    /// first): a power cut loses at most this much of a recording.
+    pub sync_interval_secs: u64,
 }
 
 impl Default for Recording {
@@ -275,6 +278,7 @@ impl Default for Recording {
             file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
             max_part_hours: 11.5,
             stall_timeout_secs: 30,
+            sync_interval_secs: 30,
         }
     }
 }
@@ -455,6 +459,8 @@ pub struct Youtube {
     pub auth_url: String,
     pub token_url: String,
     pub upload_url: String,
+    /// YouTube Data API base (`videos.list` before `after_upload = "delete"`).
+    pub api_url: String,
     pub privacy: Privacy,
     pub title_template: String,
     /// Uploads per Pacific day before recbot waits for the reset (YouTube's own bucket is 100).
@@ -483,6 +489,12 @@ pub struct Youtube {
     pub max_attempts: u32,
     /// How long a started `auth youtube` waits for its `code youtube`.
     pub pending_auth_minutes: f64,
+    /// With `after_upload = "delete"`: first wait before asking YouTube whether the video is
+    /// processed; it doubles (with jitter) up to an hour between checks.
+    pub processing_check_secs: f64,
+    /// With `after_upload = "delete"`: a video still not processed after this long keeps its
+    /// files (and says so).
+    pub processing_timeout_hours: f64,
 }
 
 impl Default for Youtube {
@@ -495,6 +507,7 @@ impl Default for Youtube {
             auth_url: "https://accounts.google.com/o/oauth2/auth".into(),
             token_url: "https://oauth2.googleapis.com/token".into(),
             upload_url: "https://www.googleapis.com/upload/youtube/v3/videos".into(),
+            api_url: "https://www.googleapis.com/youtube/v3".into(),
             privacy: Privacy::Private,
             title_template: "{display_name} {started:%Y-%m-%d %H:%M} {title}".into(),
             daily_upload_limit: 100,
@@ -509,6 +522,8 @@ impl Default for Youtube {
             retry_wait_minutes: 30,
             max_attempts: 10,
             pending_auth_minutes: 10.0,
+            processing_check_secs: 60.0,
+            processing_timeout_hours: 24.0,
         }
     }
 }
@@ -818,6 +833,7 @@ impl Config {
             ("youtube.auth_url", &self.youtube.auth_url),
             ("youtube.token_url", &self.youtube.token_url),
             ("youtube.upload_url", &self.youtube.upload_url),
+            ("youtube.api_url", &self.youtube.api_url),
             ("slack.api_url", &self.slack.api_url),
             ("discord.api_url", &self.discord.api_url),
         ] {
@@ -856,6 +872,12 @@ impl Config {
         if r.stall_timeout_secs == 0 {
             return fail("recording.stall_timeout_secs", "must be at least 1 second");
         }
+        if !(1..=3600).contains(&r.sync_interval_secs) {
+            return fail(
+                "recording.sync_interval_secs",
+                "must be between 1 and 3600 seconds",
+            );
+        }
         if s.disk_check_secs == 0 {
             return fail("storage.disk_check_secs", "must be at least 1 second");
         }
@@ -876,6 +898,23 @@ impl Config {
         }
         if y.daily_upload_limit == 0 {
             return fail("youtube.daily_upload_limit", "must be at least 1");
+        }
+        if !(y.processing_check_secs.is_finite()
+            && (0.01..=3600.0).contains(&y.processing_check_secs))
+        {
+            return fail(
+                "youtube.processing_check_secs",
+                "must be between 0.01 and 3600 seconds",
+            );
+        }
+        if !(y.processing_timeout_hours.is_finite()
+            && (0.0..=720.0).contains(&y.processing_timeout_hours)
+            && y.processing_timeout_hours > 0.0)
+        {
+            return fail(
+                "youtube.processing_timeout_hours",
+                "must be more than 0 and at most 720 hours",
+            );
         }
         if y.title_template.trim().is_empty() {
             return fail("youtube.title_template", "must not be empty");
@@ -1131,7 +1170,7 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 14] = [
+        let defaults: [(&str, &str, toml::Value); 15] = [
             ("storage", "warn_usage_percent", toml::Value::Integer(100)),
             ("storage", "min_free_gb", toml::Value::Float(0.0)),
             ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),
@@ -1144,6 +1183,7 @@ pub mod testing {
             ("youtube", "auth_url", format!("{NOWHERE}/auth").into()),
             ("youtube", "token_url", format!("{NOWHERE}/token").into()),
             ("youtube", "upload_url", format!("{NOWHERE}/upload").into()),
+            ("youtube", "api_url", format!("{NOWHERE}/youtube/v3").into()),
             ("slack", "api_url", format!("{NOWHERE}/api").into()),
             ("discord", "api_url", NOWHERE.into()),
         ];

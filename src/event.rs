@@ -230,6 +230,13 @@ pub enum EventKind {
         job: i64,
         reason: String,
     },
+    /// With `after_upload = "delete"`: YouTube refused the uploaded video (or never finished
+    /// processing it), so its files were not deleted.
+    UploadFilesKept {
+        job: i64,
+        file: String,
+        reason: String,
+    },
 }
 
 impl EventKind {
@@ -267,6 +274,7 @@ impl EventKind {
             EventKind::UploadDeferred { .. } => "UploadDeferred",
             EventKind::UploadFinished { .. } => "UploadFinished",
             EventKind::UploadFailed { .. } => "UploadFailed",
+            EventKind::UploadFilesKept { .. } => "UploadFilesKept",
         }
     }
 

@@ -933,6 +933,9 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
     );
     assert!(lines.iter().all(|r| r.raw.contains("PRIVMSG #a")));
     assert!(!recordings
+        .join("2025-03-01_23-59-50_title.chat.jsonl.recbot-tmp")
+        .exists());
+    assert!(!recordings
         .join("2025-03-01_23-59-50_title.chat.jsonl.part")
         .exists());
 

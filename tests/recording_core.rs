@@ -339,13 +339,14 @@ async fn a_crash_leftover_is_finished_and_the_session_continues() {
         vec![9u8; 5000],
     )
     .unwrap();
-    // A stray .part nobody knows about is finished too.
+    // A stray .part nobody knows about (no checkpoint, no row) was not written by the
+    // recorder: it is left alone.
     std::fs::write(dir.path().join("recordings/foo/stray.ts.part"), b"xyz").unwrap();
 
     let mut bot = Bot::start(dir.path(), &origin, "").await;
     bot.run("add foo").await;
     let mut recovered = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..1 {
         let e = bot
             .wait_for("recovered part", |e| {
                 matches!(
@@ -377,7 +378,8 @@ async fn a_crash_leftover_is_finished_and_the_session_continues() {
     let s = Sidecar::read(sidecar).await.unwrap();
     assert!(s.recovered);
     assert_eq!(s.stream_id.as_deref(), Some("s9"));
-    assert!(dir.path().join("recordings/foo/stray.ts").exists());
+    assert!(dir.path().join("recordings/foo/stray.ts.part").exists());
+    assert!(!dir.path().join("recordings/foo/stray.ts").exists());
 
     // Still live with the same stream id: record on into part 2 of the same session.
     origin.go_live("foo", StreamConfig::default());
@@ -397,6 +399,91 @@ async fn a_crash_leftover_is_finished_and_the_session_continues() {
     let parts = store.parts_of(session).await.unwrap();
     assert_eq!(parts.len(), 2);
     assert!(parts.iter().all(|p| p.state == "finished"));
+}
+
+/// A chat export's temporary file left by a crash (`<name>.chat.jsonl.part` in earlier
+/// versions, `.recbot-tmp` now) beside a recorder's leftover, for a login with `upload=on`:
+/// only the recording is finished and queued; the chat file gets no sidecar, no notice, no
+/// upload job, and is removed as a stale temporary.
+#[tokio::test]
+async fn a_leftover_chat_export_is_not_taken_for_a_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    {
+        let store = store(dir.path()).await;
+        store
+            .put_watch(&recbot::core::store::Watch {
+                name: Login::parse("foo").unwrap(),
+                source: recbot_commands::Source::Twitch,
+                quality: recbot_commands::Quality::BEST,
+                upload: true,
+                chat: true,
+                room: recbot::event::Room::Console,
+                added_by: "test".into(),
+                added_at: Utc::now(),
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let folder = dir.path().join("recordings/foo");
+    std::fs::create_dir_all(&folder).unwrap();
+    let chat_line = br#"{"offset_ms":0,"video_ms":0,"raw":"PRIVMSG #foo :hi"}"#;
+    let old_temp = folder.join("2026-11-21_10-00-00_t.chat.jsonl.part");
+    let new_temp = folder.join("2026-11-21_10-00-00_t.chat.jsonl.recbot-tmp");
+    std::fs::write(&old_temp, chat_line).unwrap();
+    std::fs::write(&new_temp, chat_line).unwrap();
+    // The recorder's own leftover, with its checkpoint: the sign that recovery ran.
+    let video = folder.join("2026-11-21_11-00-00_u.ts");
+    std::fs::write(
+        folder.join("2026-11-21_11-00-00_u.ts.part"),
+        vec![7u8; 1000],
+    )
+    .unwrap();
+    let checkpoint = serde_json::json!({
+        "login": "foo", "source": "twitch", "session": 0, "part": 1,
+        "file": "2026-11-21_11-00-00_u.ts", "quality": "720p60",
+        "started": "2026-11-21T11:00:00Z", "ended": "2026-11-21T11:00:04Z",
+        "duration_secs": 4.0, "segments": 2, "bytes": 1000,
+        "last_segment": {"sequence": 41},
+    });
+    std::fs::write(
+        folder.join("2026-11-21_11-00-00_u.ts.part.json"),
+        serde_json::to_vec(&checkpoint).unwrap(),
+    )
+    .unwrap();
+
+    let youtube = "[youtube]\nenabled = true\nclient_id = \"y\"\nclient_secret = \"z\"\n";
+    let mut bot = Bot::start(dir.path(), &origin, youtube).await;
+    let queued = bot.wait_for("UploadQueued", is("UploadQueued")).await;
+    let EventKind::UploadQueued { file, .. } = &queued.kind else {
+        unreachable!()
+    };
+    assert!(file.ends_with("2026-11-21_11-00-00_u.ts"), "{file}");
+    // Every start-up notice has been published once the core answers a command.
+    bot.run("status").await;
+    while let Ok(n) = bot.notices.try_recv() {
+        bot.seen.push(n);
+    }
+    for n in &bot.seen {
+        let text = format!("{:?}", n.event.kind);
+        assert!(
+            !text.contains("10-00-00_t"),
+            "a notice about the leftover chat file: {text}"
+        );
+    }
+    bot.stop().await;
+    let store = store(dir.path()).await;
+    let jobs = store.upload_jobs(100).await.unwrap();
+    assert_eq!(jobs.len(), 1, "{jobs:?}");
+    assert_eq!(jobs[0].path, video);
+    assert!(
+        !old_temp.exists() && !new_temp.exists(),
+        "stale temporaries removed"
+    );
+    assert!(!folder.join("2026-11-21_10-00-00_t.chat.jsonl").exists());
+    assert!(!folder.join("2026-11-21_10-00-00_t.chat.json").exists());
+    store.close().await;
 }
 
 #[tokio::test]

@@ -21,8 +21,10 @@ const MIB: u64 = 1024 * 1024;
 const UNIT: u64 = 256 * 1024;
 
 fn youtube(upload_url: &str, google: &GoogleFake, extra: &str) -> String {
+    // The Data API (videos.list) beside the upload endpoint, as on the fake.
+    let api_url = upload_url.replace("/upload/youtube/v3/videos", "/youtube/v3");
     format!(
-        "enabled = true\nupload_url = {upload_url:?}\ntoken_url = {:?}\nauth_url = {:?}\n{extra}",
+        "enabled = true\nupload_url = {upload_url:?}\napi_url = {api_url:?}\ntoken_url = {:?}\nauth_url = {:?}\n{extra}",
         google.token_url(),
         google.auth_url()
     )
@@ -431,6 +433,17 @@ async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
     assert_eq!(sidecar.youtube_video_id.as_deref(), Some("vid0"));
 }
 
+/// Waits (10 s at most) until `done` holds, checking every 20 ms.
+async fn eventually(what: &str, done: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !done() {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+const DELETE: &str = "after_upload = \"delete\"\nprocessing_check_secs = 0.05";
+
 #[tokio::test]
 async fn after_upload_delete_removes_file_sidecar_and_chat_file() {
     let yt = YoutubeMock::start("ya29.valid").await;
@@ -438,7 +451,7 @@ async fn after_upload_delete_removes_file_sidecar_and_chat_file() {
     let (_dir, config, mut bot) = start(
         &yt.upload_url(),
         &google,
-        "after_upload = \"delete\"",
+        DELETE,
         ("ya29.valid", "1//r", 3600),
     )
     .await;
@@ -446,8 +459,112 @@ async fn after_upload_delete_removes_file_sidecar_and_chat_file() {
     let chat = part.file.with_file_name("a.chat.jsonl");
     bot.part_finished(&part).await;
     bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    eventually("files deleted", || {
+        !part.file.exists() && !part.sidecar.exists() && !chat.exists()
+    })
+    .await;
     bot.stop().await;
-    assert!(!part.file.exists() && !part.sidecar.exists() && !chat.exists());
+    let lists = yt.state().video_lists.clone();
+    assert_eq!(
+        lists[0],
+        ("status,processingDetails".to_string(), "vid0".to_string())
+    );
+}
+
+/// YouTube still processing (`uploaded`): the files stay, and are checked again (with a
+/// growing wait) until it reports `processed`; the wait survives a restart.
+#[tokio::test]
+async fn after_upload_delete_waits_until_youtube_has_processed_the_video() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    yt.state().upload_status = ("uploaded".into(), None);
+    let (dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        DELETE,
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    bot.part_finished(&part).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    eventually("two checks", || yt.state().video_lists.len() >= 2).await;
+    assert!(
+        part.file.exists() && part.sidecar.exists(),
+        "deleted while `uploaded`"
+    );
+    assert!(bot
+        .run("uploads")
+        .await
+        .text
+        .contains("once YouTube has processed it"));
+    // A restart goes on waiting: the job says so in the database.
+    bot.stop().await;
+    let checks = yt.state().video_lists.len();
+    let store = open_store(&config).await;
+    let job = store.upload_job(1).await.unwrap().unwrap();
+    assert_eq!(job.cleanup, Some(recbot::core::store::Cleanup::Waiting));
+    store.close().await;
+    assert!(part.file.exists());
+    let mut bot = Bot::start(config.clone()).await;
+    eventually("checked after the restart", || {
+        yt.state().video_lists.len() > checks
+    })
+    .await;
+    assert!(part.file.exists() && part.sidecar.exists());
+    yt.state().upload_status = ("processed".into(), None);
+    eventually("files deleted once processed", || {
+        !part.file.exists() && !part.sidecar.exists()
+    })
+    .await;
+    // No notice says anything was kept.
+    bot.run("status").await;
+    while let Ok(n) = bot.notices.try_recv() {
+        assert_ne!(n.event.kind.name(), "UploadFilesKept");
+    }
+    bot.stop().await;
+    let store = open_store(&config).await;
+    let job = store.upload_job(1).await.unwrap().unwrap();
+    assert_eq!(job.cleanup, Some(recbot::core::store::Cleanup::Done));
+    store.close().await;
+    drop(dir);
+}
+
+/// YouTube rejects the video: nothing is deleted, and a notice says why.
+#[tokio::test]
+async fn after_upload_delete_keeps_the_files_of_a_rejected_video_and_says_so() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    yt.state().upload_status = ("rejected".into(), Some("duplicate".into()));
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        DELETE,
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    let chat = part.file.with_file_name("a.chat.jsonl");
+    bot.part_finished(&part).await;
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    let kept = bot.wait_for("UploadFilesKept", is("UploadFilesKept")).await;
+    let EventKind::UploadFilesKept { job, reason, .. } = &kept.kind else {
+        unreachable!()
+    };
+    assert_eq!(*job, 1);
+    assert!(
+        reason.contains("rejected") && reason.contains("duplicate"),
+        "{reason}"
+    );
+    let line = recbot::frontend::render::event_line(&kept);
+    assert!(line.contains("kept, not deleted"), "{line}");
+    assert!(part.file.exists() && part.sidecar.exists() && chat.exists());
+    // Not asked again.
+    let checks = yt.state().video_lists.len();
+    assert!(bot.run("uploads").await.text.contains("files kept"));
+    bot.stop().await;
+    assert_eq!(yt.state().video_lists.len(), checks);
+    assert!(part.file.exists());
 }
 
 #[tokio::test]

@@ -17,7 +17,7 @@ use super::line::is_login;
 use super::record::Stamp;
 use super::writer::{date_of_day, day_of, day_path, LineQueue};
 use crate::recorder::sidecar::Sidecar;
-use crate::recorder::writer::{finalize_file, part_path_of};
+use crate::recorder::writer::{finalize_file, temp_path_of};
 use crate::upload::after::{chat_file, Followed, Plan};
 
 /// Why a part has no chat file with `after_upload = "delete"`.
@@ -31,7 +31,7 @@ pub struct Saved {
     pub lines: u64,
 }
 
-/// Flushes the writer, then writes the part's chat file (atomically: `.part`, fsync, rename)
+/// Flushes the writer, then writes the part's chat file (atomically: `.recbot-tmp`, fsync, rename)
 /// beside the recording, wherever `after` put it.
 pub async fn save_part(
     queue: &LineQueue,
@@ -134,7 +134,8 @@ impl Span {
 }
 
 fn write_span(dir: &Path, login: &str, span: &Span, dest: &Path) -> Result<u64> {
-    let tmp = part_path_of(dest);
+    // Not `.part`: crash recovery would take a leftover for a recording.
+    let tmp = temp_path_of(dest);
     let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
     let mut out = BufWriter::new(file);
     let mut lines = 0u64;

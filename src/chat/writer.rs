@@ -733,7 +733,8 @@ impl DayFile {
     fn open(dir: &Path, folder: &str, day: i32) -> std::io::Result<Opened> {
         let path = day_path(dir, folder, date_of_day(day));
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)?;
+            // Owner-only: chat logs are not for other users of the machine.
+            crate::recorder::writer::create_private_dir_all(parent)?;
         }
         let mut file = OpenOptions::new()
             .read(true)
@@ -821,6 +822,20 @@ fn count_lines_upto(path: &Path, len: u64, stop: &AtomicBool) -> std::io::Result
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn chat_folders_are_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let chat = dir.path().join("chat");
+        DayFile::open(&chat, "foo", day_of(1_764_000_000_000)).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&chat), 0o700);
+        let mut folder = day_path(&chat, "foo", date_of_day(day_of(1_764_000_000_000)));
+        while folder.pop() && folder != chat {
+            assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+        }
+    }
 
     fn settings(dir: &Path, queue_lines: usize) -> WriterSettings {
         WriterSettings {

@@ -33,7 +33,7 @@ use calls::Call;
 pub use calls::Calls;
 pub use outbox::{CoreStopped, OutboxState, Pending};
 use store::Store;
-pub use uploads::JobUpdate;
+pub use uploads::{CleanupOutcome, JobUpdate};
 
 /// Capacity of the worker → core event channel; workers wait when it is full.
 const EVENT_QUEUE: usize = 1024;

@@ -532,11 +532,20 @@ impl Core {
         };
         let dir = self.config.storage.recordings_dir();
         let scan = dir.clone();
-        let mut files: HashSet<PathBuf> =
-            tokio::task::spawn_blocking(move || recovery::find_parts_blocking(&scan))
-                .await?
+        let uploaded = self.config.uploaded_dir();
+        let mut files: HashSet<PathBuf> = tokio::task::spawn_blocking(move || {
+            // Nothing writes there yet: every temporary file is a crash's leftover.
+            for stale in recovery::remove_stale_temps_blocking(&scan)
                 .into_iter()
-                .collect();
+                .chain(recovery::remove_stale_temps_blocking(&uploaded))
+            {
+                info!(path = %stale.display(), "removed a temporary file left by a crash");
+            }
+            recovery::find_parts_blocking(&scan)
+        })
+        .await?
+        .into_iter()
+        .collect();
         for row in self.store.parts_in_progress().await? {
             let session = self.store.session(row.session_id).await?;
             let known = session.as_ref().map(|s| recovery::Known {
@@ -582,6 +591,17 @@ impl Core {
             }
         }
         for file in files {
+            // Without a database row only a checkpoint says the recorder wrote it; anything
+            // else named `.part` (a download, an older version's temporary) is not touched.
+            let probe = file.clone();
+            let ours =
+                tokio::task::spawn_blocking(move || recovery::has_checkpoint_blocking(&probe))
+                    .await
+                    .unwrap_or(false);
+            if !ours {
+                warn!(path = %file.display(), "left alone: a .part file recbot's recorder did not write (no checkpoint, no database row)");
+                continue;
+            }
             note(self.recover_one(file, None, None).await);
         }
         Ok(recovered)

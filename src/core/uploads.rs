@@ -12,9 +12,9 @@ use recbot_commands::Service;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
-use super::store::{JobState, NewUploadJob, UploadJob, WaitReason};
+use super::store::{Cleanup, JobState, NewUploadJob, UploadJob, WaitReason};
 use super::{Core, Origin, Reply};
-use crate::config::Privacy;
+use crate::config::{AfterUpload, Privacy};
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
 use crate::upload::quota::{self, Reservation};
@@ -71,6 +71,23 @@ pub enum JobUpdate {
         job: i64,
         why: String,
     },
+    /// Where a finished job's files stand (`after_upload = "delete"` waits for YouTube's
+    /// processing).
+    Cleanup {
+        job: i64,
+        outcome: CleanupOutcome,
+    },
+}
+
+/// What the worker learnt about a finished video whose files wait for its processing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CleanupOutcome {
+    /// Not processed yet (or YouTube could not be asked): check again at `at`.
+    Later { at: DateTime<Utc>, checks: u32 },
+    /// Processed; the files were deleted.
+    Deleted,
+    /// YouTube refused the video, or never finished it: the files stay (announced).
+    Kept { why: String },
 }
 
 impl Core {
@@ -171,7 +188,8 @@ impl Core {
             | JobUpdate::Deferred { job, .. }
             | JobUpdate::Paused { job, .. }
             | JobUpdate::Finished { job, .. }
-            | JobUpdate::Failed { job, .. } => *job,
+            | JobUpdate::Failed { job, .. }
+            | JobUpdate::Cleanup { job, .. } => *job,
         };
         let mut job = self
             .store
@@ -250,12 +268,44 @@ impl Core {
                 job.wait_reason = None;
                 job.last_error = None;
                 job.video_id = Some(video_id.clone());
+                if self.config.youtube.after_upload == AfterUpload::Delete {
+                    // The only copy goes once YouTube has processed the video; persisted with
+                    // the finish, so a restart goes on waiting.
+                    let now = Utc::now();
+                    let yt = &self.config.youtube;
+                    job.cleanup = Some(Cleanup::Waiting);
+                    job.cleanup_checks = 0;
+                    job.cleanup_at = Some(now + secs(yt.processing_check_secs));
+                    job.cleanup_until = Some(now + secs(yt.processing_timeout_hours * 3600.0));
+                }
                 Some(EventKind::UploadFinished {
                     job: id,
                     url: video_url(&video_id),
                     video_id,
                 })
             }
+            JobUpdate::Cleanup { outcome, .. } => match outcome {
+                CleanupOutcome::Later { at, checks } => {
+                    job.cleanup_at = Some(at);
+                    job.cleanup_checks = checks;
+                    None
+                }
+                CleanupOutcome::Deleted => {
+                    job.cleanup = Some(Cleanup::Done);
+                    job.cleanup_at = None;
+                    None
+                }
+                CleanupOutcome::Kept { why } => {
+                    job.cleanup = Some(Cleanup::Kept);
+                    job.cleanup_at = None;
+                    job.last_error = Some(why.clone());
+                    Some(EventKind::UploadFilesKept {
+                        job: id,
+                        file: self.shown_path(&job.path),
+                        reason: why,
+                    })
+                }
+            },
             JobUpdate::Failed { why, .. } => {
                 job.state = JobState::Failed;
                 job.next_attempt_at = None;
@@ -417,6 +467,11 @@ fn job_event(job: &UploadJob, kind: EventKind) -> Event {
     event
 }
 
+/// A non-negative, finite number of seconds as a duration (config values are validated).
+fn secs(s: f64) -> chrono::Duration {
+    chrono::Duration::milliseconds((s.max(0.0) * 1000.0).min(1e12) as i64)
+}
+
 pub(super) fn video_url(video_id: &str) -> String {
     format!("https://youtu.be/{video_id}")
 }
@@ -464,11 +519,21 @@ fn describe_job(job: &UploadJob, link: bool, markup: render::Markup) -> String {
             "paused until YouTube is authorized again (`auth youtube`): {}",
             error("")
         ),
-        JobState::Finished if link => format!(
-            "finished: {}",
-            video_url(job.video_id.as_deref().unwrap_or_default())
-        ),
-        JobState::Finished => "finished (the video is not public: operators see its link)".into(),
+        JobState::Finished => {
+            let shown = if link {
+                video_url(job.video_id.as_deref().unwrap_or_default())
+            } else {
+                "the video is not public: operators see its link".into()
+            };
+            match job.cleanup {
+                Some(Cleanup::Waiting) => {
+                    format!("finished: {shown} (files deleted once YouTube has processed it)")
+                }
+                Some(Cleanup::Kept) => format!("finished: {shown} (files kept: {})", error("")),
+                _ if link => format!("finished: {shown}"),
+                _ => format!("finished ({shown})"),
+            }
+        }
         JobState::Failed => format!("failed: {} (`retry {}`)", error("unknown reason"), job.id),
     };
     format!("{head} — {state}")

@@ -314,6 +314,11 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
             "❌ upload #{job} failed: {} (the file is kept; `retry {job}` re-queues it)",
             u(reason)
         ),
+        EventKind::UploadFilesKept { job, file, reason } => format!(
+            "⚠️ {login}: upload #{job}: {}, so {} is kept, not deleted",
+            u(reason),
+            u(file)
+        ),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct Settings {
     pub max_part: Duration,
     pub offline_grace: Duration,
     pub stall_timeout: Duration,
+    /// Data and checkpoint of a part fsynced at least this often.
+    pub sync_interval: Duration,
 }
 
 impl Settings {
@@ -58,6 +60,7 @@ impl Settings {
             max_part: Duration::from_secs_f64(config.recording.max_part_hours * 3600.0),
             offline_grace: Duration::from_secs(config.twitch.offline_grace_secs),
             stall_timeout: Duration::from_secs(config.recording.stall_timeout_secs),
+            sync_interval: Duration::from_secs(config.recording.sync_interval_secs),
         }
     }
 }

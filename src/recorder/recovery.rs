@@ -5,6 +5,16 @@
 //! died is dropped; the continued session fetches it again), fsynced, renamed to its final name
 //! and given a sidecar marked `recovered`, with what the checkpoint and the state database know.
 //! A leftover with no whole segment is removed.
+//!
+//! Only what the recorder wrote is touched: a `.part` is finished when it has a checkpoint or a
+//! database row (the caller checks the row, [`has_checkpoint_blocking`] the rest); any other
+//! `.part` is left alone. Temporary files (sidecar, checkpoint, chat export, copies) end in
+//! [`TEMP_SUFFIX`] and stale ones are removed at start-up ([`remove_stale_temps_blocking`]).
+//!
+//! After a power cut the latest checkpoint may claim more than reached the disk (it is not
+//! fsynced after every segment); the durable one (`<checkpoint>.synced`, written only after the
+//! data was fsynced) never does. The latest is used when the file holds all it claims, else the
+//! durable one: the file is cut back by at most the tail written since the last sync.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -13,7 +23,11 @@ use chrono::{DateTime, Utc};
 
 use super::session::checkpoint_path;
 use super::sidecar::{Chapter, Sidecar};
-use super::writer::{finalize_file, numbered};
+use super::writer::{finalize_file, numbered, synced_note_path, TEMP_SUFFIX};
+
+/// Temporary-file endings of earlier versions (sidecar, chat export, checkpoint), cleaned up
+/// like [`TEMP_SUFFIX`] files. None ends in `.ts.part`/`.mp4.part`.
+const LEGACY_TEMPS: [&str; 3] = [".json.part", ".chat.jsonl.part", ".part.json.tmp"];
 
 /// What the state database knows about a part (when it knows it).
 #[derive(Debug, Clone)]
@@ -35,8 +49,9 @@ pub struct Recovered {
     pub sidecar: Sidecar,
 }
 
-/// Recording files still named `.part` under `dir` (blocking walk). Sidecar temporaries
-/// (`.json.part`) are not recordings and are left out.
+/// Files still named `.part` under `dir` (blocking walk): candidates only, a recording's when
+/// it has a checkpoint or a database row. Temporaries of earlier versions (`.json.part`,
+/// `.chat.jsonl.part`) are never candidates.
 pub fn find_parts_blocking(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -48,7 +63,7 @@ pub fn find_parts_blocking(dir: &Path) -> Vec<PathBuf> {
             Ok(t) if t.is_dir() => found.extend(find_parts_blocking(&path)),
             Ok(t) if t.is_file() => {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.ends_with(".part") && !name.ends_with(".json.part") {
+                if name.ends_with(".part") && !is_temporary(&name) {
                     found.push(path);
                 }
             }
@@ -57,6 +72,58 @@ pub fn find_parts_blocking(dir: &Path) -> Vec<PathBuf> {
     }
     found.sort();
     found
+}
+
+fn is_temporary(name: &str) -> bool {
+    name.ends_with(TEMP_SUFFIX) || LEGACY_TEMPS.iter().any(|t| name.ends_with(t))
+}
+
+/// Removes the temporary files a crash left under `dir` (blocking walk, at start-up before
+/// anything writes there): sidecars, checkpoints and chat files half written, copies half made.
+/// Returns what was removed.
+pub fn remove_stale_temps_blocking(dir: &Path) -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => removed.extend(remove_stale_temps_blocking(&path)),
+            Ok(t) if t.is_file() => {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if (is_temporary(&name) || is_orphaned_durable_note(&path, &name))
+                    && std::fs::remove_file(&path).is_ok()
+                {
+                    removed.push(path);
+                }
+            }
+            _ => {}
+        }
+    }
+    removed.sort();
+    removed
+}
+
+/// A durable checkpoint (`x.ts.part.json.synced`) with neither its part (`x.ts.part`) nor its
+/// latest checkpoint (`x.ts.part.json`) left: nothing will ever read it.
+fn is_orphaned_durable_note(path: &Path, name: &str) -> bool {
+    let Some(latest) = name.strip_suffix(".synced") else {
+        return false;
+    };
+    let Some(part) = latest.strip_suffix(".json") else {
+        return false;
+    };
+    part.ends_with(".part")
+        && !path.with_file_name(part).exists()
+        && !path.with_file_name(latest).exists()
+}
+
+/// Whether the recorder wrote `part`: it has a progress checkpoint, latest or durable
+/// (blocking).
+pub fn has_checkpoint_blocking(part: &Path) -> bool {
+    let checkpoint = checkpoint_path(&final_path_of(part));
+    checkpoint.is_file() || synced_note_path(&checkpoint).is_file()
 }
 
 /// `x.ts.part` → `x.ts`.
@@ -72,8 +139,15 @@ pub async fn checkpoint_of(path: &Path) -> Option<Sidecar> {
     } else {
         path.to_path_buf()
     };
-    let bytes = tokio::fs::read(checkpoint_path(&intended)).await.ok()?;
-    serde_json::from_slice(&bytes).ok()
+    let checkpoint = checkpoint_path(&intended);
+    for path in [checkpoint.clone(), synced_note_path(&checkpoint)] {
+        if let Ok(bytes) = tokio::fs::read(path).await {
+            if let Ok(s) = serde_json::from_slice(&bytes) {
+                return Some(s);
+            }
+        }
+    }
+    None
 }
 
 /// Finishes the recording at `path` — a `.part` file (renamed) or an already renamed file
@@ -103,6 +177,7 @@ impl Pending {
             .await
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
         let _ = tokio::fs::remove_file(&self.checkpoint).await;
+        let _ = tokio::fs::remove_file(synced_note_path(&self.checkpoint)).await;
         Ok(Recovered {
             file: self.file,
             sidecar_path,
@@ -119,11 +194,21 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Pen
         path.to_path_buf()
     };
     let checkpoint = checkpoint_path(&intended);
-    let saved: Option<Sidecar> = std::fs::read(&checkpoint)
-        .ok()
-        .and_then(|b| serde_json::from_slice(&b).ok());
+    let durable_path = synced_note_path(&checkpoint);
+    let read = |p: &Path| -> Option<Sidecar> {
+        std::fs::read(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    };
     let meta = std::fs::metadata(path)?;
     let mut bytes = meta.len();
+    // The latest checkpoint when the file holds all it describes (a killed process: the page
+    // cache had it all), else the durable one (a power cut: the latest outran the data).
+    let saved = match (read(&checkpoint), read(&durable_path)) {
+        (Some(latest), _) if latest.bytes <= bytes => Some(latest),
+        (_, Some(durable)) if durable.bytes <= bytes => Some(durable),
+        (latest, durable) => latest.or(durable),
+    };
     // A checkpoint with a stream position is written after every whole segment: whatever
     // the file has beyond its byte count is a segment cut off by the crash. So is the
     // checkpoint written when the part opened (nothing in it yet; the first part of a
@@ -140,6 +225,7 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Pen
         if bytes == 0 || s.segments == 0 {
             std::fs::remove_file(path)?;
             let _ = std::fs::remove_file(&checkpoint);
+            let _ = std::fs::remove_file(&durable_path);
             return Ok(None);
         }
     }
@@ -259,7 +345,10 @@ mod tests {
         )
         .unwrap();
         std::fs::write(login_dir.join("other.json.part"), b"{").unwrap();
+        std::fs::write(login_dir.join("other.chat.jsonl.part"), b"{}").unwrap();
         std::fs::write(login_dir.join("bare.ts.part"), b"abc").unwrap();
+        assert!(has_checkpoint_blocking(&part));
+        assert!(!has_checkpoint_blocking(&login_dir.join("bare.ts.part")));
 
         let found = find_parts_blocking(dir.path());
         assert_eq!(
@@ -352,5 +441,116 @@ mod tests {
         .unwrap();
         assert!(recover(part.clone(), None).await.unwrap().is_none());
         assert!(!part.exists());
+    }
+
+    /// A power cut: the latest checkpoint (not fsynced) reached the disk, the data it describes
+    /// did not all. The durable checkpoint, written after the data's fsync, is used: the file
+    /// keeps exactly the bytes it describes, no fewer.
+    #[tokio::test]
+    async fn after_a_power_cut_the_durable_checkpoint_bounds_the_cut() {
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("x.ts.part");
+        let latest = dir.path().join("x.ts.part.json");
+        let durable = dir.path().join("x.ts.part.json.synced");
+        // 1500 bytes reached the disk; the latest checkpoint claims 3 segments (2000 bytes),
+        // the durable one 2 (1000 bytes).
+        std::fs::write(&part, [vec![1u8; 1000], vec![2u8; 500]].concat()).unwrap();
+        std::fs::write(
+            &latest,
+            serde_json::to_vec(&checkpoint(2000, 3, 42)).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            &durable,
+            serde_json::to_vec(&checkpoint(1000, 2, 41)).unwrap(),
+        )
+        .unwrap();
+        let r = recover(part, None).await.unwrap().unwrap();
+        assert_eq!(std::fs::read(&r.file).unwrap(), vec![1u8; 1000]);
+        assert_eq!((r.sidecar.bytes, r.sidecar.segments), (1000, 2));
+        assert_eq!(r.sidecar.last_segment.unwrap().sequence, 41);
+        assert!(!latest.exists() && !durable.exists());
+
+        // A killed process: the file holds all the latest checkpoint says and more (a segment
+        // being written). The latest wins; only the cut-off segment goes, not back to the
+        // durable one.
+        let part = dir.path().join("y.ts.part");
+        let latest = dir.path().join("y.ts.part.json");
+        std::fs::write(&part, [vec![1u8; 2000], vec![9u8; 300]].concat()).unwrap();
+        std::fs::write(
+            &latest,
+            serde_json::to_vec(&checkpoint(2000, 3, 42)).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            synced_note_path(&latest),
+            serde_json::to_vec(&checkpoint(1000, 2, 41)).unwrap(),
+        )
+        .unwrap();
+        let r = recover(part, None).await.unwrap().unwrap();
+        assert_eq!(std::fs::read(&r.file).unwrap(), vec![1u8; 2000]);
+        assert_eq!(r.sidecar.last_segment.unwrap().sequence, 42);
+
+        // Only the durable checkpoint is left (the latest lost): it is enough.
+        let part = dir.path().join("z.ts.part");
+        std::fs::write(&part, vec![1u8; 1200]).unwrap();
+        let latest = dir.path().join("z.ts.part.json");
+        std::fs::write(
+            synced_note_path(&latest),
+            serde_json::to_vec(&checkpoint(1000, 2, 41)).unwrap(),
+        )
+        .unwrap();
+        assert!(has_checkpoint_blocking(&part));
+        let r = recover(part, None).await.unwrap().unwrap();
+        assert_eq!(r.sidecar.bytes, 1000);
+    }
+
+    #[test]
+    fn stale_temporaries_are_removed_and_never_taken_for_recordings() {
+        let dir = tempfile::tempdir().unwrap();
+        let login_dir = dir.path().join("foo");
+        std::fs::create_dir_all(&login_dir).unwrap();
+        let temps = [
+            "a.json.recbot-tmp",
+            "a.chat.jsonl.recbot-tmp",
+            "a.ts.part.json.recbot-tmp",
+            "a.ts.part.json.synced.recbot-tmp",
+            "old.chat.jsonl.part",
+            "old.json.part",
+            "old.ts.part.json.tmp",
+        ];
+        for t in temps {
+            std::fs::write(login_dir.join(t), b"x").unwrap();
+        }
+        std::fs::write(login_dir.join("gone.ts.part.json.synced"), b"{}").unwrap();
+        let kept = [
+            "a.ts",
+            "a.json",
+            "a.chat.jsonl",
+            "b.ts.part",
+            "b.ts.part.json",
+            "b.ts.part.json.synced",
+            "c.ts",
+            "c.ts.part.json",
+            "c.ts.part.json.synced",
+        ];
+        for k in kept {
+            std::fs::write(login_dir.join(k), b"x").unwrap();
+        }
+        assert_eq!(
+            find_parts_blocking(dir.path()),
+            [login_dir.join("b.ts.part")]
+        );
+        let removed = remove_stale_temps_blocking(dir.path());
+        assert_eq!(removed.len(), temps.len() + 1, "{removed:?}");
+        assert!(removed.contains(&login_dir.join("gone.ts.part.json.synced")));
+        let mut left: Vec<String> = std::fs::read_dir(&login_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let mut want: Vec<String> = kept.iter().map(|k| k.to_string()).collect();
+        want.sort();
+        assert_eq!(left, want);
     }
 }

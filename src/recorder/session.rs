@@ -23,7 +23,7 @@ use super::fetch::{self, FetchError, MediaSource, Origin, Resolved, PLAYLIST_ATT
 use super::naming::{self, NameValues};
 use super::playlist::{self, InitMap, MediaPlaylist, Segment};
 use super::sidecar::{AdBreak, Chapter, Gap, Position, Sidecar};
-use super::writer::{Note, PartFile};
+use super::writer::{synced_note_path, Note, PartFile};
 use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
 use crate::event::{Event, EventKind};
 
@@ -761,6 +761,7 @@ impl Session {
                 self.rec.settings.recordings_dir.display()
             ))
         })?;
+        file.set_sync_interval(self.rec.settings.sync_interval);
         let relative = file
             .final_path()
             .strip_prefix(&self.rec.settings.recordings_dir)
@@ -850,6 +851,7 @@ impl Session {
             drop(file);
             let _ = tokio::fs::remove_file(&part_path).await;
             let _ = tokio::fs::remove_file(&checkpoint).await;
+            let _ = tokio::fs::remove_file(synced_note_path(&checkpoint)).await;
             self.pending_gaps.append(&mut sidecar.gaps);
             self.pending_ads.append(&mut sidecar.ad_breaks);
             self.next_part -= 1;

@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
+use super::writer::temp_path_of;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sidecar {
     /// Watch-list name (Twitch login or HLS source name).
@@ -111,12 +113,11 @@ impl Sidecar {
             .with_context(|| format!("sidecar {} is not valid", path.display()))
     }
 
-    /// Writes atomically: to `<path>.part`, fsynced, then renamed over `path`.
+    /// Writes atomically: to `<path>.recbot-tmp` (never `.part`, which crash recovery would
+    /// take for a recording), fsynced, then renamed over `path`.
     pub async fn write(&self, path: &Path) -> Result<()> {
         let json = serde_json::to_vec_pretty(self)?;
-        let mut tmp = path.as_os_str().to_owned();
-        tmp.push(".part");
-        let tmp = PathBuf::from(tmp);
+        let tmp = temp_path_of(path);
         let mut file = tokio::fs::File::create(&tmp)
             .await
             .with_context(|| format!("cannot create {}", tmp.display()))?;
@@ -175,7 +176,7 @@ mod tests {
         sidecar.write(&path).await.unwrap();
         assert!(!dir
             .path()
-            .join("2026-11-21_10-00-00_title.json.part")
+            .join("2026-11-21_10-00-00_title.json.recbot-tmp")
             .exists());
         assert_eq!(Sidecar::read(&path).await.unwrap(), sidecar);
     }

@@ -10,11 +10,23 @@
 //! previous length): a killed process cannot tear a one-page write, and it costs a fifth of
 //! the create + write + rename a larger note still gets (measured in the recorder benchmark,
 //! where a note follows every segment of 100 streams).
+//!
+//! That note guards against a killed process only: the page cache survives a kill, not a power
+//! cut, and the kernel may write the note's page back before the data it describes. So at a
+//! bounded interval (`[recording] sync_interval_secs`, wall clock, ≈ media time for a live
+//! stream) a flush also fsyncs the data, then writes the same note durably to a second file
+//! (`<note>.synced`: temporary file, fsync, rename, folder fsync). The durable note therefore
+//! only ever describes fsynced data; recovery falls back to it when the latest note claims more
+//! than the file holds, so a power cut loses at most the unsynced tail.
+//!
+//! Temporary files recbot writes beside recordings end in [`TEMP_SUFFIX`], never in `.part`:
+//! recovery finishes only `.part` files, and removes stale temporaries at start-up.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
@@ -32,6 +44,38 @@ pub const FLUSH_AT: usize = 2 * 1024 * 1024;
 pub struct Note {
     pub path: PathBuf,
     pub bytes: Vec<u8>,
+}
+
+/// The ending of every temporary file recbot writes beside recordings and chat files (sidecar,
+/// checkpoint, chat export, a copy across file systems). Not `.part`, so crash recovery, which
+/// finishes `.part` files, can never take one for a recording.
+pub const TEMP_SUFFIX: &str = ".recbot-tmp";
+
+/// `x.json` → `x.json.recbot-tmp`: where `x.json` is written before it is renamed into place.
+pub fn temp_path_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(TEMP_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// `x.ts.part.json` → `x.ts.part.json.synced`: the durable copy of a note, written only after
+/// the data it describes was fsynced.
+pub fn synced_note_path(note: &Path) -> PathBuf {
+    let mut s = note.as_os_str().to_owned();
+    s.push(".synced");
+    PathBuf::from(s)
+}
+
+/// Default of `[recording] sync_interval_secs`: data and checkpoint fsynced at least this often.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Creates `dir` and its missing parents owner-only (0700, whatever the umask); folders that
+/// exist are left as they are (blocking).
+pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
 }
 
 /// Largest note rewritten in place: a write within one page at offset 0 is done whole or not
@@ -53,6 +97,8 @@ struct Written {
     chunks: Vec<Bytes>,
     bytes: u64,
     result: io::Result<()>,
+    /// Whether this write fsynced the data (and then wrote the durable note).
+    synced: bool,
 }
 
 #[derive(Debug)]
@@ -71,6 +117,17 @@ pub struct PartFile {
     buf: Vec<Bytes>,
     buffered: usize,
     on_disk: u64,
+    /// Bytes known to be on the disk itself (fsynced), a prefix of `on_disk`.
+    synced: u64,
+    /// Data and note are fsynced when a note comes this long after the last sync.
+    sync_every: Duration,
+    /// When the data was last fsynced; `None` before the first note (which is always synced,
+    /// so a part's durable note exists from its start).
+    last_sync: Option<tokio::time::Instant>,
+    /// fsyncs of the data so far (figures and tests).
+    syncs: u64,
+    /// The durable note, once one was written: removed when the part is finished.
+    durable: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Written {
@@ -102,7 +159,7 @@ impl PartFile {
     pub async fn create(final_path: PathBuf) -> io::Result<PartFile> {
         let (final_path, part_path, file) = blocking(move || {
             if let Some(dir) = final_path.parent() {
-                std::fs::create_dir_all(dir)?;
+                create_private_dir_all(dir)?;
             }
             for n in 1..1000u32 {
                 let candidate = numbered(&final_path, n);
@@ -129,7 +186,28 @@ impl PartFile {
             buf: Vec::with_capacity(64),
             buffered: 0,
             on_disk: 0,
+            synced: 0,
+            sync_every: DEFAULT_SYNC_INTERVAL,
+            last_sync: None,
+            syncs: 0,
+            durable: None,
         })
+    }
+
+    /// How often (at most this long apart) a flush with a note also fsyncs the data and writes
+    /// the durable note (`[recording] sync_interval_secs`).
+    pub fn set_sync_interval(&mut self, every: Duration) {
+        self.sync_every = every;
+    }
+
+    /// Bytes fsynced to the disk so far.
+    pub fn synced(&self) -> u64 {
+        self.synced
+    }
+
+    /// How many times the data was fsynced.
+    pub fn syncs(&self) -> u64 {
+        self.syncs
     }
 
     pub fn final_path(&self) -> &Path {
@@ -167,20 +245,43 @@ impl PartFile {
     }
 
     /// [`PartFile::flush`], then (when the data is written) replaces `note` — in the same trip
-    /// to the blocking pool. A note that cannot be written is skipped: it is advisory.
+    /// to the blocking pool. A note that cannot be written is skipped: it is advisory. When a
+    /// sync is due (see [`PartFile::set_sync_interval`]) the data is fsynced first and the note
+    /// is also written durably to [`synced_note_path`]: data, then the durable note, then the
+    /// latest note, so no durable note ever describes data that is not on the disk.
     pub async fn flush_and_note(&mut self, note: Option<Note>) -> io::Result<()> {
         self.settle().await?;
         if self.buf.is_empty() && note.is_none() {
             return Ok(());
         }
+        let now = tokio::time::Instant::now();
+        let sync = note.is_some()
+            && self
+                .last_sync
+                .is_none_or(|at| now.duration_since(at) >= self.sync_every);
         let mut file = self.take_file()?;
         let mut note_file = self.note.take();
         let chunks = std::mem::take(&mut self.buf);
         self.pending = std::mem::take(&mut self.buffered) as u64;
         let bytes = self.pending;
+        if sync {
+            self.last_sync = Some(now);
+            self.durable = note.as_ref().map(|n| synced_note_path(&n.path));
+        }
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
-            let result = write_all_vectored(&mut file, &chunks);
+            let mut result = write_all_vectored(&mut file, &chunks);
+            let mut synced = false;
+            if sync && result.is_ok() {
+                result = file.sync_data();
+                synced = result.is_ok();
+            }
             if let (Ok(()), Some(note)) = (&result, note) {
+                if synced {
+                    let durable = synced_note_path(&note.path);
+                    if let Err(e) = write_durably(&durable, &note.bytes) {
+                        tracing::debug!(error = %e, path = %durable.display(), "cannot write the durable note");
+                    }
+                }
                 note_file = match replace_note(note_file, &note) {
                     Ok(open) => open,
                     Err(e) => {
@@ -195,6 +296,7 @@ impl PartFile {
                 chunks,
                 bytes,
                 result,
+                synced,
             }
         }));
         self.settle().await
@@ -217,12 +319,17 @@ impl PartFile {
             mut chunks,
             bytes,
             result,
+            synced,
         } = written;
         self.note = note;
         match &result {
             Ok(()) => self.on_disk += bytes,
             // How much of it reached the file is unknown: measure it.
             Err(_) => self.on_disk = file.metadata().map(|m| m.len()).unwrap_or(self.on_disk),
+        }
+        if synced {
+            self.synced = self.on_disk;
+            self.syncs += 1;
         }
         self.file = Some(file);
         if self.buf.is_empty() {
@@ -264,19 +371,26 @@ impl PartFile {
         .await?;
         self.file = Some(file);
         self.on_disk = len;
+        self.synced = self.synced.min(len);
         Ok(())
     }
 
     /// Flushes, fsyncs, renames to the final name and fsyncs the folder. Returns the final
-    /// path.
+    /// path. The durable note goes (the whole file is on the disk now); the latest note is the
+    /// caller's to remove once the sidecar is written.
     pub async fn finish(mut self) -> io::Result<PathBuf> {
         self.flush().await?;
         let file = self.take_file()?;
+        let durable = self.durable.take();
         let (part, final_path) = (self.part_path.clone(), self.final_path.clone());
         blocking(move || {
             file.sync_all()?;
             drop(file);
-            finalize_file(&part, &final_path)
+            finalize_file(&part, &final_path)?;
+            if let Some(durable) = durable {
+                let _ = std::fs::remove_file(durable);
+            }
+            Ok(())
         })
         .await?;
         Ok(self.final_path)
@@ -350,13 +464,23 @@ fn replace_note(open: Option<NoteFile>, note: &Note) -> io::Result<Option<NoteFi
     Ok(Some(open))
 }
 
-/// Writes `bytes` to `<path>.tmp` and renames it over `path` (blocking; not fsynced: notes
-/// guard against a killed process, and the page cache survives that).
+/// Writes `bytes` to its [`temp_path_of`] and renames it over `path` (blocking; not fsynced:
+/// notes guard against a killed process, and the page cache survives that).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    let tmp = temp_path_of(path);
     std::fs::write(&tmp, bytes)?;
     std::fs::rename(&tmp, path)
+}
+
+/// [`write_atomically`], made to survive a power cut: the temporary file is fsynced before the
+/// rename, and the folder after it (blocking).
+pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = temp_path_of(path);
+    let mut file = File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    finalize_file(&tmp, path)
 }
 
 /// Renames `part` to `final_path` and makes the rename durable (blocking).
@@ -471,6 +595,65 @@ mod tests {
         let done = part.finish().await.unwrap();
         assert!(done.exists());
         assert_eq!(std::fs::read(&target).unwrap(), b"hello world");
+    }
+
+    /// Notes after every segment; the data is fsynced at most `sync_interval` apart, and the
+    /// durable note written then describes exactly the fsynced bytes, never the later ones.
+    #[tokio::test(start_paused = true)]
+    async fn the_durable_note_describes_only_fsynced_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut part = PartFile::create(dir.path().join("rec.ts")).await.unwrap();
+        part.set_sync_interval(Duration::from_secs(30));
+        let latest = dir.path().join("rec.ts.part.json");
+        let durable = synced_note_path(&latest);
+        let note = |part: &PartFile| Note {
+            path: latest.clone(),
+            bytes: serde_json::to_vec(&serde_json::json!({ "bytes": part.len() })).unwrap(),
+        };
+        let read = |p: &Path| -> u64 {
+            let v: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            v["bytes"].as_u64().unwrap()
+        };
+        // The part's opening note is synced at once: a durable note exists from the start.
+        part.flush_and_note(Some(note(&part))).await.unwrap();
+        assert_eq!((part.syncs(), part.synced(), read(&durable)), (1, 0, 0));
+        // Segments every 2 s: noted each time, synced only when 30 s have passed.
+        let segment = Bytes::from(vec![5u8; 1000]);
+        for i in 1..=20u64 {
+            tokio::time::advance(Duration::from_secs(2)).await;
+            part.append(segment.clone()).await.unwrap();
+            part.flush_and_note(Some(note(&part))).await.unwrap();
+            assert_eq!(
+                read(&latest),
+                i * 1000,
+                "the latest note follows every segment"
+            );
+            let durable_bytes = read(&durable);
+            assert_eq!(
+                durable_bytes,
+                part.synced(),
+                "durable = fsynced, after segment {i}"
+            );
+            assert!(durable_bytes <= i * 1000);
+        }
+        // At 30 s (segment 15) the second sync; segment 20 (40 s) is not due yet.
+        assert_eq!(part.syncs(), 2);
+        assert_eq!(read(&durable), 15_000);
+        assert_eq!(read(&latest), 20_000);
+        // A plain flush (a large segment) neither syncs nor notes.
+        tokio::time::advance(Duration::from_secs(60)).await;
+        part.append(segment.clone()).await.unwrap();
+        part.flush().await.unwrap();
+        assert_eq!(part.syncs(), 2);
+        // Finishing syncs everything and removes the durable note.
+        let done = part.finish().await.unwrap();
+        assert_eq!(std::fs::read(done).unwrap().len(), 21_000);
+        assert!(!durable.exists());
+        assert!(std::fs::read_dir(dir.path()).unwrap().all(|e| !e
+            .unwrap()
+            .file_name()
+            .to_string_lossy()
+            .ends_with(TEMP_SUFFIX)));
     }
 
     /// A runtime whose blocking pool has one thread, which the test can hold, so that a

@@ -1,11 +1,13 @@
 //! YouTube uploads: the queue worker (`worker`), the resumable upload protocol (`resumable`),
 //! Google OAuth (`google`, consent through yup-oauth2), titles and descriptions (`metadata`),
-//! YouTube's Pacific-time quota day (`quota`) and what becomes of uploaded files (`after`).
+//! YouTube's Pacific-time quota day (`quota`), what becomes of uploaded files (`after`) and
+//! whether YouTube finished processing a video before its files are deleted (`processing`).
 //! The only part of recbot that knows Google.
 
 pub mod after;
 pub mod google;
 pub mod metadata;
+pub mod processing;
 pub mod quota;
 pub mod resumable;
 pub mod worker;

@@ -2,6 +2,11 @@
 //! resumes its resumable session and streams the file in chunks, and reports every durable step
 //! to the core (which persists, then announces) before taking the next one. One upload at a
 //! time; it sleeps until a job is due or the core wakes it.
+//!
+//! With `after_upload = "delete"` a finished job's files wait (persisted, so across restarts)
+//! until YouTube reports the video processed: between uploads the worker asks `videos.list`
+//! for every due one, with a doubling wait, deletes the files once it is processed, and keeps
+//! them (announced) when YouTube rejected it or never finished within the configured time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,11 +23,12 @@ use tracing::{debug, error, info, warn};
 use super::after::Plan;
 use super::google::{GoogleTokens, RefreshError};
 use super::metadata;
+use super::processing::{CheckError, Processing, VideoStatus};
 use super::quota::{self, Reservation};
 use super::resumable::{content_type, Resumable, Status, UploadError};
 use crate::config::{Config, Secret};
 use crate::core::store::{Store, UploadJob, WaitReason};
-use crate::core::{Calls, JobUpdate};
+use crate::core::{Calls, CleanupOutcome, JobUpdate};
 use crate::recorder::sidecar::Sidecar;
 
 /// Progress is announced at most once per this share of the file…
@@ -33,6 +39,8 @@ const PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
 const TOKEN_MARGIN_SECS: i64 = 60;
 /// Pause after the state database could not be read.
 const STORE_RETRY: Duration = Duration::from_secs(5);
+/// Longest wait between two checks of a video's processing.
+const PROCESSING_CHECK_MAX: Duration = Duration::from_secs(3600);
 
 /// The worker and what it needs.
 #[derive(Debug)]
@@ -43,6 +51,7 @@ pub struct UploadWorker {
     wake: Arc<Notify>,
     cancel: CancellationToken,
     youtube: Resumable,
+    videos: VideoStatus,
     tokens: GoogleTokens,
 }
 
@@ -74,6 +83,7 @@ impl UploadWorker {
             Duration::from_secs(config.youtube.chunk_timeout_secs),
         )?;
         let tokens = GoogleTokens::new(&config.youtube)?;
+        let videos = VideoStatus::new(&config.youtube.api_url)?;
         Ok(UploadWorker {
             config,
             store,
@@ -81,6 +91,7 @@ impl UploadWorker {
             wake,
             cancel,
             youtube,
+            videos,
             tokens,
         })
     }
@@ -88,6 +99,23 @@ impl UploadWorker {
     pub async fn run(self) {
         info!("upload worker started");
         while !self.cancel.is_cancelled() {
+            // Videos whose files wait for YouTube's processing first: each is one short request.
+            match self.store.next_due_cleanup(Utc::now()).await {
+                Ok(Some(job)) => {
+                    let id = job.id;
+                    match self.cleanup(job).await {
+                        Ok(Turn::Done) => continue,
+                        Ok(Turn::Cancelled) => break,
+                        Err(e) => {
+                            warn!(job = id, error = %e, "processing check interrupted");
+                            self.idle(Some(Utc::now() + STORE_RETRY)).await;
+                            continue;
+                        }
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => error!(error = %e, "cannot read the files waiting for YouTube"),
+            }
             let job = match self.store.next_due_upload(Utc::now()).await {
                 Ok(job) => job,
                 Err(e) => {
@@ -528,11 +556,93 @@ impl UploadWorker {
                 video_id,
             })
             .await?;
-        // Video, sidecar and the recording's chat file.
-        if let Some(plan) = Plan::from_config(&self.config) {
+        // Video, sidecar and the recording's chat file. Deleting waits until YouTube has
+        // processed the video (the core marked the job as waiting with its finish).
+        if let Some(plan) = Plan::from_config(&self.config).filter(|p| !p.deletes()) {
             plan.apply(&job.path, job.sidecar.as_deref()).await;
         }
         Ok(Turn::Done)
+    }
+
+    /// One due check of a finished video whose files wait for YouTube's processing: delete
+    /// them once processed, keep them (announced) when YouTube refused the video or the wait
+    /// ran out, else ask again later (the wait doubles, with jitter, up to an hour).
+    async fn cleanup(&self, job: UploadJob) -> anyhow::Result<Turn> {
+        let yt = &self.config.youtube;
+        let checked = match &job.video_id {
+            Some(video_id) => match self.cancellable(self.processing_of(video_id)).await {
+                None => return Ok(Turn::Cancelled),
+                Some(checked) => checked,
+            },
+            None => Ok(Processing::Refused("YouTube gave no video id".into())),
+        };
+        let now = Utc::now();
+        let outcome = match checked {
+            Ok(Processing::Processed) => {
+                match Plan::from_config(&self.config) {
+                    Some(plan) if plan.deletes() => {
+                        plan.apply(&job.path, job.sidecar.as_deref()).await;
+                        info!(
+                            job = job.id,
+                            "YouTube processed the video; its files are deleted"
+                        );
+                    }
+                    // after_upload changed since the upload: do what it says now.
+                    Some(plan) => plan.apply(&job.path, job.sidecar.as_deref()).await,
+                    None => {}
+                }
+                CleanupOutcome::Deleted
+            }
+            Ok(Processing::Refused(why)) => {
+                warn!(job = job.id, why = %why, "YouTube refused the video; its files are kept");
+                CleanupOutcome::Kept { why }
+            }
+            Ok(Processing::Pending(state)) | Err(state) => {
+                if job.cleanup_until.is_some_and(|until| now >= until) {
+                    let why = format!(
+                        "YouTube had not finished processing the video after {} h ({state})",
+                        yt.processing_timeout_hours
+                    );
+                    warn!(job = job.id, why = %why, "files kept");
+                    CleanupOutcome::Kept { why }
+                } else {
+                    let checks = job.cleanup_checks.saturating_add(1);
+                    let wait = crate::backoff::exponential(
+                        checks,
+                        Duration::from_secs_f64(yt.processing_check_secs),
+                        PROCESSING_CHECK_MAX,
+                    );
+                    debug!(job = job.id, state = %state, ?wait, "video not processed yet");
+                    let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                    CleanupOutcome::Later { at, checks }
+                }
+            }
+        };
+        self.calls
+            .job(JobUpdate::Cleanup {
+                job: job.id,
+                outcome,
+            })
+            .await?;
+        Ok(Turn::Done)
+    }
+
+    /// Where YouTube is with `video_id`; `Err` says why it could not be asked (try later).
+    async fn processing_of(&self, video_id: &str) -> Result<Processing, String> {
+        let mut force = false;
+        loop {
+            let token = match self.access_token(force).await {
+                Ok(token) => token,
+                Err(TokenError::Auth(reason) | TokenError::Transient(reason)) => {
+                    return Err(reason)
+                }
+            };
+            match self.videos.check(&token, video_id).await {
+                Ok(p) => return Ok(p),
+                Err(CheckError::Unauthorized) if !force => force = true,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 
     /// The `video` resource from the sidecar (or from the file name when it cannot be read).

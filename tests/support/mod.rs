@@ -235,15 +235,22 @@ impl YoutubeMock {
     pub async fn start(token: &str) -> YoutubeMock {
         let server = MockServer::start().await;
         let state = Arc::new(Mutex::new(State::new(&server.uri(), token)));
-        Mock::given(wiremock::matchers::path(youtube_state::UPLOAD_PATH))
-            .respond_with(UploadResponder(state.clone()))
-            .mount(&server)
-            .await;
+        for path in [youtube_state::UPLOAD_PATH, youtube_state::VIDEOS_PATH] {
+            Mock::given(wiremock::matchers::path(path))
+                .respond_with(UploadResponder(state.clone()))
+                .mount(&server)
+                .await;
+        }
         YoutubeMock { server, state }
     }
 
     pub fn upload_url(&self) -> String {
         format!("{}{}", self.server.uri(), youtube_state::UPLOAD_PATH)
+    }
+
+    /// `[youtube] api_url` for this fake (`videos.list`).
+    pub fn api_url(&self) -> String {
+        format!("{}/youtube/v3", self.server.uri())
     }
 
     pub fn state(&self) -> std::sync::MutexGuard<'_, State> {

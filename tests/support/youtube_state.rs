@@ -9,6 +9,8 @@ use std::time::Duration;
 
 /// The upload endpoint's path.
 pub const UPLOAD_PATH: &str = "/upload/youtube/v3/videos";
+/// The Data API's `videos.list` path (`[youtube] api_url` is this without `/videos`).
+pub const VIDEOS_PATH: &str = "/youtube/v3/videos";
 
 /// An HTTP answer.
 #[derive(Debug, Clone)]
@@ -106,6 +108,11 @@ pub struct State {
     pub bytes: u64,
     pub unauthorized: usize,
     pub faults: VecDeque<Fault>,
+    /// What `videos.list` says of every uploaded video: `status.uploadStatus` (default
+    /// `processed`) and, with `rejected`/`failed`, the reason.
+    pub upload_status: (String, Option<String>),
+    /// `videos.list` requests, with the `part` and `id` asked for.
+    pub video_lists: Vec<(String, String)>,
 }
 
 impl State {
@@ -131,6 +138,9 @@ impl State {
             return Step::Answer(Answer::error(401, "authError"));
         }
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        if path == VIDEOS_PATH && method == "GET" {
+            return Step::Answer(self.videos_list(query));
+        }
         if path != UPLOAD_PATH {
             return Step::Answer(Answer::new(404));
         }
@@ -317,6 +327,54 @@ impl State {
             a.headers
                 .push(("Range", format!("bytes=0-{}", s.received - 1)));
         }
+        a
+    }
+
+    /// `videos.list?part=…&id=…`: the video if an upload created it, with `upload_status`.
+    fn videos_list(&mut self, query: &str) -> Answer {
+        let param = |name: &str| {
+            query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(|v| v.replace("%2C", ","))
+                .unwrap_or_default()
+        };
+        let (part, id) = (param("part"), param("id"));
+        self.video_lists.push((part, id.clone()));
+        let known = self
+            .sessions
+            .iter()
+            .any(|s| s.video_id.as_deref() == Some(id.as_str()));
+        let items = if known {
+            let (upload, reason) = &self.upload_status;
+            let upload = if upload.is_empty() {
+                "processed"
+            } else {
+                upload
+            };
+            let mut status =
+                serde_json::json!({ "uploadStatus": upload, "privacyStatus": "private" });
+            match (upload, reason) {
+                ("rejected", Some(r)) => status["rejectionReason"] = r.clone().into(),
+                ("failed", Some(r)) => status["failureReason"] = r.clone().into(),
+                _ => {}
+            }
+            let processing = match upload {
+                "processed" => "succeeded",
+                "uploaded" => "processing",
+                _ => "terminated",
+            };
+            serde_json::json!([{
+                "kind": "youtube#video", "id": id, "status": status,
+                "processingDetails": { "processingStatus": processing }
+            }])
+        } else {
+            serde_json::json!([])
+        };
+        let mut a = Answer::new(200);
+        a.body =
+            serde_json::json!({ "kind": "youtube#videoListResponse", "items": items }).to_string();
+        a.headers.push(("Content-Type", "application/json".into()));
         a
     }
 

@@ -1,7 +1,7 @@
 //! The state database (SQLite through sqlx, WAL mode, embedded migrations run at start). Owned
 //! by the core, the only writer; every method is one short transaction.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -10,9 +10,10 @@ use chrono::{DateTime, Utc};
 use recbot_commands::{Login, Quality, Source};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
-use tracing::error;
+use tracing::{error, warn};
 
 use crate::event::{Event, EventKind, Room};
+use crate::recorder::writer::create_private_dir_all;
 
 mod chat;
 mod outbox;
@@ -23,7 +24,7 @@ mod uploads;
 pub use outbox::{LogPage, PostedMessage};
 pub use recordings::{PartRow, SessionRow, SessionTotals};
 pub use tokens::StoredToken;
-pub use uploads::{JobState, NewUploadJob, UploadJob, WaitReason};
+pub use uploads::{Cleanup, JobState, NewUploadJob, UploadJob, WaitReason};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/migrations");
 
@@ -64,11 +65,20 @@ pub struct Store {
 
 impl Store {
     /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// The data folder is created owner-only (0700) and the database with its `-wal` and
+    /// `-shm` files are owner-only (0600) whatever the umask; existing ones that others could
+    /// read are tightened, with a warning.
     pub async fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent() {
-            tokio::fs::create_dir_all(dir)
-                .await
-                .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+        let owned = path.to_path_buf();
+        let tightened = tokio::task::spawn_blocking(move || make_private(&owned))
+            .await
+            .context("the file-mode check stopped")??;
+        for (file, mode) in tightened {
+            warn!(
+                file = %file.display(),
+                was = %format!("{mode:04o}"),
+                "the state database was readable by other users; made owner-only (0600)"
+            );
         }
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -270,6 +280,47 @@ pub fn clamp_non_finite(event: &mut Event) -> bool {
         EventKind::UploadProgress { bytes_per_sec, .. } => fix(bytes_per_sec),
         _ => false,
     }
+}
+
+/// Creates the data folder (0700) and the database file (0600) if missing, so that SQLite's
+/// `-wal` and `-shm` files, which it creates with the database's mode, are owner-only too; and
+/// takes group and world access away from those that exist (blocking). Returns the files
+/// tightened, with their previous mode.
+fn make_private(path: &Path) -> Result<Vec<(PathBuf, u32)>> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        create_private_dir_all(dir)
+            .with_context(|| format!("cannot create the data folder {}", dir.display()))?;
+    }
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        // An empty file is an empty SQLite database.
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("cannot create {}", path.display()));
+        }
+    }
+    let mut tightened = Vec::new();
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let file = PathBuf::from(file);
+        let Ok(meta) = std::fs::metadata(&file) else {
+            continue;
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        if mode & 0o077 != 0 {
+            std::fs::set_permissions(&file, std::fs::Permissions::from_mode(mode & 0o700))
+                .with_context(|| format!("cannot make {} owner-only", file.display()))?;
+            tightened.push((file, mode));
+        }
+    }
+    Ok(tightened)
 }
 
 fn watch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Watch> {

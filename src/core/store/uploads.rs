@@ -91,6 +91,36 @@ impl WaitReason {
     }
 }
 
+/// What remains to do with a finished job's files (`after_upload = "delete"`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cleanup {
+    /// Deleted once YouTube reports the video processed; asked at `cleanup_at`.
+    Waiting,
+    /// Deleted.
+    Done,
+    /// YouTube refused the video (or never finished it): the files stay.
+    Kept,
+}
+
+impl Cleanup {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Cleanup::Waiting => "waiting",
+            Cleanup::Done => "done",
+            Cleanup::Kept => "kept",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Cleanup> {
+        match s {
+            "waiting" => Some(Cleanup::Waiting),
+            "done" => Some(Cleanup::Done),
+            "kept" => Some(Cleanup::Kept),
+            _ => None,
+        }
+    }
+}
+
 /// One row of the queue.
 #[derive(Debug, Clone, PartialEq)]
 pub struct UploadJob {
@@ -113,6 +143,11 @@ pub struct UploadJob {
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// After the upload: files waiting for YouTube's processing, deleted, or kept.
+    pub cleanup: Option<Cleanup>,
+    pub cleanup_at: Option<DateTime<Utc>>,
+    pub cleanup_until: Option<DateTime<Utc>>,
+    pub cleanup_checks: u32,
 }
 
 impl UploadJob {
@@ -174,7 +209,8 @@ impl Store {
         sqlx::query(
             "UPDATE upload_jobs SET state = ?, session_uri = ?, confirmed_bytes = ?,
                total_bytes = ?, attempts = ?, next_attempt_at = ?, wait_reason = ?, video_id = ?,
-               last_error = ?, updated_at = ?
+               last_error = ?, updated_at = ?, cleanup = ?, cleanup_at = ?, cleanup_until = ?,
+               cleanup_checks = ?
              WHERE id = ?",
         )
         .bind(job.state.as_str())
@@ -187,6 +223,10 @@ impl Store {
         .bind(&job.video_id)
         .bind(&job.last_error)
         .bind(Utc::now())
+        .bind(job.cleanup.map(Cleanup::as_str))
+        .bind(job.cleanup_at)
+        .bind(job.cleanup_until)
+        .bind(job.cleanup_checks as i64)
         .bind(job.id)
         .execute(&self.pool)
         .await?;
@@ -225,15 +265,38 @@ impl Store {
         row.as_ref().map(job_from_row).transpose()
     }
 
-    /// When the earliest deferred job becomes due.
+    /// When the earliest deferred job becomes due, or a finished one's files are to be checked.
     pub async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
-        let at = sqlx::query_scalar(
+        let at: Option<DateTime<Utc>> = sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM upload_jobs
              WHERE state IN ('queued', 'deferred') AND next_attempt_at IS NOT NULL",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok(at)
+        let cleanup: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT MIN(cleanup_at) FROM upload_jobs
+             WHERE cleanup = 'waiting' AND cleanup_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(match (at, cleanup) {
+            (Some(a), Some(c)) => Some(a.min(c)),
+            (a, c) => a.or(c),
+        })
+    }
+
+    /// A finished job whose files wait for YouTube's processing and whose check is due.
+    pub async fn next_due_cleanup(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        let row = sqlx::query(
+            "SELECT * FROM upload_jobs
+             WHERE state = 'finished' AND cleanup = 'waiting'
+               AND (cleanup_at IS NULL OR cleanup_at <= ?)
+             ORDER BY cleanup_at, id LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
     }
 
     /// The latest time until which a quota or upload-limit wait holds new uploads back.
@@ -318,6 +381,7 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
     let path: String = row.try_get("path")?;
     let sidecar: Option<String> = row.try_get("sidecar")?;
     let wait: Option<String> = row.try_get("wait_reason")?;
+    let cleanup: Option<String> = row.try_get("cleanup")?;
     let count = |column: &str| -> Result<u64> {
         let v: i64 = row.try_get(column)?;
         Ok(v.max(0) as u64)
@@ -341,6 +405,10 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
         last_error: row.try_get("last_error")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
+        cleanup: cleanup.as_deref().and_then(Cleanup::parse),
+        cleanup_at: row.try_get("cleanup_at")?,
+        cleanup_until: row.try_get("cleanup_until")?,
+        cleanup_checks: count("cleanup_checks")?.min(u32::MAX as u64) as u32,
     })
 }
 
