@@ -262,6 +262,12 @@ pub struct Recording {
     /// No new segment for max(this, 3 × target duration) → new token and playlist; still
     /// nothing after as long again → `RecordingStalled`.
     pub stall_timeout_secs: u64,
+    /// `add hls` sources (and every address their playlists and redirects lead to) may be
+    /// on loopback, private, link-local and other non-public addresses.
+    pub allow_private_sources: bool,
+    /// Non-public places `add hls` sources may still be read from: `host`, `host:port`,
+    /// IP addresses (with or without a port) and networks (`10.0.0.0/8`).
+    pub allowed_sources: Vec<crate::recorder::source_guard::AllowedSource>,
 }
 
 impl Default for Recording {
@@ -271,6 +277,8 @@ impl Default for Recording {
             file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
             max_part_hours: 11.5,
             stall_timeout_secs: 30,
+            allow_private_sources: false,
+            allowed_sources: Vec::new(),
         }
     }
 }
@@ -734,11 +742,27 @@ impl Config {
         } else {
             "off".into()
         };
+        let hls_sources = if self.recording.allow_private_sources {
+            "any address (allow_private_sources = true)".to_string()
+        } else if self.recording.allowed_sources.is_empty() {
+            "public addresses only".to_string()
+        } else {
+            format!(
+                "public addresses, and {}",
+                self.recording
+                    .allowed_sources
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         format!(
             "{} is valid.\n\
              front-ends:      {}\n\
              live detection:  {detection}\n\
              recording:       quality {}, parts of at most {} h, names {}\n\
+             hls sources:     {hls_sources}\n\
              chat (IRC):      {chat}\n\
              youtube uploads: {uploads}\n\
              state database:  {}\n\
@@ -1111,7 +1135,8 @@ mod tests;
 
 /// For tests: every outside endpoint the given config text does not set is pointed at a closed
 /// local port, so a test can never reach the internet (a worker it did not mean to exercise
-/// just fails to connect). The disk limits are also set out of reach unless the text sets them:
+/// just fails to connect). HLS sources may be local (`allow_private_sources`) unless the text
+/// says otherwise. The disk limits are also set out of reach unless the text sets them:
 /// the machine running the tests may well be 85% full, and a `DiskLow` notice nobody asked for
 /// would change what a test sees.
 #[doc(hidden)]
@@ -1121,7 +1146,9 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 14] = [
+        let defaults: [(&str, &str, toml::Value); 15] = [
+            // The tests' HLS origins are local servers.
+            ("recording", "allow_private_sources", true.into()),
             ("storage", "warn_usage_percent", toml::Value::Integer(100)),
             ("storage", "min_free_gb", toml::Value::Float(0.0)),
             ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),
