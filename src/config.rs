@@ -644,7 +644,9 @@ impl Config {
         let mut config: Config = match deserialize(&table) {
             Ok(config) => config,
             Err((key, message)) => {
-                if let Some(var) = overrides.get(&key) {
+                // `recording.allowed_sources[1]` came from the variable that set the list.
+                let whole = key.split('[').next().unwrap_or(&key);
+                if let Some(var) = overrides.get(whole) {
                     return Err(error(
                         None,
                         Some(key),

@@ -85,6 +85,9 @@ impl AllowedSource {
         if s.is_empty() {
             return Err(bad("it is empty"));
         }
+        if s.contains("://") {
+            return Err(bad("write the host without a scheme (`cam.lan:8080`)"));
+        }
         if let Some((addr, bits)) = s.split_once('/') {
             let base: IpAddr = addr
                 .parse()
@@ -545,7 +548,7 @@ mod tests {
             ("cam.lan:http", "port"),
             ("user@cam.lan", "only a host"),
             ("[fd00::1", "unclosed"),
-            ("http://cam.lan", "port"),
+            ("http://cam.lan", "without a scheme"),
         ] {
             let err = AllowedSource::parse(bad).unwrap_err();
             assert!(err.contains(words), "{bad}: {err}");
@@ -633,6 +636,35 @@ mod tests {
             Ok(vec![sock("127.0.0.1")])
         );
         assert!(guard.filter_resolved("empty.lan", []).is_err());
+    }
+
+    #[test]
+    fn config_entries_are_checked_at_load_with_file_line_and_key() {
+        let path = std::path::Path::new("/etc/recbot/recbot.toml");
+        let text = "[storage]\ndata_dir = \"/tmp/x\"\n[recording]\n\
+                    allowed_sources = [\n  \"cam.lan:8080\",\n  \"10.0.0.1/8\",\n]\n";
+        let err = crate::config::Config::from_text(text, path, &[]).unwrap_err();
+        // The line of the key (toml gives the array's span).
+        assert_eq!(err.line, Some(4), "{err}");
+        let key = err.key.clone().unwrap_or_default();
+        assert!(key.starts_with("recording.allowed_sources"), "{err}");
+        assert!(err.message.contains("`10.0.0.1/8`"), "{err}");
+        assert!(err.message.contains("the network is 10.0.0.0/8"), "{err}");
+        let ok = "[recording]\nallowed_sources = [\"cam.lan:8080\", \"10.0.0.0/8\"]\n";
+        let config = crate::config::Config::from_text(ok, path, &[]).unwrap();
+        assert_eq!(
+            config.recording.allowed_sources,
+            vec![entry("cam.lan:8080"), entry("10.0.0.0/8")]
+        );
+        assert!(!config.recording.allow_private_sources);
+        assert!(config.summary().contains("hls sources:     public addresses, and cam.lan:8080, 10.0.0.0/8"), "{}", config.summary());
+        // From the environment too.
+        let env = [(
+            "RECBOT_RECORDING__ALLOWED_SOURCES".to_string(),
+            "[\"ftp://x\"]".to_string(),
+        )];
+        let err = crate::config::Config::from_text("", path, &env).unwrap_err();
+        assert!(err.to_string().contains("RECBOT_RECORDING__ALLOWED_SOURCES"), "{err}");
     }
 
     #[tokio::test]
