@@ -13,6 +13,12 @@ pub const MAX_SEGMENT_SECS: f64 = 3600.0;
 const MAX_DATERANGE_SECS: f64 = 7.0 * 86400.0;
 /// Biggest playlist accepted (bytes): Twitch's are a few KiB; a server sending more is broken.
 pub const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
+/// Longest playlist line accepted (bytes). Signed segment addresses and Twitch's date ranges
+/// are at most a few KiB; a longer line is garbage, and would cost every parse.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Most renditions (`EXT-X-STREAM-INF`) and alternative media (`EXT-X-MEDIA`) entries a master
+/// playlist may list: real ones have a handful (Twitch about 6–10).
+pub const MAX_MASTER_ENTRIES: usize = 1000;
 
 /// A media playlist, reduced to what recording needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -179,8 +185,29 @@ pub fn parse(text: &[u8]) -> Result<Parsed, PlaylistError> {
     if !trimmed.starts_with(b"#EXTM3U") {
         return Err(PlaylistError::NotHls);
     }
+    if trimmed
+        .split(|b| *b == b'\n')
+        .any(|line| line.len() > MAX_LINE_BYTES)
+    {
+        return Err(PlaylistError::Invalid(format!(
+            "a line is longer than {} KiB",
+            MAX_LINE_BYTES / 1024
+        )));
+    }
     match m3u8_rs::parse_playlist_res(trimmed) {
-        Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => Ok(Parsed::Master(m)),
+        Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => {
+            for (count, what) in [
+                (m.variants.len(), "renditions"),
+                (m.alternatives.len(), "alternative media entries"),
+            ] {
+                if count > MAX_MASTER_ENTRIES {
+                    return Err(PlaylistError::Invalid(format!(
+                        "the master playlist lists {count} {what} (at most {MAX_MASTER_ENTRIES})"
+                    )));
+                }
+            }
+            Ok(Parsed::Master(m))
+        }
         Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => Ok(Parsed::Media(reduce(m, trimmed)?)),
         Err(_) => Err(PlaylistError::Malformed),
     }
@@ -531,6 +558,56 @@ https://cdn/seg103.ts
             assert_eq!(index.contains(t(s)), scan, "at {s} s");
         }
         assert!(!AdTimes::new(&[]).contains(t0));
+    }
+
+    #[test]
+    fn absurd_masters_and_huge_lines_are_refused_with_the_reason() {
+        let master = |n: usize| {
+            let mut text = String::from("#EXTM3U\n");
+            for i in 0..n {
+                text.push_str(&format!(
+                    "#EXT-X-STREAM-INF:BANDWIDTH={},RESOLUTION=1280x720\nv{i}.m3u8\n",
+                    1000 + i
+                ));
+            }
+            text
+        };
+        assert!(matches!(
+            parse(master(MAX_MASTER_ENTRIES).as_bytes()),
+            Ok(Parsed::Master(_))
+        ));
+        let err = parse(master(MAX_MASTER_ENTRIES + 1).as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the playlist is not usable: the master playlist lists 1001 renditions (at most 1000)"
+        );
+        let mut alternatives = String::from("#EXTM3U\n");
+        for i in 0..=MAX_MASTER_ENTRIES {
+            alternatives.push_str(&format!(
+                "#EXT-X-MEDIA:TYPE=VIDEO,GROUP-ID=\"g{i}\",NAME=\"n{i}\"\n"
+            ));
+        }
+        alternatives.push_str("#EXT-X-STREAM-INF:BANDWIDTH=1,VIDEO=\"g0\"\nv.m3u8\n");
+        let err = parse(alternatives.as_bytes()).unwrap_err();
+        assert!(err.to_string().contains("1001 alternative media entries"), "{err}");
+        // One segment address of 100 KiB, in a media playlist and in a master one.
+        let long = "a".repeat(100 * 1024);
+        for text in [
+            format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{long}.ts\n"),
+            format!("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n{long}.m3u8\n"),
+        ] {
+            let err = parse(text.as_bytes()).unwrap_err();
+            assert_eq!(
+                err,
+                PlaylistError::Invalid("a line is longer than 64 KiB".into())
+            );
+        }
+        // Long but sane lines pass.
+        let fine = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{}.ts\n",
+            "a".repeat(8 * 1024)
+        );
+        assert!(parse_media(fine.as_bytes()).is_ok());
     }
 
     #[test]
