@@ -101,7 +101,10 @@ async fn add_hls_refuses_private_addresses_and_changes_nothing() {
             "http://[::ffff:10.1.2.3]/live.m3u8".to_string(),
             "IPv4-mapped 10.1.2.3, a private",
         ),
-        ("http://[fd00:ec2::254]/x.m3u8".to_string(), "cloud metadata"),
+        (
+            "http://[fd00:ec2::254]/x.m3u8".to_string(),
+            "cloud metadata",
+        ),
         ("http://192.168.1.10/x.m3u8".to_string(), "private"),
     ] {
         let reply = bot
@@ -148,10 +151,17 @@ async fn add_hls_trusts_a_listed_name_on_its_port_only() {
     assert!(reply.ok, "{reply:?}");
     // A listed name on another port than the one listed is refused.
     let dir2 = tempfile::tempdir().unwrap();
-    let bot2 = Bot::start(config(dir2.path(), "allowed_sources = [\"localhost:8080\"]\n")).await;
+    let bot2 = Bot::start(config(
+        dir2.path(),
+        "allowed_sources = [\"localhost:8080\"]\n",
+    ))
+    .await;
     let reply = bot2
         .core
-        .submit("add hls http://localhost:9090/live.m3u8 cam", Who::console())
+        .submit(
+            "add hls http://localhost:9090/live.m3u8 cam",
+            Who::console(),
+        )
         .await;
     assert!(!reply.ok, "{reply:?}");
     assert!(reply.text.contains("port 8080 only"), "{}", reply.text);
@@ -179,9 +189,24 @@ async fn redirects_to_private_addresses_are_refused_with_the_reason() {
         .mount(&server)
         .await;
     redirect(&server, "/moved", "/ok.m3u8").await;
-    redirect(&server, "/to-loopback", &format!("http://127.0.0.2:{port}/ok.m3u8")).await;
-    redirect(&server, "/to-metadata", "http://169.254.169.254/latest/meta-data/").await;
-    redirect(&server, "/to-name", &format!("http://localhost:{port}/ok.m3u8")).await;
+    redirect(
+        &server,
+        "/to-loopback",
+        &format!("http://127.0.0.2:{port}/ok.m3u8"),
+    )
+    .await;
+    redirect(
+        &server,
+        "/to-metadata",
+        "http://169.254.169.254/latest/meta-data/",
+    )
+    .await;
+    redirect(
+        &server,
+        "/to-name",
+        &format!("http://localhost:{port}/ok.m3u8"),
+    )
+    .await;
     redirect(&server, "/to-file", "file:///etc/passwd").await;
     for n in 0..10 {
         redirect(&server, &format!("/loop/{n}"), &format!("/loop/{}", n + 1)).await;
@@ -189,36 +214,63 @@ async fn redirects_to_private_addresses_are_refused_with_the_reason() {
     let http = guarded(&server);
     let cancel = CancellationToken::new();
     // A redirect within the allowed origin is followed.
-    let body = fetch::get(&http, &url(&format!("{}/moved", server.uri())), None, &cancel)
-        .await
-        .unwrap();
+    let body = fetch::get(
+        &http,
+        &url(&format!("{}/moved", server.uri())),
+        None,
+        &cancel,
+    )
+    .await
+    .unwrap();
     assert_eq!(&body[..], b"#EXTM3U\n");
     for (from, words) in [
-        ("/to-loopback", "redirected: 127.0.0.2 is a loopback address"),
-        ("/to-metadata", "redirected: 169.254.169.254 is a cloud metadata address"),
+        (
+            "/to-loopback",
+            "redirected: 127.0.0.2 is a loopback address",
+        ),
+        (
+            "/to-metadata",
+            "redirected: 169.254.169.254 is a cloud metadata address",
+        ),
         // Checked by the resolver when connecting.
         ("/to-name", "`localhost` resolves to"),
         ("/loop/0", "more than 5 redirects"),
     ] {
-        let err = fetch::get(&http, &url(&format!("{}{from}", server.uri())), None, &cancel)
-            .await
-            .unwrap_err();
+        let err = fetch::get(
+            &http,
+            &url(&format!("{}{from}", server.uri())),
+            None,
+            &cancel,
+        )
+        .await
+        .unwrap_err();
         let FetchError::Disallowed(why) = &err else {
             panic!("{from}: {err:?}");
         };
         assert!(why.contains(words), "{from}: {why}");
     }
     // reqwest never follows a redirect to another scheme: the 302 itself is the answer.
-    let err = fetch::get(&http, &url(&format!("{}/to-file", server.uri())), None, &cancel)
-        .await
-        .unwrap_err();
+    let err = fetch::get(
+        &http,
+        &url(&format!("{}/to-file", server.uri())),
+        None,
+        &cancel,
+    )
+    .await
+    .unwrap_err();
     assert!(matches!(err, FetchError::Status(302)), "{err:?}");
     // A written loopback address and a name resolving to one are refused before any request.
     let before = server.received_requests().await.unwrap().len();
     for (u, words) in [
         (format!("http://127.0.0.1:{}/ok.m3u8", port + 1), "loopback"),
-        (format!("http://localhost:{port}/ok.m3u8"), "`localhost` resolves to"),
-        (format!("http://[::ffff:127.0.0.1]:{port}/ok.m3u8"), "IPv4-mapped"),
+        (
+            format!("http://localhost:{port}/ok.m3u8"),
+            "`localhost` resolves to",
+        ),
+        (
+            format!("http://[::ffff:127.0.0.1]:{port}/ok.m3u8"),
+            "IPv4-mapped",
+        ),
     ] {
         let err = fetch::get(&http, &url(&u), None, &cancel)
             .await
@@ -351,7 +403,12 @@ async fn segments_at_private_addresses_are_gaps_with_the_reason() {
 async fn a_source_redirecting_to_loopback_fails_with_the_reason() {
     let server = MockServer::start().await;
     let port = server.address().port();
-    redirect(&server, "/master.m3u8", &format!("http://127.0.0.2:{port}/x.m3u8")).await;
+    redirect(
+        &server,
+        "/master.m3u8",
+        &format!("http://127.0.0.2:{port}/x.m3u8"),
+    )
+    .await;
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &only(&server));
     let events = record(&config, format!("{}/master.m3u8", server.uri())).await;

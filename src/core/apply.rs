@@ -39,7 +39,9 @@ impl Core {
             // and the add applied after (see `Call::Add`).
             Command::Add(request) => match self.check_source(&request) {
                 Err(refused) => return Answer::Now(refused),
-                Ok(Some((guard, url))) => return self.add_after_lookup(request, origin, guard, url),
+                Ok(Some((guard, url))) => {
+                    return self.add_after_lookup(request, origin, guard, url)
+                }
                 Ok(None) => self.add(request, &origin).await,
             },
             Command::Remove { name } => self.remove(name, &origin).await,
@@ -62,10 +64,7 @@ impl Core {
 
     /// Where an `add hls` source may be read from, as far as that is known without resolving
     /// its name: `Err` is the refusal, `Ok(Some(..))` a name still to resolve.
-    fn check_source(
-        &self,
-        request: &AddRequest,
-    ) -> Result<Option<(SourceGuard, Url)>, Reply> {
+    fn check_source(&self, request: &AddRequest) -> Result<Option<(SourceGuard, Url)>, Reply> {
         let Source::Hls { url } = &request.source else {
             return Ok(None);
         };
@@ -328,9 +327,7 @@ fn failed(name: &str, e: anyhow::Error) -> Reply {
 }
 
 fn refused_source(name: &Login, why: &str) -> Reply {
-    Reply::refused(format!(
-        "Not adding {name}: {why}. Nothing was changed."
-    ))
+    Reply::refused(format!("Not adding {name}: {why}. Nothing was changed."))
 }
 
 fn describe_source(source: &Source) -> String {

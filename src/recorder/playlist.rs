@@ -478,7 +478,8 @@ https://cdn/seg103.ts
             .unwrap()
             .with_timezone(&Utc);
         let at = |secs: usize| {
-            (start + TimeDelta::seconds(secs as i64)).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+            (start + TimeDelta::seconds(secs as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
         };
         let mut text = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n");
         // Out of order on purpose: classification must not rely on playlist order.
@@ -545,7 +546,11 @@ https://cdn/seg103.ts
             .iter()
             .enumerate()
             .map(|(i, (start, end, ad))| DateRange {
-                id: Some(if *ad { format!("stitched-ad-{i}") } else { format!("x-{i}") }),
+                id: Some(if *ad {
+                    format!("stitched-ad-{i}")
+                } else {
+                    format!("x-{i}")
+                }),
                 class: None,
                 start: start.map(t),
                 end: end.map(t),
@@ -589,7 +594,10 @@ https://cdn/seg103.ts
         }
         alternatives.push_str("#EXT-X-STREAM-INF:BANDWIDTH=1,VIDEO=\"g0\"\nv.m3u8\n");
         let err = parse(alternatives.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("1001 alternative media entries"), "{err}");
+        assert!(
+            err.to_string().contains("1001 alternative media entries"),
+            "{err}"
+        );
         // One segment address of 100 KiB, in a media playlist and in a master one.
         let long = "a".repeat(100 * 1024);
         for text in [

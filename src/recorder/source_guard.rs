@@ -63,7 +63,10 @@ impl Refusal {
 pub enum AllowedSource {
     /// A host name or IP address, on one port or (without a port) on any: URLs naming this
     /// host are trusted wherever the name resolves.
-    Host { host: Host<String>, port: Option<u16> },
+    Host {
+        host: Host<String>,
+        port: Option<u16>,
+    },
     /// A network (`10.0.0.0/8`, `fd00::/8`): any resolved address inside it is allowed.
     Net { base: IpAddr, prefix: u8 },
 }
@@ -113,9 +116,7 @@ impl AllowedSource {
             });
         }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (inside, after) = rest
-                .split_once(']')
-                .ok_or_else(|| bad("an unclosed `[`"))?;
+            let (inside, after) = rest.split_once(']').ok_or_else(|| bad("an unclosed `[`"))?;
             let port = match after {
                 "" => None,
                 p => Some(p.strip_prefix(':').ok_or_else(|| bad("junk after `]`"))?),
@@ -246,7 +247,10 @@ fn classify_v6(ip: Ipv6Addr) -> Option<String> {
         let embedded = if let Some(v4) = ip.to_ipv4_mapped() {
             Some(("IPv4-mapped", v4))
         } else if s[..6] == [0; 6] {
-            Some(("IPv4-compatible", ip.to_ipv4().unwrap_or(Ipv4Addr::UNSPECIFIED)))
+            Some((
+                "IPv4-compatible",
+                ip.to_ipv4().unwrap_or(Ipv4Addr::UNSPECIFIED),
+            ))
         } else if s[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
             let [.., a, b, c, d] = ip.octets();
             Some(("NAT64", Ipv4Addr::new(a, b, c, d)))
@@ -398,11 +402,17 @@ impl SourceGuard {
         let UrlCheck::Resolve { host, port } = self.check_url(url)? else {
             return Ok(());
         };
-        let looked_up =
-            tokio::time::timeout(ADD_LOOKUP_TIMEOUT, tokio::net::lookup_host((host.as_str(), port)))
-                .await
-                .map_err(|_| Refusal(format!("`{host}` did not resolve within {ADD_LOOKUP_TIMEOUT:?}")))?
-                .map_err(|e| Refusal(format!("`{host}` does not resolve: {e}")))?;
+        let looked_up = tokio::time::timeout(
+            ADD_LOOKUP_TIMEOUT,
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| {
+            Refusal(format!(
+                "`{host}` did not resolve within {ADD_LOOKUP_TIMEOUT:?}"
+            ))
+        })?
+        .map_err(|e| Refusal(format!("`{host}` does not resolve: {e}")))?;
         self.filter_resolved(&host, looked_up).map(drop)
     }
 
@@ -412,9 +422,7 @@ impl SourceGuard {
         let guard = self.clone();
         reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > MAX_REDIRECTS {
-                return attempt.error(Refusal(format!(
-                    "more than {MAX_REDIRECTS} redirects"
-                )));
+                return attempt.error(Refusal(format!("more than {MAX_REDIRECTS} redirects")));
             }
             match guard.check_url(attempt.url()) {
                 Ok(_) => attempt.follow(),
@@ -495,7 +503,11 @@ mod tests {
             ("febf::1", true, "link-local"),
             ("fec0::1", true, "site-local"),
             ("ff02::1", true, "multicast"),
-            ("::ffff:127.0.0.1", true, "IPv4-mapped 127.0.0.1, a loopback"),
+            (
+                "::ffff:127.0.0.1",
+                true,
+                "IPv4-mapped 127.0.0.1, a loopback",
+            ),
             ("::ffff:169.254.169.254", true, "metadata"),
             ("::ffff:10.0.0.1", true, "private"),
             ("::ffff:8.8.8.8", false, ""),
@@ -609,7 +621,10 @@ mod tests {
         }
         // Allowing everything still checks the scheme.
         let open = SourceGuard::new(true, vec![]);
-        assert_eq!(open.check_url(&url("http://127.0.0.1/")), Ok(UrlCheck::Allowed));
+        assert_eq!(
+            open.check_url(&url("http://127.0.0.1/")),
+            Ok(UrlCheck::Allowed)
+        );
         assert!(open.check_url(&url("file:///etc/passwd")).is_err());
     }
 
@@ -625,7 +640,11 @@ mod tests {
         let err = guard
             .filter_resolved("localhost", [sock("127.0.0.1"), sock("::1")])
             .unwrap_err();
-        assert!(err.0.contains("`localhost` resolves to 127.0.0.1 is a loopback"), "{err}");
+        assert!(
+            err.0
+                .contains("`localhost` resolves to 127.0.0.1 is a loopback"),
+            "{err}"
+        );
         // A listed network, a listed name.
         assert_eq!(
             guard.filter_resolved("cam.lan", [sock("10.9.1.1"), sock("10.8.1.1")]),
@@ -657,14 +676,24 @@ mod tests {
             vec![entry("cam.lan:8080"), entry("10.0.0.0/8")]
         );
         assert!(!config.recording.allow_private_sources);
-        assert!(config.summary().contains("hls sources:     public addresses, and cam.lan:8080, 10.0.0.0/8"), "{}", config.summary());
+        assert!(
+            config
+                .summary()
+                .contains("hls sources:     public addresses, and cam.lan:8080, 10.0.0.0/8"),
+            "{}",
+            config.summary()
+        );
         // From the environment too.
         let env = [(
             "RECBOT_RECORDING__ALLOWED_SOURCES".to_string(),
             "[\"ftp://x\"]".to_string(),
         )];
         let err = crate::config::Config::from_text("", path, &env).unwrap_err();
-        assert!(err.to_string().contains("RECBOT_RECORDING__ALLOWED_SOURCES"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("RECBOT_RECORDING__ALLOWED_SOURCES"),
+            "{err}"
+        );
     }
 
     #[tokio::test]

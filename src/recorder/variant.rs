@@ -37,7 +37,9 @@ pub fn variants(master: &m3u8_rs::MasterPlaylist) -> Vec<Variant> {
     let mut video_names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
     for a in &master.alternatives {
         if a.media_type == m3u8_rs::AlternativeMediaType::Video {
-            video_names.entry(a.group_id.as_str()).or_insert(a.name.as_str());
+            video_names
+                .entry(a.group_id.as_str())
+                .or_insert(a.name.as_str());
         }
     }
     master
