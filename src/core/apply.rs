@@ -316,9 +316,6 @@ impl Core {
     }
 }
 
-/// A source as replies show it. Anyone in the room may read `list` and `status`, so an HLS
-/// URL is shown without what may be a credential: no `user:pass@`, no query (a signed URL's
-/// `?token=…`), no fragment.
 fn failed(name: &str, e: anyhow::Error) -> Reply {
     error!(error = %e, command = name, "command failed");
     Reply::refused(format!(
@@ -326,10 +323,15 @@ fn failed(name: &str, e: anyhow::Error) -> Reply {
     ))
 }
 
+/// `add hls` refused by the source guard: the reason (an address or host, never the URL,
+/// which may carry a credential).
 fn refused_source(name: &Login, why: &str) -> Reply {
     Reply::refused(format!("Not adding {name}: {why}. Nothing was changed."))
 }
 
+/// A source as replies show it. Anyone in the room may read `list` and `status`, so an HLS
+/// URL is shown without what may be a credential: no `user:pass@`, no query (a signed URL's
+/// `?token=…`), no fragment.
 fn describe_source(source: &Source) -> String {
     match source {
         Source::Twitch => "Twitch".into(),
