@@ -4,6 +4,8 @@
 //! point at them, each with its reason. Everything runs against local servers: the one "public"
 //! origin is a local server listed in `allowed_sources` by address and port.
 
+mod support;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -304,6 +306,10 @@ fn spec(url: String) -> RecordingSpec {
 
 /// Runs one recording of an `add hls` source to its end; its events.
 async fn record(config: &Config, url: String) -> Vec<Event> {
+    record_spec(config, spec(url)).await
+}
+
+async fn record_spec(config: &Config, spec: RecordingSpec) -> Vec<Event> {
     let (tx, mut rx) = mpsc::channel(1024);
     let tracker = TaskTracker::new();
     let shutdown = CancellationToken::new();
@@ -313,7 +319,7 @@ async fn record(config: &Config, url: String) -> Vec<Event> {
         tracker.clone(),
         shutdown.clone(),
     );
-    let _handle = recorder.start(spec(url));
+    let _handle = recorder.start(spec);
     let mut seen = Vec::new();
     loop {
         let event = tokio::time::timeout(Duration::from_secs(30), rx.recv())
@@ -425,4 +431,28 @@ async fn a_source_redirecting_to_loopback_fails_with_the_reason() {
         "{}",
         reasons[0]
     );
+}
+
+#[tokio::test]
+async fn twitch_recordings_are_not_subject_to_the_guard() {
+    use support::origin::{Origin, StreamConfig};
+    // Twitch's endpoints (here a local fake) come from the config and are trusted.
+    let origin = Origin::start().await;
+    origin.go_live("foo", StreamConfig::default());
+    let dir = tempfile::tempdir().unwrap();
+    let text = recbot::config::testing::offline(&format!(
+        "[storage]\ndata_dir = {:?}\n{}offline_grace_secs = 1\n\
+         [recording]\nallow_private_sources = false\n",
+        dir.path().to_str().unwrap(),
+        origin.twitch_config()
+    ));
+    let config = Config::from_text(&text, &dir.path().join("recbot.toml"), &[]).unwrap();
+    let mut twitch = spec(String::new());
+    twitch.login = Login::parse("foo").unwrap();
+    twitch.source = SourceSpec::Twitch;
+    let events = record_spec(&config, twitch).await;
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind_name()).collect();
+    assert!(kinds.contains(&"RecordingPartFinished"), "{events:#?}");
+    assert!(!kinds.contains(&"RecordingGap"), "{events:#?}");
+    assert!(!kinds.contains(&"RecordingFailed"), "{events:#?}");
 }
