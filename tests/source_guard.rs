@@ -456,3 +456,35 @@ async fn twitch_recordings_are_not_subject_to_the_guard() {
     assert!(!kinds.contains(&"RecordingGap"), "{events:#?}");
     assert!(!kinds.contains(&"RecordingFailed"), "{events:#?}");
 }
+
+#[tokio::test]
+async fn a_watched_source_at_a_refused_address_is_reported_with_the_reason() {
+    use recbot::recorder::hls_source;
+    // A source stored before the guard existed (or before the config changed): its poller
+    // never connects and says why once.
+    let server = MockServer::start().await;
+    let (tx, mut rx) = mpsc::channel(64);
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(hls_source::poll(
+        Login::parse("studio").unwrap(),
+        format!("{}/live.m3u8", server.uri()),
+        Duration::from_millis(20),
+        Http::guarded(SourceGuard::default()),
+        hls_source::Recording::default(),
+        recbot::core::Events::new(tx),
+        cancel.clone(),
+    ));
+    let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("no event")
+        .unwrap();
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+    let EventKind::LiveCheckFailed { reason, .. } = &event.kind else {
+        panic!("{event:?}");
+    };
+    assert!(reason.contains("127.0.0.1 is a loopback address"), "{reason}");
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
