@@ -485,6 +485,29 @@ async fn a_watched_source_at_a_refused_address_is_reported_with_the_reason() {
     let EventKind::LiveCheckFailed { reason, .. } = &event.kind else {
         panic!("{event:?}");
     };
-    assert!(reason.contains("127.0.0.1 is a loopback address"), "{reason}");
+    assert!(
+        reason.contains("127.0.0.1 is a loopback address"),
+        "{reason}"
+    );
     assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn add_hls_of_a_name_is_applied_after_its_addresses_passed() {
+    // `localhost` is not listed by name, so it is looked up off the core loop; it resolves
+    // into a listed network, and the add comes back to the core and is stored.
+    let dir = tempfile::tempdir().unwrap();
+    let bot = Bot::start(config(dir.path(), "allowed_sources = [\"127.0.0.0/8\"]\n")).await;
+    let reply = bot
+        .core
+        .submit(
+            "add hls http://localhost:8080/live.m3u8 studio upload=off",
+            Who::console(),
+        )
+        .await;
+    assert!(reply.ok, "{reply:?}");
+    assert!(reply.text.contains("Watching studio"), "{}", reply.text);
+    let list = bot.core.submit("list", Who::console()).await;
+    assert!(list.text.contains("studio"), "{}", list.text);
+    bot.stop().await;
 }
