@@ -269,6 +269,12 @@ pub struct Recording {
     /// The part's data and its progress checkpoint are fsynced at least this often (data
     /// first): a power cut loses at most this much of a recording.
     pub sync_interval_secs: u64,
+    /// `add hls` sources (and every address their playlists and redirects lead to) may be
+    /// on loopback, private, link-local and other non-public addresses.
+    pub allow_private_sources: bool,
+    /// Non-public places `add hls` sources may still be read from: `host`, `host:port`,
+    /// IP addresses (with or without a port) and networks (`10.0.0.0/8`).
+    pub allowed_sources: Vec<crate::recorder::source_guard::AllowedSource>,
 }
 
 impl Default for Recording {
@@ -279,6 +285,8 @@ impl Default for Recording {
             max_part_hours: 11.5,
             stall_timeout_secs: 30,
             sync_interval_secs: 30,
+            allow_private_sources: false,
+            allowed_sources: Vec::new(),
         }
     }
 }
@@ -655,7 +663,9 @@ impl Config {
         let mut config: Config = match deserialize(&table) {
             Ok(config) => config,
             Err((key, message)) => {
-                if let Some(var) = overrides.get(&key) {
+                // `recording.allowed_sources[1]` came from the variable that set the list.
+                let whole = key.split('[').next().unwrap_or(&key);
+                if let Some(var) = overrides.get(whole) {
                     return Err(error(
                         None,
                         Some(key),
@@ -753,11 +763,27 @@ impl Config {
         } else {
             "off".into()
         };
+        let hls_sources = if self.recording.allow_private_sources {
+            "any address (allow_private_sources = true)".to_string()
+        } else if self.recording.allowed_sources.is_empty() {
+            "public addresses only".to_string()
+        } else {
+            format!(
+                "public addresses, and {}",
+                self.recording
+                    .allowed_sources
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        };
         format!(
             "{} is valid.\n\
              front-ends:      {}\n\
              live detection:  {detection}\n\
              recording:       quality {}, parts of at most {} h, names {}\n\
+             hls sources:     {hls_sources}\n\
              chat (IRC):      {chat}\n\
              youtube uploads: {uploads}\n\
              state database:  {}\n\
@@ -1160,7 +1186,8 @@ mod tests;
 
 /// For tests: every outside endpoint the given config text does not set is pointed at a closed
 /// local port, so a test can never reach the internet (a worker it did not mean to exercise
-/// just fails to connect). The disk limits are also set out of reach unless the text sets them:
+/// just fails to connect). HLS sources may be local (`allow_private_sources`) unless the text
+/// says otherwise. The disk limits are also set out of reach unless the text sets them:
 /// the machine running the tests may well be 85% full, and a `DiskLow` notice nobody asked for
 /// would change what a test sees.
 #[doc(hidden)]
@@ -1170,7 +1197,9 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 15] = [
+        let defaults: [(&str, &str, toml::Value); 16] = [
+            // The tests' HLS origins are local servers.
+            ("recording", "allow_private_sources", true.into()),
             ("storage", "warn_usage_percent", toml::Value::Integer(100)),
             ("storage", "min_free_gb", toml::Value::Float(0.0)),
             ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),

@@ -28,6 +28,14 @@ struct Bench {
     shutdown: CancellationToken,
 }
 
+/// The client for `add hls` sources, allowed to read the local origin.
+fn local_sources() -> recbot::recorder::fetch::Http {
+    recbot::recorder::fetch::Http::guarded(recbot::recorder::source_guard::SourceGuard::new(
+        true,
+        vec![],
+    ))
+}
+
 fn config(dir: &Path, origin: &Origin, extra: &str) -> Config {
     let text = format!(
         "[storage]\ndata_dir = {:?}\n{}offline_grace_secs = 1\n{extra}",
@@ -826,7 +834,7 @@ async fn an_hls_source_that_cannot_be_recorded_is_not_announced_every_poll() {
             Login::parse(name).unwrap(),
             format!("{}/hls/{name}/720p30/index.m3u8", origin.url()),
             Duration::from_millis(100),
-            reqwest::Client::new(),
+            local_sources(),
             recording.clone(),
             Events::new(tx.clone()),
             cancel.clone(),
@@ -926,7 +934,7 @@ async fn an_hls_source_that_keeps_failing_is_polled_less_often_and_reported_once
         Login::parse("studio").unwrap(),
         format!("{}/hls/studio/720p30/index.m3u8", origin.url()),
         Duration::from_millis(100),
-        reqwest::Client::new(),
+        local_sources(),
         hls_source::Recording::default(),
         Events::new(tx),
         cancel.clone(),

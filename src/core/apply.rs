@@ -3,12 +3,16 @@
 
 use chrono::Utc;
 use recbot_commands::{Access, AddRequest, Command, Login, Source};
+use tokio::sync::oneshot;
 use tracing::{error, info};
+use url::Url;
 
+use super::calls::Call;
 use super::store::Watch;
 use super::{Answer, Core, Origin, Reply};
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
+use crate::recorder::source_guard::{Refusal, SourceGuard, UrlCheck};
 
 impl Core {
     pub(super) async fn apply(&mut self, command: Command, origin: Origin) -> Answer {
@@ -32,7 +36,15 @@ impl Core {
         let name = command.name();
         let private = command.private_reply();
         let result = match command {
-            Command::Add(request) => self.add(request, &origin).await,
+            // An HLS source's address is checked first; a name is resolved off the core loop
+            // and the add applied after (see `Call::Add`).
+            Command::Add(request) => match self.check_source(&request) {
+                Err(refused) => return Answer::Now(refused),
+                Ok(Some((guard, url))) => {
+                    return self.add_after_lookup(request, origin, guard, url)
+                }
+                Ok(None) => self.add(request, &origin).await,
+            },
             Command::Remove { name } => self.remove(name, &origin).await,
             Command::List => self.list(origin.operator).await,
             // Finished from a worker task: the chat logger may take its time to answer, and a
@@ -53,14 +65,66 @@ impl Core {
             // Answered from a worker task: walking big folders must not hold the core up.
             Command::Disk => return self.disk_command(origin.operator),
         };
-        let mut reply = result.unwrap_or_else(|e| {
-            error!(error = %e, command = name, "command failed");
-            Reply::refused(format!(
-                "`{name}` failed: {e:#}. Nothing was changed; see the service log for details."
-            ))
-        });
+        let mut reply = result.unwrap_or_else(|e| failed(name, e));
         reply.private |= private;
         Answer::Now(reply)
+    }
+
+    /// Where an `add hls` source may be read from, as far as that is known without resolving
+    /// its name: `Err` is the refusal, `Ok(Some(..))` a name still to resolve.
+    fn check_source(&self, request: &AddRequest) -> Result<Option<(SourceGuard, Url)>, Reply> {
+        let Source::Hls { url } = &request.source else {
+            return Ok(None);
+        };
+        let url = Url::parse(url).map_err(|e| refused_source(&request.name, &e.to_string()))?;
+        let guard = SourceGuard::from_config(&self.config.recording);
+        match guard.check_url(&url) {
+            Err(Refusal(why)) => Err(refused_source(&request.name, &why)),
+            Ok(UrlCheck::Allowed) => Ok(None),
+            Ok(UrlCheck::Resolve { .. }) => Ok(Some((guard, url))),
+        }
+    }
+
+    /// Resolves the source's name in a worker task; the add itself comes back to the core as
+    /// [`Call::Add`], so the watch list still has one writer.
+    fn add_after_lookup(
+        &self,
+        request: AddRequest,
+        origin: Origin,
+        guard: SourceGuard,
+        url: Url,
+    ) -> Answer {
+        let calls = self.calls_tx.clone();
+        Answer::Later(Box::pin(async move {
+            if let Err(Refusal(why)) = guard.check_source(&url).await {
+                return refused_source(&request.name, &why);
+            }
+            let (ack, reply) = oneshot::channel();
+            if calls
+                .send(Call::Add {
+                    request,
+                    origin,
+                    ack,
+                })
+                .await
+                .is_err()
+            {
+                return Reply::refused("recbot is shutting down; nothing was changed");
+            }
+            reply.await.unwrap_or_else(|_| {
+                Reply::refused("recbot stopped before adding the source; nothing was changed")
+            })
+        }))
+    }
+
+    /// `add` once its source was checked (`Call::Add`).
+    pub(super) async fn add_checked(&mut self, request: AddRequest, origin: Origin) -> Reply {
+        if self.shutdown.is_cancelled() {
+            return Reply::refused("recbot is shutting down; nothing was changed");
+        }
+        self.add(request, &origin)
+            .await
+            .unwrap_or_else(|e| failed("add", e))
     }
 
     async fn add(&mut self, request: AddRequest, origin: &Origin) -> anyhow::Result<Reply> {
@@ -303,6 +367,19 @@ impl Core {
         }
         Ok(text)
     }
+}
+
+fn failed(name: &str, e: anyhow::Error) -> Reply {
+    error!(error = %e, command = name, "command failed");
+    Reply::refused(format!(
+        "`{name}` failed: {e:#}. Nothing was changed; see the service log for details."
+    ))
+}
+
+/// `add hls` refused by the source guard: the reason (an address or host, never the URL,
+/// which may carry a credential).
+fn refused_source(name: &Login, why: &str) -> Reply {
+    Reply::refused(format!("Not adding {name}: {why}. Nothing was changed."))
 }
 
 /// `status` replies finished at the same time; the others wait their turn.

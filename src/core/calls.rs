@@ -5,12 +5,12 @@
 
 use anyhow::{anyhow, Result};
 use chrono::NaiveDate;
-use recbot_commands::Service;
+use recbot_commands::{AddRequest, Service};
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::StoredToken;
 use super::uploads::JobUpdate;
-use super::Core;
+use super::{Core, Origin, Reply};
 use crate::upload::quota::Reservation;
 
 /// One request with its acknowledgement.
@@ -48,6 +48,13 @@ pub(crate) enum Call {
     ReleaseQuota {
         day: NaiveDate,
         ack: oneshot::Sender<Result<()>>,
+    },
+    /// `add hls` whose source was checked off the core loop (its name resolved to allowed
+    /// addresses): apply it now; the acknowledgement is the command's reply.
+    Add {
+        request: AddRequest,
+        origin: Origin,
+        ack: oneshot::Sender<Reply>,
     },
 }
 
@@ -140,6 +147,13 @@ impl Core {
             }
             Call::ReleaseQuota { day, ack } => {
                 let _ = ack.send(self.store.release_quota(day).await);
+            }
+            Call::Add {
+                request,
+                origin,
+                ack,
+            } => {
+                let _ = ack.send(self.add_checked(request, origin).await);
             }
         }
     }

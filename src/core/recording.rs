@@ -487,7 +487,7 @@ impl Core {
                 w.name.clone(),
                 url.clone(),
                 every,
-                self.recordings.recorder.http().clone(),
+                self.recordings.recorder.hls_http().clone(),
                 self.recordings.recording_now.clone(),
                 self.recordings.events.clone(),
                 cancel.clone(),

@@ -2,6 +2,7 @@
 //! through the playback path, other HLS sources directly), fetching playlists, and streaming
 //! segments into the part file — each with bounded retries, exponential backoff and jitter.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use recbot_commands::{Login, Quality};
@@ -10,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use url::Url;
 
 use super::playlist::{self, ByteRange, MediaPlaylist, Parsed, PlaylistError, MAX_PLAYLIST_BYTES};
+use super::source_guard::{Refusal, SourceGuard};
 use super::variant;
 use super::writer::PartFile;
 use crate::backoff::exponential;
@@ -64,6 +66,10 @@ pub enum FetchError {
     Cancelled,
     #[error("{0}")]
     Refused(String),
+    /// The source guard refused the address (see `source_guard`): never retried; the text is
+    /// the reason.
+    #[error("{0}")]
+    Disallowed(String),
 }
 
 impl FetchError {
@@ -79,6 +85,10 @@ impl FetchError {
 }
 
 fn transport(e: reqwest::Error) -> FetchError {
+    // The resolver and the redirect policy of a guarded client say why they refused.
+    if let Some(refusal) = Refusal::find(&e) {
+        return FetchError::Disallowed(refusal.0.clone());
+    }
     // reqwest's Display of a timeout or reset names the URL, which may carry a signed token.
     FetchError::Transport(
         if e.is_timeout() {
@@ -94,16 +104,63 @@ fn transport(e: reqwest::Error) -> FetchError {
     )
 }
 
-/// An HTTP client tuned for recording: connection reuse, no overall timeout (segments may be
-/// big on slow links) but connect and read timeouts.
-pub fn client() -> reqwest::Client {
+fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .read_timeout(Duration::from_secs(15))
         .pool_idle_timeout(Duration::from_secs(30))
         .user_agent(concat!("recbot/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("static client configuration")
+}
+
+/// An HTTP client tuned for recording: connection reuse, no overall timeout (segments may be
+/// big on slow links) but connect and read timeouts. Unguarded: for Twitch's own endpoints.
+pub fn client() -> reqwest::Client {
+    builder().build().expect("static client configuration")
+}
+
+/// The client recording reads playlists and segments with, and (for `add hls` sources) the
+/// [`SourceGuard`] on where it may connect: every request's URL is checked before it is sent,
+/// every redirect hop by the redirect policy and every resolved name by the resolver.
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: reqwest::Client,
+    guard: Option<Arc<SourceGuard>>,
+}
+
+impl Http {
+    /// For Twitch: its endpoints come from the config and its CDN is not guarded.
+    pub fn twitch(client: reqwest::Client) -> Http {
+        Http {
+            client,
+            guard: None,
+        }
+    }
+
+    /// For `add hls` sources. Proxies from the environment are not used: the guard must see
+    /// the address it connects to.
+    pub fn guarded(guard: SourceGuard) -> Http {
+        let guard = Arc::new(guard);
+        let client = builder()
+            .no_proxy()
+            .redirect(guard.redirect_policy())
+            .dns_resolver(guard.resolver())
+            .build()
+            .expect("static client configuration");
+        Http {
+            client,
+            guard: Some(guard),
+        }
+    }
+
+    /// A GET of `url`, once the guard (if any) allowed it.
+    fn get(&self, url: &Url) -> Result<reqwest::RequestBuilder, FetchError> {
+        if let Some(guard) = &self.guard {
+            guard
+                .check_url(url)
+                .map_err(|Refusal(why)| FetchError::Disallowed(why))?;
+        }
+        Ok(self.client.get(url.clone()))
+    }
 }
 
 impl Origin {
@@ -111,7 +168,7 @@ impl Origin {
     /// trouble a few times.
     pub async fn resolve(
         &self,
-        http: &reqwest::Client,
+        http: &Http,
         quality: Quality,
         cancel: &CancellationToken,
     ) -> Result<Resolved, FetchError> {
@@ -135,7 +192,7 @@ impl Origin {
 
     async fn resolve_once(
         &self,
-        http: &reqwest::Client,
+        http: &Http,
         quality: Quality,
         cancel: &CancellationToken,
     ) -> Result<Resolved, FetchError> {
@@ -196,7 +253,7 @@ fn playback_transient(e: &PlaybackError) -> FetchError {
 /// One GET, whole body (playlists are small: at most [`MAX_PLAYLIST_BYTES`]), given up when
 /// `cancel` fires.
 pub async fn get(
-    http: &reqwest::Client,
+    http: &Http,
     url: &Url,
     range: Option<ByteRange>,
     cancel: &CancellationToken,
@@ -209,11 +266,11 @@ pub async fn get(
 }
 
 async fn get_capped(
-    http: &reqwest::Client,
+    http: &Http,
     url: &Url,
     range: Option<ByteRange>,
 ) -> Result<bytes::Bytes, FetchError> {
-    let mut request = http.get(url.clone()).timeout(Duration::from_secs(20));
+    let mut request = http.get(url)?.timeout(Duration::from_secs(20));
     if let Some(r) = range {
         request = request.header(reqwest::header::RANGE, r.header());
     }
@@ -248,7 +305,7 @@ async fn get_capped(
 /// scratch (after cutting the file back) when a try fails. Returns the bytes added.
 /// Cancellation is noticed between chunks, never in the middle of a write to the file.
 pub async fn append_resource(
-    http: &reqwest::Client,
+    http: &Http,
     url: &Url,
     range: Option<ByteRange>,
     part: &mut PartFile,
@@ -273,13 +330,13 @@ pub async fn append_resource(
 }
 
 async fn stream_once(
-    http: &reqwest::Client,
+    http: &Http,
     url: &Url,
     range: Option<ByteRange>,
     part: &mut PartFile,
     cancel: &CancellationToken,
 ) -> Result<u64, FetchError> {
-    let mut request = http.get(url.clone());
+    let mut request = http.get(url)?;
     if let Some(r) = range {
         request = request.header(reqwest::header::RANGE, r.header());
     }
@@ -327,6 +384,11 @@ pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The HLS client, allowed to read the local test server.
+    fn local() -> Http {
+        Http::guarded(SourceGuard::new(true, vec![]))
+    }
 
     /// Serves every request with `body` (HTTP/1.1, keep-alive off).
     async fn serve(body: bytes::Bytes) -> Url {
@@ -381,7 +443,7 @@ mod tests {
             let task = {
                 let cancel = cancel.clone();
                 tokio::spawn(async move {
-                    let http = client();
+                    let http = local();
                     let result = append_resource(&http, &url, None, &mut part, &cancel).await;
                     (result, part)
                 })
@@ -402,12 +464,12 @@ mod tests {
     #[tokio::test]
     async fn playlists_larger_than_the_cap_are_refused() {
         let url = serve(bytes::Bytes::from(vec![b'#'; MAX_PLAYLIST_BYTES + 1])).await;
-        let err = get(&client(), &url, None, &CancellationToken::new())
+        let err = get(&local(), &url, None, &CancellationToken::new())
             .await
             .unwrap_err();
         assert!(matches!(err, FetchError::Refused(_)), "{err}");
         let url = serve(bytes::Bytes::from_static(b"#EXTM3U\n")).await;
-        let body = get(&client(), &url, None, &CancellationToken::new())
+        let body = get(&local(), &url, None, &CancellationToken::new())
             .await
             .unwrap();
         assert_eq!(&body[..], b"#EXTM3U\n");

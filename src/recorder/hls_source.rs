@@ -55,7 +55,7 @@ enum Seen {
     Unrecordable(String),
 }
 
-async fn probe(http: &reqwest::Client, url: &Url, cancel: &CancellationToken) -> Seen {
+async fn probe(http: &fetch::Http, url: &Url, cancel: &CancellationToken) -> Seen {
     let origin = Origin::Hls { url: url.clone() };
     let media = match origin.resolve(http, Quality::BEST, cancel).await {
         // The address was the media playlist: resolving read it already.
@@ -92,7 +92,7 @@ pub async fn poll(
     name: Login,
     url: String,
     every: Duration,
-    http: reqwest::Client,
+    http: fetch::Http,
     recording: Recording,
     events: Events,
     cancel: CancellationToken,

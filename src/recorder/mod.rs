@@ -17,6 +17,7 @@ pub mod playlist;
 pub mod recovery;
 mod session;
 pub mod sidecar;
+pub mod source_guard;
 pub mod variant;
 pub mod writer;
 
@@ -211,7 +212,11 @@ impl RecordingHandle {
 /// Starts recordings. Cheap to clone; owned by the core.
 #[derive(Debug, Clone)]
 pub struct Recorder {
-    http: reqwest::Client,
+    /// What the sessions this recorder starts read with: Twitch's client; a session of an
+    /// `add hls` source gets a recorder whose `http` is `hls_http` (see [`Recorder::start`]).
+    http: fetch::Http,
+    /// For `add hls` sources: guarded by `[recording]`'s source rules.
+    hls_http: fetch::Http,
     playback: Playback,
     settings: Arc<Settings>,
     events: Events,
@@ -231,7 +236,10 @@ impl Recorder {
         let http = fetch::client();
         Recorder {
             playback: Playback::new(http.clone(), &config.twitch),
-            http,
+            http: fetch::Http::twitch(http),
+            hls_http: fetch::Http::guarded(source_guard::SourceGuard::from_config(
+                &config.recording,
+            )),
             settings: Arc::new(Settings::from_config(config)),
             events,
             tracker,
@@ -243,8 +251,9 @@ impl Recorder {
         &self.settings
     }
 
-    pub fn http(&self) -> &reqwest::Client {
-        &self.http
+    /// The client for `add hls` sources (guarded).
+    pub fn hls_http(&self) -> &fetch::Http {
+        &self.hls_http
     }
 
     /// Starts recording a session; the task runs until the session is over or shutdown.
@@ -262,7 +271,15 @@ impl Recorder {
             status: status.clone(),
         };
         let (login, session) = (spec.login.clone(), spec.session);
-        let task = session::Session::new(self.clone(), spec, rx, status.clone());
+        // Only Twitch's own playlists and CDN are read without the source guard.
+        let rec = match spec.source {
+            SourceSpec::Twitch => self.clone(),
+            SourceSpec::Hls { .. } => Recorder {
+                http: self.hls_http.clone(),
+                ..self.clone()
+            },
+        };
+        let task = session::Session::new(rec, spec, rx, status.clone());
         self.tracker.spawn(supervise(
             task.run(self.shutdown.child_token()),
             self.events.clone(),

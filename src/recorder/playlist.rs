@@ -13,6 +13,12 @@ pub const MAX_SEGMENT_SECS: f64 = 3600.0;
 const MAX_DATERANGE_SECS: f64 = 7.0 * 86400.0;
 /// Biggest playlist accepted (bytes): Twitch's are a few KiB; a server sending more is broken.
 pub const MAX_PLAYLIST_BYTES: usize = 4 * 1024 * 1024;
+/// Longest playlist line accepted (bytes). Signed segment addresses and Twitch's date ranges
+/// are at most a few KiB; a longer line is garbage, and would cost every parse.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+/// Most renditions (`EXT-X-STREAM-INF`) and alternative media (`EXT-X-MEDIA`) entries a master
+/// playlist may list: real ones have a handful (Twitch about 6–10).
+pub const MAX_MASTER_ENTRIES: usize = 1000;
 
 /// A media playlist, reduced to what recording needs.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,11 +104,54 @@ impl DateRange {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The reference meaning of one range (the index below must agree with it).
+    #[cfg(test)]
     fn contains(&self, at: DateTime<Utc>) -> bool {
         match self.start {
             Some(start) if at >= start => self.end.is_none_or(|end| at < end),
             _ => false,
         }
+    }
+}
+
+/// When stitched ads run: the union of the ad date ranges as sorted, disjoint half-open
+/// intervals (`None` end: open), so classifying a segment is a binary search rather than a
+/// scan of every date range — a playlist with many segments and many ranges stays
+/// O((segments + ranges) · log ranges).
+struct AdTimes {
+    runs: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)>,
+}
+
+impl AdTimes {
+    fn new(dateranges: &[DateRange]) -> AdTimes {
+        let mut spans: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = dateranges
+            .iter()
+            .filter(|d| d.is_ad())
+            .filter_map(|d| Some((d.start?, d.end)))
+            // An empty or inverted range contains nothing (as `DateRange::contains` says).
+            .filter(|(start, end)| end.is_none_or(|end| end > *start))
+            .collect();
+        spans.sort_unstable_by_key(|(start, _)| *start);
+        let mut runs: Vec<(DateTime<Utc>, Option<DateTime<Utc>>)> = Vec::new();
+        for (start, end) in spans {
+            match runs.last_mut() {
+                // Overlapping or touching the previous run: extend it.
+                Some((_, last_end)) if last_end.is_none_or(|e| start <= e) => {
+                    *last_end = match (*last_end, end) {
+                        (Some(a), Some(b)) => Some(a.max(b)),
+                        _ => None,
+                    };
+                }
+                _ => runs.push((start, end)),
+            }
+        }
+        AdTimes { runs }
+    }
+
+    fn contains(&self, at: DateTime<Utc>) -> bool {
+        // The last run starting at or before `at`.
+        let after = self.runs.partition_point(|(start, _)| *start <= at);
+        after > 0 && self.runs[after - 1].1.is_none_or(|end| at < end)
     }
 }
 
@@ -136,8 +185,29 @@ pub fn parse(text: &[u8]) -> Result<Parsed, PlaylistError> {
     if !trimmed.starts_with(b"#EXTM3U") {
         return Err(PlaylistError::NotHls);
     }
+    if trimmed
+        .split(|b| *b == b'\n')
+        .any(|line| line.len() > MAX_LINE_BYTES)
+    {
+        return Err(PlaylistError::Invalid(format!(
+            "a line is longer than {} KiB",
+            MAX_LINE_BYTES / 1024
+        )));
+    }
     match m3u8_rs::parse_playlist_res(trimmed) {
-        Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => Ok(Parsed::Master(m)),
+        Ok(m3u8_rs::Playlist::MasterPlaylist(m)) => {
+            for (count, what) in [
+                (m.variants.len(), "renditions"),
+                (m.alternatives.len(), "alternative media entries"),
+            ] {
+                if count > MAX_MASTER_ENTRIES {
+                    return Err(PlaylistError::Invalid(format!(
+                        "the master playlist lists {count} {what} (at most {MAX_MASTER_ENTRIES})"
+                    )));
+                }
+            }
+            Ok(Parsed::Master(m))
+        }
         Ok(m3u8_rs::Playlist::MediaPlaylist(m)) => Ok(Parsed::Media(reduce(m, trimmed)?)),
         Err(_) => Err(PlaylistError::Malformed),
     }
@@ -170,6 +240,7 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
     }
     let raw = String::from_utf8_lossy(raw);
     let (dateranges, prefetch) = scan(&raw);
+    let ads = AdTimes::new(&dateranges);
     let mut segments = Vec::with_capacity(m.segments.len());
     let mut map: Option<InitMap> = None;
     // Where the previous sub-range of each resource ended, for ranges without an offset.
@@ -211,7 +282,7 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
         let pdt = s.program_date_time.map(|t| t.with_timezone(&Utc));
         let title = s.title.filter(|t| !t.is_empty());
         let ad = title.as_deref().is_some_and(|t| t.contains("Amazon"))
-            || pdt.is_some_and(|at| dateranges.iter().any(|d| d.is_ad() && d.contains(at)));
+            || pdt.is_some_and(|at| ads.contains(at));
         let duration = f64::from(s.duration);
         let duration = if duration.is_finite() && (0.0..=MAX_SEGMENT_SECS).contains(&duration) {
             duration
@@ -398,6 +469,153 @@ https://cdn/seg103.ts
             ["https://cdn/seg104.ts", "https://cdn/seg105.ts"]
         );
         assert!(!p.end_list);
+    }
+
+    /// A playlist of `n` two-second segments, and `n` ad date ranges each covering the
+    /// odd-numbered segments' start (1 s long, starting on the odd segments).
+    fn huge_playlist(n: usize) -> String {
+        let start = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let at = |secs: usize| {
+            (start + TimeDelta::seconds(secs as i64))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        let mut text = String::from("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXT-X-MEDIA-SEQUENCE:0\n");
+        // Out of order on purpose: classification must not rely on playlist order.
+        for i in (0..n).rev() {
+            let seg = if i % 2 == 1 { i } else { i + 1 };
+            text.push_str(&format!(
+                "#EXT-X-DATERANGE:ID=\"stitched-ad-{i}\",CLASS=\"twitch-stitched-ad\",\
+                 START-DATE=\"{}\",DURATION=1.0\n",
+                at(seg * 2)
+            ));
+        }
+        for i in 0..n {
+            text.push_str(&format!(
+                "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:2.000,live\nseg{i}.ts\n",
+                at(i * 2)
+            ));
+        }
+        text
+    }
+
+    #[tokio::test]
+    async fn ad_classification_stays_linear_in_the_playlist_size() {
+        // 20 000 segments × 20 000 date ranges: 4·10⁸ checks when each segment scans every
+        // range (minutes in a debug build); a sorted index makes it milliseconds.
+        let n = 20_000;
+        let text = huge_playlist(n);
+        let parsed = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::task::spawn_blocking(move || parse_media(text.as_bytes())),
+        )
+        .await
+        .expect("classifying 20 000 segments took more than 10 s")
+        .unwrap()
+        .unwrap();
+        assert_eq!(parsed.segments.len(), n);
+        assert_eq!(parsed.dateranges.len(), n);
+        for s in &parsed.segments {
+            assert_eq!(s.ad, s.sequence % 2 == 1, "segment {}", s.sequence);
+        }
+    }
+
+    #[test]
+    fn the_ad_index_agrees_with_scanning_every_range() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let t = |s: i64| t0 + TimeDelta::seconds(s);
+        // Overlapping, touching, nested, empty, inverted, open, start-less and non-ad ranges.
+        let spans: &[(Option<i64>, Option<i64>, bool)] = &[
+            (Some(10), Some(20), true),
+            (Some(15), Some(25), true),
+            (Some(25), Some(30), true),
+            (Some(40), Some(41), true),
+            (Some(40), Some(60), true),
+            (Some(45), Some(50), true),
+            (Some(70), Some(70), true),
+            (Some(80), Some(75), true),
+            (Some(100), Some(120), false),
+            (None, Some(200), true),
+            (Some(150), None, true),
+            (Some(140), Some(160), true),
+        ];
+        let ranges: Vec<DateRange> = spans
+            .iter()
+            .enumerate()
+            .map(|(i, (start, end, ad))| DateRange {
+                id: Some(if *ad {
+                    format!("stitched-ad-{i}")
+                } else {
+                    format!("x-{i}")
+                }),
+                class: None,
+                start: start.map(t),
+                end: end.map(t),
+                attributes: Vec::new(),
+            })
+            .collect();
+        let index = AdTimes::new(&ranges);
+        for s in -5..=210 {
+            let scan = ranges.iter().any(|d| d.is_ad() && d.contains(t(s)));
+            assert_eq!(index.contains(t(s)), scan, "at {s} s");
+        }
+        assert!(!AdTimes::new(&[]).contains(t0));
+    }
+
+    #[test]
+    fn absurd_masters_and_huge_lines_are_refused_with_the_reason() {
+        let master = |n: usize| {
+            let mut text = String::from("#EXTM3U\n");
+            for i in 0..n {
+                text.push_str(&format!(
+                    "#EXT-X-STREAM-INF:BANDWIDTH={},RESOLUTION=1280x720\nv{i}.m3u8\n",
+                    1000 + i
+                ));
+            }
+            text
+        };
+        assert!(matches!(
+            parse(master(MAX_MASTER_ENTRIES).as_bytes()),
+            Ok(Parsed::Master(_))
+        ));
+        let err = parse(master(MAX_MASTER_ENTRIES + 1).as_bytes()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "the playlist is not usable: the master playlist lists 1001 renditions (at most 1000)"
+        );
+        let mut alternatives = String::from("#EXTM3U\n");
+        for i in 0..=MAX_MASTER_ENTRIES {
+            alternatives.push_str(&format!(
+                "#EXT-X-MEDIA:TYPE=VIDEO,GROUP-ID=\"g{i}\",NAME=\"n{i}\"\n"
+            ));
+        }
+        alternatives.push_str("#EXT-X-STREAM-INF:BANDWIDTH=1,VIDEO=\"g0\"\nv.m3u8\n");
+        let err = parse(alternatives.as_bytes()).unwrap_err();
+        assert!(
+            err.to_string().contains("1001 alternative media entries"),
+            "{err}"
+        );
+        // One segment address of 100 KiB, in a media playlist and in a master one.
+        let long = "a".repeat(100 * 1024);
+        for text in [
+            format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{long}.ts\n"),
+            format!("#EXTM3U\n#EXT-X-STREAM-INF:BANDWIDTH=1\n{long}.m3u8\n"),
+        ] {
+            let err = parse(text.as_bytes()).unwrap_err();
+            assert_eq!(
+                err,
+                PlaylistError::Invalid("a line is longer than 64 KiB".into())
+            );
+        }
+        // Long but sane lines pass.
+        let fine = format!(
+            "#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:2.0,\n{}.ts\n",
+            "a".repeat(8 * 1024)
+        );
+        assert!(parse_media(fine.as_bytes()).is_ok());
     }
 
     #[test]

@@ -360,7 +360,9 @@ impl Session {
                 self.stop.get_or_insert(StopReason::Shutdown);
                 Err(TakeEnd::Stop)
             }
-            Err(FetchError::Refused(reason)) => Err(TakeEnd::Failed(reason)),
+            Err(FetchError::Refused(reason) | FetchError::Disallowed(reason)) => {
+                Err(TakeEnd::Failed(reason))
+            }
             Err(e) => Err(TakeEnd::Unreachable(format!(
                 "cannot reach the stream: {e}"
             ))),

@@ -33,6 +33,15 @@ impl Variant {
 
 /// Every playable rendition of `master` (I-frame-only streams left out).
 pub fn variants(master: &m3u8_rs::MasterPlaylist) -> Vec<Variant> {
+    // The first video alternative of each group, looked up once per rendition.
+    let mut video_names: std::collections::HashMap<&str, &str> = std::collections::HashMap::new();
+    for a in &master.alternatives {
+        if a.media_type == m3u8_rs::AlternativeMediaType::Video {
+            video_names
+                .entry(a.group_id.as_str())
+                .or_insert(a.name.as_str());
+        }
+    }
     master
         .variants
         .iter()
@@ -44,15 +53,11 @@ pub fn variants(master: &m3u8_rs::MasterPlaylist) -> Vec<Variant> {
                     .and_then(|a| a.get(k))
                     .map(|q| q.as_str().to_string())
             };
-            let media_name = v.video.as_ref().and_then(|group| {
-                master
-                    .alternatives
-                    .iter()
-                    .find(|a| {
-                        a.media_type == m3u8_rs::AlternativeMediaType::Video && &a.group_id == group
-                    })
-                    .map(|a| a.name.clone())
-            });
+            let media_name = v
+                .video
+                .as_deref()
+                .and_then(|group| video_names.get(group))
+                .map(|name| name.to_string());
             let raw_name = attr("IVS-NAME").or(media_name);
             let marked_source = attr("IVS-VARIANT-SOURCE").as_deref() == Some("source")
                 || raw_name.as_deref().is_some_and(|n| n.contains("source"))
