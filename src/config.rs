@@ -130,6 +130,9 @@ pub struct Storage {
     pub min_free_gb: f64,
     /// Seconds between two free-space checks of the recordings disk.
     pub disk_check_secs: u64,
+    /// A recording also checks free space after writing this many MB (0: after every
+    /// segment), so a fast stream cannot fill the disk between two timer checks.
+    pub disk_check_mb: u64,
 }
 
 impl Default for Storage {
@@ -141,6 +144,7 @@ impl Default for Storage {
             warn_usage_percent: 85,
             min_free_gb: 2.0,
             disk_check_secs: 60,
+            disk_check_mb: 256,
         }
     }
 }
@@ -262,6 +266,18 @@ pub struct Recording {
     /// No new segment for max(this, 3 × target duration) → new token and playlist; still
     /// nothing after as long again → `RecordingStalled`.
     pub stall_timeout_secs: u64,
+    /// A segment may hold at most 2 × its duration (or the target duration, if longer) at
+    /// this bitrate (Mbit/s); a longer body is aborted and reported as a gap.
+    pub max_segment_mbps: f64,
+    /// And never more than this many MiB, whatever its duration.
+    pub max_segment_mb: u64,
+    /// A segment download may take at most this many times the target duration …
+    pub segment_time_factor: f64,
+    /// … but never less than this many seconds.
+    pub segment_min_secs: f64,
+    /// Gaps reported within this many seconds of the last gap notice are folded into one
+    /// notice (the sidecar still lists each gap).
+    pub gap_notice_secs: u64,
 }
 
 impl Default for Recording {
@@ -271,6 +287,11 @@ impl Default for Recording {
             file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
             max_part_hours: 11.5,
             stall_timeout_secs: 30,
+            max_segment_mbps: 100.0,
+            max_segment_mb: 256,
+            segment_time_factor: 4.0,
+            segment_min_secs: 20.0,
+            gap_notice_secs: 60,
         }
     }
 }
@@ -854,6 +875,21 @@ impl Config {
         }
         if s.disk_check_secs == 0 {
             return fail("storage.disk_check_secs", "must be at least 1 second");
+        }
+        if !(r.max_segment_mbps.is_finite() && r.max_segment_mbps > 0.0) {
+            return fail("recording.max_segment_mbps", "must be more than 0 Mbit/s");
+        }
+        if r.max_segment_mb == 0 {
+            return fail("recording.max_segment_mb", "must be at least 1 MiB");
+        }
+        if !(r.segment_time_factor.is_finite() && r.segment_time_factor >= 1.0) {
+            return fail(
+                "recording.segment_time_factor",
+                "must be at least 1 (a segment needs its own duration to arrive live)",
+            );
+        }
+        if !(r.segment_min_secs.is_finite() && r.segment_min_secs > 0.0 && r.segment_min_secs <= 3600.0) {
+            return fail("recording.segment_min_secs", "must be more than 0 and at most 3600 seconds");
         }
         self.chat.validate()?;
         let y = &self.youtube;

@@ -11,7 +11,9 @@
 
 pub mod disk;
 pub mod fetch;
+pub mod gaps;
 pub mod hls_source;
+pub mod lookahead;
 pub mod naming;
 pub mod playlist;
 pub mod recovery;
@@ -31,7 +33,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, Storage};
 use crate::core::Events;
 use crate::event::{Event, EventKind};
 use crate::twitch::playback::Playback;
@@ -48,6 +50,14 @@ pub struct Settings {
     pub max_part: Duration,
     pub offline_grace: Duration,
     pub stall_timeout: Duration,
+    /// How big and slow one segment may be.
+    pub limits: lookahead::Limits,
+    /// Gaps within this long of the last gap notice are folded into one.
+    pub gap_notice: Duration,
+    /// Free space is checked after writing this many bytes (0: after every segment).
+    pub disk_check_bytes: u64,
+    /// The free-space limits.
+    pub storage: Storage,
 }
 
 impl Settings {
@@ -58,6 +68,10 @@ impl Settings {
             max_part: Duration::from_secs_f64(config.recording.max_part_hours * 3600.0),
             offline_grace: Duration::from_secs(config.twitch.offline_grace_secs),
             stall_timeout: Duration::from_secs(config.recording.stall_timeout_secs),
+            limits: lookahead::Limits::from_config(&config.recording),
+            gap_notice: Duration::from_secs(config.recording.gap_notice_secs),
+            disk_check_bytes: config.storage.disk_check_mb.saturating_mul(1_000_000),
+            storage: config.storage.clone(),
         }
     }
 }
@@ -159,6 +173,11 @@ pub struct RecordingHandle {
     pub session: i64,
     control: mpsc::Sender<Control>,
     status: Arc<Mutex<LiveStatus>>,
+    /// The session's own token (a child of the global one): a stop interrupts whatever the
+    /// recording is waiting for (a download, a playlist) at once.
+    cancel: CancellationToken,
+    /// Why it was asked to stop (the first reason wins), read when the token fires.
+    stopping: Arc<Mutex<Option<StopReason>>>,
 }
 
 impl RecordingHandle {
@@ -175,6 +194,8 @@ impl RecordingHandle {
             session,
             control,
             status: Arc::default(),
+            cancel: CancellationToken::new(),
+            stopping: Arc::default(),
         }
     }
 
@@ -191,8 +212,20 @@ impl RecordingHandle {
     }
 
     /// Queues a control message; `false` when the recording has already ended (or its queue
-    /// is full, which only a wedged recording causes).
+    /// is full, which only a wedged recording causes). A stop also fires the session's token,
+    /// so a download or a playlist request in progress is given up within moments.
     pub fn send(&self, control: Control) -> bool {
+        if let Control::Stop(reason) = &control {
+            if self.control.is_closed() {
+                return false;
+            }
+            if let Ok(mut stopping) = self.stopping.lock() {
+                stopping.get_or_insert_with(|| reason.clone());
+            }
+            let _ = self.control.try_send(control);
+            self.cancel.cancel();
+            return true;
+        }
         self.control.try_send(control).is_ok()
     }
 
@@ -214,6 +247,7 @@ pub struct Recorder {
     events: Events,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    disk_probe: disk::Probe,
 }
 
 impl Recorder {
@@ -233,7 +267,14 @@ impl Recorder {
             events,
             tracker,
             shutdown,
+            disk_probe: disk::Probe::statvfs(),
         }
+    }
+
+    /// Measures free space while writing with `probe` instead of statvfs (tests).
+    pub fn with_disk_probe(mut self, probe: disk::Probe) -> Recorder {
+        self.disk_probe = probe;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -253,15 +294,26 @@ impl Recorder {
             stream_id: spec.stream_id.clone(),
             ..Default::default()
         }));
+        let cancel = self.shutdown.child_token();
+        let stopping = Arc::new(Mutex::new(None));
         let handle = RecordingHandle {
             session: spec.session,
             control: tx,
             status: status.clone(),
+            cancel: cancel.clone(),
+            stopping: stopping.clone(),
         };
         let (login, session) = (spec.login.clone(), spec.session);
-        let task = session::Session::new(self.clone(), spec, rx, status.clone());
+        let task = session::Session::new(
+            self.clone(),
+            spec,
+            rx,
+            status.clone(),
+            stopping,
+            cancel.clone(),
+        );
         self.tracker.spawn(supervise(
-            task.run(self.shutdown.child_token()),
+            task.run(cancel),
             self.events.clone(),
             login,
             session,
