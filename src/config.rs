@@ -888,8 +888,14 @@ impl Config {
                 "must be at least 1 (a segment needs its own duration to arrive live)",
             );
         }
-        if !(r.segment_min_secs.is_finite() && r.segment_min_secs > 0.0 && r.segment_min_secs <= 3600.0) {
-            return fail("recording.segment_min_secs", "must be more than 0 and at most 3600 seconds");
+        if !(r.segment_min_secs.is_finite()
+            && r.segment_min_secs > 0.0
+            && r.segment_min_secs <= 3600.0)
+        {
+            return fail(
+                "recording.segment_min_secs",
+                "must be more than 0 and at most 3600 seconds",
+            );
         }
         self.chat.validate()?;
         let y = &self.youtube;

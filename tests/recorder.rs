@@ -1086,7 +1086,8 @@ async fn endless_and_trickling_segments_are_cut_off_as_gaps_and_the_rest_is_kept
         ..Default::default()
     };
     let (total, len) = (stream.segments, stream.body_len);
-    let extra = "[recording]\nmax_segment_mbps = 1.0\nsegment_time_factor = 1.0\nsegment_min_secs = 0.5\n";
+    let extra =
+        "[recording]\nmax_segment_mbps = 1.0\nsegment_time_factor = 1.0\nsegment_min_secs = 0.5\n";
     let (_b, events) = record(&origin, "foo", stream, extra).await;
     let gaps = gaps(&events);
     assert_eq!(gaps.len(), 2, "{events:#?}");
@@ -1115,8 +1116,7 @@ async fn stop_interrupts_a_trickling_download_within_a_second() {
     let mut b = bench(&origin, "");
     let handle = b.recorder.start(spec("foo"));
     // Segments 0..6 are written; 6 trickles (the default limit lets it for 20 s).
-    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 6 * one)
-        .await;
+    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 6 * one).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(handle.status().bytes, 6 * one);
     let asked = std::time::Instant::now();
@@ -1133,7 +1133,10 @@ async fn stop_interrupts_a_trickling_download_within_a_second() {
         }
     })
     .await;
-    assert!(finished.is_ok(), "not finished 1.5 s after the stop: {events:#?}");
+    assert!(
+        finished.is_ok(),
+        "not finished 1.5 s after the stop: {events:#?}"
+    );
     assert!(asked.elapsed() < Duration::from_millis(1500));
     let parts = finished_parts(&events);
     assert_eq!(parts.len(), 1, "{events:#?}");
@@ -1180,15 +1183,22 @@ async fn free_space_running_out_while_writing_stops_the_recording_at_once() {
     };
     b.recorder = b.recorder.clone().with_disk_probe(probe);
     let handle = b.recorder.start(spec("foo"));
-    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 3 * one)
-        .await;
+    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 3 * one).await;
     // Checked after every segment (disk_check_mb = 0).
     assert!(probes.load(std::sync::atomic::Ordering::SeqCst) >= 3);
     full.store(true, std::sync::atomic::Ordering::SeqCst);
     let events = b.until_finished().await;
     let low: Vec<_> = events
         .iter()
-        .filter(|e| matches!(e.kind, EventKind::DiskLow { stopped_recording: true, .. }))
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::DiskLow {
+                    stopped_recording: true,
+                    ..
+                }
+            )
+        })
         .collect();
     assert_eq!(low.len(), 1, "{events:#?}");
     assert!(low[0].login.is_none());
@@ -1241,6 +1251,9 @@ async fn a_source_losing_every_segment_sends_folded_gap_notices_and_capped_reaso
     assert!(notices.len() < 10);
     let seconds: f64 = notices.iter().map(|n| n.2).sum();
     assert!((seconds - 20.0 * 0.25).abs() < 1e-6, "{notices:#?}");
-    assert!(notices.iter().all(|n| n.3.chars().count() <= 400), "{notices:#?}");
+    assert!(
+        notices.iter().all(|n| n.3.chars().count() <= 400),
+        "{notices:#?}"
+    );
     assert_eq!((notices[0].0, notices.last().unwrap().1), (2, 21));
 }

@@ -92,7 +92,9 @@ pub fn stop_reason(used_percent: f64, free_gb: f64) -> String {
 
 /// How a recording measures free space while it writes: statvfs, or (tests) anything else.
 #[derive(Clone)]
-pub struct Probe(Arc<dyn Fn(&Path) -> io::Result<DiskUsage> + Send + Sync>);
+pub struct Probe(Arc<ProbeFn>);
+
+type ProbeFn = dyn Fn(&Path) -> io::Result<DiskUsage> + Send + Sync;
 
 impl Probe {
     /// statvfs of the folder (the real thing).

@@ -15,7 +15,8 @@ use super::writer::PartFile;
 use crate::backoff::exponential;
 use crate::twitch::playback::{Master, Playback, PlaybackError};
 
-/// Tries per segment (first try + retries) before it is reported as a gap.
+/// Tries per init segment, and per segment once the stream has ended (while it is live, a
+/// segment is tried for as long as the playlist lists it), before it is reported as a gap.
 pub const SEGMENT_ATTEMPTS: u32 = 4;
 /// Tries per playlist request before the source is resolved again.
 pub const PLAYLIST_ATTEMPTS: u32 = 4;

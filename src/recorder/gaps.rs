@@ -95,7 +95,10 @@ impl GapNotices {
     /// When the held gaps are due as a notice.
     pub fn due_at(&self) -> Option<Instant> {
         self.held.as_ref()?;
-        Some(self.last_notice.map_or_else(Instant::now, |at| at + self.every))
+        Some(
+            self.last_notice
+                .map_or_else(Instant::now, |at| at + self.every),
+        )
     }
 
     /// The held gaps as one notice (now, whatever the interval: the session is ending, or

@@ -114,6 +114,8 @@ enum State {
     Failed(String),
 }
 
+// `Missing` is rare and small; boxing the common variant would cost an allocation each.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 enum Item {
     Missing {
@@ -414,7 +416,12 @@ impl Lookahead {
                 } else if !still_listed || (over && attempt + 1 >= fetch::SEGMENT_ATTEMPTS) {
                     State::Failed(gave_up(attempt + 1, &error, over))
                 } else {
-                    tracing::debug!(seq, attempt, error, "segment download failed; trying again while it is listed");
+                    tracing::debug!(
+                        seq,
+                        attempt,
+                        error,
+                        "segment download failed; trying again while it is listed"
+                    );
                     let target = if target.is_finite() { target } else { 2.0 };
                     let half = Duration::from_secs_f64(target.clamp(0.0, 60.0) / 2.0);
                     let wait = crate::backoff::exponential(

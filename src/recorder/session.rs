@@ -412,16 +412,16 @@ impl Session {
                 None => TakeEnd::Ended(why),
             },
             end => {
-                self.abandon_queue(cancel).await;
+                self.abandon_queue().await;
                 end
             }
         }
     }
 
     /// Takes in what is whole at the front of the queue and drops the rest.
-    async fn abandon_queue(&mut self, cancel: &CancellationToken) {
+    async fn abandon_queue(&mut self) {
         for ready in self.queue.abandon() {
-            if let Err(end) = self.take_one(ready, cancel).await {
+            if let Err(end) = self.take_one(ready).await {
                 debug!(login = %self.spec.login, ?end, "a segment whole before the end could not be written");
                 break;
             }
@@ -433,8 +433,8 @@ impl Session {
     async fn complete_queue(&mut self, cancel: &CancellationToken) -> Option<TakeEnd> {
         self.queue.end();
         loop {
-            if let Err(end) = self.take_in(cancel).await {
-                self.abandon_queue(cancel).await;
+            if let Err(end) = self.take_in().await {
+                self.abandon_queue().await;
                 return Some(end);
             }
             if self.queue.is_empty() {
@@ -445,12 +445,12 @@ impl Session {
                 biased;
                 _ = cancel.cancelled() => {
                     self.note_stop();
-                    self.abandon_queue(cancel).await;
+                    self.abandon_queue().await;
                     return Some(TakeEnd::Stop);
                 }
                 Some(c) = self.control.recv() => {
                     if let Some(end) = self.control(c) {
-                        self.abandon_queue(cancel).await;
+                        self.abandon_queue().await;
                         return Some(end);
                     }
                 }
@@ -463,9 +463,9 @@ impl Session {
     }
 
     /// Takes in the resolved front of the queue, in order, and starts the downloads due.
-    async fn take_in(&mut self, cancel: &CancellationToken) -> Result<(), TakeEnd> {
+    async fn take_in(&mut self) -> Result<(), TakeEnd> {
         while let Some(ready) = self.queue.pop_ready() {
-            self.take_one(ready, cancel).await?;
+            self.take_one(ready).await?;
         }
         self.queue.start_due();
         Ok(())
@@ -473,7 +473,7 @@ impl Session {
 
     /// Takes in one resolved entry: the cursor moves past it, and it is written, noted as an
     /// ad, or reported as a gap.
-    async fn take_one(&mut self, ready: Ready, cancel: &CancellationToken) -> Result<(), TakeEnd> {
+    async fn take_one(&mut self, ready: Ready) -> Result<(), TakeEnd> {
         match ready {
             Ready::Missing {
                 first,
@@ -489,7 +489,7 @@ impl Session {
             Ready::Body(seg, body, base) => {
                 self.cursor_past(&seg);
                 self.close_ad_run().await;
-                self.write_segment(&seg, body, &base, cancel).await?;
+                self.write_segment(&seg, body, &base).await?;
             }
             Ready::Gap(seg, reason) => {
                 self.cursor_past(&seg);
@@ -541,7 +541,7 @@ impl Session {
                     continue;
                 }
                 _ = self.queue.next_finished(), if self.queue.downloading() => {
-                    if let Err(end) = self.take_in(cancel).await {
+                    if let Err(end) = self.take_in().await {
                         return end;
                     }
                     continue;
@@ -582,7 +582,7 @@ impl Session {
                         pl.segments.last().map(|s| s.sequence),
                         pl.end_list,
                     );
-                    if let Err(end) = self.take_in(cancel).await {
+                    if let Err(end) = self.take_in().await {
                         return end;
                     }
                     if new {
@@ -773,7 +773,6 @@ impl Session {
         seg: &Segment,
         body: Vec<bytes::Bytes>,
         base: &Url,
-        cancel: &CancellationToken,
     ) -> Result<(), TakeEnd> {
         if self.part.is_none() {
             self.open_part(seg.map.is_some()).await?;
@@ -798,7 +797,6 @@ impl Session {
                 Err(e) => return self.segment_failed(seg, e, "its init segment ").await,
             }
         }
-        let _ = cancel;
         let part = self.part.as_mut().expect("opened above");
         if seg.discontinuity && part.sidecar.segments > 0 {
             part.sidecar

@@ -455,9 +455,7 @@ async fn media(
                 }
             }),
         );
-        return Response::builder()
-            .body(Body::from_stream(body))
-            .unwrap();
+        return Response::builder().body(Body::from_stream(body)).unwrap();
     }
     let head = prefix(&login, seq, c.ads.contains(&index));
     let tail = filler.slice(..c.body_len);
