@@ -1150,6 +1150,32 @@ async fn stop_interrupts_a_trickling_download_within_a_second() {
         .filter(|n| n.contains(".part"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Shutdown interrupts it as quickly: the part is finished, the session stays open.
+    origin.go_live("foo", stream.clone());
+    let mut s = spec("foo");
+    s.session = 8;
+    let handle = b.recorder.start(s);
+    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 6 * one).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    b.shutdown.cancel();
+    b.tracker.close();
+    tokio::time::timeout(Duration::from_millis(1500), b.tracker.wait())
+        .await
+        .expect("shutdown waited for the trickling segment");
+    assert!(asked.elapsed() < Duration::from_millis(1500));
+    let mut rest = Vec::new();
+    while let Ok(e) = b.events.try_recv() {
+        rest.push(e);
+    }
+    let parts = finished_parts(&rest);
+    assert_eq!(parts.len(), 1, "{rest:#?}");
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 0..6, 3000),
+    );
+    assert_eq!(count(&rest, "RecordingFinished"), 0);
 }
 
 #[tokio::test]

@@ -2,9 +2,11 @@
 //! the media playlist, fetches every segment once in media-sequence order into a `.part` file,
 //! skips ads, reports gaps, rolls parts, survives token expiry, and writes the sidecar when a
 //! part is finished. `playlist` and `variant` read playlists (pure), `naming` makes file names,
-//! `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `recovery` finishes
-//! parts left by a crash, `disk` watches free space, `hls_source` polls non-Twitch sources, and
-//! `sidecar` is the metadata contract with the uploader and the chat logger.
+//! `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `lookahead` queues
+//! and downloads a take's segments (retried while listed, capped, a bounded look-ahead), `gaps`
+//! folds gap notices and caps their texts, `recovery` finishes parts left by a crash, `disk`
+//! watches free space, `hls_source` polls non-Twitch sources, and `sidecar` is the metadata
+//! contract with the uploader and the chat logger.
 //!
 //! The recorder never writes the state database: it reports through [`Events`] and the core
 //! persists sessions and parts (invariant 3).

@@ -1,6 +1,9 @@
 //! One recording session of one login: the task that resolves the stream, polls its media
-//! playlist on the wall clock, fetches each segment exactly once in media-sequence order into
-//! the current part, skips ads, reports gaps, refreshes the token on 403 or a stall (backing
+//! playlist on the wall clock, queues each new segment for download ([`Lookahead`]: retried
+//! while listed, a bounded look-ahead) and writes each exactly once in media-sequence order
+//! into the current part, skips ads, reports gaps (folded into one notice per interval),
+//! checks free space while writing, stops within moments when its handle asks (its own
+//! cancellation token), refreshes the token on 403 or a stall (backing
 //! off while refreshes keep failing), rolls parts, finishes each part (rename + sidecar +
 //! `RecordingPartFinished`), waits out the offline grace period for the stream to come back
 //! (the same broadcast: a different `BROADCAST-ID` ends the session), and reports
@@ -1264,6 +1267,8 @@ impl Session {
             })
         });
         if let Some(reason) = reason {
+            // Reasons may quote what a source sent (an address, an error text): capped.
+            let reason = cap(&reason, MAX_TEXT);
             self.emit(EventKind::RecordingFailed { reason }).await;
         }
         // RecordingFinished always closes the session, also when nothing was recorded.
