@@ -359,15 +359,16 @@ impl Lookahead {
 
     /// When a waiting retry is due (for the session's timer).
     pub fn next_wake(&self) -> Option<Instant> {
+        // The same segments `start_due` may start: the next one and LOOKAHEAD after it.
         self.items
             .iter()
-            .take(LOOKAHEAD + 1)
             .filter_map(|i| match i {
-                Item::Segment {
-                    state: State::Waiting { not_before, .. },
-                    seg,
-                    ..
-                } if !seg.ad => Some(*not_before),
+                Item::Segment { seg, state, .. } if !seg.ad => Some(state),
+                _ => None,
+            })
+            .take(LOOKAHEAD + 1)
+            .filter_map(|state| match state {
+                State::Waiting { not_before, .. } => Some(*not_before),
                 _ => None,
             })
             .min()
@@ -447,9 +448,11 @@ impl Lookahead {
             ready.push(r);
         }
         self.items.clear();
-        // Dropping the set aborts every download.
+        // Dropping the set aborts every download; a download still counting on another
+        // thread counts into the old totals, not the next take's.
         self.tasks = JoinSet::new();
-        self.held.store(0, Ordering::Relaxed);
+        self.held = Arc::default();
+        self.head = Arc::new(AtomicU64::new(u64::MAX));
         self.listed = None;
         self.ended = false;
         ready

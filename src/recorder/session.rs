@@ -872,7 +872,9 @@ impl Session {
     /// Every `disk_check_bytes` written: below `min_free_gb`, this recording stops at once
     /// (parts finished) and says so like the disk guard does, which stops the others too.
     async fn check_disk(&mut self) -> Result<(), TakeEnd> {
-        if self.unchecked_bytes < self.rec.settings.disk_check_bytes {
+        // Once stopping, what is still whole in memory is written without checking again
+        // (at most the look-ahead), so one stop is announced once.
+        if self.unchecked_bytes < self.rec.settings.disk_check_bytes || self.stop.is_some() {
             return Ok(());
         }
         self.unchecked_bytes = 0;
