@@ -1117,7 +1117,10 @@ async fn stop_interrupts_a_trickling_download_within_a_second() {
     let handle = b.recorder.start(spec("foo"));
     // Segments 0..6 are written; 6 trickles (the default limit lets it for 20 s).
     support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 6 * one).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Meanwhile the three after it are downloaded ahead, and no more however many are listed.
+    support::origin::eventually(Duration::from_secs(10), || origin.requests("segment") >= 10).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(origin.requests("segment"), 10);
     assert_eq!(handle.status().bytes, 6 * one);
     let asked = std::time::Instant::now();
     assert!(handle.send(Control::Stop(StopReason::Ended("removed".into()))));
