@@ -359,14 +359,18 @@ impl Lookahead {
 
     /// When a waiting retry is due (for the session's timer).
     pub fn next_wake(&self) -> Option<Instant> {
-        // The same segments `start_due` may start: the next one and LOOKAHEAD after it.
+        // The same segments `start_due` may start: the next one, and LOOKAHEAD after it while
+        // the budget lasts (a full budget is freed by a write, which calls `start_due`; a
+        // wake for them now would only spin).
+        let room = self.held.load(Ordering::Relaxed) < LOOKAHEAD_BYTES;
+        let startable = if room { LOOKAHEAD + 1 } else { 1 };
         self.items
             .iter()
             .filter_map(|i| match i {
                 Item::Segment { seg, state, .. } if !seg.ad => Some(state),
                 _ => None,
             })
-            .take(LOOKAHEAD + 1)
+            .take(startable)
             .filter_map(|state| match state {
                 State::Waiting { not_before, .. } => Some(*not_before),
                 _ => None,
@@ -586,6 +590,78 @@ impl Job {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn segment(sequence: u64) -> Segment {
+        Segment {
+            sequence,
+            uri: format!("{sequence}.ts"),
+            duration: 2.0,
+            title: None,
+            discontinuity: false,
+            map: None,
+            byte_range: None,
+            program_date_time: None,
+            ad: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn downloads_start_for_the_next_segment_and_a_bounded_look_ahead() {
+        let limits = Limits {
+            max_mbps: 100.0,
+            max_bytes: 1024 * 1024,
+            time_factor: 4.0,
+            min_time: Duration::from_secs(20),
+        };
+        // A closed port: the downloads fail, but only how many start is looked at here.
+        let base = Url::parse("http://127.0.0.1:9/live/index.m3u8").unwrap();
+        let mut q = Lookahead::new(reqwest::Client::new(), limits, CancellationToken::new());
+        for s in 10..16 {
+            q.push_segment(&segment(s), &base, 2.0);
+        }
+        q.push_segment(
+            &Segment {
+                uri: format!("http://[{}", "x".repeat(10_000)),
+                ..segment(16)
+            },
+            &base,
+            2.0,
+        );
+        // The look-ahead budget is used up: only the next segment starts, and no timer is
+        // set for the others (it would only spin).
+        q.held.store(LOOKAHEAD_BYTES, Ordering::Relaxed);
+        q.start_due();
+        assert_eq!(q.tasks.len(), 1);
+        assert_eq!(q.next_wake(), None);
+        // Room again: three more, not the rest.
+        q.held.store(0, Ordering::Relaxed);
+        q.start_due();
+        assert_eq!(q.tasks.len(), 1 + LOOKAHEAD);
+        assert_eq!(
+            q.next_wake(),
+            None,
+            "the others wait for the next one to be written"
+        );
+        assert!(q.pop_ready().is_none(), "the next segment is not whole yet");
+        assert!(q.abandon().is_empty());
+        assert!(!q.downloading() && q.is_empty());
+        // A bad address is a gap at once, in order, with the address capped.
+        q.push_segment(
+            &Segment {
+                uri: format!("http://[{}", "x".repeat(10_000)),
+                ..segment(20)
+            },
+            &base,
+            2.0,
+        );
+        match q.pop_ready() {
+            Some(Ready::Gap(seg, reason)) => {
+                assert_eq!(seg.sequence, 20);
+                assert!(reason.chars().count() < MAX_TEXT + 30, "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
 
     #[test]
     fn limits_scale_with_the_duration_and_have_a_ceiling_and_a_floor() {
