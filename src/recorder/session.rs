@@ -688,6 +688,7 @@ impl Session {
                     // Twitch refusing a token can pass (a day of integrity checks): keep
                     // polling, and if it lasts, the stall watchdog fails with this reason.
                     Err(TakeEnd::Failed(why)) => {
+                        let why = cap(&why, MAX_TEXT);
                         warn!(login = %self.spec.login, why, "refresh refused; polling on");
                         self.refused = Some(why);
                         next_reload = Instant::now() + wait.max(Duration::from_secs(1));
