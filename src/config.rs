@@ -133,6 +133,9 @@ pub struct Storage {
     /// Seconds a `disk` answer (a walk of the recordings and chat folders) is reused; 0 walks
     /// for every `disk` (still one walk at a time, shared by the requests waiting for it).
     pub disk_report_secs: u64,
+    /// A recording also checks free space after writing this many MB (0: after every
+    /// segment), so a fast stream cannot fill the disk between two timer checks.
+    pub disk_check_mb: u64,
 }
 
 impl Default for Storage {
@@ -145,6 +148,7 @@ impl Default for Storage {
             min_free_gb: 2.0,
             disk_check_secs: 60,
             disk_report_secs: 60,
+            disk_check_mb: 256,
         }
     }
 }
@@ -275,6 +279,18 @@ pub struct Recording {
     /// Non-public places `add hls` sources may still be read from: `host`, `host:port`,
     /// IP addresses (with or without a port) and networks (`10.0.0.0/8`).
     pub allowed_sources: Vec<crate::recorder::source_guard::AllowedSource>,
+    /// A segment may hold at most 2 × its duration (or the target duration, if longer) at
+    /// this bitrate (Mbit/s); a longer body is aborted and reported as a gap.
+    pub max_segment_mbps: f64,
+    /// And never more than this many MiB, whatever its duration.
+    pub max_segment_mb: u64,
+    /// A segment download may take at most this many times the target duration …
+    pub segment_time_factor: f64,
+    /// … but never less than this many seconds.
+    pub segment_min_secs: f64,
+    /// Gaps reported within this many seconds of the last gap notice are folded into one
+    /// notice (the sidecar still lists each gap).
+    pub gap_notice_secs: u64,
 }
 
 impl Default for Recording {
@@ -287,6 +303,11 @@ impl Default for Recording {
             sync_interval_secs: 30,
             allow_private_sources: false,
             allowed_sources: Vec::new(),
+            max_segment_mbps: 100.0,
+            max_segment_mb: 256,
+            segment_time_factor: 4.0,
+            segment_min_secs: 20.0,
+            gap_notice_secs: 60,
         }
     }
 }
@@ -911,6 +932,27 @@ impl Config {
             return fail(
                 "storage.disk_report_secs",
                 "must be at most 3600 seconds (an hour-old `disk` answer is stale)",
+            );
+        }
+        if !(r.max_segment_mbps.is_finite() && r.max_segment_mbps > 0.0) {
+            return fail("recording.max_segment_mbps", "must be more than 0 Mbit/s");
+        }
+        if r.max_segment_mb == 0 {
+            return fail("recording.max_segment_mb", "must be at least 1 MiB");
+        }
+        if !(r.segment_time_factor.is_finite() && r.segment_time_factor >= 1.0) {
+            return fail(
+                "recording.segment_time_factor",
+                "must be at least 1 (a segment needs its own duration to arrive live)",
+            );
+        }
+        if !(r.segment_min_secs.is_finite()
+            && r.segment_min_secs > 0.0
+            && r.segment_min_secs <= 3600.0)
+        {
+            return fail(
+                "recording.segment_min_secs",
+                "must be more than 0 and at most 3600 seconds",
             );
         }
         self.chat.validate()?;

@@ -36,9 +36,9 @@ fn local_sources() -> recbot::recorder::fetch::Http {
     ))
 }
 
-fn config(dir: &Path, origin: &Origin, extra: &str) -> Config {
+fn config(dir: &Path, origin: &Origin, storage: &str, extra: &str) -> Config {
     let text = format!(
-        "[storage]\ndata_dir = {:?}\n{}offline_grace_secs = 1\n{extra}",
+        "[storage]\ndata_dir = {:?}\n{storage}{}offline_grace_secs = 1\n{extra}",
         dir.to_str().unwrap(),
         origin.twitch_config()
     );
@@ -47,9 +47,14 @@ fn config(dir: &Path, origin: &Origin, extra: &str) -> Config {
 }
 
 fn bench(origin: &Origin, extra: &str) -> Bench {
+    bench_with(origin, "", extra)
+}
+
+/// A bench with lines added to `[storage]` too.
+fn bench_with(origin: &Origin, storage: &str, extra: &str) -> Bench {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(config(dir.path(), origin, extra));
+    let config = Arc::new(config(dir.path(), origin, storage, extra));
     let (tx, events) = mpsc::channel(1024);
     let tracker = TaskTracker::new();
     let shutdown = CancellationToken::new();
@@ -1020,4 +1025,272 @@ async fn an_encrypted_stream_is_refused_not_recorded() {
 
 fn is_empty(dir: &Path) -> bool {
     std::fs::read_dir(dir).unwrap().next().is_none()
+}
+
+#[tokio::test]
+async fn a_segment_answering_503_while_it_is_listed_is_retried_not_a_gap() {
+    let origin = Origin::start().await;
+    // Segment 5 answers 503 five times (one more than the old fixed number of tries) while
+    // it stays in a 6-segment window (3 s).
+    let stream = StreamConfig {
+        segments: 16,
+        seg_duration: 0.5,
+        window: 6,
+        fail_times: vec![(5, 5)],
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    assert_eq!(count(&events, "RecordingGap"), 0, "{events:#?}");
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 0..total, len),
+    );
+    let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+    assert!(sidecar.gaps.is_empty());
+    assert_eq!(sidecar.segments, total);
+}
+
+#[tokio::test]
+async fn a_segment_failing_until_it_leaves_the_window_is_one_gap_and_nothing_after_is_lost() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 20,
+        window: 6,
+        fail_always: vec![5],
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let gaps = gaps(&events);
+    assert_eq!(gaps.len(), 1, "{events:#?}");
+    assert_eq!((gaps[0].0, gaps[0].1), (5, 5));
+    assert!(
+        gaps[0].3.contains("while it was listed") && gaps[0].3.contains("HTTP 500"),
+        "{}",
+        gaps[0].3
+    );
+    let parts = finished_parts(&events);
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", (0..total).filter(|s| *s != 5), len),
+    );
+    let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+    assert_eq!(sidecar.gaps.len(), 1);
+    assert!((sidecar.gaps[0].offset_secs - 1.25).abs() < 1e-6);
+}
+
+#[tokio::test]
+async fn endless_and_trickling_segments_are_cut_off_as_gaps_and_the_rest_is_kept() {
+    let origin = Origin::start().await;
+    // Target duration 1 s: a segment may take 1 s and hold 1 MiB (the floor above 2 × 1 s
+    // at 1 Mbit/s).
+    let stream = StreamConfig {
+        segments: 16,
+        endless: vec![3],
+        trickle: vec![8],
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let extra =
+        "[recording]\nmax_segment_mbps = 1.0\nsegment_time_factor = 1.0\nsegment_min_secs = 0.5\n";
+    let (_b, events) = record(&origin, "foo", stream, extra).await;
+    let gaps = gaps(&events);
+    assert_eq!(gaps.len(), 2, "{events:#?}");
+    assert_eq!((gaps[0].0, gaps[0].1), (3, 3));
+    assert!(gaps[0].3.contains("larger than"), "{}", gaps[0].3);
+    assert_eq!((gaps[1].0, gaps[1].1), (8, 8));
+    assert!(gaps[1].3.contains("took longer than"), "{}", gaps[1].3);
+    let parts = finished_parts(&events);
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", (0..total).filter(|s| *s != 3 && *s != 8), len),
+    );
+}
+
+#[tokio::test]
+async fn stop_interrupts_a_trickling_download_within_a_second() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        trickle: vec![6],
+        ..Default::default()
+    };
+    let one = segment_bytes("foo", 0, stream.body_len).len() as u64;
+    origin.go_live("foo", stream.clone());
+    let mut b = bench(&origin, "");
+    let handle = b.recorder.start(spec("foo"));
+    // Segments 0..6 are written; 6 trickles (the default limit lets it for 20 s).
+    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 6 * one).await;
+    // Meanwhile the three after it are downloaded ahead, and no more however many are listed.
+    support::origin::eventually(Duration::from_secs(10), || origin.requests("segment") >= 10).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(origin.requests("segment"), 10);
+    assert_eq!(handle.status().bytes, 6 * one);
+    let asked = std::time::Instant::now();
+    assert!(handle.send(Control::Stop(StopReason::Ended("removed".into()))));
+    let mut events = Vec::new();
+    let finished = tokio::time::timeout(Duration::from_millis(1500), async {
+        loop {
+            let e = b.events.recv().await.unwrap();
+            let done = matches!(e.kind, EventKind::RecordingFinished { .. });
+            events.push(e);
+            if done {
+                return;
+            }
+        }
+    })
+    .await;
+    assert!(
+        finished.is_ok(),
+        "not finished 1.5 s after the stop: {events:#?}"
+    );
+    assert!(asked.elapsed() < Duration::from_millis(1500));
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    let file = &parts[0].1;
+    same_bytes(&std::fs::read(file).unwrap(), &expected("foo", 0..6, 3000));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(std::fs::metadata(file).unwrap().len(), 6 * one);
+    let leftovers: Vec<_> = std::fs::read_dir(file.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+
+    // Shutdown interrupts it as quickly: the part is finished, the session stays open.
+    origin.go_live("foo", stream.clone());
+    let mut s = spec("foo");
+    s.session = 8;
+    let handle = b.recorder.start(s);
+    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 6 * one).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let asked = std::time::Instant::now();
+    b.shutdown.cancel();
+    b.tracker.close();
+    tokio::time::timeout(Duration::from_millis(1500), b.tracker.wait())
+        .await
+        .expect("shutdown waited for the trickling segment");
+    assert!(asked.elapsed() < Duration::from_millis(1500));
+    let mut rest = Vec::new();
+    while let Ok(e) = b.events.try_recv() {
+        rest.push(e);
+    }
+    let parts = finished_parts(&rest);
+    assert_eq!(parts.len(), 1, "{rest:#?}");
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 0..6, 3000),
+    );
+    assert_eq!(count(&rest, "RecordingFinished"), 0);
+}
+
+#[tokio::test]
+async fn free_space_running_out_while_writing_stops_the_recording_at_once() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        ..Default::default()
+    };
+    let one = segment_bytes("foo", 0, stream.body_len).len() as u64;
+    origin.go_live("foo", stream.clone());
+    let mut b = bench_with(&origin, "disk_check_mb = 0\nmin_free_gb = 2.0\n", "");
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probes = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let probe = {
+        let (full, probes) = (full.clone(), probes.clone());
+        recbot::recorder::disk::Probe::new(move |_| {
+            probes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let gb = 1_000_000_000u64;
+            let free = if full.load(std::sync::atomic::Ordering::SeqCst) {
+                gb / 2
+            } else {
+                500 * gb
+            };
+            Ok(recbot::recorder::disk::DiskUsage {
+                total_bytes: 1000 * gb,
+                free_bytes: free,
+            })
+        })
+    };
+    b.recorder = b.recorder.clone().with_disk_probe(probe);
+    let handle = b.recorder.start(spec("foo"));
+    support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 3 * one).await;
+    // Checked after every segment (disk_check_mb = 0).
+    assert!(probes.load(std::sync::atomic::Ordering::SeqCst) >= 3);
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    let events = b.until_finished().await;
+    let low: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.kind,
+                EventKind::DiskLow {
+                    stopped_recording: true,
+                    ..
+                }
+            )
+        })
+        .collect();
+    assert_eq!(low.len(), 1, "{events:#?}");
+    assert!(low[0].login.is_none());
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    let data = std::fs::read(&parts[0].1).unwrap();
+    let n = data.len() as u64 / one;
+    assert!(n >= 3, "{n}");
+    same_bytes(&data, &expected("foo", 0..n, 3000));
+    // Stopped for the disk, not for shutdown: the session is closed, nothing failed.
+    assert_eq!(count(&events, "RecordingFailed"), 0, "{events:#?}");
+    assert!(handle.is_finished() || !handle.status().recording);
+}
+
+#[tokio::test]
+async fn a_source_losing_every_segment_sends_folded_gap_notices_and_capped_reasons() {
+    let origin = Origin::start().await;
+    // Segments 2..22 answer 404 (a gap each at once), segment 10 has a 100 KB address.
+    let stream = StreamConfig {
+        segments: 24,
+        not_found: (2..22).collect(),
+        bad_uri: Some(10),
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let started = std::time::Instant::now();
+    let (_b, events) = record(&origin, "foo", stream, "[recording]\ngap_notice_secs = 2\n").await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", (0..total).filter(|s| !(2..22).contains(s)), len),
+    );
+    // The sidecar lists every gap, each reason capped.
+    let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+    assert_eq!(sidecar.gaps.len(), 20, "{:#?}", sidecar.gaps);
+    assert!(sidecar.gaps.iter().all(|g| g.reason.chars().count() <= 300));
+    let bad = &sidecar.gaps[8];
+    assert_eq!(bad.first_sequence, 10);
+    assert!(bad.reason.ends_with('…'), "{}", bad.reason);
+    // Notices: one at the first gap, then at most one per 2 s, and a last one at the end;
+    // together they carry every gap's seconds.
+    let notices = gaps(&events);
+    assert!(
+        !notices.is_empty() && notices.len() as f64 <= 2.0 + elapsed / 2.0,
+        "{} notices in {elapsed} s: {notices:#?}",
+        notices.len()
+    );
+    assert!(notices.len() < 10);
+    let seconds: f64 = notices.iter().map(|n| n.2).sum();
+    assert!((seconds - 20.0 * 0.25).abs() < 1e-6, "{notices:#?}");
+    assert!(
+        notices.iter().all(|n| n.3.chars().count() <= 400),
+        "{notices:#?}"
+    );
+    assert_eq!((notices[0].0, notices.last().unwrap().1), (2, 21));
 }

@@ -887,3 +887,39 @@ async fn bot_saw_recovered(store: &Store, session: i64) -> bool {
         .iter()
         .any(|p| p.part_no == 1 && p.state == "finished")
 }
+
+#[tokio::test]
+async fn remove_interrupts_a_trickling_segment_download_within_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    // Segment 6 trickles one byte every 50 ms, for as long as it is read.
+    let stream = StreamConfig {
+        trickle: vec![6],
+        ..endless()
+    };
+    let mut bot = recording_foo(dir.path(), &origin, stream).await;
+    bot.wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    // Segment 6 is published half a second after the start; its download hangs by then.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let asked = std::time::Instant::now();
+    bot.run("remove foo").await;
+    let part = bot.wait_for("part", is("RecordingPartFinished")).await;
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    assert!(
+        asked.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        asked.elapsed()
+    );
+    let EventKind::RecordingPartFinished { file, bytes, .. } = &part.kind else {
+        unreachable!()
+    };
+    // Whole segments only (the trickling one is not in it), and nothing grows after.
+    assert_eq!(std::fs::metadata(file).unwrap().len(), *bytes);
+    let seqs = support::origin::sequences("foo", &std::fs::read(file).unwrap(), 3000);
+    assert_eq!(seqs, (0..6).collect::<Vec<u64>>());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(std::fs::metadata(file).unwrap().len(), *bytes);
+    bot.stop().await;
+}

@@ -329,8 +329,9 @@ impl Core {
             } = &event.kind
             {
                 for h in self.recordings.active.values() {
-                    h.send(Control::Stop(StopReason::Ended(format!(
-                        "the recordings disk is {used_percent:.0}% full ({free_gb:.1} GB free)"
+                    h.send(Control::Stop(StopReason::Ended(disk::stop_reason(
+                        *used_percent,
+                        *free_gb,
                     ))));
                 }
             }

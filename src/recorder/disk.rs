@@ -5,6 +5,7 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -81,6 +82,43 @@ pub async fn usage(path: &Path) -> io::Result<DiskUsage> {
     tokio::task::spawn_blocking(move || usage_blocking(&path))
         .await
         .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
+}
+
+/// Why recordings stop when the disk is too full (the same text from the guard's stop and
+/// from a recording that finds it while writing).
+pub fn stop_reason(used_percent: f64, free_gb: f64) -> String {
+    format!("the recordings disk is {used_percent:.0}% full ({free_gb:.1} GB free)")
+}
+
+/// How a recording measures free space while it writes: statvfs, or (tests) anything else.
+#[derive(Clone)]
+pub struct Probe(Arc<ProbeFn>);
+
+type ProbeFn = dyn Fn(&Path) -> io::Result<DiskUsage> + Send + Sync;
+
+impl Probe {
+    /// statvfs of the folder (the real thing).
+    pub fn statvfs() -> Probe {
+        Probe(Arc::new(usage_blocking))
+    }
+
+    pub fn new(f: impl Fn(&Path) -> io::Result<DiskUsage> + Send + Sync + 'static) -> Probe {
+        Probe(Arc::new(f))
+    }
+
+    /// Free space of the disk holding `path`, measured on the blocking pool.
+    pub async fn usage(&self, path: &Path) -> io::Result<DiskUsage> {
+        let (f, path) = (self.0.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || f(&path))
+            .await
+            .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))
+    }
+}
+
+impl std::fmt::Debug for Probe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Probe")
+    }
 }
 
 /// Bytes of all files under `dir` (blocking; unreadable entries are skipped).

@@ -17,7 +17,8 @@ use super::writer::PartFile;
 use crate::backoff::exponential;
 use crate::twitch::playback::{Master, Playback, PlaybackError};
 
-/// Tries per segment (first try + retries) before it is reported as a gap.
+/// Tries per init segment, and per segment once the stream has ended (while it is live, a
+/// segment is tried for as long as the playlist lists it), before it is reported as a gap.
 pub const SEGMENT_ATTEMPTS: u32 = 4;
 /// Tries per playlist request before the source is resolved again.
 pub const PLAYLIST_ATTEMPTS: u32 = 4;
@@ -73,7 +74,7 @@ pub enum FetchError {
 }
 
 impl FetchError {
-    fn transient(&self) -> bool {
+    pub(crate) fn transient(&self) -> bool {
         match self {
             FetchError::Transport(_) => true,
             FetchError::Status(s) => *s >= 500 || *s == 429 || *s == 408,
@@ -371,6 +372,37 @@ async fn stream_once(
         return Err(FetchError::Transport("body shorter than announced".into()));
     }
     Ok(written)
+}
+
+/// Sends one GET for a resource (segment or init segment) and checks the answer (status,
+/// byte range honoured); the body is for the caller to read with [`next_chunk`].
+pub async fn open_resource(
+    http: &Http,
+    url: &Url,
+    range: Option<ByteRange>,
+) -> Result<reqwest::Response, FetchError> {
+    let mut request = http.get(url)?;
+    if let Some(r) = range {
+        request = request.header(reqwest::header::RANGE, r.header());
+    }
+    let response = request.send().await.map_err(transport)?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(FetchError::Status(status.as_u16()));
+    }
+    if range.is_some() && status != StatusCode::PARTIAL_CONTENT {
+        return Err(FetchError::Refused(
+            "the server ignored the byte range".into(),
+        ));
+    }
+    Ok(response)
+}
+
+/// The next piece of a body opened with [`open_resource`] (`None` at its end).
+pub async fn next_chunk(
+    response: &mut reqwest::Response,
+) -> Result<Option<bytes::Bytes>, FetchError> {
+    response.chunk().await.map_err(transport)
 }
 
 pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {

@@ -2,16 +2,20 @@
 //! the media playlist, fetches every segment once in media-sequence order into a `.part` file,
 //! skips ads, reports gaps, rolls parts, survives token expiry, and writes the sidecar when a
 //! part is finished. `playlist` and `variant` read playlists (pure), `naming` makes file names,
-//! `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `recovery` finishes
-//! parts left by a crash, `disk` watches free space, `hls_source` polls non-Twitch sources, and
-//! `sidecar` is the metadata contract with the uploader and the chat logger.
+//! `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `lookahead` queues
+//! and downloads a take's segments (retried while listed, capped, a bounded look-ahead), `gaps`
+//! folds gap notices and caps their texts, `recovery` finishes parts left by a crash, `disk`
+//! watches free space, `hls_source` polls non-Twitch sources, and `sidecar` is the metadata
+//! contract with the uploader and the chat logger.
 //!
 //! The recorder never writes the state database: it reports through [`Events`] and the core
 //! persists sessions and parts (invariant 3).
 
 pub mod disk;
 pub mod fetch;
+pub mod gaps;
 pub mod hls_source;
+pub mod lookahead;
 pub mod naming;
 pub mod playlist;
 pub mod recovery;
@@ -32,7 +36,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Config;
+use crate::config::{Config, Storage};
 use crate::core::Events;
 use crate::event::{Event, EventKind};
 use crate::twitch::playback::Playback;
@@ -51,6 +55,14 @@ pub struct Settings {
     pub stall_timeout: Duration,
     /// Data and checkpoint of a part fsynced at least this often.
     pub sync_interval: Duration,
+    /// How big and slow one segment may be.
+    pub limits: lookahead::Limits,
+    /// Gaps within this long of the last gap notice are folded into one.
+    pub gap_notice: Duration,
+    /// Free space is checked after writing this many bytes (0: after every segment).
+    pub disk_check_bytes: u64,
+    /// The free-space limits.
+    pub storage: Storage,
 }
 
 impl Settings {
@@ -62,6 +74,10 @@ impl Settings {
             offline_grace: Duration::from_secs(config.twitch.offline_grace_secs),
             stall_timeout: Duration::from_secs(config.recording.stall_timeout_secs),
             sync_interval: Duration::from_secs(config.recording.sync_interval_secs),
+            limits: lookahead::Limits::from_config(&config.recording),
+            gap_notice: Duration::from_secs(config.recording.gap_notice_secs),
+            disk_check_bytes: config.storage.disk_check_mb.saturating_mul(1_000_000),
+            storage: config.storage.clone(),
         }
     }
 }
@@ -163,6 +179,11 @@ pub struct RecordingHandle {
     pub session: i64,
     control: mpsc::Sender<Control>,
     status: Arc<Mutex<LiveStatus>>,
+    /// The session's own token (a child of the global one): a stop interrupts whatever the
+    /// recording is waiting for (a download, a playlist) at once.
+    cancel: CancellationToken,
+    /// Why it was asked to stop (the first reason wins), read when the token fires.
+    stopping: Arc<Mutex<Option<StopReason>>>,
 }
 
 impl RecordingHandle {
@@ -179,6 +200,8 @@ impl RecordingHandle {
             session,
             control,
             status: Arc::default(),
+            cancel: CancellationToken::new(),
+            stopping: Arc::default(),
         }
     }
 
@@ -195,8 +218,20 @@ impl RecordingHandle {
     }
 
     /// Queues a control message; `false` when the recording has already ended (or its queue
-    /// is full, which only a wedged recording causes).
+    /// is full, which only a wedged recording causes). A stop also fires the session's token,
+    /// so a download or a playlist request in progress is given up within moments.
     pub fn send(&self, control: Control) -> bool {
+        if let Control::Stop(reason) = &control {
+            if self.control.is_closed() {
+                return false;
+            }
+            if let Ok(mut stopping) = self.stopping.lock() {
+                stopping.get_or_insert_with(|| reason.clone());
+            }
+            let _ = self.control.try_send(control);
+            self.cancel.cancel();
+            return true;
+        }
         self.control.try_send(control).is_ok()
     }
 
@@ -222,6 +257,7 @@ pub struct Recorder {
     events: Events,
     tracker: TaskTracker,
     shutdown: CancellationToken,
+    disk_probe: disk::Probe,
 }
 
 impl Recorder {
@@ -244,7 +280,14 @@ impl Recorder {
             events,
             tracker,
             shutdown,
+            disk_probe: disk::Probe::statvfs(),
         }
+    }
+
+    /// Measures free space while writing with `probe` instead of statvfs (tests).
+    pub fn with_disk_probe(mut self, probe: disk::Probe) -> Recorder {
+        self.disk_probe = probe;
+        self
     }
 
     pub fn settings(&self) -> &Settings {
@@ -265,10 +308,14 @@ impl Recorder {
             stream_id: spec.stream_id.clone(),
             ..Default::default()
         }));
+        let cancel = self.shutdown.child_token();
+        let stopping = Arc::new(Mutex::new(None));
         let handle = RecordingHandle {
             session: spec.session,
             control: tx,
             status: status.clone(),
+            cancel: cancel.clone(),
+            stopping: stopping.clone(),
         };
         let (login, session) = (spec.login.clone(), spec.session);
         // Only Twitch's own playlists and CDN are read without the source guard.
@@ -279,9 +326,9 @@ impl Recorder {
                 ..self.clone()
             },
         };
-        let task = session::Session::new(rec, spec, rx, status.clone());
+        let task = session::Session::new(rec, spec, rx, status.clone(), stopping, cancel.clone());
         self.tracker.spawn(supervise(
-            task.run(self.shutdown.child_token()),
+            task.run(cancel),
             self.events.clone(),
             login,
             session,

@@ -566,6 +566,30 @@ https://cdn/seg103.ts
     }
 
     #[test]
+    fn absurd_durations_are_refused_or_clamped_never_a_panic() {
+        // A hostile origin's numbers reach `Duration::from_secs_f64` in the session: the
+        // parser must keep them finite and small.
+        for target in ["18446744073709551615", "99999999999", "3601", "-5", "1e308"] {
+            let text = format!("#EXTM3U\n#EXT-X-TARGETDURATION:{target}\n#EXTINF:2.0,\na.ts\n");
+            match parse_media(text.as_bytes()) {
+                Ok(p) => assert!(
+                    (0.0..=MAX_SEGMENT_SECS).contains(&p.target_duration),
+                    "{target}"
+                ),
+                Err(e) => assert!(!e.to_string().is_empty()),
+            }
+        }
+        for extinf in ["1e308", "-1", "NaN", "inf", "18446744073709551615"] {
+            let text = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n#EXTINF:{extinf},\na.ts\n");
+            if let Ok(p) = parse_media(text.as_bytes()) {
+                for seg in &p.segments {
+                    assert!((0.0..=MAX_SEGMENT_SECS).contains(&seg.duration), "{extinf}");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn absurd_masters_and_huge_lines_are_refused_with_the_reason() {
         let master = |n: usize| {
             let mut text = String::from("#EXTM3U\n");

@@ -1,6 +1,9 @@
 //! One recording session of one login: the task that resolves the stream, polls its media
-//! playlist on the wall clock, fetches each segment exactly once in media-sequence order into
-//! the current part, skips ads, reports gaps, refreshes the token on 403 or a stall (backing
+//! playlist on the wall clock, queues each new segment for download ([`Lookahead`]: retried
+//! while listed, a bounded look-ahead) and writes each exactly once in media-sequence order
+//! into the current part, skips ads, reports gaps (folded into one notice per interval),
+//! checks free space while writing, stops within moments when its handle asks (its own
+//! cancellation token), refreshes the token on 403 or a stall (backing
 //! off while refreshes keep failing), rolls parts, finishes each part (rename + sidecar +
 //! `RecordingPartFinished`), waits out the offline grace period for the stream to come back
 //! (the same broadcast: a different `BROADCAST-ID` ends the session), and reports
@@ -19,7 +22,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use url::Url;
 
+use super::disk;
 use super::fetch::{self, FetchError, MediaSource, Origin, Resolved, PLAYLIST_ATTEMPTS};
+use super::gaps::{cap, GapNotices, MAX_TEXT};
+use super::lookahead::{Lookahead, Ready};
 use super::naming::{self, NameValues};
 use super::playlist::{self, InitMap, MediaPlaylist, Segment};
 use super::sidecar::{AdBreak, Chapter, Gap, Position, Sidecar};
@@ -67,7 +73,7 @@ enum TakeEnd {
 }
 
 /// Where the next segment is, so nothing is fetched twice across reloads and refreshes.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 struct Cursor {
     next_seq: Option<u64>,
     last_pdt: Option<DateTime<Utc>>,
@@ -160,6 +166,16 @@ pub(super) struct Session {
     refused: Option<String>,
     stop: Option<StopReason>,
     failure: Option<String>,
+    /// Segments listed but not taken in yet (downloading, waiting for another try, or whole
+    /// and waiting for the ones before them).
+    queue: Lookahead,
+    /// Like `cursor`, for what is queued: the next playlist continues after it.
+    ahead: Cursor,
+    notices: GapNotices,
+    /// Why the handle asked to stop, read when the session's token fires.
+    stopping: Arc<Mutex<Option<StopReason>>>,
+    /// Bytes written since free space was last checked.
+    unchecked_bytes: u64,
 }
 
 impl std::fmt::Debug for Session {
@@ -177,6 +193,8 @@ impl Session {
         spec: RecordingSpec,
         control: mpsc::Receiver<Control>,
         status: Arc<Mutex<LiveStatus>>,
+        stopping: Arc<Mutex<Option<StopReason>>>,
+        cancel: CancellationToken,
     ) -> Session {
         let origin = match &spec.source {
             SourceSpec::Twitch => Origin::Twitch {
@@ -208,6 +226,11 @@ impl Session {
             refused: None,
             stop: None,
             failure: None,
+            queue: Lookahead::new(rec.http.clone(), rec.settings.limits.clone(), cancel),
+            ahead: Cursor::default(),
+            notices: GapNotices::new(rec.settings.gap_notice),
+            stopping,
+            unchecked_bytes: 0,
             rec,
             spec,
         }
@@ -264,6 +287,14 @@ impl Session {
 
     async fn emit(&self, kind: EventKind) {
         self.rec.events.send(self.emit_event(kind)).await;
+    }
+
+    /// The session's token fired: a stop the handle asked for (its reason), else shutdown.
+    fn note_stop(&mut self) {
+        if self.stop.is_none() {
+            let asked = self.stopping.lock().ok().and_then(|mut s| s.take());
+            self.stop = Some(asked.unwrap_or(StopReason::Shutdown));
+        }
     }
 
     fn set_status(&self, f: impl FnOnce(&mut LiveStatus)) {
@@ -357,7 +388,7 @@ impl Session {
             }
             Ok(Resolved::Offline) => Err(TakeEnd::Ended("the stream is offline".into())),
             Err(FetchError::Cancelled) => {
-                self.stop.get_or_insert(StopReason::Shutdown);
+                self.note_stop();
                 Err(TakeEnd::Stop)
             }
             Err(FetchError::Refused(reason) | FetchError::Disallowed(reason)) => {
@@ -369,8 +400,122 @@ impl Session {
         }
     }
 
-    /// Records from one resolved playlist until it ends.
+    /// Records from one resolved playlist until it ends. What is queued when it ends is taken
+    /// in: to the end when the stream ended (each segment still gets its tries, failures are
+    /// gaps), else only what is whole at the front (the rest is given up silently: the cursor
+    /// stays before it, so a comeback or a restart finds it again or reports it missing).
     async fn take(&mut self, cancel: &CancellationToken) -> TakeEnd {
+        self.ahead = Cursor {
+            after_comeback: std::mem::take(&mut self.cursor.after_comeback),
+            jump_reason: self.cursor.jump_reason.take(),
+            ..self.cursor.clone()
+        };
+        let end = self.take_playlist(cancel).await;
+        match end {
+            TakeEnd::Ended(why) => match self.complete_queue(cancel).await {
+                Some(end) => end,
+                None => TakeEnd::Ended(why),
+            },
+            end => {
+                self.abandon_queue().await;
+                end
+            }
+        }
+    }
+
+    /// Takes in what is whole at the front of the queue and drops the rest.
+    async fn abandon_queue(&mut self) {
+        for ready in self.queue.abandon() {
+            if let Err(end) = self.take_one(ready).await {
+                debug!(login = %self.spec.login, ?end, "a segment whole before the end could not be written");
+                break;
+            }
+        }
+    }
+
+    /// The stream ended: every queued segment is taken in, in order (downloads in progress
+    /// finish, failures are gaps). A stop or shutdown meanwhile ends it at once.
+    async fn complete_queue(&mut self, cancel: &CancellationToken) -> Option<TakeEnd> {
+        self.queue.end();
+        loop {
+            if let Err(end) = self.take_in().await {
+                self.abandon_queue().await;
+                return Some(end);
+            }
+            if self.queue.is_empty() {
+                return None;
+            }
+            let wake = self.queue.next_wake();
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => {
+                    self.note_stop();
+                    self.abandon_queue().await;
+                    return Some(TakeEnd::Stop);
+                }
+                Some(c) = self.control.recv() => {
+                    if let Some(end) = self.control(c) {
+                        self.abandon_queue().await;
+                        return Some(end);
+                    }
+                }
+                _ = self.queue.next_finished(), if self.queue.downloading() => {}
+                _ = sleep_until_some(wake), if wake.is_some() => {}
+                // Nothing to wait for should not happen; look again rather than hang.
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+            }
+        }
+    }
+
+    /// Takes in the resolved front of the queue, in order, and starts the downloads due.
+    async fn take_in(&mut self) -> Result<(), TakeEnd> {
+        while let Some(ready) = self.queue.pop_ready() {
+            self.take_one(ready).await?;
+        }
+        self.queue.start_due();
+        Ok(())
+    }
+
+    /// Takes in one resolved entry: the cursor moves past it, and it is written, noted as an
+    /// ad, or reported as a gap.
+    async fn take_one(&mut self, ready: Ready) -> Result<(), TakeEnd> {
+        match ready {
+            Ready::Missing {
+                first,
+                last,
+                seconds,
+                reason,
+            } => self.gap(first, last, seconds, reason).await,
+            Ready::Ad(seg) => {
+                self.cursor_past(&seg);
+                let at = seg.program_date_time.unwrap_or_else(Utc::now);
+                self.ad.get_or_insert(AdRun { at, duration: 0.0 }).duration += seg.duration;
+            }
+            Ready::Body(seg, body, base) => {
+                self.cursor_past(&seg);
+                self.close_ad_run().await;
+                self.write_segment(&seg, body, &base).await?;
+            }
+            Ready::Gap(seg, reason) => {
+                self.cursor_past(&seg);
+                self.close_ad_run().await;
+                self.gap(seg.sequence, seg.sequence, seg.duration, reason)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    fn cursor_past(&mut self, seg: &Segment) {
+        self.cursor.next_seq = Some(seg.sequence + 1);
+        if let Some(at) = seg.program_date_time {
+            self.cursor.last_pdt = Some(at);
+        }
+        self.cursor.last_duration = seg.duration;
+    }
+
+    /// Polls the playlist of one resolution until it ends, queueing its segments.
+    async fn take_playlist(&mut self, cancel: &CancellationToken) -> TakeEnd {
         let mut media = match self.resolve(cancel).await {
             Ok(m) => m,
             Err(end) => return end,
@@ -386,16 +531,32 @@ impl Session {
         // Refreshes in a row that did not give a playlist that loads.
         let mut refreshes = 0u32;
         loop {
+            let wake = self.queue.next_wake();
+            let notice = self.notices.due_at();
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
-                    self.stop.get_or_insert(StopReason::Shutdown);
+                    self.note_stop();
                     return TakeEnd::Stop;
                 }
                 Some(c) = self.control.recv() => {
                     if let Some(end) = self.control(c) {
                         return end;
                     }
+                    continue;
+                }
+                _ = self.queue.next_finished(), if self.queue.downloading() => {
+                    if let Err(end) = self.take_in().await {
+                        return end;
+                    }
+                    continue;
+                }
+                _ = sleep_until_some(wake), if wake.is_some() => {
+                    self.queue.start_due();
+                    continue;
+                }
+                _ = sleep_until_some(notice), if notice.is_some() => {
+                    self.flush_notice().await;
                     continue;
                 }
                 _ = tokio::time::sleep_until(next_reload) => {}
@@ -410,7 +571,7 @@ impl Session {
             let mut last_error: Option<String> = None;
             match fetched {
                 Err(FetchError::Cancelled) => {
-                    self.stop.get_or_insert(StopReason::Shutdown);
+                    self.note_stop();
                     return TakeEnd::Stop;
                 }
                 Err(FetchError::Playlist(e @ playlist::PlaylistError::Encrypted(_))) => {
@@ -420,10 +581,15 @@ impl Session {
                     failures = 0;
                     refreshes = 0;
                     self.refused = None;
-                    let new = match self.process(&pl, &media.url, cancel).await {
-                        Ok(new) => new,
-                        Err(end) => return end,
-                    };
+                    let new = self.process(&pl, &media.url);
+                    self.queue.listed(
+                        pl.segments.first().map(|s| s.sequence),
+                        pl.segments.last().map(|s| s.sequence),
+                        pl.end_list,
+                    );
+                    if let Err(end) = self.take_in().await {
+                        return end;
+                    }
                     if new {
                         last_new = Instant::now();
                         stall_stage = 0;
@@ -524,6 +690,7 @@ impl Session {
                     // Twitch refusing a token can pass (a day of integrity checks): keep
                     // polling, and if it lasts, the stall watchdog fails with this reason.
                     Err(TakeEnd::Failed(why)) => {
+                        let why = cap(&why, MAX_TEXT);
                         warn!(login = %self.spec.login, why, "refresh refused; polling on");
                         self.refused = Some(why);
                         next_reload = Instant::now() + wait.max(Duration::from_secs(1));
@@ -534,122 +701,105 @@ impl Session {
         }
     }
 
-    /// Handles the segments of one playlist load; `Ok(true)` when any was new.
-    async fn process(
-        &mut self,
-        pl: &MediaPlaylist,
-        base: &Url,
-        cancel: &CancellationToken,
-    ) -> Result<bool, TakeEnd> {
-        if let (Some(next), Some(last)) = (self.cursor.next_seq, pl.segments.last()) {
+    /// Queues the segments of one playlist load not queued before (and what the playlist no
+    /// longer offered, as missing); `true` when any was new.
+    fn process(&mut self, pl: &MediaPlaylist, base: &Url) -> bool {
+        if let (Some(next), Some(last)) = (self.ahead.next_seq, pl.segments.last()) {
             if last.sequence + 1 < next {
                 // The numbering went backwards (a restarted stream or another origin):
                 // from here on, recognize what was written by its program date-time.
                 warn!(login = %self.spec.login, next, last = last.sequence, "media sequence restarted");
-                self.cursor.next_seq = None;
+                self.ahead.next_seq = None;
             }
         }
-        if std::mem::take(&mut self.cursor.after_comeback) {
+        if std::mem::take(&mut self.ahead.after_comeback) {
             let first = pl.segments.first().map(|s| s.sequence);
-            if let (Some(next), Some(first)) = (self.cursor.next_seq, first) {
+            if let (Some(next), Some(first)) = (self.ahead.next_seq, first) {
                 if first > next {
                     // Start at the oldest segment on offer (what was written before is still
                     // recognized by its program date-time).
-                    self.cursor.next_seq = None;
+                    self.ahead.next_seq = None;
                 }
             }
         }
-        let jump_reason = self.cursor.jump_reason.take();
+        let jump_reason = self.ahead.jump_reason.take();
         let mut new = false;
         for seg in &pl.segments {
             match (
-                self.cursor.next_seq,
+                self.ahead.next_seq,
                 seg.program_date_time,
-                self.cursor.last_pdt,
+                self.ahead.last_pdt,
             ) {
                 (Some(next), _, _) if seg.sequence < next => continue,
                 (None, Some(at), Some(last)) if at <= last => continue,
                 _ => {}
             }
             new = true;
-            if let Some(next) = self.cursor.next_seq {
+            if let Some(next) = self.ahead.next_seq {
                 if seg.sequence > next {
                     let seconds = self.missing_seconds(seg, next, pl.target_duration);
                     let reason = jump_reason
                         .unwrap_or("fell out of the playlist window before it could be fetched");
-                    self.gap(next, seg.sequence - 1, seconds, reason.into())
-                        .await;
+                    self.queue
+                        .push_missing(next, seg.sequence - 1, seconds, reason.into());
                 }
             }
-            self.cursor.next_seq = Some(seg.sequence + 1);
+            self.ahead.next_seq = Some(seg.sequence + 1);
             if let Some(at) = seg.program_date_time {
-                self.cursor.last_pdt = Some(at);
+                self.ahead.last_pdt = Some(at);
             }
-            self.cursor.last_duration = seg.duration;
-            if seg.ad {
-                let at = seg.program_date_time.unwrap_or_else(Utc::now);
-                self.ad.get_or_insert(AdRun { at, duration: 0.0 }).duration += seg.duration;
-                continue;
-            }
-            self.close_ad_run().await;
-            self.write_segment(seg, base, cancel).await?;
-            // Control messages (title changes, stop) are handled between segments too.
-            while let Ok(c) = self.control.try_recv() {
-                if let Some(end) = self.control(c) {
-                    return Err(end);
-                }
-            }
-            if cancel.is_cancelled() {
-                self.stop.get_or_insert(StopReason::Shutdown);
-                return Err(TakeEnd::Stop);
-            }
+            self.ahead.last_duration = seg.duration;
+            self.queue.push_segment(seg, base, pl.target_duration);
         }
-        Ok(new)
+        new
     }
 
     /// Seconds of video from segment `next` up to `seg`: from the program date-times when the
     /// playlist has them, else counted in segment (or target) durations.
     fn missing_seconds(&self, seg: &Segment, next: u64, target: f64) -> f64 {
-        if let (Some(at), Some(last)) = (seg.program_date_time, self.cursor.last_pdt) {
+        if let (Some(at), Some(last)) = (seg.program_date_time, self.ahead.last_pdt) {
             let between = (at - last).num_milliseconds() as f64 / 1000.0;
-            let missing = between - self.cursor.last_duration;
+            let missing = between - self.ahead.last_duration;
             if missing > 0.0 {
                 return missing;
             }
         }
-        let per = if self.cursor.last_duration > 0.0 {
-            self.cursor.last_duration
+        let per = if self.ahead.last_duration > 0.0 {
+            self.ahead.last_duration
         } else {
             target
         };
         (seg.sequence - next) as f64 * per
     }
 
+    /// Writes one whole segment (its init segment first when it changed), then the
+    /// checkpoint; checks free space every so many bytes.
     async fn write_segment(
         &mut self,
         seg: &Segment,
+        body: Vec<bytes::Bytes>,
         base: &Url,
-        cancel: &CancellationToken,
     ) -> Result<(), TakeEnd> {
         if self.part.is_none() {
             self.open_part(seg.map.is_some()).await?;
         }
-        let http = self.rec.http.clone();
-        let part = self.part.as_mut().expect("opened above");
+        let part = self.part.as_ref().expect("opened above");
+        let mut init = None;
         if seg.map.is_some() && seg.map != part.map_written {
             let map = seg.map.clone().expect("checked");
             let result = match base.join(&map.uri) {
                 Ok(url) => {
-                    fetch::append_resource(&http, &url, map.byte_range, &mut part.file, cancel)
+                    self.queue
+                        .fetch_whole(&url, map.byte_range, seg.duration)
                         .await
                 }
                 Err(_) => Err(FetchError::Refused(format!(
                     "bad init address `{}`",
-                    map.uri
+                    cap(&map.uri, MAX_TEXT)
                 ))),
             };
             match result {
-                Ok(_) => part.map_written = Some(map),
+                Ok(bytes) => init = Some((map, bytes)),
                 Err(e) => return self.segment_failed(seg, e, "its init segment ").await,
             }
         }
@@ -659,18 +809,24 @@ impl Session {
                 .discontinuities
                 .push(part.sidecar.duration_secs);
         }
-        let result = match base.join(&seg.uri) {
-            Ok(url) => {
-                fetch::append_resource(&http, &url, seg.byte_range, &mut part.file, cancel).await
+        let mark = part.file.len();
+        let mut appended: std::io::Result<()> = Ok(());
+        let map_written = init.as_ref().map(|(map, _)| map.clone());
+        let chunks = init.into_iter().flat_map(|(_, b)| b).chain(body);
+        for chunk in chunks {
+            appended = part.file.append(chunk).await;
+            if appended.is_err() {
+                break;
             }
-            Err(_) => Err(FetchError::Refused(format!(
-                "bad segment address `{}`",
-                seg.uri
-            ))),
-        };
-        if let Err(e) = result {
-            return self.segment_failed(seg, e, "").await;
         }
+        if let Err(e) = appended {
+            let _ = part.file.truncate(mark).await;
+            return self.segment_failed(seg, FetchError::Disk(e), "").await;
+        }
+        if map_written.is_some() {
+            part.map_written = map_written;
+        }
+        let written = part.file.len() - mark;
         part.sidecar.segments += 1;
         part.sidecar.duration_secs += seg.duration;
         part.sidecar.bytes = part.file.len();
@@ -703,6 +859,7 @@ impl Session {
         let part = self.part.as_mut().expect("open");
         let (bytes, duration) = (part.file.len(), part.sidecar.duration_secs);
         self.totals.duration += seg.duration;
+        self.unchecked_bytes += written;
         let (done_bytes, total_duration) = (self.totals.bytes, self.totals.duration);
         self.set_status(|s| {
             s.bytes = done_bytes + bytes;
@@ -712,7 +869,44 @@ impl Session {
             // Roll at this segment boundary; the next segment opens the next part.
             self.finish_part().await;
         }
-        Ok(())
+        self.check_disk().await
+    }
+
+    /// Every `disk_check_bytes` written: below `min_free_gb`, this recording stops at once
+    /// (parts finished) and says so like the disk guard does, which stops the others too.
+    async fn check_disk(&mut self) -> Result<(), TakeEnd> {
+        // Once stopping, what is still whole in memory is written without checking again
+        // (at most the look-ahead), so one stop is announced once.
+        if self.unchecked_bytes < self.rec.settings.disk_check_bytes || self.stop.is_some() {
+            return Ok(());
+        }
+        self.unchecked_bytes = 0;
+        let settings = &self.rec.settings;
+        let usage = match self.rec.disk_probe.usage(&settings.recordings_dir).await {
+            Ok(u) => u,
+            Err(e) => {
+                debug!(error = %e, "cannot check free space");
+                return Ok(());
+            }
+        };
+        if disk::level(&usage, &settings.storage) != disk::Level::Stop {
+            return Ok(());
+        }
+        let (used_percent, free_gb) = (usage.used_percent(), usage.free_gb());
+        warn!(login = %self.spec.login, free_gb, "the recordings disk is too full; recording stops");
+        self.rec
+            .events
+            .emit(
+                None,
+                EventKind::DiskLow {
+                    used_percent,
+                    free_gb,
+                    stopped_recording: true,
+                },
+            )
+            .await;
+        self.stop = Some(StopReason::Ended(disk::stop_reason(used_percent, free_gb)));
+        Err(TakeEnd::Stop)
     }
 
     async fn segment_failed(
@@ -723,7 +917,7 @@ impl Session {
     ) -> Result<(), TakeEnd> {
         match error {
             FetchError::Cancelled => {
-                self.stop.get_or_insert(StopReason::Shutdown);
+                self.note_stop();
                 Err(TakeEnd::Stop)
             }
             FetchError::Disk(e) => Err(TakeEnd::Failed(format!("cannot write the recording: {e}"))),
@@ -732,10 +926,7 @@ impl Session {
                     seg.sequence,
                     seg.sequence,
                     seg.duration,
-                    format!(
-                        "{what}could not be fetched after {} tries ({e})",
-                        fetch::SEGMENT_ATTEMPTS
-                    ),
+                    format!("{what}could not be fetched ({e})"),
                 )
                 .await;
                 Ok(())
@@ -909,7 +1100,10 @@ impl Session {
         .await;
     }
 
+    /// Notes a gap in the sidecar (each one) and reports it (folded: at most one notice per
+    /// `gap_notice` interval, see [`GapNotices`]).
     async fn gap(&mut self, first: u64, last: u64, seconds: f64, reason: String) {
+        let reason = cap(&reason, MAX_TEXT);
         warn!(login = %self.spec.login, first, last, seconds, reason, "gap in the recording");
         let offset = self
             .part
@@ -931,13 +1125,26 @@ impl Session {
         self.totals.gaps += 1;
         let gaps = self.totals.gaps;
         self.set_status(|s| s.gaps = gaps);
+        if let Some(notice) = self.notices.gap(first, last, seconds, &reason) {
+            self.notify_gap(notice).await;
+        }
+    }
+
+    async fn notify_gap(&self, n: super::gaps::Notice) {
         self.emit(EventKind::RecordingGap {
-            first_sequence: first,
-            last_sequence: last,
-            seconds,
-            reason,
+            first_sequence: n.first_sequence,
+            last_sequence: n.last_sequence,
+            seconds: n.seconds,
+            reason: n.reason,
         })
         .await;
+    }
+
+    /// Sends the gaps held back since the last notice, if any.
+    async fn flush_notice(&mut self) {
+        if let Some(notice) = self.notices.flush() {
+            self.notify_gap(notice).await;
+        }
     }
 
     async fn close_ad_run(&mut self) {
@@ -981,7 +1188,7 @@ impl Session {
             tokio::select! {
                 biased;
                 _ = cancel.cancelled() => {
-                    self.stop.get_or_insert(StopReason::Shutdown);
+                    self.note_stop();
                     return false;
                 }
                 Some(c) = self.control.recv() => {
@@ -1013,7 +1220,7 @@ impl Session {
                             }
                         }
                         Err(FetchError::Cancelled) => {
-                            self.stop.get_or_insert(StopReason::Shutdown);
+                            self.note_stop();
                             return false;
                         }
                         _ => {}
@@ -1047,6 +1254,7 @@ impl Session {
     }
 
     async fn finish_session(&mut self) {
+        self.flush_notice().await;
         if self.stop == Some(StopReason::Shutdown) {
             info!(login = %self.spec.login, "recording stopped for shutdown; the session continues after a restart");
             return;
@@ -1066,6 +1274,8 @@ impl Session {
             })
         });
         if let Some(reason) = reason {
+            // Reasons may quote what a source sent (an address, an error text): capped.
+            let reason = cap(&reason, MAX_TEXT);
             self.emit(EventKind::RecordingFailed { reason }).await;
         }
         // RecordingFinished always closes the session, also when nothing was recorded.
@@ -1077,6 +1287,14 @@ impl Session {
         };
         self.emit(kind).await;
         info!(login = %self.spec.login, session = self.spec.session, "recording session ended");
+    }
+}
+
+/// Sleeps until `at` (a branch of `select!` only enabled when there is one).
+async fn sleep_until_some(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }
 

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use futures::StreamExt;
 use serde_json::json;
 
 /// How a stream's playlist ends once every segment is published.
@@ -50,6 +51,16 @@ pub struct StreamConfig {
     pub fail_once: Vec<u64>,
     /// Segments that always answer 500.
     pub fail_always: Vec<u64>,
+    /// Segments that answer 503 to their first `n` requests.
+    pub fail_times: Vec<(u64, u32)>,
+    /// Segments that answer 404.
+    pub not_found: Vec<u64>,
+    /// Segments whose body never ends: one byte every 50 ms.
+    pub trickle: Vec<u64>,
+    /// Segments whose body never ends: 64 KiB chunks as fast as they are read.
+    pub endless: Vec<u64>,
+    /// A segment listed under a 100 KB address that cannot be parsed.
+    pub bad_uri: Option<u64>,
     /// While this many segments are published, the media playlist answers 503.
     pub outage: Option<Range<u64>>,
     /// Once this many segments are published, tokens issued before are refused with 403.
@@ -81,6 +92,11 @@ impl Default for StreamConfig {
             fmp4: false,
             fail_once: Vec::new(),
             fail_always: Vec::new(),
+            fail_times: Vec::new(),
+            not_found: Vec::new(),
+            trickle: Vec::new(),
+            endless: Vec::new(),
+            bad_uri: None,
             outage: None,
             expire_tokens_at: None,
             first_sequence: 0,
@@ -102,6 +118,8 @@ struct Stream {
     valid_from: u64,
     expired: bool,
     failed_once: Vec<u64>,
+    /// Requests answered 503 per segment (for `fail_times`).
+    failed_times: HashMap<u64, u32>,
     /// Switched by the test: the media playlist answers 503.
     blocked: bool,
     /// Switched by the test: media playlist requests hang (30 s) before answering.
@@ -205,6 +223,7 @@ impl Origin {
                 valid_from: 0,
                 expired: false,
                 failed_once: Vec::new(),
+                failed_times: HashMap::new(),
                 blocked: false,
                 hanging: false,
             },
@@ -411,6 +430,33 @@ async fn media(
     if c.fail_always.contains(&index) {
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     }
+    if c.not_found.contains(&index) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if let Some((_, n)) = c.fail_times.iter().find(|(i, _)| *i == index) {
+        let n = *n;
+        let seen = stream.failed_times.entry(index).or_default();
+        if *seen < n {
+            *seen += 1;
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+    }
+    let c = &stream.config;
+    if c.trickle.contains(&index) || c.endless.contains(&index) {
+        let head = prefix(&login, seq, false);
+        let trickle = c.trickle.contains(&index);
+        let body = futures::stream::once(async move { Ok::<_, std::io::Error>(head) }).chain(
+            futures::stream::unfold((), move |()| async move {
+                if trickle {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    Some((Ok(Bytes::from_static(b"~")), ()))
+                } else {
+                    Some((Ok(Bytes::from(vec![b'~'; 64 * 1024])), ()))
+                }
+            }),
+        );
+        return Response::builder().body(Body::from_stream(body)).unwrap();
+    }
     let head = prefix(&login, seq, c.ads.contains(&index));
     let tail = filler.slice(..c.body_len);
     let total = head.len() + tail.len();
@@ -470,8 +516,13 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, base: i64, published: 
         } else {
             "live"
         };
+        let uri = if c.bad_uri == Some(i) {
+            format!("http://[{}", "x".repeat(100_000))
+        } else {
+            format!("/hls/{login}/{variant}/{seq}.{ext}")
+        };
         out.push_str(&format!(
-            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},{title}\n/hls/{login}/{variant}/{seq}.{ext}\n",
+            "#EXT-X-PROGRAM-DATE-TIME:{}\n#EXTINF:{:.3},{title}\n{uri}\n",
             pdt(base, i, c.seg_duration),
             c.seg_duration
         ));
