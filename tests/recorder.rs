@@ -1253,7 +1253,7 @@ async fn free_space_running_out_while_writing_stops_the_recording_at_once() {
 #[tokio::test]
 async fn a_source_losing_every_segment_sends_folded_gap_notices_and_capped_reasons() {
     let origin = Origin::start().await;
-    // Segments 2..22 answer 404 (a gap each at once), segment 10 has a 100 KB address.
+    // Segments 2..22 answer 404 (a gap each at once), segment 10 has a 20 KB address.
     let stream = StreamConfig {
         segments: 24,
         not_found: (2..22).collect(),

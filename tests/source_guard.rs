@@ -361,7 +361,11 @@ async fn segments_at_private_addresses_are_gaps_with_the_reason() {
             .await;
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), &only(&server));
+    // Every gap its own notice (not folded), so each reason can be checked.
+    let config = config(
+        dir.path(),
+        &format!("{}gap_notice_secs = 0\n", only(&server)),
+    );
     let events = record(&config, format!("{}/live/index.m3u8", server.uri())).await;
     let gaps: Vec<(u64, String)> = events
         .iter()

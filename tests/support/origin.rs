@@ -59,7 +59,7 @@ pub struct StreamConfig {
     pub trickle: Vec<u64>,
     /// Segments whose body never ends: 64 KiB chunks as fast as they are read.
     pub endless: Vec<u64>,
-    /// A segment listed under a 100 KB address that cannot be parsed.
+    /// A segment listed under a 20 KB address (under the 64 KiB line limit, so the playlist is read) that cannot be parsed.
     pub bad_uri: Option<u64>,
     /// While this many segments are published, the media playlist answers 503.
     pub outage: Option<Range<u64>>,
@@ -517,7 +517,7 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, base: i64, published: 
             "live"
         };
         let uri = if c.bad_uri == Some(i) {
-            format!("http://[{}", "x".repeat(100_000))
+            format!("http://[{}", "x".repeat(20_000))
         } else {
             format!("/hls/{login}/{variant}/{seq}.{ext}")
         };
