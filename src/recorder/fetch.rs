@@ -1,6 +1,6 @@
 //! HTTP for recording: resolving a source to the media playlist of the chosen rendition (Twitch
-//! through the playback path, other HLS sources directly), fetching playlists, and streaming
-//! segments into the part file — each with bounded retries, exponential backoff and jitter.
+//! through the playback path, other HLS sources directly), fetching playlists (bounded retries,
+//! exponential backoff and jitter), and opening segment downloads for the look-ahead.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +13,6 @@ use url::Url;
 use super::playlist::{self, ByteRange, MediaPlaylist, Parsed, PlaylistError, MAX_PLAYLIST_BYTES};
 use super::source_guard::{Refusal, SourceGuard};
 use super::variant;
-use super::writer::PartFile;
 use crate::backoff::exponential;
 use crate::twitch::playback::{Master, Playback, PlaybackError};
 
@@ -302,78 +301,6 @@ async fn get_capped(
     Ok(body.freeze())
 }
 
-/// Streams one resource (segment or init segment) onto the end of `part`, retrying from
-/// scratch (after cutting the file back) when a try fails. Returns the bytes added.
-/// Cancellation is noticed between chunks, never in the middle of a write to the file.
-pub async fn append_resource(
-    http: &Http,
-    url: &Url,
-    range: Option<ByteRange>,
-    part: &mut PartFile,
-    cancel: &CancellationToken,
-) -> Result<u64, FetchError> {
-    let mut attempt = 0;
-    loop {
-        let mark = part.len();
-        match stream_once(http, url, range, part, cancel).await {
-            Ok(n) => return Ok(n),
-            Err(e) => {
-                part.truncate(mark).await?;
-                if !e.transient() || attempt + 1 >= SEGMENT_ATTEMPTS {
-                    return Err(e);
-                }
-                tracing::debug!(error = %e, attempt, "segment download failed; retrying");
-                sleep_or_cancel(exponential(attempt, RETRY_BASE, RETRY_CAP), cancel).await?;
-                attempt += 1;
-            }
-        }
-    }
-}
-
-async fn stream_once(
-    http: &Http,
-    url: &Url,
-    range: Option<ByteRange>,
-    part: &mut PartFile,
-    cancel: &CancellationToken,
-) -> Result<u64, FetchError> {
-    let mut request = http.get(url)?;
-    if let Some(r) = range {
-        request = request.header(reqwest::header::RANGE, r.header());
-    }
-    let mut response = tokio::select! {
-        biased;
-        _ = cancel.cancelled() => return Err(FetchError::Cancelled),
-        r = request.send() => r.map_err(transport)?,
-    };
-    let status = response.status();
-    if !status.is_success() {
-        return Err(FetchError::Status(status.as_u16()));
-    }
-    if range.is_some() && status != StatusCode::PARTIAL_CONTENT {
-        return Err(FetchError::Refused(
-            "the server ignored the byte range".into(),
-        ));
-    }
-    let expected = response.content_length();
-    let mut written = 0u64;
-    loop {
-        let chunk = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => return Err(FetchError::Cancelled),
-            c = response.chunk() => c.map_err(transport)?,
-        };
-        let Some(chunk) = chunk else { break };
-        written += chunk.len() as u64;
-        // Not raced with cancellation: a write is finished, never dropped half-way.
-        part.append(chunk).await?;
-    }
-    if expected.is_some_and(|n| n != written) {
-        return Err(FetchError::Transport("body shorter than announced".into()));
-    }
-    Ok(written)
-}
-
 /// Sends one GET for a resource (segment or init segment) and checks the answer (status,
 /// byte range honoured); the body is for the caller to read with [`next_chunk`].
 pub async fn open_resource(
@@ -448,49 +375,6 @@ mod tests {
             }
         });
         Url::parse(&format!("http://{addr}/seg.ts")).unwrap()
-    }
-
-    #[test]
-    fn shutdown_during_a_write_keeps_the_part_file_and_cuts_the_segment_back() {
-        // One blocking thread, held by the test: the write of the segment's first 2 MiB waits
-        // on the pool while shutdown comes.
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .max_blocking_threads(1)
-            .build()
-            .unwrap();
-        runtime.block_on(async {
-            let url = serve(bytes::Bytes::from(vec![b'x'; 3 * 1024 * 1024])).await;
-            let dir = tempfile::tempdir().unwrap();
-            let mut part = PartFile::create(dir.path().join("rec.ts")).await.unwrap();
-            part.append(bytes::Bytes::from_static(b"kept"))
-                .await
-                .unwrap();
-            part.flush().await.unwrap();
-            let (release, blocked) = std::sync::mpsc::channel::<()>();
-            let blocker = tokio::task::spawn_blocking(move || {
-                let _ = blocked.recv();
-            });
-            let cancel = CancellationToken::new();
-            let task = {
-                let cancel = cancel.clone();
-                tokio::spawn(async move {
-                    let http = local();
-                    let result = append_resource(&http, &url, None, &mut part, &cancel).await;
-                    (result, part)
-                })
-            };
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            cancel.cancel();
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            release.send(()).unwrap();
-            blocker.await.unwrap();
-            let (result, part) = task.await.unwrap();
-            assert!(matches!(result, Err(FetchError::Cancelled)), "{result:?}");
-            assert_eq!(part.len(), 4);
-            let done = part.finish().await.unwrap();
-            assert_eq!(std::fs::read(done).unwrap(), b"kept");
-        });
     }
 
     #[tokio::test]
