@@ -15,3 +15,4 @@ pub mod recorder;
 pub mod remote;
 pub mod twitch;
 pub mod upload;
+pub mod work;

@@ -29,6 +29,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
+use crate::work::Events;
 use calls::Call;
 pub use calls::Calls;
 pub use outbox::{CoreStopped, OutboxState, Pending};
@@ -193,31 +194,6 @@ async fn noting<T>(
     op.await
 }
 
-/// Where workers send events. Cloned into every worker.
-#[derive(Debug, Clone)]
-pub struct Events {
-    tx: mpsc::Sender<Event>,
-}
-
-impl Events {
-    /// A sender on `tx`, for workers driven without a core (tests, benchmarks).
-    pub fn new(tx: mpsc::Sender<Event>) -> Events {
-        Events { tx }
-    }
-
-    /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
-    pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
-        self.send(Event::now(login, kind)).await
-    }
-
-    /// Sends a built event (e.g. one tagged with its session, [`Event::in_session`]).
-    pub async fn send(&self, event: Event) {
-        if self.tx.send(event).await.is_err() {
-            warn!("event dropped: the core has stopped");
-        }
-    }
-}
-
 /// The supervisor's state. Lives inside its task; reach it through a [`CoreHandle`].
 #[derive(Debug)]
 pub struct Core {
@@ -271,9 +247,7 @@ impl Core {
         let workers = TaskTracker::new();
         let recordings = recording::Recordings::new(
             &config,
-            Events {
-                tx: events_tx.clone(),
-            },
+            Events::new(events_tx.clone()),
             workers.clone(),
             shutdown.clone(),
         );
@@ -344,9 +318,7 @@ impl Core {
 
     /// A sender for workers' events (and for tests that play a worker).
     pub fn events(&self) -> Events {
-        Events {
-            tx: self.events_tx.clone(),
-        }
+        Events::new(self.events_tx.clone())
     }
 
     async fn run(mut self, inbox: Inbox, watching: usize) {

@@ -18,8 +18,9 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Secret, Twitch};
 use crate::core::store::{Store, StoredToken};
-use crate::core::{Calls, Events};
+use crate::core::Calls;
 use crate::event::EventKind;
+use crate::work::Events;
 
 /// Requests to the id endpoint.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -30,8 +30,9 @@ use yup_oauth2::{ApplicationSecret, InstalledFlowAuthenticator, InstalledFlowRet
 
 use crate::config::{Secret, Youtube};
 use crate::core::store::StoredToken;
-use crate::core::{Calls, Events};
+use crate::core::Calls;
 use crate::event::EventKind;
+use crate::work::Events;
 
 /// The only scope recbot asks Google for.
 pub const UPLOAD_SCOPE: &str = "https://www.googleapis.com/auth/youtube.upload";
