@@ -29,12 +29,10 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
-use crate::work::Events;
-use calls::Call;
-pub use calls::Calls;
+use crate::work::{Call, Events};
+use calls::CheckedAdd;
 pub use outbox::{CoreStopped, OutboxState, Pending};
 use store::Store;
-pub use uploads::{CleanupOutcome, JobUpdate};
 
 /// Capacity of the worker → core event channel; workers wait when it is full.
 const EVENT_QUEUE: usize = 1024;
@@ -120,6 +118,7 @@ struct Inbox {
     events: mpsc::Receiver<Event>,
     outbox: mpsc::Receiver<outbox::OutboxRequest>,
     calls: mpsc::Receiver<Call>,
+    adds: mpsc::Receiver<CheckedAdd>,
 }
 
 #[derive(Debug)]
@@ -202,6 +201,8 @@ pub struct Core {
     started: Instant,
     events_tx: mpsc::Sender<Event>,
     calls_tx: mpsc::Sender<Call>,
+    /// The core's own checked `add`s ([`CheckedAdd`]).
+    adds_tx: mpsc::Sender<CheckedAdd>,
     /// The receiving ends, until the core task takes them.
     inbox: Option<Inbox>,
     /// Events produced by reactions, published after the one being handled.
@@ -241,6 +242,7 @@ impl Core {
         let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
+        let (adds_tx, adds_rx) = mpsc::channel(CALL_QUEUE);
         let (notices, _) = broadcast::channel(NOTICE_QUEUE);
         let (outbox_tx, outbox_rx) = outbox::channel();
         let stopped = CancellationToken::new();
@@ -257,11 +259,13 @@ impl Core {
             started: Instant::now(),
             events_tx,
             calls_tx,
+            adds_tx,
             inbox: Some(Inbox {
                 requests: requests_rx,
                 events: events_rx,
                 outbox: outbox_rx,
                 calls: calls_rx,
+                adds: adds_rx,
             }),
             followups: VecDeque::new(),
             notices: notices.clone(),
@@ -327,6 +331,7 @@ impl Core {
             mut events,
             mut outbox,
             mut calls,
+            mut adds,
         } = inbox;
         let shutdown = self.shutdown.clone();
         // When shutdown was requested: an operation in progress then is finished first (a
@@ -350,6 +355,7 @@ impl Core {
                     noting(self.outbox_request(request), &shutdown, at).await
                 }
                 Some(call) = calls.recv() => noting(self.handle_call(call), &shutdown, at).await,
+                Some(add) = adds.recv() => noting(self.handle_add(add), &shutdown, at).await,
                 Some(request) = requests.recv() => {
                     noting(self.respond(request), &shutdown, at).await
                 }
@@ -372,6 +378,8 @@ impl Core {
                     Some(request) = outbox.recv() => self.outbox_request(request).await,
                     // Workers persist their last offsets and tokens while they finish.
                     Some(call) = calls.recv() => self.handle_call(call).await,
+                    // A checked add arriving now is refused (shutting down), not left waiting.
+                    Some(add) = adds.recv() => self.handle_add(add).await,
                     _ = &mut finished => break,
                 }
             }

@@ -18,8 +18,8 @@ use tracing::{debug, info, warn};
 
 use crate::config::{Secret, Twitch};
 use crate::core::store::{Store, StoredToken};
-use crate::core::Calls;
 use crate::event::EventKind;
+use crate::work::Calls;
 use crate::work::Events;
 
 /// Requests to the id endpoint.

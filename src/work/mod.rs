@@ -3,6 +3,13 @@
 //! ([`Events`]), the acknowledged durable calls ([`Calls`]), stored tokens, quota reservations
 //! and upload job updates. The core creates and serves these; workers only hold them.
 
+mod calls;
 mod events;
+pub(crate) mod jobs;
+mod tokens;
 
+pub(crate) use calls::Call;
+pub use calls::{Calls, Reservation};
 pub use events::Events;
+pub use jobs::{CleanupOutcome, JobUpdate, UploadJob, WaitReason};
+pub use tokens::{StoredToken, TokenSource};

@@ -1,21 +1,13 @@
 //! OAuth tokens per service (`youtube`, `twitch`). Values are [`Secret`]s: they never print.
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::Row;
 
 use super::Store;
 use crate::config::Secret;
 
-/// A stored OAuth token set.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredToken {
-    pub access_token: Secret,
-    pub refresh_token: Option<Secret>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Granted scopes, space-separated as OAuth servers send them.
-    pub scopes: String,
-}
+pub use crate::work::StoredToken;
 
 impl Store {
     pub async fn token(&self, service: &str) -> Result<Option<StoredToken>> {
