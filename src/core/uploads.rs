@@ -56,7 +56,8 @@ impl Core {
         }
         let worker = UploadWorker::new(
             self.config.clone(),
-            self.store.clone(),
+            Arc::new(self.store.clone()),
+            Arc::new(self.store.clone()),
             self.calls(),
             self.uploads.wake.clone(),
             self.shutdown.child_token(),

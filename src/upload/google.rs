@@ -30,9 +30,7 @@ use yup_oauth2::{ApplicationSecret, InstalledFlowAuthenticator, InstalledFlowRet
 
 use crate::config::{Secret, Youtube};
 use crate::event::EventKind;
-use crate::work::Calls;
-use crate::work::Events;
-use crate::work::StoredToken;
+use crate::work::{Calls, Events, StoredToken};
 
 /// The only scope recbot asks Google for.
 pub const UPLOAD_SCOPE: &str = "https://www.googleapis.com/auth/youtube.upload";

@@ -57,6 +57,14 @@ impl Store {
     }
 }
 
+/// Workers read the stored token of their service through the store (reads only).
+#[async_trait::async_trait]
+impl crate::work::TokenSource for Store {
+    async fn token(&self, service: recbot_commands::Service) -> Result<Option<StoredToken>> {
+        Store::token(self, service.as_str()).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

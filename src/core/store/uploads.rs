@@ -264,6 +264,27 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
     })
 }
 
+/// The upload worker reads the queue straight from the database (a clone of the store; reads
+/// only, the core stays the one writer).
+#[async_trait::async_trait]
+impl crate::upload::JobSource for Store {
+    async fn next_due_upload(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        Store::next_due_upload(self, now).await
+    }
+
+    async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
+        Store::next_upload_wakeup(self).await
+    }
+
+    async fn next_due_cleanup(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        Store::next_due_cleanup(self, now).await
+    }
+
+    async fn upload_hold(&self, now: DateTime<Utc>) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
+        Store::upload_hold(self, now).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
