@@ -10,7 +10,7 @@ use recbot_commands::Login;
 use sqlx::Row;
 
 use super::Store;
-pub use crate::work::jobs::{Cleanup, JobState, UploadJob, WaitReason};
+pub use crate::work::{Cleanup, JobState, UploadJob, WaitReason};
 
 /// What a finished recording part brings to the queue.
 #[derive(Debug, Clone)]
