@@ -9,7 +9,7 @@ pub mod chat;
 pub mod config;
 pub mod core;
 pub mod event;
-pub mod format;
+pub(crate) mod format;
 pub mod frontend;
 pub mod logging;
 pub mod recorder;
