@@ -1,6 +1,8 @@
 //! The supervisor: the one task that owns recbot's state. It applies commands (persist first,
 //! then reply), receives [`Event`]s from workers, persists them in the event log and passes
-//! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here.
+//! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here; they
+//! know the core only through `crate::work` (events, calls, tokens, job rows) and interfaces
+//! they define (`upload::JobSource`), which the core implements.
 
 mod apply;
 mod auth;
@@ -42,6 +44,9 @@ const NOTICE_QUEUE: usize = 1024;
 const REQUEST_QUEUE: usize = 64;
 /// Workers' durable-change requests waiting for the core (each worker has at most one open).
 const CALL_QUEUE: usize = 64;
+/// Checked `add hls` commands waiting for the core (one per command whose source's name was
+/// resolved off the loop, so bounded by the requests in flight).
+const ADD_QUEUE: usize = 64;
 /// How long shutdown waits for workers, counted from the moment shutdown was requested (not
 /// from when the core got to it): `main` gives the whole shutdown 10 s, and the database must
 /// be closed cleanly within them.
@@ -242,7 +247,7 @@ impl Core {
         let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
-        let (adds_tx, adds_rx) = mpsc::channel(CALL_QUEUE);
+        let (adds_tx, adds_rx) = mpsc::channel(ADD_QUEUE);
         let (notices, _) = broadcast::channel(NOTICE_QUEUE);
         let (outbox_tx, outbox_rx) = outbox::channel();
         let stopped = CancellationToken::new();

@@ -1,6 +1,6 @@
 //! The upload queue (`upload_jobs`) and the local YouTube quota ledger (`upload_quota`). The
 //! core writes both; the upload worker reads jobs through the core's [`crate::upload::JobSource`]
-//! (implemented on a clone of the store). The row types live in `work::jobs`.
+//! (implemented on a clone of the store). The row types live in `crate::work`.
 
 use std::path::PathBuf;
 
