@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use origin::{End, Origin, StreamConfig};
 use recbot::config::Config;
-use recbot::core::Events;
 use recbot::event::EventKind;
 use recbot::recorder::{Control, Recorder, RecordingSpec, SourceSpec, StopReason};
+use recbot::work::Events;
 use recbot_commands::{Login, Quality};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;

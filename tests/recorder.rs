@@ -9,10 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use recbot::config::Config;
-use recbot::core::Events;
 use recbot::event::{Event, EventKind};
 use recbot::recorder::sidecar::Sidecar;
 use recbot::recorder::{Control, Recorder, RecordingSpec, SourceSpec, StopReason};
+use recbot::work::Events;
 use recbot_commands::{Login, Quality};
 use support::origin::{init_bytes, segment_bytes, End, Origin, StreamConfig};
 use support::same_bytes;

@@ -315,7 +315,7 @@ async fn record_spec(config: &Config, spec: RecordingSpec) -> Vec<Event> {
     let shutdown = CancellationToken::new();
     let recorder = Recorder::new(
         config,
-        recbot::core::Events::new(tx),
+        recbot::work::Events::new(tx),
         tracker.clone(),
         shutdown.clone(),
     );
@@ -476,7 +476,7 @@ async fn a_watched_source_at_a_refused_address_is_reported_with_the_reason() {
         Duration::from_millis(20),
         Http::guarded(SourceGuard::default()),
         hls_source::Recording::default(),
-        recbot::core::Events::new(tx),
+        recbot::work::Events::new(tx),
         cancel.clone(),
     ));
     let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())

@@ -7,7 +7,7 @@ use tokio::sync::oneshot;
 use tracing::{error, info};
 use url::Url;
 
-use super::calls::Call;
+use super::calls::CheckedAdd;
 use super::store::Watch;
 use super::{Answer, Core, Origin, Reply};
 use crate::event::{Event, EventKind};
@@ -37,7 +37,7 @@ impl Core {
         let private = command.private_reply();
         let result = match command {
             // An HLS source's address is checked first; a name is resolved off the core loop
-            // and the add applied after (see `Call::Add`).
+            // and the add applied after (see `CheckedAdd`).
             Command::Add(request) => match self.check_source(&request) {
                 Err(refused) => return Answer::Now(refused),
                 Ok(Some((guard, url))) => {
@@ -86,7 +86,7 @@ impl Core {
     }
 
     /// Resolves the source's name in a worker task; the add itself comes back to the core as
-    /// [`Call::Add`], so the watch list still has one writer.
+    /// [`CheckedAdd`], so the watch list still has one writer.
     fn add_after_lookup(
         &self,
         request: AddRequest,
@@ -94,14 +94,14 @@ impl Core {
         guard: SourceGuard,
         url: Url,
     ) -> Answer {
-        let calls = self.calls_tx.clone();
+        let adds = self.adds_tx.clone();
         Answer::Later(Box::pin(async move {
             if let Err(Refusal(why)) = guard.check_source(&url).await {
                 return refused_source(&request.name, &why);
             }
             let (ack, reply) = oneshot::channel();
-            if calls
-                .send(Call::Add {
+            if adds
+                .send(CheckedAdd {
                     request,
                     origin,
                     ack,
@@ -117,7 +117,7 @@ impl Core {
         }))
     }
 
-    /// `add` once its source was checked (`Call::Add`).
+    /// `add` once its source was checked (`CheckedAdd`).
     pub(super) async fn add_checked(&mut self, request: AddRequest, origin: Origin) -> Reply {
         if self.shutdown.is_cancelled() {
             return Reply::refused("recbot is shutting down; nothing was changed");

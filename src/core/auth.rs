@@ -443,7 +443,7 @@ impl Core {
         };
         let keeper = twitch::TokenKeeper {
             oauth,
-            store: self.store.clone(),
+            stored: Arc::new(self.store.clone()),
             calls: self.calls(),
             token_saved: self.auth.twitch_saved.clone(),
             validate_every: Duration::from_secs(self.config.twitch.validate_interval_secs),

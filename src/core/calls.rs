@@ -1,125 +1,28 @@
-//! Requests workers make of the core when a state change must be durable before they go on (a
-//! new token, an upload's confirmed offset, a quota reservation). The core applies each in
-//! order with the events, persists it, announces what there is to announce, and only then
-//! acknowledges. Workers hold a [`Calls`] handle.
+//! The core's side of the workers' [`Calls`] (`work::calls`): each call is applied in order
+//! with the events, persisted, announced, and only then acknowledged. Beside them comes the
+//! core's own [`CheckedAdd`], served in the same places.
 
-use anyhow::{anyhow, Result};
-use chrono::NaiveDate;
-use recbot_commands::{AddRequest, Service};
-use tokio::sync::{mpsc, oneshot};
+use recbot_commands::AddRequest;
+use tokio::sync::oneshot;
 
-use super::store::StoredToken;
-use super::uploads::JobUpdate;
 use super::{Core, Origin, Reply};
-use crate::upload::quota::Reservation;
+use crate::work::{Call, Calls};
 
-/// One request with its acknowledgement.
+/// `add hls` whose source was checked off the core loop (its name resolved to allowed
+/// addresses): the core task applies it now; the acknowledgement is the command's reply. It
+/// has its own queue because it carries a front-end's [`Origin`] and answers a [`Reply`], which
+/// workers' [`Call`]s know nothing of.
 #[derive(Debug)]
-pub(crate) enum Call {
-    /// Store a token set (after a code exchange or a refresh). A set without a refresh token
-    /// keeps the stored one (Google omits it on refresh).
-    SaveToken {
-        service: Service,
-        token: StoredToken,
-        ack: oneshot::Sender<Result<()>>,
-    },
-    /// An authorization succeeded: the pending one is cleared, `AuthCompleted` announced and
-    /// what waited for it resumed.
-    AuthCompleted {
-        service: Service,
-        account: Option<String>,
-        ack: oneshot::Sender<Result<()>>,
-    },
-    /// A worker found the stored authorization unusable (revoked, expired, missing): the core
-    /// starts a new authorization and posts its link with `AuthRequired`.
-    AuthNeeded { service: Service, reason: String },
-    /// A change to an upload job.
-    Job {
-        update: JobUpdate,
-        ack: oneshot::Sender<Result<()>>,
-    },
-    /// Count one upload against today's ledger; answers the next reset instead when the
-    /// daily limit is reached (nothing is counted then).
-    ReserveQuota {
-        ack: oneshot::Sender<Result<Reservation>>,
-    },
-    /// Give back an upload counted on `day` whose session could not be opened (YouTube did
-    /// not take the request: a server error, a reset, a refused access token).
-    ReleaseQuota {
-        day: NaiveDate,
-        ack: oneshot::Sender<Result<()>>,
-    },
-    /// `add hls` whose source was checked off the core loop (its name resolved to allowed
-    /// addresses): apply it now; the acknowledgement is the command's reply.
-    Add {
-        request: AddRequest,
-        origin: Origin,
-        ack: oneshot::Sender<Reply>,
-    },
-}
-
-/// The workers' handle for [`Call`]s. Every method waits for the core's acknowledgement.
-#[derive(Debug, Clone)]
-pub struct Calls {
-    pub(super) tx: mpsc::Sender<Call>,
-}
-
-impl Calls {
-    async fn call<T>(&self, make: impl FnOnce(oneshot::Sender<Result<T>>) -> Call) -> Result<T> {
-        let (ack, done) = oneshot::channel();
-        self.tx
-            .send(make(ack))
-            .await
-            .map_err(|_| anyhow!("the core has stopped"))?;
-        done.await
-            .map_err(|_| anyhow!("the core stopped before confirming"))?
-    }
-
-    pub async fn save_token(&self, service: Service, token: StoredToken) -> Result<()> {
-        self.call(|ack| Call::SaveToken {
-            service,
-            token,
-            ack,
-        })
-        .await
-    }
-
-    pub async fn auth_completed(&self, service: Service, account: Option<String>) -> Result<()> {
-        self.call(|ack| Call::AuthCompleted {
-            service,
-            account,
-            ack,
-        })
-        .await
-    }
-
-    /// Asks for a new authorization; returns once the core has the request.
-    pub async fn auth_needed(&self, service: Service, reason: String) {
-        let _ = self.tx.send(Call::AuthNeeded { service, reason }).await;
-    }
-
-    pub(crate) async fn job(&self, update: JobUpdate) -> Result<()> {
-        self.call(|ack| Call::Job { update, ack }).await
-    }
-
-    /// Counts one upload (one `videos.insert`) against today's ledger, or says when the full
-    /// ledger resets.
-    pub async fn reserve_quota(&self) -> Result<Reservation> {
-        self.call(|ack| Call::ReserveQuota { ack }).await
-    }
-
-    /// Gives back a reservation of `day` that YouTube never charged.
-    pub async fn release_quota(&self, day: NaiveDate) -> Result<()> {
-        self.call(|ack| Call::ReleaseQuota { day, ack }).await
-    }
+pub(super) struct CheckedAdd {
+    pub request: AddRequest,
+    pub origin: Origin,
+    pub ack: oneshot::Sender<Reply>,
 }
 
 impl Core {
     /// A handle for workers' calls (and for tests that play a worker).
     pub fn calls(&self) -> Calls {
-        Calls {
-            tx: self.calls_tx.clone(),
-        }
+        Calls::new(self.calls_tx.clone())
     }
 
     pub(super) async fn handle_call(&mut self, call: Call) {
@@ -148,13 +51,13 @@ impl Core {
             Call::ReleaseQuota { day, ack } => {
                 let _ = ack.send(self.store.release_quota(day).await);
             }
-            Call::Add {
-                request,
-                origin,
-                ack,
-            } => {
-                let _ = ack.send(self.add_checked(request, origin).await);
-            }
         }
+    }
+
+    /// An `add` whose source was checked ([`CheckedAdd`]): applied, and its reply sent.
+    pub(super) async fn handle_add(&mut self, add: CheckedAdd) {
+        let _ = add
+            .ack
+            .send(self.add_checked(add.request, add.origin).await);
     }
 }

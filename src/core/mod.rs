@@ -1,6 +1,8 @@
 //! The supervisor: the one task that owns recbot's state. It applies commands (persist first,
 //! then reply), receives [`Event`]s from workers, persists them in the event log and passes
-//! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here.
+//! them on to the front-ends as [`Notice`]s. Workers are spawned and cancelled from here; they
+//! know the core only through `crate::work` (events, calls, tokens, job rows) and interfaces
+//! they define (`upload::JobSource`), which the core implements.
 
 mod apply;
 mod auth;
@@ -29,11 +31,10 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
-use calls::Call;
-pub use calls::Calls;
+use crate::work::{Call, Events};
+use calls::CheckedAdd;
 pub use outbox::{CoreStopped, OutboxState, Pending};
 use store::Store;
-pub use uploads::{CleanupOutcome, JobUpdate};
 
 /// Capacity of the worker → core event channel; workers wait when it is full.
 const EVENT_QUEUE: usize = 1024;
@@ -43,6 +44,9 @@ const NOTICE_QUEUE: usize = 1024;
 const REQUEST_QUEUE: usize = 64;
 /// Workers' durable-change requests waiting for the core (each worker has at most one open).
 const CALL_QUEUE: usize = 64;
+/// Checked `add hls` commands waiting for the core (one per command whose source's name was
+/// resolved off the loop, so bounded by the requests in flight).
+const ADD_QUEUE: usize = 64;
 /// How long shutdown waits for workers, counted from the moment shutdown was requested (not
 /// from when the core got to it): `main` gives the whole shutdown 10 s, and the database must
 /// be closed cleanly within them.
@@ -119,6 +123,7 @@ struct Inbox {
     events: mpsc::Receiver<Event>,
     outbox: mpsc::Receiver<outbox::OutboxRequest>,
     calls: mpsc::Receiver<Call>,
+    adds: mpsc::Receiver<CheckedAdd>,
 }
 
 #[derive(Debug)]
@@ -193,31 +198,6 @@ async fn noting<T>(
     op.await
 }
 
-/// Where workers send events. Cloned into every worker.
-#[derive(Debug, Clone)]
-pub struct Events {
-    tx: mpsc::Sender<Event>,
-}
-
-impl Events {
-    /// A sender on `tx`, for workers driven without a core (tests, benchmarks).
-    pub fn new(tx: mpsc::Sender<Event>) -> Events {
-        Events { tx }
-    }
-
-    /// Sends an event to the core, waiting while its queue is full (so nothing is dropped).
-    pub async fn emit(&self, login: Option<Login>, kind: EventKind) {
-        self.send(Event::now(login, kind)).await
-    }
-
-    /// Sends a built event (e.g. one tagged with its session, [`Event::in_session`]).
-    pub async fn send(&self, event: Event) {
-        if self.tx.send(event).await.is_err() {
-            warn!("event dropped: the core has stopped");
-        }
-    }
-}
-
 /// The supervisor's state. Lives inside its task; reach it through a [`CoreHandle`].
 #[derive(Debug)]
 pub struct Core {
@@ -226,6 +206,8 @@ pub struct Core {
     started: Instant,
     events_tx: mpsc::Sender<Event>,
     calls_tx: mpsc::Sender<Call>,
+    /// The core's own checked `add`s ([`CheckedAdd`]).
+    adds_tx: mpsc::Sender<CheckedAdd>,
     /// The receiving ends, until the core task takes them.
     inbox: Option<Inbox>,
     /// Events produced by reactions, published after the one being handled.
@@ -265,15 +247,14 @@ impl Core {
         let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);
+        let (adds_tx, adds_rx) = mpsc::channel(ADD_QUEUE);
         let (notices, _) = broadcast::channel(NOTICE_QUEUE);
         let (outbox_tx, outbox_rx) = outbox::channel();
         let stopped = CancellationToken::new();
         let workers = TaskTracker::new();
         let recordings = recording::Recordings::new(
             &config,
-            Events {
-                tx: events_tx.clone(),
-            },
+            Events::new(events_tx.clone()),
             workers.clone(),
             shutdown.clone(),
         );
@@ -283,11 +264,13 @@ impl Core {
             started: Instant::now(),
             events_tx,
             calls_tx,
+            adds_tx,
             inbox: Some(Inbox {
                 requests: requests_rx,
                 events: events_rx,
                 outbox: outbox_rx,
                 calls: calls_rx,
+                adds: adds_rx,
             }),
             followups: VecDeque::new(),
             notices: notices.clone(),
@@ -344,9 +327,7 @@ impl Core {
 
     /// A sender for workers' events (and for tests that play a worker).
     pub fn events(&self) -> Events {
-        Events {
-            tx: self.events_tx.clone(),
-        }
+        Events::new(self.events_tx.clone())
     }
 
     async fn run(mut self, inbox: Inbox, watching: usize) {
@@ -355,6 +336,7 @@ impl Core {
             mut events,
             mut outbox,
             mut calls,
+            mut adds,
         } = inbox;
         let shutdown = self.shutdown.clone();
         // When shutdown was requested: an operation in progress then is finished first (a
@@ -378,6 +360,7 @@ impl Core {
                     noting(self.outbox_request(request), &shutdown, at).await
                 }
                 Some(call) = calls.recv() => noting(self.handle_call(call), &shutdown, at).await,
+                Some(add) = adds.recv() => noting(self.handle_add(add), &shutdown, at).await,
                 Some(request) = requests.recv() => {
                     noting(self.respond(request), &shutdown, at).await
                 }
@@ -400,6 +383,8 @@ impl Core {
                     Some(request) = outbox.recv() => self.outbox_request(request).await,
                     // Workers persist their last offsets and tokens while they finish.
                     Some(call) = calls.recv() => self.handle_call(call).await,
+                    // A checked add arriving now is refused (shutting down), not left waiting.
+                    Some(add) = adds.recv() => self.handle_add(add).await,
                     _ = &mut finished => break,
                 }
             }

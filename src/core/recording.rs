@@ -26,7 +26,7 @@ use tracing::{error, info, warn};
 
 use super::disk_report::{DiskFigures, DiskReports};
 use super::store::Store;
-use super::{Answer, Core, Events, Reply};
+use super::{Answer, Core, Reply};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
@@ -36,6 +36,7 @@ use crate::recorder::{
     disk, hls_source, recovery, Control, Recorder, RecordingHandle, RecordingSpec, SourceSpec,
     StopReason,
 };
+use crate::work::Events;
 
 /// A session left open by the previous run, waiting to be continued or closed.
 #[derive(Debug, Clone)]

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use recbot_commands::Service;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
@@ -17,8 +17,9 @@ use super::{Core, Origin, Reply};
 use crate::config::{AfterUpload, Privacy};
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
-use crate::upload::quota::{self, Reservation};
+use crate::upload::quota;
 use crate::upload::worker::UploadWorker;
+use crate::work::{CleanupOutcome, JobUpdate, Reservation};
 
 /// Jobs finished or failed that `uploads` still shows.
 const RECENT_JOBS: i64 = 10;
@@ -28,66 +29,6 @@ const RECENT_JOBS: i64 = 10;
 pub(super) struct UploadState {
     /// Wakes the worker when a job was queued, re-queued or resumed.
     wake: Arc<Notify>,
-}
-
-/// A change the upload worker reports; the core persists it, then announces it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobUpdate {
-    /// Bytes are about to be sent for this job (from `from` on).
-    Started {
-        job: i64,
-        total: u64,
-        from: u64,
-    },
-    /// A new resumable session for `total` bytes was opened (or `None`: the old one is gone).
-    Session {
-        job: i64,
-        uri: Option<String>,
-        total: u64,
-    },
-    /// YouTube confirmed `confirmed` bytes; `announce` carries the rate when worth a notice.
-    Progress {
-        job: i64,
-        confirmed: u64,
-        announce: Option<f64>,
-    },
-    /// The job waits until `until`.
-    Deferred {
-        job: i64,
-        until: DateTime<Utc>,
-        reason: WaitReason,
-        why: String,
-    },
-    /// YouTube must be authorized again; the job (and every queued one) waits for that.
-    Paused {
-        job: i64,
-        why: String,
-    },
-    Finished {
-        job: i64,
-        video_id: String,
-    },
-    Failed {
-        job: i64,
-        why: String,
-    },
-    /// Where a finished job's files stand (`after_upload = "delete"` waits for YouTube's
-    /// processing).
-    Cleanup {
-        job: i64,
-        outcome: CleanupOutcome,
-    },
-}
-
-/// What the worker learnt about a finished video whose files wait for its processing.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CleanupOutcome {
-    /// Not processed yet (or YouTube could not be asked): check again at `at`.
-    Later { at: DateTime<Utc>, checks: u32 },
-    /// Processed; the files were deleted.
-    Deleted,
-    /// YouTube refused the video, or never finished it: the files stay (announced).
-    Kept { why: String },
 }
 
 impl Core {
@@ -115,7 +56,8 @@ impl Core {
         }
         let worker = UploadWorker::new(
             self.config.clone(),
-            self.store.clone(),
+            Arc::new(self.store.clone()),
+            Arc::new(self.store.clone()),
             self.calls(),
             self.uploads.wake.clone(),
             self.shutdown.child_token(),

@@ -11,8 +11,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Storage;
-use crate::core::Events;
 use crate::event::EventKind;
+use crate::work::Events;
 
 /// Space on the filesystem holding a folder.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -22,8 +22,8 @@ use url::Url;
 
 use super::fetch::{self, FetchError, Origin, Resolved};
 use super::playlist::{self, PlaylistError};
-use crate::core::Events;
 use crate::event::EventKind;
+use crate::work::Events;
 
 /// Logins being recorded right now (kept by the core; pollers pause for them).
 pub type Recording = Arc<Mutex<HashSet<Login>>>;

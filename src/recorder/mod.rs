@@ -37,9 +37,9 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::{Config, Storage};
-use crate::core::Events;
 use crate::event::{Event, EventKind};
 use crate::twitch::playback::Playback;
+use crate::work::Events;
 use sidecar::Position;
 
 /// Control messages a recording can queue before it blocks the core.

@@ -17,9 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::config::{Secret, Twitch};
-use crate::core::store::{Store, StoredToken};
-use crate::core::{Calls, Events};
 use crate::event::EventKind;
+use crate::work::{Calls, Events, StoredToken, TokenSource};
 
 /// Requests to the id endpoint.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -513,7 +512,8 @@ impl DeviceFlow {
 #[derive(Debug)]
 pub struct TokenKeeper {
     pub oauth: TwitchOAuth,
-    pub store: Store,
+    /// Where the stored Twitch token is read (the core's store).
+    pub stored: Arc<dyn TokenSource>,
     pub calls: Calls,
     /// Notified by the core whenever a Twitch token is stored.
     pub token_saved: Arc<Notify>,
@@ -556,7 +556,7 @@ impl TokenKeeper {
 
     /// `refreshed`: the token was refreshed just before, so a refusal is final.
     async fn check(&self, refreshed: bool) -> Next {
-        let token = match self.store.token(Service::Twitch.as_str()).await {
+        let token = match self.stored.token(Service::Twitch).await {
             Ok(Some(token)) => token,
             Ok(None) => return Next::WaitForToken,
             Err(e) => {

@@ -26,8 +26,8 @@ use super::helix::{Helix, MAX_LOGINS_PER_REQUEST};
 use super::metadata::{Metadata, BATCH};
 use super::playback::{Master, Playback};
 use crate::config::Config;
-use crate::core::Events;
 use crate::event::EventKind;
+use crate::work::Events;
 
 /// Probes in flight at once without credentials (each is a GQL POST and an usher GET).
 const PROBE_CONCURRENCY: usize = 16;

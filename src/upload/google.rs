@@ -29,9 +29,8 @@ use yup_oauth2::storage::{TokenInfo, TokenStorage, TokenStorageError};
 use yup_oauth2::{ApplicationSecret, InstalledFlowAuthenticator, InstalledFlowReturnMethod};
 
 use crate::config::{Secret, Youtube};
-use crate::core::store::StoredToken;
-use crate::core::{Calls, Events};
 use crate::event::EventKind;
+use crate::work::{Calls, Events, StoredToken};
 
 /// The only scope recbot asks Google for.
 pub const UPLOAD_SCOPE: &str = "https://www.googleapis.com/auth/youtube.upload";

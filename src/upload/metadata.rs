@@ -8,7 +8,7 @@ use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
 
 use crate::config::Privacy;
-use crate::frontend::render;
+use crate::format;
 use crate::recorder::sidecar::Sidecar;
 
 /// YouTube's limit for titles, in characters.
@@ -111,7 +111,7 @@ pub fn description(sidecar: &Sidecar) -> String {
         text,
         "Started {} · {} · {}",
         sidecar.started.format("%Y-%m-%d %H:%M UTC"),
-        render::duration(sidecar.duration_secs),
+        format::duration(sidecar.duration_secs),
         sidecar.quality
     );
     if sidecar.part > 1 {
@@ -123,7 +123,7 @@ pub fn description(sidecar: &Sidecar) -> String {
             text,
             "Missing: {} gap(s), {} in total",
             sidecar.gaps.len(),
-            render::duration(sidecar.gap_seconds())
+            format::duration(sidecar.gap_seconds())
         );
     }
     if !sidecar.ad_breaks.is_empty() {

@@ -1,4 +1,5 @@
-//! YouTube uploads: the queue worker (`worker`), the resumable upload protocol (`resumable`),
+//! YouTube uploads: the queue worker (`worker`, reading the queue through the [`JobSource`] the
+//! core implements), the resumable upload protocol (`resumable`),
 //! Google OAuth (`google`, consent through yup-oauth2), titles and descriptions (`metadata`),
 //! YouTube's Pacific-time quota day (`quota`), what becomes of uploaded files (`after`) and
 //! whether YouTube finished processing a video before its files are deleted (`processing`).
@@ -8,6 +9,9 @@ pub mod after;
 pub mod google;
 pub mod metadata;
 pub mod processing;
+mod queue;
 pub mod quota;
 pub mod resumable;
 pub mod worker;
+
+pub use queue::JobSource;

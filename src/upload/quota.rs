@@ -34,15 +34,6 @@ pub fn describe(at: DateTime<Utc>) -> String {
     )
 }
 
-/// The answer to a reservation in the ledger.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reservation {
-    /// One upload counted on this Pacific day.
-    Counted(NaiveDate),
-    /// The daily limit is reached; it resets then.
-    Full(DateTime<Utc>),
-}
-
 /// Uploads left today under the local limit.
 pub fn left(used: u32, limit: u32) -> u32 {
     limit.saturating_sub(used)

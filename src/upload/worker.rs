@@ -24,12 +24,14 @@ use super::after::Plan;
 use super::google::{GoogleTokens, RefreshError};
 use super::metadata;
 use super::processing::{CheckError, Processing, VideoStatus};
-use super::quota::{self, Reservation};
+use super::quota;
 use super::resumable::{content_type, Resumable, Status, UploadError};
+use super::JobSource;
 use crate::config::{Config, Secret};
-use crate::core::store::{Store, UploadJob, WaitReason};
-use crate::core::{Calls, CleanupOutcome, JobUpdate};
 use crate::recorder::sidecar::Sidecar;
+use crate::work::{
+    Calls, CleanupOutcome, JobUpdate, Reservation, TokenSource, UploadJob, WaitReason,
+};
 
 /// Progress is announced at most once per this share of the file…
 const PROGRESS_STEP_PERCENT: u64 = 10;
@@ -46,7 +48,10 @@ const PROCESSING_CHECK_MAX: Duration = Duration::from_secs(3600);
 #[derive(Debug)]
 pub struct UploadWorker {
     config: Arc<Config>,
-    store: Store,
+    /// The queue, read between jobs.
+    jobs: Arc<dyn JobSource>,
+    /// The stored YouTube token.
+    stored: Arc<dyn TokenSource>,
     calls: Calls,
     wake: Arc<Notify>,
     cancel: CancellationToken,
@@ -73,7 +78,8 @@ enum TokenError {
 impl UploadWorker {
     pub fn new(
         config: Arc<Config>,
-        store: Store,
+        jobs: Arc<dyn JobSource>,
+        stored: Arc<dyn TokenSource>,
         calls: Calls,
         wake: Arc<Notify>,
         cancel: CancellationToken,
@@ -86,7 +92,8 @@ impl UploadWorker {
         let videos = VideoStatus::new(&config.youtube.api_url)?;
         Ok(UploadWorker {
             config,
-            store,
+            jobs,
+            stored,
             calls,
             wake,
             cancel,
@@ -100,7 +107,7 @@ impl UploadWorker {
         info!("upload worker started");
         while !self.cancel.is_cancelled() {
             // Videos whose files wait for YouTube's processing first: each is one short request.
-            match self.store.next_due_cleanup(Utc::now()).await {
+            match self.jobs.next_due_cleanup(Utc::now()).await {
                 Ok(Some(job)) => {
                     let id = job.id;
                     match self.cleanup(job).await {
@@ -116,7 +123,7 @@ impl UploadWorker {
                 Ok(None) => {}
                 Err(e) => error!(error = %e, "cannot read the files waiting for YouTube"),
             }
-            let job = match self.store.next_due_upload(Utc::now()).await {
+            let job = match self.jobs.next_due_upload(Utc::now()).await {
                 Ok(job) => job,
                 Err(e) => {
                     error!(error = %e, "cannot read the upload queue");
@@ -138,7 +145,7 @@ impl UploadWorker {
                     }
                 }
                 None => {
-                    let next = self.store.next_upload_wakeup().await.ok().flatten();
+                    let next = self.jobs.next_upload_wakeup().await.ok().flatten();
                     self.idle(next).await;
                 }
             }
@@ -380,7 +387,7 @@ impl UploadWorker {
     /// limit hold (`Err`: the job's turn is over), and counts the upload against today's
     /// ledger (`Ok`: on this Pacific day).
     async fn hold_for_quota(&self, id: i64) -> anyhow::Result<Result<NaiveDate, Turn>> {
-        if let Some((until, reason)) = self.store.upload_hold(Utc::now()).await? {
+        if let Some((until, reason)) = self.jobs.upload_hold(Utc::now()).await? {
             let turn = match reason {
                 WaitReason::Quota => {
                     let cause = "YouTube's daily upload quota is used up";
@@ -406,8 +413,8 @@ impl UploadWorker {
     /// The stored access token, refreshed when it expires within a minute (or when `force`).
     async fn access_token(&self, force: bool) -> Result<Secret, TokenError> {
         let stored = self
-            .store
-            .token(Service::Youtube.as_str())
+            .stored
+            .token(Service::Youtube)
             .await
             .map_err(|e| TokenError::Transient(format!("cannot read the stored token: {e}")))?;
         let Some(stored) = stored else {

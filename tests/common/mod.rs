@@ -6,8 +6,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use recbot::config::Config;
-use recbot::core::{Core, CoreHandle, Events, Notice};
+use recbot::core::{Core, CoreHandle, Notice};
 use recbot::event::{Event, EventKind};
+use recbot::work::Events;
 use recbot_commands::Login;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;

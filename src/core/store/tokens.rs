@@ -1,21 +1,13 @@
 //! OAuth tokens per service (`youtube`, `twitch`). Values are [`Secret`]s: they never print.
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use sqlx::Row;
 
 use super::Store;
 use crate::config::Secret;
 
-/// A stored OAuth token set.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredToken {
-    pub access_token: Secret,
-    pub refresh_token: Option<Secret>,
-    pub expires_at: Option<DateTime<Utc>>,
-    /// Granted scopes, space-separated as OAuth servers send them.
-    pub scopes: String,
-}
+pub use crate::work::StoredToken;
 
 impl Store {
     pub async fn token(&self, service: &str) -> Result<Option<StoredToken>> {
@@ -62,6 +54,14 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+}
+
+/// Workers read the stored token of their service through the store (reads only).
+#[async_trait::async_trait]
+impl crate::work::TokenSource for Store {
+    async fn token(&self, service: recbot_commands::Service) -> Result<Option<StoredToken>> {
+        Store::token(self, service.as_str()).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! The upload queue (`upload_jobs`) and the local YouTube quota ledger (`upload_quota`). The
-//! core writes both; the upload worker reads jobs through a clone of the store.
+//! core writes both; the upload worker reads jobs through the core's [`crate::upload::JobSource`]
+//! (implemented on a clone of the store). The row types live in `crate::work`.
 
 use std::path::PathBuf;
 
@@ -9,156 +10,7 @@ use recbot_commands::Login;
 use sqlx::Row;
 
 use super::Store;
-
-/// Where a job is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum JobState {
-    /// Waiting for its turn.
-    Queued,
-    /// Being sent (or interrupted by a restart; picked up again at start-up).
-    Uploading,
-    /// Waiting until `next_attempt_at` (quota, upload limit, errors in a row).
-    Deferred,
-    /// Waiting for a human to authorize YouTube again.
-    Paused,
-    Finished,
-    /// Given up; the file is kept and `retry` re-queues it.
-    Failed,
-}
-
-impl JobState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobState::Queued => "queued",
-            JobState::Uploading => "uploading",
-            JobState::Deferred => "deferred",
-            JobState::Paused => "paused",
-            JobState::Finished => "finished",
-            JobState::Failed => "failed",
-        }
-    }
-
-    fn parse(s: &str) -> Result<JobState> {
-        Ok(match s {
-            "queued" => JobState::Queued,
-            "uploading" => JobState::Uploading,
-            "deferred" => JobState::Deferred,
-            "paused" => JobState::Paused,
-            "finished" => JobState::Finished,
-            "failed" => JobState::Failed,
-            other => return Err(anyhow!("unknown upload job state `{other}`")),
-        })
-    }
-
-    /// Still on its way to YouTube.
-    pub fn is_open(self) -> bool {
-        !matches!(self, JobState::Finished | JobState::Failed)
-    }
-}
-
-/// Why a deferred job waits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WaitReason {
-    /// Errors in a row; tried again after `retry_wait_minutes`.
-    Retry,
-    /// The daily quota is used up (ledger or YouTube's `quotaExceeded`).
-    Quota,
-    /// YouTube's per-channel `uploadLimitExceeded`.
-    UploadLimit,
-}
-
-impl WaitReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WaitReason::Retry => "retry",
-            WaitReason::Quota => "quota",
-            WaitReason::UploadLimit => "upload_limit",
-        }
-    }
-
-    fn parse(s: &str) -> Option<WaitReason> {
-        match s {
-            "retry" => Some(WaitReason::Retry),
-            "quota" => Some(WaitReason::Quota),
-            "upload_limit" => Some(WaitReason::UploadLimit),
-            _ => None,
-        }
-    }
-
-    /// Holds every new upload, not only the job that met it.
-    pub fn holds_all(self) -> bool {
-        matches!(self, WaitReason::Quota | WaitReason::UploadLimit)
-    }
-}
-
-/// What remains to do with a finished job's files (`after_upload = "delete"`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cleanup {
-    /// Deleted once YouTube reports the video processed; asked at `cleanup_at`.
-    Waiting,
-    /// Deleted.
-    Done,
-    /// YouTube refused the video (or never finished it): the files stay.
-    Kept,
-}
-
-impl Cleanup {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Cleanup::Waiting => "waiting",
-            Cleanup::Done => "done",
-            Cleanup::Kept => "kept",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Cleanup> {
-        match s {
-            "waiting" => Some(Cleanup::Waiting),
-            "done" => Some(Cleanup::Done),
-            "kept" => Some(Cleanup::Kept),
-            _ => None,
-        }
-    }
-}
-
-/// One row of the queue.
-#[derive(Debug, Clone, PartialEq)]
-pub struct UploadJob {
-    pub id: i64,
-    pub login: Option<Login>,
-    pub session: Option<i64>,
-    pub path: PathBuf,
-    pub sidecar: Option<PathBuf>,
-    pub state: JobState,
-    /// The resumable upload session (an address that accepts the bytes); never shown.
-    pub session_uri: Option<String>,
-    /// Bytes YouTube confirmed having.
-    pub confirmed_bytes: u64,
-    pub total_bytes: u64,
-    /// Waits after errors in a row so far (bounded by `max_attempts`).
-    pub attempts: u32,
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub wait_reason: Option<WaitReason>,
-    pub video_id: Option<String>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// After the upload: files waiting for YouTube's processing, deleted, or kept.
-    pub cleanup: Option<Cleanup>,
-    pub cleanup_at: Option<DateTime<Utc>>,
-    pub cleanup_until: Option<DateTime<Utc>>,
-    pub cleanup_checks: u32,
-}
-
-impl UploadJob {
-    /// The file name, for messages.
-    pub fn file_name(&self) -> String {
-        self.path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| self.path.display().to_string())
-    }
-}
+pub use crate::work::{Cleanup, JobState, UploadJob, WaitReason};
 
 /// What a finished recording part brings to the queue.
 #[derive(Debug, Clone)]
@@ -410,6 +262,27 @@ fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
         cleanup_until: row.try_get("cleanup_until")?,
         cleanup_checks: count("cleanup_checks")?.min(u32::MAX as u64) as u32,
     })
+}
+
+/// The upload worker reads the queue straight from the database (a clone of the store; reads
+/// only, the core stays the one writer).
+#[async_trait::async_trait]
+impl crate::upload::JobSource for Store {
+    async fn next_due_upload(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        Store::next_due_upload(self, now).await
+    }
+
+    async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
+        Store::next_upload_wakeup(self).await
+    }
+
+    async fn next_due_cleanup(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        Store::next_due_cleanup(self, now).await
+    }
+
+    async fn upload_hold(&self, now: DateTime<Utc>) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
+        Store::upload_hold(self, now).await
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,8 @@ use tokio_util::task::TaskTracker;
 
 use super::*;
 use crate::config::Config;
-use crate::core::{Core, Events, Origin};
+use crate::core::{Core, Origin};
+use crate::work::Events;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Call {

@@ -1,0 +1,134 @@
+//! The layering invariant, checked on the source: workers (`twitch`, `recorder`, `chat`,
+//! `upload`) and the vocabulary they share (`work`, `format`) import nothing from `core` or
+//! `frontend`. What a worker needs from the state it gets through `work` (events, calls,
+//! tokens, job rows) or an interface it defines (`upload::JobSource`).
+
+use std::path::{Path, PathBuf};
+
+/// Folders and files below the core: none of them may name `core` or `frontend`.
+const WORKERS: &[&str] = &[
+    "src/twitch",
+    "src/recorder",
+    "src/chat",
+    "src/upload",
+    "src/work",
+    "src/format.rs",
+];
+
+fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_file() {
+        if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path.to_path_buf());
+        }
+        return;
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    for entry in entries {
+        rust_files(&entry, out);
+    }
+}
+
+/// The code of a file without its comments (line comments and `//!`/`///` docs), one string.
+fn code_of(text: &str) -> String {
+    text.lines()
+        .map(|line| match line.find("//") {
+            Some(at) => &line[..at],
+            None => line,
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Paths into `core` or `frontend`: `crate::core…`, `super::…::core…`, and the same names
+/// inside a `use crate::{…}` group.
+fn forbidden_paths(code: &str) -> Vec<String> {
+    let compact: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut found = Vec::new();
+    for layer in ["core", "frontend"] {
+        for prefix in ["crate::", "super::"] {
+            for (at, _) in compact.match_indices(&format!("{prefix}{layer}")) {
+                let after = compact[at + prefix.len() + layer.len()..].chars().next();
+                if !after.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                    found.push(format!("{prefix}{layer}"));
+                }
+            }
+        }
+    }
+    // `use crate::{config, core::X}`: the names at the top of a group.
+    for (at, _) in compact.match_indices("crate::{") {
+        let group = &compact[at + "crate::{".len()..];
+        let mut depth = 0;
+        let mut name = String::new();
+        for c in group.chars() {
+            match c {
+                '{' => depth += 1,
+                '}' if depth == 0 => break,
+                '}' => depth -= 1,
+                ',' | ':' if depth == 0 => {
+                    if name == "core" || name == "frontend" {
+                        found.push(format!("crate::{{{name}…}}"));
+                    }
+                    name.clear();
+                }
+                c if depth == 0 => name.push(c),
+                _ => {}
+            }
+        }
+        if name == "core" || name == "frontend" {
+            found.push(format!("crate::{{{name}}}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn workers_import_neither_the_core_nor_the_front_ends() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for path in WORKERS {
+        rust_files(&root.join(path), &mut files);
+    }
+    assert!(files.len() > 20, "the worker folders were not found");
+    let mut offences = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for path in forbidden_paths(&code_of(&text)) {
+            offences.push(format!(
+                "{}: {path}",
+                file.strip_prefix(root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "workers must not import core or frontend:\n{}",
+        offences.join("\n")
+    );
+}
+
+#[test]
+fn the_check_sees_every_form_of_import() {
+    for code in [
+        "use crate::core::Events;",
+        "use crate::frontend::render;",
+        "use crate::{config::Config, core::Calls};",
+        "use crate::{\n    core,\n    event::Event,\n};",
+        "use super::super::core::store::Store;",
+        "let x = crate::core::store::Store::open(p);",
+    ] {
+        assert!(!forbidden_paths(code).is_empty(), "missed: {code}");
+    }
+    for code in [
+        "use crate::work::Events;",
+        "use crate::{config::Config, work::Calls};",
+        "use crate::corer::X;",
+        "use std::core::mem;",
+    ] {
+        assert!(forbidden_paths(code).is_empty(), "wrongly refused: {code}");
+    }
+    assert_eq!(code_of("let a = 1; // crate::core::X"), "let a = 1; ");
+}
