@@ -1,6 +1,6 @@
 //! The typed configuration: loading the TOML file, environment overrides
 //! (`RECBOT_<SECTION>__<KEY>`), validation with messages that name the file, line and key,
-//! path resolution, and the [`Secret`] type that never prints its value.
+//! and path resolution. Credentials are [`Secret`](crate::secret::Secret)s.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,45 +10,14 @@ use std::path::{Path, PathBuf};
 use recbot_commands::Quality;
 use serde::{Deserialize, Deserializer};
 
+pub use crate::secret::Secret;
+
 /// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.
 pub const ENV_PREFIX: &str = "RECBOT_";
 
-/// A credential. `Debug` and `Display` print `[redacted]`; only [`Secret::expose`] gives the
-/// value, at the one place it is sent to its own service.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient_string(d).map(Secret)
-    }
-}
-
 /// Accepts a string, or a number/bool written without quotes (IDs such as a Discord guild id
 /// are numbers to most people, and environment values carry no type).
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Any {
@@ -249,7 +218,7 @@ impl Twitch {
     /// Helix needs an app token, which needs both halves of the app's credentials.
     pub fn has_app_credentials(&self) -> bool {
         self.client_id.as_deref().is_some_and(|s| !s.is_empty())
-            && self.client_secret.as_ref().is_some_and(|s| !s.0.is_empty())
+            && self.client_secret.as_ref().is_some_and(|s| !s.expose().is_empty())
     }
 
     pub fn poll_interval_secs(&self) -> u64 {

@@ -13,5 +13,6 @@ pub mod frontend;
 pub mod logging;
 pub mod recorder;
 pub mod remote;
+pub mod secret;
 pub mod twitch;
 pub mod upload;

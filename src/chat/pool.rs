@@ -26,8 +26,9 @@ use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
 use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
-use crate::config::{ChatLogin, Config, Secret};
+use crate::config::{ChatLogin, Config};
 use crate::event::{Event, EventKind};
+use crate::secret::Secret;
 use crate::upload::after::Plan;
 
 /// How long after the first unannounced JOIN a `ChatJoined` is posted even while more rooms

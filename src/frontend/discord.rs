@@ -29,9 +29,10 @@ use super::chat::{self, Answered, RecentIds};
 use super::delivery::{
     Backoff, Delivery, MessageRef, Pacer, Place, Platform, PostError, Poster, POST_TIMEOUT,
 };
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
+use crate::secret::Secret;
 
 /// Discord's limit for message content.
 const MAX_TEXT: usize = 2000;

@@ -30,9 +30,10 @@ use super::delivery::{
     Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster, POST_TIMEOUT,
 };
 use super::slack_home::{Claimed, Home};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
+use crate::secret::Secret;
 
 type Client = SlackClient<SlackClientHyperHttpsConnector>;
 

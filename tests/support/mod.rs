@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use recbot::config::{Config, Secret};
+use recbot::config::Config;
 use recbot::core::store::{Store, StoredToken};
 use recbot::core::{CoreHandle, Events, Notice, Origin, Reply};
 use recbot::event::{Event, EventKind};
 use recbot::recorder::sidecar::{Chapter, Sidecar};
+use recbot::secret::Secret;
 use recbot_commands::Login;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
