@@ -1,6 +1,6 @@
 //! The typed configuration: loading the TOML file, environment overrides
 //! (`RECBOT_<SECTION>__<KEY>`), validation with messages that name the file, line and key,
-//! and path resolution. Credentials are [`Secret`](crate::secret::Secret)s.
+//! and path resolution. Credentials are [`Secret`]s.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use recbot_commands::Quality;
 use serde::{Deserialize, Deserializer};
 
-pub use crate::secret::Secret;
+use crate::secret::Secret;
 
 /// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.
 pub const ENV_PREFIX: &str = "RECBOT_";
@@ -218,7 +218,10 @@ impl Twitch {
     /// Helix needs an app token, which needs both halves of the app's credentials.
     pub fn has_app_credentials(&self) -> bool {
         self.client_id.as_deref().is_some_and(|s| !s.is_empty())
-            && self.client_secret.as_ref().is_some_and(|s| !s.expose().is_empty())
+            && self
+                .client_secret
+                .as_ref()
+                .is_some_and(|s| !s.expose().is_empty())
     }
 
     pub fn poll_interval_secs(&self) -> u64 {

@@ -16,10 +16,11 @@ use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::{Secret, Twitch};
+use crate::config::Twitch;
 use crate::core::store::{Store, StoredToken};
 use crate::core::{Calls, Events};
 use crate::event::EventKind;
+use crate::secret::Secret;
 
 /// Requests to the id endpoint.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -28,10 +28,11 @@ use yup_oauth2::authenticator_delegate::InstalledFlowDelegate;
 use yup_oauth2::storage::{TokenInfo, TokenStorage, TokenStorageError};
 use yup_oauth2::{ApplicationSecret, InstalledFlowAuthenticator, InstalledFlowReturnMethod};
 
-use crate::config::{Secret, Youtube};
+use crate::config::Youtube;
 use crate::core::store::StoredToken;
 use crate::core::{Calls, Events};
 use crate::event::EventKind;
+use crate::secret::Secret;
 
 /// The only scope recbot asks Google for.
 pub const UPLOAD_SCOPE: &str = "https://www.googleapis.com/auth/youtube.upload";

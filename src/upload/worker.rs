@@ -26,10 +26,11 @@ use super::metadata;
 use super::processing::{CheckError, Processing, VideoStatus};
 use super::quota::{self, Reservation};
 use super::resumable::{content_type, Resumable, Status, UploadError};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::core::store::{Store, UploadJob, WaitReason};
 use crate::core::{Calls, CleanupOutcome, JobUpdate};
 use crate::recorder::sidecar::Sidecar;
+use crate::secret::Secret;
 
 /// Progress is announced at most once per this share of the file…
 const PROGRESS_STEP_PERCENT: u64 = 10;

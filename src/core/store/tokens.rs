@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::Store;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// A stored OAuth token set.
 #[derive(Debug, Clone, PartialEq)]
