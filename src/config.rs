@@ -250,7 +250,7 @@ pub struct Recording {
     pub allow_private_sources: bool,
     /// Non-public places `add hls` sources may still be read from: `host`, `host:port`,
     /// IP addresses (with or without a port) and networks (`10.0.0.0/8`).
-    pub allowed_sources: Vec<crate::recorder::source_guard::AllowedSource>,
+    pub allowed_sources: Vec<crate::allowed_source::AllowedSource>,
     /// A segment may hold at most 2 × its duration (or the target duration, if longer) at
     /// this bitrate (Mbit/s); a longer body is aborted and reported as a gap.
     pub max_segment_mbps: f64,
@@ -885,7 +885,7 @@ impl Config {
                 "must contain {login} or {started:…} so recordings get distinct names",
             );
         }
-        if let Err(e) = crate::recorder::naming::validate_template(&r.file_template) {
+        if let Err(e) = crate::naming::validate_template(&r.file_template) {
             return Err(("recording.file_template".into(), e));
         }
         if r.stall_timeout_secs == 0 {
@@ -959,7 +959,7 @@ impl Config {
         if y.title_template.trim().is_empty() {
             return fail("youtube.title_template", "must not be empty");
         }
-        if let Err(e) = crate::upload::metadata::check_template(&y.title_template) {
+        if let Err(e) = crate::title_template::check_template(&y.title_template) {
             return Err(("youtube.title_template".into(), e));
         }
         if !(1..=1024).contains(&y.chunk_size_mib) {

@@ -4,6 +4,7 @@
 //! See ARCHITECTURE.md for the map. The binary (`main.rs`) only parses the command line and
 //! wires these parts together.
 
+pub mod allowed_source;
 pub mod backoff;
 pub mod chat;
 pub mod config;
@@ -11,8 +12,10 @@ pub mod core;
 pub mod event;
 pub mod frontend;
 pub mod logging;
+pub mod naming;
 pub mod recorder;
 pub mod remote;
 pub mod secret;
+pub mod title_template;
 pub mod twitch;
 pub mod upload;
