@@ -19,7 +19,7 @@ use tokio::sync::broadcast::{
 use tracing::{debug, error, info, warn};
 
 use super::render;
-use crate::backoff::jitter;
+use crate::backoff::{self, Jitter};
 use crate::core::store::PostedMessage;
 use crate::core::{CoreHandle, CoreStopped, Notice};
 use crate::event::{Event, EventKind, Room};
@@ -133,6 +133,14 @@ pub struct Backoff {
     pub max: Duration,
 }
 
+impl Backoff {
+    /// A retry loop's waits with these settings: doubling, half jitter, back to `first` after
+    /// a healthy run.
+    pub fn pacer(self) -> backoff::Backoff {
+        backoff::Backoff::new(self.first, self.max, Jitter::Half)
+    }
+}
+
 impl Default for Backoff {
     fn default() -> Self {
         Backoff {
@@ -186,33 +194,6 @@ fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> bool {
             | EventKind::UploadFinished { job: j, .. }
             | EventKind::UploadFailed { job: j, .. } if j == job)
     })
-}
-
-/// Exponential backoff with jitter, back to the first step after a healthy run.
-#[derive(Debug)]
-pub struct Pacer {
-    backoff: Backoff,
-    next: Duration,
-}
-
-impl Pacer {
-    pub fn new(backoff: Backoff) -> Pacer {
-        Pacer {
-            backoff,
-            next: backoff.first,
-        }
-    }
-
-    /// The pause before the next attempt; `healthy` when the last attempt worked for a while
-    /// (so an outage days later starts again from the first step).
-    pub fn pause(&mut self, healthy: bool) -> Duration {
-        if healthy {
-            self.next = self.backoff.first;
-        }
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.backoff.max);
-        jitter(wait)
-    }
 }
 
 /// The core is gone: nothing more can be recorded, so delivery stops (the log keeps the rest).
@@ -393,7 +374,7 @@ impl<P: Poster> Delivery<P> {
         F: FnMut(CoreHandle) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
-        let mut pacer = Pacer::new(self.backoff);
+        let mut pacer = self.backoff.pacer();
         loop {
             let e = match call(self.core.clone()).await {
                 Ok(value) => return Ok(value),
@@ -474,11 +455,12 @@ impl<P: Poster> Delivery<P> {
             return Ok(());
         };
         let mut opened = Vec::new();
-        let mut pacer = Pacer::new(self.backoff);
-        let mut paused = Pacer::new(Backoff {
+        let mut pacer = self.backoff.pacer();
+        let mut paused = Backoff {
             first: self.backoff.max,
             max: (self.backoff.max * PAUSED_BACKOFF_FACTOR).min(MAX_RETRY_AFTER),
-        });
+        }
+        .pacer();
         loop {
             match self.post_notice(notice, &channel, &mut opened).await {
                 Ok(()) => break,

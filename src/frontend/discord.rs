@@ -27,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use super::chat::{self, Answered, RecentIds};
 use super::delivery::{
-    Backoff, Delivery, MessageRef, Pacer, Place, Platform, PostError, Poster, POST_TIMEOUT,
+    Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster, POST_TIMEOUT,
 };
 use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
@@ -117,7 +117,7 @@ pub async fn run(
     // and a session that cannot be resumed identifies again, 5 s apart. A start that fails
     // outright (Discord unreachable) or a client that ends is retried here with jittered
     // exponential backoff, which starts over after a connection that lasted.
-    let mut pacer = Pacer::new(options.backoff);
+    let mut pacer = options.backoff.pacer();
     loop {
         let began = Instant::now();
         let client = ClientBuilder::new_with_http(

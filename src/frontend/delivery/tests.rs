@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::*;
+use crate::backoff::jitter;
 use crate::config::Config;
 use crate::core::{Core, Events, Origin};
 
@@ -602,7 +603,7 @@ fn reconnect_pauses_grow_with_jitter_and_start_over_after_a_healthy_run() {
         first: Duration::from_millis(100),
         max: Duration::from_millis(400),
     };
-    let mut pacer = Pacer::new(backoff);
+    let mut pacer = backoff.pacer();
     let pauses: Vec<Duration> = (0..5).map(|_| pacer.pause(false)).collect();
     let bases = [100, 200, 400, 400, 400];
     for (pause, base) in pauses.iter().zip(bases) {
