@@ -6,6 +6,7 @@
 
 pub mod allowed_source;
 pub mod backoff;
+pub mod blocking;
 pub mod chat;
 pub mod config;
 pub mod core;
