@@ -128,12 +128,12 @@ pub trait Poster: Send + Sync + 'static {
 
 /// Retry pacing for errors without a platform-given delay.
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
+pub struct RetryPacing {
     pub first: Duration,
     pub max: Duration,
 }
 
-impl Backoff {
+impl RetryPacing {
     /// A retry loop's waits with these settings: doubling, half jitter, back to `first` after
     /// a healthy run.
     pub fn pacer(self) -> backoff::Backoff {
@@ -141,9 +141,9 @@ impl Backoff {
     }
 }
 
-impl Default for Backoff {
+impl Default for RetryPacing {
     fn default() -> Self {
-        Backoff {
+        RetryPacing {
             first: Duration::from_secs(1),
             max: Duration::from_secs(60),
         }
@@ -229,7 +229,7 @@ pub struct Delivery<P> {
     poster: Arc<P>,
     core: CoreHandle,
     events_room: Option<String>,
-    backoff: Backoff,
+    backoff: RetryPacing,
     post_timeout: Duration,
     /// Every notice up to here was handled (posted, refused for good, or not for this
     /// platform).
@@ -250,7 +250,7 @@ impl<P: Poster> Delivery<P> {
         poster: Arc<P>,
         core: CoreHandle,
         events_room: Option<String>,
-        backoff: Backoff,
+        backoff: RetryPacing,
     ) -> Delivery<P> {
         Delivery {
             platform,
@@ -456,7 +456,7 @@ impl<P: Poster> Delivery<P> {
         };
         let mut opened = Vec::new();
         let mut pacer = self.backoff.pacer();
-        let mut paused = Backoff {
+        let mut paused = RetryPacing {
             first: self.backoff.max,
             max: (self.backoff.max * PAUSED_BACKOFF_FACTOR).min(MAX_RETRY_AFTER),
         }

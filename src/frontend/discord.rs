@@ -27,7 +27,7 @@ use tracing::{debug, error, info, warn};
 
 use super::chat::{self, Answered, RecentIds};
 use super::delivery::{
-    Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster, POST_TIMEOUT,
+    Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
 use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
@@ -52,7 +52,7 @@ const THREAD_ALREADY_CREATED: u64 = 160_004;
 #[derive(Debug, Clone, Copy)]
 pub struct DiscordOptions {
     pub ack_within: Duration,
-    pub backoff: Backoff,
+    pub backoff: RetryPacing,
     /// How long one REST call may take (also the HTTP client's own timeout).
     pub post_timeout: Duration,
 }
@@ -61,7 +61,7 @@ impl Default for DiscordOptions {
     fn default() -> Self {
         DiscordOptions {
             ack_within: chat::ACK_WITHIN,
-            backoff: Backoff::default(),
+            backoff: RetryPacing::default(),
             post_timeout: POST_TIMEOUT,
         }
     }

@@ -144,7 +144,7 @@ impl Bot {
         let tracker = TaskTracker::new();
         let (core, handle) = Core::open(config(dir), shutdown.clone()).await.unwrap();
         let events = core.events();
-        let backoff = Backoff {
+        let backoff = RetryPacing {
             first: Duration::from_millis(10),
             max: Duration::from_millis(50),
         };
@@ -599,7 +599,7 @@ async fn a_burst_of_progress_while_an_edit_is_paced_becomes_one_edit() {
 
 #[test]
 fn reconnect_pauses_grow_with_jitter_and_start_over_after_a_healthy_run() {
-    let backoff = Backoff {
+    let backoff = RetryPacing {
         first: Duration::from_millis(100),
         max: Duration::from_millis(400),
     };
@@ -888,7 +888,7 @@ async fn a_platform_call_is_given_up_after_30_seconds_by_default() {
         Arc::new(FakePoster::default()),
         handle,
         None,
-        Backoff::default(),
+        RetryPacing::default(),
     );
     // Only this call's timers run on the stopped clock (the core is not running).
     tokio::time::pause();
