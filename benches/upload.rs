@@ -16,10 +16,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use recbot::config::{Config, Secret};
+use recbot::config::Config;
 use recbot::core::store::{NewUploadJob, Store, StoredToken};
 use recbot::core::Core;
 use recbot::event::EventKind;
+use recbot::secret::Secret;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use youtube_tcp::TcpYoutube;

@@ -1,6 +1,6 @@
 //! The typed configuration: loading the TOML file, environment overrides
 //! (`RECBOT_<SECTION>__<KEY>`), validation with messages that name the file, line and key,
-//! path resolution, and the [`Secret`] type that never prints its value.
+//! and path resolution. Credentials are [`Secret`]s.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,45 +10,14 @@ use std::path::{Path, PathBuf};
 use recbot_commands::Quality;
 use serde::{Deserialize, Deserializer};
 
+use crate::secret::Secret;
+
 /// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.
 pub const ENV_PREFIX: &str = "RECBOT_";
 
-/// A credential. `Debug` and `Display` print `[redacted]`; only [`Secret::expose`] gives the
-/// value, at the one place it is sent to its own service.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl<'de> Deserialize<'de> for Secret {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        lenient_string(d).map(Secret)
-    }
-}
-
 /// Accepts a string, or a number/bool written without quotes (IDs such as a Discord guild id
 /// are numbers to most people, and environment values carry no type).
-fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Any {
@@ -249,7 +218,10 @@ impl Twitch {
     /// Helix needs an app token, which needs both halves of the app's credentials.
     pub fn has_app_credentials(&self) -> bool {
         self.client_id.as_deref().is_some_and(|s| !s.is_empty())
-            && self.client_secret.as_ref().is_some_and(|s| !s.0.is_empty())
+            && self
+                .client_secret
+                .as_ref()
+                .is_some_and(|s| !s.expose().is_empty())
     }
 
     pub fn poll_interval_secs(&self) -> u64 {
@@ -278,7 +250,7 @@ pub struct Recording {
     pub allow_private_sources: bool,
     /// Non-public places `add hls` sources may still be read from: `host`, `host:port`,
     /// IP addresses (with or without a port) and networks (`10.0.0.0/8`).
-    pub allowed_sources: Vec<crate::recorder::source_guard::AllowedSource>,
+    pub allowed_sources: Vec<crate::allowed_source::AllowedSource>,
     /// A segment may hold at most 2 × its duration (or the target duration, if longer) at
     /// this bitrate (Mbit/s); a longer body is aborted and reported as a gap.
     pub max_segment_mbps: f64,
@@ -913,7 +885,7 @@ impl Config {
                 "must contain {login} or {started:…} so recordings get distinct names",
             );
         }
-        if let Err(e) = crate::recorder::naming::validate_template(&r.file_template) {
+        if let Err(e) = crate::naming::validate_template(&r.file_template) {
             return Err(("recording.file_template".into(), e));
         }
         if r.stall_timeout_secs == 0 {
@@ -987,7 +959,7 @@ impl Config {
         if y.title_template.trim().is_empty() {
             return fail("youtube.title_template", "must not be empty");
         }
-        if let Err(e) = crate::upload::metadata::check_template(&y.title_template) {
+        if let Err(e) = crate::title_template::check_template(&y.title_template) {
             return Err(("youtube.title_template".into(), e));
         }
         if !(1..=1024).contains(&y.chunk_size_mib) {

@@ -4,7 +4,9 @@
 //! See ARCHITECTURE.md for the map. The binary (`main.rs`) only parses the command line and
 //! wires these parts together.
 
+pub mod allowed_source;
 pub mod backoff;
+pub mod blocking;
 pub mod chat;
 pub mod config;
 pub mod core;
@@ -12,8 +14,11 @@ pub mod event;
 pub(crate) mod format;
 pub mod frontend;
 pub mod logging;
+pub mod naming;
 pub mod recorder;
 pub mod remote;
+pub mod secret;
+pub mod title_template;
 pub mod twitch;
 pub mod upload;
 pub mod work;

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use futures::{SinkExt, StreamExt};
 use recbot::config::Config;
 use recbot::event::EventKind;
-use recbot::frontend::delivery::Backoff;
+use recbot::frontend::delivery::RetryPacing;
 use recbot::frontend::discord::{self, DiscordOptions};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -221,7 +221,7 @@ async fn start(config: Arc<Config>, options: DiscordOptions) -> Bot {
 
 fn options() -> DiscordOptions {
     DiscordOptions {
-        backoff: Backoff {
+        backoff: RetryPacing {
             first: Duration::from_millis(50),
             max: Duration::from_millis(200),
         },

@@ -11,7 +11,7 @@ use futures::{SinkExt, StreamExt};
 use hmac::{Hmac, Mac};
 use recbot::config::Config;
 use recbot::event::EventKind;
-use recbot::frontend::delivery::Backoff;
+use recbot::frontend::delivery::RetryPacing;
 use recbot::frontend::slack::{self, SlackOptions};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -118,7 +118,7 @@ fn options() -> SlackOptions {
     SlackOptions {
         connections: 1,
         reconnect_every: Duration::from_secs(1),
-        backoff: Backoff {
+        backoff: RetryPacing {
             first: Duration::from_millis(50),
             max: Duration::from_millis(200),
         },

@@ -10,12 +10,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use recbot::allowed_source::AllowedSource;
 use recbot::config::Config;
 use recbot::core::store::Store;
 use recbot::core::{Core, CoreHandle, Origin as Who};
 use recbot::event::{Event, EventKind};
 use recbot::recorder::fetch::{self, FetchError, Http};
-use recbot::recorder::source_guard::{AllowedSource, SourceGuard};
+use recbot::recorder::source_guard::SourceGuard;
 use recbot::recorder::{Recorder, RecordingSpec, SourceSpec};
 use recbot_commands::{Login, Quality};
 use tokio::sync::mpsc;

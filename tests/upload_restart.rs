@@ -8,8 +8,8 @@ use std::process::Command;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use recbot::config::Secret;
 use recbot::core::store::{JobState, NewUploadJob, Store, StoredToken};
+use recbot::secret::Secret;
 use support::binary::Running;
 use support::youtube_tcp::TcpYoutube;
 

@@ -13,7 +13,7 @@ use tokio::io::{AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::time::Instant;
 
 use super::transport::{Dialer, LineReader, RawLine, Stream};
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// The capabilities recbot needs: tags (ids, times, names) and commands (CLEARCHAT, USERNOTICE,
 /// RECONNECT, …).

@@ -1,12 +1,11 @@
 //! Twitch's limits and our politeness, shared by every connection of the account: the JOIN
-//! rate ([`JoinLimiter`]), the pace of new connections ([`ConnectGate`]) and reconnect delays
-//! ([`Backoff`], exponential with full jitter).
+//! rate ([`JoinLimiter`]) and the pace of new connections ([`ConnectGate`]). Reconnect delays
+//! are a [`crate::backoff::Backoff`] with full jitter.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use rand::Rng;
 use tokio::time::Instant;
 
 /// At most `limit` JOINs in any window of `window`, for all connections together. The window
@@ -91,48 +90,9 @@ impl ConnectGate {
     }
 }
 
-/// Reconnect delays: uniformly random between 0 and `min(max, initial × 2^attempt)`.
-#[derive(Debug, Clone)]
-pub struct Backoff {
-    initial: Duration,
-    max: Duration,
-    attempt: u32,
-}
-
-impl Backoff {
-    pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff {
-            initial,
-            max,
-            attempt: 0,
-        }
-    }
-
-    /// The ceiling of the next delay.
-    pub fn ceiling(&self) -> Duration {
-        let factor = 1u32.checked_shl(self.attempt.min(30)).unwrap_or(u32::MAX);
-        self.initial.saturating_mul(factor).min(self.max)
-    }
-
-    pub fn next_delay(&mut self, rng: &mut impl Rng) -> Duration {
-        let ceiling = self.ceiling();
-        self.attempt = self.attempt.saturating_add(1);
-        ceiling.mul_f64(rng.random_range(0.0..=1.0))
-    }
-
-    pub fn attempts(&self) -> u32 {
-        self.attempt
-    }
-
-    pub fn reset(&mut self) {
-        self.attempt = 0;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     #[tokio::test(start_paused = true)]
     async fn joins_never_exceed_the_window() {
@@ -172,30 +132,5 @@ mod tests {
         let now = Instant::now();
         gate.wait().await;
         assert_eq!(Instant::now(), now, "no wait after a quiet period");
-    }
-
-    #[test]
-    fn backoff_grows_with_full_jitter_up_to_the_cap() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
-        let ceilings: Vec<u64> = (0..10)
-            .map(|_| {
-                let c = b.ceiling();
-                let d = b.next_delay(&mut rng);
-                assert!(d <= c);
-                c.as_secs()
-            })
-            .collect();
-        assert_eq!(ceilings, [1, 2, 4, 8, 16, 32, 60, 60, 60, 60]);
-        for _ in 0..100 {
-            assert!(b.next_delay(&mut rng) <= Duration::from_secs(60));
-        }
-        // Full jitter: delays spread over the whole range, not clustered at the cap.
-        let delays: Vec<f64> = (0..200)
-            .map(|_| b.next_delay(&mut rng).as_secs_f64())
-            .collect();
-        assert!(delays.iter().any(|d| *d < 15.0) && delays.iter().any(|d| *d > 45.0));
-        b.reset();
-        assert_eq!(b.ceiling(), Duration::from_secs(1));
     }
 }

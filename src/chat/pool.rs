@@ -13,7 +13,6 @@ use std::time::Duration;
 use anyhow::{Context as _, Result};
 use chrono::{DateTime, Utc};
 use recbot_commands::Login;
-use serde::Deserialize;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -26,8 +25,10 @@ use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
 use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
-use crate::config::{ChatLogin, Config, Secret};
+use crate::config::{ChatLogin, Config};
 use crate::event::{Event, EventKind};
+use crate::secret::Secret;
+use crate::twitch::oauth;
 use crate::upload::after::Plan;
 
 /// How long after the first unannounced JOIN a `ChatJoined` is posted even while more rooms
@@ -724,33 +725,17 @@ impl Pool {
     }
 }
 
-#[derive(Deserialize)]
-struct Validation {
-    login: String,
-}
-
 /// Which account a user token belongs to (`GET {id_url}/validate`, which Twitch also asks
-/// chat clients to call at start).
+/// chat clients to call at start), through the token keeper's check.
 async fn validate(id_url: &str, token: &Secret) -> Result<String> {
     // The token goes to `id_url` only (invariant 12): a redirect is an answer, not a hop.
     let client = reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .redirect(reqwest::redirect::Policy::none())
         .build()?;
-    let response = client
-        .get(format!("{}/validate", id_url.trim_end_matches('/')))
-        .header("Authorization", format!("OAuth {}", token.expose()))
-        .send()
+    let v = oauth::validate(&client, id_url.trim_end_matches('/'), token)
         .await
-        .context("cannot reach Twitch to check the token")?;
-    let status = response.status();
-    if !status.is_success() {
-        anyhow::bail!("Twitch answered {status} when checking the token");
-    }
-    let v: Validation = response
-        .json()
-        .await
-        .context("Twitch's token check answered something unexpected")?;
+        .context("cannot check the token with Twitch")?;
     if !super::line::is_login(&v.login) {
         anyhow::bail!("Twitch's token check named an invalid login");
     }

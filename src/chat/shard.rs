@@ -23,11 +23,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::conn::{control, Conn, ConnError, Control, ErrorKind, Identity, Received};
-use super::limits::{Backoff, ConnectGate, JoinLimiter};
+use super::limits::{ConnectGate, JoinLimiter};
 use super::names::{RoomMap, RoomSet};
 use super::record;
 use super::transport::{Dialer, RawLine};
 use super::writer::{Batch, LineQueue, SERVER_FOLDER};
+use crate::backoff::{Backoff, Jitter};
 
 /// Rooms per JOIN line (≤ 500 bytes with 25-character logins).
 const JOIN_BATCH: usize = 15;
@@ -161,7 +162,11 @@ impl std::fmt::Debug for Shard {
 
 impl Shard {
     pub fn new(id: usize, ctx: Arc<Context>, cmds: mpsc::Receiver<ShardCmd>) -> Shard {
-        let backoff = Backoff::new(ctx.timing.backoff_initial, ctx.timing.backoff_max);
+        let backoff = Backoff::new(
+            ctx.timing.backoff_initial,
+            ctx.timing.backoff_max,
+            Jitter::Full,
+        );
         let server: Arc<str> = Arc::from(SERVER_FOLDER);
         Shard {
             id,

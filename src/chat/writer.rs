@@ -463,7 +463,7 @@ where
     F: FnOnce(&mut Files) + Send + 'static,
 {
     let fallback = files.empty_like();
-    match tokio::task::spawn_blocking(move || {
+    match crate::blocking::run(move || {
         op(&mut files);
         files
     })

@@ -10,8 +10,9 @@ use tracing::{error, warn};
 
 use super::Core;
 use crate::chat::{self, ChatSettings};
-use crate::config::{ChatLogin, Secret};
+use crate::config::ChatLogin;
 use crate::event::{Event, EventKind};
+use crate::secret::Secret;
 
 impl Core {
     /// Starts the chat worker unless `[chat] enabled = false`.

@@ -24,10 +24,7 @@ const HEALTHY_PART_SECS: f64 = 300.0;
 /// How long to wait before the `restarts`-th recheck of a stream still live after its
 /// recording ended: doubling from `max(FIRST_RECHECK, poll interval)` up to `MAX_RECHECK`.
 pub(super) fn recheck_delay(restarts: u32, poll_interval: Duration) -> Duration {
-    let first = FIRST_RECHECK.max(poll_interval);
-    first
-        .saturating_mul(2u32.saturating_pow(restarts.min(16)))
-        .min(MAX_RECHECK)
+    crate::backoff::ceiling(restarts, FIRST_RECHECK.max(poll_interval), MAX_RECHECK)
 }
 
 impl Core {

@@ -19,7 +19,7 @@ use tokio::sync::broadcast::{
 use tracing::{debug, error, info, warn};
 
 use super::render;
-use crate::backoff::jitter;
+use crate::backoff::{self, Jitter};
 use crate::core::store::PostedMessage;
 use crate::core::{CoreHandle, CoreStopped, Notice};
 use crate::event::{Event, EventKind, Room};
@@ -128,14 +128,22 @@ pub trait Poster: Send + Sync + 'static {
 
 /// Retry pacing for errors without a platform-given delay.
 #[derive(Debug, Clone, Copy)]
-pub struct Backoff {
+pub struct RetryPacing {
     pub first: Duration,
     pub max: Duration,
 }
 
-impl Default for Backoff {
+impl RetryPacing {
+    /// A retry loop's waits with these settings: doubling, half jitter, back to `first` after
+    /// a healthy run.
+    pub fn pacer(self) -> backoff::Backoff {
+        backoff::Backoff::new(self.first, self.max, Jitter::Half)
+    }
+}
+
+impl Default for RetryPacing {
     fn default() -> Self {
-        Backoff {
+        RetryPacing {
             first: Duration::from_secs(1),
             max: Duration::from_secs(60),
         }
@@ -188,33 +196,6 @@ fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> bool {
     })
 }
 
-/// Exponential backoff with jitter, back to the first step after a healthy run.
-#[derive(Debug)]
-pub struct Pacer {
-    backoff: Backoff,
-    next: Duration,
-}
-
-impl Pacer {
-    pub fn new(backoff: Backoff) -> Pacer {
-        Pacer {
-            backoff,
-            next: backoff.first,
-        }
-    }
-
-    /// The pause before the next attempt; `healthy` when the last attempt worked for a while
-    /// (so an outage days later starts again from the first step).
-    pub fn pause(&mut self, healthy: bool) -> Duration {
-        if healthy {
-            self.next = self.backoff.first;
-        }
-        let wait = self.next;
-        self.next = (self.next * 2).min(self.backoff.max);
-        jitter(wait)
-    }
-}
-
 /// The core is gone: nothing more can be recorded, so delivery stops (the log keeps the rest).
 #[derive(Debug)]
 struct Stopped;
@@ -248,7 +229,7 @@ pub struct Delivery<P> {
     poster: Arc<P>,
     core: CoreHandle,
     events_room: Option<String>,
-    backoff: Backoff,
+    backoff: RetryPacing,
     post_timeout: Duration,
     /// Every notice up to here was handled (posted, refused for good, or not for this
     /// platform).
@@ -269,7 +250,7 @@ impl<P: Poster> Delivery<P> {
         poster: Arc<P>,
         core: CoreHandle,
         events_room: Option<String>,
-        backoff: Backoff,
+        backoff: RetryPacing,
     ) -> Delivery<P> {
         Delivery {
             platform,
@@ -393,7 +374,7 @@ impl<P: Poster> Delivery<P> {
         F: FnMut(CoreHandle) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
-        let mut pacer = Pacer::new(self.backoff);
+        let mut pacer = self.backoff.pacer();
         loop {
             let e = match call(self.core.clone()).await {
                 Ok(value) => return Ok(value),
@@ -474,11 +455,12 @@ impl<P: Poster> Delivery<P> {
             return Ok(());
         };
         let mut opened = Vec::new();
-        let mut pacer = Pacer::new(self.backoff);
-        let mut paused = Pacer::new(Backoff {
+        let mut pacer = self.backoff.pacer();
+        let mut paused = RetryPacing {
             first: self.backoff.max,
             max: (self.backoff.max * PAUSED_BACKOFF_FACTOR).min(MAX_RETRY_AFTER),
-        });
+        }
+        .pacer();
         loop {
             match self.post_notice(notice, &channel, &mut opened).await {
                 Ok(()) => break,

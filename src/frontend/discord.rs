@@ -27,11 +27,12 @@ use tracing::{debug, error, info, warn};
 
 use super::chat::{self, Answered, RecentIds};
 use super::delivery::{
-    Backoff, Delivery, MessageRef, Pacer, Place, Platform, PostError, Poster, POST_TIMEOUT,
+    Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
+use crate::secret::Secret;
 
 /// Discord's limit for message content.
 const MAX_TEXT: usize = 2000;
@@ -51,7 +52,7 @@ const THREAD_ALREADY_CREATED: u64 = 160_004;
 #[derive(Debug, Clone, Copy)]
 pub struct DiscordOptions {
     pub ack_within: Duration,
-    pub backoff: Backoff,
+    pub backoff: RetryPacing,
     /// How long one REST call may take (also the HTTP client's own timeout).
     pub post_timeout: Duration,
 }
@@ -60,7 +61,7 @@ impl Default for DiscordOptions {
     fn default() -> Self {
         DiscordOptions {
             ack_within: chat::ACK_WITHIN,
-            backoff: Backoff::default(),
+            backoff: RetryPacing::default(),
             post_timeout: POST_TIMEOUT,
         }
     }
@@ -116,7 +117,7 @@ pub async fn run(
     // and a session that cannot be resumed identifies again, 5 s apart. A start that fails
     // outright (Discord unreachable) or a client that ends is retried here with jittered
     // exponential backoff, which starts over after a connection that lasted.
-    let mut pacer = Pacer::new(options.backoff);
+    let mut pacer = options.backoff.pacer();
     loop {
         let began = Instant::now();
         let client = ClientBuilder::new_with_http(

@@ -27,12 +27,13 @@ use tracing::{info, warn};
 
 use super::chat::{self, Answered, RecentIds, Seen};
 use super::delivery::{
-    Backoff, Delivery, MessageRef, Place, Platform, PostError, Poster, POST_TIMEOUT,
+    Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
 use super::slack_home::{Claimed, Home};
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
+use crate::secret::Secret;
 
 type Client = SlackClient<SlackClientHyperHttpsConnector>;
 
@@ -66,7 +67,7 @@ pub struct SlackOptions {
     /// slack-morphism's pacing of Web API calls: Slack's per-method tiers (Tier 3, 50 a
     /// minute, for `chat.update`) and `chat.postMessage`'s one a second.
     pub rate_control: SlackApiRateControlConfig,
-    pub backoff: Backoff,
+    pub backoff: RetryPacing,
     /// How long one Web API call may take (slack-morphism sets no timeout), its wait for
     /// the method's rate-limit slot included; keep it well above that pacing.
     pub post_timeout: Duration,
@@ -82,7 +83,7 @@ impl Default for SlackOptions {
             reconnect_every: Duration::from_secs(rand::random_range(RECONNECT_EVERY_SECS)),
             stagger: STAGGER,
             rate_control: SlackApiRateControlConfig::new(),
-            backoff: Backoff::default(),
+            backoff: RetryPacing::default(),
             post_timeout: POST_TIMEOUT,
             http_listener: None,
         }

@@ -13,7 +13,7 @@
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Who recbot is on Slack.
 #[derive(Debug, Clone, PartialEq, Eq)]

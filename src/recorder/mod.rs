@@ -1,8 +1,8 @@
 //! Recording live HLS streams to disk, natively: one task per live session ([`session`]) polls
 //! the media playlist, fetches every segment once in media-sequence order into a `.part` file,
 //! skips ads, reports gaps, rolls parts, survives token expiry, and writes the sidecar when a
-//! part is finished. `playlist` and `variant` read playlists (pure), `naming` makes file names,
-//! `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `lookahead` queues
+//! part is finished. `playlist` and `variant` read playlists (pure), [`crate::naming`] makes
+//! file names, `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `lookahead` queues
 //! and downloads a take's segments (retried while listed, capped, a bounded look-ahead), `gaps`
 //! folds gap notices and caps their texts, `recovery` finishes parts left by a crash, `disk`
 //! watches free space, `hls_source` polls non-Twitch sources, and `sidecar` is the metadata
@@ -16,7 +16,6 @@ pub mod fetch;
 pub mod gaps;
 pub mod hls_source;
 pub mod lookahead;
-pub mod naming;
 pub mod playlist;
 pub mod recovery;
 mod session;

@@ -26,12 +26,12 @@ use super::disk;
 use super::fetch::{self, FetchError, MediaSource, Origin, Resolved, PLAYLIST_ATTEMPTS};
 use super::gaps::{cap, GapNotices, MAX_TEXT};
 use super::lookahead::{Lookahead, Ready};
-use super::naming::{self, NameValues};
 use super::playlist::{self, InitMap, MediaPlaylist, Segment};
 use super::sidecar::{AdBreak, Chapter, Gap, Position, Sidecar};
 use super::writer::{synced_note_path, Note, PartFile};
 use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
 use crate::event::{Event, EventKind};
+use crate::naming::{self, NameValues};
 
 /// Shortest wait between two playlist reloads.
 const MIN_RELOAD: Duration = Duration::from_millis(100);

@@ -31,6 +31,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use crate::blocking;
+
 /// Bytes gathered before one (vectored) write to the file. Each complete segment is written
 /// anyway (crash safety), so this only splits segments larger than it; above a typical
 /// segment (6.5 Mbit/s × 2 s ≈ 1.6 MB) it saves blocking-pool round trips and context switches
@@ -145,19 +147,11 @@ pub fn part_path_of(final_path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> io::Result<T> + Send + 'static,
-) -> io::Result<T> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(io::Error::other(format!("file task failed: {e}"))))
-}
-
 impl PartFile {
     /// Creates the folders and `<final>.part`. When the final name (or its `.part`) is taken,
     /// ` (2)`, ` (3)`, … is added before the extension: nothing is ever overwritten.
     pub async fn create(final_path: PathBuf) -> io::Result<PartFile> {
-        let (final_path, part_path, file) = blocking(move || {
+        let (final_path, part_path, file) = blocking::io(move || {
             if let Some(dir) = final_path.parent() {
                 create_private_dir_all(dir)?;
             }
@@ -363,7 +357,7 @@ impl PartFile {
         self.buf.clear();
         self.buffered = 0;
         let file = self.take_file()?;
-        let file = blocking(move || {
+        let file = blocking::io(move || {
             // Opened for appending: the next write goes to the new end.
             file.set_len(len)?;
             Ok(file)
@@ -383,7 +377,7 @@ impl PartFile {
         let file = self.take_file()?;
         let durable = self.durable.take();
         let (part, final_path) = (self.part_path.clone(), self.final_path.clone());
-        blocking(move || {
+        blocking::io(move || {
             file.sync_all()?;
             drop(file);
             finalize_file(&part, &final_path)?;

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Renew this long before Twitch's stated expiry, so a token never dies mid-request.
 const EARLY_RENEWAL: Duration = Duration::from_secs(300);

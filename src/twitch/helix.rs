@@ -205,7 +205,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use wiremock::matchers::{header, method, path};
     use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

@@ -16,8 +16,9 @@ use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::config::{Secret, Twitch};
+use crate::config::Twitch;
 use crate::event::EventKind;
+use crate::secret::Secret;
 use crate::work::{Calls, Events, StoredToken, TokenSource};
 
 /// Requests to the id endpoint.
@@ -137,43 +138,7 @@ impl TwitchOAuth {
 
     /// `GET /validate`: whose token it is; `Rejected` when Twitch no longer accepts it.
     pub async fn validate(&self, access: &Secret) -> Result<Validation, OAuthError> {
-        let response = self
-            .http
-            .get(format!("{}/validate", self.id_url))
-            .header("Authorization", format!("OAuth {}", access.expose()))
-            .send()
-            .await
-            .map_err(unreachable)?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(unreachable)?;
-        if status == StatusCode::UNAUTHORIZED {
-            return Err(OAuthError::Rejected(format!(
-                "Twitch no longer accepts the token ({})",
-                message(&body, status)
-            )));
-        }
-        if !status.is_success() {
-            return Err(OAuthError::Transient(format!(
-                "Twitch could not validate the token ({})",
-                message(&body, status)
-            )));
-        }
-        #[derive(Deserialize)]
-        struct Answer {
-            login: Option<String>,
-            #[serde(default)]
-            scopes: Vec<String>,
-            // Any JSON number (an absurd one must not make the validation unreadable).
-            expires_in: Option<f64>,
-        }
-        let answer: Answer = serde_json::from_slice(&body)
-            .map_err(|_| OAuthError::Transient("Twitch sent an unreadable validation".into()))?;
-        Ok(Validation {
-            login: answer.login.unwrap_or_default(),
-            scopes: answer.scopes,
-            // `as` saturates: negative is 0, beyond u64 is u64::MAX.
-            expires_in: answer.expires_in.map(|s| s as u64),
-        })
+        validate(&self.http, &self.id_url, access).await
     }
 
     /// Starts the device-code flow.
@@ -275,6 +240,53 @@ impl TwitchOAuth {
         }
         Ok(body.to_vec())
     }
+}
+
+/// `GET {id_url}/validate` (`id_url` without a trailing `/`): whose token it is;
+/// `Rejected` when Twitch no longer accepts it. The one token check, used by the token
+/// keeper and by the chat worker. `http` must follow no redirects: the token goes to
+/// `id_url` only (invariant 12).
+pub async fn validate(
+    http: &Client,
+    id_url: &str,
+    access: &Secret,
+) -> Result<Validation, OAuthError> {
+    let response = http
+        .get(format!("{id_url}/validate"))
+        .header("Authorization", format!("OAuth {}", access.expose()))
+        .send()
+        .await
+        .map_err(unreachable)?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(unreachable)?;
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(OAuthError::Rejected(format!(
+            "Twitch no longer accepts the token ({})",
+            message(&body, status)
+        )));
+    }
+    if !status.is_success() {
+        return Err(OAuthError::Transient(format!(
+            "Twitch could not validate the token ({})",
+            message(&body, status)
+        )));
+    }
+    #[derive(Deserialize)]
+    struct Answer {
+        login: Option<String>,
+        #[serde(default)]
+        scopes: Vec<String>,
+        // Any JSON number (an absurd one must not make the validation unreadable).
+        expires_in: Option<f64>,
+    }
+    let answer: Answer = serde_json::from_slice(&body)
+        .map_err(|_| OAuthError::Transient("Twitch sent an unreadable validation".into()))?;
+    Ok(Validation {
+        login: answer.login.unwrap_or_default(),
+        scopes: answer.scopes,
+        // `as` saturates: negative is 0, beyond u64 is u64::MAX.
+        expires_in: answer.expires_in.map(|s| s as u64),
+    })
 }
 
 /// A random `state` for the authorization-code flow.

@@ -28,8 +28,9 @@ use yup_oauth2::authenticator_delegate::InstalledFlowDelegate;
 use yup_oauth2::storage::{TokenInfo, TokenStorage, TokenStorageError};
 use yup_oauth2::{ApplicationSecret, InstalledFlowAuthenticator, InstalledFlowReturnMethod};
 
-use crate::config::{Secret, Youtube};
+use crate::config::Youtube;
 use crate::event::EventKind;
+use crate::secret::Secret;
 use crate::work::{Calls, Events, StoredToken};
 
 /// The only scope recbot asks Google for.

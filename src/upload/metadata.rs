@@ -4,12 +4,12 @@
 
 use std::fmt::Write as _;
 
-use chrono::format::{Item, StrftimeItems};
 use chrono::{DateTime, Utc};
 
 use crate::config::Privacy;
 use crate::format;
 use crate::recorder::sidecar::Sidecar;
+use crate::title_template::{pieces, Piece};
 
 /// YouTube's limit for titles, in characters.
 pub const MAX_TITLE_CHARS: usize = 100;
@@ -19,43 +19,6 @@ pub const MAX_DESCRIPTION_BYTES: usize = 5000;
 const MIN_CHAPTER_SECS: f64 = 10.0;
 /// `{started}` without a format.
 const DEFAULT_STARTED_FORMAT: &str = "%Y-%m-%d %H:%M";
-
-const PLACEHOLDERS: &[&str] = &[
-    "display_name",
-    "login",
-    "title",
-    "game",
-    "part",
-    "stream_id",
-    "started",
-];
-
-/// Checks a title template: known placeholders, valid strftime formats.
-pub fn check_template(template: &str) -> Result<(), String> {
-    for piece in pieces(template) {
-        if let Piece::Placeholder { name, format } = piece {
-            if !PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder `{{{name}}}`; use {}",
-                    PLACEHOLDERS
-                        .iter()
-                        .map(|p| format!("{{{p}}}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ));
-            }
-            if let Some(format) = format {
-                if name != "started" {
-                    return Err(format!("only {{started:…}} takes a format, not {{{name}}}"));
-                }
-                if StrftimeItems::new(format).any(|i| matches!(i, Item::Error)) {
-                    return Err(format!("`{format}` is not a valid strftime format"));
-                }
-            }
-        }
-    }
-    Ok(())
-}
 
 /// The video title: the template filled from the sidecar, `<`/`>` and control characters
 /// removed, at most 100 characters. Later parts of a broadcast get ` (part N)` unless the
@@ -265,39 +228,6 @@ fn is_invisible(c: char) -> bool {
     matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 
-enum Piece<'a> {
-    Text(&'a str),
-    Placeholder {
-        name: &'a str,
-        format: Option<&'a str>,
-    },
-}
-
-/// Splits `a {b} c {started:%H}` into text and placeholders; an unclosed `{` is text.
-fn pieces(template: &str) -> Vec<Piece<'_>> {
-    let mut out = Vec::new();
-    let mut rest = template;
-    while let Some(open) = rest.find('{') {
-        let Some(close) = rest[open..].find('}') else {
-            break;
-        };
-        if open > 0 {
-            out.push(Piece::Text(&rest[..open]));
-        }
-        let inner = &rest[open + 1..open + close];
-        let (name, format) = match inner.split_once(':') {
-            Some((n, f)) => (n, Some(f)),
-            None => (inner, None),
-        };
-        out.push(Piece::Placeholder { name, format });
-        rest = &rest[open + close + 1..];
-    }
-    if !rest.is_empty() {
-        out.push(Piece::Text(rest));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -362,20 +292,6 @@ mod tests {
         bare.display_name = None;
         assert_eq!(title("{title}", &bare), "foo");
         assert_eq!(title("{display_name}\n\u{202e}x", &bare), "foo x");
-    }
-
-    #[test]
-    fn templates_are_checked() {
-        assert!(check_template(DEFAULT).is_ok());
-        assert!(check_template("{login} {started}").is_ok());
-        assert!(check_template("{nope}")
-            .unwrap_err()
-            .contains("unknown placeholder"));
-        assert!(check_template("{started:%Q}")
-            .unwrap_err()
-            .contains("strftime"));
-        assert!(check_template("{login:%Y}").unwrap_err().contains("format"));
-        assert!(check_template("plain { text").is_ok());
     }
 
     #[test]

@@ -10,7 +10,7 @@ use reqwest::{Client, StatusCode};
 use serde::Deserialize;
 use url::Url;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// One status request is small.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);

@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio_util::io::ReaderStream;
 use url::Url;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// Google's chunk unit: every chunk but the last is a multiple of it.
 pub const CHUNK_UNIT: u64 = 256 * 1024;

@@ -27,8 +27,9 @@ use super::processing::{CheckError, Processing, VideoStatus};
 use super::quota;
 use super::resumable::{content_type, Resumable, Status, UploadError};
 use super::JobSource;
-use crate::config::{Config, Secret};
+use crate::config::Config;
 use crate::recorder::sidecar::Sidecar;
+use crate::secret::Secret;
 use crate::work::{
     Calls, CleanupOutcome, JobUpdate, Reservation, TokenSource, UploadJob, WaitReason,
 };

@@ -5,7 +5,7 @@ use anyhow::Result;
 use chrono::{DateTime, Utc};
 use recbot_commands::Service;
 
-use crate::config::Secret;
+use crate::secret::Secret;
 
 /// A stored OAuth token set.
 #[derive(Debug, Clone, PartialEq)]

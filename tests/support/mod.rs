@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use recbot::config::{Config, Secret};
+use recbot::config::Config;
 use recbot::core::store::{Store, StoredToken};
 use recbot::core::{CoreHandle, Notice, Origin, Reply};
 use recbot::event::{Event, EventKind};
 use recbot::recorder::sidecar::{Chapter, Sidecar};
+use recbot::secret::Secret;
 use recbot::work::Events;
 use recbot_commands::Login;
 use tokio::sync::broadcast;

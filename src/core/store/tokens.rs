@@ -5,7 +5,7 @@ use chrono::Utc;
 use sqlx::Row;
 
 use super::Store;
-use crate::config::Secret;
+use crate::secret::Secret;
 
 pub use crate::work::StoredToken;
 

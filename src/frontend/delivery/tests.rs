@@ -6,6 +6,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::*;
+use crate::backoff::jitter;
 use crate::config::Config;
 use crate::core::{Core, Origin};
 use crate::work::Events;
@@ -144,7 +145,7 @@ impl Bot {
         let tracker = TaskTracker::new();
         let (core, handle) = Core::open(config(dir), shutdown.clone()).await.unwrap();
         let events = core.events();
-        let backoff = Backoff {
+        let backoff = RetryPacing {
             first: Duration::from_millis(10),
             max: Duration::from_millis(50),
         };
@@ -599,11 +600,11 @@ async fn a_burst_of_progress_while_an_edit_is_paced_becomes_one_edit() {
 
 #[test]
 fn reconnect_pauses_grow_with_jitter_and_start_over_after_a_healthy_run() {
-    let backoff = Backoff {
+    let backoff = RetryPacing {
         first: Duration::from_millis(100),
         max: Duration::from_millis(400),
     };
-    let mut pacer = Pacer::new(backoff);
+    let mut pacer = backoff.pacer();
     let pauses: Vec<Duration> = (0..5).map(|_| pacer.pause(false)).collect();
     let bases = [100, 200, 400, 400, 400];
     for (pause, base) in pauses.iter().zip(bases) {
@@ -888,7 +889,7 @@ async fn a_platform_call_is_given_up_after_30_seconds_by_default() {
         Arc::new(FakePoster::default()),
         handle,
         None,
-        Backoff::default(),
+        RetryPacing::default(),
     );
     // Only this call's timers run on the stopped clock (the core is not running).
     tokio::time::pause();
