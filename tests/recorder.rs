@@ -1251,6 +1251,54 @@ async fn free_space_running_out_while_writing_stops_the_recording_at_once() {
 }
 
 #[tokio::test]
+async fn two_recordings_running_out_of_space_together_post_one_disk_notice() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 1000,
+        end: End::Never,
+        ..Default::default()
+    };
+    let one = segment_bytes("foo", 0, stream.body_len).len() as u64;
+    origin.go_live("foo", stream.clone());
+    origin.go_live("bar", stream.clone());
+    let mut b = bench_with(&origin, "disk_check_mb = 0\nmin_free_gb = 2.0\n", "");
+    let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let probe = {
+        let full = full.clone();
+        recbot::recorder::disk::Probe::new(move |_| {
+            let gb = 1_000_000_000u64;
+            let free = if full.load(std::sync::atomic::Ordering::SeqCst) {
+                gb / 2
+            } else {
+                500 * gb
+            };
+            Ok(recbot::recorder::disk::DiskUsage {
+                total_bytes: 1000 * gb,
+                free_bytes: free,
+            })
+        })
+    };
+    b.recorder = b.recorder.clone().with_disk_probe(probe);
+    let foo = b.recorder.start(spec("foo"));
+    let bar = b.recorder.start(spec("bar"));
+    support::origin::eventually(Duration::from_secs(10), || {
+        foo.status().bytes >= 2 * one && bar.status().bytes >= 2 * one
+    })
+    .await;
+    full.store(true, std::sync::atomic::Ordering::SeqCst);
+    // Both stop by themselves (nothing here relays the notice to the other), and only the
+    // first to notice posts it.
+    let mut events = b.until_finished().await;
+    events.extend(b.until_finished().await);
+    let low = events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::DiskLow { .. }))
+        .count();
+    assert_eq!(low, 1, "{events:#?}");
+    assert_eq!(finished_parts(&events).len(), 2, "{events:#?}");
+}
+
+#[tokio::test]
 async fn a_source_losing_every_segment_sends_folded_gap_notices_and_capped_reasons() {
     let origin = Origin::start().await;
     // Segments 2..22 answer 404 (a gap each at once), segment 10 has a 20 KB address.

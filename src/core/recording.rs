@@ -506,6 +506,7 @@ impl Core {
         self.recordings.tracker.spawn(disk::guard(
             self.config.storage.clone(),
             self.recordings.events.clone(),
+            self.recordings.recorder.disk_announced(),
             self.recordings.shutdown.child_token(),
         ));
         let recovered = match self.recover_parts().await {

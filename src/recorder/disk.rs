@@ -2,9 +2,12 @@
 //! before each recording starts and every `[storage] disk_check_secs`. Crossing
 //! `warn_usage_percent` posts `DiskLow`; falling below `min_free_gb` posts `DiskLow` with
 //! `stopped_recording`, on which the core stops every recording cleanly (parts finalized).
+//! Recordings check too while they write; whoever notices a shortage first announces it, once
+//! ([`Announced`]).
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,6 +47,23 @@ pub enum Level {
     Warn,
     /// Less than `min_free_gb` free: do not record.
     Stop,
+}
+
+/// The worst disk level already announced, shared by the guard and every recording, so that
+/// one shortage makes one `DiskLow` whoever notices it first (the guard's timer or a
+/// recording while it writes).
+#[derive(Debug, Clone, Default)]
+pub struct Announced(Arc<AtomicU8>);
+
+impl Announced {
+    /// The disk is at `now`, measured: a level better than what was announced is remembered,
+    /// so that a later shortage is announced again. True when `now` is worse than what was
+    /// announced: the caller posts it (and it counts as announced).
+    pub fn measured(&self, now: Level) -> bool {
+        let now = now as u8;
+        self.0.fetch_min(now, Ordering::SeqCst);
+        self.0.fetch_max(now, Ordering::SeqCst) < now
+    }
 }
 
 pub fn level(usage: &DiskUsage, storage: &Storage) -> Level {
@@ -137,16 +157,21 @@ pub fn folder_size_blocking(dir: &Path) -> u64 {
 }
 
 /// The periodic check: posts `DiskLow` each time the disk gets into a worse level (warn, then
-/// stop), and again after it recovered and got worse again.
-pub async fn guard(storage: Storage, events: Events, cancel: CancellationToken) {
+/// stop) than was announced (by it or by a recording), and again after it recovered and got
+/// worse again.
+pub async fn guard(
+    storage: Storage,
+    events: Events,
+    announced: Announced,
+    cancel: CancellationToken,
+) {
     let every = Duration::from_secs(storage.disk_check_secs.max(1));
     let dir = storage.recordings_dir();
-    let mut last = Level::Fine;
     loop {
         match usage(&dir).await {
             Ok(u) => {
                 let now = level(&u, &storage);
-                if now > last {
+                if announced.measured(now) {
                     events
                         .emit(
                             None,
@@ -158,7 +183,6 @@ pub async fn guard(storage: Storage, events: Events, cancel: CancellationToken) 
                         )
                         .await;
                 }
-                last = now;
             }
             Err(e) => tracing::warn!(error = %e, dir = %dir.display(), "cannot check free space"),
         }
@@ -208,6 +232,26 @@ mod tests {
         assert!(u.total_bytes > 0 && u.free_bytes <= u.total_bytes);
     }
 
+    #[test]
+    fn a_shortage_is_announced_once_whoever_notices_it() {
+        let announced = Announced::default();
+        let guard = announced.clone();
+        assert!(!guard.measured(Level::Fine));
+        // A recording notices first: it announces; the guard's next readings do not.
+        assert!(announced.measured(Level::Stop));
+        assert!(!guard.measured(Level::Stop));
+        assert!(!announced.measured(Level::Stop));
+        // Space freed, then a warning, then a new shortage: each announced once.
+        assert!(!guard.measured(Level::Fine));
+        assert!(guard.measured(Level::Warn));
+        assert!(!guard.measured(Level::Warn));
+        assert!(announced.measured(Level::Stop));
+        assert!(!guard.measured(Level::Stop));
+        // Better but not fine: a later shortage is announced again.
+        assert!(!guard.measured(Level::Warn));
+        assert!(guard.measured(Level::Stop));
+    }
+
     #[tokio::test]
     async fn guard_reports_crossings() {
         let dir = tempfile::tempdir().unwrap();
@@ -218,7 +262,12 @@ mod tests {
         };
         let (tx, mut rx) = tokio::sync::mpsc::channel(8);
         let cancel = CancellationToken::new();
-        let task = tokio::spawn(guard(storage, Events::new(tx), cancel.clone()));
+        let task = tokio::spawn(guard(
+            storage,
+            Events::new(tx),
+            Announced::default(),
+            cancel.clone(),
+        ));
         let e = rx.recv().await.unwrap();
         match e.kind {
             EventKind::DiskLow {

@@ -257,6 +257,8 @@ pub struct Recorder {
     tracker: TaskTracker,
     shutdown: CancellationToken,
     disk_probe: disk::Probe,
+    /// Shared with the disk guard: one `DiskLow` per shortage.
+    disk_announced: disk::Announced,
 }
 
 impl Recorder {
@@ -280,7 +282,13 @@ impl Recorder {
             tracker,
             shutdown,
             disk_probe: disk::Probe::statvfs(),
+            disk_announced: disk::Announced::default(),
         }
+    }
+
+    /// What the disk guard and the recordings have announced of the disk (for the guard).
+    pub fn disk_announced(&self) -> disk::Announced {
+        self.disk_announced.clone()
     }
 
     /// Measures free space while writing with `probe` instead of statvfs (tests).

@@ -890,21 +890,27 @@ impl Session {
             }
         };
         if disk::level(&usage, &settings.storage) != disk::Level::Stop {
+            // Warnings and recoveries are the guard's to announce.
             return Ok(());
         }
+        // A shortage already announced (by the guard or another recording) is not announced
+        // again; this recording stops all the same.
+        let announce = self.rec.disk_announced.measured(disk::Level::Stop);
         let (used_percent, free_gb) = (usage.used_percent(), usage.free_gb());
         warn!(login = %self.spec.login, free_gb, "the recordings disk is too full; recording stops");
-        self.rec
-            .events
-            .emit(
-                None,
-                EventKind::DiskLow {
-                    used_percent,
-                    free_gb,
-                    stopped_recording: true,
-                },
-            )
-            .await;
+        if announce {
+            self.rec
+                .events
+                .emit(
+                    None,
+                    EventKind::DiskLow {
+                        used_percent,
+                        free_gb,
+                        stopped_recording: true,
+                    },
+                )
+                .await;
+        }
         self.stop = Some(StopReason::Ended(disk::stop_reason(used_percent, free_gb)));
         Err(TakeEnd::Stop)
     }
