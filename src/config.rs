@@ -738,7 +738,11 @@ impl Config {
                 self.youtube.daily_upload_limit,
                 self.youtube.chunk_size_mib,
                 self.youtube.after_upload.as_str()
-            )
+            ) + if self.youtube.after_upload == AfterUpload::Delete {
+                " once YouTube has processed it"
+            } else {
+                ""
+            }
         } else {
             "off".into()
         };
@@ -776,6 +780,8 @@ impl Config {
              front-ends:      {}\n\
              live detection:  {detection}\n\
              recording:       quality {}, parts of at most {} h, names {}\n\
+             segments:        at most {} MiB and {} Mbit/s each, {} x the target duration (at least {} s); \
+             fsync every {} s; gap notices at most every {} s\n\
              hls sources:     {hls_sources}\n\
              chat (IRC):      {chat}\n\
              youtube uploads: {uploads}\n\
@@ -788,6 +794,12 @@ impl Config {
             self.recording.quality,
             self.recording.max_part_hours,
             self.recording.file_template,
+            self.recording.max_segment_mb,
+            self.recording.max_segment_mbps,
+            self.recording.segment_time_factor,
+            self.recording.segment_min_secs,
+            self.recording.sync_interval_secs,
+            self.recording.gap_notice_secs,
             self.storage.database_path().display(),
             self.storage.recordings_dir().display(),
             self.storage.chat_dir().display(),

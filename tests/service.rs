@@ -258,6 +258,13 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
     assert!(text.contains("is valid"), "{text}");
     assert!(text.contains("front-ends:      console"), "{text}");
     assert!(text.contains("recbot.sqlite"), "{text}");
+    assert!(
+        text.contains(
+            "segments:        at most 256 MiB and 100 Mbit/s each, 4 x the target duration \
+             (at least 20 s); fsync every 30 s; gap notices at most every 60 s"
+        ),
+        "{text}"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     for (body, fragments) in [
