@@ -208,12 +208,12 @@ fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 
-mod common;
+mod support;
 
-use common::Bot;
+use support::Bot;
 
 async fn start(config: Arc<Config>, options: DiscordOptions) -> Bot {
-    Bot::start(config, move |config, core, notices, shutdown, tracker| {
+    Bot::with_front_end(config, move |config, core, notices, shutdown, tracker| {
         discord::run(config, core, notices, shutdown, tracker, options)
     })
     .await
@@ -487,6 +487,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
     send(&dispatch, add).await;
     answer(rest, 1).await;
     bot.emit(
+        "foo",
         Some(2),
         EventKind::LiveDetected {
             stream_id: None,
@@ -505,6 +506,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
         "foo — @everyone come watch <@123> [free](http://evil) 'x'[2J"
     );
     bot.emit(
+        "foo",
         Some(2),
         EventKind::UploadProgress {
             job: 1,
@@ -517,6 +519,7 @@ async fn events_get_a_thread_progress_is_edited_and_429_is_waited_out() {
     let in_thread = wait_requests(rest, "POST", "/api/v10/channels/9003/messages", 1).await;
     assert!(in_thread[0]["content"].as_str().unwrap().contains("10%"));
     bot.emit(
+        "foo",
         Some(2),
         EventKind::UploadProgress {
             job: 1,
@@ -643,7 +646,7 @@ async fn a_refused_token_stops_the_front_end_instead_of_retrying() {
     let fake = Fake::new().await;
     let gateway = &fake.gateway;
     let (tx, rx) = tokio::sync::oneshot::channel();
-    let bot = Bot::start(
+    let bot = Bot::with_front_end(
         fake.config(""),
         move |config, core, notices, shutdown, tracker| async move {
             let result = discord::run(config, core, notices, shutdown, tracker, options()).await;
@@ -720,9 +723,9 @@ async fn posts_wait_for_an_empty_bucket_to_reset_instead_of_running_into_a_429()
     fake.mount().await;
     let (bot, _conn) = fake.start("events_room = \"888\"\n", options()).await;
     // ServiceStarted, then two more for the events room right away.
-    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 30 })
         .await;
-    bot.emit(None, EventKind::RecordingStalled { seconds: 60 })
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 60 })
         .await;
     wait_requests(rest, "POST", "/api/v10/channels/888/messages", 3).await;
     bot.stop().await;
@@ -755,7 +758,7 @@ async fn a_reset_bot_token_pauses_posting_until_it_works_again_and_skips_nothing
         .await;
     fake.mount().await;
     let (bot, _conn) = fake.start("events_room = \"888\"\n", options()).await;
-    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 30 })
         .await;
     let posts = wait_requests(rest, "POST", "/api/v10/channels/888/messages", 4).await;
     bot.stop().await;
@@ -788,6 +791,7 @@ async fn a_thread_that_already_exists_for_the_message_is_used() {
     send(&conn.dispatch, add_foo(1)).await;
     answer(rest, 1).await;
     bot.emit(
+        "foo",
         Some(5),
         EventKind::LiveDetected {
             stream_id: None,
@@ -801,7 +805,7 @@ async fn a_thread_that_already_exists_for_the_message_is_used() {
     )
     .await;
     wait_requests(rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
-    bot.emit(Some(5), EventKind::RecordingStalled { seconds: 30 })
+    bot.emit("foo", Some(5), EventKind::RecordingStalled { seconds: 30 })
         .await;
     // The live message (the first message id) is the thread.
     let in_thread = wait_requests(rest, "POST", "/api/v10/channels/9001/messages", 1).await;

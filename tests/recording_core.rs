@@ -12,25 +12,11 @@ use std::time::Duration;
 use chrono::Utc;
 use recbot::config::Config;
 use recbot::core::store::Store;
-use recbot::core::{Core, CoreHandle, Notice, Origin as Who};
-use recbot::event::{Event, EventKind};
+use recbot::event::EventKind;
 use recbot::recorder::sidecar::Sidecar;
-use recbot::work::Events;
 use recbot_commands::Login;
 use support::origin::{segment_bytes, End, Origin, StreamConfig};
-use support::same_bytes;
-use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
-
-struct Bot {
-    core: CoreHandle,
-    events: Events,
-    notices: broadcast::Receiver<Arc<Notice>>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-    seen: Vec<Arc<Notice>>,
-}
+use support::{is, same_bytes, Bot};
 
 /// The test plays the live watcher, so the real one must stay silent: with Helix credentials
 /// and (from `testing::offline`) a Helix that does not answer, its checks fail and it emits
@@ -47,96 +33,23 @@ fn config(dir: &Path, origin: &Origin, storage: &str) -> Arc<Config> {
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 
-impl Bot {
-    /// `storage`: extra `[storage]` keys.
-    async fn start(dir: &Path, origin: &Origin, storage: &str) -> Bot {
-        // Shown only when a test fails.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter("recbot=debug")
-            .with_test_writer()
-            .try_init();
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let (core, handle) = Core::open(config(dir, origin, storage), shutdown.clone())
-            .await
-            .unwrap();
-        let events = core.events();
-        let notices = handle.subscribe();
-        core.spawn(&tracker).await.unwrap();
-        Bot {
-            core: handle,
-            events,
-            notices,
-            shutdown,
-            tracker,
-            seen: Vec::new(),
-        }
-    }
-
-    async fn run(&self, text: &str) -> String {
-        let reply = self.core.submit(text, Who::console()).await;
-        assert!(reply.ok, "{text}: {reply:?}");
-        reply.text
-    }
-
-    async fn live(&self, login: &str, stream_id: &str, title: &str) {
-        self.events
-            .emit(
-                Some(Login::parse(login).unwrap()),
-                EventKind::LiveDetected {
-                    stream_id: Some(stream_id.into()),
-                    display_name: None,
-                    title: title.into(),
-                    game: Some("Chess".into()),
-                    viewers: Some(3),
-                    started_at: Some(Utc::now()),
-                    latency_secs: Some(1.0),
-                },
-            )
-            .await;
-    }
-
-    async fn send(&self, login: &str, kind: EventKind) {
-        self.events
-            .emit(Some(Login::parse(login).unwrap()), kind)
-            .await;
-    }
-
-    /// Waits (20 s at most) for a notice matching `f`; notices that do not match stay
-    /// available to later waits.
-    async fn wait_for(&mut self, what: &str, f: impl Fn(&Event) -> bool) -> Event {
-        if let Some(i) = self.seen.iter().position(|n| f(&n.event)) {
-            return self.seen.remove(i).event.clone();
-        }
-        loop {
-            let n = tokio::time::timeout(Duration::from_secs(20), self.notices.recv())
-                .await
-                .unwrap_or_else(|_| {
-                    let kinds: Vec<_> = self.seen.iter().map(|n| n.event.kind.clone()).collect();
-                    panic!("no {what}; saw {kinds:#?}")
-                })
-                .unwrap();
-            if f(&n.event) {
-                return n.event.clone();
-            }
-            self.seen.push(n);
-        }
-    }
-
-    async fn stop(self) {
-        self.shutdown.cancel();
-        self.tracker.close();
-        tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
-            .await
-            .unwrap();
-    }
+/// A bot on `origin`; `storage`: extra `[storage]` keys. Independent notices may arrive in
+/// any order here, so the ones a wait passes over stay for later waits.
+async fn start(dir: &Path, origin: &Origin, storage: &str) -> Bot {
+    // Shown only when a test fails.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter("recbot=debug")
+        .with_test_writer()
+        .try_init();
+    Bot::start(config(dir, origin, storage))
+        .await
+        .keeping_unmatched()
 }
 
 /// A bot watching `foo`, told that `foo` is live (stream `s1`) with `stream` on the origin.
 async fn recording_foo(dir: &Path, origin: &Origin, stream: StreamConfig) -> Bot {
-    let mut bot = Bot::start(dir, origin, "").await;
-    bot.run("add foo").await;
+    let mut bot = start(dir, origin, "").await;
+    bot.command("add foo").await;
     origin.go_live("foo", stream);
     bot.live("foo", "s1", "t").await;
     bot.wait_for("LiveDetected", is("LiveDetected")).await;
@@ -151,10 +64,6 @@ fn endless() -> StreamConfig {
     }
 }
 
-fn is(name: &'static str) -> impl Fn(&Event) -> bool {
-    move |e| e.kind_name() == name
-}
-
 async fn store(dir: &Path) -> Store {
     Store::open(&dir.join("recbot.sqlite")).await.unwrap()
 }
@@ -163,8 +72,8 @@ async fn store(dir: &Path) -> Store {
 async fn live_detected_records_and_persists_the_session_and_its_parts() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
-    bot.run("add foo").await;
+    let mut bot = start(dir.path(), &origin, "").await;
+    bot.command("add foo").await;
     origin.go_live(
         "foo",
         StreamConfig {
@@ -180,9 +89,9 @@ async fn live_detected_records_and_persists_the_session_and_its_parts() {
         .await;
     assert_eq!(started.session, Some(session));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = bot.run("status foo").await;
+    let status = bot.command("status foo").await;
     assert!(status.contains("Recording part 1 (1080p60)"), "{status}");
-    let overall = bot.run("status").await;
+    let overall = bot.command("status").await;
     assert!(overall.contains("recording 1"), "{overall}");
     bot.send(
         "foo",
@@ -344,8 +253,8 @@ async fn a_crash_leftover_is_finished_and_the_session_continues() {
     // recorder: it is left alone.
     std::fs::write(dir.path().join("recordings/foo/stray.ts.part"), b"xyz").unwrap();
 
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
-    bot.run("add foo").await;
+    let mut bot = start(dir.path(), &origin, "").await;
+    bot.command("add foo").await;
     let mut recovered = Vec::new();
     for _ in 0..1 {
         let e = bot
@@ -455,14 +364,14 @@ async fn a_leftover_chat_export_is_not_taken_for_a_recording() {
     .unwrap();
 
     let youtube = "[youtube]\nenabled = true\nclient_id = \"y\"\nclient_secret = \"z\"\n";
-    let mut bot = Bot::start(dir.path(), &origin, youtube).await;
+    let mut bot = start(dir.path(), &origin, youtube).await;
     let queued = bot.wait_for("UploadQueued", is("UploadQueued")).await;
     let EventKind::UploadQueued { file, .. } = &queued.kind else {
         unreachable!()
     };
     assert!(file.ends_with("2026-11-21_11-00-00_u.ts"), "{file}");
     // Every start-up notice has been published once the core answers a command.
-    bot.run("status").await;
+    bot.command("status").await;
     while let Ok(n) = bot.notices.try_recv() {
         bot.seen.push(n);
     }
@@ -500,7 +409,7 @@ async fn an_open_session_nobody_continues_is_closed() {
         store.close().await;
         s
     };
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    let mut bot = start(dir.path(), &origin, "").await;
     // Resume window = grace (1 s) + 2 × poll interval (1 s).
     let done = bot
         .wait_for("RecordingFinished", is("RecordingFinished"))
@@ -516,8 +425,8 @@ async fn hls_sources_are_polled_recorded_once_and_removed_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
     origin.go_live("studio", StreamConfig::default());
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
-    bot.run(&format!(
+    let mut bot = start(dir.path(), &origin, "").await;
+    bot.command(&format!(
         "add hls {}/hls/studio/master.m3u8 studio",
         origin.url()
     ))
@@ -534,14 +443,14 @@ async fn hls_sources_are_polled_recorded_once_and_removed_cleanly() {
     bot.seen.clear();
     // A live one, removed while recording: finished and kept.
     origin.go_live("other", endless());
-    bot.run(&format!(
+    bot.command(&format!(
         "add hls {}/hls/other/720p30/index.m3u8 other",
         origin.url()
     ))
     .await;
     bot.wait_for("RecordingStarted", is("RecordingStarted"))
         .await;
-    bot.run("remove other").await;
+    bot.command("remove other").await;
     let part = bot.wait_for("part", is("RecordingPartFinished")).await;
     let EventKind::RecordingPartFinished { file, .. } = &part.kind else {
         unreachable!()
@@ -556,8 +465,8 @@ async fn hls_sources_are_polled_recorded_once_and_removed_cleanly() {
 async fn disk_command_and_the_free_space_floor() {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
-    let bot = Bot::start(dir.path(), &origin, "").await;
-    let report = bot.run("disk").await;
+    let bot = start(dir.path(), &origin, "").await;
+    let report = bot.command("disk").await;
     assert!(
         report.contains("Recordings:") && report.contains("free of"),
         "{report}"
@@ -565,7 +474,7 @@ async fn disk_command_and_the_free_space_floor() {
     bot.stop().await;
 
     // Less free space than the floor: DiskLow at start-up, and nothing is recorded.
-    let mut bot = Bot::start(dir.path(), &origin, "min_free_gb = 1000000000").await;
+    let mut bot = start(dir.path(), &origin, "min_free_gb = 1000000000").await;
     let low = bot.wait_for("DiskLow", is("DiskLow")).await;
     assert!(matches!(
         low.kind,
@@ -574,7 +483,7 @@ async fn disk_command_and_the_free_space_floor() {
             ..
         }
     ));
-    bot.run("add foo").await;
+    bot.command("add foo").await;
     origin.go_live("foo", StreamConfig::default());
     bot.live("foo", "s1", "t").await;
     let failed = bot.wait_for("RecordingFailed", is("RecordingFailed")).await;
@@ -582,7 +491,7 @@ async fn disk_command_and_the_free_space_floor() {
         unreachable!()
     };
     assert!(reason.contains("not recording: only"), "{reason}");
-    assert!(bot.run("disk").await.contains("recording is stopped"));
+    assert!(bot.command("disk").await.contains("recording is stopped"));
     bot.stop().await;
     assert!(!dir.path().join("recordings/foo").exists());
 }
@@ -612,7 +521,7 @@ async fn disk_low_stops_recordings_cleanly() {
     assert!(file.exists());
     bot.wait_for("RecordingFinished", is("RecordingFinished"))
         .await;
-    assert!(!bot.run("status").await.contains("recording 1"));
+    assert!(!bot.command("status").await.contains("recording 1"));
     bot.stop().await;
 }
 
@@ -681,8 +590,8 @@ async fn crash_then_go_on(finishable: bool) {
         std::fs::create_dir_all(Sidecar::path_for(&second).join("x")).unwrap();
     }
 
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
-    bot.run("add foo").await;
+    let mut bot = start(dir.path(), &origin, "").await;
+    bot.command("add foo").await;
     if finishable {
         let recovered = bot
             .wait_for("recovered part", |e| {
@@ -779,9 +688,9 @@ async fn a_stored_part_whose_leftover_has_no_whole_segment_is_removed_and_marked
     )
     .unwrap();
 
-    let bot = Bot::start(dir.path(), &origin, "").await;
+    let bot = start(dir.path(), &origin, "").await;
     // Recovery runs before the core takes commands.
-    bot.run("list").await;
+    bot.command("list").await;
     bot.stop().await;
     assert!(!part_file.exists());
     let store = store(dir.path()).await;
@@ -815,7 +724,7 @@ async fn a_crash_leftover_whose_sidecar_cannot_be_written_is_reported_then_finis
     let blocker = Sidecar::path_for(&final_path).join("x");
     std::fs::create_dir_all(&blocker).unwrap();
 
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    let mut bot = start(dir.path(), &origin, "").await;
     let failed = bot.wait_for("RecordingFailed", is("RecordingFailed")).await;
     let EventKind::RecordingFailed { reason } = &failed.kind else {
         unreachable!()
@@ -830,7 +739,7 @@ async fn a_crash_leftover_whose_sidecar_cannot_be_written_is_reported_then_finis
 
     // Once the sidecar can be written, the next start finishes it.
     std::fs::remove_dir_all(Sidecar::path_for(&final_path)).unwrap();
-    let mut bot = Bot::start(dir.path(), &origin, "").await;
+    let mut bot = start(dir.path(), &origin, "").await;
     let recovered = bot
         .wait_for("recovered part", |e| {
             matches!(
@@ -904,7 +813,7 @@ async fn remove_interrupts_a_trickling_segment_download_within_a_second() {
     // Segment 6 is published half a second after the start; its download hangs by then.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let asked = std::time::Instant::now();
-    bot.run("remove foo").await;
+    bot.command("remove foo").await;
     let part = bot.wait_for("part", is("RecordingPartFinished")).await;
     bot.wait_for("RecordingFinished", is("RecordingFinished"))
         .await;

@@ -95,12 +95,12 @@ fn config(dir: &Path, api: &str, extra: &str) -> Arc<Config> {
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
 }
 
-mod common;
+mod support;
 
-use common::Bot;
+use support::Bot;
 
 async fn start(config: Arc<Config>, options: SlackOptions) -> Bot {
-    Bot::start(config, move |config, core, notices, shutdown, tracker| {
+    Bot::with_front_end(config, move |config, core, notices, shutdown, tracker| {
         slack::run(config, core, notices, shutdown, tracker, options)
     })
     .await
@@ -497,14 +497,15 @@ async fn events_go_to_the_room_in_one_thread_with_progress_edited_in_place() {
     let (web, respond) = (&fake.web, &fake.respond);
     let (bot, mut ws) = fake.start("events_room = \"CEV\"\n", options()).await;
     command(&mut ws, "UOP", "add foo", "e1", respond).await;
-    bot.emit(Some(9), live()).await;
+    bot.emit("foo", Some(9), live()).await;
     wait_bodies(web, "/api/chat.postMessage", 2).await;
-    bot.emit(Some(9), progress(25)).await;
+    bot.emit("foo", Some(9), progress(25)).await;
     wait_bodies(web, "/api/chat.postMessage", 3).await;
-    bot.emit(Some(9), progress(75)).await;
+    bot.emit("foo", Some(9), progress(75)).await;
     // (Let the edit through: progress outdated by the next notice of a burst is folded.)
     wait_bodies(web, "/api/chat.update", 1).await;
     bot.emit(
+        "foo",
         Some(9),
         EventKind::UploadFinished {
             job: 4,
@@ -566,7 +567,7 @@ async fn rate_limited_posts_wait_for_retry_after_and_are_not_dropped() {
     fake.mount().await;
     let started = Instant::now();
     let (bot, _ws) = fake.start("events_room = \"CEV\"\n", options()).await;
-    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 30 })
         .await;
     let posts = wait_bodies(web, "/api/chat.postMessage", 3).await;
     bot.stop().await;
@@ -592,7 +593,7 @@ async fn a_revoked_token_pauses_posting_until_it_works_again_and_skips_nothing()
         .await;
     fake.mount().await;
     let (bot, _ws) = fake.start("events_room = \"CEV\"\n", options()).await;
-    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 30 })
         .await;
     let posts = wait_bodies(web, "/api/chat.postMessage", 4).await;
     bot.stop().await;
@@ -622,7 +623,7 @@ async fn a_web_api_call_without_an_answer_is_abandoned_and_tried_again() {
         ..options()
     };
     let (bot, _ws) = fake.start("events_room = \"CEV\"\n", opts).await;
-    bot.emit(None, EventKind::RecordingStalled { seconds: 30 })
+    bot.emit("foo", None, EventKind::RecordingStalled { seconds: 30 })
         .await;
     let posts = wait_bodies(web, "/api/chat.postMessage", 3).await;
     bot.stop().await;
@@ -645,8 +646,8 @@ async fn notices_from_an_outage_are_posted_after_a_restart() {
     fake.mount().await;
     let (bot, mut ws) = fake.start("", options()).await;
     command(&mut ws, "UOP", "add foo", "o1", &fake.respond).await;
-    bot.emit(Some(3), live()).await;
-    bot.emit(Some(3), EventKind::RecordingStalled { seconds: 30 })
+    bot.emit("foo", Some(3), live()).await;
+    bot.emit("foo", Some(3), EventKind::RecordingStalled { seconds: 30 })
         .await;
     wait_bodies(web, "/api/chat.postMessage", 2).await;
     bot.stop().await;
@@ -809,11 +810,11 @@ async fn chat_update_is_paced_by_its_slack_tier() {
     };
     let (bot, mut ws) = fake.start("", opts).await;
     command(&mut ws, "UOP", "add foo", "p1", &fake.respond).await;
-    bot.emit(None, progress(1)).await;
+    bot.emit("foo", None, progress(1)).await;
     wait_bodies(web, "/api/chat.postMessage", 1).await;
     // One update at a time (a burst would be folded into one edit).
     for sent in 2..=9 {
-        bot.emit(None, progress(sent)).await;
+        bot.emit("foo", None, progress(sent)).await;
         wait_bodies(web, "/api/chat.update", sent as usize - 1).await;
     }
     bot.stop().await;

@@ -1,9 +1,11 @@
-//! Shared pieces of the integration tests: a running core, recording parts on disk, and local
-//! fakes of YouTube's upload endpoint, Google's token endpoint and Twitch's id endpoints.
+//! Shared pieces of the integration tests: a running core (the one test [`Bot`], in `bot.rs`),
+//! recording parts on disk, and local fakes of YouTube's upload endpoint, Google's token
+//! endpoint and Twitch's id endpoints.
 
 #![allow(dead_code)]
 
 pub mod binary;
+mod bot;
 pub mod origin;
 pub mod twitch;
 pub mod twitch_irc;
@@ -12,22 +14,16 @@ pub mod youtube_tcp;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
 use recbot::config::Config;
 use recbot::core::store::{Store, StoredToken};
-use recbot::core::{CoreHandle, Notice, Origin, Reply};
-use recbot::event::{Event, EventKind};
+use recbot::event::EventKind;
 use recbot::recorder::sidecar::{Chapter, Sidecar};
 use recbot::secret::Secret;
-use recbot::work::Events;
-use recbot_commands::Login;
-use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
-use tokio_util::task::TaskTracker;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
+pub use bot::{is, Bot};
 use youtube_state::{State, Step};
 
 pub const CLIENT_ID: &str = "fake-client.apps.googleusercontent.com";
@@ -46,85 +42,6 @@ pub fn config(dir: &Path, youtube: &str, twitch: &str) -> Arc<Config> {
     );
     let text = recbot::config::testing::offline(&text);
     Arc::new(Config::from_text(&text, &dir.join("recbot.toml"), &[]).unwrap())
-}
-
-/// A core running in this process, with a front-end's view of it.
-pub struct Bot {
-    pub core: CoreHandle,
-    pub events: Events,
-    pub notices: broadcast::Receiver<Arc<Notice>>,
-    pub config: Arc<Config>,
-    shutdown: CancellationToken,
-    tracker: TaskTracker,
-}
-
-impl Bot {
-    pub async fn start(config: Arc<Config>) -> Bot {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let (core, handle) = recbot::core::Core::open(config.clone(), shutdown.clone())
-            .await
-            .unwrap();
-        let events = core.events();
-        let notices = handle.subscribe();
-        core.spawn(&tracker).await.unwrap();
-        Bot {
-            core: handle,
-            events,
-            notices,
-            config,
-            shutdown,
-            tracker,
-        }
-    }
-
-    pub async fn run(&self, text: &str) -> Reply {
-        self.core.submit(text, Origin::console()).await
-    }
-
-    /// The next notice whose event matches; panics after 20 s.
-    pub async fn wait_for(&mut self, what: &str, matches: impl Fn(&EventKind) -> bool) -> Event {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let notice = tokio::time::timeout_at(deadline, self.notices.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within 20 s"))
-                .expect("notices");
-            if matches(&notice.event.kind) {
-                return notice.event.clone();
-            }
-        }
-    }
-
-    /// Plays the recorder: a part of `login` is finished on disk.
-    pub async fn part_finished(&self, part: &Part) {
-        self.events
-            .emit(
-                Some(Login::parse(&part.login).unwrap()),
-                EventKind::RecordingPartFinished {
-                    part: 1,
-                    file: part.file.clone(),
-                    sidecar: part.sidecar.clone(),
-                    bytes: part.bytes,
-                    duration_secs: 7200.0,
-                    gaps: 0,
-                    recovered: false,
-                },
-            )
-            .await;
-    }
-
-    pub async fn stop(self) {
-        self.shutdown.cancel();
-        self.tracker.close();
-        self.tracker.wait().await;
-    }
-}
-
-/// Matches events of one kind by name.
-pub fn is<'a>(name: &'a str) -> impl Fn(&EventKind) -> bool + 'a {
-    move |k| k.name() == name
 }
 
 /// The next `AuthRequired`: (service, reason, consent link).
