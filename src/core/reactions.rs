@@ -8,8 +8,13 @@ use crate::event::Event;
 impl Core {
     /// Runs after `event` is persisted and before it is announced.
     pub(super) async fn react(&mut self, event: &Event) {
-        self.react_recording(event).await;
-        self.react_live(event);
+        // The recording state first: a `RecordingFinished` closes its session there, and what
+        // the ended recording knew (its stream id, whether a new broadcast replaced it) is the
+        // input of the live recheck.
+        let ended = self.react_recording(event).await;
+        self.react_live(event, ended);
+        // A finished part becomes an upload job and a chat file; the two do not depend on
+        // each other (the after-upload step copes with either finishing first).
         self.queue_upload(event).await;
         self.chat_react(event).await;
     }
