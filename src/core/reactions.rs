@@ -22,6 +22,7 @@ impl Core {
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
     /// what they run with the watch list.
     pub(super) async fn watches_changed(&mut self) {
+        // Each reads the watch list from the store itself; the order does not matter.
         self.update_watcher().await;
         self.reconcile_recordings().await;
         self.chat_watches_changed().await;
