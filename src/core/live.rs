@@ -55,14 +55,11 @@ impl Core {
     /// the stream really goes on — without a tight loop on streams that cannot be recorded.
     /// One recheck per session end (its `RecordingFailed` is followed by `RecordingFinished`),
     /// none while a newer session of the login records, and at once when the recording ended
-    /// because a new broadcast replaced it.
-    pub(super) fn react_live(&mut self, event: &Event) {
+    /// because a new broadcast replaced it. `ended` is what `react_recording` returned for this
+    /// event: what the recording of a `RecordingFinished` knew.
+    pub(super) fn react_live(&mut self, event: &Event, ended: Option<EndedRecording>) {
         let Some(login) = &event.login else {
             return;
-        };
-        let ended = match &event.kind {
-            EventKind::RecordingFinished { .. } => self.recordings.take_ended(login),
-            _ => None,
         };
         match &event.kind {
             EventKind::StreamOffline { .. } => {
@@ -209,8 +206,11 @@ mod tests {
         let failed = EventKind::RecordingFailed {
             reason: "refused".into(),
         };
-        core.react_live(&Event::now(Some(foo.clone()), failed).in_session(5));
-        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(5));
+        core.react_live(&Event::now(Some(foo.clone()), failed).in_session(5), None);
+        core.react_live(
+            &Event::now(Some(foo.clone()), finished()).in_session(5),
+            None,
+        );
         let (login, _, _) = rechecks.try_recv().expect("a recheck");
         assert_eq!(login, foo);
         assert!(rechecks.try_recv().is_err(), "one recheck, not two");
@@ -219,52 +219,52 @@ mod tests {
         let refused = EventKind::RecordingFailed {
             reason: "disk full".into(),
         };
-        core.react_live(&Event::now(Some(foo.clone()), refused));
+        core.react_live(&Event::now(Some(foo.clone()), refused), None);
         assert!(rechecks.try_recv().is_ok());
         assert_eq!(core.live_restarts[&foo].1, 2);
         // A newer session records foo when the old one's end arrives: no recheck.
         core.recordings
             .insert_for_tests(foo.clone(), crate::recorder::RecordingHandle::detached(6));
-        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(5));
+        core.react_live(
+            &Event::now(Some(foo.clone()), finished()).in_session(5),
+            None,
+        );
         assert!(rechecks.try_recv().is_err());
         assert_eq!(core.live_restarts[&foo].1, 2);
         // Session 6's own end (its handle is still the active one). It ended because another
         // broadcast replaced it: checked again at once,
         // whatever stream is known, without counting as a failed restart.
-        core.recordings.set_ended_for_tests(
-            foo.clone(),
-            EndedRecording {
+        core.react_live(
+            &Event::now(Some(foo.clone()), finished()).in_session(6),
+            Some(EndedRecording {
                 stream_id: Some("s1".into()),
                 new_broadcast: true,
-            },
+            }),
         );
-        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
         let (login, stream, due) = rechecks.try_recv().expect("a recheck");
         assert_eq!((login, stream), (foo.clone(), None));
         assert!(due <= tokio::time::Instant::now());
         assert_eq!(core.live_restarts[&foo].1, 2);
         // A normal end: the recheck names the stream that ended, later.
-        core.recordings.set_ended_for_tests(
-            foo.clone(),
-            EndedRecording {
+        core.react_live(
+            &Event::now(Some(foo.clone()), finished()).in_session(6),
+            Some(EndedRecording {
                 stream_id: Some("s1".into()),
                 new_broadcast: false,
-            },
+            }),
         );
-        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
         let (_, stream, due) = rechecks.try_recv().expect("a recheck");
         assert_eq!(stream.as_deref(), Some("s1"));
         assert!(due > tokio::time::Instant::now());
         assert_eq!(core.live_restarts[&foo].1, 3);
         // Another broadcast's end: counted from the start again.
-        core.recordings.set_ended_for_tests(
-            foo.clone(),
-            EndedRecording {
+        core.react_live(
+            &Event::now(Some(foo.clone()), finished()).in_session(6),
+            Some(EndedRecording {
                 stream_id: Some("s2".into()),
                 new_broadcast: false,
-            },
+            }),
         );
-        core.react_live(&Event::now(Some(foo.clone()), finished()).in_session(6));
         let (_, stream, due) = rechecks.try_recv().expect("a recheck");
         assert_eq!(stream.as_deref(), Some("s2"));
         let first = recheck_delay(

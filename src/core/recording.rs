@@ -69,8 +69,6 @@ pub(super) struct Recordings {
     /// Logins being recorded; HLS pollers pause for them.
     recording_now: hls_source::Recording,
     pollers: HashMap<Login, (String, CancellationToken)>,
-    /// Set while the `RecordingFinished` of a login's recording is being handled.
-    just_ended: Option<(Login, EndedRecording)>,
     /// `disk`'s shared, cached folder walk.
     disk_reports: DiskReports,
 }
@@ -91,7 +89,6 @@ impl Recordings {
             dormant: Arc::new(Mutex::new(HashMap::new())),
             recording_now: Arc::new(Mutex::new(HashSet::new())),
             pollers: HashMap::new(),
-            just_ended: None,
             disk_reports: DiskReports::new(&config.storage),
         }
     }
@@ -123,16 +120,18 @@ impl Recordings {
         self.active.insert(login, handle);
     }
 
-    #[cfg(test)]
-    pub(super) fn set_ended_for_tests(&mut self, login: Login, ended: EndedRecording) {
-        self.just_ended = Some((login, ended));
-    }
-
-    /// What the recording of `login` whose session just ended knew, once.
-    pub(super) fn take_ended(&mut self, login: &Login) -> Option<EndedRecording> {
-        match self.just_ended.take() {
-            Some((l, ended)) if l == *login => Some(ended),
-            _ => None,
+    /// The recording of `login`'s `session` ended: it leaves the running set, and what it
+    /// knew is returned (nothing known when another session of the login records now).
+    fn remove_ended(&mut self, login: &Login, session: i64) -> EndedRecording {
+        if self.active.get(login).is_none_or(|h| h.session != session) {
+            return EndedRecording::default();
+        }
+        let h = self.active.remove(login).expect("checked");
+        self.set_recording(login, false);
+        let status = h.status();
+        EndedRecording {
+            stream_id: status.stream_id,
+            new_broadcast: status.new_broadcast,
         }
     }
 }
@@ -321,7 +320,9 @@ impl Core {
     }
 
     /// Reactions to recording events (after they are persisted, before they are announced).
-    pub(super) async fn react_recording(&mut self, event: &Event) {
+    /// Returns, for a `RecordingFinished` of a session, what its recording knew (the live
+    /// recheck's input); `None` for every other event.
+    pub(super) async fn react_recording(&mut self, event: &Event) -> Option<EndedRecording> {
         let Some(login) = &event.login else {
             if let EventKind::DiskLow {
                 stopped_recording: true,
@@ -336,8 +337,9 @@ impl Core {
                     ))));
                 }
             }
-            return;
+            return None;
         };
+        let mut ended = None;
         let result = match (&event.kind, event.session) {
             (EventKind::RecordingStarted { file, part, .. }, Some(s)) => {
                 let path = self.config.storage.recordings_dir().join(file);
@@ -371,23 +373,7 @@ impl Core {
                     .await
             }
             (EventKind::RecordingFinished { .. }, Some(s)) => {
-                let ours = self
-                    .recordings
-                    .active
-                    .get(login)
-                    .is_some_and(|h| h.session == s);
-                let ended = if ours {
-                    let h = self.recordings.active.remove(login).expect("checked");
-                    self.recordings.set_recording(login, false);
-                    let status = h.status();
-                    EndedRecording {
-                        stream_id: status.stream_id,
-                        new_broadcast: status.new_broadcast,
-                    }
-                } else {
-                    EndedRecording::default()
-                };
-                self.recordings.just_ended = Some((login.clone(), ended));
+                ended = Some(self.recordings.remove_ended(login, s));
                 self.store.end_session(s, event.at).await
             }
             (EventKind::StreamUpdated { title, game }, Some(s)) => {
@@ -412,6 +398,7 @@ impl Core {
         if let Err(e) = result {
             error!(error = %e, kind = event.kind_name(), "cannot persist the recording state");
         }
+        ended
     }
 
     /// Once a recording's first part is on disk: its stream id, when the recorder learnt it

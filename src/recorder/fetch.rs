@@ -270,15 +270,8 @@ async fn get_capped(
     url: &Url,
     range: Option<ByteRange>,
 ) -> Result<bytes::Bytes, FetchError> {
-    let mut request = http.get(url)?.timeout(Duration::from_secs(20));
-    if let Some(r) = range {
-        request = request.header(reqwest::header::RANGE, r.header());
-    }
-    let mut response = request.send().await.map_err(transport)?;
-    let status = response.status();
-    if !status.is_success() {
-        return Err(FetchError::Status(status.as_u16()));
-    }
+    let request = http.get(url)?.timeout(Duration::from_secs(20));
+    let mut response = send(request, range).await?;
     let too_big = || {
         FetchError::Refused(format!(
             "the playlist is larger than {} MiB",
@@ -308,7 +301,16 @@ pub async fn open_resource(
     url: &Url,
     range: Option<ByteRange>,
 ) -> Result<reqwest::Response, FetchError> {
-    let mut request = http.get(url)?;
+    send(http.get(url)?, range).await
+}
+
+/// Sends `request` (for `range` only, when given) and checks the answer: a success status,
+/// and a byte range honoured (`206`), since a whole resource in place of its range would be
+/// written as if it were the range.
+async fn send(
+    mut request: reqwest::RequestBuilder,
+    range: Option<ByteRange>,
+) -> Result<reqwest::Response, FetchError> {
     if let Some(r) = range {
         request = request.header(reqwest::header::RANGE, r.header());
     }
@@ -389,6 +391,26 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(&body[..], b"#EXTM3U\n");
+    }
+
+    #[tokio::test]
+    async fn a_byte_range_answered_with_the_whole_resource_is_refused() {
+        // The test server answers every request `200` with the whole body.
+        let url = serve(bytes::Bytes::from_static(b"0123456789")).await;
+        let range = ByteRange {
+            offset: 2,
+            length: 4,
+        };
+        let err = open_resource(&local(), &url, Some(range))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FetchError::Refused(_)), "{err}");
+        let mut whole = open_resource(&local(), &url, None).await.unwrap();
+        let mut body = Vec::new();
+        while let Some(chunk) = next_chunk(&mut whole).await.unwrap() {
+            body.extend_from_slice(&chunk);
+        }
+        assert_eq!(body, b"0123456789");
     }
 
     #[test]
