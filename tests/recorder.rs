@@ -1189,6 +1189,26 @@ async fn stop_interrupts_a_trickling_download_within_a_second() {
     assert_eq!(count(&rest, "RecordingFinished"), 0);
 }
 
+/// A 1000 GB disk with 500 GB free, and 0.5 GB once `full` is set; each check counted.
+fn filling_disk(
+    full: Arc<std::sync::atomic::AtomicBool>,
+    probes: Arc<std::sync::atomic::AtomicU32>,
+) -> recbot::recorder::disk::Probe {
+    recbot::recorder::disk::Probe::new(move |_| {
+        probes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let gb = 1_000_000_000u64;
+        let free = if full.load(std::sync::atomic::Ordering::SeqCst) {
+            gb / 2
+        } else {
+            500 * gb
+        };
+        Ok(recbot::recorder::disk::DiskUsage {
+            total_bytes: 1000 * gb,
+            free_bytes: free,
+        })
+    })
+}
+
 #[tokio::test]
 async fn free_space_running_out_while_writing_stops_the_recording_at_once() {
     let origin = Origin::start().await;
@@ -1202,22 +1222,7 @@ async fn free_space_running_out_while_writing_stops_the_recording_at_once() {
     let mut b = bench_with(&origin, "disk_check_mb = 0\nmin_free_gb = 2.0\n", "");
     let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let probes = Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let probe = {
-        let (full, probes) = (full.clone(), probes.clone());
-        recbot::recorder::disk::Probe::new(move |_| {
-            probes.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let gb = 1_000_000_000u64;
-            let free = if full.load(std::sync::atomic::Ordering::SeqCst) {
-                gb / 2
-            } else {
-                500 * gb
-            };
-            Ok(recbot::recorder::disk::DiskUsage {
-                total_bytes: 1000 * gb,
-                free_bytes: free,
-            })
-        })
-    };
+    let probe = filling_disk(full.clone(), probes.clone());
     b.recorder = b.recorder.clone().with_disk_probe(probe);
     let handle = b.recorder.start(spec("foo"));
     support::origin::eventually(Duration::from_secs(10), || handle.status().bytes >= 3 * one).await;
@@ -1263,21 +1268,7 @@ async fn two_recordings_running_out_of_space_together_post_one_disk_notice() {
     origin.go_live("bar", stream.clone());
     let mut b = bench_with(&origin, "disk_check_mb = 0\nmin_free_gb = 2.0\n", "");
     let full = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let probe = {
-        let full = full.clone();
-        recbot::recorder::disk::Probe::new(move |_| {
-            let gb = 1_000_000_000u64;
-            let free = if full.load(std::sync::atomic::Ordering::SeqCst) {
-                gb / 2
-            } else {
-                500 * gb
-            };
-            Ok(recbot::recorder::disk::DiskUsage {
-                total_bytes: 1000 * gb,
-                free_bytes: free,
-            })
-        })
-    };
+    let probe = filling_disk(full.clone(), Arc::default());
     b.recorder = b.recorder.clone().with_disk_probe(probe);
     let foo = b.recorder.start(spec("foo"));
     let bar = b.recorder.start(spec("bar"));
