@@ -1,0 +1,152 @@
+//! The event log in SQLite (`events`; migration 0005 indexes it by kind).
+
+use anyhow::{Context, Result};
+use recbot_commands::Login;
+use sqlx::Row;
+use tracing::error;
+
+use super::SqliteBackend;
+use crate::core::store::events::log_payload;
+use crate::core::store::{EventLog, LogPage};
+use crate::event::Event;
+
+/// The newest events, oldest first (`?1`: how many).
+const RECENT: &str = "SELECT id, payload FROM (SELECT id, payload FROM events
+    ORDER BY id DESC LIMIT ?1) ORDER BY id";
+/// The newest events of one login, oldest first (`?1`: login, `?2`: how many); an index
+/// search on `events_by_name`.
+const RECENT_OF_LOGIN: &str = "SELECT id, payload FROM (SELECT id, payload FROM events
+    WHERE name = ?1 ORDER BY id DESC LIMIT ?2) ORDER BY id";
+
+#[async_trait::async_trait]
+impl EventLog for SqliteBackend {
+    async fn append_event(&self, event: &Event) -> Result<i64> {
+        let payload = log_payload(event)?;
+        let id = sqlx::query("INSERT INTO events (at, kind, name, payload) VALUES (?, ?, ?, ?)")
+            .bind(event.at)
+            .bind(event.kind_name())
+            .bind(event.login.as_ref().map(Login::as_str))
+            .bind(payload)
+            .execute(&self.pool)
+            .await?
+            .last_insert_rowid();
+        Ok(id)
+    }
+
+    async fn recent_events(&self, name: Option<&Login>, limit: i64) -> Result<Vec<Event>> {
+        // Two statements, not one with `?1 IS NULL OR name = ?1`: SQLite plans a statement
+        // once, and that form cannot use `events_by_name`, so it scanned the whole log.
+        let rows = match name {
+            Some(name) => {
+                sqlx::query(RECENT_OF_LOGIN)
+                    .bind(name.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(RECENT)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        Ok(rows
+            .iter()
+            .filter_map(readable_event)
+            .map(|(_, e)| e)
+            .collect())
+    }
+
+    async fn events_after(&self, after: i64, limit: i64) -> Result<LogPage> {
+        let rows = sqlx::query("SELECT id, payload FROM events WHERE id > ? ORDER BY id LIMIT ?")
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
+        let scanned_to = match rows.last() {
+            Some(row) => Some(row.try_get("id")?),
+            None => None,
+        };
+        Ok(LogPage {
+            events: rows.iter().filter_map(readable_event).collect(),
+            scanned_to,
+        })
+    }
+
+    async fn last_event_id(&self, kind: &str) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT MAX(id) FROM events WHERE kind = ?")
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn last_event_of_kind(&self, kind: &str) -> Result<Option<Event>> {
+        let row = sqlx::query("SELECT payload FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1")
+            .bind(kind)
+            .fetch_optional(&self.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let payload: String = row.try_get("payload")?;
+        serde_json::from_str(&payload)
+            .map(Some)
+            .context("unreadable event in the log")
+    }
+}
+
+/// The id and event of an event-log row (`id`, `payload`). A row that cannot be read (written
+/// by an older or newer recbot, or damaged) is logged and left out, so that it holds up
+/// neither `status` nor the front-ends' delivery, which go on after it.
+fn readable_event(row: &sqlx::sqlite::SqliteRow) -> Option<(i64, Event)> {
+    let id: i64 = match row.try_get("id") {
+        Ok(id) => id,
+        Err(e) => {
+            error!(error = %e, "unreadable row in the event log; skipped");
+            return None;
+        }
+    };
+    let payload: Result<String, _> = row.try_get("payload");
+    let parsed = payload
+        .map_err(anyhow::Error::from)
+        .and_then(|p| serde_json::from_str(&p).map_err(anyhow::Error::from));
+    match parsed {
+        Ok(event) => Some((id, event)),
+        Err(e) => {
+            error!(id, error = %e, "unreadable event in the event log; skipped");
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::Row;
+
+    use super::*;
+    use crate::core::store::Store;
+
+    /// SQLite's plan for `sql`, one line per step.
+    async fn plan(store: &Store, sql: &str, binds: &[&str]) -> String {
+        let explain = format!("EXPLAIN QUERY PLAN {sql}");
+        let mut query = sqlx::query(&explain);
+        for bind in binds {
+            query = query.bind(*bind);
+        }
+        let rows = query.fetch_all(&store.pool_for_tests()).await.unwrap();
+        rows.iter()
+            .map(|r| r.get::<String, _>("detail"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    #[tokio::test]
+    async fn a_logins_recent_events_are_an_index_search_not_a_scan_of_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).await.unwrap();
+        let plan = plan(&store, RECENT_OF_LOGIN, &["foo", "5"]).await;
+        assert!(plan.contains("USING INDEX events_by_name"), "{plan}");
+        assert!(!plan.contains("SCAN events"), "{plan}");
+    }
+}

@@ -1,0 +1,241 @@
+//! The upload queue and the quota ledger in SQLite (`upload_jobs`, `upload_quota`).
+
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Result};
+use chrono::{DateTime, NaiveDate, Utc};
+use recbot_commands::Login;
+use sqlx::Row;
+
+use super::SqliteBackend;
+use crate::core::store::{
+    Cleanup, JobState, NewUploadJob, QuotaLedger, UploadJob, UploadJobs, WaitReason,
+};
+
+#[async_trait::async_trait]
+impl UploadJobs for SqliteBackend {
+    async fn insert_upload_job(&self, job: &NewUploadJob) -> Result<Option<i64>> {
+        let now = Utc::now();
+        let done = sqlx::query(
+            "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
+               created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)
+             ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(job.login.as_ref().map(Login::as_str))
+        .bind(job.session)
+        .bind(job.path.to_string_lossy().as_ref())
+        .bind(
+            job.sidecar
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        )
+        .bind(job.total_bytes as i64)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
+    }
+
+    async fn upload_job(&self, id: i64) -> Result<Option<UploadJob>> {
+        let row = sqlx::query("SELECT * FROM upload_jobs WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn save_upload_job(&self, job: &UploadJob) -> Result<()> {
+        sqlx::query(
+            "UPDATE upload_jobs SET state = ?, session_uri = ?, confirmed_bytes = ?,
+               total_bytes = ?, attempts = ?, next_attempt_at = ?, wait_reason = ?, video_id = ?,
+               last_error = ?, updated_at = ?, cleanup = ?, cleanup_at = ?, cleanup_until = ?,
+               cleanup_checks = ?
+             WHERE id = ?",
+        )
+        .bind(job.state.as_str())
+        .bind(&job.session_uri)
+        .bind(job.confirmed_bytes as i64)
+        .bind(job.total_bytes as i64)
+        .bind(job.attempts as i64)
+        .bind(job.next_attempt_at)
+        .bind(job.wait_reason.map(WaitReason::as_str))
+        .bind(&job.video_id)
+        .bind(&job.last_error)
+        .bind(Utc::now())
+        .bind(job.cleanup.map(Cleanup::as_str))
+        .bind(job.cleanup_at)
+        .bind(job.cleanup_until)
+        .bind(job.cleanup_checks as i64)
+        .bind(job.id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn upload_jobs(&self, recent: i64) -> Result<Vec<UploadJob>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (
+               SELECT * FROM upload_jobs WHERE state NOT IN ('finished', 'failed')
+             UNION ALL
+               SELECT * FROM (SELECT * FROM upload_jobs WHERE state IN ('finished', 'failed')
+                              ORDER BY updated_at DESC, id DESC LIMIT ?))
+             ORDER BY state IN ('finished', 'failed'), id",
+        )
+        .bind(recent)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn next_due_upload(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        let row = sqlx::query(
+            "SELECT * FROM upload_jobs
+             WHERE state IN ('uploading', 'queued', 'deferred')
+               AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+             ORDER BY state = 'uploading' DESC, next_attempt_at IS NOT NULL, next_attempt_at, id
+             LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT MIN(next_attempt_at) FROM upload_jobs
+             WHERE state IN ('queued', 'deferred') AND next_attempt_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        let cleanup: Option<DateTime<Utc>> = sqlx::query_scalar(
+            "SELECT MIN(cleanup_at) FROM upload_jobs
+             WHERE cleanup = 'waiting' AND cleanup_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(match (at, cleanup) {
+            (Some(a), Some(c)) => Some(a.min(c)),
+            (a, c) => a.or(c),
+        })
+    }
+
+    async fn next_due_cleanup(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+        let row = sqlx::query(
+            "SELECT * FROM upload_jobs
+             WHERE state = 'finished' AND cleanup = 'waiting'
+               AND (cleanup_at IS NULL OR cleanup_at <= ?)
+             ORDER BY cleanup_at, id LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(job_from_row).transpose()
+    }
+
+    async fn upload_hold(&self, now: DateTime<Utc>) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
+        let row = sqlx::query(
+            "SELECT next_attempt_at, wait_reason FROM upload_jobs
+             WHERE state = 'deferred' AND wait_reason IN ('quota', 'upload_limit')
+               AND next_attempt_at > ?
+             ORDER BY next_attempt_at DESC LIMIT 1",
+        )
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let until: DateTime<Utc> = row.try_get("next_attempt_at")?;
+        let reason: Option<String> = row.try_get("wait_reason")?;
+        Ok(reason
+            .as_deref()
+            .and_then(WaitReason::parse)
+            .map(|r| (until, r)))
+    }
+
+    async fn requeue_upload_jobs(&self, state: JobState) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE upload_jobs SET state = 'queued', next_attempt_at = NULL, wait_reason = NULL,
+               updated_at = ? WHERE state = ?",
+        )
+        .bind(Utc::now())
+        .bind(state.as_str())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[async_trait::async_trait]
+impl QuotaLedger for SqliteBackend {
+    async fn quota_used(&self, day: NaiveDate) -> Result<u32> {
+        let used: Option<i64> = sqlx::query_scalar("SELECT used FROM upload_quota WHERE day = ?")
+            .bind(day.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(used.unwrap_or(0).clamp(0, u32::MAX as i64) as u32)
+    }
+
+    async fn release_quota(&self, day: NaiveDate) -> Result<()> {
+        sqlx::query(
+            "UPDATE upload_quota SET used = MAX(used - 1, 0), updated_at = ? WHERE day = ?",
+        )
+        .bind(Utc::now())
+        .bind(day.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn set_quota_used(&self, day: NaiveDate, used: u32) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO upload_quota (day, used, updated_at) VALUES (?, ?, ?)
+             ON CONFLICT (day) DO UPDATE SET used = MAX(used, excluded.used),
+               updated_at = excluded.updated_at",
+        )
+        .bind(day.to_string())
+        .bind(used as i64)
+        .bind(Utc::now())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
+    let name: Option<String> = row.try_get("name")?;
+    let state: String = row.try_get("state")?;
+    let path: String = row.try_get("path")?;
+    let sidecar: Option<String> = row.try_get("sidecar")?;
+    let wait: Option<String> = row.try_get("wait_reason")?;
+    let cleanup: Option<String> = row.try_get("cleanup")?;
+    let count = |column: &str| -> Result<u64> {
+        let v: i64 = row.try_get(column)?;
+        Ok(v.max(0) as u64)
+    };
+    Ok(UploadJob {
+        id: row.try_get("id")?,
+        login: name
+            .map(|n| Login::from_stored(&n).map_err(|e| anyhow!(e)))
+            .transpose()?,
+        session: row.try_get("session_id")?,
+        path: PathBuf::from(path),
+        sidecar: sidecar.map(PathBuf::from),
+        state: JobState::parse(&state)?,
+        session_uri: row.try_get("session_uri")?,
+        confirmed_bytes: count("confirmed_bytes")?,
+        total_bytes: count("total_bytes")?,
+        attempts: count("attempts")?.min(u32::MAX as u64) as u32,
+        next_attempt_at: row.try_get("next_attempt_at")?,
+        wait_reason: wait.as_deref().and_then(WaitReason::parse),
+        video_id: row.try_get("video_id")?,
+        last_error: row.try_get("last_error")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+        cleanup: cleanup.as_deref().and_then(Cleanup::parse),
+        cleanup_at: row.try_get("cleanup_at")?,
+        cleanup_until: row.try_get("cleanup_until")?,
+        cleanup_checks: count("cleanup_checks")?.min(u32::MAX as u64) as u32,
+    })
+}

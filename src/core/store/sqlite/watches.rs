@@ -1,0 +1,86 @@
+//! The watch list in SQLite (`watches`).
+
+use std::str::FromStr;
+
+use anyhow::{anyhow, Result};
+use recbot_commands::{Login, Quality, Source};
+use sqlx::Row;
+
+use super::SqliteBackend;
+use crate::core::store::{Watch, WatchList};
+use crate::event::Room;
+
+#[async_trait::async_trait]
+impl WatchList for SqliteBackend {
+    async fn watches(&self) -> Result<Vec<Watch>> {
+        let rows = sqlx::query("SELECT * FROM watches ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(watch_from_row).collect()
+    }
+
+    async fn watch(&self, name: &Login) -> Result<Option<Watch>> {
+        let row = sqlx::query("SELECT * FROM watches WHERE name = ?")
+            .bind(name.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(watch_from_row).transpose()
+    }
+
+    async fn put_watch(&self, w: &Watch) -> Result<()> {
+        let (source, url) = match &w.source {
+            Source::Twitch => ("twitch", None),
+            Source::Hls { url } => ("hls", Some(url.as_str())),
+        };
+        sqlx::query(
+            "INSERT INTO watches (name, source, hls_url, quality, upload, chat, room, added_by, added_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET source = excluded.source, hls_url = excluded.hls_url,
+               quality = excluded.quality, upload = excluded.upload, chat = excluded.chat",
+        )
+        .bind(w.name.as_str())
+        .bind(source)
+        .bind(url)
+        .bind(w.quality.as_str())
+        .bind(w.upload)
+        .bind(w.chat)
+        .bind(w.room.to_string())
+        .bind(&w.added_by)
+        .bind(w.added_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_watch(&self, name: &Login) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM watches WHERE name = ?")
+            .bind(name.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
+}
+
+fn watch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Watch> {
+    let name: String = row.try_get("name")?;
+    let source: String = row.try_get("source")?;
+    let source = match source.as_str() {
+        "twitch" => Source::Twitch,
+        "hls" => Source::Hls {
+            url: row.try_get("hls_url")?,
+        },
+        other => return Err(anyhow!("unknown source `{other}` for {name}")),
+    };
+    let quality: String = row.try_get("quality")?;
+    let room: String = row.try_get("room")?;
+    Ok(Watch {
+        name: Login::from_stored(&name).map_err(|e| anyhow!(e))?,
+        source,
+        quality: Quality::parse(&quality).map_err(|e| anyhow!(e))?,
+        upload: row.try_get("upload")?,
+        chat: row.try_get("chat")?,
+        room: Room::from_str(&room).map_err(|e| anyhow!(e))?,
+        added_by: row.try_get("added_by")?,
+        added_at: row.try_get("added_at")?,
+    })
+}

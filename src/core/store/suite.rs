@@ -1,0 +1,478 @@
+//! The store's test suite, independent of the database engine: every function takes a
+//! [`Harness`] that opens a [`Store`] on one backend. Each backend runs all of it with
+//! [`store_suite!`] (SQLite in `sqlite/mod.rs`); a new backend adds its harness and one line.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use recbot_commands::{Login, Quality, Source};
+
+use super::{
+    clamp_non_finite, JobState, NewUploadJob, PostedMessage, SessionTotals, Store, StoredToken,
+    WaitReason, Watch,
+};
+use crate::event::{Event, EventKind, Room};
+use crate::secret::Secret;
+
+/// A database for one test, on one backend.
+#[async_trait::async_trait]
+pub(crate) trait Harness: Send + Sync {
+    /// A store on the test's database, its schema up to date. Opening again (after `close`)
+    /// gives the same data, as after a restart.
+    async fn open(&self) -> Store;
+
+    /// The schema version the backend's newest migration brings.
+    fn latest_schema_version(&self) -> i64;
+
+    /// Writes an event-log row as given, past [`super::EventLog::append_event`]'s checks: what
+    /// an older recbot or a damaged database leaves.
+    async fn write_raw_event(
+        &self,
+        store: &Store,
+        at: DateTime<Utc>,
+        kind: &str,
+        name: &str,
+        payload: &str,
+    );
+}
+
+/// One `#[tokio::test]` per suite function, on the harness `$harness` (an expression making a
+/// fresh one for each test).
+macro_rules! store_suite {
+    ($harness:expr) => {
+        $crate::core::store::suite::store_suite!(@each $harness; watches_survive_reopening,
+            events_are_appended_in_order,
+            non_finite_floats_are_clamped_or_refused_never_stored_unreadable,
+            an_unreadable_row_is_skipped_by_every_reader,
+            finds_the_newest_event_of_a_kind,
+            cursor_and_messages_survive_reopening_and_never_go_back,
+            events_after_pages_through_the_log,
+            sessions_and_parts_round_trip,
+            tokens_round_trip_and_never_print,
+            jobs_are_queued_once_and_picked_in_order,
+            the_quota_ledger_never_goes_down);
+    };
+    (@each $harness:expr; $($test:ident),+ $(,)?) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                let harness = $harness;
+                $crate::core::store::suite::$test(&harness).await;
+            }
+        )+
+    };
+}
+pub(crate) use store_suite;
+
+fn watch(name: &str) -> Watch {
+    Watch {
+        name: Login::parse(name).unwrap(),
+        source: Source::Twitch,
+        quality: Quality::BEST,
+        upload: true,
+        chat: false,
+        room: Room::Slack("C1".into()),
+        added_by: "U1".into(),
+        added_at: Utc::now(),
+    }
+}
+
+fn new_job(path: &str) -> NewUploadJob {
+    NewUploadJob {
+        login: Some(Login::parse("foo").unwrap()),
+        session: Some(3),
+        path: PathBuf::from(path),
+        sidecar: Some(PathBuf::from(path).with_extension("json")),
+        total_bytes: 1000,
+    }
+}
+
+pub(crate) async fn watches_survive_reopening(h: &dyn Harness) {
+    let store = h.open().await;
+    let latest = h.latest_schema_version();
+    assert_eq!(store.schema_version().await.unwrap(), latest);
+    store.put_watch(&watch("foo")).await.unwrap();
+    let mut hls = watch("studio");
+    hls.source = Source::Hls {
+        url: "https://example.com/a.m3u8".into(),
+    };
+    store.put_watch(&hls).await.unwrap();
+    store.close().await;
+
+    let store = h.open().await;
+    let all = store.watches().await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].name.as_str(), "foo");
+    assert_eq!(all[0].room, Room::Slack("C1".into()));
+    assert!(!all[0].chat);
+    assert_eq!(all[1].source, hls.source);
+    assert!(store.delete_watch(&all[0].name).await.unwrap());
+    assert!(!store.delete_watch(&all[0].name).await.unwrap());
+    assert!(store.watch(&all[0].name).await.unwrap().is_none());
+}
+
+pub(crate) async fn events_are_appended_in_order(h: &dyn Harness) {
+    let store = h.open().await;
+    let foo = Login::parse("foo").unwrap();
+    for i in 0..5 {
+        let kind = crate::event::EventKind::ServiceStarted {
+            version: i.to_string(),
+            watching: i,
+        };
+        let login = (i % 2 == 0).then(|| foo.clone());
+        store.append_event(&Event::now(login, kind)).await.unwrap();
+    }
+    let all = store.recent_events(None, 3).await.unwrap();
+    assert_eq!(all.len(), 3);
+    let of_foo = store.recent_events(Some(&foo), 10).await.unwrap();
+    assert_eq!(of_foo.len(), 3);
+    assert!(of_foo.iter().all(|e| e.login.as_ref() == Some(&foo)));
+    let newest_of_foo = store.recent_events(Some(&foo), 2).await.unwrap();
+    assert_eq!(newest_of_foo, of_foo[1..]);
+}
+
+pub(crate) async fn non_finite_floats_are_clamped_or_refused_never_stored_unreadable(
+    h: &dyn Harness,
+) {
+    let store = h.open().await;
+    let foo = Login::parse("foo").unwrap();
+    let finished = |duration_secs| EventKind::RecordingFinished {
+        parts: 1,
+        duration_secs,
+        bytes: 10,
+        gaps: 0,
+    };
+    // Written as-is, an infinite duration becomes `null` and the row cannot be read.
+    let bad = Event::now(Some(foo.clone()), finished(f64::INFINITY));
+    assert!(store.append_event(&bad).await.is_err());
+    // Clamped, it is stored and reads back.
+    let mut clamped = bad.clone();
+    assert!(clamp_non_finite(&mut clamped));
+    assert_eq!(clamped.kind, finished(0.0));
+    store.append_event(&clamped).await.unwrap();
+    for kind in [
+        EventKind::DiskLow {
+            used_percent: f64::NAN,
+            free_gb: f64::NEG_INFINITY,
+            stopped_recording: false,
+        },
+        EventKind::UploadProgress {
+            job: 1,
+            sent_bytes: 1,
+            total_bytes: 2,
+            bytes_per_sec: f64::NAN,
+        },
+        EventKind::LiveDetected {
+            stream_id: None,
+            display_name: None,
+            title: "t".into(),
+            game: None,
+            viewers: None,
+            started_at: None,
+            latency_secs: Some(f64::INFINITY),
+        },
+    ] {
+        let mut event = Event::now(Some(foo.clone()), kind);
+        assert!(clamp_non_finite(&mut event), "{event:?}");
+        assert!(!clamp_non_finite(&mut event), "clamped once");
+        store.append_event(&event).await.unwrap();
+    }
+    assert_eq!(store.recent_events(Some(&foo), 10).await.unwrap().len(), 4);
+}
+
+pub(crate) async fn an_unreadable_row_is_skipped_by_every_reader(h: &dyn Harness) {
+    let store = h.open().await;
+    let foo = Login::parse("foo").unwrap();
+    let stalled = |seconds| Event::now(Some(foo.clone()), EventKind::RecordingStalled { seconds });
+    store.append_event(&stalled(1)).await.unwrap();
+    // What an older recbot wrote for an infinite duration.
+    h.write_raw_event(
+        &store,
+        Utc::now(),
+        "RecordingFinished",
+        "foo",
+        r#"{"at":"2026-01-01T00:00:00Z","login":"foo","kind":{"type":"RecordingFinished","parts":1,"duration_secs":null,"bytes":1,"gaps":0}}"#,
+    )
+    .await;
+    store.append_event(&stalled(3)).await.unwrap();
+
+    let recent = store.recent_events(Some(&foo), 10).await.unwrap();
+    let kinds: Vec<EventKind> = recent.into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [stalled(1).kind, stalled(3).kind]);
+    assert_eq!(store.recent_events(None, 10).await.unwrap().len(), 2);
+    // The outbox's page goes past it.
+    let page = store.events_after(0, 2).await.unwrap();
+    assert_eq!(page.events.len(), 1);
+    assert_eq!(page.scanned_to, Some(2), "the bad row counts as scanned");
+    let page = store.events_after(1, 1).await.unwrap();
+    assert!(page.events.is_empty());
+    assert_eq!(page.scanned_to, Some(2));
+    let page = store.events_after(2, 10).await.unwrap();
+    assert_eq!(
+        page.events.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        [3]
+    );
+}
+
+pub(crate) async fn finds_the_newest_event_of_a_kind(h: &dyn Harness) {
+    let store = h.open().await;
+    assert!(store
+        .last_event_of_kind("ChatDisconnected")
+        .await
+        .unwrap()
+        .is_none());
+    for reason in ["first", "second"] {
+        let kind = EventKind::ChatDisconnected {
+            reason: reason.into(),
+        };
+        store.append_event(&Event::now(None, kind)).await.unwrap();
+        store
+            .append_event(&Event::now(None, EventKind::ChatDropped { lines: 1 }))
+            .await
+            .unwrap();
+    }
+    let last = store
+        .last_event_of_kind("ChatDisconnected")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        last.kind,
+        EventKind::ChatDisconnected {
+            reason: "second".into()
+        }
+    );
+}
+
+pub(crate) async fn cursor_and_messages_survive_reopening_and_never_go_back(h: &dyn Harness) {
+    let store = h.open().await;
+    assert_eq!(store.outbox_cursor("slack").await.unwrap(), None);
+    let thread = PostedMessage {
+        key: "thread:C1:7".into(),
+        channel: "C1".into(),
+        id: "1700000000.000100".into(),
+    };
+    store
+        .outbox_delivered("slack", 5, std::slice::from_ref(&thread))
+        .await
+        .unwrap();
+    store.outbox_delivered("slack", 3, &[]).await.unwrap();
+    store.close().await;
+
+    let store = h.open().await;
+    assert_eq!(store.outbox_cursor("slack").await.unwrap(), Some(5));
+    assert_eq!(store.outbox_cursor("discord").await.unwrap(), None);
+    assert_eq!(
+        store.outbox_messages("slack").await.unwrap(),
+        vec![thread.clone()]
+    );
+    assert!(store.outbox_messages("discord").await.unwrap().is_empty());
+
+    // A step of notice 6 survives a restart until the cursor passes it.
+    let step = PostedMessage {
+        key: PostedMessage::step_key(6, "thread"),
+        channel: "C1".into(),
+        id: "1700000000.000200".into(),
+    };
+    store
+        .outbox_posted("slack", std::slice::from_ref(&step))
+        .await
+        .unwrap();
+    store.close().await;
+    let store = h.open().await;
+    assert_eq!(store.outbox_cursor("slack").await.unwrap(), Some(5));
+    assert_eq!(
+        store.outbox_messages("slack").await.unwrap(),
+        vec![step, thread.clone()]
+    );
+    store.outbox_delivered("slack", 6, &[]).await.unwrap();
+    assert_eq!(store.outbox_messages("slack").await.unwrap(), vec![thread]);
+}
+
+pub(crate) async fn events_after_pages_through_the_log(h: &dyn Harness) {
+    let store = h.open().await;
+    for _ in 0..5 {
+        store
+            .append_event(&Event::now(None, EventKind::ServiceStopping))
+            .await
+            .unwrap();
+    }
+    let page = store.events_after(2, 2).await.unwrap();
+    let ids: Vec<i64> = page.events.iter().map(|(id, _)| *id).collect();
+    assert_eq!(ids, [3, 4]);
+    assert_eq!(page.scanned_to, Some(4));
+    let page = store.events_after(5, 2).await.unwrap();
+    assert!(page.events.is_empty());
+    assert_eq!(page.scanned_to, None);
+    assert_eq!(
+        store.last_event_id("ServiceStopping").await.unwrap(),
+        Some(5)
+    );
+    assert_eq!(store.last_event_id("ServiceStarted").await.unwrap(), None);
+}
+
+pub(crate) async fn sessions_and_parts_round_trip(h: &dyn Harness) {
+    let store = h.open().await;
+    let now = Utc::now();
+    let s = store
+        .create_session("foo", Some("42"), "hi", Some("Chess"), now)
+        .await
+        .unwrap();
+    assert_eq!(store.open_sessions().await.unwrap().len(), 1);
+    store
+        .start_part(s, 1, Path::new("/r/a.ts"), now)
+        .await
+        .unwrap();
+    store
+        .start_part(s, 2, Path::new("/r/b.ts"), now)
+        .await
+        .unwrap();
+    assert_eq!(store.parts_in_progress().await.unwrap().len(), 2);
+    store
+        .finish_part(s, 1, Path::new("/r/a.ts"), 100, 2.0, 1, false, now)
+        .await
+        .unwrap();
+    // A recovered part that was never recorded as started.
+    store
+        .finish_part(s, 3, Path::new("/r/c.ts"), 50, 1.0, 0, true, now)
+        .await
+        .unwrap();
+    store.fail_part(s, 2, now).await.unwrap();
+    assert!(store.parts_in_progress().await.unwrap().is_empty());
+    let totals = store.session_totals(s).await.unwrap();
+    assert_eq!(
+        totals,
+        SessionTotals {
+            parts: 2,
+            bytes: 150,
+            duration_secs: 3.0,
+            gaps: 1
+        }
+    );
+    let states: Vec<String> = store
+        .parts_of(s)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|p| p.state)
+        .collect();
+    assert_eq!(states, ["finished", "failed", "finished"]);
+    store.update_session_title(s, "new", None).await.unwrap();
+    let unknown = store
+        .create_session("bar", None, "t", None, now)
+        .await
+        .unwrap();
+    store.learn_session_stream_id(unknown, "77").await.unwrap();
+    store.learn_session_stream_id(unknown, "78").await.unwrap();
+    store.learn_session_stream_id(s, "99").await.unwrap();
+    let learnt = store.session(unknown).await.unwrap().unwrap();
+    assert_eq!(learnt.stream_id.as_deref(), Some("77"));
+    assert_eq!(
+        store
+            .session(s)
+            .await
+            .unwrap()
+            .unwrap()
+            .stream_id
+            .as_deref(),
+        Some("42")
+    );
+    store.end_session(unknown, now).await.unwrap();
+    store.end_session(s, now).await.unwrap();
+    let row = store.session(s).await.unwrap().unwrap();
+    assert_eq!(row.title.as_deref(), Some("new"));
+    assert!(row.ended_at.is_some());
+    assert!(store.open_sessions().await.unwrap().is_empty());
+    assert_eq!(store.sessions_of("foo", 5).await.unwrap().len(), 1);
+}
+
+pub(crate) async fn tokens_round_trip_and_never_print(h: &dyn Harness) {
+    let store = h.open().await;
+    assert!(store.token("twitch").await.unwrap().is_none());
+    let token = StoredToken {
+        access_token: Secret::new("AT-secret"),
+        refresh_token: Some(Secret::new("RT-secret")),
+        expires_at: Some(Utc::now()),
+        scopes: "chat:read".into(),
+    };
+    store.put_token("twitch", &token).await.unwrap();
+    let back = store.token("twitch").await.unwrap().unwrap();
+    assert_eq!(back.access_token.expose(), "AT-secret");
+    assert_eq!(back.refresh_token.as_ref().unwrap().expose(), "RT-secret");
+    assert!(!format!("{back:?}").contains("secret"));
+    assert!(store.delete_token("twitch").await.unwrap());
+    assert!(store.token("twitch").await.unwrap().is_none());
+}
+
+pub(crate) async fn jobs_are_queued_once_and_picked_in_order(h: &dyn Harness) {
+    let store = h.open().await;
+    let a = store
+        .insert_upload_job(&new_job("/r/a.ts"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        store.insert_upload_job(&new_job("/r/a.ts")).await.unwrap(),
+        None
+    );
+    let b = store
+        .insert_upload_job(&new_job("/r/b.ts"))
+        .await
+        .unwrap()
+        .unwrap();
+    let now = Utc::now();
+    assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, a);
+
+    // A deferred job is not due before its time; an interrupted upload goes first.
+    let mut job_a = store.upload_job(a).await.unwrap().unwrap();
+    job_a.state = JobState::Deferred;
+    job_a.wait_reason = Some(WaitReason::Quota);
+    job_a.next_attempt_at = Some(now + Duration::hours(1));
+    store.save_upload_job(&job_a).await.unwrap();
+    assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, b);
+    assert_eq!(
+        store.upload_hold(now).await.unwrap(),
+        Some((job_a.next_attempt_at.unwrap(), WaitReason::Quota))
+    );
+    assert_eq!(
+        store.next_upload_wakeup().await.unwrap(),
+        job_a.next_attempt_at
+    );
+    let later = now + Duration::hours(2);
+    assert_eq!(store.next_due_upload(later).await.unwrap().unwrap().id, b);
+
+    let mut job_b = store.upload_job(b).await.unwrap().unwrap();
+    job_b.state = JobState::Paused;
+    store.save_upload_job(&job_b).await.unwrap();
+    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+    assert_eq!(
+        store.requeue_upload_jobs(JobState::Paused).await.unwrap(),
+        1
+    );
+    let back = store.upload_job(b).await.unwrap().unwrap();
+    assert_eq!(back.state, JobState::Queued);
+    assert_eq!(back.login.unwrap().as_str(), "foo");
+    assert_eq!(back.session, Some(3));
+
+    job_b.state = JobState::Finished;
+    job_b.video_id = Some("vid".into());
+    store.save_upload_job(&job_b).await.unwrap();
+    let listed = store.upload_jobs(10).await.unwrap();
+    assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a, b]);
+    assert_eq!(listed[1].video_id.as_deref(), Some("vid"));
+}
+
+pub(crate) async fn the_quota_ledger_never_goes_down(h: &dyn Harness) {
+    let store = h.open().await;
+    let day = NaiveDate::from_ymd_opt(2026, 3, 8).unwrap();
+    assert_eq!(store.quota_used(day).await.unwrap(), 0);
+    store.set_quota_used(day, 2).await.unwrap();
+    store.set_quota_used(day, 1).await.unwrap();
+    assert_eq!(store.quota_used(day).await.unwrap(), 2);
+    store.release_quota(day).await.unwrap();
+    assert_eq!(store.quota_used(day).await.unwrap(), 1);
+    store.release_quota(day).await.unwrap();
+    store.release_quota(day).await.unwrap();
+    assert_eq!(store.quota_used(day).await.unwrap(), 0);
+    assert_eq!(store.quota_used(day.succ_opt().unwrap()).await.unwrap(), 0);
+}

@@ -1,0 +1,53 @@
+//! The watch list: which logins are recorded, from where, and where their events are posted.
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use recbot_commands::{Login, Quality, Source};
+
+use crate::event::Room;
+
+/// One entry of the watch list: the desired state for a login.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Watch {
+    pub name: Login,
+    pub source: Source,
+    pub quality: Quality,
+    pub upload: bool,
+    pub chat: bool,
+    /// Where it was added; its events are posted there.
+    pub room: Room,
+    pub added_by: String,
+    pub added_at: DateTime<Utc>,
+}
+
+impl Watch {
+    /// `quality best, upload on, chat on` (chat is not shown for HLS sources).
+    pub fn options_text(&self) -> String {
+        let on = |b: bool| if b { "on" } else { "off" };
+        match self.source {
+            Source::Twitch => format!(
+                "quality {}, upload {}, chat {}",
+                self.quality,
+                on(self.upload),
+                on(self.chat)
+            ),
+            Source::Hls { .. } => format!("quality {}, upload {}", self.quality, on(self.upload)),
+        }
+    }
+}
+
+/// The stored watch list.
+#[async_trait::async_trait]
+pub trait WatchList: Send + Sync {
+    /// Every entry, by login.
+    async fn watches(&self) -> Result<Vec<Watch>>;
+
+    async fn watch(&self, name: &Login) -> Result<Option<Watch>>;
+
+    /// Inserts or replaces the watch entry (a replaced entry keeps its room, who added it and
+    /// when).
+    async fn put_watch(&self, w: &Watch) -> Result<()>;
+
+    /// Removes the entry; `false` when there was none.
+    async fn delete_watch(&self, name: &Login) -> Result<bool>;
+}
