@@ -3,6 +3,7 @@
 
 use anyhow::Result;
 use recbot_commands::Login;
+use tracing::error;
 
 use crate::event::{Event, EventKind};
 
@@ -52,6 +53,32 @@ pub(crate) fn log_payload(event: &Event) -> Result<String> {
         )
     })?;
     Ok(payload)
+}
+
+/// The id and event of an event-log row, from its `id` and `payload` columns as read. A row
+/// that cannot be read (written by an older or newer recbot, or damaged) is logged and left
+/// out, so that it holds up neither `status` nor the front-ends' delivery, which go on after it.
+pub(crate) fn readable_event(
+    id: Result<i64, sqlx::Error>,
+    payload: Result<String, sqlx::Error>,
+) -> Option<(i64, Event)> {
+    let id = match id {
+        Ok(id) => id,
+        Err(e) => {
+            error!(error = %e, "unreadable row in the event log; skipped");
+            return None;
+        }
+    };
+    let parsed = payload
+        .map_err(anyhow::Error::from)
+        .and_then(|p| serde_json::from_str(&p).map_err(anyhow::Error::from));
+    match parsed {
+        Ok(event) => Some((id, event)),
+        Err(e) => {
+            error!(id, error = %e, "unreadable event in the event log; skipped");
+            None
+        }
+    }
 }
 
 /// Replaces the floats JSON cannot hold (NaN, ±inf) in `event` by 0 (an unknown latency by

@@ -38,7 +38,7 @@ pub use uploads::{
 pub use watches::{Watch, WatchList};
 
 /// A database engine holding the whole state: every area's trait, plus the schema and the
-/// connection's life.
+/// connection's life. (`Any` lets tests reach the engine under a [`Store`].)
 #[async_trait::async_trait]
 pub trait Backend:
     WatchList

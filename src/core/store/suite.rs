@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use recbot_commands::{Login, Quality, Source};
 
 use super::{
@@ -50,7 +50,10 @@ macro_rules! store_suite {
             sessions_and_parts_round_trip,
             tokens_round_trip_and_never_print,
             jobs_are_queued_once_and_picked_in_order,
-            the_quota_ledger_never_goes_down);
+            the_quota_ledger_never_goes_down,
+            a_watch_added_again_keeps_its_room_and_who_added_it,
+            a_session_keeps_its_first_end,
+            a_token_set_is_replaced_whole);
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
         $(
@@ -475,4 +478,81 @@ pub(crate) async fn the_quota_ledger_never_goes_down(h: &dyn Harness) {
     store.release_quota(day).await.unwrap();
     assert_eq!(store.quota_used(day).await.unwrap(), 0);
     assert_eq!(store.quota_used(day.succ_opt().unwrap()).await.unwrap(), 0);
+}
+
+// Contracts the traits document that the tests above do not reach. Times are whole seconds:
+// not every engine keeps nanoseconds.
+
+/// `put_watch` on a watched login changes its options, not where or by whom it was added.
+pub(crate) async fn a_watch_added_again_keeps_its_room_and_who_added_it(h: &dyn Harness) {
+    let store = h.open().await;
+    let mut first = watch("foo");
+    first.added_at = Utc.with_ymd_and_hms(2026, 3, 8, 12, 0, 0).unwrap();
+    store.put_watch(&first).await.unwrap();
+    let again = Watch {
+        source: Source::Hls {
+            url: "https://example.com/b.m3u8".into(),
+        },
+        quality: Quality::parse("720p").unwrap(),
+        upload: false,
+        chat: true,
+        room: Room::Slack("C2".into()),
+        added_by: "U2".into(),
+        added_at: first.added_at + Duration::hours(1),
+        ..first.clone()
+    };
+    store.put_watch(&again).await.unwrap();
+    let stored = store.watch(&first.name).await.unwrap().unwrap();
+    assert_eq!(
+        stored,
+        Watch {
+            room: first.room.clone(),
+            added_by: first.added_by.clone(),
+            added_at: first.added_at,
+            ..again
+        }
+    );
+    assert_eq!(store.watches().await.unwrap().len(), 1);
+}
+
+/// Ending a session again (a late duplicate event) leaves its end time alone.
+pub(crate) async fn a_session_keeps_its_first_end(h: &dyn Harness) {
+    let store = h.open().await;
+    let start = Utc.with_ymd_and_hms(2026, 3, 8, 12, 0, 0).unwrap();
+    let s = store
+        .create_session("foo", None, "t", None, start)
+        .await
+        .unwrap();
+    let end = start + Duration::hours(2);
+    store.end_session(s, end).await.unwrap();
+    store
+        .end_session(s, end + Duration::hours(1))
+        .await
+        .unwrap();
+    let row = store.session(s).await.unwrap().unwrap();
+    assert_eq!(row.started_at, start);
+    assert_eq!(row.ended_at, Some(end));
+    assert!(store.session(s + 1).await.unwrap().is_none());
+}
+
+/// `put_token` replaces the whole set: a new one without a refresh token has none.
+pub(crate) async fn a_token_set_is_replaced_whole(h: &dyn Harness) {
+    let store = h.open().await;
+    let first = StoredToken {
+        access_token: Secret::new("AT-1"),
+        refresh_token: Some(Secret::new("RT-1")),
+        expires_at: Some(Utc.with_ymd_and_hms(2026, 3, 8, 12, 0, 0).unwrap()),
+        scopes: "a".into(),
+    };
+    store.put_token("youtube", &first).await.unwrap();
+    let second = StoredToken {
+        access_token: Secret::new("AT-2"),
+        refresh_token: None,
+        expires_at: None,
+        scopes: "a b".into(),
+    };
+    store.put_token("youtube", &second).await.unwrap();
+    assert_eq!(store.token("youtube").await.unwrap(), Some(second));
+    assert!(store.token("twitch").await.unwrap().is_none());
+    assert!(!store.delete_token("twitch").await.unwrap());
 }

@@ -3,10 +3,9 @@
 use anyhow::{Context, Result};
 use recbot_commands::Login;
 use sqlx::Row;
-use tracing::error;
 
 use super::SqliteBackend;
-use crate::core::store::events::log_payload;
+use crate::core::store::events::{self, log_payload};
 use crate::core::store::{EventLog, LogPage};
 use crate::event::Event;
 
@@ -96,28 +95,9 @@ impl EventLog for SqliteBackend {
     }
 }
 
-/// The id and event of an event-log row (`id`, `payload`). A row that cannot be read (written
-/// by an older or newer recbot, or damaged) is logged and left out, so that it holds up
-/// neither `status` nor the front-ends' delivery, which go on after it.
+/// The id and event of an event-log row (`id`, `payload`); see [`events::readable_event`].
 fn readable_event(row: &sqlx::sqlite::SqliteRow) -> Option<(i64, Event)> {
-    let id: i64 = match row.try_get("id") {
-        Ok(id) => id,
-        Err(e) => {
-            error!(error = %e, "unreadable row in the event log; skipped");
-            return None;
-        }
-    };
-    let payload: Result<String, _> = row.try_get("payload");
-    let parsed = payload
-        .map_err(anyhow::Error::from)
-        .and_then(|p| serde_json::from_str(&p).map_err(anyhow::Error::from));
-    match parsed {
-        Ok(event) => Some((id, event)),
-        Err(e) => {
-            error!(id, error = %e, "unreadable event in the event log; skipped");
-            None
-        }
-    }
+    events::readable_event(row.try_get("id"), row.try_get("payload"))
 }
 
 #[cfg(test)]
