@@ -37,10 +37,12 @@ pub(crate) trait Harness: Send + Sync {
 }
 
 /// One `#[tokio::test]` per suite function, on the harness `$harness` (an expression making a
-/// fresh one for each test).
+/// fresh one for each test). A suite function left out of this list is never used, which
+/// clippy's `-D warnings` refuses.
 macro_rules! store_suite {
     ($harness:expr) => {
-        $crate::core::store::suite::store_suite!(@each $harness; watches_survive_reopening,
+        $crate::core::store::suite::store_suite!(@each $harness;
+            watches_survive_reopening,
             events_are_appended_in_order,
             non_finite_floats_are_clamped_or_refused_never_stored_unreadable,
             an_unreadable_row_is_skipped_by_every_reader,
@@ -53,7 +55,8 @@ macro_rules! store_suite {
             the_quota_ledger_never_goes_down,
             a_watch_added_again_keeps_its_room_and_who_added_it,
             a_session_keeps_its_first_end,
-            a_token_set_is_replaced_whole);
+            a_token_set_is_replaced_whole,
+        );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
         $(
