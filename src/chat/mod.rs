@@ -2,13 +2,13 @@
 //! keepalive, RECONNECT, backoff), every received line written to per-login day files, the
 //! per-recording chat file, and the `recbot logs` reader.
 
-pub mod conn;
-pub mod export;
-pub mod limits;
+pub(crate) mod conn;
+pub(crate) mod export;
+pub(crate) mod limits;
 pub mod line;
 pub mod logs;
-pub mod names;
-pub mod pool;
+pub(crate) mod names;
+pub(crate) mod pool;
 pub mod record;
 pub mod shard;
 pub mod transport;

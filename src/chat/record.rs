@@ -68,6 +68,26 @@ pub fn encode<'a>(
     };
     push_key(out, "cmd");
     push_str(out, line.command.as_bytes());
+    let channel = push_channel(out, &line);
+    let special = push_tags_of(out, &line);
+    if let Some(sent) = special.sent {
+        push_key(out, "sent_ms");
+        push_int(out, sent);
+    }
+    push_who(out, &line, &special);
+    push_chat_text(out, &line);
+    finish(out, text, exact);
+    Encoded {
+        channel,
+        command: Some(line.command),
+        time_ms: special.sent.unwrap_or(recv_ms),
+        id: special.id,
+        raw: text,
+    }
+}
+
+/// Writes `channel` (the room's login), or flags a room command whose target is none.
+fn push_channel<'a>(out: &mut Vec<u8>, line: &Line<'a>) -> Option<&'a str> {
     let channel = line.channel();
     if let Some(c) = channel {
         push_key(out, "channel");
@@ -79,7 +99,12 @@ pub fn encode<'a>(
         let message = format!("{} target `{target}` is not a channel", line.command);
         push_str(out, message.as_bytes());
     }
-    // One pass over the tags: written out, and the ones with a field of their own noted.
+    channel
+}
+
+/// Writes `tags`; one pass over the tags: written out, and the ones with a field of their own
+/// noted.
+fn push_tags_of<'a>(out: &mut Vec<u8>, line: &Line<'a>) -> Special<'a> {
     let mut special = Special::default();
     let tags = line.tag_section();
     if !tags.is_empty() {
@@ -103,14 +128,11 @@ pub fn encode<'a>(
         }
         out.push(b'}');
     }
-    if let Some(sent) = special.sent {
-        push_key(out, "sent_ms");
-        push_int(out, sent);
-    }
-    let is_chat_text = matches!(
-        line.command,
-        "PRIVMSG" | "USERNOTICE" | "NOTICE" | "CLEARMSG" | "WHISPER"
-    );
+    special
+}
+
+/// Writes `login`, `user_id`, `display_name` and `id`: who the line is about.
+fn push_who(out: &mut Vec<u8>, line: &Line<'_>, special: &Special<'_>) {
     let (login, user_id) = match line.command {
         "CLEARCHAT" => (line.trailing.map(Tagged::Plain), special.target_user_id),
         "PRIVMSG" | "WHISPER" => (line.nick().map(Tagged::Plain), special.user_id),
@@ -132,6 +154,14 @@ pub fn encode<'a>(
         push_key(out, "id");
         push_tag_value(out, v.as_bytes());
     }
+}
+
+/// Writes `text` (and `action` for a /me line) of the commands that carry chat text.
+fn push_chat_text(out: &mut Vec<u8>, line: &Line<'_>) {
+    let is_chat_text = matches!(
+        line.command,
+        "PRIVMSG" | "USERNOTICE" | "NOTICE" | "CLEARMSG" | "WHISPER"
+    );
     if is_chat_text {
         if let Some(t) = line.text() {
             push_key(out, "text");
@@ -143,14 +173,6 @@ pub fn encode<'a>(
                 None => push_str(out, t.as_bytes()),
             }
         }
-    }
-    finish(out, text, exact);
-    Encoded {
-        channel,
-        command: Some(line.command),
-        time_ms: special.sent.unwrap_or(recv_ms),
-        id: special.id,
-        raw: text,
     }
 }
 

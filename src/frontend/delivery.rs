@@ -455,70 +455,7 @@ impl<P: Poster> Delivery<P> {
             return Ok(());
         };
         let mut opened = Vec::new();
-        let mut pacer = self.backoff.pacer();
-        let mut paused = RetryPacing {
-            first: self.backoff.max,
-            max: (self.backoff.max * PAUSED_BACKOFF_FACTOR).min(MAX_RETRY_AFTER),
-        }
-        .pacer();
-        loop {
-            match self.post_notice(notice, &channel, &mut opened).await {
-                Ok(()) => break,
-                Err(Failed::Stopped) => return Err(Stopped),
-                Err(Failed::Post(PostError::Unauthorized(reason))) => {
-                    let wait = paused.pause(false);
-                    if !self.paused {
-                        self.paused = true;
-                        error!(
-                            frontend = self.platform.name(),
-                            reason,
-                            "the platform refuses recbot's token; posting is paused (nothing \
-                             is skipped) until it is accepted again: check the token in the \
-                             config and restart"
-                        );
-                    } else {
-                        debug!(
-                            frontend = self.platform.name(),
-                            reason,
-                            wait_ms = wait.as_millis() as u64,
-                            "token still refused"
-                        );
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.core.stopped() => return Err(Stopped),
-                    }
-                }
-                Err(Failed::Post(PostError::Permanent(reason))) => {
-                    error!(
-                        frontend = self.platform.name(),
-                        channel,
-                        seq = notice.seq,
-                        kind = notice.event.kind_name(),
-                        reason,
-                        "the platform refused this event; it stays in the event log only"
-                    );
-                    break;
-                }
-                Err(Failed::Post(PostError::Retry { after, reason })) => {
-                    let wait = match after {
-                        Some(after) => after.min(MAX_RETRY_AFTER),
-                        None => pacer.pause(false),
-                    };
-                    warn!(
-                        frontend = self.platform.name(),
-                        seq = notice.seq,
-                        reason,
-                        wait_ms = wait.as_millis() as u64,
-                        "posting failed; trying again"
-                    );
-                    tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
-                        _ = self.core.stopped() => return Err(Stopped),
-                    }
-                }
-            }
-        }
+        self.post_until_done(notice, &channel, &mut opened).await?;
         if self.paused {
             self.paused = false;
             info!(
@@ -539,6 +476,87 @@ impl<P: Poster> Delivery<P> {
         self.messages
             .retain(|key, _| !PostedMessage::is_step_key(key));
         Ok(())
+    }
+
+    /// Posts `notice` in `channel` until it is posted or refused for good: a refused token
+    /// pauses posting (nothing skipped), a failed post is tried again after a pause.
+    async fn post_until_done(
+        &mut self,
+        notice: &Notice,
+        channel: &str,
+        opened: &mut Vec<PostedMessage>,
+    ) -> Result<(), Stopped> {
+        let mut pacer = self.backoff.pacer();
+        let mut paused = RetryPacing {
+            first: self.backoff.max,
+            max: (self.backoff.max * PAUSED_BACKOFF_FACTOR).min(MAX_RETRY_AFTER),
+        }
+        .pacer();
+        loop {
+            match self.post_notice(notice, channel, opened).await {
+                Ok(()) => return Ok(()),
+                Err(Failed::Stopped) => return Err(Stopped),
+                Err(Failed::Post(PostError::Unauthorized(reason))) => {
+                    let wait = paused.pause(false);
+                    self.token_refused(&reason, wait);
+                    self.wait_or_stop(wait).await?;
+                }
+                Err(Failed::Post(PostError::Permanent(reason))) => {
+                    error!(
+                        frontend = self.platform.name(),
+                        channel,
+                        seq = notice.seq,
+                        kind = notice.event.kind_name(),
+                        reason,
+                        "the platform refused this event; it stays in the event log only"
+                    );
+                    return Ok(());
+                }
+                Err(Failed::Post(PostError::Retry { after, reason })) => {
+                    let wait = match after {
+                        Some(after) => after.min(MAX_RETRY_AFTER),
+                        None => pacer.pause(false),
+                    };
+                    warn!(
+                        frontend = self.platform.name(),
+                        seq = notice.seq,
+                        reason,
+                        wait_ms = wait.as_millis() as u64,
+                        "posting failed; trying again"
+                    );
+                    self.wait_or_stop(wait).await?;
+                }
+            }
+        }
+    }
+
+    /// Notes that the platform refuses the token: loudly the first time, quietly after.
+    fn token_refused(&mut self, reason: &str, wait: Duration) {
+        if !self.paused {
+            self.paused = true;
+            error!(
+                frontend = self.platform.name(),
+                reason,
+                "the platform refuses recbot's token; posting is paused (nothing \
+                 is skipped) until it is accepted again: check the token in the \
+                 config and restart"
+            );
+        } else {
+            debug!(
+                frontend = self.platform.name(),
+                reason,
+                wait_ms = wait.as_millis() as u64,
+                "token still refused"
+            );
+        }
+    }
+
+    /// Waits `wait`, or less when the core stops.
+    async fn wait_or_stop(&self, wait: Duration) -> Result<(), Stopped> {
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => Ok(()),
+            _ = self.core.stopped() => Err(Stopped),
+        }
     }
 
     fn remember(&mut self, key: String, message: MessageRef, opened: &mut Vec<PostedMessage>) {

@@ -3,9 +3,9 @@
 //! authorization-code and device flows, refreshed and validated hourly). Chat (IRC) lives in
 //! `chat/`.
 
-pub mod app_token;
-pub mod helix;
-pub mod metadata;
-pub mod oauth;
-pub mod playback;
-pub mod watcher;
+pub(crate) mod app_token;
+pub(crate) mod helix;
+pub(crate) mod metadata;
+pub(crate) mod oauth;
+pub(crate) mod playback;
+pub(crate) mod watcher;

@@ -174,100 +174,121 @@ impl Detector {
 
     /// Checks `logins`; returns what was seen, the requests sent, and the errors met.
     async fn observe(&mut self, logins: &[Login]) -> (Observations, u64, Vec<String>) {
-        let mut seen = Observations::new();
-        let mut errors = Vec::new();
         match self {
-            Detector::Helix(helix) => {
-                let helix = &**helix;
-                let before = helix.requests();
-                // Built up front (not in a closure the stream keeps): keeps the future Send.
-                let requests: Vec<_> = logins
-                    .chunks(MAX_LOGINS_PER_REQUEST)
-                    .map(|chunk| async move { (chunk, helix.streams(chunk).await) })
-                    .collect();
-                let answers = futures::stream::iter(requests)
-                    .buffered(HELIX_CONCURRENCY)
-                    .collect::<Vec<_>>()
-                    .await;
-                for (chunk, answer) in answers {
-                    match answer {
-                        Ok(streams) => {
-                            let mut live: HashMap<String, _> = streams
-                                .into_iter()
-                                .filter(|s| s.kind.is_empty() || s.kind == "live")
-                                .map(|s| (s.user_login.to_ascii_lowercase(), s))
-                                .collect();
-                            for login in chunk {
-                                let observed = live.remove(login.as_str()).map(|s| Observed {
-                                    stream_id: Some(s.id),
-                                    display_name: Some(s.user_name).filter(|n| !n.is_empty()),
-                                    title: Some(s.title),
-                                    game: Some(s.game_name).filter(|g| !g.is_empty()),
-                                    viewers: Some(s.viewer_count),
-                                    started_at: s.started_at,
-                                });
-                                seen.insert(login.clone(), observed);
-                            }
-                        }
-                        Err(e) => errors.push(e.to_string()),
-                    }
-                }
-                (seen, helix.requests() - before, errors)
-            }
+            Detector::Helix(helix) => observe_helix(helix, logins).await,
             Detector::Probe { playback, metadata } => {
-                let playback = &*playback;
-                let probes = futures::stream::iter(logins.iter().cloned())
-                    .map(|login| async move {
-                        let result = playback.master_playlist(&login).await;
-                        (login, result)
-                    })
-                    .buffer_unordered(PROBE_CONCURRENCY)
-                    .collect::<Vec<_>>()
-                    .await;
-                // A token request and an usher request per login.
-                let mut requests = 2 * logins.len() as u64;
-                let mut live = Vec::new();
-                for (login, result) in probes {
-                    match result {
-                        Ok(Master::Live { .. }) => {
-                            live.push(login.clone());
-                            seen.insert(login, Some(Observed::default()));
-                        }
-                        Ok(Master::Offline) => {
-                            seen.insert(login, None);
-                        }
-                        Err(e) => errors.push(format!("{login}: {e}")),
-                    }
-                }
-                live.sort();
-                for chunk in live.chunks(BATCH) {
-                    requests += 1;
-                    match metadata.fetch(chunk).await {
-                        Ok(found) => {
-                            for (login, meta) in found {
-                                let Some(Some(observed)) = seen.get_mut(&login) else {
-                                    continue;
-                                };
-                                observed.display_name = meta.display_name;
-                                // GQL's stream status can lag usher by a minute: a live
-                                // playlist with no GQL stream yet is live with unknown facts.
-                                if let Some(stream) = meta.stream {
-                                    observed.stream_id = Some(stream.id);
-                                    observed.title = Some(stream.title);
-                                    observed.game = stream.game;
-                                    observed.viewers = stream.viewers;
-                                    observed.started_at = stream.started_at;
-                                }
-                            }
-                        }
-                        // Liveness is known; only the details are missing this time.
-                        Err(e) => debug!(error = %e, "stream metadata unavailable"),
-                    }
-                }
-                (seen, requests, errors)
+                observe_probe(playback, metadata, logins).await
             }
         }
     }
+}
+
+/// Live status from Helix `streams`, `MAX_LOGINS_PER_REQUEST` logins a request.
+async fn observe_helix(helix: &Helix, logins: &[Login]) -> (Observations, u64, Vec<String>) {
+    let mut seen = Observations::new();
+    let mut errors = Vec::new();
+    let before = helix.requests();
+    // Built up front (not in a closure the stream keeps): keeps the future Send.
+    let requests: Vec<_> = logins
+        .chunks(MAX_LOGINS_PER_REQUEST)
+        .map(|chunk| async move { (chunk, helix.streams(chunk).await) })
+        .collect();
+    let answers = futures::stream::iter(requests)
+        .buffered(HELIX_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    for (chunk, answer) in answers {
+        match answer {
+            Ok(streams) => {
+                let mut live: HashMap<String, _> = streams
+                    .into_iter()
+                    .filter(|s| s.kind.is_empty() || s.kind == "live")
+                    .map(|s| (s.user_login.to_ascii_lowercase(), s))
+                    .collect();
+                for login in chunk {
+                    let observed = live.remove(login.as_str()).map(|s| Observed {
+                        stream_id: Some(s.id),
+                        display_name: Some(s.user_name).filter(|n| !n.is_empty()),
+                        title: Some(s.title),
+                        game: Some(s.game_name).filter(|g| !g.is_empty()),
+                        viewers: Some(s.viewer_count),
+                        started_at: s.started_at,
+                    });
+                    seen.insert(login.clone(), observed);
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    (seen, helix.requests() - before, errors)
+}
+
+/// Live status by probing each login's master playlist, then the details of the live ones
+/// from GQL.
+async fn observe_probe(
+    playback: &Playback,
+    metadata: &Metadata,
+    logins: &[Login],
+) -> (Observations, u64, Vec<String>) {
+    let mut seen = Observations::new();
+    let mut errors = Vec::new();
+    let probes = futures::stream::iter(logins.iter().cloned())
+        .map(|login| async move {
+            let result = playback.master_playlist(&login).await;
+            (login, result)
+        })
+        .buffer_unordered(PROBE_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+    // A token request and an usher request per login.
+    let mut requests = 2 * logins.len() as u64;
+    let mut live = Vec::new();
+    for (login, result) in probes {
+        match result {
+            Ok(Master::Live { .. }) => {
+                live.push(login.clone());
+                seen.insert(login, Some(Observed::default()));
+            }
+            Ok(Master::Offline) => {
+                seen.insert(login, None);
+            }
+            Err(e) => errors.push(format!("{login}: {e}")),
+        }
+    }
+    live.sort();
+    requests += add_metadata(metadata, &live, &mut seen).await;
+    (seen, requests, errors)
+}
+
+/// Fills in the details of the `live` logins in `seen`, `BATCH` logins a request; returns the
+/// requests sent.
+async fn add_metadata(metadata: &Metadata, live: &[Login], seen: &mut Observations) -> u64 {
+    let mut requests = 0;
+    for chunk in live.chunks(BATCH) {
+        requests += 1;
+        match metadata.fetch(chunk).await {
+            Ok(found) => {
+                for (login, meta) in found {
+                    let Some(Some(observed)) = seen.get_mut(&login) else {
+                        continue;
+                    };
+                    observed.display_name = meta.display_name;
+                    // GQL's stream status can lag usher by a minute: a live
+                    // playlist with no GQL stream yet is live with unknown facts.
+                    if let Some(stream) = meta.stream {
+                        observed.stream_id = Some(stream.id);
+                        observed.title = Some(stream.title);
+                        observed.game = stream.game;
+                        observed.viewers = stream.viewers;
+                        observed.started_at = stream.started_at;
+                    }
+                }
+            }
+            // Liveness is known; only the details are missing this time.
+            Err(e) => debug!(error = %e, "stream metadata unavailable"),
+        }
+    }
+    requests
 }
 
 /// Merges one check into the known state and returns the events it implies.
@@ -291,12 +312,7 @@ fn diff(
                 ));
             }
             (before, Some(seen)) => {
-                let new_stream = match (&before, &seen.stream_id) {
-                    (None, _) => true,
-                    (Some(old), Some(id)) => old.stream_id.as_ref().is_some_and(|o| o != id),
-                    (Some(_), None) => false,
-                };
-                if new_stream {
+                if is_new_stream(before.as_ref(), &seen) {
                     if let Some(old) = &before {
                         events.push((
                             login.clone(),
@@ -305,56 +321,74 @@ fn diff(
                             },
                         ));
                     }
-                    let info = LiveInfo {
-                        stream_id: seen.stream_id,
-                        display_name: seen.display_name,
-                        title: seen.title.unwrap_or_default(),
-                        game: seen.game,
-                        viewers: seen.viewers,
-                        started_at: seen.started_at,
-                    };
-                    let latency_secs = info
-                        .started_at
-                        .map(|s| (now - s).num_milliseconds().max(0) as f64 / 1000.0);
-                    events.push((
-                        login.clone(),
-                        EventKind::LiveDetected {
-                            stream_id: info.stream_id.clone(),
-                            display_name: info.display_name.clone(),
-                            title: info.title.clone(),
-                            game: info.game.clone(),
-                            viewers: info.viewers,
-                            started_at: info.started_at,
-                            latency_secs,
-                        },
-                    ));
+                    let (info, detected) = went_live(seen, now);
+                    events.push((login.clone(), detected));
                     known.insert(login, info);
                     continue;
                 }
                 let mut info = before.expect("not a new stream, so known");
-                // Facts a probe could not learn this time keep their last value.
-                info.stream_id = seen.stream_id.or(info.stream_id);
-                info.display_name = seen.display_name.or(info.display_name);
-                info.viewers = seen.viewers.or(info.viewers);
-                info.started_at = seen.started_at.or(info.started_at);
-                if let Some(title) = seen.title {
-                    if title != info.title || seen.game != info.game {
-                        info.title = title;
-                        info.game = seen.game;
-                        events.push((
-                            login.clone(),
-                            EventKind::StreamUpdated {
-                                title: info.title.clone(),
-                                game: info.game.clone(),
-                            },
-                        ));
-                    }
+                if let Some(updated) = merge(&mut info, seen) {
+                    events.push((login.clone(), updated));
                 }
                 known.insert(login, info);
             }
         }
     }
     events
+}
+
+/// Whether `seen` is a broadcast other than the one known: none was known, or its stream id
+/// differs (a probe that learnt no id is the same broadcast).
+fn is_new_stream(before: Option<&LiveInfo>, seen: &Observed) -> bool {
+    match (before, &seen.stream_id) {
+        (None, _) => true,
+        (Some(old), Some(id)) => old.stream_id.as_ref().is_some_and(|o| o != id),
+        (Some(_), None) => false,
+    }
+}
+
+/// The state of a broadcast just seen for the first time, and its `LiveDetected`.
+fn went_live(seen: Observed, now: DateTime<Utc>) -> (LiveInfo, EventKind) {
+    let info = LiveInfo {
+        stream_id: seen.stream_id,
+        display_name: seen.display_name,
+        title: seen.title.unwrap_or_default(),
+        game: seen.game,
+        viewers: seen.viewers,
+        started_at: seen.started_at,
+    };
+    let latency_secs = info
+        .started_at
+        .map(|s| (now - s).num_milliseconds().max(0) as f64 / 1000.0);
+    let detected = EventKind::LiveDetected {
+        stream_id: info.stream_id.clone(),
+        display_name: info.display_name.clone(),
+        title: info.title.clone(),
+        game: info.game.clone(),
+        viewers: info.viewers,
+        started_at: info.started_at,
+        latency_secs,
+    };
+    (info, detected)
+}
+
+/// Merges a new look at a known broadcast; `StreamUpdated` when its title or game changed.
+fn merge(info: &mut LiveInfo, seen: Observed) -> Option<EventKind> {
+    // Facts a probe could not learn this time keep their last value.
+    info.stream_id = seen.stream_id.or(info.stream_id.take());
+    info.display_name = seen.display_name.or(info.display_name.take());
+    info.viewers = seen.viewers.or(info.viewers);
+    info.started_at = seen.started_at.or(info.started_at);
+    let title = seen.title?;
+    if title == info.title && seen.game == info.game {
+        return None;
+    }
+    info.title = title;
+    info.game = seen.game;
+    Some(EventKind::StreamUpdated {
+        title: info.title.clone(),
+        game: info.game.clone(),
+    })
 }
 
 /// Starts the watcher task on `tracker`; it stops when `shutdown` is cancelled.

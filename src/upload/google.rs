@@ -123,35 +123,12 @@ impl ConsentFlow {
             }
         };
         loop {
-            // yup-oauth2 adds Google's `expires_in` to the clock unchecked: an absurd lifetime
-            // (e.g. `9223372036854775807`) panics inside it. That is Google's (or an impostor's)
-            // bad answer, reported as such, not a reason to lose the flow.
-            let mut token =
-                std::pin::pin!(std::panic::AssertUnwindSafe(auth.token(&[UPLOAD_SCOPE]))
-                    .catch_unwind()
-                    .map(|r| match r {
-                        Ok(r) => r.map_err(|e| explain(&e)),
-                        Err(_) => Err(UNUSABLE_ANSWER.to_string()),
-                    }));
-            let result = tokio::select! {
-                _ = cancel.cancelled() => return,
-                _ = tokio::time::sleep_until(deadline) => {
-                    // A code already sent to Google is used up whatever happens: its answer
-                    // (bounded by the request timeout) is still awaited and stored.
-                    if !current.busy() {
-                        info!("the pending YouTube authorization expired");
-                        return;
-                    }
-                    tokio::select! {
-                        _ = cancel.cancelled() => return,
-                        result = &mut token => result,
-                    }
-                }
-                result = &mut token => result,
+            let Some(result) = next_answer(&auth, deadline, &cancel, &current).await else {
+                return;
             };
             let reply: Option<Outcome> = current.lock().take();
             match result {
-                Ok(_) => {
+                Ok(()) => {
                     let done = calls
                         .auth_completed(Service::Youtube, None)
                         .await
@@ -163,29 +140,72 @@ impl ConsentFlow {
                 }
                 Err(message) => {
                     warn!(error = %message, "YouTube authorization code was not accepted");
-                    let Some(reply) = reply else {
-                        // The delegate stopped waiting for codes: nothing more can come.
+                    if !report_refused(message, reply, &events).await {
                         return;
-                    };
-                    // The `code` reply stopped waiting (its time limit): the outcome goes to
-                    // the events room instead, without the link (the operator has it in the
-                    // private reply to `auth youtube`, and it still takes codes).
-                    if let Err(Err(message)) = reply.send(Err(message)) {
-                        events
-                            .emit(
-                                None,
-                                EventKind::AuthRequired {
-                                    service: Service::Youtube.to_string(),
-                                    reason: message,
-                                    url: None,
-                                },
-                            )
-                            .await;
                     }
                 }
             }
         }
     }
+}
+
+/// Google's answer to the next pasted code; `None` when the flow ends first (shutdown, or the
+/// deadline with no code being exchanged).
+async fn next_answer(
+    auth: &Authenticator,
+    deadline: Instant,
+    cancel: &CancellationToken,
+    current: &InFlight,
+) -> Option<Result<(), String>> {
+    // yup-oauth2 adds Google's `expires_in` to the clock unchecked: an absurd lifetime
+    // (e.g. `9223372036854775807`) panics inside it. That is Google's (or an impostor's)
+    // bad answer, reported as such, not a reason to lose the flow.
+    let mut token = std::pin::pin!(std::panic::AssertUnwindSafe(auth.token(&[UPLOAD_SCOPE]))
+        .catch_unwind()
+        .map(|r| match r {
+            Ok(r) => r.map(drop).map_err(|e| explain(&e)),
+            Err(_) => Err(UNUSABLE_ANSWER.to_string()),
+        }));
+    tokio::select! {
+        _ = cancel.cancelled() => None,
+        _ = tokio::time::sleep_until(deadline) => {
+            // A code already sent to Google is used up whatever happens: its answer
+            // (bounded by the request timeout) is still awaited and stored.
+            if !current.busy() {
+                info!("the pending YouTube authorization expired");
+                return None;
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => None,
+                result = &mut token => Some(result),
+            }
+        }
+        result = &mut token => Some(result),
+    }
+}
+
+/// Tells the operator a code was refused; `false` when no `code` reply was waiting (the
+/// delegate stopped waiting for codes: nothing more can come).
+async fn report_refused(message: String, reply: Option<Outcome>, events: &Events) -> bool {
+    let Some(reply) = reply else {
+        return false;
+    };
+    // The `code` reply stopped waiting (its time limit): the outcome goes to
+    // the events room instead, without the link (the operator has it in the
+    // private reply to `auth youtube`, and it still takes codes).
+    if let Err(Err(message)) = reply.send(Err(message)) {
+        events
+            .emit(
+                None,
+                EventKind::AuthRequired {
+                    service: Service::Youtube.to_string(),
+                    reason: message,
+                    url: None,
+                },
+            )
+            .await;
+    }
+    true
 }
 
 type Authenticator = yup_oauth2::authenticator::Authenticator<

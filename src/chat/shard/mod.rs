@@ -9,8 +9,9 @@
 //! honoured. The old connection is closed only after a PONG on it, so everything it carried
 //! before the new one took over has been read.
 
-use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+mod lines;
+mod rooms;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -22,13 +23,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::conn::{control, Conn, ConnError, Control, ErrorKind, Identity, Received};
+use super::conn::{Conn, ConnError, ErrorKind, Identity, Received};
 use super::limits::{ConnectGate, JoinLimiter};
 use super::names::{RoomMap, RoomSet};
-use super::record;
-use super::transport::{Dialer, RawLine};
+use super::transport::Dialer;
 use super::writer::{Batch, LineQueue, SERVER_FOLDER};
 use crate::backoff::{Backoff, Jitter};
+use lines::Dedup;
+use rooms::RoomInfo;
 
 /// Rooms per JOIN line (≤ 500 bytes with 25-character logins).
 const JOIN_BATCH: usize = 15;
@@ -36,9 +38,6 @@ const JOIN_BATCH: usize = 15;
 const STABLE: Duration = Duration::from_secs(60);
 /// The old connection of a RECONNECT is closed after this at the latest.
 const OVERLAP_MAX: Duration = Duration::from_secs(600);
-/// Ids remembered while two connections overlap.
-const DEDUP_CAPACITY: usize = 200_000;
-
 /// Timing, from `[chat]`.
 #[derive(Debug, Clone)]
 pub struct Timing {
@@ -63,7 +62,7 @@ impl Timing {
 
 /// What every shard of the pool shares.
 #[derive(Debug)]
-pub struct Context {
+pub(crate) struct Context {
     pub timing: Timing,
     pub dialer: Dialer,
     pub limiter: JoinLimiter,
@@ -77,14 +76,14 @@ pub struct Context {
 }
 
 #[derive(Debug)]
-pub enum ShardCmd {
+pub(crate) enum ShardCmd {
     Add(Vec<Arc<str>>),
     Remove(Vec<Arc<str>>),
 }
 
 /// What a shard tells the pool.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ShardEvent {
+pub(crate) enum ShardEvent {
     Connected {
         shard: usize,
         nick: String,
@@ -112,12 +111,6 @@ pub enum ShardEvent {
     },
 }
 
-#[derive(Debug, Default)]
-struct RoomInfo {
-    last_join: Option<Instant>,
-    refused_until: Option<Instant>,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Which {
     Active,
@@ -126,7 +119,7 @@ enum Which {
 
 type Opening = Pin<Box<dyn Future<Output = Result<(Conn, Vec<Received>), ConnError>> + Send>>;
 
-pub struct Shard {
+pub(crate) struct Shard {
     id: usize,
     ctx: Arc<Context>,
     cmds: mpsc::Receiver<ShardCmd>,
@@ -161,7 +154,7 @@ impl std::fmt::Debug for Shard {
 }
 
 impl Shard {
-    pub fn new(id: usize, ctx: Arc<Context>, cmds: mpsc::Receiver<ShardCmd>) -> Shard {
+    pub(crate) fn new(id: usize, ctx: Arc<Context>, cmds: mpsc::Receiver<ShardCmd>) -> Shard {
         let backoff = Backoff::new(
             ctx.timing.backoff_initial,
             ctx.timing.backoff_max,
@@ -189,7 +182,7 @@ impl Shard {
         }
     }
 
-    pub async fn run(mut self) {
+    pub(crate) async fn run(mut self) {
         let ctx = self.ctx.clone();
         let mut housekeeping = tokio::time::interval(ctx.timing.housekeeping());
         housekeeping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -288,38 +281,6 @@ impl Shard {
         }
     }
 
-    async fn command(&mut self, cmd: ShardCmd) {
-        match cmd {
-            ShardCmd::Add(rooms) => {
-                for room in rooms {
-                    if self.rooms.contains_key(&room) {
-                        continue;
-                    }
-                    self.rooms.insert(room.clone(), RoomInfo::default());
-                    self.interner.insert(room.clone());
-                    if let Some(c) = self.active.as_mut() {
-                        c.queue.push_back(room);
-                    }
-                }
-            }
-            ShardCmd::Remove(rooms) => {
-                for room in rooms {
-                    self.rooms.remove(&room);
-                    for which in [Which::Active, Which::Old] {
-                        let Some(c) = self.conn(which) else { continue };
-                        let joined = c.joined.contains(&room) || c.pending.contains_key(&room);
-                        c.queue.retain(|r| *r != room);
-                        if joined {
-                            if let Err(e) = c.part(&room).await {
-                                self.lost(which, e.message).await;
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    }
-
     fn conn(&mut self, which: Which) -> Option<&mut Conn> {
         match which {
             Which::Active => self.active.as_mut(),
@@ -395,181 +356,6 @@ impl Shard {
                     .await
             }
             Err(e) => self.lost(which, format!("connection error: {e}")).await,
-        }
-    }
-
-    /// Logs every complete line read on `which` and acts on the control lines among them.
-    async fn drain(&mut self, which: Which) {
-        let recv_ms = chrono::Utc::now().timestamp_millis();
-        self.dedup.expire();
-        let Shard {
-            active,
-            old,
-            batch,
-            dedup,
-            interner,
-            server,
-            ..
-        } = self;
-        let Some(conn) = (match which {
-            Which::Active => active.as_mut(),
-            Which::Old => old.as_mut(),
-        }) else {
-            return;
-        };
-        let mut controls = Vec::new();
-        while let Some(raw) = conn.reader.next_line() {
-            let (bytes, too_long) = match raw {
-                RawLine::Line(b) => (b, false),
-                RawLine::TooLong(b) => (b, true),
-            };
-            let text = as_text(bytes);
-            let exact = matches!(text, Cow::Owned(_)).then_some(bytes);
-            let start = batch.buf.len();
-            let encoded = if too_long {
-                record::encode_malformed(
-                    &text,
-                    exact,
-                    recv_ms,
-                    "line longer than 64 KiB; cut",
-                    &mut batch.buf,
-                )
-            } else {
-                record::encode(&text, exact, recv_ms, &mut batch.buf)
-            };
-            let chat = is_chat(encoded.command);
-            // Only room lines can arrive twice (once per connection). Control lines (PING,
-            // PONG, RECONNECT, JOIN echoes, …) belong to the connection that carried them and
-            // are identical on every connection: they are never taken for duplicates.
-            let dedupable = chat || encoded.id.is_some_and(|id| !id.is_empty());
-            if dedupable && dedup.active && !dedup.first(encoded.key()) {
-                batch.buf.truncate(start);
-                continue;
-            }
-            let folder = match encoded.channel {
-                Some(channel) => match interner.get(channel) {
-                    Some(f) => f.clone(),
-                    None => {
-                        let f: Arc<str> = Arc::from(channel);
-                        if interner.len() < 10_000 {
-                            interner.insert(f.clone());
-                        }
-                        f
-                    }
-                },
-                None => server.clone(),
-            };
-            batch.push_entry(folder, encoded.time_ms);
-            if !chat {
-                let c = control(&text, &conn.nick);
-                if c != Control::Other {
-                    controls.push(c);
-                }
-            }
-        }
-        let batch = std::mem::take(&mut self.batch);
-        self.ctx.queue.push(batch).await;
-        for c in controls {
-            self.act(which, c).await;
-        }
-    }
-
-    async fn log_received(&mut self, received: Vec<Received>) {
-        for r in received {
-            let text = as_text(&r.bytes);
-            let exact = matches!(text, Cow::Owned(_)).then_some(r.bytes.as_slice());
-            let encoded = record::encode(&text, exact, r.recv_ms, &mut self.batch.buf);
-            let folder = match encoded.channel {
-                Some(c) => Arc::from(c),
-                None => self.server.clone(),
-            };
-            self.batch.push_entry(folder, encoded.time_ms);
-        }
-        let batch = std::mem::take(&mut self.batch);
-        self.ctx.queue.push(batch).await;
-    }
-
-    async fn act(&mut self, which: Which, c: Control) {
-        let now = Instant::now();
-        let timing = self.ctx.timing.clone();
-        let result = match c {
-            Control::Ping(server) => match self.conn(which) {
-                Some(conn) => conn.send(irc_proto::Command::PONG(server, None)).await,
-                None => Ok(()),
-            },
-            Control::Pong => {
-                if let Some(conn) = self.conn(which) {
-                    conn.pong_deadline = None;
-                }
-                if which == Which::Old && self.old_draining {
-                    self.close_old("caught up after RECONNECT").await;
-                }
-                Ok(())
-            }
-            Control::Reconnect => {
-                if which == Which::Active && !self.reconnect_requested {
-                    info!(
-                        shard = self.id,
-                        "server asked to reconnect; opening the new connection first"
-                    );
-                    self.reconnect_requested = true;
-                }
-                Ok(())
-            }
-            Control::Joined(room) => {
-                let Some((room, _)) = self.rooms.get_key_value(room.as_str()) else {
-                    return;
-                };
-                let room = room.clone();
-                if let Some(conn) = self.conn(which) {
-                    conn.pending.remove(&room);
-                    conn.joined.insert(room.clone());
-                }
-                if which == Which::Active {
-                    self.emit(ShardEvent::Joined {
-                        shard: self.id,
-                        room,
-                    })
-                    .await;
-                }
-                self.maybe_finish_overlap().await
-            }
-            Control::Parted(room) => {
-                let wanted = self
-                    .rooms
-                    .get_key_value(room.as_str())
-                    .map(|(r, _)| r.clone());
-                if let Some(conn) = self.conn(which) {
-                    conn.joined.remove(room.as_str());
-                    if let (Some(room), Which::Active) = (wanted, which) {
-                        warn!(room = %room, "parted without asking; joining again");
-                        if !conn.queue.contains(&room) {
-                            conn.queue.push_back(room);
-                        }
-                    }
-                }
-                Ok(())
-            }
-            Control::JoinRefused { room, reason } => {
-                let Some((room, _)) = self.rooms.get_key_value(room.as_str()) else {
-                    return;
-                };
-                let room = room.clone();
-                if let Some(info) = self.rooms.get_mut(&room) {
-                    info.refused_until = Some(now + timing.rejoin_interval);
-                }
-                if let Some(conn) = self.conn(which) {
-                    conn.pending.remove(&room);
-                    conn.queue.retain(|r| *r != room);
-                }
-                warn!(room = %room, reason, "Twitch refused to join the room");
-                self.emit(ShardEvent::JoinRefused { room, reason }).await;
-                self.maybe_finish_overlap().await
-            }
-            _ => Ok(()),
-        };
-        if let Err(e) = result {
-            self.lost(which, e.message).await;
         }
     }
 
@@ -669,27 +455,6 @@ impl Shard {
         }
     }
 
-    async fn send_joins(&mut self, n: usize) {
-        let Some(conn) = self.active.as_mut() else {
-            return;
-        };
-        let take = n.min(conn.queue.len());
-        let rooms: Vec<Arc<str>> = conn.queue.drain(..take).collect();
-        if rooms.is_empty() {
-            return;
-        }
-        let now = Instant::now();
-        for room in &rooms {
-            if let Some(info) = self.rooms.get_mut(room) {
-                info.last_join = Some(now);
-            }
-        }
-        debug!(shard = self.id, rooms = rooms.len(), "JOIN");
-        if let Err(e) = conn.join(&rooms).await {
-            self.lost(Which::Active, e.message).await;
-        }
-    }
-
     async fn keepalive(&mut self) {
         let now = Instant::now();
         let timing = self.ctx.timing.clone();
@@ -714,70 +479,6 @@ impl Shard {
             }
         }
     }
-
-    fn housekeeping(&mut self) {
-        self.dedup.expire();
-        let now = Instant::now();
-        let timing = &self.ctx.timing;
-        let Some(conn) = self.active.as_mut() else {
-            return;
-        };
-        let join_timeout = timing.join_timeout();
-        let late: Vec<Arc<str>> = conn
-            .pending
-            .iter()
-            .filter(|(_, sent)| now.duration_since(**sent) >= join_timeout)
-            .map(|(room, _)| room.clone())
-            .collect();
-        for room in late {
-            conn.pending.remove(&room);
-            if self.rooms.contains_key(&room) && !conn.joined.contains(&room) {
-                warn!(room = %room, "no JOIN confirmation; trying again");
-                conn.queue.push_back(room);
-            }
-        }
-        for (room, info) in &mut self.rooms {
-            if info.refused_until.is_some_and(|t| t > now)
-                || conn.queue.contains(room)
-                || conn.pending.contains_key(room)
-            {
-                continue;
-            }
-            info.refused_until = None;
-            let due = info
-                .last_join
-                .is_none_or(|t| now.duration_since(t) >= timing.rejoin_interval);
-            if due || !conn.joined.contains(room) {
-                conn.queue.push_back(room.clone());
-            }
-        }
-    }
-}
-
-/// The line as text: borrowed when it is UTF-8 (checked the fast way), else its lossy form.
-fn as_text(bytes: &[u8]) -> Cow<'_, str> {
-    match std::str::from_utf8(bytes) {
-        Ok(text) => Cow::Borrowed(text),
-        Err(_) => String::from_utf8_lossy(bytes),
-    }
-}
-
-/// Commands whose lines are chat (never control); everything else goes through `control`.
-fn is_chat(command: Option<&str>) -> bool {
-    matches!(
-        command,
-        Some(
-            "PRIVMSG"
-                | "USERNOTICE"
-                | "CLEARCHAT"
-                | "CLEARMSG"
-                | "ROOMSTATE"
-                | "USERSTATE"
-                | "HOSTTARGET"
-                | "WHISPER"
-                | "GLOBALUSERSTATE"
-        )
-    )
 }
 
 async fn fill(conn: &mut Option<Conn>) -> std::io::Result<usize> {
@@ -791,50 +492,5 @@ async fn poll_opening(opening: &mut Option<Opening>) -> Result<(Conn, Vec<Receiv
     match opening {
         Some(f) => f.await,
         None => std::future::pending().await,
-    }
-}
-
-/// Message ids seen while two connections overlap (only then; otherwise free).
-#[derive(Debug, Default)]
-struct Dedup {
-    active: bool,
-    stop_at: Option<Instant>,
-    seen: HashSet<u64>,
-    order: VecDeque<u64>,
-}
-
-impl Dedup {
-    fn start(&mut self) {
-        self.active = true;
-        self.stop_at = None;
-    }
-
-    fn stop_after(&mut self, grace: Duration) {
-        if self.active {
-            self.stop_at = Some(Instant::now() + grace);
-        }
-    }
-
-    fn expire(&mut self) {
-        if self.stop_at.is_some_and(|t| t <= Instant::now()) {
-            *self = Dedup::default();
-        }
-    }
-
-    /// `false` when `key` was already seen.
-    fn first(&mut self, key: u64) -> bool {
-        if !self.active {
-            return true;
-        }
-        if !self.seen.insert(key) {
-            return false;
-        }
-        self.order.push_back(key);
-        if self.order.len() > DEDUP_CAPACITY {
-            if let Some(old) = self.order.pop_front() {
-                self.seen.remove(&old);
-            }
-        }
-        true
     }
 }
