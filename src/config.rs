@@ -897,7 +897,7 @@ impl Config {
                 "must contain {login} or {started:…} so recordings get distinct names",
             );
         }
-        if let Err(e) = crate::naming::validate_template(&r.file_template) {
+        if let Err(e) = crate::archive::layout::validate_template(&r.file_template) {
             return Err(("recording.file_template".into(), e));
         }
         if r.stall_timeout_secs == 0 {

@@ -843,7 +843,7 @@ async fn days_rotate_at_utc_midnight_by_tmi_sent_ts() {
 
 #[tokio::test]
 async fn a_finished_part_gets_its_chat_with_offsets() {
-    use recbot::recorder::sidecar::{AdBreak, Sidecar};
+    use recbot::archive::sidecar::{AdBreak, Sidecar};
     let dir = tempfile::tempdir().unwrap();
     let chat_dir = dir.path().join("chat");
     let fake = FakeTwitch::bind().await;
@@ -961,9 +961,9 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
 
 #[tokio::test]
 async fn a_chat_file_follows_a_recording_moved_after_its_upload() {
+    use recbot::archive::after::Plan;
+    use recbot::archive::sidecar::Sidecar;
     use recbot::config::AfterUpload;
-    use recbot::recorder::sidecar::Sidecar;
-    use recbot::upload::after::Plan;
     let dir = tempfile::tempdir().unwrap();
     let chat_dir = dir.path().join("chat");
     let recordings = dir.path().join("recordings");
@@ -1275,8 +1275,8 @@ fn logs_command_renders_and_filters_a_day() {
 /// gets its chat file, and removing the login parts the room.
 #[tokio::test]
 async fn the_core_drives_the_chat_logger() {
+    use recbot::archive::sidecar::Sidecar;
     use recbot::core::{Core, Origin};
-    use recbot::recorder::sidecar::Sidecar;
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
     let text = format!(

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use recbot::archive::sidecar::Sidecar;
 use recbot::config::Config;
 use recbot::core::store::JobState;
 use recbot::event::EventKind;
-use recbot::recorder::sidecar::Sidecar;
 use recbot::upload::quota;
 use support::youtube_state::Fault;
 use support::youtube_tcp::TcpYoutube;

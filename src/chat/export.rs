@@ -16,9 +16,10 @@ use anyhow::{bail, Context, Result};
 use super::line::is_login;
 use super::record::Stamp;
 use super::writer::{date_of_day, day_of, day_path, LineQueue};
-use crate::recorder::sidecar::Sidecar;
-use crate::recorder::writer::{finalize_file, temp_path_of};
-use crate::upload::after::{chat_file, Followed, Plan};
+use crate::archive::after::{Followed, Plan};
+use crate::archive::files::finalize_file;
+use crate::archive::layout::{chat_file, temp_path_of};
+use crate::archive::sidecar::Sidecar;
 
 /// Why a part has no chat file with `after_upload = "delete"`.
 const DELETED: &str = "the recording was already uploaded and deleted (after_upload = \

@@ -25,11 +25,11 @@ use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
 use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
+use crate::archive::after::Plan;
 use crate::config::{ChatLogin, Config};
 use crate::event::{Event, EventKind};
 use crate::secret::Secret;
 use crate::twitch::oauth;
-use crate::upload::after::Plan;
 
 /// How long after the first unannounced JOIN a `ChatJoined` is posted even while more rooms
 /// are still joining (startup with many logins).

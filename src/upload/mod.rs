@@ -5,7 +5,6 @@
 //! whether YouTube finished processing a video before its files are deleted (`processing`).
 //! The only part of recbot that knows Google.
 
-pub mod after;
 pub mod google;
 pub mod metadata;
 pub mod processing;

@@ -20,15 +20,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::after::Plan;
 use super::google::{GoogleTokens, RefreshError};
 use super::metadata;
 use super::processing::{CheckError, Processing, VideoStatus};
 use super::quota;
 use super::resumable::{content_type, Resumable, Status, UploadError};
 use super::JobSource;
+use crate::archive::after::Plan;
+use crate::archive::sidecar::Sidecar;
 use crate::config::Config;
-use crate::recorder::sidecar::Sidecar;
 use crate::secret::Secret;
 use crate::work::{
     Calls, CleanupOutcome, JobUpdate, Reservation, TokenSource, UploadJob, WaitReason,

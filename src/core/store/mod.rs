@@ -12,8 +12,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Row, SqlitePool};
 use tracing::{error, warn};
 
+use crate::archive::files::create_private_dir_all;
 use crate::event::{Event, EventKind, Room};
-use crate::recorder::writer::create_private_dir_all;
 
 mod chat;
 mod outbox;
