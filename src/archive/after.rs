@@ -2,15 +2,12 @@
 //! after_upload`): the video, its sidecar and its chat file (`<name>.chat.jsonl`) are kept,
 //! moved to `uploaded_dir` (same folder layout) or deleted, together.
 //!
-//! The chat file is written by the chat logger when the part finishes, so it may appear after
-//! the upload is done (a small part, a busy disk). Both sides check in an order that leaves no
-//! gap: the uploader handles the video first and looks for the chat file after; the chat export
-//! writes its file first and checks for the video after ([`Plan::follow`]). Whichever comes
-//! second moves (or deletes) the chat file; a file the other one already handled is skipped.
+//! The upload worker applies it as the last step of a job. The chat file is there by then: the
+//! core queues a part's upload only once the chat logger has written its chat file (or said it
+//! could not, or did not within `[chat] save_timeout_secs`), so nothing here waits or races.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
 use tracing::warn;
 
 use super::files::{move_file, remove};
@@ -23,15 +20,6 @@ pub struct Plan {
     policy: AfterUpload,
     recordings: PathBuf,
     uploaded: PathBuf,
-}
-
-/// What [`Plan::follow`] did with a chat file whose recording was already handled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Followed {
-    /// The recording is where it was (or was not uploaded): nothing to do.
-    Stayed,
-    Moved(PathBuf),
-    Deleted,
 }
 
 impl Plan {
@@ -69,8 +57,8 @@ impl Plan {
         }
     }
 
-    /// Applies the step to an uploaded video, its sidecar and its chat file (looked for only
-    /// once the video is handled). Problems are logged; none stops the others.
+    /// Applies the step to an uploaded video, its sidecar and its chat file (when the part has
+    /// one). Problems are logged; none stops the others.
     pub async fn apply(&self, video: &Path, sidecar: Option<&Path>) {
         for file in std::iter::once(video).chain(sidecar) {
             self.handle(file).await;
@@ -89,34 +77,6 @@ impl Plan {
         };
         if let Err(e) = result {
             warn!(file = %file.display(), error = %format!("{e:#}"), "cannot move or delete after upload");
-        }
-    }
-
-    /// Called by the chat export once `chat` is written beside where `video` was: when the
-    /// uploader already moved or deleted the video, the chat file goes the same way.
-    pub async fn follow(&self, chat: &Path, video: &Path) -> Result<Followed> {
-        if tokio::fs::try_exists(video).await? {
-            return Ok(Followed::Stayed);
-        }
-        match self.policy {
-            AfterUpload::Keep => Ok(Followed::Stayed),
-            AfterUpload::Move => {
-                if !tokio::fs::try_exists(self.moved_path(video)).await? {
-                    warn!(
-                        video = %video.display(),
-                        chat = %chat.display(),
-                        "the recording is gone (not moved after an upload); its chat file stays"
-                    );
-                    return Ok(Followed::Stayed);
-                }
-                let target = self.moved_path(chat);
-                move_file(chat, &target).await?;
-                Ok(Followed::Moved(target))
-            }
-            AfterUpload::Delete => {
-                remove(chat).await?;
-                Ok(Followed::Deleted)
-            }
         }
     }
 }
@@ -162,47 +122,28 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_chat_file_written_after_the_upload_follows_its_recording() {
-        // The video was moved before the chat file was in place.
+    async fn video_sidecar_and_chat_file_go_together() {
         let (dir, plan, video, chat) = setup(AfterUpload::Move);
-        std::fs::write(&video, "video").unwrap();
-        plan.apply(&video, None).await;
-        std::fs::write(&chat, "chat").unwrap();
-        let moved = dir.path().join("uploaded/foo/a.chat.jsonl");
-        assert_eq!(
-            plan.follow(&chat, &video).await.unwrap(),
-            Followed::Moved(moved.clone())
-        );
-        assert!(!chat.exists());
-        assert_eq!(std::fs::read_to_string(&moved).unwrap(), "chat");
-        // Both sides at once: the second one finds it done.
-        plan.apply(&video, None).await;
-        assert_eq!(
-            plan.follow(&chat, &video).await.unwrap(),
-            Followed::Moved(moved.clone())
-        );
-        assert_eq!(std::fs::read_to_string(&moved).unwrap(), "chat");
+        let sidecar = video.with_extension("json");
+        for (file, body) in [(&video, "video"), (&sidecar, "{}"), (&chat, "chat")] {
+            std::fs::write(file, body).unwrap();
+        }
+        plan.apply(&video, Some(&sidecar)).await;
+        let moved = dir.path().join("uploaded/foo");
+        for (name, body) in [
+            ("a.ts", "video"),
+            ("a.json", "{}"),
+            ("a.chat.jsonl", "chat"),
+        ] {
+            assert_eq!(std::fs::read_to_string(moved.join(name)).unwrap(), body);
+        }
+        assert!(!video.exists() && !sidecar.exists() && !chat.exists());
 
-        // Deleted with its recording.
+        // Deleted together; a part without a chat file is fine.
         let (_dir, plan, video, chat) = setup(AfterUpload::Delete);
         std::fs::write(&video, "video").unwrap();
         plan.apply(&video, None).await;
-        std::fs::write(&chat, "chat").unwrap();
-        assert_eq!(plan.follow(&chat, &video).await.unwrap(), Followed::Deleted);
-        assert!(!chat.exists());
-    }
-
-    #[tokio::test]
-    async fn a_chat_file_of_a_recording_still_there_stays() {
-        let (_dir, plan, video, chat) = setup(AfterUpload::Move);
-        std::fs::write(&video, "video").unwrap();
-        std::fs::write(&chat, "chat").unwrap();
-        assert_eq!(plan.follow(&chat, &video).await.unwrap(), Followed::Stayed);
-        assert!(chat.exists());
-        // Gone, but not by an upload's move: the chat file is left (and that is logged).
-        std::fs::remove_file(&video).unwrap();
-        assert_eq!(plan.follow(&chat, &video).await.unwrap(), Followed::Stayed);
-        assert!(chat.exists());
+        assert!(!video.exists() && !chat.exists());
     }
 
     /// A real move across file systems (EXDEV), when the machine has a tmpfs at /dev/shm on

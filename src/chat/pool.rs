@@ -25,7 +25,6 @@ use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
 use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
-use crate::archive::after::Plan;
 use crate::config::{ChatLogin, Config};
 use crate::event::{Event, EventKind};
 use crate::secret::Secret;
@@ -52,8 +51,6 @@ pub struct ChatSettings {
     pub join_window: Duration,
     pub timing: Timing,
     pub writer: WriterSettings,
-    /// What uploads do with a recording's files, which its chat file follows.
-    pub after_upload: Option<Plan>,
 }
 
 impl ChatSettings {
@@ -86,7 +83,6 @@ impl ChatSettings {
                 patience: QUEUE_PATIENCE,
                 max_open_files: c.max_open_files,
             },
-            after_upload: Plan::from_config(config),
         })
     }
 }
@@ -434,9 +430,8 @@ impl Pool {
                 let queue = self.queue.clone();
                 let events = self.events.clone();
                 let dir = self.settings.writer.dir.clone();
-                let after = self.settings.after_upload.clone();
                 self.tracker.spawn(async move {
-                    let kind = match export::save_part(&queue, &dir, &sidecar, after.as_ref())
+                    let kind = match export::save_part(&queue, &dir, &sidecar)
                         .await
                     {
                         Ok(saved) => EventKind::ChatSaved {

@@ -171,6 +171,15 @@ impl UploadWorker {
     /// One turn of one job: until it finishes, fails, must wait, or shutdown.
     async fn upload(&self, job: UploadJob) -> anyhow::Result<Turn> {
         let id = job.id;
+        if job.wait_reason == Some(WaitReason::ChatFile) {
+            // The core releases the job when the chat logger answers; it never did.
+            warn!(
+                job = id,
+                file = %job.path.display(),
+                "the part's chat file was not written within [chat] save_timeout_secs; \
+                 uploading without it (a chat file written later stays where it is)"
+            );
+        }
         let total = match tokio::fs::metadata(&job.path).await {
             Ok(meta) if meta.len() > 0 => meta.len(),
             Ok(_) => return self.fail(id, "the recording is empty").await,

@@ -16,6 +16,7 @@ use crate::archive::files::create_private_dir_all;
 use crate::event::{Event, EventKind, Room};
 
 mod chat;
+mod chat_waits;
 mod outbox;
 mod recordings;
 mod tokens;

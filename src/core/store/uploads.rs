@@ -227,7 +227,7 @@ impl Store {
     }
 }
 
-fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
+pub(super) fn job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<UploadJob> {
     let name: Option<String> = row.try_get("name")?;
     let state: String = row.try_get("state")?;
     let path: String = row.try_get("path")?;
