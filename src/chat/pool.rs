@@ -195,7 +195,7 @@ impl ChatHandle {
     }
 
     /// Writes `<recording>.chat.jsonl` beside a finished part (in the background); reports
-    /// `ChatSaved` or `ChatSaveFailed`.
+    /// `ChatSaved` or `ChatSaveFailed`, which the part's upload waits for (in the core).
     pub async fn save_part(&self, login: Login, part: u32, sidecar: PathBuf, session: Option<i64>) {
         let _ = self
             .tx
