@@ -217,7 +217,6 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
             patience: Duration::from_secs(2),
             max_open_files: 2 * rooms,
         },
-        after_upload: None,
     };
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let cancel = CancellationToken::new();

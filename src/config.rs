@@ -334,6 +334,8 @@ pub struct Chat {
     /// Day files kept open at once (the least recently used are closed first); 0: one per
     /// logged room, within the process's open-file limit.
     pub max_open_files: usize,
+    /// How long a finished part's upload waits for its chat file before it goes without it.
+    pub save_timeout_secs: f64,
 }
 
 impl Default for Chat {
@@ -354,6 +356,7 @@ impl Default for Chat {
             fsync_interval_secs: 10.0,
             queue_lines: 10_000,
             max_open_files: 0,
+            save_timeout_secs: 300.0,
         }
     }
 }
@@ -377,6 +380,7 @@ impl Chat {
             ("backoff_max_secs", self.backoff_max_secs),
             ("flush_interval_secs", self.flush_interval_secs),
             ("fsync_interval_secs", self.fsync_interval_secs),
+            ("save_timeout_secs", self.save_timeout_secs),
         ] {
             if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
                 return fail(key, "must be a number of seconds above 0 (at most one day)");
@@ -897,7 +901,7 @@ impl Config {
                 "must contain {login} or {started:…} so recordings get distinct names",
             );
         }
-        if let Err(e) = crate::naming::validate_template(&r.file_template) {
+        if let Err(e) = crate::archive::layout::validate_template(&r.file_template) {
             return Err(("recording.file_template".into(), e));
         }
         if r.stall_timeout_secs == 0 {

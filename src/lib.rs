@@ -5,6 +5,7 @@
 //! wires these parts together.
 
 pub mod allowed_source;
+pub mod archive;
 pub mod backoff;
 pub mod blocking;
 pub mod chat;
@@ -14,7 +15,6 @@ pub mod event;
 pub(crate) mod format;
 pub mod frontend;
 pub mod logging;
-pub mod naming;
 pub mod recorder;
 pub mod remote;
 pub mod secret;

@@ -50,7 +50,6 @@ fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
             patience: Duration::from_secs(2),
             max_open_files: 64,
         },
-        after_upload: None,
     }
 }
 
@@ -843,7 +842,7 @@ async fn days_rotate_at_utc_midnight_by_tmi_sent_ts() {
 
 #[tokio::test]
 async fn a_finished_part_gets_its_chat_with_offsets() {
-    use recbot::recorder::sidecar::{AdBreak, Sidecar};
+    use recbot::archive::sidecar::{AdBreak, Sidecar};
     let dir = tempfile::tempdir().unwrap();
     let chat_dir = dir.path().join("chat");
     let fake = FakeTwitch::bind().await;
@@ -956,86 +955,6 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
     };
     assert_eq!(part, 3);
     assert!(reason.contains("not a login"), "{reason}");
-    chat.stop().await;
-}
-
-#[tokio::test]
-async fn a_chat_file_follows_a_recording_moved_after_its_upload() {
-    use recbot::config::AfterUpload;
-    use recbot::recorder::sidecar::Sidecar;
-    use recbot::upload::after::Plan;
-    let dir = tempfile::tempdir().unwrap();
-    let chat_dir = dir.path().join("chat");
-    let recordings = dir.path().join("recordings");
-    let uploaded = dir.path().join("uploaded");
-    let fake = FakeTwitch::bind().await;
-    let mut s = settings(fake.dialer(), &chat_dir);
-    s.after_upload = Some(Plan::new(
-        AfterUpload::Move,
-        recordings.clone(),
-        uploaded.clone(),
-    ));
-    let (mut chat, conn) = joined(&fake, s, &["a"]).await;
-    let start = Utc::now() - chrono::Duration::seconds(60);
-    conn.send(&privmsg("a", "m1", start.timestamp_millis() + 1000, "hi"))
-        .await;
-    wait_records(&chat_dir, "m1", |all| ids_in(all, "a").len() == 1).await;
-    let sidecar = |name: &str| Sidecar {
-        login: "a".into(),
-        source: "twitch".into(),
-        session: 1,
-        part: 1,
-        file: format!("{name}.ts"),
-        quality: "best".into(),
-        started: start,
-        ended: start + chrono::Duration::seconds(30),
-        duration_secs: 30.0,
-        segments: 15,
-        bytes: 5,
-        youtube_video_id: Some("vid".into()),
-        ..Default::default()
-    };
-    std::fs::create_dir_all(recordings.join("a")).unwrap();
-    std::fs::create_dir_all(uploaded.join("a")).unwrap();
-    let login = Login::parse("a").unwrap();
-
-    // The upload finished and moved video and sidecar before the chat file was written.
-    sidecar("one")
-        .write(&uploaded.join("a/one.json"))
-        .await
-        .unwrap();
-    std::fs::write(uploaded.join("a/one.ts"), "video").unwrap();
-    chat.handle
-        .save_part(login.clone(), 1, recordings.join("a/one.json"), None)
-        .await;
-    // Caught in the middle: the video is moved, the sidecar not yet.
-    sidecar("two")
-        .write(&recordings.join("a/two.json"))
-        .await
-        .unwrap();
-    std::fs::write(uploaded.join("a/two.ts"), "video").unwrap();
-    chat.handle
-        .save_part(login.clone(), 2, recordings.join("a/two.json"), None)
-        .await;
-    for name in ["one", "two"] {
-        let saved = chat
-            .event("ChatSaved", |e| {
-                matches!(&e.kind, EventKind::ChatSaved { file, .. }
-                    if file.to_string_lossy().contains(name))
-            })
-            .await;
-        let moved = uploaded.join(format!("a/{name}.chat.jsonl"));
-        assert_eq!(
-            saved.kind,
-            EventKind::ChatSaved {
-                part: if name == "one" { 1 } else { 2 },
-                file: moved.clone(),
-                lines: 1
-            }
-        );
-        assert!(moved.exists(), "{name}");
-        assert!(!recordings.join(format!("a/{name}.chat.jsonl")).exists());
-    }
     chat.stop().await;
 }
 
@@ -1275,8 +1194,8 @@ fn logs_command_renders_and_filters_a_day() {
 /// gets its chat file, and removing the login parts the room.
 #[tokio::test]
 async fn the_core_drives_the_chat_logger() {
+    use recbot::archive::sidecar::Sidecar;
     use recbot::core::{Core, Origin};
-    use recbot::recorder::sidecar::Sidecar;
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
     let text = format!(

@@ -6,7 +6,7 @@ mod support;
 
 use std::time::Duration;
 
-use recbot::recorder::sidecar::Sidecar;
+use recbot::archive::sidecar::Sidecar;
 use support::binary::Running;
 use support::origin::{End, Origin, StreamConfig};
 

@@ -1,7 +1,8 @@
 //! The layering invariant, checked on the source: workers (`twitch`, `recorder`, `chat`,
-//! `upload`) and the vocabulary they share (`work`, `format`) import nothing from `core` or
-//! `frontend`. What a worker needs from the state it gets through `work` (events, calls,
-//! tokens, job rows) or an interface it defines (`upload::JobSource`).
+//! `upload`) and the layers they share (`work`, `format`, `archive`) import nothing from `core`
+//! or `frontend`. What a worker needs from the state it gets through `work` (events, calls,
+//! tokens, job rows) or an interface it defines (`upload::JobSource`). `archive`, the
+//! recordings on disk, sits below the workers too: it names none of them.
 
 use std::path::{Path, PathBuf};
 
@@ -13,7 +14,11 @@ const WORKERS: &[&str] = &[
     "src/upload",
     "src/work",
     "src/format.rs",
+    "src/archive",
 ];
+
+/// The layer below the workers: it may name none of them.
+const BELOW_WORKERS: &[&str] = &["src/archive"];
 
 fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
     if path.is_file() {
@@ -46,9 +51,14 @@ fn code_of(text: &str) -> String {
 /// Paths into `core` or `frontend`: `crate::core…`, `super::…::core…`, and the same names
 /// inside a `use crate::{…}` group.
 fn forbidden_paths(code: &str) -> Vec<String> {
+    paths_into(code, &["core", "frontend"])
+}
+
+/// Paths into any of `layers`, in the forms [`forbidden_paths`] describes.
+fn paths_into(code: &str, layers: &[&str]) -> Vec<String> {
     let compact: String = code.chars().filter(|c| !c.is_whitespace()).collect();
     let mut found = Vec::new();
-    for layer in ["core", "frontend"] {
+    for &layer in layers {
         for prefix in ["crate::", "super::"] {
             for (at, _) in compact.match_indices(&format!("{prefix}{layer}")) {
                 let after = compact[at + prefix.len() + layer.len()..].chars().next();
@@ -69,7 +79,7 @@ fn forbidden_paths(code: &str) -> Vec<String> {
                 '}' if depth == 0 => break,
                 '}' => depth -= 1,
                 ',' | ':' if depth == 0 => {
-                    if name == "core" || name == "frontend" {
+                    if layers.contains(&name.as_str()) {
                         found.push(format!("crate::{{{name}…}}"));
                     }
                     name.clear();
@@ -78,7 +88,7 @@ fn forbidden_paths(code: &str) -> Vec<String> {
                 _ => {}
             }
         }
-        if name == "core" || name == "frontend" {
+        if layers.contains(&name.as_str()) {
             found.push(format!("crate::{{{name}}}"));
         }
     }
@@ -111,6 +121,34 @@ fn workers_import_neither_the_core_nor_the_front_ends() {
 }
 
 #[test]
+fn the_archive_imports_no_worker() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for path in BELOW_WORKERS {
+        rust_files(&root.join(path), &mut files);
+    }
+    assert!(files.len() >= 4, "the archive folder was not found");
+    let mut offences = Vec::new();
+    for file in files {
+        let text = std::fs::read_to_string(&file).unwrap();
+        for path in paths_into(&code_of(&text), &WORKER_NAMES) {
+            offences.push(format!(
+                "{}: {path}",
+                file.strip_prefix(root).unwrap().display()
+            ));
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "the archive must not import a worker:\n{}",
+        offences.join("\n")
+    );
+}
+
+/// The workers the archive sits below.
+const WORKER_NAMES: [&str; 4] = ["recorder", "chat", "upload", "twitch"];
+
+#[test]
 fn the_check_sees_every_form_of_import() {
     for code in [
         "use crate::core::Events;",
@@ -131,4 +169,25 @@ fn the_check_sees_every_form_of_import() {
         assert!(forbidden_paths(code).is_empty(), "wrongly refused: {code}");
     }
     assert_eq!(code_of("let a = 1; // crate::core::X"), "let a = 1; ");
+    for code in [
+        "use crate::recorder::writer::PartFile;",
+        "use crate::{config::Config, upload::after::Plan};",
+        "use super::super::chat::writer;",
+        "let t = crate::twitch::oauth::validate;",
+    ] {
+        assert!(
+            !paths_into(code, &WORKER_NAMES).is_empty(),
+            "missed: {code}"
+        );
+    }
+    for code in [
+        "use crate::archive::layout::chat_file;",
+        "use crate::recorders::X;",
+        "use super::layout::temp_path_of;",
+    ] {
+        assert!(
+            paths_into(code, &WORKER_NAMES).is_empty(),
+            "wrongly refused: {code}"
+        );
+    }
 }

@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use recbot::archive::sidecar::Sidecar;
 use recbot::config::Config;
 use recbot::event::{Event, EventKind};
-use recbot::recorder::sidecar::Sidecar;
 use recbot::recorder::{Control, Recorder, RecordingSpec, SourceSpec, StopReason};
 use recbot::work::Events;
 use recbot_commands::{Login, Quality};
@@ -876,7 +876,7 @@ async fn an_hls_source_that_cannot_be_recorded_is_not_announced_every_poll() {
 
 #[tokio::test]
 async fn a_session_continued_after_a_restart_goes_on_after_its_last_segment() {
-    use recbot::recorder::sidecar::Position;
+    use recbot::archive::sidecar::Position;
     // Still offered: segments 0..4; the previous run took up to 1. Then the window has moved
     // past what the previous run took: 6..10 offered, up to 1 taken.
     for (initial, window, first, gap) in [(4, 8, 2, None), (10, 4, 6, Some((2, 5)))] {

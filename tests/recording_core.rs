@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use recbot::archive::sidecar::Sidecar;
 use recbot::config::Config;
 use recbot::core::store::Store;
 use recbot::event::EventKind;
-use recbot::recorder::sidecar::Sidecar;
 use recbot_commands::Login;
 use support::origin::{segment_bytes, End, Origin, StreamConfig};
 use support::{is, same_bytes, Bot};
@@ -538,7 +538,7 @@ async fn after_a_crash_a_leftover_that_cannot_be_finished_keeps_its_number_too()
 /// A crash leftover of part 2, finished at start-up (`finishable`) or not (its sidecar
 /// cannot be written), then the session goes on.
 async fn crash_then_go_on(finishable: bool) {
-    use recbot::recorder::sidecar::Position;
+    use recbot::archive::sidecar::Position;
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
     let len = StreamConfig::default().body_len;
@@ -762,7 +762,7 @@ fn checkpoint_of_part_2(
     session: i64,
     segments: u64,
     bytes: u64,
-    last_segment: Option<recbot::recorder::sidecar::Position>,
+    last_segment: Option<recbot::archive::sidecar::Position>,
 ) -> Sidecar {
     let now = Utc::now();
     Sidecar {

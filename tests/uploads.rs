@@ -7,11 +7,11 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{TimeZone, Utc};
+use recbot::archive::sidecar::Sidecar;
 use recbot::config::Config;
 use recbot::core::store::JobState;
 use recbot::event::EventKind;
-use recbot::recorder::sidecar::Sidecar;
 use recbot::upload::quota;
 use support::youtube_state::Fault;
 use support::youtube_tcp::TcpYoutube;
@@ -431,6 +431,142 @@ async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
     assert_eq!(tokio::fs::metadata(&moved).await.unwrap().len(), MIB / 2);
     let sidecar = Sidecar::read(&moved_sidecar).await.unwrap();
     assert_eq!(sidecar.youtube_video_id.as_deref(), Some("vid0"));
+}
+
+/// A day of chat for `login` on the test parts' day (2026-11-21), `lines` lines inside the
+/// parts' span; returns how many.
+fn write_day_log(config: &Config, login: &str, lines: u64) -> u64 {
+    use std::io::Write;
+    let dir = config.storage.chat_dir().join(login).join("2026/11");
+    std::fs::create_dir_all(&dir).unwrap();
+    let start = Utc
+        .with_ymd_and_hms(2026, 11, 21, 18, 5, 0)
+        .unwrap()
+        .timestamp_millis();
+    let mut out = std::io::BufWriter::new(std::fs::File::create(dir.join("21.jsonl")).unwrap());
+    for n in 0..lines {
+        writeln!(
+            out,
+            "{{\"recv_ms\":{},\"id\":\"m{n}\"}}",
+            start + 1000 + n as i64
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    lines
+}
+
+/// The first of `ChatSaved`, `ChatSaveFailed` and `UploadStarted`.
+async fn chat_answer_or_upload(bot: &mut Bot) -> String {
+    let first = bot
+        .wait_for("the chat file or the upload", |e| {
+            ["ChatSaved", "ChatSaveFailed", "UploadStarted"].contains(&e.kind_name())
+        })
+        .await;
+    first.kind_name().to_string()
+}
+
+/// The core sequences a finished part of a login whose chat is logged: chat file written →
+/// upload → after-upload. Here the chat file takes a while to write (a busy day of chat);
+/// the upload starts only after it, and `after_upload = "move"` takes video, sidecar and chat
+/// file together. (When both reacted to the part at once, this upload started, and could
+/// finish, before the chat file existed.)
+#[tokio::test]
+async fn a_part_is_uploaded_once_its_chat_file_is_written_and_moved_with_it() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "after_upload = \"move\"",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    let lines = write_day_log(&config, "foo", 200_000);
+    bot.part_finished(&part).await;
+    assert_eq!(chat_answer_or_upload(&mut bot).await, "ChatSaved");
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+    let moved = dir.path().join("uploaded/foo");
+    let chat = std::fs::read_to_string(moved.join("a.chat.jsonl")).unwrap();
+    assert_eq!(chat.lines().count() as u64, lines);
+    assert_eq!(
+        tokio::fs::metadata(moved.join("a.ts")).await.unwrap().len(),
+        MIB / 2
+    );
+    assert!(moved.join("a.json").exists());
+    let chat_file = part.file.with_file_name("a.chat.jsonl");
+    assert!(!part.file.exists() && !part.sidecar.exists() && !chat_file.exists());
+}
+
+/// A chat file that cannot be written (`ChatSaveFailed`) releases the upload.
+#[tokio::test]
+async fn a_chat_file_that_cannot_be_written_releases_the_upload() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) =
+        start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    // A folder where the chat file would go: it cannot be renamed into place.
+    std::fs::create_dir(part.file.with_file_name("a.chat.jsonl")).unwrap();
+    bot.part_finished(&part).await;
+    assert_eq!(chat_answer_or_upload(&mut bot).await, "ChatSaveFailed");
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+}
+
+/// A restart with an upload still waiting for its chat file (state deferred, reason
+/// chat_file): asked again when the login still logs chat, released at once when chat
+/// logging is now off; a wait that ran out meanwhile goes to the upload worker, which uploads
+/// without the chat file (and logs a warning), asking the chat logger nothing.
+#[tokio::test]
+async fn uploads_left_waiting_for_their_chat_file_are_asked_again_released_or_due() {
+    use recbot::core::store::NewUploadJob;
+    for case in ["asked again", "chat off", "wait ran out"] {
+        let yt = YoutubeMock::start("ya29.valid").await;
+        let google = GoogleFake::start("unused", "1//r").await;
+        let (dir, config, bot) =
+            start(&yt.upload_url(), &google, "", ("ya29.valid", "1//r", 3600)).await;
+        bot.stop().await;
+        let part = write_part(&config, "foo", "a", MIB / 2).await;
+        let store = open_store(&config).await;
+        let until = match case {
+            "wait ran out" => Utc::now() - chrono::Duration::seconds(1),
+            _ => Utc::now() + chrono::Duration::hours(1),
+        };
+        let job = NewUploadJob {
+            login: Some(recbot_commands::Login::parse("foo").unwrap()),
+            session: None,
+            path: part.file.clone(),
+            sidecar: Some(part.sidecar.clone()),
+            total_bytes: part.bytes,
+        };
+        store
+            .insert_upload_job_waiting_for_chat(&job, until, "waiting for its chat file")
+            .await
+            .unwrap()
+            .unwrap();
+        store.close().await;
+        let chat = if case == "chat off" {
+            "\n[chat]\nenabled = false"
+        } else {
+            ""
+        };
+        let config = support::config(dir.path(), &youtube(&yt.upload_url(), &google, ""), chat);
+        let mut bot = Bot::start(config).await;
+        let first = chat_answer_or_upload(&mut bot).await;
+        let expected = if case == "asked again" {
+            "ChatSaved"
+        } else {
+            "UploadStarted"
+        };
+        assert_eq!(first, expected, "{case}");
+        bot.wait_for("UploadFinished", is("UploadFinished")).await;
+        bot.stop().await;
+        let chat_file = part.file.with_file_name("a.chat.jsonl");
+        assert_eq!(chat_file.exists(), case == "asked again", "{case}");
+    }
 }
 
 /// Waits (10 s at most) until `done` holds, checking every 20 ms.

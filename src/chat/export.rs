@@ -3,9 +3,8 @@
 //! the part's start, wall clock) and `video_ms` (the position in the file: ad breaks and gaps
 //! cut out of the recording are subtracted, so chat stays in sync with the video).
 //!
-//! With `after_upload = "move"` or `"delete"` the recording may be uploaded, and moved or
-//! deleted, before or while its chat file is written: the file is then written where the
-//! recording went, or follows it (see `upload::after`).
+//! The file is always written beside the recording: the core starts a part's upload only once
+//! its chat file is written (or failed), so `after_upload` moves or deletes it with the video.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -16,13 +15,9 @@ use anyhow::{bail, Context, Result};
 use super::line::is_login;
 use super::record::Stamp;
 use super::writer::{date_of_day, day_of, day_path, LineQueue};
-use crate::recorder::sidecar::Sidecar;
-use crate::recorder::writer::{finalize_file, temp_path_of};
-use crate::upload::after::{chat_file, Followed, Plan};
-
-/// Why a part has no chat file with `after_upload = "delete"`.
-const DELETED: &str = "the recording was already uploaded and deleted (after_upload = \
-                       \"delete\"), so it gets no chat file; the day log keeps the lines";
+use crate::archive::files::finalize_file;
+use crate::archive::layout::{chat_file, temp_path_of};
+use crate::archive::sidecar::Sidecar;
 
 /// A written per-recording chat file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,27 +26,9 @@ pub struct Saved {
     pub lines: u64,
 }
 
-/// Flushes the writer, then writes the part's chat file (atomically: `.recbot-tmp`, fsync, rename)
-/// beside the recording, wherever `after` put it.
-pub async fn save_part(
-    queue: &LineQueue,
-    chat_dir: &Path,
-    sidecar_path: &Path,
-    after: Option<&Plan>,
-) -> Result<Saved> {
-    let mut sidecar_path = sidecar_path.to_path_buf();
-    if let Some(plan) = after {
-        if !tokio::fs::try_exists(&sidecar_path).await? {
-            let moved = plan.moved_path(&sidecar_path);
-            if tokio::fs::try_exists(&moved).await? {
-                // Uploaded and moved already: the chat file goes beside it there.
-                sidecar_path = moved;
-            } else if plan.deletes() {
-                bail!("{DELETED}");
-            }
-        }
-    }
-    let sidecar_path = sidecar_path.as_path();
+/// Flushes the writer, then writes the part's chat file (atomically: `.recbot-tmp`, fsync,
+/// rename) beside the recording.
+pub async fn save_part(queue: &LineQueue, chat_dir: &Path, sidecar_path: &Path) -> Result<Saved> {
     let sidecar = Sidecar::read(sidecar_path).await?;
     if !is_login(&sidecar.login) {
         bail!(
@@ -77,15 +54,7 @@ pub async fn save_part(
     let lines = tokio::task::spawn_blocking(move || write_span(&dir, &login, &span, &out))
         .await
         .context("the chat file writer stopped")??;
-    let Some(plan) = after else {
-        return Ok(Saved { path: dest, lines });
-    };
-    // The upload may have finished meanwhile, its files moved or deleted without this one.
-    match plan.follow(&dest, &video).await? {
-        Followed::Stayed => Ok(Saved { path: dest, lines }),
-        Followed::Moved(path) => Ok(Saved { path, lines }),
-        Followed::Deleted => bail!("{DELETED}"),
-    }
+    Ok(Saved { path: dest, lines })
 }
 
 /// A part's wall-clock span and what was cut out of its file.

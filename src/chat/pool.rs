@@ -29,7 +29,6 @@ use crate::config::{ChatLogin, Config};
 use crate::event::{Event, EventKind};
 use crate::secret::Secret;
 use crate::twitch::oauth;
-use crate::upload::after::Plan;
 
 /// How long after the first unannounced JOIN a `ChatJoined` is posted even while more rooms
 /// are still joining (startup with many logins).
@@ -52,8 +51,6 @@ pub struct ChatSettings {
     pub join_window: Duration,
     pub timing: Timing,
     pub writer: WriterSettings,
-    /// What uploads do with a recording's files, which its chat file follows.
-    pub after_upload: Option<Plan>,
 }
 
 impl ChatSettings {
@@ -86,7 +83,6 @@ impl ChatSettings {
                 patience: QUEUE_PATIENCE,
                 max_open_files: c.max_open_files,
             },
-            after_upload: Plan::from_config(config),
         })
     }
 }
@@ -199,7 +195,7 @@ impl ChatHandle {
     }
 
     /// Writes `<recording>.chat.jsonl` beside a finished part (in the background); reports
-    /// `ChatSaved` or `ChatSaveFailed`.
+    /// `ChatSaved` or `ChatSaveFailed`, which the part's upload waits for (in the core).
     pub async fn save_part(&self, login: Login, part: u32, sidecar: PathBuf, session: Option<i64>) {
         let _ = self
             .tx
@@ -434,9 +430,8 @@ impl Pool {
                 let queue = self.queue.clone();
                 let events = self.events.clone();
                 let dir = self.settings.writer.dir.clone();
-                let after = self.settings.after_upload.clone();
                 self.tracker.spawn(async move {
-                    let kind = match export::save_part(&queue, &dir, &sidecar, after.as_ref())
+                    let kind = match export::save_part(&queue, &dir, &sidecar)
                         .await
                     {
                         Ok(saved) => EventKind::ChatSaved {

@@ -232,6 +232,8 @@ pub struct Core {
     recordings: recording::Recordings,
     /// The chat logger, when enabled.
     chat: Option<crate::chat::ChatHandle>,
+    /// Upload jobs waiting for their part's chat file (chat.rs).
+    chat_waits: chat::ChatWaits,
     /// [`DRAIN`] (shorter in tests).
     drain: Duration,
 }
@@ -283,6 +285,7 @@ impl Core {
             auth: auth::AuthState::default(),
             uploads: uploads::UploadState::default(),
             chat: None,
+            chat_waits: Default::default(),
             drain: DRAIN,
         };
         let handle = CoreHandle {
@@ -308,6 +311,7 @@ impl Core {
         self.start_recording().await;
         self.start_chat().await;
         self.watches_changed().await;
+        self.resume_chat_waits().await;
         self.resume_uploads().await?;
         self.start_token_keepers();
         tracker.spawn(self.run(inbox, watching));

@@ -1,6 +1,7 @@
 //! Chained reactions: what the core does next because of an event (live → record, part
-//! finished → upload and chat slice) or because the watch list changed (tell workers the new
-//! wanted sets). One place, so the chains can be tested without the workers' I/O.
+//! finished → chat file → upload → after-upload) or because the watch list changed (tell
+//! workers the new wanted sets). One place, so the chains can be tested without the workers'
+//! I/O.
 
 use super::Core;
 use crate::event::Event;
@@ -13,10 +14,18 @@ impl Core {
         // input of the live recheck.
         let ended = self.react_recording(event).await;
         self.react_live(event, ended);
-        // A finished part becomes an upload job and a chat file; the two do not depend on
-        // each other (the after-upload step copes with either finishing first).
-        self.queue_upload(event).await;
-        self.chat_react(event).await;
+        // A finished part, in this order: (1) its upload job is persisted, waiting for the
+        // part's chat file when the chat logger writes one (else queued at once); (2) the chat
+        // logger is asked for the chat file; (3) its answer, `ChatSaved` or `ChatSaveFailed`
+        // (a later event), releases the job; (4) the upload worker uploads it and applies
+        // `after_upload` to video, sidecar and chat file together as the job's last step. The
+        // job is persisted before the chat logger is asked, so an answer always finds it.
+        let chat_file = self.writes_chat_file(event).await;
+        let job = self.queue_upload(event, chat_file).await;
+        if chat_file {
+            self.ask_chat_file(event, job).await;
+        }
+        self.chat_file_answered(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile

@@ -27,11 +27,11 @@ use tracing::{error, info, warn};
 use super::disk_report::{DiskFigures, DiskReports};
 use super::store::Store;
 use super::{Answer, Core, Reply};
+use crate::archive::layout::part_path_of;
+use crate::archive::sidecar::{Position, Sidecar};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
 use crate::frontend::render;
-use crate::recorder::sidecar::{Position, Sidecar};
-use crate::recorder::writer::part_path_of;
 use crate::recorder::{
     disk, hls_source, recovery, Control, Recorder, RecordingHandle, RecordingSpec, SourceSpec,
     StopReason,

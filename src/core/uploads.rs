@@ -71,8 +71,10 @@ impl Core {
         self.uploads.wake.notify_one();
     }
 
-    /// Reaction: a finished part of a login with `upload=on` becomes a job.
-    pub(super) async fn queue_upload(&mut self, event: &Event) {
+    /// Reaction: a finished part of a login with `upload=on` becomes a job, which waits for
+    /// the part's chat file when `chat_file` (the chat logger is asked for it next and its
+    /// answer releases the job; see `chat.rs`). Returns the new job.
+    pub(super) async fn queue_upload(&mut self, event: &Event, chat_file: bool) -> Option<i64> {
         let EventKind::RecordingPartFinished {
             file,
             sidecar,
@@ -80,22 +82,22 @@ impl Core {
             ..
         } = &event.kind
         else {
-            return;
+            return None;
         };
         if !self.config.youtube.enabled {
-            return;
+            return None;
         }
-        let Some(login) = &event.login else { return };
+        let login = event.login.as_ref()?;
         match self.store.watch(login).await {
             Ok(Some(watch)) if watch.upload => {}
-            Ok(Some(_)) => return,
+            Ok(Some(_)) => return None,
             Ok(None) => {
                 info!(%login, "not uploading a part of a login no longer watched");
-                return;
+                return None;
             }
             Err(e) => {
                 error!(%login, error = %e, "cannot read the watch list; part not queued");
-                return;
+                return None;
             }
         }
         let job = NewUploadJob {
@@ -105,7 +107,16 @@ impl Core {
             sidecar: Some(sidecar.clone()),
             total_bytes: *bytes,
         };
-        match self.store.insert_upload_job(&job).await {
+        let inserted = if chat_file {
+            let until = Utc::now() + super::chat::chat_save_timeout(&self.config);
+            let why = super::chat::WAITING_FOR_CHAT;
+            self.store
+                .insert_upload_job_waiting_for_chat(&job, until, why)
+                .await
+        } else {
+            self.store.insert_upload_job(&job).await
+        };
+        match inserted {
             Ok(Some(id)) => {
                 let kind = EventKind::UploadQueued {
                     job: id,
@@ -114,10 +125,18 @@ impl Core {
                 let mut queued = Event::now(Some(login.clone()), kind);
                 queued.session = event.session;
                 self.follow_up(queued);
+                // Also for a waiting job: the worker's next wake-up includes the wait's end.
                 self.wake_uploads();
+                Some(id)
             }
-            Ok(None) => debug!(file = %file.display(), "part already queued"),
-            Err(e) => error!(file = %file.display(), error = %e, "cannot queue the upload"),
+            Ok(None) => {
+                debug!(file = %file.display(), "part already queued");
+                None
+            }
+            Err(e) => {
+                error!(file = %file.display(), error = %e, "cannot queue the upload");
+                None
+            }
         }
     }
 

@@ -1,12 +1,12 @@
 //! Recording live HLS streams to disk, natively: one task per live session ([`session`]) polls
 //! the media playlist, fetches every segment once in media-sequence order into a `.part` file,
 //! skips ads, reports gaps, rolls parts, survives token expiry, and writes the sidecar when a
-//! part is finished. `playlist` and `variant` read playlists (pure), [`crate::naming`] makes
-//! file names, `writer` owns the `.part` file, `fetch` does HTTP with bounded retries, `lookahead` queues
-//! and downloads a take's segments (retried while listed, capped, a bounded look-ahead), `gaps`
-//! folds gap notices and caps their texts, `recovery` finishes parts left by a crash, `disk`
-//! watches free space, `hls_source` polls non-Twitch sources, and `sidecar` is the metadata
-//! contract with the uploader and the chat logger.
+//! part is finished. `playlist` and `variant` read playlists (pure), `writer` owns the `.part`
+//! file, `fetch` does HTTP with bounded retries, `lookahead` queues and downloads a take's
+//! segments (retried while listed, capped, a bounded look-ahead), `gaps` folds gap notices and
+//! caps their texts, `recovery` finishes parts left by a crash, `disk` watches free space, and
+//! `hls_source` polls non-Twitch sources. File names, the sidecar (the metadata contract with
+//! the uploader and the chat logger) and the file operations are [`crate::archive`]'s.
 //!
 //! The recorder never writes the state database: it reports through [`Events`] and the core
 //! persists sessions and parts (invariant 3).
@@ -19,7 +19,6 @@ pub mod lookahead;
 pub mod playlist;
 pub mod recovery;
 mod session;
-pub mod sidecar;
 pub mod source_guard;
 pub mod variant;
 pub mod writer;
@@ -35,11 +34,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::archive::sidecar::Position;
 use crate::config::{Config, Storage};
 use crate::event::{Event, EventKind};
 use crate::twitch::playback::Playback;
 use crate::work::Events;
-use sidecar::Position;
 
 /// Control messages a recording can queue before it blocks the core.
 const CONTROL_QUEUE: usize = 16;

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use super::session::checkpoint_path;
-use super::sidecar::{Chapter, Sidecar};
-use super::writer::{finalize_file, numbered, synced_note_path, TEMP_SUFFIX};
+use crate::archive::files::finalize_file;
+use crate::archive::layout::{numbered, synced_note_path, TEMP_SUFFIX};
+use crate::archive::sidecar::{Chapter, Sidecar};
 
 /// Temporary-file endings of earlier versions (sidecar, chat export, checkpoint), cleaned up
 /// like [`TEMP_SUFFIX`] files. None ends in `.ts.part`/`.mp4.part`.

@@ -27,11 +27,12 @@ use super::fetch::{self, FetchError, MediaSource, Origin, Resolved, PLAYLIST_ATT
 use super::gaps::{cap, GapNotices, MAX_TEXT};
 use super::lookahead::{Lookahead, Ready};
 use super::playlist::{self, InitMap, MediaPlaylist, Segment};
-use super::sidecar::{AdBreak, Chapter, Gap, Position, Sidecar};
-use super::writer::{synced_note_path, Note, PartFile};
+use super::writer::{Note, PartFile};
 use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
+use crate::archive::layout::synced_note_path;
+use crate::archive::layout::{self as naming, NameValues};
+use crate::archive::sidecar::{AdBreak, Chapter, Gap, Position, Sidecar};
 use crate::event::{Event, EventKind};
-use crate::naming::{self, NameValues};
 
 /// Shortest wait between two playlist reloads.
 const MIN_RELOAD: Duration = Duration::from_millis(100);

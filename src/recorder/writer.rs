@@ -19,18 +19,22 @@
 //! only ever describes fsynced data; recovery falls back to it when the latest note claims more
 //! than the file holds, so a power cut loses at most the unsynced tail.
 //!
-//! Temporary files recbot writes beside recordings end in [`TEMP_SUFFIX`], never in `.part`:
+//! Temporary files recbot writes beside recordings end in [`TEMP_SUFFIX`](crate::archive::layout::TEMP_SUFFIX), never in `.part`:
 //! recovery finishes only `.part` files, and removes stale temporaries at start-up.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, IoSlice, Write};
-use std::os::unix::fs::{DirBuilderExt, FileExt};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::task::JoinHandle;
 
+use crate::archive::files::{
+    create_private_dir_all, finalize_file, write_atomically, write_durably,
+};
+use crate::archive::layout::{numbered, part_path_of, synced_note_path};
 use crate::blocking;
 
 /// Bytes gathered before one (vectored) write to the file. Each complete segment is written
@@ -48,37 +52,8 @@ pub struct Note {
     pub bytes: Vec<u8>,
 }
 
-/// The ending of every temporary file recbot writes beside recordings and chat files (sidecar,
-/// checkpoint, chat export, a copy across file systems). Not `.part`, so crash recovery, which
-/// finishes `.part` files, can never take one for a recording.
-pub const TEMP_SUFFIX: &str = ".recbot-tmp";
-
-/// `x.json` → `x.json.recbot-tmp`: where `x.json` is written before it is renamed into place.
-pub fn temp_path_of(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(TEMP_SUFFIX);
-    PathBuf::from(s)
-}
-
-/// `x.ts.part.json` → `x.ts.part.json.synced`: the durable copy of a note, written only after
-/// the data it describes was fsynced.
-pub fn synced_note_path(note: &Path) -> PathBuf {
-    let mut s = note.as_os_str().to_owned();
-    s.push(".synced");
-    PathBuf::from(s)
-}
-
 /// Default of `[recording] sync_interval_secs`: data and checkpoint fsynced at least this often.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30);
-
-/// Creates `dir` and its missing parents owner-only (0700, whatever the umask); folders that
-/// exist are left as they are (blocking).
-pub fn create_private_dir_all(dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-}
 
 /// Largest note rewritten in place: a write within one page at offset 0 is done whole or not
 /// at all when the process is killed.
@@ -138,13 +113,6 @@ impl std::fmt::Debug for Written {
             .field("bytes", &self.bytes)
             .finish()
     }
-}
-
-/// `x.ts` → `x.ts.part`.
-pub fn part_path_of(final_path: &Path) -> PathBuf {
-    let mut s = final_path.as_os_str().to_owned();
-    s.push(".part");
-    PathBuf::from(s)
 }
 
 impl PartFile {
@@ -458,56 +426,10 @@ fn replace_note(open: Option<NoteFile>, note: &Note) -> io::Result<Option<NoteFi
     Ok(Some(open))
 }
 
-/// Writes `bytes` to its [`temp_path_of`] and renames it over `path` (blocking; not fsynced:
-/// notes guard against a killed process, and the page cache survives that).
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_path_of(path);
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
-
-/// [`write_atomically`], made to survive a power cut: the temporary file is fsynced before the
-/// rename, and the folder after it (blocking).
-pub fn write_durably(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_path_of(path);
-    let mut file = File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    finalize_file(&tmp, path)
-}
-
-/// Renames `part` to `final_path` and makes the rename durable (blocking).
-pub fn finalize_file(part: &Path, final_path: &Path) -> io::Result<()> {
-    std::fs::rename(part, final_path)?;
-    if let Some(dir) = final_path.parent() {
-        // Directory fsync makes the rename survive a power cut; not every filesystem allows it.
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
-/// `dir/name.ts` with n = 1 → itself; n = 2 → `dir/name (2).ts`.
-pub fn numbered(path: &Path, n: u32) -> PathBuf {
-    if n <= 1 {
-        return path.to_path_buf();
-    }
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = match path.extension() {
-        Some(ext) => format!("{stem} ({n}).{}", ext.to_string_lossy()),
-        None => format!("{stem} ({n})"),
-    };
-    path.with_file_name(name)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::archive::layout::TEMP_SUFFIX;
 
     #[tokio::test]
     async fn notes_are_replaced_whole_in_place_or_by_rename_when_large() {

@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use chrono::{DateTime, Utc};
 
+use crate::archive::sidecar::Sidecar;
 use crate::config::Privacy;
 use crate::format;
-use crate::recorder::sidecar::Sidecar;
 use crate::title_template::{pieces, Piece};
 
 /// YouTube's limit for titles, in characters.
@@ -231,7 +231,7 @@ fn is_invisible(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recorder::sidecar::{Chapter, Gap};
+    use crate::archive::sidecar::{Chapter, Gap};
     use chrono::TimeZone;
 
     fn sidecar(chapters: &[(f64, &str, Option<&str>)]) -> Sidecar {

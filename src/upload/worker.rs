@@ -3,10 +3,8 @@
 //! to the core (which persists, then announces) before taking the next one. One upload at a
 //! time; it sleeps until a job is due or the core wakes it.
 //!
-//! With `after_upload = "delete"` a finished job's files wait (persisted, so across restarts)
-//! until YouTube reports the video processed: between uploads the worker asks `videos.list`
-//! for every due one, with a doubling wait, deletes the files once it is processed, and keeps
-//! them (announced) when YouTube rejected it or never finished within the configured time.
+//! With `after_upload = "delete"` a finished job's files wait for YouTube's processing
+//! (`cleanup`); `progress` paces the progress notices.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -20,30 +18,27 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
-use super::after::Plan;
-use super::google::{GoogleTokens, RefreshError};
+use super::google::GoogleTokens;
 use super::metadata;
-use super::processing::{CheckError, Processing, VideoStatus};
+use super::processing::VideoStatus;
 use super::quota;
 use super::resumable::{content_type, Resumable, Status, UploadError};
 use super::JobSource;
+use crate::archive::after::Plan;
+use crate::archive::sidecar::Sidecar;
 use crate::config::Config;
-use crate::recorder::sidecar::Sidecar;
 use crate::secret::Secret;
-use crate::work::{
-    Calls, CleanupOutcome, JobUpdate, Reservation, TokenSource, UploadJob, WaitReason,
-};
+use crate::work::{Calls, JobUpdate, Reservation, TokenSource, UploadJob, WaitReason};
 
-/// Progress is announced at most once per this share of the file…
-const PROGRESS_STEP_PERCENT: u64 = 10;
-/// …and at most this often.
-const PROGRESS_INTERVAL: Duration = Duration::from_secs(30);
-/// A valid access token is refreshed this long before it expires.
-const TOKEN_MARGIN_SECS: i64 = 60;
+mod cleanup;
+mod progress;
+mod token;
+
+pub use progress::ProgressPacer;
+use token::TokenError;
+
 /// Pause after the state database could not be read.
 const STORE_RETRY: Duration = Duration::from_secs(5);
-/// Longest wait between two checks of a video's processing.
-const PROCESSING_CHECK_MAX: Duration = Duration::from_secs(3600);
 
 /// The worker and what it needs.
 #[derive(Debug)]
@@ -69,11 +64,35 @@ enum Turn {
     Cancelled,
 }
 
-/// Why no access token is at hand.
-enum TokenError {
-    /// A human must authorize again.
-    Auth(String),
-    Transient(String),
+/// Where one job's transfer stands: the state its rounds share.
+struct Transfer {
+    /// The file's size.
+    total: u64,
+    /// The resumable session, once opened.
+    session: Option<String>,
+    /// Bytes YouTube confirmed having.
+    offset: u64,
+    /// The next request asks YouTube where it stands instead of sending a chunk.
+    must_ask: bool,
+    /// `JobUpdate::Started` was reported.
+    started: bool,
+    /// Errors in a row.
+    failures: u32,
+    /// The next access token is refreshed first (after a 401).
+    force_refresh: bool,
+    /// A 401 was already answered by a refresh: the next one pauses uploads.
+    refreshed: bool,
+    pacer: ProgressPacer,
+}
+
+/// What opening a session led to.
+enum Step {
+    /// Opened: on to the first chunk.
+    Again,
+    /// The job's turn is over (a quota hold, shutdown).
+    End(Turn),
+    /// YouTube's answer, for the error handling every request shares.
+    Answer(Result<Status, UploadError>),
 }
 
 impl UploadWorker {
@@ -168,19 +187,73 @@ impl UploadWorker {
         }
     }
 
-    /// One turn of one job: until it finishes, fails, must wait, or shutdown.
+    /// One turn of one job: until it finishes, fails, must wait, or shutdown. Prepared
+    /// ([`Self::prepare`]), then each round gets an access token, opens a session when there
+    /// is none ([`Self::open_session`]) or sends the next chunk ([`Self::send`]), and acts on
+    /// the answer ([`Self::on_status`], [`Self::on_error`]); the last step is [`Self::finish`].
     async fn upload(&self, job: UploadJob) -> anyhow::Result<Turn> {
+        let mut t = match self.prepare(&job).await? {
+            Ok(t) => t,
+            Err(turn) => return Ok(turn),
+        };
+        loop {
+            let token = match self.cancellable(self.access_token(t.force_refresh)).await {
+                None => return Ok(Turn::Cancelled),
+                Some(Ok(token)) => token,
+                Some(Err(TokenError::Auth(reason))) => return self.pause(job.id, reason).await,
+                Some(Err(TokenError::Transient(reason))) => {
+                    t.failures += 1;
+                    match self.backoff(&job, t.failures, &reason).await? {
+                        Some(turn) => return Ok(turn),
+                        None => continue,
+                    }
+                }
+            };
+            t.force_refresh = false;
+            let step = match t.session.clone() {
+                None => match self.open_session(&job, &token, &mut t).await? {
+                    Step::Again => continue,
+                    Step::End(turn) => return Ok(turn),
+                    Step::Answer(answer) => answer,
+                },
+                Some(uri) => match self.send(&job, &token, &uri, &mut t).await? {
+                    None => return Ok(Turn::Cancelled),
+                    Some(answer) => answer,
+                },
+            };
+            let next = match step {
+                Ok(Status::Incomplete { next }) => self.on_status(&job, &mut t, next).await?,
+                Ok(Status::Complete { video_id }) => Some(self.finish(&job, video_id).await?),
+                Err(e) => self.on_error(&job, &mut t, e).await?,
+            };
+            if let Some(turn) = next {
+                return Ok(turn);
+            }
+        }
+    }
+
+    /// Before the first request: the file's size (an empty or unreadable file fails the job),
+    /// a session opened for another size dropped, and the wait for a chat file that never
+    /// came said.
+    async fn prepare(&self, job: &UploadJob) -> anyhow::Result<Result<Transfer, Turn>> {
         let id = job.id;
+        if job.wait_reason == Some(WaitReason::ChatFile) {
+            // The core releases the job when the chat logger answers; it never did.
+            warn!(
+                job = id,
+                file = %job.path.display(),
+                "the part's chat file was not written within [chat] save_timeout_secs; \
+                 uploading without it (a chat file written later stays where it is)"
+            );
+        }
         let total = match tokio::fs::metadata(&job.path).await {
             Ok(meta) if meta.len() > 0 => meta.len(),
-            Ok(_) => return self.fail(id, "the recording is empty").await,
+            Ok(_) => return self.fail(id, "the recording is empty").await.map(Err),
             Err(e) => {
-                return self
-                    .fail(id, &format!("cannot read {}: {e}", job.path.display()))
-                    .await
+                let why = format!("cannot read {}: {e}", job.path.display());
+                return self.fail(id, &why).await.map(Err);
             }
         };
-        let yt = &self.config.youtube;
         let mut session = job.session_uri.clone();
         if session.is_some() && job.total_bytes != total {
             // The file changed size since its session was opened: that session cannot finish.
@@ -193,193 +266,203 @@ impl UploadWorker {
                 .await?;
             session = None;
         }
-        let mut offset = job.confirmed_bytes;
-        let mut must_ask = session.is_some();
-        let mut started = false;
-        let mut failures = 0u32;
-        let mut force_refresh = false;
-        let mut refreshed = false;
-        let mut pacer = ProgressPacer::new(offset, total, Instant::now());
-        loop {
-            let token = match self.cancellable(self.access_token(force_refresh)).await {
-                None => return Ok(Turn::Cancelled),
-                Some(Ok(token)) => token,
-                Some(Err(TokenError::Auth(reason))) => return self.pause(id, reason).await,
-                Some(Err(TokenError::Transient(reason))) => {
-                    failures += 1;
-                    match self.backoff(&job, failures, &reason).await? {
-                        Some(turn) => return Ok(turn),
-                        None => continue,
-                    }
+        let offset = job.confirmed_bytes;
+        Ok(Ok(Transfer {
+            total,
+            must_ask: session.is_some(),
+            session,
+            offset,
+            started: false,
+            failures: 0,
+            force_refresh: false,
+            refreshed: false,
+            pacer: ProgressPacer::new(offset, total, Instant::now()),
+        }))
+    }
+
+    /// A new resumable session (one `videos.insert`, counted against the quota first).
+    async fn open_session(
+        &self,
+        job: &UploadJob,
+        token: &Secret,
+        t: &mut Transfer,
+    ) -> anyhow::Result<Step> {
+        let id = job.id;
+        let day = match self.hold_for_quota(id).await? {
+            Ok(day) => day,
+            Err(turn) => return Ok(Step::End(turn)),
+        };
+        let resource = self.resource(job).await;
+        let open = self
+            .youtube
+            .open_session(token, &resource, t.total, content_type(&job.path));
+        match self.cancellable(open).await {
+            None => Ok(Step::End(Turn::Cancelled)),
+            Some(Ok(uri)) => {
+                info!(job = id, "upload session opened");
+                self.calls
+                    .job(JobUpdate::Session {
+                        job: id,
+                        uri: Some(uri.clone()),
+                        total: t.total,
+                    })
+                    .await?;
+                t.session = Some(uri);
+                t.offset = 0;
+                t.must_ask = false;
+                t.pacer = ProgressPacer::new(0, t.total, Instant::now());
+                Ok(Step::Again)
+            }
+            Some(Err(e)) => {
+                if matches!(e, UploadError::Transient(_) | UploadError::Unauthorized) {
+                    // YouTube did not take this `videos.insert`: the next attempt counts
+                    // again, this one must not stay counted.
+                    self.calls.release_quota(day).await?;
                 }
-            };
-            force_refresh = false;
-            let step = match &session {
-                None => {
-                    let day = match self.hold_for_quota(id).await? {
-                        Ok(day) => day,
-                        Err(turn) => return Ok(turn),
-                    };
-                    let resource = self.resource(&job).await;
-                    let open = self.youtube.open_session(
-                        &token,
-                        &resource,
+                Ok(Step::Answer(Err(e)))
+            }
+        }
+    }
+
+    /// The next request on an open session: asks where YouTube stands (after an error or a
+    /// restart) or sends the next chunk. `None`: shutdown.
+    async fn send(
+        &self,
+        job: &UploadJob,
+        token: &Secret,
+        uri: &str,
+        t: &mut Transfer,
+    ) -> anyhow::Result<Option<Result<Status, UploadError>>> {
+        if !t.started {
+            t.started = true;
+            self.calls
+                .job(JobUpdate::Started {
+                    job: job.id,
+                    total: t.total,
+                    from: t.offset,
+                })
+                .await?;
+        }
+        let request = async {
+            if t.must_ask {
+                self.youtube.status(token, uri, t.total).await
+            } else {
+                let chunk = self.config.youtube.chunk_bytes();
+                self.youtube
+                    .send_chunk(token, uri, &job.path, t.offset, t.total, chunk)
+                    .await
+            }
+        };
+        Ok(self.cancellable(request).await)
+    }
+
+    /// YouTube has bytes up to `next`: progress reported (persisted before the next chunk), or
+    /// a chunk it took none of counted as a failure. `Some`: the job's turn is over.
+    async fn on_status(
+        &self,
+        job: &UploadJob,
+        t: &mut Transfer,
+        next: u64,
+    ) -> anyhow::Result<Option<Turn>> {
+        let sent_chunk = !t.must_ask;
+        t.must_ask = false;
+        t.refreshed = false;
+        if sent_chunk && next <= t.offset {
+            // The server took nothing of a whole chunk: as bad as an error.
+            t.failures += 1;
+            let reason = "YouTube accepted none of the bytes sent".to_string();
+            if let Some(turn) = self.backoff(job, t.failures, &reason).await? {
+                return Ok(Some(turn));
+            }
+            t.must_ask = true;
+            return Ok(None);
+        }
+        if next > t.offset {
+            t.failures = 0;
+        }
+        if next != t.offset {
+            let rate = t.pacer.on_progress(next, Instant::now());
+            self.calls
+                .job(JobUpdate::Progress {
+                    job: job.id,
+                    confirmed: next,
+                    announce: rate,
+                })
+                .await?;
+        }
+        t.offset = next;
+        Ok(None)
+    }
+
+    /// A request failed: back off and go on, open a new session, refresh the token once,
+    /// or end the job's turn (`Some`: paused, deferred, failed).
+    async fn on_error(
+        &self,
+        job: &UploadJob,
+        t: &mut Transfer,
+        error: UploadError,
+    ) -> anyhow::Result<Option<Turn>> {
+        let id = job.id;
+        let yt = &self.config.youtube;
+        match error {
+            UploadError::Transient(reason) => {
+                t.failures += 1;
+                warn!(job = id, failures = t.failures, error = %reason, "upload request failed");
+                if let Some(turn) = self.backoff(job, t.failures, &reason).await? {
+                    return Ok(Some(turn));
+                }
+                t.must_ask = t.session.is_some();
+                Ok(None)
+            }
+            UploadError::SessionGone(status) => {
+                t.failures += 1;
+                warn!(job = id, status, "upload session gone; opening a new one");
+                let total = t.total;
+                self.calls
+                    .job(JobUpdate::Session {
+                        job: id,
+                        uri: None,
                         total,
-                        content_type(&job.path),
-                    );
-                    match self.cancellable(open).await {
-                        None => return Ok(Turn::Cancelled),
-                        Some(Ok(uri)) => {
-                            info!(job = id, "upload session opened");
-                            self.calls
-                                .job(JobUpdate::Session {
-                                    job: id,
-                                    uri: Some(uri.clone()),
-                                    total,
-                                })
-                                .await?;
-                            session = Some(uri);
-                            offset = 0;
-                            must_ask = false;
-                            pacer = ProgressPacer::new(0, total, Instant::now());
-                            continue;
-                        }
-                        Some(Err(e)) => {
-                            if matches!(e, UploadError::Transient(_) | UploadError::Unauthorized) {
-                                // YouTube did not take this `videos.insert`: the next attempt
-                                // counts again, this one must not stay counted.
-                                self.calls.release_quota(day).await?;
-                            }
-                            Err(e)
-                        }
-                    }
+                    })
+                    .await?;
+                t.session = None;
+                t.offset = 0;
+                t.must_ask = false;
+                if t.failures > yt.retry_limit {
+                    let reason = format!("YouTube dropped the upload session {} times", t.failures);
+                    return self.backoff(job, t.failures, &reason).await;
                 }
-                Some(uri) => {
-                    if !started {
-                        started = true;
-                        self.calls
-                            .job(JobUpdate::Started {
-                                job: id,
-                                total,
-                                from: offset,
-                            })
-                            .await?;
-                    }
-                    let request = async {
-                        if must_ask {
-                            self.youtube.status(&token, uri, total).await
-                        } else {
-                            let chunk = yt.chunk_bytes();
-                            self.youtube
-                                .send_chunk(&token, uri, &job.path, offset, total, chunk)
-                                .await
-                        }
-                    };
-                    match self.cancellable(request).await {
-                        None => return Ok(Turn::Cancelled),
-                        Some(step) => step,
-                    }
-                }
-            };
-            match step {
-                Ok(Status::Incomplete { next }) => {
-                    let sent_chunk = !must_ask;
-                    must_ask = false;
-                    refreshed = false;
-                    if sent_chunk && next <= offset {
-                        // The server took nothing of a whole chunk: as bad as an error.
-                        failures += 1;
-                        let reason = "YouTube accepted none of the bytes sent".to_string();
-                        if let Some(turn) = self.backoff(&job, failures, &reason).await? {
-                            return Ok(turn);
-                        }
-                        must_ask = true;
-                        continue;
-                    }
-                    if next > offset {
-                        failures = 0;
-                    }
-                    if next != offset {
-                        let rate = pacer.on_progress(next, Instant::now());
-                        self.calls
-                            .job(JobUpdate::Progress {
-                                job: id,
-                                confirmed: next,
-                                announce: rate,
-                            })
-                            .await?;
-                    }
-                    offset = next;
-                }
-                Ok(Status::Complete { video_id }) => {
-                    return self.finish(&job, video_id).await;
-                }
-                Err(UploadError::Transient(reason)) => {
-                    failures += 1;
-                    warn!(job = id, failures, error = %reason, "upload request failed");
-                    if let Some(turn) = self.backoff(&job, failures, &reason).await? {
-                        return Ok(turn);
-                    }
-                    must_ask = session.is_some();
-                }
-                Err(UploadError::SessionGone(status)) => {
-                    failures += 1;
-                    warn!(job = id, status, "upload session gone; opening a new one");
-                    self.calls
-                        .job(JobUpdate::Session {
-                            job: id,
-                            uri: None,
-                            total,
-                        })
-                        .await?;
-                    session = None;
-                    offset = 0;
-                    must_ask = false;
-                    if failures > yt.retry_limit {
-                        let reason = format!("YouTube dropped the upload session {failures} times");
-                        if let Some(turn) = self.backoff(&job, failures, &reason).await? {
-                            return Ok(turn);
-                        }
-                    }
-                }
-                Err(UploadError::Unauthorized) if !refreshed => {
-                    refreshed = true;
-                    force_refresh = true;
-                    must_ask = session.is_some();
-                }
-                Err(UploadError::Unauthorized) => {
-                    return self
-                        .pause(
-                            id,
-                            "YouTube refused a freshly refreshed access token (HTTP 401)".into(),
-                        )
-                        .await;
-                }
-                Err(UploadError::QuotaExceeded) => {
-                    let reset = quota::next_reset(Utc::now());
-                    let cause = "YouTube's daily upload quota is used up (quotaExceeded)";
-                    return self.wait_for_reset(id, reset, cause).await;
-                }
-                Err(UploadError::UploadLimit) => {
-                    let hours = yt.upload_limit_wait_hours;
-                    let until = Utc::now() + chrono::Duration::hours(hours as i64);
-                    return self
-                        .defer(
-                            id,
-                            until,
-                            WaitReason::UploadLimit,
-                            format!(
-                                "the YouTube channel reached its upload limit \
-                                 (uploadLimitExceeded); trying again in {hours} h"
-                            ),
-                        )
-                        .await;
-                }
-                Err(UploadError::Rejected(reason)) => {
-                    return self
-                        .fail(id, &format!("YouTube refused it: {reason}"))
-                        .await;
-                }
+                Ok(None)
+            }
+            UploadError::Unauthorized if !t.refreshed => {
+                t.refreshed = true;
+                t.force_refresh = true;
+                t.must_ask = t.session.is_some();
+                Ok(None)
+            }
+            UploadError::Unauthorized => {
+                let why = "YouTube refused a freshly refreshed access token (HTTP 401)";
+                self.pause(id, why.into()).await.map(Some)
+            }
+            UploadError::QuotaExceeded => {
+                let reset = quota::next_reset(Utc::now());
+                let cause = "YouTube's daily upload quota is used up (quotaExceeded)";
+                self.wait_for_reset(id, reset, cause).await.map(Some)
+            }
+            UploadError::UploadLimit => {
+                let hours = yt.upload_limit_wait_hours;
+                let until = Utc::now() + chrono::Duration::hours(hours as i64);
+                let why = format!(
+                    "the YouTube channel reached its upload limit (uploadLimitExceeded); \
+                     trying again in {hours} h"
+                );
+                self.defer(id, until, WaitReason::UploadLimit, why)
+                    .await
+                    .map(Some)
+            }
+            UploadError::Rejected(reason) => {
+                let why = format!("YouTube refused it: {reason}");
+                self.fail(id, &why).await.map(Some)
             }
         }
     }
@@ -408,45 +491,6 @@ impl UploadWorker {
                 let cause = format!("today's {limit} uploads (daily_upload_limit) are used");
                 self.wait_for_reset(id, reset, &cause).await.map(Err)
             }
-        }
-    }
-
-    /// The stored access token, refreshed when it expires within a minute (or when `force`).
-    async fn access_token(&self, force: bool) -> Result<Secret, TokenError> {
-        let stored = self
-            .stored
-            .token(Service::Youtube)
-            .await
-            .map_err(|e| TokenError::Transient(format!("cannot read the stored token: {e}")))?;
-        let Some(stored) = stored else {
-            return Err(TokenError::Auth("YouTube is not connected yet".into()));
-        };
-        let fresh = stored
-            .expires_at
-            .is_none_or(|at| at - chrono::Duration::seconds(TOKEN_MARGIN_SECS) > Utc::now());
-        if fresh && !force {
-            return Ok(stored.access_token);
-        }
-        let Some(refresh) = stored.refresh_token.as_ref() else {
-            return Err(TokenError::Auth(
-                "the YouTube access token expired and Google gave no refresh token".into(),
-            ));
-        };
-        match self.tokens.refresh(refresh).await {
-            Ok(token) => {
-                debug!("YouTube access token refreshed");
-                let access = token.access_token.clone();
-                self.calls
-                    .save_token(Service::Youtube, token)
-                    .await
-                    .map_err(|e| TokenError::Transient(format!("{e:#}")))?;
-                Ok(access)
-            }
-            Err(RefreshError::Revoked(reason)) => Err(TokenError::Auth(format!(
-                "Google refused the refresh token ({reason}): it was revoked, or it expired \
-                 (apps whose consent screen is in Testing mode get 7-day refresh tokens)"
-            ))),
-            Err(RefreshError::Transient(reason)) => Err(TokenError::Transient(reason)),
         }
     }
 
@@ -572,87 +616,6 @@ impl UploadWorker {
         Ok(Turn::Done)
     }
 
-    /// One due check of a finished video whose files wait for YouTube's processing: delete
-    /// them once processed, keep them (announced) when YouTube refused the video or the wait
-    /// ran out, else ask again later (the wait doubles, with jitter, up to an hour).
-    async fn cleanup(&self, job: UploadJob) -> anyhow::Result<Turn> {
-        let yt = &self.config.youtube;
-        let checked = match &job.video_id {
-            Some(video_id) => match self.cancellable(self.processing_of(video_id)).await {
-                None => return Ok(Turn::Cancelled),
-                Some(checked) => checked,
-            },
-            None => Ok(Processing::Refused("YouTube gave no video id".into())),
-        };
-        let now = Utc::now();
-        let outcome = match checked {
-            Ok(Processing::Processed) => {
-                match Plan::from_config(&self.config) {
-                    Some(plan) if plan.deletes() => {
-                        plan.apply(&job.path, job.sidecar.as_deref()).await;
-                        info!(
-                            job = job.id,
-                            "YouTube processed the video; its files are deleted"
-                        );
-                    }
-                    // after_upload changed since the upload: do what it says now.
-                    Some(plan) => plan.apply(&job.path, job.sidecar.as_deref()).await,
-                    None => {}
-                }
-                CleanupOutcome::Deleted
-            }
-            Ok(Processing::Refused(why)) => {
-                warn!(job = job.id, why = %why, "YouTube refused the video; its files are kept");
-                CleanupOutcome::Kept { why }
-            }
-            Ok(Processing::Pending(state)) | Err(state) => {
-                if job.cleanup_until.is_some_and(|until| now >= until) {
-                    let why = format!(
-                        "YouTube had not finished processing the video after {} h ({state})",
-                        yt.processing_timeout_hours
-                    );
-                    warn!(job = job.id, why = %why, "files kept");
-                    CleanupOutcome::Kept { why }
-                } else {
-                    let checks = job.cleanup_checks.saturating_add(1);
-                    let wait = crate::backoff::exponential(
-                        checks,
-                        Duration::from_secs_f64(yt.processing_check_secs),
-                        PROCESSING_CHECK_MAX,
-                    );
-                    debug!(job = job.id, state = %state, ?wait, "video not processed yet");
-                    let at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                    CleanupOutcome::Later { at, checks }
-                }
-            }
-        };
-        self.calls
-            .job(JobUpdate::Cleanup {
-                job: job.id,
-                outcome,
-            })
-            .await?;
-        Ok(Turn::Done)
-    }
-
-    /// Where YouTube is with `video_id`; `Err` says why it could not be asked (try later).
-    async fn processing_of(&self, video_id: &str) -> Result<Processing, String> {
-        let mut force = false;
-        loop {
-            let token = match self.access_token(force).await {
-                Ok(token) => token,
-                Err(TokenError::Auth(reason) | TokenError::Transient(reason)) => {
-                    return Err(reason)
-                }
-            };
-            match self.videos.check(&token, video_id).await {
-                Ok(p) => return Ok(p),
-                Err(CheckError::Unauthorized) if !force => force = true,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-    }
-
     /// The `video` resource from the sidecar (or from the file name when it cannot be read).
     async fn resource(&self, job: &UploadJob) -> serde_json::Value {
         let yt = &self.config.youtube;
@@ -699,45 +662,6 @@ pub fn backoff_delay(
     crate::backoff::exponential_with(failures.saturating_sub(1), initial, max, rng)
 }
 
-/// Decides when progress is worth announcing: at most once per 10% of the file and once per
-/// 30 s.
-#[derive(Debug)]
-pub struct ProgressPacer {
-    total: u64,
-    begin_bytes: u64,
-    begin_at: Instant,
-    last_bytes: u64,
-    last_at: Instant,
-}
-
-impl ProgressPacer {
-    pub fn new(confirmed: u64, total: u64, now: Instant) -> ProgressPacer {
-        ProgressPacer {
-            total,
-            begin_bytes: confirmed,
-            begin_at: now,
-            last_bytes: confirmed,
-            last_at: now,
-        }
-    }
-
-    /// `Some(bytes per second)` when this progress should be announced.
-    pub fn on_progress(&mut self, confirmed: u64, now: Instant) -> Option<f64> {
-        let step = (self.total * PROGRESS_STEP_PERCENT / 100).max(1);
-        if confirmed >= self.total
-            || confirmed < self.last_bytes + step
-            || now.duration_since(self.last_at) < PROGRESS_INTERVAL
-        {
-            return None;
-        }
-        self.last_bytes = confirmed;
-        self.last_at = now;
-        let secs = now.duration_since(self.begin_at).as_secs_f64();
-        let sent = confirmed.saturating_sub(self.begin_bytes) as f64;
-        Some(if secs > 0.0 { sent / secs } else { 0.0 })
-    }
-}
-
 async fn record_video_id(path: &Path, video_id: &str) -> anyhow::Result<()> {
     let mut sidecar = Sidecar::read(path).await?;
     sidecar.youtube_video_id = Some(video_id.to_string());
@@ -766,33 +690,5 @@ mod tests {
             draws.windows(2).any(|w| w[0] != w[1]),
             "no jitter: {draws:?}"
         );
-    }
-
-    #[test]
-    fn progress_is_announced_at_most_every_tenth_and_half_minute() {
-        let t0 = Instant::now();
-        let total = 1000;
-        let mut p = ProgressPacer::new(0, total, t0);
-        // 10% quickly: too soon.
-        assert_eq!(p.on_progress(100, t0 + Duration::from_secs(5)), None);
-        // 30 s later but only 5%: too little... then 10% after 30 s: announced.
-        let mut p2 = ProgressPacer::new(0, total, t0);
-        assert_eq!(p2.on_progress(50, t0 + Duration::from_secs(40)), None);
-        let rate = p2.on_progress(120, t0 + Duration::from_secs(40)).unwrap();
-        assert!((rate - 3.0).abs() < 1e-9, "{rate}");
-        // Next one needs another 10% and another 30 s.
-        assert_eq!(p2.on_progress(300, t0 + Duration::from_secs(50)), None);
-        assert!(p2.on_progress(300, t0 + Duration::from_secs(71)).is_some());
-        // Completion is announced by UploadFinished instead.
-        assert_eq!(p.on_progress(1000, t0 + Duration::from_secs(600)), None);
-        // Over a long upload: never more than 10 announcements.
-        let mut p3 = ProgressPacer::new(0, total, t0);
-        let n = (1..=1000)
-            .filter(|i| {
-                p3.on_progress(*i, t0 + Duration::from_secs(*i * 60))
-                    .is_some()
-            })
-            .count();
-        assert!(n <= 10, "{n}");
     }
 }

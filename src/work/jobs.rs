@@ -63,6 +63,9 @@ pub enum WaitReason {
     Quota,
     /// YouTube's per-channel `uploadLimitExceeded`.
     UploadLimit,
+    /// The part's chat file is being written; the core releases the job when the chat logger
+    /// answers, and `next_attempt_at` bounds the wait (`[chat] save_timeout_secs`).
+    ChatFile,
 }
 
 impl WaitReason {
@@ -71,6 +74,7 @@ impl WaitReason {
             WaitReason::Retry => "retry",
             WaitReason::Quota => "quota",
             WaitReason::UploadLimit => "upload_limit",
+            WaitReason::ChatFile => "chat_file",
         }
     }
 
@@ -79,6 +83,7 @@ impl WaitReason {
             "retry" => Some(WaitReason::Retry),
             "quota" => Some(WaitReason::Quota),
             "upload_limit" => Some(WaitReason::UploadLimit),
+            "chat_file" => Some(WaitReason::ChatFile),
             _ => None,
         }
     }

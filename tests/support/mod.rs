@@ -16,10 +16,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{TimeZone, Utc};
+use recbot::archive::sidecar::{Chapter, Sidecar};
 use recbot::config::Config;
 use recbot::core::store::{Store, StoredToken};
 use recbot::event::EventKind;
-use recbot::recorder::sidecar::{Chapter, Sidecar};
 use recbot::secret::Secret;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 

@@ -279,7 +279,7 @@ impl DayFile {
         let path = day_path(dir, folder, date_of_day(day));
         if let Some(parent) = path.parent() {
             // Owner-only: chat logs are not for other users of the machine.
-            crate::recorder::writer::create_private_dir_all(parent)?;
+            crate::archive::files::create_private_dir_all(parent)?;
         }
         let mut file = OpenOptions::new()
             .read(true)

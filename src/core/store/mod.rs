@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use anyhow::Result;
 
-use crate::recorder::writer::create_private_dir_all;
+use crate::archive::files::create_private_dir_all;
 
 mod events;
 mod outbox;

@@ -56,6 +56,7 @@ macro_rules! store_suite {
             a_watch_added_again_keeps_its_room_and_who_added_it,
             a_session_keeps_its_first_end,
             a_token_set_is_replaced_whole,
+            a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -558,4 +559,73 @@ pub(crate) async fn a_token_set_is_replaced_whole(h: &dyn Harness) {
     assert_eq!(store.token("youtube").await.unwrap(), Some(second));
     assert!(store.token("twitch").await.unwrap().is_none());
     assert!(!store.delete_token("twitch").await.unwrap());
+}
+
+/// A job waiting for its chat file is never due before its wait ends (then the upload
+/// worker takes it without the chat file), is due at once when released, and holds back
+/// no other upload.
+pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends(
+    h: &dyn Harness,
+) {
+    let store = h.open().await;
+    let job = |name: &str| NewUploadJob {
+        login: Some(Login::parse("foo").unwrap()),
+        session: Some(1),
+        path: PathBuf::from(format!("/r/foo/{name}.ts")),
+        sidecar: Some(PathBuf::from(format!("/r/foo/{name}.json"))),
+        total_bytes: 10,
+    };
+    let now = Utc::now();
+    let until = now + chrono::Duration::seconds(300);
+    let a = store
+        .insert_upload_job_waiting_for_chat(&job("a"), until, "waiting for its chat file")
+        .await
+        .unwrap()
+        .unwrap();
+    let again = store
+        .insert_upload_job_waiting_for_chat(&job("a"), until, "x")
+        .await
+        .unwrap();
+    assert_eq!(again, None, "one job per file");
+    let row = store.upload_job(a).await.unwrap().unwrap();
+    assert_eq!(row.state, JobState::Deferred);
+    assert_eq!(row.wait_reason, Some(WaitReason::ChatFile));
+    assert_eq!(row.last_error.as_deref(), Some("waiting for its chat file"));
+    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+    assert_eq!(store.upload_hold(now).await.unwrap(), None);
+    assert_eq!(store.next_upload_wakeup().await.unwrap(), Some(until));
+    // The wait ends: due without the chat file.
+    let due = store.next_due_upload(until).await.unwrap().unwrap();
+    assert_eq!(due.id, a);
+    let waiting = store.upload_jobs_waiting_for_chat().await.unwrap();
+    assert_eq!(waiting.iter().map(|j| j.id).collect::<Vec<_>>(), [a]);
+
+    // Released by the chat logger's answer: queued, due now, released once.
+    let b = store
+        .insert_upload_job_waiting_for_chat(&job("b"), until, "w")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(store.release_chat_wait(b).await.unwrap());
+    assert!(!store.release_chat_wait(b).await.unwrap());
+    let row = store.upload_job(b).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.state,
+            row.wait_reason,
+            row.next_attempt_at,
+            row.last_error
+        ),
+        (JobState::Queued, None, None, None)
+    );
+    assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, b);
+
+    // Asked again after a restart: the wait moves.
+    let later = until + chrono::Duration::seconds(60);
+    store.extend_chat_wait(a, later).await.unwrap();
+    assert_eq!(
+        store.upload_job(a).await.unwrap().unwrap().next_attempt_at,
+        Some(later)
+    );
+    store.close().await;
 }

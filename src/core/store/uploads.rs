@@ -51,6 +51,28 @@ pub trait UploadJobs: Send + Sync {
     /// Jobs of `state` become queued again (paused ones after a new authorization); returns how
     /// many.
     async fn requeue_upload_jobs(&self, state: JobState) -> Result<u64>;
+
+    /// Queues a file that waits for its chat file until `until` at the latest (state
+    /// `deferred`, wait reason `chat_file`; `why` is shown by `uploads`); `None` when a job for
+    /// the same file already exists. One statement, so the upload worker never sees the job as
+    /// due before then.
+    async fn insert_upload_job_waiting_for_chat(
+        &self,
+        job: &NewUploadJob,
+        until: DateTime<Utc>,
+        why: &str,
+    ) -> Result<Option<i64>>;
+
+    /// Every job still waiting for its chat file, oldest first.
+    async fn upload_jobs_waiting_for_chat(&self) -> Result<Vec<UploadJob>>;
+
+    /// Ends a job's wait for its chat file: queued now. `false` when it no longer waits (the
+    /// wait ran out and the upload worker took it, or it was released already).
+    async fn release_chat_wait(&self, id: i64) -> Result<bool>;
+
+    /// A job still waiting for its chat file waits until `until` at the latest (asked again
+    /// after a restart).
+    async fn extend_chat_wait(&self, id: i64, until: DateTime<Utc>) -> Result<()>;
 }
 
 /// The local count of uploads per Pacific day (YouTube's quota resets at midnight Pacific).

@@ -165,6 +165,73 @@ impl UploadJobs for SqliteBackend {
         .await?;
         Ok(done.rows_affected())
     }
+
+    async fn insert_upload_job_waiting_for_chat(
+        &self,
+        job: &NewUploadJob,
+        until: DateTime<Utc>,
+        why: &str,
+    ) -> Result<Option<i64>> {
+        let now = Utc::now();
+        let done = sqlx::query(
+            "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
+               next_attempt_at, wait_reason, last_error, created_at, updated_at)
+             VALUES (?, ?, ?, ?, 'deferred', ?, ?, 'chat_file', ?, ?, ?)
+             ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(job.login.as_ref().map(Login::as_str))
+        .bind(job.session)
+        .bind(job.path.to_string_lossy().as_ref())
+        .bind(
+            job.sidecar
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        )
+        .bind(job.total_bytes as i64)
+        .bind(until)
+        .bind(why)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
+    }
+
+    async fn upload_jobs_waiting_for_chat(&self) -> Result<Vec<UploadJob>> {
+        let rows = sqlx::query(
+            "SELECT * FROM upload_jobs WHERE state = 'deferred' AND wait_reason = 'chat_file'
+             ORDER BY id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(job_from_row).collect()
+    }
+
+    async fn release_chat_wait(&self, id: i64) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE upload_jobs SET state = 'queued', next_attempt_at = NULL, wait_reason = NULL,
+               last_error = NULL, updated_at = ?
+             WHERE id = ? AND state = 'deferred' AND wait_reason = 'chat_file'",
+        )
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn extend_chat_wait(&self, id: i64, until: DateTime<Utc>) -> Result<()> {
+        sqlx::query(
+            "UPDATE upload_jobs SET next_attempt_at = ?, updated_at = ?
+             WHERE id = ? AND state = 'deferred' AND wait_reason = 'chat_file'",
+        )
+        .bind(until)
+        .bind(Utc::now())
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
 }
 
 #[async_trait::async_trait]

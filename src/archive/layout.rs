@@ -1,7 +1,10 @@
-//! Recording file names from `[recording] file_template`: placeholders filled in, `{started:…}`
-//! as strftime in UTC, every value made safe as (part of) one path component, and the result
-//! checked to be a plain relative path, so no template and no title can write outside
-//! recordings_dir. Pure: no I/O.
+//! Where a recording's files live and what they are called: file names from `[recording]
+//! file_template` (placeholders filled in, `{started:…}` as strftime in UTC, every value made
+//! safe as (part of) one path component, and the result checked to be a plain relative path, so
+//! no template and no title can write outside recordings_dir), and the names of the files
+//! beside a recording: `<name>.part` while it is written, `<name> (2).ts` when the name is
+//! taken, the `.recbot-tmp` of every temporary file, the durable checkpoint `<note>.synced`,
+//! and the chat file `<name>.chat.jsonl`. Pure: no I/O.
 
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -199,6 +202,58 @@ fn check_relative(rendered: &str) -> Result<PathBuf, String> {
         return Err("the file template has an empty folder name (`//`)".into());
     }
     Ok(path.to_path_buf())
+}
+
+/// The ending of every temporary file recbot writes beside recordings and chat files (sidecar,
+/// checkpoint, chat export, a copy across file systems). Not `.part`, so crash recovery, which
+/// finishes `.part` files, can never take one for a recording.
+pub const TEMP_SUFFIX: &str = ".recbot-tmp";
+
+/// `x.json` → `x.json.recbot-tmp`: where `x.json` is written before it is renamed into place.
+pub fn temp_path_of(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(TEMP_SUFFIX);
+    PathBuf::from(s)
+}
+
+/// `x.ts.part.json` → `x.ts.part.json.synced`: the durable copy of a note, written only after
+/// the data it describes was fsynced.
+pub fn synced_note_path(note: &Path) -> PathBuf {
+    let mut s = note.as_os_str().to_owned();
+    s.push(".synced");
+    PathBuf::from(s)
+}
+
+/// `x.ts` → `x.ts.part`.
+pub fn part_path_of(final_path: &Path) -> PathBuf {
+    let mut s = final_path.as_os_str().to_owned();
+    s.push(".part");
+    PathBuf::from(s)
+}
+
+/// `dir/name.ts` with n = 1 → itself; n = 2 → `dir/name (2).ts`.
+pub fn numbered(path: &Path, n: u32) -> PathBuf {
+    if n <= 1 {
+        return path.to_path_buf();
+    }
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match path.extension() {
+        Some(ext) => format!("{stem} ({n}).{}", ext.to_string_lossy()),
+        None => format!("{stem} ({n})"),
+    };
+    path.with_file_name(name)
+}
+
+/// `dir/name.ts` → `dir/name.chat.jsonl`: the chat file beside a recording.
+pub fn chat_file(video: &Path) -> PathBuf {
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    video.with_file_name(format!("{stem}.chat.jsonl"))
 }
 
 #[cfg(test)]

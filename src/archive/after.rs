@@ -1,0 +1,185 @@
+//! What becomes of a recording's files once YouTube confirmed its upload (`[youtube]
+//! after_upload`): the video, its sidecar and its chat file (`<name>.chat.jsonl`) are kept,
+//! moved to `uploaded_dir` (same folder layout) or deleted, together.
+//!
+//! The upload worker applies it as the last step of a job. The chat file is there by then: the
+//! core queues a part's upload only once the chat logger has written its chat file (or said it
+//! could not, or did not within `[chat] save_timeout_secs`), so nothing here waits or races.
+
+use std::path::{Path, PathBuf};
+
+use tracing::warn;
+
+use super::files::{move_file, remove};
+use super::layout::chat_file;
+use crate::config::{AfterUpload, Config};
+
+/// The configured after-upload step, when it does anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    policy: AfterUpload,
+    recordings: PathBuf,
+    uploaded: PathBuf,
+}
+
+impl Plan {
+    /// `None` with `after_upload = "keep"` or uploads off.
+    pub fn from_config(config: &Config) -> Option<Plan> {
+        if !config.youtube.enabled || config.youtube.after_upload == AfterUpload::Keep {
+            return None;
+        }
+        Some(Plan::new(
+            config.youtube.after_upload,
+            config.storage.recordings_dir(),
+            config.uploaded_dir(),
+        ))
+    }
+
+    pub fn new(policy: AfterUpload, recordings: PathBuf, uploaded: PathBuf) -> Plan {
+        Plan {
+            policy,
+            recordings,
+            uploaded,
+        }
+    }
+
+    /// Whether uploaded recordings are deleted.
+    pub fn deletes(&self) -> bool {
+        self.policy == AfterUpload::Delete
+    }
+
+    /// Where `move` puts `file`: `recordings/foo/a.ts` → `uploaded/foo/a.ts`; files outside
+    /// the recordings folder keep only their name.
+    pub fn moved_path(&self, file: &Path) -> PathBuf {
+        match file.strip_prefix(&self.recordings) {
+            Ok(relative) => self.uploaded.join(relative),
+            Err(_) => self.uploaded.join(file.file_name().unwrap_or_default()),
+        }
+    }
+
+    /// Applies the step to an uploaded video, its sidecar and its chat file (when the part has
+    /// one). Problems are logged; none stops the others.
+    pub async fn apply(&self, video: &Path, sidecar: Option<&Path>) {
+        for file in std::iter::once(video).chain(sidecar) {
+            self.handle(file).await;
+        }
+        let chat = chat_file(video);
+        if tokio::fs::try_exists(&chat).await.unwrap_or(false) {
+            self.handle(&chat).await;
+        }
+    }
+
+    async fn handle(&self, file: &Path) {
+        let result = match self.policy {
+            AfterUpload::Keep => Ok(()),
+            AfterUpload::Delete => remove(file).await,
+            AfterUpload::Move => move_file(file, &self.moved_path(file)).await,
+        };
+        if let Err(e) = result {
+            warn!(file = %file.display(), error = %format!("{e:#}"), "cannot move or delete after upload");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::archive::layout::temp_path_of;
+
+    #[test]
+    fn paths() {
+        let plan = Plan::new(
+            AfterUpload::Move,
+            PathBuf::from("/data/recordings"),
+            PathBuf::from("/data/uploaded"),
+        );
+        assert_eq!(
+            plan.moved_path(Path::new("/data/recordings/foo/a.ts")),
+            PathBuf::from("/data/uploaded/foo/a.ts")
+        );
+        assert_eq!(
+            plan.moved_path(Path::new("/elsewhere/b.ts")),
+            PathBuf::from("/data/uploaded/b.ts")
+        );
+        assert_eq!(
+            chat_file(Path::new("/r/foo/2026-01-01_title.ts")),
+            PathBuf::from("/r/foo/2026-01-01_title.chat.jsonl")
+        );
+    }
+
+    fn setup(policy: AfterUpload) -> (tempfile::TempDir, Plan, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = Plan::new(
+            policy,
+            dir.path().join("recordings"),
+            dir.path().join("uploaded"),
+        );
+        let folder = dir.path().join("recordings/foo");
+        std::fs::create_dir_all(&folder).unwrap();
+        let video = folder.join("a.ts");
+        let chat = folder.join("a.chat.jsonl");
+        (dir, plan, video, chat)
+    }
+
+    #[tokio::test]
+    async fn video_sidecar_and_chat_file_go_together() {
+        let (dir, plan, video, chat) = setup(AfterUpload::Move);
+        let sidecar = video.with_extension("json");
+        for (file, body) in [(&video, "video"), (&sidecar, "{}"), (&chat, "chat")] {
+            std::fs::write(file, body).unwrap();
+        }
+        plan.apply(&video, Some(&sidecar)).await;
+        let moved = dir.path().join("uploaded/foo");
+        for (name, body) in [
+            ("a.ts", "video"),
+            ("a.json", "{}"),
+            ("a.chat.jsonl", "chat"),
+        ] {
+            assert_eq!(std::fs::read_to_string(moved.join(name)).unwrap(), body);
+        }
+        assert!(!video.exists() && !sidecar.exists() && !chat.exists());
+
+        // Deleted together; a part without a chat file is fine.
+        let (_dir, plan, video, chat) = setup(AfterUpload::Delete);
+        std::fs::write(&video, "video").unwrap();
+        plan.apply(&video, None).await;
+        assert!(!video.exists() && !chat.exists());
+    }
+
+    /// A real move across file systems (EXDEV), when the machine has a tmpfs at /dev/shm on
+    /// another device than the temporary folder (else this only says it was skipped; the copy
+    /// path itself is covered by the tests above).
+    #[tokio::test]
+    async fn a_move_to_another_file_system_goes_through_the_durable_copy() {
+        use std::os::unix::fs::MetadataExt;
+        let recordings = tempfile::tempdir().unwrap();
+        let Ok(other) = tempfile::tempdir_in("/dev/shm") else {
+            eprintln!("skipped: no /dev/shm");
+            return;
+        };
+        let dev = |p: &Path| std::fs::metadata(p).unwrap().dev();
+        if dev(recordings.path()) == dev(other.path()) {
+            eprintln!("skipped: /dev/shm is on the same file system");
+            return;
+        }
+        let plan = Plan::new(
+            AfterUpload::Move,
+            recordings.path().to_path_buf(),
+            other.path().join("uploaded"),
+        );
+        let folder = recordings.path().join("foo");
+        std::fs::create_dir_all(&folder).unwrap();
+        let (video, sidecar) = (folder.join("a.ts"), folder.join("a.json"));
+        std::fs::write(&video, vec![1u8; 100_000]).unwrap();
+        std::fs::write(&sidecar, b"{}").unwrap();
+        plan.apply(&video, Some(&sidecar)).await;
+        let moved = other.path().join("uploaded/foo");
+        assert_eq!(
+            std::fs::read(moved.join("a.ts")).unwrap(),
+            vec![1u8; 100_000]
+        );
+        assert_eq!(std::fs::read(moved.join("a.json")).unwrap(), b"{}");
+        assert!(!video.exists() && !sidecar.exists());
+        assert!(!temp_path_of(&moved.join("a.ts")).exists());
+    }
+}

@@ -1,0 +1,15 @@
+//! The recordings on disk, with one owner: where a recording's files live and what they are
+//! called (`layout`: names from `file_template`, `.part`, checkpoint, temporary and chat-file
+//! names), how they are written and moved (`files`: owner-only folders, atomic and durable
+//! writes, finalize, a durable move across file systems), what a finished part says about
+//! itself (`sidecar`), and what becomes of a part's files after its upload (`after`: video,
+//! sidecar and chat file kept, moved or deleted together).
+//!
+//! A bottom layer: it imports no worker (recorder, chat, upload, twitch), nor the core or the
+//! front-ends; they import it. The recorder keeps its own buffered writer (`PartFile`) and its
+//! crash recovery, built on these names and file operations.
+
+pub mod after;
+pub mod files;
+pub mod layout;
+pub mod sidecar;
