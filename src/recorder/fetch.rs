@@ -28,9 +28,11 @@ pub const RESOLVE_ATTEMPTS: u32 = 4;
 pub(super) const RETRY_BASE: Duration = Duration::from_millis(250);
 pub(super) const RETRY_CAP: Duration = Duration::from_secs(4);
 
-/// Where recording reads from.
+/// Where a recording reads from: a Twitch login (its master playlist from the playback API)
+/// or an HLS address (master or media playlist). [`StreamSource::resolve`] turns it into the
+/// media playlist to poll. (Not `core::Origin`, which is who sent a command.)
 #[derive(Debug, Clone)]
-pub enum Origin {
+pub enum StreamSource {
     Twitch { playback: Playback, login: Login },
     Hls { url: Url },
 }
@@ -163,7 +165,7 @@ impl Http {
     }
 }
 
-impl Origin {
+impl StreamSource {
     /// Resolves to the media playlist of the rendition for `quality`, retrying transient
     /// trouble a few times.
     pub async fn resolve(
@@ -197,13 +199,14 @@ impl Origin {
         cancel: &CancellationToken,
     ) -> Result<Resolved, FetchError> {
         let (base, text) = match self {
-            Origin::Twitch { playback, login } => match playback.master_playlist(login).await {
+            StreamSource::Twitch { playback, login } => match playback.master_playlist(login).await
+            {
                 Ok(Master::Live { url, playlist }) => (url, playlist.into_bytes()),
                 Ok(Master::Offline) => return Ok(Resolved::Offline),
                 Err(e) if e.is_transient() => return Err(playback_transient(&e)),
                 Err(e) => return Err(FetchError::Refused(e.to_string())),
             },
-            Origin::Hls { url } => match get(http, url, None, cancel).await {
+            StreamSource::Hls { url } => match get(http, url, None, cancel).await {
                 Ok(body) => (url.clone(), body.to_vec()),
                 Err(FetchError::Status(404 | 410)) => return Ok(Resolved::Offline),
                 Err(e) => return Err(e),

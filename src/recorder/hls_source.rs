@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
-use super::fetch::{self, FetchError, Origin, Resolved};
+use super::fetch::{self, FetchError, Resolved, StreamSource};
 use super::playlist::{self, PlaylistError};
 use crate::event::EventKind;
 use crate::work::Events;
@@ -56,8 +56,8 @@ enum Seen {
 }
 
 async fn probe(http: &fetch::Http, url: &Url, cancel: &CancellationToken) -> Seen {
-    let origin = Origin::Hls { url: url.clone() };
-    let media = match origin.resolve(http, Quality::BEST, cancel).await {
+    let source = StreamSource::Hls { url: url.clone() };
+    let media = match source.resolve(http, Quality::BEST, cancel).await {
         // The address was the media playlist: resolving read it already.
         Ok(Resolved::Live(_, Some(playlist))) => Ok(*playlist),
         Ok(Resolved::Live(media, None)) => {

@@ -41,7 +41,7 @@ impl Session {
                 }
                 _ = tokio::time::sleep(probe_every.min(deadline - now)) => {
                     let found = self
-                        .origin
+                        .stream
                         .resolve(&self.rec.http, self.spec.quality, cancel)
                         .await;
                     match found {

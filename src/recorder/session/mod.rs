@@ -33,7 +33,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 use url::Url;
 
-use super::fetch::{FetchError, MediaSource, Origin, Resolved};
+use super::fetch::{FetchError, MediaSource, Resolved, StreamSource};
 use super::gaps::{cap, GapNotices, MAX_TEXT};
 use super::lookahead::Lookahead;
 use super::sidecar::{AdBreak, Chapter, Gap};
@@ -77,7 +77,7 @@ struct Totals {
 pub(super) struct Session {
     rec: Recorder,
     spec: RecordingSpec,
-    origin: Origin,
+    stream: StreamSource,
     control: mpsc::Receiver<Control>,
     status: Arc<Mutex<LiveStatus>>,
     title: String,
@@ -131,12 +131,12 @@ impl Session {
         stopping: Arc<Mutex<Option<StopReason>>>,
         cancel: CancellationToken,
     ) -> Session {
-        let origin = match &spec.source {
-            SourceSpec::Twitch => Origin::Twitch {
+        let stream = match &spec.source {
+            SourceSpec::Twitch => StreamSource::Twitch {
                 playback: rec.playback.clone(),
                 login: spec.login.clone(),
             },
-            SourceSpec::Hls { url } => Origin::Hls {
+            SourceSpec::Hls { url } => StreamSource::Hls {
                 // Validated by the command parser; a bad one fails at the first request.
                 url: Url::parse(url).unwrap_or_else(|_| Url::parse("http://invalid.").unwrap()),
             },
@@ -146,7 +146,7 @@ impl Session {
             game: spec.game.clone(),
             next_part: spec.first_part.max(1),
             quality: spec.quality.to_string(),
-            origin,
+            stream,
             control,
             status,
             part: None,
@@ -313,7 +313,7 @@ impl Session {
             return Ok(found);
         }
         match self
-            .origin
+            .stream
             .resolve(&self.rec.http, self.spec.quality, cancel)
             .await
         {
