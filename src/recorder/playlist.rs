@@ -97,7 +97,9 @@ impl DateRange {
                 .is_some_and(|id| id.starts_with("stitched-ad-"))
     }
 
-    pub fn attribute(&self, name: &str) -> Option<&str> {
+    /// One attribute's value; nothing outside the tests reads single attributes yet.
+    #[cfg(test)]
+    fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|(k, _)| k == name)

@@ -127,7 +127,7 @@ pub fn has_checkpoint_blocking(part: &Path) -> bool {
 }
 
 /// `x.ts.part` → `x.ts`.
-pub fn final_path_of(part: &Path) -> PathBuf {
+pub(crate) fn final_path_of(part: &Path) -> PathBuf {
     let s = part.to_string_lossy();
     PathBuf::from(s.strip_suffix(".part").unwrap_or(&s).to_string())
 }
