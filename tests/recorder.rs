@@ -836,12 +836,14 @@ async fn an_hls_source_that_cannot_be_recorded_is_not_announced_every_poll() {
     let recording = hls_source::Recording::default();
     for name in ["studio", "locked"] {
         tracker.spawn(hls_source::poll(
-            Login::parse(name).unwrap(),
-            format!("{}/hls/{name}/720p30/index.m3u8", origin.url()),
-            Duration::from_millis(100),
-            local_sources(),
-            recording.clone(),
-            Events::new(tx.clone()),
+            hls_source::HlsSource {
+                name: Login::parse(name).unwrap(),
+                url: format!("{}/hls/{name}/720p30/index.m3u8", origin.url()),
+                every: Duration::from_millis(100),
+                http: local_sources(),
+                recording: recording.clone(),
+                events: Events::new(tx.clone()),
+            },
             cancel.clone(),
         ));
     }
@@ -936,12 +938,14 @@ async fn an_hls_source_that_keeps_failing_is_polled_less_often_and_reported_once
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(hls_source::poll(
-        Login::parse("studio").unwrap(),
-        format!("{}/hls/studio/720p30/index.m3u8", origin.url()),
-        Duration::from_millis(100),
-        local_sources(),
-        hls_source::Recording::default(),
-        Events::new(tx),
+        hls_source::HlsSource {
+            name: Login::parse("studio").unwrap(),
+            url: format!("{}/hls/studio/720p30/index.m3u8", origin.url()),
+            every: Duration::from_millis(100),
+            http: local_sources(),
+            recording: hls_source::Recording::default(),
+            events: Events::new(tx),
+        },
         cancel.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(3000)).await;

@@ -472,12 +472,14 @@ async fn a_watched_source_at_a_refused_address_is_reported_with_the_reason() {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(hls_source::poll(
-        Login::parse("studio").unwrap(),
-        format!("{}/live.m3u8", server.uri()),
-        Duration::from_millis(20),
-        Http::guarded(SourceGuard::default()),
-        hls_source::Recording::default(),
-        recbot::work::Events::new(tx),
+        hls_source::HlsSource {
+            name: Login::parse("studio").unwrap(),
+            url: format!("{}/live.m3u8", server.uri()),
+            every: Duration::from_millis(20),
+            http: Http::guarded(SourceGuard::default()),
+            recording: hls_source::Recording::default(),
+            events: recbot::work::Events::new(tx),
+        },
         cancel.clone(),
     ));
     let event = tokio::time::timeout(Duration::from_secs(10), rx.recv())

@@ -473,12 +473,14 @@ impl Core {
             }
             let cancel = self.recordings.shutdown.child_token();
             self.recordings.tracker.spawn(hls_source::poll(
-                w.name.clone(),
-                url.clone(),
-                every,
-                self.recordings.recorder.hls_http().clone(),
-                self.recordings.recording_now.clone(),
-                self.recordings.events.clone(),
+                hls_source::HlsSource {
+                    name: w.name.clone(),
+                    url: url.clone(),
+                    every,
+                    http: self.recordings.recorder.hls_http().clone(),
+                    recording: self.recordings.recording_now.clone(),
+                    events: self.recordings.events.clone(),
+                },
                 cancel.clone(),
             ));
             self.recordings

@@ -77,7 +77,7 @@ pub fn level(usage: &DiskUsage, storage: &Storage) -> Level {
 }
 
 /// statvfs of `path`, or of its nearest existing ancestor (blocking).
-pub fn usage_blocking(path: &Path) -> io::Result<DiskUsage> {
+pub(crate) fn usage_blocking(path: &Path) -> io::Result<DiskUsage> {
     let mut probe: PathBuf = path.to_path_buf();
     while !probe.exists() {
         if !probe.pop() {
@@ -118,7 +118,7 @@ type ProbeFn = dyn Fn(&Path) -> io::Result<DiskUsage> + Send + Sync;
 
 impl Probe {
     /// statvfs of the folder (the real thing).
-    pub fn statvfs() -> Probe {
+    pub(crate) fn statvfs() -> Probe {
         Probe(Arc::new(usage_blocking))
     }
 

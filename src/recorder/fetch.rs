@@ -18,26 +18,28 @@ use crate::twitch::playback::{Master, Playback, PlaybackError};
 
 /// Tries per init segment, and per segment once the stream has ended (while it is live, a
 /// segment is tried for as long as the playlist lists it), before it is reported as a gap.
-pub const SEGMENT_ATTEMPTS: u32 = 4;
+pub(crate) const SEGMENT_ATTEMPTS: u32 = 4;
 /// Tries per playlist request before the source is resolved again.
-pub const PLAYLIST_ATTEMPTS: u32 = 4;
+pub(crate) const PLAYLIST_ATTEMPTS: u32 = 4;
 /// Tries to resolve a source (token + master playlist) before giving up for now.
-pub const RESOLVE_ATTEMPTS: u32 = 4;
+pub(crate) const RESOLVE_ATTEMPTS: u32 = 4;
 
 /// First and longest wait between two tries of one request.
 pub(super) const RETRY_BASE: Duration = Duration::from_millis(250);
 pub(super) const RETRY_CAP: Duration = Duration::from_secs(4);
 
-/// Where recording reads from.
+/// Where a recording reads from: a Twitch login (its master playlist from the playback API)
+/// or an HLS address (master or media playlist). [`StreamSource::resolve`] turns it into the
+/// media playlist to poll. (Not `core::Origin`, which is who sent a command.)
 #[derive(Debug, Clone)]
-pub enum Origin {
+pub(crate) enum StreamSource {
     Twitch { playback: Playback, login: Login },
     Hls { url: Url },
 }
 
 /// The media playlist to poll, and the rendition's name.
 #[derive(Debug, Clone, PartialEq)]
-pub struct MediaSource {
+pub(crate) struct MediaSource {
     pub url: Url,
     pub quality: String,
     /// The Twitch stream id the master playlist names (`BROADCAST-ID`), when it names one.
@@ -45,7 +47,7 @@ pub struct MediaSource {
 }
 
 #[derive(Debug)]
-pub enum Resolved {
+pub(crate) enum Resolved {
     /// Live, with the media playlist itself when the address given was one (already
     /// fetched and parsed: a caller that only looks at it need not fetch it again).
     Live(MediaSource, Option<Box<MediaPlaylist>>),
@@ -163,7 +165,7 @@ impl Http {
     }
 }
 
-impl Origin {
+impl StreamSource {
     /// Resolves to the media playlist of the rendition for `quality`, retrying transient
     /// trouble a few times.
     pub async fn resolve(
@@ -197,13 +199,14 @@ impl Origin {
         cancel: &CancellationToken,
     ) -> Result<Resolved, FetchError> {
         let (base, text) = match self {
-            Origin::Twitch { playback, login } => match playback.master_playlist(login).await {
+            StreamSource::Twitch { playback, login } => match playback.master_playlist(login).await
+            {
                 Ok(Master::Live { url, playlist }) => (url, playlist.into_bytes()),
                 Ok(Master::Offline) => return Ok(Resolved::Offline),
                 Err(e) if e.is_transient() => return Err(playback_transient(&e)),
                 Err(e) => return Err(FetchError::Refused(e.to_string())),
             },
-            Origin::Hls { url } => match get(http, url, None, cancel).await {
+            StreamSource::Hls { url } => match get(http, url, None, cancel).await {
                 Ok(body) => (url.clone(), body.to_vec()),
                 Err(FetchError::Status(404 | 410)) => return Ok(Resolved::Offline),
                 Err(e) => return Err(e),
@@ -296,7 +299,7 @@ async fn get_capped(
 
 /// Sends one GET for a resource (segment or init segment) and checks the answer (status,
 /// byte range honoured); the body is for the caller to read with [`next_chunk`].
-pub async fn open_resource(
+pub(crate) async fn open_resource(
     http: &Http,
     url: &Url,
     range: Option<ByteRange>,
@@ -328,13 +331,16 @@ async fn send(
 }
 
 /// The next piece of a body opened with [`open_resource`] (`None` at its end).
-pub async fn next_chunk(
+pub(crate) async fn next_chunk(
     response: &mut reqwest::Response,
 ) -> Result<Option<bytes::Bytes>, FetchError> {
     response.chunk().await.map_err(transport)
 }
 
-pub async fn sleep_or_cancel(d: Duration, cancel: &CancellationToken) -> Result<(), FetchError> {
+pub(crate) async fn sleep_or_cancel(
+    d: Duration,
+    cancel: &CancellationToken,
+) -> Result<(), FetchError> {
     tokio::select! {
         _ = tokio::time::sleep(d) => Ok(()),
         _ = cancel.cancelled() => Err(FetchError::Cancelled),

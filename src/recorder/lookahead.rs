@@ -181,14 +181,6 @@ impl Lookahead {
         self.items.is_empty()
     }
 
-    /// The last segment queued: what the next playlist continues after.
-    pub fn last_queued(&self) -> Option<&Segment> {
-        self.items.iter().rev().find_map(|i| match i {
-            Item::Segment { seg, .. } => Some(seg),
-            Item::Missing { .. } => None,
-        })
-    }
-
     pub fn push_missing(&mut self, first: u64, last: u64, seconds: f64, reason: String) {
         self.items.push_back(Item::Missing {
             first,

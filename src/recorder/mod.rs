@@ -13,14 +13,14 @@
 
 pub mod disk;
 pub mod fetch;
-pub mod gaps;
+mod gaps;
 pub mod hls_source;
-pub mod lookahead;
-pub mod playlist;
+mod lookahead;
+mod playlist;
 pub mod recovery;
 mod session;
 pub mod source_guard;
-pub mod variant;
+mod variant;
 pub mod writer;
 
 use std::path::PathBuf;

@@ -97,7 +97,9 @@ impl DateRange {
                 .is_some_and(|id| id.starts_with("stitched-ad-"))
     }
 
-    pub fn attribute(&self, name: &str) -> Option<&str> {
+    /// One attribute's value; nothing outside the tests reads single attributes yet.
+    #[cfg(test)]
+    fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes
             .iter()
             .find(|(k, _)| k == name)
@@ -222,22 +224,7 @@ pub fn parse_media(text: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
 }
 
 fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
-    let target_duration = m.target_duration as f64;
-    if target_duration > MAX_SEGMENT_SECS {
-        return Err(PlaylistError::Invalid(format!(
-            "target duration of {} s",
-            m.target_duration
-        )));
-    }
-    // Every sequence number, and the one after the last, must fit in a u64.
-    if m.media_sequence
-        .checked_add(m.segments.len() as u64)
-        .is_none()
-    {
-        return Err(PlaylistError::Invalid(
-            "media sequence numbers overflow".into(),
-        ));
-    }
+    let target_duration = check_limits(&m)?;
     let raw = String::from_utf8_lossy(raw);
     let (dateranges, prefetch) = scan(&raw);
     let ads = AdTimes::new(&dateranges);
@@ -260,35 +247,12 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
                 }),
             });
         }
-        let byte_range = s.byte_range.as_ref().map(|r| {
-            let offset = r.offset.unwrap_or(match &range_end {
-                Some((uri, end)) if *uri == s.uri => *end,
-                _ => 0,
-            });
-            ByteRange {
-                offset,
-                length: r.length,
-            }
-        });
-        range_end = match byte_range {
-            Some(r) => Some((
-                s.uri.clone(),
-                r.offset
-                    .checked_add(r.length)
-                    .ok_or_else(|| PlaylistError::Invalid("byte range overflows".into()))?,
-            )),
-            None => None,
-        };
+        let byte_range = segment_range(&s, &mut range_end)?;
         let pdt = s.program_date_time.map(|t| t.with_timezone(&Utc));
         let title = s.title.filter(|t| !t.is_empty());
         let ad = title.as_deref().is_some_and(|t| t.contains("Amazon"))
             || pdt.is_some_and(|at| ads.contains(at));
-        let duration = f64::from(s.duration);
-        let duration = if duration.is_finite() && (0.0..=MAX_SEGMENT_SECS).contains(&duration) {
-            duration
-        } else {
-            target_duration
-        };
+        let duration = segment_duration(s.duration, target_duration);
         segments.push(Segment {
             // Checked above: media_sequence + len fits.
             sequence: m.media_sequence + i as u64,
@@ -310,6 +274,67 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
         prefetch,
         dateranges,
     })
+}
+
+/// The target duration, once the playlist is within the limits: a target of at most an hour,
+/// and every sequence number (and the one after the last) fitting in a u64.
+fn check_limits(m: &m3u8_rs::MediaPlaylist) -> Result<f64, PlaylistError> {
+    let target_duration = m.target_duration as f64;
+    if target_duration > MAX_SEGMENT_SECS {
+        return Err(PlaylistError::Invalid(format!(
+            "target duration of {} s",
+            m.target_duration
+        )));
+    }
+    // Every sequence number, and the one after the last, must fit in a u64.
+    if m.media_sequence
+        .checked_add(m.segments.len() as u64)
+        .is_none()
+    {
+        return Err(PlaylistError::Invalid(
+            "media sequence numbers overflow".into(),
+        ));
+    }
+    Ok(target_duration)
+}
+
+/// The byte range of `s`, if it has one. A range without an offset starts where the previous
+/// sub-range of the same resource ended; `range_end` keeps that end.
+fn segment_range(
+    s: &m3u8_rs::MediaSegment,
+    range_end: &mut Option<(String, u64)>,
+) -> Result<Option<ByteRange>, PlaylistError> {
+    let byte_range = s.byte_range.as_ref().map(|r| {
+        let offset = r.offset.unwrap_or(match &*range_end {
+            Some((uri, end)) if *uri == s.uri => *end,
+            _ => 0,
+        });
+        ByteRange {
+            offset,
+            length: r.length,
+        }
+    });
+    *range_end = match byte_range {
+        Some(r) => Some((
+            s.uri.clone(),
+            r.offset
+                .checked_add(r.length)
+                .ok_or_else(|| PlaylistError::Invalid("byte range overflows".into()))?,
+        )),
+        None => None,
+    };
+    Ok(byte_range)
+}
+
+/// A segment's duration; one that is not a number of seconds within the limit counts as the
+/// target duration.
+fn segment_duration(duration: f32, target_duration: f64) -> f64 {
+    let duration = f64::from(duration);
+    if duration.is_finite() && (0.0..=MAX_SEGMENT_SECS).contains(&duration) {
+        duration
+    } else {
+        target_duration
+    }
 }
 
 /// The Twitch broadcast (stream) id that a master playlist names in its `#EXT-X-TWITCH-INFO`

@@ -128,7 +128,7 @@ pub fn has_checkpoint_blocking(part: &Path) -> bool {
 }
 
 /// `x.ts.part` → `x.ts`.
-pub fn final_path_of(part: &Path) -> PathBuf {
+pub(crate) fn final_path_of(part: &Path) -> PathBuf {
     let s = part.to_string_lossy();
     PathBuf::from(s.strip_suffix(".part").unwrap_or(&s).to_string())
 }
@@ -155,22 +155,24 @@ pub async fn checkpoint_of(path: &Path) -> Option<Sidecar> {
 /// that has no sidecar yet — and writes its sidecar, marked recovered. `None` when nothing of
 /// it was worth keeping (not one whole segment): it is removed.
 pub async fn recover(path: PathBuf, known: Option<Known>) -> io::Result<Option<Recovered>> {
-    let pending = tokio::task::spawn_blocking(move || recover_blocking(&path, known.as_ref()))
+    let finished = tokio::task::spawn_blocking(move || recover_blocking(&path, known.as_ref()))
         .await
         .unwrap_or_else(|e| Err(io::Error::other(e.to_string())))?;
-    match pending {
-        Some(p) => p.write_sidecar().await.map(Some),
+    match finished {
+        Some(done) => done.write_sidecar().await.map(Some),
         None => Ok(None),
     }
 }
 
-struct Pending {
+/// A leftover cut back and renamed (the blocking half of [`recover`]), its sidecar not
+/// written yet.
+struct AwaitingSidecar {
     file: PathBuf,
     checkpoint: PathBuf,
     sidecar: Sidecar,
 }
 
-impl Pending {
+impl AwaitingSidecar {
     async fn write_sidecar(self) -> io::Result<Recovered> {
         let sidecar_path = Sidecar::path_for(&self.file);
         self.sidecar
@@ -187,7 +189,9 @@ impl Pending {
     }
 }
 
-fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Pending>> {
+/// The blocking half of [`recover`]: cut back to the last whole segment, fsync, rename,
+/// and the sidecar from the checkpoint (or from what the database knows).
+fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<AwaitingSidecar>> {
     let is_part = path.to_string_lossy().ends_with(".part");
     let intended = if is_part {
         final_path_of(path)
@@ -196,55 +200,18 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Pen
     };
     let checkpoint = checkpoint_path(&intended);
     let durable_path = synced_note_path(&checkpoint);
-    let read = |p: &Path| -> Option<Sidecar> {
-        std::fs::read(p)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-    };
     let meta = std::fs::metadata(path)?;
-    let mut bytes = meta.len();
-    // The latest checkpoint when the file holds all it describes (a killed process: the page
-    // cache had it all), else the durable one (a power cut: the latest outran the data).
-    let saved = match (read(&checkpoint), read(&durable_path)) {
-        (Some(latest), _) if latest.bytes <= bytes => Some(latest),
-        (_, Some(durable)) if durable.bytes <= bytes => Some(durable),
-        (latest, durable) => latest.or(durable),
+    let saved = saved_checkpoint(&checkpoint, &durable_path, meta.len());
+    let Some(bytes) = cut_back(path, saved.as_ref(), meta.len(), &checkpoint, &durable_path)?
+    else {
+        return Ok(None);
     };
-    // A checkpoint with a stream position is written after every whole segment: whatever
-    // the file has beyond its byte count is a segment cut off by the crash. So is the
-    // checkpoint written when the part opened (nothing in it yet; the first part of a
-    // session has no position before its first segment).
-    let exact = |s: &&Sidecar| s.last_segment.is_some() || (s.segments == 0 && s.bytes == 0);
-    if let Some(s) = saved.as_ref().filter(exact) {
-        if bytes > s.bytes {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(path)?
-                .set_len(s.bytes)?;
-            bytes = s.bytes;
-        }
-        if bytes == 0 || s.segments == 0 {
-            std::fs::remove_file(path)?;
-            let _ = std::fs::remove_file(&checkpoint);
-            let _ = std::fs::remove_file(&durable_path);
-            return Ok(None);
-        }
-    }
     let ended: DateTime<Utc> = meta
         .modified()
         .map(DateTime::from)
         .unwrap_or_else(|_| Utc::now());
     let file = if is_part {
-        std::fs::File::open(path)?.sync_all()?;
-        // Never overwrite: a file with the final name may exist (a crash after a rename).
-        let mut target = intended.clone();
-        let mut n = 2;
-        while target.exists() {
-            target = numbered(&intended, n);
-            n += 1;
-        }
-        finalize_file(path, &target)?;
-        target
+        finish_leftover(path, &intended)?
     } else {
         intended.clone()
     };
@@ -270,55 +237,127 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Pen
             }
             s
         }
-        None => {
-            let started = known.map(|k| k.started).unwrap_or(ended);
-            let login = known.map(|k| k.login.clone()).unwrap_or_else(|| {
-                // `{login}/…` is the default layout; otherwise the name is unknown.
-                file.parent()
-                    .and_then(|p| p.file_name())
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| "unknown".into())
-            });
-            Sidecar {
-                login,
-                display_name: None,
-                source: "twitch".into(),
-                stream_id: known.and_then(|k| k.stream_id.clone()),
-                session: known.map(|k| k.session).unwrap_or(0),
-                part: known.map(|k| k.part).unwrap_or(1),
-                file: file_name,
-                quality: "unknown".into(),
-                started,
-                ended,
-                // Unknown without a checkpoint: the wall-clock span is the best estimate.
-                duration_secs: (ended - started).num_milliseconds().max(0) as f64 / 1000.0,
-                segments: 0,
-                bytes,
-                chapters: known
-                    .and_then(|k| k.title.clone())
-                    .map(|title| {
-                        vec![Chapter {
-                            at: started,
-                            offset_secs: 0.0,
-                            title,
-                            game: known.and_then(|k| k.game.clone()),
-                        }]
-                    })
-                    .unwrap_or_default(),
-                gaps: Vec::new(),
-                ad_breaks: Vec::new(),
-                discontinuities: Vec::new(),
-                recovered: true,
-                youtube_video_id: None,
-                last_segment: None,
-            }
-        }
+        None => sidecar_without_checkpoint(known, &file, file_name, bytes, ended),
     };
-    Ok(Some(Pending {
+    Ok(Some(AwaitingSidecar {
         file,
         checkpoint,
         sidecar,
     }))
+}
+
+/// The checkpoint to trust for a file of `bytes`: the latest when the file holds all it
+/// describes (a killed process: the page cache had it all), else the durable one (a power
+/// cut: the latest outran the data).
+fn saved_checkpoint(checkpoint: &Path, durable_path: &Path, bytes: u64) -> Option<Sidecar> {
+    let read = |p: &Path| -> Option<Sidecar> {
+        std::fs::read(p)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+    };
+    match (read(checkpoint), read(durable_path)) {
+        (Some(latest), _) if latest.bytes <= bytes => Some(latest),
+        (_, Some(durable)) if durable.bytes <= bytes => Some(durable),
+        (latest, durable) => latest.or(durable),
+    }
+}
+
+/// Cuts `path` back to the last whole segment `saved` knows. Returns the bytes kept, or
+/// `None` when not one whole segment was left (the file and its checkpoints are removed).
+fn cut_back(
+    path: &Path,
+    saved: Option<&Sidecar>,
+    mut bytes: u64,
+    checkpoint: &Path,
+    durable_path: &Path,
+) -> io::Result<Option<u64>> {
+    // A checkpoint with a stream position is written after every whole segment: whatever
+    // the file has beyond its byte count is a segment cut off by the crash. So is the
+    // checkpoint written when the part opened (nothing in it yet; the first part of a
+    // session has no position before its first segment).
+    let exact = |s: &&Sidecar| s.last_segment.is_some() || (s.segments == 0 && s.bytes == 0);
+    if let Some(s) = saved.filter(exact) {
+        if bytes > s.bytes {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)?
+                .set_len(s.bytes)?;
+            bytes = s.bytes;
+        }
+        if bytes == 0 || s.segments == 0 {
+            std::fs::remove_file(path)?;
+            let _ = std::fs::remove_file(checkpoint);
+            let _ = std::fs::remove_file(durable_path);
+            return Ok(None);
+        }
+    }
+    Ok(Some(bytes))
+}
+
+/// fsyncs the `.part` and renames it to its final name (numbered when that name is taken).
+fn finish_leftover(path: &Path, intended: &Path) -> io::Result<PathBuf> {
+    std::fs::File::open(path)?.sync_all()?;
+    // Never overwrite: a file with the final name may exist (a crash after a rename).
+    let mut target = intended.to_path_buf();
+    let mut n = 2;
+    while target.exists() {
+        target = numbered(intended, n);
+        n += 1;
+    }
+    finalize_file(path, &target)?;
+    Ok(target)
+}
+
+/// The sidecar of a leftover with no readable checkpoint: what the database knows, the file's
+/// size and times, the login from its folder.
+fn sidecar_without_checkpoint(
+    known: Option<&Known>,
+    file: &Path,
+    file_name: String,
+    bytes: u64,
+    ended: DateTime<Utc>,
+) -> Sidecar {
+    let started = known.map(|k| k.started).unwrap_or(ended);
+    let login = known.map(|k| k.login.clone()).unwrap_or_else(|| {
+        // `{login}/…` is the default layout; otherwise the name is unknown.
+        file.parent()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "unknown".into())
+    });
+    Sidecar {
+        login,
+        display_name: None,
+        source: "twitch".into(),
+        stream_id: known.and_then(|k| k.stream_id.clone()),
+        session: known.map(|k| k.session).unwrap_or(0),
+        part: known.map(|k| k.part).unwrap_or(1),
+        file: file_name,
+        quality: "unknown".into(),
+        started,
+        ended,
+        // Unknown without a checkpoint: the wall-clock span is the best estimate.
+        duration_secs: (ended - started).num_milliseconds().max(0) as f64 / 1000.0,
+        segments: 0,
+        bytes,
+        chapters: known
+            .and_then(|k| k.title.clone())
+            .map(|title| {
+                vec![Chapter {
+                    at: started,
+                    offset_secs: 0.0,
+                    title,
+                    game: known.and_then(|k| k.game.clone()),
+                }]
+            })
+            .unwrap_or_default(),
+        gaps: Vec::new(),
+        ad_breaks: Vec::new(),
+        discontinuities: Vec::new(),
+        recovered: true,
+        youtube_video_id: None,
+        last_segment: None,
+    }
 }
 
 #[cfg(test)]

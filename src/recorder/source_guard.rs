@@ -27,10 +27,10 @@ use crate::allowed_source::AllowedSource;
 
 /// Redirects followed per request. HLS servers and CDNs use one or two (a load balancer, a
 /// signed edge URL); more is a loop or a server playing games.
-pub const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// How long `add hls` waits for the source's name to resolve.
-pub const ADD_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ADD_LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why an address may not be connected to. Its text is the whole reason, for replies and gaps.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -160,11 +160,6 @@ impl SourceGuard {
         )
     }
 
-    /// No address is refused (only the scheme is checked).
-    pub fn allows_everything(&self) -> bool {
-        self.allow_private
-    }
-
     /// Checks what can be checked without resolving: the scheme, an IP address written in the
     /// URL (reqwest connects to those without asking the resolver), and a listed host's port.
     pub fn check_url(&self, url: &Url) -> Result<UrlCheck, Refusal> {
@@ -212,7 +207,7 @@ impl SourceGuard {
     }
 
     /// Whether a resolved (or written) address may be connected to.
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), Refusal> {
         if self.allow_private {
             return Ok(());
         }
@@ -229,7 +224,7 @@ impl SourceGuard {
     }
 
     /// The addresses of `name` recbot may connect to; refused when none is left.
-    pub fn filter_resolved(
+    pub(crate) fn filter_resolved(
         &self,
         name: &str,
         addrs: impl IntoIterator<Item = SocketAddr>,
@@ -279,7 +274,7 @@ impl SourceGuard {
 
     /// Follows at most [`MAX_REDIRECTS`] redirects, each to an address [`Self::check_url`]
     /// passes (names are then checked by the resolver when connecting).
-    pub fn redirect_policy(self: &Arc<Self>) -> reqwest::redirect::Policy {
+    pub(crate) fn redirect_policy(self: &Arc<Self>) -> reqwest::redirect::Policy {
         let guard = self.clone();
         reqwest::redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() > MAX_REDIRECTS {
@@ -293,7 +288,7 @@ impl SourceGuard {
     }
 
     /// The resolver for the guarded client.
-    pub fn resolver(self: &Arc<Self>) -> Arc<GuardedResolver> {
+    pub(crate) fn resolver(self: &Arc<Self>) -> Arc<GuardedResolver> {
         Arc::new(GuardedResolver {
             guard: self.clone(),
         })
@@ -303,7 +298,7 @@ impl SourceGuard {
 /// Resolves names with the system resolver (as reqwest does by default, on the blocking pool)
 /// and keeps only the addresses the guard allows.
 #[derive(Debug)]
-pub struct GuardedResolver {
+pub(crate) struct GuardedResolver {
     guard: Arc<SourceGuard>,
 }
 

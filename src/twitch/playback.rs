@@ -155,12 +155,6 @@ impl Playback {
         }
     }
 
-    /// Codecs to offer usher (`h264`, or `h264,h265,av1` for enhanced-broadcasting renditions).
-    pub fn with_supported_codecs(mut self, codecs: &str) -> Playback {
-        self.supported_codecs = codecs.to_string();
-        self
-    }
-
     /// A playback token for `login`'s live stream; `None` when Twitch has none to give (the
     /// channel is offline or does not exist).
     pub async fn access_token(&self, login: &Login) -> Result<Option<AccessToken>, PlaybackError> {

@@ -1,0 +1,156 @@
+//! `[chat]`: the Twitch chat logger's login, connections, Twitch's limits and the log writer.
+
+use serde::Deserialize;
+
+use super::Twitch;
+
+/// How recbot logs in to Twitch chat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChatLogin {
+    /// Read-only as `justinfan<digits>`: no token, not counted against a user's limits.
+    Anonymous,
+    /// As the Twitch account connected with `auth twitch` (anonymous until there is one).
+    User,
+}
+
+impl ChatLogin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChatLogin::Anonymous => "anonymous",
+            ChatLogin::User => "user",
+        }
+    }
+}
+
+/// The chat logger (`src/chat/`): connections, Twitch's limits, and the log writer.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Chat {
+    /// Log the chat of watched Twitch logins (those added with `chat=on`).
+    pub enabled: bool,
+    pub login: ChatLogin,
+    /// Rooms per IRC connection.
+    pub channels_per_connection: usize,
+    /// At most one new connection per this many seconds.
+    pub connect_interval_secs: f64,
+    /// At most `join_limit` JOINs per `join_window_secs` for the whole account.
+    pub join_limit: usize,
+    pub join_window_secs: f64,
+    /// recbot PINGs every connection this often and reconnects when no PONG comes within
+    /// `ping_timeout_secs` (also the time the server has to answer the login).
+    pub ping_interval_secs: f64,
+    pub ping_timeout_secs: f64,
+    /// Every joined room is JOINed again this often (Twitch sometimes drops a membership).
+    pub rejoin_interval_secs: f64,
+    /// Reconnect delays: exponential from `backoff_initial_secs`, full jitter, capped.
+    pub backoff_initial_secs: f64,
+    pub backoff_max_secs: f64,
+    /// Log lines reach the files at least this often, and the disk (fsync) this often.
+    pub flush_interval_secs: f64,
+    pub fsync_interval_secs: f64,
+    /// Lines waiting for the writer; beyond it lines are counted and reported, not kept.
+    pub queue_lines: usize,
+    /// Day files kept open at once (the least recently used are closed first); 0: one per
+    /// logged room, within the process's open-file limit.
+    pub max_open_files: usize,
+    /// How long a finished part's upload waits for its chat file before it goes without it.
+    pub save_timeout_secs: f64,
+}
+
+impl Default for Chat {
+    fn default() -> Self {
+        Chat {
+            enabled: true,
+            login: ChatLogin::Anonymous,
+            channels_per_connection: 90,
+            connect_interval_secs: 2.0,
+            join_limit: 20,
+            join_window_secs: 10.0,
+            ping_interval_secs: 60.0,
+            ping_timeout_secs: 10.0,
+            rejoin_interval_secs: 3600.0,
+            backoff_initial_secs: 1.0,
+            backoff_max_secs: 60.0,
+            flush_interval_secs: 1.0,
+            fsync_interval_secs: 10.0,
+            queue_lines: 10_000,
+            max_open_files: 0,
+            save_timeout_secs: 300.0,
+        }
+    }
+}
+
+impl Chat {
+    pub(super) fn validate(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, msg: &str| Err((format!("chat.{key}"), msg.to_string()));
+        if !(1..=1000).contains(&self.channels_per_connection) {
+            return fail("channels_per_connection", "must be between 1 and 1000");
+        }
+        if self.join_limit == 0 {
+            return fail("join_limit", "must be at least 1");
+        }
+        for (key, value) in [
+            ("connect_interval_secs", self.connect_interval_secs),
+            ("join_window_secs", self.join_window_secs),
+            ("ping_interval_secs", self.ping_interval_secs),
+            ("ping_timeout_secs", self.ping_timeout_secs),
+            ("rejoin_interval_secs", self.rejoin_interval_secs),
+            ("backoff_initial_secs", self.backoff_initial_secs),
+            ("backoff_max_secs", self.backoff_max_secs),
+            ("flush_interval_secs", self.flush_interval_secs),
+            ("fsync_interval_secs", self.fsync_interval_secs),
+            ("save_timeout_secs", self.save_timeout_secs),
+        ] {
+            if !(value.is_finite() && value > 0.0 && value <= 86_400.0) {
+                return fail(key, "must be a number of seconds above 0 (at most one day)");
+            }
+        }
+        if self.backoff_max_secs < self.backoff_initial_secs {
+            return fail("backoff_max_secs", "must not be below backoff_initial_secs");
+        }
+        if self.flush_interval_secs > 1.0 {
+            return fail(
+                "flush_interval_secs",
+                "must be at most 1 second (a crash may lose at most the last second)",
+            );
+        }
+        if self.fsync_interval_secs < self.flush_interval_secs {
+            return fail(
+                "fsync_interval_secs",
+                "must not be below flush_interval_secs",
+            );
+        }
+        if self.queue_lines < 100 {
+            return fail("queue_lines", "must be at least 100");
+        }
+        if (1..4).contains(&self.max_open_files) {
+            return fail(
+                "max_open_files",
+                "must be 0 (one per room, the default) or at least 4",
+            );
+        }
+        Ok(())
+    }
+}
+
+impl Chat {
+    /// The `check-config` text on chat logging; the IRC address is `[twitch]`'s.
+    pub(super) fn summary(&self, twitch: &Twitch) -> String {
+        let on = |b: bool| if b { "on" } else { "off" };
+        if self.enabled {
+            format!(
+                "{}:{} (TLS {}), login {}, {} rooms per connection, at most {} JOINs per {} s",
+                twitch.irc_host,
+                twitch.irc_port,
+                on(twitch.irc_tls),
+                self.login.as_str(),
+                self.channels_per_connection,
+                self.join_limit,
+                self.join_window_secs
+            )
+        } else {
+            "off".into()
+        }
+    }
+}
