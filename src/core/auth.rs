@@ -13,17 +13,15 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::reply::{AuthLink, Connected, Minutes, Refusal};
 use super::store::{JobState, StoredToken};
-use super::{Answer, Core, Reply};
+use super::{Answer, Core, Reply, Said};
 use crate::event::{Event, EventKind};
 use crate::twitch::oauth::{self as twitch, Exchanged, TwitchOAuth};
 use crate::upload::google::{CodeAttempt, ConsentFlow, InFlight, Present};
 
 /// Longest a reply waits for a remote answer before saying the outcome will be posted.
 const REPLY_LIMIT: Duration = Duration::from_secs(60);
-/// Added to the reply when a bare Twitch code was exchanged with no link pending to match it.
-const UNMATCHED_NOTE: &str = " (No `auth twitch` link was pending, so the bare code could not \
-     be checked against one; it was taken because an operator sent it.)";
 /// Twitch's device codes live 30 minutes.
 const DEVICE_MINUTES: f64 = 30.0;
 
@@ -131,14 +129,16 @@ impl Core {
                 self.start_google_consent(Present::Reply(tx));
                 later(self.auth.reply_limit, async move {
                     match rx.await {
-                        Ok(Ok(url)) => Reply::ok(format!(
-                            "Open this link, sign in with the YouTube channel's account and \
-                             approve:\n{url}\nYour browser then fails to load a 127.0.0.1 \
-                             address: copy that whole address (or its `code=` value) and send \
-                             `code youtube <address or code>` within {minutes}."
-                        )),
-                        Ok(Err(e)) => Reply::refused(format!("`auth youtube` failed: {e}")),
-                        Err(_) => Reply::refused("`auth youtube` was interrupted; try again"),
+                        Ok(Ok(url)) => {
+                            Reply::ok(Said::AuthLink(AuthLink::Youtube { url, minutes }))
+                        }
+                        Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
+                            command: "auth youtube",
+                            error,
+                        }),
+                        Err(_) => Reply::refused(Refusal::AuthInterrupted {
+                            command: "auth youtube",
+                        }),
                     }
                 })
             }
@@ -155,12 +155,14 @@ impl Core {
                     Some(url.clone()),
                     minutes,
                 );
-                Answer::Now(private(Reply::ok(format!(
-                    "Open this link, sign in with the Twitch account recbot should use and \
-                     authorize:\n{url}\nYour browser then fails to load {}: copy that whole \
-                     address and send `code twitch <address>` within {minutes}.",
-                    self.config.twitch.redirect_uri
-                ))))
+                Answer::Now(
+                    Reply::ok(Said::AuthLink(AuthLink::Twitch {
+                        url,
+                        redirect_uri: self.config.twitch.redirect_uri.to_string(),
+                        minutes,
+                    }))
+                    .private(),
+                )
             }
             (Service::Twitch, true) => {
                 let Some(oauth) = self.twitch_oauth() else {
@@ -185,16 +187,18 @@ impl Core {
                 self.workers.spawn(flow.run());
                 later(self.auth.reply_limit, async move {
                     match rx.await {
-                        Ok(Ok(device)) => Reply::ok(format!(
-                            "Open {} and enter the code {} (until {} UTC). recbot waits for \
-                             your approval and posts when Twitch is connected; nothing needs \
-                             pasting.",
-                            device.verification_uri,
-                            device.user_code,
-                            device.expires_at.format("%H:%M")
-                        )),
-                        Ok(Err(e)) => Reply::refused(format!("`auth twitch device` failed: {e}")),
-                        Err(_) => Reply::refused("`auth twitch device` was interrupted; try again"),
+                        Ok(Ok(device)) => Reply::ok(Said::AuthLink(AuthLink::TwitchDevice {
+                            verification_uri: device.verification_uri,
+                            user_code: device.user_code,
+                            expires_at: device.expires_at,
+                        })),
+                        Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
+                            command: "auth twitch device",
+                            error,
+                        }),
+                        Err(_) => Reply::refused(Refusal::AuthInterrupted {
+                            command: "auth twitch device",
+                        }),
                     }
                 })
             }
@@ -212,17 +216,11 @@ impl Core {
             // the operator who typed it vouches for it.
             if service == Service::Twitch && !code.is_address() && code.state().is_none() {
                 let Ok(permit) = self.auth.twitch_unmatched.clone().try_acquire_owned() else {
-                    return Answer::Now(Reply::refused(
-                        "The previous code is still being exchanged with Twitch; wait for its \
-                         answer.",
-                    ));
+                    return Answer::Now(Reply::refused(Refusal::StillExchanging));
                 };
-                return self.exchange_twitch_code(code, permit, UNMATCHED_NOTE);
+                return self.exchange_twitch_code(code, permit, true);
             }
-            return Answer::Now(Reply::refused(format!(
-                "No {service} authorization is waiting for a code. Run `auth {service}` first, \
-                 then paste the code from that link."
-            )));
+            return Answer::Now(Reply::refused(Refusal::NothingAwaited(service)));
         };
         let dead = match &pending.kind {
             AuthFlow::Google { codes, .. } => codes.is_closed(),
@@ -231,35 +229,24 @@ impl Core {
         if now >= pending.expires_at || dead {
             let started = pending.started;
             *slot = None;
-            return Answer::Now(Reply::refused(format!(
-                "The {service} authorization started at {} UTC has expired. Run `auth \
-                 {service}` again and paste the new code within {}.",
-                started.format("%H:%M"),
-                minutes
-            )));
+            return Answer::Now(Reply::refused(Refusal::AuthExpired {
+                service,
+                started,
+                minutes,
+            }));
         }
         match &pending.kind {
-            AuthFlow::TwitchDevice => Answer::Now(Reply::refused(
-                "The pending Twitch authorization uses the device flow: approve it with the \
-                 activation code at the link recbot posted; no code needs pasting.",
-            )),
+            AuthFlow::TwitchDevice => Answer::Now(Reply::refused(Refusal::DeviceFlowPending)),
             AuthFlow::Google { codes, in_flight } => {
                 let (reply, outcome) = oneshot::channel();
                 if in_flight.busy() || codes.try_send(CodeAttempt { code, reply }).is_err() {
-                    return Answer::Now(Reply::refused(
-                        "The previous code is still being checked; wait for its answer.",
-                    ));
+                    return Answer::Now(Reply::refused(Refusal::StillChecking));
                 }
                 later(self.auth.reply_limit, async move {
                     match outcome.await {
-                        Ok(Ok(())) => {
-                            Reply::ok("YouTube is connected: finished recordings will be uploaded.")
-                        }
-                        Ok(Err(e)) => Reply::refused(e),
-                        Err(_) => Reply::refused(
-                            "The authorization ended before the code was checked (it expired \
-                             or was replaced); run `auth youtube` again.",
-                        ),
+                        Ok(Ok(())) => Reply::ok(Said::Connected(Connected::Youtube)),
+                        Ok(Err(e)) => Reply::refused(Refusal::CodeRefused(e)),
+                        Err(_) => Reply::refused(Refusal::AuthEnded),
                     }
                 })
             }
@@ -268,49 +255,30 @@ impl Core {
                 // or copied by hand from the address) carries no `state` to check.
                 match code.state() {
                     Some(s) if s == state => {}
-                    Some(_) => {
-                        return Answer::Now(Reply::refused(
-                            "That address belongs to another authorization (its `state` does \
-                             not match the newest `auth twitch` link). Open the newest link and \
-                             paste the address it leads to.",
-                        ))
-                    }
+                    Some(_) => return Answer::Now(Reply::refused(Refusal::StateMismatch)),
                     // A link is pending, so a code must prove it came from that link: a bare
                     // code could be anyone's (e.g. one a stranger talked the operator into
                     // pasting, connecting the stranger's account).
                     None if code.is_address() => {
-                        return Answer::Now(Reply::refused(
-                            "That address has no `state`, so it cannot be told from an old or \
-                             foreign one. Paste the whole address the newest `auth twitch` link \
-                             led to (it ends with `&state=…`).",
-                        ))
+                        return Answer::Now(Reply::refused(Refusal::StateMissing))
                     }
-                    None => {
-                        return Answer::Now(Reply::refused(
-                            "A bare code carries no `state`, so it cannot be checked against the \
-                             pending `auth twitch` link. Paste the whole address that link led \
-                             to (it ends with `&state=…`); a bare code is only taken when no \
-                             link is pending.",
-                        ))
-                    }
+                    None => return Answer::Now(Reply::refused(Refusal::BareCode)),
                 }
                 let Ok(permit) = exchanging.clone().try_acquire_owned() else {
-                    return Answer::Now(Reply::refused(
-                        "The previous code is still being exchanged with Twitch; wait for its \
-                         answer.",
-                    ));
+                    return Answer::Now(Reply::refused(Refusal::StillExchanging));
                 };
-                self.exchange_twitch_code(code, permit, "")
+                self.exchange_twitch_code(code, permit, false)
             }
         }
     }
 
-    /// Exchanges a pasted Twitch code in a worker task; `note` is added to a success reply.
+    /// Exchanges a pasted Twitch code in a worker task; `unmatched`: a bare code taken with no
+    /// link pending to check it against (said in the success reply).
     fn exchange_twitch_code(
         &mut self,
         code: PastedCode,
         permit: tokio::sync::OwnedSemaphorePermit,
-        note: &'static str,
+        unmatched: bool,
     ) -> Answer {
         let Some(oauth) = self.twitch_oauth() else {
             return Answer::Now(twitch_client_missing());
@@ -330,21 +298,13 @@ impl Core {
         self.workers.spawn(exchange.run());
         later(self.auth.reply_limit, async move {
             match outcome.await {
-                Ok(Exchanged::Connected(Some(login))) => {
-                    Reply::ok(format!("Twitch is connected as {login}.{note}"))
+                Ok(Exchanged::Connected(login)) => {
+                    Reply::ok(Said::Connected(Connected::Twitch { login, unmatched }))
                 }
-                Ok(Exchanged::Connected(None)) => Reply::ok(format!("Twitch is connected.{note}")),
-                Ok(Exchanged::Refused(e)) => Reply::refused(format!(
-                    "Twitch refused the code ({e}): it is wrong, was already used or has \
-                     expired. Open the link again and paste the new address."
-                )),
-                Ok(Exchanged::Unavailable(e)) => Reply::refused(format!(
-                    "{e}. Nothing was changed; paste the address again."
-                )),
-                Ok(Exchanged::NotSaved(e)) => {
-                    Reply::refused(format!("the token could not be saved: {e}"))
-                }
-                Err(_) => Reply::refused("The code exchange was interrupted (shutdown)."),
+                Ok(Exchanged::Refused(e)) => Reply::refused(Refusal::TwitchRefusedCode(e)),
+                Ok(Exchanged::Unavailable(e)) => Reply::refused(Refusal::TwitchUnavailable(e)),
+                Ok(Exchanged::NotSaved(e)) => Reply::refused(Refusal::TokenNotSaved(e)),
+                Err(_) => Reply::refused(Refusal::ExchangeInterrupted),
             }
         })
     }
@@ -428,10 +388,8 @@ impl Core {
             Service::Youtube => format!("uploads are paused: {reason}"),
             Service::Twitch => reason,
         };
-        if service == Service::Youtube {
-            if let Some(missing) = self.youtube_client_missing() {
-                warn!("{}", missing.text);
-            }
+        if service == Service::Youtube && self.youtube_client_missing().is_some() {
+            warn!("YouTube needs an OAuth client first: set [youtube] client_id and client_secret");
         }
         self.publish_auth_required(service, reason, None).await;
     }
@@ -494,7 +452,7 @@ impl Core {
         if let Some(url) = url {
             let _ = known.set(url);
         }
-        info!(%service, %minutes, "authorization pending");
+        info!(%service, minutes = minutes.0, "authorization pending");
         self.auth.slot(service).insert(AwaitedAuth {
             started: now,
             expires_at: now
@@ -532,12 +490,8 @@ impl Core {
 
     fn youtube_client_missing(&self) -> Option<Reply> {
         let y = &self.config.youtube;
-        (y.client_id.is_none() || y.client_secret.is_none()).then(|| {
-            Reply::refused(
-                "YouTube needs an OAuth client first: set [youtube] client_id and client_secret \
-                 (a Google \"Desktop app\" client; see README \"Connect YouTube\").",
-            )
-        })
+        (y.client_id.is_none() || y.client_secret.is_none())
+            .then(|| Reply::refused(Refusal::YoutubeClientMissing))
     }
 
     fn twitch_oauth(&self) -> Option<TwitchOAuth> {
@@ -545,37 +499,8 @@ impl Core {
     }
 }
 
-/// A pending authorization's lifetime; displays as `10 minutes`.
-#[derive(Debug, Clone, Copy)]
-struct Minutes(f64);
-
-impl Minutes {
-    fn duration(self) -> Duration {
-        Duration::from_secs_f64(self.0 * 60.0)
-    }
-}
-
-impl std::fmt::Display for Minutes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.fract() == 0.0 {
-            write!(f, "{} minutes", self.0)
-        } else {
-            write!(f, "{:.1} minutes", self.0)
-        }
-    }
-}
-
 fn twitch_client_missing() -> Reply {
-    Reply::refused(
-        "Twitch needs an app first: set [twitch] client_id and client_secret (a Confidential \
-         app whose OAuth redirect URL is [twitch] redirect_uri; see README \"Connect Twitch\").",
-    )
-}
-
-/// A private reply (links and activation codes are for the person who asked).
-fn private(mut reply: Reply) -> Reply {
-    reply.private = true;
-    reply
+    Reply::refused(Refusal::TwitchClientMissing)
 }
 
 /// A reply a worker task sends when `work` is done, bounded by `limit`. `work` only waits for
@@ -586,12 +511,9 @@ fn later(
 ) -> Answer {
     Answer::Later(Box::pin(async move {
         match tokio::time::timeout(limit, work).await {
-            Ok(reply) => private(reply),
-            Err(_) => private(Reply::refused(format!(
-                // `60s`, or `300ms` for the short limits of tests.
-                "No answer from the remote service within {limit:?}; the outcome will be posted \
-                 as an event."
-            ))),
+            // Links and activation codes are for the person who asked.
+            Ok(reply) => reply.private(),
+            Err(_) => Reply::refused(Refusal::NoRemoteAnswer(limit)),
         }
     }))
 }

@@ -1,11 +1,9 @@
 //! Core glue for chat logging: starts the chat worker, tells it which rooms are wanted (watches
 //! with source Twitch and chat on), hands it the Twitch user token, asks it for the chat file
-//! of every finished recording part, and adds chat to `status`. The worker never reads the
+//! of every finished recording part. (`status` asks it from `status.rs`.) The worker never reads the
 //! database; what it needs comes from here.
 
-use std::time::Duration;
-
-use recbot_commands::{Login, Source};
+use recbot_commands::Source;
 use tracing::{error, warn};
 
 use super::Core;
@@ -93,35 +91,5 @@ impl Core {
                 chat.set_user_token(self.twitch_user_token().await).await;
             }
         }
-    }
-}
-
-/// The chat line of `status` (service-wide, or of one login), asked of the chat worker (at
-/// most 2 s) and the event log; a free function so that a `status` reply is finished off the
-/// core's loop.
-pub(super) async fn chat_status_of(
-    chat: Option<crate::chat::ChatHandle>,
-    store: super::store::Store,
-    login: Option<Login>,
-) -> Option<String> {
-    let Some(chat) = &chat else {
-        return Some("chat: logging is off ([chat] enabled = false)".into());
-    };
-    // A reply must never wait long on a worker.
-    let asked = tokio::time::timeout(Duration::from_secs(2), chat.status(login.clone()));
-    let Ok(Some(mut status)) = asked.await else {
-        return Some("chat: the chat logger did not answer in time".into());
-    };
-    if status.last_disconnect.is_none() {
-        // From before this start, if any.
-        if let Ok(Some(event)) = store.last_event_of_kind("ChatDisconnected").await {
-            if let EventKind::ChatDisconnected { reason } = event.kind {
-                status.last_disconnect = Some((event.at, reason));
-            }
-        }
-    }
-    match login {
-        Some(_) => status.login_line(),
-        None => Some(status.service_line()),
     }
 }

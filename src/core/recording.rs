@@ -25,11 +25,11 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::disk_report::{DiskFigures, DiskReports};
+use super::reply::{DiskLevel, DiskReport, RecordingNow, Refusal};
 use super::store::Store;
-use super::{Answer, Core, Reply};
+use super::{Answer, Core, Reply, Said};
 use crate::config::Config;
 use crate::event::{Event, EventKind};
-use crate::frontend::render;
 use crate::recorder::sidecar::{Position, Sidecar};
 use crate::recorder::writer::part_path_of;
 use crate::recorder::{
@@ -739,36 +739,34 @@ impl Core {
     }
 
     /// `status <login>`: the recording in progress, if any.
-    pub(super) fn recording_status(&self, login: &Login) -> Option<String> {
+    pub(super) fn recording_now(&self, login: &Login) -> Option<RecordingNow> {
         let h = self.recordings.active.get(login)?;
         if h.is_finished() {
             return None;
         }
         let s = h.status();
-        let since = s
+        if !s.recording {
+            return Some(RecordingNow::Waiting {
+                session: h.session,
+                bytes: s.bytes,
+                gaps: s.gaps,
+            });
+        }
+        let for_secs = s
             .session_started
             .map(|t| (Utc::now() - t).num_seconds().max(0) as f64)
             .unwrap_or(0.0);
-        if !s.recording {
-            return Some(format!(
-                "Waiting for the stream to come back (session #{}; {} recorded so far, {} gap(s)).",
-                h.session,
-                render::size(s.bytes),
-                s.gaps
-            ));
-        }
-        Some(format!(
-            "⏺ Recording part {} ({}) for {}: {} of video, {}, {:.1} Mbit/s, {} gap(s), {} ad break(s) cut → {}",
-            s.part,
-            s.quality,
-            render::duration(since),
-            render::duration(s.duration_secs),
-            render::size(s.bytes),
-            s.bitrate() / 1e6,
-            s.gaps,
-            s.ad_breaks,
-            s.file
-        ))
+        Some(RecordingNow::Recording {
+            part: s.part,
+            for_secs,
+            duration_secs: s.duration_secs,
+            bytes: s.bytes,
+            bits_per_sec: s.bitrate(),
+            gaps: s.gaps,
+            ad_breaks: s.ad_breaks,
+            quality: s.quality,
+            file: s.file,
+        })
     }
 
     pub(super) fn recordings_running(&self) -> usize {
@@ -789,10 +787,8 @@ impl Core {
                 Ok(figures) => disk_report(&storage, &figures, running, operator),
                 Err(e) => {
                     error!(error = %e, "disk report failed");
-                    Reply::refused(if operator {
-                        format!("`disk` failed: {e:#}")
-                    } else {
-                        "`disk` failed; an operator can see why in the service log".to_string()
+                    Reply::refused(Refusal::DiskFailed {
+                        error: operator.then(|| format!("{e:#}")),
                     })
                 }
             }
@@ -816,41 +812,27 @@ fn disk_report(
 ) -> Reply {
     let usage = &figures.usage;
     let level = match disk::level(usage, storage) {
-        disk::Level::Fine => "fine".to_string(),
-        disk::Level::Warn => {
-            format!("⚠ above the {}% warning level", storage.warn_usage_percent)
-        }
-        disk::Level::Stop => format!(
-            "❌ below {} GB free: recording is stopped",
-            storage.min_free_gb
-        ),
+        disk::Level::Fine => DiskLevel::Fine,
+        disk::Level::Warn => DiskLevel::Warn {
+            percent: storage.warn_usage_percent,
+        },
+        disk::Level::Stop => DiskLevel::Stop {
+            min_free_gb: storage.min_free_gb,
+        },
     };
-    let place = |path: &std::path::Path| {
-        if operator {
-            format!(" in {}", path.display())
-        } else {
-            String::new()
-        }
-    };
-    let mut text = format!(
-        "Disk: {:.0}% used, {} free of {} ({level}).\nRecordings: {}{}\nChat logs: {}{}\nRecording now: {}",
-        usage.used_percent(),
-        render::size(usage.free_bytes),
-        render::size(usage.total_bytes),
-        render::size(figures.recordings_bytes),
-        place(&figures.recordings),
-        render::size(figures.chat_bytes),
-        place(&figures.chat),
+    let place = |path: &std::path::Path| operator.then(|| path.to_path_buf());
+    Reply::ok(Said::Disk(Box::new(DiskReport {
+        used_percent: usage.used_percent(),
+        free_bytes: usage.free_bytes,
+        total_bytes: usage.total_bytes,
+        level,
+        recordings_bytes: figures.recordings_bytes,
+        recordings_dir: place(&figures.recordings),
+        chat_bytes: figures.chat_bytes,
+        chat_dir: place(&figures.chat),
         running,
-    );
-    let age = figures.at.elapsed().as_secs();
-    if age > 0 {
-        text.push_str(&format!(
-            "\n(measured {} ago)",
-            render::duration(age as f64)
-        ));
-    }
-    Reply::ok(text)
+        age_secs: figures.at.elapsed().as_secs(),
+    })))
 }
 
 /// Closes a session left open by the previous run once the resume window has passed without

@@ -12,11 +12,11 @@ use recbot_commands::Service;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
+use super::reply::{QuotaReport, Refusal};
 use super::store::{Cleanup, JobState, NewUploadJob, UploadJob, WaitReason};
-use super::{Core, Origin, Reply};
+use super::{Core, Origin, Reply, Said};
 use crate::config::{AfterUpload, Privacy};
 use crate::event::{Event, EventKind};
-use crate::frontend::render;
 use crate::upload::quota;
 use crate::upload::worker::UploadWorker;
 use crate::work::{CleanupOutcome, JobUpdate, Reservation};
@@ -278,75 +278,48 @@ impl Core {
         Ok(Reservation::Counted(day))
     }
 
-    /// `uploads`
     /// `uploads`. Anyone in the room may read it; links to videos that are not public
     /// (`[youtube] privacy` private or unlisted) are for operators.
-    /// Remote error texts are neutralized for the `markup` of the room that asked.
-    pub(super) async fn uploads_list(
-        &self,
-        operator: bool,
-        markup: render::Markup,
-    ) -> Result<Reply> {
-        let links = operator || self.config.youtube.privacy == Privacy::Public;
-        let jobs = self.store.upload_jobs(RECENT_JOBS).await?;
-        let mut text = if jobs.is_empty() {
-            "No uploads yet: finished recordings of logins with upload=on are queued here."
-                .to_string()
-        } else {
-            let open = jobs.iter().filter(|j| j.state.is_open()).count();
-            let mut text = format!("Uploads ({open} open):");
-            for job in &jobs {
-                text.push_str(&format!("\n{}", describe_job(job, links, markup)));
-            }
-            text
-        };
-        if !self.config.youtube.enabled {
-            text.push_str("\nUploads are disabled in the config ([youtube] enabled = false).");
-        }
-        Ok(Reply::ok(text))
+    pub(super) async fn uploads_list(&self, operator: bool) -> Result<Reply> {
+        Ok(Reply::ok(Said::Uploads {
+            jobs: self.store.upload_jobs(RECENT_JOBS).await?,
+            links: operator || self.config.youtube.privacy == Privacy::Public,
+            enabled: self.config.youtube.enabled,
+        }))
     }
 
     /// `retry <id>`: a failed job (or one waiting after errors) goes back into the queue.
     pub(super) async fn retry(&mut self, id: u64, origin: &Origin) -> Result<Reply> {
         let Some(mut job) = self.store.upload_job(id as i64).await? else {
-            return Ok(Reply::refused(format!(
-                "There is no upload #{id}; `uploads` lists them."
-            )));
+            return Ok(Reply::refused(Refusal::NoSuchUpload(id)));
         };
         match (job.state, job.wait_reason) {
             (JobState::Failed, _) | (JobState::Deferred, Some(WaitReason::Retry)) => {}
             (JobState::Finished, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} is already on YouTube: {}",
-                    video_url(job.video_id.as_deref().unwrap_or_default())
-                )))
+                return Ok(Reply::refused(Refusal::AlreadyUploaded {
+                    id,
+                    url: video_url(job.video_id.as_deref().unwrap_or_default()),
+                }))
             }
             (JobState::Deferred, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} waits for YouTube until {}; YouTube would refuse it before \
-                     then.",
-                    job.next_attempt_at
-                        .map(quota::describe)
-                        .unwrap_or_else(|| "later".into())
-                )))
+                return Ok(Reply::refused(Refusal::UploadWaits {
+                    id,
+                    until: job.next_attempt_at,
+                }))
             }
-            (JobState::Paused, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} waits for a new YouTube authorization: run `auth youtube`."
-                )))
-            }
+            (JobState::Paused, _) => return Ok(Reply::refused(Refusal::UploadPaused(id))),
             (JobState::Queued | JobState::Uploading, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} is already {}.",
-                    job.state.as_str()
-                )))
+                return Ok(Reply::refused(Refusal::UploadBusy {
+                    id,
+                    state: job.state,
+                }))
             }
         }
         if !tokio::fs::try_exists(&job.path).await.unwrap_or(false) {
-            return Ok(Reply::refused(format!(
-                "The file of upload #{id} is gone ({}); nothing to upload.",
-                job.path.display()
-            )));
+            return Ok(Reply::refused(Refusal::UploadFileGone {
+                id,
+                path: job.path,
+            }));
         }
         job.state = JobState::Queued;
         job.attempts = 0;
@@ -361,11 +334,10 @@ impl Core {
         };
         self.publish(job_event(&job, kind)).await;
         self.wake_uploads();
-        let mut text = format!("Upload #{id} is queued again.");
-        if !self.config.youtube.enabled {
-            text.push_str(" Note: uploads are disabled in the config ([youtube] enabled).");
-        }
-        Ok(Reply::ok(text))
+        Ok(Reply::ok(Said::Requeued {
+            id,
+            enabled: self.config.youtube.enabled,
+        }))
     }
 
     /// `quota`
@@ -374,22 +346,19 @@ impl Core {
         let day = quota::pacific_day(now);
         let used = self.store.quota_used(day).await?;
         let limit = self.config.youtube.daily_upload_limit;
-        let mut text = format!(
-            "YouTube uploads today (Pacific date {day}): {used} used, {} left of {limit} \
-             (daily_upload_limit). Next reset: {}.",
-            quota::left(used, limit),
-            quota::describe(quota::next_reset(now))
-        );
-        if let Some((until, WaitReason::UploadLimit)) = self.store.upload_hold(now).await? {
-            text.push_str(&format!(
-                "\nNew uploads wait until {}: the channel reached YouTube's upload limit.",
-                quota::describe(until)
-            ));
-        }
-        if !self.config.youtube.enabled {
-            text.push_str("\nUploads are disabled in the config ([youtube] enabled = false).");
-        }
-        Ok(Reply::ok(text))
+        let held_until = match self.store.upload_hold(now).await? {
+            Some((until, WaitReason::UploadLimit)) => Some(until),
+            _ => None,
+        };
+        Ok(Reply::ok(Said::Quota(QuotaReport {
+            day,
+            used,
+            left: quota::left(used, limit),
+            limit,
+            next_reset: quota::next_reset(now),
+            held_until,
+            enabled: self.config.youtube.enabled,
+        })))
     }
 
     /// A file as shown in chat: relative to the recordings folder when inside it.
@@ -414,69 +383,7 @@ fn secs(s: f64) -> chrono::Duration {
     chrono::Duration::milliseconds((s.max(0.0) * 1000.0).min(1e12) as i64)
 }
 
-pub(super) fn video_url(video_id: &str) -> String {
+/// A YouTube video's address.
+pub fn video_url(video_id: &str) -> String {
     format!("https://youtu.be/{video_id}")
-}
-
-/// One line of `uploads`.
-/// One job's line; `link`: show a finished job's video address.
-fn describe_job(job: &UploadJob, link: bool, markup: render::Markup) -> String {
-    let who = job.login.as_ref().map(|l| l.as_str()).unwrap_or("?");
-    let head = format!(
-        "#{} {} {}",
-        job.id,
-        who,
-        render::untrusted(&job.file_name(), markup)
-    );
-    // YouTube's (or a proxy's) words.
-    let error =
-        |fallback: &str| render::untrusted(job.last_error.as_deref().unwrap_or(fallback), markup);
-    let percent = |done: u64| {
-        if job.total_bytes > 0 {
-            done as f64 * 100.0 / job.total_bytes as f64
-        } else {
-            0.0
-        }
-    };
-    let state = match job.state {
-        JobState::Queued if job.confirmed_bytes > 0 => format!(
-            "queued, {:.0}% already on YouTube",
-            percent(job.confirmed_bytes)
-        ),
-        JobState::Queued => format!("queued ({})", render::size(job.total_bytes)),
-        JobState::Uploading => format!(
-            "uploading {:.0}% ({} of {})",
-            percent(job.confirmed_bytes),
-            render::size(job.confirmed_bytes),
-            render::size(job.total_bytes)
-        ),
-        JobState::Deferred => format!(
-            "waiting until {}: {}",
-            job.next_attempt_at
-                .map(quota::describe)
-                .unwrap_or_else(|| "later".into()),
-            error("")
-        ),
-        JobState::Paused => format!(
-            "paused until YouTube is authorized again (`auth youtube`): {}",
-            error("")
-        ),
-        JobState::Finished => {
-            let shown = if link {
-                video_url(job.video_id.as_deref().unwrap_or_default())
-            } else {
-                "the video is not public: operators see its link".into()
-            };
-            match job.cleanup {
-                Some(Cleanup::Waiting) => {
-                    format!("finished: {shown} (files deleted once YouTube has processed it)")
-                }
-                Some(Cleanup::Kept) => format!("finished: {shown} (files kept: {})", error("")),
-                _ if link => format!("finished: {shown}"),
-                _ => format!("finished ({shown})"),
-            }
-        }
-        JobState::Failed => format!("failed: {} (`retry {}`)", error("unknown reason"), job.id),
-    };
-    format!("{head} — {state}")
 }

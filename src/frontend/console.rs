@@ -38,6 +38,7 @@ where
                         continue;
                     }
                     let reply = core.submit(text, Origin::console()).await;
+                    let reply = render::reply(&reply, render::Markup::Plain);
                     write_lines(&mut output, &reply.text).await?;
                 }
                 Ok(None) => {

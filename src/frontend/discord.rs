@@ -29,6 +29,7 @@ use super::ack::{self, Answered, RecentIds};
 use super::delivery::{
     Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
+use super::render::{self, Markup, Rendered};
 use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
@@ -273,13 +274,13 @@ impl Handler {
                 user = %command.user.id,
                 "Discord: a command from outside recbot's server was refused"
             );
-            self.respond(&interaction, &Reply::refused(refusal)).await;
+            self.respond(&interaction, &render::refused(refusal)).await;
             return;
         }
         let text = match command_text(&command.data.options) {
             Ok(text) => text,
             Err(message) => {
-                let reply = Reply::refused(message);
+                let reply = render::refused(message);
                 self.respond(&interaction, &reply).await;
                 return;
             }
@@ -292,7 +293,7 @@ impl Handler {
         // Whether the deferred answer will be private is known from the command before it runs.
         let private_hint = recbot_commands::parse(&text).is_ok_and(|c| c.private_reply());
         match ack::submit(&self.core, &self.tracker, text, origin, self.ack_within).await {
-            Answered::Now(reply) => self.respond(&interaction, &reply).await,
+            Answered::Now(reply) => self.respond(&interaction, &shown(&reply)).await,
             Answered::Later(task) => {
                 let deferred = self
                     .rest
@@ -311,13 +312,13 @@ impl Handler {
                 let rest = self.rest.clone();
                 self.tracker.spawn(async move {
                     let reply = task.await.unwrap_or_else(|_| ack::failed());
-                    follow_up(&rest, &interaction, private_hint, &reply).await;
+                    follow_up(&rest, &interaction, private_hint, &shown(&reply)).await;
                 });
             }
         }
     }
 
-    async fn respond(&self, interaction: &Reference, reply: &Reply) {
+    async fn respond(&self, interaction: &Reference, reply: &Rendered) {
         let body = json!({
             "type": 4,
             "data": message(&reply.text, reply.private),
@@ -355,7 +356,7 @@ impl Reference {
 
 /// Edits the deferred answer; a private answer to a public deferral goes in an ephemeral
 /// follow-up instead, so it is never shown to the room.
-async fn follow_up(rest: &Rest, interaction: &Reference, deferred_private: bool, reply: &Reply) {
+async fn follow_up(rest: &Rest, interaction: &Reference, deferred_private: bool, reply: &Rendered) {
     let original = interaction.original();
     let result = if reply.private && !deferred_private {
         let done = json!({ "content": "Answered privately." });
@@ -375,11 +376,16 @@ async fn follow_up(rest: &Rest, interaction: &Reference, deferred_private: bool,
     }
 }
 
+/// A core reply in Discord's markup.
+fn shown(reply: &Reply) -> Rendered {
+    render::reply(reply, Markup::Discord)
+}
+
 /// Message content that mentions nobody (a stream title saying `@everyone` stays text), without
 /// control or bidirectional characters (untrusted fields were escaped by `render`).
 fn message(text: &str, private: bool) -> Value {
     let mut body = json!({
-        "content": ack::clip(&super::render::safe_text(text), MAX_TEXT),
+        "content": ack::clip(&render::safe_text(text), MAX_TEXT),
         "allowed_mentions": { "parse": [] },
     });
     if private {

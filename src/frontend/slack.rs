@@ -259,6 +259,7 @@ struct Answer {
 
 impl From<Reply> for Answer {
     fn from(reply: Reply) -> Answer {
+        let reply = super::render::reply(&reply, super::render::Markup::Slack);
         Answer {
             text: escape(&reply.text),
             private: reply.private,

@@ -2,6 +2,7 @@ use super::*;
 use crate::config::Config;
 use crate::core::store::Store;
 use crate::core::{CoreHandle, Notice, Origin};
+use crate::frontend::render::Ask;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
 use tokio_util::task::TaskTracker;
@@ -49,8 +50,8 @@ async fn start(server: &MockServer, reply_limit: Duration, youtube: &str) -> Run
 }
 
 impl Running {
-    async fn run(&self, text: &str) -> crate::core::Reply {
-        self.handle.submit(text, Origin::console()).await
+    async fn run(&self, text: &str) -> crate::frontend::render::Rendered {
+        self.handle.ask(text, Origin::console()).await
     }
 
     /// The `state` of a fresh `auth twitch` link.
@@ -67,12 +68,15 @@ impl Running {
     async fn paste_twitch_code(
         &self,
         twitch: &MockServer,
-    ) -> (String, tokio::task::JoinHandle<crate::core::Reply>) {
+    ) -> (
+        String,
+        tokio::task::JoinHandle<crate::frontend::render::Rendered>,
+    ) {
         let state = self.twitch_state().await;
         let address = format!("http://localhost:3000/?code=abcdefgh12345678&state={state}");
         let handle = self.handle.clone();
         let text = format!("code twitch {address}");
-        let paste = tokio::spawn(async move { handle.submit(&text, Origin::console()).await });
+        let paste = tokio::spawn(async move { handle.ask(&text, Origin::console()).await });
         while twitch
             .received_requests()
             .await

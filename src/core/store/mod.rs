@@ -42,22 +42,6 @@ pub struct Watch {
     pub added_at: DateTime<Utc>,
 }
 
-impl Watch {
-    /// `quality best, upload on, chat on` (chat is not shown for HLS sources).
-    pub fn options_text(&self) -> String {
-        let on = |b: bool| if b { "on" } else { "off" };
-        match self.source {
-            Source::Twitch => format!(
-                "quality {}, upload {}, chat {}",
-                self.quality,
-                on(self.upload),
-                on(self.chat)
-            ),
-            Source::Hls { .. } => format!("quality {}, upload {}", self.quality, on(self.upload)),
-        }
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,

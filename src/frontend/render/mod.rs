@@ -7,9 +7,12 @@
 //! turn the rest of a message into code.
 
 mod events;
+mod replies;
+mod status;
 
-pub use crate::format::{duration, size};
 pub use events::{event_line, event_line_for, notice_line};
+pub use replies::{refusal, refused, reply, said, Rendered};
+pub use status::{chat_login_line, chat_service_line, disk, status};
 
 /// Which markup a front-end's messages are read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +85,20 @@ fn is_invisible_format(c: char) -> bool {
         '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
         | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}'
         | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// For tests: a command's reply as the front-end of its room words it.
+#[cfg(test)]
+pub(crate) trait Ask {
+    async fn ask(&self, text: &str, origin: crate::core::Origin) -> Rendered;
+}
+
+#[cfg(test)]
+impl Ask for crate::core::CoreHandle {
+    async fn ask(&self, text: &str, origin: crate::core::Origin) -> Rendered {
+        let markup = Markup::of(&origin.room);
+        reply(&self.submit(text, origin).await, markup)
+    }
 }
 
 #[cfg(test)]
