@@ -14,6 +14,7 @@ mod outbox;
 mod reactions;
 mod recording;
 mod reply;
+mod restart;
 mod status;
 pub mod store;
 mod uploads;

@@ -123,16 +123,7 @@ impl Core {
 
     /// Applies a worker's update: persist, then announce.
     pub(super) async fn update_job(&mut self, update: JobUpdate) -> Result<()> {
-        let id = match &update {
-            JobUpdate::Started { job, .. }
-            | JobUpdate::Session { job, .. }
-            | JobUpdate::Progress { job, .. }
-            | JobUpdate::Deferred { job, .. }
-            | JobUpdate::Paused { job, .. }
-            | JobUpdate::Finished { job, .. }
-            | JobUpdate::Failed { job, .. }
-            | JobUpdate::Cleanup { job, .. } => *job,
-        };
+        let id = job_of(&update);
         let mut job = self
             .store
             .upload_job(id)
@@ -170,84 +161,13 @@ impl Core {
             }
             JobUpdate::Deferred {
                 until, reason, why, ..
-            } => {
-                job.state = JobState::Deferred;
-                job.next_attempt_at = Some(until);
-                job.wait_reason = Some(reason);
-                if reason == WaitReason::Retry {
-                    job.attempts += 1;
-                }
-                if reason == WaitReason::Quota {
-                    // YouTube says the day's quota is gone: the ledger agrees until the reset.
-                    let day = quota::pacific_day(Utc::now());
-                    let limit = self.config.youtube.daily_upload_limit;
-                    self.store.set_quota_used(day, limit).await?;
-                }
-                job.last_error = Some(why.clone());
-                Some(EventKind::UploadDeferred {
-                    job: id,
-                    reason: why,
-                    until,
-                })
-            }
+            } => Some(self.job_deferred(&mut job, until, reason, why).await?),
             JobUpdate::Paused { why, .. } => {
-                job.state = JobState::Paused;
-                job.last_error = Some(why);
-                self.store.save_upload_job(&job).await?;
-                // Every queued job waits for the new authorization too.
-                let others = self.store.upload_jobs(0).await?;
-                for mut other in others.into_iter().filter(|j| j.state == JobState::Queued) {
-                    other.state = JobState::Paused;
-                    self.store.save_upload_job(&other).await?;
-                }
+                self.job_paused(&mut job, why).await?;
                 None
             }
-            JobUpdate::Finished { video_id, .. } => {
-                job.state = JobState::Finished;
-                job.session_uri = None;
-                job.confirmed_bytes = job.total_bytes;
-                job.next_attempt_at = None;
-                job.wait_reason = None;
-                job.last_error = None;
-                job.video_id = Some(video_id.clone());
-                if self.config.youtube.after_upload == AfterUpload::Delete {
-                    // The only copy goes once YouTube has processed the video; persisted with
-                    // the finish, so a restart goes on waiting.
-                    let now = Utc::now();
-                    let yt = &self.config.youtube;
-                    job.cleanup = Some(Cleanup::Waiting);
-                    job.cleanup_checks = 0;
-                    job.cleanup_at = Some(now + secs(yt.processing_check_secs));
-                    job.cleanup_until = Some(now + secs(yt.processing_timeout_hours * 3600.0));
-                }
-                Some(EventKind::UploadFinished {
-                    job: id,
-                    url: video_url(&video_id),
-                    video_id,
-                })
-            }
-            JobUpdate::Cleanup { outcome, .. } => match outcome {
-                CleanupOutcome::Later { at, checks } => {
-                    job.cleanup_at = Some(at);
-                    job.cleanup_checks = checks;
-                    None
-                }
-                CleanupOutcome::Deleted => {
-                    job.cleanup = Some(Cleanup::Done);
-                    job.cleanup_at = None;
-                    None
-                }
-                CleanupOutcome::Kept { why } => {
-                    job.cleanup = Some(Cleanup::Kept);
-                    job.cleanup_at = None;
-                    job.last_error = Some(why.clone());
-                    Some(EventKind::UploadFilesKept {
-                        job: id,
-                        file: self.shown_path(&job.path),
-                        reason: why,
-                    })
-                }
-            },
+            JobUpdate::Finished { video_id, .. } => Some(self.job_finished(&mut job, video_id)),
+            JobUpdate::Cleanup { outcome, .. } => self.job_cleanup(&mut job, outcome),
             JobUpdate::Failed { why, .. } => {
                 job.state = JobState::Failed;
                 job.next_attempt_at = None;
@@ -264,6 +184,99 @@ impl Core {
             self.publish(job_event(&job, kind)).await;
         }
         Ok(())
+    }
+
+    /// The job waits until `until`; a spent quota is written into the ledger too.
+    async fn job_deferred(
+        &mut self,
+        job: &mut UploadJob,
+        until: chrono::DateTime<Utc>,
+        reason: WaitReason,
+        why: String,
+    ) -> Result<EventKind> {
+        job.state = JobState::Deferred;
+        job.next_attempt_at = Some(until);
+        job.wait_reason = Some(reason);
+        if reason == WaitReason::Retry {
+            job.attempts += 1;
+        }
+        if reason == WaitReason::Quota {
+            // YouTube says the day's quota is gone: the ledger agrees until the reset.
+            let day = quota::pacific_day(Utc::now());
+            let limit = self.config.youtube.daily_upload_limit;
+            self.store.set_quota_used(day, limit).await?;
+        }
+        job.last_error = Some(why.clone());
+        Ok(EventKind::UploadDeferred {
+            job: job.id,
+            reason: why,
+            until,
+        })
+    }
+
+    /// The job waits for a new authorization, and so does every queued job.
+    async fn job_paused(&mut self, job: &mut UploadJob, why: String) -> Result<()> {
+        job.state = JobState::Paused;
+        job.last_error = Some(why);
+        self.store.save_upload_job(job).await?;
+        let others = self.store.upload_jobs(0).await?;
+        for mut other in others.into_iter().filter(|j| j.state == JobState::Queued) {
+            other.state = JobState::Paused;
+            self.store.save_upload_job(&other).await?;
+        }
+        Ok(())
+    }
+
+    /// The video is on YouTube; with `after_upload = "delete"` the files' deletion is planned.
+    fn job_finished(&self, job: &mut UploadJob, video_id: String) -> EventKind {
+        job.state = JobState::Finished;
+        job.session_uri = None;
+        job.confirmed_bytes = job.total_bytes;
+        job.next_attempt_at = None;
+        job.wait_reason = None;
+        job.last_error = None;
+        job.video_id = Some(video_id.clone());
+        if self.config.youtube.after_upload == AfterUpload::Delete {
+            // The only copy goes once YouTube has processed the video; persisted with
+            // the finish, so a restart goes on waiting.
+            let now = Utc::now();
+            let yt = &self.config.youtube;
+            job.cleanup = Some(Cleanup::Waiting);
+            job.cleanup_checks = 0;
+            job.cleanup_at = Some(now + secs(yt.processing_check_secs));
+            job.cleanup_until = Some(now + secs(yt.processing_timeout_hours * 3600.0));
+        }
+        EventKind::UploadFinished {
+            job: job.id,
+            url: video_url(&video_id),
+            video_id,
+        }
+    }
+
+    /// A step of the files' deletion after the upload.
+    fn job_cleanup(&self, job: &mut UploadJob, outcome: CleanupOutcome) -> Option<EventKind> {
+        match outcome {
+            CleanupOutcome::Later { at, checks } => {
+                job.cleanup_at = Some(at);
+                job.cleanup_checks = checks;
+                None
+            }
+            CleanupOutcome::Deleted => {
+                job.cleanup = Some(Cleanup::Done);
+                job.cleanup_at = None;
+                None
+            }
+            CleanupOutcome::Kept { why } => {
+                job.cleanup = Some(Cleanup::Kept);
+                job.cleanup_at = None;
+                job.last_error = Some(why.clone());
+                Some(EventKind::UploadFilesKept {
+                    job: job.id,
+                    file: self.shown_path(&job.path),
+                    reason: why,
+                })
+            }
+        }
     }
 
     /// Counts one upload against today's Pacific-day ledger, or says when it resets.
@@ -368,6 +381,20 @@ impl Core {
             .unwrap_or(file)
             .display()
             .to_string()
+    }
+}
+
+/// The job an update is about.
+fn job_of(update: &JobUpdate) -> i64 {
+    match update {
+        JobUpdate::Started { job, .. }
+        | JobUpdate::Session { job, .. }
+        | JobUpdate::Progress { job, .. }
+        | JobUpdate::Deferred { job, .. }
+        | JobUpdate::Paused { job, .. }
+        | JobUpdate::Finished { job, .. }
+        | JobUpdate::Failed { job, .. }
+        | JobUpdate::Cleanup { job, .. } => *job,
     }
 }
 
