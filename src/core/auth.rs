@@ -119,90 +119,99 @@ impl Drop for AwaitedAuth {
 impl Core {
     /// `auth <service> [device]`
     pub(super) async fn auth(&mut self, service: Service, device: bool) -> Answer {
-        let minutes = self.pending_minutes(service);
         match (service, device) {
-            (Service::Youtube, _) => {
-                if let Some(missing) = self.youtube_client_missing() {
-                    return Answer::Now(missing);
-                }
-                let (tx, rx) = oneshot::channel();
-                self.start_google_consent(Present::Reply(tx));
-                later(self.auth.reply_limit, async move {
-                    match rx.await {
-                        Ok(Ok(url)) => {
-                            Reply::ok(Said::AuthLink(AuthLink::Youtube { url, minutes }))
-                        }
-                        Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
-                            command: "auth youtube",
-                            error,
-                        }),
-                        Err(_) => Reply::refused(Refusal::AuthInterrupted {
-                            command: "auth youtube",
-                        }),
-                    }
-                })
-            }
-            (Service::Twitch, false) => {
-                let Some(oauth) = self.twitch_oauth() else {
-                    return Answer::Now(twitch_client_missing());
-                };
-                let state = twitch::new_state();
-                let url = oauth.authorize_url(&state);
-                self.set_pending(
-                    Service::Twitch,
-                    AuthFlow::twitch_code(state),
-                    CancellationToken::new(),
-                    Some(url.clone()),
-                    minutes,
-                );
-                Answer::Now(
-                    Reply::ok(Said::AuthLink(AuthLink::Twitch {
-                        url,
-                        redirect_uri: self.config.twitch.redirect_uri.to_string(),
-                        minutes,
-                    }))
-                    .private(),
-                )
-            }
-            (Service::Twitch, true) => {
-                let Some(oauth) = self.twitch_oauth() else {
-                    return Answer::Now(twitch_client_missing());
-                };
-                let cancel = self.shutdown.child_token();
-                self.set_pending(
-                    Service::Twitch,
-                    AuthFlow::TwitchDevice,
-                    cancel.clone(),
-                    None,
-                    Minutes(DEVICE_MINUTES),
-                );
-                let (tx, rx) = oneshot::channel();
-                let flow = twitch::DeviceFlow {
-                    oauth,
-                    calls: self.calls(),
-                    events: self.events(),
-                    present: tx,
-                    cancel,
-                };
-                self.workers.spawn(flow.run());
-                later(self.auth.reply_limit, async move {
-                    match rx.await {
-                        Ok(Ok(device)) => Reply::ok(Said::AuthLink(AuthLink::TwitchDevice {
-                            verification_uri: device.verification_uri,
-                            user_code: device.user_code,
-                            expires_at: device.expires_at,
-                        })),
-                        Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
-                            command: "auth twitch device",
-                            error,
-                        }),
-                        Err(_) => Reply::refused(Refusal::AuthInterrupted {
-                            command: "auth twitch device",
-                        }),
-                    }
-                })
-            }
+            (Service::Youtube, _) => self.auth_youtube(),
+            (Service::Twitch, false) => self.auth_twitch_link(),
+            (Service::Twitch, true) => self.auth_twitch_device(),
         }
+    }
+
+    /// `auth youtube`: Google's consent link, once yup-oauth2's flow has made it.
+    fn auth_youtube(&mut self) -> Answer {
+        let minutes = self.pending_minutes(Service::Youtube);
+        if let Some(missing) = self.youtube_client_missing() {
+            return Answer::Now(missing);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.start_google_consent(Present::Reply(tx));
+        later(self.auth.reply_limit, async move {
+            match rx.await {
+                Ok(Ok(url)) => Reply::ok(Said::AuthLink(AuthLink::Youtube { url, minutes })),
+                Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
+                    command: "auth youtube",
+                    error,
+                }),
+                Err(_) => Reply::refused(Refusal::AuthInterrupted {
+                    command: "auth youtube",
+                }),
+            }
+        })
+    }
+
+    /// `auth twitch`: the authorization-code link (with a fresh `state`), at once.
+    fn auth_twitch_link(&mut self) -> Answer {
+        let minutes = self.pending_minutes(Service::Twitch);
+        let Some(oauth) = self.twitch_oauth() else {
+            return Answer::Now(twitch_client_missing());
+        };
+        let state = twitch::new_state();
+        let url = oauth.authorize_url(&state);
+        self.set_pending(
+            Service::Twitch,
+            AuthFlow::twitch_code(state),
+            CancellationToken::new(),
+            Some(url.clone()),
+            minutes,
+        );
+        Answer::Now(
+            Reply::ok(Said::AuthLink(AuthLink::Twitch {
+                url,
+                redirect_uri: self.config.twitch.redirect_uri.to_string(),
+                minutes,
+            }))
+            .private(),
+        )
+    }
+
+    /// `auth twitch device`: the activation code, once Twitch gave it; the device flow's
+    /// worker then waits for the approval.
+    fn auth_twitch_device(&mut self) -> Answer {
+        let Some(oauth) = self.twitch_oauth() else {
+            return Answer::Now(twitch_client_missing());
+        };
+        let cancel = self.shutdown.child_token();
+        self.set_pending(
+            Service::Twitch,
+            AuthFlow::TwitchDevice,
+            cancel.clone(),
+            None,
+            Minutes(DEVICE_MINUTES),
+        );
+        let (tx, rx) = oneshot::channel();
+        let flow = twitch::DeviceFlow {
+            oauth,
+            calls: self.calls(),
+            events: self.events(),
+            present: tx,
+            cancel,
+        };
+        self.workers.spawn(flow.run());
+        later(self.auth.reply_limit, async move {
+            match rx.await {
+                Ok(Ok(device)) => Reply::ok(Said::AuthLink(AuthLink::TwitchDevice {
+                    verification_uri: device.verification_uri,
+                    user_code: device.user_code,
+                    expires_at: device.expires_at,
+                })),
+                Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
+                    command: "auth twitch device",
+                    error,
+                }),
+                Err(_) => Reply::refused(Refusal::AuthInterrupted {
+                    command: "auth twitch device",
+                }),
+            }
+        })
     }
 
     /// `code <service> <code or address>`

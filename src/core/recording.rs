@@ -194,88 +194,22 @@ impl Core {
                 return event;
             }
         };
-        if let Some(h) = self.recordings.active.get(&login) {
-            if !h.is_finished() {
-                if same_stream(&h.stream_id(), stream_id) {
-                    let session = h.session;
-                    h.send(Control::Live);
-                    if let Some(id) = stream_id {
-                        // Live detection may know the id the recording started without.
-                        h.learn_stream_id(id);
-                        self.persist_stream_id(session).await;
-                    }
-                    return event.in_session(session);
-                }
-                info!(%login, "a new broadcast started; ending the previous session");
-                h.send(Control::Stop(StopReason::Ended(
-                    "a new broadcast started".into(),
-                )));
-            }
-            self.recordings.active.remove(&login);
+        if let Some(session) = self.continue_running(&login, stream_id).await {
+            return event.in_session(session);
         }
-        let dormant = self
-            .recordings
-            .dormant
-            .lock()
-            .ok()
-            .and_then(|mut d| d.remove(&login));
-        let mut resume = None;
-        if let Some(d) = dormant {
-            if same_stream(&d.stream_id, stream_id) {
-                info!(%login, session = d.session, part = d.next_part, "continuing the session from before the restart");
-                resume = Some(d);
-            } else {
+        let resume = self.take_dormant(&login, stream_id).await;
+        if self.disk_refuses(&login).await {
+            if let Some(d) = resume {
                 self.close_session(&login, d.session).await;
             }
-        }
-        let dir = self.config.storage.recordings_dir();
-        match disk::usage(&dir).await {
-            Ok(u) if disk::level(&u, &self.config.storage) == disk::Level::Stop => {
-                self.follow_up(Event::now(
-                    Some(login.clone()),
-                    EventKind::RecordingFailed {
-                        reason: format!(
-                            "not recording: only {:.1} GB free on the recordings disk (minimum {} GB)",
-                            u.free_gb(),
-                            self.config.storage.min_free_gb
-                        ),
-                    },
-                ));
-                if let Some(d) = resume {
-                    self.close_session(&login, d.session).await;
-                }
-                return event;
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "cannot check free space; recording anyway"),
+            return event;
         }
         let (session, first_part, position) = match resume {
             Some(d) => (d.session, d.next_part, d.resume),
-            None => {
-                let created = self
-                    .store
-                    .create_session(
-                        login.as_str(),
-                        stream_id.as_deref(),
-                        title,
-                        game.as_deref(),
-                        event.at,
-                    )
-                    .await;
-                match created {
-                    Ok(id) => (id, 1, None),
-                    Err(e) => {
-                        error!(error = %e, "cannot persist the session");
-                        self.follow_up(Event::now(
-                            Some(login.clone()),
-                            EventKind::RecordingFailed {
-                                reason: format!("cannot save the session: {e}"),
-                            },
-                        ));
-                        return event;
-                    }
-                }
-            }
+            None => match self.open_session(&login, &event).await {
+                Some(session) => (session, 1, None),
+                None => return event,
+            },
         };
         let spec = RecordingSpec {
             login: login.clone(),
@@ -296,6 +230,109 @@ impl Core {
         self.recordings.set_recording(&login, true);
         self.recordings.active.insert(login, handle);
         event.in_session(session)
+    }
+
+    /// The login's running recording goes on when it records the same stream (its session
+    /// returned); one of another broadcast is stopped.
+    async fn continue_running(&mut self, login: &Login, stream_id: &Option<String>) -> Option<i64> {
+        let h = self.recordings.active.get(login)?;
+        if !h.is_finished() {
+            if same_stream(&h.stream_id(), stream_id) {
+                let session = h.session;
+                h.send(Control::Live);
+                if let Some(id) = stream_id {
+                    // Live detection may know the id the recording started without.
+                    h.learn_stream_id(id);
+                    self.persist_stream_id(session).await;
+                }
+                return Some(session);
+            }
+            info!(%login, "a new broadcast started; ending the previous session");
+            h.send(Control::Stop(StopReason::Ended(
+                "a new broadcast started".into(),
+            )));
+        }
+        self.recordings.active.remove(login);
+        None
+    }
+
+    /// The session left open by the previous run, when it recorded this stream (it is
+    /// continued); one of another stream is closed.
+    async fn take_dormant(&mut self, login: &Login, stream_id: &Option<String>) -> Option<Dormant> {
+        let dormant = self
+            .recordings
+            .dormant
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(login))?;
+        if same_stream(&dormant.stream_id, stream_id) {
+            info!(%login, session = dormant.session, part = dormant.next_part, "continuing the session from before the restart");
+            return Some(dormant);
+        }
+        self.close_session(login, dormant.session).await;
+        None
+    }
+
+    /// Whether the recordings disk is too full to start (said as `RecordingFailed`).
+    async fn disk_refuses(&mut self, login: &Login) -> bool {
+        let dir = self.config.storage.recordings_dir();
+        match disk::usage(&dir).await {
+            Ok(u) if disk::level(&u, &self.config.storage) == disk::Level::Stop => {
+                self.follow_up(Event::now(
+                    Some(login.clone()),
+                    EventKind::RecordingFailed {
+                        reason: format!(
+                            "not recording: only {:.1} GB free on the recordings disk (minimum {} GB)",
+                            u.free_gb(),
+                            self.config.storage.min_free_gb
+                        ),
+                    },
+                ));
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warn!(error = %e, "cannot check free space; recording anyway");
+                false
+            }
+        }
+    }
+
+    /// A new session for a `LiveDetected` event, persisted (`None`, said as
+    /// `RecordingFailed`, when it cannot be).
+    async fn open_session(&mut self, login: &Login, live: &Event) -> Option<i64> {
+        let EventKind::LiveDetected {
+            stream_id,
+            title,
+            game,
+            ..
+        } = &live.kind
+        else {
+            return None;
+        };
+        let created = self
+            .store
+            .create_session(
+                login.as_str(),
+                stream_id.as_deref(),
+                title,
+                game.as_deref(),
+                live.at,
+            )
+            .await;
+        match created {
+            Ok(id) => Some(id),
+            Err(e) => {
+                error!(error = %e, "cannot persist the session");
+                self.follow_up(Event::now(
+                    Some(login.clone()),
+                    EventKind::RecordingFailed {
+                        reason: format!("cannot save the session: {e}"),
+                    },
+                ));
+                None
+            }
+        }
     }
 
     /// Closes a session without a running recording: ended in the state, `RecordingFinished`

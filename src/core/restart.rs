@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 use super::recording::Dormant;
-use super::store::Store;
+use super::store::{PartRow, Store};
 use super::Core;
 use crate::event::{Event, EventKind};
 use crate::recorder::sidecar::{Position, Sidecar};
@@ -47,74 +47,11 @@ impl Core {
     /// Finishes the parts a crash left behind; returns, per session, the newest part
     /// recovered and where it stopped (their `RecordingPartFinished` is not stored yet).
     async fn recover_parts(&mut self) -> anyhow::Result<HashMap<i64, (u32, Option<Position>)>> {
-        let mut recovered: HashMap<i64, (u32, Option<Position>)> = HashMap::new();
-        let mut note = |found: Option<(i64, u32, Option<Position>)>| {
-            if let Some((session, part, position)) = found {
-                let entry = recovered.entry(session).or_insert((0, None));
-                if part >= entry.0 {
-                    *entry = (part, position);
-                }
-            }
-        };
-        let dir = self.config.storage.recordings_dir();
-        let scan = dir.clone();
-        let uploaded = self.config.uploaded_dir();
-        let mut files: HashSet<PathBuf> = tokio::task::spawn_blocking(move || {
-            // Nothing writes there yet: every temporary file is a crash's leftover.
-            for stale in recovery::remove_stale_temps_blocking(&scan)
-                .into_iter()
-                .chain(recovery::remove_stale_temps_blocking(&uploaded))
-            {
-                info!(path = %stale.display(), "removed a temporary file left by a crash");
-            }
-            recovery::find_parts_blocking(&scan)
-        })
-        .await?
-        .into_iter()
-        .collect();
+        let mut recovered = HashMap::new();
+        let mut files = self.leftover_parts().await?;
         for row in self.store.parts_in_progress().await? {
-            let session = self.store.session(row.session_id).await?;
-            let known = session.as_ref().map(|s| recovery::Known {
-                login: s.name.clone(),
-                session: s.id,
-                part: row.part_no,
-                stream_id: s.stream_id.clone(),
-                title: s.title.clone(),
-                game: s.game.clone(),
-                started: row.started_at,
-            });
-            let part_file = part_path_of(&row.path);
-            let sidecar_path = Sidecar::path_for(&row.path);
-            let target = if files.remove(&part_file) {
-                Some(part_file)
-            } else if row.path.exists() && !sidecar_path.exists() {
-                Some(row.path.clone())
-            } else {
-                None
-            };
-            let login = session
-                .as_ref()
-                .and_then(|s| Login::from_stored(&s.name).ok());
-            if let Some(target) = target {
-                note(self.recover_one(target, known, login).await);
-            } else if row.path.exists() {
-                // Finished on disk, but the crash came before the core heard of it.
-                match Sidecar::read(&sidecar_path).await {
-                    Ok(s) => self.announce_recovered(
-                        login,
-                        row.session_id,
-                        row.path.clone(),
-                        sidecar_path,
-                        &s,
-                    ),
-                    Err(e) => warn!(error = %e, "unreadable sidecar"),
-                }
-            } else {
-                warn!(path = %row.path.display(), "a part being recorded before the restart is gone");
-                self.store
-                    .fail_part(row.session_id, row.part_no, Utc::now())
-                    .await?;
-            }
+            let found = self.recover_row(row, &mut files).await?;
+            note(&mut recovered, found);
         }
         for file in files {
             // Without a database row only a checkpoint says the recorder wrote it; anything
@@ -128,9 +65,82 @@ impl Core {
                 warn!(path = %file.display(), "left alone: a .part file recbot's recorder did not write (no checkpoint, no database row)");
                 continue;
             }
-            note(self.recover_one(file, None, None).await);
+            let found = self.recover_one(file, None, None).await;
+            note(&mut recovered, found);
         }
         Ok(recovered)
+    }
+
+    /// The `.part` files in the recordings folder, once the temporary files a crash left
+    /// there and in the uploaded folder are removed.
+    async fn leftover_parts(&self) -> anyhow::Result<HashSet<PathBuf>> {
+        let scan = self.config.storage.recordings_dir();
+        let uploaded = self.config.uploaded_dir();
+        let files = tokio::task::spawn_blocking(move || {
+            // Nothing writes there yet: every temporary file is a crash's leftover.
+            for stale in recovery::remove_stale_temps_blocking(&scan)
+                .into_iter()
+                .chain(recovery::remove_stale_temps_blocking(&uploaded))
+            {
+                info!(path = %stale.display(), "removed a temporary file left by a crash");
+            }
+            recovery::find_parts_blocking(&scan)
+        })
+        .await?;
+        Ok(files.into_iter().collect())
+    }
+
+    /// Finishes (or announces, or marks failed) a part the database says was being recorded;
+    /// its `.part` file is taken out of `files`.
+    async fn recover_row(
+        &mut self,
+        row: PartRow,
+        files: &mut HashSet<PathBuf>,
+    ) -> anyhow::Result<Option<(i64, u32, Option<Position>)>> {
+        let session = self.store.session(row.session_id).await?;
+        let known = session.as_ref().map(|s| recovery::Known {
+            login: s.name.clone(),
+            session: s.id,
+            part: row.part_no,
+            stream_id: s.stream_id.clone(),
+            title: s.title.clone(),
+            game: s.game.clone(),
+            started: row.started_at,
+        });
+        let part_file = part_path_of(&row.path);
+        let sidecar_path = Sidecar::path_for(&row.path);
+        let target = if files.remove(&part_file) {
+            Some(part_file)
+        } else if row.path.exists() && !sidecar_path.exists() {
+            Some(row.path.clone())
+        } else {
+            None
+        };
+        let login = session
+            .as_ref()
+            .and_then(|s| Login::from_stored(&s.name).ok());
+        if let Some(target) = target {
+            return Ok(self.recover_one(target, known, login).await);
+        }
+        if row.path.exists() {
+            // Finished on disk, but the crash came before the core heard of it.
+            match Sidecar::read(&sidecar_path).await {
+                Ok(s) => self.announce_recovered(
+                    login,
+                    row.session_id,
+                    row.path.clone(),
+                    sidecar_path,
+                    &s,
+                ),
+                Err(e) => warn!(error = %e, "unreadable sidecar"),
+            }
+        } else {
+            warn!(path = %row.path.display(), "a part being recorded before the restart is gone");
+            self.store
+                .fail_part(row.session_id, row.part_no, Utc::now())
+                .await?;
+        }
+        Ok(None)
     }
 
     /// Finishes one leftover; returns its session, part and last position when it belongs to
@@ -272,6 +282,19 @@ impl Core {
             ));
         }
         Ok(())
+    }
+}
+
+/// Keeps, per session, the newest part recovered and where it stopped.
+fn note(
+    recovered: &mut HashMap<i64, (u32, Option<Position>)>,
+    found: Option<(i64, u32, Option<Position>)>,
+) {
+    if let Some((session, part, position)) = found {
+        let entry = recovered.entry(session).or_insert((0, None));
+        if part >= entry.0 {
+            *entry = (part, position);
+        }
     }
 }
 
