@@ -112,29 +112,46 @@ pub async fn run(
         ack_within: options.ack_within,
         rest,
     };
-    let handler = Arc::new(handler);
-    // serenity keeps the session up on its own: a closed or dropped gateway connection or an
-    // op 7 RECONNECT is resumed at once (missed events are replayed; `seen` drops repeats),
-    // and a session that cannot be resumed identifies again, 5 s apart. A start that fails
-    // outright (Discord unreachable) or a client that ends is retried here with jittered
-    // exponential backoff, which starts over after a connection that lasted.
-    let mut pacer = options.backoff.pacer();
+    keep_connected(
+        Arc::new(handler),
+        token,
+        &api_url,
+        &shutdown,
+        options.backoff,
+    )
+    .await
+}
+
+/// Runs the gateway client until shutdown. serenity keeps the session up on its own: a
+/// closed or dropped gateway connection or an op 7 RECONNECT is resumed at once (missed
+/// events are replayed; `seen` drops repeats), and a session that cannot be resumed
+/// identifies again, 5 s apart. A start that fails outright (Discord unreachable) or a
+/// client that ends is retried here with jittered exponential backoff, which starts over
+/// after a connection that lasted; a refused token ends it with an error.
+async fn keep_connected(
+    handler: Arc<Handler>,
+    token: &Secret,
+    api_url: &str,
+    shutdown: &CancellationToken,
+    backoff: RetryPacing,
+) -> Result<()> {
+    let mut pacer = backoff.pacer();
     loop {
         let began = Instant::now();
         let client = ClientBuilder::new_with_http(
-            gateway_http(token.expose(), &api_url),
+            gateway_http(token.expose(), api_url),
             GatewayIntents::GUILDS,
         )
         .event_handler_arc(handler.clone())
         .await;
         let result = match client {
-            Ok(client) => gateway(client, &shutdown).await,
+            Ok(client) => gateway(client, shutdown).await,
             Err(e) => Err(e),
         };
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let wait = pacer.pause(began.elapsed() >= options.backoff.max);
+        let wait = pacer.pause(began.elapsed() >= backoff.max);
         match result {
             Ok(()) => warn!(
                 wait_ms = wait.as_millis() as u64,
