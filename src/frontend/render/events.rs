@@ -5,18 +5,12 @@
 use std::path::Path;
 
 use super::{untrusted, Markup};
-use crate::core::Notice;
 use crate::event::{Event, EventKind};
 use crate::format::{duration, size};
 
 /// One line describing an event, with its login when it has one (for the console and logs).
 pub fn event_line(event: &Event) -> String {
     event_line_for(event, Markup::Plain)
-}
-
-/// A notice as the console shows it.
-pub fn notice_line(notice: &Notice) -> String {
-    event_line(&notice.event)
 }
 
 /// One line describing an event, its untrusted parts neutralized for `markup`.

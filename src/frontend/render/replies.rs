@@ -475,3 +475,90 @@ fn refusal_of_auth(why: &Refusal) -> String {
         other => not_in_group("auth", other),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::{DiskLevel, DiskReport};
+    use recbot_commands::{Login, Service};
+
+    fn check(said: Said, expected: &str) {
+        assert_eq!(super::said(&said, Markup::Plain), expected, "{said:?}");
+    }
+
+    #[test]
+    fn replies_are_worded_as_before() {
+        let foo = Login::parse("foo").unwrap();
+        check(
+            Said::Removed(foo.clone()),
+            "Stopped watching foo. Its recordings and chat logs are kept.",
+        );
+        check(
+            Said::Refused(Refusal::NotWatched(foo.clone())),
+            "`foo` is not watched; `list` shows what is.",
+        );
+        check(
+            Said::Refused(Refusal::WatchedAs {
+                name: foo,
+                source: Source::Hls {
+                    url: "https://user:pw@example.com:8443/live.m3u8?token=s3cret#x".into(),
+                },
+            }),
+            "`foo` is already watched as HLS https://example.com:8443/live.m3u8?…; `remove foo` \
+             first to change the source.",
+        );
+        check(
+            Said::Refused(Refusal::AuthExpired {
+                service: Service::Twitch,
+                started: DateTime::from_timestamp(3600 * 10 + 60 * 5, 0).unwrap(),
+                minutes: Minutes(0.1),
+            }),
+            "The twitch authorization started at 10:05 UTC has expired. Run `auth twitch` again \
+             and paste the new code within 0.1 minutes.",
+        );
+        check(
+            Said::Refused(Refusal::NoRemoteAnswer(std::time::Duration::from_millis(
+                300,
+            ))),
+            "No answer from the remote service within 300ms; the outcome will be posted as an \
+             event.",
+        );
+        check(
+            Said::Connected(Connected::Twitch {
+                login: Some("bar".into()),
+                unmatched: false,
+            }),
+            "Twitch is connected as bar.",
+        );
+        check(
+            Said::Requeued {
+                id: 3,
+                enabled: false,
+            },
+            "Upload #3 is queued again. Note: uploads are disabled in the config ([youtube] \
+             enabled).",
+        );
+    }
+
+    #[test]
+    fn disk_report_as_before() {
+        let report = DiskReport {
+            used_percent: 91.4,
+            free_bytes: 1_500_000_000,
+            total_bytes: 20_000_000_000,
+            level: DiskLevel::Warn { percent: 85 },
+            recordings_bytes: 340_000_000,
+            recordings_dir: Some("/data/rec".into()),
+            chat_bytes: 12_000,
+            chat_dir: None,
+            running: 2,
+            age_secs: 65,
+        };
+        check(
+            Said::Disk(Box::new(report)),
+            "Disk: 91% used, 1.50 GB free of 20.00 GB (⚠ above the 85% warning level).\n\
+             Recordings: 340 MB in /data/rec\nChat logs: 12 KB\nRecording now: 2\n\
+             (measured 1m 05s ago)",
+        );
+    }
+}
