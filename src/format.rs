@@ -1,5 +1,6 @@
 //! Figures as people read them (`duration`, `size`), shared by the front-ends' texts and the
-//! upload worker's video descriptions, so both say the same.
+//! upload worker's video descriptions, so both say the same; a watch's options, shared by the
+//! core's `WatchAdded` event and the front-ends' replies.
 
 /// `3h 02m`, `4m 05s`, `12s`.
 pub fn duration(secs: f64) -> String {
@@ -25,6 +26,27 @@ pub fn size(bytes: u64) -> String {
         format!("{:.0} KB", b / 1e3)
     } else {
         format!("{bytes} B")
+    }
+}
+
+/// A watch's options: `quality best, upload on, chat on` (chat is not shown for HLS sources,
+/// which have none). Said in `add`'s event and reply, `list` and `status`.
+pub fn watch_options(
+    source: &recbot_commands::Source,
+    quality: recbot_commands::Quality,
+    upload: bool,
+    chat: bool,
+) -> String {
+    let on = |b: bool| if b { "on" } else { "off" };
+    match source {
+        recbot_commands::Source::Twitch => {
+            format!(
+                "quality {quality}, upload {}, chat {}",
+                on(upload),
+                on(chat)
+            )
+        }
+        recbot_commands::Source::Hls { .. } => format!("quality {quality}, upload {}", on(upload)),
     }
 }
 

@@ -22,6 +22,7 @@ use recbot::event::{Event, EventKind};
 use recbot::secret::Secret;
 use recbot_commands::Login;
 use support::twitch_irc::{samples, FakeTwitch, ServerConn};
+use support::Ask;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -674,7 +675,7 @@ async fn lines_that_cannot_be_written_are_counted_and_reported() {
     assert!(lines >= 1);
     let status = chat.handle.status(None).await.unwrap();
     assert!(status.dropped >= lines, "{status:?}");
-    assert!(status.service_line().contains("line(s) dropped"));
+    assert!(recbot::frontend::render::chat_service_line(&status).contains("line(s) dropped"));
     let events = chat.stop().await;
     let total: u64 = events
         .iter()
@@ -1213,7 +1214,7 @@ async fn the_core_drives_the_chat_logger() {
     let events = core.events();
     let mut notices = handle.subscribe();
     core.spawn(&tracker).await.unwrap();
-    let reply = handle.submit("add foo", Origin::console()).await;
+    let reply = handle.ask("add foo", Origin::console()).await;
     assert!(reply.ok, "{reply:?}");
     let conn = fake.next_conn().await;
     fake.wait_until("JOIN #foo", |s| s.rooms[conn.id].contains("foo"))
@@ -1226,12 +1227,12 @@ async fn the_core_drives_the_chat_logger() {
     assert_eq!(joined.room, Some(recbot::event::Room::Console));
     conn.send(&privmsg("foo", "x1", now_ms(), "hello")).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let status = handle.submit("status foo", Origin::console()).await.text;
+    let status = handle.ask("status foo", Origin::console()).await.text;
     assert!(
         status.contains("chat: joined, 2 line(s) logged today"),
         "{status}"
     );
-    let status = handle.submit("status", Origin::console()).await.text;
+    let status = handle.ask("status", Origin::console()).await.text;
     assert!(
         status.contains("chat: 1 of 1 room(s) joined on 1 connection(s) (anonymous)"),
         "{status}"
@@ -1280,7 +1281,7 @@ async fn the_core_drives_the_chat_logger() {
         .unwrap()
         .contains("\"id\":\"x1\""));
 
-    let reply = handle.submit("remove foo", Origin::console()).await;
+    let reply = handle.ask("remove foo", Origin::console()).await;
     assert!(reply.ok);
     fake.wait_until("PART #foo", |s| s.parts.iter().any(|(_, r)| r == "foo"))
         .await;

@@ -191,3 +191,35 @@ fn the_check_sees_every_form_of_import() {
         );
     }
 }
+
+/// The core returns data (replies, status and disk reports, events); every word for people
+/// is the front-ends' (`frontend/render`). Only the core's tests read replies through it.
+#[test]
+fn the_core_imports_no_front_end() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src/core"), &mut files);
+    assert!(files.len() > 10, "the core folder was not found");
+    let mut offences = Vec::new();
+    for file in files {
+        let is_test = file.file_name().is_some_and(|n| n == "tests.rs")
+            || file.components().any(|c| c.as_os_str() == "tests");
+        if is_test {
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).unwrap();
+        for path in forbidden_paths(&code_of(&text)) {
+            if path.contains("frontend") {
+                offences.push(format!(
+                    "{}: {path}",
+                    file.strip_prefix(root).unwrap().display()
+                ));
+            }
+        }
+    }
+    assert!(
+        offences.is_empty(),
+        "the core must not import the front-ends:\n{}",
+        offences.join("\n")
+    );
+}

@@ -19,6 +19,7 @@ use recbot::recorder::fetch::{self, FetchError, Http};
 use recbot::recorder::source_guard::SourceGuard;
 use recbot::recorder::{Recorder, RecordingSpec, SourceSpec};
 use recbot_commands::{Login, Quality};
+use support::Ask;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -112,18 +113,18 @@ async fn add_hls_refuses_private_addresses_and_changes_nothing() {
     ] {
         let reply = bot
             .core
-            .submit(&format!("add hls {url} studio"), Who::console())
+            .ask(&format!("add hls {url} studio"), Who::console())
             .await;
         assert!(!reply.ok, "{url}: {reply:?}");
         assert!(reply.text.contains(words), "{url}: {}", reply.text);
         assert!(reply.text.contains("Nothing was changed"), "{}", reply.text);
     }
-    let list = bot.core.submit("list", Who::console()).await;
+    let list = bot.core.ask("list", Who::console()).await;
     assert!(!list.text.contains("studio"), "{}", list.text);
     // The listed origin is fine.
     let reply = bot
         .core
-        .submit(
+        .ask(
             &format!("add hls {}/live.m3u8 studio", server.uri()),
             Who::console(),
         )
@@ -146,7 +147,7 @@ async fn add_hls_trusts_a_listed_name_on_its_port_only() {
     let bot = Bot::start(config(dir.path(), "allowed_sources = [\"localhost\"]\n")).await;
     let reply = bot
         .core
-        .submit(
+        .ask(
             "add hls http://localhost:8080/live.m3u8 studio",
             Who::console(),
         )
@@ -161,7 +162,7 @@ async fn add_hls_trusts_a_listed_name_on_its_port_only() {
     .await;
     let reply = bot2
         .core
-        .submit(
+        .ask(
             "add hls http://localhost:9090/live.m3u8 cam",
             Who::console(),
         )
@@ -507,14 +508,14 @@ async fn add_hls_of_a_name_is_applied_after_its_addresses_passed() {
     let bot = Bot::start(config(dir.path(), "allowed_sources = [\"127.0.0.0/8\"]\n")).await;
     let reply = bot
         .core
-        .submit(
+        .ask(
             "add hls http://localhost:8080/live.m3u8 studio upload=off",
             Who::console(),
         )
         .await;
     assert!(reply.ok, "{reply:?}");
     assert!(reply.text.contains("Watching studio"), "{}", reply.text);
-    let list = bot.core.submit("list", Who::console()).await;
+    let list = bot.core.ask("list", Who::console()).await;
     assert!(list.text.contains("studio"), "{}", list.text);
     bot.stop().await;
 }

@@ -113,57 +113,6 @@ pub struct LoginChat {
     pub refused: Option<String>,
 }
 
-impl ChatStatus {
-    /// One line for the service status.
-    pub fn service_line(&self) -> String {
-        let mut line = format!(
-            "chat: {} of {} room(s) joined on {} connection(s) ({}), {} line(s) logged today",
-            self.joined, self.wanted, self.connections, self.identity, self.lines_today
-        );
-        if self.connections_up < self.connections {
-            line.push_str(&format!(
-                ", {} connection(s) down",
-                self.connections - self.connections_up
-            ));
-        }
-        if self.dropped > 0 {
-            line.push_str(&format!(", {} line(s) dropped", self.dropped));
-        }
-        if let Some((at, reason)) = &self.last_disconnect {
-            line.push_str(&format!(
-                "; last disconnect {} UTC: {reason}",
-                at.format("%Y-%m-%d %H:%M:%S")
-            ));
-        }
-        for (room, reason) in &self.refused {
-            line.push_str(&format!("; {room} not joined: {reason}"));
-        }
-        line
-    }
-
-    /// One line for a login's status.
-    pub fn login_line(&self) -> Option<String> {
-        let l = self.login.as_ref()?;
-        let mut line = if !l.wanted {
-            "chat: not logged".to_string()
-        } else if l.joined {
-            "chat: joined".to_string()
-        } else if let Some(reason) = &l.refused {
-            format!("chat: not joined ({reason})")
-        } else {
-            "chat: joining".to_string()
-        };
-        line.push_str(&format!(", {} line(s) logged today", l.lines_today));
-        if let Some((at, reason)) = &self.last_disconnect {
-            line.push_str(&format!(
-                "; last disconnect {} UTC: {reason}",
-                at.format("%Y-%m-%d %H:%M:%S")
-            ));
-        }
-        Some(line)
-    }
-}
-
 #[derive(Debug)]
 enum PoolCmd {
     Want(Vec<Login>),

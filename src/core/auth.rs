@@ -13,25 +13,23 @@ use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use super::reply::{AuthLink, Connected, Minutes, Refusal};
 use super::store::{JobState, StoredToken};
-use super::{Answer, Core, Reply};
+use super::{Answer, Core, Reply, Said};
 use crate::event::{Event, EventKind};
 use crate::twitch::oauth::{self as twitch, Exchanged, TwitchOAuth};
 use crate::upload::google::{CodeAttempt, ConsentFlow, InFlight, Present};
 
 /// Longest a reply waits for a remote answer before saying the outcome will be posted.
 const REPLY_LIMIT: Duration = Duration::from_secs(60);
-/// Added to the reply when a bare Twitch code was exchanged with no link pending to match it.
-const UNMATCHED_NOTE: &str = " (No `auth twitch` link was pending, so the bare code could not \
-     be checked against one; it was taken because an operator sent it.)";
 /// Twitch's device codes live 30 minutes.
 const DEVICE_MINUTES: f64 = 30.0;
 
-/// Pending authorizations and the Twitch token keeper's wake-up.
+/// AwaitedAuth authorizations and the Twitch token keeper's wake-up.
 #[derive(Debug)]
 pub(super) struct AuthState {
-    youtube: Option<Pending>,
-    twitch: Option<Pending>,
+    youtube: Option<AwaitedAuth>,
+    twitch: Option<AwaitedAuth>,
     /// Notified whenever a Twitch token is stored.
     twitch_saved: Arc<Notify>,
     /// When a worker's need for a new authorization was last announced, per service (so a
@@ -59,7 +57,7 @@ impl Default for AuthState {
 }
 
 impl AuthState {
-    fn slot(&mut self, service: Service) -> &mut Option<Pending> {
+    fn slot(&mut self, service: Service) -> &mut Option<AwaitedAuth> {
         match service {
             Service::Youtube => &mut self.youtube,
             Service::Twitch => &mut self.twitch,
@@ -76,10 +74,10 @@ impl AuthState {
 
 /// One authorization waiting for the operator.
 #[derive(Debug)]
-struct Pending {
+struct AwaitedAuth {
     started: DateTime<Utc>,
     expires_at: DateTime<Utc>,
-    kind: PendingKind,
+    kind: AuthFlow,
     /// Ends the flow's task when replaced.
     cancel: CancellationToken,
     /// The consent link, once known.
@@ -87,7 +85,7 @@ struct Pending {
 }
 
 #[derive(Debug)]
-enum PendingKind {
+enum AuthFlow {
     /// yup-oauth2's installed flow waits for pasted codes, one exchange at a time.
     Google {
         codes: mpsc::Sender<CodeAttempt>,
@@ -103,16 +101,16 @@ enum PendingKind {
     TwitchDevice,
 }
 
-impl PendingKind {
-    fn twitch_code(state: String) -> PendingKind {
-        PendingKind::TwitchCode {
+impl AuthFlow {
+    fn twitch_code(state: String) -> AuthFlow {
+        AuthFlow::TwitchCode {
             state,
             exchanging: Arc::new(Semaphore::new(1)),
         }
     }
 }
 
-impl Drop for Pending {
+impl Drop for AwaitedAuth {
     fn drop(&mut self) {
         self.cancel.cancel();
     }
@@ -121,84 +119,99 @@ impl Drop for Pending {
 impl Core {
     /// `auth <service> [device]`
     pub(super) async fn auth(&mut self, service: Service, device: bool) -> Answer {
-        let minutes = self.pending_minutes(service);
         match (service, device) {
-            (Service::Youtube, _) => {
-                if let Some(missing) = self.youtube_client_missing() {
-                    return Answer::Now(missing);
-                }
-                let (tx, rx) = oneshot::channel();
-                self.start_google_consent(Present::Reply(tx));
-                later(self.auth.reply_limit, async move {
-                    match rx.await {
-                        Ok(Ok(url)) => Reply::ok(format!(
-                            "Open this link, sign in with the YouTube channel's account and \
-                             approve:\n{url}\nYour browser then fails to load a 127.0.0.1 \
-                             address: copy that whole address (or its `code=` value) and send \
-                             `code youtube <address or code>` within {minutes}."
-                        )),
-                        Ok(Err(e)) => Reply::refused(format!("`auth youtube` failed: {e}")),
-                        Err(_) => Reply::refused("`auth youtube` was interrupted; try again"),
-                    }
-                })
-            }
-            (Service::Twitch, false) => {
-                let Some(oauth) = self.twitch_oauth() else {
-                    return Answer::Now(twitch_client_missing());
-                };
-                let state = twitch::new_state();
-                let url = oauth.authorize_url(&state);
-                self.set_pending(
-                    Service::Twitch,
-                    PendingKind::twitch_code(state),
-                    CancellationToken::new(),
-                    Some(url.clone()),
-                    minutes,
-                );
-                Answer::Now(private(Reply::ok(format!(
-                    "Open this link, sign in with the Twitch account recbot should use and \
-                     authorize:\n{url}\nYour browser then fails to load {}: copy that whole \
-                     address and send `code twitch <address>` within {minutes}.",
-                    self.config.twitch.redirect_uri
-                ))))
-            }
-            (Service::Twitch, true) => {
-                let Some(oauth) = self.twitch_oauth() else {
-                    return Answer::Now(twitch_client_missing());
-                };
-                let cancel = self.shutdown.child_token();
-                self.set_pending(
-                    Service::Twitch,
-                    PendingKind::TwitchDevice,
-                    cancel.clone(),
-                    None,
-                    Minutes(DEVICE_MINUTES),
-                );
-                let (tx, rx) = oneshot::channel();
-                let flow = twitch::DeviceFlow {
-                    oauth,
-                    calls: self.calls(),
-                    events: self.events(),
-                    present: tx,
-                    cancel,
-                };
-                self.workers.spawn(flow.run());
-                later(self.auth.reply_limit, async move {
-                    match rx.await {
-                        Ok(Ok(device)) => Reply::ok(format!(
-                            "Open {} and enter the code {} (until {} UTC). recbot waits for \
-                             your approval and posts when Twitch is connected; nothing needs \
-                             pasting.",
-                            device.verification_uri,
-                            device.user_code,
-                            device.expires_at.format("%H:%M")
-                        )),
-                        Ok(Err(e)) => Reply::refused(format!("`auth twitch device` failed: {e}")),
-                        Err(_) => Reply::refused("`auth twitch device` was interrupted; try again"),
-                    }
-                })
-            }
+            (Service::Youtube, _) => self.auth_youtube(),
+            (Service::Twitch, false) => self.auth_twitch_link(),
+            (Service::Twitch, true) => self.auth_twitch_device(),
         }
+    }
+
+    /// `auth youtube`: Google's consent link, once yup-oauth2's flow has made it.
+    fn auth_youtube(&mut self) -> Answer {
+        let minutes = self.pending_minutes(Service::Youtube);
+        if let Some(missing) = self.youtube_client_missing() {
+            return Answer::Now(missing);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.start_google_consent(Present::Reply(tx));
+        later(self.auth.reply_limit, async move {
+            match rx.await {
+                Ok(Ok(url)) => Reply::ok(Said::AuthLink(AuthLink::Youtube { url, minutes })),
+                Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
+                    command: "auth youtube",
+                    error,
+                }),
+                Err(_) => Reply::refused(Refusal::AuthInterrupted {
+                    command: "auth youtube",
+                }),
+            }
+        })
+    }
+
+    /// `auth twitch`: the authorization-code link (with a fresh `state`), at once.
+    fn auth_twitch_link(&mut self) -> Answer {
+        let minutes = self.pending_minutes(Service::Twitch);
+        let Some(oauth) = self.twitch_oauth() else {
+            return Answer::Now(twitch_client_missing());
+        };
+        let state = twitch::new_state();
+        let url = oauth.authorize_url(&state);
+        self.set_pending(
+            Service::Twitch,
+            AuthFlow::twitch_code(state),
+            CancellationToken::new(),
+            Some(url.clone()),
+            minutes,
+        );
+        Answer::Now(
+            Reply::ok(Said::AuthLink(AuthLink::Twitch {
+                url,
+                redirect_uri: self.config.twitch.redirect_uri.to_string(),
+                minutes,
+            }))
+            .private(),
+        )
+    }
+
+    /// `auth twitch device`: the activation code, once Twitch gave it; the device flow's
+    /// worker then waits for the approval.
+    fn auth_twitch_device(&mut self) -> Answer {
+        let Some(oauth) = self.twitch_oauth() else {
+            return Answer::Now(twitch_client_missing());
+        };
+        let cancel = self.shutdown.child_token();
+        self.set_pending(
+            Service::Twitch,
+            AuthFlow::TwitchDevice,
+            cancel.clone(),
+            None,
+            Minutes(DEVICE_MINUTES),
+        );
+        let (tx, rx) = oneshot::channel();
+        let flow = twitch::DeviceFlow {
+            oauth,
+            calls: self.calls(),
+            events: self.events(),
+            present: tx,
+            cancel,
+        };
+        self.workers.spawn(flow.run());
+        later(self.auth.reply_limit, async move {
+            match rx.await {
+                Ok(Ok(device)) => Reply::ok(Said::AuthLink(AuthLink::TwitchDevice {
+                    verification_uri: device.verification_uri,
+                    user_code: device.user_code,
+                    expires_at: device.expires_at,
+                })),
+                Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
+                    command: "auth twitch device",
+                    error,
+                }),
+                Err(_) => Reply::refused(Refusal::AuthInterrupted {
+                    command: "auth twitch device",
+                }),
+            }
+        })
     }
 
     /// `code <service> <code or address>`
@@ -212,105 +225,69 @@ impl Core {
             // the operator who typed it vouches for it.
             if service == Service::Twitch && !code.is_address() && code.state().is_none() {
                 let Ok(permit) = self.auth.twitch_unmatched.clone().try_acquire_owned() else {
-                    return Answer::Now(Reply::refused(
-                        "The previous code is still being exchanged with Twitch; wait for its \
-                         answer.",
-                    ));
+                    return Answer::Now(Reply::refused(Refusal::StillExchanging));
                 };
-                return self.exchange_twitch_code(code, permit, UNMATCHED_NOTE);
+                return self.exchange_twitch_code(code, permit, true);
             }
-            return Answer::Now(Reply::refused(format!(
-                "No {service} authorization is waiting for a code. Run `auth {service}` first, \
-                 then paste the code from that link."
-            )));
+            return Answer::Now(Reply::refused(Refusal::NothingAwaited(service)));
         };
         let dead = match &pending.kind {
-            PendingKind::Google { codes, .. } => codes.is_closed(),
+            AuthFlow::Google { codes, .. } => codes.is_closed(),
             _ => false,
         };
         if now >= pending.expires_at || dead {
             let started = pending.started;
             *slot = None;
-            return Answer::Now(Reply::refused(format!(
-                "The {service} authorization started at {} UTC has expired. Run `auth \
-                 {service}` again and paste the new code within {}.",
-                started.format("%H:%M"),
-                minutes
-            )));
+            return Answer::Now(Reply::refused(Refusal::AuthExpired {
+                service,
+                started,
+                minutes,
+            }));
         }
         match &pending.kind {
-            PendingKind::TwitchDevice => Answer::Now(Reply::refused(
-                "The pending Twitch authorization uses the device flow: approve it with the \
-                 activation code at the link recbot posted; no code needs pasting.",
-            )),
-            PendingKind::Google { codes, in_flight } => {
+            AuthFlow::TwitchDevice => Answer::Now(Reply::refused(Refusal::DeviceFlowPending)),
+            AuthFlow::Google { codes, in_flight } => {
                 let (reply, outcome) = oneshot::channel();
                 if in_flight.busy() || codes.try_send(CodeAttempt { code, reply }).is_err() {
-                    return Answer::Now(Reply::refused(
-                        "The previous code is still being checked; wait for its answer.",
-                    ));
+                    return Answer::Now(Reply::refused(Refusal::StillChecking));
                 }
                 later(self.auth.reply_limit, async move {
                     match outcome.await {
-                        Ok(Ok(())) => {
-                            Reply::ok("YouTube is connected: finished recordings will be uploaded.")
-                        }
-                        Ok(Err(e)) => Reply::refused(e),
-                        Err(_) => Reply::refused(
-                            "The authorization ended before the code was checked (it expired \
-                             or was replaced); run `auth youtube` again.",
-                        ),
+                        Ok(Ok(())) => Reply::ok(Said::Connected(Connected::Youtube)),
+                        Ok(Err(e)) => Reply::refused(Refusal::CodeRefused(e)),
+                        Err(_) => Reply::refused(Refusal::AuthEnded),
                     }
                 })
             }
-            PendingKind::TwitchCode { state, exchanging } => {
+            AuthFlow::TwitchCode { state, exchanging } => {
                 // A pasted address must prove it came from the newest link; a bare code (typed
                 // or copied by hand from the address) carries no `state` to check.
                 match code.state() {
                     Some(s) if s == state => {}
-                    Some(_) => {
-                        return Answer::Now(Reply::refused(
-                            "That address belongs to another authorization (its `state` does \
-                             not match the newest `auth twitch` link). Open the newest link and \
-                             paste the address it leads to.",
-                        ))
-                    }
+                    Some(_) => return Answer::Now(Reply::refused(Refusal::StateMismatch)),
                     // A link is pending, so a code must prove it came from that link: a bare
                     // code could be anyone's (e.g. one a stranger talked the operator into
                     // pasting, connecting the stranger's account).
                     None if code.is_address() => {
-                        return Answer::Now(Reply::refused(
-                            "That address has no `state`, so it cannot be told from an old or \
-                             foreign one. Paste the whole address the newest `auth twitch` link \
-                             led to (it ends with `&state=…`).",
-                        ))
+                        return Answer::Now(Reply::refused(Refusal::StateMissing))
                     }
-                    None => {
-                        return Answer::Now(Reply::refused(
-                            "A bare code carries no `state`, so it cannot be checked against the \
-                             pending `auth twitch` link. Paste the whole address that link led \
-                             to (it ends with `&state=…`); a bare code is only taken when no \
-                             link is pending.",
-                        ))
-                    }
+                    None => return Answer::Now(Reply::refused(Refusal::BareCode)),
                 }
                 let Ok(permit) = exchanging.clone().try_acquire_owned() else {
-                    return Answer::Now(Reply::refused(
-                        "The previous code is still being exchanged with Twitch; wait for its \
-                         answer.",
-                    ));
+                    return Answer::Now(Reply::refused(Refusal::StillExchanging));
                 };
-                self.exchange_twitch_code(code, permit, "")
+                self.exchange_twitch_code(code, permit, false)
             }
         }
     }
 
-    /// Exchanges a pasted Twitch code in a worker task; `note` is added to a success reply.
+    /// Exchanges a pasted Twitch code in a worker task; `unmatched`: a bare code taken with no
+    /// link pending to check it against (said in the success reply).
     fn exchange_twitch_code(
         &mut self,
         code: PastedCode,
         permit: tokio::sync::OwnedSemaphorePermit,
-        note: &'static str,
+        unmatched: bool,
     ) -> Answer {
         let Some(oauth) = self.twitch_oauth() else {
             return Answer::Now(twitch_client_missing());
@@ -330,21 +307,13 @@ impl Core {
         self.workers.spawn(exchange.run());
         later(self.auth.reply_limit, async move {
             match outcome.await {
-                Ok(Exchanged::Connected(Some(login))) => {
-                    Reply::ok(format!("Twitch is connected as {login}.{note}"))
+                Ok(Exchanged::Connected(login)) => {
+                    Reply::ok(Said::Connected(Connected::Twitch { login, unmatched }))
                 }
-                Ok(Exchanged::Connected(None)) => Reply::ok(format!("Twitch is connected.{note}")),
-                Ok(Exchanged::Refused(e)) => Reply::refused(format!(
-                    "Twitch refused the code ({e}): it is wrong, was already used or has \
-                     expired. Open the link again and paste the new address."
-                )),
-                Ok(Exchanged::Unavailable(e)) => Reply::refused(format!(
-                    "{e}. Nothing was changed; paste the address again."
-                )),
-                Ok(Exchanged::NotSaved(e)) => {
-                    Reply::refused(format!("the token could not be saved: {e}"))
-                }
-                Err(_) => Reply::refused("The code exchange was interrupted (shutdown)."),
+                Ok(Exchanged::Refused(e)) => Reply::refused(Refusal::TwitchRefusedCode(e)),
+                Ok(Exchanged::Unavailable(e)) => Reply::refused(Refusal::TwitchUnavailable(e)),
+                Ok(Exchanged::NotSaved(e)) => Reply::refused(Refusal::TokenNotSaved(e)),
+                Err(_) => Reply::refused(Refusal::ExchangeInterrupted),
             }
         })
     }
@@ -428,10 +397,8 @@ impl Core {
             Service::Youtube => format!("uploads are paused: {reason}"),
             Service::Twitch => reason,
         };
-        if service == Service::Youtube {
-            if let Some(missing) = self.youtube_client_missing() {
-                warn!("{}", missing.text);
-            }
+        if service == Service::Youtube && self.youtube_client_missing().is_some() {
+            warn!("YouTube needs an OAuth client first: set [youtube] client_id and client_secret");
         }
         self.publish_auth_required(service, reason, None).await;
     }
@@ -472,7 +439,7 @@ impl Core {
         self.workers.spawn(flow.run());
         let pending = self.set_pending(
             Service::Youtube,
-            PendingKind::Google { codes, in_flight },
+            AuthFlow::Google { codes, in_flight },
             cancel,
             None,
             minutes,
@@ -484,18 +451,18 @@ impl Core {
     fn set_pending(
         &mut self,
         service: Service,
-        kind: PendingKind,
+        kind: AuthFlow,
         cancel: CancellationToken,
         url: Option<String>,
         minutes: Minutes,
-    ) -> &mut Pending {
+    ) -> &mut AwaitedAuth {
         let now = Utc::now();
         let known = Arc::new(OnceLock::new());
         if let Some(url) = url {
             let _ = known.set(url);
         }
-        info!(%service, %minutes, "authorization pending");
-        self.auth.slot(service).insert(Pending {
+        info!(%service, minutes = minutes.0, "authorization pending");
+        self.auth.slot(service).insert(AwaitedAuth {
             started: now,
             expires_at: now
                 + chrono::Duration::from_std(minutes.duration()).unwrap_or(chrono::Duration::MAX),
@@ -532,12 +499,8 @@ impl Core {
 
     fn youtube_client_missing(&self) -> Option<Reply> {
         let y = &self.config.youtube;
-        (y.client_id.is_none() || y.client_secret.is_none()).then(|| {
-            Reply::refused(
-                "YouTube needs an OAuth client first: set [youtube] client_id and client_secret \
-                 (a Google \"Desktop app\" client; see README \"Connect YouTube\").",
-            )
-        })
+        (y.client_id.is_none() || y.client_secret.is_none())
+            .then(|| Reply::refused(Refusal::YoutubeClientMissing))
     }
 
     fn twitch_oauth(&self) -> Option<TwitchOAuth> {
@@ -545,37 +508,8 @@ impl Core {
     }
 }
 
-/// A pending authorization's lifetime; displays as `10 minutes`.
-#[derive(Debug, Clone, Copy)]
-struct Minutes(f64);
-
-impl Minutes {
-    fn duration(self) -> Duration {
-        Duration::from_secs_f64(self.0 * 60.0)
-    }
-}
-
-impl std::fmt::Display for Minutes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.0.fract() == 0.0 {
-            write!(f, "{} minutes", self.0)
-        } else {
-            write!(f, "{:.1} minutes", self.0)
-        }
-    }
-}
-
 fn twitch_client_missing() -> Reply {
-    Reply::refused(
-        "Twitch needs an app first: set [twitch] client_id and client_secret (a Confidential \
-         app whose OAuth redirect URL is [twitch] redirect_uri; see README \"Connect Twitch\").",
-    )
-}
-
-/// A private reply (links and activation codes are for the person who asked).
-fn private(mut reply: Reply) -> Reply {
-    reply.private = true;
-    reply
+    Reply::refused(Refusal::TwitchClientMissing)
 }
 
 /// A reply a worker task sends when `work` is done, bounded by `limit`. `work` only waits for
@@ -586,375 +520,12 @@ fn later(
 ) -> Answer {
     Answer::Later(Box::pin(async move {
         match tokio::time::timeout(limit, work).await {
-            Ok(reply) => private(reply),
-            Err(_) => private(Reply::refused(format!(
-                // `60s`, or `300ms` for the short limits of tests.
-                "No answer from the remote service within {limit:?}; the outcome will be posted \
-                 as an event."
-            ))),
+            // Links and activation codes are for the person who asked.
+            Ok(reply) => reply.private(),
+            Err(_) => Reply::refused(Refusal::NoRemoteAnswer(limit)),
         }
     }))
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use crate::core::store::Store;
-    use crate::core::{CoreHandle, Notice, Origin};
-    use tokio::sync::broadcast;
-    use tokio::time::Instant;
-    use tokio_util::task::TaskTracker;
-    use wiremock::matchers::{body_string_contains, path};
-    use wiremock::{Mock, MockServer, ResponseTemplate};
-
-    /// A core whose Twitch and Google OAuth endpoints are `server`, whose replies wait
-    /// `reply_limit` for remote answers.
-    struct Running {
-        handle: CoreHandle,
-        notices: broadcast::Receiver<Arc<Notice>>,
-        config: Arc<Config>,
-        shutdown: CancellationToken,
-        tracker: TaskTracker,
-        _dir: tempfile::TempDir,
-    }
-
-    async fn start(server: &MockServer, reply_limit: Duration, youtube: &str) -> Running {
-        let dir = tempfile::tempdir().unwrap();
-        let text = crate::config::testing::offline(&format!(
-            "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n\
-             [twitch]\nclient_id = \"app-id\"\nclient_secret = \"app-secret\"\nid_url = {:?}\n\
-             [youtube]\nclient_id = \"yt-id\"\nclient_secret = \"yt-secret\"\n\
-             token_url = {:?}\nauth_url = {:?}\n{youtube}\n",
-            dir.path().to_str().unwrap(),
-            format!("{}/oauth2", server.uri()),
-            format!("{}/token", server.uri()),
-            format!("{}/auth", server.uri()),
-        ));
-        let config =
-            Arc::new(Config::from_text(&text, &dir.path().join("recbot.toml"), &[]).unwrap());
-        let shutdown = CancellationToken::new();
-        let tracker = TaskTracker::new();
-        let (mut core, handle) = Core::open(config.clone(), shutdown.clone()).await.unwrap();
-        core.auth.reply_limit = reply_limit;
-        let notices = handle.subscribe();
-        core.spawn(&tracker).await.unwrap();
-        Running {
-            handle,
-            notices,
-            config,
-            shutdown,
-            tracker,
-            _dir: dir,
-        }
-    }
-
-    impl Running {
-        async fn run(&self, text: &str) -> crate::core::Reply {
-            self.handle.submit(text, Origin::console()).await
-        }
-
-        /// The `state` of a fresh `auth twitch` link.
-        async fn twitch_state(&self) -> String {
-            let reply = self.run("auth twitch").await;
-            let link = reply.text.lines().find(|l| l.starts_with("http")).unwrap();
-            let url = url::Url::parse(link).unwrap();
-            let state = url.query_pairs().find(|(k, _)| k == "state").unwrap().1;
-            state.into_owned()
-        }
-
-        /// Pastes the address a fresh `auth twitch` link leads to, in a task of its own;
-        /// returns (the address, the paste's reply) once `twitch` has been asked to exchange it.
-        async fn paste_twitch_code(
-            &self,
-            twitch: &MockServer,
-        ) -> (String, tokio::task::JoinHandle<crate::core::Reply>) {
-            let state = self.twitch_state().await;
-            let address = format!("http://localhost:3000/?code=abcdefgh12345678&state={state}");
-            let handle = self.handle.clone();
-            let text = format!("code twitch {address}");
-            let paste = tokio::spawn(async move { handle.submit(&text, Origin::console()).await });
-            while twitch
-                .received_requests()
-                .await
-                .unwrap_or_default()
-                .is_empty()
-            {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-            (address, paste)
-        }
-
-        /// The next notice whose event `pick` takes, within 10 s.
-        async fn next<T>(&mut self, pick: impl Fn(&EventKind) -> Option<T>) -> T {
-            tokio::time::timeout(Duration::from_secs(10), async {
-                loop {
-                    let notice = self.notices.recv().await.unwrap();
-                    if let Some(found) = pick(&notice.event.kind) {
-                        return found;
-                    }
-                }
-            })
-            .await
-            .expect("the event within 10 s")
-        }
-
-        /// Shuts the core down: how long draining its workers took, and the access token it
-        /// left stored for `service`.
-        async fn stop(self, service: &str) -> (Duration, Option<String>) {
-            let stopping = Instant::now();
-            self.shutdown.cancel();
-            self.tracker.close();
-            self.tracker.wait().await;
-            let took = stopping.elapsed();
-            let store = Store::open(&self.config.storage.database_path())
-                .await
-                .unwrap();
-            let token = store.token(service).await.unwrap();
-            (took, token.map(|t| t.access_token.expose().to_string()))
-        }
-    }
-
-    /// A fake whose `route` answers with `answer`.
-    async fn answering(route: &str, answer: ResponseTemplate) -> MockServer {
-        let server = MockServer::start().await;
-        Mock::given(path(route))
-            .respond_with(answer)
-            .mount(&server)
-            .await;
-        server
-    }
-
-    /// A JSON answer that takes `delay`.
-    fn slow(status: u16, body: serde_json::Value, delay: Duration) -> ResponseTemplate {
-        ResponseTemplate::new(status)
-            .set_body_json(body)
-            .set_delay(delay)
-    }
-
-    fn twitch_token(delay: Duration) -> ResponseTemplate {
-        let token = serde_json::json!({
-            "access_token": "twitch-access-late", "refresh_token": "twitch-refresh",
-            "expires_in": 14000, "scope": ["chat:read"],
-        });
-        slow(200, token, delay)
-    }
-
-    async fn mount_validate(server: &MockServer) {
-        Mock::given(path("/oauth2/validate"))
-            .respond_with(
-                ResponseTemplate::new(200).set_body_json(
-                    serde_json::json!({"login": "recbotuser", "scopes": ["chat:read"]}),
-                ),
-            )
-            .mount(server)
-            .await;
-    }
-
-    #[tokio::test]
-    async fn a_twitch_code_exchange_outlives_the_reply_limit_and_blocks_nothing() {
-        // Twitch takes longer to exchange the code than the reply may wait, then accepts it.
-        let twitch = answering("/oauth2/token", twitch_token(Duration::from_millis(1500))).await;
-        mount_validate(&twitch).await;
-        let mut bot = start(&twitch, Duration::from_millis(300), "").await;
-        let (address, paste) = bot.paste_twitch_code(&twitch).await;
-        // While id.twitch.tv has not answered, the core goes on answering commands.
-        let asked = Instant::now();
-        let list = bot.run("list").await;
-        assert!(list.ok, "{list:?}");
-        assert!(asked.elapsed() < Duration::from_millis(1000));
-        // Pasting again meanwhile sends nothing: the first code's answer is awaited.
-        let again = bot.run(&format!("code twitch {address}")).await;
-        assert!(
-            !again.ok && again.text.contains("still being exchanged"),
-            "{again:?}"
-        );
-        assert_eq!(twitch.received_requests().await.unwrap().len(), 1);
-        let reply = paste.await.unwrap();
-        assert!(
-            !reply.ok && reply.text.contains("posted as an event"),
-            "{reply:?}"
-        );
-        // Twitch took the code after the reply gave up: the token is stored all the same.
-        let account = bot
-            .next(|kind| match kind {
-                EventKind::AuthCompleted { account, .. } => Some(account.clone()),
-                _ => None,
-            })
-            .await;
-        assert_eq!(account.as_deref(), Some("recbotuser"));
-        let (_, token) = bot.stop("twitch").await;
-        assert_eq!(token.as_deref(), Some("twitch-access-late"));
-    }
-
-    #[tokio::test]
-    async fn a_twitch_refusal_after_the_reply_gave_up_is_posted() {
-        let twitch = answering(
-            "/oauth2/token",
-            slow(
-                400,
-                serde_json::json!({
-                    "status": 400, "message": "Invalid authorization code"
-                }),
-                Duration::from_millis(600),
-            ),
-        )
-        .await;
-        let mut bot = start(&twitch, Duration::from_millis(200), "").await;
-        let state = bot.twitch_state().await;
-        let reply = bot
-            .run(&format!(
-                "code twitch http://localhost:3000/?code=wrong12345678&state={state}"
-            ))
-            .await;
-        assert!(reply.text.contains("posted as an event"), "{reply:?}");
-        let reason = bot
-            .next(|kind| match kind {
-                EventKind::AuthRequired {
-                    service, reason, ..
-                } if service == "twitch" => Some(reason.clone()),
-                _ => None,
-            })
-            .await;
-        assert!(reason.contains("Invalid authorization code"), "{reason}");
-        assert!(!reason.contains("wrong12345678"), "{reason}");
-        bot.stop("twitch").await;
-    }
-
-    #[tokio::test]
-    async fn shutdown_cancels_a_pending_twitch_code_exchange() {
-        // Twitch never answers within the test: shutdown must not wait for it.
-        let twitch = answering("/oauth2/token", twitch_token(Duration::from_secs(25))).await;
-        let bot = start(&twitch, Duration::from_secs(20), "").await;
-        let (_, paste) = bot.paste_twitch_code(&twitch).await;
-        let (took, token) = bot.stop("twitch").await;
-        // The core's drain gives up on workers after 8 s; the exchange stopped long before.
-        assert!(took < Duration::from_secs(5), "shutdown took {took:?}");
-        let reply = paste.await.unwrap();
-        assert!(!reply.ok && reply.text.contains("interrupted"), "{reply:?}");
-        assert_eq!(token, None);
-    }
-
-    #[tokio::test]
-    async fn a_youtube_code_exchange_outlives_the_reply_limit_and_a_late_refusal_is_posted() {
-        let google = MockServer::start().await;
-        Mock::given(path("/token"))
-            .and(body_string_contains("code=4%2F0Agood"))
-            .respond_with(slow(
-                200,
-                serde_json::json!({
-                    "access_token": "ya29.late", "refresh_token": "1//late-refresh",
-                    "expires_in": 3599, "token_type": "Bearer",
-                }),
-                Duration::from_millis(800),
-            ))
-            .mount(&google)
-            .await;
-        Mock::given(path("/token"))
-            .and(body_string_contains("code=4%2F0Abad"))
-            .respond_with(slow(
-                400,
-                serde_json::json!({
-                    "error": "invalid_grant", "error_description": "Bad Request"
-                }),
-                Duration::from_millis(1500),
-            ))
-            .mount(&google)
-            .await;
-        let mut bot = start(&google, Duration::from_millis(300), "").await;
-        let reply = bot.run("auth youtube").await;
-        let link = reply.text.lines().find(|l| l.starts_with("http")).unwrap();
-        let link = link.to_string();
-
-        // A refusal nobody waits for any more goes to the room, with the link that still
-        // takes codes.
-        let reply = bot.run("code youtube 4/0Abad-code").await;
-        assert!(reply.text.contains("posted as an event"), "{reply:?}");
-        // Meanwhile another paste is refused, not queued behind it.
-        let again = bot.run("code youtube 4/0Agood-code").await;
-        assert!(
-            !again.ok && again.text.contains("still being checked"),
-            "{again:?}"
-        );
-        assert_eq!(google.received_requests().await.unwrap().len(), 1);
-        let (reason, url) = bot
-            .next(|kind| match kind {
-                EventKind::AuthRequired {
-                    service,
-                    reason,
-                    url,
-                } if service == "youtube" => Some((reason.clone(), url.clone())),
-                _ => None,
-            })
-            .await;
-        assert!(reason.contains("Google refused the code"), "{reason}");
-        assert!(!reason.contains("4/0Abad"), "{reason}");
-        // The link stays with the operator (it was the private reply to `auth youtube`).
-        assert_eq!(url, None);
-        assert!(!link.is_empty());
-
-        // A success nobody waits for is stored and announced.
-        let reply = bot.run("code youtube 4/0Agood-code").await;
-        assert!(reply.text.contains("posted as an event"), "{reply:?}");
-        bot.next(|kind| {
-            matches!(kind, EventKind::AuthCompleted { service, .. } if service == "youtube")
-                .then_some(())
-        })
-        .await;
-        let (_, token) = bot.stop("youtube").await;
-        assert_eq!(token.as_deref(), Some("ya29.late"));
-    }
-
-    #[tokio::test]
-    async fn an_absurd_youtube_token_lifetime_is_reported_not_a_lost_flow() {
-        // yup-oauth2 would panic adding this lifetime to the clock.
-        let google = answering(
-            "/token",
-            ResponseTemplate::new(200).set_body_json(serde_json::json!({
-                "access_token": "ya29.absurd", "refresh_token": "1//absurd",
-                "expires_in": i64::MAX, "token_type": "Bearer",
-            })),
-        )
-        .await;
-        let bot = start(&google, Duration::from_secs(20), "").await;
-        assert!(bot.run("auth youtube").await.ok);
-        let reply = bot.run("code youtube 4/0Aabsurd-code").await;
-        assert!(
-            !reply.ok && reply.text.contains("lifetime is out of range"),
-            "{reply:?}"
-        );
-        let (_, token) = bot.stop("youtube").await;
-        assert_eq!(token, None);
-    }
-
-    #[tokio::test]
-    async fn a_youtube_code_sent_just_before_the_authorization_expires_is_still_stored() {
-        let google = answering(
-            "/token",
-            slow(
-                200,
-                serde_json::json!({
-                    "access_token": "ya29.edge", "refresh_token": "1//edge-refresh",
-                    "expires_in": 3599, "token_type": "Bearer",
-                }),
-                Duration::from_millis(1200),
-            ),
-        )
-        .await;
-        // The authorization lasts 0.6 s; Google answers the code after that.
-        let bot = start(
-            &google,
-            Duration::from_secs(20),
-            "pending_auth_minutes = 0.01",
-        )
-        .await;
-        assert!(bot.run("auth youtube").await.ok);
-        let reply = bot.run("code youtube 4/0Aedge-code").await;
-        assert!(
-            reply.ok && reply.text.contains("YouTube is connected"),
-            "{reply:?}"
-        );
-        let (_, token) = bot.stop("youtube").await;
-        assert_eq!(token.as_deref(), Some("ya29.edge"));
-    }
-}
+mod tests;

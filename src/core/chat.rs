@@ -1,6 +1,6 @@
 //! Core glue for chat logging: starts the chat worker, tells it which rooms are wanted (watches
 //! with source Twitch and chat on), hands it the Twitch user token, asks it for the chat file
-//! of every finished recording part, and adds chat to `status`. The worker never reads the
+//! of every finished recording part. (`status` asks it from `status.rs`.) The worker never reads the
 //! database; what it needs comes from here.
 //!
 //! A part's upload job waits for the part's chat file ([`ChatWaits`]): persisted as deferred
@@ -10,7 +10,6 @@
 //! start-up the waits left are asked again, or released when chat logging is now off.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use chrono::Utc;
 use recbot_commands::{Login, Source};
@@ -259,37 +258,6 @@ impl Core {
         }
     }
 }
-
-/// The chat line of `status` (service-wide, or of one login), asked of the chat worker (at
-/// most 2 s) and the event log; a free function so that a `status` reply is finished off the
-/// core's loop.
-pub(super) async fn chat_status_of(
-    chat: Option<crate::chat::ChatHandle>,
-    store: super::store::Store,
-    login: Option<Login>,
-) -> Option<String> {
-    let Some(chat) = &chat else {
-        return Some("chat: logging is off ([chat] enabled = false)".into());
-    };
-    // A reply must never wait long on a worker.
-    let asked = tokio::time::timeout(Duration::from_secs(2), chat.status(login.clone()));
-    let Ok(Some(mut status)) = asked.await else {
-        return Some("chat: the chat logger did not answer in time".into());
-    };
-    if status.last_disconnect.is_none() {
-        // From before this start, if any.
-        if let Ok(Some(event)) = store.last_event_of_kind("ChatDisconnected").await {
-            if let EventKind::ChatDisconnected { reason } = event.kind {
-                status.last_disconnect = Some((event.at, reason));
-            }
-        }
-    }
-    match login {
-        Some(_) => status.login_line(),
-        None => Some(status.service_line()),
-    }
-}
-
 /// `[chat] save_timeout_secs` (validated: positive, at most a day).
 pub(super) fn chat_save_timeout(config: &crate::config::Config) -> chrono::Duration {
     chrono::Duration::milliseconds((config.chat.save_timeout_secs * 1000.0) as i64)

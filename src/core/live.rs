@@ -1,5 +1,5 @@
 //! Core side of live detection: starts the watcher, keeps its wanted set equal to the watched
-//! Twitch logins, and shows what it knows in `status`.
+//! Twitch logins, and reports what it knows for `status`.
 
 use std::time::Duration;
 
@@ -7,9 +7,9 @@ use recbot_commands::{Login, Source};
 use tracing::{error, info};
 
 use super::recording::EndedRecording;
+use super::reply::{LiveDetection, LiveOf};
 use super::Core;
 use crate::event::{Event, EventKind};
-use crate::frontend::render;
 use crate::twitch::watcher;
 
 /// First wait before a stream whose recording ended is looked at again; long enough for
@@ -116,51 +116,40 @@ impl Core {
         watcher.recheck(login.clone(), ended.stream_id, delay);
     }
 
-    /// `live detection: helix every 10 s, 2 of 5 live, last check 3 s ago (1 request)`
-    pub(super) fn live_status_line(&self) -> Option<String> {
+    /// The live watcher as `status` shows it.
+    pub(super) fn live_detection(&self) -> Option<LiveDetection> {
         let status = self.watcher.as_ref()?.status();
-        let mut line = format!(
-            "live detection: {} every {} s, {} of {} live",
-            status.mode,
-            status.interval_secs,
-            status.live.len(),
-            status.watched
-        );
-        if let Some(at) = status.last_check {
+        let last_check = status.last_check.map(|at| {
             let ago = (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0;
-            line.push_str(&format!(
-                ", last check {} ago ({} requests)",
-                render::duration(ago),
-                status.last_check_requests
-            ));
-        }
-        if let Some(error) = status.last_error {
-            line.push_str(&format!(", failing: {error}"));
-        }
-        Some(line)
+            (ago, status.last_check_requests)
+        });
+        Some(LiveDetection {
+            mode: status.mode,
+            interval_secs: status.interval_secs,
+            live: status.live.len(),
+            watched: status.watched,
+            last_check,
+            last_error: status.last_error,
+        })
     }
 
-    /// `live since 10:00 UTC: "title" [game], 1234 viewers` for one login.
-    pub(super) fn live_status_of(&self, login: &Login) -> Option<String> {
+    /// One login's live state as `status <login>` shows it.
+    pub(super) fn live_of(&self, login: &Login) -> Option<LiveOf> {
         let status = self.watcher.as_ref()?.status();
         let Some(info) = status.live.get(login) else {
-            return Some(match &status.last_error {
-                Some(error) => format!("live status unknown: the last check failed ({error})"),
-                None => format!("not live (checked every {} s)", status.interval_secs),
+            return Some(match status.last_error {
+                Some(error) => LiveOf::Unknown { error },
+                None => LiveOf::NotLive {
+                    interval_secs: status.interval_secs,
+                },
             });
         };
-        let mut line = String::from("live");
-        if let Some(started) = info.started_at {
-            line.push_str(&format!(" since {} UTC", started.format("%Y-%m-%d %H:%M")));
-        }
-        line.push_str(&format!(": \"{}\"", info.title));
-        if let Some(game) = &info.game {
-            line.push_str(&format!(" [{game}]"));
-        }
-        if let Some(viewers) = info.viewers {
-            line.push_str(&format!(", {viewers} viewers"));
-        }
-        Some(line)
+        Some(LiveOf::Live {
+            started_at: info.started_at,
+            title: info.title.clone(),
+            game: info.game.clone(),
+            viewers: info.viewers,
+        })
     }
 }
 

@@ -13,6 +13,9 @@ mod live;
 mod outbox;
 mod reactions;
 mod recording;
+mod reply;
+mod restart;
+mod status;
 pub mod store;
 mod uploads;
 
@@ -34,7 +37,12 @@ use crate::event::{Event, EventKind, Room};
 use crate::work::{Call, Events};
 use calls::CheckedAdd;
 pub use outbox::{CoreStopped, OutboxState, Pending};
+pub use reply::{
+    AuthLink, ChatLine, Connected, DiskLevel, DiskReport, LiveDetection, LiveOf, LoginStatus,
+    Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus, StatusReport,
+};
 use store::Store;
+pub use uploads::video_url;
 
 /// Capacity of the worker → core event channel; workers wait when it is full.
 const EVENT_QUEUE: usize = 1024;
@@ -68,34 +76,6 @@ impl Origin {
             room: Room::Console,
             user: "console".into(),
             operator: true,
-        }
-    }
-}
-
-/// The answer to a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reply {
-    pub text: String,
-    /// Show only to the person who asked (ephemeral where the platform allows).
-    pub private: bool,
-    /// `false` when the command was refused or failed.
-    pub ok: bool,
-}
-
-impl Reply {
-    pub fn ok(text: impl Into<String>) -> Reply {
-        Reply {
-            text: text.into(),
-            private: false,
-            ok: true,
-        }
-    }
-
-    pub fn refused(text: impl Into<String>) -> Reply {
-        Reply {
-            text: text.into(),
-            private: true,
-            ok: false,
         }
     }
 }
@@ -149,7 +129,7 @@ impl CoreHandle {
     pub async fn submit(&self, text: &str, origin: Origin) -> Reply {
         match recbot_commands::parse(text) {
             Ok(command) => self.execute(command, origin).await,
-            Err(e) => Reply::refused(e.to_string()),
+            Err(e) => Reply::refused(Refusal::Unparsed(e)),
         }
     }
 
@@ -161,11 +141,10 @@ impl CoreHandle {
             reply: tx,
         };
         if self.requests.send(request).await.is_err() {
-            return Reply::refused("recbot is shutting down; try again when it is back");
+            return Reply::refused(Refusal::ShuttingDown);
         }
-        rx.await.unwrap_or_else(|_| {
-            Reply::refused("recbot stopped before answering; the command may not have been applied")
-        })
+        rx.await
+            .unwrap_or_else(|_| Reply::refused(Refusal::StoppedBeforeAnswer))
     }
 
     /// Every notice from now on.

@@ -1,7 +1,8 @@
 //! Core glue for recording: live detection's events start, continue and end recording sessions;
 //! sessions and parts are persisted here (the core is the only writer) from the recorder's
 //! events; leftovers of a crash are finished at start-up; HLS sources get their pollers; the
-//! disk guard runs; `status` and `disk` read from here.
+//! disk guard runs; `status` and `disk` read from here. Start-up (crash leftovers, sessions
+//! left open) is `restart.rs`.
 //!
 //! Sessions: `LiveDetected` opens one (before the event is persisted, so the event carries it),
 //! unless the login's recording is still running or waiting out the offline grace period with
@@ -14,7 +15,6 @@
 //! otherwise.
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -25,27 +25,24 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use super::disk_report::{DiskFigures, DiskReports};
-use super::store::Store;
-use super::{Answer, Core, Reply};
-use crate::archive::layout::part_path_of;
-use crate::archive::sidecar::{Position, Sidecar};
+use super::reply::{DiskLevel, DiskReport, RecordingNow, Refusal};
+use super::{Answer, Core, Reply, Said};
+use crate::archive::sidecar::Position;
 use crate::config::Config;
 use crate::event::{Event, EventKind};
-use crate::frontend::render;
 use crate::recorder::{
-    disk, hls_source, recovery, Control, Recorder, RecordingHandle, RecordingSpec, SourceSpec,
-    StopReason,
+    disk, hls_source, Control, Recorder, RecordingHandle, RecordingSpec, SourceSpec, StopReason,
 };
 use crate::work::Events;
 
 /// A session left open by the previous run, waiting to be continued or closed.
 #[derive(Debug, Clone)]
-struct Dormant {
-    session: i64,
-    stream_id: Option<String>,
-    next_part: u32,
+pub(super) struct Dormant {
+    pub session: i64,
+    pub stream_id: Option<String>,
+    pub next_part: u32,
     /// Where its last part stopped in the stream.
-    resume: Option<Position>,
+    pub resume: Option<Position>,
 }
 
 /// What a recording whose session just ended knew (for the live recheck, see live.rs).
@@ -59,13 +56,13 @@ pub(super) struct EndedRecording {
 /// Recording state owned by the core.
 #[derive(Debug)]
 pub(super) struct Recordings {
-    recorder: Recorder,
-    events: Events,
-    tracker: TaskTracker,
-    shutdown: CancellationToken,
+    pub(super) recorder: Recorder,
+    pub(super) events: Events,
+    pub(super) tracker: TaskTracker,
+    pub(super) shutdown: CancellationToken,
     active: HashMap<Login, RecordingHandle>,
     /// Shared with the expiry tasks: whoever removes an entry first decides its fate.
-    dormant: Arc<Mutex<HashMap<Login, Dormant>>>,
+    pub(super) dormant: Arc<Mutex<HashMap<Login, Dormant>>>,
     /// Logins being recorded; HLS pollers pause for them.
     recording_now: hls_source::Recording,
     pollers: HashMap<Login, (String, CancellationToken)>,
@@ -146,7 +143,7 @@ fn same_stream(a: &Option<String>, b: &Option<String>) -> bool {
 
 impl Core {
     /// How long after start-up a session left open may still be continued.
-    fn resume_window(&self) -> Duration {
+    pub(super) fn resume_window(&self) -> Duration {
         Duration::from_secs(
             self.config.twitch.offline_grace_secs + 2 * self.config.twitch.poll_interval_secs(),
         )
@@ -197,88 +194,22 @@ impl Core {
                 return event;
             }
         };
-        if let Some(h) = self.recordings.active.get(&login) {
-            if !h.is_finished() {
-                if same_stream(&h.stream_id(), stream_id) {
-                    let session = h.session;
-                    h.send(Control::Live);
-                    if let Some(id) = stream_id {
-                        // Live detection may know the id the recording started without.
-                        h.learn_stream_id(id);
-                        self.persist_stream_id(session).await;
-                    }
-                    return event.in_session(session);
-                }
-                info!(%login, "a new broadcast started; ending the previous session");
-                h.send(Control::Stop(StopReason::Ended(
-                    "a new broadcast started".into(),
-                )));
-            }
-            self.recordings.active.remove(&login);
+        if let Some(session) = self.continue_running(&login, stream_id).await {
+            return event.in_session(session);
         }
-        let dormant = self
-            .recordings
-            .dormant
-            .lock()
-            .ok()
-            .and_then(|mut d| d.remove(&login));
-        let mut resume = None;
-        if let Some(d) = dormant {
-            if same_stream(&d.stream_id, stream_id) {
-                info!(%login, session = d.session, part = d.next_part, "continuing the session from before the restart");
-                resume = Some(d);
-            } else {
+        let resume = self.take_dormant(&login, stream_id).await;
+        if self.disk_refuses(&login).await {
+            if let Some(d) = resume {
                 self.close_session(&login, d.session).await;
             }
-        }
-        let dir = self.config.storage.recordings_dir();
-        match disk::usage(&dir).await {
-            Ok(u) if disk::level(&u, &self.config.storage) == disk::Level::Stop => {
-                self.follow_up(Event::now(
-                    Some(login.clone()),
-                    EventKind::RecordingFailed {
-                        reason: format!(
-                            "not recording: only {:.1} GB free on the recordings disk (minimum {} GB)",
-                            u.free_gb(),
-                            self.config.storage.min_free_gb
-                        ),
-                    },
-                ));
-                if let Some(d) = resume {
-                    self.close_session(&login, d.session).await;
-                }
-                return event;
-            }
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "cannot check free space; recording anyway"),
+            return event;
         }
         let (session, first_part, position) = match resume {
             Some(d) => (d.session, d.next_part, d.resume),
-            None => {
-                let created = self
-                    .store
-                    .create_session(
-                        login.as_str(),
-                        stream_id.as_deref(),
-                        title,
-                        game.as_deref(),
-                        event.at,
-                    )
-                    .await;
-                match created {
-                    Ok(id) => (id, 1, None),
-                    Err(e) => {
-                        error!(error = %e, "cannot persist the session");
-                        self.follow_up(Event::now(
-                            Some(login.clone()),
-                            EventKind::RecordingFailed {
-                                reason: format!("cannot save the session: {e}"),
-                            },
-                        ));
-                        return event;
-                    }
-                }
-            }
+            None => match self.open_session(&login, &event).await {
+                Some(session) => (session, 1, None),
+                None => return event,
+            },
         };
         let spec = RecordingSpec {
             login: login.clone(),
@@ -299,6 +230,109 @@ impl Core {
         self.recordings.set_recording(&login, true);
         self.recordings.active.insert(login, handle);
         event.in_session(session)
+    }
+
+    /// The login's running recording goes on when it records the same stream (its session
+    /// returned); one of another broadcast is stopped.
+    async fn continue_running(&mut self, login: &Login, stream_id: &Option<String>) -> Option<i64> {
+        let h = self.recordings.active.get(login)?;
+        if !h.is_finished() {
+            if same_stream(&h.stream_id(), stream_id) {
+                let session = h.session;
+                h.send(Control::Live);
+                if let Some(id) = stream_id {
+                    // Live detection may know the id the recording started without.
+                    h.learn_stream_id(id);
+                    self.persist_stream_id(session).await;
+                }
+                return Some(session);
+            }
+            info!(%login, "a new broadcast started; ending the previous session");
+            h.send(Control::Stop(StopReason::Ended(
+                "a new broadcast started".into(),
+            )));
+        }
+        self.recordings.active.remove(login);
+        None
+    }
+
+    /// The session left open by the previous run, when it recorded this stream (it is
+    /// continued); one of another stream is closed.
+    async fn take_dormant(&mut self, login: &Login, stream_id: &Option<String>) -> Option<Dormant> {
+        let dormant = self
+            .recordings
+            .dormant
+            .lock()
+            .ok()
+            .and_then(|mut d| d.remove(login))?;
+        if same_stream(&dormant.stream_id, stream_id) {
+            info!(%login, session = dormant.session, part = dormant.next_part, "continuing the session from before the restart");
+            return Some(dormant);
+        }
+        self.close_session(login, dormant.session).await;
+        None
+    }
+
+    /// Whether the recordings disk is too full to start (said as `RecordingFailed`).
+    async fn disk_refuses(&mut self, login: &Login) -> bool {
+        let dir = self.config.storage.recordings_dir();
+        match disk::usage(&dir).await {
+            Ok(u) if disk::level(&u, &self.config.storage) == disk::Level::Stop => {
+                self.follow_up(Event::now(
+                    Some(login.clone()),
+                    EventKind::RecordingFailed {
+                        reason: format!(
+                            "not recording: only {:.1} GB free on the recordings disk (minimum {} GB)",
+                            u.free_gb(),
+                            self.config.storage.min_free_gb
+                        ),
+                    },
+                ));
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warn!(error = %e, "cannot check free space; recording anyway");
+                false
+            }
+        }
+    }
+
+    /// A new session for a `LiveDetected` event, persisted (`None`, said as
+    /// `RecordingFailed`, when it cannot be).
+    async fn open_session(&mut self, login: &Login, live: &Event) -> Option<i64> {
+        let EventKind::LiveDetected {
+            stream_id,
+            title,
+            game,
+            ..
+        } = &live.kind
+        else {
+            return None;
+        };
+        let created = self
+            .store
+            .create_session(
+                login.as_str(),
+                stream_id.as_deref(),
+                title,
+                game.as_deref(),
+                live.at,
+            )
+            .await;
+        match created {
+            Ok(id) => Some(id),
+            Err(e) => {
+                error!(error = %e, "cannot persist the session");
+                self.follow_up(Event::now(
+                    Some(login.clone()),
+                    EventKind::RecordingFailed {
+                        reason: format!("cannot save the session: {e}"),
+                    },
+                ));
+                None
+            }
+        }
     }
 
     /// Closes a session without a running recording: ended in the state, `RecordingFinished`
@@ -489,288 +523,35 @@ impl Core {
         }
     }
 
-    /// At start-up: the disk guard starts, parts a crash left behind are finished, and sessions
-    /// left open wait (a short while) to be continued.
-    pub(super) async fn start_recording(&mut self) {
-        self.recordings.tracker.spawn(disk::guard(
-            self.config.storage.clone(),
-            self.recordings.events.clone(),
-            self.recordings.recorder.disk_announced(),
-            self.recordings.shutdown.child_token(),
-        ));
-        let recovered = match self.recover_parts().await {
-            Ok(r) => r,
-            Err(e) => {
-                error!(error = %e, "crash recovery failed");
-                HashMap::new()
-            }
-        };
-        if let Err(e) = self.await_open_sessions(&recovered).await {
-            error!(error = %e, "cannot read open sessions");
-        }
-    }
-
-    /// Finishes the parts a crash left behind; returns, per session, the newest part
-    /// recovered and where it stopped (their `RecordingPartFinished` is not stored yet).
-    async fn recover_parts(&mut self) -> anyhow::Result<HashMap<i64, (u32, Option<Position>)>> {
-        let mut recovered: HashMap<i64, (u32, Option<Position>)> = HashMap::new();
-        let mut note = |found: Option<(i64, u32, Option<Position>)>| {
-            if let Some((session, part, position)) = found {
-                let entry = recovered.entry(session).or_insert((0, None));
-                if part >= entry.0 {
-                    *entry = (part, position);
-                }
-            }
-        };
-        let dir = self.config.storage.recordings_dir();
-        let scan = dir.clone();
-        let uploaded = self.config.uploaded_dir();
-        let mut files: HashSet<PathBuf> = tokio::task::spawn_blocking(move || {
-            // Nothing writes there yet: every temporary file is a crash's leftover.
-            for stale in recovery::remove_stale_temps_blocking(&scan)
-                .into_iter()
-                .chain(recovery::remove_stale_temps_blocking(&uploaded))
-            {
-                info!(path = %stale.display(), "removed a temporary file left by a crash");
-            }
-            recovery::find_parts_blocking(&scan)
-        })
-        .await?
-        .into_iter()
-        .collect();
-        for row in self.store.parts_in_progress().await? {
-            let session = self.store.session(row.session_id).await?;
-            let known = session.as_ref().map(|s| recovery::Known {
-                login: s.name.clone(),
-                session: s.id,
-                part: row.part_no,
-                stream_id: s.stream_id.clone(),
-                title: s.title.clone(),
-                game: s.game.clone(),
-                started: row.started_at,
-            });
-            let part_file = part_path_of(&row.path);
-            let sidecar_path = Sidecar::path_for(&row.path);
-            let target = if files.remove(&part_file) {
-                Some(part_file)
-            } else if row.path.exists() && !sidecar_path.exists() {
-                Some(row.path.clone())
-            } else {
-                None
-            };
-            let login = session
-                .as_ref()
-                .and_then(|s| Login::from_stored(&s.name).ok());
-            if let Some(target) = target {
-                note(self.recover_one(target, known, login).await);
-            } else if row.path.exists() {
-                // Finished on disk, but the crash came before the core heard of it.
-                match Sidecar::read(&sidecar_path).await {
-                    Ok(s) => self.announce_recovered(
-                        login,
-                        row.session_id,
-                        row.path.clone(),
-                        sidecar_path,
-                        &s,
-                    ),
-                    Err(e) => warn!(error = %e, "unreadable sidecar"),
-                }
-            } else {
-                warn!(path = %row.path.display(), "a part being recorded before the restart is gone");
-                self.store
-                    .fail_part(row.session_id, row.part_no, Utc::now())
-                    .await?;
-            }
-        }
-        for file in files {
-            // Without a database row only a checkpoint says the recorder wrote it; anything
-            // else named `.part` (a download, an older version's temporary) is not touched.
-            let probe = file.clone();
-            let ours =
-                tokio::task::spawn_blocking(move || recovery::has_checkpoint_blocking(&probe))
-                    .await
-                    .unwrap_or(false);
-            if !ours {
-                warn!(path = %file.display(), "left alone: a .part file recbot's recorder did not write (no checkpoint, no database row)");
-                continue;
-            }
-            note(self.recover_one(file, None, None).await);
-        }
-        Ok(recovered)
-    }
-
-    /// Finishes one leftover; returns its session, part and last position when it belongs to
-    /// a known session.
-    async fn recover_one(
-        &mut self,
-        path: PathBuf,
-        known: Option<recovery::Known>,
-        login: Option<Login>,
-    ) -> Option<(i64, u32, Option<Position>)> {
-        let from_db = known.is_some();
-        let row = known.as_ref().map(|k| (k.session, k.part));
-        match recovery::recover(path.clone(), known).await {
-            Ok(Some(r)) => {
-                let session = r.sidecar.session;
-                // Without a database row, trust the checkpoint only for a session we know.
-                let known_session = from_db
-                    || (session > 0 && self.store.session(session).await.ok().flatten().is_some());
-                let login = login.or_else(|| Login::from_stored(&r.sidecar.login).ok());
-                info!(file = %r.file.display(), "recovered a part left by a crash");
-                let session = if known_session { session } else { 0 };
-                self.announce_recovered(login, session, r.file, r.sidecar_path, &r.sidecar);
-                (session > 0).then_some((session, r.sidecar.part, r.sidecar.last_segment))
-            }
-            Ok(None) => {
-                info!(path = %path.display(), "removed a part left by a crash with no whole segment");
-                // Its row would otherwise say `recording` until the next start.
-                if let Some((session, part)) = row {
-                    if let Err(e) = self.store.fail_part(session, part, Utc::now()).await {
-                        error!(error = %e, "cannot mark an empty leftover part failed");
-                    }
-                }
-                None
-            }
-            Err(e) => {
-                error!(path = %path.display(), error = %e, "cannot recover a part left by a crash");
-                // It stays for the next start; meanwhile its number is taken (a part of the
-                // same number would be stored over it) and its segments are not fetched again.
-                let taken = match recovery::checkpoint_of(&path).await {
-                    Some(c) if c.session > 0 => {
-                        let known =
-                            from_db || self.store.session(c.session).await.ok().flatten().is_some();
-                        known.then_some((c.session, c.part, c.last_segment))
-                    }
-                    _ => None,
-                };
-                self.follow_up(Event::now(
-                    login,
-                    EventKind::RecordingFailed {
-                        reason: format!(
-                            "cannot finish {} left by a crash ({e}); it is kept and tried again at the next start",
-                            path.display()
-                        ),
-                    },
-                ));
-                taken
-            }
-        }
-    }
-
-    fn announce_recovered(
-        &mut self,
-        login: Option<Login>,
-        session: i64,
-        file: PathBuf,
-        sidecar_path: PathBuf,
-        s: &Sidecar,
-    ) {
-        let event = Event::now(
-            login,
-            EventKind::RecordingPartFinished {
-                part: s.part,
-                file,
-                sidecar: sidecar_path,
-                bytes: s.bytes,
-                duration_secs: s.duration_secs,
-                gaps: s.gaps.len() as u32,
-                recovered: true,
-            },
-        );
-        self.follow_up(if session > 0 {
-            event.in_session(session)
-        } else {
-            event
-        });
-    }
-
-    /// Sessions left open by the previous run wait for live detection to report the same
-    /// stream; each is closed when the resume window passes without that. `recovered`: the
-    /// newest part crash recovery just finished per session (not in the database yet).
-    async fn await_open_sessions(
-        &mut self,
-        recovered: &HashMap<i64, (u32, Option<Position>)>,
-    ) -> anyhow::Result<()> {
-        let window = self.resume_window();
-        for s in self.store.open_sessions().await? {
-            let Ok(login) = Login::from_stored(&s.name) else {
-                continue;
-            };
-            let parts = self.store.parts_of(s.id).await?;
-            let stored = parts.iter().map(|p| p.part_no).max().unwrap_or(0);
-            let newest = parts
-                .iter()
-                .filter(|p| p.state == "finished")
-                .max_by_key(|p| p.part_no);
-            let (next_part, resume) = match recovered.get(&s.id) {
-                Some((part, position)) if *part >= stored => (*part + 1, *position),
-                _ => {
-                    // Where the newest finished part stopped, from its sidecar.
-                    let position = match &newest {
-                        Some(p) => Sidecar::read(&Sidecar::path_for(&p.path))
-                            .await
-                            .ok()
-                            .and_then(|s| s.last_segment),
-                        None => None,
-                    };
-                    (stored + 1, position)
-                }
-            };
-            if let Ok(mut d) = self.recordings.dormant.lock() {
-                d.insert(
-                    login.clone(),
-                    Dormant {
-                        session: s.id,
-                        stream_id: s.stream_id.clone(),
-                        next_part,
-                        resume,
-                    },
-                );
-            }
-            self.recordings.tracker.spawn(expire_dormant(
-                login,
-                s.id,
-                window,
-                self.recordings.dormant.clone(),
-                self.store.clone(),
-                self.recordings.events.clone(),
-                self.recordings.shutdown.child_token(),
-            ));
-        }
-        Ok(())
-    }
-
     /// `status <login>`: the recording in progress, if any.
-    pub(super) fn recording_status(&self, login: &Login) -> Option<String> {
+    pub(super) fn recording_now(&self, login: &Login) -> Option<RecordingNow> {
         let h = self.recordings.active.get(login)?;
         if h.is_finished() {
             return None;
         }
         let s = h.status();
-        let since = s
+        if !s.recording {
+            return Some(RecordingNow::Waiting {
+                session: h.session,
+                bytes: s.bytes,
+                gaps: s.gaps,
+            });
+        }
+        let for_secs = s
             .session_started
             .map(|t| (Utc::now() - t).num_seconds().max(0) as f64)
             .unwrap_or(0.0);
-        if !s.recording {
-            return Some(format!(
-                "Waiting for the stream to come back (session #{}; {} recorded so far, {} gap(s)).",
-                h.session,
-                render::size(s.bytes),
-                s.gaps
-            ));
-        }
-        Some(format!(
-            "⏺ Recording part {} ({}) for {}: {} of video, {}, {:.1} Mbit/s, {} gap(s), {} ad break(s) cut → {}",
-            s.part,
-            s.quality,
-            render::duration(since),
-            render::duration(s.duration_secs),
-            render::size(s.bytes),
-            s.bitrate() / 1e6,
-            s.gaps,
-            s.ad_breaks,
-            s.file
-        ))
+        Some(RecordingNow::Recording {
+            part: s.part,
+            for_secs,
+            duration_secs: s.duration_secs,
+            bytes: s.bytes,
+            bits_per_sec: s.bitrate(),
+            gaps: s.gaps,
+            ad_breaks: s.ad_breaks,
+            quality: s.quality,
+            file: s.file,
+        })
     }
 
     pub(super) fn recordings_running(&self) -> usize {
@@ -791,10 +572,8 @@ impl Core {
                 Ok(figures) => disk_report(&storage, &figures, running, operator),
                 Err(e) => {
                     error!(error = %e, "disk report failed");
-                    Reply::refused(if operator {
-                        format!("`disk` failed: {e:#}")
-                    } else {
-                        "`disk` failed; an operator can see why in the service log".to_string()
+                    Reply::refused(Refusal::DiskFailed {
+                        error: operator.then(|| format!("{e:#}")),
                     })
                 }
             }
@@ -818,79 +597,25 @@ fn disk_report(
 ) -> Reply {
     let usage = &figures.usage;
     let level = match disk::level(usage, storage) {
-        disk::Level::Fine => "fine".to_string(),
-        disk::Level::Warn => {
-            format!("⚠ above the {}% warning level", storage.warn_usage_percent)
-        }
-        disk::Level::Stop => format!(
-            "❌ below {} GB free: recording is stopped",
-            storage.min_free_gb
-        ),
-    };
-    let place = |path: &std::path::Path| {
-        if operator {
-            format!(" in {}", path.display())
-        } else {
-            String::new()
-        }
-    };
-    let mut text = format!(
-        "Disk: {:.0}% used, {} free of {} ({level}).\nRecordings: {}{}\nChat logs: {}{}\nRecording now: {}",
-        usage.used_percent(),
-        render::size(usage.free_bytes),
-        render::size(usage.total_bytes),
-        render::size(figures.recordings_bytes),
-        place(&figures.recordings),
-        render::size(figures.chat_bytes),
-        place(&figures.chat),
-        running,
-    );
-    let age = figures.at.elapsed().as_secs();
-    if age > 0 {
-        text.push_str(&format!(
-            "\n(measured {} ago)",
-            render::duration(age as f64)
-        ));
-    }
-    Reply::ok(text)
-}
-
-/// Closes a session left open by the previous run once the resume window has passed without
-/// live detection reporting the same stream.
-async fn expire_dormant(
-    login: Login,
-    session: i64,
-    after: Duration,
-    dormant: Arc<Mutex<HashMap<Login, Dormant>>>,
-    store: Store,
-    events: Events,
-    cancel: CancellationToken,
-) {
-    tokio::select! {
-        _ = cancel.cancelled() => return,
-        _ = tokio::time::sleep(after) => {}
-    }
-    let still = dormant
-        .lock()
-        .ok()
-        .map(|mut d| match d.get(&login) {
-            Some(x) if x.session == session => d.remove(&login).is_some(),
-            _ => false,
-        })
-        .unwrap_or(false);
-    if !still {
-        return;
-    }
-    let totals = store.session_totals(session).await.unwrap_or_default();
-    let event = Event::now(
-        Some(login),
-        EventKind::RecordingFinished {
-            parts: totals.parts,
-            duration_secs: totals.duration_secs,
-            bytes: totals.bytes,
-            gaps: totals.gaps,
+        disk::Level::Fine => DiskLevel::Fine,
+        disk::Level::Warn => DiskLevel::Warn {
+            percent: storage.warn_usage_percent,
         },
-    )
-    .in_session(session);
-    events.send(event).await;
+        disk::Level::Stop => DiskLevel::Stop {
+            min_free_gb: storage.min_free_gb,
+        },
+    };
+    let place = |path: &std::path::Path| operator.then(|| path.to_path_buf());
+    Reply::ok(Said::Disk(Box::new(DiskReport {
+        used_percent: usage.used_percent(),
+        free_bytes: usage.free_bytes,
+        total_bytes: usage.total_bytes,
+        level,
+        recordings_bytes: figures.recordings_bytes,
+        recordings_dir: place(&figures.recordings),
+        chat_bytes: figures.chat_bytes,
+        chat_dir: place(&figures.chat),
+        running,
+        age_secs: figures.at.elapsed().as_secs(),
+    })))
 }

@@ -1,6 +1,7 @@
 use std::path::Path;
 
 use super::*;
+use crate::frontend::render::{Ask, Rendered};
 use recbot_commands::Source;
 
 pub(crate) fn test_config(dir: &Path) -> Arc<Config> {
@@ -32,8 +33,8 @@ impl Running {
         }
     }
 
-    async fn run(&self, text: &str) -> Reply {
-        self.core.submit(text, Origin::console()).await
+    async fn run(&self, text: &str) -> Rendered {
+        self.core.ask(text, Origin::console()).await
     }
 
     async fn stop(self) {
@@ -107,8 +108,8 @@ async fn public_replies_show_an_hls_url_without_its_credentials() {
     let bot = Running::start(dir.path()).await;
     let url = "https://viewer:hunter2@cdn.example.com:8443/live/a.m3u8?token=SIGNED&exp=1#x";
     assert!(bot.run(&format!("add hls {url} studio")).await.ok);
-    let list = bot.core.submit("list", guest()).await;
-    let status = bot.core.submit("status studio", guest()).await;
+    let list = bot.core.ask("list", guest()).await;
+    let status = bot.core.ask("status studio", guest()).await;
     bot.stop().await;
     for reply in [&list, &status] {
         assert!(reply.ok, "{reply:?}");
@@ -198,21 +199,21 @@ async fn non_operators_are_refused_and_audited() {
         // ServiceStarted is the only event so far
         1
     };
-    let reply = bot.core.submit("add foo", guest()).await;
+    let reply = bot.core.ask("add foo", guest()).await;
     assert!(!reply.ok && reply.private, "{reply:?}");
     assert!(
         reply.text.contains("Only operators may run `add`"),
         "{reply:?}"
     );
-    let reply = bot.core.submit("remove foo", guest()).await;
+    let reply = bot.core.ask("remove foo", guest()).await;
     assert!(!reply.ok);
     // Read-only commands are for everyone.
-    let reply = bot.core.submit("list", guest()).await;
+    let reply = bot.core.ask("list", guest()).await;
     assert!(
         reply.ok && reply.text.contains("Not watching anything"),
         "{reply:?}"
     );
-    assert!(bot.core.submit("help", guest()).await.ok);
+    assert!(bot.core.ask("help", guest()).await.ok);
     bot.stop().await;
 
     let store = Store::open(&dir.path().join("recbot.sqlite"))
@@ -486,7 +487,7 @@ fn disk_does_not_hold_up_other_commands() {
             let _ = blocked.recv();
         });
         let core = bot.core.clone();
-        let disk = tokio::spawn(async move { core.submit("disk", Origin::console()).await });
+        let disk = tokio::spawn(async move { core.ask("disk", Origin::console()).await });
         tokio::time::sleep(Duration::from_millis(100)).await;
         let list = tokio::time::timeout(Duration::from_secs(3), bot.run("list"))
             .await
@@ -515,13 +516,13 @@ async fn concurrent_disk_requests_share_one_walk() {
     let reports = core.disk_reports();
     core.spawn(&tracker).await.unwrap();
     // A flood of `disk` from the room: one walk answers them all.
-    let replies = futures::future::join_all((0..20).map(|_| handle.submit("disk", guest()))).await;
+    let replies = futures::future::join_all((0..20).map(|_| handle.ask("disk", guest()))).await;
     for reply in &replies {
         assert!(reply.ok && reply.text.contains("Recordings:"), "{reply:?}");
     }
     assert_eq!(reports.walks(), 1);
     // Within `disk_report_secs` (60 s by default) the answer is reused.
-    assert!(handle.submit("disk", Origin::console()).await.ok);
+    assert!(handle.ask("disk", Origin::console()).await.ok);
     assert_eq!(reports.walks(), 1);
     shutdown.cancel();
     tracker.close();
@@ -533,7 +534,7 @@ async fn disk_shows_absolute_paths_to_operators_only() {
     let dir = tempfile::tempdir().unwrap();
     let bot = Running::start(dir.path()).await;
     let shown = dir.path().to_str().unwrap();
-    let guest_reply = bot.core.submit("disk", guest()).await;
+    let guest_reply = bot.core.ask("disk", guest()).await;
     let operator_reply = bot.run("disk").await;
     bot.stop().await;
     assert!(guest_reply.ok, "{guest_reply:?}");
@@ -558,9 +559,9 @@ async fn list_shows_who_added_what_to_operators_only() {
         user: "U0OPERATOR".into(),
         operator: true,
     };
-    assert!(bot.core.submit("add foo", operator.clone()).await.ok);
-    let guest_list = bot.core.submit("list", guest()).await;
-    let operator_list = bot.core.submit("list", operator).await;
+    assert!(bot.core.ask("add foo", operator.clone()).await.ok);
+    let guest_list = bot.core.ask("list", guest()).await;
+    let operator_list = bot.core.ask("list", operator).await;
     bot.stop().await;
     assert!(guest_list.ok, "{guest_list:?}");
     assert!(guest_list.text.contains("• foo — Twitch"), "{guest_list:?}");
@@ -612,8 +613,8 @@ async fn uploads_show_links_of_videos_that_are_not_public_to_operators_only() {
         let core = Core::start(config, shutdown.clone(), &tracker)
             .await
             .unwrap();
-        let guest_reply = core.submit("uploads", guest()).await;
-        let operator_reply = core.submit("uploads", Origin::console()).await;
+        let guest_reply = core.ask("uploads", guest()).await;
+        let operator_reply = core.ask("uploads", Origin::console()).await;
         shutdown.cancel();
         tracker.close();
         tracker.wait().await;
@@ -646,7 +647,7 @@ async fn status_shows_a_hostile_title_inert_for_the_room_that_asked() {
     let events = core.events();
     let mut notices = handle.subscribe();
     core.spawn(&tracker).await.unwrap();
-    assert!(handle.submit("add foo", Origin::console()).await.ok);
+    assert!(handle.ask("add foo", Origin::console()).await.ok);
     events
         .emit(
             Some(Login::parse("foo").unwrap()),
@@ -665,8 +666,8 @@ async fn status_shows_a_hostile_title_inert_for_the_room_that_asked() {
         user: "7".into(),
         operator: false,
     };
-    let from_discord = handle.submit("status foo", discord).await;
-    let from_console = handle.submit("status foo", Origin::console()).await;
+    let from_discord = handle.ask("status foo", discord).await;
+    let from_console = handle.ask("status foo", Origin::console()).await;
     shutdown.cancel();
     tracker.close();
     tracker.wait().await;

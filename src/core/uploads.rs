@@ -12,11 +12,11 @@ use recbot_commands::Service;
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
+use super::reply::{QuotaReport, Refusal};
 use super::store::{Cleanup, JobState, NewUploadJob, UploadJob, WaitReason};
-use super::{Core, Origin, Reply};
+use super::{Core, Origin, Reply, Said};
 use crate::config::{AfterUpload, Privacy};
 use crate::event::{Event, EventKind};
-use crate::frontend::render;
 use crate::upload::quota;
 use crate::upload::worker::UploadWorker;
 use crate::work::{CleanupOutcome, JobUpdate, Reservation};
@@ -142,16 +142,7 @@ impl Core {
 
     /// Applies a worker's update: persist, then announce.
     pub(super) async fn update_job(&mut self, update: JobUpdate) -> Result<()> {
-        let id = match &update {
-            JobUpdate::Started { job, .. }
-            | JobUpdate::Session { job, .. }
-            | JobUpdate::Progress { job, .. }
-            | JobUpdate::Deferred { job, .. }
-            | JobUpdate::Paused { job, .. }
-            | JobUpdate::Finished { job, .. }
-            | JobUpdate::Failed { job, .. }
-            | JobUpdate::Cleanup { job, .. } => *job,
-        };
+        let id = job_of(&update);
         let mut job = self
             .store
             .upload_job(id)
@@ -189,84 +180,13 @@ impl Core {
             }
             JobUpdate::Deferred {
                 until, reason, why, ..
-            } => {
-                job.state = JobState::Deferred;
-                job.next_attempt_at = Some(until);
-                job.wait_reason = Some(reason);
-                if reason == WaitReason::Retry {
-                    job.attempts += 1;
-                }
-                if reason == WaitReason::Quota {
-                    // YouTube says the day's quota is gone: the ledger agrees until the reset.
-                    let day = quota::pacific_day(Utc::now());
-                    let limit = self.config.youtube.daily_upload_limit;
-                    self.store.set_quota_used(day, limit).await?;
-                }
-                job.last_error = Some(why.clone());
-                Some(EventKind::UploadDeferred {
-                    job: id,
-                    reason: why,
-                    until,
-                })
-            }
+            } => Some(self.job_deferred(&mut job, until, reason, why).await?),
             JobUpdate::Paused { why, .. } => {
-                job.state = JobState::Paused;
-                job.last_error = Some(why);
-                self.store.save_upload_job(&job).await?;
-                // Every queued job waits for the new authorization too.
-                let others = self.store.upload_jobs(0).await?;
-                for mut other in others.into_iter().filter(|j| j.state == JobState::Queued) {
-                    other.state = JobState::Paused;
-                    self.store.save_upload_job(&other).await?;
-                }
+                self.job_paused(&mut job, why).await?;
                 None
             }
-            JobUpdate::Finished { video_id, .. } => {
-                job.state = JobState::Finished;
-                job.session_uri = None;
-                job.confirmed_bytes = job.total_bytes;
-                job.next_attempt_at = None;
-                job.wait_reason = None;
-                job.last_error = None;
-                job.video_id = Some(video_id.clone());
-                if self.config.youtube.after_upload == AfterUpload::Delete {
-                    // The only copy goes once YouTube has processed the video; persisted with
-                    // the finish, so a restart goes on waiting.
-                    let now = Utc::now();
-                    let yt = &self.config.youtube;
-                    job.cleanup = Some(Cleanup::Waiting);
-                    job.cleanup_checks = 0;
-                    job.cleanup_at = Some(now + secs(yt.processing_check_secs));
-                    job.cleanup_until = Some(now + secs(yt.processing_timeout_hours * 3600.0));
-                }
-                Some(EventKind::UploadFinished {
-                    job: id,
-                    url: video_url(&video_id),
-                    video_id,
-                })
-            }
-            JobUpdate::Cleanup { outcome, .. } => match outcome {
-                CleanupOutcome::Later { at, checks } => {
-                    job.cleanup_at = Some(at);
-                    job.cleanup_checks = checks;
-                    None
-                }
-                CleanupOutcome::Deleted => {
-                    job.cleanup = Some(Cleanup::Done);
-                    job.cleanup_at = None;
-                    None
-                }
-                CleanupOutcome::Kept { why } => {
-                    job.cleanup = Some(Cleanup::Kept);
-                    job.cleanup_at = None;
-                    job.last_error = Some(why.clone());
-                    Some(EventKind::UploadFilesKept {
-                        job: id,
-                        file: self.shown_path(&job.path),
-                        reason: why,
-                    })
-                }
-            },
+            JobUpdate::Finished { video_id, .. } => Some(self.job_finished(&mut job, video_id)),
+            JobUpdate::Cleanup { outcome, .. } => self.job_cleanup(&mut job, outcome),
             JobUpdate::Failed { why, .. } => {
                 job.state = JobState::Failed;
                 job.next_attempt_at = None;
@@ -285,6 +205,99 @@ impl Core {
         Ok(())
     }
 
+    /// The job waits until `until`; a spent quota is written into the ledger too.
+    async fn job_deferred(
+        &mut self,
+        job: &mut UploadJob,
+        until: chrono::DateTime<Utc>,
+        reason: WaitReason,
+        why: String,
+    ) -> Result<EventKind> {
+        job.state = JobState::Deferred;
+        job.next_attempt_at = Some(until);
+        job.wait_reason = Some(reason);
+        if reason == WaitReason::Retry {
+            job.attempts += 1;
+        }
+        if reason == WaitReason::Quota {
+            // YouTube says the day's quota is gone: the ledger agrees until the reset.
+            let day = quota::pacific_day(Utc::now());
+            let limit = self.config.youtube.daily_upload_limit;
+            self.store.set_quota_used(day, limit).await?;
+        }
+        job.last_error = Some(why.clone());
+        Ok(EventKind::UploadDeferred {
+            job: job.id,
+            reason: why,
+            until,
+        })
+    }
+
+    /// The job waits for a new authorization, and so does every queued job.
+    async fn job_paused(&mut self, job: &mut UploadJob, why: String) -> Result<()> {
+        job.state = JobState::Paused;
+        job.last_error = Some(why);
+        self.store.save_upload_job(job).await?;
+        let others = self.store.upload_jobs(0).await?;
+        for mut other in others.into_iter().filter(|j| j.state == JobState::Queued) {
+            other.state = JobState::Paused;
+            self.store.save_upload_job(&other).await?;
+        }
+        Ok(())
+    }
+
+    /// The video is on YouTube; with `after_upload = "delete"` the files' deletion is planned.
+    fn job_finished(&self, job: &mut UploadJob, video_id: String) -> EventKind {
+        job.state = JobState::Finished;
+        job.session_uri = None;
+        job.confirmed_bytes = job.total_bytes;
+        job.next_attempt_at = None;
+        job.wait_reason = None;
+        job.last_error = None;
+        job.video_id = Some(video_id.clone());
+        if self.config.youtube.after_upload == AfterUpload::Delete {
+            // The only copy goes once YouTube has processed the video; persisted with
+            // the finish, so a restart goes on waiting.
+            let now = Utc::now();
+            let yt = &self.config.youtube;
+            job.cleanup = Some(Cleanup::Waiting);
+            job.cleanup_checks = 0;
+            job.cleanup_at = Some(now + secs(yt.processing_check_secs));
+            job.cleanup_until = Some(now + secs(yt.processing_timeout_hours * 3600.0));
+        }
+        EventKind::UploadFinished {
+            job: job.id,
+            url: video_url(&video_id),
+            video_id,
+        }
+    }
+
+    /// A step of the files' deletion after the upload.
+    fn job_cleanup(&self, job: &mut UploadJob, outcome: CleanupOutcome) -> Option<EventKind> {
+        match outcome {
+            CleanupOutcome::Later { at, checks } => {
+                job.cleanup_at = Some(at);
+                job.cleanup_checks = checks;
+                None
+            }
+            CleanupOutcome::Deleted => {
+                job.cleanup = Some(Cleanup::Done);
+                job.cleanup_at = None;
+                None
+            }
+            CleanupOutcome::Kept { why } => {
+                job.cleanup = Some(Cleanup::Kept);
+                job.cleanup_at = None;
+                job.last_error = Some(why.clone());
+                Some(EventKind::UploadFilesKept {
+                    job: job.id,
+                    file: self.shown_path(&job.path),
+                    reason: why,
+                })
+            }
+        }
+    }
+
     /// Counts one upload against today's Pacific-day ledger, or says when it resets.
     pub(super) async fn reserve_quota(&mut self) -> Result<Reservation> {
         let now = Utc::now();
@@ -297,75 +310,48 @@ impl Core {
         Ok(Reservation::Counted(day))
     }
 
-    /// `uploads`
     /// `uploads`. Anyone in the room may read it; links to videos that are not public
     /// (`[youtube] privacy` private or unlisted) are for operators.
-    /// Remote error texts are neutralized for the `markup` of the room that asked.
-    pub(super) async fn uploads_list(
-        &self,
-        operator: bool,
-        markup: render::Markup,
-    ) -> Result<Reply> {
-        let links = operator || self.config.youtube.privacy == Privacy::Public;
-        let jobs = self.store.upload_jobs(RECENT_JOBS).await?;
-        let mut text = if jobs.is_empty() {
-            "No uploads yet: finished recordings of logins with upload=on are queued here."
-                .to_string()
-        } else {
-            let open = jobs.iter().filter(|j| j.state.is_open()).count();
-            let mut text = format!("Uploads ({open} open):");
-            for job in &jobs {
-                text.push_str(&format!("\n{}", describe_job(job, links, markup)));
-            }
-            text
-        };
-        if !self.config.youtube.enabled {
-            text.push_str("\nUploads are disabled in the config ([youtube] enabled = false).");
-        }
-        Ok(Reply::ok(text))
+    pub(super) async fn uploads_list(&self, operator: bool) -> Result<Reply> {
+        Ok(Reply::ok(Said::Uploads {
+            jobs: self.store.upload_jobs(RECENT_JOBS).await?,
+            links: operator || self.config.youtube.privacy == Privacy::Public,
+            enabled: self.config.youtube.enabled,
+        }))
     }
 
     /// `retry <id>`: a failed job (or one waiting after errors) goes back into the queue.
     pub(super) async fn retry(&mut self, id: u64, origin: &Origin) -> Result<Reply> {
         let Some(mut job) = self.store.upload_job(id as i64).await? else {
-            return Ok(Reply::refused(format!(
-                "There is no upload #{id}; `uploads` lists them."
-            )));
+            return Ok(Reply::refused(Refusal::NoSuchUpload(id)));
         };
         match (job.state, job.wait_reason) {
             (JobState::Failed, _) | (JobState::Deferred, Some(WaitReason::Retry)) => {}
             (JobState::Finished, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} is already on YouTube: {}",
-                    video_url(job.video_id.as_deref().unwrap_or_default())
-                )))
+                return Ok(Reply::refused(Refusal::AlreadyUploaded {
+                    id,
+                    url: video_url(job.video_id.as_deref().unwrap_or_default()),
+                }))
             }
             (JobState::Deferred, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} waits for YouTube until {}; YouTube would refuse it before \
-                     then.",
-                    job.next_attempt_at
-                        .map(quota::describe)
-                        .unwrap_or_else(|| "later".into())
-                )))
+                return Ok(Reply::refused(Refusal::UploadWaits {
+                    id,
+                    until: job.next_attempt_at,
+                }))
             }
-            (JobState::Paused, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} waits for a new YouTube authorization: run `auth youtube`."
-                )))
-            }
+            (JobState::Paused, _) => return Ok(Reply::refused(Refusal::UploadPaused(id))),
             (JobState::Queued | JobState::Uploading, _) => {
-                return Ok(Reply::refused(format!(
-                    "Upload #{id} is already {}.",
-                    job.state.as_str()
-                )))
+                return Ok(Reply::refused(Refusal::UploadBusy {
+                    id,
+                    state: job.state,
+                }))
             }
         }
         if !tokio::fs::try_exists(&job.path).await.unwrap_or(false) {
-            return Ok(Reply::refused(format!(
-                "The file of upload #{id} is gone ({}); nothing to upload.",
-                job.path.display()
-            )));
+            return Ok(Reply::refused(Refusal::UploadFileGone {
+                id,
+                path: job.path,
+            }));
         }
         job.state = JobState::Queued;
         job.attempts = 0;
@@ -380,11 +366,10 @@ impl Core {
         };
         self.publish(job_event(&job, kind)).await;
         self.wake_uploads();
-        let mut text = format!("Upload #{id} is queued again.");
-        if !self.config.youtube.enabled {
-            text.push_str(" Note: uploads are disabled in the config ([youtube] enabled).");
-        }
-        Ok(Reply::ok(text))
+        Ok(Reply::ok(Said::Requeued {
+            id,
+            enabled: self.config.youtube.enabled,
+        }))
     }
 
     /// `quota`
@@ -393,22 +378,19 @@ impl Core {
         let day = quota::pacific_day(now);
         let used = self.store.quota_used(day).await?;
         let limit = self.config.youtube.daily_upload_limit;
-        let mut text = format!(
-            "YouTube uploads today (Pacific date {day}): {used} used, {} left of {limit} \
-             (daily_upload_limit). Next reset: {}.",
-            quota::left(used, limit),
-            quota::describe(quota::next_reset(now))
-        );
-        if let Some((until, WaitReason::UploadLimit)) = self.store.upload_hold(now).await? {
-            text.push_str(&format!(
-                "\nNew uploads wait until {}: the channel reached YouTube's upload limit.",
-                quota::describe(until)
-            ));
-        }
-        if !self.config.youtube.enabled {
-            text.push_str("\nUploads are disabled in the config ([youtube] enabled = false).");
-        }
-        Ok(Reply::ok(text))
+        let held_until = match self.store.upload_hold(now).await? {
+            Some((until, WaitReason::UploadLimit)) => Some(until),
+            _ => None,
+        };
+        Ok(Reply::ok(Said::Quota(QuotaReport {
+            day,
+            used,
+            left: quota::left(used, limit),
+            limit,
+            next_reset: quota::next_reset(now),
+            held_until,
+            enabled: self.config.youtube.enabled,
+        })))
     }
 
     /// A file as shown in chat: relative to the recordings folder when inside it.
@@ -418,6 +400,20 @@ impl Core {
             .unwrap_or(file)
             .display()
             .to_string()
+    }
+}
+
+/// The job an update is about.
+fn job_of(update: &JobUpdate) -> i64 {
+    match update {
+        JobUpdate::Started { job, .. }
+        | JobUpdate::Session { job, .. }
+        | JobUpdate::Progress { job, .. }
+        | JobUpdate::Deferred { job, .. }
+        | JobUpdate::Paused { job, .. }
+        | JobUpdate::Finished { job, .. }
+        | JobUpdate::Failed { job, .. }
+        | JobUpdate::Cleanup { job, .. } => *job,
     }
 }
 
@@ -433,69 +429,7 @@ fn secs(s: f64) -> chrono::Duration {
     chrono::Duration::milliseconds((s.max(0.0) * 1000.0).min(1e12) as i64)
 }
 
-pub(super) fn video_url(video_id: &str) -> String {
+/// A YouTube video's address.
+pub fn video_url(video_id: &str) -> String {
     format!("https://youtu.be/{video_id}")
-}
-
-/// One line of `uploads`.
-/// One job's line; `link`: show a finished job's video address.
-fn describe_job(job: &UploadJob, link: bool, markup: render::Markup) -> String {
-    let who = job.login.as_ref().map(|l| l.as_str()).unwrap_or("?");
-    let head = format!(
-        "#{} {} {}",
-        job.id,
-        who,
-        render::untrusted(&job.file_name(), markup)
-    );
-    // YouTube's (or a proxy's) words.
-    let error =
-        |fallback: &str| render::untrusted(job.last_error.as_deref().unwrap_or(fallback), markup);
-    let percent = |done: u64| {
-        if job.total_bytes > 0 {
-            done as f64 * 100.0 / job.total_bytes as f64
-        } else {
-            0.0
-        }
-    };
-    let state = match job.state {
-        JobState::Queued if job.confirmed_bytes > 0 => format!(
-            "queued, {:.0}% already on YouTube",
-            percent(job.confirmed_bytes)
-        ),
-        JobState::Queued => format!("queued ({})", render::size(job.total_bytes)),
-        JobState::Uploading => format!(
-            "uploading {:.0}% ({} of {})",
-            percent(job.confirmed_bytes),
-            render::size(job.confirmed_bytes),
-            render::size(job.total_bytes)
-        ),
-        JobState::Deferred => format!(
-            "waiting until {}: {}",
-            job.next_attempt_at
-                .map(quota::describe)
-                .unwrap_or_else(|| "later".into()),
-            error("")
-        ),
-        JobState::Paused => format!(
-            "paused until YouTube is authorized again (`auth youtube`): {}",
-            error("")
-        ),
-        JobState::Finished => {
-            let shown = if link {
-                video_url(job.video_id.as_deref().unwrap_or_default())
-            } else {
-                "the video is not public: operators see its link".into()
-            };
-            match job.cleanup {
-                Some(Cleanup::Waiting) => {
-                    format!("finished: {shown} (files deleted once YouTube has processed it)")
-                }
-                Some(Cleanup::Kept) => format!("finished: {shown} (files kept: {})", error("")),
-                _ if link => format!("finished: {shown}"),
-                _ => format!("finished ({shown})"),
-            }
-        }
-        JobState::Failed => format!("failed: {} (`retry {}`)", error("unknown reason"), job.id),
-    };
-    format!("{head} — {state}")
 }

@@ -38,6 +38,7 @@ where
                         continue;
                     }
                     let reply = core.submit(text, Origin::console()).await;
+                    let reply = render::reply(&reply, render::Markup::Plain);
                     write_lines(&mut output, &reply.text).await?;
                 }
                 Ok(None) => {
@@ -50,7 +51,7 @@ where
                 }
             },
             notice = notices.recv() => match notice {
-                Ok(notice) => write_lines(&mut output, &render::notice_line(&notice)).await?,
+                Ok(notice) => write_lines(&mut output, &render::event_line(&notice.event)).await?,
                 Err(RecvError::Lagged(n)) => {
                     write_lines(&mut output, &format!("({n} events not shown here; the event log has them)")).await?;
                 }
@@ -63,13 +64,13 @@ where
         tokio::select! {
             biased;
             notice = notices.recv() => match notice {
-                Ok(notice) => write_lines(&mut output, &render::notice_line(&notice)).await?,
+                Ok(notice) => write_lines(&mut output, &render::event_line(&notice.event)).await?,
                 Err(RecvError::Lagged(_)) => continue,
                 Err(RecvError::Closed) => break,
             },
             _ = core.stopped() => {
                 while let Ok(notice) = notices.try_recv() {
-                    write_lines(&mut output, &render::notice_line(&notice)).await?;
+                    write_lines(&mut output, &render::event_line(&notice.event)).await?;
                 }
                 break;
             }

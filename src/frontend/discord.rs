@@ -25,10 +25,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use super::chat::{self, Answered, RecentIds};
+use super::ack::{self, Answered, RecentIds};
 use super::delivery::{
     Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
+use super::render::{self, Markup, Rendered};
 use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
 use crate::event::Room;
@@ -60,7 +61,7 @@ pub struct DiscordOptions {
 impl Default for DiscordOptions {
     fn default() -> Self {
         DiscordOptions {
-            ack_within: chat::ACK_WITHIN,
+            ack_within: ack::ACK_WITHIN,
             backoff: RetryPacing::default(),
             post_timeout: POST_TIMEOUT,
         }
@@ -111,29 +112,46 @@ pub async fn run(
         ack_within: options.ack_within,
         rest,
     };
-    let handler = Arc::new(handler);
-    // serenity keeps the session up on its own: a closed or dropped gateway connection or an
-    // op 7 RECONNECT is resumed at once (missed events are replayed; `seen` drops repeats),
-    // and a session that cannot be resumed identifies again, 5 s apart. A start that fails
-    // outright (Discord unreachable) or a client that ends is retried here with jittered
-    // exponential backoff, which starts over after a connection that lasted.
-    let mut pacer = options.backoff.pacer();
+    keep_connected(
+        Arc::new(handler),
+        token,
+        &api_url,
+        &shutdown,
+        options.backoff,
+    )
+    .await
+}
+
+/// Runs the gateway client until shutdown. serenity keeps the session up on its own: a
+/// closed or dropped gateway connection or an op 7 RECONNECT is resumed at once (missed
+/// events are replayed; `seen` drops repeats), and a session that cannot be resumed
+/// identifies again, 5 s apart. A start that fails outright (Discord unreachable) or a
+/// client that ends is retried here with jittered exponential backoff, which starts over
+/// after a connection that lasted; a refused token ends it with an error.
+async fn keep_connected(
+    handler: Arc<Handler>,
+    token: &Secret,
+    api_url: &str,
+    shutdown: &CancellationToken,
+    backoff: RetryPacing,
+) -> Result<()> {
+    let mut pacer = backoff.pacer();
     loop {
         let began = Instant::now();
         let client = ClientBuilder::new_with_http(
-            gateway_http(token.expose(), &api_url),
+            gateway_http(token.expose(), api_url),
             GatewayIntents::GUILDS,
         )
         .event_handler_arc(handler.clone())
         .await;
         let result = match client {
-            Ok(client) => gateway(client, &shutdown).await,
+            Ok(client) => gateway(client, shutdown).await,
             Err(e) => Err(e),
         };
         if shutdown.is_cancelled() {
             return Ok(());
         }
-        let wait = pacer.pause(began.elapsed() >= options.backoff.max);
+        let wait = pacer.pause(began.elapsed() >= backoff.max);
         match result {
             Ok(()) => warn!(
                 wait_ms = wait.as_millis() as u64,
@@ -273,13 +291,13 @@ impl Handler {
                 user = %command.user.id,
                 "Discord: a command from outside recbot's server was refused"
             );
-            self.respond(&interaction, &Reply::refused(refusal)).await;
+            self.respond(&interaction, &render::refused(refusal)).await;
             return;
         }
         let text = match command_text(&command.data.options) {
             Ok(text) => text,
             Err(message) => {
-                let reply = Reply::refused(message);
+                let reply = render::refused(message);
                 self.respond(&interaction, &reply).await;
                 return;
             }
@@ -291,8 +309,8 @@ impl Handler {
         };
         // Whether the deferred answer will be private is known from the command before it runs.
         let private_hint = recbot_commands::parse(&text).is_ok_and(|c| c.private_reply());
-        match chat::submit(&self.core, &self.tracker, text, origin, self.ack_within).await {
-            Answered::Now(reply) => self.respond(&interaction, &reply).await,
+        match ack::submit(&self.core, &self.tracker, text, origin, self.ack_within).await {
+            Answered::Now(reply) => self.respond(&interaction, &shown(&reply)).await,
             Answered::Later(task) => {
                 let deferred = self
                     .rest
@@ -310,14 +328,14 @@ impl Handler {
                 }
                 let rest = self.rest.clone();
                 self.tracker.spawn(async move {
-                    let reply = task.await.unwrap_or_else(|_| chat::failed());
-                    follow_up(&rest, &interaction, private_hint, &reply).await;
+                    let reply = task.await.unwrap_or_else(|_| ack::failed());
+                    follow_up(&rest, &interaction, private_hint, &shown(&reply)).await;
                 });
             }
         }
     }
 
-    async fn respond(&self, interaction: &Reference, reply: &Reply) {
+    async fn respond(&self, interaction: &Reference, reply: &Rendered) {
         let body = json!({
             "type": 4,
             "data": message(&reply.text, reply.private),
@@ -355,7 +373,7 @@ impl Reference {
 
 /// Edits the deferred answer; a private answer to a public deferral goes in an ephemeral
 /// follow-up instead, so it is never shown to the room.
-async fn follow_up(rest: &Rest, interaction: &Reference, deferred_private: bool, reply: &Reply) {
+async fn follow_up(rest: &Rest, interaction: &Reference, deferred_private: bool, reply: &Rendered) {
     let original = interaction.original();
     let result = if reply.private && !deferred_private {
         let done = json!({ "content": "Answered privately." });
@@ -375,11 +393,16 @@ async fn follow_up(rest: &Rest, interaction: &Reference, deferred_private: bool,
     }
 }
 
+/// A core reply in Discord's markup.
+fn shown(reply: &Reply) -> Rendered {
+    render::reply(reply, Markup::Discord)
+}
+
 /// Message content that mentions nobody (a stream title saying `@everyone` stays text), without
 /// control or bidirectional characters (untrusted fields were escaped by `render`).
 fn message(text: &str, private: bool) -> Value {
     let mut body = json!({
-        "content": chat::clip(&super::render::safe_text(text), MAX_TEXT),
+        "content": ack::clip(&render::safe_text(text), MAX_TEXT),
         "allowed_mentions": { "parse": [] },
     });
     if private {
@@ -722,85 +745,4 @@ impl Poster for DiscordPoster {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absurd_rate_limit_waits_are_clamped() {
-        for value in [1e30, u64::MAX as f64, f64::INFINITY, f64::NAN] {
-            assert_eq!(seconds(value), MAX_RESET, "{value}");
-        }
-        assert_eq!(seconds(-1.0), Duration::ZERO);
-        assert_eq!(seconds(0.25), Duration::from_millis(250));
-        // A bucket whose reset is absurdly far waits at most MAX_RESET, and no arithmetic on
-        // it panics.
-        let mut buckets = Buckets::default();
-        let mut headers = HeaderMap::new();
-        headers.insert("x-ratelimit-remaining", "0".parse().unwrap());
-        headers.insert("x-ratelimit-reset-after", "1e300".parse().unwrap());
-        let now = Instant::now();
-        buckets.update("GET /x", &headers, now);
-        assert_eq!(buckets.reserve("GET /x", now), Some(MAX_RESET));
-    }
-
-    #[test]
-    fn routes_keep_the_channel_and_drop_the_message_id() {
-        assert_eq!(
-            route_key(&Method::PATCH, "/channels/12/messages/34"),
-            "PATCH /channels/12/messages/:id"
-        );
-        assert_eq!(
-            route_key(&Method::POST, "/channels/12/messages/34/threads"),
-            "POST /channels/12/messages/:id/threads"
-        );
-        assert_eq!(
-            route_key(&Method::POST, "/channels/12/messages"),
-            "POST /channels/12/messages"
-        );
-        assert_ne!(
-            route_key(&Method::POST, "/channels/12/messages"),
-            route_key(&Method::POST, "/channels/13/messages")
-        );
-        assert_eq!(
-            route_key(&Method::PATCH, "/webhooks/1/tok/messages/@original"),
-            "PATCH /webhooks/1/tok/messages/@original"
-        );
-    }
-
-    fn headers(remaining: &str, reset_after: &str) -> HeaderMap {
-        let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-remaining", remaining.parse().unwrap());
-        h.insert("x-ratelimit-reset-after", reset_after.parse().unwrap());
-        h
-    }
-
-    #[test]
-    fn an_empty_bucket_waits_until_its_reset_and_counts_calls_meanwhile() {
-        let mut buckets = Buckets::default();
-        let now = Instant::now();
-        let route = "POST /channels/1/messages";
-        assert_eq!(buckets.reserve(route, now), None, "unknown route: go");
-        buckets.update(route, &headers("1", "2.5"), now);
-        assert_eq!(buckets.reserve(route, now), None, "one left");
-        assert_eq!(
-            buckets.reserve(route, now),
-            Some(Duration::from_millis(2500)),
-            "that one was taken"
-        );
-        assert_eq!(
-            buckets.reserve("POST /channels/2/messages", now),
-            None,
-            "another channel has its own bucket"
-        );
-        let later = now + Duration::from_millis(2500);
-        assert_eq!(buckets.reserve(route, later), None, "reset");
-        // Garbage headers change nothing; absurd resets are capped.
-        buckets.update(route, &headers("x", "1"), now);
-        assert_eq!(buckets.reserve(route, now), None);
-        buckets.update(route, &headers("0", "1e12"), now);
-        assert_eq!(buckets.reserve(route, now), Some(MAX_RESET));
-        // A global 429 holds every route.
-        buckets.global_until = Some(now + Duration::from_secs(1));
-        assert_eq!(buckets.reserve("GET /x", now), Some(Duration::from_secs(1)));
-    }
-}
+mod tests;

@@ -2,7 +2,7 @@
 //! into command text plus an [`Origin`](crate::core::Origin), hands it to the core, and renders
 //! replies and notices back. Only this folder knows chat platforms.
 
-pub mod chat;
+pub mod ack;
 pub mod console;
 pub mod delivery;
 pub mod discord;

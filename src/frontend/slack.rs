@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
-use super::chat::{self, Answered, RecentIds, Seen};
+use super::ack::{self, Answered, RecentIds, Seen};
 use super::delivery::{
     Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
@@ -78,7 +78,7 @@ pub struct SlackOptions {
 impl Default for SlackOptions {
     fn default() -> Self {
         SlackOptions {
-            ack_within: chat::ACK_WITHIN,
+            ack_within: ack::ACK_WITHIN,
             connections: 2,
             reconnect_every: Duration::from_secs(rand::random_range(RECONNECT_EVERY_SECS)),
             stagger: STAGGER,
@@ -222,7 +222,7 @@ fn whole_seconds(duration: Duration) -> u64 {
 /// Control and bidirectional characters are dropped too (untrusted fields were already
 /// neutralized by `render`).
 fn escape(text: &str) -> String {
-    chat::clip(&super::render::safe_text(text), MAX_TEXT)
+    ack::clip(&super::render::safe_text(text), MAX_TEXT)
         .replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
@@ -259,6 +259,7 @@ struct Answer {
 
 impl From<Reply> for Answer {
     fn from(reply: Reply) -> Answer {
+        let reply = super::render::reply(&reply, super::render::Markup::Slack);
         Answer {
             text: escape(&reply.text),
             private: reply.private,
@@ -376,7 +377,7 @@ impl Front {
             }
             Seen::Running => {
                 return Answer {
-                    text: chat::ALREADY_RECEIVED.into(),
+                    text: ack::ALREADY_RECEIVED.into(),
                     private: true,
                 }
             }
@@ -413,7 +414,7 @@ impl Front {
             operator: self.operators.contains(&command.user),
             user: command.user.clone(),
         };
-        let answered = chat::submit(
+        let answered = ack::submit(
             &self.core,
             &self.tracker,
             unescape(command.text.trim()),
@@ -426,11 +427,11 @@ impl Front {
             Answered::Later(task) => {
                 let front = self.clone();
                 self.tracker.spawn(async move {
-                    let reply = task.await.unwrap_or_else(|_| chat::failed());
+                    let reply = task.await.unwrap_or_else(|_| ack::failed());
                     front.follow_up(&command, reply).await;
                 });
                 let working = Answer {
-                    text: chat::WORKING.into(),
+                    text: ack::WORKING.into(),
                     private: true,
                 };
                 (working, false)
@@ -755,91 +756,4 @@ fn error(e: SlackClientError) -> PostError {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use slack_morphism::errors::{SlackClientApiError, SlackClientHttpError};
-
-    #[test]
-    fn slacks_escapes_are_undone_once() {
-        for (sent, typed) in [
-            ("add foo", "add foo"),
-            (
-                "add hls https://cdn/x.m3u8?a=1&amp;b=2 studio",
-                "add hls https://cdn/x.m3u8?a=1&b=2 studio",
-            ),
-            ("help &lt;x&gt;", "help <x>"),
-            ("a &amp;lt; b &amp;amp;", "a &lt; b &amp;"),
-        ] {
-            assert_eq!(unescape(sent), typed, "{sent}");
-            assert_eq!(unescape(&escape(typed)), typed, "round trip of {typed}");
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_command_read_after_another_counts_its_window_from_where_it_may_have_queued() {
-        let window = Duration::from_millis(2200);
-        let clock = Mutex::new(AckClock::default());
-        // Alone: the whole window.
-        let first = Timed::start(&clock, window);
-        assert_eq!(first.within, window);
-        // Read right after the first ended (it had waited behind it): what is left of the
-        // first one's window.
-        tokio::time::advance(Duration::from_millis(2200)).await;
-        drop(first);
-        tokio::time::advance(Duration::from_millis(5)).await;
-        let queued = Timed::start(&clock, window);
-        assert_eq!(queued.within, Duration::ZERO, "acknowledged at once");
-        // One that starts while another callback runs (another connection) counts from that
-        // run's start too.
-        let beside = Timed::start(&clock, window);
-        assert_eq!(beside.within, Duration::ZERO);
-        drop(queued);
-        drop(beside);
-        // After a pause nothing can have queued: the whole window again.
-        tokio::time::advance(Duration::from_secs(1)).await;
-        let later = Timed::start(&clock, window);
-        assert_eq!(later.within, window);
-        tokio::time::advance(Duration::from_millis(500)).await;
-        let during = Timed::start(&clock, window);
-        assert_eq!(during.within, Duration::from_millis(1700));
-    }
-
-    #[test]
-    fn a_refused_token_pauses_posting_and_other_refusals_are_for_good() {
-        let api = |code: &str| {
-            error(SlackClientError::ApiError(SlackClientApiError::new(
-                code.into(),
-            )))
-        };
-        for code in [
-            "invalid_auth",
-            "not_authed",
-            "token_revoked",
-            "token_expired",
-            "account_inactive",
-        ] {
-            assert_eq!(api(code), PostError::Unauthorized(code.into()), "{code}");
-        }
-        let http = |status: StatusCode| {
-            error(SlackClientError::HttpError(SlackClientHttpError::new(
-                status,
-            )))
-        };
-        assert!(matches!(
-            http(StatusCode::UNAUTHORIZED),
-            PostError::Unauthorized(_)
-        ));
-        for code in ["channel_not_found", "not_in_channel", "message_not_found"] {
-            assert_eq!(api(code), PostError::Permanent(code.into()), "{code}");
-        }
-        assert!(matches!(
-            http(StatusCode::FORBIDDEN),
-            PostError::Permanent(_)
-        ));
-        assert!(matches!(api("ratelimited"), PostError::Retry { .. }));
-        assert!(matches!(
-            http(StatusCode::BAD_GATEWAY),
-            PostError::Retry { .. }
-        ));
-    }
-}
+mod tests;

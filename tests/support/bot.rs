@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use recbot::config::Config;
-use recbot::core::{Core, CoreHandle, Notice, Origin, Reply};
+use recbot::core::{Core, CoreHandle, Notice, Origin};
 use recbot::event::{Event, EventKind};
+use recbot::frontend::render::{self, Markup, Rendered};
 use recbot::work::Events;
 use recbot_commands::Login;
 use tokio::sync::broadcast;
@@ -90,9 +91,9 @@ impl Bot {
         self
     }
 
-    /// A command as typed on the console.
-    pub async fn run(&self, text: &str) -> Reply {
-        self.core.submit(text, Origin::console()).await
+    /// A command as typed on the console; its reply as the console shows it.
+    pub async fn run(&self, text: &str) -> Rendered {
+        self.core.ask(text, Origin::console()).await
     }
 
     /// A command that must succeed; its reply text.
@@ -178,4 +179,16 @@ impl Bot {
 /// Matches events of one kind by name.
 pub fn is(name: &str) -> impl Fn(&Event) -> bool + '_ {
     move |e| e.kind_name() == name
+}
+
+/// A command's reply as the front-end of its room words it (the core answers with data).
+pub trait Ask {
+    fn ask(&self, text: &str, origin: Origin) -> impl Future<Output = Rendered> + Send;
+}
+
+impl Ask for CoreHandle {
+    async fn ask(&self, text: &str, origin: Origin) -> Rendered {
+        let markup = Markup::of(&origin.room);
+        render::reply(&self.submit(text, origin).await, markup)
+    }
 }

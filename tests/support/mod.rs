@@ -23,7 +23,8 @@ use recbot::event::EventKind;
 use recbot::secret::Secret;
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
-pub use bot::{is, Bot};
+#[allow(unused_imports)] // `Ask` is for the tests that talk to a core handle directly.
+pub use bot::{is, Ask, Bot};
 use youtube_state::{State, Step};
 
 pub const CLIENT_ID: &str = "fake-client.apps.googleusercontent.com";

@@ -20,22 +20,6 @@ pub struct Watch {
     pub added_at: DateTime<Utc>,
 }
 
-impl Watch {
-    /// `quality best, upload on, chat on` (chat is not shown for HLS sources).
-    pub fn options_text(&self) -> String {
-        let on = |b: bool| if b { "on" } else { "off" };
-        match self.source {
-            Source::Twitch => format!(
-                "quality {}, upload {}, chat {}",
-                self.quality,
-                on(self.upload),
-                on(self.chat)
-            ),
-            Source::Hls { .. } => format!("quality {}, upload {}", self.quality, on(self.upload)),
-        }
-    }
-}
-
 /// The stored watch list.
 #[async_trait::async_trait]
 pub trait WatchList: Send + Sync {

@@ -9,6 +9,7 @@ use super::*;
 use crate::backoff::jitter;
 use crate::config::Config;
 use crate::core::{Core, Origin};
+use crate::frontend::render::Ask;
 use crate::work::Events;
 
 #[derive(Debug, Clone, PartialEq)]
@@ -174,7 +175,7 @@ impl Bot {
             user: "U1".into(),
             operator: true,
         };
-        let reply = self.core.submit(&format!("add {login}"), origin).await;
+        let reply = self.core.ask(&format!("add {login}"), origin).await;
         assert!(reply.ok, "{reply:?}");
     }
 
@@ -720,7 +721,7 @@ async fn an_unreadable_row_in_the_log_is_passed_over_and_what_follows_is_deliver
     )
     .await;
     bot.wait_calls(2).await;
-    let status = bot.core.submit("status foo", Origin::console()).await;
+    let status = bot.core.ask("status foo", Origin::console()).await;
     bot.stop().await;
     assert!(status.ok, "{status:?}");
     assert!(status.text.contains("Recent:"), "{}", status.text);

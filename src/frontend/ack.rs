@@ -8,7 +8,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 use tokio_util::task::TaskTracker;
 
-use crate::core::{CoreHandle, Origin, Reply};
+use crate::core::{CoreHandle, Origin, Refusal, Reply};
 
 /// How long a front-end waits for the core before acknowledging without the answer. Both
 /// platforms give 3 s; the rest is the network's.
@@ -115,7 +115,7 @@ pub async fn submit(
 
 /// The reply when the task answering a command died.
 pub fn failed() -> Reply {
-    Reply::refused("recbot failed while answering; see the service log")
+    Reply::refused(Refusal::AnswerLost)
 }
 
 /// Cuts `text` to at most `max` characters, saying so.

@@ -1,0 +1,355 @@
+//! Event lines: one line per [`Event`], the same words on every front-end, one function per
+//! group of events (service and watch list, live detection, recording, disk, chat, auth,
+//! uploads).
+
+use std::path::Path;
+
+use super::{untrusted, Markup};
+use crate::event::{Event, EventKind};
+use crate::format::{duration, size};
+
+/// One line describing an event, with its login when it has one (for the console and logs).
+pub fn event_line(event: &Event) -> String {
+    event_line_for(event, Markup::Plain)
+}
+
+/// One line describing an event, its untrusted parts neutralized for `markup`.
+pub fn event_line_for(event: &Event, markup: Markup) -> String {
+    let w = Words {
+        login: event.login.as_ref().map(|l| l.as_str()).unwrap_or("recbot"),
+        has_login: event.login.is_some(),
+        markup,
+    };
+    use EventKind as K;
+    let kind = &event.kind;
+    match kind {
+        K::ServiceStarted { .. }
+        | K::ServiceStopping
+        | K::WatchAdded { .. }
+        | K::WatchRemoved { .. }
+        | K::CommandRefused { .. } => service_line(&w, kind),
+        K::LiveDetected { .. }
+        | K::StreamUpdated { .. }
+        | K::StreamOffline { .. }
+        | K::LiveCheckFailed { .. }
+        | K::LiveCheckRecovered => live_line(&w, kind),
+        K::RecordingStarted { .. }
+        | K::RecordingGap { .. }
+        | K::AdBreak { .. }
+        | K::RecordingStalled { .. }
+        | K::RecordingPartFinished { .. }
+        | K::RecordingFinished { .. }
+        | K::RecordingFailed { .. } => recording_line(&w, kind),
+        K::DiskLow {
+            used_percent,
+            free_gb,
+            stopped_recording,
+        } => {
+            let mut line = format!("⚠ disk {used_percent:.0}% full, {free_gb:.1} GB free");
+            if *stopped_recording {
+                line.push_str(": recording stopped (parts finalized) until space is freed");
+            }
+            line
+        }
+        K::ChatJoined { .. }
+        | K::ChatDisconnected { .. }
+        | K::ChatReconnected { .. }
+        | K::ChatDropped { .. }
+        | K::ChatSaved { .. }
+        | K::ChatSaveFailed { .. } => chat_line(&w, kind),
+        K::AuthRequired { .. } | K::AuthCompleted { .. } => auth_line(&w, kind),
+        K::UploadQueued { .. }
+        | K::UploadStarted { .. }
+        | K::UploadProgress { .. }
+        | K::UploadDeferred { .. }
+        | K::UploadFinished { .. }
+        | K::UploadFailed { .. }
+        | K::UploadFilesKept { .. } => upload_line(&w, kind),
+    }
+}
+
+/// What every event line needs: its login (or `recbot`) and how outside text is neutralized.
+struct Words<'a> {
+    login: &'a str,
+    /// The event is about one login (not service-wide).
+    has_login: bool,
+    markup: Markup,
+}
+
+impl Words<'_> {
+    /// Outside text, neutralized.
+    fn u(&self, text: &str) -> String {
+        untrusted(text, self.markup)
+    }
+
+    /// A file's name (not its folders), neutralized.
+    fn file_name(&self, file: &Path) -> String {
+        self.u(&file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default())
+    }
+}
+
+/// The group functions are only called by [`event_line_for`] with an event of their group.
+fn not_in_group(group: &str, kind: &EventKind) -> ! {
+    unreachable!("{} is not a {group} event", kind.name())
+}
+
+fn service_line(w: &Words, kind: &EventKind) -> String {
+    let login = w.login;
+    match kind {
+        EventKind::ServiceStarted { version, watching } => {
+            format!("recbot {version} started, watching {watching}")
+        }
+        EventKind::ServiceStopping => {
+            "recbot is stopping: finishing files and saving state".to_string()
+        }
+        EventKind::WatchAdded { by, room, options } => {
+            format!("{login} added by {} in {room} ({options})", w.u(by))
+        }
+        EventKind::WatchRemoved { by, room } => {
+            format!("{login} removed by {} in {room}", w.u(by))
+        }
+        EventKind::CommandRefused { by, room, command } => format!(
+            "refused `{}` from {} in {room}: not an operator",
+            w.u(command),
+            w.u(by)
+        ),
+        other => not_in_group("service", other),
+    }
+}
+
+fn live_line(w: &Words, kind: &EventKind) -> String {
+    let login = w.login;
+    match kind {
+        EventKind::LiveDetected {
+            title,
+            game,
+            latency_secs,
+            ..
+        } => {
+            let mut line = format!("🔴 {login} is live: {}", w.u(title));
+            if let Some(game) = game {
+                line.push_str(&format!(" [{}]", w.u(game)));
+            }
+            if let Some(latency) = latency_secs {
+                line.push_str(&format!(" (detected {} after start)", duration(*latency)));
+            }
+            line
+        }
+        EventKind::StreamUpdated { title, game } => match game {
+            Some(game) => format!("{login} changed title/game: {} [{}]", w.u(title), w.u(game)),
+            None => format!("{login} changed title: {}", w.u(title)),
+        },
+        EventKind::StreamOffline { .. } => format!("{login} is offline"),
+        // With a login: one HLS source's checks (the Twitch watcher's are about every login).
+        EventKind::LiveCheckFailed { reason, cycles } if w.has_login => format!(
+            "⚠ {login}: the source failed {cycles} checks in a row; checking less often until it answers: {}",
+            w.u(reason)
+        ),
+        EventKind::LiveCheckFailed { reason, cycles } => format!(
+            "⚠ live checks failed {cycles} times in a row; live streams may be missed: {}",
+            w.u(reason)
+        ),
+        EventKind::LiveCheckRecovered if w.has_login => {
+            format!("{login}: the source answers again")
+        }
+        EventKind::LiveCheckRecovered => "live checks work again".to_string(),
+        other => not_in_group("live", other),
+    }
+}
+
+fn recording_line(w: &Words, kind: &EventKind) -> String {
+    let login = w.login;
+    match kind {
+        EventKind::RecordingStarted {
+            file,
+            quality,
+            part,
+        } => {
+            let file = w.u(file);
+            if *part > 1 {
+                format!("⏺ {login}: recording part {part} ({quality}) to {file}")
+            } else {
+                format!("⏺ {login}: recording ({quality}) to {file}")
+            }
+        }
+        EventKind::RecordingGap {
+            first_sequence,
+            last_sequence,
+            seconds,
+            reason,
+        } => format!(
+            "⚠ {login}: gap of {} in the recording (segments {first_sequence}–{last_sequence}): {}",
+            duration(*seconds),
+            w.u(reason)
+        ),
+        EventKind::AdBreak { duration_secs } => {
+            format!("{login}: ad break of {} skipped", duration(*duration_secs))
+        }
+        EventKind::RecordingStalled { seconds } => format!(
+            "⚠ {login}: no new video for {} although the stream is live; still trying",
+            duration(*seconds as f64)
+        ),
+        EventKind::RecordingPartFinished {
+            part,
+            file,
+            bytes,
+            duration_secs,
+            gaps,
+            recovered,
+            ..
+        } => {
+            let name = w.file_name(file);
+            let mut line = format!(
+                "{login}: part {part} finished: {name}, {}, {}",
+                duration(*duration_secs),
+                size(*bytes)
+            );
+            if *gaps > 0 {
+                line.push_str(&format!(", {gaps} gap(s)"));
+            }
+            if *recovered {
+                line.push_str(" (recovered after a crash)");
+            }
+            line
+        }
+        EventKind::RecordingFinished { parts: 0, .. } => {
+            format!("⏹ {login}: recording ended without video")
+        }
+        EventKind::RecordingFinished {
+            parts,
+            duration_secs,
+            bytes,
+            gaps,
+        } => format!(
+            "⏹ {login}: recording finished: {}, {}, {parts} part(s), {gaps} gap(s)",
+            duration(*duration_secs),
+            size(*bytes)
+        ),
+        EventKind::RecordingFailed { reason } => {
+            format!("❌ {login}: recording failed: {}", w.u(reason))
+        }
+        other => not_in_group("recording", other),
+    }
+}
+
+fn chat_line(w: &Words, kind: &EventKind) -> String {
+    let login = w.login;
+    match kind {
+        EventKind::ChatJoined { rooms } if w.has_login && *rooms == 1 => {
+            format!("💬 {login}: logging chat")
+        }
+        EventKind::ChatJoined { rooms } => format!("💬 chat logging: joined {rooms} room(s)"),
+        EventKind::ChatDisconnected { reason } => {
+            format!("chat connection lost: {}; reconnecting", w.u(reason))
+        }
+        EventKind::ChatReconnected { offline_secs } => {
+            format!("chat reconnected after {}", duration(*offline_secs))
+        }
+        EventKind::ChatDropped { lines } => format!(
+            "⚠ {login}: {lines} chat line(s) could not be written (disk too slow or failing)"
+        ),
+        EventKind::ChatSaved { part, file, lines } => {
+            let name = w.file_name(file);
+            format!("💬 {login}: chat of part {part} saved: {name} ({lines} line(s))")
+        }
+        EventKind::ChatSaveFailed { part, reason } => format!(
+            "⚠ {login}: the chat of part {part} could not be saved beside it: {} (the day \
+             logs still have it)",
+            w.u(reason)
+        ),
+        other => not_in_group("chat", other),
+    }
+}
+
+fn auth_line(w: &Words, kind: &EventKind) -> String {
+    match kind {
+        // Never the consent link (events go to the public events room, and older event logs
+        // may still carry one): the operator who runs `auth` gets it privately.
+        EventKind::AuthRequired {
+            service, reason, ..
+        } => format!(
+            "🔑 {service} needs authorization ({}): an operator should run `auth {service}` \
+             (the link is sent to them privately)",
+            w.u(reason)
+        ),
+        EventKind::AuthCompleted { service, account } => match account {
+            Some(account) => format!("🔑 {service} connected as {}", w.u(account)),
+            None => format!("🔑 {service} connected"),
+        },
+        other => not_in_group("auth", other),
+    }
+}
+
+fn upload_line(w: &Words, kind: &EventKind) -> String {
+    let login = w.login;
+    match kind {
+        EventKind::UploadQueued { job, file } => format!("upload #{job} queued: {}", w.u(file)),
+        EventKind::UploadStarted {
+            job,
+            file,
+            bytes,
+            from_bytes,
+        } => {
+            let file = w.u(file);
+            if *from_bytes > 0 && *bytes > 0 {
+                format!(
+                    "⬆ upload #{job} resumed at {:.0}%: {file} ({})",
+                    *from_bytes as f64 * 100.0 / *bytes as f64,
+                    size(*bytes)
+                )
+            } else {
+                format!("⬆ upload #{job} started: {file} ({})", size(*bytes))
+            }
+        }
+        EventKind::UploadProgress {
+            job,
+            sent_bytes,
+            total_bytes,
+            bytes_per_sec,
+        } => upload_progress(*job, *sent_bytes, *total_bytes, *bytes_per_sec),
+        EventKind::UploadDeferred { job, reason, until } => format!(
+            "upload #{job} waits until {} UTC: {}",
+            until.format("%Y-%m-%d %H:%M"),
+            w.u(reason)
+        ),
+        EventKind::UploadFinished { job, url, .. } => {
+            format!("✅ {login}: upload #{job} finished: {url}")
+        }
+        EventKind::UploadFailed { job, reason } => format!(
+            "❌ upload #{job} failed: {} (the file is kept; `retry {job}` re-queues it)",
+            w.u(reason)
+        ),
+        EventKind::UploadFilesKept { job, file, reason } => format!(
+            "⚠️ {login}: upload #{job}: {}, so {} is kept, not deleted",
+            w.u(reason),
+            w.u(file)
+        ),
+        other => not_in_group("upload", other),
+    }
+}
+
+/// `⬆ upload #3: 40% (400 MB of 1.00 GB), 5 MB/s, about 2m 00s left`
+fn upload_progress(job: i64, sent_bytes: u64, total_bytes: u64, bytes_per_sec: f64) -> String {
+    let percent = if total_bytes > 0 {
+        sent_bytes as f64 * 100.0 / total_bytes as f64
+    } else {
+        100.0
+    };
+    let mut line = format!(
+        "⬆ upload #{job}: {percent:.0}% ({} of {})",
+        size(sent_bytes),
+        size(total_bytes)
+    );
+    if bytes_per_sec > 0.0 {
+        let left = total_bytes.saturating_sub(sent_bytes) as f64 / bytes_per_sec;
+        line.push_str(&format!(
+            ", {}/s, about {} left",
+            size(bytes_per_sec as u64),
+            duration(left)
+        ));
+    }
+    line
+}
