@@ -15,27 +15,7 @@ use crate::core::store::{
 #[async_trait::async_trait]
 impl UploadJobs for SqliteBackend {
     async fn insert_upload_job(&self, job: &NewUploadJob) -> Result<Option<i64>> {
-        let now = Utc::now();
-        let done = sqlx::query(
-            "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
-               created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'queued', ?, ?, ?)
-             ON CONFLICT (path) DO NOTHING",
-        )
-        .bind(job.login.as_ref().map(Login::as_str))
-        .bind(job.session)
-        .bind(job.path.to_string_lossy().as_ref())
-        .bind(
-            job.sidecar
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-        )
-        .bind(job.total_bytes as i64)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
+        self.insert_job(job, None).await
     }
 
     async fn upload_job(&self, id: i64) -> Result<Option<UploadJob>> {
@@ -172,29 +152,7 @@ impl UploadJobs for SqliteBackend {
         until: DateTime<Utc>,
         why: &str,
     ) -> Result<Option<i64>> {
-        let now = Utc::now();
-        let done = sqlx::query(
-            "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
-               next_attempt_at, wait_reason, last_error, created_at, updated_at)
-             VALUES (?, ?, ?, ?, 'deferred', ?, ?, 'chat_file', ?, ?, ?)
-             ON CONFLICT (path) DO NOTHING",
-        )
-        .bind(job.login.as_ref().map(Login::as_str))
-        .bind(job.session)
-        .bind(job.path.to_string_lossy().as_ref())
-        .bind(
-            job.sidecar
-                .as_ref()
-                .map(|p| p.to_string_lossy().into_owned()),
-        )
-        .bind(job.total_bytes as i64)
-        .bind(until)
-        .bind(why)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
+        self.insert_job(job, Some((until, why))).await
     }
 
     async fn upload_jobs_waiting_for_chat(&self) -> Result<Vec<UploadJob>> {
@@ -267,6 +225,46 @@ impl QuotaLedger for SqliteBackend {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+}
+
+impl SqliteBackend {
+    /// One new job: queued, or deferred until `wait`'s time with wait reason `chat_file` and
+    /// its text. `None` when a job for the same file already exists.
+    async fn insert_job(
+        &self,
+        job: &NewUploadJob,
+        wait: Option<(DateTime<Utc>, &str)>,
+    ) -> Result<Option<i64>> {
+        let now = Utc::now();
+        let (state, reason) = match wait {
+            Some(_) => (JobState::Deferred, Some(WaitReason::ChatFile)),
+            None => (JobState::Queued, None),
+        };
+        let done = sqlx::query(
+            "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
+               next_attempt_at, wait_reason, last_error, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (path) DO NOTHING",
+        )
+        .bind(job.login.as_ref().map(Login::as_str))
+        .bind(job.session)
+        .bind(job.path.to_string_lossy().as_ref())
+        .bind(
+            job.sidecar
+                .as_ref()
+                .map(|p| p.to_string_lossy().into_owned()),
+        )
+        .bind(state.as_str())
+        .bind(job.total_bytes as i64)
+        .bind(wait.map(|(until, _)| until))
+        .bind(reason.map(WaitReason::as_str))
+        .bind(wait.map(|(_, why)| why))
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
     }
 }
 
