@@ -138,6 +138,11 @@ pub enum Refusal {
         id: u64,
         until: Option<DateTime<Utc>>,
     },
+    /// The job waits for its part's chat file, at most until then; it starts by itself.
+    UploadWaitsForChatFile {
+        id: u64,
+        until: Option<DateTime<Utc>>,
+    },
     UploadPaused(u64),
     /// The job is queued or uploading.
     UploadBusy {

@@ -333,6 +333,12 @@ impl Core {
                     url: video_url(job.video_id.as_deref().unwrap_or_default()),
                 }))
             }
+            (JobState::Deferred, Some(WaitReason::ChatFile)) => {
+                return Ok(Reply::refused(Refusal::UploadWaitsForChatFile {
+                    id,
+                    until: job.next_attempt_at,
+                }))
+            }
             (JobState::Deferred, _) => {
                 return Ok(Reply::refused(Refusal::UploadWaits {
                     id,

@@ -344,6 +344,7 @@ pub fn refusal(why: &Refusal) -> String {
         Refusal::NoSuchUpload(_)
         | Refusal::AlreadyUploaded { .. }
         | Refusal::UploadWaits { .. }
+        | Refusal::UploadWaitsForChatFile { .. }
         | Refusal::UploadPaused(_)
         | Refusal::UploadBusy { .. }
         | Refusal::UploadFileGone { .. } => refusal_of_retry(why),
@@ -384,6 +385,11 @@ fn refusal_of_retry(why: &Refusal) -> String {
         Refusal::UploadWaits { id, until: at } => format!(
             "Upload #{id} waits for YouTube until {}; YouTube would refuse it before then.",
             until(*at)
+        ),
+        Refusal::UploadWaitsForChatFile { id, until: at } => format!(
+            "Upload #{id} waits for its chat file to be written{}; it starts by itself then.",
+            at.map(|at| format!(" (at most until {})", quota::describe(at)))
+                .unwrap_or_default()
         ),
         Refusal::UploadPaused(id) => {
             format!("Upload #{id} waits for a new YouTube authorization: run `auth youtube`.")
@@ -537,6 +543,11 @@ mod tests {
             },
             "Upload #3 is queued again. Note: uploads are disabled in the config ([youtube] \
              enabled).",
+        );
+        // `retry` of a job waiting for its chat file says what it waits for, not YouTube.
+        check(
+            Said::Refused(Refusal::UploadWaitsForChatFile { id: 4, until: None }),
+            "Upload #4 waits for its chat file to be written; it starts by itself then.",
         );
     }
 
