@@ -500,6 +500,33 @@ async fn a_part_is_uploaded_once_its_chat_file_is_written_and_moved_with_it() {
     assert!(!part.file.exists() && !part.sidecar.exists() && !chat_file.exists());
 }
 
+/// A chat file that takes longer than `[chat] save_timeout_secs` does not hold its upload
+/// back: the upload goes without it, and `ChatSaveFailed` says so in the room.
+#[tokio::test]
+async fn an_upload_goes_without_a_chat_file_that_takes_longer_than_the_timeout() {
+    let yt = YoutubeMock::start("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let (_dir, config, mut bot) = start(
+        &yt.upload_url(),
+        &google,
+        "\n[chat]\nsave_timeout_secs = 0.001",
+        ("ya29.valid", "1//r", 3600),
+    )
+    .await;
+    let part = write_part(&config, "foo", "a", MIB / 2).await;
+    // A busy day of chat: its chat file takes far longer than a millisecond to write.
+    write_day_log(&config, "foo", 200_000);
+    bot.part_finished(&part).await;
+    let failed = bot.wait_for("ChatSaveFailed", is("ChatSaveFailed")).await;
+    let EventKind::ChatSaveFailed { part: n, reason } = &failed.kind else {
+        unreachable!()
+    };
+    assert_eq!(*n, 1);
+    assert!(reason.contains("save_timeout_secs"), "{reason}");
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+    bot.stop().await;
+}
+
 /// A chat file that cannot be written (`ChatSaveFailed`) releases the upload.
 #[tokio::test]
 async fn a_chat_file_that_cannot_be_written_releases_the_upload() {

@@ -1,7 +1,7 @@
 //! Core glue for chat logging: starts the chat worker, tells it which rooms are wanted (watches
-//! with source Twitch and chat on), hands it the Twitch user token, asks it for the chat file
-//! of every finished recording part. (`status` asks it from `status.rs`.) The worker never reads the
-//! database; what it needs comes from here.
+//! with source Twitch and chat on), hands it the Twitch user token and asks it for the chat
+//! file of every finished recording part (`status.rs` asks it for its status). The worker never
+//! reads the database; what it needs comes from here.
 //!
 //! A part's upload job waits for the part's chat file ([`ChatWaits`]): persisted as deferred
 //! with wait reason `chat_file` until `[chat] save_timeout_secs` from now, released (queued)
@@ -59,6 +59,11 @@ impl ChatWaits {
                     .iter()
                     .position(|w| &w.login == login && w.session == session && w.part == part)
             })?;
+        Some(self.0.remove(at))
+    }
+
+    fn take_job(&mut self, job: i64) -> Option<ChatWait> {
+        let at = self.0.iter().position(|w| w.job == job)?;
         Some(self.0.remove(at))
     }
 }
@@ -175,6 +180,26 @@ impl Core {
         if let Some(wait) = self.chat_waits.take(login, event.session, part, file) {
             self.release_chat_wait(wait.job).await;
         }
+    }
+
+    /// The upload worker started a job whose chat file never came (its wait of `[chat]
+    /// save_timeout_secs` ran out): the wait ends, and `ChatSaveFailed` says the part goes
+    /// without its chat file. `None` after a restart (the part number is no longer known; the
+    /// upload worker's log says it).
+    pub(super) fn chat_wait_ran_out(&mut self, job: &UploadJob) -> Option<Event> {
+        let wait = self.chat_waits.take_job(job.id)?;
+        let reason = format!(
+            "not written within [chat] save_timeout_secs ({} s); the recording was uploaded \
+             without it",
+            self.config.chat.save_timeout_secs
+        );
+        let kind = EventKind::ChatSaveFailed {
+            part: wait.part,
+            reason,
+        };
+        let mut event = Event::now(Some(wait.login), kind);
+        event.session = wait.session;
+        Some(event)
     }
 
     async fn release_chat_wait(&mut self, job: i64) {

@@ -150,6 +150,12 @@ impl Core {
             .ok_or_else(|| anyhow!("upload job {id} does not exist"))?;
         let kind = match update {
             JobUpdate::Started { total, from, .. } => {
+                if job.wait_reason == Some(WaitReason::ChatFile) {
+                    job.wait_reason = None;
+                    if let Some(event) = self.chat_wait_ran_out(&job) {
+                        self.follow_up(event);
+                    }
+                }
                 job.state = JobState::Uploading;
                 job.total_bytes = total;
                 Some(EventKind::UploadStarted {
