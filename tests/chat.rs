@@ -19,6 +19,7 @@ use recbot::chat::writer::WriterSettings;
 use recbot::chat::{start, ChatHandle, ChatSettings};
 use recbot::config::ChatLogin;
 use recbot::event::{Event, EventKind};
+use recbot::frontend::render::chat_identity;
 use recbot::secret::Secret;
 use recbot_commands::Login;
 use support::twitch_irc::{samples, FakeTwitch, ServerConn};
@@ -991,7 +992,10 @@ async fn a_slow_account_check_holds_up_neither_status_nor_shutdown() {
         .await
         .expect("status answers while the account is checked")
         .unwrap();
-    assert!(status.identity.contains("checking"), "{status:?}");
+    assert!(
+        chat_identity(&status.identity).contains("checking"),
+        "{status:?}"
+    );
     assert_eq!(status.wanted, 1);
     // A new token while the first check runs: still no wait.
     chat.handle
@@ -1068,7 +1072,7 @@ async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
         assert_eq!(sent[2], "NICK mybot");
     }
     let status = chat.handle.status(None).await.unwrap();
-    assert_eq!(status.identity, "as mybot");
+    assert_eq!(chat_identity(&status.identity), "as mybot");
     // The account is refused on the next login: chat goes on anonymously and says so.
     fake.set_behavior(|b| b.refuse_pass = true);
     conn.close().await;
@@ -1083,10 +1087,10 @@ async fn user_login_sends_the_token_and_falls_back_to_anonymous_when_refused() {
     fake.wait_until("joined anonymously", |s| s.rooms[next.id].contains("a"))
         .await;
     let status = chat.handle.status(None).await.unwrap();
+    let identity = chat_identity(&status.identity);
     assert!(
-        status.identity.starts_with("anonymous: Twitch refused"),
-        "{}",
-        status.identity
+        identity.starts_with("anonymous: Twitch refused"),
+        "{identity}"
     );
     let events = chat.stop().await;
     assert!(!format!("{events:?}").contains("user-token-1"));

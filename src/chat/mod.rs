@@ -14,4 +14,4 @@ pub mod shard;
 pub mod transport;
 pub mod writer;
 
-pub use pool::{start, ChatHandle, ChatSettings, ChatStatus};
+pub use pool::{start, ChatHandle, ChatIdentity, ChatSettings, ChatStatus};

@@ -87,11 +87,28 @@ impl ChatSettings {
     }
 }
 
+/// Who the chat logger logs in as, for `status` (worded by the front-ends).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum ChatIdentity {
+    /// `[chat] login = "anonymous"`.
+    #[default]
+    Anonymous,
+    /// `login = "user"`, but no Twitch account is connected yet.
+    NoAccount,
+    /// The connected account's token is being checked.
+    Checking,
+    /// Logged in as this account.
+    User(String),
+    /// The account's token cannot be used (the validation's error).
+    TokenUnusable(String),
+    /// Twitch refused the account's login (its notice).
+    Refused(String),
+}
+
 /// What `status` shows about chat logging.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatStatus {
-    /// `anonymous`, `as <login>`, or anonymous with the reason the account is not used.
-    pub identity: String,
+    pub identity: ChatIdentity,
     pub connections: usize,
     pub connections_up: usize,
     pub wanted: usize,
@@ -198,7 +215,7 @@ pub fn start(
         queue,
         counters,
         identity: identity_tx,
-        identity_note: "anonymous".into(),
+        identity_note: ChatIdentity::Anonymous,
         resolving: 0,
         resolved_tx,
         cancel: cancel.clone(),
@@ -234,7 +251,7 @@ struct Pool {
     queue: LineQueue,
     counters: Arc<Mutex<Counters>>,
     identity: watch::Sender<Option<Identity>>,
-    identity_note: String,
+    identity_note: ChatIdentity,
     /// Numbers the account checks; only the latest one's answer counts.
     resolving: u64,
     resolved_tx: mpsc::Sender<Resolved>,
@@ -300,17 +317,14 @@ impl Pool {
     fn resolve_identity(&mut self) {
         self.resolving += 1;
         let (identity, note) = match (self.settings.login, self.user_token.clone()) {
-            (ChatLogin::Anonymous, _) => (Identity::Anonymous, "anonymous".to_string()),
+            (ChatLogin::Anonymous, _) => (Identity::Anonymous, ChatIdentity::Anonymous),
             (ChatLogin::User, None) => {
                 info!("chat: no Twitch account connected yet (`auth twitch`); logging anonymously");
-                (
-                    Identity::Anonymous,
-                    "anonymous: no Twitch account connected yet (`auth twitch`)".to_string(),
-                )
+                (Identity::Anonymous, ChatIdentity::NoAccount)
             }
             (ChatLogin::User, Some(token)) => {
                 if self.identity.borrow().is_none() {
-                    self.identity_note = "checking the connected Twitch account".into();
+                    self.identity_note = ChatIdentity::Checking;
                 }
                 let generation = self.resolving;
                 let id_url = self.settings.id_url.clone();
@@ -348,14 +362,14 @@ impl Pool {
                         login: login.clone(),
                         token: resolved.token,
                     },
-                    format!("as {login}"),
+                    ChatIdentity::User(login),
                 )
             }
             Err(e) => {
                 warn!(error = %e, "chat: the Twitch token cannot be used; logging anonymously");
                 (
                     Identity::Anonymous,
-                    format!("anonymous: the Twitch token cannot be used ({e:#})"),
+                    ChatIdentity::TokenUnusable(format!("{e:#}")),
                 )
             }
         };
@@ -555,8 +569,7 @@ impl Pool {
                         "chat: Twitch refused the account's login; logging anonymously"
                     );
                     self.identity.send_replace(Some(Identity::Anonymous));
-                    self.identity_note =
-                        format!("anonymous: Twitch refused the account ({reason})");
+                    self.identity_note = ChatIdentity::Refused(reason.clone());
                     self.emit(
                         None,
                         EventKind::AuthRequired {

@@ -12,7 +12,7 @@ mod status;
 
 pub use events::{event_line, event_line_for};
 pub use replies::{refusal, refused, reply, said, Rendered};
-pub use status::{chat_login_line, chat_service_line, disk, status};
+pub use status::{chat_identity, chat_login_line, chat_service_line, disk, status};
 
 /// Which markup a front-end's messages are read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,7 +5,7 @@
 use super::events::event_line_for;
 use super::replies::{describe_source, options};
 use super::Markup;
-use crate::chat::ChatStatus;
+use crate::chat::{ChatIdentity, ChatStatus};
 use crate::core::{
     ChatLine, DiskLevel, DiskReport, LiveDetection, LiveOf, LoginStatus, RecordingNow,
     ServiceStatus, StatusReport,
@@ -168,11 +168,33 @@ fn chat_line(chat: &ChatLine) -> Option<String> {
     }
 }
 
+/// Who the chat logger logs in as: `anonymous`, `as <login>`, or anonymous and why.
+pub fn chat_identity(identity: &ChatIdentity) -> String {
+    match identity {
+        ChatIdentity::Anonymous => "anonymous".into(),
+        ChatIdentity::NoAccount => {
+            "anonymous: no Twitch account connected yet (`auth twitch`)".into()
+        }
+        ChatIdentity::Checking => "checking the connected Twitch account".into(),
+        ChatIdentity::User(login) => format!("as {login}"),
+        ChatIdentity::TokenUnusable(e) => {
+            format!("anonymous: the Twitch token cannot be used ({e})")
+        }
+        ChatIdentity::Refused(reason) => {
+            format!("anonymous: Twitch refused the account ({reason})")
+        }
+    }
+}
+
 /// The chat logger's line of the service status.
 pub fn chat_service_line(s: &ChatStatus) -> String {
     let mut line = format!(
         "chat: {} of {} room(s) joined on {} connection(s) ({}), {} line(s) logged today",
-        s.joined, s.wanted, s.connections, s.identity, s.lines_today
+        s.joined,
+        s.wanted,
+        s.connections,
+        chat_identity(&s.identity),
+        s.lines_today
     );
     if s.connections_up < s.connections {
         line.push_str(&format!(
