@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 use recbot_commands::Login;
 use serde::{Deserialize, Serialize};
 
+use crate::rendition::Withheld;
+
 /// Something that happened, as persisted in the event log and shown to operators.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Event {
@@ -110,6 +112,16 @@ pub enum EventKind {
         file: String,
         quality: String,
         part: u32,
+    },
+    /// Once per session: better renditions are on air than the one recorded (withheld from
+    /// this viewer by Twitch, or in a codec `[recording] codecs` excludes), or only audio is
+    /// recorded because no video rendition was offered or allowed (`audio_only`).
+    RenditionWithheld {
+        /// The rendition recorded (`1080p60`, `audio_only`).
+        recorded: String,
+        /// Best first.
+        withheld: Vec<Withheld>,
+        audio_only: bool,
     },
     /// Segments that could not be fetched (after retries) or fell out of the playlist window.
     RecordingGap {
@@ -253,6 +265,7 @@ impl EventKind {
             EventKind::LiveCheckFailed { .. } => "LiveCheckFailed",
             EventKind::LiveCheckRecovered => "LiveCheckRecovered",
             EventKind::RecordingStarted { .. } => "RecordingStarted",
+            EventKind::RenditionWithheld { .. } => "RenditionWithheld",
             EventKind::RecordingGap { .. } => "RecordingGap",
             EventKind::AdBreak { .. } => "AdBreak",
             EventKind::RecordingStalled { .. } => "RecordingStalled",

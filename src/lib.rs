@@ -17,6 +17,7 @@ pub mod frontend;
 pub mod logging;
 pub mod recorder;
 pub mod remote;
+pub mod rendition;
 pub mod secret;
 pub mod title_template;
 pub mod twitch;

@@ -14,7 +14,7 @@ use recbot::event::{Event, EventKind};
 use recbot::recorder::{Control, Recorder, RecordingSpec, SourceSpec, StopReason};
 use recbot::work::Events;
 use recbot_commands::{Login, Quality};
-use support::origin::{init_bytes, segment_bytes, End, Origin, StreamConfig};
+use support::origin::{init_bytes, new_init_bytes, segment_bytes, End, Origin, StreamConfig};
 use support::same_bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -278,6 +278,51 @@ async fn fmp4_init_segment_is_written_once_and_the_file_is_mp4() {
     want.extend(expected("foo", 0..total, len));
     same_bytes(&std::fs::read(file).unwrap(), &want);
     assert_eq!(origin.requests("init"), 1);
+}
+
+#[tokio::test]
+async fn a_new_init_segment_mid_stream_ends_the_part_and_starts_one_with_it() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        fmp4: true,
+        init_change_at: Some(6),
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    assert_eq!(count(&events, "RecordingGap"), 0, "{events:#?}");
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 2, "{events:#?}");
+    // Each file: one init, at its start, then its segments; none lost, none twice.
+    let mut first = init_bytes("foo");
+    first.extend(expected("foo", 0..6, len));
+    let mut second = new_init_bytes("foo");
+    second.extend(expected("foo", 6..total, len));
+    assert_eq!((parts[0].0, parts[1].0), (1, 2));
+    for ((_, file, _), want) in parts.iter().zip([first, second]) {
+        assert_eq!(file.extension().unwrap(), "mp4");
+        same_bytes(&std::fs::read(file).unwrap(), &want);
+    }
+    assert_eq!(count(&events, "RecordingStarted"), 2);
+}
+
+#[tokio::test]
+async fn the_same_init_at_a_new_address_keeps_the_part() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        fmp4: true,
+        init_moves_at: Some(6),
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    let mut want = init_bytes("foo");
+    want.extend(expected("foo", 0..total, len));
+    same_bytes(&std::fs::read(&parts[0].1).unwrap(), &want);
+    // The new address was fetched to compare, and not written.
+    assert_eq!(origin.requests("init"), 2);
 }
 
 #[tokio::test]
@@ -1336,4 +1381,193 @@ async fn a_source_losing_every_segment_sends_folded_gap_notices_and_capped_reaso
         "{notices:#?}"
     );
     assert_eq!((notices[0].0, notices.last().unwrap().1), (2, 21));
+}
+
+/// What usher withholds from a logged-out viewer (the notes' fixture, TwitchDownloader's).
+const WITHHELD_1440: &str = r#"[{"NAME":"1440p60","BANDWIDTH":7736560,"CODECS":"hev1.1.2.L150.90.0.0.0.0.0,mp4a.40.2","RESOLUTION":"2560x1440","FILTER_REASONS":[],"AUTHORIZATION_REASONS":["AUTHZ_NOT_LOGGED_IN"],"GROUP-ID":"chunked","FRAME-RATE":60},{"NAME":"Audio Only","BANDWIDTH":160000,"CODECS":"mp4a.40.2","FILTER_REASONS":["FR_AUDIO_DISALLOWED"],"AUTHORIZATION_REASONS":[],"GROUP-ID":"audio_only"}]"#;
+
+fn withheld_events(events: &[Event]) -> Vec<(String, Vec<recbot::rendition::Withheld>, bool)> {
+    pick(events, |k| match k {
+        EventKind::RenditionWithheld {
+            recorded,
+            withheld,
+            audio_only,
+        } => Some((recorded.clone(), withheld.clone(), *audio_only)),
+        _ => None,
+    })
+}
+
+#[tokio::test]
+async fn usher_is_asked_for_every_codec_and_what_it_withholds_is_said_once_and_kept() {
+    use recbot::rendition::{Codec, Withheld, WithheldWhy};
+    let origin = Origin::start().await;
+    let first = StreamConfig {
+        end: End::NotFound,
+        segments: 6,
+        unavailable: Some(WITHHELD_1440.into()),
+        ..Default::default()
+    };
+    origin.go_live("foo", first);
+    let mut b = bench(&origin, "");
+    let _handle = b.recorder.start(spec("foo"));
+    let mut events = Vec::new();
+    // Part 1, then the stream comes back (a second take of the same session: the master is
+    // read again, and withholds the same).
+    loop {
+        let e = tokio::time::timeout(Duration::from_secs(20), b.events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        let done = matches!(e.kind, EventKind::RecordingPartFinished { .. });
+        events.push(e);
+        if done {
+            break;
+        }
+    }
+    let query = origin.usher_query();
+    assert_eq!(query["supported_codecs"], "av1,h265,h264");
+    assert_eq!(query["include_unavailable"], "true");
+    assert_eq!(query["player_backend"], "mediaplayer");
+    origin.go_live(
+        "foo",
+        StreamConfig {
+            first_sequence: 500,
+            segments: 6,
+            unavailable: Some(WITHHELD_1440.into()),
+            ..Default::default()
+        },
+    );
+    events.extend(b.until_finished().await);
+    assert!(origin.requests("usher") >= 2);
+    let told = withheld_events(&events);
+    let want = vec![Withheld {
+        name: "1440p60".into(),
+        codec: Some(Codec::H265),
+        why: WithheldWhy::NeedsLogin,
+    }];
+    assert_eq!(
+        told,
+        [("1080p60".to_string(), want.clone(), false)],
+        "{events:#?}"
+    );
+    let notice = events
+        .iter()
+        .find(|e| e.kind_name() == "RenditionWithheld")
+        .unwrap();
+    assert_eq!(notice.session, Some(7));
+    assert_eq!(
+        recbot::frontend::render::event_line(notice),
+        "foo: recording 1080p60; 1440p60 HEVC is on air but needs `auth twitch-viewer`"
+    );
+    // Both parts' sidecars say what was missed, and what was recorded.
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 2, "{events:#?}");
+    for (_, _, sidecar) in &parts {
+        let sidecar = Sidecar::read(sidecar).await.unwrap();
+        assert_eq!(sidecar.withheld, want);
+        assert_eq!(sidecar.quality, "1080p60");
+        assert_eq!(sidecar.codec, Some(Codec::H264));
+        assert_eq!((sidecar.width, sidecar.height), (Some(1920), Some(1080)));
+        assert_eq!(sidecar.frame_rate, Some(60));
+    }
+}
+
+#[tokio::test]
+async fn nothing_withheld_nothing_said() {
+    let origin = Origin::start().await;
+    let (_b, events) = record(&origin, "foo", StreamConfig::default(), "").await;
+    assert!(withheld_events(&events).is_empty(), "{events:#?}");
+    let sidecar = Sidecar::read(&finished_parts(&events)[0].2).await.unwrap();
+    assert!(sidecar.withheld.is_empty());
+}
+
+#[tokio::test]
+async fn an_hevc_source_is_recorded_unless_the_config_excludes_its_codec() {
+    use recbot::rendition::{Codec, Withheld, WithheldWhy};
+    // Every codec allowed (the default): the 1440p60 HEVC source, nothing to report.
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        hevc_source: true,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream.clone(), "").await;
+    assert!(withheld_events(&events).is_empty(), "{events:#?}");
+    let parts = finished_parts(&events);
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 0..total, len),
+    );
+    let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+    assert_eq!(sidecar.quality, "1440p60");
+    assert_eq!(sidecar.codec, Some(Codec::H265));
+    assert_eq!((sidecar.height, sidecar.frame_rate), (Some(1440), Some(60)));
+
+    // `[recording] codecs = ["h264"]`: the best H.264 rendition, and the source is reported
+    // as excluded by the config.
+    let origin = Origin::start().await;
+    let (_b, events) = record(&origin, "foo", stream, "[recording]\ncodecs = [\"h264\"]\n").await;
+    let want = vec![Withheld {
+        name: "1440p60".into(),
+        codec: Some(Codec::H265),
+        why: WithheldWhy::ExcludedCodec,
+    }];
+    assert_eq!(
+        withheld_events(&events),
+        [("1080p60".to_string(), want.clone(), false)]
+    );
+    let notice = events
+        .iter()
+        .find(|e| e.kind_name() == "RenditionWithheld")
+        .unwrap();
+    assert_eq!(
+        recbot::frontend::render::event_line(notice),
+        "foo: recording 1080p60; 1440p60 HEVC is on air but is excluded by [recording] codecs"
+    );
+    let sidecar = Sidecar::read(&finished_parts(&events)[0].2).await.unwrap();
+    assert_eq!(sidecar.quality, "1080p60");
+    assert_eq!(sidecar.codec, Some(Codec::H264));
+    assert_eq!(sidecar.withheld, want);
+}
+
+#[tokio::test]
+async fn audio_only_because_every_video_rendition_is_withheld_is_a_loud_warning() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        unavailable: Some(WITHHELD_1440.replace("hev1.1.2.L150.90.0.0.0.0.0", "avc1.640034")),
+        only_audio: true,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let told = withheld_events(&events);
+    assert_eq!(told.len(), 1, "{events:#?}");
+    assert_eq!(told[0].0, "audio_only");
+    assert!(told[0].2, "audio only");
+    let notice = events
+        .iter()
+        .find(|e| e.kind_name() == "RenditionWithheld")
+        .unwrap();
+    assert_eq!(
+        recbot::frontend::render::event_line(notice),
+        "⚠ foo: recording AUDIO ONLY: 1440p60 H.264 is on air but needs `auth twitch-viewer`"
+    );
+    // Never "recording best": the start notice names what is recorded.
+    let started = pick(&events, |k| match k {
+        EventKind::RecordingStarted { quality, .. } => Some(quality.clone()),
+        _ => None,
+    });
+    assert_eq!(started, ["audio_only"]);
+    // It is announced before recording starts.
+    let at = |name: &str| events.iter().position(|e| e.kind_name() == name).unwrap();
+    assert!(at("RenditionWithheld") < at("RecordingStarted"));
+    let parts = finished_parts(&events);
+    same_bytes(
+        &std::fs::read(&parts[0].1).unwrap(),
+        &expected("foo", 0..total, len),
+    );
+    let sidecar = Sidecar::read(&parts[0].2).await.unwrap();
+    assert_eq!(sidecar.quality, "audio_only");
+    assert_eq!(sidecar.withheld.len(), 1);
+    assert_eq!(sidecar.codec, None);
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::layout::temp_path_of;
+use crate::rendition::{Codec, Withheld};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Sidecar {
@@ -31,6 +32,20 @@ pub struct Sidecar {
     pub file: String,
     /// The rendition recorded (`1080p60`, `audio_only`, …).
     pub quality: String,
+    /// Its video codec, size and frame rate, as the master playlist described it (absent
+    /// for audio only, media playlists given directly, and older sidecars).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub codec: Option<Codec>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub frame_rate: Option<u32>,
+    /// Better renditions that were on air but not recorded, and why (needs a logged-in
+    /// viewer, excluded by `[recording] codecs`, …), best first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<Withheld>,
     pub started: DateTime<Utc>,
     pub ended: DateTime<Utc>,
     /// Seconds of media in the file (sum of segment durations written).
@@ -171,6 +186,15 @@ mod tests {
                 sequence: 41,
                 program_date_time: Some(now),
             }),
+            codec: Some(Codec::H265),
+            width: Some(2560),
+            height: Some(1440),
+            frame_rate: Some(60),
+            withheld: vec![Withheld {
+                name: "2160p60".into(),
+                codec: Some(Codec::Av1),
+                why: crate::rendition::WithheldWhy::NeedsLogin,
+            }],
             ..Default::default()
         };
         sidecar.write(&path).await.unwrap();
@@ -179,5 +203,20 @@ mod tests {
             .join("2026-11-21_10-00-00_title.json.recbot-tmp")
             .exists());
         assert_eq!(Sidecar::read(&path).await.unwrap(), sidecar);
+    }
+
+    #[test]
+    fn sidecars_written_before_the_rendition_fields_still_read() {
+        let old = r#"{"login":"foo","source":"twitch","session":1,"part":1,"file":"a.ts",
+            "quality":"1080p60","started":"2026-11-21T10:00:00Z","ended":"2026-11-21T11:00:00Z",
+            "duration_secs":3600.0,"segments":1800,"bytes":1}"#;
+        let sidecar: Sidecar = serde_json::from_str(old).unwrap();
+        assert!(sidecar.withheld.is_empty() && sidecar.codec.is_none());
+        // And nothing new is written for a recording without them.
+        let json = serde_json::to_string(&sidecar).unwrap();
+        assert!(
+            !json.contains("withheld") && !json.contains("codec"),
+            "{json}"
+        );
     }
 }

@@ -42,3 +42,12 @@ pub(super) fn quality<'de, D: Deserializer<'de>>(d: D) -> Result<Quality, D::Err
     let s = String::deserialize(d)?;
     Quality::parse(&s).map_err(serde::de::Error::custom)
 }
+
+/// A comma list of video codecs (`"av1,h265,h264"`), as usher's `supported_codecs` takes it:
+/// each one known, none twice, at least one.
+pub(super) fn codec_list<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<crate::rendition::Codec>, D::Error> {
+    let s = String::deserialize(d)?;
+    crate::rendition::Codec::parse_list(&s).map_err(serde::de::Error::custom)
+}

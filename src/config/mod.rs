@@ -169,6 +169,7 @@ impl Config {
             "{} is valid.\n\
              front-ends:      {}\n\
              live detection:  {}\n\
+             twitch codecs:   {} (offered to usher as supported_codecs)\n\
              {}\
              chat (IRC):      {}\n\
              youtube uploads: {}\n\
@@ -176,6 +177,7 @@ impl Config {
             self.source.display(),
             frontends.join("; "),
             self.twitch.detection_summary(),
+            self.twitch.supported_codecs_param(),
             self.recording.summary(),
             self.chat.summary(&self.twitch),
             self.youtube.summary(),
@@ -214,6 +216,18 @@ impl Config {
             );
         }
         self.recording.validate()?;
+        if !self
+            .recording
+            .codecs
+            .iter()
+            .any(|c| self.twitch.supported_codecs.contains(c))
+        {
+            return fail(
+                "recording.codecs",
+                "lists no codec of [twitch] supported_codecs: usher would offer nothing \
+                 recbot may record but audio",
+            );
+        }
         self.chat.validate()?;
         self.youtube.validate()?;
         self.slack.validate()?;

@@ -5,12 +5,16 @@ use serde::Deserialize;
 
 use super::fail;
 use super::lenient::quality;
+use crate::rendition::Codec;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Recording {
     #[serde(deserialize_with = "quality")]
     pub quality: Quality,
+    /// Video codecs a rendition may have to be recorded (`best` and named qualities choose
+    /// among these); a better rendition in another codec is reported as withheld.
+    pub codecs: Vec<Codec>,
     /// Relative to recordings_dir; `{login}`, `{started:<strftime>}` (UTC), `{title}`, …
     pub file_template: String,
     /// Roll to a new part after this long (YouTube accepts at most 12 h).
@@ -45,6 +49,7 @@ impl Default for Recording {
     fn default() -> Self {
         Recording {
             quality: Quality::BEST,
+            codecs: Codec::ALL.to_vec(),
             file_template: "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts".into(),
             max_part_hours: 11.5,
             stall_timeout_secs: 30,
@@ -65,6 +70,12 @@ impl Recording {
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
         if !(self.max_part_hours.is_finite() && self.max_part_hours > 0.0) {
             return fail("recording.max_part_hours", "must be more than 0 hours");
+        }
+        if self.codecs.is_empty() {
+            return fail(
+                "recording.codecs",
+                "must list at least one of \"av1\", \"h265\", \"h264\"",
+            );
         }
         if !self.file_template.contains("{login}") && !self.file_template.contains("{started") {
             return fail(
@@ -129,11 +140,16 @@ impl Recording {
             )
         };
         format!(
-            "recording:       quality {}, parts of at most {} h, names {}\n\
+            "recording:       quality {} in {}, parts of at most {} h, names {}\n\
              segments:        at most {} MiB and {} Mbit/s each, {} x the target duration (at least {} s); \
              fsync every {} s; gap notices at most every {} s\n\
              hls sources:     {hls_sources}\n",
             self.quality,
+            self.codecs
+                .iter()
+                .map(|c| c.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
             self.max_part_hours,
             self.file_template,
             self.max_segment_mb,

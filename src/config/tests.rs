@@ -405,3 +405,68 @@ fn chat_section_has_defaults_and_is_validated() {
         assert_eq!(err.line, Some(2), "{body}: {err}");
     }
 }
+
+#[test]
+fn codecs_have_defaults_are_checked_and_shown() {
+    use crate::rendition::Codec;
+    let c = parse("").unwrap();
+    assert_eq!(c.twitch.supported_codecs, Codec::ALL);
+    assert_eq!(c.twitch.supported_codecs_param(), "av1,h265,h264");
+    assert_eq!(c.recording.codecs, Codec::ALL);
+    let summary = c.summary();
+    assert!(
+        summary.contains("twitch codecs:   av1,h265,h264 (offered to usher"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("quality best in av1, h265, h264"),
+        "{summary}"
+    );
+    let c =
+        parse("[twitch]\nsupported_codecs = \"h264\"\n[recording]\ncodecs = [\"h264\"]\n").unwrap();
+    assert_eq!(c.twitch.supported_codecs_param(), "h264");
+    assert_eq!(c.recording.codecs, [Codec::H264]);
+    for (text, key, line, fragment) in [
+        (
+            "[twitch]\nsupported_codecs = \"h264,vp9\"\n",
+            "twitch.supported_codecs",
+            2,
+            "`vp9` is not a codec",
+        ),
+        (
+            "[twitch]\nsupported_codecs = \"\"\n",
+            "twitch.supported_codecs",
+            2,
+            "is not a codec",
+        ),
+        (
+            "[twitch]\nsupported_codecs = \"h264,h264\"\n",
+            "twitch.supported_codecs",
+            2,
+            "twice",
+        ),
+        (
+            "[recording]\ncodecs = [\"mpeg2\"]\n",
+            "recording.codecs[0]",
+            2,
+            "unknown variant",
+        ),
+        (
+            "[recording]\ncodecs = []\n",
+            "recording.codecs",
+            2,
+            "at least one",
+        ),
+        (
+            "[twitch]\nsupported_codecs = \"h264\"\n[recording]\ncodecs = [\"av1\"]\n",
+            "recording.codecs",
+            4,
+            "supported_codecs",
+        ),
+    ] {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{text}: {err}");
+        assert_eq!(err.line, Some(line), "{text}: {err}");
+        assert!(err.message.contains(fragment), "{text}: {err}");
+    }
+}

@@ -2,8 +2,9 @@
 
 use serde::Deserialize;
 
-use super::lenient::{lenient_opt_string, lenient_string, lenient_strings};
+use super::lenient::{codec_list, lenient_opt_string, lenient_string, lenient_strings};
 use super::{check_pending_auth, check_urls, fail};
+use crate::rendition::Codec;
 use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -22,6 +23,11 @@ pub struct Twitch {
     /// sha256 of the `PlaybackAccessToken` persisted query; Twitch changes it now and then.
     pub gql_query_hash: String,
     pub usher_url: String,
+    /// The codecs usher is told recbot can take (`supported_codecs`), a comma list in the
+    /// config: renditions in others (and, with only `h264`, everything above 1080p) are not
+    /// offered at all.
+    #[serde(deserialize_with = "codec_list")]
+    pub supported_codecs: Vec<Codec>,
     pub irc_host: String,
     pub irc_port: u16,
     pub irc_tls: bool,
@@ -51,6 +57,7 @@ impl Default for Twitch {
             gql_query_hash: "ed230aa1e33e07eebb8928504583da78a5173989fadfb1ac94be06a04f3cdbe9"
                 .into(),
             usher_url: "https://usher.ttvnw.net".into(),
+            supported_codecs: Codec::ALL.to_vec(),
             irc_host: "irc.chat.twitch.tv".into(),
             irc_port: 6697,
             irc_tls: true,
@@ -123,6 +130,15 @@ impl Twitch {
             );
         }
         Ok(())
+    }
+
+    /// `av1,h265,h264`: the codecs as usher's `supported_codecs` takes them.
+    pub fn supported_codecs_param(&self) -> String {
+        self.supported_codecs
+            .iter()
+            .map(|c| c.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
     /// The `check-config` text on how live streams are detected.

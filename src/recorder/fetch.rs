@@ -12,8 +12,9 @@ use url::Url;
 
 use super::playlist::{self, ByteRange, MediaPlaylist, Parsed, PlaylistError, MAX_PLAYLIST_BYTES};
 use super::source_guard::{Refusal, SourceGuard};
-use super::variant;
+use super::{variant, withheld};
 use crate::backoff::exponential;
+use crate::rendition::{Codec, Withheld};
 use crate::twitch::playback::{Master, Playback, PlaybackError};
 
 /// Tries per init segment, and per segment once the stream has ended (while it is live, a
@@ -44,6 +45,17 @@ pub(crate) struct MediaSource {
     pub quality: String,
     /// The Twitch stream id the master playlist names (`BROADCAST-ID`), when it names one.
     pub broadcast_id: Option<String>,
+    /// The chosen rendition as the master playlist describes it (nothing for a media
+    /// playlist given directly).
+    pub codec: Option<Codec>,
+    pub resolution: Option<(u32, u32)>,
+    pub fps: Option<u32>,
+    /// Better renditions on air that are not recorded (withheld by Twitch, or in a codec
+    /// `[recording] codecs` excludes), best first.
+    pub withheld: Vec<Withheld>,
+    /// Only audio is recorded although video was asked for: no video rendition was offered
+    /// (or allowed).
+    pub audio_only: bool,
 }
 
 #[derive(Debug)]
@@ -172,6 +184,7 @@ impl StreamSource {
         &self,
         http: &Http,
         quality: Quality,
+        codecs: &[Codec],
         cancel: &CancellationToken,
     ) -> Result<Resolved, FetchError> {
         let mut attempt = 0;
@@ -179,7 +192,7 @@ impl StreamSource {
             let result = tokio::select! {
                 biased;
                 _ = cancel.cancelled() => Err(FetchError::Cancelled),
-                r = self.resolve_once(http, quality, cancel) => r,
+                r = self.resolve_once(http, quality, codecs, cancel) => r,
             };
             match result {
                 Err(e) if e.transient() && attempt + 1 < RESOLVE_ATTEMPTS => {
@@ -196,6 +209,7 @@ impl StreamSource {
         &self,
         http: &Http,
         quality: Quality,
+        codecs: &[Codec],
         cancel: &CancellationToken,
     ) -> Result<Resolved, FetchError> {
         let (base, text) = match self {
@@ -219,6 +233,11 @@ impl StreamSource {
                     url: base,
                     quality: "source".into(),
                     broadcast_id,
+                    codec: None,
+                    resolution: None,
+                    fps: None,
+                    withheld: Vec::new(),
+                    audio_only: false,
                 },
                 Some(Box::new(playlist)),
             )),
@@ -227,8 +246,12 @@ impl StreamSource {
                     return Err(PlaylistError::Encrypted(method).into());
                 }
                 let variants = variant::variants(&master);
-                let chosen = variant::select(&variants, quality).ok_or_else(|| {
-                    FetchError::Refused("the master playlist lists no rendition".into())
+                let chosen = variant::select(&variants, quality, codecs).ok_or_else(|| {
+                    FetchError::Refused(
+                        "the master playlist lists no rendition in the codecs of [recording] \
+                         codecs"
+                            .into(),
+                    )
                 })?;
                 let url = base.join(&chosen.uri).map_err(|_| {
                     FetchError::Refused(format!("bad rendition address `{}`", chosen.uri))
@@ -238,6 +261,11 @@ impl StreamSource {
                         url,
                         quality: chosen.name.clone(),
                         broadcast_id,
+                        codec: chosen.codec,
+                        resolution: chosen.width.zip(chosen.height),
+                        fps: chosen.fps.filter(|_| !chosen.audio_only),
+                        withheld: withheld::better_than(&master, &variants, chosen, codecs),
+                        audio_only: chosen.audio_only && quality.as_str() != "audio_only",
                     },
                     None,
                 ))

@@ -57,7 +57,10 @@ enum Seen {
 
 async fn probe(http: &fetch::Http, url: &Url, cancel: &CancellationToken) -> Seen {
     let source = StreamSource::Hls { url: url.clone() };
-    let media = match source.resolve(http, Quality::BEST, cancel).await {
+    let media = match source
+        .resolve(http, Quality::BEST, &crate::rendition::Codec::ALL, cancel)
+        .await
+    {
         // The address was the media playlist: resolving read it already.
         Ok(Resolved::Live(_, Some(playlist))) => Ok(*playlist),
         Ok(Resolved::Live(media, None)) => {

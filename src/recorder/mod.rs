@@ -21,6 +21,7 @@ pub mod recovery;
 mod session;
 pub mod source_guard;
 mod variant;
+mod withheld;
 pub mod writer;
 
 use std::path::PathBuf;
@@ -61,6 +62,8 @@ pub struct Settings {
     pub disk_check_bytes: u64,
     /// The free-space limits.
     pub storage: Storage,
+    /// Video codecs a recorded rendition may have (`[recording] codecs`).
+    pub codecs: Vec<crate::rendition::Codec>,
 }
 
 impl Settings {
@@ -76,6 +79,7 @@ impl Settings {
             gap_notice: Duration::from_secs(config.recording.gap_notice_secs),
             disk_check_bytes: config.storage.disk_check_mb.saturating_mul(1_000_000),
             storage: config.storage.clone(),
+            codecs: config.recording.codecs.clone(),
         }
     }
 }
@@ -271,7 +275,12 @@ impl Recorder {
     ) -> Recorder {
         let http = fetch::client();
         Recorder {
-            playback: Playback::new(http.clone(), &config.twitch),
+            playback: Playback::new(http.clone(), &config.twitch).with_device_file(
+                config
+                    .storage
+                    .data_dir
+                    .join(crate::twitch::device::FILE_NAME),
+            ),
             http: fetch::Http::twitch(http),
             hls_http: fetch::Http::guarded(source_guard::SourceGuard::from_config(
                 &config.recording,

@@ -334,6 +334,11 @@ fn sidecar_without_checkpoint(
         part: known.map(|k| k.part).unwrap_or(1),
         file: file_name,
         quality: "unknown".into(),
+        codec: None,
+        width: None,
+        height: None,
+        frame_rate: None,
+        withheld: Vec::new(),
         started,
         ended,
         // Unknown without a checkpoint: the wall-clock span is the best estimate.

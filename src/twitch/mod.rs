@@ -4,6 +4,7 @@
 //! `chat/`.
 
 pub(crate) mod app_token;
+pub(crate) mod device;
 pub(crate) mod helix;
 pub(crate) mod metadata;
 pub(crate) mod oauth;

@@ -3,7 +3,10 @@
 //! by the recorder to start and refresh recordings, and by the watcher to probe liveness
 //! without credentials (usher answers 404 while a channel is offline).
 //!
-//! The client id, the query hash and the codecs are config values: Twitch changes them.
+//! The client id, the query hash and the codecs are config values: Twitch changes them. The
+//! requests look like the web player's: a browser User-Agent and a stable device id on GQL,
+//! and usher asked with the v2 endpoint's parameters, `include_unavailable=true` among them
+//! (so the master says what it withholds: `com.amazon.ivs.unavailable-media`).
 
 use std::fmt;
 use std::time::Duration;
@@ -13,6 +16,8 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 use url::Url;
+
+use super::device::DeviceId;
 
 /// Browser user agent: GQL refuses some non-browser agents (streamlink#6574).
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
@@ -43,7 +48,9 @@ pub struct Playback {
     gql_client_id: String,
     gql_query_hash: String,
     usher_url: String,
+    /// `av1,h265,h264`, from `[twitch] supported_codecs`.
     supported_codecs: String,
+    device: DeviceId,
 }
 
 /// A signed playback token. Short-lived and bound to one channel; not shown in `Debug`.
@@ -151,8 +158,16 @@ impl Playback {
             gql_client_id: twitch.gql_client_id.clone(),
             gql_query_hash: twitch.gql_query_hash.clone(),
             usher_url: twitch.usher_url.trim_end_matches('/').to_string(),
-            supported_codecs: "h264".into(),
+            supported_codecs: twitch.supported_codecs_param(),
+            device: DeviceId::default(),
         }
+    }
+
+    /// Keeps the GQL device id in `file` (`<data_dir>/twitch-device-id`), the same on every
+    /// start; without it, each process makes up its own.
+    pub fn with_device_file(mut self, file: std::path::PathBuf) -> Playback {
+        self.device = DeviceId::kept_in(file);
+        self
     }
 
     /// A playback token for `login`'s live stream; `None` when Twitch has none to give (the
@@ -185,6 +200,7 @@ impl Playback {
             .http
             .post(&self.gql_url)
             .header("Client-ID", &self.gql_client_id)
+            .header("X-Device-Id", self.device.get().await)
             .header(reqwest::header::USER_AGENT, USER_AGENT)
             .json(body);
         let (status, text) = fetch_text(request, "Twitch GQL").await?;
@@ -218,12 +234,20 @@ impl Playback {
             login.as_str()
         ))
         .expect("usher_url is validated as an http(s) address and logins are [a-z0-9_]");
+        // The v2 endpoint's parameters as the web player sends them (notes: twitch-hls-client,
+        // streamlink). `include_unavailable` makes usher list what it withholds.
         url.query_pairs_mut()
             .append_pair("platform", "web")
-            .append_pair("p", &rand::random_range(0..1_000_000u32).to_string())
+            .append_pair("p", &rand::random_range(0..10_000_000u32).to_string())
+            .append_pair("play_session_id", &play_session_id())
+            .append_pair("player_backend", "mediaplayer")
             .append_pair("allow_source", "true")
             .append_pair("allow_audio_only", "true")
             .append_pair("playlist_include_framerate", "true")
+            .append_pair("reassignments_supported", "true")
+            .append_pair("transcode_mode", "cbr_v1")
+            .append_pair("cdm", "wv")
+            .append_pair("include_unavailable", "true")
             .append_pair("supported_codecs", &self.supported_codecs)
             .append_pair("sig", &token.signature)
             .append_pair("token", &token.value)
@@ -260,6 +284,14 @@ impl Playback {
             }),
         }
     }
+}
+
+/// A new playback session id per master request, as the web player makes one per playback.
+fn play_session_id() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric
+        .sample_string(&mut rand::rng(), 32)
+        .to_ascii_lowercase()
 }
 
 /// Sends `request` and reads the whole (small: JSON or a master playlist) answer, at most
@@ -375,7 +407,10 @@ mod tests {
             .and(query_param("sig", "sig123"))
             .and(query_param("token", "{\"c\":1}"))
             .and(query_param("allow_source", "true"))
-            .and(query_param("supported_codecs", "h264"))
+            .and(query_param("supported_codecs", "av1,h265,h264"))
+            .and(query_param("include_unavailable", "true"))
+            .and(query_param("player_backend", "mediaplayer"))
+            .and(query_param("playlist_include_framerate", "true"))
             .and(header("Referer", "https://player.twitch.tv"))
             .respond_with(ResponseTemplate::new(200).set_body_string("#EXTM3U\n"))
             .expect(1)
@@ -392,6 +427,65 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn gql_carries_a_browser_agent_and_the_kept_device_id_and_usher_the_codecs() {
+        let server = MockServer::start().await;
+        Mock::given(method("POST"))
+            .and(path("/gql"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(token_body("v")))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/api/v2/channel/hls/foo.m3u8"))
+            .respond_with(ResponseTemplate::new(200).set_body_string("#EXTM3U\n"))
+            .mount(&server)
+            .await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(crate::twitch::device::FILE_NAME);
+        let twitch = crate::config::Twitch {
+            gql_url: format!("{}/gql", server.uri()),
+            usher_url: server.uri(),
+            supported_codecs: vec![crate::rendition::Codec::H265, crate::rendition::Codec::H264],
+            ..Default::default()
+        };
+        // Two instances (the recorder's and the watcher's) on the same file.
+        for _ in 0..2 {
+            let p = Playback::new(reqwest::Client::new(), &twitch).with_device_file(file.clone());
+            p.master_playlist(&login("foo")).await.unwrap();
+            p.master_playlist(&login("foo")).await.unwrap();
+        }
+        let kept = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(kept.len(), 32, "{kept}");
+        let requests = server.received_requests().await.unwrap();
+        let gql: Vec<_> = requests
+            .iter()
+            .filter(|r| r.method.as_str() == "POST")
+            .collect();
+        assert_eq!(gql.len(), 4);
+        for r in gql {
+            assert_eq!(
+                r.headers.get("x-device-id").unwrap().to_str().unwrap(),
+                kept
+            );
+            let agent = r.headers.get("user-agent").unwrap().to_str().unwrap();
+            assert!(agent.starts_with("Mozilla/5.0"), "{agent}");
+        }
+        let mut sessions = std::collections::HashSet::new();
+        for r in requests.iter().filter(|r| r.method.as_str() == "GET") {
+            let q: std::collections::HashMap<_, _> = r.url.query_pairs().into_owned().collect();
+            assert_eq!(q["supported_codecs"], "h265,h264");
+            assert_eq!(q["include_unavailable"], "true");
+            assert_eq!(q["platform"], "web");
+            assert_eq!(q["play_session_id"].len(), 32);
+            sessions.insert(q["play_session_id"].clone());
+        }
+        assert_eq!(
+            sessions.len(),
+            4,
+            "a new playback session per master request"
+        );
     }
 
     #[tokio::test]

@@ -159,7 +159,8 @@ impl Detector {
                 Detector::Helix(Box::new(Helix::new(http, &t.helix_url, id, token)))
             }
             _ => Detector::Probe {
-                playback: Playback::new(http.clone(), t),
+                playback: Playback::new(http.clone(), t)
+                    .with_device_file(config.storage.data_dir.join(super::device::FILE_NAME)),
                 metadata: Metadata::new(http, t),
             },
         }

@@ -76,6 +76,18 @@ pub struct StreamConfig {
     pub broadcast_id: Option<String>,
     /// The media playlist announces AES-128 encryption.
     pub encrypted: bool,
+    /// The usher master's `com.amazon.ivs.unavailable-media` list (JSON; sent base64 as
+    /// `EXT-X-SESSION-DATA`): what Twitch withholds from this viewer.
+    pub unavailable: Option<String>,
+    /// The usher master offers only the `audio_only` rendition (every video one withheld).
+    pub only_audio: bool,
+    /// The usher master offers a 1440p60 HEVC source above its H.264 renditions.
+    pub hevc_source: bool,
+    /// fMP4: from this segment on, a new init segment (`init-1.mp4`, other bytes) after a
+    /// discontinuity, as when a broadcaster changes encoder settings.
+    pub init_change_at: Option<u64>,
+    /// fMP4: from this segment on, the same init bytes at a new address (`init.mp4?v=2`).
+    pub init_moves_at: Option<u64>,
 }
 
 impl Default for StreamConfig {
@@ -104,6 +116,11 @@ impl Default for StreamConfig {
             forbid_from: None,
             broadcast_id: None,
             encrypted: false,
+            unavailable: None,
+            only_audio: false,
+            hevc_source: false,
+            init_change_at: None,
+            init_moves_at: None,
         }
     }
 }
@@ -140,6 +157,8 @@ struct Inner {
     tokens: u64,
     requests: HashMap<String, u64>,
     filler: Bytes,
+    /// The query of the last usher request.
+    usher_query: HashMap<String, String>,
 }
 
 #[derive(Clone)]
@@ -164,6 +183,11 @@ pub fn segment_bytes(login: &str, seq: u64, filler_len: usize) -> Vec<u8> {
 
 pub fn init_bytes(login: &str) -> Vec<u8> {
     format!("INIT:{login}|ftyp-moov").into_bytes()
+}
+
+/// The bytes of the init segment a stream changes to (`init_change_at`).
+pub fn new_init_bytes(login: &str) -> Vec<u8> {
+    format!("INIT-1:{login}|ftyp-moov-hevc").into_bytes()
 }
 
 fn prefix(login: &str, seq: u64, ad: bool) -> Bytes {
@@ -254,6 +278,11 @@ impl Origin {
         self.inner.lock().unwrap().streams[login].published()
     }
 
+    /// The query parameters of the last usher request.
+    pub fn usher_query(&self) -> HashMap<String, String> {
+        self.inner.lock().unwrap().usher_query.clone()
+    }
+
     /// Requests seen per kind: `gql`, `usher`, `playlist`, `segment`, `init`, `403`.
     pub fn requests(&self, kind: &str) -> u64 {
         *self.inner.lock().unwrap().requests.get(kind).unwrap_or(&0)
@@ -298,14 +327,55 @@ fn token_number(params: &HashMap<String, String>) -> Option<u64> {
 }
 
 fn variants(login: &str, token: Option<u64>, broadcast: Option<&str>) -> String {
+    variants_of(login, token, broadcast, None, false, false)
+}
+
+fn variants_of(
+    login: &str,
+    token: Option<u64>,
+    broadcast: Option<&str>,
+    unavailable: Option<&str>,
+    only_audio: bool,
+    hevc_source: bool,
+) -> String {
+    use base64::Engine;
     let t = token.map(|n| format!("?t={n}")).unwrap_or_default();
     let broadcast = broadcast
         .map(|b| format!(",BROADCAST-ID=\"{b}\""))
         .unwrap_or_default();
+    let session_data = unavailable
+        .map(|json| {
+            format!(
+                "#EXT-X-SESSION-DATA:DATA-ID=\"com.amazon.ivs.unavailable-media\",VALUE=\"{}\"\n",
+                base64::engine::general_purpose::STANDARD.encode(json)
+            )
+        })
+        .unwrap_or_default();
+    if only_audio {
+        return format!(
+            "#EXTM3U\n\
+             #EXT-X-TWITCH-INFO:NODE=\"fake\",SERVER-TIME=\"1.0\"{broadcast}\n\
+             {session_data}\
+             #EXT-X-STREAM-INF:BANDWIDTH=160000,CODECS=\"mp4a.40.2\",STABLE-VARIANT-ID=\"audio_only\",IVS-NAME=\"audio_only\",IVS-VARIANT-SOURCE=\"transcode\"\n\
+             /hls/{login}/audio_only/index.m3u8{t}\n"
+        );
+    }
+    let (hevc, source_1080) = if hevc_source {
+        (
+            format!(
+                "#EXT-X-STREAM-INF:BANDWIDTH=7736560,RESOLUTION=2560x1440,CODECS=\"hev1.1.2.L150.90.0.0.0.0.0,mp4a.40.2\",FRAME-RATE=60.000,STABLE-VARIANT-ID=\"1440p60\",IVS-VARIANT-SOURCE=\"source\"\n\
+                 /hls/{login}/1440p60/index.m3u8{t}\n"
+            ),
+            "transcode",
+        )
+    } else {
+        (String::new(), "source")
+    };
     format!(
         "#EXTM3U\n\
          #EXT-X-TWITCH-INFO:NODE=\"fake\",SERVER-TIME=\"1.0\"{broadcast}\n\
-         #EXT-X-STREAM-INF:BANDWIDTH=6500000,RESOLUTION=1920x1080,CODECS=\"avc1.64002A,mp4a.40.2\",FRAME-RATE=60.000,IVS-NAME=\"1080p60\",IVS-VARIANT-SOURCE=\"source\"\n\
+         {session_data}{hevc}\
+         #EXT-X-STREAM-INF:BANDWIDTH=6500000,RESOLUTION=1920x1080,CODECS=\"avc1.64002A,mp4a.40.2\",FRAME-RATE=60.000,IVS-NAME=\"1080p60\",IVS-VARIANT-SOURCE=\"{source_1080}\"\n\
          /hls/{login}/1080p60/index.m3u8{t}\n\
          #EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720,CODECS=\"avc1.4D401F,mp4a.40.2\",FRAME-RATE=30.000,IVS-NAME=\"720p30\",IVS-VARIANT-SOURCE=\"transcode\"\n\
          /hls/{login}/720p30/index.m3u8{t}\n"
@@ -319,6 +389,7 @@ async fn usher(
 ) -> Response {
     let mut inner = inner.lock().unwrap();
     count(&mut inner, "usher");
+    inner.usher_query = params.clone();
     let login = file.trim_end_matches(".m3u8").to_string();
     let stream = inner
         .streams
@@ -331,8 +402,16 @@ async fn usher(
         )
             .into_response();
     };
-    let broadcast = stream.config.broadcast_id.clone();
-    variants(&login, token_number(&params), broadcast.as_deref()).into_response()
+    let c = &stream.config;
+    variants_of(
+        &login,
+        token_number(&params),
+        c.broadcast_id.as_deref(),
+        c.unavailable.as_deref(),
+        c.only_audio,
+        c.hevc_source,
+    )
+    .into_response()
 }
 
 async fn plain_master(
@@ -414,6 +493,10 @@ async fn media(
         count(&mut inner, "init");
         return Bytes::from(init_bytes(&login)).into_response();
     }
+    if file == "init-1.mp4" {
+        count(&mut inner, "init");
+        return Bytes::from(new_init_bytes(&login)).into_response();
+    }
     count(&mut inner, "segment");
     let Some(seq) = file.split('.').next().and_then(|n| n.parse::<u64>().ok()) else {
         return StatusCode::NOT_FOUND.into_response();
@@ -487,18 +570,32 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, base: i64, published: 
         "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-TWITCH-ELAPSED-SECS:1.0\n",
         c.first_sequence + first
     );
-    if c.fmp4 {
-        out.push_str(&format!(
-            "#EXT-X-MAP:URI=\"/hls/{login}/{variant}/init.mp4\"\n"
-        ));
-    }
     if c.encrypted {
         out.push_str("#EXT-X-KEY:METHOD=AES-128,URI=\"/key\"\n");
     }
     let ext = if c.fmp4 { "mp4" } else { "ts" };
+    let mut map_now: Option<&str> = None;
     for i in first..published {
         let seq = c.first_sequence + i;
         let ad = c.ads.contains(&i);
+        if c.fmp4 {
+            let map = if c.init_change_at.is_some_and(|n| i >= n) {
+                "init-1.mp4"
+            } else if c.init_moves_at.is_some_and(|n| i >= n) {
+                "init.mp4?v=2"
+            } else {
+                "init.mp4"
+            };
+            if map_now != Some(map) {
+                if map_now.is_some() && c.init_change_at == Some(i) {
+                    out.push_str("#EXT-X-DISCONTINUITY\n");
+                }
+                out.push_str(&format!(
+                    "#EXT-X-MAP:URI=\"/hls/{login}/{variant}/{map}\"\n"
+                ));
+                map_now = Some(map);
+            }
+        }
         if ad && c.ads_by_daterange && i == c.ads.start {
             out.push_str(&format!(
                 "#EXT-X-DATERANGE:ID=\"playlist-creation-{i}\",CLASS=\"timestamp\",START-DATE=\"{}\"\n\

@@ -7,6 +7,7 @@ use std::path::Path;
 use super::{untrusted, Markup};
 use crate::event::{Event, EventKind};
 use crate::format::{duration, size};
+use crate::rendition::{Codec, Withheld, WithheldWhy};
 
 /// One line describing an event, with its login when it has one (for the console and logs).
 pub fn event_line(event: &Event) -> String {
@@ -34,6 +35,7 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::LiveCheckFailed { .. }
         | K::LiveCheckRecovered => live_line(&w, kind),
         K::RecordingStarted { .. }
+        | K::RenditionWithheld { .. }
         | K::RecordingGap { .. }
         | K::AdBreak { .. }
         | K::RecordingStalled { .. }
@@ -175,6 +177,11 @@ fn recording_line(w: &Words, kind: &EventKind) -> String {
                 format!("⏺ {login}: recording ({quality}) to {file}")
             }
         }
+        EventKind::RenditionWithheld {
+            recorded,
+            withheld,
+            audio_only,
+        } => withheld_line(w, recorded, withheld, *audio_only),
         EventKind::RecordingGap {
             first_sequence,
             last_sequence,
@@ -232,6 +239,50 @@ fn recording_line(w: &Words, kind: &EventKind) -> String {
             format!("❌ {login}: recording failed: {}", w.u(reason))
         }
         other => not_in_group("recording", other),
+    }
+}
+
+/// `recording 1080p60; 1440p60 HEVC is on air but needs `auth twitch-viewer``, or a loud
+/// warning when only audio is recorded.
+fn withheld_line(w: &Words, recorded: &str, withheld: &[Withheld], audio_only: bool) -> String {
+    let login = w.login;
+    let missed = withheld
+        .iter()
+        .map(|r| {
+            let name = match r.codec {
+                Some(codec) => format!("{} {}", w.u(&r.name), codec_name(codec)),
+                None => w.u(&r.name),
+            };
+            let why = match &r.why {
+                WithheldWhy::NeedsLogin => "needs `auth twitch-viewer`".to_string(),
+                WithheldWhy::ExcludedCodec => "is excluded by [recording] codecs".to_string(),
+                WithheldWhy::Other { reasons } if reasons.is_empty() => {
+                    "is withheld by Twitch".to_string()
+                }
+                WithheldWhy::Other { reasons } => {
+                    format!("is withheld by Twitch ({})", w.u(&reasons.join(", ")))
+                }
+            };
+            format!("{name} is on air but {why}")
+        })
+        .collect::<Vec<_>>()
+        .join("; ");
+    match (audio_only, missed.is_empty()) {
+        (true, true) => format!(
+            "⚠ {login}: recording AUDIO ONLY: the stream offers no video rendition recbot may \
+             record"
+        ),
+        (true, false) => format!("⚠ {login}: recording AUDIO ONLY: {missed}"),
+        (false, _) => format!("{login}: recording {}; {missed}", w.u(recorded)),
+    }
+}
+
+/// How people call a codec.
+fn codec_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Av1 => "AV1",
+        Codec::H265 => "HEVC",
+        Codec::H264 => "H.264",
     }
 }
 
@@ -352,4 +403,78 @@ fn upload_progress(job: i64, sent_bytes: u64, total_bytes: u64, bytes_per_sec: f
         ));
     }
     line
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(recorded: &str, withheld: Vec<Withheld>, audio_only: bool) -> String {
+        event_line(&Event::now(
+            Some(recbot_commands::Login::parse("foo").unwrap()),
+            EventKind::RenditionWithheld {
+                recorded: recorded.into(),
+                withheld,
+                audio_only,
+            },
+        ))
+    }
+
+    fn withheld(name: &str, codec: Option<Codec>, why: WithheldWhy) -> Withheld {
+        Withheld {
+            name: name.into(),
+            codec,
+            why,
+        }
+    }
+
+    #[test]
+    fn what_is_lost_is_said_in_words() {
+        assert_eq!(
+            line(
+                "1080p60",
+                vec![withheld(
+                    "1440p60",
+                    Some(Codec::H265),
+                    WithheldWhy::NeedsLogin
+                )],
+                false
+            ),
+            "foo: recording 1080p60; 1440p60 HEVC is on air but needs `auth twitch-viewer`"
+        );
+        assert_eq!(
+            line(
+                "720p60",
+                vec![
+                    withheld("1080p60", Some(Codec::Av1), WithheldWhy::ExcludedCodec),
+                    withheld(
+                        "900p60",
+                        None,
+                        WithheldWhy::Other {
+                            reasons: vec!["AUTHZ_REGION_BLOCKED".into()]
+                        }
+                    ),
+                ],
+                false
+            ),
+            "foo: recording 720p60; 1080p60 AV1 is on air but is excluded by [recording] codecs; \
+             900p60 is on air but is withheld by Twitch (AUTHZ_REGION_BLOCKED)"
+        );
+        assert_eq!(
+            line(
+                "audio_only",
+                vec![withheld(
+                    "1440p60",
+                    Some(Codec::H264),
+                    WithheldWhy::NeedsLogin
+                )],
+                true
+            ),
+            "⚠ foo: recording AUDIO ONLY: 1440p60 H.264 is on air but needs `auth twitch-viewer`"
+        );
+        assert_eq!(
+            line("audio_only", vec![], true),
+            "⚠ foo: recording AUDIO ONLY: the stream offers no video rendition recbot may record"
+        );
+    }
 }

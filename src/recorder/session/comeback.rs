@@ -42,7 +42,12 @@ impl Session {
                 _ = tokio::time::sleep(probe_every.min(deadline - now)) => {
                     let found = self
                         .stream
-                        .resolve(&self.rec.http, self.spec.quality, cancel)
+                        .resolve(
+                            &self.rec.http,
+                            self.spec.quality,
+                            &self.rec.settings.codecs,
+                            cancel,
+                        )
                         .await;
                     match found {
                         Ok(Resolved::Live(m, _)) => {

@@ -39,6 +39,7 @@ use super::lookahead::Lookahead;
 use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
 use crate::archive::sidecar::{AdBreak, Chapter, Gap};
 use crate::event::{Event, EventKind};
+use crate::rendition::{Codec, Withheld};
 use cursor::Cursor;
 use marks::AdRun;
 pub(super) use part::checkpoint_path;
@@ -65,6 +66,14 @@ enum TakeEnd {
     Stop,
 }
 
+/// A rendition's video codec, size and frame rate, as the master playlist gave them.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+struct Format {
+    codec: Option<Codec>,
+    resolution: Option<(u32, u32)>,
+    fps: Option<u32>,
+}
+
 #[derive(Debug, Default)]
 struct Totals {
     parts: u32,
@@ -83,6 +92,12 @@ pub(super) struct Session {
     title: String,
     game: Option<String>,
     quality: String,
+    /// The recorded rendition's video codec, size and frame rate (for the sidecar).
+    format: Format,
+    /// Better renditions on air that are not recorded (for the sidecar), as of the last take.
+    withheld: Vec<Withheld>,
+    /// `RenditionWithheld` was sent (once per session).
+    withheld_told: bool,
     next_part: u32,
     part: Option<OpenPart>,
     /// Gaps and ad breaks noted while no part was open; they go into the next part.
@@ -146,6 +161,9 @@ impl Session {
             game: spec.game.clone(),
             next_part: spec.first_part.max(1),
             quality: spec.quality.to_string(),
+            format: Format::default(),
+            withheld: Vec::new(),
+            withheld_told: false,
             stream,
             control,
             status,
@@ -308,13 +326,47 @@ impl Session {
         }
     }
 
+    /// Takes `media` as the rendition recorded from now on: its name and format go into the
+    /// parts' sidecars, with what better is on air and not recorded; the first time that is
+    /// anything (or only audio is recorded although video was asked for), the session says
+    /// so, once.
+    async fn adopt(&mut self, media: &MediaSource) {
+        self.quality = media.quality.clone();
+        self.format = Format {
+            codec: media.codec,
+            resolution: media.resolution,
+            fps: media.fps,
+        };
+        self.withheld = media.withheld.clone();
+        if self.withheld_told || (media.withheld.is_empty() && !media.audio_only) {
+            return;
+        }
+        self.withheld_told = true;
+        if media.audio_only {
+            warn!(login = %self.spec.login, withheld = media.withheld.len(), "recording audio only: no video rendition can be recorded");
+        } else {
+            info!(login = %self.spec.login, quality = %media.quality, withheld = media.withheld.len(), "better renditions are on air than the one recorded");
+        }
+        self.emit(EventKind::RenditionWithheld {
+            recorded: media.quality.clone(),
+            withheld: media.withheld.clone(),
+            audio_only: media.audio_only,
+        })
+        .await;
+    }
+
     async fn resolve(&mut self, cancel: &CancellationToken) -> Result<MediaSource, TakeEnd> {
         if let Some(found) = self.resolved.take() {
             return Ok(found);
         }
         match self
             .stream
-            .resolve(&self.rec.http, self.spec.quality, cancel)
+            .resolve(
+                &self.rec.http,
+                self.spec.quality,
+                &self.rec.settings.codecs,
+                cancel,
+            )
             .await
         {
             Ok(Resolved::Live(m, _)) => {

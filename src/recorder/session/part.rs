@@ -1,6 +1,7 @@
 //! The part being written: opening it (name, file, first checkpoint), writing each whole
-//! segment (init segment first when it changed) followed by its checkpoint, the free-space
-//! check while writing, and finishing it (fsync, rename, sidecar, `RecordingPartFinished`).
+//! segment (its init segment first in a new fMP4 part) followed by its checkpoint, a new part
+//! when the init segment changes (never two inits in one file), the free-space check while
+//! writing, and finishing it (fsync, rename, sidecar, `RecordingPartFinished`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -18,7 +19,7 @@ use super::super::{SourceSpec, StopReason};
 use super::{Session, TakeEnd};
 use crate::archive::layout::synced_note_path;
 use crate::archive::layout::{self as naming, NameValues};
-use crate::archive::sidecar::{Chapter, Sidecar};
+use crate::archive::sidecar::{Chapter, Position, Sidecar};
 use crate::event::{Event, EventKind};
 
 /// Tries to write a finished part's sidecar.
@@ -39,6 +40,9 @@ pub(super) struct OpenPart {
     pub(super) relative: String,
     pub(super) sidecar: Sidecar,
     pub(super) map_written: Option<InitMap>,
+    /// The bytes of the init segment at the file's start (fMP4): a new address serving the
+    /// same bytes is the same init.
+    pub(super) init: Option<Vec<bytes::Bytes>>,
     /// `RecordingStarted` is sent once the first segment is on disk.
     pub(super) announced: bool,
 }
@@ -59,6 +63,7 @@ impl Session {
             Ok(init) => init,
             Err(e) => return self.segment_failed(seg, e, "its init segment ").await,
         };
+        let init = self.roll_on_new_init(seg, init).await?;
         let written = match self.append_segment(seg, init, body).await {
             Ok(written) => written,
             Err(e) => return self.segment_failed(seg, FetchError::Disk(e), "").await,
@@ -107,6 +112,43 @@ impl Session {
         Ok(Some((map, bytes)))
     }
 
+    /// A segment whose init segment differs from the one the open part starts with (new
+    /// bytes, or fMP4 and MPEG-TS switching) cannot go into the same file: the part ends and
+    /// the next begins, with the new init. The same bytes at a new address change nothing.
+    async fn roll_on_new_init(
+        &mut self,
+        seg: &Segment,
+        init: Option<(InitMap, Vec<bytes::Bytes>)>,
+    ) -> Result<Option<(InitMap, Vec<bytes::Bytes>)>, TakeEnd> {
+        let part = self.part.as_mut().expect("opened by write_segment");
+        if part.sidecar.segments == 0 {
+            return Ok(init);
+        }
+        let changed = match &init {
+            Some((map, bytes)) => {
+                if part
+                    .init
+                    .as_deref()
+                    .is_some_and(|old| same_content(old, bytes))
+                {
+                    part.map_written = Some(map.clone());
+                    return Ok(None);
+                }
+                true
+            }
+            None => seg.map.is_none() && part.map_written.is_some(),
+        };
+        if !changed {
+            return Ok(init);
+        }
+        info!(login = %self.spec.login, sequence = seg.sequence, "the stream's init segment changed: a new part begins with it");
+        // The cursor is already past `seg`, which goes into the next part.
+        let last = part.sidecar.last_segment;
+        self.finish_part_at(last).await;
+        self.open_part(seg.map.is_some()).await?;
+        Ok(init)
+    }
+
     /// Appends `init` and `body` to the open part, then writes the checkpoint that says they
     /// are there. Returns the bytes written; on an error the part is as before.
     async fn append_segment(
@@ -125,6 +167,7 @@ impl Session {
         let mark = part.file.len();
         let mut appended: std::io::Result<()> = Ok(());
         let map_written = init.as_ref().map(|(map, _)| map.clone());
+        let init_bytes = init.as_ref().map(|(_, bytes)| bytes.clone());
         let chunks = init.into_iter().flat_map(|(_, b)| b).chain(body);
         for chunk in chunks {
             appended = part.file.append(chunk).await;
@@ -138,6 +181,7 @@ impl Session {
         }
         if map_written.is_some() {
             part.map_written = map_written;
+            part.init = init_bytes;
         }
         let written = part.file.len() - mark;
         part.sidecar.segments += 1;
@@ -299,6 +343,7 @@ impl Session {
             relative,
             sidecar,
             map_written: None,
+            init: None,
             announced: false,
         });
         Ok(())
@@ -328,6 +373,11 @@ impl Session {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
             quality: self.quality.clone(),
+            codec: self.format.codec,
+            width: self.format.resolution.map(|(w, _)| w),
+            height: self.format.resolution.map(|(_, h)| h),
+            frame_rate: self.format.fps,
+            withheld: self.withheld.clone(),
             started,
             ended: started,
             duration_secs: 0.0,
@@ -350,6 +400,11 @@ impl Session {
 
     /// Finishes the open part, if any: flush, fsync, rename, sidecar, event.
     pub(super) async fn finish_part(&mut self) {
+        self.finish_part_at(self.cursor.position()).await;
+    }
+
+    /// [`Session::finish_part`], the part's last segment being `last`.
+    async fn finish_part_at(&mut self, last: Option<Position>) {
         let Some(part) = self.part.take() else {
             return;
         };
@@ -375,7 +430,7 @@ impl Session {
         }
         sidecar.bytes = file.len();
         sidecar.ended = Utc::now();
-        sidecar.last_segment = self.cursor.position();
+        sidecar.last_segment = last;
         let final_path = match file.finish().await {
             Ok(p) => p,
             Err(e) => {
@@ -422,6 +477,13 @@ impl Session {
         })
         .await;
     }
+}
+
+/// Whether two chunked bodies hold the same bytes.
+fn same_content(a: &[bytes::Bytes], b: &[bytes::Bytes]) -> bool {
+    a.iter()
+        .flat_map(|c| c.iter())
+        .eq(b.iter().flat_map(|c| c.iter()))
 }
 
 /// Writes a finished part's sidecar, trying again briefly when it fails.

@@ -73,7 +73,7 @@ impl Session {
             Ok(m) => m,
             Err(end) => return end,
         };
-        self.quality = media.quality.clone();
+        self.adopt(&media).await;
         let mut poll = PlaylistPoll::new(media, self.rec.settings.stall_timeout);
         loop {
             if let Err(end) = self.poll_once(&mut poll, cancel).await {

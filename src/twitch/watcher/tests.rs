@@ -86,8 +86,10 @@ fn diff_reports_each_stream_once_and_each_change() {
 }
 
 fn config_for(server: &MockServer, helix: bool) -> Config {
+    // Probing keeps its GQL device id under data_dir: somewhere of the tests' own.
+    let data = std::env::temp_dir().join("recbot-watcher-tests");
     let mut text = format!(
-        "[twitch]\nhelix_url = \"{0}/helix\"\nid_url = \"{0}/oauth2\"\ngql_url = \"{0}/gql\"\n\
+        "[storage]\ndata_dir = {data:?}\n[twitch]\nhelix_url = \"{0}/helix\"\nid_url = \"{0}/oauth2\"\ngql_url = \"{0}/gql\"\n\
          usher_url = \"{0}\"\npoll_interval_secs = 1\n",
         server.uri()
     );
