@@ -90,6 +90,8 @@ async fn upload(dir: &Path, fake: &TcpYoutube, round: u32, bytes: u64) -> (f64, 
                 refresh_token: None,
                 expires_at: None,
                 scopes: String::new(),
+                client_id: None,
+                account: None,
             },
         )
         .await

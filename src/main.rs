@@ -120,6 +120,7 @@ fn main() -> ExitCode {
         Cmd::CheckConfig { config } => match Config::load(&config) {
             Ok(config) => {
                 print!("{}", config.summary());
+                println!("twitch viewer:   {}", viewer_state(&config));
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -173,6 +174,44 @@ fn main() -> ExitCode {
                 }
             }
         }
+    }
+}
+
+/// `check-config`'s line on the Twitch viewer login (`auth twitch-viewer`), from the state
+/// database when there is one (opening it brings its schema up to date, as a start would).
+fn viewer_state(config: &Config) -> String {
+    const ANONYMOUS: &str = "recording as a logged-out viewer (renditions above 1080p are \
+                             withheld); run `auth twitch-viewer` to log in";
+    let path = config.storage.database_path();
+    if !path.exists() {
+        return format!("not logged in (no state database yet): {ANONYMOUS}");
+    }
+    let read = async {
+        let store = recbot::core::store::Store::open(&path).await?;
+        let token = store
+            .token(recbot_commands::Service::TwitchViewer.as_str())
+            .await;
+        store.close().await;
+        token
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => return format!("unknown (no async runtime: {e})"),
+    };
+    match runtime.block_on(read) {
+        Ok(Some(token)) => format!(
+            "logged in as {} (validated at start-up and every {} s while running)",
+            token
+                .account
+                .as_deref()
+                .unwrap_or("an account not yet validated"),
+            config.twitch.validate_interval_secs
+        ),
+        Ok(None) => format!("not logged in: {ANONYMOUS}"),
+        Err(e) => format!("unknown: cannot read the state database ({e:#})"),
     }
 }
 

@@ -55,6 +55,8 @@ async fn a_killed_upload_resumes_its_session_without_resending() {
                     refresh_token: Some(Secret::new("1//r")),
                     expires_at: Some(chrono::Utc::now() + chrono::Duration::hours(1)),
                     scopes: "s".into(),
+                    client_id: None,
+                    account: None,
                 },
             )
             .await

@@ -66,7 +66,11 @@ pub struct AddOptions {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Service {
     Youtube,
+    /// The chat account (`[chat] login = "user"`), with recbot's own app.
     Twitch,
+    /// A Twitch viewer login with a first-party client id: GQL playback tokens for
+    /// renditions above 1080p.
+    TwitchViewer,
 }
 
 impl Service {
@@ -74,6 +78,7 @@ impl Service {
         match self {
             Service::Youtube => "youtube",
             Service::Twitch => "twitch",
+            Service::TwitchViewer => "twitch-viewer",
         }
     }
 }
@@ -426,6 +431,15 @@ fn parse_url(word: &str) -> Result<String, String> {
     Ok(url.to_string())
 }
 
+/// A Twitch web or TV token: 30 letters and digits today; some slack for Twitch changing it.
+fn is_viewer_token(code: &PastedCode) -> bool {
+    let token = code.expose();
+    !code.is_address()
+        && code.state().is_none()
+        && (20..=64).contains(&token.len())
+        && token.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
 fn build(spec: &Spec, form: &Form, mut bound: Bound) -> Result<Command, String> {
     let mut take = |i: usize| bound.args.get_mut(i).and_then(Option::take);
     let name = |v: Option<Value>| match v {
@@ -438,6 +452,7 @@ fn build(spec: &Spec, form: &Form, mut bound: Bound) -> Result<Command, String> 
     };
     let service = |w: Option<&'static str>| match w {
         Some("twitch") => Service::Twitch,
+        Some("twitch-viewer") => Service::TwitchViewer,
         _ => Service::Youtube,
     };
     let command = match (spec.name, form.keyword) {
@@ -471,8 +486,9 @@ fn build(spec: &Spec, form: &Form, mut bound: Bound) -> Result<Command, String> 
         },
         ("auth", _) => {
             let service = service(word(take(0)));
-            let device = word(take(1)) == Some("device");
-            if device && service != Service::Twitch {
+            // The viewer login has one flow, the device flow.
+            let device = word(take(1)) == Some("device") || service == Service::TwitchViewer;
+            if device && service == Service::Youtube {
                 return Err(
                     "the device flow is only offered for Twitch; use `auth youtube`".into(),
                 );
@@ -484,6 +500,14 @@ fn build(spec: &Spec, form: &Form, mut bound: Bound) -> Result<Command, String> 
             let Some(Value::Code(code)) = take(1) else {
                 return Err("the code is missing".into());
             };
+            if service == Service::TwitchViewer && !is_viewer_token(&code) {
+                return Err(
+                    "`code twitch-viewer` takes a Twitch token: the value of the \
+                            `auth-token` cookie of twitch.tv in a logged-in browser (letters and \
+                            digits only), or use `auth twitch-viewer` and approve the code shown"
+                        .into(),
+                );
+            }
             Command::Code { service, code }
         }
         ("uploads", _) => Command::Uploads,

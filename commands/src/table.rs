@@ -69,6 +69,10 @@ pub struct Spec {
 pub const QUALITIES: &[&str] = &[
     "best",
     "source",
+    "2160p60",
+    "2160p",
+    "1440p60",
+    "1440p",
     "1080p60",
     "1080p",
     "720p60",
@@ -79,7 +83,7 @@ pub const QUALITIES: &[&str] = &[
     "audio_only",
 ];
 pub const ON_OFF: &[&str] = &["on", "off"];
-pub const SERVICES: &[&str] = &["youtube", "twitch"];
+pub const SERVICES: &[&str] = &["youtube", "twitch", "twitch-viewer"];
 
 const QUALITY: Opt = Opt {
     key: "quality",
@@ -203,7 +207,10 @@ pub static SPECS: &[Spec] = &[
         summary: "connect recbot to YouTube or Twitch: posts a consent link",
         details: "Open the link, approve, then paste the code (or the whole address your browser \
                   ended up on) with `code`. `auth twitch device` uses Twitch's device flow \
-                  instead: approve with the code shown and nothing needs pasting.",
+                  instead: approve with the code shown and nothing needs pasting. \
+                  `auth twitch-viewer` logs recbot in as a Twitch viewer (device flow), which \
+                  Twitch requires for renditions above 1080p; `code twitch-viewer <token>` \
+                  takes a browser's `auth-token` cookie instead.",
         access: Access::Operator,
         private_reply: true,
         forms: &[Form {
@@ -213,7 +220,7 @@ pub static SPECS: &[Spec] = &[
                     name: "service",
                     kind: ArgKind::Choice(SERVICES),
                     required: true,
-                    help: "youtube or twitch",
+                    help: "youtube, twitch (the chat account) or twitch-viewer (source quality)",
                 },
                 Arg {
                     name: "method",
@@ -225,7 +232,12 @@ pub static SPECS: &[Spec] = &[
             options: &[],
             summary: "start an authorization",
         }],
-        examples: &["auth youtube", "auth twitch", "auth twitch device"],
+        examples: &[
+            "auth youtube",
+            "auth twitch",
+            "auth twitch device",
+            "auth twitch-viewer",
+        ],
     },
     Spec {
         name: "code",
@@ -240,13 +252,13 @@ pub static SPECS: &[Spec] = &[
                     name: "service",
                     kind: ArgKind::Choice(SERVICES),
                     required: true,
-                    help: "youtube or twitch",
+                    help: "youtube, twitch or twitch-viewer",
                 },
                 Arg {
                     name: "code or URL",
                     kind: ArgKind::Code,
                     required: true,
-                    help: "the code, or the whole address the browser was sent to (Twitch: with its state)",
+                    help: "the code, or the whole address the browser was sent to (Twitch: with its state); for twitch-viewer a browser's auth-token",
                 },
             ],
             options: &[],
@@ -255,6 +267,7 @@ pub static SPECS: &[Spec] = &[
         examples: &[
             "code youtube 4/0AbCd…",
             "code twitch http://localhost:3000/?code=…",
+            "code twitch-viewer 0123456789abcdefghijklmnopqrst",
         ],
     },
     Spec {

@@ -90,6 +90,15 @@ fn well_formed_commands() {
             device: true,
         }),
     );
+    for text in ["auth twitch-viewer", "auth twitch-viewer device"] {
+        check(
+            text,
+            Ok(Command::Auth {
+                service: Service::TwitchViewer,
+                device: true,
+            }),
+        );
+    }
     check("uploads", Ok(Command::Uploads));
     check("retry 12", Ok(Command::Retry { id: 12 }));
     check("quota", Ok(Command::Quota));
@@ -103,6 +112,33 @@ fn well_formed_commands() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn a_viewer_token_is_letters_and_digits_never_an_address() {
+    match parse("code twitch-viewer 0123456789abcdefghijklmnopqrst").unwrap() {
+        Command::Code { service, code } => {
+            assert_eq!(service, Service::TwitchViewer);
+            assert_eq!(code.expose(), "0123456789abcdefghijklmnopqrst");
+        }
+        other => panic!("{other:?}"),
+    }
+    for bad in [
+        "code twitch-viewer http://localhost:3000/?code=abc&state=x",
+        "code twitch-viewer short",
+        "code twitch-viewer 0123456789abcdefghij/klmnopqrst",
+        "code twitch-viewer code=0123456789abcdefghijklmnopqrst",
+    ] {
+        let error = parse(bad).unwrap_err();
+        assert!(error.contains("auth-token"), "{bad}: {error}");
+    }
+    assert_eq!(
+        parse("add foo quality=1440p60").map(|c| match c {
+            Command::Add(a) => a.options.quality.map(|q| q.as_str()),
+            _ => None,
+        }),
+        Ok(Some("1440p60"))
+    );
 }
 
 #[test]

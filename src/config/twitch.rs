@@ -20,6 +20,10 @@ pub struct Twitch {
     pub gql_url: String,
     #[serde(deserialize_with = "lenient_string")]
     pub gql_client_id: String,
+    /// The first-party client id of the viewer login (`auth twitch-viewer`, device flow):
+    /// Twitch's TV app, which still issues device codes and whose tokens GQL accepts.
+    #[serde(deserialize_with = "lenient_string")]
+    pub viewer_client_id: String,
     /// sha256 of the `PlaybackAccessToken` persisted query; Twitch changes it now and then.
     pub gql_query_hash: String,
     pub usher_url: String,
@@ -54,6 +58,7 @@ impl Default for Twitch {
             id_url: "https://id.twitch.tv/oauth2".into(),
             gql_url: "https://gql.twitch.tv/gql".into(),
             gql_client_id: "kimne78kx3ncx6brgo4mv6wki5h1ko".into(),
+            viewer_client_id: "ue6666qo983tsx6so1t0vnawi233wa".into(),
             gql_query_hash: "ed230aa1e33e07eebb8928504583da78a5173989fadfb1ac94be06a04f3cdbe9"
                 .into(),
             usher_url: "https://usher.ttvnw.net".into(),
@@ -104,6 +109,17 @@ impl Twitch {
                 "twitch.client_secret",
                 "client_id and client_secret go together (or leave both out to detect live \
                  streams without credentials)",
+            );
+        }
+        if self.viewer_client_id.is_empty()
+            || !self
+                .viewer_client_id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric())
+        {
+            return fail(
+                "twitch.viewer_client_id",
+                "must be a Twitch client id (letters and digits), such as the default TV app's",
             );
         }
         if self.irc_host.trim().is_empty() {

@@ -1,5 +1,6 @@
-//! Core glue for OAuth: `auth` and `code` for YouTube and Twitch, the one pending authorization
-//! per service (it expires), storing the tokens workers obtain, and announcing the outcome.
+//! Core glue for OAuth: `auth` and `code` for YouTube, Twitch (the chat account) and the Twitch
+//! viewer login, the one pending authorization per service (it expires), storing the tokens
+//! workers obtain, and announcing the outcome.
 //! Exchanges with Google and Twitch run in worker tasks; the command's reply waits for them,
 //! the core does not. Codes and tokens never appear in replies, events or logs.
 
@@ -18,6 +19,7 @@ use super::store::{JobState, StoredToken};
 use super::{Answer, Core, Reply, Said};
 use crate::event::{Event, EventKind};
 use crate::twitch::oauth::{self as twitch, Exchanged, TwitchOAuth};
+use crate::twitch::viewer::{self, Pasted, ViewerKeeper, ViewerLogin, ViewerPublisher};
 use crate::upload::google::{CodeAttempt, ConsentFlow, InFlight, Present};
 
 /// Longest a reply waits for a remote answer before saying the outcome will be posted.
@@ -30,12 +32,20 @@ const DEVICE_MINUTES: f64 = 30.0;
 pub(super) struct AuthState {
     youtube: Option<AwaitedAuth>,
     twitch: Option<AwaitedAuth>,
+    viewer: Option<AwaitedAuth>,
     /// Notified whenever a Twitch token is stored.
     twitch_saved: Arc<Notify>,
+    /// Notified whenever a viewer token is stored.
+    viewer_saved: Arc<Notify>,
+    /// The viewer login's publishing end, until its keeper takes it; the recorder holds a
+    /// [`ViewerLogin`].
+    viewer_publisher: Option<ViewerPublisher>,
+    viewer_login: ViewerLogin,
     /// When a worker's need for a new authorization was last announced, per service (so a
     /// burst of refusals posts once per pending-authorization lifetime).
     youtube_asked: Option<DateTime<Utc>>,
     twitch_asked: Option<DateTime<Utc>>,
+    viewer_asked: Option<DateTime<Utc>>,
     /// One bare Twitch code exchanged at a time when no link is pending to match it.
     twitch_unmatched: Arc<Semaphore>,
     /// How long a reply waits for a remote answer ([`REPLY_LIMIT`]; shorter in tests).
@@ -44,12 +54,18 @@ pub(super) struct AuthState {
 
 impl Default for AuthState {
     fn default() -> AuthState {
+        let (publisher, login) = viewer::channel();
         AuthState {
             youtube: None,
             twitch: None,
+            viewer: None,
             twitch_saved: Arc::default(),
+            viewer_saved: Arc::default(),
+            viewer_publisher: Some(publisher),
+            viewer_login: login,
             youtube_asked: None,
             twitch_asked: None,
+            viewer_asked: None,
             twitch_unmatched: Arc::new(Semaphore::new(1)),
             reply_limit: REPLY_LIMIT,
         }
@@ -61,13 +77,20 @@ impl AuthState {
         match service {
             Service::Youtube => &mut self.youtube,
             Service::Twitch => &mut self.twitch,
+            Service::TwitchViewer => &mut self.viewer,
         }
+    }
+
+    /// What the recorder asks playback tokens as.
+    pub(super) fn viewer_login(&self) -> ViewerLogin {
+        self.viewer_login.clone()
     }
 
     fn asked(&mut self, service: Service) -> &mut Option<DateTime<Utc>> {
         match service {
             Service::Youtube => &mut self.youtube_asked,
             Service::Twitch => &mut self.twitch_asked,
+            Service::TwitchViewer => &mut self.viewer_asked,
         }
     }
 }
@@ -123,6 +146,7 @@ impl Core {
             (Service::Youtube, _) => self.auth_youtube(),
             (Service::Twitch, false) => self.auth_twitch_link(),
             (Service::Twitch, true) => self.auth_twitch_device(),
+            (Service::TwitchViewer, _) => self.auth_viewer(),
         }
     }
 
@@ -179,9 +203,25 @@ impl Core {
         let Some(oauth) = self.twitch_oauth() else {
             return Answer::Now(twitch_client_missing());
         };
+        self.device_flow(oauth, "auth twitch device")
+    }
+
+    /// `auth twitch-viewer`: the device flow with the viewer client (no app credentials).
+    fn auth_viewer(&mut self) -> Answer {
+        match TwitchOAuth::viewer(&self.config.twitch) {
+            Some(oauth) => self.device_flow(oauth, "auth twitch-viewer"),
+            None => Answer::Now(Reply::refused(Refusal::AuthFailed {
+                command: "auth twitch-viewer",
+                error: "no HTTP client could be made".into(),
+            })),
+        }
+    }
+
+    /// Starts `oauth`'s device flow as the pending authorization of its service.
+    fn device_flow(&mut self, oauth: TwitchOAuth, command: &'static str) -> Answer {
         let cancel = self.shutdown.child_token();
         self.set_pending(
-            Service::Twitch,
+            oauth.service(),
             AuthFlow::TwitchDevice,
             cancel.clone(),
             None,
@@ -203,19 +243,18 @@ impl Core {
                     user_code: device.user_code,
                     expires_at: device.expires_at,
                 })),
-                Ok(Err(error)) => Reply::refused(Refusal::AuthFailed {
-                    command: "auth twitch device",
-                    error,
-                }),
-                Err(_) => Reply::refused(Refusal::AuthInterrupted {
-                    command: "auth twitch device",
-                }),
+                Ok(Err(error)) => Reply::refused(Refusal::AuthFailed { command, error }),
+                Err(_) => Reply::refused(Refusal::AuthInterrupted { command }),
             }
         })
     }
 
     /// `code <service> <code or address>`
     pub(super) async fn code(&mut self, service: Service, code: PastedCode) -> Answer {
+        if service == Service::TwitchViewer {
+            // A pasted token needs no pending authorization: it is checked with Twitch.
+            return self.paste_viewer_token(code);
+        }
         let now = Utc::now();
         let minutes = self.pending_minutes(service);
         let slot = self.auth.slot(service);
@@ -318,6 +357,36 @@ impl Core {
         })
     }
 
+    /// `code twitch-viewer <token>`: validated and stored by a worker task.
+    fn paste_viewer_token(&mut self, token: PastedCode) -> Answer {
+        let Some(oauth) = TwitchOAuth::viewer(&self.config.twitch) else {
+            return Answer::Now(Reply::refused(Refusal::TwitchUnavailable(
+                "no HTTP client could be made".into(),
+            )));
+        };
+        let (reply, outcome) = oneshot::channel();
+        let task = viewer::PastedToken {
+            oauth,
+            calls: self.calls(),
+            token,
+            app_client_id: self.config.twitch.client_id.clone(),
+            reply,
+            cancel: self.shutdown.child_token(),
+        };
+        self.workers.spawn(task.run());
+        later(self.auth.reply_limit, async move {
+            match outcome.await {
+                Ok(Pasted::Connected(login)) => {
+                    Reply::ok(Said::Connected(Connected::TwitchViewer { login }))
+                }
+                Ok(Pasted::Refused(e)) => Reply::refused(Refusal::ViewerTokenRefused(e)),
+                Ok(Pasted::Unavailable(e)) => Reply::refused(Refusal::TwitchUnavailable(e)),
+                Ok(Pasted::NotSaved(e)) => Reply::refused(Refusal::TokenNotSaved(e)),
+                Err(_) => Reply::refused(Refusal::ExchangeInterrupted),
+            }
+        })
+    }
+
     /// Stores a token set; one without a refresh token keeps the stored refresh token.
     pub(super) async fn save_token(
         &mut self,
@@ -331,6 +400,9 @@ impl Core {
         }
         self.store.put_token(service.as_str(), &token).await?;
         info!(%service, "token stored");
+        if service == Service::TwitchViewer {
+            self.auth.viewer_saved.notify_one();
+        }
         if service == Service::Twitch {
             self.auth.twitch_saved.notify_one();
             // Refreshes too, not only new authorizations: the chat's next reconnect must not
@@ -395,7 +467,7 @@ impl Core {
         *self.auth.asked(service) = Some(now);
         let reason = match service {
             Service::Youtube => format!("uploads are paused: {reason}"),
-            Service::Twitch => reason,
+            Service::Twitch | Service::TwitchViewer => reason,
         };
         if service == Service::Youtube && self.youtube_client_missing().is_some() {
             warn!("YouTube needs an OAuth client first: set [youtube] client_id and client_secret");
@@ -403,8 +475,36 @@ impl Core {
         self.publish_auth_required(service, reason, None).await;
     }
 
-    /// At start-up: the Twitch token keeper, when the app has credentials.
+    /// At start-up, before recordings start: the stored viewer login, as last validated.
+    pub(super) async fn prime_viewer(&mut self) {
+        let Some(publisher) = &self.auth.viewer_publisher else {
+            return;
+        };
+        match self.store.token(Service::TwitchViewer.as_str()).await {
+            Ok(Some(token)) => publisher.prime(&token),
+            Ok(None) => {}
+            Err(e) => warn!(error = %e, "cannot read the stored Twitch viewer login"),
+        }
+    }
+
+    /// At start-up: the viewer login's keeper, and the Twitch token keeper when the app has
+    /// credentials.
     pub(super) fn start_token_keepers(&mut self) {
+        if let (Some(oauth), Some(publisher)) = (
+            TwitchOAuth::viewer(&self.config.twitch),
+            self.auth.viewer_publisher.take(),
+        ) {
+            let keeper = ViewerKeeper {
+                oauth,
+                stored: Arc::new(self.store.clone()),
+                calls: self.calls(),
+                publisher,
+                token_saved: self.auth.viewer_saved.clone(),
+                validate_every: Duration::from_secs(self.config.twitch.validate_interval_secs),
+                cancel: self.shutdown.child_token(),
+            };
+            self.workers.spawn(keeper.run());
+        }
         let Some(oauth) = self.twitch_oauth() else {
             return;
         };
@@ -494,6 +594,7 @@ impl Core {
         Minutes(match service {
             Service::Youtube => self.config.youtube.pending_auth_minutes,
             Service::Twitch => self.config.twitch.pending_auth_minutes,
+            Service::TwitchViewer => DEVICE_MINUTES,
         })
     }
 

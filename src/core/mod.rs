@@ -233,11 +233,13 @@ impl Core {
         let (outbox_tx, outbox_rx) = outbox::channel();
         let stopped = CancellationToken::new();
         let workers = TaskTracker::new();
+        let auth = auth::AuthState::default();
         let recordings = recording::Recordings::new(
             &config,
             Events::new(events_tx.clone()),
             workers.clone(),
             shutdown.clone(),
+            auth.viewer_login(),
         );
         let core = Core {
             config,
@@ -261,7 +263,7 @@ impl Core {
             recordings,
             watcher: None,
             live_restarts: Default::default(),
-            auth: auth::AuthState::default(),
+            auth,
             uploads: uploads::UploadState::default(),
             chat: None,
             chat_waits: Default::default(),
@@ -287,6 +289,7 @@ impl Core {
         );
         let inbox = self.inbox.take().expect("spawned once");
         self.start_watcher();
+        self.prime_viewer().await;
         self.start_recording().await;
         self.start_chat().await;
         self.watches_changed().await;

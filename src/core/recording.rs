@@ -76,9 +76,11 @@ impl Recordings {
         events: Events,
         tracker: TaskTracker,
         shutdown: CancellationToken,
+        viewer: crate::twitch::viewer::ViewerLogin,
     ) -> Recordings {
         Recordings {
-            recorder: Recorder::new(config, events.clone(), tracker.clone(), shutdown.clone()),
+            recorder: Recorder::new(config, events.clone(), tracker.clone(), shutdown.clone())
+                .with_viewer(viewer),
             events,
             tracker,
             shutdown,

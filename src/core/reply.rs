@@ -170,6 +170,8 @@ pub enum Refusal {
         started: DateTime<Utc>,
         minutes: Minutes,
     },
+    /// `code twitch-viewer`: Twitch does not accept the token, or it cannot work for playback.
+    ViewerTokenRefused(String),
     /// The pending Twitch authorization is a device flow.
     DeviceFlowPending,
     /// A Google code is being checked.
@@ -231,6 +233,10 @@ pub enum Connected {
         login: Option<String>,
         unmatched: bool,
     },
+    /// The viewer login (`code twitch-viewer`), as this Twitch account.
+    TwitchViewer {
+        login: String,
+    },
 }
 
 /// `quota`.
@@ -291,6 +297,8 @@ pub struct ServiceStatus {
     pub frontends: Vec<&'static str>,
     pub schema: i64,
     pub live: Option<LiveDetection>,
+    /// The Twitch viewer login playback tokens are asked as (`None`: logged out).
+    pub viewer: Option<String>,
     pub chat: Option<ChatLine>,
 }
 

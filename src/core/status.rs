@@ -91,6 +91,7 @@ impl Core {
             frontends,
             schema: self.store.schema_version().await?,
             live: self.live_detection(),
+            viewer: self.auth.viewer_login().current().map(|c| c.login.clone()),
             chat: None,
         }))
     }

@@ -45,6 +45,8 @@ pub(crate) struct MediaSource {
     pub quality: String,
     /// The Twitch stream id the master playlist names (`BROADCAST-ID`), when it names one.
     pub broadcast_id: Option<String>,
+    /// The Twitch viewer login it was asked as (`None`: logged out, or not Twitch).
+    pub viewer: Option<String>,
     /// The chosen rendition as the master playlist describes it (nothing for a media
     /// playlist given directly).
     pub codec: Option<Codec>,
@@ -205,6 +207,14 @@ impl StreamSource {
         }
     }
 
+    /// The Twitch viewer login playback tokens are asked as now (`None`: logged out).
+    pub fn viewer(&self) -> Option<String> {
+        match self {
+            StreamSource::Twitch { playback, .. } => playback.viewer_name(),
+            StreamSource::Hls { .. } => None,
+        }
+    }
+
     async fn resolve_once(
         &self,
         http: &Http,
@@ -227,12 +237,14 @@ impl StreamSource {
             },
         };
         let broadcast_id = playlist::broadcast_id(&text);
+        let viewer = self.viewer();
         match playlist::parse(&text)? {
             Parsed::Media(playlist) => Ok(Resolved::Live(
                 MediaSource {
                     url: base,
                     quality: "source".into(),
                     broadcast_id,
+                    viewer,
                     codec: None,
                     resolution: None,
                     fps: None,
@@ -261,6 +273,7 @@ impl StreamSource {
                         url,
                         quality: chosen.name.clone(),
                         broadcast_id,
+                        viewer,
                         codec: chosen.codec,
                         resolution: chosen.width.zip(chosen.height),
                         fps: chosen.fps.filter(|_| !chosen.audio_only),

@@ -294,6 +294,13 @@ impl Recorder {
         }
     }
 
+    /// Twitch playback tokens are asked as this viewer login whenever it has a credential
+    /// (renditions above 1080p need one).
+    pub fn with_viewer(mut self, viewer: crate::twitch::viewer::ViewerLogin) -> Recorder {
+        self.playback = self.playback.with_viewer(viewer);
+        self
+    }
+
     /// What the disk guard and the recordings have announced of the disk (for the guard).
     pub fn disk_announced(&self) -> disk::Announced {
         self.disk_announced.clone()

@@ -1,7 +1,12 @@
 //! Twitch user tokens (protocols.md §2.4–2.6): the authorization-code flow (a consent link, the
 //! pasted code exchanged with the app's secret), the device-code flow (an activation code, then
 //! polling), refreshing before expiry, and validation at start-up and hourly as Twitch
-//! requires. The core stores the tokens; they are only ever sent to `[twitch] id_url`.
+//! requires. The core stores the tokens; they are only ever sent to `[twitch] id_url` (and the
+//! viewer login's, see `viewer.rs`, to GQL).
+//!
+//! Two identities use these flows: the chat account ([`Service::Twitch`], recbot's own app,
+//! with its secret) and the viewer login ([`Service::TwitchViewer`], Twitch's TV client id,
+//! a public client: device flow only, no secret).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +50,8 @@ pub enum OAuthError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Validation {
     pub login: String,
+    /// The client the token was issued to: GQL takes a token only with its own client id.
+    pub client_id: String,
     pub scopes: Vec<String>,
     pub expires_in: Option<u64>,
 }
@@ -68,15 +75,18 @@ pub enum DevicePoll {
     Done(StoredToken),
 }
 
-/// The id endpoint, with the app's credentials.
+/// The id endpoint, with a client's credentials.
 #[derive(Debug, Clone)]
 pub struct TwitchOAuth {
     http: Client,
     id_url: String,
     client_id: String,
-    client_secret: Secret,
+    /// `None` for a public client (the viewer login's TV client id).
+    client_secret: Option<Secret>,
     redirect_uri: String,
     scopes: Vec<String>,
+    /// Whose tokens these are: where they are stored and what is announced.
+    service: Service,
 }
 
 impl TwitchOAuth {
@@ -85,19 +95,45 @@ impl TwitchOAuth {
         if !config.has_app_credentials() {
             return None;
         }
-        let http = Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .ok()?;
         Some(TwitchOAuth {
-            http,
+            http: id_client()?,
             id_url: config.id_url.trim_end_matches('/').to_string(),
             client_id: config.client_id.clone()?,
-            client_secret: config.client_secret.clone()?,
+            client_secret: Some(config.client_secret.clone()?),
             redirect_uri: config.redirect_uri.clone(),
             scopes: config.scopes.clone(),
+            service: Service::Twitch,
         })
+    }
+
+    /// The viewer login's client: `[twitch] viewer_client_id` (Twitch's TV app), no secret,
+    /// no scopes (playback needs none). Needs no app credentials.
+    pub fn viewer(config: &Twitch) -> Option<TwitchOAuth> {
+        Some(TwitchOAuth {
+            http: id_client()?,
+            id_url: config.id_url.trim_end_matches('/').to_string(),
+            client_id: config.viewer_client_id.clone(),
+            client_secret: None,
+            redirect_uri: config.redirect_uri.clone(),
+            scopes: Vec::new(),
+            service: Service::TwitchViewer,
+        })
+    }
+
+    pub fn service(&self) -> Service {
+        self.service
+    }
+
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// The client's form fields: its id, and its secret when it has one.
+    fn client<'a>(&'a self, form: &mut Vec<(&'static str, &'a str)>) {
+        form.push(("client_id", &self.client_id));
+        if let Some(secret) = &self.client_secret {
+            form.push(("client_secret", secret.expose()));
+        }
     }
 
     /// The consent link of the authorization-code flow.
@@ -116,24 +152,24 @@ impl TwitchOAuth {
 
     /// Exchanges a pasted authorization code (with the same redirect address).
     pub async fn exchange_code(&self, code: &str) -> Result<StoredToken, OAuthError> {
-        self.token(&[
-            ("client_id", &self.client_id),
-            ("client_secret", self.client_secret.expose()),
+        let mut form = Vec::new();
+        self.client(&mut form);
+        form.extend([
             ("code", code),
             ("grant_type", "authorization_code"),
             ("redirect_uri", &self.redirect_uri),
-        ])
-        .await
+        ]);
+        self.token(&form).await
     }
 
     pub async fn refresh(&self, refresh_token: &Secret) -> Result<StoredToken, OAuthError> {
-        self.token(&[
-            ("client_id", &self.client_id),
-            ("client_secret", self.client_secret.expose()),
+        let mut form = Vec::new();
+        self.client(&mut form);
+        form.extend([
             ("refresh_token", refresh_token.expose()),
             ("grant_type", "refresh_token"),
-        ])
-        .await
+        ]);
+        self.token(&form).await
     }
 
     /// `GET /validate`: whose token it is; `Rejected` when Twitch no longer accepts it.
@@ -180,16 +216,14 @@ impl TwitchOAuth {
     /// Asks whether the operator approved the device authorization.
     pub async fn poll_device(&self, device: &DeviceCode) -> Result<DevicePoll, OAuthError> {
         let scopes = self.scopes.join(" ");
-        match self
-            .token(&[
-                ("client_id", &self.client_id),
-                ("client_secret", self.client_secret.expose()),
-                ("scopes", &scopes),
-                ("device_code", device.device_code.expose()),
-                ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-            ])
-            .await
-        {
+        let mut form = Vec::new();
+        self.client(&mut form);
+        form.extend([
+            ("scopes", scopes.as_str()),
+            ("device_code", device.device_code.expose()),
+            ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
+        ]);
+        match self.token(&form).await {
             Ok(token) => Ok(DevicePoll::Done(token)),
             Err(OAuthError::Rejected(m)) if m.contains("authorization_pending") => {
                 Ok(DevicePoll::Pending)
@@ -221,6 +255,8 @@ impl TwitchOAuth {
                 .expires_in
                 .and_then(|s| crate::remote::expiry("twitch", Utc::now(), s)),
             scopes: a.scope.join(" "),
+            client_id: Some(self.client_id.clone()),
+            account: None,
         })
     }
 
@@ -274,6 +310,7 @@ pub async fn validate(
     #[derive(Deserialize)]
     struct Answer {
         login: Option<String>,
+        client_id: Option<String>,
         #[serde(default)]
         scopes: Vec<String>,
         // Any JSON number (an absurd one must not make the validation unreadable).
@@ -283,10 +320,20 @@ pub async fn validate(
         .map_err(|_| OAuthError::Transient("Twitch sent an unreadable validation".into()))?;
     Ok(Validation {
         login: answer.login.unwrap_or_default(),
+        client_id: answer.client_id.unwrap_or_default(),
         scopes: answer.scopes,
         // `as` saturates: negative is 0, beyond u64 is u64::MAX.
         expires_in: answer.expires_in.map(|s| s as u64),
     })
+}
+
+/// The id endpoint's client: follows no redirects (tokens go to `id_url` only).
+fn id_client() -> Option<Client> {
+    Client::builder()
+        .timeout(REQUEST_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .ok()
 }
 
 /// A random `state` for the authorization-code flow.
@@ -321,22 +368,28 @@ fn refused(body: &[u8], status: StatusCode) -> OAuthError {
     }
 }
 
-/// Stores a new token set and announces whose it is. Returns the login.
+/// Stores a new token set of `oauth`'s service and announces whose it is. Returns the login.
 pub async fn complete(
     oauth: &TwitchOAuth,
     calls: &Calls,
-    token: StoredToken,
+    mut token: StoredToken,
 ) -> anyhow::Result<Option<String>> {
-    let login = validated_login(oauth, &token).await;
-    store(calls, token, login.clone()).await?;
+    let login = validated_owner(oauth, &mut token).await;
+    store(calls, oauth.service, token, login.clone()).await?;
     Ok(login)
 }
 
-/// Whose a new token is, when Twitch says.
-async fn validated_login(oauth: &TwitchOAuth, token: &StoredToken) -> Option<String> {
+/// Whose a new token is, when Twitch says; notes the account and client on the token.
+async fn validated_owner(oauth: &TwitchOAuth, token: &mut StoredToken) -> Option<String> {
     match oauth.validate(&token.access_token).await {
-        Ok(v) if !v.login.is_empty() => Some(v.login),
-        Ok(_) => None,
+        Ok(v) => {
+            if !v.client_id.is_empty() {
+                token.client_id = Some(v.client_id);
+            }
+            let login = (!v.login.is_empty()).then_some(v.login);
+            token.account = login.clone();
+            login
+        }
         Err(e) => {
             warn!(error = %e, "the new Twitch token could not be validated");
             None
@@ -345,9 +398,14 @@ async fn validated_login(oauth: &TwitchOAuth, token: &StoredToken) -> Option<Str
 }
 
 /// Has the core store a new token set and announce it.
-async fn store(calls: &Calls, token: StoredToken, login: Option<String>) -> anyhow::Result<()> {
-    calls.save_token(Service::Twitch, token).await?;
-    calls.auth_completed(Service::Twitch, login).await
+pub(crate) async fn store(
+    calls: &Calls,
+    service: Service,
+    token: StoredToken,
+    login: Option<String>,
+) -> anyhow::Result<()> {
+    calls.save_token(service, token).await?;
+    calls.auth_completed(service, login).await
 }
 
 /// How a pasted code's exchange ended.
@@ -400,12 +458,12 @@ impl CodeExchange {
         let outcome = match answer {
             Err(OAuthError::Rejected(e)) => Exchanged::Refused(e),
             Err(OAuthError::Transient(e)) => Exchanged::Unavailable(e),
-            Ok(token) => {
+            Ok(mut token) => {
                 let login = tokio::select! {
                     _ = cancel.cancelled() => None,
-                    login = validated_login(&oauth, &token) => login,
+                    login = validated_owner(&oauth, &mut token) => login,
                 };
-                match store(&calls, token, login.clone()).await {
+                match store(&calls, oauth.service, token, login.clone()).await {
                     Ok(()) => Exchanged::Connected(login),
                     Err(e) => Exchanged::NotSaved(format!("{e:#}")),
                 }
@@ -471,8 +529,13 @@ impl DeviceFlow {
         };
         let mut interval = device.interval;
         let _ = present.send(Ok(device.clone()));
+        let service = oauth.service;
+        let command = match service {
+            Service::TwitchViewer => "auth twitch-viewer",
+            _ => "auth twitch device",
+        };
         let ended = |reason: String| EventKind::AuthRequired {
-            service: Service::Twitch.to_string(),
+            service: service.to_string(),
             reason,
             url: None,
         };
@@ -485,11 +548,10 @@ impl DeviceFlow {
                 events
                     .emit(
                         None,
-                        ended(
-                            "the device code expired before it was approved; run `auth \
-                               twitch device` again"
-                                .into(),
-                        ),
+                        ended(format!(
+                            "the device code expired before it was approved; run `{command}` \
+                             again"
+                        )),
                     )
                     .await;
                 return;

@@ -18,6 +18,7 @@ use serde_json::json;
 use url::Url;
 
 use super::device::DeviceId;
+use super::viewer::{ViewerCredential, ViewerLogin};
 
 /// Browser user agent: GQL refuses some non-browser agents (streamlink#6574).
 const USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0";
@@ -51,6 +52,8 @@ pub struct Playback {
     /// `av1,h265,h264`, from `[twitch] supported_codecs`.
     supported_codecs: String,
     device: DeviceId,
+    /// The viewer login sent with token requests (`auth twitch-viewer`); anonymous without.
+    viewer: ViewerLogin,
 }
 
 /// A signed playback token. Short-lived and bound to one channel; not shown in `Debug`.
@@ -115,6 +118,19 @@ impl PlaybackError {
         }
     }
 
+    /// GQL refused the viewer login itself (`401`, "The Authorization token is invalid"), as
+    /// opposed to the stream or the request.
+    pub fn refuses_login(&self) -> bool {
+        match self {
+            PlaybackError::Status { status, .. } => *status == 401,
+            PlaybackError::Gql(m) => {
+                let m = m.to_ascii_lowercase();
+                m.contains("unauthorized") || m.contains("token is invalid")
+            }
+            _ => false,
+        }
+    }
+
     /// Sorts a GQL `errors[].message` into a refusal or a passing failure.
     fn from_gql(message: String) -> PlaybackError {
         let lower = message.to_ascii_lowercase();
@@ -160,7 +176,19 @@ impl Playback {
             usher_url: twitch.usher_url.trim_end_matches('/').to_string(),
             supported_codecs: twitch.supported_codecs_param(),
             device: DeviceId::default(),
+            viewer: ViewerLogin::anonymous(),
         }
+    }
+
+    /// Whose viewer login token requests go out as now (`None`: logged out).
+    pub fn viewer_name(&self) -> Option<String> {
+        self.viewer.current().map(|c| c.login.clone())
+    }
+
+    /// Asks for playback tokens as this viewer login whenever it has a credential.
+    pub fn with_viewer(mut self, viewer: ViewerLogin) -> Playback {
+        self.viewer = viewer;
+        self
     }
 
     /// Keeps the GQL device id in `file` (`<data_dir>/twitch-device-id`), the same on every
@@ -173,6 +201,22 @@ impl Playback {
     /// A playback token for `login`'s live stream; `None` when Twitch has none to give (the
     /// channel is offline or does not exist).
     pub async fn access_token(&self, login: &Login) -> Result<Option<AccessToken>, PlaybackError> {
+        if let Some(credential) = self.viewer.current() {
+            match self.token_as(login, Some(&credential)).await {
+                // A refused login must not stop the recording: withdraw it, ask anonymously.
+                Err(e) if e.refuses_login() => self.viewer.refused(&credential),
+                other => return other,
+            }
+        }
+        self.token_as(login, None).await
+    }
+
+    /// A playback token as `viewer` (its token with its own client id), or logged out.
+    async fn token_as(
+        &self,
+        login: &Login,
+        viewer: Option<&ViewerCredential>,
+    ) -> Result<Option<AccessToken>, PlaybackError> {
         let variables = json!({
             "isLive": true, "login": login.as_str(), "isVod": false, "vodID": "",
             "playerType": "embed", "platform": "site",
@@ -182,27 +226,37 @@ impl Playback {
             "extensions": {"persistedQuery": {"version": 1, "sha256Hash": self.gql_query_hash}},
             "variables": variables,
         });
-        match self.gql(&persisted).await {
+        match self.gql(&persisted, viewer).await {
             Err(PlaybackError::Gql(message)) if message.contains("PersistedQueryNotFound") => {
                 let inline = json!({
                     "operationName": "PlaybackAccessToken_Template",
                     "query": INLINE_QUERY,
                     "variables": variables,
                 });
-                self.gql(&inline).await
+                self.gql(&inline, viewer).await
             }
             other => other,
         }
     }
 
-    async fn gql(&self, body: &serde_json::Value) -> Result<Option<AccessToken>, PlaybackError> {
-        let request = self
+    async fn gql(
+        &self,
+        body: &serde_json::Value,
+        viewer: Option<&ViewerCredential>,
+    ) -> Result<Option<AccessToken>, PlaybackError> {
+        let mut request = self
             .http
             .post(&self.gql_url)
-            .header("Client-ID", &self.gql_client_id)
             .header("X-Device-Id", self.device.get().await)
             .header(reqwest::header::USER_AGENT, USER_AGENT)
             .json(body);
+        // Twitch takes a token only with the client id it was issued to.
+        request = match viewer {
+            Some(v) => request
+                .header("Client-ID", &v.client_id)
+                .header("Authorization", format!("OAuth {}", v.token.expose())),
+            None => request.header("Client-ID", &self.gql_client_id),
+        };
         let (status, text) = fetch_text(request, "Twitch GQL").await?;
         if !status.is_success() {
             return Err(PlaybackError::Status {

@@ -320,6 +320,8 @@ impl TokenStorage for CoreStorage {
                 .expires_at
                 .and_then(|t| DateTime::<Utc>::from_timestamp(t.unix_timestamp(), 0)),
             scopes: UPLOAD_SCOPE.into(),
+            client_id: None,
+            account: None,
         };
         self.calls
             .save_token(Service::Youtube, stored)
@@ -417,6 +419,8 @@ impl GoogleTokens {
                 refresh_token: refresh_token.map(Secret::new),
                 expires_at: expires_in.and_then(|s| crate::remote::expiry("google", Utc::now(), s)),
                 scopes: scope.unwrap_or_else(|| UPLOAD_SCOPE.into()),
+                client_id: None,
+                account: None,
             });
         }
         let reason = answer

@@ -15,6 +15,11 @@ pub struct StoredToken {
     pub expires_at: Option<DateTime<Utc>>,
     /// Granted scopes, space-separated as OAuth servers send them.
     pub scopes: String,
+    /// The client the token was issued to, when known (Twitch: GQL takes a viewer token only
+    /// with its own client id).
+    pub client_id: Option<String>,
+    /// Whose token it is, when the service said (Twitch's `login`).
+    pub account: Option<String>,
 }
 
 /// Where a worker reads the token stored for a service. The core implements it; a worker never

@@ -76,6 +76,8 @@ pub async fn store_token(dir: &Path, service: &str, access: &str, refresh: &str,
                 refresh_token: Some(Secret::new(refresh)),
                 expires_at: Some(Utc::now() + chrono::Duration::seconds(expires_in)),
                 scopes: "scope".into(),
+                client_id: None,
+                account: None,
             },
         )
         .await

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -83,6 +83,9 @@ pub struct StreamConfig {
     pub only_audio: bool,
     /// The usher master offers a 1440p60 HEVC source above its H.264 renditions.
     pub hevc_source: bool,
+    /// With `hevc_source`: the 1440p60 source only for tokens of a logged-in viewer; others
+    /// get it listed as withheld (`AUTHZ_NOT_LOGGED_IN`), as Twitch does.
+    pub source_needs_login: bool,
     /// fMP4: from this segment on, a new init segment (`init-1.mp4`, other bytes) after a
     /// discontinuity, as when a broadcaster changes encoder settings.
     pub init_change_at: Option<u64>,
@@ -119,6 +122,7 @@ impl Default for StreamConfig {
             unavailable: None,
             only_audio: false,
             hevc_source: false,
+            source_needs_login: false,
             init_change_at: None,
             init_moves_at: None,
         }
@@ -159,6 +163,10 @@ struct Inner {
     filler: Bytes,
     /// The query of the last usher request.
     usher_query: HashMap<String, String>,
+    /// Viewer tokens GQL accepts, with the client id each must come with.
+    viewers: HashMap<String, String>,
+    /// The `Client-ID` and `Authorization` of every GQL request.
+    gql_headers: Vec<(String, Option<String>)>,
 }
 
 #[derive(Clone)]
@@ -278,6 +286,22 @@ impl Origin {
         self.inner.lock().unwrap().streams[login].published()
     }
 
+    /// GQL accepts `token` (sent as `Authorization: OAuth <token>`) with `client_id`.
+    pub fn accept_viewer(&self, token: &str, client_id: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        inner.viewers.insert(token.into(), client_id.into());
+    }
+
+    /// GQL no longer accepts `token` (revoked).
+    pub fn revoke_viewer(&self, token: &str) {
+        self.inner.lock().unwrap().viewers.remove(token);
+    }
+
+    /// `Client-ID` and `Authorization` of every GQL request so far.
+    pub fn gql_headers(&self) -> Vec<(String, Option<String>)> {
+        self.inner.lock().unwrap().gql_headers.clone()
+    }
+
     /// The query parameters of the last usher request.
     pub fn usher_query(&self) -> HashMap<String, String> {
         self.inner.lock().unwrap().usher_query.clone()
@@ -295,10 +319,38 @@ fn count(inner: &mut Inner, kind: &str) {
 
 async fn gql(
     State(inner): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
     Json(body): Json<serde_json::Value>,
 ) -> Response {
     let mut inner = inner.lock().unwrap();
     count(&mut inner, "gql");
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let (client, auth) = (
+        header("client-id").unwrap_or_default(),
+        header("authorization"),
+    );
+    inner.gql_headers.push((client.clone(), auth.clone()));
+    // Twitch: a token only with its own client id, else 401 (streamlink's test fixture).
+    let logged_in = match auth
+        .as_deref()
+        .map(|a| a.strip_prefix("OAuth ").unwrap_or(""))
+    {
+        None => false,
+        Some(token) if inner.viewers.get(token) == Some(&client) => true,
+        Some(_) => {
+            return (
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "Unauthorized", "status": 401,
+                    "message": "The \"Authorization\" token is invalid."})),
+            )
+                .into_response()
+        }
+    };
     let login = body["variables"]["login"].as_str().unwrap_or("");
     let failing = inner.streams.get(login).and_then(|s| {
         s.config
@@ -313,10 +365,15 @@ async fn gql(
             .into_response();
     }
     inner.tokens += 1;
-    let value = json!({"channel": login, "n": inner.tokens}).to_string();
+    let user_id = logged_in.then_some("4711");
+    let value = json!({"channel": login, "n": inner.tokens, "user_id": user_id}).to_string();
     Json(json!({"data": {"streamPlaybackAccessToken": {"value": value, "signature": "sig"}}}))
         .into_response()
 }
+
+/// What usher withholds from a logged-out viewer when the source needs a login (the notes'
+/// fixture).
+pub const WITHHELD_SOURCE: &str = r#"[{"NAME":"1440p60","BANDWIDTH":7736560,"CODECS":"hev1.1.2.L150.90.0.0.0.0.0,mp4a.40.2","RESOLUTION":"2560x1440","FILTER_REASONS":[],"AUTHORIZATION_REASONS":["AUTHZ_NOT_LOGGED_IN"],"GROUP-ID":"chunked","FRAME-RATE":60}]"#;
 
 fn token_number(params: &HashMap<String, String>) -> Option<u64> {
     if let Some(t) = params.get("t") {
@@ -403,13 +460,23 @@ async fn usher(
             .into_response();
     };
     let c = &stream.config;
+    let logged_in = params
+        .get("token")
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .is_some_and(|t| t["user_id"].is_string());
+    let withhold = c.hevc_source && c.source_needs_login && !logged_in;
+    let unavailable = if withhold {
+        Some(WITHHELD_SOURCE.to_string())
+    } else {
+        c.unavailable.clone()
+    };
     variants_of(
         &login,
         token_number(&params),
         c.broadcast_id.as_deref(),
-        c.unavailable.as_deref(),
+        unavailable.as_deref(),
         c.only_audio,
-        c.hevc_source,
+        c.hevc_source && !withhold,
     )
     .into_response()
 }

@@ -1,4 +1,6 @@
-//! Twitch's id endpoints (`/oauth2/token`, `/device`, `/validate`) on wiremock.
+//! Twitch's id endpoints (`/oauth2/token`, `/device`, `/validate`) on wiremock: for recbot's
+//! app (a confidential client) and for the viewer login (Twitch's TV client id, public: device
+//! flow without a secret; and browser `auth-token`s, the web client's).
 
 #![allow(dead_code)]
 
@@ -11,6 +13,12 @@ use super::{field, form, TWITCH_CLIENT_ID, TWITCH_CLIENT_SECRET};
 pub const DEVICE_CODE: &str = "device-code-secret-value";
 pub const USER_CODE: &str = "ABCD-EFGH";
 pub const LOGIN: &str = "recbotuser";
+/// recbot's default `[twitch] viewer_client_id` (Twitch's TV app).
+pub const VIEWER_CLIENT_ID: &str = "ue6666qo983tsx6so1t0vnawi233wa";
+/// The web client a browser's `auth-token` belongs to.
+pub const WEB_CLIENT_ID: &str = "kimne78kx3ncx6brgo4mv6wki5h1ko";
+pub const VIEWER_LOGIN: &str = "viewerperson";
+pub const VIEWER_DEVICE_CODE: &str = "viewer-device-code-secret";
 
 #[derive(Debug, Default)]
 pub struct TwitchState {
@@ -27,6 +35,10 @@ pub struct TwitchState {
     pub pending_polls: u32,
     /// Every form received, with its path.
     pub forms: Vec<(String, Vec<(String, String)>)>,
+    /// Viewer tokens `/validate` accepts, with the client each belongs to.
+    pub viewer_valid: Vec<(String, String)>,
+    /// Viewer tokens handed out by the device flow: `viewer-access-1`, …
+    pub viewer_issued: u32,
 }
 
 pub struct TwitchFake {
@@ -89,6 +101,39 @@ impl Responder {
     }
 }
 
+impl Responder {
+    /// The TV client: a public client, device flow only, no secret taken.
+    fn viewer(s: &mut TwitchState, path: &str, form: &[(String, String)]) -> ResponseTemplate {
+        if field(form, "client_secret").is_some() {
+            return refused(400, "a public client has no secret");
+        }
+        if path == "/oauth2/device" {
+            return ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                "device_code": VIEWER_DEVICE_CODE, "expires_in": 1800, "interval": 1,
+                "user_code": USER_CODE,
+                "verification_uri": format!("https://www.twitch.tv/activate?device-code={USER_CODE}"),
+            }));
+        }
+        if field(form, "grant_type") != Some("urn:ietf:params:oauth:grant-type:device_code")
+            || field(form, "device_code") != Some(VIEWER_DEVICE_CODE)
+        {
+            return refused(400, "invalid device code");
+        }
+        if s.pending_polls > 0 {
+            s.pending_polls -= 1;
+            return refused(400, "authorization_pending");
+        }
+        s.viewer_issued += 1;
+        let access = format!("viewer-access-{}", s.viewer_issued);
+        s.viewer_valid
+            .push((access.clone(), VIEWER_CLIENT_ID.into()));
+        ResponseTemplate::new(200).set_body_json(serde_json::json!({
+            "access_token": access, "refresh_token": "viewer-refresh-secret",
+            "scope": [], "token_type": "bearer",
+        }))
+    }
+}
+
 impl Respond for Responder {
     fn respond(&self, req: &Request) -> ResponseTemplate {
         let mut s = self.0.lock().unwrap();
@@ -101,6 +146,12 @@ impl Respond for Responder {
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or_default();
             let token = auth.strip_prefix("OAuth ").unwrap_or_default();
+            if let Some((_, client)) = s.viewer_valid.iter().find(|(t, _)| t == token) {
+                return ResponseTemplate::new(200).set_body_json(serde_json::json!({
+                    "client_id": client, "login": VIEWER_LOGIN, "scopes": [],
+                    "user_id": "4711", "expires_in": 0,
+                }));
+            }
             if !s.valid.iter().any(|t| t == token) {
                 return refused(401, "invalid access token");
             }
@@ -111,6 +162,9 @@ impl Respond for Responder {
         }
         let form = form(&req.body);
         s.forms.push((path.clone(), form.clone()));
+        if field(&form, "client_id") == Some(VIEWER_CLIENT_ID) {
+            return Self::viewer(&mut s, &path, &form);
+        }
         if field(&form, "client_id") != Some(TWITCH_CLIENT_ID) {
             return refused(400, "invalid client");
         }

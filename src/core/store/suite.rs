@@ -401,11 +401,15 @@ pub(crate) async fn tokens_round_trip_and_never_print(h: &dyn Harness) {
         refresh_token: Some(Secret::new("RT-secret")),
         expires_at: Some(Utc::now()),
         scopes: "chat:read".into(),
+        client_id: Some("ue6666".into()),
+        account: Some("viewer".into()),
     };
     store.put_token("twitch", &token).await.unwrap();
     let back = store.token("twitch").await.unwrap().unwrap();
     assert_eq!(back.access_token.expose(), "AT-secret");
     assert_eq!(back.refresh_token.as_ref().unwrap().expose(), "RT-secret");
+    assert_eq!(back.client_id.as_deref(), Some("ue6666"));
+    assert_eq!(back.account.as_deref(), Some("viewer"));
     assert!(!format!("{back:?}").contains("secret"));
     assert!(store.delete_token("twitch").await.unwrap());
     assert!(store.token("twitch").await.unwrap().is_none());
@@ -547,6 +551,8 @@ pub(crate) async fn a_token_set_is_replaced_whole(h: &dyn Harness) {
         refresh_token: Some(Secret::new("RT-1")),
         expires_at: Some(Utc.with_ymd_and_hms(2026, 3, 8, 12, 0, 0).unwrap()),
         scopes: "a".into(),
+        client_id: None,
+        account: None,
     };
     store.put_token("youtube", &first).await.unwrap();
     let second = StoredToken {
@@ -554,6 +560,8 @@ pub(crate) async fn a_token_set_is_replaced_whole(h: &dyn Harness) {
         refresh_token: None,
         expires_at: None,
         scopes: "a b".into(),
+        client_id: None,
+        account: None,
     };
     store.put_token("youtube", &second).await.unwrap();
     assert_eq!(store.token("youtube").await.unwrap(), Some(second));

@@ -98,6 +98,10 @@ pub fn said(said: &Said, markup: Markup) -> String {
                 None => format!("Twitch is connected.{note}"),
             }
         }
+        Said::Connected(Connected::TwitchViewer { login }) => format!(
+            "The Twitch viewer login is connected as {login}: recordings get every rendition a \
+             logged-in viewer gets (above 1080p too) from their next playlist refresh."
+        ),
         Said::Refused(why) => refusal(why),
     }
 }
@@ -355,6 +359,7 @@ pub fn refusal(why: &Refusal) -> String {
         | Refusal::NothingAwaited(_)
         | Refusal::AuthExpired { .. }
         | Refusal::DeviceFlowPending
+        | Refusal::ViewerTokenRefused(_)
         | Refusal::StillChecking
         | Refusal::StillExchanging
         | Refusal::CodeRefused(_)
@@ -432,6 +437,9 @@ fn refusal_of_auth(why: &Refusal) -> String {
             started.format("%H:%M"),
             minutes(*m)
         ),
+        Refusal::ViewerTokenRefused(why) => {
+            format!("That viewer token was not stored: {why}. Nothing was changed.")
+        }
         Refusal::DeviceFlowPending => {
             "The pending Twitch authorization uses the device flow: approve it with the \
              activation code at the link recbot posted; no code needs pasting."

@@ -38,6 +38,15 @@ fn service(s: &ServiceStatus) -> String {
         text.push('\n');
         text.push_str(&live_detection(live));
     }
+    {
+        text.push('\n');
+        text.push_str(&match &s.viewer {
+            Some(login) => format!("twitch viewer: logged in as {login}"),
+            None => "twitch viewer: logged out — renditions above 1080p are withheld \
+                     (`auth twitch-viewer`)"
+                .to_string(),
+        });
+    }
     if let Some(line) = s.chat.as_ref().and_then(chat_line) {
         text.push('\n');
         text.push_str(&line);

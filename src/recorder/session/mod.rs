@@ -60,6 +60,10 @@ enum TakeEnd {
     /// A different broadcast (`BROADCAST-ID`) replaced the one being recorded: this session
     /// is over; the new broadcast is a new session.
     NewBroadcast(String),
+    /// A new token offers another rendition than the one recorded (the viewer login came or
+    /// changed): the part ends and the next take records the new rendition (already resolved
+    /// in `resolved`) in a new part.
+    RenditionChanged(String),
     /// Cannot continue for a reason a retry will not fix.
     Failed(String),
     /// Asked to stop (shutdown or by the core).
@@ -206,6 +210,9 @@ impl Session {
                 TakeEnd::NewBroadcast(why) => {
                     self.new_broadcast(&why);
                     break;
+                }
+                TakeEnd::RenditionChanged(why) => {
+                    info!(login = %self.spec.login, why, "a new part begins with the new rendition");
                 }
                 TakeEnd::Ended(why) | TakeEnd::Stalled(why) | TakeEnd::Unreachable(why) => {
                     debug!(login = %self.spec.login, why, "stream gone; waiting for it to come back");

@@ -41,6 +41,11 @@ pub(super) struct PlaylistPoll {
     refreshes: u32,
 }
 
+/// The same rendition: its name and format (a refresh may give another address for it).
+fn same_rendition(a: &MediaSource, b: &MediaSource) -> bool {
+    (&a.quality, a.codec, a.resolution, a.fps) == (&b.quality, b.codec, b.resolution, b.fps)
+}
+
 impl PlaylistPoll {
     fn new(media: MediaSource, stall_limit: Duration) -> PlaylistPoll {
         let now = Instant::now();
@@ -96,6 +101,13 @@ impl Session {
         };
         let mut reloaded = self.reloaded(poll, fetched, started).await?;
         if poll.resolved_at.elapsed() >= TOKEN_LIFETIME {
+            reloaded.refresh = true;
+        }
+        // A viewer login that came (or changed) may unlock better renditions: ask again now.
+        // One that went keeps the playlist already signed, until it must be refreshed anyway.
+        let viewer = self.stream.viewer();
+        if viewer.is_some() && viewer != poll.media.viewer {
+            debug!(login = %self.spec.login, "the Twitch viewer login changed; asking for the renditions again");
             reloaded.refresh = true;
         }
         if self
@@ -231,6 +243,11 @@ impl Session {
         poll.refreshes = poll.refreshes.saturating_add(1);
         let refreshes = poll.refreshes;
         match self.resolve(cancel).await {
+            Ok(m) if !same_rendition(&m, &poll.media) => {
+                let why = format!("{} offered instead of {}", m.quality, poll.media.quality);
+                self.resolved = Some(m);
+                return Err(TakeEnd::RenditionChanged(why));
+            }
             Ok(m) => {
                 debug!(login = %self.spec.login, refreshes, "playlist refreshed");
                 poll.resolved_at = Instant::now();

@@ -12,7 +12,8 @@ use crate::secret::Secret;
 impl Tokens for SqliteBackend {
     async fn token(&self, service: &str) -> Result<Option<StoredToken>> {
         let row = sqlx::query(
-            "SELECT access_token, refresh_token, expires_at, scopes FROM oauth_tokens WHERE service = ?",
+            "SELECT access_token, refresh_token, expires_at, scopes, client_id, account
+             FROM oauth_tokens WHERE service = ?",
         )
         .bind(service)
         .fetch_optional(&self.pool)
@@ -25,22 +26,28 @@ impl Tokens for SqliteBackend {
             refresh_token: refresh.map(Secret::new),
             expires_at: row.try_get("expires_at")?,
             scopes: scopes.unwrap_or_default(),
+            client_id: row.try_get("client_id")?,
+            account: row.try_get("account")?,
         }))
     }
 
     async fn put_token(&self, service: &str, token: &StoredToken) -> Result<()> {
         sqlx::query(
-            "INSERT INTO oauth_tokens (service, access_token, refresh_token, expires_at, scopes, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO oauth_tokens
+               (service, access_token, refresh_token, expires_at, scopes, client_id, account, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (service) DO UPDATE SET access_token = excluded.access_token,
                refresh_token = excluded.refresh_token, expires_at = excluded.expires_at,
-               scopes = excluded.scopes, updated_at = excluded.updated_at",
+               scopes = excluded.scopes, client_id = excluded.client_id,
+               account = excluded.account, updated_at = excluded.updated_at",
         )
         .bind(service)
         .bind(token.access_token.expose())
         .bind(token.refresh_token.as_ref().map(Secret::expose))
         .bind(token.expires_at)
         .bind(&token.scopes)
+        .bind(&token.client_id)
+        .bind(&token.account)
         .bind(Utc::now())
         .execute(&self.pool)
         .await?;
