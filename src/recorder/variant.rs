@@ -4,7 +4,9 @@
 //! among the codecs `[recording] codecs` allows: `best`/`source` is the one marked source
 //! (`IVS-VARIANT-SOURCE="source"`, the v1 `chunked` group), else the highest by resolution,
 //! frame rate and bandwidth; a named quality the exact match or else the next lower one.
-//! Pure: no I/O.
+//! Renditions only in the `portrait` group (`IVS-GROUPS`, a vertical version of the stream)
+//! are chosen only when nothing else is offered: by height alone a 1080×1920 portrait
+//! rendition would beat the 1920×1080 source. Pure: no I/O.
 
 use recbot_commands::Quality;
 
@@ -26,6 +28,8 @@ pub struct Variant {
     /// Marked as the broadcaster's original (`IVS-VARIANT-SOURCE="source"`, `(source)`).
     pub source: bool,
     pub audio_only: bool,
+    /// Listed in `IVS-GROUPS` without `landscape`: the vertical version of the stream.
+    pub portrait_only: bool,
 }
 
 impl Variant {
@@ -76,6 +80,8 @@ pub fn variants(master: &m3u8_rs::MasterPlaylist) -> Vec<Variant> {
             let codec = Codec::of_codecs_attribute(codecs);
             let audio_only = raw_name.as_deref() == Some("audio_only")
                 || (v.resolution.is_none() && !codecs.is_empty() && codec.is_none());
+            let portrait_only =
+                attr("IVS-GROUPS").is_some_and(|g| !g.split(',').any(|g| g.trim() == "landscape"));
             let fps = v.frame_rate.map(|f| f.round() as u32);
             let height = v.resolution.map(|r| r.height as u32);
             let name = match raw_name {
@@ -97,6 +103,7 @@ pub fn variants(master: &m3u8_rs::MasterPlaylist) -> Vec<Variant> {
                 codec,
                 source: marked_source,
                 audio_only,
+                portrait_only,
             }
         })
         .collect()
@@ -129,10 +136,13 @@ pub fn select<'a>(
     quality: Quality,
     codecs: &[Codec],
 ) -> Option<&'a Variant> {
-    let video = || {
-        variants
-            .iter()
-            .filter(|v| !v.audio_only && allowed(v, codecs))
+    let landscape = variants
+        .iter()
+        .any(|v| !v.audio_only && !v.portrait_only && allowed(v, codecs));
+    let video = move || {
+        variants.iter().filter(move |v| {
+            !v.audio_only && allowed(v, codecs) && (!landscape || !v.portrait_only)
+        })
     };
     let audio = || variants.iter().find(|v| v.audio_only);
     let best = || {
@@ -165,9 +175,11 @@ pub fn select<'a>(
 }
 
 /// Whether `v` is better than `than`: a higher resolution or frame rate, or the source where
-/// `than` is a transcode of the same size. Everything with video beats audio only.
+/// `than` is a transcode of the same size. Everything with video beats audio only; a
+/// portrait-only rendition is never better than a landscape one.
 pub fn better(v: &Variant, than: &Variant) -> bool {
-    if v.audio_only {
+    // A vertical version is another picture, not a better one.
+    if v.audio_only || (v.portrait_only && !than.portrait_only) {
         return false;
     }
     if than.audio_only {
@@ -344,6 +356,24 @@ https://hevc/audio_only.m3u8
         assert!(!better(by("720p60"), by("1080p30")));
         assert!(better(by("720p60"), by("audio_only")));
         assert!(!better(by("audio_only"), by("720p60")));
+    }
+
+    #[test]
+    fn portrait_renditions_are_chosen_only_when_nothing_else_is_offered() {
+        const GROUPS: &str = r#"#EXTM3U
+#EXT-X-STREAM-INF:BANDWIDTH=6000000,RESOLUTION=1080x1920,CODECS="avc1.64002A,mp4a.40.2",FRAME-RATE=60.000,IVS-NAME="1920p60",IVS-VARIANT-SOURCE="source",IVS-GROUPS="portrait"
+https://v2/portrait.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=6000000,RESOLUTION=1920x1080,CODECS="avc1.64002A,mp4a.40.2",FRAME-RATE=60.000,IVS-NAME="1080p60",IVS-VARIANT-SOURCE="source",IVS-GROUPS="landscape"
+https://v2/landscape.m3u8
+#EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720,CODECS="avc1.4D401F,mp4a.40.2",FRAME-RATE=30.000,IVS-NAME="720p30",IVS-VARIANT-SOURCE="transcode",IVS-GROUPS="landscape,portrait"
+https://v2/720p30.m3u8
+"#;
+        let vs = master(GROUPS);
+        assert!(vs[0].portrait_only && !vs[1].portrait_only && !vs[2].portrait_only);
+        assert_eq!(pick(&vs, "best"), "1080p60");
+        assert_eq!(pick(&vs, "1440p60"), "1080p60");
+        let only_portrait: Vec<Variant> = vs[..1].to_vec();
+        assert_eq!(pick(&only_portrait, "best"), "1920p60");
     }
 
     #[test]

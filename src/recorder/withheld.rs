@@ -155,8 +155,23 @@ fn entry(e: &Value) -> Option<(Variant, WithheldWhy)> {
         codec,
         source,
         audio_only: false,
+        portrait_only: portrait_only(e.get("IVS-GROUPS")),
     };
     Some((variant, why))
+}
+
+/// `IVS-GROUPS` (a comma list, or a JSON list) without `landscape`: the vertical version.
+fn portrait_only(groups: Option<&Value>) -> bool {
+    let names: Vec<String> = match groups {
+        Some(Value::String(s)) => s.split(',').map(|g| g.trim().to_string()).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_string)
+            .collect(),
+        _ => return false,
+    };
+    !names.is_empty() && !names.iter().any(|g| g == "landscape")
 }
 
 /// Outside text made safe to keep: printable ASCII, at most `max` characters.
