@@ -60,6 +60,8 @@ pub(crate) struct MediaSource {
     pub audio_only: bool,
 }
 
+// A short-lived answer, moved once: boxing the live case would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub(crate) enum Resolved {
     /// Live, with the media playlist itself when the address given was one (already

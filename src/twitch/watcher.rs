@@ -142,6 +142,8 @@ struct Observed {
     started_at: Option<DateTime<Utc>>,
 }
 
+// One per watcher, made once.
+#[allow(clippy::large_enum_variant)]
 enum Detector {
     Helix(Box<Helix>),
     Probe {
