@@ -177,6 +177,7 @@ fn main() {
                 game: None,
                 first_part: 1,
                 resume: None,
+                stream_started: None,
             }));
             // Spread the streams' segment boundaries over one segment duration.
             tokio::time::sleep(Duration::from_secs_f64(SEGMENT_SECS / streams as f64)).await;

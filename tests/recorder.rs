@@ -80,6 +80,7 @@ fn spec(login: &str) -> RecordingSpec {
         game: Some("Chess".into()),
         first_part: 1,
         resume: None,
+        stream_started: None,
     }
 }
 

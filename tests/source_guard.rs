@@ -303,6 +303,7 @@ fn spec(url: String) -> RecordingSpec {
         game: None,
         first_part: 1,
         resume: None,
+        stream_started: None,
     }
 }
 

@@ -178,6 +178,7 @@ impl Core {
             display_name,
             title,
             game,
+            started_at,
             ..
         } = &event.kind
         else {
@@ -225,6 +226,7 @@ impl Core {
             game: game.clone(),
             first_part,
             resume: position,
+            stream_started: *started_at,
         };
         let handle = self.recordings.recorder.start(spec);
         self.recordings.set_recording(&login, true);

@@ -112,6 +112,9 @@ pub struct RecordingSpec {
     /// Where the session's previous part stopped (a session continued after a restart):
     /// recording goes on after it, and what was missed meanwhile is a reported gap.
     pub resume: Option<Position>,
+    /// When Twitch says the stream started (live detection): a segment's place in the
+    /// broadcast is its program date-time minus this when the playlist does not say it.
+    pub stream_started: Option<DateTime<Utc>>,
 }
 
 /// Why a recording is asked to stop.

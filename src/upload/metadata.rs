@@ -342,6 +342,7 @@ mod tests {
             last_sequence: 3,
             seconds: 6.0,
             reason: "timeout".into(),
+            elapsed_secs: None,
         });
         s.recovered = true;
         let d = description(&s);
