@@ -21,6 +21,7 @@ pub mod recovery;
 mod session;
 pub mod source_guard;
 mod variant;
+pub mod vod_fill;
 mod withheld;
 pub mod writer;
 

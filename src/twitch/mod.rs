@@ -9,4 +9,5 @@ pub(crate) mod helix;
 pub(crate) mod metadata;
 pub(crate) mod oauth;
 pub(crate) mod playback;
+pub(crate) mod vod;
 pub(crate) mod watcher;

@@ -128,7 +128,7 @@ impl PlaybackError {
 
 #[derive(Deserialize)]
 struct GqlResponse {
-    data: Option<GqlData>,
+    data: Option<serde_json::Value>,
     #[serde(default)]
     errors: Vec<GqlError>,
 }
@@ -137,6 +137,18 @@ struct GqlResponse {
 #[serde(rename_all = "camelCase")]
 struct GqlData {
     stream_playback_access_token: Option<GqlToken>,
+    video_playback_access_token: Option<GqlToken>,
+}
+
+/// What usher said about a VOD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VodMaster {
+    /// Its master playlist, and the address it came from (without the signed query).
+    Ready { url: Url, playlist: String },
+    /// GQL has no token for it yet (a fresh VOD) or usher does not know it yet.
+    NotYet,
+    /// Usher answered 404: deleted (or never there).
+    Gone,
 }
 
 #[derive(Deserialize)]
@@ -177,6 +189,28 @@ impl Playback {
             "isLive": true, "login": login.as_str(), "isVod": false, "vodID": "",
             "playerType": "embed", "platform": "site",
         });
+        self.token_for(variables).await
+    }
+
+    /// A playback token for VOD `vod_id` (the same query, `isVod`); `None` when Twitch has
+    /// none to give yet (a fresh VOD can briefly have none) or the VOD does not exist.
+    pub async fn vod_access_token(
+        &self,
+        vod_id: &str,
+    ) -> Result<Option<AccessToken>, PlaybackError> {
+        let variables = json!({
+            "isLive": false, "login": "", "isVod": true, "vodID": vod_id,
+            "playerType": "embed", "platform": "site",
+        });
+        self.token_for(variables).await
+    }
+
+    /// The persisted query with `variables`, and the inline query when Twitch no longer knows
+    /// the configured hash.
+    async fn token_for(
+        &self,
+        variables: serde_json::Value,
+    ) -> Result<Option<AccessToken>, PlaybackError> {
         let persisted = json!({
             "operationName": "PlaybackAccessToken",
             "extensions": {"persistedQuery": {"version": 1, "sha256Hash": self.gql_query_hash}},
@@ -196,6 +230,24 @@ impl Playback {
     }
 
     async fn gql(&self, body: &serde_json::Value) -> Result<Option<AccessToken>, PlaybackError> {
+        let data = self.gql_data(body).await?;
+        let data: Option<GqlData> = data.and_then(|d| serde_json::from_value(d).ok());
+        Ok(data
+            .and_then(|d| {
+                d.stream_playback_access_token
+                    .or(d.video_playback_access_token)
+            })
+            .map(|t| AccessToken {
+                value: t.value,
+                signature: t.signature,
+            }))
+    }
+
+    /// Posts `body` to GQL (with the player's headers); its `data`, or its first error.
+    pub(super) async fn gql_data(
+        &self,
+        body: &serde_json::Value,
+    ) -> Result<Option<serde_json::Value>, PlaybackError> {
         let request = self
             .http
             .post(&self.gql_url)
@@ -217,13 +269,7 @@ impl Playback {
         if let Some(error) = parsed.errors.first() {
             return Err(PlaybackError::from_gql(error.message.clone()));
         }
-        Ok(parsed
-            .data
-            .and_then(|d| d.stream_playback_access_token)
-            .map(|t| AccessToken {
-                value: t.value,
-                signature: t.signature,
-            }))
+        Ok(parsed.data)
     }
 
     /// The usher address of `login`'s master playlist, signed with `token`.
@@ -253,6 +299,56 @@ impl Playback {
             .append_pair("token", &token.value)
             .append_pair("fast_bread", "true");
         url
+    }
+
+    /// The usher address of VOD `vod_id`'s master playlist (`/vod/v2/{id}.m3u8`), signed
+    /// with `token`, with the parameters the web player sends for VODs.
+    pub fn vod_master_url(&self, vod_id: &str, token: &AccessToken) -> Url {
+        let mut url = Url::parse(&format!("{}/vod/v2/{vod_id}.m3u8", self.usher_url))
+            .expect("usher_url is validated and VOD ids are checked to be digits");
+        url.query_pairs_mut()
+            .append_pair("platform", "web")
+            .append_pair("p", &rand::random_range(0..10_000_000u32).to_string())
+            .append_pair("play_session_id", &play_session_id())
+            .append_pair("player_backend", "mediaplayer")
+            .append_pair("allow_source", "true")
+            .append_pair("allow_audio_only", "true")
+            .append_pair("playlist_include_framerate", "true")
+            .append_pair("include_unavailable", "true")
+            .append_pair("supported_codecs", &self.supported_codecs)
+            .append_pair("sig", &token.signature)
+            .append_pair("token", &token.value);
+        url
+    }
+
+    /// VOD `vod_id`'s master playlist: a token, then usher. A 403 (sub-only:
+    /// `vod_manifest_restricted`, `unauthorized_entitlements`) is `Restricted`.
+    pub async fn vod_master_playlist(&self, vod_id: &str) -> Result<VodMaster, PlaybackError> {
+        let Some(token) = self.vod_access_token(vod_id).await? else {
+            return Ok(VodMaster::NotYet);
+        };
+        let url = self.vod_master_url(vod_id, &token);
+        let request = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .header(reqwest::header::REFERER, PLAYER_ORIGIN)
+            .header(reqwest::header::ORIGIN, PLAYER_ORIGIN)
+            .timeout(Duration::from_secs(20));
+        let (status, text) = fetch_text(request, "Twitch usher").await?;
+        match status {
+            s if s.is_success() => Ok(VodMaster::Ready {
+                url: redact_query(url),
+                playlist: text,
+            }),
+            StatusCode::NOT_FOUND => Ok(VodMaster::Gone),
+            StatusCode::FORBIDDEN => Err(PlaybackError::Restricted(usher_error(&text))),
+            s => Err(PlaybackError::Status {
+                service: "Twitch usher",
+                status: s.as_u16(),
+                detail: usher_error(&text),
+            }),
+        }
     }
 
     /// Resolves `login` to its master playlist: a fresh token, then usher. `Offline` when
