@@ -273,6 +273,17 @@ pub fn is_fill_file(file: &Path) -> bool {
         })
 }
 
+/// `dir/name.fill-2.ts` → `dir/name.json`: the sidecar of the part a fill belongs to (it lists
+/// the fill); `None` when `fill` is not named as one.
+pub fn sidecar_of_fill(fill: &Path) -> Option<PathBuf> {
+    if !is_fill_file(fill) {
+        return None;
+    }
+    let stem = fill.file_stem()?.to_string_lossy().into_owned();
+    let (name, _) = stem.rsplit_once(".fill-")?;
+    Some(fill.with_file_name(format!("{name}.json")))
+}
+
 /// `dir/name.ts` → `dir/name.chat.jsonl`: the chat file beside a recording.
 pub fn chat_file(video: &Path) -> PathBuf {
     let stem = video
@@ -392,6 +403,11 @@ mod tests {
         let fill = fill_file(part, 2, false);
         assert_eq!(fill, PathBuf::from("/r/foo/2026-01-01_title.fill-2.ts"));
         assert!(is_fill_file(&fill));
+        assert_eq!(
+            sidecar_of_fill(&fill),
+            Some(PathBuf::from("/r/foo/2026-01-01_title.json"))
+        );
+        assert_eq!(sidecar_of_fill(part), None);
         assert_eq!(
             fill_file(Path::new("/r/a.mp4"), 1, true),
             PathBuf::from("/r/a.fill-1.mp4")

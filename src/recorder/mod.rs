@@ -266,6 +266,8 @@ pub struct Recorder {
     disk_probe: disk::Probe,
     /// Shared with the disk guard: one `DiskLow` per shortage.
     disk_announced: disk::Announced,
+    /// Filling gaps from Twitch VODs (`None` with `[recording] vod_fill = false`).
+    vod_fill: Option<vod_fill::VodFill>,
 }
 
 impl Recorder {
@@ -278,13 +280,27 @@ impl Recorder {
         shutdown: CancellationToken,
     ) -> Recorder {
         let http = fetch::client();
+        let playback = Playback::new(http.clone(), &config.twitch).with_device_file(
+            config
+                .storage
+                .data_dir
+                .join(crate::twitch::device::FILE_NAME),
+        );
+        let vod_fill = config.recording.vod_fill.then(|| vod_fill::VodFill {
+            vods: Arc::new(crate::twitch::vod::Vods::new(
+                http.clone(),
+                &config.twitch,
+                playback.clone(),
+            )),
+            http: fetch::Http::twitch(http.clone()),
+            limits: lookahead::Limits::from_config(&config.recording),
+            codecs: config.recording.codecs.clone(),
+            poll: Duration::from_secs_f64(config.recording.vod_fill_poll_secs),
+            events: events.clone(),
+        });
         Recorder {
-            playback: Playback::new(http.clone(), &config.twitch).with_device_file(
-                config
-                    .storage
-                    .data_dir
-                    .join(crate::twitch::device::FILE_NAME),
-            ),
+            vod_fill,
+            playback,
             http: fetch::Http::twitch(http),
             hls_http: fetch::Http::guarded(source_guard::SourceGuard::from_config(
                 &config.recording,
@@ -316,6 +332,17 @@ impl Recorder {
     /// The client for `add hls` sources (guarded).
     pub fn hls_http(&self) -> &fetch::Http {
         &self.hls_http
+    }
+
+    /// Starts filling a finished session's gaps from its VOD (a tracked task that ends with
+    /// `VodFillDone`, or at shutdown); `false` when VOD fill is off.
+    pub fn start_fill(&self, job: vod_fill::FillJob) -> bool {
+        let Some(fill) = self.vod_fill.clone() else {
+            return false;
+        };
+        self.tracker
+            .spawn(fill.run(job, self.shutdown.child_token()));
+        true
     }
 
     /// Starts recording a session; the task runs until the session is over or shutdown.
