@@ -58,7 +58,11 @@ impl Core {
                 return;
             }
         }
-        match self.store.add_vod_fill(session, login.as_str(), Utc::now()).await {
+        match self
+            .store
+            .add_vod_fill(session, login.as_str(), Utc::now())
+            .await
+        {
             Ok(true) => self.start_vod_fill(login.clone(), session).await,
             Ok(false) => {}
             Err(e) => error!(session, error = %e, "cannot persist the VOD fill; not filling"),
@@ -135,7 +139,10 @@ impl Core {
             Ok(Some(w)) if w.upload => {}
             _ => return,
         }
-        let bytes = tokio::fs::metadata(file).await.map(|m| m.len()).unwrap_or(0);
+        let bytes = tokio::fs::metadata(file)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
         let job = NewUploadJob {
             login: Some(login.clone()),
             session: event.session,

@@ -367,7 +367,11 @@ impl VodFill {
         let fmp4 = w.fmp4 || segments.iter().any(|s| s.map.is_some());
         let path = fill_file(&w.part, w.gap + 1, fmp4);
         let part = part_path_of(&path);
-        let fetcher = Lookahead::new(self.http.clone(), self.limits.clone(), CancellationToken::new());
+        let fetcher = Lookahead::new(
+            self.http.clone(),
+            self.limits.clone(),
+            CancellationToken::new(),
+        );
         let mut file = tokio::fs::File::create(&part).await?;
         let written = async {
             let mut bytes = 0u64;
@@ -515,7 +519,10 @@ mod tests {
     fn unmuted_segments_are_fetched_as_their_muted_copy() {
         assert_eq!(unmuted_as_muted("3.ts"), ("3.ts".into(), false));
         assert_eq!(unmuted_as_muted("3-muted.ts"), ("3-muted.ts".into(), true));
-        assert_eq!(unmuted_as_muted("3-unmuted.ts"), ("3-muted.ts".into(), true));
+        assert_eq!(
+            unmuted_as_muted("3-unmuted.ts"),
+            ("3-muted.ts".into(), true)
+        );
         assert_eq!(
             unmuted_as_muted("a-unmuted.x/3-unmuted.ts?t=1"),
             ("a-unmuted.x/3-muted.ts?t=1".into(), true)

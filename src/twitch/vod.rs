@@ -34,9 +34,9 @@ pub enum VodError {
 impl From<PlaybackError> for VodError {
     fn from(e: PlaybackError) -> VodError {
         match e {
-            PlaybackError::Restricted(why) => VodError::Unavailable(format!(
-                "the VOD is restricted (subscriber-only): {why}"
-            )),
+            PlaybackError::Restricted(why) => {
+                VodError::Unavailable(format!("the VOD is restricted (subscriber-only): {why}"))
+            }
             e if e.is_transient() => VodError::Passing(e.to_string()),
             e => VodError::Unavailable(e.to_string()),
         }
@@ -166,7 +166,13 @@ mod tests {
         assert_eq!(match_archive(data, later), None);
         // Hostile or broken answers match nothing.
         assert_eq!(match_archive(json!({"user": null}), started), None);
-        assert_eq!(match_archive(json!({"user": {"videos": {"edges": [{"node": 5}]}}}), started), None);
+        assert_eq!(
+            match_archive(
+                json!({"user": {"videos": {"edges": [{"node": 5}]}}}),
+                started
+            ),
+            None
+        );
         assert!(!valid_id("../x") && !valid_id("") && valid_id("2345678901"));
     }
 }

@@ -275,9 +275,9 @@ fn vod_fill_line(w: &Words, kind: &EventKind) -> String {
             duration(*seconds),
             w.u(reason)
         ),
-        EventKind::VodFillDone { filled, unfilled } => format!(
-            "{login}: VOD fill done: {filled} gap(s) filled, {unfilled} not"
-        ),
+        EventKind::VodFillDone { filled, unfilled } => {
+            format!("{login}: VOD fill done: {filled} gap(s) filled, {unfilled} not")
+        }
         other => not_in_group("VOD fill", other),
     }
 }
