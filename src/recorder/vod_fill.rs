@@ -507,8 +507,8 @@ mod tests {
 
     #[test]
     fn segment_starts_follow_the_listed_durations() {
-        let (starts, _) = vod(4, 10.0);
-        assert_eq!(starts, [0.0, 10.0, 20.0, 30.0]);
+        let (at, _) = vod(4, 10.0);
+        assert_eq!(at, [0.0, 10.0, 20.0, 30.0]);
         let text = "#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXT-X-TWITCH-ELAPSED-SECS:100.0\n\
                     #EXTINF:10.0,\n10.ts\n#EXTINF:4.5,\n11.ts\n#EXTINF:10.0,\n12.ts\n";
         let pl = playlist::parse_media(text.as_bytes()).unwrap();
