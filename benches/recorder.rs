@@ -147,7 +147,13 @@ fn main() {
         let (tx, mut rx) = mpsc::channel(4096);
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let recorder = Recorder::new(&config, Events::new(tx), tracker.clone(), shutdown.clone());
+        let recorder = Recorder::new(
+            &config,
+            Events::new(tx),
+            tracker.clone(),
+            shutdown.clone(),
+            recbot::recorder::ViewerLogin::anonymous(),
+        );
         let mut handles = Vec::new();
         let mut detected = Vec::new();
         for i in 0..streams {
@@ -177,6 +183,7 @@ fn main() {
                 game: None,
                 first_part: 1,
                 resume: None,
+                stream_started: None,
             }));
             // Spread the streams' segment boundaries over one segment duration.
             tokio::time::sleep(Duration::from_secs_f64(SEGMENT_SECS / streams as f64)).await;

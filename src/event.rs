@@ -162,6 +162,30 @@ pub enum EventKind {
     RecordingFailed {
         reason: String,
     },
+    /// A gap of a finished session was filled from the broadcast's VOD: `file` (absolute)
+    /// beside part `part` holds `seconds` of the VOD covering it.
+    GapFilled {
+        part: u32,
+        file: PathBuf,
+        seconds: f64,
+        /// Twitch had muted some of it (copyrighted audio): the fill is the muted copy.
+        muted: bool,
+        vod_id: String,
+    },
+    /// Gaps of a finished session could not be filled from the VOD (none found, sub-only,
+    /// deleted, still processing when the wait ran out, segments refused); they stay gaps.
+    VodFillFailed {
+        reason: String,
+        /// Gaps (and their seconds) that stay unfilled.
+        gaps: u32,
+        seconds: f64,
+    },
+    /// Audit: the VOD fill of a session is over (`GapFilled`/`VodFillFailed` said how), so
+    /// the core forgets its job.
+    VodFillDone {
+        filled: u32,
+        unfilled: u32,
+    },
     /// The recordings disk is fuller than `warn_usage_percent`, or below `min_free_gb` (then
     /// recording stopped cleanly).
     DiskLow {
@@ -272,6 +296,9 @@ impl EventKind {
             EventKind::RecordingPartFinished { .. } => "RecordingPartFinished",
             EventKind::RecordingFinished { .. } => "RecordingFinished",
             EventKind::RecordingFailed { .. } => "RecordingFailed",
+            EventKind::GapFilled { .. } => "GapFilled",
+            EventKind::VodFillFailed { .. } => "VodFillFailed",
+            EventKind::VodFillDone { .. } => "VodFillDone",
             EventKind::DiskLow { .. } => "DiskLow",
             EventKind::ChatJoined { .. } => "ChatJoined",
             EventKind::ChatDisconnected { .. } => "ChatDisconnected",
@@ -298,6 +325,7 @@ impl EventKind {
             EventKind::WatchAdded { .. }
                 | EventKind::WatchRemoved { .. }
                 | EventKind::CommandRefused { .. }
+                | EventKind::VodFillDone { .. }
         )
     }
 

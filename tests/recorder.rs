@@ -58,7 +58,13 @@ fn bench_with(origin: &Origin, storage: &str, extra: &str) -> Bench {
     let (tx, events) = mpsc::channel(1024);
     let tracker = TaskTracker::new();
     let shutdown = CancellationToken::new();
-    let recorder = Recorder::new(&config, Events::new(tx), tracker.clone(), shutdown.clone());
+    let recorder = Recorder::new(
+        &config,
+        Events::new(tx),
+        tracker.clone(),
+        shutdown.clone(),
+        recbot::recorder::ViewerLogin::anonymous(),
+    );
     Bench {
         dir,
         recorder,
@@ -80,6 +86,7 @@ fn spec(login: &str) -> RecordingSpec {
         game: Some("Chess".into()),
         first_part: 1,
         resume: None,
+        stream_started: None,
     }
 }
 

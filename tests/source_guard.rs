@@ -303,6 +303,7 @@ fn spec(url: String) -> RecordingSpec {
         game: None,
         first_part: 1,
         resume: None,
+        stream_started: None,
     }
 }
 
@@ -320,6 +321,7 @@ async fn record_spec(config: &Config, spec: RecordingSpec) -> Vec<Event> {
         recbot::work::Events::new(tx),
         tracker.clone(),
         shutdown.clone(),
+        recbot::recorder::ViewerLogin::anonymous(),
     );
     let _handle = recorder.start(spec);
     let mut seen = Vec::new();

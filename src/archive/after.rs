@@ -8,10 +8,11 @@
 
 use std::path::{Path, PathBuf};
 
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::files::{move_file, remove};
 use super::layout::chat_file;
+use super::sidecar::Sidecar;
 use crate::config::{AfterUpload, Config};
 
 /// The configured after-upload step, when it does anything.
@@ -58,12 +59,34 @@ impl Plan {
     }
 
     /// Applies the step to an uploaded video, its sidecar and its chat file (when the part has
-    /// one). Problems are logged; none stops the others.
+    /// one). A part with fills from the VOD (`<name>.fill-<n>.ts`, each its own upload) and
+    /// its fills go together: nothing happens until the part and every fill are on YouTube
+    /// (their ids in the sidecar), then all of them, whichever upload finished last. Problems
+    /// are logged; none stops the others.
     pub async fn apply(&self, video: &Path, sidecar: Option<&Path>) {
-        for file in std::iter::once(video).chain(sidecar) {
+        let read = match sidecar {
+            Some(path) => Sidecar::read(path).await.ok(),
+            None => None,
+        };
+        let fills = read.as_ref().filter(|s| !s.fills.is_empty());
+        let (part, fill_files) = match (fills, sidecar.and_then(Path::parent)) {
+            (Some(s), Some(dir)) => {
+                if !s.all_uploaded() {
+                    info!(file = %video.display(), "kept until the part and its VOD fills are all uploaded");
+                    return;
+                }
+                let files: Vec<PathBuf> = s.fills.iter().map(|f| dir.join(&f.file)).collect();
+                (dir.join(&s.file), files)
+            }
+            _ => (video.to_path_buf(), Vec::new()),
+        };
+        for file in std::iter::once(part.as_path())
+            .chain(fill_files.iter().map(PathBuf::as_path))
+            .chain(sidecar)
+        {
             self.handle(file).await;
         }
-        let chat = chat_file(video);
+        let chat = chat_file(&part);
         if tokio::fs::try_exists(&chat).await.unwrap_or(false) {
             self.handle(&chat).await;
         }
@@ -144,6 +167,44 @@ mod tests {
         std::fs::write(&video, "video").unwrap();
         plan.apply(&video, None).await;
         assert!(!video.exists() && !chat.exists());
+    }
+
+    #[tokio::test]
+    async fn a_part_and_its_fills_go_together_once_all_are_uploaded() {
+        use crate::archive::sidecar::Fill;
+        let (dir, plan, video, _chat) = setup(AfterUpload::Move);
+        let sidecar_path = video.with_extension("json");
+        let fill = video.with_file_name("a.fill-1.ts");
+        std::fs::write(&video, "video").unwrap();
+        std::fs::write(&fill, "fill").unwrap();
+        let mut sidecar = Sidecar {
+            file: "a.ts".into(),
+            youtube_video_id: Some("v1".into()),
+            fills: vec![Fill {
+                file: "a.fill-1.ts".into(),
+                gap: 0,
+                from_secs: 0.0,
+                to_secs: 10.0,
+                vod_id: "1".into(),
+                muted: false,
+                bytes: 4,
+                youtube_video_id: None,
+            }],
+            ..Default::default()
+        };
+        sidecar.write(&sidecar_path).await.unwrap();
+        // The part is uploaded, its fill not yet: everything stays.
+        plan.apply(&video, Some(&sidecar_path)).await;
+        assert!(video.exists() && fill.exists() && sidecar_path.exists());
+        // The fill's upload finishes last: all of them move.
+        sidecar.fills[0].youtube_video_id = Some("v2".into());
+        sidecar.write(&sidecar_path).await.unwrap();
+        plan.apply(&fill, Some(&sidecar_path)).await;
+        let moved = dir.path().join("uploaded/foo");
+        for name in ["a.ts", "a.fill-1.ts", "a.json"] {
+            assert!(moved.join(name).exists(), "{name}");
+        }
+        assert!(!video.exists() && !fill.exists() && !sidecar_path.exists());
     }
 
     /// A real move across file systems (EXDEV), when the machine has a tmpfs at /dev/shm on

@@ -247,6 +247,43 @@ pub fn numbered(path: &Path, n: u32) -> PathBuf {
     path.with_file_name(name)
 }
 
+/// `dir/name.ts`, n = 2 → `dir/name.fill-2.ts` (`.mp4` when `fmp4`): the n-th gap of a part
+/// filled from the VOD, beside it.
+pub fn fill_file(video: &Path, n: usize, fmp4: bool) -> PathBuf {
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let ext = if fmp4 { "mp4" } else { "ts" };
+    video.with_file_name(format!("{stem}.fill-{n}.{ext}"))
+}
+
+/// Whether `file` is named as a fill ([`fill_file`]): `<name>.fill-<n>.ts|mp4`.
+pub fn is_fill_file(file: &Path) -> bool {
+    let Some(stem) = file.file_stem().map(|s| s.to_string_lossy().into_owned()) else {
+        return false;
+    };
+    let ext_ok = matches!(
+        file.extension().and_then(|e| e.to_str()),
+        Some("ts" | "mp4")
+    );
+    ext_ok
+        && stem.rsplit_once(".fill-").is_some_and(|(name, n)| {
+            !name.is_empty() && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+/// `dir/name.fill-2.ts` → `dir/name.json`: the sidecar of the part a fill belongs to (it lists
+/// the fill); `None` when `fill` is not named as one.
+pub fn sidecar_of_fill(fill: &Path) -> Option<PathBuf> {
+    if !is_fill_file(fill) {
+        return None;
+    }
+    let stem = fill.file_stem()?.to_string_lossy().into_owned();
+    let (name, _) = stem.rsplit_once(".fill-")?;
+    Some(fill.with_file_name(format!("{name}.json")))
+}
+
 /// `dir/name.ts` → `dir/name.chat.jsonl`: the chat file beside a recording.
 pub fn chat_file(video: &Path) -> PathBuf {
     let stem = video
@@ -358,6 +395,32 @@ mod tests {
         );
         validate_template("{login}/{game}/{title}.ts").unwrap();
         validate_template("{game}/{stream_id}.ts").unwrap();
+    }
+
+    #[test]
+    fn fill_files_are_named_beside_their_part() {
+        let part = Path::new("/r/foo/2026-01-01_title.ts");
+        let fill = fill_file(part, 2, false);
+        assert_eq!(fill, PathBuf::from("/r/foo/2026-01-01_title.fill-2.ts"));
+        assert!(is_fill_file(&fill));
+        assert_eq!(
+            sidecar_of_fill(&fill),
+            Some(PathBuf::from("/r/foo/2026-01-01_title.json"))
+        );
+        assert_eq!(sidecar_of_fill(part), None);
+        assert_eq!(
+            fill_file(Path::new("/r/a.mp4"), 1, true),
+            PathBuf::from("/r/a.fill-1.mp4")
+        );
+        for not in [
+            "/r/a.ts",
+            "/r/a.fill-.ts",
+            "/r/a.fill-x.ts",
+            "/r/.fill-1.ts",
+            "/r/a.fill-1.json",
+        ] {
+            assert!(!is_fill_file(Path::new(not)), "{not}");
+        }
     }
 
     #[test]

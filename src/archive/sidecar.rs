@@ -72,6 +72,14 @@ pub struct Sidecar {
     /// it instead of repeating what is already here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_segment: Option<Position>,
+    /// Seconds from the broadcast's start to the part's first segment (Twitch's
+    /// `EXT-X-TWITCH-ELAPSED-SECS`, else program date-time − the stream's start), when known:
+    /// where the part sits in the broadcast's VOD.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_secs: Option<f64>,
+    /// Gaps filled from the broadcast's VOD, each a file beside this part.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fills: Vec<Fill>,
 }
 
 /// A place in the stream: the media sequence number of a segment (written, or skipped as an
@@ -82,6 +90,9 @@ pub struct Position {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_date_time: Option<DateTime<Utc>>,
 }
+
+/// Seconds in the broadcast (from its start), as Twitch's VOD of it counts them.
+pub type BroadcastSecs = f64;
 
 /// A title/game state from `at` on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -104,6 +115,32 @@ pub struct Gap {
     pub last_sequence: u64,
     pub seconds: f64,
     pub reason: String,
+    /// Where the missing media starts in the broadcast, when known (Twitch): what a fill from
+    /// the VOD covers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_secs: Option<BroadcastSecs>,
+}
+
+/// A gap's media, fetched afterwards from the broadcast's VOD into its own file beside the
+/// part (`<part name>.fill-<n>.ts`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Fill {
+    /// File name (no folder), beside the part.
+    pub file: String,
+    /// Index of the gap in `gaps` it fills.
+    pub gap: usize,
+    /// The broadcast time the file covers (whole VOD segments, so it may start a little
+    /// before the gap and end a little after it).
+    pub from_secs: BroadcastSecs,
+    pub to_secs: BroadcastSecs,
+    /// The Twitch VOD (video id) it came from.
+    pub vod_id: String,
+    /// Some of it is Twitch's muted copy (`-muted` segments: the audio is silenced).
+    pub muted: bool,
+    pub bytes: u64,
+    /// Set by the uploader once YouTube confirmed the fill's own video.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub youtube_video_id: Option<String>,
 }
 
 /// An ad break that was cut out (the file jumps over it).
@@ -149,7 +186,27 @@ impl Sidecar {
     pub fn gap_seconds(&self) -> f64 {
         self.gaps.iter().map(|g| g.seconds).sum()
     }
+
+    /// Reads, changes and writes the sidecar at `path`, one change at a time in this process:
+    /// the uploader (video ids) and the VOD fill (fills) both change finished parts'
+    /// sidecars, and neither may lose the other's change.
+    pub async fn update(path: &Path, change: impl FnOnce(&mut Sidecar)) -> Result<Sidecar> {
+        let _one_at_a_time = UPDATES.lock().await;
+        let mut sidecar = Sidecar::read(path).await?;
+        change(&mut sidecar);
+        sidecar.write(path).await?;
+        Ok(sidecar)
+    }
+
+    /// Whether the part and every fill beside it are on YouTube (what after-upload waits for
+    /// before it keeps, moves or deletes them together).
+    pub fn all_uploaded(&self) -> bool {
+        self.youtube_video_id.is_some() && self.fills.iter().all(|f| f.youtube_video_id.is_some())
+    }
 }
+
+/// Serializes [`Sidecar::update`] (sidecar changes are rare; one lock for all is enough).
+static UPDATES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[cfg(test)]
 mod tests {

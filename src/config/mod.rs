@@ -409,9 +409,11 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 16] = [
+        let defaults: [(&str, &str, toml::Value); 17] = [
             // The tests' HLS origins are local servers.
             ("recording", "allow_private_sources", true.into()),
+            // No VOD fills unless a test asks for them (they would look for VODs).
+            ("recording", "vod_fill", false.into()),
             ("storage", "warn_usage_percent", toml::Value::Integer(100)),
             ("storage", "min_free_gb", toml::Value::Float(0.0)),
             ("twitch", "helix_url", format!("{NOWHERE}/helix").into()),

@@ -43,6 +43,13 @@ pub struct Recording {
     /// Gaps reported within this many seconds of the last gap notice are folded into one
     /// notice (the sidecar still lists each gap).
     pub gap_notice_secs: u64,
+    /// When a Twitch session ends with gaps, fetch what is missing from the broadcast's VOD.
+    pub vod_fill: bool,
+    /// How long to wait for the VOD to be listed and to cover the gaps (it is still
+    /// processing right after the stream) before giving up.
+    pub vod_fill_wait_minutes: f64,
+    /// How often to look again while waiting.
+    pub vod_fill_poll_secs: f64,
 }
 
 impl Default for Recording {
@@ -61,6 +68,9 @@ impl Default for Recording {
             segment_time_factor: 4.0,
             segment_min_secs: 20.0,
             gap_notice_secs: 60,
+            vod_fill: true,
+            vod_fill_wait_minutes: 120.0,
+            vod_fill_poll_secs: 60.0,
         }
     }
 }
@@ -95,7 +105,41 @@ impl Recording {
                 "must be between 1 and 3600 seconds",
             );
         }
-        self.validate_segment_limits()
+        self.validate_segment_limits()?;
+        self.validate_vod_fill()
+    }
+
+    fn validate_vod_fill(&self) -> Result<(), (String, String)> {
+        if !(self.vod_fill_wait_minutes.is_finite()
+            && (0.0..=7.0 * 24.0 * 60.0).contains(&self.vod_fill_wait_minutes))
+        {
+            return fail(
+                "recording.vod_fill_wait_minutes",
+                "must be between 0 and 10080 minutes (a week)",
+            );
+        }
+        if !(self.vod_fill_poll_secs.is_finite()
+            && self.vod_fill_poll_secs >= 0.05
+            && self.vod_fill_poll_secs <= 3600.0)
+        {
+            return fail(
+                "recording.vod_fill_poll_secs",
+                "must be between 0.05 and 3600 seconds",
+            );
+        }
+        Ok(())
+    }
+
+    /// The `check-config` line on filling gaps from Twitch VODs.
+    fn vod_fill_summary(&self) -> String {
+        if self.vod_fill {
+            format!(
+                "on for Twitch logins: waiting up to {} min for the VOD, looking every {} s",
+                self.vod_fill_wait_minutes, self.vod_fill_poll_secs
+            )
+        } else {
+            "off (vod_fill = false): gaps stay gaps".to_string()
+        }
     }
 
     fn validate_segment_limits(&self) -> Result<(), (String, String)> {
@@ -143,7 +187,8 @@ impl Recording {
             "recording:       quality {} in {}, parts of at most {} h, names {}\n\
              segments:        at most {} MiB and {} Mbit/s each, {} x the target duration (at least {} s); \
              fsync every {} s; gap notices at most every {} s\n\
-             hls sources:     {hls_sources}\n",
+             hls sources:     {hls_sources}\n\
+             vod fill:        {}\n",
             self.quality,
             self.codecs
                 .iter()
@@ -158,6 +203,7 @@ impl Recording {
             self.segment_min_secs,
             self.sync_interval_secs,
             self.gap_notice_secs,
+            self.vod_fill_summary(),
         )
     }
 }

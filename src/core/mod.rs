@@ -18,6 +18,7 @@ mod restart;
 mod status;
 pub mod store;
 mod uploads;
+mod vod_fill;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -295,6 +296,7 @@ impl Core {
         self.watches_changed().await;
         self.resume_chat_waits().await;
         self.resume_uploads().await?;
+        self.resume_vod_fills().await;
         self.start_token_keepers();
         tracker.spawn(self.run(inbox, watching));
         Ok(())

@@ -26,6 +26,9 @@ impl Core {
             self.ask_chat_file(event, job).await;
         }
         self.chat_file_answered(event).await;
+        // A session's end may start its VOD fill (persisted first); a fill's `GapFilled`
+        // becomes its own upload job; `VodFillDone` ends the pending fill.
+        self.react_vod_fill(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile

@@ -79,8 +79,13 @@ impl Recordings {
         viewer: crate::twitch::viewer::ViewerLogin,
     ) -> Recordings {
         Recordings {
-            recorder: Recorder::new(config, events.clone(), tracker.clone(), shutdown.clone())
-                .with_viewer(viewer),
+            recorder: Recorder::new(
+                config,
+                events.clone(),
+                tracker.clone(),
+                shutdown.clone(),
+                viewer,
+            ),
             events,
             tracker,
             shutdown,
@@ -180,6 +185,7 @@ impl Core {
             display_name,
             title,
             game,
+            started_at,
             ..
         } = &event.kind
         else {
@@ -227,6 +233,7 @@ impl Core {
             game: game.clone(),
             first_part,
             resume: position,
+            stream_started: *started_at,
         };
         let handle = self.recordings.recorder.start(spec);
         self.recordings.set_recording(&login, true);

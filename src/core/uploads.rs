@@ -406,7 +406,7 @@ impl Core {
     }
 
     /// A file as shown in chat: relative to the recordings folder when inside it.
-    fn shown_path(&self, file: &Path) -> String {
+    pub(super) fn shown_path(&self, file: &Path) -> String {
         let recordings = self.config.storage.recordings_dir();
         file.strip_prefix(&recordings)
             .unwrap_or(file)

@@ -91,6 +91,8 @@ pub enum Ready {
         last: u64,
         seconds: f64,
         reason: String,
+        /// Broadcast offset where the missing media starts, when known.
+        elapsed: Option<f64>,
     },
     /// An ad: nothing to download.
     Ad(Segment),
@@ -123,6 +125,7 @@ enum Item {
         last: u64,
         seconds: f64,
         reason: String,
+        elapsed: Option<f64>,
     },
     Segment {
         seg: Segment,
@@ -181,12 +184,22 @@ impl Lookahead {
         self.items.is_empty()
     }
 
-    pub fn push_missing(&mut self, first: u64, last: u64, seconds: f64, reason: String) {
+    /// Queues segments `first..=last` as missing: `seconds` of media from broadcast offset
+    /// `elapsed` (when known).
+    pub fn push_missing(
+        &mut self,
+        first: u64,
+        last: u64,
+        seconds: f64,
+        reason: String,
+        elapsed: Option<f64>,
+    ) {
         self.items.push_back(Item::Missing {
             first,
             last,
             seconds,
             reason,
+            elapsed,
         });
     }
 
@@ -252,11 +265,13 @@ impl Lookahead {
                 last,
                 seconds,
                 reason,
+                elapsed,
             } => Ready::Missing {
                 first,
                 last,
                 seconds,
                 reason,
+                elapsed,
             },
             Item::Segment { seg, .. } if seg.ad => Ready::Ad(seg),
             Item::Segment {
@@ -594,6 +609,7 @@ mod tests {
             byte_range: None,
             program_date_time: None,
             ad: false,
+            elapsed: None,
         }
     }
 

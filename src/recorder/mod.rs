@@ -21,6 +21,7 @@ pub mod recovery;
 mod session;
 pub mod source_guard;
 mod variant;
+pub mod vod_fill;
 mod withheld;
 pub mod writer;
 
@@ -39,6 +40,7 @@ use crate::archive::sidecar::Position;
 use crate::config::{Config, Storage};
 use crate::event::{Event, EventKind};
 use crate::twitch::playback::Playback;
+pub use crate::twitch::viewer::ViewerLogin;
 use crate::work::Events;
 
 /// Control messages a recording can queue before it blocks the core.
@@ -112,6 +114,9 @@ pub struct RecordingSpec {
     /// Where the session's previous part stopped (a session continued after a restart):
     /// recording goes on after it, and what was missed meanwhile is a reported gap.
     pub resume: Option<Position>,
+    /// When Twitch says the stream started (live detection): a segment's place in the
+    /// broadcast is its program date-time minus this when the playlist does not say it.
+    pub stream_started: Option<DateTime<Utc>>,
 }
 
 /// Why a recording is asked to stop.
@@ -262,6 +267,8 @@ pub struct Recorder {
     disk_probe: disk::Probe,
     /// Shared with the disk guard: one `DiskLow` per shortage.
     disk_announced: disk::Announced,
+    /// Filling gaps from Twitch VODs (`None` with `[recording] vod_fill = false`).
+    vod_fill: Option<vod_fill::VodFill>,
 }
 
 impl Recorder {
@@ -272,15 +279,34 @@ impl Recorder {
         events: Events,
         tracker: TaskTracker,
         shutdown: CancellationToken,
+        viewer: ViewerLogin,
     ) -> Recorder {
         let http = fetch::client();
-        Recorder {
-            playback: Playback::new(http.clone(), &config.twitch).with_device_file(
+        // Live and VOD tokens are asked as the viewer login whenever it has a credential
+        // (renditions above 1080p need one).
+        let playback = Playback::new(http.clone(), &config.twitch)
+            .with_device_file(
                 config
                     .storage
                     .data_dir
                     .join(crate::twitch::device::FILE_NAME),
-            ),
+            )
+            .with_viewer(viewer);
+        let vod_fill = config.recording.vod_fill.then(|| vod_fill::VodFill {
+            vods: Arc::new(crate::twitch::vod::Vods::new(
+                http.clone(),
+                &config.twitch,
+                playback.clone(),
+            )),
+            http: fetch::Http::twitch(http.clone()),
+            limits: lookahead::Limits::from_config(&config.recording),
+            codecs: config.recording.codecs.clone(),
+            poll: Duration::from_secs_f64(config.recording.vod_fill_poll_secs),
+            events: events.clone(),
+        });
+        Recorder {
+            vod_fill,
+            playback,
             http: fetch::Http::twitch(http),
             hls_http: fetch::Http::guarded(source_guard::SourceGuard::from_config(
                 &config.recording,
@@ -292,13 +318,6 @@ impl Recorder {
             disk_probe: disk::Probe::statvfs(),
             disk_announced: disk::Announced::default(),
         }
-    }
-
-    /// Twitch playback tokens are asked as this viewer login whenever it has a credential
-    /// (renditions above 1080p need one).
-    pub fn with_viewer(mut self, viewer: crate::twitch::viewer::ViewerLogin) -> Recorder {
-        self.playback = self.playback.with_viewer(viewer);
-        self
     }
 
     /// What the disk guard and the recordings have announced of the disk (for the guard).
@@ -319,6 +338,17 @@ impl Recorder {
     /// The client for `add hls` sources (guarded).
     pub fn hls_http(&self) -> &fetch::Http {
         &self.hls_http
+    }
+
+    /// Starts filling a finished session's gaps from its VOD (a tracked task that ends with
+    /// `VodFillDone`, or at shutdown); `false` when VOD fill is off.
+    pub fn start_fill(&self, job: vod_fill::FillJob) -> bool {
+        let Some(fill) = self.vod_fill.clone() else {
+            return false;
+        };
+        self.tracker
+            .spawn(fill.run(job, self.shutdown.child_token()));
+        true
     }
 
     /// Starts recording a session; the task runs until the session is over or shutdown.

@@ -33,6 +33,9 @@ pub struct MediaPlaylist {
     pub prefetch: Vec<String>,
     /// Every `EXT-X-DATERANGE`, in playlist order.
     pub dateranges: Vec<DateRange>,
+    /// `EXT-X-TWITCH-ELAPSED-SECS`: seconds from the broadcast's start to the first listed
+    /// segment (Twitch live playlists; absent elsewhere).
+    pub elapsed_secs: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -49,6 +52,10 @@ pub struct Segment {
     pub program_date_time: Option<DateTime<Utc>>,
     /// A stitched-in advertisement (skipped when recording).
     pub ad: bool,
+    /// Seconds from the broadcast's start to this segment's start: the playlist's
+    /// `EXT-X-TWITCH-ELAPSED-SECS` plus the durations listed before it (ads included: they
+    /// stand in for broadcast time). Where a VOD of the broadcast has this media.
+    pub elapsed: Option<f64>,
 }
 
 /// An `EXT-X-MAP`: the fMP4 initialization segment.
@@ -226,8 +233,9 @@ pub fn parse_media(text: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
 fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, PlaylistError> {
     let target_duration = check_limits(&m)?;
     let raw = String::from_utf8_lossy(raw);
-    let (dateranges, prefetch) = scan(&raw);
+    let (dateranges, prefetch, elapsed_secs) = scan(&raw);
     let ads = AdTimes::new(&dateranges);
+    let mut elapsed = elapsed_secs;
     let mut segments = Vec::with_capacity(m.segments.len());
     let mut map: Option<InitMap> = None;
     // Where the previous sub-range of each resource ended, for ranges without an offset.
@@ -253,6 +261,8 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
         let ad = title.as_deref().is_some_and(|t| t.contains("Amazon"))
             || pdt.is_some_and(|at| ads.contains(at));
         let duration = segment_duration(s.duration, target_duration);
+        let at = elapsed;
+        elapsed = elapsed.map(|e| e + duration);
         segments.push(Segment {
             // Checked above: media_sequence + len fits.
             sequence: m.media_sequence + i as u64,
@@ -264,6 +274,7 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
             byte_range,
             program_date_time: pdt,
             ad,
+            elapsed: at,
         });
     }
     Ok(MediaPlaylist {
@@ -273,6 +284,7 @@ fn reduce(m: m3u8_rs::MediaPlaylist, raw: &[u8]) -> Result<MediaPlaylist, Playli
         end_list: m.end_list,
         prefetch,
         dateranges,
+        elapsed_secs,
     })
 }
 
@@ -366,19 +378,29 @@ pub fn master_encryption(master: &m3u8_rs::MasterPlaylist) -> Option<String> {
         .map(|k| k.0.method.to_string())
 }
 
-/// The raw scan: all date ranges and prefetch addresses.
-fn scan(raw: &str) -> (Vec<DateRange>, Vec<String>) {
+/// Longest broadcast offset believed (a year of seconds); more is a broken header.
+const MAX_ELAPSED_SECS: f64 = 366.0 * 86400.0;
+
+/// The raw scan: all date ranges, prefetch addresses and the broadcast offset.
+fn scan(raw: &str) -> (Vec<DateRange>, Vec<String>, Option<f64>) {
     let mut dateranges = Vec::new();
     let mut prefetch = Vec::new();
+    let mut elapsed = None;
     for line in raw.lines() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("#EXT-X-DATERANGE:") {
             dateranges.push(daterange(rest));
         } else if let Some(uri) = line.strip_prefix("#EXT-X-TWITCH-PREFETCH:") {
             prefetch.push(uri.trim().to_string());
+        } else if let Some(secs) = line.strip_prefix("#EXT-X-TWITCH-ELAPSED-SECS:") {
+            elapsed = secs
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|s| s.is_finite() && (0.0..=MAX_ELAPSED_SECS).contains(s));
         }
     }
-    (dateranges, prefetch)
+    (dateranges, prefetch, elapsed)
 }
 
 fn daterange(list: &str) -> DateRange {
@@ -494,6 +516,27 @@ https://cdn/seg103.ts
             ["https://cdn/seg104.ts", "https://cdn/seg105.ts"]
         );
         assert!(!p.end_list);
+        // Each segment's broadcast offset: the header's, plus what is listed before it.
+        assert_eq!(p.elapsed_secs, Some(2000.0));
+        let elapsed: Vec<Option<f64>> = p.segments.iter().map(|s| s.elapsed).collect();
+        assert_eq!(
+            elapsed,
+            [Some(2000.0), Some(2002.0), Some(2004.0), Some(2006.0)]
+        );
+    }
+
+    #[test]
+    fn a_broken_or_missing_elapsed_header_gives_no_offsets() {
+        for header in [
+            "",
+            "#EXT-X-TWITCH-ELAPSED-SECS:nan\n",
+            "#EXT-X-TWITCH-ELAPSED-SECS:-5\n",
+        ] {
+            let text = format!("#EXTM3U\n#EXT-X-TARGETDURATION:2\n{header}#EXTINF:2.0,\na.ts\n");
+            let p = parse_media(text.as_bytes()).unwrap();
+            assert_eq!(p.elapsed_secs, None, "{header:?}");
+            assert_eq!(p.segments[0].elapsed, None, "{header:?}");
+        }
     }
 
     /// A playlist of `n` two-second segments, and `n` ad date ranges each covering the

@@ -362,6 +362,8 @@ fn sidecar_without_checkpoint(
         recovered: true,
         youtube_video_id: None,
         last_segment: None,
+        elapsed_secs: None,
+        fills: Vec::new(),
     }
 }
 

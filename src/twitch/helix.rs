@@ -42,8 +42,23 @@ pub struct HelixStream {
 }
 
 #[derive(Deserialize)]
-struct StreamsResponse {
-    data: Vec<HelixStream>,
+struct DataResponse<T> {
+    data: Vec<T>,
+}
+
+/// One archived broadcast (`GET /videos?type=archive`), as far as the VOD fill needs it.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct HelixVideo {
+    pub id: String,
+    /// The broadcast it archives (`/streams` `id`); `null` for uploads and highlights.
+    #[serde(default)]
+    pub stream_id: Option<String>,
+    pub created_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Deserialize)]
+struct HelixUser {
+    id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +77,8 @@ pub enum HelixError {
 pub struct Helix {
     http: reqwest::Client,
     streams_url: String,
+    /// `helix_url` without a trailing `/`.
+    base: String,
     client_id: String,
     /// Held while a token is fetched, so concurrent requests fetch one, not one each.
     token: tokio::sync::Mutex<AppToken>,
@@ -75,6 +92,7 @@ impl Helix {
         Helix {
             http,
             streams_url: format!("{}/streams", helix_url.trim_end_matches('/')),
+            base: helix_url.trim_end_matches('/').to_string(),
             client_id: client_id.to_string(),
             token: tokio::sync::Mutex::new(token),
             blocked_until: Mutex::new(None),
@@ -94,6 +112,35 @@ impl Helix {
         let mut query: Vec<(&str, &str)> =
             logins.iter().map(|l| ("user_login", l.as_str())).collect();
         query.push(("first", "100"));
+        self.get(&self.streams_url, &query).await
+    }
+
+    /// `login`'s user id (`GET /users`); `None` when there is no such user.
+    pub async fn user_id(&self, login: &Login) -> Result<Option<String>, HelixError> {
+        let url = format!("{}/users", self.base);
+        let users: Vec<HelixUser> = self.get(&url, &[("login", login.as_str())]).await?;
+        Ok(users.into_iter().next().map(|u| u.id))
+    }
+
+    /// The newest archived broadcasts (VODs) of user `user_id`, newest first.
+    pub async fn archives(&self, user_id: &str) -> Result<Vec<HelixVideo>, HelixError> {
+        let url = format!("{}/videos", self.base);
+        let query = [
+            ("user_id", user_id),
+            ("type", "archive"),
+            ("sort", "time"),
+            ("first", "20"),
+        ];
+        self.get(&url, &query).await
+    }
+
+    /// A GET of a Helix list (`{"data": […]}`) with the app token: a 401 gets a new token
+    /// once, 429s wait for the bucket (bounded).
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<T>, HelixError> {
         let mut refreshed = false;
         let mut limited = 0;
         loop {
@@ -102,15 +149,15 @@ impl Helix {
             self.requests.fetch_add(1, Ordering::Relaxed);
             let response = self
                 .http
-                .get(&self.streams_url)
-                .query(&query)
+                .get(url)
+                .query(query)
                 .header("Client-Id", &self.client_id)
                 .bearer_auth(token.expose())
                 .send()
                 .await?;
             self.note_rate_limit(response.headers());
             match response.status() {
-                s if s.is_success() => return Ok(response.json::<StreamsResponse>().await?.data),
+                s if s.is_success() => return Ok(response.json::<DataResponse<T>>().await?.data),
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     debug!("Helix rejected the app token; requesting a new one");
                     self.token.lock().await.invalidate();

@@ -10,4 +10,5 @@ pub(crate) mod metadata;
 pub(crate) mod oauth;
 pub(crate) mod playback;
 pub(crate) mod viewer;
+pub(crate) mod vod;
 pub(crate) mod watcher;

@@ -144,7 +144,7 @@ impl PlaybackError {
 
 #[derive(Deserialize)]
 struct GqlResponse {
-    data: Option<GqlData>,
+    data: Option<serde_json::Value>,
     #[serde(default)]
     errors: Vec<GqlError>,
 }
@@ -153,6 +153,18 @@ struct GqlResponse {
 #[serde(rename_all = "camelCase")]
 struct GqlData {
     stream_playback_access_token: Option<GqlToken>,
+    video_playback_access_token: Option<GqlToken>,
+}
+
+/// What usher said about a VOD.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VodMaster {
+    /// Its master playlist, and the address it came from (without the signed query).
+    Ready { url: Url, playlist: String },
+    /// GQL has no token for it yet (a fresh VOD) or usher does not know it yet.
+    NotYet,
+    /// Usher answered 404: deleted (or never there).
+    Gone,
 }
 
 #[derive(Deserialize)]
@@ -201,26 +213,49 @@ impl Playback {
     /// A playback token for `login`'s live stream; `None` when Twitch has none to give (the
     /// channel is offline or does not exist).
     pub async fn access_token(&self, login: &Login) -> Result<Option<AccessToken>, PlaybackError> {
-        if let Some(credential) = self.viewer.current() {
-            match self.token_as(login, Some(&credential)).await {
-                // A refused login must not stop the recording: withdraw it, ask anonymously.
-                Err(e) if e.refuses_login() => self.viewer.refused(&credential),
-                other => return other,
-            }
-        }
-        self.token_as(login, None).await
-    }
-
-    /// A playback token as `viewer` (its token with its own client id), or logged out.
-    async fn token_as(
-        &self,
-        login: &Login,
-        viewer: Option<&ViewerCredential>,
-    ) -> Result<Option<AccessToken>, PlaybackError> {
         let variables = json!({
             "isLive": true, "login": login.as_str(), "isVod": false, "vodID": "",
             "playerType": "embed", "platform": "site",
         });
+        self.token_for(variables).await
+    }
+
+    /// A playback token for VOD `vod_id` (the same query, `isVod`); `None` when Twitch has
+    /// none to give yet (a fresh VOD can briefly have none) or the VOD does not exist.
+    pub async fn vod_access_token(
+        &self,
+        vod_id: &str,
+    ) -> Result<Option<AccessToken>, PlaybackError> {
+        let variables = json!({
+            "isLive": false, "login": "", "isVod": true, "vodID": vod_id,
+            "playerType": "embed", "platform": "site",
+        });
+        self.token_for(variables).await
+    }
+
+    /// A token as the viewer login when there is one (renditions above 1080p, live and VOD),
+    /// else logged out. A refused login must not stop the recording: it is withdrawn and the
+    /// token asked for logged out.
+    async fn token_for(
+        &self,
+        variables: serde_json::Value,
+    ) -> Result<Option<AccessToken>, PlaybackError> {
+        if let Some(credential) = self.viewer.current() {
+            match self.token_as(&variables, Some(&credential)).await {
+                Err(e) if e.refuses_login() => self.viewer.refused(&credential),
+                other => return other,
+            }
+        }
+        self.token_as(&variables, None).await
+    }
+
+    /// The persisted query with `variables`, and the inline query when Twitch no longer knows
+    /// the configured hash; as `viewer` (its token with its own client id), or logged out.
+    async fn token_as(
+        &self,
+        variables: &serde_json::Value,
+        viewer: Option<&ViewerCredential>,
+    ) -> Result<Option<AccessToken>, PlaybackError> {
         let persisted = json!({
             "operationName": "PlaybackAccessToken",
             "extensions": {"persistedQuery": {"version": 1, "sha256Hash": self.gql_query_hash}},
@@ -244,6 +279,26 @@ impl Playback {
         body: &serde_json::Value,
         viewer: Option<&ViewerCredential>,
     ) -> Result<Option<AccessToken>, PlaybackError> {
+        let data = self.gql_data(body, viewer).await?;
+        let data: Option<GqlData> = data.and_then(|d| serde_json::from_value(d).ok());
+        Ok(data
+            .and_then(|d| {
+                d.stream_playback_access_token
+                    .or(d.video_playback_access_token)
+            })
+            .map(|t| AccessToken {
+                value: t.value,
+                signature: t.signature,
+            }))
+    }
+
+    /// Posts `body` to GQL (with the player's headers, as `viewer` or logged out); its
+    /// `data`, or its first error.
+    pub(super) async fn gql_data(
+        &self,
+        body: &serde_json::Value,
+        viewer: Option<&ViewerCredential>,
+    ) -> Result<Option<serde_json::Value>, PlaybackError> {
         let mut request = self
             .http
             .post(&self.gql_url)
@@ -271,13 +326,7 @@ impl Playback {
         if let Some(error) = parsed.errors.first() {
             return Err(PlaybackError::from_gql(error.message.clone()));
         }
-        Ok(parsed
-            .data
-            .and_then(|d| d.stream_playback_access_token)
-            .map(|t| AccessToken {
-                value: t.value,
-                signature: t.signature,
-            }))
+        Ok(parsed.data)
     }
 
     /// The usher address of `login`'s master playlist, signed with `token`.
@@ -307,6 +356,56 @@ impl Playback {
             .append_pair("token", &token.value)
             .append_pair("fast_bread", "true");
         url
+    }
+
+    /// The usher address of VOD `vod_id`'s master playlist (`/vod/v2/{id}.m3u8`), signed
+    /// with `token`, with the parameters the web player sends for VODs.
+    pub fn vod_master_url(&self, vod_id: &str, token: &AccessToken) -> Url {
+        let mut url = Url::parse(&format!("{}/vod/v2/{vod_id}.m3u8", self.usher_url))
+            .expect("usher_url is validated and VOD ids are checked to be digits");
+        url.query_pairs_mut()
+            .append_pair("platform", "web")
+            .append_pair("p", &rand::random_range(0..10_000_000u32).to_string())
+            .append_pair("play_session_id", &play_session_id())
+            .append_pair("player_backend", "mediaplayer")
+            .append_pair("allow_source", "true")
+            .append_pair("allow_audio_only", "true")
+            .append_pair("playlist_include_framerate", "true")
+            .append_pair("include_unavailable", "true")
+            .append_pair("supported_codecs", &self.supported_codecs)
+            .append_pair("sig", &token.signature)
+            .append_pair("token", &token.value);
+        url
+    }
+
+    /// VOD `vod_id`'s master playlist: a token, then usher. A 403 (sub-only:
+    /// `vod_manifest_restricted`, `unauthorized_entitlements`) is `Restricted`.
+    pub async fn vod_master_playlist(&self, vod_id: &str) -> Result<VodMaster, PlaybackError> {
+        let Some(token) = self.vod_access_token(vod_id).await? else {
+            return Ok(VodMaster::NotYet);
+        };
+        let url = self.vod_master_url(vod_id, &token);
+        let request = self
+            .http
+            .get(url.clone())
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .header(reqwest::header::REFERER, PLAYER_ORIGIN)
+            .header(reqwest::header::ORIGIN, PLAYER_ORIGIN)
+            .timeout(Duration::from_secs(20));
+        let (status, text) = fetch_text(request, "Twitch usher").await?;
+        match status {
+            s if s.is_success() => Ok(VodMaster::Ready {
+                url: redact_query(url),
+                playlist: text,
+            }),
+            StatusCode::NOT_FOUND => Ok(VodMaster::Gone),
+            StatusCode::FORBIDDEN => Err(PlaybackError::Restricted(usher_error(&text))),
+            s => Err(PlaybackError::Status {
+                service: "Twitch usher",
+                status: s.as_u16(),
+                detail: usher_error(&text),
+            }),
+        }
     }
 
     /// Resolves `login` to its master playlist: a fresh token, then usher. `Offline` when

@@ -54,6 +54,47 @@ pub fn title(template: &str, sidecar: &Sidecar) -> String {
     title + &suffix
 }
 
+/// What a fill's title ends with (README: "VOD fill").
+pub const FILL_SUFFIX: &str = " (filled from VOD)";
+
+/// The title of a gap filled from the VOD: the part's title with [`FILL_SUFFIX`], within
+/// YouTube's limit.
+pub fn fill_title(template: &str, sidecar: &Sidecar) -> String {
+    let title = title(template, sidecar);
+    let room = MAX_TITLE_CHARS - FILL_SUFFIX.chars().count();
+    let mut title: String = title.chars().take(room).collect();
+    title.truncate(title.trim_end().len());
+    title + FILL_SUFFIX
+}
+
+/// The description of a fill: what it is, then the part's.
+pub fn fill_description(sidecar: &Sidecar, file_name: &str) -> String {
+    let fill = sidecar.fills.iter().find(|f| f.file == file_name);
+    let mut text = String::from("A gap in the live recording, filled from the Twitch VOD");
+    if let Some(f) = fill {
+        let _ = write!(
+            text,
+            " {} ({} to {} into the broadcast)",
+            clean(&f.vod_id),
+            format::duration(f.from_secs),
+            format::duration(f.to_secs)
+        );
+        if f.muted {
+            text.push_str("; Twitch muted some of its audio");
+        }
+    }
+    text.push_str(".\n\n");
+    let mut out = text + &description(sidecar);
+    if out.len() > MAX_DESCRIPTION_BYTES {
+        let mut cut = MAX_DESCRIPTION_BYTES;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+    }
+    out
+}
+
 /// The description: facts about the stream and the part, then YouTube chapters.
 pub fn description(sidecar: &Sidecar) -> String {
     let who = sidecar.display_name.as_deref().unwrap_or(&sidecar.login);
@@ -333,6 +374,17 @@ mod tests {
     }
 
     #[test]
+    fn a_fill_is_titled_as_its_part_with_a_suffix() {
+        let s = sidecar(&[(0.0, &"x".repeat(300), None)]);
+        let t = fill_title("{title}", &s);
+        assert!(t.ends_with(FILL_SUFFIX), "{t}");
+        assert_eq!(t.chars().count(), MAX_TITLE_CHARS);
+        let short = sidecar(&[(0.0, "Speedrun", None)]);
+        assert_eq!(fill_title("{title}", &short), "Speedrun (filled from VOD)");
+        assert!(fill_description(&short, "a.fill-1.ts").starts_with("A gap in the live recording"));
+    }
+
+    #[test]
     fn descriptions_state_what_is_missing_and_stay_within_limits() {
         let mut s = sidecar(&[(0.0, "a <b>", None)]);
         s.gaps.push(Gap {
@@ -342,6 +394,7 @@ mod tests {
             last_sequence: 3,
             seconds: 6.0,
             reason: "timeout".into(),
+            elapsed_secs: None,
         });
         s.recovered = true;
         let d = description(&s);

@@ -25,6 +25,7 @@ use super::quota;
 use super::resumable::{content_type, Resumable, Status, UploadError};
 use super::JobSource;
 use crate::archive::after::Plan;
+use crate::archive::layout::is_fill_file;
 use crate::archive::sidecar::Sidecar;
 use crate::config::Config;
 use crate::secret::Secret;
@@ -598,7 +599,7 @@ impl UploadWorker {
     async fn finish(&self, job: &UploadJob, video_id: String) -> anyhow::Result<Turn> {
         info!(job = job.id, video_id = %video_id, "upload finished");
         if let Some(path) = &job.sidecar {
-            if let Err(e) = record_video_id(path, &video_id).await {
+            if let Err(e) = record_video_id(path, &job.path, &video_id).await {
                 warn!(job = job.id, error = %e, "cannot record the video id in the sidecar");
             }
         }
@@ -629,7 +630,12 @@ impl UploadWorker {
             },
             None => None,
         };
+        let fill = is_fill_file(&job.path);
         let (title, description) = match &sidecar {
+            Some(s) if fill => (
+                metadata::fill_title(&yt.title_template, s),
+                metadata::fill_description(s, &job.file_name()),
+            ),
             Some(s) => (
                 metadata::title(&yt.title_template, s),
                 metadata::description(s),
@@ -662,10 +668,24 @@ pub fn backoff_delay(
     crate::backoff::exponential_with(failures.saturating_sub(1), initial, max, rng)
 }
 
-async fn record_video_id(path: &Path, video_id: &str) -> anyhow::Result<()> {
-    let mut sidecar = Sidecar::read(path).await?;
-    sidecar.youtube_video_id = Some(video_id.to_string());
-    sidecar.write(path).await
+/// Records the video id in the sidecar: the part's own, or (for a fill) its fill entry.
+async fn record_video_id(path: &Path, video: &Path, video_id: &str) -> anyhow::Result<()> {
+    let fill = is_fill_file(video).then(|| {
+        video
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    });
+    Sidecar::update(path, |s| match &fill {
+        Some(name) => {
+            if let Some(f) = s.fills.iter_mut().find(|f| &f.file == name) {
+                f.youtube_video_id = Some(video_id.to_string());
+            }
+        }
+        None => s.youtube_video_id = Some(video_id.to_string()),
+    })
+    .await
+    .map(|_| ())
 }
 
 #[cfg(test)]

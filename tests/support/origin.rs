@@ -167,6 +167,36 @@ struct Inner {
     viewers: HashMap<String, String>,
     /// The `Client-ID` and `Authorization` of every GQL request.
     gql_headers: Vec<(String, Option<String>)>,
+    /// VODs by login (one per login: the broadcast's archive).
+    vods: HashMap<String, Vod>,
+}
+
+/// A fake VOD of a login's broadcast (Twitch's archive): `segments` segments of
+/// `seg_duration` seconds, `N.ts`, or `N-muted.ts` / `N-unmuted.ts` (which answers 403).
+#[derive(Debug, Clone)]
+pub struct Vod {
+    pub id: String,
+    pub stream_id: String,
+    pub segments: u64,
+    pub seg_duration: f64,
+    pub muted: Vec<u64>,
+    pub unmuted: Vec<u64>,
+    /// Sub-only: usher answers 403 `vod_manifest_restricted`.
+    pub restricted: bool,
+    /// Still processing: not listed by Helix/GQL until this many looks (lists, playlists)
+    /// have been answered; the playlist lists only `listed` segments until then.
+    pub processing_looks: u64,
+    pub listed: u64,
+    /// When the broadcast started (the archive's `created_at`).
+    pub created_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// The exact bytes of VOD segment `n` (its muted copy when `muted`).
+pub fn vod_segment_bytes(vod: &str, n: u64, muted: bool) -> Vec<u8> {
+    let kind = if muted { "VODMUTED" } else { "VOD" };
+    let mut v = format!("{kind}:{vod}:{n:06}|").into_bytes();
+    v.extend(std::iter::repeat_n(b'v', 2000));
+    v
 }
 
 #[derive(Clone)]
@@ -215,6 +245,11 @@ impl Origin {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/gql", post(gql))
+            .route("/oauth2/token", post(app_token))
+            .route("/helix/users", get(helix_users))
+            .route("/helix/videos", get(helix_videos))
+            .route("/vod/v2/{file}", get(vod_master))
+            .route("/vod/{id}/{variant}/{file}", get(vod_media))
             .route("/api/v2/channel/hls/{file}", get(usher))
             .route("/hls/{login}/master.m3u8", get(plain_master))
             .route("/hls/{login}/{variant}/{file}", get(media))
@@ -235,6 +270,19 @@ impl Origin {
             "[twitch]\ngql_url = \"{0}/gql\"\nusher_url = \"{0}\"\n",
             self.url()
         )
+    }
+
+    /// Config text for Helix and the app token here (with app credentials).
+    pub fn helix_config(&self) -> String {
+        format!(
+            "helix_url = \"{0}/helix\"\nid_url = \"{0}/oauth2\"\n",
+            self.url()
+        )
+    }
+
+    /// Publishes `login`'s VOD.
+    pub fn publish_vod(&self, login: &str, vod: Vod) {
+        self.inner.lock().unwrap().vods.insert(login.into(), vod);
     }
 
     /// Starts (or restarts, from its first segment) a live stream.
@@ -351,6 +399,30 @@ async fn gql(
                 .into_response()
         }
     };
+    if body["variables"]["isVod"] == json!(true) {
+        count(&mut inner, "vod-token");
+        let id = body["variables"]["vodID"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let value = json!({"vod_id": id}).to_string();
+        return Json(
+            json!({"data": {"videoPlaybackAccessToken": {"value": value, "signature": "vodsig"}}}),
+        )
+        .into_response();
+    }
+    if body["operationName"] == json!("RecbotArchives") {
+        count(&mut inner, "vod-list");
+        let login = body["variables"]["login"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
+        let edges: Vec<serde_json::Value> = listed_vod(&mut inner, &login)
+            .map(|v| json!({"node": {"id": v.id, "createdAt": v.created_at.to_rfc3339(), "broadcastType": "ARCHIVE"}}))
+            .into_iter()
+            .collect();
+        return Json(json!({"data": {"user": {"videos": {"edges": edges}}}})).into_response();
+    }
     let login = body["variables"]["login"].as_str().unwrap_or("");
     let failing = inner.streams.get(login).and_then(|s| {
         s.config
@@ -634,8 +706,9 @@ fn playlist(login: &str, variant: &str, c: &StreamConfig, base: i64, published: 
     let first = published.saturating_sub(c.window);
     let target = c.seg_duration.ceil().max(1.0) as u64;
     let mut out = format!(
-        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-TWITCH-ELAPSED-SECS:1.0\n",
-        c.first_sequence + first
+        "#EXTM3U\n#EXT-X-VERSION:6\n#EXT-X-TARGETDURATION:{target}\n#EXT-X-MEDIA-SEQUENCE:{}\n#EXT-X-TWITCH-ELAPSED-SECS:{:.3}\n",
+        c.first_sequence + first,
+        first as f64 * c.seg_duration
     );
     if c.encrypted {
         out.push_str("#EXT-X-KEY:METHOD=AES-128,URI=\"/key\"\n");
@@ -731,4 +804,124 @@ pub fn sequences(login: &str, data: &[u8], filler_len: usize) -> Vec<u64> {
             head.rsplit(':').next().unwrap().parse().unwrap()
         })
         .collect()
+}
+
+/// The login's VOD when it is listed (counts a look while it is still processing).
+fn listed_vod(inner: &mut Inner, login: &str) -> Option<Vod> {
+    let vod = inner.vods.get_mut(login)?;
+    if vod.processing_looks > 0 {
+        vod.processing_looks -= 1;
+        return None;
+    }
+    Some(vod.clone())
+}
+
+async fn app_token() -> Response {
+    Json(json!({"access_token": "apptoken", "expires_in": 3600, "token_type": "bearer"}))
+        .into_response()
+}
+
+async fn helix_users(Query(params): Query<HashMap<String, String>>) -> Response {
+    let login = params.get("login").cloned().unwrap_or_default();
+    Json(json!({"data": [{"id": format!("uid-{login}"), "login": login}]})).into_response()
+}
+
+async fn helix_videos(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    count(&mut inner, "vod-list");
+    let login = params
+        .get("user_id")
+        .and_then(|u| u.strip_prefix("uid-"))
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(params.get("type").map(String::as_str), Some("archive"));
+    let older = json!({"id": "1", "stream_id": "older", "created_at": "2020-01-01T00:00:00Z"});
+    let data: Vec<serde_json::Value> = listed_vod(&mut inner, &login)
+        .map(|v| json!({"id": v.id, "stream_id": v.stream_id, "created_at": v.created_at.to_rfc3339()}))
+        .into_iter()
+        .chain(std::iter::once(older))
+        .collect();
+    Json(json!({"data": data})).into_response()
+}
+
+async fn vod_master(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path(file): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    count(&mut inner, "vod-usher");
+    let id = file.trim_end_matches(".m3u8").to_string();
+    assert_eq!(params.get("sig").map(String::as_str), Some("vodsig"));
+    let Some(vod) = inner.vods.values().find(|v| v.id == id) else {
+        return (StatusCode::NOT_FOUND, "[]").into_response();
+    };
+    if vod.restricted {
+        return (
+            StatusCode::FORBIDDEN,
+            r#"[{"url":"x","error":"No playlist for this video","error_code":"vod_manifest_restricted","type":"error"}]"#,
+        )
+            .into_response();
+    }
+    format!(
+        "#EXTM3U\n\
+         #EXT-X-STREAM-INF:BANDWIDTH=3000000,RESOLUTION=1280x720,CODECS=\"avc1.4D401F,mp4a.40.2\",FRAME-RATE=30.000,STABLE-VARIANT-ID=\"720p30\",IVS-NAME=\"720p30\",IVS-VARIANT-SOURCE=\"transcode\"\n\
+         /vod/{id}/720p30/index-dvr.m3u8\n\
+         #EXT-X-STREAM-INF:BANDWIDTH=6500000,RESOLUTION=1920x1080,CODECS=\"avc1.64002A,mp4a.40.2\",FRAME-RATE=60.000,STABLE-VARIANT-ID=\"1080p60\",IVS-NAME=\"1080p60\",IVS-VARIANT-SOURCE=\"source\",IVS-GROUPS=\"landscape\"\n\
+         /vod/{id}/chunked/index-dvr.m3u8\n"
+    )
+    .into_response()
+}
+
+async fn vod_media(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Path((id, variant, file)): Path<(String, String, String)>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    let Some(vod) = inner.vods.values().find(|v| v.id == id).cloned() else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if file == "index-dvr.m3u8" {
+        count(&mut inner, "vod-playlist");
+        count(&mut inner, &format!("vod-playlist-{variant}"));
+        let listed = vod.listed.min(vod.segments);
+        let mut out = format!(
+            "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TWITCH-ELAPSED-SECS:0.000\n",
+            vod.seg_duration.ceil()
+        );
+        for n in 0..listed {
+            let name = if vod.unmuted.contains(&n) {
+                format!("{n}-unmuted.ts")
+            } else if vod.muted.contains(&n) {
+                format!("{n}-muted.ts")
+            } else {
+                format!("{n}.ts")
+            };
+            out.push_str(&format!("#EXTINF:{:.3},\n{name}\n", vod.seg_duration));
+        }
+        if listed >= vod.segments {
+            out.push_str("#EXT-X-ENDLIST\n");
+        }
+        if let Some(v) = inner.vods.values_mut().find(|v| v.id == id) {
+            // Each look lists more, as a VOD being processed does.
+            v.listed = v.segments;
+        }
+        return out.into_response();
+    }
+    count(&mut inner, "vod-segment");
+    let stem = file.trim_end_matches(".ts");
+    if stem.ends_with("-unmuted") {
+        return StatusCode::FORBIDDEN.into_response();
+    }
+    let (n, muted) = match stem.strip_suffix("-muted") {
+        Some(n) => (n, true),
+        None => (stem, false),
+    };
+    match n.parse::<u64>() {
+        Ok(n) if n < vod.segments => Bytes::from(vod_segment_bytes(&id, n, muted)).into_response(),
+        _ => StatusCode::NOT_FOUND.into_response(),
+    }
 }

@@ -99,7 +99,9 @@ pub fn clamp_non_finite(event: &mut Event) -> bool {
             }
             bad
         }
-        EventKind::RecordingGap { seconds, .. } => fix(seconds),
+        EventKind::RecordingGap { seconds, .. }
+        | EventKind::GapFilled { seconds, .. }
+        | EventKind::VodFillFailed { seconds, .. } => fix(seconds),
         EventKind::AdBreak { duration_secs }
         | EventKind::RecordingPartFinished { duration_secs, .. }
         | EventKind::RecordingFinished { duration_secs, .. } => fix(duration_secs),

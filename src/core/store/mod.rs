@@ -2,7 +2,7 @@
 //! the core, the only writer; every method is one short transaction.
 //!
 //! Each area of the state has its trait and its backend-independent row types in a file named
-//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`); [`Backend`]
+//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`); [`Backend`]
 //! gathers them. [`Store`] is the cheap-clone handle the core and the workers hold: it derefs
 //! to the backend, so `store.watch(login).await` calls the trait method. The SQLite
 //! implementation (the embedded default: WAL mode, embedded migrations run at start) is in
@@ -26,6 +26,7 @@ mod sqlite;
 mod suite;
 mod tokens;
 mod uploads;
+mod vod_fills;
 mod watches;
 
 pub use events::{clamp_non_finite, EventLog, LogPage};
@@ -35,6 +36,7 @@ pub use tokens::{StoredToken, Tokens};
 pub use uploads::{
     Cleanup, JobState, NewUploadJob, QuotaLedger, UploadJob, UploadJobs, WaitReason,
 };
+pub use vod_fills::{VodFillRow, VodFills};
 pub use watches::{Watch, WatchList};
 
 /// A database engine holding the whole state: every area's trait, plus the schema and the
@@ -48,6 +50,7 @@ pub trait Backend:
     + UploadJobs
     + QuotaLedger
     + Tokens
+    + VodFills
     + fmt::Debug
     + std::any::Any
     + Send

@@ -57,6 +57,7 @@ macro_rules! store_suite {
             a_session_keeps_its_first_end,
             a_token_set_is_replaced_whole,
             a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends,
+            a_pending_vod_fill_survives_reopening_until_removed,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -636,4 +637,32 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
         Some(later)
     );
     store.close().await;
+}
+
+pub(crate) async fn a_pending_vod_fill_survives_reopening_until_removed(h: &dyn Harness) {
+    let store = h.open().await;
+    let at = Utc::now();
+    let s1 = store
+        .create_session("foo", Some("1"), "t", None, at)
+        .await
+        .unwrap();
+    let s2 = store
+        .create_session("bar", None, "t", None, at)
+        .await
+        .unwrap();
+    assert!(store.add_vod_fill(s1, "foo", at).await.unwrap());
+    assert!(store.add_vod_fill(s2, "bar", at).await.unwrap());
+    // A second decision for the same session keeps the first (its wait counts from then).
+    let later = at + chrono::TimeDelta::hours(1);
+    assert!(!store.add_vod_fill(s1, "foo", later).await.unwrap());
+    drop(store);
+    let store = h.open().await;
+    let rows = store.vod_fills().await.unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].session, rows[0].login.as_str()), (s1, "foo"));
+    assert_eq!(rows[0].created_at.timestamp_millis(), at.timestamp_millis());
+    store.remove_vod_fill(s1).await.unwrap();
+    store.remove_vod_fill(s1).await.unwrap();
+    let rows = store.vod_fills().await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.session).collect::<Vec<_>>(), [s2]);
 }

@@ -42,6 +42,9 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::RecordingPartFinished { .. }
         | K::RecordingFinished { .. }
         | K::RecordingFailed { .. } => recording_line(&w, kind),
+        K::GapFilled { .. } | K::VodFillFailed { .. } | K::VodFillDone { .. } => {
+            vod_fill_line(&w, kind)
+        }
         K::DiskLow {
             used_percent,
             free_gb,
@@ -239,6 +242,43 @@ fn recording_line(w: &Words, kind: &EventKind) -> String {
             format!("❌ {login}: recording failed: {}", w.u(reason))
         }
         other => not_in_group("recording", other),
+    }
+}
+
+fn vod_fill_line(w: &Words, kind: &EventKind) -> String {
+    let login = w.login;
+    match kind {
+        EventKind::GapFilled {
+            part,
+            file,
+            seconds,
+            muted,
+            vod_id,
+        } => {
+            let mut line = format!(
+                "🩹 {login}: gap of {} filled from the VOD (part {part}, {}, video {})",
+                duration(*seconds),
+                w.file_name(file),
+                w.u(vod_id)
+            );
+            if *muted {
+                line.push_str("; Twitch muted some of its audio");
+            }
+            line
+        }
+        EventKind::VodFillFailed {
+            reason,
+            gaps,
+            seconds,
+        } => format!(
+            "⚠ {login}: {gaps} gap(s), {} in all, could not be filled from the VOD: {}",
+            duration(*seconds),
+            w.u(reason)
+        ),
+        EventKind::VodFillDone { filled, unfilled } => {
+            format!("{login}: VOD fill done: {filled} gap(s) filled, {unfilled} not")
+        }
+        other => not_in_group("VOD fill", other),
     }
 }
 

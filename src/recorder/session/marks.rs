@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use tracing::warn;
 
 use super::super::gaps::{cap, Notice, MAX_TEXT};
+use super::super::playlist::Segment;
 use super::Session;
 use crate::archive::sidecar::{AdBreak, Gap};
 use crate::event::EventKind;
@@ -19,7 +20,15 @@ pub(super) struct AdRun {
 impl Session {
     /// Notes a gap in the sidecar (each one) and reports it (folded: at most one notice per
     /// `gap_notice` interval, see [`GapNotices`]).
-    pub(super) async fn gap(&mut self, first: u64, last: u64, seconds: f64, reason: String) {
+    /// `elapsed`: where the missing media starts in the broadcast, when known.
+    pub(super) async fn gap(
+        &mut self,
+        first: u64,
+        last: u64,
+        seconds: f64,
+        reason: String,
+        elapsed: Option<f64>,
+    ) {
         let reason = cap(&reason, MAX_TEXT);
         warn!(login = %self.spec.login, first, last, seconds, reason, "gap in the recording");
         let offset = self
@@ -34,6 +43,7 @@ impl Session {
             last_sequence: last,
             seconds,
             reason: reason.clone(),
+            elapsed_secs: elapsed,
         };
         match &mut self.part {
             Some(p) => p.sidecar.gaps.push(gap),
@@ -45,6 +55,16 @@ impl Session {
         if let Some(notice) = self.notices.gap(first, last, seconds, &reason) {
             self.notify_gap(notice).await;
         }
+    }
+
+    /// Where `seg` starts in the broadcast: the playlist's `EXT-X-TWITCH-ELAPSED-SECS`
+    /// reckoning, else its program date-time minus the stream's start.
+    pub(super) fn broadcast_offset(&self, seg: &Segment) -> Option<f64> {
+        seg.elapsed.or_else(|| {
+            let (at, started) = (seg.program_date_time?, self.spec.stream_started?);
+            let secs = (at - started).num_milliseconds() as f64 / 1000.0;
+            (secs >= 0.0).then_some(secs)
+        })
     }
 
     async fn notify_gap(&self, n: Notice) {

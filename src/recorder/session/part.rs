@@ -158,6 +158,7 @@ impl Session {
         body: Vec<bytes::Bytes>,
     ) -> std::io::Result<u64> {
         let cursor = self.cursor.position();
+        let elapsed = self.broadcast_offset(seg);
         let part = self.part.as_mut().expect("opened by write_segment");
         if seg.discontinuity && part.sidecar.segments > 0 {
             part.sidecar
@@ -184,6 +185,9 @@ impl Session {
             part.init = init_bytes;
         }
         let written = part.file.len() - mark;
+        if part.sidecar.segments == 0 {
+            part.sidecar.elapsed_secs = elapsed;
+        }
         part.sidecar.segments += 1;
         part.sidecar.duration_secs += seg.duration;
         part.sidecar.bytes = part.file.len();
@@ -278,11 +282,13 @@ impl Session {
             }
             FetchError::Disk(e) => Err(TakeEnd::Failed(format!("cannot write the recording: {e}"))),
             e => {
+                let elapsed = self.broadcast_offset(seg);
                 self.gap(
                     seg.sequence,
                     seg.sequence,
                     seg.duration,
                     format!("{what}could not be fetched ({e})"),
+                    elapsed,
                 )
                 .await;
                 Ok(())
@@ -395,6 +401,8 @@ impl Session {
             recovered: false,
             youtube_video_id: None,
             last_segment: self.cursor.position(),
+            elapsed_secs: None,
+            fills: Vec::new(),
         }
     }
 

@@ -100,7 +100,8 @@ impl Session {
                 last,
                 seconds,
                 reason,
-            } => self.gap(first, last, seconds, reason).await,
+                elapsed,
+            } => self.gap(first, last, seconds, reason, elapsed).await,
             Ready::Ad(seg) => {
                 self.cursor_past(&seg);
                 let at = seg.program_date_time.unwrap_or_else(Utc::now);
@@ -114,7 +115,8 @@ impl Session {
             Ready::Gap(seg, reason) => {
                 self.cursor_past(&seg);
                 self.close_ad_run().await;
-                self.gap(seg.sequence, seg.sequence, seg.duration, reason)
+                let elapsed = self.broadcast_offset(&seg);
+                self.gap(seg.sequence, seg.sequence, seg.duration, reason, elapsed)
                     .await;
             }
         }
@@ -168,8 +170,15 @@ impl Session {
                     let seconds = self.missing_seconds(seg, next, pl.target_duration);
                     let reason = jump_reason
                         .unwrap_or("fell out of the playlist window before it could be fetched");
-                    self.queue
-                        .push_missing(next, seg.sequence - 1, seconds, reason.into());
+                    // The missing media ends where this segment starts.
+                    let elapsed = self.broadcast_offset(seg).map(|at| (at - seconds).max(0.0));
+                    self.queue.push_missing(
+                        next,
+                        seg.sequence - 1,
+                        seconds,
+                        reason.into(),
+                        elapsed,
+                    );
                 }
             }
             self.ahead.next_seq = Some(seg.sequence + 1);

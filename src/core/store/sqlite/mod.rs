@@ -16,6 +16,7 @@ mod outbox;
 mod recordings;
 mod tokens;
 mod uploads;
+mod vod_fills;
 mod watches;
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/sqlite/migrations");
