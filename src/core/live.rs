@@ -10,6 +10,8 @@ use super::recording::EndedRecording;
 use super::reply::{LiveDetection, LiveOf};
 use super::Core;
 use crate::event::{Event, EventKind};
+use super::store::EVENTSUB_CONDUIT;
+use crate::twitch::eventsub::EventSubLink;
 use crate::twitch::watcher;
 
 /// First wait before a stream whose recording ended is looked at again; long enough for
@@ -28,9 +30,28 @@ pub(super) fn recheck_delay(restarts: u32, poll_interval: Duration) -> Duration 
 }
 
 impl Core {
-    pub(super) fn start_watcher(&mut self) {
+    /// Starts the watcher; in EventSub mode with the conduit id stored before (a restart
+    /// reuses the conduit and its subscriptions).
+    pub(super) async fn start_watcher(&mut self) {
         let shutdown = self.shutdown.child_token();
-        let handle = watcher::spawn(&self.config, self.events(), shutdown, &self.workers);
+        let conduit_id = match self.store.setting(EVENTSUB_CONDUIT).await {
+            Ok(id) => id,
+            Err(e) => {
+                error!(error = %e, "cannot read the stored EventSub conduit id; making a new one");
+                None
+            }
+        };
+        let link = EventSubLink {
+            calls: self.calls(),
+            conduit_id,
+        };
+        let handle = watcher::spawn(
+            &self.config,
+            self.events(),
+            Some(link),
+            shutdown,
+            &self.workers,
+        );
         self.watcher = Some(handle);
     }
 

@@ -286,7 +286,7 @@ impl Core {
             "state loaded"
         );
         let inbox = self.inbox.take().expect("spawned once");
-        self.start_watcher();
+        self.start_watcher().await;
         self.start_recording().await;
         self.start_chat().await;
         self.watches_changed().await;

@@ -9,7 +9,7 @@ use recbot_commands::{Login, Quality, Source};
 
 use super::{
     clamp_non_finite, JobState, NewUploadJob, PostedMessage, SessionTotals, Store, StoredToken,
-    WaitReason, Watch,
+    WaitReason, Watch, EVENTSUB_CONDUIT,
 };
 use crate::event::{Event, EventKind, Room};
 use crate::secret::Secret;
@@ -57,6 +57,7 @@ macro_rules! store_suite {
             a_session_keeps_its_first_end,
             a_token_set_is_replaced_whole,
             a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends,
+            settings_are_replaced_and_survive_reopening,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -628,4 +629,19 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
         Some(later)
     );
     store.close().await;
+}
+
+pub(crate) async fn settings_are_replaced_and_survive_reopening(h: &dyn Harness) {
+    let store = h.open().await;
+    assert_eq!(store.setting(EVENTSUB_CONDUIT).await.unwrap(), None);
+    store.put_setting(EVENTSUB_CONDUIT, "c-1").await.unwrap();
+    store.put_setting(EVENTSUB_CONDUIT, "c-2").await.unwrap();
+    store.put_setting("other", "x").await.unwrap();
+    store.close().await;
+    let store = h.open().await;
+    assert_eq!(
+        store.setting(EVENTSUB_CONDUIT).await.unwrap().as_deref(),
+        Some("c-2")
+    );
+    assert_eq!(store.setting("other").await.unwrap().as_deref(), Some("x"));
 }
