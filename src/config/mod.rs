@@ -24,7 +24,7 @@ pub use frontends::{Console, Discord, Slack};
 pub(crate) use lenient::lenient_string;
 pub use recording::Recording;
 pub use storage::Storage;
-pub use twitch::{DetectionMode, LiveDetection, Twitch};
+pub use twitch::{DetectionMode, DetectionSetting, Twitch};
 pub use youtube::{AfterUpload, Privacy, Youtube};
 
 /// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.

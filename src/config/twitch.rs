@@ -43,7 +43,7 @@ pub struct Twitch {
     /// Seconds between validations of the user token (Twitch requires at least hourly).
     pub validate_interval_secs: u64,
     /// How live streams are detected: `auto`, `eventsub`, `helix` or `probe`.
-    pub live_detection: LiveDetection,
+    pub live_detection: DetectionSetting,
     /// The EventSub WebSocket (the conduit's shard 0 connects here).
     pub eventsub_ws_url: String,
     /// Seconds between Helix checks while EventSub is up (the safety net); while it is down,
@@ -57,7 +57,7 @@ pub struct Twitch {
 /// `[twitch] live_detection` as written in the config.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LiveDetection {
+pub enum DetectionSetting {
     /// EventSub with app credentials, otherwise probing.
     #[default]
     Auto,
@@ -97,7 +97,7 @@ impl Default for Twitch {
             scopes: vec!["chat:read".into()],
             pending_auth_minutes: 10.0,
             validate_interval_secs: 3600,
-            live_detection: LiveDetection::Auto,
+            live_detection: DetectionSetting::Auto,
             eventsub_ws_url: "wss://eventsub.wss.twitch.tv/ws".into(),
             safety_net_interval_secs: 120,
             eventsub_changes_per_sec: 10,
@@ -118,10 +118,10 @@ impl Twitch {
     /// The detection in use: `auto` is EventSub with app credentials, probing without.
     pub fn detection_mode(&self) -> DetectionMode {
         match self.live_detection {
-            LiveDetection::Auto if self.has_app_credentials() => DetectionMode::EventSub,
-            LiveDetection::Auto | LiveDetection::Probe => DetectionMode::Probe,
-            LiveDetection::Eventsub => DetectionMode::EventSub,
-            LiveDetection::Helix => DetectionMode::Helix,
+            DetectionSetting::Auto if self.has_app_credentials() => DetectionMode::EventSub,
+            DetectionSetting::Auto | DetectionSetting::Probe => DetectionMode::Probe,
+            DetectionSetting::Eventsub => DetectionMode::EventSub,
+            DetectionSetting::Helix => DetectionMode::Helix,
         }
     }
 
@@ -181,7 +181,7 @@ impl Twitch {
     fn validate_detection(&self) -> Result<(), (String, String)> {
         let needs_app = matches!(
             self.live_detection,
-            LiveDetection::Eventsub | LiveDetection::Helix
+            DetectionSetting::Eventsub | DetectionSetting::Helix
         );
         if needs_app && !self.has_app_credentials() {
             return fail(

@@ -7,7 +7,7 @@ use recbot_commands::{Login, Source};
 use tracing::{error, info};
 
 use super::recording::EndedRecording;
-use super::reply::{LiveDetection, LiveOf};
+use super::reply::{EventSubNow, LiveDetection, LiveOf};
 use super::Core;
 use crate::event::{Event, EventKind};
 use super::store::EVENTSUB_CONDUIT;
@@ -144,6 +144,16 @@ impl Core {
             let ago = (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0;
             (ago, status.last_check_requests)
         });
+        let eventsub = status.eventsub.map(|e| EventSubNow {
+            up: e.up,
+            held: e.held,
+            wanted: e.wanted,
+            full: e.full,
+            last_notification: e
+                .last_notification
+                .map(|at| (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0),
+            last_error: e.last_error,
+        });
         Some(LiveDetection {
             mode: status.mode,
             interval_secs: status.interval_secs,
@@ -151,6 +161,7 @@ impl Core {
             watched: status.watched,
             last_check,
             last_error: status.last_error,
+            eventsub,
         })
     }
 

@@ -38,7 +38,8 @@ use crate::work::{Call, Events};
 use calls::CheckedAdd;
 pub use outbox::{CoreStopped, OutboxState, Pending};
 pub use reply::{
-    AuthLink, ChatLine, Connected, DiskLevel, DiskReport, LiveDetection, LiveOf, LoginStatus,
+    AuthLink, ChatLine, Connected, DiskLevel, DiskReport, EventSubNow, LiveDetection, LiveOf,
+    LoginStatus,
     Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus, StatusReport,
 };
 use store::Store;
