@@ -205,10 +205,10 @@ impl Twitch {
                 "must be at least 1 second",
             );
         }
-        if !(1..=13).contains(&self.eventsub_changes_per_sec) {
+        if !(1..=1000).contains(&self.eventsub_changes_per_sec) {
             return fail(
                 "twitch.eventsub_changes_per_sec",
-                "must be between 1 and 13 (Helix allows 800 requests a minute)",
+                "must be between 1 and 1000 (Helix's rate-limit headers are honoured whatever it is)",
             );
         }
         Ok(())
