@@ -49,7 +49,7 @@ async fn subscribed(fake: &HelixFake, logins: &[&str]) {
     .await;
 }
 
-fn of(login: &str, name: &'static str) -> impl Fn(&Event) -> bool + '_ {
+fn of<'a>(login: &'a str, name: &'static str) -> impl Fn(&Event) -> bool + 'a {
     move |e| e.kind_name() == name && e.login.as_ref().map(|l| l.as_str()) == Some(login)
 }
 
