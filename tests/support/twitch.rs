@@ -452,7 +452,7 @@ impl Respond for HelixResponder {
             }
             ("POST", "/helix/eventsub/conduits") => {
                 s.count("conduit-create");
-                let id = format!("conduit-{}", s.conduits.len() + 1);
+                let id = format!("conduit-{}", s.n("conduit-create"));
                 s.conduits.push(id.clone());
                 ResponseTemplate::new(200)
                     .set_body_json(serde_json::json!({"data": [{"id": id, "shard_count": 1}]}))

@@ -45,6 +45,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(120);
 const HEALTHY: Duration = Duration::from_secs(60);
 /// Longest wait after failed subscription requests in a row.
 const MAX_STEP_BACKOFF: Duration = Duration::from_secs(60);
+/// Quiet time after a change of the wanted logins before the next request.
+const SETTLE: Duration = Duration::from_millis(200);
 /// Messages from the socket reader waiting for the task.
 const RECEIVED_QUEUE: usize = 256;
 
@@ -237,8 +239,10 @@ impl EventSub {
                         return End::Stopped;
                     }
                     self.set.want(self.wanted.borrow_and_update().clone());
-                    self.reported_full = false;
                     self.publish(|_| {});
+                    // Logins come in bursts (one `add` after another): their ids are looked
+                    // up together once the burst settles.
+                    next_step = next_step.max(Instant::now() + SETTLE);
                 }
                 _ = tokio::time::sleep_until(next_step), if work => {
                     next_step = Instant::now() + self.step(&conduit).await;
@@ -403,7 +407,10 @@ impl EventSub {
                 .map(|()| self.set.deleted(&id, &key)),
             Step::Create(key) => self.create(conduit, key).await,
         };
-        if self.set.full() && !self.reported_full {
+        if !self.set.full() {
+            // Below the limit again: the next time it is reached is reported.
+            self.reported_full = false;
+        } else if !self.reported_full {
             self.reported_full = true;
             let full = EventKind::EventSubLimitReached {
                 held: self.set.held(),
