@@ -375,11 +375,28 @@ impl Socket {
         }
         self.session_id = session_id;
         self.keepalive = keepalive;
-        let mut old = old;
-        let _ = tokio::time::timeout(Duration::from_secs(1), old.close(None)).await;
+        if old_open {
+            drain(old, tx, recent).await;
+        }
         info!("EventSub reconnect complete");
         Ok(())
     }
+}
+
+/// Closes the old socket of a reconnect, still taking what it sent before its end: a
+/// notification sent on it just before the new socket's welcome is not lost.
+async fn drain(mut old: Ws, tx: &mpsc::Sender<Received>, recent: &mut RecentIds) {
+    let closing = async {
+        let _ = old.close(None).await;
+        while let Some(Ok(message)) = old.next().await {
+            if let Message::Text(text) = message {
+                if let Ok(incoming) = parse(&text) {
+                    forward(incoming, tx, recent).await;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), closing).await;
 }
 
 /// Passes a notification (first time only) or revocation on; `false` when nobody listens.
