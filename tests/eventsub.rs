@@ -19,7 +19,9 @@ use support::{is, open_store, Bot};
 const WAIT: Duration = Duration::from_secs(20);
 
 fn config(dir: &Path, origin: Option<&Origin>, fake: &HelixFake, twitch: &str) -> Arc<Config> {
-    let origin = origin.map(Origin::twitch_config).unwrap_or("[twitch]\n".into());
+    let origin = origin
+        .map(Origin::twitch_config)
+        .unwrap_or("[twitch]\n".into());
     let text = format!(
         "[storage]\ndata_dir = {:?}\n[chat]\nenabled = false\n{origin}{}",
         dir.to_str().unwrap(),
@@ -42,9 +44,9 @@ async fn subscribed(fake: &HelixFake, logins: &[&str]) {
     eventually(WAIT, || {
         let s = fake.state();
         s.shard_enabled
-            && logins.iter().all(|l| {
-                s.subscribed(l, "stream.online") && s.subscribed(l, "stream.offline")
-            })
+            && logins
+                .iter()
+                .all(|l| s.subscribed(l, "stream.online") && s.subscribed(l, "stream.offline"))
     })
     .await;
 }
@@ -76,7 +78,9 @@ async fn online_records_at_once_offline_ends_it_and_helix_is_polled_only_at_the_
     );
     let pushed_at = Instant::now();
     assert!(fake.online("foo", "s1", "pushed title", 1));
-    let live = bot.wait_for("LiveDetected", of("foo", "LiveDetected")).await;
+    let live = bot
+        .wait_for("LiveDetected", of("foo", "LiveDetected"))
+        .await;
     let EventKind::LiveDetected { stream_id, .. } = &live.kind else {
         unreachable!()
     };
@@ -88,12 +92,17 @@ async fn online_records_at_once_offline_ends_it_and_helix_is_polled_only_at_the_
     bot.wait_for("RecordingStarted", of("foo", "RecordingStarted"))
         .await;
     // Title and game came from one Helix check of foo.
-    let updated = bot.wait_for("StreamUpdated", of("foo", "StreamUpdated")).await;
+    let updated = bot
+        .wait_for("StreamUpdated", of("foo", "StreamUpdated"))
+        .await;
     assert!(
         matches!(&updated.kind, EventKind::StreamUpdated { title, .. } if title == "pushed title")
     );
     let status = bot.command("status").await;
-    assert!(status.contains("EventSub up (2 of 2 subscriptions"), "{status}");
+    assert!(
+        status.contains("EventSub up (2 of 2 subscriptions"),
+        "{status}"
+    );
     assert!(status.contains("safety net every 30 s"), "{status}");
     assert!(fake.offline("foo"));
     origin.go_offline("foo");
@@ -125,15 +134,18 @@ async fn a_requested_reconnect_loses_nothing_and_subscribes_nothing_again() {
     };
     // A notification on the old socket after session_reconnect is still taken.
     assert!(fake.reconnect_then_online("foo", "s1"));
-    bot.wait_for("LiveDetected", of("foo", "LiveDetected")).await;
+    bot.wait_for("LiveDetected", of("foo", "LiveDetected"))
+        .await;
     eventually(WAIT, || fake.state().connections == 2).await;
     // One on the new socket too.
     eventually(WAIT, || fake.online("bar", "s2", "t", 1)).await;
-    bot.wait_for("LiveDetected", of("bar", "LiveDetected")).await;
-    let s = fake.state();
-    assert_eq!((s.n("create"), s.n("patch")), (creates, patches));
-    assert_eq!(s.subs.len(), 4);
-    drop(s);
+    bot.wait_for("LiveDetected", of("bar", "LiveDetected"))
+        .await;
+    {
+        let s = fake.state();
+        assert_eq!((s.n("create"), s.n("patch")), (creates, patches));
+        assert_eq!(s.subs.len(), 4);
+    }
     bot.stop().await;
 }
 
@@ -152,15 +164,20 @@ async fn a_dropped_socket_gets_a_new_session_and_one_check_of_every_login() {
     fake.drop_socket();
     // bar goes live while no socket listens: its notification is lost.
     fake.live_quietly("bar", "s9", "in the gap");
-    let live = bot.wait_for("LiveDetected", of("bar", "LiveDetected")).await;
-    assert!(matches!(&live.kind, EventKind::LiveDetected { stream_id, .. } if stream_id.as_deref() == Some("s9")));
-    let s = fake.state();
-    assert_eq!(s.connections, 2);
-    assert_eq!(s.n("patch"), 2, "shard 0 assigned to the new session");
-    assert!(s.shard_enabled);
-    // One request for both logins.
-    assert_eq!(s.n("streams") - polls_before, 1);
-    drop(s);
+    let live = bot
+        .wait_for("LiveDetected", of("bar", "LiveDetected"))
+        .await;
+    assert!(
+        matches!(&live.kind, EventKind::LiveDetected { stream_id, .. } if stream_id.as_deref() == Some("s9"))
+    );
+    {
+        let s = fake.state();
+        assert_eq!(s.connections, 2);
+        assert_eq!(s.n("patch"), 2, "shard 0 assigned to the new session");
+        assert!(s.shard_enabled);
+        // One request for both logins.
+        assert_eq!(s.n("streams") - polls_before, 1);
+    }
     bot.stop().await;
 }
 
@@ -189,11 +206,13 @@ async fn a_duplicate_notification_is_reported_once_and_a_revocation_is_reported(
     bot.command("add bar").await;
     subscribed(&fake, &["foo", "bar"]).await;
     assert!(fake.online("foo", "s1", "t", 2));
-    bot.wait_for("LiveDetected", of("foo", "LiveDetected")).await;
+    bot.wait_for("LiveDetected", of("foo", "LiveDetected"))
+        .await;
     // bar's notification comes after foo's duplicate: once bar is reported, foo's duplicate
     // was seen (and dropped).
     assert!(fake.online("bar", "s2", "t", 1));
-    bot.wait_for("LiveDetected", of("bar", "LiveDetected")).await;
+    bot.wait_for("LiveDetected", of("bar", "LiveDetected"))
+        .await;
     let store = open_store(&bot.config).await;
     let foo = Login::parse("foo").unwrap();
     let detected = store
@@ -310,7 +329,10 @@ async fn a_thousand_logins_converge_within_the_cost_limit_and_cost_no_extra_poll
     // Watched before the start (adding 1000 by command takes long in a debug build).
     let store = open_store(&config).await;
     for i in 0..1000 {
-        store.put_watch(&watch(&format!("user{i:04}"))).await.unwrap();
+        store
+            .put_watch(&watch(&format!("user{i:04}")))
+            .await
+            .unwrap();
     }
     store.close().await;
     let started = Instant::now();

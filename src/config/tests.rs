@@ -482,10 +482,15 @@ fn live_detection_is_resolved_checked_and_shown() {
     assert_eq!(c.twitch.detection_mode(), DetectionMode::EventSub);
     let summary = c.summary();
     assert!(
-        summary.contains("live detection:  EventSub (conduit over WebSocket at wss://eventsub.wss.twitch.tv/ws)"),
+        summary.contains(
+            "live detection:  EventSub (conduit over WebSocket at wss://eventsub.wss.twitch.tv/ws)"
+        ),
         "{summary}"
     );
-    assert!(summary.contains("every 120 s as the safety net"), "{summary}");
+    assert!(
+        summary.contains("every 120 s as the safety net"),
+        "{summary}"
+    );
     let c = parse(&format!("{creds}live_detection = \"helix\"\n")).unwrap();
     assert_eq!(c.twitch.detection_mode(), DetectionMode::Helix);
     let c = parse(&format!("{creds}live_detection = \"probe\"\n")).unwrap();

@@ -8,9 +8,9 @@ use tracing::{error, info};
 
 use super::recording::EndedRecording;
 use super::reply::{EventSubNow, LiveDetection, LiveOf};
+use super::store::EVENTSUB_CONDUIT;
 use super::Core;
 use crate::event::{Event, EventKind};
-use super::store::EVENTSUB_CONDUIT;
 use crate::twitch::eventsub::EventSubLink;
 use crate::twitch::watcher;
 

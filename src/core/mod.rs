@@ -39,8 +39,8 @@ use calls::CheckedAdd;
 pub use outbox::{CoreStopped, OutboxState, Pending};
 pub use reply::{
     AuthLink, ChatLine, Connected, DiskLevel, DiskReport, EventSubNow, LiveDetection, LiveOf,
-    LoginStatus,
-    Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus, StatusReport,
+    LoginStatus, Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus,
+    StatusReport,
 };
 use store::Store;
 pub use uploads::video_url;

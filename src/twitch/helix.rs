@@ -92,7 +92,10 @@ impl HelixAnswer {
 
     /// The start of the body, for error messages (Helix errors are `{"message": …}`).
     pub fn detail(&self) -> String {
-        String::from_utf8_lossy(&self.body).chars().take(200).collect()
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(200)
+            .collect()
     }
 }
 

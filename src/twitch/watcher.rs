@@ -34,8 +34,8 @@ use super::eventsub::{self, EventSubLink, EventSubStatus, Pushed};
 use super::helix::{Helix, MAX_LOGINS_PER_REQUEST};
 use super::metadata::{Metadata, BATCH};
 use super::playback::{Master, Playback};
-use crate::config::DetectionMode;
 use crate::config::Config;
+use crate::config::DetectionMode;
 use crate::event::EventKind;
 use crate::work::Events;
 
@@ -677,7 +677,8 @@ impl Watcher {
     /// the ended stream still live right after `stream.offline` (Helix lags).
     fn believe(&mut self, observed: &mut Observations) {
         let now = Instant::now();
-        self.pushed_at.retain(|_, p| now.duration_since(p.at) < HELIX_LAG);
+        self.pushed_at
+            .retain(|_, p| now.duration_since(p.at) < HELIX_LAG);
         observed.retain(|login, seen| {
             let Some(push) = self.pushed_at.get(login) else {
                 return true;

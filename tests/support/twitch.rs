@@ -222,7 +222,9 @@ impl HelixState {
         let Some(id) = self.users.get(login) else {
             return false;
         };
-        self.subs.values().any(|s| s.kind == kind && &s.user_id == id)
+        self.subs
+            .values()
+            .any(|s| s.kind == kind && &s.user_id == id)
     }
 }
 
@@ -393,7 +395,7 @@ fn send_current(s: &HelixState, cmd: WsCmd) -> bool {
 
 struct HelixResponder(Arc<Mutex<HelixState>>);
 
-fn query<'a>(req: &'a Request, key: &str) -> Vec<String> {
+fn query(req: &Request, key: &str) -> Vec<String> {
     req.url
         .query_pairs()
         .filter(|(k, _)| k == key)
@@ -410,7 +412,10 @@ impl Respond for HelixResponder {
             return ResponseTemplate::new(200)
                 .set_body_json(serde_json::json!({"access_token": APP_TOKEN, "expires_in": 3600}));
         }
-        let auth = req.headers.get("authorization").and_then(|v| v.to_str().ok());
+        let auth = req
+            .headers
+            .get("authorization")
+            .and_then(|v| v.to_str().ok());
         if auth != Some(&format!("Bearer {APP_TOKEN}")) {
             return refused(401, "invalid token");
         }
@@ -423,9 +428,11 @@ impl Respond for HelixResponder {
                     .into_iter()
                     .filter_map(|login| {
                         let (id, title) = s.live.get(&login)?.clone();
-                        Some(serde_json::json!({"id": id, "user_login": login, "user_name": login,
+                        Some(
+                            serde_json::json!({"id": id, "user_login": login, "user_name": login,
                             "title": title, "game_name": "Chess", "viewer_count": 1, "type": "live",
-                            "started_at": chrono::Utc::now().to_rfc3339()}))
+                            "started_at": chrono::Utc::now().to_rfc3339()}),
+                        )
                     })
                     .collect();
                 ResponseTemplate::new(200).set_body_json(serde_json::json!({"data": data}))
@@ -562,12 +569,12 @@ async fn accept_loop(listener: tokio::net::TcpListener, state: Arc<Mutex<HelixSt
 
 /// One EventSub connection: welcome (a new session, or the one named by `?reconnect=`),
 /// keepalives, whatever the test sends; the shard is disabled when its socket goes.
+#[allow(clippy::result_large_err)] // the handshake callback's type is tungstenite's
 async fn serve_socket(tcp: tokio::net::TcpStream, state: Arc<Mutex<HelixState>>) {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let mut uri = String::new();
-    let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request,
-                    resp| {
+    let callback = |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
         uri = req.uri().to_string();
         Ok(resp)
     };

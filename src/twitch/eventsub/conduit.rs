@@ -302,7 +302,12 @@ pub async fn subscribe(
 /// Deletes subscription `id` (one Twitch no longer has counts as deleted).
 pub async fn unsubscribe(helix: &Helix, id: &str) -> Result<()> {
     let answer = helix
-        .call(Method::DELETE, "eventsub/subscriptions", &[("id", id)], None)
+        .call(
+            Method::DELETE,
+            "eventsub/subscriptions",
+            &[("id", id)],
+            None,
+        )
         .await?;
     if answer.status.is_success() || answer.status == StatusCode::NOT_FOUND {
         return Ok(());

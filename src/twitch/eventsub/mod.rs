@@ -280,7 +280,9 @@ impl EventSub {
             Ok(false) => {
                 self.verified = false;
                 self.conduit = None;
-                Err(End::Failed("Twitch no longer knows the EventSub conduit".into()))
+                Err(End::Failed(
+                    "Twitch no longer knows the EventSub conduit".into(),
+                ))
             }
             Err(e) => Err(e.into()),
         }
@@ -380,7 +382,10 @@ impl EventSub {
 
     async fn revoked(&mut self, r: Revocation) {
         warn!(kind = %r.kind, status = %r.status, "EventSub revoked a subscription");
-        let login = r.broadcaster_id.as_deref().and_then(|id| self.set.login_of(id));
+        let login = r
+            .broadcaster_id
+            .as_deref()
+            .and_then(|id| self.set.login_of(id));
         self.set.revoked(&r.subscription_id);
         self.publish(|_| {});
         let kind = EventKind::EventSubRevoked {

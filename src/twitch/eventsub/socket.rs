@@ -40,7 +40,9 @@ pub enum Received {
     Notification(Notification),
     Revocation(Revocation),
     /// A requested reconnect completed; `session_id` is the new socket's (normally the same).
-    Switched { session_id: String },
+    Switched {
+        session_id: String,
+    },
     /// The session is over (closed, silent, failed); a new one must be made.
     Ended(String),
 }
@@ -169,7 +171,11 @@ pub fn parse(text: &str) -> Result<Incoming, String> {
     match frame.metadata.message_type.as_str() {
         "session_welcome" => {
             let p: SessionPayload = serde_json::from_value(payload).map_err(field)?;
-            let secs = p.session.keepalive_timeout_seconds.unwrap_or(10).clamp(1, 600);
+            let secs = p
+                .session
+                .keepalive_timeout_seconds
+                .unwrap_or(10)
+                .clamp(1, 600);
             Ok(Incoming::Welcome {
                 session_id: checked_id(p.session.id, 256)?,
                 keepalive: Duration::from_secs(secs),
@@ -618,11 +624,7 @@ mod tests {
                 "broadcaster_user_id": "1", "broadcaster_user_login": "foo"}}),
         );
         assert!(parse(&long_id).is_err());
-        let welcome_without_id = frame(
-            "session_welcome",
-            None,
-            serde_json::json!({"session": {}}),
-        );
+        let welcome_without_id = frame("session_welcome", None, serde_json::json!({"session": {}}));
         assert!(parse(&welcome_without_id).is_err());
     }
 

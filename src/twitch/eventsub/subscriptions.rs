@@ -275,7 +275,9 @@ mod tests {
         set.want(vec![login("bar")]);
         let steps = converge(&mut set, &users);
         assert_eq!(steps.len(), 2, "{steps:?}");
-        assert!(steps.iter().all(|s| matches!(s, Step::Delete { key, .. } if key.0 == "1")));
+        assert!(steps
+            .iter()
+            .all(|s| matches!(s, Step::Delete { key, .. } if key.0 == "1")));
         assert_eq!((set.held(), set.wanted()), (2, 2));
     }
 
@@ -346,7 +348,9 @@ mod tests {
         let mut set = SubscriptionSet::default();
         set.want(vec![login("foo")]);
         converge(&mut set, &users);
-        let online = set.held[&("1".to_string(), SubKind::Online)].clone().unwrap();
+        let online = set.held[&("1".to_string(), SubKind::Online)]
+            .clone()
+            .unwrap();
         assert_eq!(set.revoked(&online), Some(("1".into(), SubKind::Online)));
         assert_eq!(set.revoked("unknown"), None);
         assert!(converge(&mut set, &users).is_empty());
