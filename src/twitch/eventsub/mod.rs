@@ -5,7 +5,8 @@
 //! one `stream.online` and one `stream.offline` subscription per wanted login (`subscriptions.rs`
 //! plans, `conduit.rs` makes the Helix requests, paced and within the app's cost limit), and
 //! passes notifications to the watcher as [`Pushed`]. The watcher stays the one owner of which
-//! logins are live.
+//! logins are live. Nothing is set up (no app token, conduit or socket) while no Twitch login
+//! is watched.
 //!
 //! A dropped socket (not a requested reconnect) means events may have been lost: after the new
 //! session's shard is assigned, the watcher is asked for one check of every login
@@ -170,6 +171,9 @@ impl EventSub {
     async fn run(mut self) {
         let mut attempt = 0;
         loop {
+            if !self.logins_wanted().await {
+                return;
+            }
             let started = Instant::now();
             let reason = match self.session().await {
                 End::Stopped => return,
@@ -186,6 +190,22 @@ impl EventSub {
                 _ = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// Waits until some login is watched (no conduit, socket or app token before); `false`
+    /// on shutdown.
+    async fn logins_wanted(&mut self) -> bool {
+        while self.wanted.borrow_and_update().is_empty() {
+            tokio::select! {
+                _ = self.shutdown.cancelled() => return false,
+                changed = self.wanted.changed() => {
+                    if changed.is_err() {
+                        return false;
+                    }
+                }
+            }
+        }
+        true
     }
 
     /// One session: conduit, socket, shard, then notifications and subscription changes until
