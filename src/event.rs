@@ -107,6 +107,27 @@ pub enum EventKind {
     },
     /// Live checks work again after [`EventKind::LiveCheckFailed`].
     LiveCheckRecovered,
+    /// EventSub sessions failed several times in a row: live streams are found by polling
+    /// Helix every `polling_secs` until EventSub works again.
+    EventSubDown {
+        reason: String,
+        polling_secs: u64,
+    },
+    /// EventSub works again after [`EventKind::EventSubDown`].
+    EventSubUp,
+    /// Twitch revoked an EventSub subscription (`stream.online`/`stream.offline`) of the
+    /// login; `reason` is Twitch's status (`user_removed`, `authorization_revoked`, …). The
+    /// login is still found by the Helix safety net.
+    EventSubRevoked {
+        subscription: String,
+        reason: String,
+    },
+    /// The app's EventSub cost limit stops new subscriptions: `held` of `wanted` are held;
+    /// the others are found by the Helix safety net only.
+    EventSubLimitReached {
+        held: usize,
+        wanted: usize,
+    },
     /// Bytes of a new part are being written; `file` is relative to recordings_dir.
     RecordingStarted {
         file: String,
@@ -288,6 +309,10 @@ impl EventKind {
             EventKind::StreamOffline { .. } => "StreamOffline",
             EventKind::LiveCheckFailed { .. } => "LiveCheckFailed",
             EventKind::LiveCheckRecovered => "LiveCheckRecovered",
+            EventKind::EventSubDown { .. } => "EventSubDown",
+            EventKind::EventSubUp => "EventSubUp",
+            EventKind::EventSubRevoked { .. } => "EventSubRevoked",
+            EventKind::EventSubLimitReached { .. } => "EventSubLimitReached",
             EventKind::RecordingStarted { .. } => "RecordingStarted",
             EventKind::RenditionWithheld { .. } => "RenditionWithheld",
             EventKind::RecordingGap { .. } => "RecordingGap",
@@ -338,6 +363,10 @@ impl EventKind {
                 | EventKind::DiskLow { .. }
                 | EventKind::LiveCheckFailed { .. }
                 | EventKind::LiveCheckRecovered
+                | EventKind::EventSubDown { .. }
+                | EventKind::EventSubUp
+                | EventKind::EventSubRevoked { .. }
+                | EventKind::EventSubLimitReached { .. }
                 | EventKind::AuthRequired { .. }
                 | EventKind::AuthCompleted { .. }
         )

@@ -24,7 +24,7 @@ pub use frontends::{Console, Discord, Slack};
 pub(crate) use lenient::lenient_string;
 pub use recording::Recording;
 pub use storage::Storage;
-pub use twitch::Twitch;
+pub use twitch::{DetectionMode, DetectionSetting, Twitch};
 pub use youtube::{AfterUpload, Privacy, Youtube};
 
 /// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.
@@ -409,7 +409,7 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 17] = [
+        let defaults: [(&str, &str, toml::Value); 18] = [
             // The tests' HLS origins are local servers.
             ("recording", "allow_private_sources", true.into()),
             // No VOD fills unless a test asks for them (they would look for VODs).
@@ -420,6 +420,7 @@ pub mod testing {
             ("twitch", "id_url", format!("{NOWHERE}/oauth2").into()),
             ("twitch", "gql_url", format!("{NOWHERE}/gql").into()),
             ("twitch", "usher_url", NOWHERE.into()),
+            ("twitch", "eventsub_ws_url", "ws://127.0.0.1:9/ws".into()),
             ("twitch", "irc_host", "127.0.0.1".into()),
             ("twitch", "irc_port", toml::Value::Integer(9)),
             ("twitch", "irc_tls", false.into()),

@@ -470,3 +470,65 @@ fn codecs_have_defaults_are_checked_and_shown() {
         assert!(err.message.contains(fragment), "{text}: {err}");
     }
 }
+
+#[test]
+fn live_detection_is_resolved_checked_and_shown() {
+    let creds = "[twitch]\nclient_id = \"cid\"\nclient_secret = \"s\"\n";
+    let c = parse("").unwrap();
+    assert_eq!(c.twitch.detection_mode(), DetectionMode::Probe);
+    assert_eq!(c.twitch.safety_net_interval_secs, 120);
+    assert_eq!(c.twitch.eventsub_ws_url, "wss://eventsub.wss.twitch.tv/ws");
+    let c = parse(creds).unwrap();
+    assert_eq!(c.twitch.detection_mode(), DetectionMode::EventSub);
+    let summary = c.summary();
+    assert!(
+        summary.contains(
+            "live detection:  EventSub (conduit over WebSocket at wss://eventsub.wss.twitch.tv/ws)"
+        ),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("every 120 s as the safety net"),
+        "{summary}"
+    );
+    let c = parse(&format!("{creds}live_detection = \"helix\"\n")).unwrap();
+    assert_eq!(c.twitch.detection_mode(), DetectionMode::Helix);
+    let c = parse(&format!("{creds}live_detection = \"probe\"\n")).unwrap();
+    assert_eq!(c.twitch.detection_mode(), DetectionMode::Probe);
+    for (text, key, fragment) in [
+        (
+            "[twitch]\nlive_detection = \"eventsub\"\n".to_string(),
+            "twitch.live_detection",
+            "client_id",
+        ),
+        (
+            "[twitch]\nlive_detection = \"helix\"\n".to_string(),
+            "twitch.live_detection",
+            "client_secret",
+        ),
+        (
+            "[twitch]\nlive_detection = \"push\"\n".to_string(),
+            "twitch.live_detection",
+            "unknown variant",
+        ),
+        (
+            format!("{creds}eventsub_ws_url = \"https://example.com/ws\"\n"),
+            "twitch.eventsub_ws_url",
+            "ws(s) address",
+        ),
+        (
+            format!("{creds}safety_net_interval_secs = 0\n"),
+            "twitch.safety_net_interval_secs",
+            "at least 1",
+        ),
+        (
+            format!("{creds}eventsub_changes_per_sec = 0\n"),
+            "twitch.eventsub_changes_per_sec",
+            "between 1 and 1000",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{text}: {err}");
+        assert!(err.message.contains(fragment), "{text}: {err}");
+    }
+}

@@ -46,6 +46,37 @@ pub struct Twitch {
     pub pending_auth_minutes: f64,
     /// Seconds between validations of the user token (Twitch requires at least hourly).
     pub validate_interval_secs: u64,
+    /// How live streams are detected: `auto`, `eventsub`, `helix` or `probe`.
+    pub live_detection: DetectionSetting,
+    /// The EventSub WebSocket (the conduit's shard 0 connects here).
+    pub eventsub_ws_url: String,
+    /// Seconds between Helix checks while EventSub is up (the safety net); while it is down,
+    /// `poll_interval_secs` applies.
+    pub safety_net_interval_secs: u64,
+    /// EventSub subscriptions created or deleted per second at most (each create costs a
+    /// Helix point; the app's bucket holds 800 a minute, shared with the `/streams` checks).
+    pub eventsub_changes_per_sec: u32,
+}
+
+/// `[twitch] live_detection` as written in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DetectionSetting {
+    /// EventSub with app credentials, otherwise probing.
+    #[default]
+    Auto,
+    Eventsub,
+    Helix,
+    Probe,
+}
+
+/// How live streams are detected, `auto` resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DetectionMode {
+    /// EventSub pushes, Helix polled as the safety net.
+    EventSub,
+    Helix,
+    Probe,
 }
 
 impl Default for Twitch {
@@ -71,6 +102,10 @@ impl Default for Twitch {
             scopes: vec!["chat:read".into()],
             pending_auth_minutes: 10.0,
             validate_interval_secs: 3600,
+            live_detection: DetectionSetting::Auto,
+            eventsub_ws_url: "wss://eventsub.wss.twitch.tv/ws".into(),
+            safety_net_interval_secs: 120,
+            eventsub_changes_per_sec: 10,
         }
     }
 }
@@ -83,6 +118,16 @@ impl Twitch {
                 .client_secret
                 .as_ref()
                 .is_some_and(|s| !s.expose().is_empty())
+    }
+
+    /// The detection in use: `auto` is EventSub with app credentials, probing without.
+    pub fn detection_mode(&self) -> DetectionMode {
+        match self.live_detection {
+            DetectionSetting::Auto if self.has_app_credentials() => DetectionMode::EventSub,
+            DetectionSetting::Auto | DetectionSetting::Probe => DetectionMode::Probe,
+            DetectionSetting::Eventsub => DetectionMode::EventSub,
+            DetectionSetting::Helix => DetectionMode::Helix,
+        }
     }
 
     pub fn poll_interval_secs(&self) -> u64 {
@@ -122,6 +167,7 @@ impl Twitch {
                 "must be a Twitch client id (letters and digits), such as the default TV app's",
             );
         }
+        self.validate_detection()?;
         if self.irc_host.trim().is_empty() {
             return fail("twitch.irc_host", "must not be empty");
         }
@@ -148,6 +194,42 @@ impl Twitch {
         Ok(())
     }
 
+    fn validate_detection(&self) -> Result<(), (String, String)> {
+        let needs_app = matches!(
+            self.live_detection,
+            DetectionSetting::Eventsub | DetectionSetting::Helix
+        );
+        if needs_app && !self.has_app_credentials() {
+            return fail(
+                "twitch.live_detection",
+                "\"eventsub\" and \"helix\" need the app credentials [twitch] client_id and \
+                 client_secret (or use \"auto\" or \"probe\")",
+            );
+        }
+        match url::Url::parse(&self.eventsub_ws_url) {
+            Ok(u) if matches!(u.scheme(), "ws" | "wss") && u.host_str().is_some() => {}
+            _ => {
+                return fail(
+                    "twitch.eventsub_ws_url",
+                    &format!("`{}` must be a ws(s) address", self.eventsub_ws_url),
+                )
+            }
+        }
+        if self.safety_net_interval_secs == 0 {
+            return fail(
+                "twitch.safety_net_interval_secs",
+                "must be at least 1 second",
+            );
+        }
+        if !(1..=1000).contains(&self.eventsub_changes_per_sec) {
+            return fail(
+                "twitch.eventsub_changes_per_sec",
+                "must be between 1 and 1000 (Helix's rate-limit headers are honoured whatever it is)",
+            );
+        }
+        Ok(())
+    }
+
     /// `av1,h265,h264`: the codecs as usher's `supported_codecs` takes them.
     pub fn supported_codecs_param(&self) -> String {
         self.supported_codecs
@@ -159,16 +241,22 @@ impl Twitch {
 
     /// The `check-config` text on how live streams are detected.
     pub(super) fn detection_summary(&self) -> String {
-        if self.has_app_credentials() {
-            format!(
+        match self.detection_mode() {
+            DetectionMode::EventSub => format!(
+                "EventSub (conduit over WebSocket at {}) with app credentials; Helix checked \
+                 every {} s as the safety net, every {} s while EventSub is down",
+                self.eventsub_ws_url,
+                self.safety_net_interval_secs,
+                self.poll_interval_secs()
+            ),
+            DetectionMode::Helix => format!(
                 "Helix with app credentials, every {} s (100 logins per request)",
                 self.poll_interval_secs()
-            )
-        } else {
-            format!(
+            ),
+            DetectionMode::Probe => format!(
                 "playlist probing without credentials, every {} s per login",
                 self.poll_interval_secs()
-            )
+            ),
         }
     }
 }

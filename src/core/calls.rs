@@ -51,6 +51,13 @@ impl Core {
             Call::ReleaseQuota { day, ack } => {
                 let _ = ack.send(self.store.release_quota(day).await);
             }
+            Call::SaveConduit { id, ack } => {
+                let saved = self
+                    .store
+                    .put_setting(super::store::EVENTSUB_CONDUIT, &id)
+                    .await;
+                let _ = ack.send(saved);
+            }
         }
     }
 

@@ -7,9 +7,11 @@ use recbot_commands::{Login, Source};
 use tracing::{error, info};
 
 use super::recording::EndedRecording;
-use super::reply::{LiveDetection, LiveOf};
+use super::reply::{EventSubNow, LiveDetection, LiveOf};
+use super::store::EVENTSUB_CONDUIT;
 use super::Core;
 use crate::event::{Event, EventKind};
+use crate::twitch::eventsub::EventSubLink;
 use crate::twitch::watcher;
 
 /// First wait before a stream whose recording ended is looked at again; long enough for
@@ -28,9 +30,28 @@ pub(super) fn recheck_delay(restarts: u32, poll_interval: Duration) -> Duration 
 }
 
 impl Core {
-    pub(super) fn start_watcher(&mut self) {
+    /// Starts the watcher; in EventSub mode with the conduit id stored before (a restart
+    /// reuses the conduit and its subscriptions).
+    pub(super) async fn start_watcher(&mut self) {
         let shutdown = self.shutdown.child_token();
-        let handle = watcher::spawn(&self.config, self.events(), shutdown, &self.workers);
+        let conduit_id = match self.store.setting(EVENTSUB_CONDUIT).await {
+            Ok(id) => id,
+            Err(e) => {
+                error!(error = %e, "cannot read the stored EventSub conduit id; making a new one");
+                None
+            }
+        };
+        let link = EventSubLink {
+            calls: self.calls(),
+            conduit_id,
+        };
+        let handle = watcher::spawn(
+            &self.config,
+            self.events(),
+            Some(link),
+            shutdown,
+            &self.workers,
+        );
         self.watcher = Some(handle);
     }
 
@@ -123,6 +144,16 @@ impl Core {
             let ago = (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0;
             (ago, status.last_check_requests)
         });
+        let eventsub = status.eventsub.map(|e| EventSubNow {
+            up: e.up,
+            held: e.held,
+            wanted: e.wanted,
+            full: e.full,
+            last_notification: e
+                .last_notification
+                .map(|at| (chrono::Utc::now() - at).num_milliseconds() as f64 / 1000.0),
+            last_error: e.last_error,
+        });
         Some(LiveDetection {
             mode: status.mode,
             interval_secs: status.interval_secs,
@@ -130,6 +161,7 @@ impl Core {
             watched: status.watched,
             last_check,
             last_error: status.last_error,
+            eventsub,
         })
     }
 

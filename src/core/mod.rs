@@ -39,8 +39,9 @@ use crate::work::{Call, Events};
 use calls::CheckedAdd;
 pub use outbox::{CoreStopped, OutboxState, Pending};
 pub use reply::{
-    AuthLink, ChatLine, Connected, DiskLevel, DiskReport, LiveDetection, LiveOf, LoginStatus,
-    Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus, StatusReport,
+    AuthLink, ChatLine, Connected, DiskLevel, DiskReport, EventSubNow, LiveDetection, LiveOf,
+    LoginStatus, Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus,
+    StatusReport,
 };
 use store::Store;
 pub use uploads::video_url;
@@ -289,7 +290,7 @@ impl Core {
             "state loaded"
         );
         let inbox = self.inbox.take().expect("spawned once");
-        self.start_watcher();
+        self.start_watcher().await;
         self.prime_viewer().await;
         self.start_recording().await;
         self.start_chat().await;

@@ -315,13 +315,29 @@ pub struct LoginStatus {
 /// The live watcher as a whole.
 #[derive(Debug, Clone)]
 pub struct LiveDetection {
-    /// `helix` or `probe`.
+    /// `eventsub`, `helix` or `probe`.
     pub mode: &'static str,
+    /// The poll interval now (with EventSub up: the safety net's).
     pub interval_secs: u64,
     pub live: usize,
     pub watched: usize,
     /// Seconds since the last full check, and the requests it needed.
     pub last_check: Option<(f64, u64)>,
+    pub last_error: Option<String>,
+    /// EventSub's part, in `eventsub` mode.
+    pub eventsub: Option<EventSubNow>,
+}
+
+/// EventSub as `status` shows it.
+#[derive(Debug, Clone)]
+pub struct EventSubNow {
+    pub up: bool,
+    pub held: usize,
+    pub wanted: usize,
+    /// The cost limit stops new subscriptions.
+    pub full: bool,
+    /// Seconds since the last notification.
+    pub last_notification: Option<f64>,
     pub last_error: Option<String>,
 }
 

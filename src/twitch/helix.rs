@@ -1,4 +1,5 @@
-//! Helix `GET /streams` for up to 100 logins per request, with the app token, honouring
+//! Helix with the app token: `GET /streams` for up to 100 logins per request here, and
+//! [`Helix::call`] for the other endpoints (`eventsub/`'s conduits and subscriptions), honouring
 //! Twitch's rate-limit headers: when `Ratelimit-Remaining` reaches 0 the next requests wait for
 //! `Ratelimit-Reset`; a 429 waits for the reset and retries (bounded). Requests for different
 //! batches may run at the same time (`&self`); they share the token and the rate-limit state.
@@ -21,6 +22,9 @@ pub const MAX_LOGINS_PER_REQUEST: usize = 100;
 const MAX_RESET_WAIT: Duration = Duration::from_secs(65);
 /// 429s in a row before the request is given up (the next poll cycle tries again).
 const MAX_429_RETRIES: u32 = 3;
+/// The largest Helix answer read: a page of 100 streams, users or subscriptions is tens of
+/// kilobytes; anything far beyond is not Helix.
+pub const MAX_BODY: usize = 2 * 1024 * 1024;
 
 /// One live stream as Helix describes it.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -39,6 +43,11 @@ pub struct HelixStream {
     /// `live` for live streams (reruns and premieres are gone from Helix, but check anyway).
     #[serde(default, rename = "type")]
     pub kind: String,
+}
+
+#[derive(Deserialize)]
+struct StreamsResponse {
+    data: Vec<HelixStream>,
 }
 
 #[derive(Deserialize)]
@@ -71,14 +80,67 @@ pub enum HelixError {
     Status { status: u16, detail: String },
     #[error("Helix kept answering 429 (rate limited)")]
     RateLimited,
+    #[error("Helix sent more than {MAX_BODY} bytes")]
+    TooLarge,
+    #[error("Helix sent an answer recbot cannot read: {0}")]
+    Malformed(String),
+}
+
+/// A Helix answer: its status and its body (at most [`MAX_BODY`] bytes).
+#[derive(Debug)]
+pub struct HelixAnswer {
+    pub status: StatusCode,
+    pub body: bytes::Bytes,
+}
+
+impl HelixAnswer {
+    /// The answer itself when it is a success, else the error naming its status.
+    pub fn ok(self) -> Result<HelixAnswer, HelixError> {
+        if self.status.is_success() {
+            return Ok(self);
+        }
+        Err(HelixError::Status {
+            status: self.status.as_u16(),
+            detail: self.detail(),
+        })
+    }
+
+    /// The body as `T`, or a clear error.
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, HelixError> {
+        serde_json::from_slice(&self.body).map_err(|e| HelixError::Malformed(e.to_string()))
+    }
+
+    /// The start of the body, for error messages (Helix errors are `{"message": …}`).
+    pub fn detail(&self) -> String {
+        String::from_utf8_lossy(&self.body)
+            .chars()
+            .take(200)
+            .collect()
+    }
+}
+
+/// The body of `response`, refused beyond [`MAX_BODY`].
+async fn read_bounded(mut response: reqwest::Response) -> Result<bytes::Bytes, HelixError> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_BODY as u64)
+    {
+        return Err(HelixError::TooLarge);
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(HelixError::TooLarge);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
 }
 
 #[derive(Debug)]
 pub struct Helix {
     http: reqwest::Client,
-    streams_url: String,
-    /// `helix_url` without a trailing `/`.
-    base: String,
+    base_url: String,
     client_id: String,
     /// Held while a token is fetched, so concurrent requests fetch one, not one each.
     token: tokio::sync::Mutex<AppToken>,
@@ -91,8 +153,7 @@ impl Helix {
     pub fn new(http: reqwest::Client, helix_url: &str, client_id: &str, token: AppToken) -> Helix {
         Helix {
             http,
-            streams_url: format!("{}/streams", helix_url.trim_end_matches('/')),
-            base: helix_url.trim_end_matches('/').to_string(),
+            base_url: helix_url.trim_end_matches('/').to_string(),
             client_id: client_id.to_string(),
             token: tokio::sync::Mutex::new(token),
             blocked_until: Mutex::new(None),
@@ -112,52 +173,69 @@ impl Helix {
         let mut query: Vec<(&str, &str)> =
             logins.iter().map(|l| ("user_login", l.as_str())).collect();
         query.push(("first", "100"));
-        self.get(&self.streams_url, &query).await
+        let answer = self
+            .call(reqwest::Method::GET, "streams", &query, None)
+            .await?;
+        Ok(answer.ok()?.json::<StreamsResponse>()?.data)
     }
 
     /// `login`'s user id (`GET /users`); `None` when there is no such user.
     pub async fn user_id(&self, login: &Login) -> Result<Option<String>, HelixError> {
-        let url = format!("{}/users", self.base);
-        let users: Vec<HelixUser> = self.get(&url, &[("login", login.as_str())]).await?;
+        let answer = self
+            .call(
+                reqwest::Method::GET,
+                "users",
+                &[("login", login.as_str())],
+                None,
+            )
+            .await?;
+        let users = answer.ok()?.json::<DataResponse<HelixUser>>()?.data;
         Ok(users.into_iter().next().map(|u| u.id))
     }
 
     /// The newest archived broadcasts (VODs) of user `user_id`, newest first.
     pub async fn archives(&self, user_id: &str) -> Result<Vec<HelixVideo>, HelixError> {
-        let url = format!("{}/videos", self.base);
         let query = [
             ("user_id", user_id),
             ("type", "archive"),
             ("sort", "time"),
             ("first", "20"),
         ];
-        self.get(&url, &query).await
+        let answer = self
+            .call(reqwest::Method::GET, "videos", &query, None)
+            .await?;
+        Ok(answer.ok()?.json::<DataResponse<HelixVideo>>()?.data)
     }
 
-    /// A GET of a Helix list (`{"data": […]}`) with the app token: a 401 gets a new token
-    /// once, 429s wait for the bucket (bounded).
-    async fn get<T: serde::de::DeserializeOwned>(
+    /// One Helix request to `{helix_url}/{path}` with the app token: a 401 renews the token
+    /// once, a 429 waits for `Ratelimit-Reset` (bounded), the body is read up to
+    /// [`MAX_BODY`]. Other statuses are the caller's to judge.
+    pub async fn call(
         &self,
-        url: &str,
+        method: reqwest::Method,
+        path: &str,
         query: &[(&str, &str)],
-    ) -> Result<Vec<T>, HelixError> {
+        body: Option<&serde_json::Value>,
+    ) -> Result<HelixAnswer, HelixError> {
+        let url = format!("{}/{path}", self.base_url);
         let mut refreshed = false;
         let mut limited = 0;
         loop {
             self.wait_for_bucket().await;
             let token = self.token.lock().await.get().await?;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = self
+            let mut request = self
                 .http
-                .get(url)
+                .request(method.clone(), &url)
                 .query(query)
                 .header("Client-Id", &self.client_id)
-                .bearer_auth(token.expose())
-                .send()
-                .await?;
+                .bearer_auth(token.expose());
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let response = request.send().await?;
             self.note_rate_limit(response.headers());
             match response.status() {
-                s if s.is_success() => return Ok(response.json::<DataResponse<T>>().await?.data),
                 StatusCode::UNAUTHORIZED if !refreshed => {
                     debug!("Helix rejected the app token; requesting a new one");
                     self.token.lock().await.invalidate();
@@ -173,12 +251,9 @@ impl Helix {
                     self.block_until(Some(reset));
                 }
                 StatusCode::TOO_MANY_REQUESTS => return Err(HelixError::RateLimited),
-                s => {
-                    let detail: String = response.text().await.unwrap_or_default();
-                    return Err(HelixError::Status {
-                        status: s.as_u16(),
-                        detail: detail.chars().take(200).collect(),
-                    });
+                status => {
+                    let body = read_bounded(response).await?;
+                    return Ok(HelixAnswer { status, body });
                 }
             }
         }

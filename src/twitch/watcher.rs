@@ -7,6 +7,14 @@
 //! when checks keep failing (wrong credentials, Twitch down).
 //!
 //! A failed check changes nothing: a login whose check failed keeps its last known state.
+//!
+//! With EventSub (`live_detection = "eventsub"`, or `auto` with app credentials) the watcher
+//! also starts the EventSub task (`eventsub/`) and takes its [`Pushed`] notifications:
+//! `stream.online` is reported as `LiveDetected` at once (title and game follow from a Helix
+//! check of that login), `stream.offline` as `StreamOffline`. Helix is still polled as the
+//! safety net, every `safety_net_interval_secs` while EventSub is up and every
+//! `poll_interval_secs` while it is down. Helix lags EventSub by up to a minute or two, so for
+//! [`HELIX_LAG`] after a push a poll that contradicts it is not believed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -22,10 +30,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
 use super::app_token::AppToken;
+use super::eventsub::{self, EventSubLink, EventSubStatus, Pushed};
 use super::helix::{Helix, MAX_LOGINS_PER_REQUEST};
 use super::metadata::{Metadata, BATCH};
 use super::playback::{Master, Playback};
 use crate::config::Config;
+use crate::config::DetectionMode;
 use crate::event::EventKind;
 use crate::work::Events;
 
@@ -38,6 +48,10 @@ const RECHECK_QUEUE: usize = 64;
 /// Helix requests in flight at once: 10 000 logins are 100 requests, too slow one by one for
 /// a 10 s poll interval.
 const HELIX_CONCURRENCY: usize = 4;
+/// How long after an EventSub push a Helix answer saying otherwise is taken for Helix's lag.
+const HELIX_LAG: Duration = Duration::from_secs(120);
+/// EventSub pushes waiting for the watcher.
+const PUSHED_QUEUE: usize = 256;
 
 /// A recheck: forget `login`'s stream (`stream_id`, or whatever it is when `None`) at the
 /// first check after the instant.
@@ -57,8 +71,9 @@ pub struct LiveInfo {
 /// The watcher's state as `status` shows it.
 #[derive(Debug, Clone, Default)]
 pub struct WatcherStatus {
-    /// `helix` or `probe`.
+    /// `eventsub`, `helix` or `probe`.
     pub mode: &'static str,
+    /// The current poll interval (with EventSub: the safety net's while it is up).
     pub interval_secs: u64,
     pub watched: usize,
     pub live: BTreeMap<Login, LiveInfo>,
@@ -66,6 +81,8 @@ pub struct WatcherStatus {
     /// Requests the last full check needed.
     pub last_check_requests: u64,
     pub last_error: Option<String>,
+    /// EventSub's part, in `eventsub` mode.
+    pub eventsub: Option<EventSubStatus>,
 }
 
 /// Tells the watcher what to watch and reads its status.
@@ -74,6 +91,7 @@ pub struct WatcherHandle {
     wanted: Arc<watch::Sender<Vec<Login>>>,
     status: watch::Receiver<WatcherStatus>,
     recheck: mpsc::Sender<Recheck>,
+    eventsub: Option<watch::Receiver<EventSubStatus>>,
 }
 
 impl WatcherHandle {
@@ -89,7 +107,9 @@ impl WatcherHandle {
     }
 
     pub fn status(&self) -> WatcherStatus {
-        self.status.borrow().clone()
+        let mut status = self.status.borrow().clone();
+        status.eventsub = self.eventsub.as_ref().map(|e| e.borrow().clone());
+        status
     }
 
     /// `f` of the current status, without copying it (the status is locked while `f` runs,
@@ -123,6 +143,7 @@ impl WatcherHandle {
             wanted: Arc::new(wanted),
             status,
             recheck,
+            eventsub: None,
         };
         (handle, status_tx, rechecks)
     }
@@ -145,7 +166,7 @@ struct Observed {
 // One per watcher, made once.
 #[allow(clippy::large_enum_variant)]
 enum Detector {
-    Helix(Box<Helix>),
+    Helix(Arc<Helix>),
     Probe {
         playback: Playback,
         metadata: Metadata,
@@ -156,9 +177,9 @@ impl Detector {
     fn new(config: &Config, http: reqwest::Client) -> Detector {
         let t = &config.twitch;
         match (&t.client_id, &t.client_secret) {
-            (Some(id), Some(secret)) if t.has_app_credentials() => {
+            (Some(id), Some(secret)) if t.detection_mode() != DetectionMode::Probe => {
                 let token = AppToken::new(http.clone(), &t.id_url, id, secret.clone());
-                Detector::Helix(Box::new(Helix::new(http, &t.helix_url, id, token)))
+                Detector::Helix(Arc::new(Helix::new(http, &t.helix_url, id, token)))
             }
             _ => Detector::Probe {
                 playback: Playback::new(http.clone(), t)
@@ -394,10 +415,12 @@ fn merge(info: &mut LiveInfo, seen: Observed) -> Option<EventKind> {
     })
 }
 
-/// Starts the watcher task on `tracker`; it stops when `shutdown` is cancelled.
+/// Starts the watcher task on `tracker`; it stops when `shutdown` is cancelled. `eventsub`:
+/// what the EventSub task needs from the core (it runs in `eventsub` mode only).
 pub fn spawn(
     config: &Config,
     events: Events,
+    eventsub: Option<EventSubLink>,
     shutdown: CancellationToken,
     tracker: &TaskTracker,
 ) -> WatcherHandle {
@@ -407,17 +430,42 @@ pub fn spawn(
         .build()
         .expect("a TLS-capable HTTP client");
     let detector = Detector::new(config, http);
-    let interval = Duration::from_secs(config.twitch.poll_interval_secs());
+    let intervals = Intervals {
+        poll: Duration::from_secs(config.twitch.poll_interval_secs()),
+        safety_net: Duration::from_secs(config.twitch.safety_net_interval_secs),
+    };
     let (wanted_tx, wanted_rx) = watch::channel(Vec::new());
     let (recheck_tx, recheck_rx) = mpsc::channel(RECHECK_QUEUE);
+    let (pushed_tx, pushed_rx) = mpsc::channel(PUSHED_QUEUE);
+    let pushing = match (&detector, eventsub) {
+        (Detector::Helix(helix), Some(link))
+            if config.twitch.detection_mode() == DetectionMode::EventSub =>
+        {
+            Some(eventsub::spawn(
+                helix.clone(),
+                &config.twitch,
+                link,
+                wanted_rx.clone(),
+                pushed_tx,
+                events.clone(),
+                shutdown.clone(),
+                tracker,
+            ))
+        }
+        _ => None,
+    };
+    let mode = match pushing {
+        Some(_) => "eventsub",
+        None => detector.mode(),
+    };
     let (status_tx, status_rx) = watch::channel(WatcherStatus {
-        mode: detector.mode(),
-        interval_secs: interval.as_secs(),
+        mode,
+        interval_secs: intervals.poll.as_secs(),
         ..Default::default()
     });
     info!(
-        mode = detector.mode(),
-        interval_secs = interval.as_secs(),
+        mode,
+        interval_secs = intervals.poll.as_secs(),
         "live watcher started"
     );
     let watcher = Watcher {
@@ -428,13 +476,34 @@ pub fn spawn(
         failed_cycles: 0,
         reported_failure: false,
         recheck_at: HashMap::new(),
+        intervals,
+        pushing: pushing.is_some(),
+        eventsub_up: false,
+        pushed_at: HashMap::new(),
     };
-    tracker.spawn(watcher.run(wanted_rx, recheck_rx, interval, shutdown));
+    tracker.spawn(watcher.run(wanted_rx, recheck_rx, pushed_rx, shutdown));
     WatcherHandle {
         wanted: Arc::new(wanted_tx),
         status: status_rx,
         recheck: recheck_tx,
+        eventsub: pushing,
     }
+}
+
+/// The poll intervals: normal, and the safety net's while EventSub is up.
+#[derive(Debug, Clone, Copy)]
+struct Intervals {
+    poll: Duration,
+    safety_net: Duration,
+}
+
+/// The last EventSub push about a login: online (with the stream) or offline (with the
+/// stream that ended), and when.
+#[derive(Debug, Clone)]
+struct LastPush {
+    online: bool,
+    stream_id: Option<String>,
+    at: Instant,
 }
 
 struct Watcher {
@@ -447,6 +516,11 @@ struct Watcher {
     /// Logins to forget (and so report again if live) at the first check after the instant;
     /// with a stream id, only while that stream is the one known.
     recheck_at: HashMap<Login, (Option<String>, Instant)>,
+    intervals: Intervals,
+    /// EventSub runs beside the polls.
+    pushing: bool,
+    eventsub_up: bool,
+    pushed_at: HashMap<Login, LastPush>,
 }
 
 impl Watcher {
@@ -454,9 +528,10 @@ impl Watcher {
         mut self,
         mut wanted: watch::Receiver<Vec<Login>>,
         mut recheck: mpsc::Receiver<Recheck>,
-        interval: Duration,
+        mut pushed: mpsc::Receiver<Pushed>,
         shutdown: CancellationToken,
     ) {
+        let mut last_cycle = Instant::now();
         let mut next_cycle = Instant::now();
         let mut checked: Vec<Login> = Vec::new();
         loop {
@@ -464,6 +539,13 @@ impl Watcher {
                 _ = shutdown.cancelled() => return,
                 Some((login, stream_id, at)) = recheck.recv() => {
                     self.recheck_at.insert(login, (stream_id, at));
+                }
+                Some(push) = pushed.recv(), if self.pushing => {
+                    let now_due = self.pushed(push, &checked, &shutdown).await;
+                    next_cycle = match now_due {
+                        true => Instant::now(),
+                        false => last_cycle + self.interval(),
+                    };
                 }
                 _ = tokio::time::sleep_until(next_cycle) => {
                     let logins = wanted.borrow_and_update().clone();
@@ -474,7 +556,8 @@ impl Watcher {
                         _ = self.cycle(&logins, true) => {}
                     }
                     checked = logins;
-                    next_cycle = Instant::now() + interval;
+                    last_cycle = Instant::now();
+                    next_cycle = last_cycle + self.interval();
                 }
                 changed = wanted.changed() => {
                     if changed.is_err() {
@@ -482,6 +565,7 @@ impl Watcher {
                     }
                     let logins = wanted.borrow_and_update().clone();
                     self.known.retain(|login, _| logins.binary_search(login).is_ok());
+                    self.pushed_at.retain(|login, _| logins.binary_search(login).is_ok());
                     self.status.send_modify(|s| s.watched = logins.len());
                     let added: Vec<Login> = logins
                         .iter()
@@ -499,6 +583,114 @@ impl Watcher {
                 }
             }
         }
+    }
+
+    /// The poll interval now: the safety net's while EventSub is up.
+    fn interval(&self) -> Duration {
+        match self.eventsub_up {
+            true => self.intervals.safety_net,
+            false => self.intervals.poll,
+        }
+    }
+
+    /// Takes one EventSub push about the `watched` logins; `true` when every login is to be
+    /// checked now.
+    async fn pushed(
+        &mut self,
+        push: Pushed,
+        watched: &[Login],
+        shutdown: &CancellationToken,
+    ) -> bool {
+        match push {
+            Pushed::Up | Pushed::Down => {
+                self.eventsub_up = push == Pushed::Up;
+                let interval = self.interval().as_secs();
+                self.status.send_modify(|s| s.interval_secs = interval);
+                false
+            }
+            Pushed::CheckAll => true,
+            Pushed::Online {
+                login,
+                stream_id,
+                started_at,
+            } => {
+                if watched.binary_search(&login).is_err() {
+                    return false;
+                }
+                let observed = Observed {
+                    stream_id: Some(stream_id.clone()),
+                    started_at,
+                    ..Observed::default()
+                };
+                self.note_push(&login, true, Some(stream_id));
+                let events = diff(
+                    &mut self.known,
+                    Observations::from([(login.clone(), Some(observed))]),
+                    Utc::now(),
+                );
+                let detected = events
+                    .iter()
+                    .any(|(_, k)| matches!(k, EventKind::LiveDetected { .. }));
+                for (login, kind) in events {
+                    self.events.emit(Some(login), kind).await;
+                }
+                self.publish_status(0, None, false);
+                if detected {
+                    // Title and game: Helix knows them, unless it still lags.
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = self.cycle(std::slice::from_ref(&login), false) => {}
+                    }
+                }
+                false
+            }
+            Pushed::Offline { login, stream_id } => {
+                let Some(info) = self.known.get(&login) else {
+                    return false;
+                };
+                let same = match (&stream_id, &info.stream_id) {
+                    (Some(pushed), Some(known)) => pushed == known,
+                    _ => true,
+                };
+                if same {
+                    let info = self.known.remove(&login).expect("known");
+                    self.note_push(&login, false, info.stream_id.clone());
+                    let offline = EventKind::StreamOffline {
+                        stream_id: info.stream_id,
+                    };
+                    self.events.emit(Some(login), offline).await;
+                    self.publish_status(0, None, false);
+                }
+                false
+            }
+        }
+    }
+
+    fn note_push(&mut self, login: &Login, online: bool, stream_id: Option<String>) {
+        let push = LastPush {
+            online,
+            stream_id,
+            at: Instant::now(),
+        };
+        self.pushed_at.insert(login.clone(), push);
+    }
+
+    /// Drops what Helix says against a recent push: offline right after `stream.online`, or
+    /// the ended stream still live right after `stream.offline` (Helix lags).
+    fn believe(&mut self, observed: &mut Observations) {
+        let now = Instant::now();
+        self.pushed_at
+            .retain(|_, p| now.duration_since(p.at) < HELIX_LAG);
+        observed.retain(|login, seen| {
+            let Some(push) = self.pushed_at.get(login) else {
+                return true;
+            };
+            match (push.online, seen) {
+                (true, None) => false,
+                (false, Some(seen)) => seen.stream_id.is_none() || seen.stream_id != push.stream_id,
+                _ => true,
+            }
+        });
     }
 
     /// Checks `logins`, emits what changed, updates the status. `full` cycles also count
@@ -526,7 +718,10 @@ impl Watcher {
             }
             self.recheck_at.remove(login);
         }
-        let (observed, requests, errors) = self.detector.observe(logins).await;
+        let (mut observed, requests, errors) = self.detector.observe(logins).await;
+        if self.pushing {
+            self.believe(&mut observed);
+        }
         for (login, kind) in diff(&mut self.known, observed, Utc::now()) {
             self.events.emit(Some(login), kind).await;
         }

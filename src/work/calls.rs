@@ -56,6 +56,12 @@ pub(crate) enum Call {
         day: NaiveDate,
         ack: oneshot::Sender<Result<()>>,
     },
+    /// Keep the EventSub conduit's id (a new conduit was created), so that the next start
+    /// reuses the conduit and its subscriptions.
+    SaveConduit {
+        id: String,
+        ack: oneshot::Sender<Result<()>>,
+    },
 }
 
 /// The workers' handle for [`Call`]s. Every method waits for the core's acknowledgement.
@@ -111,6 +117,11 @@ impl Calls {
     /// ledger resets.
     pub async fn reserve_quota(&self) -> Result<Reservation> {
         self.call(|ack| Call::ReserveQuota { ack }).await
+    }
+
+    /// Stores the EventSub conduit's id; returns once it is persisted.
+    pub async fn save_conduit_id(&self, id: String) -> Result<()> {
+        self.call(|ack| Call::SaveConduit { id, ack }).await
     }
 
     /// Gives back a reservation of `day` that YouTube never charged.

@@ -2,7 +2,7 @@
 //! the core, the only writer; every method is one short transaction.
 //!
 //! Each area of the state has its trait and its backend-independent row types in a file named
-//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`); [`Backend`]
+//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`, `settings`); [`Backend`]
 //! gathers them. [`Store`] is the cheap-clone handle the core and the workers hold: it derefs
 //! to the backend, so `store.watch(login).await` calls the trait method. The SQLite
 //! implementation (the embedded default: WAL mode, embedded migrations run at start) is in
@@ -21,6 +21,7 @@ use crate::archive::files::create_private_dir_all;
 mod events;
 mod outbox;
 mod recordings;
+mod settings;
 mod sqlite;
 #[cfg(test)]
 mod suite;
@@ -32,6 +33,7 @@ mod watches;
 pub use events::{clamp_non_finite, EventLog, LogPage};
 pub use outbox::{Outbox, PostedMessage};
 pub use recordings::{PartRow, Recordings, SessionRow, SessionTotals};
+pub use settings::{Settings, EVENTSUB_CONDUIT};
 pub use tokens::{StoredToken, Tokens};
 pub use uploads::{
     Cleanup, JobState, NewUploadJob, QuotaLedger, UploadJob, UploadJobs, WaitReason,
@@ -51,6 +53,7 @@ pub trait Backend:
     + QuotaLedger
     + Tokens
     + VodFills
+    + Settings
     + fmt::Debug
     + std::any::Any
     + Send

@@ -9,7 +9,7 @@ use recbot_commands::{Login, Quality, Source};
 
 use super::{
     clamp_non_finite, JobState, NewUploadJob, PostedMessage, SessionTotals, Store, StoredToken,
-    WaitReason, Watch,
+    WaitReason, Watch, EVENTSUB_CONDUIT,
 };
 use crate::event::{Event, EventKind, Room};
 use crate::secret::Secret;
@@ -58,6 +58,7 @@ macro_rules! store_suite {
             a_token_set_is_replaced_whole,
             a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends,
             a_pending_vod_fill_survives_reopening_until_removed,
+            settings_are_replaced_and_survive_reopening,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -665,4 +666,19 @@ pub(crate) async fn a_pending_vod_fill_survives_reopening_until_removed(h: &dyn 
     store.remove_vod_fill(s1).await.unwrap();
     let rows = store.vod_fills().await.unwrap();
     assert_eq!(rows.iter().map(|r| r.session).collect::<Vec<_>>(), [s2]);
+}
+
+pub(crate) async fn settings_are_replaced_and_survive_reopening(h: &dyn Harness) {
+    let store = h.open().await;
+    assert_eq!(store.setting(EVENTSUB_CONDUIT).await.unwrap(), None);
+    store.put_setting(EVENTSUB_CONDUIT, "c-1").await.unwrap();
+    store.put_setting(EVENTSUB_CONDUIT, "c-2").await.unwrap();
+    store.put_setting("other", "x").await.unwrap();
+    store.close().await;
+    let store = h.open().await;
+    assert_eq!(
+        store.setting(EVENTSUB_CONDUIT).await.unwrap().as_deref(),
+        Some("c-2")
+    );
+    assert_eq!(store.setting("other").await.unwrap().as_deref(), Some("x"));
 }

@@ -34,6 +34,10 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::StreamOffline { .. }
         | K::LiveCheckFailed { .. }
         | K::LiveCheckRecovered => live_line(&w, kind),
+        K::EventSubDown { .. }
+        | K::EventSubUp
+        | K::EventSubRevoked { .. }
+        | K::EventSubLimitReached { .. } => eventsub_line(&w, kind),
         K::RecordingStarted { .. }
         | K::RenditionWithheld { .. }
         | K::RecordingGap { .. }
@@ -134,7 +138,11 @@ fn live_line(w: &Words, kind: &EventKind) -> String {
             latency_secs,
             ..
         } => {
-            let mut line = format!("🔴 {login} is live: {}", w.u(title));
+            // EventSub reports a stream before its title is known (a StreamUpdated follows).
+            let mut line = match title.is_empty() {
+                true => format!("🔴 {login} is live"),
+                false => format!("🔴 {login} is live: {}", w.u(title)),
+            };
             if let Some(game) = game {
                 line.push_str(&format!(" [{}]", w.u(game)));
             }
@@ -162,6 +170,35 @@ fn live_line(w: &Words, kind: &EventKind) -> String {
         }
         EventKind::LiveCheckRecovered => "live checks work again".to_string(),
         other => not_in_group("live", other),
+    }
+}
+
+/// EventSub (pushed live detection) going down, coming back, and what it cannot watch.
+fn eventsub_line(w: &Words, kind: &EventKind) -> String {
+    let login = w.login;
+    match kind {
+        EventKind::EventSubDown {
+            reason,
+            polling_secs,
+        } => format!(
+            "⚠ EventSub is down; checking Helix every {polling_secs} s meanwhile: {}",
+            w.u(reason)
+        ),
+        EventKind::EventSubUp => "EventSub works again; live streams are pushed".to_string(),
+        EventKind::EventSubRevoked {
+            subscription,
+            reason,
+        } => format!(
+            "⚠ {login}: Twitch revoked the {} subscription ({}); only the slower Helix checks \
+             watch it now",
+            w.u(subscription),
+            w.u(reason)
+        ),
+        EventKind::EventSubLimitReached { held, wanted } => format!(
+            "⚠ EventSub's subscription limit is reached: {held} of {wanted} subscriptions held; \
+             the other logins are found by the slower Helix checks only"
+        ),
+        other => not_in_group("eventsub", other),
     }
 }
 

@@ -7,7 +7,7 @@ use super::replies::{describe_source, options};
 use super::Markup;
 use crate::chat::{ChatIdentity, ChatStatus};
 use crate::core::{
-    ChatLine, DiskLevel, DiskReport, LiveDetection, LiveOf, LoginStatus, RecordingNow,
+    ChatLine, DiskLevel, DiskReport, EventSubNow, LiveDetection, LiveOf, LoginStatus, RecordingNow,
     ServiceStatus, StatusReport,
 };
 use crate::format::{duration, size};
@@ -87,12 +87,22 @@ fn login(l: &LoginStatus, markup: Markup) -> String {
     text
 }
 
-/// `live detection: helix every 10 s, 2 of 5 live, last check 3s ago (1 requests)`
+/// `live detection: helix every 10 s, 2 of 5 live, last check 3s ago (1 requests)`; with
+/// EventSub: `live detection: EventSub up (2000 of 2000 subscriptions, last notification 4s
+/// ago), Helix safety net every 120 s, …`.
 fn live_detection(d: &LiveDetection) -> String {
-    let mut line = format!(
-        "live detection: {} every {} s, {} of {} live",
-        d.mode, d.interval_secs, d.live, d.watched
-    );
+    let mut line = match &d.eventsub {
+        Some(e) => format!(
+            "live detection: {}, {} of {} live",
+            eventsub_now(e, d.interval_secs),
+            d.live,
+            d.watched
+        ),
+        None => format!(
+            "live detection: {} every {} s, {} of {} live",
+            d.mode, d.interval_secs, d.live, d.watched
+        ),
+    };
     if let Some((ago, requests)) = d.last_check {
         line.push_str(&format!(
             ", last check {} ago ({} requests)",
@@ -104,6 +114,26 @@ fn live_detection(d: &LiveDetection) -> String {
         line.push_str(&format!(", failing: {error}"));
     }
     line
+}
+
+fn eventsub_now(e: &EventSubNow, interval_secs: u64) -> String {
+    let mut subs = format!("{} of {} subscriptions", e.held, e.wanted);
+    if e.full {
+        subs.push_str(", cost limit reached");
+    }
+    match e.last_notification {
+        Some(ago) => subs.push_str(&format!(", last notification {} ago", duration(ago))),
+        None => subs.push_str(", no notification yet"),
+    }
+    if e.up {
+        return format!("EventSub up ({subs}), Helix safety net every {interval_secs} s");
+    }
+    let why = e
+        .last_error
+        .as_deref()
+        .map(|err| format!(": {err}"))
+        .unwrap_or_default();
+    format!("EventSub down{why} ({subs}); polling Helix every {interval_secs} s")
 }
 
 /// `live since 2026-01-01 10:00 UTC: "title" [game], 1234 viewers` for one login.

@@ -113,6 +113,13 @@ fn watcher(config: &Config) -> (Watcher, mpsc::Receiver<Event>) {
         failed_cycles: 0,
         reported_failure: false,
         recheck_at: HashMap::new(),
+        intervals: Intervals {
+            poll: Duration::from_secs(10),
+            safety_net: Duration::from_secs(120),
+        },
+        pushing: false,
+        eventsub_up: false,
+        pushed_at: HashMap::new(),
     };
     (watcher, rx)
 }
@@ -312,7 +319,7 @@ async fn the_running_watcher_checks_new_logins_at_once_and_polls() {
     let events = Events::new(tx);
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let handle = spawn(&config, events, shutdown.clone(), &tracker);
+    let handle = spawn(&config, events, None, shutdown.clone(), &tracker);
     // Let the first (empty) cycle pass, then add a login: it must be checked well before the
     // next poll.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -403,7 +410,7 @@ async fn shutdown_does_not_wait_for_a_slow_cycle() {
     let (tx, _rx) = mpsc::channel(16);
     let shutdown = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let handle = spawn(&config, Events::new(tx), shutdown.clone(), &tracker);
+    let handle = spawn(&config, Events::new(tx), None, shutdown.clone(), &tracker);
     handle.set_wanted(vec![login("foo")]);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let started = std::time::Instant::now();

@@ -14,6 +14,7 @@ use super::create_private_dir_all;
 mod events;
 mod outbox;
 mod recordings;
+mod settings;
 mod tokens;
 mod uploads;
 mod vod_fills;
