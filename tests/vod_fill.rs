@@ -42,6 +42,7 @@ fn vod(origin_started: chrono::DateTime<Utc>) -> Vod {
         processing_looks: 0,
         listed: 4,
         created_at: origin_started,
+        fmp4: false,
     }
 }
 
@@ -183,4 +184,154 @@ async fn with_vod_fill_off_nothing_is_fetched() {
     }
     assert_eq!(part_sidecar(dir.path()).gaps.len(), 1);
     bot.stop().await;
+}
+
+/// The VOD segments (of `seg` seconds, numbered from 0) overlapping the broadcast span
+/// `from..to`, worked out here independently of recbot's alignment.
+fn vod_segments_over(from: f64, to: f64, seg: f64) -> std::ops::RangeInclusive<u64> {
+    let first = (from / seg + 1e-6).floor() as u64;
+    let last = ((to / seg) - 1e-6).ceil() as u64 - 1;
+    first..=last
+}
+
+fn names_in(folder: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(folder)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The issue's crash case end to end: a real `recbot` process recording `foo` (seen live by
+/// its own Helix watcher) is killed with SIGKILL mid-broadcast and started again while the
+/// broadcast goes on. Part 1 is recovered from its `.part`, the session continues in part 2,
+/// and the segments the live playlist dropped meanwhile are a gap placed in the broadcast.
+/// Once the broadcast ends the gap is filled from the VOD: the fill file is byte for byte the
+/// VOD segments covering exactly the missing segments' broadcast time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_mid_broadcast_is_filled_from_the_vod_byte_exact() {
+    use support::binary::Running;
+    use support::origin::segment_bytes;
+
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 48,
+        helix_id: Some("s1".into()),
+        ..Default::default()
+    };
+    let (seg, body_len) = (stream.seg_duration, stream.body_len);
+    origin.go_live("foo", stream);
+    // The VOD: 1 s segments (Twitch's are 10 s), fully processed.
+    origin.publish_vod(
+        "foo",
+        Vod {
+            segments: 12,
+            listed: 12,
+            ..vod(Utc::now())
+        },
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("recbot.toml");
+    std::fs::write(
+        &config,
+        recbot::config::testing::offline(&format!(
+            "[storage]\ndata_dir = {:?}\n[recording]\nvod_fill = true\nvod_fill_poll_secs = 0.2\n\
+             vod_fill_wait_minutes = 0.5\n{}poll_interval_secs = 1\noffline_grace_secs = 1\n\
+             client_id = \"cid\"\nclient_secret = \"secret\"\n{}",
+            dir.path().join("data"),
+            origin.twitch_config(),
+            origin.helix_config(),
+        )),
+    )
+    .unwrap();
+    let folder = dir.path().join("data/recordings/foo");
+
+    let mut bot = Running::start(&config);
+    bot.wait_for("started, watching 0").await;
+    bot.send("add foo");
+    bot.wait_for("⏺ foo: recording").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    bot.child.kill().unwrap(); // SIGKILL
+    bot.child.wait().unwrap();
+    assert!(
+        names_in(&folder).iter().any(|n| n.ends_with(".ts.part")),
+        "{:?}",
+        names_in(&folder)
+    );
+    // Down for longer than the live playlist's 2 s window: what it listed meanwhile is lost.
+    tokio::time::sleep(Duration::from_millis(3000)).await;
+
+    let mut bot = Running::start(&config);
+    let line = bot.wait_for("(recovered after a crash)").await;
+    assert!(line.contains("foo: part 1 finished"), "{line}");
+    bot.wait_for("⏺ foo: recording part 2").await;
+    let line = bot.wait_for("filled from the VOD").await;
+    assert!(line.contains("part 2"), "{line}");
+    bot.child.kill().unwrap();
+    bot.child.wait().unwrap();
+
+    let names = names_in(&folder);
+    let sidecar_of = |part: u32| -> Sidecar {
+        names
+            .iter()
+            .filter(|n| n.ends_with(".json"))
+            .map(|n| serde_json::from_slice::<Sidecar>(&std::fs::read(folder.join(n)).unwrap()))
+            .map(Result::unwrap)
+            .find(|s| s.part == part)
+            .unwrap_or_else(|| panic!("no sidecar of part {part} in {names:?}"))
+    };
+    let (first, second) = (sidecar_of(1), sidecar_of(2));
+    assert!(first.recovered);
+    // Part 1 holds whole segments from the first on, up to its last_segment.
+    let last = first
+        .last_segment
+        .expect("part 1 says where it stopped")
+        .sequence;
+    let want: Vec<u8> = (0..=last)
+        .flat_map(|s| segment_bytes("foo", s, body_len))
+        .collect();
+    assert!(
+        std::fs::read(folder.join(&first.file)).unwrap() == want,
+        "part 1 differs"
+    );
+    // Part 2 goes on after a jump: the segments in between are its gap, placed in the
+    // broadcast where they were (segment n starts at n × 0.25 s).
+    let recorded = std::fs::read(folder.join(&second.file)).unwrap();
+    let resumed = support::origin::sequences("foo", &recorded, body_len)[0];
+    assert!(
+        resumed > last + 1,
+        "no segment was lost: {last} then {resumed}"
+    );
+    assert_eq!(second.gaps.len(), 1, "{:?}", second.gaps);
+    let gap = &second.gaps[0];
+    assert_eq!(
+        (gap.first_sequence, gap.last_sequence),
+        (last + 1, resumed - 1)
+    );
+    let (from, to) = ((last + 1) as f64 * seg, resumed as f64 * seg);
+    assert!((gap.elapsed_secs.unwrap() - from).abs() < 1e-3, "{gap:?}");
+    assert!((gap.seconds - (to - from)).abs() < 1e-3, "{gap:?}");
+    // The fill: exactly the VOD segments over that span, in order, byte for byte.
+    assert_eq!(second.fills.len(), 1, "{:?}", second.fills);
+    let fill = &second.fills[0];
+    let covering = vod_segments_over(from, to, 1.0);
+    let want: Vec<u8> = covering
+        .clone()
+        .flat_map(|n| vod_segment_bytes("2000", n, false))
+        .collect();
+    let got = std::fs::read(folder.join(&fill.file)).unwrap();
+    assert!(
+        got == want,
+        "fill differs: {} bytes, want VOD segments {covering:?}",
+        got.len()
+    );
+    assert_eq!(fill.bytes, want.len() as u64);
+    assert_eq!(
+        (fill.from_secs, fill.to_secs),
+        (*covering.start() as f64, (*covering.end() + 1) as f64)
+    );
+    assert!(fill.file.ends_with(".fill-1.ts"), "{}", fill.file);
+    assert!(!fill.muted);
+    assert_eq!(origin.requests("vod-segment"), covering.count() as u64);
 }

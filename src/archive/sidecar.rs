@@ -83,12 +83,17 @@ pub struct Sidecar {
 }
 
 /// A place in the stream: the media sequence number of a segment (written, or skipped as an
-/// ad) and its program date-time when the playlist gave one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// ad), its program date-time when the playlist gave one, and its duration (absent in older
+/// sidecars).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Position {
     pub sequence: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_date_time: Option<DateTime<Utc>>,
+    /// How long the segment lasts: a session continued after a restart measures what it
+    /// missed from this segment's end, not its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
 }
 
 /// Seconds in the broadcast (from its start), as Twitch's VOD of it counts them.
@@ -242,6 +247,7 @@ mod tests {
             last_segment: Some(Position {
                 sequence: 41,
                 program_date_time: Some(now),
+                duration_secs: Some(2.0),
             }),
             codec: Some(Codec::H265),
             width: Some(2560),
