@@ -14,7 +14,7 @@ use chrono::Utc;
 use recbot::archive::sidecar::Sidecar;
 use recbot::config::Config;
 use recbot::event::EventKind;
-use support::origin::{vod_segment_bytes, Origin, StreamConfig, Vod};
+use support::origin::{eventually, vod_init_bytes, vod_segment_bytes, Origin, StreamConfig, Vod};
 use support::{is, Bot};
 
 fn config(dir: &Path, origin: &Origin, fill: bool) -> Arc<Config> {
@@ -49,6 +49,15 @@ fn vod(origin_started: chrono::DateTime<Utc>) -> Vod {
 /// `foo` live with a segment (index 5 of 0.25 s ones: broadcast 1.25–1.5 s) that always
 /// fails; the broadcast ends after 3 s.
 async fn record_with_a_gap(dir: &Path, origin: &Origin, fill: bool) -> Bot {
+    let stream = StreamConfig {
+        fail_always: vec![5],
+        ..Default::default()
+    };
+    record(dir, origin, fill, stream).await
+}
+
+/// `foo` live with `stream` until the session ends.
+async fn record(dir: &Path, origin: &Origin, fill: bool, stream: StreamConfig) -> Bot {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("recbot=debug")
         .with_test_writer()
@@ -57,13 +66,7 @@ async fn record_with_a_gap(dir: &Path, origin: &Origin, fill: bool) -> Bot {
         .await
         .keeping_unmatched();
     bot.command("add foo").await;
-    origin.go_live(
-        "foo",
-        StreamConfig {
-            fail_always: vec![5],
-            ..Default::default()
-        },
-    );
+    origin.go_live("foo", stream);
     bot.live("foo", "s1", "t").await;
     bot.wait_for("RecordingFinished", is("RecordingFinished"))
         .await;
@@ -334,4 +337,122 @@ async fn a_crash_mid_broadcast_is_filled_from_the_vod_byte_exact() {
     assert!(fill.file.ends_with(".fill-1.ts"), "{}", fill.file);
     assert!(!fill.muted);
     assert_eq!(origin.requests("vod-segment"), covering.count() as u64);
+}
+
+async fn open_store(dir: &Path) -> recbot::core::store::Store {
+    recbot::core::store::Store::open(&dir.join("recbot.sqlite"))
+        .await
+        .unwrap()
+}
+
+/// Every event of `kind` in the event log.
+async fn logged(dir: &Path, kind: &str) -> Vec<recbot::event::Event> {
+    let store = open_store(dir).await;
+    let page = store.events_after(0, 10_000).await.unwrap();
+    store.close().await;
+    page.events
+        .into_iter()
+        .map(|(_, e)| e)
+        .filter(|e| e.kind_name() == kind)
+        .collect()
+}
+
+/// A fill still waiting for its VOD when recbot stops is kept in the store, resumed by the
+/// next start and completed there, once: one fill file, one download, one `GapFilled`; a
+/// further restart does nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_while_the_vod_is_processing_resumes_the_fill_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    // No VOD listed yet: the fill waits.
+    let bot = record_with_a_gap(dir.path(), &origin, true).await;
+    eventually(Duration::from_secs(10), || origin.requests("vod-list") >= 1).await;
+    bot.stop().await;
+    let store = open_store(dir.path()).await;
+    let pending = store.vod_fills().await.unwrap();
+    store.close().await;
+    assert_eq!(pending.len(), 1, "the pending fill is kept: {pending:?}");
+    assert!(part_sidecar(dir.path()).fills.is_empty());
+    assert_eq!(origin.requests("vod-segment"), 0);
+
+    origin.publish_vod("foo", vod(Utc::now()));
+    let mut bot = Bot::start(config(dir.path(), &origin, true))
+        .await
+        .keeping_unmatched();
+    let filled = bot.wait_for("GapFilled", is("GapFilled")).await;
+    assert_eq!(filled.session, Some(pending[0].session));
+    let EventKind::GapFilled { file, .. } = &filled.kind else {
+        unreachable!()
+    };
+    assert_eq!(
+        std::fs::read(file).unwrap(),
+        vod_segment_bytes("2000", 1, false)
+    );
+    // `VodFillDone` (audit-only, not posted) forgets the pending fill.
+    let store = open_store(dir.path()).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.vod_fills().await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fill stays pending"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    store.close().await;
+    bot.stop().await;
+
+    // Started once more: nothing is pending, nothing is fetched again.
+    let seen = origin.requests("vod-list");
+    let bot = Bot::start(config(dir.path(), &origin, true)).await;
+    bot.command("list").await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    bot.stop().await;
+    assert_eq!(origin.requests("vod-list"), seen);
+    assert_eq!(origin.requests("vod-segment"), 1);
+    assert_eq!(logged(dir.path(), "GapFilled").await.len(), 1);
+    let sidecar = part_sidecar(dir.path());
+    assert_eq!(sidecar.fills.len(), 1, "{:?}", sidecar.fills);
+    let fills: Vec<String> = names_in(&dir.path().join("recordings/foo"))
+        .into_iter()
+        .filter(|n| n.contains(".fill-"))
+        .collect();
+    assert_eq!(fills.len(), 1, "{fills:?}");
+}
+
+/// An fMP4 broadcast's gap is filled from an fMP4 VOD: `<part>.fill-1.mp4`, the VOD's init
+/// segment first, then the covering segment (its `-muted.mp4` copy), byte-exact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_fmp4_gap_is_filled_init_segment_first_byte_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    origin.publish_vod(
+        "foo",
+        Vod {
+            fmp4: true,
+            muted: vec![1],
+            ..vod(Utc::now())
+        },
+    );
+    let stream = StreamConfig {
+        fmp4: true,
+        fail_always: vec![5],
+        ..Default::default()
+    };
+    let mut bot = record(dir.path(), &origin, true, stream).await;
+    let filled = bot.wait_for("GapFilled", is("GapFilled")).await;
+    let EventKind::GapFilled { file, muted, .. } = &filled.kind else {
+        unreachable!()
+    };
+    assert!(file.to_string_lossy().ends_with(".fill-1.mp4"), "{file:?}");
+    assert!(*muted);
+    let want = [vod_init_bytes("2000"), vod_segment_bytes("2000", 1, true)].concat();
+    assert!(std::fs::read(file).unwrap() == want, "the fill differs");
+    let sidecar = part_sidecar(dir.path());
+    assert!(sidecar.file.ends_with(".mp4"), "{}", sidecar.file);
+    assert_eq!(sidecar.fills.len(), 1);
+    assert!(sidecar.fills[0].file.ends_with(".fill-1.mp4"));
+    assert_eq!(sidecar.fills[0].bytes, want.len() as u64);
+    assert_eq!(origin.requests("vod-init"), 1);
+    assert_eq!(origin.requests("vod-segment"), 1);
+    bot.stop().await;
 }
