@@ -18,10 +18,15 @@ use support::origin::{eventually, vod_init_bytes, vod_segment_bytes, Origin, Str
 use support::{is, Bot};
 
 fn config(dir: &Path, origin: &Origin, fill: bool) -> Arc<Config> {
+    config_with(dir, origin, fill, "")
+}
+
+/// The same with `more` (whole sections) at the end.
+fn config_with(dir: &Path, origin: &Origin, fill: bool, more: &str) -> Arc<Config> {
     let text = format!(
         "[storage]\ndata_dir = {:?}\n[recording]\nvod_fill = {fill}\nvod_fill_poll_secs = 0.2\n\
          vod_fill_wait_minutes = 0.5\n{}offline_grace_secs = 1\npoll_interval_secs = 1\n\
-         client_id = \"cid\"\nclient_secret = \"secret\"\n{}",
+         client_id = \"cid\"\nclient_secret = \"secret\"\n{}\n{more}",
         dir.to_str().unwrap(),
         origin.twitch_config(),
         origin.helix_config(),
@@ -53,18 +58,16 @@ async fn record_with_a_gap(dir: &Path, origin: &Origin, fill: bool) -> Bot {
         fail_always: vec![5],
         ..Default::default()
     };
-    record(dir, origin, fill, stream).await
+    record(config(dir, origin, fill), origin, stream).await
 }
 
 /// `foo` live with `stream` until the session ends.
-async fn record(dir: &Path, origin: &Origin, fill: bool, stream: StreamConfig) -> Bot {
+async fn record(config: Arc<Config>, origin: &Origin, stream: StreamConfig) -> Bot {
     let _ = tracing_subscriber::fmt()
         .with_env_filter("recbot=debug")
         .with_test_writer()
         .try_init();
-    let mut bot = Bot::start(config(dir, origin, fill))
-        .await
-        .keeping_unmatched();
+    let mut bot = Bot::start(config).await.keeping_unmatched();
     bot.command("add foo").await;
     origin.go_live("foo", stream);
     bot.live("foo", "s1", "t").await;
@@ -438,7 +441,7 @@ async fn an_fmp4_gap_is_filled_init_segment_first_byte_exact() {
         fail_always: vec![5],
         ..Default::default()
     };
-    let mut bot = record(dir.path(), &origin, true, stream).await;
+    let mut bot = record(config(dir.path(), &origin, true), &origin, stream).await;
     let filled = bot.wait_for("GapFilled", is("GapFilled")).await;
     let EventKind::GapFilled { file, muted, .. } = &filled.kind else {
         unreachable!()
@@ -455,4 +458,105 @@ async fn an_fmp4_gap_is_filled_init_segment_first_byte_exact() {
     assert_eq!(origin.requests("vod-init"), 1);
     assert_eq!(origin.requests("vod-segment"), 1);
     bot.stop().await;
+}
+
+/// A fill is its own upload: queued when `GapFilled` is stored, titled like its part with
+/// " (filled from VOD)". With `after_upload = "move"` the part waits for its fill (the VOD
+/// is ready only after the part's upload), then part, fill and sidecar move together.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fill_is_uploaded_as_its_own_video_and_moves_with_its_part() {
+    use support::youtube_tcp::TcpYoutube;
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let yt = TcpYoutube::start("ya29.valid").await;
+    let google = support::GoogleFake::start("unused", "1//r").await;
+    support::store_token(dir.path(), "youtube", "ya29.valid", "1//r", 3600).await;
+    let youtube = format!(
+        "[youtube]\nenabled = true\nclient_id = \"c.apps.googleusercontent.com\"\n\
+         client_secret = \"s\"\nupload_url = {:?}\napi_url = {:?}\ntoken_url = {:?}\n\
+         auth_url = {:?}\nafter_upload = \"move\"\nchunk_size_mib = 1\n\
+         [chat]\nsave_timeout_secs = 1\n",
+        yt.upload_url(),
+        yt.upload_url()
+            .replace("/upload/youtube/v3/videos", "/youtube/v3"),
+        google.token_url(),
+        google.auth_url(),
+    );
+    let stream = StreamConfig {
+        fail_always: vec![5],
+        ..Default::default()
+    };
+    // No VOD yet: the part is uploaded before its gap can be filled.
+    let config = config_with(dir.path(), &origin, true, &youtube);
+    let mut bot = record(config, &origin, stream).await;
+    let queued = |fill: bool| move |e: &recbot::event::Event| matches!(&e.kind, EventKind::UploadQueued { file, .. } if file.contains(".fill-") == fill);
+    let job_of = |e: &recbot::event::Event| match e.kind {
+        EventKind::UploadQueued { job, .. } => job,
+        _ => unreachable!(),
+    };
+    let part_job = job_of(&bot.wait_for("the part's upload", queued(false)).await);
+    bot.wait_for(
+        "the part uploaded",
+        |e| matches!(e.kind, EventKind::UploadFinished { job, .. } if job == part_job),
+    )
+    .await;
+    let recordings = dir.path().join("recordings/foo");
+    let uploaded = dir.path().join("uploaded/foo");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let sidecar = part_sidecar(dir.path());
+    assert!(sidecar.youtube_video_id.is_some());
+    assert!(
+        recordings.join(&sidecar.file).exists(),
+        "moved before its fill: {:?}",
+        names_in(&recordings)
+    );
+
+    origin.publish_vod("foo", vod(Utc::now()));
+    let filled = bot.wait_for("GapFilled", is("GapFilled")).await;
+    let EventKind::GapFilled { file, .. } = &filled.kind else {
+        unreachable!()
+    };
+    let fill_name = file.file_name().unwrap().to_owned();
+    let fill_job = job_of(&bot.wait_for("the fill's upload", queued(true)).await);
+    let done = bot
+        .wait_for(
+            "the fill uploaded",
+            |e| matches!(e.kind, EventKind::UploadFinished { job, .. } if job == fill_job),
+        )
+        .await;
+    let EventKind::UploadFinished { video_id, .. } = &done.kind else {
+        unreachable!()
+    };
+    let sidecar_name = format!("{}.json", sidecar.file.trim_end_matches(".ts"));
+    eventually(Duration::from_secs(10), || {
+        uploaded.join(&sidecar_name).exists() && uploaded.join(&fill_name).exists()
+    })
+    .await;
+    bot.stop().await;
+    for name in [
+        &sidecar.file,
+        &sidecar_name,
+        &fill_name.to_string_lossy().into_owned(),
+    ] {
+        assert!(uploaded.join(name).exists(), "{name} not moved");
+        assert!(!recordings.join(name).exists(), "{name} left behind");
+    }
+    assert_eq!(
+        std::fs::read(uploaded.join(&fill_name)).unwrap(),
+        vod_segment_bytes("2000", 1, false)
+    );
+    let moved: Sidecar =
+        serde_json::from_slice(&std::fs::read(uploaded.join(&sidecar_name)).unwrap()).unwrap();
+    assert_eq!(moved.fills[0].youtube_video_id.as_ref(), Some(video_id));
+    assert_ne!(moved.youtube_video_id.as_ref(), Some(video_id));
+    let state = yt.state.lock().unwrap();
+    assert_eq!(state.metadata.len(), 2);
+    let title = |i: usize| {
+        state.metadata[i]["snippet"]["title"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(title(1), format!("{} (filled from VOD)", title(0)));
+    assert_eq!(state.sessions[1].received, moved.fills[0].bytes);
 }

@@ -80,6 +80,10 @@ pub struct Sidecar {
     /// Gaps filled from the broadcast's VOD, each a file beside this part.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fills: Vec<Fill>,
+    /// The VOD fill is over for this part (filled or given up): until then a Twitch part with
+    /// gaps stays where it is after its upload (see [`Sidecar::awaits_vod_fill`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vod_fill_done: bool,
 }
 
 /// A place in the stream: the media sequence number of a segment (written, or skipped as an
@@ -207,6 +211,13 @@ impl Sidecar {
     /// before it keeps, moves or deletes them together).
     pub fn all_uploaded(&self) -> bool {
         self.youtube_video_id.is_some() && self.fills.iter().all(|f| f.youtube_video_id.is_some())
+    }
+
+    /// Whether a VOD fill may still add files beside this part (a Twitch part with gaps whose
+    /// fill is not over), when VOD fill is on: after-upload leaves it alone until then, so the
+    /// fill finds the part's sidecar and part and fills go together.
+    pub fn awaits_vod_fill(&self) -> bool {
+        self.source == "twitch" && !self.gaps.is_empty() && !self.vod_fill_done
     }
 }
 
