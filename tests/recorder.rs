@@ -949,6 +949,7 @@ async fn a_session_continued_after_a_restart_goes_on_after_its_last_segment() {
         s.resume = Some(Position {
             sequence: 1,
             program_date_time: None,
+            duration_secs: None,
         });
         let _handle = b.recorder.start(s);
         let events = b.until_finished().await;

@@ -577,6 +577,7 @@ async fn crash_then_go_on(finishable: bool) {
         Some(Position {
             sequence: 5,
             program_date_time: None,
+            duration_secs: None,
         }),
     );
     std::fs::write(

@@ -21,6 +21,8 @@ pub struct Plan {
     policy: AfterUpload,
     recordings: PathBuf,
     uploaded: PathBuf,
+    /// `[recording] vod_fill`: a part whose fill is not over is left alone.
+    vod_fill: bool,
 }
 
 impl Plan {
@@ -29,11 +31,13 @@ impl Plan {
         if !config.youtube.enabled || config.youtube.after_upload == AfterUpload::Keep {
             return None;
         }
-        Some(Plan::new(
+        let mut plan = Plan::new(
             config.youtube.after_upload,
             config.storage.recordings_dir(),
             config.uploaded_dir(),
-        ))
+        );
+        plan.vod_fill = config.recording.vod_fill;
+        Some(plan)
     }
 
     pub fn new(policy: AfterUpload, recordings: PathBuf, uploaded: PathBuf) -> Plan {
@@ -41,6 +45,7 @@ impl Plan {
             policy,
             recordings,
             uploaded,
+            vod_fill: false,
         }
     }
 
@@ -68,6 +73,10 @@ impl Plan {
             Some(path) => Sidecar::read(path).await.ok(),
             None => None,
         };
+        if self.vod_fill && read.as_ref().is_some_and(Sidecar::awaits_vod_fill) {
+            info!(file = %video.display(), "kept until its VOD fill is over");
+            return;
+        }
         let fills = read.as_ref().filter(|s| !s.fills.is_empty());
         let (part, fill_files) = match (fills, sidecar.and_then(Path::parent)) {
             (Some(s), Some(dir)) => {
@@ -167,6 +176,42 @@ mod tests {
         std::fs::write(&video, "video").unwrap();
         plan.apply(&video, None).await;
         assert!(!video.exists() && !chat.exists());
+    }
+
+    #[tokio::test]
+    async fn a_twitch_part_with_gaps_stays_until_its_vod_fill_is_over() {
+        use crate::archive::sidecar::Gap;
+        let (dir, mut plan, video, _chat) = setup(AfterUpload::Move);
+        plan.vod_fill = true;
+        let sidecar_path = video.with_extension("json");
+        std::fs::write(&video, "video").unwrap();
+        let mut sidecar = Sidecar {
+            source: "twitch".into(),
+            file: "a.ts".into(),
+            youtube_video_id: Some("v1".into()),
+            gaps: vec![Gap {
+                at: chrono::Utc::now(),
+                offset_secs: 0.0,
+                first_sequence: 1,
+                last_sequence: 1,
+                seconds: 2.0,
+                reason: "x".into(),
+                elapsed_secs: Some(2.0),
+            }],
+            ..Default::default()
+        };
+        sidecar.write(&sidecar_path).await.unwrap();
+        plan.apply(&video, Some(&sidecar_path)).await;
+        assert!(
+            video.exists() && sidecar_path.exists(),
+            "moved before the fill"
+        );
+        // The fill gave up (no fill files): the part moves when its step runs again.
+        sidecar.vod_fill_done = true;
+        sidecar.write(&sidecar_path).await.unwrap();
+        plan.apply(&video, Some(&sidecar_path)).await;
+        assert!(!video.exists());
+        assert!(dir.path().join("uploaded/foo/a.ts").exists());
     }
 
     #[tokio::test]

@@ -80,15 +80,24 @@ pub struct Sidecar {
     /// Gaps filled from the broadcast's VOD, each a file beside this part.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fills: Vec<Fill>,
+    /// The VOD fill is over for this part (filled or given up): until then a Twitch part with
+    /// gaps stays where it is after its upload (see [`Sidecar::awaits_vod_fill`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub vod_fill_done: bool,
 }
 
 /// A place in the stream: the media sequence number of a segment (written, or skipped as an
-/// ad) and its program date-time when the playlist gave one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// ad), its program date-time when the playlist gave one, and its duration (absent in older
+/// sidecars).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Position {
     pub sequence: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub program_date_time: Option<DateTime<Utc>>,
+    /// How long the segment lasts: a session continued after a restart measures what it
+    /// missed from this segment's end, not its start.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_secs: Option<f64>,
 }
 
 /// Seconds in the broadcast (from its start), as Twitch's VOD of it counts them.
@@ -203,6 +212,13 @@ impl Sidecar {
     pub fn all_uploaded(&self) -> bool {
         self.youtube_video_id.is_some() && self.fills.iter().all(|f| f.youtube_video_id.is_some())
     }
+
+    /// Whether a VOD fill may still add files beside this part (a Twitch part with gaps whose
+    /// fill is not over), when VOD fill is on: after-upload leaves it alone until then, so the
+    /// fill finds the part's sidecar and part and fills go together.
+    pub fn awaits_vod_fill(&self) -> bool {
+        self.source == "twitch" && !self.gaps.is_empty() && !self.vod_fill_done
+    }
 }
 
 /// Serializes [`Sidecar::update`] (sidecar changes are rare; one lock for all is enough).
@@ -242,6 +258,7 @@ mod tests {
             last_segment: Some(Position {
                 sequence: 41,
                 program_date_time: Some(now),
+                duration_secs: Some(2.0),
             }),
             codec: Some(Codec::H265),
             width: Some(2560),

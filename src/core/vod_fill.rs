@@ -11,7 +11,13 @@ use tracing::{error, info, warn};
 
 use super::store::NewUploadJob;
 use super::Core;
-use crate::archive::layout::sidecar_of_fill;
+use crate::archive::after::Plan;
+use crate::archive::layout::{is_fill_file, sidecar_of_fill};
+use crate::archive::sidecar::Sidecar;
+use crate::work::{Cleanup, JobState};
+
+/// How many recent upload jobs are looked through for a finished fill's parts.
+const AFTER_FILL_JOBS: i64 = 1000;
 use crate::event::{Event, EventKind};
 use crate::recorder::vod_fill::FillJob;
 
@@ -31,6 +37,7 @@ impl Core {
                 if let Err(e) = self.store.remove_vod_fill(session).await {
                     error!(session, error = %e, "cannot forget the finished VOD fill");
                 }
+                self.after_upload_once_filled(session).await;
             }
             _ => {}
         }
@@ -126,6 +133,53 @@ impl Core {
         if !self.recordings.recorder.start_fill(job) {
             // VOD fill was switched off since: the pending fill is dropped.
             let _ = self.store.remove_vod_fill(session).await;
+        }
+    }
+
+    /// After-upload leaves a part alone while its fill may add files (`vod_fill_done`). Once
+    /// the fill is over, a part whose uploads (its own and its fills') are all done has no
+    /// upload left to take that step: its job's step is run again now, by the upload worker
+    /// (as a cleanup due at once: processed on YouTube, then kept/moved/deleted together).
+    async fn after_upload_once_filled(&mut self, session: i64) {
+        if Plan::from_config(&self.config).is_none() {
+            return;
+        }
+        let jobs = match self.store.upload_jobs(AFTER_FILL_JOBS).await {
+            Ok(jobs) => jobs,
+            Err(e) => {
+                error!(session, error = %e, "cannot read upload jobs after the VOD fill");
+                return;
+            }
+        };
+        let now = Utc::now();
+        let timeout = TimeDelta::milliseconds(
+            (self.config.youtube.processing_timeout_hours * 3_600_000.0) as i64,
+        );
+        let mut woke = false;
+        for mut job in jobs {
+            let part = job.session == Some(session)
+                && job.state == JobState::Finished
+                && job.cleanup != Some(Cleanup::Waiting)
+                && !is_fill_file(&job.path);
+            let Some(sidecar) = job.sidecar.clone().filter(|_| part) else {
+                continue;
+            };
+            match Sidecar::read(&sidecar).await {
+                Ok(s) if s.all_uploaded() => {}
+                // Moved already, or a fill's upload is still to come (it takes the step).
+                _ => continue,
+            }
+            job.cleanup = Some(Cleanup::Waiting);
+            job.cleanup_checks = 0;
+            job.cleanup_at = Some(now);
+            job.cleanup_until = Some(now + timeout);
+            match self.store.save_upload_job(&job).await {
+                Ok(()) => woke = true,
+                Err(e) => error!(job = job.id, error = %e, "cannot schedule the after-upload step"),
+            }
+        }
+        if woke {
+            self.wake_uploads();
         }
     }
 

@@ -364,6 +364,7 @@ fn sidecar_without_checkpoint(
         last_segment: None,
         elapsed_secs: None,
         fills: Vec::new(),
+        vod_fill_done: false,
     }
 }
 

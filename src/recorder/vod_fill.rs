@@ -109,6 +109,7 @@ impl VodFill {
                 return;
             }
         }
+        self.mark_done(&job).await;
         if tally.unfilled > 0 {
             let reason = tally.why.take().unwrap_or_default();
             self.emit(
@@ -129,6 +130,16 @@ impl VodFill {
             },
         )
         .await;
+    }
+
+    /// Notes in each part's sidecar that its fill is over (after-upload waits for it).
+    async fn mark_done(&self, job: &FillJob) {
+        for part in &job.parts {
+            let path = Sidecar::path_for(part);
+            if let Err(e) = Sidecar::update(&path, |s| s.vod_fill_done = true).await {
+                warn!(part = %part.display(), error = %format!("{e:#}"), "cannot note the VOD fill as over");
+            }
+        }
     }
 
     async fn emit(&self, job: &FillJob, kind: EventKind) {

@@ -91,6 +91,9 @@ pub struct StreamConfig {
     pub init_change_at: Option<u64>,
     /// fMP4: from this segment on, the same init bytes at a new address (`init.mp4?v=2`).
     pub init_moves_at: Option<u64>,
+    /// Listed by the fake Helix `/streams` (id = this stream id) while live and not ended,
+    /// for a real `recbot` process whose own watcher must see it; `None`: not listed.
+    pub helix_id: Option<String>,
 }
 
 impl Default for StreamConfig {
@@ -125,6 +128,7 @@ impl Default for StreamConfig {
             source_needs_login: false,
             init_change_at: None,
             init_moves_at: None,
+            helix_id: None,
         }
     }
 }
@@ -189,6 +193,13 @@ pub struct Vod {
     pub listed: u64,
     /// When the broadcast started (the archive's `created_at`).
     pub created_at: chrono::DateTime<chrono::Utc>,
+    /// fMP4: the playlist maps `init-0.mp4` ([`vod_init_bytes`]) and lists `N.mp4`.
+    pub fmp4: bool,
+}
+
+/// The exact bytes of an fMP4 VOD's init segment.
+pub fn vod_init_bytes(vod: &str) -> Vec<u8> {
+    format!("VODINIT:{vod}|ftyp-moov").into_bytes()
 }
 
 /// The exact bytes of VOD segment `n` (its muted copy when `muted`).
@@ -248,6 +259,7 @@ impl Origin {
             .route("/oauth2/token", post(app_token))
             .route("/helix/users", get(helix_users))
             .route("/helix/videos", get(helix_videos))
+            .route("/helix/streams", get(helix_streams))
             .route("/vod/v2/{file}", get(vod_master))
             .route("/vod/{id}/{variant}/{file}", get(vod_media))
             .route("/api/v2/channel/hls/{file}", get(usher))
@@ -826,6 +838,31 @@ async fn helix_users(Query(params): Query<HashMap<String, String>>) -> Response 
     Json(json!({"data": [{"id": format!("uid-{login}"), "login": login}]})).into_response()
 }
 
+/// Helix `/streams`: the streams with a `helix_id` that are live and not ended, started when
+/// their segment 0 was.
+async fn helix_streams(
+    State(inner): State<Arc<Mutex<Inner>>>,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let mut inner = inner.lock().unwrap();
+    count(&mut inner, "helix-streams");
+    let data: Vec<serde_json::Value> = params
+        .iter()
+        .filter(|(k, _)| k == "user_login")
+        .filter_map(|(_, login)| {
+            let s = inner.streams.get(login)?;
+            let id = s.config.helix_id.as_ref()?;
+            let on = s.live && s.published() < s.config.segments;
+            on.then(|| {
+                let started = chrono::DateTime::from_timestamp_millis(s.pdt_base_ms).unwrap();
+                json!({"id": id, "user_login": login, "user_name": login, "title": "t",
+                    "game_name": "", "type": "live", "started_at": started.to_rfc3339()})
+            })
+        })
+        .collect();
+    Json(json!({"data": data})).into_response()
+}
+
 async fn helix_videos(
     State(inner): State<Arc<Mutex<Inner>>>,
     Query(params): Query<HashMap<String, String>>,
@@ -892,13 +929,17 @@ async fn vod_media(
             "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:{}\n#EXT-X-PLAYLIST-TYPE:EVENT\n#EXT-X-TWITCH-ELAPSED-SECS:0.000\n",
             vod.seg_duration.ceil()
         );
+        let ext = if vod.fmp4 { "mp4" } else { "ts" };
+        if vod.fmp4 {
+            out.push_str("#EXT-X-MAP:URI=\"init-0.mp4\"\n");
+        }
         for n in 0..listed {
             let name = if vod.unmuted.contains(&n) {
-                format!("{n}-unmuted.ts")
+                format!("{n}-unmuted.{ext}")
             } else if vod.muted.contains(&n) {
-                format!("{n}-muted.ts")
+                format!("{n}-muted.{ext}")
             } else {
-                format!("{n}.ts")
+                format!("{n}.{ext}")
             };
             out.push_str(&format!("#EXTINF:{:.3},\n{name}\n", vod.seg_duration));
         }
@@ -911,8 +952,14 @@ async fn vod_media(
         }
         return out.into_response();
     }
+    if vod.fmp4 && file == "init-0.mp4" {
+        count(&mut inner, "vod-init");
+        return Bytes::from(vod_init_bytes(&id)).into_response();
+    }
     count(&mut inner, "vod-segment");
-    let stem = file.trim_end_matches(".ts");
+    let stem = file
+        .strip_suffix(if vod.fmp4 { ".mp4" } else { ".ts" })
+        .unwrap_or("");
     if stem.ends_with("-unmuted") {
         return StatusCode::FORBIDDEN.into_response();
     }

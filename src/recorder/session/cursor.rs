@@ -25,6 +25,7 @@ impl Cursor {
             Some(p) => Cursor {
                 next_seq: p.sequence.checked_add(1),
                 last_pdt: p.program_date_time,
+                last_duration: p.duration_secs.unwrap_or(0.0),
                 jump_reason: Some("was on the air while recbot was not recording (a restart)"),
                 ..Cursor::default()
             },
@@ -39,6 +40,29 @@ impl Cursor {
             .map(|sequence| Position {
                 sequence,
                 program_date_time: self.last_pdt,
+                duration_secs: (self.last_duration > 0.0).then_some(self.last_duration),
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_continued_session_knows_how_long_the_last_segment_was() {
+        let mut before = Cursor::after(None);
+        before.next_seq = Some(8);
+        before.last_duration = 2.0;
+        let kept = before.position().unwrap();
+        assert_eq!((kept.sequence, kept.duration_secs), (7, Some(2.0)));
+        let after = Cursor::after(Some(kept));
+        assert_eq!((after.next_seq, after.last_duration), (Some(8), 2.0));
+        // An older checkpoint without it: unknown, not a guess.
+        let old = Position {
+            duration_secs: None,
+            ..kept
+        };
+        assert_eq!(Cursor::after(Some(old)).last_duration, 0.0);
     }
 }

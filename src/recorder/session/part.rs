@@ -403,6 +403,7 @@ impl Session {
             last_segment: self.cursor.position(),
             elapsed_secs: None,
             fills: Vec::new(),
+            vod_fill_done: false,
         }
     }
 

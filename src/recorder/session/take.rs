@@ -196,7 +196,7 @@ impl Session {
     fn missing_seconds(&self, seg: &Segment, next: u64, target: f64) -> f64 {
         if let (Some(at), Some(last)) = (seg.program_date_time, self.ahead.last_pdt) {
             let between = (at - last).num_milliseconds() as f64 / 1000.0;
-            let missing = between - self.ahead.last_duration;
+            let missing = missing_after(between, self.ahead.last_duration, seg.sequence - next);
             if missing > 0.0 {
                 return missing;
             }
@@ -207,5 +207,31 @@ impl Session {
             target
         };
         (seg.sequence - next) as f64 * per
+    }
+}
+
+/// Seconds missing between the last segment taken (lasting `last_duration`, 0 when unknown)
+/// and the next one there is, which starts `between` seconds after it; `count` segments are
+/// missing. When the last duration is unknown (a checkpoint from before it was kept, after a
+/// restart) `between` spans it and the missing ones, taken as equally long.
+fn missing_after(between: f64, last_duration: f64, count: u64) -> f64 {
+    if last_duration > 0.0 {
+        between - last_duration
+    } else {
+        let count = count as f64;
+        between * count / (count + 1.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::missing_after;
+
+    #[test]
+    fn missing_time_leaves_out_the_last_segment_taken() {
+        // Segment 7 (2 s) taken, 8..=12 missing, 13 starts 12 s after 7.
+        assert_eq!(missing_after(12.0, 2.0, 5), 10.0);
+        // The same without 7's duration (an older checkpoint): the six are equally long.
+        assert_eq!(missing_after(12.0, 0.0, 5), 10.0);
     }
 }
