@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use chrono::Utc;
-use recbot_commands::Service;
+use recbot_commands::{Login, Service};
 use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
@@ -32,6 +32,25 @@ pub(super) struct UploadState {
 }
 
 impl Core {
+    /// A job was saved: `UploadQueued` follows, and the worker is woken (also for a job that
+    /// waits: the worker's next wake-up includes the wait's end).
+    pub(super) fn announce_queued(
+        &mut self,
+        login: &Login,
+        session: Option<i64>,
+        id: i64,
+        file: &Path,
+    ) {
+        let kind = EventKind::UploadQueued {
+            job: id,
+            file: self.shown_path(file),
+        };
+        let mut queued = Event::now(Some(login.clone()), kind);
+        queued.session = session;
+        self.follow_up(queued);
+        self.wake_uploads();
+    }
+
     /// Start-up reconciliation: jobs interrupted mid-upload are picked up first by the worker
     /// (their session is resumed); paused jobs are tried again when a token is stored.
     pub(super) async fn resume_uploads(&mut self) -> Result<()> {
@@ -118,15 +137,7 @@ impl Core {
         };
         match inserted {
             Ok(Some(id)) => {
-                let kind = EventKind::UploadQueued {
-                    job: id,
-                    file: self.shown_path(file),
-                };
-                let mut queued = Event::now(Some(login.clone()), kind);
-                queued.session = event.session;
-                self.follow_up(queued);
-                // Also for a waiting job: the worker's next wake-up includes the wait's end.
-                self.wake_uploads();
+                self.announce_queued(login, event.session, id, file);
                 Some(id)
             }
             Ok(None) => {

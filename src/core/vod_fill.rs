@@ -205,16 +205,7 @@ impl Core {
             total_bytes: bytes,
         };
         match self.store.insert_upload_job(&job).await {
-            Ok(Some(id)) => {
-                let kind = EventKind::UploadQueued {
-                    job: id,
-                    file: self.shown_path(file),
-                };
-                let mut queued = Event::now(Some(login.clone()), kind);
-                queued.session = event.session;
-                self.follow_up(queued);
-                self.wake_uploads();
-            }
+            Ok(Some(id)) => self.announce_queued(login, event.session, id, file),
             Ok(None) => {}
             Err(e) => error!(file = %file.display(), error = %e, "cannot queue the fill's upload"),
         }

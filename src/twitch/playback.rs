@@ -385,27 +385,10 @@ impl Playback {
             return Ok(VodMaster::NotYet);
         };
         let url = self.vod_master_url(vod_id, &token);
-        let request = self
-            .http
-            .get(url.clone())
-            .header(reqwest::header::USER_AGENT, USER_AGENT)
-            .header(reqwest::header::REFERER, PLAYER_ORIGIN)
-            .header(reqwest::header::ORIGIN, PLAYER_ORIGIN)
-            .timeout(Duration::from_secs(20));
-        let (status, text) = fetch_text(request, "Twitch usher").await?;
-        match status {
-            s if s.is_success() => Ok(VodMaster::Ready {
-                url: redact_query(url),
-                playlist: text,
-            }),
-            StatusCode::NOT_FOUND => Ok(VodMaster::Gone),
-            StatusCode::FORBIDDEN => Err(PlaybackError::Restricted(usher_error(&text))),
-            s => Err(PlaybackError::Status {
-                service: "Twitch usher",
-                status: s.as_u16(),
-                detail: usher_error(&text),
-            }),
-        }
+        Ok(match self.usher_master(url).await? {
+            Some((url, playlist)) => VodMaster::Ready { url, playlist },
+            None => VodMaster::Gone,
+        })
     }
 
     /// Resolves `login` to its master playlist: a fresh token, then usher. `Offline` when
@@ -415,6 +398,16 @@ impl Playback {
             return Ok(Master::Offline);
         };
         let url = self.master_url(login, &token);
+        Ok(match self.usher_master(url).await? {
+            Some((url, playlist)) => Master::Live { url, playlist },
+            None => Master::Offline,
+        })
+    }
+
+    /// GETs a signed usher master playlist: the playlist and its address without the signed
+    /// query, `None` on 404 (offline, or no such VOD); 403 is `Restricted` (geo-blocked,
+    /// subscriber-only).
+    async fn usher_master(&self, url: Url) -> Result<Option<(Url, String)>, PlaybackError> {
         let request = self
             .http
             .get(url.clone())
@@ -424,11 +417,8 @@ impl Playback {
             .timeout(Duration::from_secs(20));
         let (status, text) = fetch_text(request, "Twitch usher").await?;
         match status {
-            s if s.is_success() => Ok(Master::Live {
-                url: redact_query(url),
-                playlist: text,
-            }),
-            StatusCode::NOT_FOUND => Ok(Master::Offline),
+            s if s.is_success() => Ok(Some((redact_query(url), text))),
+            StatusCode::NOT_FOUND => Ok(None),
             StatusCode::FORBIDDEN => Err(PlaybackError::Restricted(usher_error(&text))),
             s => Err(PlaybackError::Status {
                 service: "Twitch usher",
