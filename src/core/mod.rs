@@ -9,6 +9,7 @@ mod auth;
 mod calls;
 mod chat;
 mod disk_report;
+mod health;
 mod live;
 mod outbox;
 mod reactions;
@@ -37,6 +38,7 @@ use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
 use crate::work::{Call, Events};
 use calls::CheckedAdd;
+pub use health::{Unready, HEALTH_WITHIN};
 pub use outbox::{CoreStopped, OutboxState, Pending};
 pub use reply::{
     AuthLink, ChatLine, Connected, DiskLevel, DiskReport, LiveDetection, LiveOf, LoginStatus,
@@ -77,6 +79,15 @@ impl Origin {
             room: Room::Console,
             user: "console".into(),
             operator: true,
+        }
+    }
+
+    /// An HTTP API client, by its token's name: `http:<name>` in the audit log.
+    pub fn http(name: &str, operator: bool) -> Origin {
+        Origin {
+            room: Room::Http(name.to_string()),
+            user: format!("http:{name}"),
+            operator,
         }
     }
 }

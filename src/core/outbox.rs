@@ -63,6 +63,10 @@ pub(super) enum OutboxRequest {
         messages: Vec<PostedMessage>,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// `/readyz`: can the database take a write (see `health.rs`)?
+    Writable {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 pub(super) fn channel() -> (mpsc::Sender<OutboxRequest>, mpsc::Receiver<OutboxRequest>) {
@@ -167,6 +171,9 @@ impl Core {
                     error!(error = %e, frontend, "cannot record a posted step");
                 }
                 let _ = reply.send(result);
+            }
+            OutboxRequest::Writable { reply } => {
+                let _ = reply.send(self.check_writable().await);
             }
         }
     }
