@@ -256,7 +256,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
                 warn!(error = %e, "console output failed");
             }
         });
-    } else if !config.slack.is_configured() && !config.discord.is_configured() {
+    } else if !config.slack.is_configured()
+        && !config.discord.is_configured()
+        && (config.http.address().is_none() || config.http.tokens.is_empty())
+    {
         warn!("no front-end is enabled: nothing can send commands to this recbot");
     }
     // Chat front-ends subscribe before the core starts, like the console, and deliver what

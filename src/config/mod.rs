@@ -166,6 +166,9 @@ impl Config {
         if self.discord.is_configured() {
             frontends.push(self.discord.summary());
         }
+        if self.http.address().is_some() && !self.http.tokens.is_empty() {
+            frontends.push("http".into());
+        }
         if frontends.is_empty() {
             frontends.push("none (nothing can send commands!)".into());
         }
