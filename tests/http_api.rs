@@ -34,7 +34,11 @@ struct Api {
 
 impl Api {
     async fn start() -> Api {
-        let dir = tempfile::tempdir().unwrap();
+        Api::start_in(tempfile::tempdir().unwrap()).await
+    }
+
+    /// In `dir` (state seeded there already, e.g. under `data/recbot.sqlite`).
+    async fn start_in(dir: tempfile::TempDir) -> Api {
         let text = format!(
             "[storage]\ndata_dir = {:?}\n\
              [http]\nlisten = \"127.0.0.1:0\"\nheartbeat_secs = 0.2\n\
@@ -48,7 +52,10 @@ impl Api {
         let listener = Listener::bind(&config.http).await.unwrap().unwrap();
         let addr = listener.local_addr().unwrap();
         assert_ne!(addr.port(), 0);
-        let bot = Bot::start(config).await;
+        let mut bot = Bot::start(config).await;
+        // Streams opened from here on start after it.
+        bot.wait_for("ServiceStarted", support::is("ServiceStarted"))
+            .await;
         let server = CancellationToken::new();
         tokio::spawn(listener.serve(bot.core.clone(), server.clone()));
         Api {
@@ -506,4 +513,100 @@ where
             }
         }
     }
+}
+
+#[tokio::test]
+async fn recordings_list_sessions_with_their_parts() {
+    use chrono::{Duration as Span, Utc};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let start = Utc::now() - Span::hours(5);
+    let (old, new) = {
+        let store = Store::open(&data.join("recbot.sqlite")).await.unwrap();
+        let old = store
+            .create_session("foo", Some("s1"), "Old", None, start)
+            .await
+            .unwrap();
+        let file = data.join("recordings/foo/old-1.ts");
+        store.start_part(old, 1, &file, start).await.unwrap();
+        store
+            .finish_part(old, 1, &file, 1000, 60.5, 2, false, start)
+            .await
+            .unwrap();
+        store
+            .end_session(old, start + Span::hours(1))
+            .await
+            .unwrap();
+        let later = start + Span::hours(3);
+        let new = store
+            .create_session("bar", Some("s2"), "New", Some("Chess"), later)
+            .await
+            .unwrap();
+        for n in 1..=2 {
+            let file = data.join(format!("recordings/bar/new-{n}.ts"));
+            store.start_part(new, n, &file, later).await.unwrap();
+            store
+                .finish_part(new, n, &file, 500, 30.0, 0, n == 2, later)
+                .await
+                .unwrap();
+        }
+        store.close().await;
+        (old, new)
+    };
+    let api = Api::start_in(dir).await;
+
+    let (status, all) = json_of(api.get("/api/v1/recordings", Some(VIEWER))).await;
+    assert_eq!(status, 200, "{all}");
+    let ids: Vec<i64> = all["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, [new, old], "newest first");
+    let bar = &all["recordings"][0];
+    assert_eq!(bar["login"], "bar");
+    assert_eq!(
+        bar["totals"],
+        json!({"parts": 2, "bytes": 1000, "duration_secs": 60.0, "gaps": 0})
+    );
+    assert_eq!(bar["parts"][1]["file"], "new-2.ts");
+    assert_eq!(bar["parts"][1]["recovered"], true);
+    assert!(
+        bar["parts"][0].get("path").is_none(),
+        "no folders for viewers"
+    );
+
+    let (_, foo) = json_of(api.get("/api/v1/recordings?login=foo", Some(OPERATOR))).await;
+    assert_eq!(foo["recordings"].as_array().unwrap().len(), 1, "{foo}");
+    let part = &foo["recordings"][0]["parts"][0];
+    assert_eq!((&part["bytes"], &part["gaps"]), (&json!(1000), &json!(2)));
+    assert!(part["path"].as_str().unwrap().ends_with("old-1.ts"));
+    let since = (start + Span::hours(2)).to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let (_, recent) =
+        json_of(api.get(&format!("/api/v1/recordings?since={since}"), Some(VIEWER))).await;
+    assert_eq!(
+        recent["recordings"].as_array().unwrap().len(),
+        1,
+        "{recent}"
+    );
+    assert_eq!(recent["recordings"][0]["id"], new);
+    let (_, one) = json_of(api.get("/api/v1/recordings?limit=1", Some(VIEWER))).await;
+    assert_eq!(one["recordings"].as_array().unwrap().len(), 1);
+
+    let (status, single) =
+        json_of(api.get(&format!("/api/v1/recordings/{old}"), Some(VIEWER))).await;
+    assert_eq!((status, &single["title"]), (200, &json!("Old")), "{single}");
+    problem(api.get("/api/v1/recordings/999", Some(VIEWER)), 404).await;
+    problem(api.get("/api/v1/recordings/x", Some(VIEWER)), 400).await;
+    problem(api.get("/api/v1/recordings?limit=0", Some(VIEWER)), 400).await;
+    problem(
+        api.get("/api/v1/recordings?since=yesterday", Some(VIEWER)),
+        400,
+    )
+    .await;
+    problem(api.get("/api/v1/recordings?login=../x", Some(VIEWER)), 400).await;
+    problem(api.get("/api/v1/recordings", None), 401).await;
+    api.stop().await;
 }

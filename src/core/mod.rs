@@ -10,6 +10,7 @@ mod calls;
 mod chat;
 mod disk_report;
 mod health;
+mod history;
 mod live;
 mod outbox;
 mod reactions;
@@ -39,6 +40,7 @@ use crate::event::{Event, EventKind, Room};
 use crate::work::{Call, Events};
 use calls::CheckedAdd;
 pub use health::{Unready, HEALTH_WITHIN};
+pub use history::{SessionQuery, SessionView, MAX_SESSIONS};
 pub use outbox::{CoreStopped, OutboxState, Pending};
 pub use reply::{
     AuthLink, ChatLine, Connected, DiskLevel, DiskReport, LiveDetection, LiveOf, LoginStatus,

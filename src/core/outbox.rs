@@ -63,6 +63,15 @@ pub(super) enum OutboxRequest {
         messages: Vec<PostedMessage>,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// `/recordings` (see `history.rs`).
+    Sessions {
+        query: super::history::SessionQuery,
+        reply: oneshot::Sender<Result<Vec<super::history::SessionView>>>,
+    },
+    Session {
+        id: i64,
+        reply: oneshot::Sender<Result<Option<super::history::SessionView>>>,
+    },
     /// `/readyz`: can the database take a write (see `health.rs`)?
     Writable {
         reply: oneshot::Sender<Result<(), String>>,
@@ -171,6 +180,12 @@ impl Core {
                     error!(error = %e, frontend, "cannot record a posted step");
                 }
                 let _ = reply.send(result);
+            }
+            OutboxRequest::Sessions { query, reply } => {
+                let _ = reply.send(self.read_sessions(&query).await);
+            }
+            OutboxRequest::Session { id, reply } => {
+                let _ = reply.send(self.read_session(id).await);
             }
             OutboxRequest::Writable { reply } => {
                 let _ = reply.send(self.check_writable().await);

@@ -58,6 +58,7 @@ macro_rules! store_suite {
             a_token_set_is_replaced_whole,
             a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends,
             a_pending_vod_fill_survives_reopening_until_removed,
+            sessions_are_listed_newest_first_by_login_and_start,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -665,4 +666,44 @@ pub(crate) async fn a_pending_vod_fill_survives_reopening_until_removed(h: &dyn 
     store.remove_vod_fill(s1).await.unwrap();
     let rows = store.vod_fills().await.unwrap();
     assert_eq!(rows.iter().map(|r| r.session).collect::<Vec<_>>(), [s2]);
+}
+
+pub(crate) async fn sessions_are_listed_newest_first_by_login_and_start(h: &dyn Harness) {
+    let store = h.open().await;
+    let t0 = Utc::now() - chrono::Duration::hours(10);
+    let mut ids = Vec::new();
+    for (i, name) in ["foo", "bar", "foo"].into_iter().enumerate() {
+        let at = t0 + chrono::Duration::hours(i as i64 * 3);
+        ids.push(
+            store
+                .create_session(name, None, "t", None, at)
+                .await
+                .unwrap(),
+        );
+    }
+    let listed = |rows: Vec<super::SessionRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = store.sessions(None, None, 10).await.unwrap();
+    assert_eq!(listed(all), [ids[2], ids[1], ids[0]]);
+    let foo = store.sessions(Some("foo"), None, 10).await.unwrap();
+    assert_eq!(listed(foo), [ids[2], ids[0]]);
+    let since = t0 + chrono::Duration::hours(2);
+    let recent = store.sessions(None, Some(since), 10).await.unwrap();
+    assert_eq!(listed(recent), [ids[2], ids[1]]);
+    let both = store.sessions(Some("foo"), Some(since), 1).await.unwrap();
+    assert_eq!(listed(both), [ids[2]]);
+    assert!(store
+        .sessions(Some("baz"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Parts carry what they recorded.
+    store
+        .finish_part(ids[0], 1, Path::new("/r/x.ts"), 7, 1.5, 2, true, t0)
+        .await
+        .unwrap();
+    let part = &store.parts_of(ids[0]).await.unwrap()[0];
+    assert_eq!(
+        (part.bytes, part.duration_secs, part.gaps, part.recovered),
+        (7, 1.5, 2, true)
+    );
 }

@@ -9,6 +9,7 @@ mod auth;
 mod json;
 mod probes;
 mod problem;
+mod recordings;
 mod stream;
 
 use std::net::SocketAddr;
@@ -97,6 +98,8 @@ fn router(state: AppState) -> Router {
         .route("/status", get(api::status))
         .route("/auth/{service}", post(api::auth))
         .route("/auth/{service}/code", post(api::code))
+        .route("/recordings", get(recordings::list))
+        .route("/recordings/{session}", get(recordings::one))
         .route("/events", get(stream::sse))
         .route("/ws", get(stream::ws))
         .fallback(problem::not_found);
