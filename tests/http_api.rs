@@ -252,6 +252,29 @@ async fn tokens_decide_who_may_read_and_who_may_change() {
     problem(api.delete("/api/v1/logins/foo", Some(VIEWER)), 403).await;
     problem(api.post("/api/v1/auth/youtube", Some(VIEWER)), 403).await;
     assert!(api.logins().await.is_empty());
+    // Refused like a non-operator in chat: audited with the token's name.
+    let store = Store::open(&api.bot.config.storage.database_path())
+        .await
+        .unwrap();
+    let refused: Vec<String> = store
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|(_, e)| match e.kind {
+            EventKind::CommandRefused { by, room, command } => {
+                assert_eq!(
+                    (by.as_str(), room),
+                    ("http:dash", Room::Http("dash".into()))
+                );
+                Some(command)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refused, ["add foo", "remove foo", "auth youtube"]);
+    store.close().await;
     api.stop().await;
 }
 

@@ -300,6 +300,7 @@ pub(crate) async fn cursor_and_messages_survive_reopening_and_never_go_back(h: &
 
 pub(crate) async fn events_after_pages_through_the_log(h: &dyn Harness) {
     let store = h.open().await;
+    assert_eq!(store.newest_event_id().await.unwrap(), 0);
     for _ in 0..5 {
         store
             .append_event(&Event::now(None, EventKind::ServiceStopping))
@@ -318,6 +319,7 @@ pub(crate) async fn events_after_pages_through_the_log(h: &dyn Harness) {
         Some(5)
     );
     assert_eq!(store.last_event_id("ServiceStarted").await.unwrap(), None);
+    assert_eq!(store.newest_event_id().await.unwrap(), 5);
 }
 
 pub(crate) async fn sessions_and_parts_round_trip(h: &dyn Harness) {

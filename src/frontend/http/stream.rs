@@ -41,19 +41,26 @@ pub(super) struct Feed {
 }
 
 impl Feed {
-    /// From live notices on, or after `after` (replayed from the log) when given.
-    pub fn new(core: CoreHandle, after: Option<i64>, login: Option<Login>) -> Feed {
-        // Subscribed before the first page is read: every event persisted from now on is in
-        // `live`, every one before in the log.
+    /// From live notices on, or after `after` (replayed from the log) when given. `None` when
+    /// the core has stopped.
+    pub async fn new(core: CoreHandle, after: Option<i64>, login: Option<Login>) -> Option<Feed> {
+        // Subscribed before the log is read: every event persisted from now on is in `live`,
+        // every one before in the log.
         let live = core.subscribe();
-        Feed {
+        // A live stream knows its place in the log too, so that falling behind the broadcast
+        // is made up from the log exactly.
+        let (after, replaying) = match after {
+            Some(after) => (after, true),
+            None => (core.newest_event_id().await.ok()?, false),
+        };
+        Some(Feed {
             core,
             live,
-            after: after.unwrap_or(0),
+            after,
             login,
-            replaying: after.is_some(),
+            replaying,
             backlog: VecDeque::new(),
-        }
+        })
     }
 
     /// The next event for this client; `None` when the core has stopped (or the log cannot
@@ -108,6 +115,10 @@ impl Feed {
     }
 }
 
+fn stopped() -> Problem {
+    Problem::refused(&crate::core::Refusal::ShuttingDown)
+}
+
 /// `?after=` and `?login=`, checked.
 fn feed_params(
     query: &HashMap<String, String>,
@@ -141,7 +152,9 @@ pub(super) async fn sse(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>, Problem> {
     let (after, login) = feed_params(&query, Some(&headers))?;
-    let feed = Feed::new(state.core.clone(), after, login);
+    let feed = Feed::new(state.core.clone(), after, login)
+        .await
+        .ok_or_else(stopped)?;
     let events = futures::stream::unfold(feed, |mut feed| async move {
         let notice = feed.next().await?;
         let event = SseEvent::default()
@@ -160,7 +173,9 @@ pub(super) async fn ws(
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, Problem> {
     let (after, login) = feed_params(&query, None)?;
-    let feed = Feed::new(state.core.clone(), after, login);
+    let feed = Feed::new(state.core.clone(), after, login)
+        .await
+        .ok_or_else(stopped)?;
     let heartbeat = state.heartbeat;
     Ok(upgrade
         .on_upgrade(move |socket| send_events(socket, feed, heartbeat))
@@ -193,4 +208,66 @@ async fn send_events(mut socket: WebSocket, mut feed: Feed, heartbeat: std::time
         }
     }
     let _ = socket.send(Message::Close(None)).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use crate::core::Core;
+    use crate::event::{Event, EventKind};
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    /// A client that fell further behind than the live broadcast holds gets the missed
+    /// events from the log: all of them, once each, in order.
+    #[tokio::test]
+    async fn a_client_that_falls_behind_is_served_from_the_log_without_loss_or_repeat() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = crate::config::testing::offline(&format!(
+            "[storage]\ndata_dir = {:?}\n",
+            dir.path().to_str().unwrap()
+        ));
+        let config = Config::from_text(&text, &dir.path().join("recbot.toml"), &[]).unwrap();
+        let shutdown = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let (core, handle) = Core::open(Arc::new(config), shutdown.clone())
+            .await
+            .unwrap();
+        let events = core.events();
+        core.spawn(&tracker).await.unwrap();
+        let login = Login::parse("foo").unwrap();
+        // Started live (after whatever the log holds), then left unread.
+        let mut feed = Feed::new(handle.clone(), None, Some(login.clone()))
+            .await
+            .unwrap();
+        let total = 1500u64; // more than the broadcast keeps (1024)
+        for lines in 1..=total {
+            let kind = EventKind::ChatDropped { lines };
+            events.send(Event::now(Some(login.clone()), kind)).await;
+        }
+        // All persisted and broadcast before the feed reads on: it has lagged for sure.
+        let first = feed.after;
+        while handle.newest_event_id().await.unwrap() < first + total as i64 {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        let mut got = Vec::new();
+        let mut last_seq = 0;
+        while got.len() < total as usize {
+            let notice = tokio::time::timeout(std::time::Duration::from_secs(10), feed.next())
+                .await
+                .expect("the feed goes on")
+                .expect("the core runs");
+            assert!(notice.seq > last_seq);
+            last_seq = notice.seq;
+            match notice.event.kind {
+                EventKind::ChatDropped { lines } => got.push(lines),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(got, (1..=total).collect::<Vec<_>>());
+        shutdown.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
 }
