@@ -382,6 +382,9 @@ pub enum Room {
     Slack(String),
     /// A Discord channel id.
     Discord(String),
+    /// An HTTP API client, by its token's name (`[[http.tokens]]`); its logins' events go to
+    /// the chat front-ends' `events_room`.
+    Http(String),
 }
 
 impl Room {
@@ -390,6 +393,7 @@ impl Room {
             Room::Console => "console",
             Room::Slack(_) => "slack",
             Room::Discord(_) => "discord",
+            Room::Http(_) => "http",
         }
     }
 }
@@ -400,6 +404,7 @@ impl fmt::Display for Room {
             Room::Console => f.write_str("console"),
             Room::Slack(id) => write!(f, "slack:{id}"),
             Room::Discord(id) => write!(f, "discord:{id}"),
+            Room::Http(name) => write!(f, "http:{name}"),
         }
     }
 }
@@ -415,6 +420,9 @@ impl FromStr for Room {
             None if s == "console" => Ok(Room::Console),
             Some(("slack", id)) if valid_id(id) => Ok(Room::Slack(id.to_string())),
             Some(("discord", id)) if valid_id(id) => Ok(Room::Discord(id.to_string())),
+            Some(("http", name)) if crate::config::Http::valid_token_name(name) => {
+                Ok(Room::Http(name.to_string()))
+            }
             _ => Err(format!("`{s}` is not a room")),
         }
     }
@@ -444,12 +452,15 @@ mod tests {
             Room::Console,
             Room::Slack("C0123".into()),
             Room::Discord("123456789".into()),
+            Room::Http("ci-bot_2".into()),
         ] {
             assert_eq!(room.to_string().parse::<Room>().unwrap(), room);
         }
         assert!("slack:".parse::<Room>().is_err());
         assert!("irc:x".parse::<Room>().is_err());
         assert!("slack:../x".parse::<Room>().is_err());
+        assert!("http:".parse::<Room>().is_err());
+        assert!("http:a b".parse::<Room>().is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use recbot::chat::logs;
 use recbot::config::Config;
 use recbot::core::Core;
-use recbot::frontend::{console, discord, slack};
+use recbot::frontend::{console, discord, http, slack};
 use recbot::logging::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -256,7 +256,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
                 warn!(error = %e, "console output failed");
             }
         });
-    } else if !config.slack.is_configured() && !config.discord.is_configured() {
+    } else if !config.slack.is_configured()
+        && !config.discord.is_configured()
+        && (config.http.address().is_none() || config.http.tokens.is_empty())
+    {
         warn!("no front-end is enabled: nothing can send commands to this recbot");
     }
     // Chat front-ends subscribe before the core starts, like the console, and deliver what
@@ -288,6 +291,15 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         tracker.spawn(async move {
             if let Err(e) = task.await {
                 error!("Discord front-end stopped: {e:#}");
+            }
+        });
+    }
+    // The HTTP API: bound before the core starts so a taken port stops recbot at once.
+    if let Some(listener) = http::Listener::bind(&config.http).await? {
+        let task = listener.serve(handle.clone(), shutdown.clone());
+        tracker.spawn(async move {
+            if let Err(e) = task.await {
+                error!("HTTP API stopped: {e:#}");
             }
         });
     }

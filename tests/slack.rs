@@ -985,7 +985,7 @@ async fn the_binary_runs_slack_from_the_config_and_stops_cleanly_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "[storage]\ndata_dir = \"data\"\n[slack]\napp_token = \"xapp-1-bin\"\n\
+            "[storage]\ndata_dir = \"data\"\n[http]\nlisten = \"\"\n[slack]\napp_token = \"xapp-1-bin\"\n\
              bot_token = \"xoxb-bin\"\napi_url = \"{}/api\"\noperators = [\"UOP\"]\n\
              events_room = \"CEV\"\n",
             web.uri()

@@ -32,7 +32,7 @@ async fn a_killed_upload_resumes_its_session_without_resending() {
     std::fs::write(
         &config,
         format!(
-            "[storage]\ndata_dir = \"data\"\n[youtube]\nenabled = true\n\
+            "[storage]\ndata_dir = \"data\"\n[http]\nlisten = \"\"\n[youtube]\nenabled = true\n\
              client_id = \"cid\"\nclient_secret = \"csecret\"\nupload_url = {:?}\n\
              chunk_size_mib = 1\nretry_initial_ms = 20\n",
             yt.upload_url()

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 mod chat;
 mod frontends;
+mod http;
 mod lenient;
 mod recording;
 mod storage;
@@ -21,6 +22,7 @@ mod youtube;
 
 pub use chat::{Chat, ChatLogin};
 pub use frontends::{Console, Discord, Slack};
+pub use http::{Http, HttpToken, Role};
 pub(crate) use lenient::lenient_string;
 pub use recording::Recording;
 pub use storage::Storage;
@@ -41,6 +43,7 @@ pub struct Config {
     pub youtube: Youtube,
     pub slack: Slack,
     pub discord: Discord,
+    pub http: Http,
     /// Where the file was read from; relative paths were resolved against its folder.
     #[serde(skip)]
     pub source: PathBuf,
@@ -57,6 +60,7 @@ impl Default for Config {
             youtube: Youtube::default(),
             slack: Slack::default(),
             discord: Discord::default(),
+            http: Http::default(),
             source: PathBuf::from("recbot.toml"),
         }
     }
@@ -162,6 +166,9 @@ impl Config {
         if self.discord.is_configured() {
             frontends.push(self.discord.summary());
         }
+        if self.http.address().is_some() && !self.http.tokens.is_empty() {
+            frontends.push("http".into());
+        }
         if frontends.is_empty() {
             frontends.push("none (nothing can send commands!)".into());
         }
@@ -173,6 +180,7 @@ impl Config {
              {}\
              chat (IRC):      {}\n\
              youtube uploads: {}\n\
+             http api:        {}\n\
              {}",
             self.source.display(),
             frontends.join("; "),
@@ -181,6 +189,7 @@ impl Config {
             self.recording.summary(),
             self.chat.summary(&self.twitch),
             self.youtube.summary(),
+            self.http.summary(),
             self.storage.summary(),
         )
     }
@@ -231,7 +240,8 @@ impl Config {
         self.chat.validate()?;
         self.youtube.validate()?;
         self.slack.validate()?;
-        self.discord.validate()
+        self.discord.validate()?;
+        self.http.validate()
     }
 }
 
@@ -409,7 +419,9 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 18] = [
+        let defaults: [(&str, &str, toml::Value); 19] = [
+            // No HTTP listener unless a test asks for one (tests run in parallel).
+            ("http", "listen", "".into()),
             // The tests' HLS origins are local servers.
             ("recording", "allow_private_sources", true.into()),
             // No VOD fills unless a test asks for them (they would look for VODs).

@@ -532,3 +532,72 @@ fn live_detection_is_resolved_checked_and_shown() {
         assert!(err.message.contains(fragment), "{text}: {err}");
     }
 }
+
+#[test]
+fn http_tokens_are_checked_and_shown_without_their_values() {
+    let token = |name: &str, value: &str| {
+        format!("[[http.tokens]]\nname = \"{name}\"\ntoken = \"{value}\"\nrole = \"viewer\"\n")
+    };
+    let good = format!(
+        "[http]\nlisten = \"127.0.0.1:0\"\n{}{}",
+        token("ci", "0123456789abcdefXYZ"),
+        token("dash-1", "fedcba9876543210")
+    );
+    let config = parse(&good).unwrap();
+    let summary = config.summary();
+    assert!(
+        summary.contains("http api:        http://127.0.0.1:0"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("ci (viewer), dash-1 (viewer)"),
+        "{summary}"
+    );
+    assert!(!summary.contains("0123456789abcdef"), "{summary}");
+    let disabled = parse("[http]\nlisten = \"\"\n").unwrap();
+    assert!(disabled.http.address().is_none());
+    assert!(disabled.summary().contains("http api:        off"));
+    assert_eq!(
+        parse("").unwrap().http.address(),
+        Some("127.0.0.1:8686".parse().unwrap())
+    );
+
+    for (text, key, words) in [
+        (
+            "[http]\nlisten = \"localhost\"\n".to_string(),
+            "http.listen",
+            "address and port",
+        ),
+        (token("ci", "short"), "http.tokens", "too short"),
+        (token("c i", "0123456789abcdef"), "http.tokens", "`name`"),
+        (token("", "0123456789abcdef"), "http.tokens", "`name`"),
+        (
+            format!(
+                "{}{}",
+                token("ci", "0123456789abcdef"),
+                token("ci", "0123456789abcdeg")
+            ),
+            "http.tokens",
+            "used twice",
+        ),
+        (
+            "[http]\nmetrics_token = \"x\"\n".to_string(),
+            "http.metrics_token",
+            "too short",
+        ),
+        (
+            "[[http.tokens]]\nname = \"a\"\ntoken = \"0123456789abcdef\"\nrole = \"admin\"\n"
+                .to_string(),
+            "http.tokens",
+            "unknown variant",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err();
+        assert!(
+            err.key.as_deref().is_some_and(|k| k.starts_with(key)),
+            "{text}: {err}"
+        );
+        assert!(err.message.contains(words), "{text}: {err}");
+        assert!(!err.to_string().contains("0123456789abcdef"), "{err}");
+    }
+}

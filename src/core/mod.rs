@@ -9,6 +9,8 @@ mod auth;
 mod calls;
 mod chat;
 mod disk_report;
+mod health;
+mod history;
 mod live;
 mod outbox;
 mod reactions;
@@ -37,6 +39,8 @@ use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
 use crate::work::{Call, Events};
 use calls::CheckedAdd;
+pub use health::{Unready, HEALTH_WITHIN};
+pub use history::{SessionQuery, SessionView, MAX_SESSIONS};
 pub use outbox::{CoreStopped, OutboxState, Pending};
 pub use reply::{
     AuthLink, ChatLine, Connected, DiskLevel, DiskReport, EventSubNow, LiveDetection, LiveOf,
@@ -78,6 +82,15 @@ impl Origin {
             room: Room::Console,
             user: "console".into(),
             operator: true,
+        }
+    }
+
+    /// An HTTP API client, by its token's name: `http:<name>` in the audit log.
+    pub fn http(name: &str, operator: bool) -> Origin {
+        Origin {
+            room: Room::Http(name.to_string()),
+            user: format!("http:{name}"),
+            operator,
         }
     }
 }

@@ -63,6 +63,21 @@ pub(super) enum OutboxRequest {
         messages: Vec<PostedMessage>,
         reply: oneshot::Sender<Result<()>>,
     },
+    /// The newest event-log id (a live event stream starts after it).
+    Newest { reply: oneshot::Sender<Result<i64>> },
+    /// `/recordings` (see `history.rs`).
+    Sessions {
+        query: super::history::SessionQuery,
+        reply: oneshot::Sender<Result<Vec<super::history::SessionView>>>,
+    },
+    Session {
+        id: i64,
+        reply: oneshot::Sender<Result<Option<super::history::SessionView>>>,
+    },
+    /// `/readyz`: can the database take a write (see `health.rs`)?
+    Writable {
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 pub(super) fn channel() -> (mpsc::Sender<OutboxRequest>, mpsc::Receiver<OutboxRequest>) {
@@ -86,6 +101,12 @@ impl CoreHandle {
             reply,
         })
         .await
+    }
+
+    /// The newest event-log id: a stream subscribed before asking starts after it.
+    pub async fn newest_event_id(&self) -> Result<i64> {
+        self.outbox_call(|reply| OutboxRequest::Newest { reply })
+            .await
     }
 
     /// Persists that `frontend` delivered everything up to `seq`, with the messages it opened.
@@ -167,6 +188,18 @@ impl Core {
                     error!(error = %e, frontend, "cannot record a posted step");
                 }
                 let _ = reply.send(result);
+            }
+            OutboxRequest::Newest { reply } => {
+                let _ = reply.send(self.store.newest_event_id().await);
+            }
+            OutboxRequest::Sessions { query, reply } => {
+                let _ = reply.send(self.read_sessions(&query).await);
+            }
+            OutboxRequest::Session { id, reply } => {
+                let _ = reply.send(self.read_session(id).await);
+            }
+            OutboxRequest::Writable { reply } => {
+                let _ = reply.send(self.check_writable().await);
             }
         }
     }

@@ -197,7 +197,7 @@ pub enum Refusal {
 }
 
 /// A pending authorization's lifetime in minutes (from the config).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Minutes(pub f64);
 
 impl Minutes {
@@ -207,7 +207,8 @@ impl Minutes {
 }
 
 /// Where `auth` sends the operator.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "flow", rename_all = "snake_case")]
 pub enum AuthLink {
     Youtube {
         url: String,
@@ -225,7 +226,8 @@ pub enum AuthLink {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "service", rename_all = "snake_case")]
 pub enum Connected {
     Youtube,
     /// `unmatched`: a bare code taken with no link pending to check it against.
@@ -240,7 +242,7 @@ pub enum Connected {
 }
 
 /// `quota`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct QuotaReport {
     /// The Pacific date YouTube counts by.
     pub day: NaiveDate,
@@ -254,7 +256,7 @@ pub struct QuotaReport {
 }
 
 /// `disk`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct DiskReport {
     pub used_percent: f64,
     pub free_bytes: u64,
@@ -273,7 +275,8 @@ pub struct DiskReport {
 }
 
 /// How full the disk is, against the configured limits.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+#[serde(tag = "level", rename_all = "snake_case")]
 pub enum DiskLevel {
     Fine,
     Warn { percent: u8 },
@@ -313,7 +316,7 @@ pub struct LoginStatus {
 }
 
 /// The live watcher as a whole.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct LiveDetection {
     /// `eventsub`, `helix` or `probe`.
     pub mode: &'static str,
@@ -329,7 +332,7 @@ pub struct LiveDetection {
 }
 
 /// EventSub as `status` shows it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct EventSubNow {
     pub up: bool,
     pub held: usize,
@@ -342,7 +345,8 @@ pub struct EventSubNow {
 }
 
 /// One Twitch login's live state.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum LiveOf {
     Unknown {
         error: String,
@@ -359,7 +363,8 @@ pub enum LiveOf {
 }
 
 /// A login's recording in progress.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
 pub enum RecordingNow {
     /// The offline grace period: waiting for the stream to come back.
     Waiting { session: i64, bytes: u64, gaps: u32 },

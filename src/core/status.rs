@@ -82,6 +82,9 @@ impl Core {
         if self.config.discord.is_configured() {
             frontends.push("discord");
         }
+        if self.config.http.address().is_some() {
+            frontends.push("http");
+        }
         Ok(StatusReport::Service(ServiceStatus {
             version: env!("CARGO_PKG_VERSION"),
             up_secs: self.started.elapsed().as_secs(),

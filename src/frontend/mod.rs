@@ -6,6 +6,7 @@ pub mod ack;
 pub mod console;
 pub mod delivery;
 pub mod discord;
+pub mod http;
 pub mod render;
 pub mod slack;
 mod slack_home;

@@ -36,6 +36,10 @@ pub trait EventLog: Send + Sync {
     /// The id of the newest event of `kind` (e.g. this run's `ServiceStarted`).
     async fn last_event_id(&self, kind: &str) -> Result<Option<i64>>;
 
+    /// The id of the newest event of any kind (0 for an empty log): where a live event
+    /// stream starts.
+    async fn newest_event_id(&self) -> Result<i64>;
+
     /// The newest event of `kind` (an `EventKind` name), if any: e.g. the last chat disconnect
     /// for `status`, also across restarts.
     async fn last_event_of_kind(&self, kind: &str) -> Result<Option<Event>>;

@@ -62,6 +62,10 @@ pub trait Backend:
     /// The highest migration applied.
     async fn schema_version(&self) -> Result<i64>;
 
+    /// Whether the database can take a write now (a write lock taken and released, nothing
+    /// written): `/readyz`.
+    async fn check_writable(&self) -> Result<()>;
+
     /// Waits for pending writes and closes the database cleanly.
     async fn close(&self);
 }

@@ -29,6 +29,12 @@ pub struct PartRow {
     pub state: String,
     pub started_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+    /// Set when the part finished (0 before).
+    pub bytes: u64,
+    pub duration_secs: f64,
+    pub gaps: u32,
+    /// Finished from a crash's leftovers.
+    pub recovered: bool,
 }
 
 /// What a session recorded, summed over its finished parts.
@@ -60,6 +66,15 @@ pub trait Recordings: Send + Sync {
 
     /// The newest sessions of `name`, newest first.
     async fn sessions_of(&self, name: &str, limit: i64) -> Result<Vec<SessionRow>>;
+
+    /// The newest `limit` sessions (of `name` when given) started at or after `since` (when
+    /// given), newest first: the HTTP API's `/recordings`.
+    async fn sessions(
+        &self,
+        name: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>>;
 
     async fn update_session_title(&self, id: i64, title: &str, game: Option<&str>) -> Result<()>;
 

@@ -59,6 +59,7 @@ macro_rules! store_suite {
             a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends,
             a_pending_vod_fill_survives_reopening_until_removed,
             settings_are_replaced_and_survive_reopening,
+            sessions_are_listed_newest_first_by_login_and_start,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -300,6 +301,7 @@ pub(crate) async fn cursor_and_messages_survive_reopening_and_never_go_back(h: &
 
 pub(crate) async fn events_after_pages_through_the_log(h: &dyn Harness) {
     let store = h.open().await;
+    assert_eq!(store.newest_event_id().await.unwrap(), 0);
     for _ in 0..5 {
         store
             .append_event(&Event::now(None, EventKind::ServiceStopping))
@@ -318,6 +320,7 @@ pub(crate) async fn events_after_pages_through_the_log(h: &dyn Harness) {
         Some(5)
     );
     assert_eq!(store.last_event_id("ServiceStarted").await.unwrap(), None);
+    assert_eq!(store.newest_event_id().await.unwrap(), 5);
 }
 
 pub(crate) async fn sessions_and_parts_round_trip(h: &dyn Harness) {
@@ -681,4 +684,44 @@ pub(crate) async fn settings_are_replaced_and_survive_reopening(h: &dyn Harness)
         Some("c-2")
     );
     assert_eq!(store.setting("other").await.unwrap().as_deref(), Some("x"));
+}
+
+pub(crate) async fn sessions_are_listed_newest_first_by_login_and_start(h: &dyn Harness) {
+    let store = h.open().await;
+    let t0 = Utc::now() - chrono::Duration::hours(10);
+    let mut ids = Vec::new();
+    for (i, name) in ["foo", "bar", "foo"].into_iter().enumerate() {
+        let at = t0 + chrono::Duration::hours(i as i64 * 3);
+        ids.push(
+            store
+                .create_session(name, None, "t", None, at)
+                .await
+                .unwrap(),
+        );
+    }
+    let listed = |rows: Vec<super::SessionRow>| rows.iter().map(|r| r.id).collect::<Vec<_>>();
+    let all = store.sessions(None, None, 10).await.unwrap();
+    assert_eq!(listed(all), [ids[2], ids[1], ids[0]]);
+    let foo = store.sessions(Some("foo"), None, 10).await.unwrap();
+    assert_eq!(listed(foo), [ids[2], ids[0]]);
+    let since = t0 + chrono::Duration::hours(2);
+    let recent = store.sessions(None, Some(since), 10).await.unwrap();
+    assert_eq!(listed(recent), [ids[2], ids[1]]);
+    let both = store.sessions(Some("foo"), Some(since), 1).await.unwrap();
+    assert_eq!(listed(both), [ids[2]]);
+    assert!(store
+        .sessions(Some("baz"), None, 10)
+        .await
+        .unwrap()
+        .is_empty());
+    // Parts carry what they recorded.
+    store
+        .finish_part(ids[0], 1, Path::new("/r/x.ts"), 7, 1.5, 2, true, t0)
+        .await
+        .unwrap();
+    let part = &store.parts_of(ids[0]).await.unwrap()[0];
+    assert_eq!(
+        (part.bytes, part.duration_secs, part.gaps, part.recovered),
+        (7, 1.5, 2, true)
+    );
 }

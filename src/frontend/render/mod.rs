@@ -29,7 +29,7 @@ impl Markup {
     /// The markup replies to a command from `room` are read in.
     pub fn of(room: &crate::event::Room) -> Markup {
         match room {
-            crate::event::Room::Console => Markup::Plain,
+            crate::event::Room::Console | crate::event::Room::Http(_) => Markup::Plain,
             crate::event::Room::Slack(_) => Markup::Slack,
             crate::event::Room::Discord(_) => Markup::Discord,
         }

@@ -82,6 +82,13 @@ impl EventLog for SqliteBackend {
         )
     }
 
+    async fn newest_event_id(&self) -> Result<i64> {
+        let id: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM events")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(id.unwrap_or(0))
+    }
+
     async fn last_event_of_kind(&self, kind: &str) -> Result<Option<Event>> {
         let row = sqlx::query("SELECT payload FROM events WHERE kind = ? ORDER BY id DESC LIMIT 1")
             .bind(kind)

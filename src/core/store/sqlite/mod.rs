@@ -78,6 +78,13 @@ impl super::Backend for SqliteBackend {
         Ok(version.unwrap_or(0))
     }
 
+    async fn check_writable(&self) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+        Ok(())
+    }
+
     /// Also checkpoints the WAL.
     async fn close(&self) {
         self.pool.close().await;

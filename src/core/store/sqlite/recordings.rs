@@ -57,6 +57,24 @@ impl Recordings for SqliteBackend {
         rows.iter().map(session_from_row).collect()
     }
 
+    async fn sessions(
+        &self,
+        name: Option<&str>,
+        since: Option<DateTime<Utc>>,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>> {
+        let rows = sqlx::query(
+            "SELECT * FROM sessions WHERE (?1 IS NULL OR name = ?1)
+               AND (?2 IS NULL OR started_at >= ?2) ORDER BY id DESC LIMIT ?3",
+        )
+        .bind(name)
+        .bind(since)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(session_from_row).collect()
+    }
+
     async fn update_session_title(&self, id: i64, title: &str, game: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE sessions SET title = ?, game = ? WHERE id = ?")
             .bind(title)
@@ -209,5 +227,9 @@ fn part_from_row(r: &sqlx::sqlite::SqliteRow) -> Result<PartRow> {
         state: r.try_get("state")?,
         started_at: r.try_get("started_at")?,
         ended_at: r.try_get("ended_at")?,
+        bytes: r.try_get::<i64, _>("bytes")?.max(0) as u64,
+        duration_secs: r.try_get("duration_secs")?,
+        gaps: r.try_get::<i64, _>("gaps")?.clamp(0, u32::MAX as i64) as u32,
+        recovered: r.try_get("recovered")?,
     })
 }
