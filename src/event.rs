@@ -273,9 +273,63 @@ pub enum EventKind {
         file: String,
         reason: String,
     },
+
+    // --- deliveries to outside receivers (src/frontend/webhook.rs) ---
+    /// A webhook's receiver refused event-log entry `delivery` (an `event` event) for good
+    /// (HTTP `status`, a 4xx other than 408/429, or a redirect): it was skipped for that
+    /// webhook; later events go on.
+    WebhookRefused {
+        webhook: String,
+        delivery: i64,
+        event: String,
+        status: u16,
+    },
 }
 
 impl EventKind {
+    /// Every kind's stable name, as [`EventKind::name`] gives it (config filters are checked
+    /// against this list).
+    pub const NAMES: &'static [&'static str] = &[
+        "ServiceStarted",
+        "ServiceStopping",
+        "WatchAdded",
+        "WatchRemoved",
+        "CommandRefused",
+        "LiveDetected",
+        "StreamUpdated",
+        "StreamOffline",
+        "LiveCheckFailed",
+        "LiveCheckRecovered",
+        "RecordingStarted",
+        "RenditionWithheld",
+        "RecordingGap",
+        "AdBreak",
+        "RecordingStalled",
+        "RecordingPartFinished",
+        "RecordingFinished",
+        "RecordingFailed",
+        "GapFilled",
+        "VodFillFailed",
+        "VodFillDone",
+        "DiskLow",
+        "ChatJoined",
+        "ChatDisconnected",
+        "ChatReconnected",
+        "ChatDropped",
+        "ChatSaved",
+        "ChatSaveFailed",
+        "AuthRequired",
+        "AuthCompleted",
+        "UploadQueued",
+        "UploadStarted",
+        "UploadProgress",
+        "UploadDeferred",
+        "UploadFinished",
+        "UploadFailed",
+        "UploadFilesKept",
+        "WebhookRefused",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::ServiceStarted { .. } => "ServiceStarted",
@@ -315,6 +369,7 @@ impl EventKind {
             EventKind::UploadFinished { .. } => "UploadFinished",
             EventKind::UploadFailed { .. } => "UploadFailed",
             EventKind::UploadFilesKept { .. } => "UploadFilesKept",
+            EventKind::WebhookRefused { .. } => "WebhookRefused",
         }
     }
 
@@ -340,6 +395,7 @@ impl EventKind {
                 | EventKind::LiveCheckRecovered
                 | EventKind::AuthRequired { .. }
                 | EventKind::AuthCompleted { .. }
+                | EventKind::WebhookRefused { .. }
         )
     }
 }
@@ -421,6 +477,25 @@ mod tests {
         assert!("slack:".parse::<Room>().is_err());
         assert!("irc:x".parse::<Room>().is_err());
         assert!("slack:../x".parse::<Room>().is_err());
+    }
+
+    #[test]
+    fn stable_names_are_listed_once() {
+        let mut names = EventKind::NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventKind::NAMES.len());
+        // A kind's serialized `type` is its stable name, and the name is in the list.
+        let kind = EventKind::WebhookRefused {
+            webhook: "ops".into(),
+            delivery: 7,
+            event: "RecordingFailed".into(),
+            status: 404,
+        };
+        let json = serde_json::to_value(&kind).unwrap();
+        assert_eq!(json["type"], kind.name());
+        assert!(EventKind::NAMES.contains(&kind.name()));
+        assert!(EventKind::NAMES.contains(&EventKind::ServiceStopping.name()));
     }
 
     #[test]

@@ -17,6 +17,7 @@ mod lenient;
 mod recording;
 mod storage;
 mod twitch;
+mod webhooks;
 mod youtube;
 
 pub use chat::{Chat, ChatLogin};
@@ -25,6 +26,7 @@ pub(crate) use lenient::lenient_string;
 pub use recording::Recording;
 pub use storage::Storage;
 pub use twitch::Twitch;
+pub use webhooks::Webhook;
 pub use youtube::{AfterUpload, Privacy, Youtube};
 
 /// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.
@@ -41,6 +43,8 @@ pub struct Config {
     pub youtube: Youtube,
     pub slack: Slack,
     pub discord: Discord,
+    /// `[[webhooks]]`: outside receivers of the events.
+    pub webhooks: Vec<Webhook>,
     /// Where the file was read from; relative paths were resolved against its folder.
     #[serde(skip)]
     pub source: PathBuf,
@@ -57,6 +61,7 @@ impl Default for Config {
             youtube: Youtube::default(),
             slack: Slack::default(),
             discord: Discord::default(),
+            webhooks: Vec::new(),
             source: PathBuf::from("recbot.toml"),
         }
     }
@@ -173,6 +178,7 @@ impl Config {
              {}\
              chat (IRC):      {}\n\
              youtube uploads: {}\n\
+             {}\
              {}",
             self.source.display(),
             frontends.join("; "),
@@ -181,6 +187,7 @@ impl Config {
             self.recording.summary(),
             self.chat.summary(&self.twitch),
             self.youtube.summary(),
+            webhooks::summary(&self.webhooks),
             self.storage.summary(),
         )
     }
@@ -231,7 +238,8 @@ impl Config {
         self.chat.validate()?;
         self.youtube.validate()?;
         self.slack.validate()?;
-        self.discord.validate()
+        self.discord.validate()?;
+        webhooks::validate(&self.webhooks)
     }
 }
 

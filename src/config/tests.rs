@@ -49,11 +49,14 @@ fn example_config_is_valid_and_documents_every_key() {
     let sections = expected_fields("__probe__ = 1");
     assert!(sections.contains(&"twitch".to_string()));
     for section in sections {
-        assert!(
-            text.contains(&format!("[{section}]")),
-            "example lacks [{section}]"
-        );
-        for key in expected_fields(&format!("[{section}]\n__probe__ = 1")) {
+        // `webhooks` is an array of tables.
+        let header = if section == "webhooks" {
+            format!("[[{section}]]")
+        } else {
+            format!("[{section}]")
+        };
+        assert!(text.contains(&header), "example lacks {header}");
+        for key in expected_fields(&format!("{header}\n__probe__ = 1")) {
             let documented = text.lines().any(|l| {
                 let l = l.trim_start_matches('#').trim();
                 l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key}="))
@@ -469,4 +472,79 @@ fn codecs_have_defaults_are_checked_and_shown() {
         assert_eq!(err.line, Some(line), "{text}: {err}");
         assert!(err.message.contains(fragment), "{text}: {err}");
     }
+}
+
+#[test]
+fn webhooks_have_defaults_are_checked_and_shown_without_their_secret() {
+    let hook = "[[webhooks]]\nname = \"ops\"\nurl = \"http://10.0.0.5:9000/hook?token=abc\"\n\
+                secret = \"hook-secret-value\"\n";
+    let c = parse(hook).unwrap();
+    let w = &c.webhooks[0];
+    assert_eq!(w.outbox_key(), "webhook:ops");
+    assert!(w.events.is_empty() && w.wants("RecordingFailed"));
+    assert_eq!(
+        (w.timeout_secs, w.retry_initial_ms, w.retry_max_secs),
+        (10, 1000, 600)
+    );
+    let summary = c.summary();
+    assert!(
+        summary.contains("webhooks:        ops → http://10.0.0.5:9000 (all events)"),
+        "{summary}"
+    );
+    assert!(!summary.contains("hook-secret-value") && !summary.contains("token=abc"));
+    assert!(!format!("{c:?}").contains("hook-secret-value"));
+    assert!(parse("")
+        .unwrap()
+        .summary()
+        .contains("webhooks:        none"));
+
+    let filtered = parse(&format!("{hook}events = [\"UploadFailed\", \"DiskLow\"]\n")).unwrap();
+    assert!(filtered.webhooks[0].wants("DiskLow") && !filtered.webhooks[0].wants("ChatJoined"));
+    assert!(filtered.summary().contains("(UploadFailed, DiskLow)"));
+
+    for (extra, key, words) in [
+        (
+            "events = [\"UploadBroke\"]\n",
+            "webhooks[0].events",
+            "not an event name",
+        ),
+        ("timeout_secs = 0\n", "webhooks[0].timeout_secs", "1 to 300"),
+        (
+            "retry_initial_ms = 0\n",
+            "webhooks[0].retry_initial_ms",
+            "more than 0",
+        ),
+    ] {
+        let err = parse(&format!("{hook}{extra}")).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    for (text, key, words) in [
+        (
+            hook.replace("http://", "ftp://"),
+            "webhooks[0].url",
+            "http(s)",
+        ),
+        (
+            hook.replace("\"ops\"", "\"o ps\""),
+            "webhooks[0].name",
+            "letters",
+        ),
+        (
+            hook.replace("hook-secret-value", ""),
+            "webhooks[0].secret",
+            "empty",
+        ),
+        (
+            format!("{hook}{hook}"),
+            "webhooks[1].name",
+            "another webhook",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    let err = parse("[[webhooks]]\nname = \"ops\"\nurl = \"http://x\"\n").unwrap_err();
+    assert!(err.message.contains("secret"), "{err}");
 }

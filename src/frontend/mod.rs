@@ -1,6 +1,7 @@
 //! Front-ends: where operators type commands and read events. Each one turns platform input
 //! into command text plus an [`Origin`](crate::core::Origin), hands it to the core, and renders
-//! replies and notices back. Only this folder knows chat platforms.
+//! replies and notices back. Only this folder knows chat platforms. Webhooks (`webhook.rs`)
+//! receive the same notices for outside automation.
 
 pub mod ack;
 pub mod console;
@@ -9,3 +10,4 @@ pub mod discord;
 pub mod render;
 pub mod slack;
 mod slack_home;
+pub mod webhook;

@@ -70,6 +70,16 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::UploadFinished { .. }
         | K::UploadFailed { .. }
         | K::UploadFilesKept { .. } => upload_line(&w, kind),
+        K::WebhookRefused {
+            webhook,
+            delivery,
+            event,
+            status,
+        } => format!(
+            "⚠ webhook {} refused event #{delivery} ({event}) with HTTP {status}: it was \
+             skipped for that webhook (the event log keeps it); check the receiver",
+            w.u(webhook)
+        ),
     }
 }
 
