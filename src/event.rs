@@ -274,7 +274,7 @@ pub enum EventKind {
         reason: String,
     },
 
-    // --- deliveries to outside receivers (src/frontend/webhook.rs) ---
+    // --- deliveries to outside receivers (src/frontend/webhook.rs, email.rs) ---
     /// A webhook's receiver refused event-log entry `delivery` (an `event` event) for good
     /// (HTTP `status`, a 4xx other than 408/429, or a redirect): it was skipped for that
     /// webhook; later events go on.
@@ -283,6 +283,15 @@ pub enum EventKind {
         delivery: i64,
         event: String,
         status: u16,
+    },
+    /// The SMTP server refused a digest mail for good (a 5xx answer, `code`): its events
+    /// (event-log ids `first` to `last`) are not mailed; later ones are.
+    EmailRefused {
+        code: u16,
+        reason: String,
+        events: u32,
+        first: i64,
+        last: i64,
     },
 }
 
@@ -328,6 +337,7 @@ impl EventKind {
         "UploadFailed",
         "UploadFilesKept",
         "WebhookRefused",
+        "EmailRefused",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -370,6 +380,7 @@ impl EventKind {
             EventKind::UploadFailed { .. } => "UploadFailed",
             EventKind::UploadFilesKept { .. } => "UploadFilesKept",
             EventKind::WebhookRefused { .. } => "WebhookRefused",
+            EventKind::EmailRefused { .. } => "EmailRefused",
         }
     }
 
@@ -396,6 +407,7 @@ impl EventKind {
                 | EventKind::AuthRequired { .. }
                 | EventKind::AuthCompleted { .. }
                 | EventKind::WebhookRefused { .. }
+                | EventKind::EmailRefused { .. }
         )
     }
 }

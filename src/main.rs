@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use recbot::chat::logs;
 use recbot::config::Config;
 use recbot::core::Core;
-use recbot::frontend::{console, discord, slack, webhook};
+use recbot::frontend::{console, discord, email, slack, webhook};
 use recbot::logging::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -300,6 +300,13 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
         )
         .await?;
     }
+    email::run(
+        config.clone(),
+        handle.clone(),
+        handle.subscribe(),
+        tracker.clone(),
+    )
+    .await?;
     core.spawn(&tracker).await?;
     info!(
         config = %config.source.display(),

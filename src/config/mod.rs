@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod chat;
+mod email;
 mod frontends;
 mod lenient;
 mod recording;
@@ -21,6 +22,7 @@ mod webhooks;
 mod youtube;
 
 pub use chat::{Chat, ChatLogin};
+pub use email::{Email, SmtpSecurity, SmtpServer};
 pub use frontends::{Console, Discord, Slack};
 pub(crate) use lenient::lenient_string;
 pub use recording::Recording;
@@ -43,6 +45,7 @@ pub struct Config {
     pub youtube: Youtube,
     pub slack: Slack,
     pub discord: Discord,
+    pub email: Email,
     /// `[[webhooks]]`: outside receivers of the events.
     pub webhooks: Vec<Webhook>,
     /// Where the file was read from; relative paths were resolved against its folder.
@@ -61,6 +64,7 @@ impl Default for Config {
             youtube: Youtube::default(),
             slack: Slack::default(),
             discord: Discord::default(),
+            email: Email::default(),
             webhooks: Vec::new(),
             source: PathBuf::from("recbot.toml"),
         }
@@ -179,6 +183,7 @@ impl Config {
              chat (IRC):      {}\n\
              youtube uploads: {}\n\
              {}\
+             {}\
              {}",
             self.source.display(),
             frontends.join("; "),
@@ -187,6 +192,7 @@ impl Config {
             self.recording.summary(),
             self.chat.summary(&self.twitch),
             self.youtube.summary(),
+            self.email.summary(),
             webhooks::summary(&self.webhooks),
             self.storage.summary(),
         )
@@ -239,6 +245,7 @@ impl Config {
         self.youtube.validate()?;
         self.slack.validate()?;
         self.discord.validate()?;
+        self.email.validate()?;
         webhooks::validate(&self.webhooks)
     }
 }

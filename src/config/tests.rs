@@ -548,3 +548,60 @@ fn webhooks_have_defaults_are_checked_and_shown_without_their_secret() {
     let err = parse("[[webhooks]]\nname = \"ops\"\nurl = \"http://x\"\n").unwrap_err();
     assert!(err.message.contains("secret"), "{err}");
 }
+
+#[test]
+fn email_is_off_by_default_and_checked_when_set() {
+    let c = parse("").unwrap();
+    assert!(!c.email.is_configured());
+    assert!(c.summary().contains("e-mail:          off"));
+    assert!(c.email.wants("UploadFailed") && c.email.wants("DiskLow"));
+    assert_eq!(c.email.digest_minutes, 10.0);
+
+    let base = "[email]\nfrom = \"recbot@example.org\"\nto = [\"ops@example.org\"]\n";
+    let with = |extra: &str| format!("{base}{extra}");
+    let c = parse(&with("smtp_url = \"smtp://mail.example.org\"\nusername = \"u\"\npassword = \"mail-pass-value\"\n")).unwrap();
+    let server = c.email.server().unwrap();
+    assert_eq!(
+        (server.port, server.security),
+        (587, SmtpSecurity::StartTls)
+    );
+    let summary = c.summary();
+    assert!(
+        summary.contains("mail.example.org:587 (STARTTLS required) to ops@example.org"),
+        "{summary}"
+    );
+    assert!(!summary.contains("mail-pass-value") && !format!("{c:?}").contains("mail-pass-value"));
+    let c = parse(&with("smtp_url = \"smtps://mail.example.org\"\n")).unwrap();
+    assert_eq!(c.email.server().unwrap().security, SmtpSecurity::Tls);
+    assert_eq!(c.email.server().unwrap().port, 465);
+    let c = parse(&with(
+        "smtp_url = \"smtp://127.0.0.1:2525\"\nallow_plaintext = true\n",
+    ))
+    .unwrap();
+    assert_eq!(c.email.server().unwrap().security, SmtpSecurity::Plain);
+
+    for (extra, key, words) in [
+        ("smtp_url = \"http://mail.example.org\"\n", "email.smtp_url", "smtp://"),
+        ("smtp_url = \"smtps://m.example.org\"\nallow_plaintext = true\n", "email.smtp_url", "contradicts"),
+        (
+            "smtp_url = \"smtp://m.example.org\"\nallow_plaintext = true\nusername = \"u\"\npassword = \"p\"\n",
+            "email.allow_plaintext",
+            "unencrypted",
+        ),
+        ("smtp_url = \"smtp://u:p@m.example.org\"\n", "email.smtp_url", "username/password"),
+        ("smtp_url = \"smtp://m.example.org\"\nusername = \"u\"\n", "email.password", "together"),
+        ("smtp_url = \"smtp://m.example.org\"\nevents = [\"Nope\"]\n", "email.events", "not an event"),
+        ("smtp_url = \"smtp://m.example.org\"\ndigest_minutes = -1\n", "email.digest_minutes", "0 to 1440"),
+    ] {
+        let err = parse(&with(extra)).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    let err =
+        parse("[email]\nsmtp_url = \"smtp://m.example.org\"\nfrom = \"x\"\nto = [\"a@b.c\"]\n")
+            .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("email.from"), "{err}");
+    let err =
+        parse("[email]\nsmtp_url = \"smtp://m.example.org\"\nfrom = \"a@b.c\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("email.to"), "{err}");
+}
