@@ -157,7 +157,7 @@ impl Email {
         {
             return Err((
                 "email.events".into(),
-                format!("`{unknown}` is not an event name (see the README's event list)"),
+                format!("`{unknown}` is not an event name (see the README's E-mail and webhooks)"),
             ));
         }
         if !(self.digest_minutes.is_finite() && (0.0..=1440.0).contains(&self.digest_minutes)) {

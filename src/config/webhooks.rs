@@ -122,7 +122,7 @@ pub(super) fn validate(webhooks: &[Webhook]) -> Result<(), (String, String)> {
             return Err((
                 key("events"),
                 format!(
-                    "`{unknown}` is not an event name (see the README's event table, e.g. \
+                    "`{unknown}` is not an event name (see the README's E-mail and webhooks, e.g. \
                      RecordingFailed, UploadFinished)"
                 ),
             ));

@@ -121,7 +121,7 @@ impl Mailer {
         }
         // Quoted-printable: lines stay short and readable, any server takes it.
         let body = Body::new_with_encoding(body, ContentTransferEncoding::QuotedPrintable)
-            .unwrap_or_else(|body| Body::new(body));
+            .unwrap_or_else(Body::new);
         let message = match message.body(body) {
             Ok(message) => message,
             Err(e) => {

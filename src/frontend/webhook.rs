@@ -146,12 +146,7 @@ impl WebhookDelivery {
                 break;
             }
             // Only a wake-up: everything queued is in the log, read by the next catch-up.
-            loop {
-                match notices.try_recv() {
-                    Ok(_) | Err(TryRecvError::Lagged(_)) => {}
-                    Err(TryRecvError::Empty | TryRecvError::Closed) => break,
-                }
-            }
+            while let Ok(_) | Err(TryRecvError::Lagged(_)) = notices.try_recv() {}
         }
         debug!(webhook = %self.hook.name, "webhook delivery stopped");
     }
