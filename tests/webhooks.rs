@@ -335,3 +335,36 @@ async fn a_restart_resumes_after_the_last_delivered_event() {
         assert!(ok[..i].iter().all(|e| e.id() <= g.id()), "in order");
     }
 }
+
+#[tokio::test]
+async fn stale_upload_progress_is_not_sent_after_an_outage() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, script) = receiver().await;
+    script.lock().unwrap().down = true;
+    let bot = start(config(dir.path(), &url, "")).await;
+    until(&script, "a try while down", |g| !g.is_empty()).await;
+    for sent_bytes in [10, 20, 30] {
+        let progress = EventKind::UploadProgress {
+            job: 5,
+            sent_bytes,
+            total_bytes: 100,
+            bytes_per_sec: 1.0,
+        };
+        bot.send("foo", progress).await;
+    }
+    dropped(&bot, 1).await;
+    // Persisted before the receiver comes back (they are in the log, after ServiceStarted).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    script.lock().unwrap().down = false;
+    let got = until(&script, "the events after the outage", |g| {
+        delivered_lines(g) == [1]
+    })
+    .await;
+    let progress: Vec<u64> = got
+        .iter()
+        .filter(|g| g.status == 200 && g.kind() == "UploadProgress")
+        .map(|g| g.body["fields"]["sent_bytes"].as_u64().unwrap())
+        .collect();
+    assert_eq!(progress, [30], "only the latest progress of the job");
+    bot.stop().await;
+}

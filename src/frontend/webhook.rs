@@ -4,7 +4,8 @@
 //! at-least-once: `X-Recbot-Delivery` (the event-log id) lets the receiver drop a repeat.
 //! Failures, timeouts, 408, 429 and 5xx are tried again with backoff, holding later events
 //! back; any other refusal (a 4xx, a redirect) skips that event for that webhook and is
-//! reported once as a `WebhookRefused` event.
+//! reported once as a `WebhookRefused` event. Upload progress that a later event of the same
+//! page supersedes is not sent (the chat front-ends fold it the same way).
 
 use std::future::Future;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use super::delivery::superseded;
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, Webhook};
 use crate::core::{CoreHandle, CoreStopped, Notice};
@@ -202,11 +204,15 @@ impl WebhookDelivery {
             let Some(scanned_to) = page.scanned_to else {
                 return Ok(());
             };
-            for notice in &page.notices {
+            for (i, notice) in page.notices.iter().enumerate() {
                 if notice.seq <= self.cursor {
                     continue;
                 }
-                if self.hook.wants(notice.event.kind_name()) {
+                // Stale upload progress (a later notice of the page has the job's news) is
+                // not sent: after an outage it would only flood the receiver.
+                if self.hook.wants(notice.event.kind_name())
+                    && !superseded(notice, &page.notices[i + 1..])
+                {
                     self.deliver(notice).await?;
                 }
             }
