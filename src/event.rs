@@ -284,6 +284,14 @@ pub enum EventKind {
         event: String,
         status: u16,
     },
+    /// Deliveries to `to` (`webhook <name>`, `e-mail`) have failed `attempts` times in a row
+    /// (unreachable, timeouts, 5xx or 4xx answers that may pass): events wait, nothing is
+    /// skipped; reported once per stuck event.
+    DeliveryFailing {
+        to: String,
+        attempts: u32,
+        reason: String,
+    },
     /// The SMTP server refused a digest mail for good (a 5xx answer, `code`): its events
     /// (event-log ids `first` to `last`) are not mailed; later ones are.
     EmailRefused {
@@ -338,6 +346,7 @@ impl EventKind {
         "UploadFilesKept",
         "WebhookRefused",
         "EmailRefused",
+        "DeliveryFailing",
     ];
 
     pub fn name(&self) -> &'static str {
@@ -381,6 +390,7 @@ impl EventKind {
             EventKind::UploadFilesKept { .. } => "UploadFilesKept",
             EventKind::WebhookRefused { .. } => "WebhookRefused",
             EventKind::EmailRefused { .. } => "EmailRefused",
+            EventKind::DeliveryFailing { .. } => "DeliveryFailing",
         }
     }
 
@@ -408,6 +418,7 @@ impl EventKind {
                 | EventKind::AuthCompleted { .. }
                 | EventKind::WebhookRefused { .. }
                 | EventKind::EmailRefused { .. }
+                | EventKind::DeliveryFailing { .. }
         )
     }
 }

@@ -175,9 +175,11 @@ async fn an_outage_and_a_restart_delay_mail_but_lose_or_repeat_none() {
     let server = SmtpServer::start().await;
     server.state().down = true;
     let config = plaintext(dir.path(), &server);
-    let bot = start(config.clone()).await;
+    let mut bot = start(config.clone()).await;
     dropped(&bot, 1).await;
-    until(&server, "tried while down", |s| s.connections >= 2).await;
+    let failing = bot.wait_for("the report", is("DeliveryFailing")).await;
+    let line = render::event_line(&failing);
+    assert!(line.contains("delivery to e-mail failed 8 times"), "{line}");
     bot.stop().await;
 
     let bot = start(config.clone()).await;

@@ -305,14 +305,18 @@ async fn a_restart_resumes_after_the_last_delivered_event() {
 
     // The receiver is down for the whole second run: its events wait in the log.
     script.lock().unwrap().down = true;
-    let bot = start(config.clone()).await;
+    let mut bot = start(config.clone()).await;
     dropped(&bot, 3).await;
     dropped(&bot, 4).await;
-    // The first run's last event (in flight at its stop) holds every later one back.
-    until(&script, "tries in the second run", |g| {
-        g.iter().filter(|g| g.status == 503).count() >= 3
-    })
-    .await;
+    // The first run's last event (in flight at its stop) holds every later one back; after
+    // eight failed tries the trouble is reported once in chat.
+    let failing = bot.wait_for("the report", is("DeliveryFailing")).await;
+    let line = render::event_line(&failing);
+    assert!(
+        line.contains("delivery to webhook ops failed 8 times"),
+        "{line}"
+    );
+    assert!(line.contains("HTTP 503"), "{line}");
     bot.stop().await;
 
     script.lock().unwrap().down = false;

@@ -57,6 +57,7 @@ pub const DEFAULT_EVENTS: &[&str] = &[
     "LiveCheckFailed",
     "ChatDropped",
     "WebhookRefused",
+    "DeliveryFailing",
 ];
 
 impl Default for Email {

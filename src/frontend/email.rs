@@ -18,6 +18,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use super::render;
+use super::webhook::{report_failing, FAILING_REPORT_AFTER};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, Email, SmtpSecurity};
 use crate::core::{CoreHandle, CoreStopped, Notice};
@@ -247,7 +248,9 @@ impl EmailDelivery {
     async fn mail_until_done(&self, notices: &[Notice]) -> Result<(), Stopped> {
         let events: Vec<Event> = notices.iter().map(|n| n.event.clone()).collect();
         let mut pacer = self.pacer();
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let outcome = tokio::select! {
                 outcome = self.mailer.send(&events) => outcome,
                 _ = self.core.stopped() => return Err(Stopped),
@@ -268,6 +271,9 @@ impl EmailDelivery {
                         wait_ms = wait.as_millis() as u64,
                         "mailing failed; trying again (nothing is skipped)"
                     );
+                    if attempts == FAILING_REPORT_AFTER {
+                        report_failing(&self.core, "e-mail".into(), attempts, reason).await;
+                    }
                     self.wait_or_stop(wait).await?;
                 }
             }

@@ -26,6 +26,20 @@ use crate::event::{Event, EventKind};
 
 /// Events read from the log per request.
 const PAGE: i64 = 200;
+/// Failed tries of one event after which the trouble is reported (once) in chat: with the
+/// default backoff about four minutes, so a receiver's restart goes unreported.
+pub(crate) const FAILING_REPORT_AFTER: u32 = 8;
+
+/// Reports that deliveries to `to` keep failing (`DeliveryFailing`, once per stuck event).
+pub(crate) async fn report_failing(core: &CoreHandle, to: String, attempts: u32, reason: String) {
+    let reason = reason.chars().take(300).collect();
+    let kind = EventKind::DeliveryFailing {
+        to,
+        attempts,
+        reason,
+    };
+    core.report(Event::now(None, kind)).await;
+}
 
 /// Starts one delivery task per configured webhook on `tracker`; they run until the core has
 /// stopped. `notices` only wakes them: what to send is read from the event log.
@@ -239,7 +253,9 @@ impl WebhookDelivery {
     async fn deliver(&mut self, notice: &Notice) -> Result<(), Stopped> {
         let body = serde_json::to_vec(&payload(notice)).expect("JSON values serialize");
         let mut pacer = self.pacer();
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let outcome = tokio::select! {
                 outcome = self.post(notice, &body) => outcome,
                 _ = self.core.stopped() => return Err(Stopped),
@@ -262,6 +278,10 @@ impl WebhookDelivery {
                         wait_ms = wait.as_millis() as u64,
                         "webhook delivery failed; trying again (later events wait)"
                     );
+                    if attempts == FAILING_REPORT_AFTER {
+                        let to = format!("webhook {}", self.hook.name);
+                        report_failing(&self.core, to, attempts, reason).await;
+                    }
                     self.wait_or_stop(wait).await?;
                 }
             }

@@ -80,6 +80,16 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
              skipped for that webhook (the event log keeps it); check the receiver",
             w.u(webhook)
         ),
+        K::DeliveryFailing {
+            to,
+            attempts,
+            reason,
+        } => format!(
+            "⚠ delivery to {} failed {attempts} times in a row ({}): events wait and are sent \
+             once it works again (nothing is skipped)",
+            w.u(to),
+            w.u(reason)
+        ),
         K::EmailRefused {
             code,
             reason,
