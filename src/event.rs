@@ -294,9 +294,86 @@ pub enum EventKind {
         file: String,
         reason: String,
     },
+
+    // --- deliveries to outside receivers (src/frontend/webhook.rs, email.rs) ---
+    /// A webhook's receiver refused event-log entry `delivery` (an `event` event) for good
+    /// (HTTP `status`, a 4xx other than 408/429, or a redirect): it was skipped for that
+    /// webhook; later events go on.
+    WebhookRefused {
+        webhook: String,
+        delivery: i64,
+        event: String,
+        status: u16,
+    },
+    /// Deliveries to `to` (`webhook <name>`, `e-mail`) have failed `attempts` times in a row
+    /// (unreachable, timeouts, 5xx or 4xx answers that may pass): events wait, nothing is
+    /// skipped; reported once per stuck event.
+    DeliveryFailing {
+        to: String,
+        attempts: u32,
+        reason: String,
+    },
+    /// The SMTP server refused a digest mail for good (a 5xx answer, `code`): its events
+    /// (event-log ids `first` to `last`) are not mailed; later ones are.
+    EmailRefused {
+        code: u16,
+        reason: String,
+        events: u32,
+        first: i64,
+        last: i64,
+    },
 }
 
 impl EventKind {
+    /// Every kind's stable name, as [`EventKind::name`] gives it (config filters are checked
+    /// against this list).
+    pub const NAMES: &'static [&'static str] = &[
+        "EventSubDown",
+        "EventSubUp",
+        "EventSubRevoked",
+        "EventSubLimitReached",
+        "ServiceStarted",
+        "ServiceStopping",
+        "WatchAdded",
+        "WatchRemoved",
+        "CommandRefused",
+        "LiveDetected",
+        "StreamUpdated",
+        "StreamOffline",
+        "LiveCheckFailed",
+        "LiveCheckRecovered",
+        "RecordingStarted",
+        "RenditionWithheld",
+        "RecordingGap",
+        "AdBreak",
+        "RecordingStalled",
+        "RecordingPartFinished",
+        "RecordingFinished",
+        "RecordingFailed",
+        "GapFilled",
+        "VodFillFailed",
+        "VodFillDone",
+        "DiskLow",
+        "ChatJoined",
+        "ChatDisconnected",
+        "ChatReconnected",
+        "ChatDropped",
+        "ChatSaved",
+        "ChatSaveFailed",
+        "AuthRequired",
+        "AuthCompleted",
+        "UploadQueued",
+        "UploadStarted",
+        "UploadProgress",
+        "UploadDeferred",
+        "UploadFinished",
+        "UploadFailed",
+        "UploadFilesKept",
+        "WebhookRefused",
+        "EmailRefused",
+        "DeliveryFailing",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             EventKind::ServiceStarted { .. } => "ServiceStarted",
@@ -340,6 +417,9 @@ impl EventKind {
             EventKind::UploadFinished { .. } => "UploadFinished",
             EventKind::UploadFailed { .. } => "UploadFailed",
             EventKind::UploadFilesKept { .. } => "UploadFilesKept",
+            EventKind::WebhookRefused { .. } => "WebhookRefused",
+            EventKind::EmailRefused { .. } => "EmailRefused",
+            EventKind::DeliveryFailing { .. } => "DeliveryFailing",
         }
     }
 
@@ -369,6 +449,9 @@ impl EventKind {
                 | EventKind::EventSubLimitReached { .. }
                 | EventKind::AuthRequired { .. }
                 | EventKind::AuthCompleted { .. }
+                | EventKind::WebhookRefused { .. }
+                | EventKind::EmailRefused { .. }
+                | EventKind::DeliveryFailing { .. }
         )
     }
 }
@@ -461,6 +544,46 @@ mod tests {
         assert!("slack:../x".parse::<Room>().is_err());
         assert!("http:".parse::<Room>().is_err());
         assert!("http:a b".parse::<Room>().is_err());
+    }
+
+    #[test]
+    fn stable_names_are_listed_once() {
+        let mut names = EventKind::NAMES.to_vec();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), EventKind::NAMES.len());
+        // A kind's serialized `type` is its stable name, and the name is in the list.
+        let kind = EventKind::WebhookRefused {
+            webhook: "ops".into(),
+            delivery: 7,
+            event: "RecordingFailed".into(),
+            status: 404,
+        };
+        let json = serde_json::to_value(&kind).unwrap();
+        assert_eq!(json["type"], kind.name());
+        assert!(EventKind::NAMES.contains(&kind.name()));
+        assert!(EventKind::NAMES.contains(&EventKind::ServiceStopping.name()));
+    }
+
+    /// Every name `name()` gives is listed in `NAMES` (which config checks `events` filters
+    /// against): read from this file's own `name()` arms, so a new kind cannot be forgotten.
+    #[test]
+    fn every_kind_is_in_the_list_of_names() {
+        let source = include_str!("event.rs");
+        let start = source.find("pub fn name(&self)").expect("name()");
+        let body = &source[start..start + source[start..].find("\n    }\n").unwrap()];
+        let named: Vec<&str> = body
+            .split("=> \"")
+            .skip(1)
+            .filter_map(|rest| rest.split('"').next())
+            .collect();
+        assert!(named.len() > 40, "{named:?}");
+        for name in named {
+            assert!(
+                EventKind::NAMES.contains(&name),
+                "{name} is not in EventKind::NAMES"
+            );
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use recbot::chat::logs;
 use recbot::config::Config;
 use recbot::core::Core;
-use recbot::frontend::{console, discord, http, slack};
+use recbot::frontend::{console, discord, email, http, slack, webhook};
 use recbot::logging::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -303,6 +303,22 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             }
         });
     }
+    if !config.webhooks.is_empty() {
+        webhook::run(
+            config.clone(),
+            handle.clone(),
+            handle.subscribe(),
+            tracker.clone(),
+        )
+        .await?;
+    }
+    email::run(
+        config.clone(),
+        handle.clone(),
+        handle.subscribe(),
+        tracker.clone(),
+    )
+    .await?;
     core.spawn(&tracker).await?;
     info!(
         config = %config.source.display(),

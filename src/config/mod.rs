@@ -12,21 +12,25 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 mod chat;
+mod email;
 mod frontends;
 mod http;
 mod lenient;
 mod recording;
 mod storage;
 mod twitch;
+mod webhooks;
 mod youtube;
 
 pub use chat::{Chat, ChatLogin};
+pub use email::{Email, SmtpSecurity, SmtpServer};
 pub use frontends::{Console, Discord, Slack};
 pub use http::{Http, HttpToken, Role};
 pub(crate) use lenient::lenient_string;
 pub use recording::Recording;
 pub use storage::Storage;
 pub use twitch::{DetectionMode, DetectionSetting, Twitch};
+pub use webhooks::Webhook;
 pub use youtube::{AfterUpload, Privacy, Youtube};
 
 /// Prefix of environment overrides: `RECBOT_TWITCH__CLIENT_SECRET` sets `[twitch] client_secret`.
@@ -44,6 +48,9 @@ pub struct Config {
     pub slack: Slack,
     pub discord: Discord,
     pub http: Http,
+    pub email: Email,
+    /// `[[webhooks]]`: outside receivers of the events.
+    pub webhooks: Vec<Webhook>,
     /// Where the file was read from; relative paths were resolved against its folder.
     #[serde(skip)]
     pub source: PathBuf,
@@ -61,6 +68,8 @@ impl Default for Config {
             slack: Slack::default(),
             discord: Discord::default(),
             http: Http::default(),
+            email: Email::default(),
+            webhooks: Vec::new(),
             source: PathBuf::from("recbot.toml"),
         }
     }
@@ -181,6 +190,8 @@ impl Config {
              chat (IRC):      {}\n\
              youtube uploads: {}\n\
              http api:        {}\n\
+             {}\
+             {}\
              {}",
             self.source.display(),
             frontends.join("; "),
@@ -190,6 +201,8 @@ impl Config {
             self.chat.summary(&self.twitch),
             self.youtube.summary(),
             self.http.summary(),
+            self.email.summary(),
+            webhooks::summary(&self.webhooks),
             self.storage.summary(),
         )
     }
@@ -241,7 +254,9 @@ impl Config {
         self.youtube.validate()?;
         self.slack.validate()?;
         self.discord.validate()?;
-        self.http.validate()
+        self.http.validate()?;
+        self.email.validate()?;
+        webhooks::validate(&self.webhooks)
     }
 }
 

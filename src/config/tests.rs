@@ -49,11 +49,14 @@ fn example_config_is_valid_and_documents_every_key() {
     let sections = expected_fields("__probe__ = 1");
     assert!(sections.contains(&"twitch".to_string()));
     for section in sections {
-        assert!(
-            text.contains(&format!("[{section}]")),
-            "example lacks [{section}]"
-        );
-        for key in expected_fields(&format!("[{section}]\n__probe__ = 1")) {
+        // `webhooks` is an array of tables.
+        let header = if section == "webhooks" {
+            format!("[[{section}]]")
+        } else {
+            format!("[{section}]")
+        };
+        assert!(text.contains(&header), "example lacks {header}");
+        for key in expected_fields(&format!("{header}\n__probe__ = 1")) {
             let documented = text.lines().any(|l| {
                 let l = l.trim_start_matches('#').trim();
                 l.starts_with(&format!("{key} =")) || l.starts_with(&format!("{key}="))
@@ -600,4 +603,136 @@ fn http_tokens_are_checked_and_shown_without_their_values() {
         assert!(err.message.contains(words), "{text}: {err}");
         assert!(!err.to_string().contains("0123456789abcdef"), "{err}");
     }
+}
+
+#[test]
+fn webhooks_have_defaults_are_checked_and_shown_without_their_secret() {
+    let hook = "[[webhooks]]\nname = \"ops\"\nurl = \"http://10.0.0.5:9000/hook?token=abc\"\n\
+                secret = \"hook-secret-value\"\n";
+    let c = parse(hook).unwrap();
+    let w = &c.webhooks[0];
+    assert_eq!(w.outbox_key(), "webhook:ops");
+    assert!(w.events.is_empty() && w.wants("RecordingFailed"));
+    assert_eq!(
+        (w.timeout_secs, w.retry_initial_ms, w.retry_max_secs),
+        (10, 1000, 600)
+    );
+    let summary = c.summary();
+    assert!(
+        summary.contains("webhooks:        ops → http://10.0.0.5:9000 (all events)"),
+        "{summary}"
+    );
+    assert!(!summary.contains("hook-secret-value") && !summary.contains("token=abc"));
+    assert!(!format!("{c:?}").contains("hook-secret-value"));
+    assert!(parse("")
+        .unwrap()
+        .summary()
+        .contains("webhooks:        none"));
+
+    let filtered = parse(&format!("{hook}events = [\"UploadFailed\", \"DiskLow\"]\n")).unwrap();
+    assert!(filtered.webhooks[0].wants("DiskLow") && !filtered.webhooks[0].wants("ChatJoined"));
+    assert!(filtered.summary().contains("(UploadFailed, DiskLow)"));
+
+    for (extra, key, words) in [
+        (
+            "events = [\"UploadBroke\"]\n",
+            "webhooks[0].events",
+            "not an event name",
+        ),
+        ("timeout_secs = 0\n", "webhooks[0].timeout_secs", "1 to 300"),
+        (
+            "retry_initial_ms = 0\n",
+            "webhooks[0].retry_initial_ms",
+            "more than 0",
+        ),
+    ] {
+        let err = parse(&format!("{hook}{extra}")).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    for (text, key, words) in [
+        (
+            hook.replace("http://", "ftp://"),
+            "webhooks[0].url",
+            "http(s)",
+        ),
+        (
+            hook.replace("\"ops\"", "\"o ps\""),
+            "webhooks[0].name",
+            "letters",
+        ),
+        (
+            hook.replace("hook-secret-value", ""),
+            "webhooks[0].secret",
+            "empty",
+        ),
+        (
+            format!("{hook}{hook}"),
+            "webhooks[1].name",
+            "another webhook",
+        ),
+    ] {
+        let err = parse(&text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    let err = parse("[[webhooks]]\nname = \"ops\"\nurl = \"http://x\"\n").unwrap_err();
+    assert!(err.message.contains("secret"), "{err}");
+}
+
+#[test]
+fn email_is_off_by_default_and_checked_when_set() {
+    let c = parse("").unwrap();
+    assert!(!c.email.is_configured());
+    assert!(c.summary().contains("e-mail:          off"));
+    assert!(c.email.wants("UploadFailed") && c.email.wants("DiskLow"));
+    assert_eq!(c.email.digest_minutes, 10.0);
+
+    let base = "[email]\nfrom = \"recbot@example.org\"\nto = [\"ops@example.org\"]\n";
+    let with = |extra: &str| format!("{base}{extra}");
+    let c = parse(&with("smtp_url = \"smtp://mail.example.org\"\nusername = \"u\"\npassword = \"mail-pass-value\"\n")).unwrap();
+    let server = c.email.server().unwrap();
+    assert_eq!(
+        (server.port, server.security),
+        (587, SmtpSecurity::StartTls)
+    );
+    let summary = c.summary();
+    assert!(
+        summary.contains("mail.example.org:587 (STARTTLS required) to ops@example.org"),
+        "{summary}"
+    );
+    assert!(!summary.contains("mail-pass-value") && !format!("{c:?}").contains("mail-pass-value"));
+    let c = parse(&with("smtp_url = \"smtps://mail.example.org\"\n")).unwrap();
+    assert_eq!(c.email.server().unwrap().security, SmtpSecurity::Tls);
+    assert_eq!(c.email.server().unwrap().port, 465);
+    let c = parse(&with(
+        "smtp_url = \"smtp://127.0.0.1:2525\"\nallow_plaintext = true\n",
+    ))
+    .unwrap();
+    assert_eq!(c.email.server().unwrap().security, SmtpSecurity::Plain);
+
+    for (extra, key, words) in [
+        ("smtp_url = \"http://mail.example.org\"\n", "email.smtp_url", "smtp://"),
+        ("smtp_url = \"smtps://m.example.org\"\nallow_plaintext = true\n", "email.smtp_url", "contradicts"),
+        (
+            "smtp_url = \"smtp://m.example.org\"\nallow_plaintext = true\nusername = \"u\"\npassword = \"p\"\n",
+            "email.allow_plaintext",
+            "unencrypted",
+        ),
+        ("smtp_url = \"smtp://u:p@m.example.org\"\n", "email.smtp_url", "username/password"),
+        ("smtp_url = \"smtp://m.example.org\"\nusername = \"u\"\n", "email.password", "together"),
+        ("smtp_url = \"smtp://m.example.org\"\nevents = [\"Nope\"]\n", "email.events", "not an event"),
+        ("smtp_url = \"smtp://m.example.org\"\ndigest_minutes = -1\n", "email.digest_minutes", "0 to 1440"),
+    ] {
+        let err = parse(&with(extra)).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{err}");
+        assert!(err.message.contains(words), "{err}");
+    }
+    let err =
+        parse("[email]\nsmtp_url = \"smtp://m.example.org\"\nfrom = \"x\"\nto = [\"a@b.c\"]\n")
+            .unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("email.from"), "{err}");
+    let err =
+        parse("[email]\nsmtp_url = \"smtp://m.example.org\"\nfrom = \"a@b.c\"\n").unwrap_err();
+    assert_eq!(err.key.as_deref(), Some("email.to"), "{err}");
 }

@@ -135,6 +135,9 @@ pub struct CoreHandle {
     notices: broadcast::Sender<Arc<Notice>>,
     /// Front-ends' delivery bookkeeping (see `outbox.rs`).
     outbox: mpsc::Sender<outbox::OutboxRequest>,
+    /// Front-ends report what happened to their deliveries (a receiver's refusal) as events,
+    /// persisted and announced like a worker's.
+    events: mpsc::Sender<Event>,
     stopped: CancellationToken,
 }
 
@@ -160,6 +163,12 @@ impl CoreHandle {
         }
         rx.await
             .unwrap_or_else(|_| Reply::refused(Refusal::StoppedBeforeAnswer))
+    }
+
+    /// Reports an event as a worker would (persisted, then announced); waits while the
+    /// event queue is full. Dropped, with a warning, when the core has stopped.
+    pub async fn report(&self, event: Event) {
+        Events::new(self.events.clone()).send(event).await
     }
 
     /// Every notice from now on.
@@ -288,6 +297,7 @@ impl Core {
             requests: requests_tx,
             notices,
             outbox: outbox_tx,
+            events: core.events_tx.clone(),
             stopped,
         };
         Ok((core, handle))

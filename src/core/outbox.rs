@@ -1,7 +1,9 @@
 //! The core's side of the front-ends' outbox: chat front-ends replay the event log after their
 //! delivery cursor and ask the core (the only writer) to record what they delivered, which
 //! threads and progress messages they opened, and each step of a notice that takes several
-//! posts. See `frontend/delivery.rs` for the other side.
+//! posts. See `frontend/delivery.rs` for the other side. A front-end is keyed by a name:
+//! `slack`, `discord`, or one per configured receiver (`webhook:<name>`), each with its own
+//! cursor.
 
 use std::collections::HashMap;
 
@@ -44,7 +46,7 @@ pub struct Pending {
 #[derive(Debug)]
 pub(super) enum OutboxRequest {
     Open {
-        frontend: &'static str,
+        frontend: String,
         reply: oneshot::Sender<Result<OutboxState>>,
     },
     Pending {
@@ -53,13 +55,13 @@ pub(super) enum OutboxRequest {
         reply: oneshot::Sender<Result<Pending>>,
     },
     Delivered {
-        frontend: &'static str,
+        frontend: String,
         seq: i64,
         messages: Vec<PostedMessage>,
         reply: oneshot::Sender<Result<()>>,
     },
     Posted {
-        frontend: &'static str,
+        frontend: String,
         messages: Vec<PostedMessage>,
         reply: oneshot::Sender<Result<()>>,
     },
@@ -87,7 +89,8 @@ pub(super) fn channel() -> (mpsc::Sender<OutboxRequest>, mpsc::Receiver<OutboxRe
 impl CoreHandle {
     /// Where `frontend` resumes delivery. A front-end that never ran starts with the current
     /// run (from its `ServiceStarted`), not with the whole history.
-    pub async fn outbox_open(&self, frontend: &'static str) -> Result<OutboxState> {
+    pub async fn outbox_open(&self, frontend: impl Into<String>) -> Result<OutboxState> {
+        let frontend = frontend.into();
         self.outbox_call(|reply| OutboxRequest::Open { frontend, reply })
             .await
     }
@@ -112,10 +115,11 @@ impl CoreHandle {
     /// Persists that `frontend` delivered everything up to `seq`, with the messages it opened.
     pub async fn outbox_delivered(
         &self,
-        frontend: &'static str,
+        frontend: impl Into<String>,
         seq: i64,
         messages: Vec<PostedMessage>,
     ) -> Result<()> {
+        let frontend = frontend.into();
         self.outbox_call(|reply| OutboxRequest::Delivered {
             frontend,
             seq,
@@ -129,9 +133,10 @@ impl CoreHandle {
     /// several), before it takes the next step.
     pub async fn outbox_posted(
         &self,
-        frontend: &'static str,
+        frontend: impl Into<String>,
         messages: Vec<PostedMessage>,
     ) -> Result<()> {
+        let frontend = frontend.into();
         self.outbox_call(|reply| OutboxRequest::Posted {
             frontend,
             messages,
@@ -157,7 +162,7 @@ impl Core {
     pub(super) async fn outbox_request(&mut self, request: OutboxRequest) {
         match request {
             OutboxRequest::Open { frontend, reply } => {
-                let _ = reply.send(self.outbox_open(frontend).await);
+                let _ = reply.send(self.outbox_open(&frontend).await);
             }
             OutboxRequest::Pending {
                 after,
@@ -172,9 +177,9 @@ impl Core {
                 messages,
                 reply,
             } => {
-                let result = self.store.outbox_delivered(frontend, seq, &messages).await;
+                let result = self.store.outbox_delivered(&frontend, seq, &messages).await;
                 if let Err(e) = &result {
-                    error!(error = %e, frontend, seq, "cannot record a delivery");
+                    error!(error = %e, frontend = %frontend, seq, "cannot record a delivery");
                 }
                 let _ = reply.send(result);
             }
@@ -183,9 +188,9 @@ impl Core {
                 messages,
                 reply,
             } => {
-                let result = self.store.outbox_posted(frontend, &messages).await;
+                let result = self.store.outbox_posted(&frontend, &messages).await;
                 if let Err(e) = &result {
-                    error!(error = %e, frontend, "cannot record a posted step");
+                    error!(error = %e, frontend = %frontend, "cannot record a posted step");
                 }
                 let _ = reply.send(result);
             }
@@ -204,7 +209,7 @@ impl Core {
         }
     }
 
-    async fn outbox_open(&mut self, frontend: &'static str) -> Result<OutboxState> {
+    async fn outbox_open(&mut self, frontend: &str) -> Result<OutboxState> {
         let cursor = match self.store.outbox_cursor(frontend).await? {
             Some(cursor) => cursor,
             None => {

@@ -183,8 +183,9 @@ fn thread_name(event: &Event, session: i64) -> String {
     name.chars().take(100).collect()
 }
 
-/// An upload's progress notice that a later notice in the same batch makes obsolete.
-fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> bool {
+/// An upload's progress notice that a later notice in the same batch makes obsolete (also
+/// used by webhooks).
+pub(crate) fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> bool {
     let EventKind::UploadProgress { job, .. } = notice.event.kind else {
         return false;
     };

@@ -7,6 +7,7 @@
 pub mod binary;
 mod bot;
 pub mod origin;
+pub mod smtp;
 pub mod twitch;
 pub mod twitch_irc;
 pub mod youtube_state;

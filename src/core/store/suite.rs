@@ -277,6 +277,11 @@ pub(crate) async fn cursor_and_messages_survive_reopening_and_never_go_back(h: &
         vec![thread.clone()]
     );
     assert!(store.outbox_messages("discord").await.unwrap().is_empty());
+    // Webhooks and e-mail have cursors of their own, by name.
+    store.outbox_delivered("webhook:ops", 9, &[]).await.unwrap();
+    assert_eq!(store.outbox_cursor("webhook:ops").await.unwrap(), Some(9));
+    assert_eq!(store.outbox_cursor("webhook:other").await.unwrap(), None);
+    assert_eq!(store.outbox_cursor("slack").await.unwrap(), Some(5));
 
     // A step of notice 6 survives a restart until the cursor passes it.
     let step = PostedMessage {

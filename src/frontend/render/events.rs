@@ -1,6 +1,6 @@
 //! Event lines: one line per [`Event`], the same words on every front-end, one function per
 //! group of events (service and watch list, live detection, recording, disk, chat, auth,
-//! uploads).
+//! uploads, webhook and mail refusals), and the e-mail digest of several events.
 
 use std::path::Path;
 
@@ -74,6 +74,36 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::UploadFinished { .. }
         | K::UploadFailed { .. }
         | K::UploadFilesKept { .. } => upload_line(&w, kind),
+        K::WebhookRefused {
+            webhook,
+            delivery,
+            event,
+            status,
+        } => format!(
+            "⚠ webhook {} refused event #{delivery} ({event}) with HTTP {status}: it was \
+             skipped for that webhook (the event log keeps it); check the receiver",
+            w.u(webhook)
+        ),
+        K::DeliveryFailing {
+            to,
+            attempts,
+            reason,
+        } => format!(
+            "⚠ delivery to {} failed {attempts} times in a row ({}): events wait and are sent \
+             once it works again (nothing is skipped)",
+            w.u(to),
+            w.u(reason)
+        ),
+        K::EmailRefused {
+            code,
+            reason,
+            events,
+            ..
+        } => format!(
+            "⚠ the mail server refused a mail of {events} event(s) with {code} ({}): they were \
+             not mailed (the event log keeps them); check [email] in the config",
+            w.u(reason)
+        ),
     }
 }
 
@@ -480,6 +510,24 @@ fn upload_progress(job: i64, sent_bytes: u64, total_bytes: u64, bytes_per_sec: f
         ));
     }
     line
+}
+
+/// An e-mail digest of `events` (oldest first, at least one): the subject names the count and
+/// the first event; the body has one line per event, with its time (UTC).
+pub fn digest(events: &[Event]) -> (String, String) {
+    let first = events.first().map(event_line).unwrap_or_default();
+    let first: String = first.chars().take(120).collect();
+    let subject = match events.len() {
+        1 => format!("recbot: {first}"),
+        n => format!("recbot: {n} events, first: {first}"),
+    };
+    let mut body = String::new();
+    for event in events {
+        body.push_str(&event.at.format("%Y-%m-%d %H:%M:%S UTC  ").to_string());
+        body.push_str(&event_line(event));
+        body.push('\n');
+    }
+    (subject, body)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ mod events;
 mod replies;
 mod status;
 
-pub use events::{event_line, event_line_for};
+pub use events::{digest, event_line, event_line_for};
 pub use replies::{refusal, refused, reply, said, Rendered};
 pub use status::{chat_identity, chat_login_line, chat_service_line, disk, status};
 
