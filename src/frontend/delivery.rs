@@ -199,7 +199,42 @@ pub(crate) fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> boo
 
 /// The core is gone: nothing more can be recorded, so delivery stops (the log keeps the rest).
 #[derive(Debug)]
-struct Stopped;
+pub(crate) struct Stopped;
+
+/// Runs an outbox call until the core answers it, for every reader of the outbox (chat
+/// front-ends, webhooks, e-mail). A store error is logged and tried again after `pacer`'s
+/// pauses (a full disk or a locked database may pass; giving up would stop delivery for the
+/// rest of the run, silently); only the core's end stops it. `who` names the reader in the log.
+pub(crate) async fn until_answered<T, F, Fut>(
+    core: &CoreHandle,
+    mut pacer: backoff::Backoff,
+    who: &str,
+    what: &'static str,
+    mut call: F,
+) -> Result<T, Stopped>
+where
+    F: FnMut(CoreHandle) -> Fut,
+    Fut: Future<Output = anyhow::Result<T>>,
+{
+    loop {
+        let e = match call(core.clone()).await {
+            Ok(value) => return Ok(value),
+            Err(e) if e.is::<CoreStopped>() => return Err(Stopped),
+            Err(e) => e,
+        };
+        let wait = pacer.pause(false);
+        error!(
+            reader = who,
+            error = %format!("{e:#}"),
+            wait_ms = wait.as_millis() as u64,
+            "cannot {what} in the state database; delivery waits and tries again"
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = core.stopped() => return Err(Stopped),
+        }
+    }
+}
 
 impl From<Stopped> for Failed {
     fn from(_: Stopped) -> Failed {
@@ -367,33 +402,14 @@ impl<P: Poster> Delivery<P> {
         debug!(frontend = name, "delivery stopped");
     }
 
-    /// Runs an outbox call until the core answers it. A store error is logged and tried
-    /// again with backoff (a full disk or a locked database may pass; giving up would stop
-    /// posting for the rest of the run, silently); only the core's end stops delivery.
-    async fn with_core<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Stopped>
+    /// Runs an outbox call until the core answers it ([`until_answered`]).
+    async fn with_core<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, Stopped>
     where
         F: FnMut(CoreHandle) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
-        let mut pacer = self.backoff.pacer();
-        loop {
-            let e = match call(self.core.clone()).await {
-                Ok(value) => return Ok(value),
-                Err(e) if e.is::<CoreStopped>() => return Err(Stopped),
-                Err(e) => e,
-            };
-            let wait = pacer.pause(false);
-            error!(
-                frontend = self.platform.name(),
-                error = %format!("{e:#}"),
-                wait_ms = wait.as_millis() as u64,
-                "cannot {what} in the state database; posting waits and tries again"
-            );
-            tokio::select! {
-                _ = tokio::time::sleep(wait) => {}
-                _ = self.core.stopped() => return Err(Stopped),
-            }
-        }
+        let pacer = self.backoff.pacer();
+        until_answered(&self.core, pacer, self.platform.name(), what, call).await
     }
 
     /// Delivers everything in the event log after the cursor.

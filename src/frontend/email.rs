@@ -17,11 +17,12 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use super::delivery::{until_answered, Stopped};
 use super::render;
 use super::webhook::{report_failing, FAILING_REPORT_AFTER};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, Email, SmtpSecurity};
-use crate::core::{CoreHandle, CoreStopped, Notice};
+use crate::core::{CoreHandle, Notice};
 use crate::event::{Event, EventKind};
 
 /// The outbox key of e-mail delivery.
@@ -145,10 +146,6 @@ impl Mailer {
         }
     }
 }
-
-/// The core is gone: nothing more can be recorded, so delivery stops (the log keeps the rest).
-#[derive(Debug)]
-struct Stopped;
 
 #[derive(Debug)]
 struct EmailDelivery {
@@ -333,25 +330,12 @@ impl EmailDelivery {
         }
     }
 
-    /// Runs an outbox call until the core answers it; a store error is logged and tried again
-    /// with backoff; only the core's end stops delivery.
-    async fn with_core<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Stopped>
+    /// Runs an outbox call until the core answers it ([`until_answered`]).
+    async fn with_core<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, Stopped>
     where
         F: FnMut(CoreHandle) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
-        let mut pacer = self.pacer();
-        loop {
-            let e = match call(self.core.clone()).await {
-                Ok(value) => return Ok(value),
-                Err(e) if e.is::<CoreStopped>() => return Err(Stopped),
-                Err(e) => e,
-            };
-            error!(
-                error = %format!("{e:#}"),
-                "cannot {what} in the state database; trying again"
-            );
-            self.wait_or_stop(pacer.pause(false)).await?;
-        }
+        until_answered(&self.core, self.pacer(), "email", what, call).await
     }
 }

@@ -18,10 +18,10 @@ use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use super::delivery::superseded;
+use super::delivery::{superseded, until_answered, Stopped};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, Webhook};
-use crate::core::{CoreHandle, CoreStopped, Notice};
+use crate::core::{CoreHandle, Notice};
 use crate::event::{Event, EventKind};
 
 /// Events read from the log per request.
@@ -101,10 +101,6 @@ enum Outcome {
     },
 }
 
-/// The core is gone: nothing more can be recorded, so delivery stops (the log keeps the rest).
-#[derive(Debug)]
-struct Stopped;
-
 /// One webhook's delivery task.
 #[derive(Debug)]
 struct WebhookDelivery {
@@ -167,28 +163,20 @@ impl WebhookDelivery {
         debug!(webhook = %self.hook.name, "webhook delivery stopped");
     }
 
-    /// Runs an outbox call until the core answers it; a store error is logged and tried again
-    /// with backoff (as chat front-ends do); only the core's end stops delivery.
-    async fn with_core<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, Stopped>
+    /// Runs an outbox call until the core answers it ([`until_answered`]).
+    async fn with_core<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, Stopped>
     where
         F: FnMut(CoreHandle) -> Fut,
         Fut: Future<Output = anyhow::Result<T>>,
     {
-        let mut pacer = self.pacer();
-        loop {
-            let e = match call(self.core.clone()).await {
-                Ok(value) => return Ok(value),
-                Err(e) if e.is::<CoreStopped>() => return Err(Stopped),
-                Err(e) => e,
-            };
-            let wait = pacer.pause(false);
-            error!(
-                webhook = %self.hook.name,
-                error = %format!("{e:#}"),
-                "cannot {what} in the state database; trying again"
-            );
-            self.wait_or_stop(wait).await?;
-        }
+        until_answered(
+            &self.core,
+            self.pacer(),
+            &format!("webhook:{}", self.hook.name),
+            what,
+            call,
+        )
+        .await
     }
 
     fn pacer(&self) -> Backoff {
