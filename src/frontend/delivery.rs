@@ -201,6 +201,25 @@ pub(crate) fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> boo
 #[derive(Debug)]
 pub(crate) struct Stopped;
 
+/// Waits until `notices` says there is something new (every notice queued meanwhile is
+/// taken too: readers that work from the log only need the wake-up); `false` once the core
+/// has stopped or the notices have ended.
+pub(crate) async fn woken(
+    core: &CoreHandle,
+    notices: &mut broadcast::Receiver<Arc<Notice>>,
+) -> bool {
+    let woken = tokio::select! {
+        biased;
+        _ = core.stopped() => return false,
+        notice = notices.recv() => notice,
+    };
+    if let Err(RecvError::Closed) = woken {
+        return false;
+    }
+    while let Ok(_) | Err(TryRecvError::Lagged(_)) = notices.try_recv() {}
+    true
+}
+
 /// Runs an outbox call until the core answers it, for every reader of the outbox (chat
 /// front-ends, webhooks, e-mail). A store error is logged and tried again after `pacer`'s
 /// pauses (a full disk or a locked database may pass; giving up would stop delivery for the

@@ -13,11 +13,11 @@ use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use super::delivery::{until_answered, Stopped};
+use super::delivery::{until_answered, woken, Stopped};
 use super::render;
 use super::webhook::{report_failing, FAILING_REPORT_AFTER};
 use crate::backoff::{Backoff, Jitter};
@@ -177,15 +177,9 @@ impl EmailDelivery {
                 Ok(true) => continue,
                 Ok(false) => {}
             }
-            let woken = tokio::select! {
-                biased;
-                _ = self.core.stopped() => break,
-                notice = notices.recv() => notice,
-            };
-            if let Err(RecvError::Closed) = woken {
+            if !woken(&self.core, &mut notices).await {
                 break;
             }
-            while let Ok(_) | Err(TryRecvError::Lagged(_)) = notices.try_recv() {}
         }
         debug!("e-mail delivery stopped");
     }

@@ -14,11 +14,11 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::Sha256;
-use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
+use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
-use super::delivery::{superseded, until_answered, Stopped};
+use super::delivery::{superseded, until_answered, woken, Stopped};
 use crate::backoff::{Backoff, Jitter};
 use crate::config::{Config, Webhook};
 use crate::core::{CoreHandle, Notice};
@@ -148,18 +148,8 @@ impl WebhookDelivery {
         self.cursor = state.cursor;
         self.stored = state.cursor;
         info!(webhook = %self.hook.name, cursor = self.cursor, "delivering events");
-        while self.catch_up().await.is_ok() {
-            let woken = tokio::select! {
-                biased;
-                _ = self.core.stopped() => break,
-                notice = notices.recv() => notice,
-            };
-            if let Err(RecvError::Closed) = woken {
-                break;
-            }
-            // Only a wake-up: everything queued is in the log, read by the next catch-up.
-            while let Ok(_) | Err(TryRecvError::Lagged(_)) = notices.try_recv() {}
-        }
+        // Only wake-ups: everything is in the log, read by the next catch-up.
+        while self.catch_up().await.is_ok() && woken(&self.core, &mut notices).await {}
         debug!(webhook = %self.hook.name, "webhook delivery stopped");
     }
 

@@ -331,38 +331,34 @@ impl Playback {
 
     /// The usher address of `login`'s master playlist, signed with `token`.
     pub fn master_url(&self, login: &Login, token: &AccessToken) -> Url {
-        let mut url = Url::parse(&format!(
+        let url = Url::parse(&format!(
             "{}/api/v2/channel/hls/{}.m3u8",
             self.usher_url,
             login.as_str()
         ))
         .expect("usher_url is validated as an http(s) address and logins are [a-z0-9_]");
-        // The v2 endpoint's parameters as the web player sends them (notes: twitch-hls-client,
-        // streamlink). `include_unavailable` makes usher list what it withholds.
+        let mut url = self.signed(url, token);
+        // The live endpoint's further parameters as the web player sends them.
         url.query_pairs_mut()
-            .append_pair("platform", "web")
-            .append_pair("p", &rand::random_range(0..10_000_000u32).to_string())
-            .append_pair("play_session_id", &play_session_id())
-            .append_pair("player_backend", "mediaplayer")
-            .append_pair("allow_source", "true")
-            .append_pair("allow_audio_only", "true")
-            .append_pair("playlist_include_framerate", "true")
             .append_pair("reassignments_supported", "true")
             .append_pair("transcode_mode", "cbr_v1")
             .append_pair("cdm", "wv")
-            .append_pair("include_unavailable", "true")
-            .append_pair("supported_codecs", &self.supported_codecs)
-            .append_pair("sig", &token.signature)
-            .append_pair("token", &token.value)
             .append_pair("fast_bread", "true");
         url
     }
 
     /// The usher address of VOD `vod_id`'s master playlist (`/vod/v2/{id}.m3u8`), signed
-    /// with `token`, with the parameters the web player sends for VODs.
+    /// with `token`.
     pub fn vod_master_url(&self, vod_id: &str, token: &AccessToken) -> Url {
-        let mut url = Url::parse(&format!("{}/vod/v2/{vod_id}.m3u8", self.usher_url))
+        let url = Url::parse(&format!("{}/vod/v2/{vod_id}.m3u8", self.usher_url))
             .expect("usher_url is validated and VOD ids are checked to be digits");
+        self.signed(url, token)
+    }
+
+    /// `url` with the v2 endpoints' parameters the web player sends for live and VOD alike
+    /// (notes: twitch-hls-client, streamlink, TwitchDownloader) and `token`'s signature.
+    /// `include_unavailable` makes usher list what it withholds.
+    fn signed(&self, mut url: Url, token: &AccessToken) -> Url {
         url.query_pairs_mut()
             .append_pair("platform", "web")
             .append_pair("p", &rand::random_range(0..10_000_000u32).to_string())
