@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use recbot::chat::logs;
 use recbot::config::Config;
 use recbot::core::Core;
+use recbot::frontend::presence::Presence;
 use recbot::frontend::{console, discord, email, http, slack, webhook};
 use recbot::logging::{self, LogFormat};
 use tokio_util::sync::CancellationToken;
@@ -264,6 +265,7 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     }
     // Chat front-ends subscribe before the core starts, like the console, and deliver what
     // earlier runs left in their outbox.
+    let presence = Presence::default();
     if config.slack.is_configured() {
         let task = slack::run(
             config.clone(),
@@ -271,7 +273,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             handle.subscribe(),
             shutdown.clone(),
             tracker.clone(),
-            slack::SlackOptions::default(),
+            slack::SlackOptions {
+                link: presence.link("Slack"),
+                ..slack::SlackOptions::default()
+            },
         );
         tracker.spawn(async move {
             if let Err(e) = task.await {
@@ -286,7 +291,10 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
             handle.subscribe(),
             shutdown.clone(),
             tracker.clone(),
-            discord::DiscordOptions::default(),
+            discord::DiscordOptions {
+                link: presence.link("Discord"),
+                ..discord::DiscordOptions::default()
+            },
         );
         tracker.spawn(async move {
             if let Err(e) = task.await {
@@ -296,7 +304,9 @@ async fn serve(config: Arc<Config>) -> anyhow::Result<()> {
     }
     // The HTTP API: bound before the core starts so a taken port stops recbot at once.
     if let Some(listener) = http::Listener::bind(&config.http).await? {
-        let task = listener.serve(handle.clone(), shutdown.clone());
+        let task = listener
+            .with_presence(presence.clone())
+            .serve(handle.clone(), shutdown.clone());
         tracker.spawn(async move {
             if let Err(e) = task.await {
                 error!("HTTP API stopped: {e:#}");

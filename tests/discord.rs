@@ -11,6 +11,7 @@ use recbot::config::Config;
 use recbot::event::EventKind;
 use recbot::frontend::delivery::RetryPacing;
 use recbot::frontend::discord::{self, DiscordOptions};
+use recbot::frontend::presence::{LinkState, Presence};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -847,5 +848,53 @@ async fn interactions_from_another_server_or_a_dm_are_refused_without_effect() {
     send(&dispatch, interaction(3, "666", &[], "list", json!([]))).await;
     let reply = answer(rest, 3).await;
     assert!(content(&reply).contains("Not watching anything"), "{reply}");
+    bot.stop().await;
+}
+
+/// Waits (bounded) until the Discord link is absent or not, as `absent` says; its state.
+async fn link_until(presence: &Presence, absent: bool) -> Option<LinkState> {
+    for _ in 0..500 {
+        let now = presence.absent();
+        if now.is_empty() != absent {
+            return now.first().map(|a| a.state.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the Discord link stayed {:?}", presence.absent());
+}
+
+#[tokio::test]
+async fn readiness_follows_the_gateway_connection() {
+    let fake = Fake::new().await;
+    let presence = Presence::default();
+    let opts = DiscordOptions {
+        link: presence.link("Discord"),
+        ..options()
+    };
+    // The front-end's own end (a refused token, below) is expected here.
+    let bot = Bot::with_front_end(
+        fake.config(""),
+        move |config, core, notices, shutdown, tracker| async move {
+            let _ = discord::run(config, core, notices, shutdown, tracker, opts).await;
+            Ok(())
+        },
+    )
+    .await;
+    assert_eq!(presence.absent()[0].state, LinkState::Connecting);
+    let conn = fake.gateway.accept().await;
+    link_until(&presence, false).await;
+
+    // A close: serenity resumes the session on its own (it does not tell when a
+    // connection is lost, only when it is back).
+    let conn = fake.gateway.resume_after(conn, Gw::Close(4000)).await;
+    link_until(&presence, false).await;
+
+    // A refused token ends the front-end: it stays down, saying why.
+    conn.control.send(Gw::Close(4004)).await.unwrap();
+    let state = link_until(&presence, true).await;
+    let Some(LinkState::Down(why)) = state else {
+        panic!("{state:?}")
+    };
+    assert!(why.contains("uthentication"), "{why}");
     bot.stop().await;
 }

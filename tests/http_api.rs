@@ -13,6 +13,7 @@ use recbot::config::Config;
 use recbot::core::store::Store;
 use recbot::event::{EventKind, Room};
 use recbot::frontend::http::Listener;
+use recbot::frontend::presence::{LinkState, Presence};
 use serde_json::{json, Value};
 use support::Bot;
 use tokio_util::sync::CancellationToken;
@@ -29,6 +30,8 @@ struct Api {
     addr: SocketAddr,
     server: CancellationToken,
     client: reqwest::Client,
+    /// The chat front-ends `/readyz` asks about (none unless a test links one).
+    presence: Presence,
     _dir: tempfile::TempDir,
 }
 
@@ -57,12 +60,15 @@ impl Api {
         bot.wait_for("ServiceStarted", support::is("ServiceStarted"))
             .await;
         let server = CancellationToken::new();
+        let presence = Presence::default();
+        let listener = listener.with_presence(presence.clone());
         tokio::spawn(listener.serve(bot.core.clone(), server.clone()));
         Api {
             bot,
             addr,
             server,
             client: reqwest::Client::new(),
+            presence,
             _dir: dir,
         }
     }
@@ -492,6 +498,30 @@ async fn the_websocket_carries_the_same_events_resumably() {
     assert_eq!(ws_next(&mut socket).await["lines"], 4);
     drop(socket);
     api.stop().await;
+}
+
+#[tokio::test]
+async fn readyz_says_which_chat_front_end_is_not_connected() {
+    let api = Api::start().await;
+    let discord = api.presence.link("Discord");
+    let response = api.get("/readyz", None).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["ready"], false);
+    let reasons = body["reasons"].to_string();
+    assert!(reasons.contains("Discord is not connected yet"), "{body}");
+    discord.report(LinkState::Down("the gateway closed".into()));
+    let (status, body) = json_of(api.get("/readyz", None)).await;
+    assert_eq!(status, 503);
+    assert!(body["reasons"][0]
+        .as_str()
+        .unwrap()
+        .ends_with(": the gateway closed"));
+    discord.report(LinkState::Connected);
+    let (status, body) = json_of(api.get("/readyz", None)).await;
+    assert_eq!((status, &body["reasons"]), (200, &json!([])), "{body}");
+    api.server.cancel();
+    api.bot.stop().await;
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use hmac::{Hmac, Mac};
 use recbot::config::Config;
 use recbot::event::EventKind;
 use recbot::frontend::delivery::RetryPacing;
+use recbot::frontend::presence::{LinkState, Presence};
 use recbot::frontend::slack::{self, SlackOptions};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -1048,5 +1049,24 @@ async fn a_command_from_another_workspace_is_refused_without_effect() {
     // Nothing was added.
     let (ack, _) = command(&mut ws, "UOP", "list", "w2", &respond).await;
     assert!(text(&ack).contains("Not watching anything"), "{ack}");
+    bot.stop().await;
+}
+
+#[tokio::test]
+async fn readiness_waits_for_slacks_hello() {
+    let fake = Fake::new().await;
+    let presence = Presence::default();
+    let opts = SlackOptions {
+        link: presence.link("Slack"),
+        ..options()
+    };
+    let bot = start(fake.config(""), opts).await;
+    assert_eq!(presence.absent()[0].state, LinkState::Connecting);
+    let _ws = fake.socket.accept().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !presence.absent().is_empty() {
+        assert!(Instant::now() < deadline, "{:?}", presence.absent());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     bot.stop().await;
 }

@@ -16,8 +16,8 @@ use reqwest::StatusCode;
 use serde_json::{json, Value};
 use serenity::all::{
     ApplicationId, Client, ClientBuilder, CommandDataOption, CommandDataOptionValue,
-    CommandInteraction, Context, EventHandler, GatewayError, GatewayIntents, HttpBuilder,
-    Interaction, InteractionId, Ready,
+    CommandInteraction, ConnectionStage, Context, EventHandler, GatewayError, GatewayIntents,
+    HttpBuilder, Interaction, InteractionId, Ready, ResumedEvent, ShardStageUpdateEvent,
 };
 use serenity::http::Http;
 use tokio::sync::broadcast;
@@ -29,6 +29,7 @@ use super::ack::{self, Answered, RecentIds};
 use super::delivery::{
     Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
+use super::presence::{Link, LinkState};
 use super::render::{self, Markup, Rendered};
 use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
@@ -50,10 +51,12 @@ const MAX_RESET: Duration = Duration::from_secs(600);
 const THREAD_ALREADY_CREATED: u64 = 160_004;
 
 /// Knobs that are not configuration.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct DiscordOptions {
     pub ack_within: Duration,
     pub backoff: RetryPacing,
+    /// Where the gateway connection's state is reported (`/readyz`).
+    pub link: Link,
     /// How long one REST call may take (also the HTTP client's own timeout).
     pub post_timeout: Duration,
 }
@@ -64,6 +67,7 @@ impl Default for DiscordOptions {
             ack_within: ack::ACK_WITHIN,
             backoff: RetryPacing::default(),
             post_timeout: POST_TIMEOUT,
+            link: Link::detached(),
         }
     }
 }
@@ -111,6 +115,7 @@ pub async fn run(
         tracker,
         ack_within: options.ack_within,
         rest,
+        link: options.link.clone(),
     };
     keep_connected(
         Arc::new(handler),
@@ -151,6 +156,10 @@ async fn keep_connected(
         if shutdown.is_cancelled() {
             return Ok(());
         }
+        handler.link.report(LinkState::Down(match &result {
+            Ok(()) => "the gateway connection closed".into(),
+            Err(e) => format!("the gateway failed: {e}"),
+        }));
         let wait = pacer.pause(began.elapsed() >= backoff.max);
         match result {
             Ok(()) => warn!(
@@ -212,11 +221,13 @@ struct Handler {
     tracker: TaskTracker,
     ack_within: Duration,
     rest: Rest,
+    link: Link,
 }
 
 #[serenity::async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, _ctx: Context, ready: Ready) {
+        self.link.report(LinkState::Connected);
         let application = ready.application.id;
         let commands = schema::discord_commands("rec");
         let path = match self.guild {
@@ -232,6 +243,21 @@ impl EventHandler for Handler {
             ),
             Err(e) => error!(error = ?e, "Discord: cannot register the /rec command"),
         }
+    }
+
+    /// A resumed session gets no READY.
+    async fn resume(&self, _ctx: Context, _resumed: ResumedEvent) {
+        self.link.report(LinkState::Connected);
+    }
+
+    /// Stage changes serenity sees while a connection runs. (A connection that fails is
+    /// reopened without one: serenity tells when a session is back, not when it was lost;
+    /// a client that ends is reported by `keep_connected`.)
+    async fn shard_stage_update(&self, _ctx: Context, update: ShardStageUpdateEvent) {
+        self.link.report(match update.new {
+            ConnectionStage::Connected => LinkState::Connected,
+            stage => LinkState::Down(format!("the gateway is {stage}")),
+        });
     }
 
     async fn interaction_create(&self, _ctx: Context, interaction: Interaction) {

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod discord;
 pub mod email;
 pub mod http;
+pub mod presence;
 pub mod render;
 pub mod slack;
 mod slack_home;

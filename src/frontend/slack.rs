@@ -29,6 +29,7 @@ use super::ack::{self, Answered, RecentIds, Seen};
 use super::delivery::{
     Delivery, MessageRef, Place, Platform, PostError, Poster, RetryPacing, POST_TIMEOUT,
 };
+use super::presence::{Link, LinkState};
 use super::slack_home::{Claimed, Home};
 use crate::config::Config;
 use crate::core::{CoreHandle, Notice, Origin, Reply};
@@ -73,6 +74,8 @@ pub struct SlackOptions {
     pub post_timeout: Duration,
     /// HTTP mode: serve on this listener instead of binding `[slack] listen`.
     pub http_listener: Option<TcpListener>,
+    /// Where the connection's state is reported (`/readyz`).
+    pub link: Link,
 }
 
 impl Default for SlackOptions {
@@ -86,6 +89,7 @@ impl Default for SlackOptions {
             backoff: RetryPacing::default(),
             post_timeout: POST_TIMEOUT,
             http_listener: None,
+            link: Link::detached(),
         }
     }
 }
@@ -93,6 +97,22 @@ impl Default for SlackOptions {
 /// Runs the Slack front-end until `shutdown`; its delivery runs on `tracker` until the core
 /// has stopped.
 pub async fn run(
+    config: Arc<Config>,
+    core: CoreHandle,
+    notices: broadcast::Receiver<Arc<Notice>>,
+    shutdown: CancellationToken,
+    tracker: TaskTracker,
+    options: SlackOptions,
+) -> Result<()> {
+    let link = options.link.clone();
+    let result = serve(config, core, notices, shutdown, tracker, options).await;
+    if let Err(e) = &result {
+        link.report(LinkState::Down(format!("{e:#}")));
+    }
+    result
+}
+
+async fn serve(
     config: Arc<Config>,
     core: CoreHandle,
     notices: broadcast::Receiver<Arc<Notice>>,
@@ -133,6 +153,7 @@ pub async fn run(
         ack_within: options.ack_within,
         post_timeout: options.post_timeout,
         clock: Mutex::new(AckClock::default()),
+        link: options.link,
     });
     // Learn the workspace now, so the first command is not kept waiting for it (a failure
     // is retried at the next command).
@@ -283,6 +304,7 @@ struct Front {
     post_timeout: Duration,
     /// Socket Mode: from when each command's ack window counts.
     clock: Mutex<AckClock>,
+    link: Link,
 }
 
 /// A callback that starts this soon after another one ended may have been waiting for it
@@ -502,7 +524,9 @@ async fn socket_mode(
             .with_error_handler(on_error)
             .with_user_state(front),
     );
-    let callbacks = SlackSocketModeListenerCallbacks::new().with_command_events(on_command);
+    let callbacks = SlackSocketModeListenerCallbacks::new()
+        .with_command_events(on_command)
+        .with_hello_events(on_hello);
     let listener = SlackClientSocketModeListener::new(&config, environment, callbacks);
     listener
         .listen_for(&token(app_token))
@@ -517,6 +541,16 @@ async fn socket_mode(
     shutdown.cancelled().await;
     listener.shutdown().await;
     Ok(())
+}
+
+/// Slack's `hello` opens every Socket Mode connection, the first and each one slack-morphism
+/// reopens. slack-morphism does not tell when one is lost (it reconnects on its own), so
+/// `/readyz` sees Slack as connected from the first hello on.
+/// (Generic in the event: slack-morphism does not export the hello event's type by name.)
+async fn on_hello<Hello>(_event: Hello, _client: Arc<Client>, state: SlackClientEventsUserState) {
+    if let Some(front) = state.read().await.get_user_state::<Arc<Front>>() {
+        front.link.report(LinkState::Connected);
+    }
 }
 
 async fn on_command(
@@ -577,6 +611,8 @@ async fn http_mode(
     secret: &Secret,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    // Slack reaches recbot here: listening is being connected.
+    front.link.report(LinkState::Connected);
     let state = Arc::new(Http {
         front,
         verifier: SlackEventSignatureVerifier::new(&SlackSigningSecret::new(

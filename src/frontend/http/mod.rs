@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
+use super::presence::Presence;
 use crate::config::Http;
 use crate::core::CoreHandle;
 
@@ -38,6 +39,7 @@ struct AppState {
     core: CoreHandle,
     tokens: Arc<auth::Tokens>,
     heartbeat: Duration,
+    presence: Presence,
 }
 
 /// The bound listener, before it serves (so the caller learns the address first: `listen`
@@ -46,6 +48,7 @@ struct AppState {
 pub struct Listener {
     listener: TcpListener,
     config: Http,
+    presence: Presence,
 }
 
 impl Listener {
@@ -60,7 +63,14 @@ impl Listener {
         Ok(Some(Listener {
             listener,
             config: config.clone(),
+            presence: Presence::default(),
         }))
+    }
+
+    /// `/readyz` also asks whether these front-ends are connected.
+    pub fn with_presence(mut self, presence: Presence) -> Listener {
+        self.presence = presence;
+        self
     }
 
     /// The address actually bound.
@@ -75,6 +85,7 @@ impl Listener {
             core,
             tokens: Arc::new(auth::Tokens::from_config(&self.config)),
             heartbeat: Duration::from_secs_f64(self.config.heartbeat_secs),
+            presence: self.presence,
         };
         info!(%addr, tokens = self.config.tokens.len(), "HTTP API listening");
         axum::serve(self.listener, router(state))

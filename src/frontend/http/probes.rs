@@ -1,5 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the core takes commands and its database
-//! takes writes), without authentication.
+//! `/healthz` (the process answers) and `/readyz` (the core takes commands, its database
+//! takes writes, and the configured chat front-ends are connected), without authentication.
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -9,6 +9,7 @@ use serde_json::json;
 
 use super::AppState;
 use crate::core::{Unready, HEALTH_WITHIN};
+use crate::frontend::presence::{Absent, LinkState};
 
 pub(super) async fn healthz() -> &'static str {
     "ok"
@@ -16,14 +17,19 @@ pub(super) async fn healthz() -> &'static str {
 
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let unready = state.core.health(HEALTH_WITHIN).await;
-    if unready.is_empty() {
+    let absent = state.presence.absent();
+    if unready.is_empty() && absent.is_empty() {
         return (
             StatusCode::OK,
             Json(json!({ "ready": true, "reasons": [] })),
         )
             .into_response();
     }
-    let reasons: Vec<String> = unready.iter().map(reason).collect();
+    let reasons: Vec<String> = unready
+        .iter()
+        .map(reason)
+        .chain(absent.iter().map(not_connected))
+        .collect();
     (
         StatusCode::SERVICE_UNAVAILABLE,
         Json(json!({ "ready": false, "reasons": reasons })),
@@ -41,5 +47,15 @@ fn reason(unready: &Unready) -> String {
             HEALTH_WITHIN.as_secs()
         ),
         Unready::DatabaseNotWritable(e) => format!("the state database is not writable: {e}"),
+    }
+}
+
+fn not_connected(absent: &Absent) -> String {
+    let name = absent.front_end;
+    let secs = absent.for_secs;
+    match &absent.state {
+        LinkState::Connecting => format!("{name} is not connected yet (connecting for {secs} s)"),
+        LinkState::Down(why) => format!("{name} is not connected for {secs} s: {why}"),
+        LinkState::Connected => format!("{name} is connected"),
     }
 }
