@@ -23,7 +23,7 @@ pub enum LinkState {
 /// stopped) leaves the last state in place, as the front-end is no longer there to connect.
 #[derive(Debug, Clone)]
 pub struct Link {
-    state: Arc<watch::Sender<(LinkState, Instant)>>,
+    state: Arc<watch::Sender<Since>>,
 }
 
 impl Link {
@@ -63,10 +63,13 @@ pub struct Absent {
     pub for_secs: u64,
 }
 
+/// A state and since when it holds.
+type Since = (LinkState, Instant);
+
 /// The connection states of the configured front-ends (cheap to clone).
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
-    links: Arc<Mutex<Vec<(&'static str, watch::Receiver<(LinkState, Instant)>)>>>,
+    links: Arc<Mutex<Vec<(&'static str, watch::Receiver<Since>)>>>,
 }
 
 impl Presence {
