@@ -69,8 +69,11 @@ type Since = (LinkState, Instant);
 /// The connection states of the configured front-ends (cheap to clone).
 #[derive(Debug, Clone, Default)]
 pub struct Presence {
-    links: Arc<Mutex<Vec<(&'static str, watch::Receiver<Since>)>>>,
+    links: Arc<Mutex<Vec<Watched>>>,
 }
+
+/// A front-end's name and its link's latest state.
+type Watched = (&'static str, watch::Receiver<Since>);
 
 impl Presence {
     /// A link for `front_end` ("Slack", "Discord"), read from now on.
