@@ -1,7 +1,8 @@
 //! E-mail digests against a real SMTP server started by the test (`support/smtp.rs`): several
 //! events in one mail to every recipient, an outage and a restart that delay mail but lose or
 //! repeat none, a 4xx retried, a 5xx reported once and not retried, and no plaintext without
-//! `allow_plaintext`.
+//! `allow_plaintext`; STARTTLS and implicit TLS against a server with a private CA (`ca_file`),
+//! and nothing for a certificate nobody vouches for.
 
 mod support;
 
@@ -13,7 +14,7 @@ use base64::Engine;
 use recbot::config::Config;
 use recbot::event::{Event, EventKind};
 use recbot::frontend::{email, render};
-use support::smtp::{Mail, SmtpServer};
+use support::smtp::{Mail, Security, SmtpServer};
 use support::{is, Bot};
 
 /// `[email]` for `server` with a short digest window and fast retries, plus `extra` lines.
@@ -280,4 +281,109 @@ async fn nothing_goes_out_in_plaintext_without_allow_plaintext() {
         "{:?}",
         state.commands
     );
+}
+
+/// `[email]` for a TLS `server` whose certificate the test CA signed (`ca_file`).
+fn trusting_the_test_ca(dir: &Path, server: &SmtpServer) -> Arc<Config> {
+    config(
+        dir,
+        server,
+        &format!("ca_file = {:?}\n", support::tls::CA_FILE),
+    )
+}
+
+#[tokio::test]
+async fn starttls_is_taken_before_anything_is_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start_with(Security::StartTls).await;
+    let bot = start(trusting_the_test_ca(dir.path(), &server)).await;
+    dropped(&bot, 3).await;
+    until(&server, "mailed", |s| !s.mails.is_empty()).await;
+    bot.stop().await;
+    let state = server.state();
+    assert!(state.mails[0].encrypted);
+    assert_eq!(mailed_drops(&state.mails), [3]);
+    // The plain part of the conversation: EHLO and STARTTLS, nothing else.
+    let starttls = state.commands.iter().position(|c| c == "STARTTLS");
+    let starttls = starttls.unwrap_or_else(|| panic!("{:?}", state.commands));
+    assert!(state.commands[..starttls]
+        .iter()
+        .all(|c| c.starts_with("EHLO")));
+    assert!(
+        state.commands[starttls + 1].starts_with("EHLO"),
+        "EHLO again over TLS"
+    );
+}
+
+#[tokio::test]
+async fn smtps_speaks_tls_from_the_first_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start_with(Security::Implicit).await;
+    let bot = start(trusting_the_test_ca(dir.path(), &server)).await;
+    dropped(&bot, 4).await;
+    until(&server, "mailed", |s| !s.mails.is_empty()).await;
+    bot.stop().await;
+    let state = server.state();
+    assert!(state.mails[0].encrypted);
+    assert_eq!(mailed_drops(&state.mails), [4]);
+}
+
+#[tokio::test]
+async fn a_certificate_nobody_vouches_for_gets_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = SmtpServer::start_with(Security::Implicit).await;
+    // Without ca_file the test CA is not trusted: the handshake fails, tried again later.
+    let bot = start(config(dir.path(), &server, "")).await;
+    dropped(&bot, 1).await;
+    until(&server, "tried twice", |s| s.connections >= 2).await;
+    bot.stop().await;
+    let state = server.state();
+    assert!(state.mails.is_empty());
+    assert!(state.commands.is_empty(), "{:?}", state.commands);
+}
+
+#[test]
+fn ca_file_must_hold_certificates_and_needs_tls() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |url: &str, extra: &str| {
+        let text = format!(
+            "[storage]\ndata_dir = {:?}\n[email]\nsmtp_url = {url:?}\nfrom = \"r@example.org\"\n\
+             to = [\"o@example.org\"]\n{extra}",
+            dir.path().to_str().unwrap()
+        );
+        let text = recbot::config::testing::offline(&text);
+        Config::from_text(&text, &dir.path().join("recbot.toml"), &[]).map(|_| ())
+    };
+    let ca = format!("ca_file = {:?}\n", support::tls::CA_FILE);
+    load("smtps://mail.example.org", &ca).unwrap();
+    let error = load(
+        "smtp://127.0.0.1:25",
+        &format!("allow_plaintext = true\n{ca}"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("email.ca_file") && error.contains("without TLS"),
+        "{error}"
+    );
+    let missing = dir.path().join("nope.pem");
+    let error = load(
+        "smtps://mail.example.org",
+        &format!("ca_file = {missing:?}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        error.contains("cannot read") && error.contains("nope.pem"),
+        "{error}"
+    );
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").unwrap();
+    let error = load(
+        "smtps://mail.example.org",
+        &format!("ca_file = {empty:?}\n"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(error.contains("no PEM certificate"), "{error}");
 }

@@ -1,6 +1,10 @@
 //! `[email]`: critical events mailed as digests through an SMTP server (off unless `smtp_url`
 //! is set).
 
+use std::path::{Path, PathBuf};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 
 use super::fail;
@@ -33,6 +37,8 @@ pub struct Email {
     pub smtp_url: String,
     /// `smtp://` without STARTTLS, for a local relay.
     pub allow_plaintext: bool,
+    /// PEM certificates trusted besides the public roots (a relay with a private CA).
+    pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<Secret>,
     pub from: String,
@@ -65,6 +71,7 @@ impl Default for Email {
         Email {
             smtp_url: String::new(),
             allow_plaintext: false,
+            ca_file: None,
             username: None,
             password: None,
             from: String::new(),
@@ -132,6 +139,15 @@ impl Email {
                  (smtp://) or smtps://, or a relay on this machine",
             );
         }
+        if let Some(ca_file) = &self.ca_file {
+            if server.security == SmtpSecurity::Plain {
+                return fail(
+                    "email.ca_file",
+                    "has no use without TLS (allow_plaintext = true)",
+                );
+            }
+            certificates(ca_file).map_err(|m| ("email.ca_file".to_string(), m))?;
+        }
         if self.username.is_some() != self.password.is_some() {
             return fail("email.password", "username and password go together");
         }
@@ -179,6 +195,12 @@ impl Email {
         Ok(())
     }
 
+    /// The certificates of `ca_file` (none without one), read at start-up (and checked when
+    /// the configuration is loaded).
+    pub fn extra_roots(&self) -> Result<Vec<CertificateDer<'static>>, String> {
+        self.ca_file.as_deref().map_or(Ok(Vec::new()), certificates)
+    }
+
     /// The `check-config` line: server, security, recipients and events; never the password.
     pub(super) fn summary(&self) -> String {
         let Ok(server) = self.server() else {
@@ -189,8 +211,12 @@ impl Email {
             SmtpSecurity::StartTls => "STARTTLS required",
             SmtpSecurity::Plain => "plaintext (allow_plaintext)",
         };
+        let trusted = match &self.ca_file {
+            Some(ca_file) => format!(", also trusting {}", ca_file.display()),
+            None => String::new(),
+        };
         format!(
-            "e-mail:          {}:{} ({security}) to {}; digests of {} min: {}\n",
+            "e-mail:          {}:{} ({security}{trusted}) to {}; digests of {} min: {}\n",
             server.host,
             server.port,
             self.to.join(", "),
@@ -198,4 +224,17 @@ impl Email {
             self.events.join(", ")
         )
     }
+}
+
+/// The PEM certificates in `path`.
+fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let read = |e: &dyn std::fmt::Display| format!("cannot read {}: {e}", path.display());
+    let certificates = CertificateDer::pem_file_iter(path)
+        .map_err(|e| read(&e))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| read(&e))?;
+    if certificates.is_empty() {
+        return Err(format!("{} holds no PEM certificate", path.display()));
+    }
+    Ok(certificates)
 }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox};
 use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Tls, TlsParameters};
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use tokio::sync::broadcast;
 use tokio_util::task::TaskTracker;
@@ -84,9 +84,17 @@ impl std::fmt::Debug for Mailer {
 impl Mailer {
     fn new(email: &Email) -> anyhow::Result<Mailer> {
         let server = email.server().map_err(anyhow::Error::msg)?;
+        let parameters = || -> anyhow::Result<TlsParameters> {
+            let mut builder = TlsParameters::builder(server.host.clone());
+            // Checked with the configuration; read again once here, at start-up.
+            for der in email.extra_roots().map_err(anyhow::Error::msg)? {
+                builder = builder.add_root_certificate(Certificate::from_der(der.to_vec())?);
+            }
+            Ok(builder.build_rustls()?)
+        };
         let tls = match server.security {
-            SmtpSecurity::Tls => Tls::Wrapper(TlsParameters::new(server.host.clone())?),
-            SmtpSecurity::StartTls => Tls::Required(TlsParameters::new(server.host.clone())?),
+            SmtpSecurity::Tls => Tls::Wrapper(parameters()?),
+            SmtpSecurity::StartTls => Tls::Required(parameters()?),
             SmtpSecurity::Plain => Tls::None,
         };
         let timeout = Duration::from_secs(email.timeout_secs);

@@ -8,6 +8,7 @@ pub mod binary;
 mod bot;
 pub mod origin;
 pub mod smtp;
+pub mod tls;
 pub mod twitch;
 pub mod twitch_irc;
 pub mod youtube_state;

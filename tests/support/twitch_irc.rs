@@ -123,34 +123,14 @@ impl FakeTwitch {
     /// Like [`FakeTwitch::bind`], speaking TLS with the test certificate for `localhost`
     /// (tests/data/tls-test-*.pem, signed by tests/data/tls-test-ca.pem).
     pub async fn bind_tls() -> Arc<FakeTwitch> {
-        use tokio_rustls::rustls::pki_types::pem::PemObject;
-        use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-        let data = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/");
-        let certs: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(format!("{data}tls-test-localhost.pem"))
-                .unwrap()
-                .map(Result::unwrap)
-                .collect();
-        let key = PrivateKeyDer::from_pem_file(format!("{data}tls-test-localhost.key")).unwrap();
-        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
-        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .unwrap();
-        FakeTwitch::listen(Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))).await
+        FakeTwitch::listen(Some(super::tls::acceptor())).await
     }
 
     /// The test CA, for a client that trusts the TLS fake.
     pub fn test_roots() -> tokio_rustls::rustls::RootCertStore {
         use tokio_rustls::rustls::pki_types::pem::PemObject;
         use tokio_rustls::rustls::pki_types::CertificateDer;
-        let ca = CertificateDer::from_pem_file(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/data/tls-test-ca.pem"
-        ))
-        .unwrap();
+        let ca = CertificateDer::from_pem_file(super::tls::CA_FILE).unwrap();
         let mut roots = tokio_rustls::rustls::RootCertStore::empty();
         roots.add(ca).unwrap();
         roots
