@@ -1,9 +1,12 @@
 //! Bearer tokens: who is calling (`Caller`, from the `Authorization` header), compared in
 //! constant time against every configured token; the token itself is never logged or echoed.
+//! The status page's session cookie (`page/session.rs`) stands in for the header on reads
+//! only: `GET` requests other than a WebSocket upgrade. Every route that changes something
+//! needs the header (the page's one action checks the cookie itself, with a CSRF token).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, Method, StatusCode};
 
 use super::problem::Problem;
 use super::AppState;
@@ -28,7 +31,7 @@ impl Tokens {
 
     /// The entry `presented` matches. Every token is compared (in constant time), so the
     /// answer's timing says nothing about which one came close.
-    fn find(&self, presented: &[u8]) -> Option<(&str, Role)> {
+    pub(super) fn find(&self, presented: &[u8]) -> Option<(&str, Role)> {
         let mut found = None;
         for (name, token, role) in &self.0 {
             if constant_time_eq(token.expose().as_bytes(), presented) && found.is_none() {
@@ -74,9 +77,16 @@ impl FromRequestParts<AppState> for Caller {
             .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
             .map(|t| t.trim_ascii());
         let Some(presented) = presented.filter(|t| !t.is_empty()) else {
-            return Err(unauthorized(
-                "this endpoint needs an `Authorization: Bearer` token",
-            ));
+            return match reading(parts)
+                .then(|| super::page::session::cookie(&parts.headers))
+                .flatten()
+                .and_then(|id| state.sessions.find(&id))
+            {
+                Some(caller) => Ok(caller),
+                None => Err(unauthorized(
+                    "this endpoint needs an `Authorization: Bearer` token",
+                )),
+            };
         };
         match state.tokens.find(presented) {
             Some((name, role)) => Ok(Caller {
@@ -88,6 +98,13 @@ impl FromRequestParts<AppState> for Caller {
             )),
         }
     }
+}
+
+/// A request the page's session cookie may stand for: a read (`GET`/`HEAD`), not a WebSocket
+/// upgrade (browsers send cookies with cross-site WebSocket handshakes).
+fn reading(parts: &Parts) -> bool {
+    matches!(parts.method, Method::GET | Method::HEAD)
+        && !parts.headers.contains_key(header::UPGRADE)
 }
 
 fn unauthorized(detail: &str) -> Problem {
