@@ -35,8 +35,8 @@ pub(super) struct Uploads {
 #[derive(Debug)]
 pub(super) struct PageData {
     pub caller: Caller,
-    /// The session's CSRF token, for operator sessions (the retry button); `None` for
-    /// viewers and bearer-token requests.
+    /// The session's CSRF token (its forms: log out, and retry for operators); `None` for a
+    /// request with the bearer header (no session).
     pub csrf: Option<String>,
     pub service: Part<ServiceStatus>,
     pub logins: Part<Vec<LoginStatus>>,

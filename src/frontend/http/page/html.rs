@@ -77,7 +77,11 @@ pub(super) fn page(d: &PageData) -> String {
     body.push_str("<main>");
     body.push_str(&logins(d));
     body.push_str(&events(&d.events));
-    body.push_str(&uploads(&d.uploads, d.csrf.as_deref()));
+    let retry_csrf = d
+        .csrf
+        .as_deref()
+        .filter(|_| d.caller.role == Role::Operator);
+    body.push_str(&uploads(&d.uploads, retry_csrf));
     body.push_str(&text_section("quota", "YouTube quota", &d.quota, |q| {
         render::said(&crate::core::Said::Quota(q.clone()), Markup::Plain)
     }));
@@ -96,11 +100,20 @@ fn header(d: &PageData) -> String {
         Role::Operator => "operator",
         Role::Viewer => "viewer",
     };
+    // Only a session logs out (a bearer header is the client's own).
+    let logout = match &d.csrf {
+        Some(csrf) => format!(
+            "<form method=\"post\" action=\"/logout\" id=\"logout\">\
+             <input type=\"hidden\" name=\"csrf\" value=\"{}\">\
+             <button type=\"submit\">Log out</button></form>",
+            esc(csrf)
+        ),
+        None => String::new(),
+    };
     format!(
         "<header><h1>recbot</h1><p class=\"who\">{} ({role}) \
          <span id=\"live-updates\" data-state=\"connecting\">live updates: connecting</span></p>\
-         <form method=\"post\" action=\"/logout\"><button type=\"submit\">Log out</button></form>\
-         <section id=\"service\"><pre>{}</pre></section></header>",
+         {logout}<section id=\"service\"><pre>{}</pre></section></header>",
         esc(&d.caller.name),
         esc(&service)
     )

@@ -134,10 +134,7 @@ async fn index(State(state): State<AppState>, headers: HeaderMap) -> Response {
             return html(StatusCode::UNAUTHORIZED, html::login_form(Some(message)));
         }
     };
-    let csrf = match (&session, caller.role) {
-        (Some(id), crate::config::Role::Operator) => Some(state.sessions.csrf(id)),
-        _ => None,
-    };
+    let csrf = session.as_deref().map(|id| state.sessions.csrf(id));
     let data = data::gather(&state, caller, csrf).await;
     html(StatusCode::OK, html::page(&data))
 }
@@ -214,15 +211,39 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
     back_to_page(Some(session::set_cookie(&id)))
 }
 
-/// `POST /logout`: the session ends and its cookie is cleared.
-async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
+/// `POST /logout` (`csrf=…`): the session ends and its cookie is cleared.
+async fn logout(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     if !same_origin(&headers) {
         return cross_site();
     }
     if let Some(id) = session::cookie(&headers) {
+        if state.sessions.find(&id).is_some() && !csrf_ok(&state, &id, &headers, &body) {
+            return bad_csrf();
+        }
         state.sessions.close(&id);
     }
     back_to_page(Some(session::clear_cookie()))
+}
+
+/// Whether the request carries session `id`'s CSRF token (`X-CSRF-Token` or a `csrf` field).
+fn csrf_ok(state: &AppState, id: &str, headers: &HeaderMap, body: &[u8]) -> bool {
+    let presented = headers
+        .get("x-csrf-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| field(body, "csrf"))
+        .unwrap_or_default();
+    state.sessions.csrf_matches(id, &presented)
+}
+
+fn bad_csrf() -> Response {
+    html(
+        StatusCode::FORBIDDEN,
+        html::message_page(
+            "Refused",
+            "The form's security token is missing or wrong: reload the page and try again.",
+        ),
+    )
 }
 
 /// `POST /uploads/{id}/retry` from the page: a session cookie (never the bearer header: the
@@ -247,20 +268,8 @@ async fn retry(
             html::login_form(Some("Log in to retry an upload.")),
         );
     };
-    let presented = headers
-        .get("x-csrf-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| field(&body, "csrf"))
-        .unwrap_or_default();
-    if !state.sessions.csrf_matches(&session, &presented) {
-        return html(
-            StatusCode::FORBIDDEN,
-            html::message_page(
-                "Refused",
-                "The form's security token is missing or wrong: reload the page and try again.",
-            ),
-        );
+    if !csrf_ok(&state, &session, &headers, &body) {
+        return bad_csrf();
     }
     match super::api::run(&state, &caller, &["retry", &id]).await {
         Ok(_) => back_to_page(None),
