@@ -161,8 +161,28 @@ async fn seed_failed_upload(data: &Path) -> i64 {
     id
 }
 
+/// The audit log's refused commands: (by, command).
+async fn refused_commands(bot: &Bot) -> Vec<(String, String)> {
+    let store = Store::open(&bot.config.storage.database_path())
+        .await
+        .unwrap();
+    let refused = store
+        .events_after(0, 100)
+        .await
+        .unwrap()
+        .events
+        .into_iter()
+        .filter_map(|(_, e)| match e.kind {
+            EventKind::CommandRefused { by, command, .. } => Some((by, command)),
+            _ => None,
+        })
+        .collect();
+    store.close().await;
+    refused
+}
+
 #[tokio::test]
-async fn the_page_asks_for_a_token_and_its_cookie_only_reads() {
+async fn the_page_asks_for_a_token_and_refuses_a_wrong_one_or_a_foreign_form() {
     let origin = Origin::start().await;
     let site = Site::start(tempfile::tempdir().unwrap(), &origin).await;
     // Without credentials: the login form, with the page's security headers.
@@ -237,6 +257,22 @@ async fn the_page_asks_for_a_token_and_its_cookie_only_reads() {
         .unwrap();
     let page = bearer.text().await.unwrap();
     assert!(page.contains("dash (viewer)"), "{page}");
+    let wrong = site
+        .client
+        .get(site.url("/"))
+        .bearer_auth("viewer-token-00000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    site.stop().await;
+}
+
+#[tokio::test]
+async fn the_session_cookie_only_reads_and_logging_out_ends_it() {
+    let origin = Origin::start().await;
+    let site = Site::start(tempfile::tempdir().unwrap(), &origin).await;
+    let ops = site.login(OPERATOR).await;
     // The cookie reads the JSON API and the event stream…
     let (status, _) = site.get("/api/v1/logins", &ops).await;
     assert_eq!(status, 200);
@@ -250,6 +286,19 @@ async fn the_page_asks_for_a_token_and_its_cookie_only_reads() {
     assert_eq!(stream.status(), 200);
     assert_eq!(stream.headers()["content-type"], "text/event-stream");
     drop(stream);
+    // Not the WebSocket: browsers send cookies with cross-site WebSocket handshakes.
+    let ws = site
+        .client
+        .get(site.url("/api/v1/ws"))
+        .header("cookie", &ops)
+        .header("connection", "upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ws.status(), 401);
     // …but changes nothing: every changing API route needs the bearer header.
     let add = site
         .client
@@ -378,22 +427,10 @@ async fn retry_needs_an_operator_session_its_csrf_token_and_the_same_origin() {
         403
     );
     // Audited like a viewer's `retry` anywhere.
-    let store = Store::open(&site.bot.config.storage.database_path())
-        .await
-        .unwrap();
-    let refused: Vec<_> = store
-        .events_after(0, 100)
-        .await
-        .unwrap()
-        .events
-        .into_iter()
-        .filter_map(|(_, e)| match e.kind {
-            EventKind::CommandRefused { by, command, .. } => Some((by, command)),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(refused, [("http:dash".to_string(), format!("retry {job}"))]);
-    store.close().await;
+    assert_eq!(
+        refused_commands(&site.bot).await,
+        [("http:dash".to_string(), format!("retry {job}"))]
+    );
     // Nothing was retried so far.
     let (_, uploads) = site.get("/api/v1/uploads", &ops).await;
     let uploads: Value = serde_json::from_str(&uploads).unwrap();
@@ -435,6 +472,38 @@ async fn hostile_titles_and_errors_are_escaped_on_the_page() {
     site.stop().await;
 }
 
+/// Opens the page at `url`, types the viewer token into the login form and submits it; waits
+/// for the status page to list `foo` and for its event stream to be open.
+async fn log_in_through_the_form(browser: &mut Browser, tab: &str, url: &str) {
+    browser.open(tab, url).await;
+    let typed = format!(
+        "document.getElementById('token').value = {}; \
+         document.getElementById('login').requestSubmit(); true",
+        json!(VIEWER)
+    );
+    browser.eval(tab, &typed).await.unwrap();
+    let within = Duration::from_secs(15);
+    browser
+        .wait_until(
+            tab,
+            "document.querySelector('tr[data-login=\"foo\"]') !== null",
+            within,
+            "foo is listed after logging in",
+        )
+        .await;
+    // The session cookie is out of the page's reach (HttpOnly).
+    let cookies = browser.eval(tab, "document.cookie").await.unwrap();
+    assert_eq!(cookies, json!(""));
+    browser
+        .wait_until(
+            tab,
+            "document.getElementById('live-updates').dataset.state === 'open'",
+            within,
+            "the event stream is open",
+        )
+        .await;
+}
+
 /// The page in headless Chromium: logged in through its form, it lists a login added through
 /// the API, and shows it going live and recording without a reload, with no console error.
 #[tokio::test]
@@ -453,33 +522,7 @@ async fn the_page_in_chromium_follows_a_login_going_live_without_a_reload() {
 
     let mut browser = Browser::launch().await;
     let tab = browser.new_page().await;
-    browser.open(&tab, &site.url("/")).await;
-    let typed = format!(
-        "document.getElementById('token').value = {}; \
-         document.getElementById('login').requestSubmit(); true",
-        json!(VIEWER)
-    );
-    browser.eval(&tab, &typed).await.unwrap();
-    let within = Duration::from_secs(15);
-    browser
-        .wait_until(
-            &tab,
-            "document.querySelector('tr[data-login=\"foo\"]') !== null",
-            within,
-            "foo is listed after logging in",
-        )
-        .await;
-    // The session cookie is out of the page's reach (HttpOnly).
-    let cookies = browser.eval(&tab, "document.cookie").await.unwrap();
-    assert_eq!(cookies, json!(""));
-    browser
-        .wait_until(
-            &tab,
-            "document.getElementById('live-updates').dataset.state === 'open'",
-            within,
-            "the event stream is open",
-        )
-        .await;
+    log_in_through_the_form(&mut browser, &tab, &site.url("/")).await;
     // From here on, no navigation: the marker must survive.
     browser
         .eval(&tab, "window.recbotMarker = 42; true")

@@ -6,7 +6,7 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 
 use super::problem::Problem;
 use super::AppState;
@@ -31,7 +31,7 @@ impl Tokens {
 
     /// The entry `presented` matches. Every token is compared (in constant time), so the
     /// answer's timing says nothing about which one came close.
-    pub(super) fn find(&self, presented: &[u8]) -> Option<(&str, Role)> {
+    fn find(&self, presented: &[u8]) -> Option<(&str, Role)> {
         let mut found = None;
         for (name, token, role) in &self.0 {
             if constant_time_eq(token.expose().as_bytes(), presented) && found.is_none() {
@@ -39,6 +39,17 @@ impl Tokens {
             }
         }
         found
+    }
+
+    /// The caller a presented token stands for (an empty token is never one).
+    pub(super) fn caller(&self, presented: &[u8]) -> Option<Caller> {
+        if presented.is_empty() {
+            return None;
+        }
+        self.find(presented).map(|(name, role)| Caller {
+            name: name.to_string(),
+            role,
+        })
     }
 }
 
@@ -71,12 +82,7 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .map(|t| t.trim_ascii());
-        let Some(presented) = presented.filter(|t| !t.is_empty()) else {
+        let Some(presented) = bearer(&parts.headers).filter(|t| !t.is_empty()) else {
             return match reading(parts)
                 .then(|| super::page::session::cookie(&parts.headers))
                 .flatten()
@@ -88,16 +94,19 @@ impl FromRequestParts<AppState> for Caller {
                 )),
             };
         };
-        match state.tokens.find(presented) {
-            Some((name, role)) => Ok(Caller {
-                name: name.to_string(),
-                role,
-            }),
-            None => Err(unauthorized(
-                "the bearer token is not one of recbot's tokens",
-            )),
-        }
+        state
+            .tokens
+            .caller(presented)
+            .ok_or_else(|| unauthorized("the bearer token is not one of recbot's tokens"))
     }
+}
+
+/// The token of an `Authorization: Bearer` header, when one is presented (maybe empty).
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .map(|t| t.trim_ascii())
 }
 
 /// A request the page's session cookie may stand for: a read (`GET`/`HEAD`), not a WebSocket

@@ -17,7 +17,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use tracing::info;
 
-use super::auth::Caller;
+use super::auth::{self, Caller};
 use super::AppState;
 
 pub(super) use session::Sessions;
@@ -96,23 +96,12 @@ async fn icon() -> Response {
 
 /// Who is looking at the page: the bearer header, or the session cookie (with its id).
 /// `Err`: the login form's message, when credentials were presented but are not valid.
-fn viewer(
-    state: &AppState,
-    headers: &HeaderMap,
-) -> Result<Option<(Caller, Option<String>)>, &'static str> {
-    if let Some(value) = headers.get(header::AUTHORIZATION) {
-        let presented = value
-            .as_bytes()
-            .strip_prefix(b"Bearer ")
-            .map(|t| t.trim_ascii());
-        return match presented.and_then(|t| state.tokens.find(t)) {
-            Some((name, role)) => Ok(Some((
-                Caller {
-                    name: name.to_string(),
-                    role,
-                },
-                None,
-            ))),
+type Viewer = Result<Option<(Caller, Option<String>)>, &'static str>;
+
+fn viewer(state: &AppState, headers: &HeaderMap) -> Viewer {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return match auth::bearer(headers).and_then(|t| state.tokens.caller(t)) {
+            Some(caller) => Ok(Some((caller, None))),
             None => Err("The bearer token is not one of recbot's tokens."),
         };
     }
@@ -191,22 +180,14 @@ async fn login(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -
         return cross_site();
     }
     let token = field(&body, "token").unwrap_or_default();
-    let found = state
-        .tokens
-        .find(token.trim().as_bytes())
-        .filter(|_| !token.trim().is_empty());
-    let Some((name, role)) = found else {
+    let Some(caller) = state.tokens.caller(token.trim().as_bytes()) else {
         info!("status page: a login with a token that is not one of recbot's");
         return html(
             StatusCode::UNAUTHORIZED,
             html::login_form(Some("That token is not one of recbot's tokens.")),
         );
     };
-    let caller = Caller {
-        name: name.to_string(),
-        role,
-    };
-    info!(token = %caller.name, role = role.as_str(), "status page: logged in");
+    info!(token = %caller.name, role = caller.role.as_str(), "status page: logged in");
     let id = state.sessions.open(&caller);
     back_to_page(Some(session::set_cookie(&id)))
 }
