@@ -11,7 +11,10 @@
   const SECTIONS = ['service', 'logins', 'events', 'uploads', 'quota', 'disk'];
   // Events that change a login's state or an upload: refreshed sooner.
   const QUICK = /^(Live|Stream|Recording|Upload|Watch|Chat(Joined|Parted))/;
+  // Refreshes start at least this far apart (an upload's progress events come often).
+  const MIN_GAP_MS = 1000;
   const indicator = document.getElementById('live-updates');
+  let lastStart = 0;
   let timer = null;
   let running = false;
   let pending = false;
@@ -29,6 +32,7 @@
       return;
     }
     running = true;
+    lastStart = Date.now();
     fetch('/', { credentials: 'same-origin', headers: { Accept: 'text/html' } })
       .then(function (response) {
         if (response.status === 401) {
@@ -64,10 +68,11 @@
 
   function schedule(delay) {
     if (timer === null) {
+      const wait = Math.max(delay, lastStart + MIN_GAP_MS - Date.now());
       timer = window.setTimeout(function () {
         timer = null;
         refresh();
-      }, delay);
+      }, wait);
     }
   }
 
