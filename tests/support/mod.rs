@@ -6,6 +6,7 @@
 
 pub mod binary;
 mod bot;
+pub mod browser;
 pub mod origin;
 pub mod smtp;
 pub mod tls;

@@ -19,7 +19,7 @@ use crate::core::{Refusal, Said};
 type Answer = Result<(StatusCode, Json<Value>), Problem>;
 
 /// Parses the command made of `words` (each one word, as typed) and executes it for `caller`.
-async fn run(state: &AppState, caller: &Caller, words: &[&str]) -> Answer {
+pub(super) async fn run(state: &AppState, caller: &Caller, words: &[&str]) -> Answer {
     for word in words {
         if word.is_empty() || word.contains([' ', '\t']) {
             return Err(Problem::bad_request(

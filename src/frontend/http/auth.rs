@@ -1,9 +1,12 @@
 //! Bearer tokens: who is calling (`Caller`, from the `Authorization` header), compared in
 //! constant time against every configured token; the token itself is never logged or echoed.
+//! The status page's session cookie (`page/session.rs`) stands in for the header on reads
+//! only: `GET` requests other than a WebSocket upgrade. Every route that changes something
+//! needs the header (the page's one action checks the cookie itself, with a CSRF token).
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 
 use super::problem::Problem;
 use super::AppState;
@@ -37,6 +40,17 @@ impl Tokens {
         }
         found
     }
+
+    /// The caller a presented token stands for (an empty token is never one).
+    pub(super) fn caller(&self, presented: &[u8]) -> Option<Caller> {
+        if presented.is_empty() {
+            return None;
+        }
+        self.find(presented).map(|(name, role)| Caller {
+            name: name.to_string(),
+            role,
+        })
+    }
 }
 
 /// `a == b` in time that depends only on the lengths, not on where they differ.
@@ -68,26 +82,38 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Caller, Problem> {
-        let presented = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
-            .map(|t| t.trim_ascii());
-        let Some(presented) = presented.filter(|t| !t.is_empty()) else {
-            return Err(unauthorized(
-                "this endpoint needs an `Authorization: Bearer` token",
-            ));
+        let Some(presented) = bearer(&parts.headers).filter(|t| !t.is_empty()) else {
+            return match reading(parts)
+                .then(|| super::page::session::cookie(&parts.headers))
+                .flatten()
+                .and_then(|id| state.sessions.find(&id))
+            {
+                Some(caller) => Ok(caller),
+                None => Err(unauthorized(
+                    "this endpoint needs an `Authorization: Bearer` token",
+                )),
+            };
         };
-        match state.tokens.find(presented) {
-            Some((name, role)) => Ok(Caller {
-                name: name.to_string(),
-                role,
-            }),
-            None => Err(unauthorized(
-                "the bearer token is not one of recbot's tokens",
-            )),
-        }
+        state
+            .tokens
+            .caller(presented)
+            .ok_or_else(|| unauthorized("the bearer token is not one of recbot's tokens"))
     }
+}
+
+/// The token of an `Authorization: Bearer` header, when one is presented (maybe empty).
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .map(|t| t.trim_ascii())
+}
+
+/// A request the page's session cookie may stand for: a read (`GET`/`HEAD`), not a WebSocket
+/// upgrade (browsers send cookies with cross-site WebSocket handshakes).
+fn reading(parts: &Parts) -> bool {
+    matches!(parts.method, Method::GET | Method::HEAD)
+        && !parts.headers.contains_key(header::UPGRADE)
 }
 
 fn unauthorized(detail: &str) -> Problem {

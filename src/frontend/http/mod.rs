@@ -1,12 +1,14 @@
 //! The HTTP front-end (`[http]`): a JSON API under `/api/v1` for the same operations as the
 //! chat commands (executed through the core like them: same rights, same audit log), the
-//! live event stream (SSE and WebSocket, resumable from the event log), and the probes.
+//! live event stream (SSE and WebSocket, resumable from the event log), the probes, and the
+//! status page at `/` (`page/`).
 //! Bearer tokens from the config decide who may do what (`auth.rs`); errors are RFC 9457
 //! problem details with the words chat shows (`problem.rs`).
 
 mod api;
 mod auth;
 mod json;
+mod page;
 mod probes;
 mod problem;
 mod recordings;
@@ -40,6 +42,8 @@ struct AppState {
     tokens: Arc<auth::Tokens>,
     heartbeat: Duration,
     presence: Presence,
+    /// The status page's logins.
+    sessions: Arc<page::Sessions>,
 }
 
 /// The bound listener, before it serves (so the caller learns the address first: `listen`
@@ -86,6 +90,7 @@ impl Listener {
             tokens: Arc::new(auth::Tokens::from_config(&self.config)),
             heartbeat: Duration::from_secs_f64(self.config.heartbeat_secs),
             presence: self.presence,
+            sessions: Arc::new(page::Sessions::new()),
         };
         info!(%addr, tokens = self.config.tokens.len(), "HTTP API listening");
         axum::serve(self.listener, router(state))
@@ -118,6 +123,7 @@ fn router(state: AppState) -> Router {
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
         .nest("/api/v1", api)
+        .merge(page::routes())
         .fallback(problem::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)

@@ -49,6 +49,16 @@ impl Problem {
         Problem::new(status, kind, render::refusal(why))
     }
 
+    /// The answer's status.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    /// The words of the problem (chat's, for a refusal).
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
     /// A request body or parameter that is not what the endpoint takes.
     pub fn bad_request(detail: impl Into<String>) -> Problem {
         Problem::new(StatusCode::BAD_REQUEST, "bad-request", detail)

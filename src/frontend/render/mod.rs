@@ -11,8 +11,11 @@ mod replies;
 mod status;
 
 pub use events::{digest, event_line, event_line_for};
-pub use replies::{refusal, refused, reply, said, Rendered};
-pub use status::{chat_identity, chat_login_line, chat_service_line, disk, status};
+pub use replies::{describe_job, refusal, refused, reply, said, Rendered};
+pub use status::{
+    chat_identity, chat_line, chat_login_line, chat_service_line, disk, live_of, recording_now,
+    status,
+};
 
 /// Which markup a front-end's messages are read in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -188,7 +188,7 @@ fn uploads(jobs: &[UploadJob], links: bool, enabled: bool, markup: Markup) -> St
 }
 
 /// One job's line; `link`: show a finished job's video address.
-fn describe_job(job: &UploadJob, link: bool, markup: Markup) -> String {
+pub fn describe_job(job: &UploadJob, link: bool, markup: Markup) -> String {
     let who = job.login.as_ref().map(|l| l.as_str()).unwrap_or("?");
     let head = format!(
         "#{} {} {}",

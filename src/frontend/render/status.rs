@@ -137,7 +137,7 @@ fn eventsub_now(e: &EventSubNow, interval_secs: u64) -> String {
 }
 
 /// `live since 2026-01-01 10:00 UTC: "title" [game], 1234 viewers` for one login.
-fn live_of(live: &LiveOf) -> String {
+pub fn live_of(live: &LiveOf) -> String {
     match live {
         LiveOf::Unknown { error } => {
             format!("live status unknown: the last check failed ({error})")
@@ -167,7 +167,8 @@ fn live_of(live: &LiveOf) -> String {
     }
 }
 
-fn recording_now(r: &RecordingNow) -> String {
+/// A login's recording in progress (or its offline grace), as `status <login>` says it.
+pub fn recording_now(r: &RecordingNow) -> String {
     match r {
         RecordingNow::Waiting {
             session,
@@ -198,7 +199,7 @@ fn recording_now(r: &RecordingNow) -> String {
 }
 
 /// The chat part of `status` (none for a login the chat logger does not know).
-fn chat_line(chat: &ChatLine) -> Option<String> {
+pub fn chat_line(chat: &ChatLine) -> Option<String> {
     match chat {
         ChatLine::Off => Some("chat: logging is off ([chat] enabled = false)".into()),
         ChatLine::NoAnswer => Some("chat: the chat logger did not answer in time".into()),
