@@ -55,6 +55,8 @@ pub struct UploadWorker {
     youtube: Resumable,
     videos: VideoStatus,
     tokens: GoogleTokens,
+    /// `recbot_upload_bytes_total` counts what YouTube confirmed.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How a job's turn ended.
@@ -104,6 +106,7 @@ impl UploadWorker {
         calls: Calls,
         wake: Arc<Notify>,
         cancel: CancellationToken,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> anyhow::Result<UploadWorker> {
         let youtube = Resumable::new(
             &config.youtube.upload_url,
@@ -121,6 +124,7 @@ impl UploadWorker {
             youtube,
             videos,
             tokens,
+            metrics,
         })
     }
 
@@ -380,6 +384,7 @@ impl UploadWorker {
         }
         if next > t.offset {
             t.failures = 0;
+            self.metrics.upload_bytes.inc_by(next - t.offset);
         }
         if next != t.offset {
             let rate = t.pacer.on_progress(next, Instant::now());

@@ -90,7 +90,7 @@ impl FromRequestParts<AppState> for Caller {
     }
 }
 
-fn unauthorized(detail: &str) -> Problem {
+pub(super) fn unauthorized(detail: &str) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
         .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"recbot\"")
 }

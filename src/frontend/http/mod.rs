@@ -7,6 +7,7 @@
 mod api;
 mod auth;
 mod json;
+mod metrics;
 mod probes;
 mod problem;
 mod recordings;
@@ -38,6 +39,8 @@ struct AppState {
     core: CoreHandle,
     tokens: Arc<auth::Tokens>,
     heartbeat: Duration,
+    /// `[http] metrics_token`: when set, `/metrics` requires it.
+    metrics_token: Option<crate::secret::Secret>,
 }
 
 /// The bound listener, before it serves (so the caller learns the address first: `listen`
@@ -75,6 +78,7 @@ impl Listener {
             core,
             tokens: Arc::new(auth::Tokens::from_config(&self.config)),
             heartbeat: Duration::from_secs_f64(self.config.heartbeat_secs),
+            metrics_token: self.config.metrics_token.clone(),
         };
         info!(%addr, tokens = self.config.tokens.len(), "HTTP API listening");
         axum::serve(self.listener, router(state))
@@ -106,6 +110,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api)
         .fallback(problem::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
