@@ -224,14 +224,7 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let handle = start(
-        settings,
-        None,
-        tx,
-        &tracker,
-        cancel.clone(),
-        Arc::default(),
-    );
+    let handle = start(settings, None, tx, &tracker, cancel.clone(), Arc::default());
     let drain = tokio::spawn(async move {
         let mut dropped = 0;
         while let Some(e) = events.recv().await {

@@ -389,7 +389,9 @@ impl Metrics {
                 .iter()
                 .find(|(s, _)| *s == state)
                 .map_or(0, |(_, n)| *n);
-            self.uploads.get_or_create(&StateLabel { state }).set(gauge(n));
+            self.uploads
+                .get_or_create(&StateLabel { state })
+                .set(gauge(n));
         }
         self.quota_used.set(gauge(core.quota_used));
         self.outbox_backlog.clear();
@@ -397,7 +399,9 @@ impl Metrics {
             let label = FrontendLabel {
                 frontend: frontend.clone(),
             };
-            self.outbox_backlog.get_or_create(&label).set(gauge(*backlog));
+            self.outbox_backlog
+                .get_or_create(&label)
+                .set(gauge(*backlog));
         }
         if let Some(free) = core.disk_free_bytes {
             self.disk_free_bytes.set(gauge(free));
@@ -480,7 +484,10 @@ mod tests {
         ] {
             assert_eq!(value(&text, series), Some(v), "{series} in\n{text}");
         }
-        assert!(text.contains("# TYPE recbot_recorded_bytes_total counter"), "{text}");
+        assert!(
+            text.contains("# TYPE recbot_recorded_bytes_total counter"),
+            "{text}"
+        );
         assert!(text.contains("# TYPE recbot_segment_fetch_seconds histogram"));
         assert!(text.contains("# TYPE recbot_live gauge"));
         assert!(text.contains("# HELP recbot_up "));
@@ -496,12 +503,19 @@ mod tests {
         let text = m.encode(Some(&core(&[("bar", false)])), epoch);
         assert!(!text.contains("login=\"foo\""), "{text}");
         assert!(text.contains("recbot_recorded_bytes_total{login=\"bar\"} 0"));
-        assert_ne!(m.dropped_generation(), before, "holders of handles look again");
+        assert_ne!(
+            m.dropped_generation(),
+            before,
+            "holders of handles look again"
+        );
         // Series created while a scrape waits for the core (a login added meanwhile) stay.
         let epoch = m.begin_scrape();
         m.login("new").chat_lines.inc();
         let text = m.encode(Some(&core(&[("bar", false)])), epoch);
-        assert!(text.contains("recbot_chat_lines_total{login=\"new\"} 1"), "{text}");
+        assert!(
+            text.contains("recbot_chat_lines_total{login=\"new\"} 1"),
+            "{text}"
+        );
         // ... until the next scrape, when the watch list still does not have it.
         let epoch = m.begin_scrape();
         let text = m.encode(Some(&core(&[("bar", false)])), epoch);

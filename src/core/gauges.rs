@@ -48,9 +48,10 @@ impl Core {
     /// The gauges the core knows (all but free space) and the recordings folder to measure.
     pub(super) async fn gauges(&self) -> Result<(CoreGauges, PathBuf)> {
         let watches = self.store.watches().await?;
-        let live = self.watcher.as_ref().map(|w| {
-            w.with_status(|s| s.live.keys().cloned().collect::<Vec<_>>())
-        });
+        let live = self
+            .watcher
+            .as_ref()
+            .map(|w| w.with_status(|s| s.live.keys().cloned().collect::<Vec<_>>()));
         let watched = watches
             .iter()
             .map(|w| {
@@ -86,6 +87,8 @@ impl Core {
     /// Event-log entries after each outbox reader's cursor (a reader that never ran has none
     /// yet: it starts at this run's `ServiceStarted`).
     async fn outbox_backlog(&self) -> Result<Vec<(String, u64)>> {
+        // The names the readers open their cursors with (`frontend/delivery.rs`, `email.rs`,
+        // `webhook.rs`).
         let mut readers: Vec<String> = Vec::new();
         if self.config.slack.is_configured() {
             readers.push("slack".into());
@@ -96,12 +99,7 @@ impl Core {
         if self.config.email.is_configured() {
             readers.push("email".into());
         }
-        readers.extend(
-            self.config
-                .webhooks
-                .iter()
-                .map(|w| format!("webhook:{}", w.name)),
-        );
+        readers.extend(self.config.webhooks.iter().map(|w| w.outbox_key()));
         let newest = self.store.newest_event_id().await?;
         let mut backlog = Vec::with_capacity(readers.len());
         for reader in readers {

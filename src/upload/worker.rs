@@ -228,7 +228,13 @@ impl UploadWorker {
             };
             let next = match step {
                 Ok(Status::Incomplete { next }) => self.on_status(&job, &mut t, next).await?,
-                Ok(Status::Complete { video_id }) => Some(self.finish(&job, video_id).await?),
+                Ok(Status::Complete { video_id }) => {
+                    // YouTube has the whole file: what it had not confirmed yet arrived now.
+                    let rest = t.total.saturating_sub(t.offset);
+                    self.metrics.upload_bytes.inc_by(rest);
+                    t.offset = t.total;
+                    Some(self.finish(&job, video_id).await?)
+                }
                 Err(e) => self.on_error(&job, &mut t, e).await?,
             };
             if let Some(turn) = next {

@@ -91,7 +91,13 @@ pub fn writer(
         rooms,
         budget,
     };
-    let files = Files::new(settings.dir.clone(), cap, counters.clone(), dropped, metrics);
+    let files = Files::new(
+        settings.dir.clone(),
+        cap,
+        counters.clone(),
+        dropped,
+        metrics,
+    );
     (queue, counters, run(rx, files, settings))
 }
 
