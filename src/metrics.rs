@@ -141,6 +141,8 @@ pub struct Metrics {
     dropped: AtomicU64,
     /// One scrape at a time sets and encodes the gauges.
     scrape: Mutex<()>,
+    /// One scrape at a time asks the core (see [`Metrics::one_scrape`]).
+    asking: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -180,12 +182,14 @@ impl Metrics {
             epoch: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             scrape: Mutex::default(),
+            asking: tokio::sync::Mutex::const_new(()),
         };
         m.register();
         m
     }
 
-    /// Every name and help text. Counters are registered without `_total`: the encoder adds it.
+    /// Every name and help text, in the README's order. Counters are registered without
+    /// `_total`: the encoder adds it.
     fn register(&mut self) {
         let r = &mut self.registry;
         r.register("recbot_up", "1 while the core answers", self.up.clone());
@@ -204,6 +208,13 @@ impl Metrics {
             "Recording sessions running",
             self.recordings_active.clone(),
         );
+        self.register_counted();
+        self.register_core_facts();
+    }
+
+    /// What the workers count.
+    fn register_counted(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "recbot_recorded_bytes",
             "Bytes written to recording parts",
@@ -226,7 +237,7 @@ impl Metrics {
         );
         r.register(
             "recbot_chat_lines",
-            "Chat lines written to the chat logs",
+            "Chat lines logged to the login's day files (as status counts them)",
             self.chat_lines.clone(),
         );
         r.register(
@@ -249,6 +260,11 @@ impl Metrics {
             "Bytes YouTube confirmed receiving",
             self.upload_bytes.clone(),
         );
+    }
+
+    /// The rest of what the core knows, set at each scrape.
+    fn register_core_facts(&mut self) {
+        let r = &mut self.registry;
         r.register(
             "recbot_uploads",
             "Upload jobs by state",
@@ -314,6 +330,12 @@ impl Metrics {
         self.dropped.load(Ordering::Acquire)
     }
 
+    /// Held for a whole scrape (asking the core, then encoding): a flood of scrapes waits
+    /// here and reaches the core's loop one at a time.
+    pub async fn one_scrape(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.asking.lock().await
+    }
+
     /// Starts a scrape: series created from now on survive it. Call before asking the core
     /// for its [`CoreGauges`].
     pub fn begin_scrape(&self) -> u64 {
@@ -326,7 +348,7 @@ impl Metrics {
         let gone: Vec<Arc<str>> = logins
             .iter()
             .filter(|(name, known)| {
-                known.epoch <= epoch && !watched.iter().any(|(w, _)| w.as_str() == &***name)
+                known.epoch <= epoch && !watched.iter().any(|(w, _)| w.as_str() == name.as_ref())
             })
             .map(|(name, _)| name.clone())
             .collect();

@@ -229,10 +229,7 @@ impl UploadWorker {
             let next = match step {
                 Ok(Status::Incomplete { next }) => self.on_status(&job, &mut t, next).await?,
                 Ok(Status::Complete { video_id }) => {
-                    // YouTube has the whole file: what it had not confirmed yet arrived now.
-                    let rest = t.total.saturating_sub(t.offset);
-                    self.metrics.upload_bytes.inc_by(rest);
-                    t.offset = t.total;
+                    self.confirmed_all(&mut t);
                     Some(self.finish(&job, video_id).await?)
                 }
                 Err(e) => self.on_error(&job, &mut t, e).await?,
@@ -365,6 +362,14 @@ impl UploadWorker {
             }
         };
         Ok(self.cancellable(request).await)
+    }
+
+    /// YouTube has the whole file: what it had not confirmed yet arrived now (counted).
+    fn confirmed_all(&self, t: &mut Transfer) {
+        self.metrics
+            .upload_bytes
+            .inc_by(t.total.saturating_sub(t.offset));
+        t.offset = t.total;
     }
 
     /// YouTube has bytes up to `next`: progress reported (persisted before the next chunk), or

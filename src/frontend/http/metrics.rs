@@ -24,6 +24,7 @@ pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
         }
     }
     let metrics = state.core.metrics().clone();
+    let _one = metrics.one_scrape().await;
     // Series created from here on (a login added meanwhile) outlive this scrape's pruning.
     let epoch = metrics.begin_scrape();
     let gauges = state.core.gauges(HEALTH_WITHIN).await;
