@@ -162,14 +162,17 @@ async fn churn(dir: &Path) -> (f64, u64) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, &existing).unwrap();
     }
-    let (queue, _, task) = writer(WriterSettings {
-        dir: dir.to_path_buf(),
-        flush_interval: Duration::from_secs(1),
-        fsync_interval: Duration::from_secs(10),
-        queue_lines: 10_000,
-        patience: Duration::from_secs(2),
-        max_open_files: 32,
-    });
+    let (queue, _, task) = writer(
+        WriterSettings {
+            dir: dir.to_path_buf(),
+            flush_interval: Duration::from_secs(1),
+            fsync_interval: Duration::from_secs(10),
+            queue_lines: 10_000,
+            patience: Duration::from_secs(2),
+            max_open_files: 32,
+        },
+        Arc::default(),
+    );
     let task = tokio::spawn(task);
     let folders: Vec<Arc<str>> = (0..ROOMS).map(|r| Arc::from(room(r))).collect();
     let line = format!("{{\"recv_ms\":{now},\"raw\":\"{}\"}}\n", "y".repeat(380));
@@ -221,7 +224,7 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
-    let handle = start(settings, None, tx, &tracker, cancel.clone());
+    let handle = start(settings, None, tx, &tracker, cancel.clone(), Arc::default());
     let drain = tokio::spawn(async move {
         let mut dropped = 0;
         while let Some(e) = events.recv().await {

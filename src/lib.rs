@@ -15,6 +15,7 @@ pub mod event;
 pub(crate) mod format;
 pub mod frontend;
 pub mod logging;
+pub mod metrics;
 pub mod recorder;
 pub mod remote;
 pub mod rendition;

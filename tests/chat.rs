@@ -20,6 +20,7 @@ use recbot::chat::{start, ChatHandle, ChatSettings};
 use recbot::config::ChatLogin;
 use recbot::event::{Event, EventKind};
 use recbot::frontend::render::chat_identity;
+use recbot::metrics::Metrics;
 use recbot::secret::Secret;
 use recbot_commands::Login;
 use support::twitch_irc::{samples, FakeTwitch, ServerConn};
@@ -57,6 +58,8 @@ fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
 
 struct Chat {
     handle: ChatHandle,
+    /// What the chat worker counted (`/metrics`).
+    metrics: Arc<Metrics>,
     events: mpsc::Receiver<Event>,
     seen: Vec<Event>,
     cancel: CancellationToken,
@@ -68,9 +71,18 @@ impl Chat {
         let (tx, events) = mpsc::channel(1024);
         let cancel = CancellationToken::new();
         let tracker = TaskTracker::new();
-        let handle = start(settings, token, tx, &tracker, cancel.clone());
+        let metrics = Arc::new(Metrics::new());
+        let handle = start(
+            settings,
+            token,
+            tx,
+            &tracker,
+            cancel.clone(),
+            metrics.clone(),
+        );
         Chat {
             handle,
+            metrics,
             events,
             seen: Vec::new(),
             cancel,
@@ -571,6 +583,9 @@ async fn a_dropped_socket_reconnects_with_backoff_and_rejoins() {
         matches!(e.kind, EventKind::ChatReconnected { .. })
     })
     .await;
+    // `/metrics`: one reconnect, one connection up again.
+    assert_eq!(chat.metrics.irc_reconnects.get(), 1);
+    assert_eq!(chat.metrics.chat_connections.get(), 1);
 
     // Now the server refuses every login for a while: attempts continue, spaced by the
     // backoff (full jitter, capped at 300 ms here) and never closer than the connect interval
@@ -677,6 +692,7 @@ async fn lines_that_cannot_be_written_are_counted_and_reported() {
     let status = chat.handle.status(None).await.unwrap();
     assert!(status.dropped >= lines, "{status:?}");
     assert!(recbot::frontend::render::chat_service_line(&status).contains("line(s) dropped"));
+    let metrics = chat.metrics.clone();
     let events = chat.stop().await;
     let total: u64 = events
         .iter()
@@ -687,6 +703,9 @@ async fn lines_that_cannot_be_written_are_counted_and_reported() {
         .sum();
     // The handshake lines, the JOIN echo and the five messages: all counted by the end.
     assert!(total >= 6, "{total}");
+    // `/metrics` counts the same lines, and no line as logged.
+    assert_eq!(metrics.chat_dropped.get(), total);
+    assert_eq!(metrics.login("a").chat_lines.get(), 0);
 }
 
 #[tokio::test]

@@ -27,6 +27,7 @@ use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
 use crate::config::{ChatLogin, Config};
 use crate::event::{Event, EventKind};
+use crate::metrics::Metrics;
 use crate::secret::Secret;
 use crate::twitch::oauth;
 
@@ -181,15 +182,16 @@ impl ChatHandle {
     }
 }
 
-/// Starts the chat worker (pool, shards and writer) on `tracker`.
+/// Starts the chat worker (pool, shards and writer) on `tracker`; it counts into `metrics`.
 pub fn start(
     settings: ChatSettings,
     user_token: Option<Secret>,
     events: mpsc::Sender<Event>,
     tracker: &TaskTracker,
     cancel: CancellationToken,
+    metrics: Arc<Metrics>,
 ) -> ChatHandle {
-    let (queue, counters, writer_task) = writer::writer(settings.writer.clone());
+    let (queue, counters, writer_task) = writer::writer(settings.writer.clone(), metrics.clone());
     tracker.spawn(writer_task);
     let (shard_tx, shard_rx) = mpsc::channel(1024);
     // `None` until the first identity is settled: connections wait for it.
@@ -232,6 +234,8 @@ pub fn start(
         refused: HashMap::new(),
         dropped_reported: 0,
         last_drop_report: None,
+        metrics,
+        dropped_counted: 0,
     };
     tracker.spawn(pool.run(rx, shard_rx, resolved_rx));
     ChatHandle { tx }
@@ -241,6 +245,8 @@ struct Slot {
     tx: mpsc::Sender<ShardCmd>,
     rooms: HashSet<Arc<str>>,
     up: bool,
+    /// It had a connection before: the next one is a reconnect.
+    connected_before: bool,
 }
 
 struct Pool {
@@ -272,6 +278,9 @@ struct Pool {
     refused: HashMap<Arc<str>, String>,
     dropped_reported: u64,
     last_drop_report: Option<Instant>,
+    metrics: Arc<Metrics>,
+    /// Dropped lines already in `recbot_chat_dropped_total`.
+    dropped_counted: u64,
 }
 
 /// The answer of an account check started by [`Pool::resolve_identity`].
@@ -305,6 +314,7 @@ impl Pool {
         }
         // Report what was dropped up to the end.
         self.report_drops(true).await;
+        self.metrics.chat_connections.set(0);
     }
 
     async fn emit(&self, login: Option<Login>, kind: EventKind) {
@@ -476,6 +486,13 @@ impl Pool {
         if self.outage.is_some() && self.all_up() {
             self.end_outage().await;
         }
+        self.count_connections();
+    }
+
+    /// `recbot_chat_connections`: the shards connected now.
+    fn count_connections(&self) {
+        let up = self.shards.iter().flatten().filter(|s| s.up).count();
+        self.metrics.chat_connections.set(up as i64);
     }
 
     fn new_shard(&mut self) -> usize {
@@ -489,6 +506,7 @@ impl Pool {
             tx,
             rooms: HashSet::new(),
             up: false,
+            connected_before: false,
         };
         self.shards.push(Some(slot));
         id
@@ -518,7 +536,11 @@ impl Pool {
                 info!(shard, nick, "chat: connected");
                 if let Some(Some(slot)) = self.shards.get_mut(shard) {
                     slot.up = true;
+                    if std::mem::replace(&mut slot.connected_before, true) {
+                        self.metrics.irc_reconnects.inc();
+                    }
                 }
+                self.count_connections();
             }
             ShardEvent::Joined { shard, room } => {
                 if !self.wanted.contains(&room) {
@@ -542,6 +564,7 @@ impl Pool {
                 };
                 slot.up = false;
                 let rooms = rooms.max(slot.rooms.len());
+                self.count_connections();
                 self.last_disconnect = Some((Utc::now(), reason.clone()));
                 if self.outage.is_none() {
                     self.outage = Some(Instant::now());
@@ -558,6 +581,7 @@ impl Pool {
                 if let Some(Some(slot)) = self.shards.get_mut(shard) {
                     slot.up = true;
                 }
+                self.count_connections();
                 if self.all_up() {
                     self.end_outage().await;
                 }
@@ -612,6 +636,13 @@ impl Pool {
 
     async fn report_drops(&mut self, now: bool) {
         let dropped = self.queue.dropped();
+        // The metric follows within a second (this runs on every tick); the event is paced.
+        if dropped > self.dropped_counted {
+            self.metrics
+                .chat_dropped
+                .inc_by(dropped - self.dropped_counted);
+            self.dropped_counted = dropped;
+        }
         let due = self
             .last_drop_report
             .is_none_or(|t| t.elapsed() >= DROP_REPORT);

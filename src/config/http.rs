@@ -19,7 +19,7 @@ pub struct Http {
     /// `host:port`; `""` disables the listener. Port 0 picks a free port (tests).
     pub listen: String,
     pub tokens: Vec<HttpToken>,
-    /// Reserved for the metrics endpoint: when set, it requires this bearer token.
+    /// When set, `GET /metrics` requires this bearer token; open without.
     pub metrics_token: Option<Secret>,
     /// Seconds between heartbeat comments on the event stream (and pings on the WebSocket).
     pub heartbeat_secs: f64,
@@ -146,6 +146,19 @@ impl Http {
             }
         }
         Ok(())
+    }
+
+    /// The `check-config` line of `/metrics`: where, and whether it needs its token (never
+    /// the token itself).
+    pub(super) fn metrics_summary(&self) -> String {
+        let Some(addr) = self.address() else {
+            return "off (no HTTP listener)".into();
+        };
+        let access = match self.metrics_token {
+            Some(_) => "bearer metrics_token required",
+            None => "open: no metrics_token",
+        };
+        format!("http://{addr}/metrics ({access})")
     }
 
     /// The `check-config` line: the listener and the token names and roles, never the tokens.

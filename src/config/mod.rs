@@ -190,6 +190,7 @@ impl Config {
              chat (IRC):      {}\n\
              youtube uploads: {}\n\
              http api:        {}\n\
+             metrics:         {}\n\
              {}\
              {}\
              {}",
@@ -201,6 +202,7 @@ impl Config {
             self.chat.summary(&self.twitch),
             self.youtube.summary(),
             self.http.summary(),
+            self.http.metrics_summary(),
             self.email.summary(),
             webhooks::summary(&self.webhooks),
             self.storage.summary(),

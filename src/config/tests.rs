@@ -557,9 +557,23 @@ fn http_tokens_are_checked_and_shown_without_their_values() {
         "{summary}"
     );
     assert!(!summary.contains("0123456789abcdef"), "{summary}");
+    assert!(
+        summary.contains("metrics:         http://127.0.0.1:0/metrics (open: no metrics_token)"),
+        "{summary}"
+    );
+    let guarded = parse("[http]\nmetrics_token = \"metrics-token-00001\"\n").unwrap();
+    let summary = guarded.summary();
+    assert!(
+        summary.contains("http://127.0.0.1:8686/metrics (bearer metrics_token required)"),
+        "{summary}"
+    );
+    assert!(!summary.contains("metrics-token-00001"), "{summary}");
     let disabled = parse("[http]\nlisten = \"\"\n").unwrap();
     assert!(disabled.http.address().is_none());
     assert!(disabled.summary().contains("http api:        off"));
+    assert!(disabled
+        .summary()
+        .contains("metrics:         off (no HTTP listener)"));
     assert_eq!(
         parse("").unwrap().http.address(),
         Some("127.0.0.1:8686".parse().unwrap())

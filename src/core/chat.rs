@@ -88,6 +88,7 @@ impl Core {
             self.events_tx.clone(),
             &self.workers,
             self.shutdown.child_token(),
+            self.metrics.clone(),
         ));
     }
 

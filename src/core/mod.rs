@@ -9,6 +9,7 @@ mod auth;
 mod calls;
 mod chat;
 mod disk_report;
+mod gauges;
 mod health;
 mod history;
 mod live;
@@ -37,6 +38,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::event::{Event, EventKind, Room};
+use crate::metrics::Metrics;
 use crate::work::{Call, Events};
 use calls::CheckedAdd;
 pub use health::{Unready, HEALTH_WITHIN};
@@ -139,6 +141,8 @@ pub struct CoreHandle {
     /// persisted and announced like a worker's.
     events: mpsc::Sender<Event>,
     stopped: CancellationToken,
+    /// This service's metrics (the workers count into them; `/metrics` encodes them).
+    metrics: Arc<Metrics>,
 }
 
 impl CoreHandle {
@@ -169,6 +173,11 @@ impl CoreHandle {
     /// event queue is full. Dropped, with a warning, when the core has stopped.
     pub async fn report(&self, event: Event) {
         Events::new(self.events.clone()).send(event).await
+    }
+
+    /// This service's metrics registry.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// Every notice from now on.
@@ -239,6 +248,8 @@ pub struct Core {
     chat_waits: chat::ChatWaits,
     /// [`DRAIN`] (shorter in tests).
     drain: Duration,
+    /// This service's metrics, handed to the workers it starts.
+    metrics: Arc<Metrics>,
 }
 
 impl Core {
@@ -258,12 +269,14 @@ impl Core {
         let stopped = CancellationToken::new();
         let workers = TaskTracker::new();
         let auth = auth::AuthState::default();
+        let metrics = Arc::new(Metrics::new());
         let recordings = recording::Recordings::new(
             &config,
             Events::new(events_tx.clone()),
             workers.clone(),
             shutdown.clone(),
             auth.viewer_login(),
+            metrics.clone(),
         );
         let core = Core {
             config,
@@ -292,6 +305,7 @@ impl Core {
             chat: None,
             chat_waits: Default::default(),
             drain: DRAIN,
+            metrics: metrics.clone(),
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -299,6 +313,7 @@ impl Core {
             outbox: outbox_tx,
             events: core.events_tx.clone(),
             stopped,
+            metrics,
         };
         Ok((core, handle))
     }

@@ -80,6 +80,10 @@ pub(super) enum OutboxRequest {
     Writable {
         reply: oneshot::Sender<Result<(), String>>,
     },
+    /// `/metrics`: the core's gauges and the recordings folder (see `gauges.rs`).
+    Gauges {
+        reply: oneshot::Sender<Result<(crate::metrics::CoreGauges, std::path::PathBuf)>>,
+    },
 }
 
 pub(super) fn channel() -> (mpsc::Sender<OutboxRequest>, mpsc::Receiver<OutboxRequest>) {
@@ -205,6 +209,9 @@ impl Core {
             }
             OutboxRequest::Writable { reply } => {
                 let _ = reply.send(self.check_writable().await);
+            }
+            OutboxRequest::Gauges { reply } => {
+                let _ = reply.send(self.gauges().await);
             }
         }
     }

@@ -77,6 +77,7 @@ impl Recordings {
         tracker: TaskTracker,
         shutdown: CancellationToken,
         viewer: crate::twitch::viewer::ViewerLogin,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> Recordings {
         Recordings {
             recorder: Recorder::new(
@@ -85,7 +86,8 @@ impl Recordings {
                 tracker.clone(),
                 shutdown.clone(),
                 viewer,
-            ),
+            )
+            .with_metrics(metrics),
             events,
             tracker,
             shutdown,

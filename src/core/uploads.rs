@@ -80,6 +80,7 @@ impl Core {
             self.calls(),
             self.uploads.wake.clone(),
             self.shutdown.child_token(),
+            self.metrics.clone(),
         )?;
         self.workers.spawn(worker.run());
         info!(open, "upload queue resumed");

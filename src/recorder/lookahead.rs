@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use prometheus_client::metrics::histogram::Histogram;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -163,6 +164,8 @@ pub struct Lookahead {
     http: fetch::Http,
     limits: Limits,
     cancel: CancellationToken,
+    /// Where the time of each whole segment download goes (live recordings).
+    fetch_seconds: Option<Histogram>,
 }
 
 impl Lookahead {
@@ -177,7 +180,14 @@ impl Lookahead {
             http,
             limits,
             cancel,
+            fetch_seconds: None,
         }
+    }
+
+    /// Observes how long each segment that arrives whole took to download.
+    pub fn timed(mut self, fetch_seconds: Histogram) -> Lookahead {
+        self.fetch_seconds = Some(fetch_seconds);
+        self
     }
 
     pub fn is_empty(&self) -> bool {
@@ -358,6 +368,7 @@ impl Lookahead {
                 head: self.head.clone(),
                 held: self.held.clone(),
                 cancel: self.cancel.clone(),
+                timer: self.fetch_seconds.clone(),
             };
             *state = State::Running { attempt: *attempt };
             self.tasks.spawn(job.run());
@@ -491,6 +502,7 @@ impl Lookahead {
                 head: Arc::new(AtomicU64::new(0)),
                 held: Arc::default(),
                 cancel: self.cancel.clone(),
+                timer: None,
             };
             match job.run().await.1 {
                 Ok((body, _)) => return Ok(body),
@@ -533,10 +545,13 @@ struct Job {
     head: Arc<AtomicU64>,
     held: Arc<AtomicU64>,
     cancel: CancellationToken,
+    /// Observes the download's time when it arrives whole.
+    timer: Option<Histogram>,
 }
 
 impl Job {
     async fn run(self) -> Outcome {
+        let started = Instant::now();
         let mut got = 0u64;
         let result = tokio::select! {
             biased;
@@ -549,8 +564,12 @@ impl Job {
                 )))),
             },
         };
-        if result.is_err() {
-            self.held.fetch_sub(got, Ordering::Relaxed);
+        match (&result, &self.timer) {
+            (Err(_), _) => {
+                self.held.fetch_sub(got, Ordering::Relaxed);
+            }
+            (Ok(_), Some(timer)) => timer.observe(started.elapsed().as_secs_f64()),
+            (Ok(_), None) => {}
         }
         (self.seq, result)
     }

@@ -269,6 +269,9 @@ pub struct Recorder {
     disk_announced: disk::Announced,
     /// Filling gaps from Twitch VODs (`None` with `[recording] vod_fill = false`).
     vod_fill: Option<vod_fill::VodFill>,
+    /// Where sessions count segments, bytes and timings (the service's, see
+    /// [`Recorder::with_metrics`]).
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Recorder {
@@ -317,7 +320,14 @@ impl Recorder {
             shutdown,
             disk_probe: disk::Probe::statvfs(),
             disk_announced: disk::Announced::default(),
+            metrics: Arc::default(),
         }
+    }
+
+    /// Counts into `metrics` (the service's registry) instead of a registry of its own.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Recorder {
+        self.metrics = metrics;
+        self
     }
 
     /// What the disk guard and the recordings have announced of the disk (for the guard).

@@ -55,6 +55,8 @@ pub struct UploadWorker {
     youtube: Resumable,
     videos: VideoStatus,
     tokens: GoogleTokens,
+    /// `recbot_upload_bytes_total` counts what YouTube confirmed.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// How a job's turn ended.
@@ -104,6 +106,7 @@ impl UploadWorker {
         calls: Calls,
         wake: Arc<Notify>,
         cancel: CancellationToken,
+        metrics: Arc<crate::metrics::Metrics>,
     ) -> anyhow::Result<UploadWorker> {
         let youtube = Resumable::new(
             &config.youtube.upload_url,
@@ -121,6 +124,7 @@ impl UploadWorker {
             youtube,
             videos,
             tokens,
+            metrics,
         })
     }
 
@@ -224,7 +228,10 @@ impl UploadWorker {
             };
             let next = match step {
                 Ok(Status::Incomplete { next }) => self.on_status(&job, &mut t, next).await?,
-                Ok(Status::Complete { video_id }) => Some(self.finish(&job, video_id).await?),
+                Ok(Status::Complete { video_id }) => {
+                    self.confirmed_all(&mut t);
+                    Some(self.finish(&job, video_id).await?)
+                }
                 Err(e) => self.on_error(&job, &mut t, e).await?,
             };
             if let Some(turn) = next {
@@ -357,6 +364,14 @@ impl UploadWorker {
         Ok(self.cancellable(request).await)
     }
 
+    /// YouTube has the whole file: what it had not confirmed yet arrived now (counted).
+    fn confirmed_all(&self, t: &mut Transfer) {
+        self.metrics
+            .upload_bytes
+            .inc_by(t.total.saturating_sub(t.offset));
+        t.offset = t.total;
+    }
+
     /// YouTube has bytes up to `next`: progress reported (persisted before the next chunk), or
     /// a chunk it took none of counted as a failure. `Some`: the job's turn is over.
     async fn on_status(
@@ -380,6 +395,7 @@ impl UploadWorker {
         }
         if next > t.offset {
             t.failures = 0;
+            self.metrics.upload_bytes.inc_by(next - t.offset);
         }
         if next != t.offset {
             let rate = t.pacer.on_progress(next, Instant::now());

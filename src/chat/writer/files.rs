@@ -1,7 +1,7 @@
 //! The open day files: buffers, rotation at midnight, least-recently-used eviction within the
 //! open-file cap, flush/fsync/idle close, and the cut-line repair on reopening.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -11,11 +11,15 @@ use std::time::Duration;
 
 use tracing::{debug, error, warn};
 
+use prometheus_client::metrics::counter::Counter;
+
 use super::budget::Cap;
 use super::counters::{CountJob, Counters};
 use super::days::{date_of_day, day_path};
 use super::queue::Batch;
+use super::SERVER_FOLDER;
 use crate::chat::names::RoomMap;
+use crate::metrics::Metrics;
 
 /// A file buffer is written out when it grows past this.
 const FILE_BUFFER: usize = 16 * 1024;
@@ -37,6 +41,37 @@ pub(super) struct Files {
     dropped: Arc<AtomicU64>,
     /// When a write error was last logged (one line per minute is enough).
     error_logged: Option<std::time::Instant>,
+    /// `recbot_chat_lines_total`: each room's counter, looked up once.
+    lines: LineCounters,
+}
+
+/// Each room's `recbot_chat_lines_total` counter, kept until the metrics drop a login's
+/// series (a login no longer watched): then looked up again.
+#[derive(Debug)]
+struct LineCounters {
+    metrics: Arc<Metrics>,
+    generation: u64,
+    rooms: HashMap<Arc<str>, Counter>,
+}
+
+impl LineCounters {
+    fn add(&mut self, room: &Arc<str>, n: u64) {
+        if room.as_ref() == SERVER_FOLDER {
+            return; // Not a login.
+        }
+        let generation = self.metrics.dropped_generation();
+        if generation != self.generation {
+            self.generation = generation;
+            self.rooms.clear();
+        }
+        if let Some(counter) = self.rooms.get(room) {
+            counter.inc_by(n);
+            return;
+        }
+        let counter = self.metrics.login(room).chat_lines;
+        counter.inc_by(n);
+        self.rooms.insert(room.clone(), counter);
+    }
 }
 
 #[derive(Debug)]
@@ -58,6 +93,7 @@ impl Files {
         cap: Cap,
         counters: Arc<Mutex<Counters>>,
         dropped: Arc<AtomicU64>,
+        metrics: Arc<Metrics>,
     ) -> Files {
         Files {
             dir,
@@ -69,6 +105,11 @@ impl Files {
             counters,
             dropped,
             error_logged: None,
+            lines: LineCounters {
+                generation: metrics.dropped_generation(),
+                metrics,
+                rooms: HashMap::new(),
+            },
         }
     }
 
@@ -78,6 +119,7 @@ impl Files {
             self.cap.clone(),
             self.counters.clone(),
             self.dropped.clone(),
+            self.lines.metrics.clone(),
         )
     }
 
@@ -107,6 +149,9 @@ impl Files {
                     self.report(&entry.folder, &e);
                 }
             }
+        }
+        for (folder, _, n) in &counts {
+            self.lines.add(folder, *n);
         }
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         for (folder, day, n) in counts {

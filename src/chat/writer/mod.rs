@@ -61,6 +61,7 @@ pub struct WriterSettings {
 /// every [`LineQueue`] clone is gone, after writing and fsyncing everything.
 pub fn writer(
     settings: WriterSettings,
+    metrics: Arc<crate::metrics::Metrics>,
 ) -> (
     LineQueue,
     Arc<Mutex<Counters>>,
@@ -90,7 +91,13 @@ pub fn writer(
         rooms,
         budget,
     };
-    let files = Files::new(settings.dir.clone(), cap, counters.clone(), dropped);
+    let files = Files::new(
+        settings.dir.clone(),
+        cap,
+        counters.clone(),
+        dropped,
+        metrics,
+    );
     (queue, counters, run(rx, files, settings))
 }
 

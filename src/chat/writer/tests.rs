@@ -58,7 +58,7 @@ fn days_and_paths() {
 #[tokio::test]
 async fn writes_rotates_evicts_and_counts() {
     let dir = tempfile::tempdir().unwrap();
-    let (queue, counters, task) = writer(settings(dir.path(), 1000));
+    let (queue, counters, task) = writer(settings(dir.path(), 1000), Arc::default());
     let task = tokio::spawn(task);
     let d0 = 20_000 * DAY;
     assert!(
@@ -99,7 +99,7 @@ async fn reopening_repairs_a_cut_line_and_counts_what_is_there() {
     let path = day_path(dir.path(), "a", date_of_day(day));
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(&path, "old1\nold2\ncut-of").unwrap();
-    let (queue, counters, task) = writer(settings(dir.path(), 1000));
+    let (queue, counters, task) = writer(settings(dir.path(), 1000), Arc::default());
     let task = tokio::spawn(task);
     queue.push(batch(&[("a", day as i64 * DAY, "new")])).await;
     // The lines that were there are counted beside the writer.
@@ -148,7 +148,7 @@ async fn more_rooms_than_open_files_loses_and_recounts_nothing() {
     let rooms = existing(dir.path(), 8, day, 1000);
     let mut s = settings(dir.path(), 64);
     s.max_open_files = 4;
-    let (queue, counters, task) = writer(s);
+    let (queue, counters, task) = writer(s, Arc::default());
     let task = tokio::spawn(task);
     // Round robin over twice as many rooms as open files: every line reopens a file.
     for i in 0..400 {
@@ -184,7 +184,13 @@ fn reopening_reads_nothing_and_closes_the_least_recently_used() {
         budget: 1000,
     };
     let counters = Arc::new(Mutex::new(Counters::default()));
-    let mut files = Files::new(dir.path().to_path_buf(), cap, counters, Arc::default());
+    let mut files = Files::new(
+        dir.path().to_path_buf(),
+        cap,
+        counters,
+        Arc::default(),
+        Arc::default(),
+    );
     let at = day as i64 * DAY;
     for i in 0..400 {
         files.append(&batch(&[(rooms[i % 8].as_str(), at, "x")]));
@@ -209,7 +215,7 @@ fn reopening_reads_nothing_and_closes_the_least_recently_used() {
 #[tokio::test]
 async fn timer_flushes_without_being_asked() {
     let dir = tempfile::tempdir().unwrap();
-    let (queue, _, task) = writer(settings(dir.path(), 1000));
+    let (queue, _, task) = writer(settings(dir.path(), 1000), Arc::default());
     let task = tokio::spawn(task);
     let day = 20_000;
     queue.push(batch(&[("a", day as i64 * DAY, "x")])).await;
@@ -227,7 +233,7 @@ async fn timer_flushes_without_being_asked() {
 async fn a_full_queue_drops_and_counts_instead_of_growing() {
     let dir = tempfile::tempdir().unwrap();
     // The writer task is never run: the disk "cannot keep up" at all.
-    let (queue, _, _task) = writer(settings(dir.path(), 100));
+    let (queue, _, _task) = writer(settings(dir.path(), 100), Arc::default());
     let lines: Vec<(&str, i64, &str)> = (0..60).map(|_| ("a", 0, "x")).collect();
     assert!(queue.push(batch(&lines)).await);
     assert_eq!(queue.dropped(), 0);
@@ -245,7 +251,7 @@ async fn an_unwritable_folder_counts_as_dropped() {
     let dir = tempfile::tempdir().unwrap();
     // A file where the login's folder should be.
     std::fs::write(dir.path().join("a"), "not a folder").unwrap();
-    let (queue, _, task) = writer(settings(dir.path(), 1000));
+    let (queue, _, task) = writer(settings(dir.path(), 1000), Arc::default());
     let task = tokio::spawn(task);
     queue
         .push(batch(&[("a", 0, "x"), ("a", 1, "y"), ("b", 2, "z")]))

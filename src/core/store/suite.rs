@@ -481,6 +481,13 @@ pub(crate) async fn jobs_are_queued_once_and_picked_in_order(h: &dyn Harness) {
     let listed = store.upload_jobs(10).await.unwrap();
     assert_eq!(listed.iter().map(|j| j.id).collect::<Vec<_>>(), vec![a, b]);
     assert_eq!(listed[1].video_id.as_deref(), Some("vid"));
+    // `/metrics` counts them by state.
+    let mut counts = store.upload_counts().await.unwrap();
+    counts.sort_by_key(|(state, _)| state.as_str());
+    assert_eq!(
+        counts,
+        vec![(JobState::Deferred, 1), (JobState::Finished, 1)]
+    );
 }
 
 pub(crate) async fn the_quota_ledger_never_goes_down(h: &dyn Harness) {

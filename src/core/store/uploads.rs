@@ -63,6 +63,9 @@ pub trait UploadJobs: Send + Sync {
         why: &str,
     ) -> Result<Option<i64>>;
 
+    /// How many jobs are in each state (states without jobs left out), for `/metrics`.
+    async fn upload_counts(&self) -> Result<Vec<(JobState, u64)>>;
+
     /// Every job still waiting for its chat file, oldest first.
     async fn upload_jobs_waiting_for_chat(&self) -> Result<Vec<UploadJob>>;
 

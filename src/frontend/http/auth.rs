@@ -116,7 +116,7 @@ fn reading(parts: &Parts) -> bool {
         && !parts.headers.contains_key(header::UPGRADE)
 }
 
-fn unauthorized(detail: &str) -> Problem {
+pub(super) fn unauthorized(detail: &str) -> Problem {
     Problem::new(StatusCode::UNAUTHORIZED, "unauthorized", detail)
         .with_header(header::WWW_AUTHENTICATE, "Bearer realm=\"recbot\"")
 }

@@ -9,6 +9,7 @@ mod api;
 mod auth;
 mod json;
 mod page;
+mod metrics;
 mod probes;
 mod problem;
 mod recordings;
@@ -44,6 +45,8 @@ struct AppState {
     presence: Presence,
     /// The status page's logins.
     sessions: Arc<page::Sessions>,
+    /// `[http] metrics_token`: when set, `/metrics` requires it.
+    metrics_token: Option<crate::secret::Secret>,
 }
 
 /// The bound listener, before it serves (so the caller learns the address first: `listen`
@@ -91,6 +94,7 @@ impl Listener {
             heartbeat: Duration::from_secs_f64(self.config.heartbeat_secs),
             presence: self.presence,
             sessions: Arc::new(page::Sessions::new()),
+            metrics_token: self.config.metrics_token.clone(),
         };
         info!(%addr, tokens = self.config.tokens.len(), "HTTP API listening");
         axum::serve(self.listener, router(state))
@@ -122,6 +126,7 @@ fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(probes::healthz))
         .route("/readyz", get(probes::readyz))
+        .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api)
         .merge(page::routes())
         .fallback(problem::not_found)

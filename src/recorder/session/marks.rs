@@ -9,6 +9,7 @@ use super::super::playlist::Segment;
 use super::Session;
 use crate::archive::sidecar::{AdBreak, Gap};
 use crate::event::EventKind;
+use crate::metrics::MAX_GAP_SEGMENTS;
 
 /// An ad break in progress.
 #[derive(Debug)]
@@ -31,6 +32,10 @@ impl Session {
     ) {
         let reason = cap(&reason, MAX_TEXT);
         warn!(login = %self.spec.login, first, last, seconds, reason, "gap in the recording");
+        let segments = last.saturating_sub(first).saturating_add(1);
+        self.counters
+            .segments_gap
+            .inc_by(segments.min(MAX_GAP_SEGMENTS));
         let offset = self
             .part
             .as_ref()

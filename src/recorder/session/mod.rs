@@ -39,6 +39,7 @@ use super::lookahead::Lookahead;
 use super::{Control, LiveStatus, Recorder, RecordingSpec, SourceSpec, StopReason};
 use crate::archive::sidecar::{AdBreak, Chapter, Gap};
 use crate::event::{Event, EventKind};
+use crate::metrics::LoginCounters;
 use crate::rendition::{Codec, Withheld};
 use cursor::Cursor;
 use marks::AdRun;
@@ -130,6 +131,10 @@ pub(super) struct Session {
     stopping: Arc<Mutex<Option<StopReason>>>,
     /// Bytes written since free space was last checked.
     unchecked_bytes: u64,
+    /// This login's metrics (looked up once per session).
+    counters: LoginCounters,
+    /// `recbot_live_detection_seconds` was observed (at the session's first segment).
+    detection_noted: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -160,6 +165,7 @@ impl Session {
                 url: Url::parse(url).unwrap_or_else(|_| Url::parse("http://invalid.").unwrap()),
             },
         };
+        let counters = rec.metrics.login(spec.login.as_str());
         Session {
             title: spec.title.clone(),
             game: spec.game.clone(),
@@ -183,11 +189,15 @@ impl Session {
             refused: None,
             stop: None,
             failure: None,
-            queue: Lookahead::new(rec.http.clone(), rec.settings.limits.clone(), cancel),
+            queue: Lookahead::new(rec.http.clone(), rec.settings.limits.clone(), cancel)
+                .timed(counters.segment_fetch.clone()),
             ahead: Cursor::default(),
             notices: GapNotices::new(rec.settings.gap_notice),
             stopping,
             unchecked_bytes: 0,
+            counters,
+            // A session continued after a restart: its first segment says nothing of detection.
+            detection_noted: spec.resume.is_some() || spec.first_part > 1,
             rec,
             spec,
         }

@@ -69,6 +69,7 @@ impl Session {
             Err(e) => return self.segment_failed(seg, FetchError::Disk(e), "").await,
         };
         self.announce_part().await;
+        self.count_segment(written);
         let part = self.part.as_mut().expect("open");
         let (bytes, duration) = (part.file.len(), part.sidecar.duration_secs);
         self.totals.duration += seg.duration;
@@ -83,6 +84,24 @@ impl Session {
             self.finish_part().await;
         }
         self.check_disk().await
+    }
+
+    /// A segment written (`written` bytes with its init segment): counted, and the session's
+    /// first one tells how long after the stream's start (as the platform reports it) the
+    /// recording began.
+    fn count_segment(&mut self, written: u64) {
+        self.counters.segments_ok.inc();
+        self.counters.recorded_bytes.inc_by(written);
+        if std::mem::replace(&mut self.detection_noted, true) {
+            return;
+        }
+        if let Some(started) = self.spec.stream_started {
+            let secs = (Utc::now() - started).num_milliseconds() as f64 / 1000.0;
+            // A clock that disagrees with the platform's says nothing.
+            if secs.is_finite() && secs >= 0.0 {
+                self.counters.live_detection.observe(secs);
+            }
+        }
     }
 
     /// The init segment to write before `seg`, when it has one the open part has not got yet.

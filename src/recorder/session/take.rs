@@ -103,6 +103,7 @@ impl Session {
                 elapsed,
             } => self.gap(first, last, seconds, reason, elapsed).await,
             Ready::Ad(seg) => {
+                self.counters.segments_ad.inc();
                 self.cursor_past(&seg);
                 let at = seg.program_date_time.unwrap_or_else(Utc::now);
                 self.ad.get_or_insert(AdRun { at, duration: 0.0 }).duration += seg.duration;

@@ -155,6 +155,16 @@ impl UploadJobs for SqliteBackend {
         self.insert_job(job, Some((until, why))).await
     }
 
+    async fn upload_counts(&self) -> Result<Vec<(JobState, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM upload_jobs GROUP BY state")
+                .fetch_all(&self.pool)
+                .await?;
+        rows.into_iter()
+            .map(|(state, n)| Ok((JobState::parse(&state)?, n.max(0) as u64)))
+            .collect()
+    }
+
     async fn upload_jobs_waiting_for_chat(&self) -> Result<Vec<UploadJob>> {
         let rows = sqlx::query(
             "SELECT * FROM upload_jobs WHERE state = 'deferred' AND wait_reason = 'chat_file'
