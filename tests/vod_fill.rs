@@ -221,8 +221,11 @@ async fn a_crash_mid_broadcast_is_filled_from_the_vod_byte_exact() {
     use support::origin::segment_bytes;
 
     let origin = Origin::start().await;
+    // Long enough (20 s live, a 20 s VOD) that a slow restart on a loaded machine still finds
+    // the broadcast on air and the gap inside the VOD; short enough that the fill (after the
+    // broadcast ends) comes within the line wait.
     let stream = StreamConfig {
-        segments: 48,
+        segments: 80,
         helix_id: Some("s1".into()),
         ..Default::default()
     };
@@ -232,8 +235,8 @@ async fn a_crash_mid_broadcast_is_filled_from_the_vod_byte_exact() {
     origin.publish_vod(
         "foo",
         Vod {
-            segments: 12,
-            listed: 12,
+            segments: 20,
+            listed: 20,
             ..vod(Utc::now())
         },
     );
