@@ -1201,6 +1201,44 @@ fn logs_command_renders_and_filters_a_day() {
     let (code, _, err) = logs(&["ronni", "--date", "2017-10-06"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("no chat log for ronni on 2017-10-06"), "{err}");
+
+    // The same day compressed (a frame per line, as a quiet room's flushes give), with a
+    // cut frame at its end: read alike, the cut tail ignored.
+    let mut encoder = recbot::chat::frames::Encoder::new(3).unwrap();
+    let mut zst = Vec::new();
+    for line in buf.split_inclusive(|b| *b == b'\n') {
+        let record: Record = serde_json::from_slice(line).unwrap();
+        let start = zst.len() as u64;
+        encoder
+            .frame(line, start, record.sent_ms.unwrap_or(0), &mut zst)
+            .unwrap();
+    }
+    let whole = zst.len();
+    let start = whole as u64;
+    encoder
+        .frame(b"{\"lost\":1}\n", start, 0, &mut zst)
+        .unwrap();
+    zst.truncate(whole + 10);
+    std::fs::write(day.with_extension("jsonl.zst"), &zst).unwrap();
+    std::fs::remove_file(&day).unwrap();
+    let (code, out, err) = logs(&["ronni", "--date", "2017-10-05"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(!out.contains("damaged"), "{out}");
+    let (_, out, _) = logs(&[
+        "ronni",
+        "--date",
+        "2017-10-05",
+        "--since",
+        "23:39",
+        "--until",
+        "23:40",
+    ]);
+    assert_eq!(
+        out,
+        "[23:39:12] ★ ronni has subscribed for 6 months! — ronni: Great stream\n\
+         [23:40:12] ✖ a message from randers was deleted: waves\n"
+    );
 }
 
 /// The core wires it all: the watch list drives the rooms, status shows chat, a finished part
