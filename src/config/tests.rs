@@ -384,8 +384,8 @@ fn chat_section_has_defaults_and_is_validated() {
     assert_eq!(c.chat.ping_interval_secs, 0.5);
     assert_eq!(c.chat.max_open_files, 0, "one per room by default");
     assert_eq!(c.chat.compression, super::ChatCompression::Zstd);
-    assert_eq!(c.chat.zstd_level, 3);
-    assert!(c.summary().contains("day files zstd level 3"));
+    assert_eq!(c.chat.zstd_level, 1);
+    assert!(c.summary().contains("day files zstd level 1"));
     let plain = parse("[chat]\ncompression = \"none\"\nzstd_level = 19\n").unwrap();
     assert_eq!(plain.chat.compression, super::ChatCompression::None);
     assert!(plain.summary().contains("day files plain"));
