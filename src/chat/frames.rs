@@ -231,7 +231,15 @@ impl<R: Read> Walker<R> {
             match zstd_safe::find_frame_compressed_size(&self.buf[self.pos..]) {
                 Ok(n) => break n,
                 Err(_) if self.eof => {
-                    // Whatever the reason, nothing after it can be read: a cut tail.
+                    // Another frame or mark after it: damage in the middle, read on from there.
+                    let rest = &self.buf[self.pos + 1..];
+                    if [FRAME_MAGIC, MARK_MAGIC]
+                        .iter()
+                        .any(|m| memchr::memmem::find(rest, m).is_some())
+                    {
+                        return Ok(Some(self.damaged(at)));
+                    }
+                    // Nothing after it: a cut tail.
                     self.pos = self.buf.len();
                     return Ok(Some(Step::CutTail { at }));
                 }

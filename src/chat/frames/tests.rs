@@ -148,3 +148,21 @@ fn seeking_by_time_starts_after_the_frames_that_are_all_older() {
     let (_dir2, cut) = file_of(&bytes[..bytes.len() - 1]);
     assert_eq!(seek(&cut, len - 1, SEEK_SLACK_MS + 30).unwrap(), 0);
 }
+
+#[test]
+fn a_frame_cut_short_in_the_middle_is_damage_not_the_end() {
+    let (bytes, starts) = three_frames();
+    // The middle frame loses its last 5 bytes (its size no longer adds up); what follows it
+    // is read, and the loss is reported.
+    let cut_end = (starts[2] as usize) - MARK_LEN - 5;
+    let mut damaged = bytes[..cut_end].to_vec();
+    damaged.extend_from_slice(&bytes[starts[2] as usize - MARK_LEN..]);
+    let (read, steps) = walk(&damaged);
+    assert!(
+        steps.iter().any(|s| matches!(s, Step::Damaged { .. })),
+        "{steps:?}"
+    );
+    let mut expected = lines(0..10);
+    expected.extend_from_slice(&lines(20..30));
+    assert_eq!(read, expected);
+}
