@@ -5,10 +5,12 @@
 //! sends M realistic tagged PRIVMSGs (~420 bytes) across the rooms as fast as the client
 //! reads. The logger runs on a one-worker tokio runtime (file writes go to the blocking pool).
 //! Prints messages per second, CPU seconds per million messages (utime + stime from
-//! /proc/self/stat), peak RSS (VmHWM) and checks that every message id is in the files.
+//! /proc/self/stat), peak RSS (VmHWM), bytes per message on disk and the compression ratio,
+//! and checks that every message id is in the files.
 //!
 //! `CHAT_BENCH_MESSAGES` (default 1 000 000) and `CHAT_BENCH_ROOMS` (default 1000) change the
-//! load. Targets: ≥ 200 000 messages/s on one core, peak RSS < 64 MB, zero loss.
+//! load, `CHAT_BENCH_COMPRESSION=none` writes plain day files. Targets: ≥ 300 000 messages/s
+//! on one core, peak RSS < 64 MB, ≤ 200 bytes per message on disk, zero loss.
 //!
 //! Then the writer alone with more rooms than open files: 256 rooms whose day files already
 //! hold 4 MB each (a restart in the evening), at most 32 open, lines round robin so nearly
@@ -23,9 +25,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use recbot::chat::day_files::{self, Item};
 use recbot::chat::shard::Timing;
 use recbot::chat::transport::Dialer;
-use recbot::chat::writer::WriterSettings;
+use recbot::chat::writer::{Compression, WriterSettings};
 use recbot::chat::{start, ChatSettings};
 use recbot::config::ChatLogin;
 use recbot_commands::Login;
@@ -37,6 +40,17 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())
         .unwrap_or(default)
+}
+
+/// `CHAT_BENCH_COMPRESSION=none` writes plain day files (the default is zstd level 1, the config's default, or
+/// `CHAT_BENCH_ZSTD_LEVEL`).
+fn compression() -> Compression {
+    match std::env::var("CHAT_BENCH_COMPRESSION").as_deref() {
+        Ok("none") => Compression::None,
+        _ => Compression::Zstd {
+            level: env_or("CHAT_BENCH_ZSTD_LEVEL", 1) as i32,
+        },
+    }
 }
 
 fn room(i: usize) -> String {
@@ -83,7 +97,7 @@ fn main() {
     // Before the check below, which reads the files back.
     let rss = peak_rss_kb();
     let started = Instant::now();
-    let (found, duplicates, bytes) = verify(dir.path(), messages);
+    let (found, duplicates, bytes, jsonl) = verify(dir.path(), messages);
     println!(
         "chat logger, {messages} messages across {rooms} rooms, socket → parse → JSONL on disk"
     );
@@ -102,9 +116,16 @@ fn main() {
         rss as f64 / 1024.0
     );
     println!(
-        "  {:>10.0} bytes of JSONL per message on disk ({:.0} MB)",
+        "  {:>10.0} bytes per message on disk ({:.1} MB; {:?})",
         bytes as f64 / messages as f64,
-        bytes as f64 / 1e6
+        bytes as f64 / 1e6,
+        compression()
+    );
+    println!(
+        "  {:>10.1} compression ratio ({:.0} bytes of JSONL per message, {:.0} MB)",
+        jsonl as f64 / bytes.max(1) as f64,
+        jsonl as f64 / messages as f64,
+        jsonl as f64 / 1e6
     );
     println!(
         "  {found} of {messages} message ids found in the files, {duplicates} duplicates \
@@ -170,6 +191,7 @@ async fn churn(dir: &Path) -> (f64, u64) {
             queue_lines: 10_000,
             patience: Duration::from_secs(2),
             max_open_files: 32,
+            compression: compression(),
         },
         Arc::default(),
     );
@@ -219,6 +241,7 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
             queue_lines: 10_000,
             patience: Duration::from_secs(2),
             max_open_files: 2 * rooms,
+            compression: compression(),
         },
     };
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
@@ -252,7 +275,8 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
     // flushes and fsyncs everything before the tracker completes.
     loop {
         let status = handle.status(None).await.unwrap();
-        if status.lines_today as usize >= messages + rooms {
+        // Dropped lines never arrive: counted so a lossy run ends (and fails) instead of waiting.
+        if (status.lines_today + status.dropped) as usize >= messages + rooms {
             break;
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
@@ -285,10 +309,10 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
     (elapsed, cpu)
 }
 
-/// Message ids in the files: (distinct found, duplicates, bytes).
-fn verify(dir: &Path, messages: usize) -> (usize, usize, u64) {
+/// Message ids in the files: (distinct found, duplicates, bytes on disk, bytes of JSONL).
+fn verify(dir: &Path, messages: usize) -> (usize, usize, u64, u64) {
     let mut seen = vec![false; messages];
-    let (mut found, mut duplicates, mut bytes) = (0, 0, 0u64);
+    let (mut found, mut duplicates, mut bytes, mut jsonl) = (0, 0, 0u64, 0u64);
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         for entry in std::fs::read_dir(&d).unwrap().flatten() {
@@ -297,16 +321,19 @@ fn verify(dir: &Path, messages: usize) -> (usize, usize, u64) {
                 stack.push(path);
                 continue;
             }
-            let text = std::fs::read(&path).unwrap();
-            bytes += text.len() as u64;
-            for line in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            bytes += entry.metadata().unwrap().len();
+            day_files::read(&path, None, &mut |item| {
+                let Item::Line(line) = item else {
+                    panic!("{}: damaged", path.display());
+                };
+                jsonl += line.len() as u64 + 1;
                 #[derive(serde::Deserialize)]
                 struct Id<'a> {
                     #[serde(borrow)]
                     id: Option<&'a str>,
                 }
                 let Id { id } = serde_json::from_slice(line).expect("valid JSON line");
-                let Some(id) = id else { continue };
+                let Some(id) = id else { return Ok(true) };
                 let n = usize::from_str_radix(&id[24..], 16).unwrap();
                 if n < messages && id == message_id(n) {
                     if seen[n] {
@@ -316,10 +343,12 @@ fn verify(dir: &Path, messages: usize) -> (usize, usize, u64) {
                         found += 1;
                     }
                 }
-            }
+                Ok(true)
+            })
+            .unwrap();
         }
     }
-    (found, duplicates, bytes)
+    (found, duplicates, bytes, jsonl)
 }
 
 fn cpu_seconds() -> f64 {

@@ -43,10 +43,16 @@ fn arg(n: usize, env: &str, default: u64) -> u64 {
 
 /// CPU seconds of this process's threads whose name starts with `prefix` (all when empty).
 fn thread_cpu(prefix: &str) -> f64 {
+    let (user, system) = thread_cpu_split(prefix);
+    user + system
+}
+
+/// (user, system) CPU seconds of the threads whose name starts with `prefix`.
+fn thread_cpu_split(prefix: &str) -> (f64, f64) {
     let ticks = rustix::param::clock_ticks_per_second() as f64;
-    let mut total = 0u64;
+    let (mut user, mut system) = (0u64, 0u64);
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0.0;
+        return (0.0, 0.0);
     };
     for task in tasks.flatten() {
         let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
@@ -63,9 +69,10 @@ fn thread_cpu(prefix: &str) -> f64 {
         let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
         let utime: u64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0);
         let stime: u64 = fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0);
-        total += utime + stime;
+        user += utime;
+        system += stime;
     }
-    total as f64 / ticks
+    (user as f64 / ticks, system as f64 / ticks)
 }
 
 fn process_cpu() -> f64 {
@@ -140,6 +147,7 @@ fn main() {
         .build()
         .unwrap();
     let cpu_rec_before = thread_cpu("rec");
+    let split_before = thread_cpu_split("rec");
     let cpu_origin_before = thread_cpu("origin");
     let cpu_all_before = process_cpu();
 
@@ -238,6 +246,8 @@ fn main() {
         (bytes, gaps, first_bytes, finished, cpu_at_stop)
     });
     let cpu_rec = thread_cpu("rec") - cpu_rec_before;
+    let split = thread_cpu_split("rec");
+    let (cpu_user, cpu_system) = (split.0 - split_before.0, split.1 - split_before.1);
     let cpu_recording = cpu_rec_at_stop - cpu_rec_before;
     let cpu_origin = thread_cpu("origin") - cpu_origin_before;
     let cpu_all = process_cpu() - cpu_all_before;
@@ -268,6 +278,7 @@ fn main() {
          part's still-dirty pages is charged to the recorder)",
         cpu_rec / stream_minutes
     );
+    println!("recorder CPU split:        {cpu_user:.2} s user, {cpu_system:.2} s system (kernel)");
     println!("origin CPU (not counted):  {cpu_origin:.2} s; whole process {cpu_all:.2} s");
     println!(
         "peak RSS (whole process):  {:.1} MB (target < 150 MB for 100 streams)",

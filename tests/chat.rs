@@ -12,10 +12,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
+use recbot::chat::day_files::Item;
 use recbot::chat::record::Record;
 use recbot::chat::shard::Timing;
 use recbot::chat::transport::Dialer;
-use recbot::chat::writer::WriterSettings;
+use recbot::chat::writer::{Compression, WriterSettings};
 use recbot::chat::{start, ChatHandle, ChatSettings};
 use recbot::config::ChatLogin;
 use recbot::event::{Event, EventKind};
@@ -52,6 +53,7 @@ fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
             queue_lines: 10_000,
             patience: Duration::from_secs(2),
             max_open_files: 64,
+            compression: Compression::Zstd { level: 3 },
         },
     }
 }
@@ -151,13 +153,19 @@ fn records(dir: &Path) -> Vec<(PathBuf, Record)> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "jsonl") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                for line in text.lines() {
-                    let record: Record = serde_json::from_str(line)
-                        .unwrap_or_else(|e| panic!("{}: {e}: {line}", path.display()));
+            } else if path.extension().is_some_and(|e| e == "jsonl" || e == "zst") {
+                // Both kinds of day file, through the readers' own module.
+                recbot::chat::day_files::read(&path, None, &mut |item| {
+                    let Item::Line(line) = item else {
+                        panic!("{}: damaged", path.display())
+                    };
+                    let record: Record = serde_json::from_slice(line).unwrap_or_else(|e| {
+                        panic!("{}: {e}: {}", path.display(), String::from_utf8_lossy(line))
+                    });
                     out.push((path.clone(), record));
-                }
+                    Ok(true)
+                })
+                .unwrap();
             }
         }
     }
@@ -317,7 +325,7 @@ async fn handshake_then_every_sample_line_is_logged_byte_exact() {
     };
     // Dated by tmi-sent-ts, one folder per login.
     let (path, first) = by_raw("Kappa Keepo Kappa");
-    assert_eq!(path, &dir.path().join("ronni/2017/10/05.jsonl"));
+    assert_eq!(path, &dir.path().join("ronni/2017/10/05.jsonl.zst"));
     assert_eq!(first.sent_ms, Some(1507246572675));
     assert_eq!(first.display_name.as_deref(), Some("ronni"));
     assert_eq!(first.user_id.as_deref(), Some("1337"));
@@ -839,9 +847,9 @@ async fn days_rotate_at_utc_midnight_by_tmi_sent_ts() {
             .0
             .clone()
     };
-    assert_eq!(file_of("late"), dir.path().join("a/2025/03/01.jsonl"));
-    assert_eq!(file_of("early"), dir.path().join("a/2025/03/02.jsonl"));
-    let today = Utc::now().format("a/%Y/%m/%d.jsonl").to_string();
+    assert_eq!(file_of("late"), dir.path().join("a/2025/03/01.jsonl.zst"));
+    assert_eq!(file_of("early"), dir.path().join("a/2025/03/02.jsonl.zst"));
+    let today = Utc::now().format("a/%Y/%m/%d.jsonl.zst").to_string();
     assert_eq!(
         file_of("nots"),
         dir.path().join(today),
@@ -1212,6 +1220,44 @@ fn logs_command_renders_and_filters_a_day() {
     let (code, _, err) = logs(&["ronni", "--date", "2017-10-06"]);
     assert_eq!(code, Some(1));
     assert!(err.contains("no chat log for ronni on 2017-10-06"), "{err}");
+
+    // The same day compressed (a frame per line, as a quiet room's flushes give), with a
+    // cut frame at its end: read alike, the cut tail ignored.
+    let mut encoder = recbot::chat::frames::Encoder::new(3).unwrap();
+    let mut zst = Vec::new();
+    for line in buf.split_inclusive(|b| *b == b'\n') {
+        let record: Record = serde_json::from_slice(line).unwrap();
+        let start = zst.len() as u64;
+        encoder
+            .frame(line, start, record.sent_ms.unwrap_or(0), &mut zst)
+            .unwrap();
+    }
+    let whole = zst.len();
+    let start = whole as u64;
+    encoder
+        .frame(b"{\"lost\":1}\n", start, 0, &mut zst)
+        .unwrap();
+    zst.truncate(whole + 10);
+    std::fs::write(day.with_extension("jsonl.zst"), &zst).unwrap();
+    std::fs::remove_file(&day).unwrap();
+    let (code, out, err) = logs(&["ronni", "--date", "2017-10-05"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out.lines().count(), 5, "{out}");
+    assert!(!out.contains("damaged"), "{out}");
+    let (_, out, _) = logs(&[
+        "ronni",
+        "--date",
+        "2017-10-05",
+        "--since",
+        "23:39",
+        "--until",
+        "23:40",
+    ]);
+    assert_eq!(
+        out,
+        "[23:39:12] ★ ronni has subscribed for 6 months! — ronni: Great stream\n\
+         [23:40:12] ✖ a message from randers was deleted: waves\n"
+    );
 }
 
 /// The core wires it all: the watch list drives the rooms, status shows chat, a finished part

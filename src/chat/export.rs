@@ -3,18 +3,22 @@
 //! the part's start, wall clock) and `video_ms` (the position in the file: ad breaks and gaps
 //! cut out of the recording are subtracted, so chat stays in sync with the video).
 //!
+//! Both kinds of day file are read (`day_files`); in a compressed one from the part's start
+//! on (the frames' marks lead there).
+//!
 //! The file is always written beside the recording: the core starts a part's upload only once
 //! its chat file is written (or failed), so `after_upload` moves or deletes it with the video.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
+use super::day_files::{self, Item};
 use super::line::is_login;
 use super::record::Stamp;
-use super::writer::{date_of_day, day_of, day_path, LineQueue};
+use super::writer::{date_of_day, day_of, LineQueue};
 use crate::archive::files::finalize_file;
 use crate::archive::layout::{chat_file, temp_path_of};
 use crate::archive::sidecar::Sidecar;
@@ -109,31 +113,27 @@ fn write_span(dir: &Path, login: &str, span: &Span, dest: &Path) -> Result<u64> 
     let mut out = BufWriter::new(file);
     let mut lines = 0u64;
     for day in day_of(span.start_ms)..=day_of(span.end_ms) {
-        let path = day_path(dir, login, date_of_day(day));
-        let file = match File::open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-        };
-        for line in BufReader::new(file).split(b'\n') {
-            let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-            // A cut or foreign line is skipped here; the day file keeps it.
-            let Ok(stamp) = serde_json::from_slice::<Stamp>(&line) else {
-                continue;
-            };
-            let t = stamp.time_ms();
-            if t < span.start_ms || t > span.end_ms || line.first() != Some(&b'{') {
-                continue;
+        for path in day_files::files_of(dir, login, date_of_day(day)) {
+            let mut failed = None;
+            day_files::read(&path, Some(span.start_ms), &mut |item| {
+                // Damage or a cut or foreign line is skipped here; the day file keeps it.
+                let Item::Line(line) = item else {
+                    return Ok(true);
+                };
+                match write_line(&mut out, span, line) {
+                    Ok(true) => lines += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        failed = Some(e);
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            })
+            .with_context(|| format!("cannot read {}", path.display()))?;
+            if let Some(e) = failed {
+                return Err(e).with_context(|| format!("cannot write {}", tmp.display()));
             }
-            write!(
-                out,
-                "{{\"offset_ms\":{},\"video_ms\":{},",
-                t - span.start_ms,
-                span.video_ms(t)
-            )?;
-            out.write_all(&line[1..])?;
-            out.write_all(b"\n")?;
-            lines += 1;
         }
     }
     let file = out
@@ -145,6 +145,26 @@ fn write_span(dir: &Path, login: &str, span: &Span, dest: &Path) -> Result<u64> 
     finalize_file(&tmp, dest)
         .with_context(|| format!("cannot rename {} into place", tmp.display()))?;
     Ok(lines)
+}
+
+/// Writes `line` with its offsets if it is a logged line within the span.
+fn write_line(out: &mut impl Write, span: &Span, line: &[u8]) -> std::io::Result<bool> {
+    let Ok(stamp) = serde_json::from_slice::<Stamp>(line) else {
+        return Ok(false);
+    };
+    let t = stamp.time_ms();
+    if t < span.start_ms || t > span.end_ms || line.first() != Some(&b'{') {
+        return Ok(false);
+    }
+    write!(
+        out,
+        "{{\"offset_ms\":{},\"video_ms\":{},",
+        t - span.start_ms,
+        span.video_ms(t)
+    )?;
+    out.write_all(&line[1..])?;
+    out.write_all(b"\n")?;
+    Ok(true)
 }
 
 #[cfg(test)]

@@ -1,17 +1,18 @@
 //! `recbot logs <login>`: one UTC day of a login's chat log in human form
 //! (`[HH:MM:SS] DisplayName: text`, `/me` actions, subs and raids, timeouts and bans, deleted
-//! messages), filtered by time, user and text, or as the stored JSON lines.
+//! messages), filtered by time, user and text, or as the stored JSON lines. Reads the plain
+//! and the compressed day file alike (`day_files`).
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use chrono::{DateTime, NaiveDate, NaiveTime, Timelike, Utc};
 use recbot_commands::Login;
 
+use super::day_files::{self, Item};
 use super::record::Record;
-use super::writer::day_path;
+use super::writer::{day_path, zst_path};
 
 /// What to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,48 +138,84 @@ impl Query {
     }
 }
 
-/// Prints the matching lines of the day to `out`; returns how many.
+/// Prints the matching lines of the day to `out` (its plain file, then its compressed one);
+/// returns how many.
 pub fn print(chat_dir: &Path, query: &Query, out: &mut impl Write) -> Result<u64> {
-    let path = query.path(chat_dir);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => bail!(
-            "no chat log for {} on {} (looked for {})",
+    let files = day_files::files_of(chat_dir, query.login.as_str(), query.date);
+    if files.is_empty() {
+        bail!(
+            "no chat log for {} on {} (looked for {} and {})",
             query.login,
             query.date,
-            path.display()
-        ),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
+            query.path(chat_dir).display(),
+            zst_path(chat_dir, query.login.as_str(), query.date).display()
+        );
+    }
+    // A compressed file is read from about this time on (the marks lead there).
+    let since_ms = query
+        .since
+        .map(|t| query.date.and_time(t).and_utc().timestamp_millis());
     let mut shown = 0;
-    for (n, line) in BufReader::new(file).split(b'\n').enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
-        let Ok(record) = serde_json::from_slice::<Record>(&line) else {
-            // A line cut by a crash: say so rather than hide it.
-            if !query.json && query.user.is_none() && query.grep.is_none() {
-                writeln!(out, "(line {} of the file is damaged)", n + 1)?;
+    for path in files {
+        let mut n = 0u64;
+        let mut failed = None;
+        day_files::read(&path, since_ms, &mut |item| {
+            n += 1;
+            match show(query, item, n, out) {
+                Ok(counted) => {
+                    shown += counted;
+                    Ok(true)
+                }
+                Err(e) => {
+                    failed = Some(e);
+                    Ok(false)
+                }
             }
-            continue;
-        };
-        if !query.admits(&record) {
-            continue;
+        })
+        .with_context(|| format!("cannot read {}", path.display()))?;
+        if let Some(e) = failed {
+            return Err(e);
         }
-        let human = render(&record);
-        if !query.greps(&record, human.as_deref()) {
-            continue;
-        }
-        if query.json {
-            out.write_all(&line)?;
-            out.write_all(b"\n")?;
-        } else if let Some(text) = human {
-            let at = DateTime::<Utc>::from_timestamp_millis(record.time_ms()).unwrap_or_default();
-            writeln!(out, "[{}] {text}", at.format("%H:%M:%S"))?;
-        } else {
-            continue;
-        }
-        shown += 1;
     }
     Ok(shown)
+}
+
+/// Shows one item of a day file if it matches; returns 1 if it was shown.
+fn show(query: &Query, item: Item<'_>, n: u64, out: &mut impl Write) -> Result<u64> {
+    let quiet = query.json || query.user.is_some() || query.grep.is_some();
+    let line = match item {
+        Item::Line(line) => line,
+        Item::Damaged => {
+            if !quiet {
+                writeln!(out, "(part of the file is damaged)")?;
+            }
+            return Ok(0);
+        }
+    };
+    let Ok(record) = serde_json::from_slice::<Record>(line) else {
+        // A line cut by a crash: say so rather than hide it.
+        if !quiet {
+            writeln!(out, "(line {n} of the file is damaged)")?;
+        }
+        return Ok(0);
+    };
+    if !query.admits(&record) {
+        return Ok(0);
+    }
+    let human = render(&record);
+    if !query.greps(&record, human.as_deref()) {
+        return Ok(0);
+    }
+    if query.json {
+        out.write_all(line)?;
+        out.write_all(b"\n")?;
+    } else if let Some(text) = human {
+        let at = DateTime::<Utc>::from_timestamp_millis(record.time_ms()).unwrap_or_default();
+        writeln!(out, "[{}] {text}", at.format("%H:%M:%S"))?;
+    } else {
+        return Ok(0);
+    }
+    Ok(1)
 }
 
 /// The human form of a logged line, without its time; `None` for lines not worth showing

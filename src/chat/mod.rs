@@ -3,7 +3,9 @@
 //! per-recording chat file, and the `recbot logs` reader.
 
 pub(crate) mod conn;
+pub mod day_files;
 pub(crate) mod export;
+pub mod frames;
 pub(crate) mod limits;
 pub mod line;
 pub mod logs;

@@ -20,12 +20,13 @@ use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
 use super::conn::Identity;
+use super::day_files;
 use super::export;
 use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
 use super::transport::Dialer;
-use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
-use crate::config::{ChatLogin, Config};
+use super::writer::{self, day_of, Compression, Counters, LineQueue, WriterSettings};
+use crate::config::{ChatCompression, ChatLogin, Config};
 use crate::event::{Event, EventKind};
 use crate::metrics::Metrics;
 use crate::secret::Secret;
@@ -83,6 +84,12 @@ impl ChatSettings {
                 queue_lines: c.queue_lines,
                 patience: QUEUE_PATIENCE,
                 max_open_files: c.max_open_files,
+                compression: match c.compression {
+                    ChatCompression::Zstd => Compression::Zstd {
+                        level: c.zstd_level,
+                    },
+                    ChatCompression::None => Compression::None,
+                },
             },
         })
     }
@@ -697,9 +704,9 @@ impl Pool {
         let lines_today = match counted {
             Some(n) => n,
             None => {
-                let path =
-                    writer::day_path(&self.settings.writer.dir, room, writer::date_of_day(today));
-                tokio::task::spawn_blocking(move || writer::count_lines(&path).unwrap_or(0))
+                let dir = self.settings.writer.dir.clone();
+                let (room, date) = (room.to_string(), writer::date_of_day(today));
+                tokio::task::spawn_blocking(move || day_files::count_day(&dir, &room, date))
                     .await
                     .unwrap_or(0)
             }

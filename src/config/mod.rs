@@ -22,7 +22,7 @@ mod twitch;
 mod webhooks;
 mod youtube;
 
-pub use chat::{Chat, ChatLogin};
+pub use chat::{Chat, ChatCompression, ChatLogin};
 pub use email::{Email, SmtpSecurity, SmtpServer};
 pub use frontends::{Console, Discord, Slack};
 pub use http::{Http, HttpToken, Role};

@@ -383,6 +383,12 @@ fn chat_section_has_defaults_and_is_validated() {
     assert_eq!(c.chat.login, ChatLogin::User);
     assert_eq!(c.chat.ping_interval_secs, 0.5);
     assert_eq!(c.chat.max_open_files, 0, "one per room by default");
+    assert_eq!(c.chat.compression, super::ChatCompression::Zstd);
+    assert_eq!(c.chat.zstd_level, 1);
+    assert!(c.summary().contains("day files zstd level 1"));
+    let plain = parse("[chat]\ncompression = \"none\"\nzstd_level = 19\n").unwrap();
+    assert_eq!(plain.chat.compression, super::ChatCompression::None);
+    assert!(plain.summary().contains("day files plain"));
     // The account's token never goes over plain TCP.
     let err = parse("[twitch]\nirc_tls = false\n[chat]\nlogin = \"user\"\n").unwrap_err();
     assert_eq!(err.key.as_deref(), Some("chat.login"), "{err}");
@@ -402,6 +408,9 @@ fn chat_section_has_defaults_and_is_validated() {
         ("[chat]\nbackoff_max_secs = 0.5\n", "chat.backoff_max_secs"),
         ("[chat]\nlogin = \"bot\"\n", "chat.login"),
         ("[chat]\nmax_open_files = 3\n", "chat.max_open_files"),
+        ("[chat]\nzstd_level = 0\n", "chat.zstd_level"),
+        ("[chat]\nzstd_level = 22\n", "chat.zstd_level"),
+        ("[chat]\ncompression = \"gzip\"\n", "chat.compression"),
     ] {
         let err = parse(body).unwrap_err();
         assert_eq!(err.key.as_deref(), Some(key), "{body}: {err}");

@@ -19,6 +19,15 @@
 //! only ever describes fsynced data; recovery falls back to it when the latest note claims more
 //! than the file holds, so a power cut loses at most the unsynced tail.
 //!
+//! Write-behind: after each write the file's pages from the previous write on are given to
+//! `posix_fadvise(DONTNEED)`, which on Linux starts their writeback at once (rather than when
+//! the dirty limits force it on whichever thread is writing) and drops those already written
+//! back: each range is advised twice, once to start its writeback, once (a write later) to
+//! drop it. So 100 recordings do not fill memory with dirty and cached pages that the writing
+//! threads must then reclaim. It changes nothing about durability: writeback started is not a
+//! sync, the note and the durable note keep their rules. (`sync_file_range` would split the
+//! two steps but has no safe binding here; `fadvise` does both.)
+//!
 //! Temporary files recbot writes beside recordings end in [`TEMP_SUFFIX`](crate::archive::layout::TEMP_SUFFIX), never in `.part`:
 //! recovery finishes only `.part` files, and removes stale temporaries at start-up.
 
@@ -96,6 +105,9 @@ pub struct PartFile {
     on_disk: u64,
     /// Bytes known to be on the disk itself (fsynced), a prefix of `on_disk`.
     synced: u64,
+    /// Write-behind: where the next advice starts (the start of the last write; what is
+    /// before it was advised twice).
+    behind: u64,
     /// Data and note are fsynced when a note comes this long after the last sync.
     sync_every: Duration,
     /// When the data was last fsynced; `None` before the first note (which is always synced,
@@ -149,6 +161,7 @@ impl PartFile {
             buffered: 0,
             on_disk: 0,
             synced: 0,
+            behind: 0,
             sync_every: DEFAULT_SYNC_INTERVAL,
             last_sync: None,
             syncs: 0,
@@ -230,8 +243,14 @@ impl PartFile {
             self.last_sync = Some(now);
             self.durable = note.as_ref().map(|n| synced_note_path(&n.path));
         }
+        let behind = self.behind.min(self.on_disk);
+        self.behind = self.on_disk;
+        let end = self.on_disk + bytes;
         self.in_flight = Some(tokio::task::spawn_blocking(move || {
             let mut result = write_all_vectored(&mut file, &chunks);
+            if result.is_ok() {
+                write_behind(&file, behind, end);
+            }
             let mut synced = false;
             if sync && result.is_ok() {
                 result = file.sync_data();
@@ -334,6 +353,7 @@ impl PartFile {
         self.file = Some(file);
         self.on_disk = len;
         self.synced = self.synced.min(len);
+        self.behind = self.behind.min(len);
         Ok(())
     }
 
@@ -347,6 +367,8 @@ impl PartFile {
         let (part, final_path) = (self.part_path.clone(), self.final_path.clone());
         blocking::io(move || {
             file.sync_all()?;
+            // All clean now: the rest of the part leaves the page cache too.
+            write_behind(&file, 0, u64::MAX);
             drop(file);
             finalize_file(&part, &final_path)?;
             if let Some(durable) = durable {
@@ -362,6 +384,15 @@ impl PartFile {
         self.file
             .take()
             .ok_or_else(|| io::Error::other("the recording file was lost after a failed write"))
+    }
+}
+
+/// `posix_fadvise(DONTNEED)` on `[from, to)` (see the module's write-behind): starts the
+/// writeback of its dirty pages and drops its clean ones. Advisory: errors are ignored.
+fn write_behind(file: &File, from: u64, to: u64) {
+    let len = std::num::NonZeroU64::new(to.saturating_sub(from)).filter(|_| to != u64::MAX);
+    if to > from {
+        let _ = rustix::fs::fadvise(file, from, len, rustix::fs::Advice::DontNeed);
     }
 }
 

@@ -1,9 +1,7 @@
 //! Lines per folder and UTC day, for `status`: what this process wrote, plus what the files
 //! already held (counted off the write path, beside the writer).
 
-use std::fs::File;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -12,6 +10,7 @@ use tokio::task::JoinHandle;
 use tracing::debug;
 
 use super::SERVER_FOLDER;
+use crate::chat::day_files::count_lines_upto;
 use crate::chat::names::RoomMap;
 
 /// Lines written per folder and UTC day, for `status`.
@@ -96,13 +95,13 @@ impl Counters {
     }
 }
 
-/// A day file whose earlier lines are still to be counted: the first `len` bytes of `path`.
+/// A day whose earlier lines are still to be counted: the first `len` bytes of each file
+/// (its plain and its compressed file).
 #[derive(Debug)]
 pub(super) struct CountJob {
     pub(super) folder: Arc<str>,
     pub(super) day: i32,
-    pub(super) path: PathBuf,
-    pub(super) len: u64,
+    pub(super) files: Vec<(PathBuf, u64)>,
 }
 
 /// The count of reopened files' earlier lines running beside the writer (one at a time).
@@ -149,38 +148,19 @@ impl Counting {
 /// Counts what the files held before this process wrote to them (runs beside the writer).
 fn count_existing(jobs: Vec<CountJob>, counters: &Mutex<Counters>, stop: &AtomicBool) {
     for job in jobs {
-        match count_lines_upto(&job.path, job.len, stop) {
-            Ok(Some(n)) => counters
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .add_existing(&job.folder, job.day, n),
-            Ok(None) => return,
-            Err(e) => {
-                debug!(path = %job.path.display(), error = %e, "cannot count the chat log's lines")
+        let mut lines = 0;
+        for (path, len) in &job.files {
+            match count_lines_upto(path, *len, stop) {
+                Ok(Some(n)) => lines += n,
+                Ok(None) => return,
+                Err(e) => {
+                    debug!(path = %path.display(), error = %e, "cannot count the chat log's lines")
+                }
             }
         }
-    }
-}
-
-/// Lines in a file.
-pub fn count_lines(path: &Path) -> std::io::Result<u64> {
-    let never = AtomicBool::new(false);
-    count_lines_upto(path, u64::MAX, &never).map(Option::unwrap_or_default)
-}
-
-/// Lines in the first `len` bytes of a file; `None` when `stop` was set meanwhile.
-fn count_lines_upto(path: &Path, len: u64, stop: &AtomicBool) -> std::io::Result<Option<u64>> {
-    let mut file = File::open(path)?.take(len);
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n = 0u64;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
-        let read = file.read(&mut buf)?;
-        if read == 0 {
-            return Ok(Some(n));
-        }
-        n += memchr::memchr_iter(b'\n', &buf[..read]).count() as u64;
+        counters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .add_existing(&job.folder, job.day, lines);
     }
 }

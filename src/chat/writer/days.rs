@@ -1,4 +1,5 @@
-//! UTC days and the day file layout `{chat_dir}/{login}/{YYYY}/{MM}/{DD}.jsonl`.
+//! UTC days and the day file layout `{chat_dir}/{login}/{YYYY}/{MM}/{DD}.jsonl` (plain) or
+//! `….jsonl.zst` (compressed).
 
 use std::path::{Path, PathBuf};
 
@@ -23,4 +24,11 @@ pub fn day_path(dir: &Path, folder: &str, date: NaiveDate) -> PathBuf {
         .join(format!("{:04}", date.year()))
         .join(format!("{:02}", date.month()))
         .join(format!("{:02}.jsonl", date.day()))
+}
+
+/// `{dir}/{folder}/{YYYY}/{MM}/{DD}.jsonl.zst`: the compressed day file.
+pub fn zst_path(dir: &Path, folder: &str, date: NaiveDate) -> PathBuf {
+    let mut path = day_path(dir, folder, date).into_os_string();
+    path.push(".zst");
+    PathBuf::from(path)
 }

@@ -1,5 +1,8 @@
 //! The open day files: buffers, rotation at midnight, least-recently-used eviction within the
-//! open-file cap, flush/fsync/idle close, and the cut-line repair on reopening.
+//! open-file cap, flush/fsync/idle close, and the repair on reopening (a cut line of a plain
+//! file, a cut frame of a compressed one). A compressed file gets one zstd frame and its
+//! mark per write-out of its buffer (`chat::frames`), from the writer's one compression
+//! context.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -15,9 +18,11 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::budget::Cap;
 use super::counters::{CountJob, Counters};
-use super::days::{date_of_day, day_path};
+use super::days::{date_of_day, day_path, zst_path};
 use super::queue::Batch;
+use super::Compression;
 use super::SERVER_FOLDER;
+use crate::chat::frames::{self, Encoder, Mark, UNKNOWN_TIME};
 use crate::chat::names::RoomMap;
 use crate::metrics::Metrics;
 
@@ -43,6 +48,16 @@ pub(super) struct Files {
     error_logged: Option<std::time::Instant>,
     /// `recbot_chat_lines_total`: each room's counter, looked up once.
     lines: LineCounters,
+    compression: Compression,
+    sink: Sink,
+}
+
+/// Where write-outs are prepared: the compression context (none for plain files) and the
+/// frame being written.
+#[derive(Debug, Default)]
+pub(super) struct Sink {
+    encoder: Option<Encoder>,
+    out: Vec<u8>,
 }
 
 /// Each room's `recbot_chat_lines_total` counter, kept until the metrics drop a login's
@@ -81,6 +96,12 @@ pub(super) struct DayFile {
     file: File,
     buf: Vec<u8>,
     buffered_lines: u64,
+    /// The latest line time in `buf` (a compressed file's mark holds it).
+    latest_ms: i64,
+    /// Written as zstd frames (`DD.jsonl.zst`).
+    compressed: bool,
+    /// The file's length: where the next frame starts.
+    len: u64,
     unsynced: bool,
     last_write: std::time::Instant,
     /// [`Files::used`] when last used.
@@ -94,7 +115,18 @@ impl Files {
         counters: Arc<Mutex<Counters>>,
         dropped: Arc<AtomicU64>,
         metrics: Arc<Metrics>,
+        compression: Compression,
     ) -> Files {
+        let encoder = match compression {
+            Compression::None => None,
+            Compression::Zstd { level } => match Encoder::new(level) {
+                Ok(e) => Some(e),
+                Err(e) => {
+                    error!(error = %e, level, "cannot set up zstd; writing plain day files");
+                    None
+                }
+            },
+        };
         Files {
             dir,
             open: RoomMap::default(),
@@ -110,6 +142,11 @@ impl Files {
                 metrics,
                 rooms: HashMap::new(),
             },
+            compression,
+            sink: Sink {
+                encoder,
+                out: Vec::new(),
+            },
         }
     }
 
@@ -120,6 +157,7 @@ impl Files {
             self.counters.clone(),
             self.dropped.clone(),
             self.lines.metrics.clone(),
+            self.compression,
         )
     }
 
@@ -130,11 +168,13 @@ impl Files {
             let bytes = &batch.buf[start..entry.end];
             start = entry.end;
             match self.file(&entry.folder, entry.day) {
-                Ok(f) => {
+                Ok(()) => {
+                    let f = self.open.get_mut(&entry.folder).expect("just opened");
                     f.buf.extend_from_slice(bytes);
                     f.buffered_lines += 1;
+                    f.latest_ms = f.latest_ms.max(entry.time_ms);
                     if f.buf.len() >= FILE_BUFFER {
-                        let result = f.write_out();
+                        let result = f.write_out(&mut self.sink);
                         self.check(result, &entry.folder);
                     }
                     match counts.last_mut() {
@@ -160,7 +200,7 @@ impl Files {
     }
 
     /// The open file of `folder` for `day`, rotating or opening as needed.
-    fn file(&mut self, folder: &Arc<str>, day: i32) -> std::io::Result<&mut DayFile> {
+    fn file(&mut self, folder: &Arc<str>, day: i32) -> std::io::Result<()> {
         let reopen = match self.open.get(folder) {
             Some(f) => f.day != day,
             None => true,
@@ -169,16 +209,17 @@ impl Files {
             self.reopen(folder, day)?;
         }
         self.used += 1;
-        let f = self.open.get_mut(folder).expect("just opened");
-        f.last_used = self.used;
-        Ok(f)
+        if let Some(f) = self.open.get_mut(folder) {
+            f.last_used = self.used;
+        }
+        Ok(())
     }
 
     fn reopen(&mut self, folder: &Arc<str>, day: i32) -> std::io::Result<()> {
         if let Some(mut old) = self.open.remove(folder) {
             if day > old.day {
                 // Day rotation: the old day's file is complete; put it on disk now.
-                let result = old.close();
+                let result = old.close(&mut self.sink);
                 self.check(result, folder);
             } else {
                 // A late line of an earlier day; the current file is reopened next.
@@ -189,17 +230,27 @@ impl Files {
         while self.open.len() >= cap && !self.open.is_empty() {
             self.evict();
         }
-        let opened = DayFile::open(&self.dir, folder, day)?;
+        let compressed = self.sink.encoder.is_some();
+        let opened = DayFile::open(&self.dir, folder, day, compressed)?;
         let mut counters = self.counters.lock().unwrap_or_else(|e| e.into_inner());
         if !counters.known(folder, day) {
-            let empty = opened.existing_len == 0;
-            counters.start(folder, day, empty);
-            if !empty {
+            let mut files = vec![(opened.file.path.clone(), opened.existing_len)];
+            // The day's file of the other kind (written before the compression changed).
+            let date = date_of_day(day);
+            let other = match compressed {
+                true => day_path(&self.dir, folder, date),
+                false => zst_path(&self.dir, folder, date),
+            };
+            if let Ok(meta) = std::fs::metadata(&other) {
+                files.push((other, meta.len()));
+            }
+            files.retain(|(_, len)| *len > 0);
+            counters.start(folder, day, files.is_empty());
+            if !files.is_empty() {
                 self.to_count.push(CountJob {
                     folder: folder.clone(),
                     day,
-                    path: opened.file.path.clone(),
-                    len: opened.existing_len,
+                    files,
                 });
             }
         }
@@ -225,7 +276,7 @@ impl Files {
     /// Writes `f` out and closes it; its fsync is left to the next sync tick, so a busy
     /// writer with more rooms than open files does not wait for the disk on every switch.
     fn close_unsynced(&mut self, folder: &str, mut f: DayFile) {
-        let result = f.write_out();
+        let result = f.write_out(&mut self.sink);
         self.check(result, folder);
         if f.unsynced {
             self.unsynced_closed.insert(f.path.clone());
@@ -237,7 +288,7 @@ impl Files {
         for (folder, f) in &mut self.open {
             // A quiet room gives its buffer back; a busy one keeps it.
             let quiet = f.buf.len() < FILE_BUFFER / 2;
-            if let Err(e) = f.write_out() {
+            if let Err(e) = f.write_out(&mut self.sink) {
                 failed.push((folder.clone(), e));
             }
             if quiet {
@@ -279,7 +330,7 @@ impl Files {
             .collect();
         for key in idle {
             if let Some(mut f) = self.open.remove(&key) {
-                let result = f.close();
+                let result = f.close(&mut self.sink);
                 self.check(result, &key);
             }
         }
@@ -287,7 +338,7 @@ impl Files {
 
     pub(super) fn close_all(&mut self) {
         for (folder, mut f) in std::mem::take(&mut self.open) {
-            let result = f.close();
+            let result = f.close(&mut self.sink);
             self.check(result, &folder);
         }
         self.sync_all();
@@ -320,8 +371,17 @@ pub(super) struct Opened {
 }
 
 impl DayFile {
-    pub(super) fn open(dir: &Path, folder: &str, day: i32) -> std::io::Result<Opened> {
-        let path = day_path(dir, folder, date_of_day(day));
+    pub(super) fn open(
+        dir: &Path,
+        folder: &str,
+        day: i32,
+        compressed: bool,
+    ) -> std::io::Result<Opened> {
+        let date = date_of_day(day);
+        let path = match compressed {
+            true => zst_path(dir, folder, date),
+            false => day_path(dir, folder, date),
+        };
         if let Some(parent) = path.parent() {
             // Owner-only: chat logs are not for other users of the machine.
             crate::archive::files::create_private_dir_all(parent)?;
@@ -332,7 +392,9 @@ impl DayFile {
             .create(true)
             .open(&path)?;
         let mut len = file.metadata()?.len();
-        if len > 0 {
+        if len > 0 && compressed {
+            len = repair_frames(&mut file, &path, len)?;
+        } else if len > 0 {
             // A crash may have cut the last line; start ours on a fresh line.
             let mut last = [0u8];
             file.seek(SeekFrom::End(-1))?;
@@ -350,6 +412,9 @@ impl DayFile {
                 file,
                 buf: Vec::new(),
                 buffered_lines: 0,
+                latest_ms: i64::MIN,
+                compressed,
+                len,
                 unsynced: false,
                 last_write: std::time::Instant::now(),
                 last_used: 0,
@@ -358,25 +423,45 @@ impl DayFile {
         })
     }
 
-    /// Writes the buffer out; on failure the buffered lines are lost (returned for counting).
-    fn write_out(&mut self) -> Result<(), (u64, std::io::Error)> {
+    /// Writes the buffer out (a compressed file: as one frame and its mark); on failure the
+    /// buffered lines are lost (returned for counting).
+    fn write_out(&mut self, sink: &mut Sink) -> Result<(), (u64, std::io::Error)> {
         if self.buf.is_empty() {
             return Ok(());
         }
-        let result = self.file.write_all(&self.buf);
+        let result = match sink.encoder.as_mut().filter(|_| self.compressed) {
+            Some(encoder) => {
+                sink.out.clear();
+                let written = encoder
+                    .frame(&self.buf, self.len, self.latest_ms, &mut sink.out)
+                    .and_then(|()| self.file.write_all(&sink.out))
+                    .map(|()| sink.out.len());
+                if sink.out.capacity() > 4 * FILE_BUFFER {
+                    sink.out = Vec::new();
+                }
+                written
+            }
+            None => self.file.write_all(&self.buf).map(|()| self.buf.len()),
+        };
+        // Where the next frame starts (after a failed write, wherever the file now ends).
+        self.len = match &result {
+            Ok(n) => self.len + *n as u64,
+            Err(_) => self.file.metadata().map_or(self.len, |m| m.len()),
+        };
         let lines = self.buffered_lines;
         self.buf.clear();
         self.buffered_lines = 0;
+        self.latest_ms = i64::MIN;
         if self.buf.capacity() > 4 * FILE_BUFFER {
             self.buf = Vec::new();
         }
         self.last_write = std::time::Instant::now();
         self.unsynced = true;
-        result.map_err(|e| (lines, e))
+        result.map(drop).map_err(|e| (lines, e))
     }
 
-    fn close(&mut self) -> Result<(), (u64, std::io::Error)> {
-        self.write_out()?;
+    fn close(&mut self, sink: &mut Sink) -> Result<(), (u64, std::io::Error)> {
+        self.write_out(sink)?;
         if self.unsynced {
             self.file.sync_data().map_err(|e| (0, e))?;
             self.unsynced = false;
@@ -384,4 +469,30 @@ impl DayFile {
         debug!(path = %self.path.display(), "chat log closed");
         Ok(())
     }
+}
+
+/// A compressed file that does not end in a whole frame and its mark (a crash cut it) is cut
+/// back to its last whole frame, which gets a mark if it lost its own; returns the new
+/// length. A file that ends whole costs two small reads.
+fn repair_frames(file: &mut File, path: &Path, len: u64) -> std::io::Result<u64> {
+    if frames::ends_whole(file, len)? {
+        return Ok(len);
+    }
+    let sound = frames::sound_end(file)?;
+    warn!(
+        path = %path.display(),
+        cut = len - sound.end,
+        "chat log ended in a cut frame; cutting it off and going on after the last whole one"
+    );
+    file.set_len(sound.end)?;
+    let mut len = sound.end;
+    if let Some(start) = sound.unmarked {
+        let mark = Mark {
+            start,
+            latest_ms: UNKNOWN_TIME,
+        };
+        file.write_all(&mark.bytes())?;
+        len += frames::MARK_LEN as u64;
+    }
+    Ok(len)
 }

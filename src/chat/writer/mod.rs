@@ -1,4 +1,4 @@
-//! The chat log writer: owns the day files `{chat_dir}/{login}/{YYYY}/{MM}/{DD}.jsonl` and the
+//! The chat log writer: owns the day files `{chat_dir}/{login}/{YYYY}/{MM}/{DD}.jsonl[.zst]` and the
 //! bounded queue that feeds them. Connections hand over batches of encoded lines through a
 //! [`LineQueue`]; when the writer falls behind for longer than the queue's patience, lines are
 //! counted as dropped (reported as `ChatDropped`), never buffered without limit.
@@ -32,9 +32,9 @@ use tokio::time::{Instant, MissedTickBehavior};
 use tracing::{debug, error, warn};
 
 use budget::{fd_budget, Cap};
+pub use counters::Counters;
 use counters::Counting;
-pub use counters::{count_lines, Counters};
-pub use days::{date_of_day, day_of, day_of_date, day_path};
+pub use days::{date_of_day, day_of, day_of_date, day_path, zst_path};
 use files::Files;
 use queue::Message;
 pub use queue::{Batch, Entry, LineQueue};
@@ -55,6 +55,15 @@ pub struct WriterSettings {
     pub patience: Duration,
     /// Day files open at once; 0: one per room, within the process's open-file limit.
     pub max_open_files: usize,
+    pub compression: Compression,
+}
+
+/// How day files are written: plain `DD.jsonl`, or `DD.jsonl.zst` (zstd frames, see
+/// `chat::frames`) at a zstd level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Zstd { level: i32 },
 }
 
 /// Creates the queue and the writer task (to be spawned on a tracker). The task ends once
@@ -97,6 +106,7 @@ pub fn writer(
         counters.clone(),
         dropped,
         metrics,
+        settings.compression,
     );
     (queue, counters, run(rx, files, settings))
 }

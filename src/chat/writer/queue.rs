@@ -22,6 +22,8 @@ pub struct Entry {
     /// The room's login, or [`SERVER_FOLDER`].
     pub folder: Arc<str>,
     pub day: i32,
+    /// What the line is dated by (`tmi-sent-ts`, else the receive time), in ms.
+    pub time_ms: i64,
     pub end: usize,
 }
 
@@ -30,6 +32,7 @@ impl Batch {
         self.entries.push(Entry {
             folder,
             day: day_of(time_ms),
+            time_ms,
             end: self.buf.len(),
         });
     }

@@ -4,13 +4,14 @@ use chrono::NaiveDate;
 
 use super::files::DayFile;
 use super::*;
+use std::fs::File;
 
 #[test]
 fn chat_folders_are_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let chat = dir.path().join("chat");
-    DayFile::open(&chat, "foo", day_of(1_764_000_000_000)).unwrap();
+    DayFile::open(&chat, "foo", day_of(1_764_000_000_000), true).unwrap();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&chat), 0o700);
     let mut folder = day_path(&chat, "foo", date_of_day(day_of(1_764_000_000_000)));
@@ -27,6 +28,7 @@ fn settings(dir: &Path, queue_lines: usize) -> WriterSettings {
         queue_lines,
         patience: Duration::from_millis(100),
         max_open_files: 2,
+        compression: Compression::None,
     }
 }
 
@@ -190,6 +192,7 @@ fn reopening_reads_nothing_and_closes_the_least_recently_used() {
         counters,
         Arc::default(),
         Arc::default(),
+        Compression::None,
     );
     let at = day as i64 * DAY;
     for i in 0..400 {
@@ -263,5 +266,109 @@ async fn an_unwritable_folder_counts_as_dropped() {
     assert_eq!(
         std::fs::read_to_string(day_path(dir.path(), "b", date_of_day(0))).unwrap(),
         "z\n"
+    );
+}
+
+/// Every line of a day's files (plain first), through the readers' module.
+fn day_lines(dir: &Path, folder: &str, day: i32) -> Vec<String> {
+    let mut lines = Vec::new();
+    for path in crate::chat::day_files::files_of(dir, folder, date_of_day(day)) {
+        crate::chat::day_files::read(&path, None, &mut |item| {
+            match item {
+                crate::chat::day_files::Item::Line(l) => {
+                    lines.push(String::from_utf8(l.to_vec()).unwrap())
+                }
+                crate::chat::day_files::Item::Damaged => lines.push("DAMAGED".into()),
+            }
+            Ok(true)
+        })
+        .unwrap();
+    }
+    lines
+}
+
+fn zstd_files(dir: &Path) -> Files {
+    let cap = Cap {
+        configured: 8,
+        rooms: Arc::default(),
+        budget: 1000,
+    };
+    let counters = Arc::new(Mutex::new(Counters::default()));
+    Files::new(
+        dir.to_path_buf(),
+        cap,
+        counters,
+        Arc::default(),
+        Arc::default(),
+        Compression::Zstd { level: 3 },
+    )
+}
+
+#[test]
+fn a_compressed_file_cut_at_every_byte_of_its_last_frame_is_repaired_on_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 20_000;
+    let at = day as i64 * DAY;
+    // Two write-outs: two frames, each with its mark.
+    let mut files = zstd_files(dir.path());
+    files.append(&batch(&[("a", at, "old1"), ("a", at, "old2")]));
+    files.flush_all();
+    let first_end = std::fs::metadata(zst_path(dir.path(), "a", date_of_day(day)))
+        .unwrap()
+        .len();
+    files.append(&batch(&[("a", at + 1, "old3")]));
+    files.close_all();
+    let path = zst_path(dir.path(), "a", date_of_day(day));
+    let whole = std::fs::read(&path).unwrap();
+    assert_eq!(day_lines(dir.path(), "a", day), ["old1", "old2", "old3"]);
+    let mark_start = whole.len() - crate::chat::frames::MARK_LEN;
+    for cut in first_end as usize..=whole.len() {
+        std::fs::write(&path, &whole[..cut]).unwrap();
+        let mut files = zstd_files(dir.path());
+        files.append(&batch(&[("a", at + 2, "new")]));
+        files.close_all();
+        let mut expected = vec!["old1", "old2"];
+        if cut >= mark_start {
+            // The last frame is whole (only its mark was cut): it stays.
+            expected.push("old3");
+        }
+        expected.push("new");
+        assert_eq!(day_lines(dir.path(), "a", day), expected, "cut at {cut}");
+        // Repaired for good: the file ends in a mark again, and a seek finds the new frame.
+        let file = File::open(&path).unwrap();
+        let len = file.metadata().unwrap().len();
+        assert!(
+            crate::chat::frames::ends_whole(&file, len).unwrap(),
+            "{cut}"
+        );
+        let from = crate::chat::frames::seek(&file, len, at + 2 + 60_001).unwrap();
+        assert_eq!(from, len, "every frame is older than that: {cut}");
+    }
+}
+
+#[tokio::test]
+async fn a_day_begun_plain_goes_on_compressed_and_is_read_and_counted_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = 20_000;
+    let plain = day_path(dir.path(), "a", date_of_day(day));
+    std::fs::create_dir_all(plain.parent().unwrap()).unwrap();
+    std::fs::write(&plain, "p1\np2\np3\n").unwrap();
+    let mut s = settings(dir.path(), 1000);
+    s.compression = Compression::Zstd { level: 3 };
+    let (queue, counters, task) = writer(s, Arc::default());
+    let task = tokio::spawn(task);
+    let at = day as i64 * DAY;
+    queue.push(batch(&[("a", at, "z1"), ("a", at, "z2")])).await;
+    wait_for_count(&counters, "a", day, 5).await;
+    drop(queue);
+    task.await.unwrap();
+    assert_eq!(std::fs::read_to_string(&plain).unwrap(), "p1\np2\np3\n");
+    assert_eq!(
+        day_lines(dir.path(), "a", day),
+        ["p1", "p2", "p3", "z1", "z2"]
+    );
+    assert_eq!(
+        crate::chat::day_files::count_day(dir.path(), "a", date_of_day(day)),
+        5
     );
 }
