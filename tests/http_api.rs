@@ -663,3 +663,334 @@ async fn recordings_list_sessions_with_their_parts() {
     problem(api.get("/api/v1/recordings", None), 401).await;
     api.stop().await;
 }
+
+// The OpenAPI document (`/api/v1/openapi.json`).
+
+/// Every route the API has: the list, with the document itself.
+const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/api/v1/logins"),
+    ("post", "/api/v1/logins"),
+    ("get", "/api/v1/logins/{login}"),
+    ("delete", "/api/v1/logins/{login}"),
+    ("get", "/api/v1/recordings"),
+    ("get", "/api/v1/recordings/{session}"),
+    ("get", "/api/v1/uploads"),
+    ("post", "/api/v1/uploads/{id}/retry"),
+    ("get", "/api/v1/quota"),
+    ("get", "/api/v1/disk"),
+    ("get", "/api/v1/status"),
+    ("post", "/api/v1/auth/{service}"),
+    ("post", "/api/v1/auth/{service}/code"),
+    ("get", "/api/v1/events"),
+    ("get", "/api/v1/ws"),
+    ("get", "/api/v1/openapi.json"),
+];
+
+const METHODS: [&str; 6] = ["get", "post", "put", "delete", "patch", "options"];
+
+/// The document, fetched without a token.
+async fn openapi(api: &Api) -> Value {
+    let response = api.get("/api/v1/openapi.json", None).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    response.json().await.unwrap()
+}
+
+/// The documented (method, path) pairs.
+fn operations(doc: &Value) -> Vec<(String, String)> {
+    let mut operations = Vec::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            if METHODS.contains(&method.as_str()) {
+                operations.push((method.clone(), path.clone()));
+            }
+        }
+    }
+    operations.sort();
+    operations
+}
+
+/// A documented path with plausible values for its parameters.
+fn filled(path: &str) -> String {
+    path.replace("{login}", "foo")
+        .replace("{session}", "1")
+        .replace("{id}", "1")
+        .replace("{service}", "youtube")
+}
+
+/// Whether a request reached a handler: not a 405, not the router's fallback (a handler's
+/// own 404, such as `not-watched`, is an answer of that route).
+async fn reaches_a_handler(api: &Api, method: &str, path: &str) -> Result<u16, String> {
+    let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+    let response = with_token(api.client.request(method, api.url(path)), Some(OPERATOR))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    // Only the headers are awaited: `/events` is an endless stream.
+    let fallback = if status == 404 {
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        body["type"] == "urn:recbot:problem:not-found"
+    } else {
+        false
+    };
+    match status {
+        405 => Err(format!("{path}: 405")),
+        _ if fallback => Err(format!("{path}: the router's 404")),
+        status => Ok(status),
+    }
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_exactly_the_routes_the_router_serves() {
+    let api = Api::start().await;
+    let doc = openapi(&api).await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    assert_eq!(doc["info"]["version"], env!("CARGO_PKG_VERSION"));
+    let documented = operations(&doc);
+    let mut expected: Vec<(String, String)> = ROUTES
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(documented, expected);
+
+    // A login to read and remove.
+    let (status, _) = json_of(
+        api.post("/api/v1/logins", Some(OPERATOR))
+            .json(&json!({ "login": "foo" })),
+    )
+    .await;
+    assert_eq!(status, 201);
+    // Every documented operation is served (removal last, so the others see the login) ...
+    let mut documented = documented;
+    documented.sort_by_key(|(method, _)| method == "delete");
+    for (method, path) in &documented {
+        reaches_a_handler(&api, method, &filled(path))
+            .await
+            .unwrap();
+    }
+    assert!(api.logins().await.is_empty(), "the DELETE was served");
+    // ... and nothing else: the other methods of those paths are not allowed ...
+    for (_, path) in &documented {
+        let methods = doc["paths"][path].as_object().unwrap();
+        for method in METHODS.iter().filter(|m| !methods.contains_key(**m)) {
+            let answer = reaches_a_handler(&api, method, &filled(path)).await;
+            assert!(answer.is_err(), "{method} {path} is served undocumented");
+        }
+    }
+    // ... and paths beside them are the router's 404 (the status page's are not the API).
+    for path in [
+        "/api/v1/nothing",
+        "/api/v1/logins/foo/bar",
+        "/api/v1/openapi.yaml",
+        "/api/v2/logins",
+        "/openapi.json",
+    ] {
+        assert!(
+            reaches_a_handler(&api, "get", path).await.is_err(),
+            "{path}"
+        );
+    }
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn every_ref_in_the_openapi_document_resolves() {
+    fn refs<'a>(value: &'a Value, found: &mut Vec<&'a str>) {
+        match value {
+            Value::Object(object) => {
+                if let Some(Value::String(target)) = object.get("$ref") {
+                    found.push(target);
+                }
+                object.values().for_each(|v| refs(v, found));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, found)),
+            _ => {}
+        }
+    }
+    let api = Api::start().await;
+    let doc = openapi(&api).await;
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 40, "{}", found.len());
+    for target in found {
+        let pointer = target.strip_prefix('#').expect("a local reference");
+        assert!(doc.pointer(pointer).is_some(), "{target} does not resolve");
+    }
+    // Every operation's security scheme is declared.
+    let schemes = doc["components"]["securitySchemes"].as_object().unwrap();
+    assert_eq!(schemes["token"]["scheme"], "bearer");
+    assert_eq!(schemes["metrics_token"]["scheme"], "bearer");
+    for (method, path) in operations(&doc) {
+        for requirement in doc["paths"][&path][&method]["security"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            for name in requirement.as_object().unwrap().keys() {
+                assert!(schemes.contains_key(name), "{method} {path}: {name}");
+            }
+        }
+    }
+    api.stop().await;
+}
+
+/// Where `value` breaks `schema` (resolved in `doc`): missing required properties, wrong
+/// types, date-times that are not RFC 3339; nested properties and items too.
+fn violations(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    if let Some(target) = schema["$ref"].as_str() {
+        let resolved = doc.pointer(target.strip_prefix('#').unwrap()).unwrap();
+        return violations(doc, resolved, value, at, out);
+    }
+    if let Some(options) = schema["oneOf"].as_array() {
+        // `Option<Struct>`: null or the struct.
+        if value.is_null() && options.iter().any(|o| o["type"] == "null") {
+            return;
+        }
+        let inner = options.iter().find(|o| o["type"] != "null").unwrap();
+        return violations(doc, inner, value, at, out);
+    }
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => return,
+    };
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let fits = types.contains(&kind) || (kind == "integer" && types.contains(&"number"));
+    if !fits {
+        out.push(format!("{at}: {kind}, the schema says {types:?}"));
+        return;
+    }
+    if let (Some(text), Some("date-time")) = (value.as_str(), schema["format"].as_str()) {
+        if chrono::DateTime::parse_from_rfc3339(text).is_err() {
+            out.push(format!("{at}: {text:?} is not a date-time"));
+        }
+    }
+    if let Value::Object(object) = value {
+        for key in schema["required"].as_array().into_iter().flatten() {
+            if !object.contains_key(key.as_str().unwrap()) {
+                out.push(format!("{at}: no `{key}`"));
+            }
+        }
+        for (key, property) in schema["properties"].as_object().into_iter().flatten() {
+            if let Some(inner) = object.get(key) {
+                violations(doc, property, inner, &format!("{at}.{key}"), out);
+            }
+        }
+    }
+    if let Value::Array(items) = value {
+        for (i, item) in items.iter().enumerate() {
+            violations(doc, &schema["items"], item, &format!("{at}[{i}]"), out);
+        }
+    }
+}
+
+/// Asserts that what `method path` answered with `status` fits its documented body.
+fn assert_fits(doc: &Value, method: &str, path: &str, status: u16, body: &Value) {
+    let response = &doc["paths"][path][method]["responses"][status.to_string()];
+    let content = response["content"].as_object().expect("a documented body");
+    let (_, media) = content.iter().next().unwrap();
+    let mut out = Vec::new();
+    violations(doc, &media["schema"], body, "body", &mut out);
+    assert!(
+        out.is_empty(),
+        "{method} {path} {status}: {out:?}\n{body:#}"
+    );
+}
+
+#[tokio::test]
+async fn the_bodies_served_have_what_the_openapi_document_requires() {
+    use chrono::Utc;
+    use recbot::core::store::NewUploadJob;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join("recordings")).unwrap();
+    {
+        let store = Store::open(&data.join("recbot.sqlite")).await.unwrap();
+        let now = Utc::now();
+        let session = store
+            .create_session("foo", Some("s1"), "Title", None, now)
+            .await
+            .unwrap();
+        let file = data.join("recordings/foo-1.ts");
+        std::fs::write(&file, b"video").unwrap();
+        store.start_part(session, 1, &file, now).await.unwrap();
+        store
+            .finish_part(session, 1, &file, 5, 2.0, 0, false, now)
+            .await
+            .unwrap();
+        store
+            .insert_upload_job(&NewUploadJob {
+                login: Some(recbot_commands::Login::parse("foo").unwrap()),
+                session: Some(session),
+                path: file,
+                sidecar: None,
+                total_bytes: 5,
+            })
+            .await
+            .unwrap();
+        store.close().await;
+    }
+    let api = Api::start_in(dir).await;
+    let doc = openapi(&api).await;
+    let (status, added) = json_of(api.post("/api/v1/logins", Some(OPERATOR)).json(&json!({
+        "hls_url": "http://127.0.0.1:9/live.m3u8", "name": "bar", "upload": false
+    })))
+    .await;
+    assert_fits(&doc, "post", "/api/v1/logins", status, &added);
+    assert_eq!(status, 201, "{added}");
+    assert_eq!(added["login"]["hls_url"], "http://127.0.0.1:9/live.m3u8");
+    for token in [OPERATOR, VIEWER] {
+        for path in [
+            "/api/v1/logins",
+            "/api/v1/status",
+            "/api/v1/quota",
+            "/api/v1/uploads",
+            "/api/v1/disk",
+            "/api/v1/recordings",
+        ] {
+            let (status, body) = json_of(api.get(path, Some(token))).await;
+            assert_eq!(status, 200, "{path}: {body}");
+            assert_fits(&doc, "get", path, status, &body);
+        }
+    }
+    // Not empty lists: their items were checked too.
+    let (_, uploads) = json_of(api.get("/api/v1/uploads", Some(VIEWER))).await;
+    assert_eq!(uploads["uploads"][0]["state"], "queued", "{uploads}");
+    let (_, recordings) = json_of(api.get("/api/v1/recordings", Some(VIEWER))).await;
+    assert_eq!(recordings["recordings"][0]["parts"][0]["bytes"], 5);
+    let (status, one) = json_of(api.get("/api/v1/logins/bar", Some(VIEWER))).await;
+    assert_fits(&doc, "get", "/api/v1/logins/{login}", status, &one);
+    let (status, gone) = json_of(api.delete("/api/v1/logins/bar", Some(OPERATOR))).await;
+    assert_fits(&doc, "delete", "/api/v1/logins/{login}", status, &gone);
+    // Problems fit the problem schema; a wrong type is caught.
+    let (status, missing) = json_of(api.get("/api/v1/logins/bar", Some(VIEWER))).await;
+    assert_eq!(status, 404);
+    assert_fits(&doc, "get", "/api/v1/logins/{login}", status, &missing);
+    let mut out = Vec::new();
+    let schema = json!({ "$ref": "#/components/schemas/Problem" });
+    violations(
+        &doc,
+        &schema,
+        &json!({ "type": "x", "status": "404" }),
+        "p",
+        &mut out,
+    );
+    assert_eq!(out.len(), 3, "{out:?}");
+    let (status, ready) = json_of(api.get("/readyz", None)).await;
+    assert_fits(&doc, "get", "/readyz", status, &ready);
+    api.stop().await;
+}

@@ -8,9 +8,18 @@ use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 
 use super::auth::{constant_time_eq, unauthorized};
-use super::AppState;
+use super::{schema, AppState};
 use crate::core::HEALTH_WITHIN;
 
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations", summary = "Prometheus metrics",
+    description = "The text format 0.0.4. Open unless `[http] metrics_token` is set; then that bearer token is needed.",
+    security((), ("metrics_token" = [])),
+    responses(
+        (status = 200, description = "The metrics", content_type = "text/plain; version=0.0.4", body = String),
+        (status = 401, description = "`metrics_token` is set and was not presented (`unauthorized`)", body = schema::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Some(token) = &state.metrics_token {
         let presented = headers

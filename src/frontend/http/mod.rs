@@ -3,16 +3,20 @@
 //! live event stream (SSE and WebSocket, resumable from the event log), the probes, and the
 //! status page at `/` (`page/`).
 //! Bearer tokens from the config decide who may do what (`auth.rs`); errors are RFC 9457
-//! problem details with the words chat shows (`problem.rs`).
+//! problem details with the words chat shows (`problem.rs`). Every route but the page's is
+//! registered together with its OpenAPI documentation (`openapi.rs`), served at
+//! `/api/v1/openapi.json`.
 
 mod api;
 mod auth;
 mod json;
 mod metrics;
+mod openapi;
 mod page;
 mod probes;
 mod problem;
 mod recordings;
+mod schema;
 mod stream;
 
 use std::net::SocketAddr;
@@ -21,7 +25,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -104,30 +107,10 @@ impl Listener {
     }
 }
 
+/// The documented routes (`openapi.rs`), the status page, the fallback and the body limit.
 fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/logins", get(api::list).post(api::add))
-        .route(
-            "/logins/{login}",
-            get(api::login_status).delete(api::remove),
-        )
-        .route("/uploads", get(api::uploads))
-        .route("/uploads/{id}/retry", post(api::retry))
-        .route("/quota", get(api::quota))
-        .route("/disk", get(api::disk))
-        .route("/status", get(api::status))
-        .route("/auth/{service}", post(api::auth))
-        .route("/auth/{service}/code", post(api::code))
-        .route("/recordings", get(recordings::list))
-        .route("/recordings/{session}", get(recordings::one))
-        .route("/events", get(stream::sse))
-        .route("/ws", get(stream::ws))
-        .fallback(problem::not_found);
-    Router::new()
-        .route("/healthz", get(probes::healthz))
-        .route("/readyz", get(probes::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .nest("/api/v1", api)
+    let (routes, _doc) = openapi::routes().split_for_parts();
+    routes
         .merge(page::routes())
         .fallback(problem::not_found)
         .layer(DefaultBodyLimit::max(BODY_LIMIT))

@@ -7,14 +7,27 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use super::AppState;
+use super::{schema, AppState};
 use crate::core::{Unready, HEALTH_WITHIN};
 use crate::frontend::presence::{Absent, LinkState};
 
+#[utoipa::path(
+    get, path = "/healthz", tag = "operations", summary = "Liveness",
+    description = "The process answers. No token.",
+    responses((status = 200, description = "`ok`", content_type = "text/plain", body = String)),
+)]
 pub(super) async fn healthz() -> &'static str {
     "ok"
 }
 
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations", summary = "Readiness",
+    description = "The core takes commands, its database takes writes, the configured chat front-ends are connected. No token.",
+    responses(
+        (status = 200, description = "Ready", body = schema::Ready),
+        (status = 503, description = "Not ready, with the reasons", body = schema::Ready),
+    ),
+)]
 pub(super) async fn readyz(State(state): State<AppState>) -> Response {
     let unready = state.core.health(HEALTH_WITHIN).await;
     let absent = state.presence.absent();

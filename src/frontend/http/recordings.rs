@@ -13,13 +13,27 @@ use serde_json::{json, Value};
 
 use super::auth::Caller;
 use super::problem::Problem;
-use super::AppState;
+use super::{schema, AppState};
 use crate::config::Role;
 use crate::core::{SessionQuery, SessionView, MAX_SESSIONS};
 
 /// Sessions returned when `limit` is not given.
 const DEFAULT_LIMIT: i64 = 20;
 
+#[utoipa::path(
+    get, path = "/recordings", tag = "recordings", summary = "Recorded sessions",
+    description = "Sessions with their parts, newest first; file paths for operators only.",
+    params(
+        ("login" = Option<String>, Query, description = "Only this login's sessions"),
+        ("since" = Option<String>, Query, format = DateTime, description = "Only sessions started at or after this time (RFC 3339)"),
+        ("limit" = Option<i64>, Query, minimum = 1, description = "At most this many sessions (default 20)"),
+    ),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The sessions", body = schema::Recordings),
+        (status = 400, description = "A parameter is not valid (`bad-request`)", body = schema::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn list(
     State(state): State<AppState>,
     caller: Caller,
@@ -33,6 +47,16 @@ pub(super) async fn list(
     })))
 }
 
+#[utoipa::path(
+    get, path = "/recordings/{session}", tag = "recordings", summary = "One recorded session",
+    params(("session" = i64, Path, minimum = 1, description = "The session's id")),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The session", body = schema::Recording),
+        (status = 400, description = "Not a session id (`bad-request`)", body = schema::Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such session (`no-such-session`)", body = schema::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn one(
     State(state): State<AppState>,
     caller: Caller,

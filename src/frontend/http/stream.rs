@@ -21,7 +21,7 @@ use tokio::sync::broadcast::Receiver;
 
 use super::auth::Caller;
 use super::problem::Problem;
-use super::{json, AppState};
+use super::{json, schema, AppState};
 use crate::core::{CoreHandle, Notice};
 
 /// Events read from the log per page while replaying.
@@ -145,6 +145,22 @@ fn feed_params(
     Ok((after, login))
 }
 
+#[utoipa::path(
+    get, path = "/events", tag = "events", summary = "The event stream (Server-Sent Events)",
+    description = "Every event of the event log as it happens, each an SSE message whose `id` is its \
+        event-log id and whose `data` is the event as JSON (schema `Event`). `Last-Event-ID` \
+        (or `?after=`) resumes exactly after it; a `heartbeat` comment every `[http] heartbeat_secs`.",
+    params(
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this event id (wins over `after`)"),
+        ("after" = Option<i64>, Query, minimum = 0, description = "Resume after this event id (replayed from the event log)"),
+        ("login" = Option<String>, Query, description = "Only this login's events"),
+    ),
+    security(("token" = [])),
+    responses(
+        (status = 200, description = "The stream; each message's `data` is an `Event`", content_type = "text/event-stream", body = String),
+        (status = 400, description = "`after`, `Last-Event-ID` or `login` not valid (`bad-request`)", body = schema::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn sse(
     State(state): State<AppState>,
     _caller: Caller,
@@ -166,6 +182,21 @@ pub(super) async fn sse(
     Ok(Sse::new(events).keep_alive(keep_alive))
 }
 
+#[utoipa::path(
+    get, path = "/ws", tag = "events", summary = "The event stream (WebSocket)",
+    description = "The same events as `/events`, each a JSON text message (schema `Event`), and \
+        `{\"type\": \"heartbeat\", \"at\"}` every `[http] heartbeat_secs`. The token goes in the \
+        `Authorization` header of the handshake (the page's cookie is not taken here).",
+    params(
+        ("after" = Option<i64>, Query, minimum = 0, description = "Resume after this event id (replayed from the event log)"),
+        ("login" = Option<String>, Query, description = "Only this login's events"),
+    ),
+    security(("token" = [])),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol; then `Event` messages", body = schema::Event),
+        (status = 400, description = "A parameter is not valid (`bad-request`), or not a WebSocket handshake (then a plain-text answer)", body = schema::Problem, content_type = "application/problem+json"),
+    ),
+)]
 pub(super) async fn ws(
     State(state): State<AppState>,
     _caller: Caller,
