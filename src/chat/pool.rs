@@ -23,6 +23,7 @@ use super::conn::Identity;
 use super::export;
 use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
+use super::subtitles::SubtitleSettings;
 use super::transport::Dialer;
 use super::writer::{self, day_of, Counters, LineQueue, WriterSettings};
 use crate::config::{ChatLogin, Config};
@@ -52,6 +53,8 @@ pub struct ChatSettings {
     pub join_window: Duration,
     pub timing: Timing,
     pub writer: WriterSettings,
+    /// The replay subtitles written beside each part's chat file.
+    pub replay: SubtitleSettings,
 }
 
 impl ChatSettings {
@@ -84,6 +87,7 @@ impl ChatSettings {
                 patience: QUEUE_PATIENCE,
                 max_open_files: c.max_open_files,
             },
+            replay: SubtitleSettings::from_config(c),
         })
     }
 }
@@ -403,10 +407,9 @@ impl Pool {
                 let queue = self.queue.clone();
                 let events = self.events.clone();
                 let dir = self.settings.writer.dir.clone();
+                let replay = self.settings.replay.clone();
                 self.tracker.spawn(async move {
-                    let kind = match export::save_part(&queue, &dir, &sidecar)
-                        .await
-                    {
+                    let kind = match export::save_part(&queue, &dir, &sidecar, &replay).await {
                         Ok(saved) => EventKind::ChatSaved {
                             part,
                             file: saved.path,
