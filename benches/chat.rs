@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use recbot::chat::shard::Timing;
+use recbot::chat::subtitles::SubtitleSettings;
 use recbot::chat::transport::Dialer;
 use recbot::chat::writer::WriterSettings;
 use recbot::chat::{start, ChatSettings};
@@ -220,6 +221,7 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
             patience: Duration::from_secs(2),
             max_open_files: 2 * rooms,
         },
+        replay: SubtitleSettings::off(),
     };
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let cancel = CancellationToken::new();
