@@ -87,10 +87,7 @@ fn main() {
             .iter()
             .map(|p| {
                 let size = std::fs::metadata(p).unwrap().len() as f64 / 1e6;
-                format!(
-                    "{} {size:.1} MB",
-                    p.file_name().unwrap().to_string_lossy()
-                )
+                format!("{} {size:.1} MB", p.file_name().unwrap().to_string_lossy())
             })
             .collect();
         let names: Vec<&str> = formats.iter().map(|f| f.as_str()).collect();

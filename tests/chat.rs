@@ -1035,8 +1035,10 @@ async fn a_finished_part_gets_its_chat_replay_as_subtitles() {
     chat.handle
         .save_part(Login::parse("a").unwrap(), 1, sidecar_path.clone(), None)
         .await;
-    chat.event("ChatSaved", |e| matches!(e.kind, EventKind::ChatSaved { .. }))
-        .await;
+    chat.event("ChatSaved", |e| {
+        matches!(e.kind, EventKind::ChatSaved { .. })
+    })
+    .await;
     let ass = std::fs::read_to_string(recordings.join("p.chat.ass")).unwrap();
     let dialogues: Vec<&str> = ass.lines().filter(|l| l.starts_with("Dialogue:")).collect();
     assert_eq!(

@@ -203,8 +203,8 @@ pub fn write_beside(
     if settings.formats.is_empty() {
         return Ok(Vec::new());
     }
-    let file = File::open(chat_file)
-        .with_context(|| format!("cannot read {}", chat_file.display()))?;
+    let file =
+        File::open(chat_file).with_context(|| format!("cannot read {}", chat_file.display()))?;
     let messages = read_messages(BufReader::new(file))
         .with_context(|| format!("cannot read {}", chat_file.display()))?;
     let cues = cues(&messages, settings.show_ms, settings.lines);
@@ -262,8 +262,7 @@ fn write_atomically(
         .with_context(|| format!("cannot write {}", tmp.display()))?;
     file.sync_all()?;
     drop(file);
-    finalize_file(&tmp, dest)
-        .with_context(|| format!("cannot rename {} into place", tmp.display()))
+    finalize_file(&tmp, dest).with_context(|| format!("cannot rename {} into place", tmp.display()))
 }
 
 /// The ASS header: one style, top-left (alignment 7), wrapped within the left third.
@@ -536,7 +535,9 @@ mod tests {
         }
         out.push_str(rest);
         assert!(!out.contains('>'), "a bare `>` (as in `-->`): {line}");
-        out.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&")
+        out.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
     }
 
     fn parse_vtt(file: &str) -> Vec<Shown> {
@@ -570,7 +571,10 @@ mod tests {
         let (mut ass, mut vtt) = (Vec::new(), Vec::new());
         write_ass(&mut ass, messages, &cues).unwrap();
         write_vtt(&mut vtt, messages, &cues).unwrap();
-        let (ass, vtt) = (String::from_utf8(ass).unwrap(), String::from_utf8(vtt).unwrap());
+        let (ass, vtt) = (
+            String::from_utf8(ass).unwrap(),
+            String::from_utf8(vtt).unwrap(),
+        );
         (parse_ass(&ass), parse_vtt(&vtt), ass, vtt)
     }
 
@@ -590,7 +594,11 @@ mod tests {
         }
         for cue in shown {
             assert!(cue.start < cue.end, "{cue:?}");
-            assert!(cue.lines.len() <= lines, "{} lines: {cue:?}", cue.lines.len());
+            assert!(
+                cue.lines.len() <= lines,
+                "{} lines: {cue:?}",
+                cue.lines.len()
+            );
         }
         // What is shown changes only when a message comes or goes: check around each.
         for m in messages {
@@ -641,7 +649,9 @@ mod tests {
         let mut t = 0;
         let mut messages = Vec::new();
         for i in 0..400 {
-            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             t += match seed >> 60 {
                 0 => 7_000,
                 1..=5 => 0,
@@ -654,7 +664,10 @@ mod tests {
             check_against_brute_force(&messages, &vtt, lines);
             // ASS times are centiseconds; these are all whole ones, so the same holds.
             check_against_brute_force(&messages, &ass, lines);
-            assert!(vtt.iter().any(|c| c.lines.len() == lines), "the cap is reached");
+            assert!(
+                vtt.iter().any(|c| c.lines.len() == lines),
+                "the cap is reached"
+            );
         }
     }
 
@@ -665,7 +678,10 @@ mod tests {
         ("\\{ and \\}", "\\{ and \\}"),
         ("line\nbreak\r\n\nand\ttab", "line break   and tab"),
         ("  padded  ", "padded"),
-        ("00:00:01.000 --> 00:00:02.000", "00:00:01.000 --> 00:00:02.000"),
+        (
+            "00:00:01.000 --> 00:00:02.000",
+            "00:00:01.000 --> 00:00:02.000",
+        ),
         ("<b>x</b> &amp; <c.red>y</c>", "<b>x</b> &amp; <c.red>y</c>"),
         ("NOTE\n\nWEBVTT", "NOTE  WEBVTT"),
         ("مرحبا 👋 שלום 🇫🇷", "مرحبا 👋 שלום 🇫🇷"),
@@ -678,7 +694,11 @@ mod tests {
             let messages = [msg(i as i64 * 10_000, "{\\c&H0000FF&}x", text)];
             let (ass, _, raw, _) = render(&messages, 8);
             assert_eq!(ass.len(), 1, "{raw}");
-            assert_eq!(ass[0].lines, [format!("{{\\c&H0000FF&}}x: {shown}")], "{raw}");
+            assert_eq!(
+                ass[0].lines,
+                [format!("{{\\c&H0000FF&}}x: {shown}")],
+                "{raw}"
+            );
             assert_eq!(raw.lines().count(), ASS_HEADER.lines().count() + 1, "{raw}");
         }
     }
@@ -699,7 +719,7 @@ mod tests {
         let long = "é".repeat(2000);
         let (ass, vtt, _, _) = render(&[msg(0, "a", &long)], 8);
         let expected = format!("a: {}…", "é".repeat(MAX_TEXT_CHARS));
-        assert_eq!(ass[0].lines, [expected.clone()]);
+        assert_eq!(ass[0].lines, std::slice::from_ref(&expected));
         assert_eq!(vtt[0].lines, [expected]);
         let exact = "x".repeat(MAX_TEXT_CHARS);
         let (ass, _, _, _) = render(&[msg(0, "a", &exact)], 8);
@@ -709,7 +729,14 @@ mod tests {
     #[test]
     fn names_in_their_tag_colour_else_the_default() {
         assert_eq!(Rgb::parse("#1E90FF"), Some(Rgb(0x1E, 0x90, 0xFF)));
-        for bad in ["", "1E90FF", "#1E90F", "#1E90FFF", "#GG0000", "#1e90f\u{e9}"] {
+        for bad in [
+            "",
+            "1E90FF",
+            "#1E90F",
+            "#1E90FFF",
+            "#GG0000",
+            "#1e90f\u{e9}",
+        ] {
             assert_eq!(Rgb::parse(bad), None, "{bad}");
         }
         let input = concat!(
@@ -721,15 +748,24 @@ mod tests {
         let messages = read_messages(input.as_bytes()).unwrap();
         assert_eq!(messages[0].colour, Rgb(0x1E, 0x90, 0xFF));
         assert_eq!(messages[1].colour, DEFAULT_COLOUR);
-        assert_eq!(messages[1].name, "plain", "an empty display name: the login");
+        assert_eq!(
+            messages[1].name, "plain",
+            "an empty display name: the login"
+        );
         let cues = cues(&messages, SHOW, 8);
         let (mut ass, mut vtt) = (Vec::new(), Vec::new());
         write_ass(&mut ass, &messages, &cues).unwrap();
         write_vtt(&mut vtt, &messages, &cues).unwrap();
-        let (ass, vtt) = (String::from_utf8(ass).unwrap(), String::from_utf8(vtt).unwrap());
+        let (ass, vtt) = (
+            String::from_utf8(ass).unwrap(),
+            String::from_utf8(vtt).unwrap(),
+        );
         // ASS colours are &HBBGGRR&.
         assert!(ass.contains("{\\c&HFF901E&}Blue{\\r}: hi"), "{ass}");
-        assert!(ass.contains("{\\c&HFF70A9&}plain{\\r} {\\i1}waves{\\i0}"), "{ass}");
+        assert!(
+            ass.contains("{\\c&HFF70A9&}plain{\\r} {\\i1}waves{\\i0}"),
+            "{ass}"
+        );
         assert!(vtt.contains("::cue(.c1e90ff) { color: #1e90ff; }"), "{vtt}");
         assert!(vtt.contains("::cue(.ca970ff) { color: #a970ff; }"), "{vtt}");
         assert!(vtt.contains("<c.c1e90ff>Blue</c>: hi\n"), "{vtt}");

@@ -769,7 +769,9 @@ fn chat_replay_subtitles_default_to_ass_and_bad_values_are_refused() {
     assert!(c.summary().contains("ass + vtt"), "{}", c.summary());
     let off = parse("[chat]\nsubtitles = []\n").unwrap();
     assert!(off.chat.subtitle_formats().is_empty());
-    assert!(off.summary().contains("chat replay:     off (subtitles = [])"));
+    assert!(off
+        .summary()
+        .contains("chat replay:     off (subtitles = [])"));
     for (body, key, words) in [
         ("[chat]\nsubtitles = [\"srt\"]\n", "chat.subtitles", "`srt`"),
         ("[chat]\nsubtitles = [\"ASS\"]\n", "chat.subtitles", "`ASS`"),
@@ -778,9 +780,21 @@ fn chat_replay_subtitles_default_to_ass_and_bad_values_are_refused() {
             "chat.subtitles",
             "twice",
         ),
-        ("[chat]\nsubtitle_secs = 0.5\n", "chat.subtitle_secs", "1 and 60"),
-        ("[chat]\nsubtitle_secs = 61\n", "chat.subtitle_secs", "1 and 60"),
-        ("[chat]\nsubtitle_lines = 0\n", "chat.subtitle_lines", "1 and 50"),
+        (
+            "[chat]\nsubtitle_secs = 0.5\n",
+            "chat.subtitle_secs",
+            "1 and 60",
+        ),
+        (
+            "[chat]\nsubtitle_secs = 61\n",
+            "chat.subtitle_secs",
+            "1 and 60",
+        ),
+        (
+            "[chat]\nsubtitle_lines = 0\n",
+            "chat.subtitle_lines",
+            "1 and 50",
+        ),
     ] {
         let err = parse(body).unwrap_err();
         assert_eq!(err.key.as_deref(), Some(key), "{body}: {err}");
