@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use recbot::chat::day_files::{self, Item};
 use recbot::chat::shard::Timing;
+use recbot::chat::subtitles::SubtitleSettings;
 use recbot::chat::transport::Dialer;
 use recbot::chat::writer::{Compression, WriterSettings};
 use recbot::chat::{start, ChatSettings};
@@ -243,6 +244,7 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
             max_open_files: 2 * rooms,
             compression: compression(),
         },
+        replay: SubtitleSettings::off(),
     };
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let cancel = CancellationToken::new();

@@ -15,10 +15,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use recbot::chat::day_files::Item;
 use recbot::chat::record::Record;
 use recbot::chat::shard::Timing;
+use recbot::chat::subtitles::SubtitleSettings;
 use recbot::chat::transport::Dialer;
 use recbot::chat::writer::{Compression, WriterSettings};
 use recbot::chat::{start, ChatHandle, ChatSettings};
-use recbot::config::ChatLogin;
+use recbot::config::{ChatLogin, SubtitleFormat};
 use recbot::event::{Event, EventKind};
 use recbot::frontend::render::chat_identity;
 use recbot::metrics::Metrics;
@@ -55,6 +56,8 @@ fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
             max_open_files: 64,
             compression: Compression::Zstd { level: 3 },
         },
+        // `[chat] subtitles = []`; the replay's test turns it on.
+        replay: SubtitleSettings::off(),
     }
 }
 
@@ -967,6 +970,13 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
     assert!(!recordings
         .join("2025-03-01_23-59-50_title.chat.jsonl.part")
         .exists());
+    // `subtitles = []`: no replay beside it, none listed.
+    for ext in ["ass", "vtt"] {
+        let name = format!("2025-03-01_23-59-50_title.chat.{ext}");
+        assert!(!recordings.join(name).exists());
+    }
+    let listed = Sidecar::read(&sidecar_path).await.unwrap().subtitles;
+    assert!(listed.is_empty(), "{listed:?}");
 
     // A sidecar that names no valid login writes nothing and says why.
     let bad = recordings.join("bad.json");
@@ -984,6 +994,94 @@ async fn a_finished_part_gets_its_chat_with_offsets() {
     };
     assert_eq!(part, 3);
     assert!(reason.contains("not a login"), "{reason}");
+    chat.stop().await;
+}
+
+/// A finished part with chat gets its replay beside the chat file, in both formats when
+/// asked: each message from its `video_ms` (the ad break cut out), names in their colour,
+/// hostile text as text; the sidecar lists both files.
+#[tokio::test]
+async fn a_finished_part_gets_its_chat_replay_as_subtitles() {
+    use recbot::archive::sidecar::{AdBreak, Sidecar};
+    let dir = tempfile::tempdir().unwrap();
+    let chat_dir = dir.path().join("chat");
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), &chat_dir);
+    s.replay = SubtitleSettings {
+        formats: vec![SubtitleFormat::Ass, SubtitleFormat::Vtt],
+        show_ms: 4000,
+        lines: 8,
+    };
+    let (mut chat, conn) = joined(&fake, s, &["a"]).await;
+    let start = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
+    let at = |secs: i64| start.timestamp_millis() + secs * 1000;
+    conn.send(&privmsg("a", "s1", at(1), "hello")).await;
+    let coloured = format!(
+        "@color=#1E90FF;display-name=Blue;id=s20;tmi-sent-ts={} :blue!blue@blue.tmi.twitch.tv \
+         PRIVMSG #a :{{\\b1}}bold --> <i>x</i> \\N",
+        at(20)
+    );
+    conn.send(&coloured).await;
+    wait_records(&chat_dir, "2 lines", |all| ids_in(all, "a").len() == 2).await;
+    let recordings = dir.path().join("recordings/a");
+    std::fs::create_dir_all(&recordings).unwrap();
+    let sidecar = Sidecar {
+        login: "a".into(),
+        source: "twitch".into(),
+        file: "p.ts".into(),
+        started: start,
+        ended: start + chrono::Duration::seconds(60),
+        ad_breaks: vec![AdBreak {
+            at: start + chrono::Duration::seconds(8),
+            offset_secs: 8.0,
+            duration_secs: 5.0,
+        }],
+        ..Default::default()
+    };
+    let sidecar_path = recordings.join("p.json");
+    sidecar.write(&sidecar_path).await.unwrap();
+    chat.handle
+        .save_part(Login::parse("a").unwrap(), 1, sidecar_path.clone(), None)
+        .await;
+    chat.event("ChatSaved", |e| {
+        matches!(e.kind, EventKind::ChatSaved { .. })
+    })
+    .await;
+    let ass = std::fs::read_to_string(recordings.join("p.chat.ass")).unwrap();
+    let dialogues: Vec<&str> = ass.lines().filter(|l| l.starts_with("Dialogue:")).collect();
+    assert_eq!(
+        dialogues,
+        [
+            "Dialogue: 0,0:00:01.00,0:00:05.00,Chat,,0,0,0,,{\\c&HFF70A9&}Viewer{\\r}: hello",
+            "Dialogue: 0,0:00:15.00,0:00:19.00,Chat,,0,0,0,,{\\c&HFF901E&}Blue{\\r}: \
+             \\{\\\u{2060}b1\\}bold --> <i>x</i> \\\u{2060}N",
+        ],
+        "the 5 s ad break before the second message is cut out"
+    );
+    let vtt = std::fs::read_to_string(recordings.join("p.chat.vtt")).unwrap();
+    assert!(vtt.starts_with("WEBVTT\n"), "{vtt}");
+    assert!(vtt.contains("::cue(.c1e90ff) { color: #1e90ff; }"), "{vtt}");
+    assert!(
+        vtt.contains(
+            "00:00:15.000 --> 00:00:19.000 line:2% position:2% align:left size:34%\n\
+             <c.c1e90ff>Blue</c>: {\\b1}bold --&gt; &lt;i&gt;x&lt;/i&gt; \\N\n"
+        ),
+        "{vtt}"
+    );
+    assert_eq!(
+        Sidecar::read(&sidecar_path).await.unwrap().subtitles,
+        ["p.chat.ass", "p.chat.vtt"]
+    );
+    let mut names: Vec<String> = std::fs::read_dir(&recordings)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["p.chat.ass", "p.chat.jsonl", "p.chat.vtt", "p.json"],
+        "no temporary file is left"
+    );
     chat.stop().await;
 }
 

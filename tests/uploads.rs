@@ -428,9 +428,14 @@ async fn after_upload_move_puts_file_and_sidecar_in_uploaded_dir() {
     let chat = part.file.with_file_name("a.chat.jsonl");
     assert!(!part.file.exists() && !part.sidecar.exists() && !chat.exists());
     assert!(dir.path().join("uploaded/foo/a.chat.jsonl").exists());
+    // And its chat replay (`[chat] subtitles = ["ass"]` by default), listed in the sidecar.
+    assert!(dir.path().join("uploaded/foo/a.chat.ass").exists());
+    assert!(!part.file.with_file_name("a.chat.ass").exists());
+    assert!(!dir.path().join("uploaded/foo/a.chat.vtt").exists());
     assert_eq!(tokio::fs::metadata(&moved).await.unwrap().len(), MIB / 2);
     let sidecar = Sidecar::read(&moved_sidecar).await.unwrap();
     assert_eq!(sidecar.youtube_video_id.as_deref(), Some("vid0"));
+    assert_eq!(sidecar.subtitles, ["a.chat.ass"]);
 }
 
 /// A day of chat for `login` on the test parts' day (2026-11-21), `lines` lines inside the

@@ -1,6 +1,7 @@
 //! What becomes of a recording's files once YouTube confirmed its upload (`[youtube]
-//! after_upload`): the video, its sidecar and its chat file (`<name>.chat.jsonl`) are kept,
-//! moved to `uploaded_dir` (same folder layout) or deleted, together.
+//! after_upload`): the video, its sidecar, its chat file (`<name>.chat.jsonl`) and the chat
+//! replay subtitles beside it (`<name>.chat.ass`, `.chat.vtt`) are kept, moved to
+//! `uploaded_dir` (same folder layout) or deleted, together.
 //!
 //! The upload worker applies it as the last step of a job. The chat file is there by then: the
 //! core queues a part's upload only once the chat logger has written its chat file (or said it
@@ -11,9 +12,9 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use super::files::{move_file, remove};
-use super::layout::chat_file;
+use super::layout::{chat_file, subtitle_file};
 use super::sidecar::Sidecar;
-use crate::config::{AfterUpload, Config};
+use crate::config::{AfterUpload, Config, SubtitleFormat};
 
 /// The configured after-upload step, when it does anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,9 +96,13 @@ impl Plan {
         {
             self.handle(file).await;
         }
-        let chat = chat_file(&part);
-        if tokio::fs::try_exists(&chat).await.unwrap_or(false) {
-            self.handle(&chat).await;
+        // Every format, not only the configured ones: the config may have changed since.
+        let chat = std::iter::once(chat_file(&part))
+            .chain(SubtitleFormat::ALL.map(|f| subtitle_file(&part, f)));
+        for file in chat {
+            if tokio::fs::try_exists(&file).await.unwrap_or(false) {
+                self.handle(&file).await;
+            }
         }
     }
 
@@ -137,6 +142,10 @@ mod tests {
             chat_file(Path::new("/r/foo/2026-01-01_title.ts")),
             PathBuf::from("/r/foo/2026-01-01_title.chat.jsonl")
         );
+        assert_eq!(
+            subtitle_file(Path::new("/r/foo/2026.01.01_t.mp4"), SubtitleFormat::Vtt),
+            PathBuf::from("/r/foo/2026.01.01_t.chat.vtt")
+        );
     }
 
     fn setup(policy: AfterUpload) -> (tempfile::TempDir, Plan, PathBuf, PathBuf) {
@@ -157,7 +166,15 @@ mod tests {
     async fn video_sidecar_and_chat_file_go_together() {
         let (dir, plan, video, chat) = setup(AfterUpload::Move);
         let sidecar = video.with_extension("json");
-        for (file, body) in [(&video, "video"), (&sidecar, "{}"), (&chat, "chat")] {
+        let ass = subtitle_file(&video, SubtitleFormat::Ass);
+        let vtt = subtitle_file(&video, SubtitleFormat::Vtt);
+        for (file, body) in [
+            (&video, "video"),
+            (&sidecar, "{}"),
+            (&chat, "chat"),
+            (&ass, "ass"),
+            (&vtt, "vtt"),
+        ] {
             std::fs::write(file, body).unwrap();
         }
         plan.apply(&video, Some(&sidecar)).await;
@@ -166,16 +183,21 @@ mod tests {
             ("a.ts", "video"),
             ("a.json", "{}"),
             ("a.chat.jsonl", "chat"),
+            ("a.chat.ass", "ass"),
+            ("a.chat.vtt", "vtt"),
         ] {
             assert_eq!(std::fs::read_to_string(moved.join(name)).unwrap(), body);
         }
         assert!(!video.exists() && !sidecar.exists() && !chat.exists());
+        assert!(!ass.exists() && !vtt.exists());
 
-        // Deleted together; a part without a chat file is fine.
+        // Deleted together; a part without a chat file is fine, one with only `.ass` too.
         let (_dir, plan, video, chat) = setup(AfterUpload::Delete);
+        let ass = subtitle_file(&video, SubtitleFormat::Ass);
         std::fs::write(&video, "video").unwrap();
+        std::fs::write(&ass, "ass").unwrap();
         plan.apply(&video, None).await;
-        assert!(!video.exists() && !chat.exists());
+        assert!(!video.exists() && !chat.exists() && !ass.exists());
     }
 
     #[tokio::test]

@@ -4,12 +4,15 @@
 //! no template and no title can write outside recordings_dir), and the names of the files
 //! beside a recording: `<name>.part` while it is written, `<name> (2).ts` when the name is
 //! taken, the `.recbot-tmp` of every temporary file, the durable checkpoint `<note>.synced`,
-//! and the chat file `<name>.chat.jsonl`. Pure: no I/O.
+//! the chat file `<name>.chat.jsonl` and its replay subtitles `<name>.chat.ass` /
+//! `<name>.chat.vtt`. Pure: no I/O.
 
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use chrono::{DateTime, Utc};
+
+use crate::config::SubtitleFormat;
 
 /// Longest title kept in a file name, in bytes (cut at a character boundary).
 pub const MAX_TITLE_BYTES: usize = 100;
@@ -291,6 +294,16 @@ pub fn chat_file(video: &Path) -> PathBuf {
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     video.with_file_name(format!("{stem}.chat.jsonl"))
+}
+
+/// `dir/name.ts` → `dir/name.chat.ass` (or `.vtt`): the chat replay subtitles beside a
+/// recording, named after its chat file so a player finds them by the video's name.
+pub fn subtitle_file(video: &Path, format: SubtitleFormat) -> PathBuf {
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    video.with_file_name(format!("{stem}.chat.{}", format.as_str()))
 }
 
 #[cfg(test)]

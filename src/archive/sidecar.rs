@@ -84,6 +84,11 @@ pub struct Sidecar {
     /// gaps stays where it is after its upload (see [`Sidecar::awaits_vod_fill`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub vod_fill_done: bool,
+    /// The chat replay subtitles written beside this part (file names, `<name>.chat.ass`
+    /// and/or `.chat.vtt`), set by the chat logger with the chat file; after-upload finds
+    /// them by name like the chat file, so this is for people and other tools.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subtitles: Vec<String>,
 }
 
 /// A place in the stream: the media sequence number of a segment (written, or skipped as an

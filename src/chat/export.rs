@@ -5,6 +5,7 @@
 //!
 //! Both kinds of day file are read (`day_files`); in a compressed one from the part's start
 //! on (the frames' marks lead there).
+//! The chat replay subtitles (`subtitles.rs`) are written from it, beside it, when asked.
 //!
 //! The file is always written beside the recording: the core starts a part's upload only once
 //! its chat file is written (or failed), so `after_upload` moves or deletes it with the video.
@@ -18,6 +19,7 @@ use anyhow::{bail, Context, Result};
 use super::day_files::{self, Item};
 use super::line::is_login;
 use super::record::Stamp;
+use super::subtitles::{self, SubtitleSettings};
 use super::writer::{date_of_day, day_of, LineQueue};
 use crate::archive::files::finalize_file;
 use crate::archive::layout::{chat_file, temp_path_of};
@@ -28,11 +30,19 @@ use crate::archive::sidecar::Sidecar;
 pub struct Saved {
     pub path: PathBuf,
     pub lines: u64,
+    /// The replay subtitles written beside it.
+    pub subtitles: Vec<PathBuf>,
 }
 
 /// Flushes the writer, then writes the part's chat file (atomically: `.recbot-tmp`, fsync,
-/// rename) beside the recording.
-pub async fn save_part(queue: &LineQueue, chat_dir: &Path, sidecar_path: &Path) -> Result<Saved> {
+/// rename) beside the recording, then its replay subtitles; a subtitle that cannot be written
+/// is logged, and the chat file stays saved.
+pub async fn save_part(
+    queue: &LineQueue,
+    chat_dir: &Path,
+    sidecar_path: &Path,
+    replay: &SubtitleSettings,
+) -> Result<Saved> {
     let sidecar = Sidecar::read(sidecar_path).await?;
     if !is_login(&sidecar.login) {
         bail!(
@@ -55,10 +65,19 @@ pub async fn save_part(queue: &LineQueue, chat_dir: &Path, sidecar_path: &Path) 
     let dir = chat_dir.to_path_buf();
     let login = sidecar.login.clone();
     let out = dest.clone();
-    let lines = tokio::task::spawn_blocking(move || write_span(&dir, &login, &span, &out))
-        .await
-        .context("the chat file writer stopped")??;
-    Ok(Saved { path: dest, lines })
+    let replay = replay.clone();
+    let (lines, subtitles) = tokio::task::spawn_blocking(move || {
+        let lines = write_span(&dir, &login, &span, &out)?;
+        Ok::<_, anyhow::Error>((lines, subtitles::write_logged(&video, &out, &replay)))
+    })
+    .await
+    .context("the chat file writer stopped")??;
+    subtitles::list_in_sidecar(sidecar_path, &subtitles).await;
+    Ok(Saved {
+        path: dest,
+        lines,
+        subtitles,
+    })
 }
 
 /// A part's wall-clock span and what was cut out of its file.

@@ -1,6 +1,6 @@
 //! Twitch chat logging: IRC connections supervised by recbot (sharding, Twitch's limits,
 //! keepalive, RECONNECT, backoff), every received line written to per-login day files, the
-//! per-recording chat file, and the `recbot logs` reader.
+//! per-recording chat file with its replay subtitles, and the `recbot logs` reader.
 
 pub(crate) mod conn;
 pub mod day_files;
@@ -13,6 +13,7 @@ pub(crate) mod names;
 pub(crate) mod pool;
 pub mod record;
 pub mod shard;
+pub mod subtitles;
 pub mod transport;
 pub mod writer;
 

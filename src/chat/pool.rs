@@ -24,6 +24,7 @@ use super::day_files;
 use super::export;
 use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
+use super::subtitles::SubtitleSettings;
 use super::transport::Dialer;
 use super::writer::{self, day_of, Compression, Counters, LineQueue, WriterSettings};
 use crate::config::{ChatCompression, ChatLogin, Config};
@@ -53,6 +54,8 @@ pub struct ChatSettings {
     pub join_window: Duration,
     pub timing: Timing,
     pub writer: WriterSettings,
+    /// The replay subtitles written beside each part's chat file.
+    pub replay: SubtitleSettings,
 }
 
 impl ChatSettings {
@@ -91,6 +94,7 @@ impl ChatSettings {
                     ChatCompression::None => Compression::None,
                 },
             },
+            replay: SubtitleSettings::from_config(c),
         })
     }
 }
@@ -410,10 +414,9 @@ impl Pool {
                 let queue = self.queue.clone();
                 let events = self.events.clone();
                 let dir = self.settings.writer.dir.clone();
+                let replay = self.settings.replay.clone();
                 self.tracker.spawn(async move {
-                    let kind = match export::save_part(&queue, &dir, &sidecar)
-                        .await
-                    {
+                    let kind = match export::save_part(&queue, &dir, &sidecar, &replay).await {
                         Ok(saved) => EventKind::ChatSaved {
                             part,
                             file: saved.path,

@@ -1,4 +1,5 @@
-//! `[chat]`: the Twitch chat logger's login, connections, Twitch's limits and the log writer.
+//! `[chat]`: the Twitch chat logger's login, connections, Twitch's limits, the log writer and
+//! the chat replay subtitles written beside each part's chat file.
 
 use serde::Deserialize;
 
@@ -35,6 +36,31 @@ pub enum ChatCompression {
 
 /// zstd levels `[chat] zstd_level` accepts (above 19 needs far more memory and time).
 pub const ZSTD_LEVELS: std::ops::RangeInclusive<i32> = 1..=19;
+
+/// A subtitle format of the chat replay (`[chat] subtitles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SubtitleFormat {
+    /// Advanced SubStation Alpha (`<name>.chat.ass`): colours and placement in mpv and VLC.
+    Ass,
+    /// WebVTT (`<name>.chat.vtt`): browsers and most players.
+    Vtt,
+}
+
+impl SubtitleFormat {
+    pub const ALL: [SubtitleFormat; 2] = [SubtitleFormat::Ass, SubtitleFormat::Vtt];
+
+    /// The config word, also the file's extension.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubtitleFormat::Ass => "ass",
+            SubtitleFormat::Vtt => "vtt",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<SubtitleFormat> {
+        SubtitleFormat::ALL.into_iter().find(|f| f.as_str() == word)
+    }
+}
 
 /// The chat logger (`src/chat/`): connections, Twitch's limits, and the log writer.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +99,13 @@ pub struct Chat {
     pub max_open_files: usize,
     /// How long a finished part's upload waits for its chat file before it goes without it.
     pub save_timeout_secs: f64,
+    /// Chat replay subtitles written beside each part's chat file: `"ass"`, `"vtt"`; empty:
+    /// none. Kept as words so an unknown one is refused naming this key.
+    pub subtitles: Vec<String>,
+    /// How long each chat line shows in the replay.
+    pub subtitle_secs: f64,
+    /// Most chat lines shown at once (the oldest leave the stack first).
+    pub subtitle_lines: usize,
 }
 
 impl Default for Chat {
@@ -96,6 +129,9 @@ impl Default for Chat {
             zstd_level: 1,
             max_open_files: 0,
             save_timeout_secs: 300.0,
+            subtitles: vec!["ass".into()],
+            subtitle_secs: 5.0,
+            subtitle_lines: 8,
         }
     }
 }
@@ -152,7 +188,37 @@ impl Chat {
                 "must be 0 (one per room, the default) or at least 4",
             );
         }
+        self.validate_subtitles()
+    }
+
+    fn validate_subtitles(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, msg: String| Err((format!("chat.{key}"), msg));
+        for (i, word) in self.subtitles.iter().enumerate() {
+            if SubtitleFormat::parse(word).is_none() {
+                return fail(
+                    "subtitles",
+                    format!("`{word}` is not a subtitle format; use \"ass\" or \"vtt\" (or [] for none)"),
+                );
+            }
+            if self.subtitles[..i].contains(word) {
+                return fail("subtitles", format!("`{word}` is listed twice"));
+            }
+        }
+        if !(self.subtitle_secs.is_finite() && (1.0..=60.0).contains(&self.subtitle_secs)) {
+            return fail("subtitle_secs", "must be between 1 and 60 seconds".into());
+        }
+        if !(1..=50).contains(&self.subtitle_lines) {
+            return fail("subtitle_lines", "must be between 1 and 50".into());
+        }
         Ok(())
+    }
+
+    /// The chat replay formats asked for (validated: unknown words were refused at load).
+    pub fn subtitle_formats(&self) -> Vec<SubtitleFormat> {
+        self.subtitles
+            .iter()
+            .filter_map(|w| SubtitleFormat::parse(w))
+            .collect()
     }
 }
 
@@ -177,6 +243,23 @@ impl Chat {
             )
         } else {
             "off".into()
+        }
+    }
+
+    /// The `check-config` text on the chat replay subtitles.
+    pub(super) fn replay_summary(&self) -> String {
+        let formats: Vec<&str> = self.subtitle_formats().iter().map(|f| f.as_str()).collect();
+        if !self.enabled {
+            "off (chat logging is off)".into()
+        } else if formats.is_empty() {
+            "off (subtitles = [])".into()
+        } else {
+            format!(
+                "{} beside each part's chat file, each line {} s, at most {} at once",
+                formats.join(" + "),
+                self.subtitle_secs,
+                self.subtitle_lines
+            )
         }
     }
 }

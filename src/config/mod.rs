@@ -22,7 +22,7 @@ mod twitch;
 mod webhooks;
 mod youtube;
 
-pub use chat::{Chat, ChatCompression, ChatLogin};
+pub use chat::{Chat, ChatCompression, ChatLogin, SubtitleFormat};
 pub use email::{Email, SmtpSecurity, SmtpServer};
 pub use frontends::{Console, Discord, Slack};
 pub use http::{Http, HttpToken, Role};
@@ -188,6 +188,7 @@ impl Config {
              twitch codecs:   {} (offered to usher as supported_codecs)\n\
              {}\
              chat (IRC):      {}\n\
+             chat replay:     {}\n\
              youtube uploads: {}\n\
              http api:        {}\n\
              metrics:         {}\n\
@@ -200,6 +201,7 @@ impl Config {
             self.twitch.supported_codecs_param(),
             self.recording.summary(),
             self.chat.summary(&self.twitch),
+            self.chat.replay_summary(),
             self.youtube.summary(),
             self.http.summary(),
             self.http.metrics_summary(),

@@ -759,3 +759,54 @@ fn email_is_off_by_default_and_checked_when_set() {
         parse("[email]\nsmtp_url = \"smtp://m.example.org\"\nfrom = \"a@b.c\"\n").unwrap_err();
     assert_eq!(err.key.as_deref(), Some("email.to"), "{err}");
 }
+
+#[test]
+fn chat_replay_subtitles_default_to_ass_and_bad_values_are_refused() {
+    use super::SubtitleFormat;
+    let c = parse("").unwrap();
+    assert_eq!(c.chat.subtitle_formats(), [SubtitleFormat::Ass]);
+    assert_eq!(c.chat.subtitle_secs, 5.0);
+    assert_eq!(c.chat.subtitle_lines, 8);
+    assert!(c.summary().contains(
+        "chat replay:     ass beside each part's chat file, each line 5 s, at most 8 at once"
+    ));
+    let c = parse("[chat]\nsubtitles = [\"ass\", \"vtt\"]\nsubtitle_secs = 2.5\n").unwrap();
+    assert_eq!(
+        c.chat.subtitle_formats(),
+        [SubtitleFormat::Ass, SubtitleFormat::Vtt]
+    );
+    assert!(c.summary().contains("ass + vtt"), "{}", c.summary());
+    let off = parse("[chat]\nsubtitles = []\n").unwrap();
+    assert!(off.chat.subtitle_formats().is_empty());
+    assert!(off
+        .summary()
+        .contains("chat replay:     off (subtitles = [])"));
+    for (body, key, words) in [
+        ("[chat]\nsubtitles = [\"srt\"]\n", "chat.subtitles", "`srt`"),
+        ("[chat]\nsubtitles = [\"ASS\"]\n", "chat.subtitles", "`ASS`"),
+        (
+            "[chat]\nsubtitles = [\"vtt\", \"vtt\"]\n",
+            "chat.subtitles",
+            "twice",
+        ),
+        (
+            "[chat]\nsubtitle_secs = 0.5\n",
+            "chat.subtitle_secs",
+            "1 and 60",
+        ),
+        (
+            "[chat]\nsubtitle_secs = 61\n",
+            "chat.subtitle_secs",
+            "1 and 60",
+        ),
+        (
+            "[chat]\nsubtitle_lines = 0\n",
+            "chat.subtitle_lines",
+            "1 and 50",
+        ),
+    ] {
+        let err = parse(body).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{body}: {err}");
+        assert!(err.to_string().contains(words), "{body}: {err}");
+    }
+}

@@ -365,6 +365,7 @@ fn sidecar_without_checkpoint(
         elapsed_secs: None,
         fills: Vec::new(),
         vod_fill_done: false,
+        subtitles: Vec::new(),
     }
 }
 

@@ -423,6 +423,7 @@ impl Session {
             elapsed_secs: None,
             fills: Vec::new(),
             vod_fill_done: false,
+            subtitles: Vec::new(),
         }
     }
 
