@@ -15,28 +15,36 @@ use crate::archive::sidecar::{Chapter, Sidecar};
 use crate::config::{PostMode, Postprocess, RateControl};
 
 /// A clip of `secs` seconds: MPEG-TS (starting at ffmpeg's usual 1.4 s), or fragmented MP4
-/// starting at 1000 s as Twitch's fMP4 starts at the broadcast's offset.
+/// that starts 2 s in, as Twitch's fMP4 starts at the broadcast's offset (HLS fMP4 segments
+/// of 1 s, the init segment and the segments from the third on put together, as the recorder
+/// writes them).
 fn clip(dir: &Path, name: &str, secs: u32, fmp4: bool) -> PathBuf {
     let out = dir.join(name);
     let mut cmd = Command::new("ffmpeg");
     cmd.args(["-hide_banner", "-loglevel", "error", "-nostdin", "-y"])
         .args(["-f", "lavfi", "-i", "testsrc=size=160x90:rate=30"])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-        .args(["-t", &secs.to_string()])
+        .args(["-t", &(secs + if fmp4 { 2 } else { 0 }).to_string()])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "30"])
         .args(["-c:a", "aac", "-b:a", "64k"]);
+    let hls = dir.join("hls");
     if fmp4 {
-        cmd.args(["-output_ts_offset", "1000"]).args([
-            "-movflags",
-            "frag_keyframe+empty_moov+default_base_moof",
-            "-f",
-            "mp4",
-        ]);
+        std::fs::create_dir_all(&hls).unwrap();
+        cmd.args(["-f", "hls", "-hls_time", "1", "-hls_segment_type", "fmp4"])
+            .args(["-hls_playlist_type", "vod"])
+            .arg(hls.join("s.m3u8"));
     } else {
-        cmd.args(["-f", "mpegts"]);
+        cmd.args(["-f", "mpegts"]).arg(&out);
     }
-    let status = cmd.arg(&out).status().expect("ffmpeg runs (apt-get install ffmpeg)");
+    let status = cmd.status().expect("ffmpeg runs (apt-get install ffmpeg)");
     assert!(status.success(), "ffmpeg made no test clip");
+    if fmp4 {
+        let mut bytes = std::fs::read(hls.join("init.mp4")).unwrap();
+        for n in 2..secs + 2 {
+            bytes.extend(std::fs::read(hls.join(format!("s{n}.m4s"))).unwrap());
+        }
+        std::fs::write(&out, bytes).unwrap();
+    }
     out
 }
 
@@ -111,7 +119,7 @@ async fn an_fmp4_part_starting_at_the_broadcast_offset_is_remuxed_from_zero() {
     let dir = tempfile::tempdir().unwrap();
     let mp4 = clip(dir.path(), "part.mp4", 2, true);
     let before = probe(Path::new("ffprobe"), &mp4).await.unwrap();
-    assert!(before.start_secs >= 999.0, "{before:?}");
+    assert!(before.start_secs >= 1.9, "{before:?}");
     let side = sidecar(&mp4, 2.0, Vec::new()).await;
     let removing = Postprocess {
         keep_original: false,

@@ -78,12 +78,15 @@ async fn run(
                 None => return,
             },
         };
-        let slot = tokio::select! {
-            _ = cancel.cancelled() => return,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
-        };
+        // Each job waits for its slot in its own task, so the queue never fills up and the
+        // core never waits on it for long.
         let (config, events, cancel) = (config.clone(), events.clone(), cancel.clone());
+        let slots = slots.clone();
         tracker.spawn(async move {
+            let slot = tokio::select! {
+                _ = cancel.cancelled() => return,
+                slot = slots.acquire_owned() => slot.expect("the semaphore is never closed"),
+            };
             one_job(&config, &events, request, &cancel).await;
             drop(slot);
         });
