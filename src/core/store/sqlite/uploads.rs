@@ -256,7 +256,7 @@ impl SqliteBackend {
             "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
                next_attempt_at, wait_reason, last_error, created_at, updated_at, post_job)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
-               (SELECT id FROM post_jobs WHERE video = ?3 AND state = 'pending'))
+               (SELECT id FROM post_jobs WHERE video = ? AND state = 'pending'))
              ON CONFLICT (path) DO NOTHING",
         )
         .bind(job.login.as_ref().map(Login::as_str))
@@ -274,6 +274,7 @@ impl SqliteBackend {
         .bind(wait.map(|(_, why)| why))
         .bind(now)
         .bind(now)
+        .bind(job.path.to_string_lossy().as_ref())
         .execute(&self.pool)
         .await?;
         Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
