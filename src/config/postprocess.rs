@@ -194,7 +194,10 @@ impl Postprocess {
             return fail("postprocess.max_jobs", "must be between 1 and 8");
         }
         if self.nice > 19 {
-            return fail("postprocess.nice", "must be between 0 (normal) and 19 (lowest)");
+            return fail(
+                "postprocess.nice",
+                "must be between 0 (normal) and 19 (lowest)",
+            );
         }
         Ok(())
     }

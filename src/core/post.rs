@@ -103,7 +103,9 @@ impl Core {
     }
 
     async fn submit_post(&mut self, job: &PostJob) {
-        let Some(post) = self.post.clone() else { return };
+        let Some(post) = self.post.clone() else {
+            return;
+        };
         let total_secs = match &job.sidecar {
             Some(path) => Sidecar::read(path).await.map_or(0.0, |s| s.duration_secs),
             None => 0.0,
@@ -150,7 +152,9 @@ impl Core {
         match self.store.release_post_wait(job, file).await {
             Ok(0) => {}
             Ok(_) => self.wake_uploads(),
-            Err(e) => warn!(job, error = %e, "cannot release the upload waiting for post-processing"),
+            Err(e) => {
+                warn!(job, error = %e, "cannot release the upload waiting for post-processing")
+            }
         }
     }
 }

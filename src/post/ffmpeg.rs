@@ -48,7 +48,10 @@ pub async fn version(program: &Path) -> Result<String, String> {
     version_of(program, out)
 }
 
-fn version_of(program: &Path, out: std::io::Result<std::process::Output>) -> Result<String, String> {
+fn version_of(
+    program: &Path,
+    out: std::io::Result<std::process::Output>,
+) -> Result<String, String> {
     let shown = program.display();
     match out {
         Ok(out) if out.status.success() => {
@@ -244,7 +247,14 @@ struct ProbeFormat {
 /// ffprobe's duration, start and chapter count of `file`.
 pub async fn probe(ffprobe: &Path, file: &Path) -> Result<Probed, String> {
     let out = Command::new(ffprobe)
-        .args(["-v", "error", "-of", "json", "-show_format", "-show_chapters"])
+        .args([
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_format",
+            "-show_chapters",
+        ])
         .arg(file)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -254,11 +264,17 @@ pub async fn probe(ffprobe: &Path, file: &Path) -> Result<Probed, String> {
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
         let last = err.lines().last().unwrap_or_default().trim();
-        return Err(format!("ffprobe cannot read the output ({}): {last}", out.status));
+        return Err(format!(
+            "ffprobe cannot read the output ({}): {last}",
+            out.status
+        ));
     }
     let json: ProbeJson = serde_json::from_slice(&out.stdout)
         .map_err(|e| format!("ffprobe's answer is not what was expected: {e}"))?;
-    let number = |s: Option<String>| s.and_then(|s| s.parse::<f64>().ok()).filter(|d| d.is_finite());
+    let number = |s: Option<String>| {
+        s.and_then(|s| s.parse::<f64>().ok())
+            .filter(|d| d.is_finite())
+    };
     Ok(Probed {
         duration_secs: number(json.format.duration).ok_or("ffprobe found no duration")?,
         start_secs: number(json.format.start_time).unwrap_or(0.0),
@@ -290,7 +306,10 @@ mod tests {
         assert!(l.contains("-c:a copy") && l.contains("-c:v copy"), "{l}");
         assert!(l.contains("-movflags +faststart"), "{l}");
         assert!(l.ends_with("-f mp4 out.tmp"), "{l}");
-        assert!(l.contains("-progress pipe:1") && l.contains("-nostats"), "{l}");
+        assert!(
+            l.contains("-progress pipe:1") && l.contains("-nostats"),
+            "{l}"
+        );
     }
 
     #[test]
@@ -300,7 +319,12 @@ mod tests {
             bitrate_kbps: 800,
             ..Postprocess::default()
         };
-        let with = |rc| line(&Postprocess { rate_control: rc, ..base.clone() });
+        let with = |rc| {
+            line(&Postprocess {
+                rate_control: rc,
+                ..base.clone()
+            })
+        };
         assert!(with(RateControl::Crf).contains("-crf 23"));
         assert!(with(RateControl::Cq).contains("-qp 23"));
         assert!(with(RateControl::Abr).contains("-b:v 800k"));

@@ -56,7 +56,9 @@ pub async fn run(
     let started = Instant::now();
     let (expected, chapter_text) = expectations(settings, input).await.map_err(fail)?;
     // A run cut short (crash, restart) left a partial output: start over.
-    files::remove(&temp).await.map_err(|e| fail(format!("{e:#}")))?;
+    files::remove(&temp)
+        .await
+        .map_err(|e| fail(format!("{e:#}")))?;
     if let Some(text) = &chapter_text {
         tokio::fs::write(&meta, text)
             .await

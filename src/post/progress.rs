@@ -74,7 +74,12 @@ mod tests {
         assert_eq!(got[0].bytes, 48);
         assert_eq!(got[0].speed, None);
         assert!(!got[0].end);
-        let end = ["total_size=9000", "out_time_us=5000000", "speed=12.5x", "progress=end"];
+        let end = [
+            "total_size=9000",
+            "out_time_us=5000000",
+            "speed=12.5x",
+            "progress=end",
+        ];
         let last = end.iter().filter_map(|l| p.line(l)).last().unwrap();
         assert_eq!(last.bytes, 9000);
         assert_eq!(last.out_secs, 5.0);
@@ -85,7 +90,13 @@ mod tests {
     #[test]
     fn garbage_is_ignored() {
         let mut p = ProgressParser::default();
-        for line in ["", "no equals", "out_time_us=N/A", "out_time_us=-7", "speed=-3x"] {
+        for line in [
+            "",
+            "no equals",
+            "out_time_us=N/A",
+            "out_time_us=-7",
+            "speed=-3x",
+        ] {
             assert_eq!(p.line(line), None);
         }
         let block = p.line("progress=continue").unwrap();

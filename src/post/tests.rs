@@ -78,13 +78,20 @@ fn settings(mode: PostMode) -> Postprocess {
     }
 }
 
-async fn post(settings: &Postprocess, video: &Path, sidecar: Option<PathBuf>) -> (Result<super::PostDone, super::RunFailure>, Vec<Progress>) {
+async fn post(
+    settings: &Postprocess,
+    video: &Path,
+    sidecar: Option<PathBuf>,
+) -> (Result<super::PostDone, super::RunFailure>, Vec<Progress>) {
     let mut seen = Vec::new();
     let input = PostInput {
         video: video.to_path_buf(),
         sidecar,
     };
-    let done = run(settings, &input, &CancellationToken::new(), |p| seen.push(p)).await;
+    let done = run(settings, &input, &CancellationToken::new(), |p| {
+        seen.push(p)
+    })
+    .await;
     (done, seen)
 }
 
@@ -92,7 +99,12 @@ async fn post(settings: &Postprocess, video: &Path, sidecar: Option<PathBuf>) ->
 async fn a_ts_part_is_remuxed_to_a_faststart_mp4_from_zero_with_chapters() {
     let dir = tempfile::tempdir().unwrap();
     let ts = clip(dir.path(), "part.ts", 3, false);
-    let side = sidecar(&ts, 3.0, vec![chapter(0.0, "first"), chapter(1.5, "second")]).await;
+    let side = sidecar(
+        &ts,
+        3.0,
+        vec![chapter(0.0, "first"), chapter(1.5, "second")],
+    )
+    .await;
     let before = probe(Path::new("ffprobe"), &ts).await.unwrap();
     assert!(before.start_secs > 1.0, "the TS starts late: {before:?}");
 
@@ -107,7 +119,10 @@ async fn a_ts_part_is_remuxed_to_a_faststart_mp4_from_zero_with_chapters() {
     assert!((after.duration_secs - 3.0).abs() < 0.2, "{after:?}");
     assert_eq!(after.chapters, 2);
     assert_eq!(done.bytes, std::fs::metadata(&done.output).unwrap().len());
-    assert!(seen.last().is_some_and(|p| p.end), "progress ends: {seen:?}");
+    assert!(
+        seen.last().is_some_and(|p| p.end),
+        "progress ends: {seen:?}"
+    );
     // +faststart: the index (moov) comes before the media (mdat).
     let bytes = std::fs::read(&done.output).unwrap();
     let at = |tag: &[u8]| bytes.windows(4).position(|w| w == tag).unwrap();
@@ -149,7 +164,10 @@ async fn every_rate_control_transcodes() {
             rate_control: rc,
             ..settings(PostMode::Transcode)
         };
-        let done = post(&s, &ts, None).await.0.unwrap_or_else(|f| panic!("{rc:?}: {f:?}"));
+        let done = post(&s, &ts, None)
+            .await
+            .0
+            .unwrap_or_else(|f| panic!("{rc:?}: {f:?}"));
         let after = probe(Path::new("ffprobe"), &done.output).await.unwrap();
         assert!((after.duration_secs - 2.0).abs() < 0.2, "{rc:?}: {after:?}");
         std::fs::remove_file(&done.output).unwrap();
@@ -167,7 +185,10 @@ async fn an_output_of_the_wrong_length_is_refused_and_the_part_kept() {
         ..settings(PostMode::Remux)
     };
     let failed = post(&removing, &ts, Some(side)).await.0.unwrap_err();
-    assert!(failed.why.contains("lasts 2.0 s but the recording 9.0 s"), "{failed:?}");
+    assert!(
+        failed.why.contains("lasts 2.0 s but the recording 9.0 s"),
+        "{failed:?}"
+    );
     assert!(ts.exists(), "never removed unverified");
     let output = dir.path().join("part.mp4");
     assert!(!output.exists() && !temp_path_of(&output).exists());
@@ -192,17 +213,35 @@ async fn ffmpeg_errors_come_back_with_its_last_lines() {
     let bad = dir.path().join("part.ts");
     std::fs::write(&bad, b"not a video at all").unwrap();
     // No sidecar: the expected duration comes from ffprobe, which cannot read it.
-    let failed = post(&settings(PostMode::Remux), &bad, None).await.0.unwrap_err();
-    assert!(failed.why.contains("cannot read the recording"), "{failed:?}");
+    let failed = post(&settings(PostMode::Remux), &bad, None)
+        .await
+        .0
+        .unwrap_err();
+    assert!(
+        failed.why.contains("cannot read the recording"),
+        "{failed:?}"
+    );
     let side = sidecar(&bad, 2.0, Vec::new()).await;
-    let failed = post(&settings(PostMode::Remux), &bad, Some(side)).await.0.unwrap_err();
+    let failed = post(&settings(PostMode::Remux), &bad, Some(side))
+        .await
+        .0
+        .unwrap_err();
     assert!(failed.why.starts_with("ffmpeg exited with"), "{failed:?}");
-    assert!(!failed.stderr.is_empty() && failed.stderr.len() <= 10, "{failed:?}");
+    assert!(
+        !failed.stderr.is_empty() && failed.stderr.len() <= 10,
+        "{failed:?}"
+    );
     let missing = Postprocess {
         ffmpeg: "/nonexistent/ffmpeg".into(),
         ..settings(PostMode::Remux)
     };
-    let failed = post(&missing, &bad, Some(Sidecar::path_for(&bad))).await.0.unwrap_err();
-    assert!(failed.why.contains("cannot run `/nonexistent/ffmpeg`"), "{failed:?}");
+    let failed = post(&missing, &bad, Some(Sidecar::path_for(&bad)))
+        .await
+        .0
+        .unwrap_err();
+    assert!(
+        failed.why.contains("cannot run `/nonexistent/ffmpeg`"),
+        "{failed:?}"
+    );
     assert!(bad.exists());
 }

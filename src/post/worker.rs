@@ -94,7 +94,12 @@ async fn run(
 }
 
 /// One job from start to its last event.
-async fn one_job(config: &Config, events: &Events, request: PostRequest, cancel: &CancellationToken) {
+async fn one_job(
+    config: &Config,
+    events: &Events,
+    request: PostRequest,
+    cancel: &CancellationToken,
+) {
     let shown = |file: &Path| shown_path(config, file);
     let settings = &config.postprocess;
     let event = |kind| {

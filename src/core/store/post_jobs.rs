@@ -78,6 +78,9 @@ pub trait PostJobs: Send + Sync {
 
     /// The upload jobs waiting for `post` wait no more; with `file` (the MP4 and its size)
     /// they upload it instead of the part. The number of upload jobs released.
-    async fn release_post_wait(&self, post: i64, file: Option<(&std::path::Path, u64)>)
-        -> Result<u64>;
+    async fn release_post_wait(
+        &self,
+        post: i64,
+        file: Option<(&std::path::Path, u64)>,
+    ) -> Result<u64>;
 }

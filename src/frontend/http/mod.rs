@@ -8,8 +8,8 @@
 mod api;
 mod auth;
 mod json;
-mod page;
 mod metrics;
+mod page;
 mod probes;
 mod problem;
 mod recordings;

@@ -496,7 +496,11 @@ fn upload_line(w: &Words, kind: &EventKind) -> String {
 fn post_line(w: &Words, kind: &EventKind) -> String {
     match kind {
         EventKind::PostStarted { job, file, mode } => {
-            let what = if mode == "transcode" { "transcoding" } else { "remuxing" };
+            let what = if mode == "transcode" {
+                "transcoding"
+            } else {
+                "remuxing"
+            };
             format!(
                 "🎞 post-processing #{job}: {what} {} to MP4; its upload waits",
                 w.u(file)

@@ -52,7 +52,12 @@ impl PostJobs for SqliteBackend {
         rows.iter().map(post_job_from_row).collect()
     }
 
-    async fn end_post_job(&self, id: i64, output: Option<&Path>, error: Option<&str>) -> Result<()> {
+    async fn end_post_job(
+        &self,
+        id: i64,
+        output: Option<&Path>,
+        error: Option<&str>,
+    ) -> Result<()> {
         let state = if output.is_some() {
             PostState::Finished
         } else {
