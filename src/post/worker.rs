@@ -146,11 +146,10 @@ async fn one_job(
         }
     };
     drop(progress_tx);
-    if cancel.is_cancelled() {
-        // Shutting down: the job stays pending and starts over at the next start.
-        return;
-    }
     let kind = match result {
+        // Cut short by the shutdown: the job stays pending and starts over at the next start.
+        // (A job that finished meanwhile is still reported: its part may be gone.)
+        Err(_) if cancel.is_cancelled() => return,
         Ok(done) => EventKind::PostFinished {
             job: request.job,
             file: shown(&done.output),
