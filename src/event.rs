@@ -287,6 +287,45 @@ pub enum EventKind {
         job: i64,
         reason: String,
     },
+    /// Post-processing (`[postprocess] mode`, `remux` or `transcode`) of a finished part began;
+    /// its upload waits for it.
+    PostStarted {
+        job: i64,
+        file: String,
+        mode: String,
+    },
+    /// How far ffmpeg is (throttled; front-ends edit one message in place).
+    PostProgress {
+        job: i64,
+        done_secs: f64,
+        /// The part's length (0 when unknown).
+        total_secs: f64,
+        speed: Option<f64>,
+    },
+    /// The MP4 is written and verified with ffprobe; the upload takes it instead of the part.
+    PostFinished {
+        job: i64,
+        /// As shown (relative to the recordings folder).
+        file: String,
+        /// Where it is, for the core.
+        output: PathBuf,
+        bytes: u64,
+        secs: f64,
+        /// Media seconds per second of work.
+        speed: f64,
+        /// `keep_original = false`: the recorded part was removed.
+        original_removed: bool,
+    },
+    /// Post-processing failed: the part stays as recorded and is uploaded as it is. Without a
+    /// job: ffmpeg does not run at start-up (`reason` says why).
+    PostFailed {
+        job: Option<i64>,
+        file: Option<String>,
+        reason: String,
+        /// ffmpeg's last error lines.
+        #[serde(default)]
+        ffmpeg_lines: Vec<String>,
+    },
     /// With `after_upload = "delete"`: YouTube refused the uploaded video (or never finished
     /// processing it), so its files were not deleted.
     UploadFilesKept {
@@ -369,6 +408,10 @@ impl EventKind {
         "UploadFinished",
         "UploadFailed",
         "UploadFilesKept",
+        "PostStarted",
+        "PostProgress",
+        "PostFinished",
+        "PostFailed",
         "WebhookRefused",
         "EmailRefused",
         "DeliveryFailing",
@@ -417,6 +460,10 @@ impl EventKind {
             EventKind::UploadFinished { .. } => "UploadFinished",
             EventKind::UploadFailed { .. } => "UploadFailed",
             EventKind::UploadFilesKept { .. } => "UploadFilesKept",
+            EventKind::PostStarted { .. } => "PostStarted",
+            EventKind::PostProgress { .. } => "PostProgress",
+            EventKind::PostFinished { .. } => "PostFinished",
+            EventKind::PostFailed { .. } => "PostFailed",
             EventKind::WebhookRefused { .. } => "WebhookRefused",
             EventKind::EmailRefused { .. } => "EmailRefused",
             EventKind::DeliveryFailing { .. } => "DeliveryFailing",
@@ -452,6 +499,7 @@ impl EventKind {
                 | EventKind::WebhookRefused { .. }
                 | EventKind::EmailRefused { .. }
                 | EventKind::DeliveryFailing { .. }
+                | EventKind::PostFailed { job: None, .. }
         )
     }
 }

@@ -16,6 +16,7 @@ pub(crate) mod format;
 pub mod frontend;
 pub mod logging;
 pub mod metrics;
+pub mod post;
 pub mod recorder;
 pub mod remote;
 pub mod rendition;

@@ -122,7 +122,7 @@ fn main() -> ExitCode {
             Ok(config) => {
                 print!("{}", config.summary());
                 println!("twitch viewer:   {}", viewer_state(&config));
-                ExitCode::SUCCESS
+                ffmpeg_check(&config)
             }
             Err(e) => {
                 eprintln!("invalid config: {e}");
@@ -213,6 +213,29 @@ fn viewer_state(config: &Config) -> String {
         ),
         Ok(None) => format!("not logged in: {ANONYMOUS}"),
         Err(e) => format!("unknown: cannot read the state database ({e:#})"),
+    }
+}
+
+/// `check-config`'s line on ffmpeg when `[postprocess] mode` needs it: its version, or why it
+/// does not run (then `check-config` fails: post-processing could not work).
+fn ffmpeg_check(config: &Config) -> ExitCode {
+    let post = &config.postprocess;
+    if !post.mode.needs_ffmpeg() {
+        return ExitCode::SUCCESS;
+    }
+    match recbot::post::ffmpeg::version_blocking(&post.ffmpeg) {
+        Ok(version) => {
+            println!("ffmpeg:          {version} ({})", post.ffmpeg.display());
+            ExitCode::SUCCESS
+        }
+        Err(why) => {
+            println!("ffmpeg:          MISSING: {why}");
+            eprintln!(
+                "[postprocess] mode = \"{}\" needs ffmpeg: {why}",
+                post.mode.as_str()
+            );
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -12,6 +12,7 @@ const WORKERS: &[&str] = &[
     "src/recorder",
     "src/chat",
     "src/upload",
+    "src/post",
     "src/work",
     "src/format.rs",
     "src/archive",

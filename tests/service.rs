@@ -280,6 +280,10 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
             "[storage]\nwarn_usage_percent = 0\n",
             vec!["line 2", "`storage.warn_usage_percent`"],
         ),
+        (
+            "[postprocess]\ncrf = 60\n",
+            vec!["line 2", "`postprocess.crf`", "between 0 and 51"],
+        ),
     ] {
         let path = dir.path().join("bad.toml");
         std::fs::write(&path, body).unwrap();
@@ -301,6 +305,45 @@ fn check_config_accepts_the_example_and_names_bad_keys() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
+}
+
+#[test]
+fn check_config_runs_ffmpeg_when_post_processing_needs_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("recbot.toml");
+    let check = |body: &str| {
+        std::fs::write(&path, body).unwrap();
+        Command::new(BIN)
+            .args(["check-config", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap()
+    };
+    // mode = "none" (the default) never runs it.
+    let out = check("[postprocess]\nffmpeg = \"/nonexistent/ffmpeg\"\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("post-process:    none"), "{text}");
+    assert!(!text.contains("ffmpeg:"), "{text}");
+
+    let out = check("[postprocess]\nmode = \"remux\"\n");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("post-process:    remux to MP4"), "{text}");
+    assert!(text.contains("ffmpeg:          ffmpeg version"), "{text}");
+
+    let out = check("[postprocess]\nmode = \"transcode\"\nffmpeg = \"/nonexistent/ffmpeg\"\n");
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ffmpeg:          MISSING: cannot run `/nonexistent/ffmpeg`"),
+        "{text}"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("[postprocess] mode = \"transcode\" needs ffmpeg"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -287,29 +287,59 @@ pub fn sidecar_of_fill(fill: &Path) -> Option<PathBuf> {
     Some(fill.with_file_name(format!("{name}.json")))
 }
 
-/// `dir/name.ts` → `dir/name.chat.jsonl`: the chat file beside a recording.
+/// Stem ending of a post-processed fMP4 part ([`post_file`]), which cannot take the part's
+/// own name.
+const POST_STEM: &str = ".post";
+
+/// `dir/name.ts` → `dir/name.chat.jsonl`: the chat file beside a recording (a post-processed
+/// part's, `dir/name.mp4` or `dir/name.post.mp4`, is its part's).
 pub fn chat_file(video: &Path) -> PathBuf {
     let stem = video
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let stem = stem.strip_suffix(POST_STEM).unwrap_or(&stem);
     video.with_file_name(format!("{stem}.chat.jsonl"))
 }
 
 /// `dir/name.ts` → `dir/name.chat.ass` (or `.vtt`): the chat replay subtitles beside a
-/// recording, named after its chat file so a player finds them by the video's name.
+/// recording, named after its chat file so a player finds them by the video's name (a
+/// post-processed `name.post.mp4` shares its part's).
 pub fn subtitle_file(video: &Path, format: SubtitleFormat) -> PathBuf {
+    let chat = chat_file(video);
+    let name = chat.file_name().unwrap_or_default().to_string_lossy();
+    let stem = name.strip_suffix(".chat.jsonl").unwrap_or(&name);
+    video.with_file_name(format!("{stem}.chat.{}", format.as_str()))
+}
+
+/// `dir/name.ts` → `dir/name.mp4`; `dir/name.mp4` (fMP4) → `dir/name.post.mp4`: where
+/// post-processing (`[postprocess]`) writes a part's MP4, beside it.
+pub fn post_file(video: &Path) -> PathBuf {
     let stem = video
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
-    video.with_file_name(format!("{stem}.chat.{}", format.as_str()))
+    if video.extension().is_some_and(|e| e == "mp4") {
+        video.with_file_name(format!("{stem}{POST_STEM}.mp4"))
+    } else {
+        video.with_file_name(format!("{stem}.mp4"))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use chrono::TimeZone;
+
+    #[test]
+    fn post_files_sit_beside_their_part_and_share_its_chat_file() {
+        let ts = Path::new("/r/a/x (2).ts");
+        assert_eq!(post_file(ts), Path::new("/r/a/x (2).mp4"));
+        let fmp4 = Path::new("/r/a/x.mp4");
+        assert_eq!(post_file(fmp4), Path::new("/r/a/x.post.mp4"));
+        assert_eq!(chat_file(&post_file(ts)), chat_file(ts));
+        assert_eq!(chat_file(&post_file(fmp4)), chat_file(fmp4));
+    }
 
     const DEFAULT: &str = "{login}/{started:%Y-%m-%d_%H-%M-%S}_{title}.ts";
 

@@ -16,6 +16,7 @@ mod email;
 mod frontends;
 mod http;
 mod lenient;
+mod postprocess;
 mod recording;
 mod storage;
 mod twitch;
@@ -27,6 +28,7 @@ pub use email::{Email, SmtpSecurity, SmtpServer};
 pub use frontends::{Console, Discord, Slack};
 pub use http::{Http, HttpToken, Role};
 pub(crate) use lenient::lenient_string;
+pub use postprocess::{Encoder, PostMode, Postprocess, RateControl};
 pub use recording::Recording;
 pub use storage::Storage;
 pub use twitch::{DetectionMode, DetectionSetting, Twitch};
@@ -45,6 +47,8 @@ pub struct Config {
     pub recording: Recording,
     pub chat: Chat,
     pub youtube: Youtube,
+    /// `[postprocess]`: ffmpeg after a part is finished, before its upload.
+    pub postprocess: Postprocess,
     pub slack: Slack,
     pub discord: Discord,
     pub http: Http,
@@ -65,6 +69,7 @@ impl Default for Config {
             recording: Recording::default(),
             chat: Chat::default(),
             youtube: Youtube::default(),
+            postprocess: Postprocess::default(),
             slack: Slack::default(),
             discord: Discord::default(),
             http: Http::default(),
@@ -190,6 +195,7 @@ impl Config {
              chat (IRC):      {}\n\
              chat replay:     {}\n\
              youtube uploads: {}\n\
+             {}\
              http api:        {}\n\
              metrics:         {}\n\
              {}\
@@ -203,6 +209,7 @@ impl Config {
             self.chat.summary(&self.twitch),
             self.chat.replay_summary(),
             self.youtube.summary(),
+            self.postprocess.summary(),
             self.http.summary(),
             self.http.metrics_summary(),
             self.email.summary(),
@@ -256,6 +263,7 @@ impl Config {
         }
         self.chat.validate()?;
         self.youtube.validate()?;
+        self.postprocess.validate()?;
         self.slack.validate()?;
         self.discord.validate()?;
         self.http.validate()?;

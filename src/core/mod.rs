@@ -14,6 +14,7 @@ mod health;
 mod history;
 mod live;
 mod outbox;
+mod post;
 mod reactions;
 mod recording;
 mod reply;
@@ -246,6 +247,8 @@ pub struct Core {
     chat: Option<crate::chat::ChatHandle>,
     /// Upload jobs waiting for their part's chat file (chat.rs).
     chat_waits: chat::ChatWaits,
+    /// The post-processing worker, when `[postprocess] mode` runs ffmpeg and it runs (post.rs).
+    post: Option<crate::post::PostHandle>,
     /// [`DRAIN`] (shorter in tests).
     drain: Duration,
     /// This service's metrics, handed to the workers it starts.
@@ -304,6 +307,7 @@ impl Core {
             uploads: uploads::UploadState::default(),
             chat: None,
             chat_waits: Default::default(),
+            post: None,
             drain: DRAIN,
             metrics: metrics.clone(),
         };
@@ -334,6 +338,7 @@ impl Core {
         self.start_chat().await;
         self.watches_changed().await;
         self.resume_chat_waits().await;
+        self.start_post().await;
         self.resume_uploads().await?;
         self.resume_vod_fills().await;
         self.start_token_keepers();

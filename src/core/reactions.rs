@@ -20,6 +20,11 @@ impl Core {
         // (a later event), releases the job; (4) the upload worker uploads it and applies
         // `after_upload` to video, sidecar and chat file together as the job's last step. The
         // job is persisted before the chat logger is asked, so an answer always finds it.
+        // With `[postprocess]`, the part's post-processing job is persisted and started first:
+        // its upload job, inserted next, waits for it too; `PostFinished` hands it the MP4 and
+        // `PostFailed` the part as recorded.
+        self.queue_post(event).await;
+        self.post_answered(event).await;
         let chat_file = self.writes_chat_file(event).await;
         let job = self.queue_upload(event, chat_file).await;
         if chat_file {

@@ -186,15 +186,21 @@ fn thread_name(event: &Event, session: i64) -> String {
 /// An upload's progress notice that a later notice in the same batch makes obsolete (also
 /// used by webhooks).
 pub(crate) fn superseded<N: Borrow<Notice>>(notice: &Notice, later: &[N]) -> bool {
-    let EventKind::UploadProgress { job, .. } = notice.event.kind else {
-        return false;
-    };
-    later.iter().any(|n| {
-        matches!(n.borrow().event.kind,
-            EventKind::UploadProgress { job: j, .. }
-            | EventKind::UploadFinished { job: j, .. }
-            | EventKind::UploadFailed { job: j, .. } if j == job)
-    })
+    match notice.event.kind {
+        EventKind::UploadProgress { job, .. } => later.iter().any(|n| {
+            matches!(n.borrow().event.kind,
+                EventKind::UploadProgress { job: j, .. }
+                | EventKind::UploadFinished { job: j, .. }
+                | EventKind::UploadFailed { job: j, .. } if j == job)
+        }),
+        EventKind::PostProgress { job, .. } => later.iter().any(|n| {
+            matches!(n.borrow().event.kind,
+                EventKind::PostProgress { job: j, .. }
+                | EventKind::PostFinished { job: j, .. }
+                | EventKind::PostFailed { job: Some(j), .. } if j == job)
+        }),
+        _ => false,
+    }
 }
 
 /// The core is gone: nothing more can be recorded, so delivery stops (the log keeps the rest).
@@ -659,9 +665,15 @@ impl<P: Poster> Delivery<P> {
         let event = &notice.event;
         let seq = notice.seq;
         let text = render::event_line_for(event, self.platform.markup());
-        if let EventKind::UploadProgress { job, .. } = event.kind {
+        // Progress messages are edited in place: one per upload, one per post-processing job.
+        let progress = match event.kind {
+            EventKind::UploadProgress { job, .. } => Some(job.to_string()),
+            EventKind::PostProgress { job, .. } => Some(format!("post-{job}")),
+            _ => None,
+        };
+        if let Some(id) = progress {
             return self
-                .progress(channel, job, event.session, &text, opened)
+                .progress(channel, &id, event.session, &text, opened)
                 .await;
         }
         let room = self.thread_place(channel, None);
@@ -707,12 +719,12 @@ impl<P: Poster> Delivery<P> {
     async fn progress(
         &mut self,
         channel: &str,
-        job: i64,
+        id: &str,
         session: Option<i64>,
         text: &str,
         opened: &mut Vec<PostedMessage>,
     ) -> Result<(), Failed> {
-        let key = format!("progress:{channel}:{job}");
+        let key = format!("progress:{channel}:{id}");
         if let Some(message) = self.messages.get(&key).cloned() {
             match self.call(self.poster.edit(&message, text)).await {
                 Ok(()) => return Ok(()),

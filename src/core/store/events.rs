@@ -116,6 +116,19 @@ pub fn clamp_non_finite(event: &mut Event) -> bool {
         } => fix(used_percent) | fix(free_gb),
         EventKind::ChatReconnected { offline_secs } => fix(offline_secs),
         EventKind::UploadProgress { bytes_per_sec, .. } => fix(bytes_per_sec),
+        EventKind::PostProgress {
+            done_secs,
+            total_secs,
+            speed,
+            ..
+        } => {
+            let bad_speed = speed.is_some_and(|s| !s.is_finite());
+            if bad_speed {
+                *speed = None;
+            }
+            fix(done_secs) | fix(total_secs) | bad_speed
+        }
+        EventKind::PostFinished { secs, speed, .. } => fix(secs) | fix(speed),
         _ => false,
     }
 }

@@ -2,7 +2,7 @@
 //! the core, the only writer; every method is one short transaction.
 //!
 //! Each area of the state has its trait and its backend-independent row types in a file named
-//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`, `settings`); [`Backend`]
+//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`, `post_jobs`, `settings`); [`Backend`]
 //! gathers them. [`Store`] is the cheap-clone handle the core and the workers hold: it derefs
 //! to the backend, so `store.watch(login).await` calls the trait method. The SQLite
 //! implementation (the embedded default: WAL mode, embedded migrations run at start) is in
@@ -20,6 +20,7 @@ use crate::archive::files::create_private_dir_all;
 
 mod events;
 mod outbox;
+mod post_jobs;
 mod recordings;
 mod settings;
 mod sqlite;
@@ -32,6 +33,7 @@ mod watches;
 
 pub use events::{clamp_non_finite, EventLog, LogPage};
 pub use outbox::{Outbox, PostedMessage};
+pub use post_jobs::{PostJob, PostJobs, PostState};
 pub use recordings::{PartRow, Recordings, SessionRow, SessionTotals};
 pub use settings::{Settings, EVENTSUB_CONDUIT};
 pub use tokens::{StoredToken, Tokens};
@@ -53,6 +55,7 @@ pub trait Backend:
     + QuotaLedger
     + Tokens
     + VodFills
+    + PostJobs
     + Settings
     + fmt::Debug
     + std::any::Any

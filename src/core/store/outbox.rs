@@ -7,7 +7,7 @@ use anyhow::Result;
 /// message, or one step of a notice that takes several posts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PostedMessage {
-    /// `thread:<room>:<session>`, `progress:<room>:<job>`, or `step:<seq>:<place>` for a
+    /// `thread:<room>:<session>`, `progress:<room>:<job>` (`progress:<room>:post-<job>` for post-processing), or `step:<seq>:<place>` for a
     /// post already made for notice `seq` (dropped once the cursor passes it).
     pub key: String,
     /// Where the message (or thread) lives.

@@ -8,8 +8,8 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use recbot_commands::{Login, Quality, Source};
 
 use super::{
-    clamp_non_finite, JobState, NewUploadJob, PostedMessage, SessionTotals, Store, StoredToken,
-    WaitReason, Watch, EVENTSUB_CONDUIT,
+    clamp_non_finite, JobState, NewUploadJob, PostState, PostedMessage, SessionTotals, Store,
+    StoredToken, WaitReason, Watch, EVENTSUB_CONDUIT,
 };
 use crate::event::{Event, EventKind, Room};
 use crate::secret::Secret;
@@ -58,6 +58,7 @@ macro_rules! store_suite {
             a_token_set_is_replaced_whole,
             a_job_waiting_for_its_chat_file_is_due_only_when_released_or_its_wait_ends,
             a_pending_vod_fill_survives_reopening_until_removed,
+            an_upload_waiting_for_post_processing_is_due_only_once_released,
             settings_are_replaced_and_survive_reopening,
             sessions_are_listed_newest_first_by_login_and_start,
         );
@@ -736,4 +737,82 @@ pub(crate) async fn sessions_are_listed_newest_first_by_login_and_start(h: &dyn 
         (part.bytes, part.duration_secs, part.gaps, part.recovered),
         (7, 1.5, 2, true)
     );
+}
+
+pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_released(
+    h: &dyn Harness,
+) {
+    let store = h.open().await;
+    let login = Login::parse("foo").unwrap();
+    let (ts, side) = (Path::new("/r/a.ts"), Path::new("/r/a.json"));
+    let post = store
+        .insert_post_job(Some(&login), Some(3), ts, Some(side))
+        .await
+        .unwrap()
+        .unwrap();
+    // One job per part.
+    assert_eq!(
+        store.insert_post_job(None, None, ts, None).await.unwrap(),
+        None
+    );
+    let other = store
+        .insert_post_job(None, None, Path::new("/r/b.ts"), None)
+        .await
+        .unwrap()
+        .unwrap();
+    // The part's upload job waits for its post-processing from its insertion on.
+    let upload = store
+        .insert_upload_job(&new_job("/r/a.ts"))
+        .await
+        .unwrap()
+        .unwrap();
+    let now = Utc::now();
+    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+    store.close().await;
+
+    // After a restart the job is still pending, and the upload still waits.
+    let store = h.open().await;
+    let pending = store.pending_post_jobs().await.unwrap();
+    assert_eq!(
+        pending.iter().map(|j| j.id).collect::<Vec<_>>(),
+        [post, other]
+    );
+    assert_eq!(pending[0].login.as_ref(), Some(&login));
+    assert_eq!(pending[0].session, Some(3));
+    assert_eq!(
+        (pending[0].video.as_path(), pending[0].sidecar.as_deref()),
+        (ts, Some(side))
+    );
+    assert_eq!(pending[0].state, PostState::Pending);
+    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+
+    let mp4 = Path::new("/r/a.mp4");
+    store.end_post_job(post, Some(mp4), None).await.unwrap();
+    assert_eq!(
+        store
+            .release_post_wait(post, Some((mp4, 777)))
+            .await
+            .unwrap(),
+        1
+    );
+    let due = store.next_due_upload(now).await.unwrap().unwrap();
+    assert_eq!(
+        (due.id, due.path.as_path(), due.total_bytes),
+        (upload, mp4, 777)
+    );
+    let ended = store.post_job(post).await.unwrap().unwrap();
+    assert_eq!(
+        (ended.state, ended.output.as_deref()),
+        (PostState::Finished, Some(mp4))
+    );
+    // A failed job releases its upload with the part as it was.
+    store
+        .end_post_job(other, None, Some("ffmpeg exited with 1"))
+        .await
+        .unwrap();
+    assert_eq!(store.release_post_wait(other, None).await.unwrap(), 0);
+    let failed = store.post_job(other).await.unwrap().unwrap();
+    assert_eq!(failed.state, PostState::Failed);
+    assert_eq!(failed.last_error.as_deref(), Some("ffmpeg exited with 1"));
+    assert!(store.pending_post_jobs().await.unwrap().is_empty());
 }

@@ -24,7 +24,9 @@ pub struct NewUploadJob {
 /// The stored upload queue: one job per file.
 #[async_trait::async_trait]
 pub trait UploadJobs: Send + Sync {
-    /// Queues a file; `None` when a job for the same file already exists.
+    /// Queues a file; `None` when a job for the same file already exists. A file with a
+    /// pending post-processing job (`post_jobs`) is not due until that job releases it
+    /// ([`super::PostJobs::release_post_wait`]); so for the chat-file variant below.
     async fn insert_upload_job(&self, job: &NewUploadJob) -> Result<Option<i64>>;
 
     async fn upload_job(&self, id: i64) -> Result<Option<UploadJob>>;

@@ -74,6 +74,10 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::UploadFinished { .. }
         | K::UploadFailed { .. }
         | K::UploadFilesKept { .. } => upload_line(&w, kind),
+        K::PostStarted { .. }
+        | K::PostProgress { .. }
+        | K::PostFinished { .. }
+        | K::PostFailed { .. } => post_line(&w, kind),
         K::WebhookRefused {
             webhook,
             delivery,
@@ -486,6 +490,91 @@ fn upload_line(w: &Words, kind: &EventKind) -> String {
             w.u(file)
         ),
         other => not_in_group("upload", other),
+    }
+}
+
+fn post_line(w: &Words, kind: &EventKind) -> String {
+    match kind {
+        EventKind::PostStarted { job, file, mode } => {
+            let what = if mode == "transcode" {
+                "transcoding"
+            } else {
+                "remuxing"
+            };
+            format!(
+                "🎞 post-processing #{job}: {what} {} to MP4; its upload waits",
+                w.u(file)
+            )
+        }
+        EventKind::PostProgress {
+            job,
+            done_secs,
+            total_secs,
+            speed,
+        } => {
+            let mut line = format!("🎞 post-processing #{job}: {} done", duration(*done_secs));
+            if *total_secs > 0.0 {
+                let percent = (done_secs / total_secs * 100.0).clamp(0.0, 100.0);
+                line = format!(
+                    "🎞 post-processing #{job}: {percent:.0}% ({} of {})",
+                    duration(*done_secs),
+                    duration(*total_secs)
+                );
+            }
+            if let Some(speed) = speed.filter(|s| *s > 0.0) {
+                line.push_str(&format!(", {speed:.1}× real time"));
+                if *total_secs > *done_secs {
+                    let left = (total_secs - done_secs) / speed;
+                    line.push_str(&format!(", about {} left", duration(left)));
+                }
+            }
+            line
+        }
+        EventKind::PostFinished {
+            job,
+            file,
+            bytes,
+            secs,
+            speed,
+            original_removed,
+            ..
+        } => format!(
+            "🎞 post-processing #{job} finished: {} ({}, {}, {speed:.1}× real time){}",
+            w.u(file),
+            size(*bytes),
+            duration(*secs),
+            if *original_removed {
+                "; the recorded part was removed"
+            } else {
+                ""
+            }
+        ),
+        EventKind::PostFailed {
+            job,
+            file,
+            reason,
+            ffmpeg_lines,
+        } => {
+            let mut line = match (job, file) {
+                (Some(job), Some(file)) => format!(
+                    "❌ post-processing #{job} of {} failed: {} (the part is uploaded as \
+                     recorded)",
+                    w.u(file),
+                    w.u(reason)
+                ),
+                (Some(job), None) => format!("❌ post-processing #{job} failed: {}", w.u(reason)),
+                (None, _) => format!(
+                    "❌ post-processing is unavailable: {} (parts are uploaded as recorded)",
+                    w.u(reason)
+                ),
+            };
+            if !ffmpeg_lines.is_empty() {
+                let lines: Vec<String> = ffmpeg_lines.iter().map(|l| w.u(l)).collect();
+                line.push_str(&format!("; ffmpeg said: {}", lines.join(" / ")));
+            }
+            line
+        }
+        other => not_in_group("post", other),
     }
 }
 

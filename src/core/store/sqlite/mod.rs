@@ -13,6 +13,7 @@ use super::create_private_dir_all;
 
 mod events;
 mod outbox;
+mod post_jobs;
 mod recordings;
 mod settings;
 mod tokens;

@@ -74,6 +74,7 @@ impl UploadJobs for SqliteBackend {
             "SELECT * FROM upload_jobs
              WHERE state IN ('uploading', 'queued', 'deferred')
                AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+               AND post_job IS NULL
              ORDER BY state = 'uploading' DESC, next_attempt_at IS NOT NULL, next_attempt_at, id
              LIMIT 1",
         )
@@ -253,8 +254,9 @@ impl SqliteBackend {
         };
         let done = sqlx::query(
             "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
-               next_attempt_at, wait_reason, last_error, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+               next_attempt_at, wait_reason, last_error, created_at, updated_at, post_job)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,
+               (SELECT id FROM post_jobs WHERE video = ? AND state = 'pending'))
              ON CONFLICT (path) DO NOTHING",
         )
         .bind(job.login.as_ref().map(Login::as_str))
@@ -272,6 +274,7 @@ impl SqliteBackend {
         .bind(wait.map(|(_, why)| why))
         .bind(now)
         .bind(now)
+        .bind(job.path.to_string_lossy().as_ref())
         .execute(&self.pool)
         .await?;
         Ok((done.rows_affected() > 0).then(|| done.last_insert_rowid()))
