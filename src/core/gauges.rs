@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use anyhow::Result;
 use recbot_commands::Source;
-use tokio::sync::oneshot;
 
 use super::outbox::OutboxRequest;
 use super::reply::RecordingNow;
@@ -19,15 +18,8 @@ impl CoreHandle {
     /// The core's gauges now, or `None` when the core has stopped or did not answer within
     /// `within`.
     pub async fn gauges(&self, within: Duration) -> Option<CoreGauges> {
-        let (tx, rx) = oneshot::channel();
-        let asked = async {
-            self.outbox
-                .send(OutboxRequest::Gauges { reply: tx })
-                .await
-                .ok()?;
-            rx.await.ok()
-        };
-        let (mut gauges, recordings) = match tokio::time::timeout(within, asked).await {
+        let asked = self.ask_within(within, |reply| OutboxRequest::Gauges { reply });
+        let (mut gauges, recordings) = match asked.await {
             Ok(Some(Ok(answer))) => answer,
             Ok(Some(Err(e))) => {
                 tracing::warn!(error = %format!("{e:#}"), "metrics: cannot read the core's state");

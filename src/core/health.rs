@@ -26,21 +26,33 @@ impl CoreHandle {
         if self.requests.is_closed() || self.stopped.is_cancelled() {
             return vec![Unready::CoreStopped];
         }
-        let (tx, rx) = oneshot::channel();
-        let asked = async {
-            self.outbox
-                .send(OutboxRequest::Writable { reply: tx })
-                .await
-                .ok()?;
-            rx.await.ok()
-        };
-        match tokio::time::timeout(within, asked).await {
+        match self
+            .ask_within(within, |reply| OutboxRequest::Writable { reply })
+            .await
+        {
             Ok(Some(Ok(()))) => Vec::new(),
             Ok(Some(Err(error))) => vec![Unready::DatabaseNotWritable(error)],
             // The channel closed: the core task ended.
             Ok(None) => vec![Unready::CoreStopped],
             Err(_) => vec![Unready::CoreNotAnswering],
         }
+    }
+}
+
+impl CoreHandle {
+    /// Asks the core's loop `request` and waits at most `within`: `Err` when it did not
+    /// answer in time, `Ok(None)` when the core has ended.
+    pub(super) async fn ask_within<T>(
+        &self,
+        within: Duration,
+        request: impl FnOnce(oneshot::Sender<T>) -> OutboxRequest,
+    ) -> Result<Option<T>, tokio::time::error::Elapsed> {
+        let (tx, rx) = oneshot::channel();
+        let asked = async {
+            self.outbox.send(request(tx)).await.ok()?;
+            rx.await.ok()
+        };
+        tokio::time::timeout(within, asked).await
     }
 }
 
