@@ -186,8 +186,9 @@ fn chat_lines(dir: &Path, login: &str) -> u64 {
             let path = entry.unwrap().path();
             if path.is_dir() {
                 stack.push(path);
-            } else if path.extension().is_some_and(|e| e == "jsonl") {
-                lines += std::fs::read_to_string(&path).unwrap().lines().count() as u64;
+            } else if path.to_string_lossy().contains(".jsonl") {
+                // Plain or zstd day files alike.
+                lines += recbot::chat::day_files::count_lines(&path).unwrap();
             }
         }
     }
