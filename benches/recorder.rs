@@ -3,8 +3,14 @@
 //! stream-minute, peak RSS, bytes, gaps and the time from live detection to the first segment
 //! on disk.
 //!
-//! `cargo bench --bench recorder [-- STREAMS SECONDS]` (or `RECBOT_BENCH_STREAMS`,
-//! `RECBOT_BENCH_SECONDS`); defaults 100 streams for 40 s.
+//! `cargo bench --bench recorder [-- STREAMS SECONDS MODE]` (or `RECBOT_BENCH_STREAMS`,
+//! `RECBOT_BENCH_SECONDS`, `RECBOT_BENCH_MODE`); defaults 100 streams for 40 s, mode `plain`.
+//!
+//! Modes: `plain` is the recorder alone. `core` also runs the core (the state database, the
+//! event log) on the same runtime and hands it every recorder event, as the service does.
+//! `http` is `core` plus the HTTP listener with a client following `/api/v1/events` (SSE)
+//! and scraping `/metrics` every second, on a thread of its own (`client`, not counted):
+//! `http` against `core` is what the listener costs while recording.
 //!
 //! The origin runs on its own single-threaded runtime (thread `origin`); the recorder on a
 //! runtime whose worker and blocking threads are all named `rec` (blocking threads kept alive so
@@ -75,6 +81,89 @@ fn thread_cpu_split(prefix: &str) -> (f64, f64) {
     (user as f64 / ticks, system as f64 / ticks)
 }
 
+/// What runs beside the recorder (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Plain,
+    Core,
+    Http,
+}
+
+fn mode() -> Mode {
+    let word = std::env::args()
+        .filter(|a| !a.starts_with('-'))
+        .nth(3)
+        .or_else(|| std::env::var("RECBOT_BENCH_MODE").ok())
+        .unwrap_or_else(|| "plain".into());
+    match word.as_str() {
+        "plain" => Mode::Plain,
+        "core" => Mode::Core,
+        "http" => Mode::Http,
+        other => panic!("unknown mode {other:?}: plain, core or http"),
+    }
+}
+
+const BENCH_TOKEN: &str = "bench-viewer-token-0123456789abcdef0123456789";
+
+/// Follows the event stream and scrapes `/metrics` once a second until `stop`, on its own
+/// thread and runtime; returns (events seen, scrapes, metrics bytes of the last scrape, its
+/// own CPU seconds).
+fn client(
+    base: String,
+    stop: CancellationToken,
+) -> std::thread::JoinHandle<(u64, u64, usize, f64)> {
+    std::thread::Builder::new()
+        .name("client".into())
+        .spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                use futures::StreamExt;
+                let http = reqwest::Client::new();
+                let events = http
+                    .get(format!("{base}/api/v1/events"))
+                    .bearer_auth(BENCH_TOKEN)
+                    .send()
+                    .await
+                    .unwrap()
+                    .error_for_status()
+                    .unwrap();
+                let mut body = events.bytes_stream();
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let (mut seen, mut scrapes, mut last) = (0u64, 0u64, 0usize);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        chunk = body.next() => match chunk {
+                            Some(Ok(bytes)) => {
+                                seen += bytes.windows(3).filter(|w| w == b"id:").count() as u64
+                            }
+                            _ => break,
+                        },
+                        _ = tick.tick() => {
+                            let text = http
+                                .get(format!("{base}/metrics"))
+                                .send()
+                                .await
+                                .unwrap()
+                                .text()
+                                .await
+                                .unwrap();
+                            assert!(text.contains("recbot_recorded_bytes_total"));
+                            scrapes += 1;
+                            last = text.len();
+                        }
+                    }
+                }
+                // Read before the thread exits: a finished thread leaves /proc/self/task.
+                (seen, scrapes, last, thread_cpu("client"))
+            })
+        })
+        .unwrap()
+}
+
 fn process_cpu() -> f64 {
     let ticks = rustix::param::clock_ticks_per_second() as f64;
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -103,8 +192,9 @@ fn main() {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let streams = arg(1, "RECBOT_BENCH_STREAMS", 100);
     let seconds = arg(2, "RECBOT_BENCH_SECONDS", 40);
+    let mode = mode();
     println!(
-        "recorder benchmark: {streams} live streams of {:.1} Mbit/s ({SEGMENT_SECS} s segments) for {seconds} s",
+        "recorder benchmark: {streams} live streams of {:.1} Mbit/s ({SEGMENT_SECS} s segments) for {seconds} s, mode {mode:?}",
         SEGMENT_BYTES as f64 * 8.0 / SEGMENT_SECS / 1e6
     );
 
@@ -132,8 +222,16 @@ fn main() {
     };
 
     let dir = tempfile::tempdir().unwrap();
+    let http = if mode == Mode::Http {
+        format!(
+            "[http]\nlisten = \"127.0.0.1:0\"\n[[http.tokens]]\nname = \"bench\"\n\
+             token = \"{BENCH_TOKEN}\"\nrole = \"viewer\"\n"
+        )
+    } else {
+        "[http]\nlisten = \"\"\n".into()
+    };
     let text = format!(
-        "[storage]\ndata_dir = {:?}\n{}",
+        "[storage]\ndata_dir = {:?}\n{}{http}",
         dir.path().to_str().unwrap(),
         origin.twitch_config()
     );
@@ -150,18 +248,41 @@ fn main() {
     let split_before = thread_cpu_split("rec");
     let cpu_origin_before = thread_cpu("origin");
     let cpu_all_before = process_cpu();
+    let client_stop = CancellationToken::new();
 
-    let (bytes, gaps, first_bytes, finished, cpu_rec_at_stop) = rt.block_on(async move {
+    let (bytes, gaps, first_bytes, finished, cpu_rec_at_stop, client_thread) = rt.block_on(async {
         let (tx, mut rx) = mpsc::channel(4096);
         let tracker = TaskTracker::new();
         let shutdown = CancellationToken::new();
-        let recorder = Recorder::new(
+        // The core (and the listener) as the service runs them, fed the recorder's events.
+        let core = match mode {
+            Mode::Plain => None,
+            Mode::Core | Mode::Http => Some(
+                recbot::core::Core::start(config.clone(), shutdown.clone(), &tracker)
+                    .await
+                    .unwrap(),
+            ),
+        };
+        let mut client_thread = None;
+        if let (Mode::Http, Some(core)) = (mode, &core) {
+            let listener = recbot::frontend::http::Listener::bind(&config.http)
+                .await
+                .unwrap()
+                .unwrap();
+            let base = format!("http://{}", listener.local_addr().unwrap());
+            tracker.spawn(listener.serve(core.clone(), shutdown.clone()));
+            client_thread = Some(client(base, client_stop.clone()));
+        }
+        let mut recorder = Recorder::new(
             &config,
             Events::new(tx),
             tracker.clone(),
             shutdown.clone(),
             recbot::recorder::ViewerLogin::anonymous(),
         );
+        if let Some(core) = &core {
+            recorder = recorder.with_metrics(core.metrics().clone());
+        }
         let mut handles = Vec::new();
         let mut detected = Vec::new();
         for i in 0..streams {
@@ -221,6 +342,9 @@ fn main() {
                 }
             };
             let Some(e) = next else { break };
+            if let Some(core) = &core {
+                core.report(e.clone()).await;
+            }
             let i: usize = e.login.as_ref().unwrap().as_str()[5..].parse().unwrap();
             match e.kind {
                 // Sent once the part's first segment is completely on disk; its timestamp is
@@ -240,11 +364,20 @@ fn main() {
                 _ => {}
             }
         }
+        client_stop.cancel();
         shutdown.cancel();
         tracker.close();
         tracker.wait().await;
-        (bytes, gaps, first_bytes, finished, cpu_at_stop)
+        (
+            bytes,
+            gaps,
+            first_bytes,
+            finished,
+            cpu_at_stop,
+            client_thread,
+        )
     });
+    let client_seen = client_thread.map(|t| t.join().unwrap());
     let cpu_rec = thread_cpu("rec") - cpu_rec_before;
     let split = thread_cpu_split("rec");
     let (cpu_user, cpu_system) = (split.0 - split_before.0, split.1 - split_before.1);
@@ -280,6 +413,20 @@ fn main() {
     );
     println!("recorder CPU split:        {cpu_user:.2} s user, {cpu_system:.2} s system (kernel)");
     println!("origin CPU (not counted):  {cpu_origin:.2} s; whole process {cpu_all:.2} s");
+    let mut client_cpu = 0.0;
+    if let Some((seen, scrapes, last, cpu)) = client_seen {
+        client_cpu = cpu;
+        println!(
+            "HTTP client (not counted): {seen} events over SSE, {scrapes} /metrics scrapes ({last} bytes each)"
+        );
+    }
+    if mode != Mode::Plain {
+        let service = cpu_all - cpu_origin - client_cpu;
+        println!(
+            "service CPU (all threads but origin and client, incl. the database's): {service:.2} s = {:.4} CPU-s per stream-minute",
+            service / stream_minutes
+        );
+    }
     println!(
         "peak RSS (whole process):  {:.1} MB (target < 150 MB for 100 streams)",
         peak_rss_mb()
