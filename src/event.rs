@@ -241,6 +241,12 @@ pub enum EventKind {
         part: u32,
         reason: String,
     },
+    /// The chat replay subtitles of a finished part (`[chat] subtitles`) could not be written;
+    /// its chat file was saved.
+    ChatReplayFailed {
+        part: u32,
+        reason: String,
+    },
 
     // --- OAuth and uploads (src/upload/, src/twitch/) ---
     /// A human must (re)authorize `service`. `url` is always `None` now (kept so older event
@@ -399,6 +405,7 @@ impl EventKind {
         "ChatDropped",
         "ChatSaved",
         "ChatSaveFailed",
+        "ChatReplayFailed",
         "AuthRequired",
         "AuthCompleted",
         "UploadQueued",
@@ -451,6 +458,7 @@ impl EventKind {
             EventKind::ChatDropped { .. } => "ChatDropped",
             EventKind::ChatSaved { .. } => "ChatSaved",
             EventKind::ChatSaveFailed { .. } => "ChatSaveFailed",
+            EventKind::ChatReplayFailed { .. } => "ChatReplayFailed",
             EventKind::AuthRequired { .. } => "AuthRequired",
             EventKind::AuthCompleted { .. } => "AuthCompleted",
             EventKind::UploadQueued { .. } => "UploadQueued",

@@ -1085,6 +1085,78 @@ async fn a_finished_part_gets_its_chat_replay_as_subtitles() {
     chat.stop().await;
 }
 
+/// Replay subtitles that cannot be written (a directory stands where the `.chat.ass` goes):
+/// the chat file is saved (`ChatSaved`, which the upload waits for), then `ChatReplayFailed`
+/// says why; the sidecar lists no subtitles.
+#[tokio::test]
+async fn a_replay_that_cannot_be_written_is_reported_after_the_chat_file_is_saved() {
+    use recbot::archive::sidecar::Sidecar;
+    let dir = tempfile::tempdir().unwrap();
+    let chat_dir = dir.path().join("chat");
+    let fake = FakeTwitch::bind().await;
+    let mut s = settings(fake.dialer(), &chat_dir);
+    s.replay = SubtitleSettings {
+        formats: vec![SubtitleFormat::Ass],
+        show_ms: 4000,
+        lines: 8,
+    };
+    let (mut chat, conn) = joined(&fake, s, &["a"]).await;
+    let start = Utc.with_ymd_and_hms(2025, 6, 1, 12, 0, 0).unwrap();
+    conn.send(&privmsg(
+        "a",
+        "r1",
+        start.timestamp_millis() + 1000,
+        "hello",
+    ))
+    .await;
+    wait_records(&chat_dir, "1 line", |all| ids_in(all, "a").len() == 1).await;
+    let recordings = dir.path().join("recordings/a");
+    std::fs::create_dir_all(recordings.join("p.chat.ass")).unwrap();
+    let sidecar = Sidecar {
+        login: "a".into(),
+        source: "twitch".into(),
+        file: "p.ts".into(),
+        started: start,
+        ended: start + chrono::Duration::seconds(60),
+        ..Default::default()
+    };
+    let sidecar_path = recordings.join("p.json");
+    sidecar.write(&sidecar_path).await.unwrap();
+    chat.handle
+        .save_part(Login::parse("a").unwrap(), 3, sidecar_path.clone(), Some(9))
+        .await;
+    let saved = chat
+        .event("ChatSaved", |e| {
+            matches!(e.kind, EventKind::ChatSaved { .. })
+        })
+        .await;
+    assert!(matches!(
+        saved.kind,
+        EventKind::ChatSaved {
+            part: 3,
+            lines: 1,
+            ..
+        }
+    ));
+    let failed = chat
+        .event("ChatReplayFailed", |e| {
+            matches!(e.kind, EventKind::ChatReplayFailed { .. })
+        })
+        .await;
+    let EventKind::ChatReplayFailed { part, reason } = &failed.kind else {
+        unreachable!()
+    };
+    assert_eq!((*part, failed.session), (3, Some(9)));
+    assert!(reason.contains("p.chat.ass"), "{reason}");
+    assert!(recordings.join("p.chat.jsonl").is_file());
+    assert!(Sidecar::read(&sidecar_path)
+        .await
+        .unwrap()
+        .subtitles
+        .is_empty());
+    chat.stop().await;
+}
+
 /// A chat that logs in as the account whose token (`user-token-1`) `id` checks, with room `a`
 /// wanted.
 async fn user_chat(fake: &FakeTwitch, dir: &Path, id: &wiremock::MockServer) -> Chat {

@@ -24,6 +24,7 @@ use super::writer::{date_of_day, day_of, LineQueue};
 use crate::archive::files::finalize_file;
 use crate::archive::layout::{chat_file, temp_path_of};
 use crate::archive::sidecar::Sidecar;
+use tracing::warn;
 
 /// A written per-recording chat file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,11 +33,13 @@ pub struct Saved {
     pub lines: u64,
     /// The replay subtitles written beside it.
     pub subtitles: Vec<PathBuf>,
+    /// Why the replay subtitles could not be written (the chat file is saved all the same).
+    pub replay_failed: Option<String>,
 }
 
 /// Flushes the writer, then writes the part's chat file (atomically: `.recbot-tmp`, fsync,
-/// rename) beside the recording, then its replay subtitles; a subtitle that cannot be written
-/// is logged, and the chat file stays saved.
+/// rename) beside the recording, then its replay subtitles; subtitles that cannot be written
+/// are reported in [`Saved::replay_failed`], and the chat file stays saved.
 pub async fn save_part(
     queue: &LineQueue,
     chat_dir: &Path,
@@ -68,15 +71,24 @@ pub async fn save_part(
     let replay = replay.clone();
     let (lines, subtitles) = tokio::task::spawn_blocking(move || {
         let lines = write_span(&dir, &login, &span, &out)?;
-        Ok::<_, anyhow::Error>((lines, subtitles::write_logged(&video, &out, &replay)))
+        Ok::<_, anyhow::Error>((lines, subtitles::write_beside(&video, &out, &replay)))
     })
     .await
     .context("the chat file writer stopped")??;
+    let (subtitles, replay_failed) = match subtitles {
+        Ok(written) => (written, None),
+        Err(e) => {
+            let reason = format!("{e:#}");
+            warn!(error = %reason, file = %dest.display(), "cannot write the chat replay subtitles");
+            (Vec::new(), Some(reason))
+        }
+    };
     subtitles::list_in_sidecar(sidecar_path, &subtitles).await;
     Ok(Saved {
         path: dest,
         lines,
         subtitles,
+        replay_failed,
     })
 }
 

@@ -416,12 +416,16 @@ impl Pool {
                 let dir = self.settings.writer.dir.clone();
                 let replay = self.settings.replay.clone();
                 self.tracker.spawn(async move {
+                    let mut replay_failed = None;
                     let kind = match export::save_part(&queue, &dir, &sidecar, &replay).await {
-                        Ok(saved) => EventKind::ChatSaved {
-                            part,
-                            file: saved.path,
-                            lines: saved.lines,
-                        },
+                        Ok(saved) => {
+                            replay_failed = saved.replay_failed;
+                            EventKind::ChatSaved {
+                                part,
+                                file: saved.path,
+                                lines: saved.lines,
+                            }
+                        }
                         Err(e) => {
                             warn!(error = %format!("{e:#}"), sidecar = %sidecar.display(), "cannot write the recording's chat file");
                             EventKind::ChatSaveFailed {
@@ -430,9 +434,18 @@ impl Pool {
                             }
                         }
                     };
-                    let mut event = Event::now(Some(login), kind);
-                    event.session = session;
-                    let _ = events.send(event).await;
+                    let event = |kind| {
+                        let mut event = Event::now(Some(login.clone()), kind);
+                        event.session = session;
+                        event
+                    };
+                    let _ = events.send(event(kind)).await;
+                    // After `ChatSaved`, which the upload waits for: the replay is an extra.
+                    if let Some(reason) = replay_failed {
+                        let _ = events
+                            .send(event(EventKind::ChatReplayFailed { part, reason }))
+                            .await;
+                    }
                 });
             }
             PoolCmd::Status(login, reply) => {

@@ -220,18 +220,6 @@ pub fn write_beside(
     Ok(written)
 }
 
-/// [`write_beside`] for the chat file's writer: a failure is logged (the chat file itself is
-/// saved; the replay is an extra), and what was written is returned.
-pub fn write_logged(video: &Path, chat_file: &Path, settings: &SubtitleSettings) -> Vec<PathBuf> {
-    match write_beside(video, chat_file, settings) {
-        Ok(written) => written,
-        Err(e) => {
-            warn!(error = %format!("{e:#}"), file = %chat_file.display(), "cannot write the chat replay subtitles");
-            Vec::new()
-        }
-    }
-}
-
 /// Lists the written subtitles (file names) in the part's sidecar, beside its other facts.
 pub async fn list_in_sidecar(sidecar: &Path, written: &[PathBuf]) {
     if written.is_empty() {

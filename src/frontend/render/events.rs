@@ -65,7 +65,8 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::ChatReconnected { .. }
         | K::ChatDropped { .. }
         | K::ChatSaved { .. }
-        | K::ChatSaveFailed { .. } => chat_line(&w, kind),
+        | K::ChatSaveFailed { .. }
+        | K::ChatReplayFailed { .. } => chat_line(&w, kind),
         K::AuthRequired { .. } | K::AuthCompleted { .. } => auth_line(&w, kind),
         K::UploadQueued { .. }
         | K::UploadStarted { .. }
@@ -420,6 +421,11 @@ fn chat_line(w: &Words, kind: &EventKind) -> String {
         EventKind::ChatSaveFailed { part, reason } => format!(
             "⚠ {login}: the chat of part {part} could not be saved beside it: {} (the day \
              logs still have it)",
+            w.u(reason)
+        ),
+        EventKind::ChatReplayFailed { part, reason } => format!(
+            "⚠ {login}: the chat replay subtitles of part {part} could not be written: {} (its \
+             chat file is saved)",
             w.u(reason)
         ),
         other => not_in_group("chat", other),
