@@ -36,9 +36,10 @@ pub fn watch_options(
     quality: recbot_commands::Quality,
     upload: bool,
     chat: bool,
+    post: Option<recbot_commands::PostMode>,
 ) -> String {
     let on = |b: bool| if b { "on" } else { "off" };
-    match source {
+    let mut text = match source {
         recbot_commands::Source::Twitch => {
             format!(
                 "quality {quality}, upload {}, chat {}",
@@ -47,7 +48,13 @@ pub fn watch_options(
             )
         }
         recbot_commands::Source::Hls { .. } => format!("quality {quality}, upload {}", on(upload)),
+    };
+    // Only a login's own choice is shown; without one it follows `[postprocess] mode`.
+    if let Some(post) = post {
+        text.push_str(", post ");
+        text.push_str(post.as_str());
     }
+    text
 }
 
 #[cfg(test)]

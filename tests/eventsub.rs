@@ -308,6 +308,7 @@ fn watch(login: &str) -> Watch {
         quality: Quality::BEST,
         upload: false,
         chat: false,
+        post: None,
         room: Room::Console,
         added_by: "test".into(),
         added_at: chrono::Utc::now(),

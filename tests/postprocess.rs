@@ -176,6 +176,53 @@ async fn a_missing_ffmpeg_is_reported_once_and_parts_go_up_as_recorded() {
     assert!(!part.file.with_extension("mp4").exists());
 }
 
+/// `add … post=remux` with `[postprocess] mode = "none"`: that login's parts are remuxed
+/// (the worker started on first need), another login's go up as recorded; the mode is kept
+/// with the login and shown by `list`.
+#[tokio::test]
+async fn a_login_added_with_post_remux_is_remuxed_while_others_are_not() {
+    let yt = YoutubeMock::start_media("ya29.valid").await;
+    let google = GoogleFake::start("unused", "1//r").await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = with_post(dir.path(), &yt, &google, "mode = \"none\"");
+    let mut bot = started(dir.path(), config.clone()).await;
+    let added = bot.run("add bar post=remux").await;
+    assert!(added.ok, "{}", added.text);
+    assert!(added.text.contains("post remux"), "{}", added.text);
+    assert!(bot.run("list").await.text.contains("post remux"));
+    let refused = bot.run("add bar post=mp4").await;
+    assert!(
+        !refused.ok && refused.text.contains("post"),
+        "{}",
+        refused.text
+    );
+
+    let plain = ts_part(&config, "foo", "a").await;
+    bot.part_finished(&plain).await;
+    let upload = bot.wait_for("UploadStarted", is("UploadStarted")).await;
+    assert!(matches!(upload.kind, EventKind::UploadStarted { bytes, .. } if bytes == plain.bytes));
+    bot.wait_for("UploadFinished", is("UploadFinished")).await;
+
+    let part = ts_part(&config, "bar", "b").await;
+    bot.part_finished(&part).await;
+    let post_started = bot.wait_for("PostStarted", is("PostStarted")).await;
+    assert!(matches!(&post_started.kind,
+        EventKind::PostStarted { file, mode, .. } if file == "bar/b.ts" && mode == "remux"));
+    bot.wait_for("PostFinished", is("PostFinished")).await;
+    let mp4 = part.file.with_extension("mp4");
+    let upload = bot.wait_for("UploadStarted", is("UploadStarted")).await;
+    assert!(matches!(upload.kind,
+        EventKind::UploadStarted { bytes, .. } if bytes == std::fs::metadata(&mp4).unwrap().len()));
+    assert!(!plain.file.with_extension("mp4").exists());
+    let store = open_store(&config).await;
+    assert_eq!(
+        store.post_job(1).await.unwrap().unwrap().mode,
+        Some(recbot_commands::PostMode::Remux)
+    );
+    store.close().await;
+    bot.stop().await;
+}
+
 /// An "ffmpeg" that answers `-version` and otherwise hangs, as a job killed mid-way.
 fn hanging_ffmpeg(dir: &Path) -> PathBuf {
     use std::os::unix::fs::PermissionsExt;

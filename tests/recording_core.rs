@@ -328,6 +328,7 @@ async fn a_leftover_chat_export_is_not_taken_for_a_recording() {
                 quality: recbot_commands::Quality::BEST,
                 upload: true,
                 chat: true,
+                post: None,
                 room: recbot::event::Room::Console,
                 added_by: "test".into(),
                 added_at: Utc::now(),

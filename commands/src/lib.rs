@@ -61,6 +61,42 @@ pub struct AddOptions {
     pub quality: Option<Quality>,
     pub upload: Option<bool>,
     pub chat: Option<bool>,
+    /// What ffmpeg does to each finished part before its upload (`[postprocess] mode`
+    /// when not given).
+    pub post: Option<PostMode>,
+}
+
+/// What happens to a finished part before its upload (`[postprocess] mode`, `add … post=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PostMode {
+    /// The part is uploaded as recorded (`.ts` or fMP4).
+    None,
+    /// Copied into an MP4 (`-c copy`, `+faststart`, timestamps from 0).
+    Remux,
+    /// Video re-encoded (`encoder`, `rate_control`), audio copied, into an MP4.
+    Transcode,
+}
+
+impl PostMode {
+    pub const ALL: [PostMode; 3] = [PostMode::None, PostMode::Remux, PostMode::Transcode];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PostMode::None => "none",
+            PostMode::Remux => "remux",
+            PostMode::Transcode => "transcode",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<PostMode> {
+        PostMode::ALL.into_iter().find(|m| m.as_str() == word)
+    }
+
+    /// Whether this mode runs ffmpeg.
+    pub fn needs_ffmpeg(self) -> bool {
+        self != PostMode::None
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -191,6 +227,9 @@ impl fmt::Display for Command {
                 }
                 if let Some(c) = add.options.chat {
                     write!(f, " chat={}", on_off(c))?;
+                }
+                if let Some(p) = add.options.post {
+                    write!(f, " post={}", p.as_str())?;
                 }
                 Ok(())
             }
@@ -474,6 +513,7 @@ fn build(spec: &Spec, form: &Form, mut bound: Bound) -> Result<Command, String> 
                     quality: bound.option("quality").map(Quality),
                     upload: on(bound.option("upload")),
                     chat: on(bound.option("chat")),
+                    post: bound.option("post").and_then(PostMode::parse),
                 },
             })
         }

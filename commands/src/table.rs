@@ -101,6 +101,13 @@ const CHAT: Opt = Opt {
     help: "log the channel's Twitch chat (default on)",
 };
 
+pub const POST_MODES: &[&str] = &["none", "remux", "transcode"];
+const POST: Opt = Opt {
+    key: "post",
+    choices: POST_MODES,
+    help: "what ffmpeg does to each finished part before its upload: none, remux to MP4, transcode (default from the config)",
+};
+
 const NAME: Arg = Arg {
     name: "login",
     kind: ArgKind::Name,
@@ -126,7 +133,7 @@ pub static SPECS: &[Spec] = &[
                     required: true,
                     help: "Twitch login, @login or channel address",
                 }],
-                options: &[QUALITY, UPLOAD, CHAT],
+                options: &[QUALITY, UPLOAD, CHAT, POST],
                 summary: "watch a Twitch channel",
             },
             Form {
@@ -145,7 +152,7 @@ pub static SPECS: &[Spec] = &[
                         help: "a name for this source (letters, digits, _)",
                     },
                 ],
-                options: &[QUALITY, UPLOAD],
+                options: &[QUALITY, UPLOAD, POST],
                 summary: "record a non-Twitch HLS stream under a name",
             },
         ],

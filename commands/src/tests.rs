@@ -44,6 +44,17 @@ fn well_formed_commands() {
                 quality: Some(Quality::parse("720p60").unwrap()),
                 upload: Some(false),
                 chat: Some(true),
+                post: None,
+            },
+        )),
+    );
+    check(
+        "add foo post=Remux",
+        Ok(add(
+            "foo",
+            AddOptions {
+                post: Some(PostMode::Remux),
+                ..Default::default()
             },
         )),
     );
@@ -174,6 +185,8 @@ fn hostile_and_malformed_input_is_refused_with_a_reason() {
         ("add foo quality=4k", "not a valid quality"),
         ("add foo volume=11", "not an option of `add`"),
         ("add foo upload=on upload=off", "given twice"),
+        ("add foo post=mp4", "not a valid"),
+        ("add foo post=remux post=none", "given twice"),
         ("add hls ftp://x.example/a.m3u8 x", "not an http(s) address"),
         ("add hls not-a-url x", "not a valid address"),
         ("add hls https://x.example/a.m3u8", "`name` is missing"),
@@ -218,7 +231,7 @@ fn errors_carry_the_usage_and_do_not_echo_floods() {
     let err = parse("add foo quality=4k").unwrap_err();
     assert_eq!(
         err.usage.as_deref(),
-        Some("add <login> [quality=best|source|2160p60|2160p|1440p60|1440p|1080p60|1080p|720p60|720p|480p|360p|160p|audio_only] [upload=on|off] [chat=on|off]")
+        Some("add <login> [quality=best|source|2160p60|2160p|1440p60|1440p|1080p60|1080p|720p60|720p|480p|360p|160p|audio_only] [upload=on|off] [chat=on|off] [post=none|remux|transcode]")
     );
     assert!(err.to_string().contains("Usage: add <login>"));
     let err = parse(&format!("add {}", "x".repeat(3000))).unwrap_err();

@@ -8,32 +8,8 @@ use serde::Deserialize;
 
 use super::fail;
 
-/// What happens to a finished part before its upload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum PostMode {
-    /// The part is uploaded as recorded (`.ts` or fMP4).
-    None,
-    /// Copied into an MP4 (`-c copy`, `+faststart`, timestamps from 0).
-    Remux,
-    /// Video re-encoded (`encoder`, `rate_control`), audio copied, into an MP4.
-    Transcode,
-}
-
-impl PostMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PostMode::None => "none",
-            PostMode::Remux => "remux",
-            PostMode::Transcode => "transcode",
-        }
-    }
-
-    /// Whether this mode runs ffmpeg.
-    pub fn needs_ffmpeg(self) -> bool {
-        self != PostMode::None
-    }
-}
+/// What happens to a finished part before its upload (one type with `add … post=`).
+pub use recbot_commands::PostMode;
 
 /// How a transcode spends its bits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -137,7 +137,8 @@ impl Core {
             Some(old)
                 if options.quality.is_none()
                     && options.upload.is_none()
-                    && options.chat.is_none() =>
+                    && options.chat.is_none()
+                    && options.post.is_none() =>
             {
                 return Ok(Reply::ok(Said::AlreadyWatching(old)));
             }
@@ -145,6 +146,7 @@ impl Core {
                 quality: options.quality.unwrap_or(old.quality),
                 upload: options.upload.unwrap_or(old.upload),
                 chat: options.chat.unwrap_or(old.chat),
+                post: options.post.or(old.post),
                 ..old
             },
             None => Watch {
@@ -153,6 +155,7 @@ impl Core {
                 source,
                 quality: options.quality.unwrap_or(self.config.recording.quality),
                 upload: options.upload.unwrap_or(true),
+                post: options.post,
                 room: origin.room.clone(),
                 added_by: origin.user.clone(),
                 added_at: Utc::now(),
@@ -170,6 +173,7 @@ impl Core {
                     watch.quality,
                     watch.upload,
                     watch.chat,
+                    watch.post,
                 ),
             },
         ))

@@ -247,8 +247,8 @@ pub struct Core {
     chat: Option<crate::chat::ChatHandle>,
     /// Upload jobs waiting for their part's chat file (chat.rs).
     chat_waits: chat::ChatWaits,
-    /// The post-processing worker, when `[postprocess] mode` runs ffmpeg and it runs (post.rs).
-    post: Option<crate::post::PostHandle>,
+    /// The post-processing worker: not started, running, or ffmpeg not running (post.rs).
+    post: post::PostWorker,
     /// [`DRAIN`] (shorter in tests).
     drain: Duration,
     /// This service's metrics, handed to the workers it starts.
@@ -307,7 +307,7 @@ impl Core {
             uploads: uploads::UploadState::default(),
             chat: None,
             chat_waits: Default::default(),
-            post: None,
+            post: post::PostWorker::default(),
             drain: DRAIN,
             metrics: metrics.clone(),
         };

@@ -12,14 +12,27 @@ use crate::archive::sidecar::Sidecar;
 use crate::event::{Event, EventKind};
 use crate::post::ffmpeg;
 use crate::post::worker::{self, PostRequest};
+use crate::post::PostHandle;
 use crate::post::PostInput;
+use recbot_commands::{Login, PostMode};
+
+/// The post-processing worker as the core sees it: started when a part first needs it (at
+/// start-up when `[postprocess] mode` runs ffmpeg or jobs are pending; otherwise for the first
+/// part of a login added with `post=`), or known not to run.
+#[derive(Debug, Default)]
+pub(super) enum PostWorker {
+    #[default]
+    NotStarted,
+    Running(PostHandle),
+    /// ffmpeg does not run (reported once); parts are uploaded as recorded.
+    Unavailable(String),
+}
 
 impl Core {
-    /// Start-up: checks ffmpeg when the mode needs it, starts the worker and hands it the jobs
-    /// left pending. Without a working ffmpeg (or with `mode = "none"`) pending jobs end as
-    /// failed, so their uploads go ahead.
+    /// Start-up: with a mode that runs ffmpeg, or with jobs left pending, checks ffmpeg and
+    /// starts the worker, which gets the pending jobs again (each starts over). Without a
+    /// working ffmpeg pending jobs end as failed, so their uploads go ahead.
     pub(super) async fn start_post(&mut self) {
-        let settings = &self.config.postprocess;
         let pending = match self.store.pending_post_jobs().await {
             Ok(jobs) => jobs,
             Err(e) => {
@@ -27,59 +40,92 @@ impl Core {
                 Vec::new()
             }
         };
-        let unavailable = if !settings.mode.needs_ffmpeg() {
-            Some("[postprocess] mode is now \"none\"".to_string())
-        } else {
-            match ffmpeg::version(&settings.ffmpeg).await {
-                Ok(version) => {
-                    info!(%version, mode = settings.mode.as_str(), "post-processing on");
-                    None
-                }
-                Err(why) => {
-                    error!(%why, "post-processing is off: ffmpeg does not run");
-                    let kind = EventKind::PostFailed {
-                        job: None,
-                        file: None,
-                        reason: why.clone(),
-                        ffmpeg_lines: Vec::new(),
-                    };
-                    // Through the event queue: published after `ServiceStarted`.
-                    self.events().send(Event::now(None, kind)).await;
-                    Some(why)
-                }
-            }
-        };
-        if let Some(why) = unavailable {
+        if !self.config.postprocess.mode.needs_ffmpeg() && pending.is_empty() {
+            return;
+        }
+        if let Err(why) = self.post_worker().await {
             for job in pending {
                 self.post_ended(job.id, None, Some(&why)).await;
             }
             return;
         }
-        let handle = worker::start(
-            self.config.clone(),
-            self.events(),
-            &self.workers,
-            self.shutdown.child_token(),
-        );
-        self.post = Some(handle);
         for job in pending {
             info!(job = job.id, video = %job.video.display(), "post-processing started over");
             self.submit_post(&job).await;
         }
     }
 
+    /// The running worker, started (after checking that ffmpeg runs) on first need; the
+    /// reason it cannot run otherwise, reported once as `PostFailed`.
+    async fn post_worker(&mut self) -> Result<PostHandle, String> {
+        match &self.post {
+            PostWorker::Running(handle) => return Ok(handle.clone()),
+            PostWorker::Unavailable(why) => return Err(why.clone()),
+            PostWorker::NotStarted => {}
+        }
+        let settings = &self.config.postprocess;
+        match ffmpeg::version(&settings.ffmpeg).await {
+            Ok(version) => {
+                info!(%version, mode = settings.mode.as_str(), "post-processing on");
+                let handle = worker::start(
+                    self.config.clone(),
+                    self.events(),
+                    &self.workers,
+                    self.shutdown.child_token(),
+                );
+                self.post = PostWorker::Running(handle.clone());
+                Ok(handle)
+            }
+            Err(why) => {
+                error!(%why, "post-processing is off: ffmpeg does not run");
+                let kind = EventKind::PostFailed {
+                    job: None,
+                    file: None,
+                    reason: why.clone(),
+                    ffmpeg_lines: Vec::new(),
+                };
+                // Through the event queue: published after `ServiceStarted`.
+                self.events().send(Event::now(None, kind)).await;
+                self.post = PostWorker::Unavailable(why.clone());
+                Err(why)
+            }
+        }
+    }
+
+    /// The mode for a part of `login`: its own `post=`, or `[postprocess] mode`.
+    async fn post_mode(&self, login: Option<&Login>) -> PostMode {
+        let own = match login {
+            Some(login) => match self.store.watch(login).await {
+                Ok(watch) => watch.and_then(|w| w.post),
+                Err(e) => {
+                    warn!(%login, error = %e, "cannot read the login's post-processing mode");
+                    None
+                }
+            },
+            None => None,
+        };
+        own.unwrap_or(self.config.postprocess.mode)
+    }
+
     /// Reaction: a finished part gets its post-processing job (persisted, then handed to the
     /// worker), before its upload job is inserted (which then waits for it).
     pub(super) async fn queue_post(&mut self, event: &Event) {
-        if self.post.is_none() {
-            return;
-        }
         let EventKind::RecordingPartFinished { file, sidecar, .. } = &event.kind else {
             return;
         };
+        let mode = self.post_mode(event.login.as_ref()).await;
+        if !mode.needs_ffmpeg() || self.post_worker().await.is_err() {
+            return;
+        }
         let inserted = self
             .store
-            .insert_post_job(event.login.as_ref(), event.session, file, Some(sidecar))
+            .insert_post_job(
+                event.login.as_ref(),
+                event.session,
+                file,
+                Some(sidecar),
+                mode,
+            )
             .await;
         let id = match inserted {
             Ok(Some(id)) => id,
@@ -95,6 +141,7 @@ impl Core {
             session: event.session,
             video: file.clone(),
             sidecar: Some(sidecar.clone()),
+            mode: Some(mode),
             state: super::store::PostState::Pending,
             output: None,
             last_error: None,
@@ -103,9 +150,10 @@ impl Core {
     }
 
     async fn submit_post(&mut self, job: &PostJob) {
-        let Some(post) = self.post.clone() else {
+        let PostWorker::Running(post) = &self.post else {
             return;
         };
+        let post = post.clone();
         let total_secs = match &job.sidecar {
             Some(path) => Sidecar::read(path).await.map_or(0.0, |s| s.duration_secs),
             None => 0.0,
@@ -119,6 +167,8 @@ impl Core {
                 sidecar: job.sidecar.clone(),
             },
             total_secs,
+            // A job from before modes were stored follows the configured one.
+            mode: job.mode.unwrap_or(self.config.postprocess.mode),
         })
         .await;
     }

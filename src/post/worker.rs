@@ -8,14 +8,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use recbot_commands::Login;
+use recbot_commands::{Login, PostMode};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::job::{self, PostInput};
-use crate::config::Config;
+use crate::config::{Config, Postprocess};
 use crate::event::{Event, EventKind};
 use crate::work::Events;
 
@@ -33,6 +33,8 @@ pub struct PostRequest {
     pub input: PostInput,
     /// The part's length, for progress (0 when unknown).
     pub total_secs: f64,
+    /// The job's mode (a login's own `post=`, or `[postprocess] mode`).
+    pub mode: PostMode,
 }
 
 /// The core's end of the worker.
@@ -101,7 +103,11 @@ async fn one_job(
     cancel: &CancellationToken,
 ) {
     let shown = |file: &Path| shown_path(config, file);
-    let settings = &config.postprocess;
+    // The job's own mode with the configured encoder settings.
+    let settings = &Postprocess {
+        mode: request.mode,
+        ..config.postprocess.clone()
+    };
     let event = |kind| {
         let mut e = Event::now(request.login.clone(), kind);
         e.session = request.session;

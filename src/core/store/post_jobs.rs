@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use recbot_commands::Login;
+use recbot_commands::{Login, PostMode};
 
 /// Where a post-processing job is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,9 @@ pub struct PostJob {
     /// The recorded part.
     pub video: PathBuf,
     pub sidecar: Option<PathBuf>,
+    /// The mode it was started with (`None`: a job from before modes were stored, which
+    /// follows `[postprocess] mode`).
+    pub mode: Option<PostMode>,
     pub state: PostState,
     /// The verified MP4 (finished jobs).
     pub output: Option<PathBuf>,
@@ -61,6 +64,7 @@ pub trait PostJobs: Send + Sync {
         session: Option<i64>,
         video: &std::path::Path,
         sidecar: Option<&std::path::Path>,
+        mode: PostMode,
     ) -> Result<Option<i64>>;
 
     async fn post_job(&self, id: i64) -> Result<Option<PostJob>>;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use recbot_commands::{Login, Quality, Source};
+use recbot_commands::{Login, PostMode, Quality, Source};
 
 use super::{
     clamp_non_finite, JobState, NewUploadJob, PostState, PostedMessage, SessionTotals, Store,
@@ -82,6 +82,7 @@ fn watch(name: &str) -> Watch {
         quality: Quality::BEST,
         upload: true,
         chat: false,
+        post: None,
         room: Room::Slack("C1".into()),
         added_by: "U1".into(),
         added_at: Utc::now(),
@@ -522,6 +523,7 @@ pub(crate) async fn a_watch_added_again_keeps_its_room_and_who_added_it(h: &dyn 
         quality: Quality::parse("720p").unwrap(),
         upload: false,
         chat: true,
+        post: Some(recbot_commands::PostMode::Remux),
         room: Room::Slack("C2".into()),
         added_by: "U2".into(),
         added_at: first.added_at + Duration::hours(1),
@@ -746,17 +748,20 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
     let login = Login::parse("foo").unwrap();
     let (ts, side) = (Path::new("/r/a.ts"), Path::new("/r/a.json"));
     let post = store
-        .insert_post_job(Some(&login), Some(3), ts, Some(side))
+        .insert_post_job(Some(&login), Some(3), ts, Some(side), PostMode::Transcode)
         .await
         .unwrap()
         .unwrap();
     // One job per part.
     assert_eq!(
-        store.insert_post_job(None, None, ts, None).await.unwrap(),
+        store
+            .insert_post_job(None, None, ts, None, PostMode::Remux)
+            .await
+            .unwrap(),
         None
     );
     let other = store
-        .insert_post_job(None, None, Path::new("/r/b.ts"), None)
+        .insert_post_job(None, None, Path::new("/r/b.ts"), None, PostMode::Remux)
         .await
         .unwrap()
         .unwrap();
@@ -784,6 +789,11 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
         (ts, Some(side))
     );
     assert_eq!(pending[0].state, PostState::Pending);
+    // Each keeps the mode it was started with.
+    assert_eq!(
+        pending.iter().map(|j| j.mode).collect::<Vec<_>>(),
+        [Some(PostMode::Transcode), Some(PostMode::Remux)]
+    );
     assert_eq!(store.next_due_upload(now).await.unwrap(), None);
 
     let mp4 = Path::new("/r/a.mp4");

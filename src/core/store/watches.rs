@@ -2,7 +2,7 @@
 
 use anyhow::Result;
 use chrono::{DateTime, Utc};
-use recbot_commands::{Login, Quality, Source};
+use recbot_commands::{Login, PostMode, Quality, Source};
 
 use crate::event::Room;
 
@@ -14,6 +14,8 @@ pub struct Watch {
     pub quality: Quality,
     pub upload: bool,
     pub chat: bool,
+    /// `add … post=`: this login's post-processing; `None` follows `[postprocess] mode`.
+    pub post: Option<PostMode>,
     /// Where it was added; its events are posted there.
     pub room: Room,
     pub added_by: String,

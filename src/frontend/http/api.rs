@@ -56,7 +56,7 @@ pub(super) async fn list(State(state): State<AppState>, caller: Caller) -> Answe
     run(&state, &caller, &["list"]).await
 }
 
-/// `POST /logins`: `{login | hls_url + name, quality?, upload?, chat?}`.
+/// `POST /logins`: `{login | hls_url + name, quality?, upload?, chat?, post?}`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AddBody {
@@ -66,12 +66,13 @@ struct AddBody {
     quality: Option<String>,
     upload: Option<bool>,
     chat: Option<bool>,
+    post: Option<String>,
 }
 
 #[utoipa::path(
     post, path = "/logins", tag = "logins", summary = "Watch a login (operator)",
     description = "Like `add` in chat: either `login` (Twitch), or `hls_url` and `name`; \
-        `quality`, `upload` and `chat` change the options of a login already watched. Needs an operator token.",
+        `quality`, `upload`, `chat` and `post` change the options of a login already watched. Needs an operator token.",
     security(("token" = [])),
     request_body(content = AddLogin, content_type = "application/json"),
     responses(
@@ -107,6 +108,12 @@ pub(super) async fn add(State(state): State<AppState>, caller: Caller, bytes: By
     }
     if let Some(chat) = add.chat {
         words.push(format!("chat={}", on(chat)));
+    }
+    if let Some(post) = &add.post {
+        if post.is_empty() || post.contains([' ', '\t']) {
+            return Err(Problem::bad_request("`post` must be one word"));
+        }
+        words.push(format!("post={post}"));
     }
     let words: Vec<&str> = words.iter().map(String::as_str).collect();
     let (_, Json(value)) = run(&state, &caller, &words).await?;

@@ -59,6 +59,9 @@ pub(super) fn watch(w: &Watch, operator: bool) -> Value {
         "added_at": w.added_at,
     });
     let object = value.as_object_mut().expect("an object");
+    if let Some(post) = w.post {
+        object.insert("post".into(), post.as_str().into());
+    }
     match &w.source {
         Source::Twitch => {
             object.insert("source".into(), "twitch".into());

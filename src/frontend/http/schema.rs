@@ -37,6 +37,9 @@ pub struct AddLogin {
     upload: Option<bool>,
     /// Log the login's chat.
     chat: Option<bool>,
+    /// Post-processing of each finished part: `none`, `remux` or `transcode` (default
+    /// `[postprocess] mode`).
+    post: Option<String>,
 }
 
 /// `POST /auth/{service}/code`.
@@ -54,6 +57,9 @@ pub struct Watch {
     quality: String,
     upload: bool,
     chat: bool,
+    /// The login's own post-processing (`none`, `remux`, `transcode`); absent: `[postprocess]
+    /// mode`.
+    post: Option<String>,
     added_at: DateTime<Utc>,
     /// `twitch` or `hls`.
     #[schema(example = "twitch")]

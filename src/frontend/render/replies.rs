@@ -112,7 +112,13 @@ const UNMATCHED_NOTE: &str = " (No `auth twitch` link was pending, so the bare c
 
 /// A watch's options: `quality best, upload on, chat on`.
 pub(super) fn options(watch: &Watch) -> String {
-    crate::format::watch_options(&watch.source, watch.quality, watch.upload, watch.chat)
+    crate::format::watch_options(
+        &watch.source,
+        watch.quality,
+        watch.upload,
+        watch.chat,
+        watch.post,
+    )
 }
 
 /// A source as replies show it. Anyone in the room may read `list` and `status`, so an HLS

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 use chrono::Utc;
-use recbot_commands::Login;
+use recbot_commands::{Login, PostMode};
 use sqlx::Row;
 
 use super::SqliteBackend;
@@ -18,18 +18,20 @@ impl PostJobs for SqliteBackend {
         session: Option<i64>,
         video: &Path,
         sidecar: Option<&Path>,
+        mode: PostMode,
     ) -> Result<Option<i64>> {
         let now = Utc::now();
         let done = sqlx::query(
-            "INSERT INTO post_jobs (login, session_id, video, sidecar, state, created_at,
+            "INSERT INTO post_jobs (login, session_id, video, sidecar, mode, state, created_at,
                updated_at)
-             VALUES (?, ?, ?, ?, 'pending', ?, ?)
+             VALUES (?, ?, ?, ?, ?, 'pending', ?, ?)
              ON CONFLICT (video) DO NOTHING",
         )
         .bind(login.map(Login::as_str))
         .bind(session)
         .bind(video.to_string_lossy().as_ref())
         .bind(sidecar.map(|p| p.to_string_lossy().into_owned()))
+        .bind(mode.as_str())
         .bind(now)
         .bind(now)
         .execute(&self.pool)
@@ -119,6 +121,13 @@ fn post_job_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<PostJob> {
         session: row.try_get("session_id")?,
         video: PathBuf::from(row.try_get::<String, _>("video")?),
         sidecar: path("sidecar")?,
+        mode: match row.try_get::<Option<String>, _>("mode")? {
+            None => None,
+            Some(word) => Some(
+                PostMode::parse(&word)
+                    .ok_or_else(|| anyhow::anyhow!("unknown post-processing mode `{word}`"))?,
+            ),
+        },
         state: PostState::parse(&row.try_get::<String, _>("state")?)?,
         output: path("output")?,
         last_error: row.try_get("last_error")?,

@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use anyhow::{anyhow, Result};
-use recbot_commands::{Login, Quality, Source};
+use recbot_commands::{Login, PostMode, Quality, Source};
 use sqlx::Row;
 
 use super::SqliteBackend;
@@ -33,10 +33,11 @@ impl WatchList for SqliteBackend {
             Source::Hls { url } => ("hls", Some(url.as_str())),
         };
         sqlx::query(
-            "INSERT INTO watches (name, source, hls_url, quality, upload, chat, room, added_by, added_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+            "INSERT INTO watches (name, source, hls_url, quality, upload, chat, post, room, added_by, added_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (name) DO UPDATE SET source = excluded.source, hls_url = excluded.hls_url,
-               quality = excluded.quality, upload = excluded.upload, chat = excluded.chat",
+               quality = excluded.quality, upload = excluded.upload, chat = excluded.chat,
+               post = excluded.post",
         )
         .bind(w.name.as_str())
         .bind(source)
@@ -44,6 +45,7 @@ impl WatchList for SqliteBackend {
         .bind(w.quality.as_str())
         .bind(w.upload)
         .bind(w.chat)
+        .bind(w.post.map(PostMode::as_str))
         .bind(w.room.to_string())
         .bind(&w.added_by)
         .bind(w.added_at)
@@ -73,12 +75,20 @@ fn watch_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Watch> {
     };
     let quality: String = row.try_get("quality")?;
     let room: String = row.try_get("room")?;
+    let post = match row.try_get::<Option<String>, _>("post")? {
+        None => None,
+        Some(word) => Some(
+            PostMode::parse(&word)
+                .ok_or_else(|| anyhow!("unknown post mode `{word}` for {name}"))?,
+        ),
+    };
     Ok(Watch {
         name: Login::from_stored(&name).map_err(|e| anyhow!(e))?,
         source,
         quality: Quality::parse(&quality).map_err(|e| anyhow!(e))?,
         upload: row.try_get("upload")?,
         chat: row.try_get("chat")?,
+        post,
         room: Room::from_str(&room).map_err(|e| anyhow!(e))?,
         added_by: row.try_get("added_by")?,
         added_at: row.try_get("added_at")?,
