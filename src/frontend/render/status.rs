@@ -150,6 +150,7 @@ pub fn live_of(live: &LiveOf) -> String {
             title,
             game,
             viewers,
+            peak_viewers,
         } => {
             let mut line = String::from("live");
             if let Some(started) = started_at {
@@ -161,6 +162,9 @@ pub fn live_of(live: &LiveOf) -> String {
             }
             if let Some(viewers) = viewers {
                 line.push_str(&format!(", {viewers} viewers"));
+            }
+            if let Some(peak) = peak_viewers {
+                line.push_str(&format!(" (peak {peak} this broadcast)"));
             }
             line
         }
