@@ -1146,7 +1146,7 @@ async fn the_summary_chart_is_uploaded_into_the_broadcasts_thread_after_a_failed
     assert_eq!(asked.len(), 2, "asked again after the failed upload");
     let query: std::collections::HashMap<_, _> = asked[1].url.query_pairs().into_owned().collect();
     assert_eq!(query["filename"], "foo.summary.png");
-    assert_eq!(query["length"], "16");
+    assert_eq!(query["length"], "15");
     let uploads = requests_to(web, "/upload/F1").await;
     assert_eq!(uploads.len(), 2);
     assert_eq!(uploads[1].body, b"\x89PNG not really");

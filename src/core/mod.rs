@@ -405,10 +405,12 @@ impl Core {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                Some(event) = events.recv() => noting(self.publish(event), &shutdown, at).await,
+                // After the events: a check's `LiveDetected` (sent before its status) has
+                // opened the session its sample belongs to.
                 () = status_changed(&mut checks) => {
                     noting(self.sample_live(), &shutdown, at).await
                 }
-                Some(event) = events.recv() => noting(self.publish(event), &shutdown, at).await,
                 Some(request) = outbox.recv() => {
                     noting(self.outbox_request(request), &shutdown, at).await
                 }
