@@ -316,3 +316,24 @@ pub fn disk(d: &DiskReport) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_shows_the_viewers_now_and_the_broadcasts_peak() {
+        let live = |viewers, peak_viewers| LiveOf::Live {
+            started_at: None,
+            title: "t".into(),
+            game: None,
+            viewers,
+            peak_viewers,
+        };
+        assert_eq!(
+            live_of(&live(Some(812), Some(1204))),
+            "live: \"t\", 812 viewers (peak 1204 this broadcast)"
+        );
+        assert_eq!(live_of(&live(Some(5), None)), "live: \"t\", 5 viewers");
+    }
+}
