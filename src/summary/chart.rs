@@ -124,31 +124,8 @@ fn draw(f: &Figures, pixels: &mut [u8]) -> Result<()> {
             .label_style((FAMILY, 14))
             .draw(),
     )?;
-    // Shaded spans first, so the curves stay visible over them; each kind in the legend
-    // when there is one.
-    for kind in [Shade::AdBreak, Shade::Gap] {
-        let color = shade_color(kind);
-        let spans: Vec<_> = f
-            .shaded
-            .iter()
-            .filter(|s| s.2 == kind)
-            .map(|(at, secs, _)| {
-                let x0 = f.minutes(*at);
-                let x1 = (x0 + secs / 60.0).max(x0 + span / 400.0);
-                Rectangle::new([(x0, 0.0), (x1, chat_max)], color.filled())
-            })
-            .collect();
-        if spans.is_empty() {
-            continue;
-        }
-        let name = match kind {
-            Shade::AdBreak => "ad break (cut)",
-            Shade::Gap => "gap (missing)",
-        };
-        drawn(chart.draw_series(spans))?
-            .label(name)
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], color.filled()));
-    }
+    // Shaded spans first, so the curves stay visible over them.
+    shades(&mut chart, f, span, chat_max)?;
     let chat = f
         .chat_per_minute
         .iter()
@@ -172,6 +149,40 @@ fn draw(f: &Figures, pixels: &mut [u8]) -> Result<()> {
             .draw(),
     )?;
     drawn(root.present())
+}
+
+/// Ad breaks (amber) and gaps (red) as shaded spans, each kind in the legend when there is
+/// one.
+fn shades<DB: DrawingBackend>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    f: &Figures,
+    span: f64,
+    chat_max: f64,
+) -> Result<()> {
+    for kind in [Shade::AdBreak, Shade::Gap] {
+        let color = shade_color(kind);
+        let spans: Vec<_> = f
+            .shaded
+            .iter()
+            .filter(|s| s.2 == kind)
+            .map(|(at, secs, _)| {
+                let x0 = f.minutes(*at);
+                let x1 = (x0 + secs / 60.0).max(x0 + span / 400.0);
+                Rectangle::new([(x0, 0.0), (x1, chat_max)], color.filled())
+            })
+            .collect();
+        if spans.is_empty() {
+            continue;
+        }
+        let name = match kind {
+            Shade::AdBreak => "ad break (cut)",
+            Shade::Gap => "gap (missing)",
+        };
+        drawn(chart.draw_series(spans))?
+            .label(name)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 20, y + 5)], color.filled()));
+    }
+    Ok(())
 }
 
 fn shade_color(kind: Shade) -> RGBAColor {
