@@ -332,6 +332,19 @@ pub enum EventKind {
         #[serde(default)]
         ffmpeg_lines: Vec<String>,
     },
+    /// A finished broadcast's summary chart (`<first part>.summary.png`) was written beside
+    /// its first part; the chat front-ends post it in the broadcast's thread as an image.
+    SummaryReady {
+        /// Absolute path of the chart.
+        path: PathBuf,
+        /// Samples and chat lines it shows (for people: an empty chart says why).
+        samples: u32,
+        chat_lines: u64,
+    },
+    /// The summary chart could not be made (reported once; nothing else waits for it).
+    SummaryFailed {
+        reason: String,
+    },
     /// With `after_upload = "delete"`: YouTube refused the uploaded video (or never finished
     /// processing it), so its files were not deleted.
     UploadFilesKept {
@@ -415,6 +428,8 @@ impl EventKind {
         "UploadFinished",
         "UploadFailed",
         "UploadFilesKept",
+        "SummaryReady",
+        "SummaryFailed",
         "PostStarted",
         "PostProgress",
         "PostFinished",
@@ -468,6 +483,8 @@ impl EventKind {
             EventKind::UploadFinished { .. } => "UploadFinished",
             EventKind::UploadFailed { .. } => "UploadFailed",
             EventKind::UploadFilesKept { .. } => "UploadFilesKept",
+            EventKind::SummaryReady { .. } => "SummaryReady",
+            EventKind::SummaryFailed { .. } => "SummaryFailed",
             EventKind::PostStarted { .. } => "PostStarted",
             EventKind::PostProgress { .. } => "PostProgress",
             EventKind::PostFinished { .. } => "PostFinished",

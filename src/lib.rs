@@ -21,6 +21,7 @@ pub mod recorder;
 pub mod remote;
 pub mod rendition;
 pub mod secret;
+pub mod summary;
 pub mod title_template;
 pub mod twitch;
 pub mod upload;

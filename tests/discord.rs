@@ -898,3 +898,62 @@ async fn readiness_follows_the_gateway_connection() {
     assert!(why.contains("uthentication"), "{why}");
     bot.stop().await;
 }
+
+#[tokio::test]
+async fn the_summary_chart_is_attached_to_a_message_in_the_broadcasts_thread() {
+    let fake = Fake::new().await;
+    let rest = &fake.rest;
+    let chart = fake.dir.path().join("foo \"x\".summary.png");
+    std::fs::write(&chart, b"\x89PNG bytes").unwrap();
+    let (bot, conn) = fake.start("", options()).await;
+    send(&conn.dispatch, add_foo(1)).await;
+    answer(rest, 1).await;
+    bot.emit("foo", Some(2), live_now()).await;
+    // The live notice is message 9001 in the room; its thread is channel 9002.
+    wait_requests(rest, "POST", "/api/v10/channels/*/messages/*/threads", 1).await;
+    let summary = EventKind::SummaryReady {
+        path: chart.clone(),
+        samples: 1,
+        chat_lines: 2,
+    };
+    bot.emit("foo", Some(2), summary).await;
+    wait_requests(rest, "POST", "/api/v10/channels/9002/messages", 1).await;
+    bot.stop().await;
+    let upload = rest
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.url.path() == "/api/v10/channels/9002/messages")
+        .unwrap();
+    let kind = upload.headers["content-type"].to_str().unwrap().to_string();
+    let boundary = kind
+        .strip_prefix("multipart/form-data; boundary=")
+        .expect(&kind);
+    let body = String::from_utf8_lossy(&upload.body);
+    assert!(body.starts_with(&format!("--{boundary}\r\n")), "{body}");
+    assert!(body.ends_with(&format!("--{boundary}--\r\n")), "{body}");
+    assert!(body.contains("name=\"payload_json\""));
+    // The file name is reduced to safe characters in the header.
+    assert!(body.contains("name=\"files[0]\"; filename=\"foo__x_.summary.png\""));
+    let png = b"\x89PNG bytes";
+    assert!(upload.body.windows(png.len()).any(|w| w == png));
+    let json_start = body.find('{').unwrap();
+    let json_end = body[json_start..].find("\r\n").unwrap() + json_start;
+    let payload: Value = serde_json::from_str(&body[json_start..json_end]).unwrap();
+    assert!(payload["content"].as_str().unwrap().contains("summary"));
+    assert_eq!(payload["attachments"][0]["id"], 0);
+    assert_eq!(payload["allowed_mentions"]["parse"], json!([]));
+}
+
+fn live_now() -> EventKind {
+    EventKind::LiveDetected {
+        stream_id: None,
+        display_name: None,
+        started_at: None,
+        title: "t".into(),
+        game: None,
+        viewers: None,
+        latency_secs: None,
+    }
+}

@@ -13,6 +13,7 @@ const WORKERS: &[&str] = &[
     "src/chat",
     "src/upload",
     "src/post",
+    "src/summary",
     "src/work",
     "src/format.rs",
     "src/archive",

@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use chrono::Utc;
 use recbot::config::Config;
+use recbot::event::EventKind;
 use recbot::frontend::http::Listener;
 use support::origin::{Origin, StreamConfig};
 use support::twitch_irc::FakeTwitch;
@@ -326,6 +327,20 @@ async fn every_metric_is_present_and_moves_with_a_recording() {
         .bot
         .wait_for("UploadFinished", is("UploadFinished"))
         .await;
+    // The broadcast's summary chart, beside its first part: a PNG of the chart's size.
+    let summary = service
+        .bot
+        .wait_for("SummaryReady", is("SummaryReady"))
+        .await;
+    let EventKind::SummaryReady { path, .. } = &summary.kind else {
+        unreachable!()
+    };
+    assert!(path.starts_with(dir.path()), "{path:?}");
+    assert!(path.to_string_lossy().ends_with(".summary.png"));
+    let png = png::Decoder::new(std::io::Cursor::new(std::fs::read(path).unwrap()))
+        .read_info()
+        .unwrap();
+    assert_eq!((png.info().width, png.info().height), (1280, 640));
     let after = scrape_until(&service, "live 0 and the upload counted", |s| {
         s.get("recbot_live{login=\"foo\"}") == 0.0
             && s.get("recbot_uploads{state=\"finished\"}") == 1.0

@@ -66,6 +66,7 @@ async fn mount_web_api(server: &MockServer, ws_url: &str) {
         .respond_with(ResponseTemplate::new(200))
         .mount(server)
         .await;
+    mount_uploads(server).await;
     // Who the bot token belongs to: workspace T1, app A1 (through its bot B1).
     Mock::given(method("POST"))
         .and(path("/api/auth.test"))
@@ -79,6 +80,30 @@ async fn mount_web_api(server: &MockServer, ws_url: &str) {
         .and(path("/api/bots.info"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({
             "ok": true, "bot": {"id": "B1", "app_id": "A1", "name": "recbot", "deleted": false}
+        })))
+        .mount(server)
+        .await;
+}
+
+/// Slack's external file upload: the upload URL handed out (on this fake), the bytes taken
+/// there (Slack answers plain text), and the completion sharing the file.
+async fn mount_uploads(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/api/files.getUploadURLExternal"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "upload_url": format!("{}/upload/F1", server.uri()), "file_id": "F1"
+        })))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/upload/F1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("OK - 1"))
+        .mount(server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/api/files.completeUploadExternal"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "ok": true, "files": [{"id": "F1", "title": "chart"}]
         })))
         .mount(server)
         .await;
@@ -1069,4 +1094,64 @@ async fn readiness_waits_for_slacks_hello() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     bot.stop().await;
+}
+
+/// Requests the fake received at `p`.
+async fn requests_to(server: &MockServer, p: &str) -> Vec<Request> {
+    server
+        .received_requests()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.url.path() == p)
+        .collect()
+}
+
+#[tokio::test]
+async fn the_summary_chart_is_uploaded_into_the_broadcasts_thread_after_a_failed_try() {
+    let fake = Fake::bare().await;
+    let web = &fake.web;
+    // The upload host fails once (HTTP 500): the whole upload is tried again.
+    Mock::given(method("POST"))
+        .and(path("/upload/F1"))
+        .respond_with(ResponseTemplate::new(500))
+        .up_to_n_times(1)
+        .with_priority(1)
+        .mount(web)
+        .await;
+    fake.mount().await;
+    let chart = fake.dir.path().join("foo.summary.png");
+    std::fs::write(&chart, b"\x89PNG not really").unwrap();
+    let (bot, mut ws) = fake.start("", options()).await;
+    command(&mut ws, "UOP", "add foo", "e1", &fake.respond).await;
+    bot.emit("foo", Some(9), live()).await;
+    wait_bodies(web, "/api/chat.postMessage", 1).await;
+    let summary = EventKind::SummaryReady {
+        path: chart.clone(),
+        samples: 2,
+        chat_lines: 5,
+    };
+    bot.emit("foo", Some(9), summary).await;
+    let completed = wait_bodies(web, "/api/files.completeUploadExternal", 1).await;
+    bot.stop().await;
+    // The live notice (the first post, ts ….000001) opened the thread.
+    assert_eq!(completed[0]["channel_id"], "C1");
+    assert_eq!(completed[0]["thread_ts"], "1700000000.000001");
+    assert_eq!(completed[0]["files"][0]["id"], "F1");
+    assert!(completed[0]["initial_comment"]
+        .as_str()
+        .unwrap()
+        .contains("summary"));
+    let asked = requests_to(web, "/api/files.getUploadURLExternal").await;
+    assert_eq!(asked.len(), 2, "asked again after the failed upload");
+    let query: std::collections::HashMap<_, _> = asked[1].url.query_pairs().into_owned().collect();
+    assert_eq!(query["filename"], "foo.summary.png");
+    assert_eq!(query["length"], "15");
+    let uploads = requests_to(web, "/upload/F1").await;
+    assert_eq!(uploads.len(), 2);
+    assert_eq!(uploads[1].body, b"\x89PNG not really");
+    // The bot token goes to the Web API only, never to the upload URL.
+    assert!(uploads
+        .iter()
+        .all(|r| !r.headers.contains_key("authorization")));
 }

@@ -10,9 +10,10 @@ use serde_json::{json, Map, Value};
 use crate::table::{Access, ArgKind, Form, Spec, SPECS};
 
 /// Bot scopes recbot asks for in Slack: answer slash commands, post and edit its messages
-/// (events, threads, progress), and post to public channels it was not invited to (the
-/// `events_room`).
-pub const SLACK_BOT_SCOPES: &[&str] = &["commands", "chat:write", "chat:write.public"];
+/// (events, threads, progress), post to public channels it was not invited to (the
+/// `events_room`), and share files (a broadcast's summary chart in its thread).
+pub const SLACK_BOT_SCOPES: &[&str] =
+    &["commands", "chat:write", "chat:write.public", "files:write"];
 
 /// Discord's `SEND_MESSAGES` permission bit: `/rec` shows for members who may write in the
 /// channel. Operator rights are checked by recbot on every use; server admins can narrow who
@@ -275,7 +276,10 @@ mod tests {
             .iter()
             .map(|s| s.as_str().unwrap())
             .collect();
-        assert_eq!(scopes, ["commands", "chat:write", "chat:write.public"]);
+        assert_eq!(
+            scopes,
+            ["commands", "chat:write", "chat:write.public", "files:write"]
+        );
 
         let http = slack_manifest("/rec", Some("https://bot.example.com/slack/commands"));
         assert_eq!(http["settings"]["socket_mode_enabled"], false);

@@ -302,6 +302,15 @@ pub fn chat_file(video: &Path) -> PathBuf {
     video.with_file_name(format!("{stem}.chat.jsonl"))
 }
 
+/// `dir/name.ts` → `dir/name.summary.png`: a broadcast's summary chart, beside its first part
+/// (named after it, so after-upload keeps, moves or deletes it with that part).
+pub fn summary_file(first_part: &Path) -> PathBuf {
+    let chat = chat_file(first_part);
+    let name = chat.file_name().unwrap_or_default().to_string_lossy();
+    let stem = name.strip_suffix(".chat.jsonl").unwrap_or(&name);
+    first_part.with_file_name(format!("{stem}.summary.png"))
+}
+
 /// `dir/name.ts` → `dir/name.chat.ass` (or `.vtt`): the chat replay subtitles beside a
 /// recording, named after its chat file so a player finds them by the video's name (a
 /// post-processed `name.post.mp4` shares its part's).

@@ -89,6 +89,10 @@ pub struct Sidecar {
     /// them by name like the chat file, so this is for people and other tools.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subtitles: Vec<String>,
+    /// The broadcast's summary chart (`<name>.summary.png`), in the first part's sidecar only
+    /// (file name), set once it is written; after-upload finds it by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub summary: Option<String>,
 }
 
 /// A place in the stream: the media sequence number of a segment (written, or skipped as an

@@ -19,6 +19,7 @@ mod lenient;
 mod postprocess;
 mod recording;
 mod storage;
+mod summary;
 mod twitch;
 mod webhooks;
 mod youtube;
@@ -31,6 +32,7 @@ pub(crate) use lenient::lenient_string;
 pub use postprocess::{Encoder, PostMode, Postprocess, RateControl};
 pub use recording::Recording;
 pub use storage::Storage;
+pub use summary::SummaryChart;
 pub use twitch::{DetectionMode, DetectionSetting, Twitch};
 pub use webhooks::Webhook;
 pub use youtube::{AfterUpload, Privacy, Youtube};
@@ -49,6 +51,8 @@ pub struct Config {
     pub youtube: Youtube,
     /// `[postprocess]`: ffmpeg after a part is finished, before its upload.
     pub postprocess: Postprocess,
+    /// `[summary]`: a chart of each finished broadcast.
+    pub summary: SummaryChart,
     pub slack: Slack,
     pub discord: Discord,
     pub http: Http,
@@ -70,6 +74,7 @@ impl Default for Config {
             chat: Chat::default(),
             youtube: Youtube::default(),
             postprocess: Postprocess::default(),
+            summary: SummaryChart::default(),
             slack: Slack::default(),
             discord: Discord::default(),
             http: Http::default(),
@@ -196,6 +201,7 @@ impl Config {
              chat replay:     {}\n\
              youtube uploads: {}\n\
              {}\
+             summary charts:  {}\n\
              http api:        {}\n\
              metrics:         {}\n\
              {}\
@@ -210,6 +216,7 @@ impl Config {
             self.chat.replay_summary(),
             self.youtube.summary(),
             self.postprocess.summary(),
+            self.summary.summary(),
             self.http.summary(),
             self.http.metrics_summary(),
             self.email.summary(),

@@ -810,3 +810,17 @@ fn chat_replay_subtitles_default_to_ass_and_bad_values_are_refused() {
         assert!(err.to_string().contains(words), "{body}: {err}");
     }
 }
+
+#[test]
+fn summary_charts_are_on_by_default_and_unknown_keys_refused() {
+    let on = parse("").unwrap();
+    assert!(on.summary.enabled);
+    assert!(on
+        .summary()
+        .contains("summary charts:  on (<first part>.summary.png"));
+    let off = parse("[summary]\nenabled = false\n").unwrap();
+    assert!(!off.summary.enabled);
+    assert!(off.summary().contains("summary charts:  off"));
+    let e = parse("[summary]\nenable = true\n").unwrap_err().to_string();
+    assert!(e.contains("enable"), "{e}");
+}

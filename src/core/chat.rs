@@ -133,7 +133,7 @@ impl Core {
         }
     }
 
-    async fn logs_chat(&self, login: &Login) -> bool {
+    pub(super) async fn logs_chat(&self, login: &Login) -> bool {
         matches!(
             self.store.watch(login).await,
             Ok(Some(w)) if w.chat && matches!(w.source, Source::Twitch)

@@ -181,6 +181,7 @@ impl Core {
             title: info.title.clone(),
             game: info.game.clone(),
             viewers: info.viewers,
+            peak_viewers: None,
         })
     }
 }

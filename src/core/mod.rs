@@ -21,6 +21,7 @@ mod reply;
 mod restart;
 mod status;
 pub mod store;
+mod summary;
 mod uploads;
 mod vod_fill;
 
@@ -195,6 +196,19 @@ impl CoreHandle {
 
 /// Runs `op` to its end, noting in `at` when `shutdown` is requested meanwhile (if it was not
 /// noted before).
+/// Resolves when the watcher's status changed; never without a watcher (or once it is gone).
+async fn status_changed(
+    checks: &mut Option<tokio::sync::watch::Receiver<crate::twitch::watcher::WatcherStatus>>,
+) {
+    if let Some(rx) = checks {
+        if rx.changed().await.is_ok() {
+            return;
+        }
+    }
+    *checks = None;
+    std::future::pending::<()>().await
+}
+
 async fn noting<T>(
     op: impl Future<Output = T>,
     shutdown: &CancellationToken,
@@ -237,6 +251,8 @@ pub struct Core {
     /// Rechecks asked for per login since its recording last worked, and the stream they
     /// were for: a new broadcast starts over (live.rs).
     live_restarts: std::collections::HashMap<Login, (Option<String>, u32)>,
+    /// The watcher's last check sampled (`summary.rs`).
+    sampled_check: u64,
     /// Pending OAuth authorizations and the Twitch token keeper (auth.rs).
     auth: auth::AuthState,
     /// The upload worker's wake-up (uploads.rs).
@@ -303,6 +319,7 @@ impl Core {
             recordings,
             watcher: None,
             live_restarts: Default::default(),
+            sampled_check: 0,
             auth,
             uploads: uploads::UploadState::default(),
             chat: None,
@@ -383,11 +400,17 @@ impl Core {
             },
         );
         noting(self.publish(started), &shutdown, at).await;
+        let mut checks = self.watcher.as_ref().map(|w| w.changes());
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 Some(event) = events.recv() => noting(self.publish(event), &shutdown, at).await,
+                // After the events: a check's `LiveDetected` (sent before its status) has
+                // opened the session its sample belongs to.
+                () = status_changed(&mut checks) => {
+                    noting(self.sample_live(), &shutdown, at).await
+                }
                 Some(request) = outbox.recv() => {
                     noting(self.outbox_request(request), &shutdown, at).await
                 }

@@ -34,6 +34,8 @@ impl Core {
         // A session's end may start its VOD fill (persisted first); a fill's `GapFilled`
         // becomes its own upload job; `VodFillDone` ends the pending fill.
         self.react_vod_fill(event).await;
+        // A session's end starts its summary chart (a worker; nothing waits for it).
+        self.react_summary(event).await;
     }
 
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile

@@ -114,6 +114,12 @@ impl Recordings {
         self.active.values().filter(|h| !h.is_finished()).count()
     }
 
+    /// The session of `login`'s recording (running, or ended with its `RecordingFinished`
+    /// still to come), if any.
+    pub(super) fn session_of(&self, login: &Login) -> Option<i64> {
+        self.active.get(login).map(|h| h.session)
+    }
+
     /// Whether `login` has a recording of another session than `session` (a newer broadcast).
     pub(super) fn records_other_session(&self, login: &Login, session: Option<i64>) -> bool {
         self.active

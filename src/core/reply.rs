@@ -358,7 +358,11 @@ pub enum LiveOf {
         started_at: Option<DateTime<Utc>>,
         title: String,
         game: Option<String>,
+        /// At the last live check.
         viewers: Option<u64>,
+        /// The most seen at a live check of the session being recorded (its stream samples).
+        #[serde(default)]
+        peak_viewers: Option<u64>,
     },
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use recbot_commands::{Login, Source};
 use tracing::error;
 
-use super::reply::{ChatLine, LoginStatus, Refusal, ServiceStatus, StatusReport};
+use super::reply::{ChatLine, LiveOf, LoginStatus, Refusal, ServiceStatus, StatusReport};
 use super::store::Store;
 use super::{Answer, Core, Reply, Said};
 use crate::event::EventKind;
@@ -51,10 +51,18 @@ impl Core {
         let Some(watch) = self.store.watch(&name).await? else {
             return Ok(Err(Reply::refused(Refusal::NotWatched(name))));
         };
-        let live = match watch.source {
+        let mut live = match watch.source {
             Source::Twitch => self.live_of(&watch.name),
             Source::Hls { .. } => None,
         };
+        if let Some(LiveOf::Live {
+            viewers,
+            peak_viewers,
+            ..
+        }) = &mut live
+        {
+            *peak_viewers = self.peak_viewers(&name, *viewers).await;
+        }
         let recording = self.recording_now(&name);
         Ok(Ok(StatusReport::Login(LoginStatus {
             watch,

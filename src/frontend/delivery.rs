@@ -124,7 +124,21 @@ pub trait Poster: Send + Sync + 'static {
         message: &MessageRef,
         text: &str,
     ) -> impl Future<Output = Result<(), PostError>> + Send;
+
+    /// Posts the file `name` (`bytes`, a PNG) at `place` with `text` as its comment (Slack:
+    /// an external upload shared in the channel/thread; Discord: a message with the file
+    /// attached).
+    fn upload_file(
+        &self,
+        place: &Place,
+        name: &str,
+        bytes: Vec<u8>,
+        text: &str,
+    ) -> impl Future<Output = Result<MessageRef, PostError>> + Send;
 }
+
+/// Largest file posted (a summary chart is about 100 KB): a bigger one is refused, not read.
+pub const MAX_UPLOAD_BYTES: u64 = 8 * 1024 * 1024;
 
 /// Retry pacing for errors without a platform-given delay.
 #[derive(Debug, Clone, Copy)]
@@ -676,6 +690,11 @@ impl<P: Poster> Delivery<P> {
                 .progress(channel, &id, event.session, &text, opened)
                 .await;
         }
+        if let EventKind::SummaryReady { path, .. } = &event.kind {
+            // In the broadcast's thread when there is one here, else in the room.
+            let place = self.thread_place(channel, event.session);
+            return self.upload(seq, &place, path, &text).await;
+        }
         let room = self.thread_place(channel, None);
         let Some(session) = event.session else {
             self.step(seq, "room", &room, &text, false).await?;
@@ -714,6 +733,33 @@ impl<P: Poster> Delivery<P> {
         Ok(())
     }
 
+    /// Posts the file at `path` with `text` as step `file` of notice `seq` (not again after a
+    /// restart once recorded). A file gone meanwhile (deleted by after-upload or a person) or
+    /// too big is refused for good: logged, and the notice is done; other read errors are
+    /// tried again like a failed post.
+    async fn upload(
+        &mut self,
+        seq: i64,
+        place: &Place,
+        path: &std::path::Path,
+        text: &str,
+    ) -> Result<(), Failed> {
+        let key = PostedMessage::step_key(seq, "file");
+        if self.messages.contains_key(&key) {
+            return Ok(());
+        }
+        let bytes = read_upload(path).await?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "summary.png".into());
+        let message = self
+            .call(self.poster.upload_file(place, &name, bytes, text))
+            .await?;
+        self.messages.insert(key, message);
+        Ok(())
+    }
+
     /// Edits the upload's progress message, or posts it (in the broadcast's thread when there
     /// is one) the first time.
     async fn progress(
@@ -740,6 +786,35 @@ impl<P: Poster> Delivery<P> {
         self.remember(key, message, opened);
         Ok(())
     }
+}
+
+/// The bytes of a file to post: missing or too big is for good, other errors are retried.
+async fn read_upload(path: &std::path::Path) -> Result<Vec<u8>, PostError> {
+    let shown = path.display();
+    let size = match tokio::fs::metadata(path).await {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(PostError::Permanent(format!("the file {shown} is gone")));
+        }
+        Err(e) => {
+            return Err(PostError::Retry {
+                after: None,
+                reason: format!("cannot read {shown}: {e}"),
+            })
+        }
+    };
+    if size > MAX_UPLOAD_BYTES {
+        return Err(PostError::Permanent(format!(
+            "the file {shown} is too big to post ({size} bytes)"
+        )));
+    }
+    tokio::fs::read(path).await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => PostError::Permanent(format!("the file {shown} is gone")),
+        _ => PostError::Retry {
+            after: None,
+            reason: format!("cannot read {shown}: {e}"),
+        },
+    })
 }
 
 /// The outbox key of a broadcast's thread in `channel`.

@@ -480,6 +480,48 @@ impl std::fmt::Debug for Rest {
     }
 }
 
+/// A request body.
+#[derive(Debug)]
+enum Payload {
+    Json(Value),
+    /// `multipart/form-data`, already encoded (a message with a file).
+    Multipart {
+        boundary: String,
+        bytes: Vec<u8>,
+    },
+}
+
+/// A message with one attached file, as Discord takes it: `payload_json` (the message, its
+/// attachment 0 named) and `files[0]` (the bytes). The file name is reduced to safe
+/// characters (it sits in a header).
+fn with_attachment(text: &str, name: &str, file: &[u8]) -> Payload {
+    let name: String = name
+        .chars()
+        .map(
+            |c| match c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
+                true => c,
+                false => '_',
+            },
+        )
+        .collect();
+    let mut payload = message(text, false);
+    payload["attachments"] = json!([{ "id": 0, "filename": name }]);
+    let boundary = format!("recbot-{:016x}", rand::random::<u64>());
+    let mut bytes = Vec::with_capacity(file.len() + 1024);
+    bytes.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\n\
+             Content-Type: application/json\r\n\r\n{payload}\r\n--{boundary}\r\n\
+             Content-Disposition: form-data; name=\"files[0]\"; filename=\"{name}\"\r\n\
+             Content-Type: image/png\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    bytes.extend_from_slice(file);
+    bytes.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Payload::Multipart { boundary, bytes }
+}
+
 /// A REST answer that is not a rate limit or a network failure.
 #[derive(Debug)]
 struct Outcome {
@@ -538,6 +580,16 @@ impl Rest {
         path: &str,
         body: Option<Value>,
     ) -> Result<Outcome, PostError> {
+        self.send(method, path, body.map(Payload::Json)).await
+    }
+
+    /// [`Rest::exchange`] with any kind of body.
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Payload>,
+    ) -> Result<Outcome, PostError> {
         let route = route_key(&method, path);
         self.pace(&route).await?;
         let token = self.token.expose();
@@ -550,8 +602,17 @@ impl Rest {
             .client
             .request(method, format!("{}{path}", self.base))
             .header("Authorization", authorization);
-        if let Some(body) = body {
-            request = request.json(&body);
+        match body {
+            Some(Payload::Json(body)) => request = request.json(&body),
+            Some(Payload::Multipart { boundary, bytes }) => {
+                request = request
+                    .header(
+                        "Content-Type",
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .body(bytes)
+            }
+            None => {}
         }
         let response = request.send().await.map_err(|e| PostError::Retry {
             after: None,
@@ -767,6 +828,28 @@ impl Poster for DiscordPoster {
             .call(Method::PATCH, &path, Some(message(text, false)))
             .await?;
         Ok(())
+    }
+
+    /// A message with the file attached, in the thread (a channel of its own) or the room.
+    async fn upload_file(
+        &self,
+        place: &Place,
+        name: &str,
+        bytes: Vec<u8>,
+        text: &str,
+    ) -> Result<MessageRef, PostError> {
+        let channel = snowflake(place.thread.as_deref().unwrap_or(&place.channel))?;
+        let path = format!("/channels/{channel}/messages");
+        let body = with_attachment(text, name, &bytes);
+        let posted = self
+            .rest
+            .send(Method::POST, &path, Some(body))
+            .await?
+            .into_result()?;
+        Ok(MessageRef {
+            channel: channel.to_string(),
+            id: id_of(posted)?,
+        })
     }
 }
 

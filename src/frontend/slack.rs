@@ -129,6 +129,11 @@ async fn serve(
     let poster = Arc::new(SlackPoster {
         client: client.clone(),
         token: workspace_token(bot_token),
+        uploads: reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()?,
+        plain_http: slack.api_url.starts_with("http://"),
     });
     let delivery = Delivery::new(
         Platform::Slack,
@@ -707,6 +712,46 @@ async fn http_event(State(http): State<Arc<Http>>, headers: HeaderMap, body: Byt
 struct SlackPoster {
     client: Arc<Client>,
     token: SlackApiToken,
+    /// For the bytes of a file, sent to the upload URL Slack hands out (no token goes there:
+    /// the URL itself is the permission).
+    uploads: reqwest::Client,
+    /// `api_url` is plain http (a local fake): its upload URLs may be too.
+    plain_http: bool,
+}
+
+impl SlackPoster {
+    /// Step 2 of an external upload: the bytes POSTed to Slack's upload URL. Only https
+    /// (http only when the API itself is a plain-http fake).
+    async fn send_bytes(&self, upload_url: &str, bytes: Vec<u8>) -> Result<(), PostError> {
+        let url = url::Url::parse(upload_url)
+            .map_err(|e| PostError::Permanent(format!("Slack gave a bad upload URL: {e}")))?;
+        if url.scheme() != "https" && !(self.plain_http && url.scheme() == "http") {
+            return Err(PostError::Permanent(format!(
+                "Slack gave an upload URL that is not https ({})",
+                url.scheme()
+            )));
+        }
+        let answer = self
+            .uploads
+            .post(url)
+            .header("content-type", "image/png")
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| PostError::Retry {
+                after: None,
+                reason: format!("file upload: {e}"),
+            })?;
+        let status = answer.status();
+        match status.as_u16() {
+            200..=299 => Ok(()),
+            408 | 429 | 500..=599 => Err(PostError::Retry {
+                after: None,
+                reason: format!("file upload: HTTP {status}"),
+            }),
+            _ => Err(PostError::Permanent(format!("file upload: HTTP {status}"))),
+        }
+    }
 }
 
 impl Poster for SlackPoster {
@@ -738,6 +783,40 @@ impl Poster for SlackPoster {
         let session = self.client.open_session(&self.token);
         session.chat_update(&request).await.map_err(error)?;
         Ok(())
+    }
+
+    /// Slack's external upload: `files.getUploadURLExternal` (name, length) → the bytes to
+    /// the returned `upload_url` → `files.completeUploadExternal` sharing it in the channel
+    /// (and thread) with `text` as its comment. A retry starts over: an upload never
+    /// completed is discarded by Slack.
+    async fn upload_file(
+        &self,
+        place: &Place,
+        name: &str,
+        bytes: Vec<u8>,
+        text: &str,
+    ) -> Result<MessageRef, PostError> {
+        let session = self.client.open_session(&self.token);
+        let asked = SlackApiFilesGetUploadUrlExternalRequest::new(name.to_string(), bytes.len());
+        let granted = session
+            .get_upload_url_external(&asked)
+            .await
+            .map_err(error)?;
+        self.send_bytes(granted.upload_url.0.as_str(), bytes)
+            .await?;
+        let file = SlackApiFilesComplete::new(granted.file_id.clone()).with_title(name.to_string());
+        let complete = SlackApiFilesCompleteUploadExternalRequest::new(vec![file])
+            .with_channel_id(place.channel.clone().into())
+            .opt_thread_ts(place.thread.clone().map(Into::into))
+            .with_initial_comment(escape(text));
+        session
+            .files_complete_upload_external(&complete)
+            .await
+            .map_err(error)?;
+        Ok(MessageRef {
+            channel: place.channel.clone(),
+            id: granted.file_id.to_string(),
+        })
     }
 }
 

@@ -83,6 +83,19 @@ pub struct WatcherStatus {
     pub last_error: Option<String>,
     /// EventSub's part, in `eventsub` mode.
     pub eventsub: Option<EventSubStatus>,
+    /// The latest check that asked about logins (full or not), for the core's stream
+    /// samples.
+    pub checked: Option<Checked>,
+}
+
+/// One live check: when, and which of the logins it asked about were live (their facts are
+/// in [`WatcherStatus::live`]). `seq` grows by one per check, so a reader that missed some
+/// (the status keeps only the latest) still samples each check it sees once.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Checked {
+    pub seq: u64,
+    pub at: DateTime<Utc>,
+    pub live: Vec<Login>,
 }
 
 /// Tells the watcher what to watch and reads its status.
@@ -104,6 +117,13 @@ impl WatcherHandle {
             *current = logins;
             changed
         });
+    }
+
+    /// A receiver of the status that wakes at each change (the core samples each check).
+    pub fn changes(&self) -> watch::Receiver<WatcherStatus> {
+        let mut rx = self.status.clone();
+        rx.mark_unchanged();
+        rx
     }
 
     pub fn status(&self) -> WatcherStatus {
@@ -480,6 +500,8 @@ pub fn spawn(
         pushing: pushing.is_some(),
         eventsub_up: false,
         pushed_at: HashMap::new(),
+        checks: 0,
+        checked: None,
     };
     tracker.spawn(watcher.run(wanted_rx, recheck_rx, pushed_rx, shutdown));
     WatcherHandle {
@@ -521,6 +543,9 @@ struct Watcher {
     pushing: bool,
     eventsub_up: bool,
     pushed_at: HashMap<Login, LastPush>,
+    /// Checks made, and the latest (see [`Checked`]).
+    checks: u64,
+    checked: Option<Checked>,
 }
 
 impl Watcher {
@@ -725,6 +750,7 @@ impl Watcher {
         for (login, kind) in diff(&mut self.known, observed, Utc::now()) {
             self.events.emit(Some(login), kind).await;
         }
+        self.note_checked(logins);
         let error = errors.first().cloned();
         if full {
             self.track_failures(error.as_deref(), errors.len(), logins.len())
@@ -761,9 +787,26 @@ impl Watcher {
         }
     }
 
+    /// Records which of the checked `logins` are live, with the check's number (published
+    /// with the status that follows).
+    fn note_checked(&mut self, logins: &[Login]) {
+        let live = logins
+            .iter()
+            .filter(|l| self.known.contains_key(*l))
+            .cloned()
+            .collect();
+        self.checks += 1;
+        self.checked = Some(Checked {
+            seq: self.checks,
+            at: Utc::now(),
+            live,
+        });
+    }
+
     fn publish_status(&self, requests: u64, error: Option<String>, full: bool) {
         self.status.send_modify(|s| {
             s.live = self.known.clone();
+            s.checked = self.checked.clone();
             if full {
                 s.last_check = Some(Utc::now());
                 s.last_check_requests = requests;

@@ -2,7 +2,7 @@
 //! the core, the only writer; every method is one short transaction.
 //!
 //! Each area of the state has its trait and its backend-independent row types in a file named
-//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`, `post_jobs`, `settings`); [`Backend`]
+//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`, `post_jobs`, `settings`, `samples`); [`Backend`]
 //! gathers them. [`Store`] is the cheap-clone handle the core and the workers hold: it derefs
 //! to the backend, so `store.watch(login).await` calls the trait method. The SQLite
 //! implementation (the embedded default: WAL mode, embedded migrations run at start) is in
@@ -22,6 +22,7 @@ mod events;
 mod outbox;
 mod post_jobs;
 mod recordings;
+mod samples;
 mod settings;
 mod sqlite;
 #[cfg(test)]
@@ -35,6 +36,7 @@ pub use events::{clamp_non_finite, EventLog, LogPage};
 pub use outbox::{Outbox, PostedMessage};
 pub use post_jobs::{PostJob, PostJobs, PostState};
 pub use recordings::{PartRow, Recordings, SessionRow, SessionTotals};
+pub use samples::{StreamSample, StreamSamples};
 pub use settings::{Settings, EVENTSUB_CONDUIT};
 pub use tokens::{StoredToken, Tokens};
 pub use uploads::{
@@ -57,6 +59,7 @@ pub trait Backend:
     + VodFills
     + PostJobs
     + Settings
+    + StreamSamples
     + fmt::Debug
     + std::any::Any
     + Send

@@ -9,7 +9,7 @@ use recbot_commands::{Login, PostMode, Quality, Source};
 
 use super::{
     clamp_non_finite, JobState, NewUploadJob, PostState, PostedMessage, SessionTotals, Store,
-    StoredToken, WaitReason, Watch, EVENTSUB_CONDUIT,
+    StoredToken, StreamSample, WaitReason, Watch, EVENTSUB_CONDUIT,
 };
 use crate::event::{Event, EventKind, Room};
 use crate::secret::Secret;
@@ -61,6 +61,7 @@ macro_rules! store_suite {
             an_upload_waiting_for_post_processing_is_due_only_once_released,
             settings_are_replaced_and_survive_reopening,
             sessions_are_listed_newest_first_by_login_and_start,
+            stream_samples_are_kept_per_session_in_time_order,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -825,4 +826,54 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
     assert_eq!(failed.state, PostState::Failed);
     assert_eq!(failed.last_error.as_deref(), Some("ffmpeg exited with 1"));
     assert!(store.pending_post_jobs().await.unwrap().is_empty());
+}
+
+pub(crate) async fn stream_samples_are_kept_per_session_in_time_order(h: &dyn Harness) {
+    let store = h.open().await;
+    let at = Utc.with_ymd_and_hms(2026, 11, 21, 10, 0, 0).unwrap();
+    let s1 = store
+        .create_session("foo", None, "t", None, at)
+        .await
+        .unwrap();
+    let s2 = store
+        .create_session("bar", None, "t", None, at)
+        .await
+        .unwrap();
+    assert_eq!(store.peak_viewers(s1).await.unwrap(), None);
+    let sample = |session, minutes, viewers, title: &str| StreamSample {
+        session,
+        at: at + Duration::minutes(minutes),
+        viewers,
+        title: title.into(),
+        game: Some("Chess".into()),
+    };
+    // Stored out of order: read back by time.
+    store
+        .add_stream_sample(&sample(s1, 2, Some(40), "b"))
+        .await
+        .unwrap();
+    store
+        .add_stream_sample(&sample(s1, 1, None, "a"))
+        .await
+        .unwrap();
+    store
+        .add_stream_sample(&sample(s1, 3, Some(u64::MAX), "c"))
+        .await
+        .unwrap();
+    store
+        .add_stream_sample(&sample(s2, 1, Some(7), "x"))
+        .await
+        .unwrap();
+    store.close().await;
+    let store = h.open().await;
+    let got = store.stream_samples(s1).await.unwrap();
+    let titles: Vec<&str> = got.iter().map(|s| s.title.as_str()).collect();
+    assert_eq!(titles, ["a", "b", "c"]);
+    assert_eq!(got[0], sample(s1, 1, None, "a"));
+    assert_eq!(got[1].viewers, Some(40));
+    // A count beyond the database's integers is clamped, never wrapped negative.
+    assert_eq!(got[2].viewers, Some(i64::MAX as u64));
+    assert_eq!(store.peak_viewers(s2).await.unwrap(), Some(7));
+    assert_eq!(store.stream_samples(s2).await.unwrap().len(), 1);
+    assert!(store.stream_samples(s2 + 100).await.unwrap().is_empty());
 }

@@ -17,6 +17,8 @@ enum Call {
     Post(Place, String),
     Thread(MessageRef, String),
     Edit(MessageRef, String),
+    /// A file posted: where, its name, its bytes, the comment.
+    Upload(Place, String, Vec<u8>, String),
 }
 
 /// Which calls a partly-down platform fails.
@@ -111,6 +113,21 @@ impl Poster for FakePoster {
         let delay = *self.edit_delay.lock().unwrap();
         tokio::time::sleep(delay).await;
         self.attempt(Call::Edit(message.clone(), text.to_string()))
+    }
+
+    async fn upload_file(
+        &self,
+        place: &Place,
+        name: &str,
+        bytes: Vec<u8>,
+        text: &str,
+    ) -> Result<MessageRef, PostError> {
+        let call = Call::Upload(place.clone(), name.into(), bytes, text.into());
+        self.attempt(call)?;
+        Ok(MessageRef {
+            channel: place.channel.clone(),
+            id: self.id(),
+        })
     }
 }
 
@@ -929,5 +946,85 @@ async fn notices_for_no_room_here_move_the_stored_cursor_while_running_too() {
     let cursor = wait_stored_cursor(dir.path(), CATCH_UP_PAGE).await;
     bot.stop().await;
     assert!(cursor >= CATCH_UP_PAGE, "stored cursor {cursor}");
+    assert!(poster.calls().is_empty(), "{:#?}", poster.calls());
+}
+
+fn summary(path: &Path) -> EventKind {
+    EventKind::SummaryReady {
+        path: path.to_path_buf(),
+        samples: 3,
+        chat_lines: 40,
+    }
+}
+
+#[tokio::test]
+async fn the_summary_chart_is_posted_in_its_thread_and_retried_after_a_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("a.summary.png");
+    std::fs::write(&chart, b"\x89PNG chart").unwrap();
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", Some(1), live("First")).await;
+    bot.wait_calls(2).await;
+    // The platform fails the upload once (a 500): tried again, posted once.
+    poster.fail_next(vec![PostError::Retry {
+        after: None,
+        reason: "HTTP 500".into(),
+    }]);
+    bot.emit("foo", Some(1), summary(&chart)).await;
+    let calls = bot.wait_calls(3).await;
+    // A chart deleted meanwhile is refused for good: the next notice still goes out.
+    bot.emit("foo", Some(1), summary(&dir.path().join("gone.png")))
+        .await;
+    bot.emit("foo", Some(1), EventKind::RecordingStalled { seconds: 5 })
+        .await;
+    let after = bot.wait_calls(4).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    let Call::Upload(place, name, bytes, text) = &calls[2] else {
+        panic!("{calls:#?}")
+    };
+    assert_eq!(place.thread.as_deref(), Some("t-m1"));
+    assert_eq!(name, "a.summary.png");
+    assert_eq!(bytes, b"\x89PNG chart");
+    assert!(
+        text.contains("summary") && text.contains("40 chat lines"),
+        "{text}"
+    );
+    assert_eq!(poster.calls().len(), 4, "{:#?}", poster.calls());
+    assert!(matches!(&after[3], Call::Post(_, t) if t.contains("no new video")));
+}
+
+#[tokio::test]
+async fn a_summary_chart_not_posted_before_a_restart_is_posted_after_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("a.summary.png");
+    std::fs::write(&chart, b"png").unwrap();
+    // First run: the thread opens, then uploads fail until the service stops.
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    bot.add("foo", "C1").await;
+    bot.emit("foo", Some(1), live("First")).await;
+    bot.wait_calls(2).await;
+    poster.set_down(|c| matches!(c, Call::Upload(..)));
+    bot.emit("foo", Some(1), summary(&chart)).await;
+    wait_refused(&poster, 1).await;
+    bot.stop().await;
+    // Second run: replayed from the outbox into the same thread, once.
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    let calls = bot.wait_calls(1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    bot.stop().await;
+    assert_eq!(poster.calls().len(), 1, "{:#?}", poster.calls());
+    assert!(
+        matches!(&calls[0], Call::Upload(p, n, ..) if p.thread.as_deref() == Some("t-m1") && n == "a.summary.png")
+    );
+    // Third run: nothing again.
+    let poster = Arc::new(FakePoster::default());
+    let bot = Bot::start(dir.path(), poster.clone(), None).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    bot.stop().await;
     assert!(poster.calls().is_empty(), "{:#?}", poster.calls());
 }

@@ -98,8 +98,9 @@ pub struct Removed {
 #[derive(ToSchema)]
 pub struct LoginStatus {
     login: Watch,
-    /// The live state (`state`: `unknown`, `not_live` or `live`, with its details); null for
-    /// an HLS source.
+    /// The live state (`state`: `unknown`, `not_live` or `live`, with its details: `title`,
+    /// `game`, `started_at`, `viewers` at the last check and `peak_viewers` of the session
+    /// being recorded); null for an HLS source.
     #[schema(value_type = Option<Object>)]
     live: Option<Value>,
     /// The recording running now (file, part, bytes, duration, bitrate), or null.

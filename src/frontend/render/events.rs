@@ -79,6 +79,23 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::PostProgress { .. }
         | K::PostFinished { .. }
         | K::PostFailed { .. } => post_line(&w, kind),
+        K::SummaryReady {
+            path,
+            samples,
+            chat_lines,
+        } => {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            format!(
+                "📈 summary of the broadcast: {} ({samples} viewer samples, {chat_lines} chat \
+                 lines)",
+                w.u(&name)
+            )
+        }
+        K::SummaryFailed { reason } => format!(
+            "⚠ the broadcast's summary chart could not be made: {} (the recording is not \
+             affected)",
+            w.u(reason)
+        ),
         K::WebhookRefused {
             webhook,
             delivery,

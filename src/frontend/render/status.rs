@@ -150,6 +150,7 @@ pub fn live_of(live: &LiveOf) -> String {
             title,
             game,
             viewers,
+            peak_viewers,
         } => {
             let mut line = String::from("live");
             if let Some(started) = started_at {
@@ -161,6 +162,9 @@ pub fn live_of(live: &LiveOf) -> String {
             }
             if let Some(viewers) = viewers {
                 line.push_str(&format!(", {viewers} viewers"));
+            }
+            if let Some(peak) = peak_viewers {
+                line.push_str(&format!(" (peak {peak} this broadcast)"));
             }
             line
         }
@@ -311,4 +315,25 @@ pub fn disk(d: &DiskReport) -> String {
         text.push_str(&format!("\n(measured {} ago)", duration(d.age_secs as f64)));
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn live_shows_the_viewers_now_and_the_broadcasts_peak() {
+        let live = |viewers, peak_viewers| LiveOf::Live {
+            started_at: None,
+            title: "t".into(),
+            game: None,
+            viewers,
+            peak_viewers,
+        };
+        assert_eq!(
+            live_of(&live(Some(812), Some(1204))),
+            "live: \"t\", 812 viewers (peak 1204 this broadcast)"
+        );
+        assert_eq!(live_of(&live(Some(5), None)), "live: \"t\", 5 viewers");
+    }
 }

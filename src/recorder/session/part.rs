@@ -424,6 +424,7 @@ impl Session {
             fills: Vec::new(),
             vod_fill_done: false,
             subtitles: Vec::new(),
+            summary: None,
         }
     }
 

@@ -120,6 +120,8 @@ fn watcher(config: &Config) -> (Watcher, mpsc::Receiver<Event>) {
         pushing: false,
         eventsub_up: false,
         pushed_at: HashMap::new(),
+        checks: 0,
+        checked: None,
     };
     (watcher, rx)
 }
@@ -444,4 +446,23 @@ async fn helix_batches_run_side_by_side() {
     let took = started.elapsed();
     assert_eq!(watcher.status.borrow().last_check_requests, 8);
     assert!(took < Duration::from_millis(1500), "{took:?}");
+}
+
+#[tokio::test]
+async fn each_check_publishes_which_asked_logins_are_live() {
+    let (server, _fake) = helix_server(vec!["user1"]).await;
+    let config = config_for(&server, true);
+    let (mut watcher, _rx) = watcher(&config);
+    let status = watcher.status.subscribe();
+    let logins = vec![login("user1"), login("user2")];
+    watcher.cycle(&logins, true).await;
+    let first = status.borrow().checked.clone().expect("a check");
+    assert_eq!((first.seq, first.live.clone()), (1, vec![login("user1")]));
+    assert_eq!(status.borrow().live[&login("user1")].viewers, Some(3));
+    // A check of only the offline login: a new check, with nobody live in it.
+    watcher.cycle(&[login("user2")], false).await;
+    let second = status.borrow().checked.clone().expect("a check");
+    assert_eq!(second.seq, 2);
+    assert!(second.live.is_empty());
+    assert!(second.at >= first.at);
 }

@@ -15,6 +15,7 @@ mod events;
 mod outbox;
 mod post_jobs;
 mod recordings;
+mod samples;
 mod settings;
 mod tokens;
 mod uploads;
