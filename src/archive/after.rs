@@ -1,6 +1,6 @@
 //! What becomes of a recording's files once YouTube confirmed its upload (`[youtube]
-//! after_upload`): the video, its sidecar, its chat file (`<name>.chat.jsonl`) and the chat
-//! replay subtitles beside it (`<name>.chat.ass`, `.chat.vtt`) are kept, moved to
+//! after_upload`): the video, its sidecar, its chat file (`<name>.chat.jsonl`), its HLS index
+//! (`<name>.m3u8`) and the chat replay subtitles beside it (`<name>.chat.ass`, `.chat.vtt`) are kept, moved to
 //! `uploaded_dir` (same folder layout) or deleted, together.
 //!
 //! The upload worker applies it as the last step of a job. The chat file is there by then: the
@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use super::files::{move_file, remove};
-use super::layout::{chat_file, subtitle_file};
+use super::layout::{chat_file, index_file, subtitle_file};
 use super::sidecar::Sidecar;
 use crate::config::{AfterUpload, Config, SubtitleFormat};
 
@@ -97,7 +97,8 @@ impl Plan {
             self.handle(file).await;
         }
         // Every format, not only the configured ones: the config may have changed since.
-        let chat = std::iter::once(chat_file(&part))
+        let chat = [chat_file(&part), index_file(&part)]
+            .into_iter()
             .chain(SubtitleFormat::ALL.map(|f| subtitle_file(&part, f)));
         for file in chat {
             if tokio::fs::try_exists(&file).await.unwrap_or(false) {
@@ -168,12 +169,14 @@ mod tests {
         let sidecar = video.with_extension("json");
         let ass = subtitle_file(&video, SubtitleFormat::Ass);
         let vtt = subtitle_file(&video, SubtitleFormat::Vtt);
+        let index = index_file(&video);
         for (file, body) in [
             (&video, "video"),
             (&sidecar, "{}"),
             (&chat, "chat"),
             (&ass, "ass"),
             (&vtt, "vtt"),
+            (&index, "index"),
         ] {
             std::fs::write(file, body).unwrap();
         }
@@ -185,11 +188,12 @@ mod tests {
             ("a.chat.jsonl", "chat"),
             ("a.chat.ass", "ass"),
             ("a.chat.vtt", "vtt"),
+            ("a.m3u8", "index"),
         ] {
             assert_eq!(std::fs::read_to_string(moved.join(name)).unwrap(), body);
         }
         assert!(!video.exists() && !sidecar.exists() && !chat.exists());
-        assert!(!ass.exists() && !vtt.exists());
+        assert!(!ass.exists() && !vtt.exists() && !index.exists());
 
         // Deleted together; a part without a chat file is fine, one with only `.ass` too.
         let (_dir, plan, video, chat) = setup(AfterUpload::Delete);

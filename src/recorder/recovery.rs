@@ -366,6 +366,7 @@ fn sidecar_without_checkpoint(
         fills: Vec::new(),
         vod_fill_done: false,
         subtitles: Vec::new(),
+        index: None,
     }
 }
 
