@@ -154,8 +154,12 @@ pub fn parse(bytes: &[u8]) -> io::Result<MediaPlaylist> {
 }
 
 /// `bytes` up to the end of its last complete line that is a URI (so up to its last whole
-/// entry), or all of it when it has no such line (a header alone).
+/// entry), or all of it when it has no such line (a header alone); a finished index (ending
+/// in `#EXT-X-ENDLIST`) whole.
 fn complete_entries(bytes: &[u8]) -> &[u8] {
+    if bytes.trim_ascii_end().ends_with(b"#EXT-X-ENDLIST") {
+        return bytes;
+    }
     let mut end = None;
     let mut start = 0;
     while let Some(n) = bytes[start..].iter().position(|&b| b == b'\n') {
@@ -256,7 +260,7 @@ pub fn write_durably(path: &Path, playlist: &MediaPlaylist) -> io::Result<()> {
 mod tests {
     use super::*;
 
-    fn e(offset: u64, length: u64, discontinuity: bool, init: Option<u64>) -> Entry {
+    fn e(offset: u64, length: u64, discontinuity: bool, init: Option<(u64, u64)>) -> Entry {
         Entry {
             offset,
             length,
