@@ -1639,7 +1639,11 @@ async fn the_index_lists_every_segment_byte_exactly_with_discontinuities_at_cuts
     .await;
     let (p, data) = during.unwrap();
     assert!(!p.end_list);
-    assert!(p.segments[0].uri.ends_with(".ts.part"), "{:?}", p.segments[0]);
+    assert!(
+        p.segments[0].uri.ends_with(".ts.part"),
+        "{:?}",
+        p.segments[0]
+    );
     for (n, s) in p.segments.iter().enumerate() {
         let r = s.byte_range.as_ref().unwrap();
         let at = r.offset.unwrap() as usize;
@@ -1659,7 +1663,9 @@ async fn the_index_lists_every_segment_byte_exactly_with_discontinuities_at_cuts
     assert!(p.end_list);
     let data = std::fs::read(file).unwrap();
     let name = file.file_name().unwrap().to_str().unwrap();
-    let written: Vec<u64> = (0..total).filter(|s| !(3..5).contains(s) && *s != 8).collect();
+    let written: Vec<u64> = (0..total)
+        .filter(|s| !(3..5).contains(s) && *s != 8)
+        .collect();
     assert_eq!(entries.len(), written.len());
     let mut end = 0;
     for ((offset, length, discontinuity, uri), seq) in entries.iter().zip(&written) {

@@ -289,7 +289,10 @@ mod tests {
         assert_eq!(s.matches("#EXTM3U").count(), 1);
         let p = parse(&text).unwrap();
         assert_eq!(p.segments.len(), 2);
-        assert_eq!(p.segments[1].byte_range.as_ref().unwrap().offset, Some(1000));
+        assert_eq!(
+            p.segments[1].byte_range.as_ref().unwrap().offset,
+            Some(1000)
+        );
         assert!(p.segments[1].discontinuity && !p.segments[0].discontinuity);
         assert!(!p.end_list);
     }

@@ -577,7 +577,10 @@ mod tests {
             .collect();
         assert_eq!(
             ranges,
-            vec![(600, Some(0), "x.ts".into()), (400, Some(600), "x.ts".into())]
+            vec![
+                (600, Some(0), "x.ts".into()),
+                (400, Some(600), "x.ts".into())
+            ]
         );
 
         // Damaged beyond reading: recovered all the same, without an index.

@@ -19,9 +19,14 @@ pub fn hls_clip(dir: &Path, secs: u32, fmp4: bool) -> PathBuf {
         .args(["-c:a", "aac", "-b:a", "64k"])
         .args(["-f", "hls", "-hls_time", "1", "-hls_playlist_type", "vod"]);
     if fmp4 {
-        cmd.args(["-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4"])
-            .arg("-hls_segment_filename")
-            .arg(dir.join("seg%d.m4s"));
+        cmd.args([
+            "-hls_segment_type",
+            "fmp4",
+            "-hls_fmp4_init_filename",
+            "init.mp4",
+        ])
+        .arg("-hls_segment_filename")
+        .arg(dir.join("seg%d.m4s"));
     } else {
         cmd.arg("-hls_segment_filename").arg(dir.join("seg%d.ts"));
     }

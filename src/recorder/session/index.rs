@@ -108,8 +108,7 @@ impl PartIndex {
         }
         let to = index_file(final_path);
         let from = self.path.clone();
-        let written =
-            blocking::io(move || index::finish_blocking(&from, &to, &video, len)).await;
+        let written = blocking::io(move || index::finish_blocking(&from, &to, &video, len)).await;
         match written {
             Ok(done) => done
                 .path

@@ -192,11 +192,7 @@ impl Session {
         let mut appended: std::io::Result<()> = Ok(());
         let map_written = init.as_ref().map(|(map, _)| map.clone());
         let init_bytes = init.as_ref().map(|(_, bytes)| bytes.clone());
-        let init_len: u64 = init_bytes
-            .iter()
-            .flatten()
-            .map(|b| b.len() as u64)
-            .sum();
+        let init_len: u64 = init_bytes.iter().flatten().map(|b| b.len() as u64).sum();
         let had_init = init_bytes.is_some();
         let chunks = init.into_iter().flat_map(|(_, b)| b).chain(body);
         for chunk in chunks {
