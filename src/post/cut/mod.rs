@@ -24,41 +24,11 @@ pub struct Request {
     pub out: Option<String>,
 }
 
-/// The longest time accepted (a part is at most 12 h; this only keeps numbers sane).
-const MAX_SECS: f64 = 100.0 * 3600.0;
-
-/// `HH:MM:SS`, `MM:SS` or `SS`, the last with an optional fraction (`01:02:03.5`); minutes
-/// and seconds after the first field below 60.
+/// `HH:MM:SS`, `MM:SS` or `SS`, the last with an optional fraction (`01:02:03.5`), in
+/// seconds: the command language's grammar (`recbot_commands::parse_clock`), so the chat
+/// command and `recbot cut` read times alike.
 pub fn parse_time(text: &str) -> Result<f64, String> {
-    let bad = || format!("`{text}` is not a time (HH:MM:SS)");
-    let fields: Vec<&str> = text.split(':').collect();
-    if fields.len() > 3 {
-        return Err(bad());
-    }
-    let mut secs = 0.0;
-    for (n, field) in fields.iter().enumerate() {
-        let last = n + 1 == fields.len();
-        let (int, frac) = match field.split_once('.') {
-            Some((i, f)) if last => (i, Some(f)),
-            Some(_) => return Err(bad()),
-            None => (*field, None),
-        };
-        let digits = |s: &str, max: usize| {
-            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
-        };
-        if !digits(int, 6) || frac.is_some_and(|f| !digits(f, 6)) {
-            return Err(bad());
-        }
-        let value: f64 = field.parse().map_err(|_| bad())?;
-        if n > 0 && value >= 60.0 {
-            return Err(bad());
-        }
-        secs = secs * 60.0 + value;
-    }
-    if secs > MAX_SECS {
-        return Err(bad());
-    }
-    Ok(secs)
+    recbot_commands::parse_clock(text).map(|ms| ms as f64 / 1000.0)
 }
 
 /// `HH:MM:SS-HH:MM:SS`: a span to remove, its start before its end.
