@@ -91,6 +91,41 @@ enum Cmd {
         #[command(flatten)]
         args: logs::Args,
     },
+    /// Cut a finished recording on its HLS index (`<name>.m3u8` beside it).
+    ///
+    /// Keeps --from..--to (the whole recording when absent) minus each --remove span, at
+    /// segment boundaries (the kept span is printed), and writes `<out>.m3u8` beside the
+    /// recording joining the kept pieces with EXT-X-DISCONTINUITY (byte ranges into the
+    /// recording), with --copy also `<out>.ts`/`.mp4` of the kept bytes, and the recording's
+    /// chat file cut to the same span (`<out>.chat.jsonl`, video_ms recomputed). Nothing is
+    /// overwritten. The service need not run.
+    Cut {
+        /// The recording: its video file or its `.m3u8` index.
+        recording: PathBuf,
+        /// Keep from here (HH:MM:SS, recording time).
+        #[arg(long, value_parser = cut_time)]
+        from: Option<f64>,
+        /// Keep up to here (HH:MM:SS).
+        #[arg(long, value_parser = cut_time)]
+        to: Option<f64>,
+        /// Leave out this span (HH:MM:SS-HH:MM:SS); may be given more than once.
+        #[arg(long, value_parser = cut_range)]
+        remove: Vec<(f64, f64)>,
+        /// Also write a new video file of the kept segments.
+        #[arg(long)]
+        copy: bool,
+        /// The outputs' name beside the recording (no folders); `<name>.cut-<n>` by default.
+        #[arg(long)]
+        out: Option<String>,
+    },
+}
+
+fn cut_time(text: &str) -> Result<f64, String> {
+    recbot::post::cut::parse_time(text)
+}
+
+fn cut_range(text: &str) -> Result<(f64, f64), String> {
+    recbot::post::cut::parse_range(text)
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -153,6 +188,33 @@ fn main() -> ExitCode {
                 Err(e) => {
                     let _ = std::io::Write::flush(&mut out);
                     eprintln!("{e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Cmd::Cut {
+            recording,
+            from,
+            to,
+            remove,
+            copy,
+            out,
+        } => {
+            use recbot::post::cut;
+            let request = cut::Request {
+                from,
+                to,
+                remove,
+                copy,
+                out,
+            };
+            match cut::cut_blocking(&recording, &request) {
+                Ok(written) => {
+                    print!("{}", cut::describe(&written));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot cut: {e:#}");
                     ExitCode::FAILURE
                 }
             }

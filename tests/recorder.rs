@@ -1579,3 +1579,186 @@ async fn audio_only_because_every_video_rendition_is_withheld_is_a_loud_warning(
     assert_eq!(sidecar.withheld.len(), 1);
     assert_eq!(sidecar.codec, None);
 }
+
+/// The segments of a part's index: (offset, length, discontinuity, URI).
+fn index_entries(index: &Path) -> (m3u8_rs::MediaPlaylist, Vec<(u64, u64, bool, String)>) {
+    let playlist = recbot::archive::index::read_blocking(index).unwrap();
+    let entries = playlist
+        .segments
+        .iter()
+        .map(|s| {
+            let r = s.byte_range.as_ref().expect("a byte range");
+            (
+                r.offset.expect("an explicit offset"),
+                r.length,
+                s.discontinuity,
+                s.uri.clone(),
+            )
+        })
+        .collect();
+    (playlist, entries)
+}
+
+#[tokio::test]
+async fn the_index_lists_every_segment_byte_exactly_with_discontinuities_at_cuts() {
+    use m3u8_rs::MediaPlaylistType;
+    use recbot::archive::layout::index_file;
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        segments: 24,
+        ads: 3..5,
+        fail_always: vec![8],
+        window: 30,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    origin.go_live("foo", stream);
+    let mut b = bench(&origin, "");
+    let _handle = b.recorder.start(spec("foo"));
+    // While recording: an EVENT index pointing at the `.part`, each entry already in it.
+    let folder = b.recordings().join("foo");
+    let mut during = None;
+    support::origin::eventually(Duration::from_secs(10), || {
+        let Some(index) = std::fs::read_dir(&folder).ok().and_then(|d| {
+            d.flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|e| e == "m3u8"))
+        }) else {
+            return false;
+        };
+        let Ok(p) = recbot::archive::index::read_blocking(&index) else {
+            return false;
+        };
+        let ready = p.segments.len() >= 2 && p.playlist_type == Some(MediaPlaylistType::Event);
+        if ready {
+            let part = folder.join(&p.segments[0].uri);
+            during = Some((p, std::fs::read(part).unwrap_or_default()));
+        }
+        ready
+    })
+    .await;
+    let (p, data) = during.unwrap();
+    assert!(!p.end_list);
+    assert!(
+        p.segments[0].uri.ends_with(".ts.part"),
+        "{:?}",
+        p.segments[0]
+    );
+    for (n, s) in p.segments.iter().enumerate() {
+        let r = s.byte_range.as_ref().unwrap();
+        let at = r.offset.unwrap() as usize;
+        same_bytes(
+            &data[at..at + r.length as usize],
+            &segment_bytes("foo", n as u64, len),
+        );
+    }
+
+    let events = b.until_finished().await;
+    let parts = finished_parts(&events);
+    assert_eq!(parts.len(), 1, "{events:#?}");
+    let (_, file, sidecar) = &parts[0];
+    let index = index_file(file);
+    let (p, entries) = index_entries(&index);
+    assert_eq!(p.playlist_type, Some(MediaPlaylistType::Vod));
+    assert!(p.end_list);
+    let data = std::fs::read(file).unwrap();
+    let name = file.file_name().unwrap().to_str().unwrap();
+    let written: Vec<u64> = (0..total)
+        .filter(|s| !(3..5).contains(s) && *s != 8)
+        .collect();
+    assert_eq!(entries.len(), written.len());
+    let mut end = 0;
+    for ((offset, length, discontinuity, uri), seq) in entries.iter().zip(&written) {
+        assert_eq!(*offset, end, "entries follow each other");
+        let bytes = &data[*offset as usize..(offset + length) as usize];
+        same_bytes(bytes, &segment_bytes("foo", *seq, len));
+        assert_eq!(uri, name);
+        // Right after the ad break and after the gap, and nowhere else.
+        assert_eq!(*discontinuity, *seq == 5 || *seq == 9, "segment {seq}");
+        end = offset + length;
+    }
+    assert_eq!(end, data.len() as u64);
+    assert!(p.segments.iter().all(|s| s.program_date_time.is_some()));
+    let sidecar = Sidecar::read(sidecar).await.unwrap();
+    assert_eq!(
+        sidecar.index.as_deref(),
+        index.file_name().and_then(|n| n.to_str())
+    );
+}
+
+#[tokio::test]
+async fn an_fmp4_index_maps_the_init_segment_at_the_start_of_the_part() {
+    let origin = Origin::start().await;
+    let stream = StreamConfig {
+        fmp4: true,
+        ..Default::default()
+    };
+    let (total, len) = (stream.segments, stream.body_len);
+    let (_b, events) = record(&origin, "foo", stream, "").await;
+    let parts = finished_parts(&events);
+    let file = &parts[0].1;
+    let (p, entries) = index_entries(&recbot::archive::index::index_file(file));
+    let init = init_bytes("foo").len() as u64;
+    let map = p.segments[0].map.as_ref().expect("EXT-X-MAP");
+    assert_eq!(map.uri, file.file_name().unwrap().to_str().unwrap());
+    let r = map.byte_range.as_ref().unwrap();
+    assert_eq!((r.length, r.offset), (init, Some(0)));
+    assert!(p.segments[1..].iter().all(|s| s.map.is_none()));
+    assert_eq!(entries.len() as u64, total);
+    assert_eq!(entries[0].0, init);
+    let one = segment_bytes("foo", 0, len).len() as u64;
+    assert!(entries.iter().all(|e| e.1 == one));
+}
+
+#[tokio::test]
+async fn no_index_when_it_is_turned_off() {
+    let origin = Origin::start().await;
+    let (_b, events) = record(
+        &origin,
+        "foo",
+        StreamConfig::default(),
+        "[recording]\nindex = false\n",
+    )
+    .await;
+    let parts = finished_parts(&events);
+    assert!(!recbot::archive::index::index_file(&parts[0].1).exists());
+    assert_eq!(Sidecar::read(&parts[0].2).await.unwrap().index, None);
+}
+
+/// A real clip (ffmpeg, HLS of 1 s segments) recorded as an `add hls` source: its index plays
+/// in ffprobe exactly like the part itself.
+#[tokio::test]
+async fn the_index_of_a_real_recording_plays_like_the_part() {
+    for fmp4 in [false, true] {
+        let clips = tempfile::tempdir().unwrap();
+        support::media::hls_clip(clips.path(), 4, fmp4);
+        let url = support::media::serve_dir(clips.path().to_path_buf()).await;
+        let origin = Origin::start().await;
+        let mut b = bench(&origin, "");
+        let mut s = spec("studio");
+        s.source = SourceSpec::Hls {
+            url: format!("{url}/index.m3u8"),
+        };
+        s.stream_id = None;
+        let _handle = b.recorder.start(s);
+        let events = b.until_finished().await;
+        let parts = finished_parts(&events);
+        assert_eq!(parts.len(), 1, "{events:#?}");
+        let file = &parts[0].1;
+        let index = recbot::archive::index::index_file(file);
+        let (whole, indexed) = (
+            support::media::duration(file),
+            support::media::duration(&index),
+        );
+        assert!(
+            (whole - indexed).abs() <= 0.1,
+            "fmp4 {fmp4}: part {whole} s, index {indexed} s"
+        );
+        assert!((indexed - 4.0).abs() <= 0.2, "fmp4 {fmp4}: {indexed} s");
+        assert_eq!(
+            support::media::packets(file),
+            support::media::packets(&index),
+            "fmp4 {fmp4}"
+        );
+    }
+}

@@ -835,3 +835,62 @@ async fn remove_interrupts_a_trickling_segment_download_within_a_second() {
     assert_eq!(std::fs::metadata(file).unwrap().len(), *bytes);
     bot.stop().await;
 }
+
+/// `cut` from chat: the latest session's part holding the span is cut beside it (an index of
+/// the kept segments), and what cannot be cut is refused with nothing written.
+#[tokio::test]
+async fn the_cut_command_cuts_the_part_holding_the_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    // 12 segments of 0.25 s: a 3 s part.
+    let mut bot = recording_foo(dir.path(), &origin, StreamConfig::default()).await;
+    bot.wait_for("RecordingFinished", is("RecordingFinished"))
+        .await;
+    let folder = dir.path().join("recordings/foo");
+    let before = std::fs::read_dir(&folder).unwrap().count();
+    let refused = [
+        (
+            "cut foo 0:00:01 0:00:10",
+            "No one finished part holds that span",
+        ),
+        ("cut foo 0:00:01 0:00:02 999", "no session #999"),
+        ("cut bar 0:00:01 0:00:02", "bar has no recorded session yet"),
+        ("cut foo 0:00:02 0:00:01", "must come before"),
+    ];
+    for (command, why) in refused {
+        let reply = bot.run(command).await;
+        assert!(
+            !reply.ok && reply.text.contains(why),
+            "{command}: {reply:?}"
+        );
+    }
+    assert_eq!(std::fs::read_dir(&folder).unwrap().count(), before);
+
+    let reply = bot.command("cut foo 0:00:00.6 0:00:01.4").await;
+    // 0.6 s lies in segment 2 (0.5–0.75), 1.4 s in segment 5 (1.25–1.5).
+    assert!(reply.contains("kept 0:00:00.5–0:00:01.5"), "{reply}");
+    assert!(reply.contains("at segment boundaries"), "{reply}");
+    let index = std::fs::read_dir(&folder)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with(".cut-1.m3u8"))
+        .unwrap_or_else(|| panic!("no cut index: {reply}"));
+    assert!(
+        reply.contains(index.file_name().unwrap().to_str().unwrap()),
+        "{reply}"
+    );
+    let cut = recbot::archive::index::read_blocking(&index).unwrap();
+    let video = folder.join(&cut.segments[0].uri);
+    let data = std::fs::read(video).unwrap();
+    for (seg, seq) in cut.segments.iter().zip(2..6) {
+        let r = seg.byte_range.as_ref().unwrap();
+        let at = r.offset.unwrap() as usize;
+        same_bytes(
+            &data[at..at + r.length as usize],
+            &segment_bytes("foo", seq, 3000),
+        );
+    }
+    assert_eq!(cut.segments.len(), 4);
+    bot.stop().await;
+}

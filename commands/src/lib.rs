@@ -3,6 +3,7 @@
 //!
 //! Pure: no I/O, no async, no chat platform. Everything is driven by the table in [`table`].
 
+mod clock;
 mod code;
 mod help;
 mod login;
@@ -12,6 +13,7 @@ mod text;
 
 use std::fmt;
 
+pub use clock::parse_clock;
 pub use code::PastedCode;
 pub use help::{help, markdown_table};
 pub use login::{Login, MAX_LOGIN_LEN};
@@ -25,16 +27,37 @@ use text::{edit_distance, excerpt};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     Add(AddRequest),
-    Remove { name: Login },
+    Remove {
+        name: Login,
+    },
     List,
-    Status { name: Option<Login> },
-    Auth { service: Service, device: bool },
-    Code { service: Service, code: PastedCode },
+    Status {
+        name: Option<Login>,
+    },
+    Auth {
+        service: Service,
+        device: bool,
+    },
+    Code {
+        service: Service,
+        code: PastedCode,
+    },
     Uploads,
-    Retry { id: u64 },
+    Retry {
+        id: u64,
+    },
+    /// `cut <login> <from> <to> [session]`: times in milliseconds of the session's recording.
+    Cut {
+        name: Login,
+        from_ms: u64,
+        to_ms: u64,
+        session: Option<u64>,
+    },
     Quota,
     Disk,
-    Help { topic: Option<&'static str> },
+    Help {
+        topic: Option<&'static str>,
+    },
 }
 
 /// `add …`: what to watch and how.
@@ -187,6 +210,7 @@ impl Command {
             Command::Code { .. } => "code",
             Command::Uploads => "uploads",
             Command::Retry { .. } => "retry",
+            Command::Cut { .. } => "cut",
             Command::Quota => "quota",
             Command::Disk => "disk",
             Command::Help { .. } => "help",
@@ -240,9 +264,37 @@ impl fmt::Display for Command {
             }
             Command::Code { service, .. } => write!(f, "code {service} [redacted]"),
             Command::Retry { id } => write!(f, "retry {id}"),
+            Command::Cut {
+                name,
+                from_ms,
+                to_ms,
+                session,
+            } => {
+                write!(
+                    f,
+                    "cut {name} {} {}",
+                    clock_text(*from_ms),
+                    clock_text(*to_ms)
+                )?;
+                match session {
+                    Some(s) => write!(f, " {s}"),
+                    None => Ok(()),
+                }
+            }
             Command::Help { topic: Some(t) } => write!(f, "help {t}"),
             other => f.write_str(other.name()),
         }
+    }
+}
+
+/// `H:MM:SS.mmm` (the fraction only when there is one).
+fn clock_text(ms: u64) -> String {
+    let (s, frac) = (ms / 1000, ms % 1000);
+    let base = format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60);
+    if frac == 0 {
+        base
+    } else {
+        format!("{base}.{frac:03}")
     }
 }
 
@@ -344,6 +396,7 @@ enum Value {
     Word(&'static str),
     Number(u64),
     Code(PastedCode),
+    Millis(u64),
 }
 
 #[derive(Default)]
@@ -443,6 +496,7 @@ fn value(kind: ArgKind, word: &str) -> Result<Value, String> {
             }
         },
         ArgKind::Code => Value::Code(PastedCode::parse(word)?),
+        ArgKind::Time => Value::Millis(parse_clock(word)?),
         ArgKind::Topic => {
             let lower = word.to_ascii_lowercase();
             match table::spec(&lower) {
@@ -555,6 +609,26 @@ fn build(spec: &Spec, form: &Form, mut bound: Bound) -> Result<Command, String> 
             Some(Value::Number(id)) => Command::Retry { id },
             _ => return Err("the upload id is missing".into()),
         },
+        ("cut", _) => {
+            let name = name(take(0)).ok_or("the login is missing")?;
+            let (Some(Value::Millis(from_ms)), Some(Value::Millis(to_ms))) = (take(1), take(2))
+            else {
+                return Err("the times are missing".into());
+            };
+            if from_ms >= to_ms {
+                return Err("`from` must come before `to`".into());
+            }
+            let session = match take(3) {
+                Some(Value::Number(id)) => Some(id),
+                _ => None,
+            };
+            Command::Cut {
+                name,
+                from_ms,
+                to_ms,
+                session,
+            }
+        }
         ("quota", _) => Command::Quota,
         ("disk", _) => Command::Disk,
         ("help", _) => Command::Help {

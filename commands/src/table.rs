@@ -27,6 +27,8 @@ pub enum ArgKind {
     Code,
     /// A command name (for `help`).
     Topic,
+    /// A time within a recording, `HH:MM:SS`.
+    Time,
 }
 
 #[derive(Debug)]
@@ -309,6 +311,45 @@ pub static SPECS: &[Spec] = &[
             summary: "retry an upload",
         }],
         examples: &["retry 12"],
+    },
+    Spec {
+        name: "cut",
+        summary: "cut a span out of a finished recording, with its chat",
+        details: "Keeps <from>..<to> of the login's latest session (or the given one) at                   segment boundaries, from the part that holds it, and writes beside it an                   HLS index of the span (`.m3u8`, byte ranges into the part) and its chat                   file. Times count from the session's start as recorded (ads and gaps                   already out).",
+        access: Access::Operator,
+        private_reply: false,
+        forms: &[Form {
+            keyword: None,
+            args: &[
+                Arg {
+                    name: "login",
+                    kind: ArgKind::Name,
+                    required: true,
+                    help: "the watched login",
+                },
+                Arg {
+                    name: "from",
+                    kind: ArgKind::Time,
+                    required: true,
+                    help: "start, HH:MM:SS",
+                },
+                Arg {
+                    name: "to",
+                    kind: ArgKind::Time,
+                    required: true,
+                    help: "end, HH:MM:SS",
+                },
+                Arg {
+                    name: "session",
+                    kind: ArgKind::Number,
+                    required: false,
+                    help: "a session id (the latest when omitted)",
+                },
+            ],
+            options: &[],
+            summary: "cut a recording",
+        }],
+        examples: &["cut foo 00:10:00 00:12:30", "cut foo 1:00:00 1:05:00 42"],
     },
     Spec {
         name: "quota",

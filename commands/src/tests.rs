@@ -112,6 +112,24 @@ fn well_formed_commands() {
     }
     check("uploads", Ok(Command::Uploads));
     check("retry 12", Ok(Command::Retry { id: 12 }));
+    check(
+        "cut foo 00:10:00 12:30.5",
+        Ok(Command::Cut {
+            name: Login::parse("foo").unwrap(),
+            from_ms: 600_000,
+            to_ms: 750_500,
+            session: None,
+        }),
+    );
+    check(
+        "cut foo 1:00:00 1:00:01 42",
+        Ok(Command::Cut {
+            name: Login::parse("foo").unwrap(),
+            from_ms: 3_600_000,
+            to_ms: 3_601_000,
+            session: Some(42),
+        }),
+    );
     check("quota", Ok(Command::Quota));
     check("disk", Ok(Command::Disk));
     check("help", Ok(Command::Help { topic: None }));
@@ -210,6 +228,13 @@ fn hostile_and_malformed_input_is_refused_with_a_reason() {
         ),
         ("code mastodon abcdefgh123", "not one of"),
         ("retry", "missing"),
+        ("cut foo 00:10:00", "missing"),
+        ("cut foo 00:10:00 00:05:00", "must come before"),
+        ("cut foo 00:10:00 00:10:00", "must come before"),
+        ("cut foo 00:61:00 01:00:00", "not a time"),
+        ("cut foo 1e3 2e3", "not a time"),
+        ("cut foo 0:00:01 0:00:02 -3", "not an id"),
+        ("cut ../x 0:00:01 0:00:02", "login"),
         ("retry -1", "not an id"),
         ("retry 0", "not an id"),
         ("retry 1e3", "not an id"),
@@ -256,6 +281,7 @@ fn display_round_trips() {
         "status foo",
         "auth twitch device",
         "retry 3",
+        "cut foo 0:10:00 0:12:30.250 7",
         "help add",
         "list",
     ] {
@@ -278,7 +304,7 @@ fn strip_invocation_handles_prefixed_and_plain_text() {
 
 #[test]
 fn access_and_privacy_follow_the_table() {
-    let operator_only = ["add", "remove", "auth", "code", "retry"];
+    let operator_only = ["add", "remove", "auth", "code", "retry", "cut"];
     for spec in SPECS {
         let expected = if operator_only.contains(&spec.name) {
             Access::Operator
@@ -313,7 +339,7 @@ fn help_covers_every_command() {
     }
     assert!(help(Some("add")).contains("quality="));
     let table = markdown_table();
-    assert_eq!(table.lines().count(), 2 + 12, "{table}");
+    assert_eq!(table.lines().count(), 2 + 13, "{table}");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! What becomes of a recording's files once YouTube confirmed its upload (`[youtube]
-//! after_upload`): the video, its sidecar, its chat file (`<name>.chat.jsonl`) and the chat
-//! replay subtitles beside it (`<name>.chat.ass`, `.chat.vtt`) are kept, moved to
-//! `uploaded_dir` (same folder layout) or deleted, together; so is the broadcast's summary
-//! chart (`<name>.summary.png`) with the first part it is named after.
+//! after_upload`): the video, its sidecar, its chat file (`<name>.chat.jsonl`), its HLS index
+//! (`<name>.m3u8`) and the chat replay subtitles beside it (`<name>.chat.ass`, `.chat.vtt`)
+//! are kept, moved to `uploaded_dir` (same folder layout) or deleted, together; so is the
+//! broadcast's summary chart (`<name>.summary.png`) with the first part it is named after.
 //!
 //! The upload worker applies it as the last step of a job. The chat file is there by then: the
 //! core queues a part's upload only once the chat logger has written its chat file (or said it
@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use tracing::{info, warn};
 
 use super::files::{move_file, remove};
-use super::layout::{chat_file, subtitle_file, summary_file};
+use super::layout::{chat_file, index_file, subtitle_file, summary_file};
 use super::sidecar::Sidecar;
 use crate::config::{AfterUpload, Config, SubtitleFormat};
 
@@ -98,7 +98,7 @@ impl Plan {
             self.handle(file).await;
         }
         // Every format, not only the configured ones: the config may have changed since.
-        let chat = [chat_file(&part), summary_file(&part)]
+        let chat = [chat_file(&part), index_file(&part), summary_file(&part)]
             .into_iter()
             .chain(SubtitleFormat::ALL.map(|f| subtitle_file(&part, f)));
         for file in chat {
@@ -171,6 +171,7 @@ mod tests {
         let ass = subtitle_file(&video, SubtitleFormat::Ass);
         let vtt = subtitle_file(&video, SubtitleFormat::Vtt);
         let chart = summary_file(&video);
+        let index = index_file(&video);
         for (file, body) in [
             (&video, "video"),
             (&sidecar, "{}"),
@@ -178,6 +179,7 @@ mod tests {
             (&ass, "ass"),
             (&vtt, "vtt"),
             (&chart, "png"),
+            (&index, "index"),
         ] {
             std::fs::write(file, body).unwrap();
         }
@@ -190,11 +192,12 @@ mod tests {
             ("a.chat.ass", "ass"),
             ("a.chat.vtt", "vtt"),
             ("a.summary.png", "png"),
+            ("a.m3u8", "index"),
         ] {
             assert_eq!(std::fs::read_to_string(moved.join(name)).unwrap(), body);
         }
         assert!(!video.exists() && !sidecar.exists() && !chat.exists() && !chart.exists());
-        assert!(!ass.exists() && !vtt.exists());
+        assert!(!ass.exists() && !vtt.exists() && !index.exists());
 
         // Deleted together; a part without a chat file is fine, one with only `.ass` too.
         let (_dir, plan, video, chat) = setup(AfterUpload::Delete);

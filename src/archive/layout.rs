@@ -5,7 +5,7 @@
 //! beside a recording: `<name>.part` while it is written, `<name> (2).ts` when the name is
 //! taken, the `.recbot-tmp` of every temporary file, the durable checkpoint `<note>.synced`,
 //! the chat file `<name>.chat.jsonl` and its replay subtitles `<name>.chat.ass` /
-//! `<name>.chat.vtt`. Pure: no I/O.
+//! `<name>.chat.vtt`, the HLS index `<name>.m3u8`. Pure: no I/O.
 
 use std::fmt::Write as _;
 use std::path::{Component, Path, PathBuf};
@@ -319,6 +319,18 @@ pub fn subtitle_file(video: &Path, format: SubtitleFormat) -> PathBuf {
     let name = chat.file_name().unwrap_or_default().to_string_lossy();
     let stem = name.strip_suffix(".chat.jsonl").unwrap_or(&name);
     video.with_file_name(format!("{stem}.chat.{}", format.as_str()))
+}
+
+/// `dir/name.ts` → `dir/name.m3u8`: the HLS index beside a recording (its segments as byte
+/// ranges into the part; `recorder::index`). A post-processed `name.post.mp4` shares its
+/// part's, like the chat file.
+pub fn index_file(video: &Path) -> PathBuf {
+    let stem = video
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let stem = stem.strip_suffix(POST_STEM).unwrap_or(&stem);
+    video.with_file_name(format!("{stem}.m3u8"))
 }
 
 /// `dir/name.ts` → `dir/name.mp4`; `dir/name.mp4` (fMP4) → `dir/name.post.mp4`: where

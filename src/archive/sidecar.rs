@@ -93,6 +93,10 @@ pub struct Sidecar {
     /// (file name), set once it is written; after-upload finds it by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
+    /// The HLS index written beside this part (`<name>.m3u8`, file name), when there is one;
+    /// after-upload finds it by name like the chat file, so this is for people and tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub index: Option<String>,
 }
 
 /// A place in the stream: the media sequence number of a segment (written, or skipped as an

@@ -50,6 +50,9 @@ pub struct Recording {
     pub vod_fill_wait_minutes: f64,
     /// How often to look again while waiting.
     pub vod_fill_poll_secs: f64,
+    /// Write an HLS index (`<name>.m3u8`, byte ranges into the part) beside each part, so
+    /// players can play and seek recordings (also in progress) and `recbot cut` can cut them.
+    pub index: bool,
 }
 
 impl Default for Recording {
@@ -71,6 +74,7 @@ impl Default for Recording {
             vod_fill: true,
             vod_fill_wait_minutes: 120.0,
             vod_fill_poll_secs: 60.0,
+            index: true,
         }
     }
 }
@@ -188,7 +192,8 @@ impl Recording {
              segments:        at most {} MiB and {} Mbit/s each, {} x the target duration (at least {} s); \
              fsync every {} s; gap notices at most every {} s\n\
              hls sources:     {hls_sources}\n\
-             vod fill:        {}\n",
+             vod fill:        {}\n\
+             index:           {}\n",
             self.quality,
             self.codecs
                 .iter()
@@ -204,6 +209,11 @@ impl Recording {
             self.sync_interval_secs,
             self.gap_notice_secs,
             self.vod_fill_summary(),
+            if self.index {
+                "an HLS index (<name>.m3u8) beside each part"
+            } else {
+                "off (no <name>.m3u8 beside parts)"
+            },
         )
     }
 }

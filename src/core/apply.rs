@@ -53,6 +53,17 @@ impl Core {
             Command::Code { service, code } => return self.code(service, code).await,
             Command::Uploads => self.uploads_list(origin.operator).await,
             Command::Retry { id } => self.retry(id, &origin).await,
+            // Answered from the blocking pool: the cut reads and writes files.
+            Command::Cut {
+                name,
+                from_ms,
+                to_ms,
+                session,
+            } => match self.cut(name, from_ms, to_ms, session).await {
+                Ok(Ok(answer)) => return answer,
+                Ok(Err(refused)) => return Answer::Now(Reply::refused(refused)),
+                Err(e) => Err(e),
+            },
             Command::Quota => self.quota().await,
             // Answered from a worker task: walking big folders must not hold the core up.
             Command::Disk => return self.disk_command(origin.operator),

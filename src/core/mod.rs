@@ -8,6 +8,7 @@ mod apply;
 mod auth;
 mod calls;
 mod chat;
+mod cut;
 mod disk_report;
 mod gauges;
 mod health;
@@ -47,8 +48,8 @@ pub use health::{Unready, HEALTH_WITHIN};
 pub use history::{SessionQuery, SessionView, MAX_SESSIONS};
 pub use outbox::{CoreStopped, OutboxState, Pending};
 pub use reply::{
-    AuthLink, ChatLine, Connected, DiskLevel, DiskReport, EventSubNow, LiveDetection, LiveOf,
-    LoginStatus, Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus,
+    AuthLink, ChatLine, Connected, CutReport, DiskLevel, DiskReport, EventSubNow, LiveDetection,
+    LiveOf, LoginStatus, Minutes, QuotaReport, RecordingNow, Refusal, Reply, Said, ServiceStatus,
     StatusReport,
 };
 use store::Store;

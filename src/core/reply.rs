@@ -83,6 +83,8 @@ pub enum Said {
         enabled: bool,
     },
     Quota(QuotaReport),
+    /// `cut`: what was kept and written.
+    Cut(Box<CutReport>),
     /// `auth`: where the operator goes next (a private reply).
     AuthLink(AuthLink),
     /// `code`: the service is connected.
@@ -194,6 +196,36 @@ pub enum Refusal {
     ExchangeInterrupted,
     /// The remote service did not answer within the reply's limit.
     NoRemoteAnswer(Duration),
+    /// `cut`: no such session of this login (`None`: it has none).
+    NoSession {
+        name: Login,
+        session: Option<u64>,
+    },
+    /// `cut`: no one finished part of the session holds the span; `recorded` is how much the
+    /// finished parts hold, `part_ends` where each ends (session time, seconds).
+    SpanNotInOnePart {
+        recorded: f64,
+        part_ends: Vec<f64>,
+        in_progress: bool,
+    },
+    /// `cut` itself failed (its words: a missing index or file, a name taken, …).
+    CutFailed(String),
+}
+
+/// `cut`: the span kept (at segment boundaries) of which part, and the files written
+/// (relative to the recordings folder).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CutReport {
+    pub name: Login,
+    pub session: i64,
+    pub part: u32,
+    /// The spans kept, in the part's time (seconds).
+    pub kept: Vec<(f64, f64)>,
+    /// Where the part starts in the session (seconds): kept spans + this = session time.
+    pub part_offset_secs: f64,
+    pub duration_secs: f64,
+    pub files: Vec<PathBuf>,
+    pub chat_lines: u64,
 }
 
 /// A pending authorization's lifetime in minutes (from the config).

@@ -1,6 +1,7 @@
 //! One post-processing job on disk: a finished part in, `<name>.mp4` beside it out (written as
 //! a `.recbot-tmp` file, started over from nothing each time, verified with ffprobe, fsynced and
-//! renamed), and then the part itself kept or removed (`keep_original`).
+//! renamed), and then the part itself kept or removed (`keep_original`; with it its HLS index,
+//! which names it).
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -89,6 +90,8 @@ pub async fn run(
         files::remove(&input.video)
             .await
             .map_err(|e| fail(format!("the MP4 is verified, but the part stays: {e:#}")))?;
+        // The part's HLS index names the part: without it, the index plays nothing.
+        let _ = files::remove(&crate::archive::layout::index_file(&input.video)).await;
     }
     let elapsed = started.elapsed().as_secs_f64().max(1e-3);
     Ok(PostDone {

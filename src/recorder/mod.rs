@@ -66,6 +66,8 @@ pub struct Settings {
     pub storage: Storage,
     /// Video codecs a recorded rendition may have (`[recording] codecs`).
     pub codecs: Vec<crate::rendition::Codec>,
+    /// Write an HLS index beside each part (`[recording] index`).
+    pub index: bool,
 }
 
 impl Settings {
@@ -82,6 +84,7 @@ impl Settings {
             disk_check_bytes: config.storage.disk_check_mb.saturating_mul(1_000_000),
             storage: config.storage.clone(),
             codecs: config.recording.codecs.clone(),
+            index: config.recording.index,
         }
     }
 }

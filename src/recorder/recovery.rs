@@ -6,6 +6,10 @@
 //! and given a sidecar marked `recovered`, with what the checkpoint and the state database know.
 //! A leftover with no whole segment is removed.
 //!
+//! Its HLS index (`<name>.m3u8`, `archive::index`) is finished too: entries beyond the bytes
+//! kept dropped, rewritten as `VOD` with the final name. An index that cannot be read is
+//! removed and logged; it never stops recovery.
+//!
 //! Only what the recorder wrote is touched: a `.part` is finished when it has a checkpoint or a
 //! database row (the caller checks the row, [`has_checkpoint_blocking`] the rest); any other
 //! `.part` is left alone. Temporary files (sidecar, checkpoint, chat export, copies) end in
@@ -23,6 +27,7 @@ use chrono::{DateTime, Utc};
 
 use super::session::checkpoint_path;
 use crate::archive::files::finalize_file;
+use crate::archive::index::{self, index_file};
 use crate::archive::layout::{numbered, synced_note_path, TEMP_SUFFIX};
 use crate::archive::sidecar::{Chapter, Sidecar};
 
@@ -204,6 +209,7 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Awa
     let saved = saved_checkpoint(&checkpoint, &durable_path, meta.len());
     let Some(bytes) = cut_back(path, saved.as_ref(), meta.len(), &checkpoint, &durable_path)?
     else {
+        let _ = std::fs::remove_file(index_file(&intended));
         return Ok(None);
     };
     let ended: DateTime<Utc> = meta
@@ -219,7 +225,8 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Awa
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let sidecar = match saved {
+    let index = finish_index(&intended, &file, bytes);
+    let mut sidecar = match saved {
         Some(mut s) => {
             // A checkpoint from an older version lags behind the file by a few seconds, and
             // a file can have lost its end (a power cut): scale the duration at the
@@ -239,6 +246,7 @@ fn recover_blocking(path: &Path, known: Option<&Known>) -> io::Result<Option<Awa
         }
         None => sidecar_without_checkpoint(known, &file, file_name, bytes, ended),
     };
+    sidecar.index = index;
     Ok(Some(AwaitingSidecar {
         file,
         checkpoint,
@@ -292,6 +300,37 @@ fn cut_back(
         }
     }
     Ok(Some(bytes))
+}
+
+/// Finishes the index of the leftover meant to be `intended`, now `file` of `len` bytes: its
+/// file name, or `None` when there is none or it cannot be finished (then it is removed).
+fn finish_index(intended: &Path, file: &Path, len: u64) -> Option<String> {
+    let from = index_file(intended);
+    if !from.is_file() {
+        return None;
+    }
+    let video = file.file_name()?.to_string_lossy().into_owned();
+    let to = index_file(file);
+    let finished = if index::usable_name(&video) {
+        index::finish_blocking(&from, &to, &video, len)
+    } else {
+        Err(io::Error::other("the file name cannot stand in an index"))
+    };
+    match finished {
+        Ok(done) => {
+            if done.dropped > 0 {
+                tracing::info!(index = %done.path.display(), dropped = done.dropped, "index entries past the recovered end dropped");
+            }
+            done.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        }
+        Err(e) => {
+            tracing::warn!(index = %from.display(), error = %e, "cannot finish the leftover's index; it is left out");
+            let _ = std::fs::remove_file(&from);
+            None
+        }
+    }
 }
 
 /// fsyncs the `.part` and renames it to its final name (numbered when that name is taken).
@@ -367,6 +406,7 @@ fn sidecar_without_checkpoint(
         vod_fill_done: false,
         subtitles: Vec::new(),
         summary: None,
+        index: None,
     }
 }
 
@@ -491,6 +531,72 @@ mod tests {
         .unwrap();
         assert!(recover(part.clone(), None).await.unwrap().is_none());
         assert!(!part.exists());
+    }
+
+    /// The index of a killed part lists a segment the checkpoint does not (appended after
+    /// its bytes, before its checkpoint): recovery keeps the entries of the bytes kept, as a
+    /// finished index naming the final file. A damaged index is removed; recovery goes on.
+    #[tokio::test]
+    async fn the_index_is_finished_with_the_part_and_never_stops_recovery() {
+        use crate::archive::index::{entry, header, Entry};
+        let dir = tempfile::tempdir().unwrap();
+        let part = dir.path().join("x.ts.part");
+        std::fs::write(&part, [vec![1u8; 1000], vec![2u8; 500]].concat()).unwrap();
+        std::fs::write(
+            dir.path().join("x.ts.part.json"),
+            serde_json::to_vec(&checkpoint(1000, 2, 41)).unwrap(),
+        )
+        .unwrap();
+        let mut text = header(2.0);
+        for (offset, length) in [(0, 600), (600, 400), (1000, 500)] {
+            let e = Entry {
+                offset,
+                length,
+                duration: 2.0,
+                program_date_time: None,
+                discontinuity: false,
+                init: None,
+            };
+            entry("x.ts.part", &e, &mut text);
+        }
+        // A fourth entry torn by the kill.
+        text.extend_from_slice(b"#EXT-X-BYTERANGE:500@1500\n#EXTINF:2,\nx.ts");
+        let index = dir.path().join("x.m3u8");
+        std::fs::write(&index, &text).unwrap();
+        let r = recover(part, None).await.unwrap().unwrap();
+        assert_eq!(r.sidecar.index.as_deref(), Some("x.m3u8"));
+        let p = crate::archive::index::read_blocking(&index).unwrap();
+        assert!(p.end_list);
+        assert_eq!(p.playlist_type, Some(m3u8_rs::MediaPlaylistType::Vod));
+        let ranges: Vec<(u64, Option<u64>, String)> = p
+            .segments
+            .iter()
+            .map(|s| {
+                let r = s.byte_range.as_ref().unwrap();
+                (r.length, r.offset, s.uri.clone())
+            })
+            .collect();
+        assert_eq!(
+            ranges,
+            vec![
+                (600, Some(0), "x.ts".into()),
+                (400, Some(600), "x.ts".into())
+            ]
+        );
+
+        // Damaged beyond reading: recovered all the same, without an index.
+        let part = dir.path().join("y.ts.part");
+        std::fs::write(&part, vec![1u8; 1000]).unwrap();
+        std::fs::write(
+            dir.path().join("y.ts.part.json"),
+            serde_json::to_vec(&checkpoint(1000, 2, 41)).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("y.m3u8"), b"\x00\x01 not a playlist\n").unwrap();
+        let r = recover(part, None).await.unwrap().unwrap();
+        assert_eq!(std::fs::read(&r.file).unwrap().len(), 1000);
+        assert_eq!(r.sidecar.index, None);
+        assert!(!dir.path().join("y.m3u8").exists());
     }
 
     /// A power cut: the latest checkpoint (not fsynced) reached the disk, the data it describes

@@ -28,6 +28,12 @@
 //! sync, the note and the durable note keep their rules. (`sync_file_range` would split the
 //! two steps but has no safe binding here; `fadvise` does both.)
 //!
+//! The part's HLS index (`archive::index`), when it has one, rides along: its lines for a
+//! segment are queued ([`PartFile::queue_index`]) and appended to the index file after the
+//! segment's data, before the checkpoint, in the same trip; when the data is fsynced so is the
+//! index. An index that cannot be written is dropped ([`PartFile::index_lost`]), never the
+//! recording.
+//!
 //! Temporary files recbot writes beside recordings end in [`TEMP_SUFFIX`](crate::archive::layout::TEMP_SUFFIX), never in `.part`:
 //! recovery finishes only `.part` files, and removes stale temporaries at start-up.
 
@@ -80,6 +86,8 @@ struct NoteFile {
 struct Written {
     file: File,
     note: Option<NoteFile>,
+    index: Option<File>,
+    index_failed: bool,
     chunks: Vec<Bytes>,
     bytes: u64,
     result: io::Result<()>,
@@ -117,6 +125,12 @@ pub struct PartFile {
     syncs: u64,
     /// The durable note, once one was written: removed when the part is finished.
     durable: Option<PathBuf>,
+    /// The part's HLS index, open for appending (also out while a write is).
+    index: Option<File>,
+    /// Index lines to append after the next flush's data.
+    index_lines: Vec<u8>,
+    /// An index was given and a write to it failed: it is incomplete.
+    index_lost: bool,
 }
 
 impl std::fmt::Debug for Written {
@@ -166,6 +180,9 @@ impl PartFile {
             last_sync: None,
             syncs: 0,
             durable: None,
+            index: None,
+            index_lines: Vec::new(),
+            index_lost: false,
         })
     }
 
@@ -173,6 +190,25 @@ impl PartFile {
     /// the durable note (`[recording] sync_interval_secs`).
     pub fn set_sync_interval(&mut self, every: Duration) {
         self.sync_every = every;
+    }
+
+    /// Gives the part its HLS index (opened, header written): lines queued with
+    /// [`PartFile::queue_index`] are appended to it.
+    pub fn set_index(&mut self, index: File) {
+        self.index = Some(index);
+    }
+
+    /// Lines for the index, appended after the data of the next flush with a note (the
+    /// segment's checkpoint) when that data is written; dropped when it is not.
+    pub fn queue_index(&mut self, lines: impl FnOnce(&mut Vec<u8>)) {
+        if self.index.is_some() || self.in_flight.is_some() {
+            lines(&mut self.index_lines);
+        }
+    }
+
+    /// Whether a write to the index failed (it was closed and misses entries since).
+    pub fn index_lost(&self) -> bool {
+        self.index_lost
     }
 
     /// Bytes fsynced to the disk so far.
@@ -236,6 +272,12 @@ impl PartFile {
                 .is_none_or(|at| now.duration_since(at) >= self.sync_every);
         let mut file = self.take_file()?;
         let mut note_file = self.note.take();
+        let mut index = self.index.take();
+        let index_lines = if note.is_some() {
+            std::mem::take(&mut self.index_lines)
+        } else {
+            Vec::new()
+        };
         let chunks = std::mem::take(&mut self.buf);
         self.pending = std::mem::take(&mut self.buffered) as u64;
         let bytes = self.pending;
@@ -256,6 +298,7 @@ impl PartFile {
                 result = file.sync_data();
                 synced = result.is_ok();
             }
+            let index_failed = result.is_ok() && !append_index(&mut index, &index_lines, synced);
             if let (Ok(()), Some(note)) = (&result, note) {
                 if synced {
                     let durable = synced_note_path(&note.path);
@@ -274,6 +317,8 @@ impl PartFile {
             Written {
                 file,
                 note: note_file,
+                index,
+                index_failed,
                 chunks,
                 bytes,
                 result,
@@ -297,12 +342,16 @@ impl PartFile {
         let Written {
             file,
             note,
+            index,
+            index_failed,
             mut chunks,
             bytes,
             result,
             synced,
         } = written;
         self.note = note;
+        self.index = index;
+        self.index_lost |= index_failed;
         match &result {
             Ok(()) => self.on_disk += bytes,
             // How much of it reached the file is unknown: measure it.
@@ -385,6 +434,24 @@ impl PartFile {
             .take()
             .ok_or_else(|| io::Error::other("the recording file was lost after a failed write"))
     }
+}
+
+/// Appends a segment's index lines after its data (fsynced with it when the data was): false
+/// when that failed, and the index is closed for good (an index missing an entry in the
+/// middle would play the wrong bytes).
+fn append_index(index: &mut Option<File>, lines: &[u8], synced: bool) -> bool {
+    let Some(file) = index.as_mut() else {
+        return true;
+    };
+    let mut ok = lines.is_empty() || file.write_all(lines).is_ok();
+    if ok && synced {
+        ok = file.sync_data().is_ok();
+    }
+    if !ok {
+        tracing::debug!("cannot append to the recording's index; it is left out");
+        *index = None;
+    }
+    ok
 }
 
 /// `posix_fadvise(DONTNEED)` on `[from, to)` (see the module's write-behind): starts the

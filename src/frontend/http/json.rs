@@ -42,6 +42,7 @@ pub(super) fn said(said: &Said) -> Value {
         }),
         Said::Requeued { id, enabled } => json!({ "requeued": id, "enabled": enabled }),
         Said::Quota(report) => json!(report),
+        Said::Cut(report) => json!(report),
         Said::AuthLink(link) => json!(link),
         Said::Connected(connected) => json!({ "connected": connected }),
         // Not reachable through the API's routes; the words are still the data.

@@ -130,6 +130,10 @@ fn classify(why: &Refusal) -> (StatusCode, &'static str) {
         | R::TwitchUnavailable(_)
         | R::ExchangeInterrupted => (StatusCode::BAD_GATEWAY, "remote-failed"),
         R::NoRemoteAnswer(_) => (StatusCode::GATEWAY_TIMEOUT, "remote-timeout"),
+        R::NoSession { .. } => (StatusCode::NOT_FOUND, "no-such-session"),
+        R::SpanNotInOnePart { .. } | R::CutFailed(_) => {
+            (StatusCode::UNPROCESSABLE_ENTITY, "cut-refused")
+        }
     }
 }
 

@@ -87,6 +87,7 @@ pub fn said(said: &Said, markup: Markup) -> String {
             text
         }
         Said::Quota(report) => quota_text(report),
+        Said::Cut(report) => cut_text(report, markup),
         Said::AuthLink(link) => auth_link(link),
         Said::Connected(Connected::Youtube) => {
             "YouTube is connected: finished recordings will be uploaded.".to_string()
@@ -378,7 +379,74 @@ pub fn refusal(why: &Refusal) -> String {
         | Refusal::TokenNotSaved(_)
         | Refusal::ExchangeInterrupted
         | Refusal::NoRemoteAnswer(_) => refusal_of_auth(why),
+        Refusal::NoSession {
+            name,
+            session: Some(id),
+        } => format!("{name} has no session #{id}; `status {name}` shows its latest."),
+        Refusal::NoSession {
+            name,
+            session: None,
+        } => format!("{name} has no recorded session yet."),
+        Refusal::SpanNotInOnePart {
+            recorded,
+            part_ends,
+            in_progress,
+        } => {
+            let ends: Vec<String> = part_ends.iter().map(|e| clock(*e)).collect();
+            let mut text = format!(
+                "No one finished part holds that span: the session's finished parts hold {}",
+                clock(*recorded)
+            );
+            if ends.len() > 1 {
+                text.push_str(&format!(" (parts end at {})", ends.join(", ")));
+            }
+            text.push_str(". Cut within one part");
+            if *in_progress {
+                text.push_str("; the part being recorded can be cut once it is finished");
+            }
+            text.push('.');
+            text
+        }
+        Refusal::CutFailed(why) => format!("Cannot cut: {why}. Nothing was written."),
     }
+}
+
+/// `H:MM:SS` (tenths when not whole): a time in a recording.
+fn clock(secs: f64) -> String {
+    crate::post::cut::clock(secs)
+}
+
+/// `cut`: the span kept (session time), the part, the files written.
+fn cut_text(r: &crate::core::CutReport, markup: Markup) -> String {
+    let spans: Vec<String> = r
+        .kept
+        .iter()
+        .map(|(a, b)| {
+            format!(
+                "{}–{}",
+                clock(a + r.part_offset_secs),
+                clock(b + r.part_offset_secs)
+            )
+        })
+        .collect();
+    let mut text = format!(
+        "Cut {} (session #{}, part {}): kept {} ({}), at segment boundaries.",
+        r.name,
+        r.session,
+        r.part,
+        spans.join(", "),
+        clock(r.duration_secs)
+    );
+    for file in &r.files {
+        text.push_str(&format!(
+            "\n{}",
+            untrusted(&file.display().to_string(), markup)
+        ));
+    }
+    if r.chat_lines > 0 {
+        text.push_str(&format!("\n({} chat lines)", r.chat_lines));
+    }
+    text
 }
 
 /// The group functions are only called by [`refusal`] with a refusal of their group.

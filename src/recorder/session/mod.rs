@@ -18,6 +18,7 @@
 
 mod comeback;
 mod cursor;
+mod index;
 mod marks;
 mod part;
 mod poll;
@@ -135,6 +136,8 @@ pub(super) struct Session {
     counters: LoginCounters,
     /// `recbot_live_detection_seconds` was observed (at the session's first segment).
     detection_noted: bool,
+    /// The media playlist's target duration, as last loaded (a new part's index header).
+    target_duration: f64,
 }
 
 impl std::fmt::Debug for Session {
@@ -198,6 +201,7 @@ impl Session {
             counters,
             // A session continued after a restart: its first segment says nothing of detection.
             detection_noted: spec.resume.is_some() || spec.first_part > 1,
+            target_duration: 0.0,
             rec,
             spec,
         }

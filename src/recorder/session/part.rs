@@ -1,7 +1,8 @@
 //! The part being written: opening it (name, file, first checkpoint), writing each whole
 //! segment (its init segment first in a new fMP4 part) followed by its checkpoint, a new part
 //! when the init segment changes (never two inits in one file), the free-space check while
-//! writing, and finishing it (fsync, rename, sidecar, `RecordingPartFinished`).
+//! writing, and finishing it (fsync, rename, index, sidecar, `RecordingPartFinished`). The
+//! part's HLS index (`index.rs`) gets an entry with each segment's checkpoint.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -16,6 +17,7 @@ use super::super::gaps::{cap, MAX_TEXT};
 use super::super::playlist::{InitMap, Segment};
 use super::super::writer::{Note, PartFile};
 use super::super::{SourceSpec, StopReason};
+use super::index::{PartIndex, Placed};
 use super::{Session, TakeEnd};
 use crate::archive::layout::synced_note_path;
 use crate::archive::layout::{self as naming, NameValues};
@@ -45,6 +47,8 @@ pub(super) struct OpenPart {
     pub(super) init: Option<Vec<bytes::Bytes>>,
     /// `RecordingStarted` is sent once the first segment is on disk.
     pub(super) announced: bool,
+    /// The part's HLS index, unless `[recording] index` is off or it could not be created.
+    pub(super) index: Option<PartIndex>,
 }
 
 impl Session {
@@ -188,6 +192,8 @@ impl Session {
         let mut appended: std::io::Result<()> = Ok(());
         let map_written = init.as_ref().map(|(map, _)| map.clone());
         let init_bytes = init.as_ref().map(|(_, bytes)| bytes.clone());
+        let init_len: u64 = init_bytes.iter().flatten().map(|b| b.len() as u64).sum();
+        let had_init = init_bytes.is_some();
         let chunks = init.into_iter().flat_map(|(_, b)| b).chain(body);
         for chunk in chunks {
             appended = part.file.append(chunk).await;
@@ -204,6 +210,14 @@ impl Session {
             part.init = init_bytes;
         }
         let written = part.file.len() - mark;
+        if let Some(index) = part.index.as_mut() {
+            let placed = Placed {
+                init: had_init.then_some((mark, init_len)),
+                offset: mark + init_len,
+                length: written - init_len,
+            };
+            index.segment(&mut part.file, &part.sidecar, seg, placed);
+        }
         if part.sidecar.segments == 0 {
             part.sidecar.elapsed_secs = elapsed;
         }
@@ -343,6 +357,11 @@ impl Session {
             .display()
             .to_string();
         let sidecar = self.new_sidecar(&file, started, stream_id);
+        let index = if self.rec.settings.index {
+            PartIndex::open(&mut file, self.target_duration, &sidecar).await
+        } else {
+            None
+        };
         // The checkpoint of an empty part: recovery then knows nothing in it is whole yet.
         // Through the file's note, so the checkpoints after each segment rewrite it in place.
         let note = serde_json::to_vec(&sidecar).ok().map(|bytes| Note {
@@ -370,6 +389,7 @@ impl Session {
             map_written: None,
             init: None,
             announced: false,
+            index,
         });
         Ok(())
     }
@@ -425,6 +445,7 @@ impl Session {
             vod_fill_done: false,
             subtitles: Vec::new(),
             summary: None,
+            index: None,
         }
     }
 
@@ -442,6 +463,7 @@ impl Session {
             file,
             relative,
             mut sidecar,
+            index,
             ..
         } = part;
         let checkpoint = checkpoint_path(file.final_path());
@@ -450,6 +472,9 @@ impl Session {
             // goes to the next part.
             let part_path = file.part_path().to_path_buf();
             drop(file);
+            if let Some(index) = index {
+                index.discard().await;
+            }
             let _ = tokio::fs::remove_file(&part_path).await;
             let _ = tokio::fs::remove_file(&checkpoint).await;
             let _ = tokio::fs::remove_file(synced_note_path(&checkpoint)).await;
@@ -461,6 +486,7 @@ impl Session {
         sidecar.bytes = file.len();
         sidecar.ended = Utc::now();
         sidecar.last_segment = last;
+        let index_lost = file.index_lost();
         let final_path = match file.finish().await {
             Ok(p) => p,
             Err(e) => {
@@ -473,6 +499,9 @@ impl Session {
                 return;
             }
         };
+        if let Some(index) = index {
+            sidecar.index = index.finish(index_lost, &final_path, sidecar.bytes).await;
+        }
         let sidecar_path = Sidecar::path_for(&final_path);
         self.totals.bytes += sidecar.bytes;
         let done_bytes = self.totals.bytes;

@@ -135,6 +135,7 @@ impl Session {
     /// Queues the segments of one playlist load not queued before (and what the playlist no
     /// longer offered, as missing); `true` when any was new.
     pub(super) fn process(&mut self, pl: &MediaPlaylist, base: &Url) -> bool {
+        self.target_duration = pl.target_duration;
         if let (Some(next), Some(last)) = (self.ahead.next_seq, pl.segments.last()) {
             if last.sequence + 1 < next {
                 // The numbering went backwards (a restarted stream or another origin):
