@@ -13,6 +13,8 @@ const WORKERS: &[&str] = &[
     "src/chat",
     "src/upload",
     "src/post",
+    "src/chzzk",
+    "src/bilibili",
     "src/work",
     "src/format.rs",
     "src/archive",

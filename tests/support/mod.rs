@@ -7,6 +7,7 @@
 pub mod binary;
 mod bot;
 pub mod browser;
+pub mod chzzk;
 pub mod origin;
 pub mod smtp;
 pub mod tls;
