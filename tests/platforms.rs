@@ -132,3 +132,125 @@ async fn chzzk_adult_streams_need_the_login_cookies() {
         Some(format!("NID_AUT={NID_AUT}; NID_SES={NID_SES}").as_str())
     );
 }
+
+use recbot::bilibili::api::{BiliApi, BiliError, LiveStatus, StreamFormat, PAUSE_AFTER_412};
+use recbot_commands::RoomId;
+use support::bilibili::{BiliFake, Mode, DANMU_TOKEN};
+
+fn bilibili(fake: &BiliFake, cookie: Option<&str>) -> BiliApi {
+    BiliApi::new(
+        reqwest::Client::new(),
+        &fake.url(),
+        &fake.url(),
+        cookie.map(Secret::new),
+    )
+}
+
+#[tokio::test]
+async fn bilibili_short_ids_resolve_and_live_rooms_give_fmp4() {
+    let fake = BiliFake::start().await;
+    fake.add(23058, Some(3), "哔哩哔哩直播");
+    let api = bilibili(&fake, None);
+
+    let init = api.room_init(RoomId::parse("3").unwrap()).await.unwrap();
+    assert_eq!(init.room_id.get(), 23058);
+    assert_eq!(init.short_id, Some(3));
+    assert_eq!(init.live_status, LiveStatus::Offline);
+    assert_eq!(init.live_time, None);
+    let info = api.room_info(init.room_id).await.unwrap();
+    assert_eq!(info.streamer.as_deref(), Some("哔哩哔哩直播"));
+    assert_eq!(
+        api.play_stream(init.room_id, 10000).await.unwrap(),
+        None,
+        "offline: no stream"
+    );
+
+    fake.update(23058, |r| r.live = true);
+    assert_eq!(
+        api.room_init(init.room_id).await.unwrap().live_status,
+        LiveStatus::Live
+    );
+    let stream = api.play_stream(init.room_id, 10000).await.unwrap().unwrap();
+    assert_eq!(stream.format, StreamFormat::HlsFmp4);
+    assert_eq!(stream.codec, "avc");
+    assert_eq!(
+        stream.url,
+        "https://cn-fake.bilivideo.com/live-bvc/1/live_23058/index.m3u8?expires=1900000000&qn=10000&sign=fake",
+        "not the P2P (.mcdn.) host"
+    );
+    assert_eq!(stream.expires, Some(1_900_000_000));
+
+    fake.update(23058, |r| r.hls = false);
+    let flv = api.play_stream(init.room_id, 10000).await.unwrap().unwrap();
+    assert_eq!(flv.format, StreamFormat::Flv);
+
+    assert!(matches!(
+        api.room_init(RoomId::parse("99").unwrap()).await,
+        Err(BiliError::NoSuchRoom(99))
+    ));
+    let seen = fake.requests();
+    assert!(seen
+        .iter()
+        .all(|r| r.referer.as_deref() == Some("https://live.bilibili.com/")));
+    assert!(seen.iter().all(|r| r.cookie.is_none()));
+}
+
+#[tokio::test]
+async fn bilibili_danmu_info_is_wbi_signed_and_risk_control_pauses() {
+    let fake = BiliFake::start().await;
+    fake.add(23058, None, "x");
+    let api = bilibili(&fake, Some("SESSDATA=s; buvid3=b"));
+    let room = RoomId::parse("23058").unwrap();
+
+    let info = api.danmu_info(room, 1_776_925_721).await.unwrap();
+    assert_eq!(
+        info.token.expose(),
+        DANMU_TOKEN,
+        "the fake accepted the signature"
+    );
+    assert_eq!(info.hosts[0].host, "127.0.0.1");
+    let seen = fake.requests();
+    assert_eq!(
+        seen.iter()
+            .filter(|r| r.path == "/x/web-interface/nav")
+            .count(),
+        1
+    );
+    let signed = seen.last().unwrap();
+    assert!(signed
+        .query
+        .iter()
+        .any(|(k, v)| k == "wts" && v == "1776925721"));
+    assert!(signed.query.iter().any(|(k, v)| k == "id" && v == "23058"));
+    assert_eq!(signed.cookie.as_deref(), Some("SESSDATA=s; buvid3=b"));
+
+    // The key is cached: a second call asks nav no more.
+    api.danmu_info(room, 1_776_925_722).await.unwrap();
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.path == "/x/web-interface/nav")
+            .count(),
+        1
+    );
+
+    fake.set_mode(Mode::RiskControl);
+    let err = api.danmu_info(room, 1_776_925_723).await.unwrap_err();
+    assert!(matches!(err, BiliError::RiskControl), "{err}");
+    assert!(err.pause().is_some());
+    fake.set_mode(Mode::Normal);
+    api.danmu_info(room, 1_776_925_724).await.unwrap();
+    assert_eq!(
+        fake.requests()
+            .iter()
+            .filter(|r| r.path == "/x/web-interface/nav")
+            .count(),
+        2,
+        "-352 dropped the key; it was fetched anew"
+    );
+
+    fake.set_mode(Mode::Blocked);
+    let err = api.room_init(room).await.unwrap_err();
+    assert!(matches!(err, BiliError::Blocked));
+    assert_eq!(err.pause(), Some(PAUSE_AFTER_412));
+}

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)]
 
+pub mod bilibili;
 pub mod binary;
 mod bot;
 pub mod browser;
