@@ -7,5 +7,6 @@
 //! `frontend`.
 
 pub mod api;
+pub mod danmaku;
 pub mod md5;
 pub mod wbi;

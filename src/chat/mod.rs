@@ -10,6 +10,7 @@ pub(crate) mod limits;
 pub mod line;
 pub mod logs;
 pub(crate) mod names;
+pub mod platform_line;
 pub(crate) mod pool;
 pub mod record;
 pub mod shard;
