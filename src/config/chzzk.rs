@@ -119,7 +119,7 @@ impl PollStep {
 impl fmt::Display for PollStep {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.wait.as_secs();
-        if secs % 60 == 0 {
+        if secs.is_multiple_of(60) {
             write!(f, "{}m", secs / 60)?;
         } else {
             write!(f, "{secs}s")?;
