@@ -254,3 +254,156 @@ async fn bilibili_danmu_info_is_wbi_signed_and_risk_control_pauses() {
     assert!(matches!(err, BiliError::Blocked));
     assert_eq!(err.pause(), Some(PAUSE_AFTER_412));
 }
+
+mod danmaku_session {
+    use std::io::Write;
+    use std::time::Duration;
+
+    use recbot::bilibili::danmaku::{encode, Auth, OP_MESSAGE, VER_JSON, VER_ZLIB};
+    use recbot::bilibili::session::{run, Received, SessionError, Timing};
+    use recbot::secret::Secret;
+    use tokio::sync::mpsc;
+    use tokio_util::sync::CancellationToken;
+
+    use super::support::bilibili::{DanmakuScript, DanmakuServer};
+
+    const DANMU: &str = r#"{"cmd":"DANMU_MSG","info":[[0,1,25,16777215,1723979200649],"hello",[6088969,"tim1997"]]}"#;
+    const LIVE: &str = r#"{"cmd":"LIVE","roomid":23058}"#;
+
+    fn zlib_batch(jsons: &[&str]) -> Vec<u8> {
+        let inner: Vec<u8> = jsons
+            .iter()
+            .flat_map(|j| encode(OP_MESSAGE, VER_JSON, 0, j.as_bytes()))
+            .collect();
+        let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(&inner).unwrap();
+        encode(OP_MESSAGE, VER_ZLIB, 0, &e.finish().unwrap())
+    }
+
+    fn script(push: Vec<Vec<u8>>) -> DanmakuScript {
+        DanmakuScript {
+            auth_code: 0,
+            push,
+            answer_heartbeats: true,
+            close_after_heartbeats: None,
+        }
+    }
+
+    fn fast() -> Timing {
+        Timing {
+            heartbeat: Duration::from_millis(50),
+            receive_timeout: Duration::from_millis(400),
+        }
+    }
+
+    async fn session(
+        url: &str,
+        timing: Timing,
+        cancel: CancellationToken,
+    ) -> (Result<(), SessionError>, Vec<Received>) {
+        let key = Secret::new("danmu-token");
+        let auth = Auth {
+            uid: 0,
+            room_id: 23058,
+            key: Some(&key),
+            buvid: None,
+            protover: 2,
+        };
+        let (tx, mut rx) = mpsc::channel(64);
+        let result = run(url, &auth, timing, &tx, &cancel).await;
+        drop(tx);
+        let mut got = Vec::new();
+        while let Some(r) = rx.recv().await {
+            got.push(r);
+        }
+        (result, got)
+    }
+
+    #[tokio::test]
+    async fn a_session_authenticates_heartbeats_and_hands_on_commands() {
+        let server = DanmakuServer::start(script(vec![zlib_batch(&[DANMU, LIVE])])).await;
+        let cancel = CancellationToken::new();
+        let stop = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            stop.cancel();
+        });
+        let (result, got) = session(&server.url, fast(), cancel).await;
+        result.unwrap();
+        assert_eq!(got[0], Received::Up);
+        assert_eq!(
+            got[1],
+            Received::Command {
+                cmd: "DANMU_MSG".into(),
+                raw: DANMU.into()
+            }
+        );
+        assert_eq!(
+            got[2],
+            Received::Command {
+                cmd: "LIVE".into(),
+                raw: LIVE.into()
+            }
+        );
+        assert!(
+            got.contains(&Received::Popularity(777)),
+            "heartbeat replies read, echo ignored: {got:?}"
+        );
+        let seen = server.seen();
+        assert!(seen.heartbeats >= 2, "{seen:?}");
+        assert_eq!(seen.auth[0]["key"], "danmu-token");
+        assert_eq!(seen.auth[0]["roomid"], 23058);
+        assert!(seen.user_agents[0].starts_with("Mozilla/5.0"));
+    }
+
+    #[tokio::test]
+    async fn each_way_a_session_ends_is_named() {
+        let refused = DanmakuServer::start(DanmakuScript {
+            auth_code: -101,
+            ..script(vec![])
+        })
+        .await;
+        let (result, got) = session(&refused.url, fast(), CancellationToken::new()).await;
+        assert!(
+            matches!(result, Err(SessionError::AuthRefused(Some(-101)))),
+            "{result:?}"
+        );
+        assert!(got.is_empty());
+
+        // Heartbeats go out every 50 ms but nothing comes back: silence is measured across them.
+        let mute = DanmakuServer::start(DanmakuScript {
+            answer_heartbeats: false,
+            ..script(vec![])
+        })
+        .await;
+        let (result, _) = session(&mute.url, fast(), CancellationToken::new()).await;
+        assert!(matches!(result, Err(SessionError::Silent(_))), "{result:?}");
+        assert!(mute.seen().heartbeats >= 3);
+
+        let garbage = DanmakuServer::start(script(vec![vec![0, 0, 0, 99, 0, 16, 0, 0]])).await;
+        let (result, _) = session(&garbage.url, fast(), CancellationToken::new()).await;
+        assert!(
+            matches!(result, Err(SessionError::Protocol(_))),
+            "{result:?}"
+        );
+
+        let dropped = DanmakuServer::start(DanmakuScript {
+            close_after_heartbeats: Some(2),
+            ..script(vec![])
+        })
+        .await;
+        let (result, _) = session(&dropped.url, fast(), CancellationToken::new()).await;
+        assert!(
+            matches!(result, Err(SessionError::Closed | SessionError::Io(_))),
+            "{result:?}"
+        );
+
+        let nowhere = session("ws://127.0.0.1:9/sub", fast(), CancellationToken::new())
+            .await
+            .0;
+        assert!(
+            matches!(nowhere, Err(SessionError::Connect(_))),
+            "{nowhere:?}"
+        );
+    }
+}

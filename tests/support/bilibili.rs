@@ -262,3 +262,123 @@ fn play_info(room: u64, hls: bool) -> Value {
     }
     json!({"conf_json": "{}", "playurl": {"cid": room, "g_qn_desc": [], "stream": streams}})
 }
+
+/// A fake danmaku WebSocket server (notes 2.9, item 6): requires the auth packet first,
+/// answers it with `auth_code`, then pushes `push` (binary frames as given), answers each
+/// heartbeat with op 3 (declared length 20, plus the echo), and closes after
+/// `close_after_heartbeats` heartbeats when set. What it received is recorded.
+pub struct DanmakuServer {
+    pub url: String,
+    pub seen: Arc<Mutex<DanmakuSeen>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct DanmakuSeen {
+    pub auth: Vec<Value>,
+    pub user_agents: Vec<String>,
+    pub heartbeats: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DanmakuScript {
+    pub auth_code: i64,
+    pub push: Vec<Vec<u8>>,
+    pub answer_heartbeats: bool,
+    pub close_after_heartbeats: Option<u32>,
+}
+
+impl DanmakuServer {
+    // The handshake callback's error type is tungstenite's, large by its design.
+    #[allow(clippy::result_large_err)]
+    pub async fn start(script: DanmakuScript) -> DanmakuServer {
+        use futures::{SinkExt, StreamExt};
+        use recbot::bilibili::danmaku::{
+            encode, packets, OP_AUTH, OP_AUTH_REPLY, OP_HEARTBEAT, OP_HEARTBEAT_REPLY, VER_PLAIN,
+        };
+        use tokio_tungstenite::tungstenite::Message as Ws;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/sub", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(DanmakuSeen::default()));
+        let record = seen.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let record = record.clone();
+                let script = script.clone();
+                tokio::spawn(async move {
+                    let callback =
+                        |req: &tokio_tungstenite::tungstenite::handshake::server::Request, resp| {
+                            if let Some(ua) = req
+                                .headers()
+                                .get("user-agent")
+                                .and_then(|v| v.to_str().ok())
+                            {
+                                record.lock().unwrap().user_agents.push(ua.to_string());
+                            }
+                            Ok(resp)
+                        };
+                    let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(stream, callback).await
+                    else {
+                        return;
+                    };
+                    let first =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), ws.next()).await;
+                    let Ok(Some(Ok(Ws::Binary(first)))) = first else {
+                        return;
+                    };
+                    let Some(auth) = packets(&first)
+                        .ok()
+                        .and_then(|p| p.into_iter().find(|p| p.op == OP_AUTH))
+                    else {
+                        return;
+                    };
+                    record
+                        .lock()
+                        .unwrap()
+                        .auth
+                        .push(serde_json::from_slice(&auth.body).unwrap_or(Value::Null));
+                    let reply = json!({"code": script.auth_code}).to_string();
+                    if ws
+                        .send(Ws::Binary(
+                            encode(OP_AUTH_REPLY, VER_PLAIN, 1, reply.as_bytes()).into(),
+                        ))
+                        .await
+                        .is_err()
+                        || script.auth_code != 0
+                    {
+                        return;
+                    }
+                    for frame in &script.push {
+                        let _ = ws.send(Ws::Binary(frame.clone().into())).await;
+                    }
+                    while let Some(Ok(message)) = ws.next().await {
+                        let Ws::Binary(bytes) = message else { continue };
+                        if !packets(&bytes).is_ok_and(|p| p.iter().any(|p| p.op == OP_HEARTBEAT)) {
+                            continue;
+                        }
+                        let beats = {
+                            let mut seen = record.lock().unwrap();
+                            seen.heartbeats += 1;
+                            seen.heartbeats
+                        };
+                        if script.close_after_heartbeats.is_some_and(|n| beats >= n) {
+                            let _ = ws.close(None).await;
+                            return;
+                        }
+                        if script.answer_heartbeats {
+                            let mut reply =
+                                encode(OP_HEARTBEAT_REPLY, VER_PLAIN, 1, &777u32.to_be_bytes());
+                            reply.extend_from_slice(b"[object Object]");
+                            let _ = ws.send(Ws::Binary(reply.into())).await;
+                        }
+                    }
+                });
+            }
+        });
+        DanmakuServer { url, seen }
+    }
+
+    pub fn seen(&self) -> DanmakuSeen {
+        self.seen.lock().unwrap().clone()
+    }
+}
