@@ -7,8 +7,10 @@
 pub mod allowed_source;
 pub mod archive;
 pub mod backoff;
+pub mod bilibili;
 pub mod blocking;
 pub mod chat;
+pub mod chzzk;
 pub mod config;
 pub mod core;
 pub mod event;

@@ -1,4 +1,4 @@
-//! The layering invariant, checked on the source: workers (`twitch`, `recorder`, `chat`,
+//! The layering invariant, checked on the source: workers (`twitch`, `chzzk`, `bilibili`, `recorder`, `chat`,
 //! `upload`) and the layers they share (`work`, `format`, `archive`, `metrics`) import nothing
 //! from `core` or `frontend`. What a worker needs from the state it gets through `work` (events, calls,
 //! tokens, job rows) or an interface it defines (`upload::JobSource`). `archive`, the
@@ -14,6 +14,8 @@ const WORKERS: &[&str] = &[
     "src/upload",
     "src/post",
     "src/summary",
+    "src/chzzk",
+    "src/bilibili",
     "src/work",
     "src/format.rs",
     "src/archive",

@@ -3,6 +3,7 @@
 //!
 //! Pure: no I/O, no async, no chat platform. Everything is driven by the table in [`table`].
 
+mod channel;
 mod clock;
 mod code;
 mod help;
@@ -13,6 +14,7 @@ mod text;
 
 use std::fmt;
 
+pub use channel::{ChannelRef, ChzzkId, Platform, RoomId, CHZZK_ID_LEN, MAX_ROOM_DIGITS};
 pub use clock::parse_clock;
 pub use code::PastedCode;
 pub use help::{help, markdown_table};

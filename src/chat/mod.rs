@@ -11,6 +11,7 @@ pub mod line;
 pub mod logs;
 pub(crate) mod names;
 pub(crate) mod per_minute;
+pub mod platform_line;
 pub(crate) mod pool;
 pub mod record;
 pub mod shard;

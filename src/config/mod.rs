@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+mod bilibili;
 mod chat;
+mod chzzk;
 mod email;
 mod frontends;
 mod http;
@@ -24,7 +26,9 @@ mod twitch;
 mod webhooks;
 mod youtube;
 
+pub use bilibili::Bilibili;
 pub use chat::{Chat, ChatCompression, ChatLogin, SubtitleFormat};
+pub use chzzk::{Chzzk, PollStep};
 pub use email::{Email, SmtpSecurity, SmtpServer};
 pub use frontends::{Console, Discord, Slack};
 pub use http::{Http, HttpToken, Role};
@@ -46,6 +50,10 @@ pub struct Config {
     pub storage: Storage,
     pub console: Console,
     pub twitch: Twitch,
+    /// `[chzzk]`: Chzzk's endpoints, login cookies and poll schedule.
+    pub chzzk: Chzzk,
+    /// `[bilibili]`: Bilibili Live's endpoints and login cookie.
+    pub bilibili: Bilibili,
     pub recording: Recording,
     pub chat: Chat,
     pub youtube: Youtube,
@@ -70,6 +78,8 @@ impl Default for Config {
             storage: Storage::default(),
             console: Console::default(),
             twitch: Twitch::default(),
+            chzzk: Chzzk::default(),
+            bilibili: Bilibili::default(),
             recording: Recording::default(),
             chat: Chat::default(),
             youtube: Youtube::default(),
@@ -196,6 +206,8 @@ impl Config {
              front-ends:      {}\n\
              live detection:  {}\n\
              twitch codecs:   {} (offered to usher as supported_codecs)\n\
+             chzzk:           {}\n\
+             bilibili live:   {}\n\
              {}\
              chat (IRC):      {}\n\
              chat replay:     {}\n\
@@ -211,6 +223,8 @@ impl Config {
             frontends.join("; "),
             self.twitch.detection_summary(),
             self.twitch.supported_codecs_param(),
+            self.chzzk.summary(),
+            self.bilibili.summary(),
             self.recording.summary(),
             self.chat.summary(&self.twitch),
             self.chat.replay_summary(),
@@ -248,6 +262,8 @@ impl Config {
     fn validate(&self) -> Result<(), (String, String)> {
         self.storage.validate()?;
         self.twitch.validate()?;
+        self.chzzk.validate()?;
+        self.bilibili.validate()?;
         if self.chat.login == ChatLogin::User && !self.twitch.irc_tls {
             return fail(
                 "chat.login",
@@ -453,7 +469,7 @@ pub mod testing {
 
     pub fn offline(text: &str) -> String {
         let mut table: toml::Table = text.parse().expect("test config is valid TOML");
-        let defaults: [(&str, &str, toml::Value); 19] = [
+        let defaults: [(&str, &str, toml::Value); 24] = [
             // No HTTP listener unless a test asks for one (tests run in parallel).
             ("http", "listen", "".into()),
             // The tests' HLS origins are local servers.
@@ -470,6 +486,15 @@ pub mod testing {
             ("twitch", "irc_host", "127.0.0.1".into()),
             ("twitch", "irc_port", toml::Value::Integer(9)),
             ("twitch", "irc_tls", false.into()),
+            ("chzzk", "api_url", NOWHERE.into()),
+            (
+                "chzzk",
+                "chat_api_url",
+                format!("{NOWHERE}/nng_main").into(),
+            ),
+            ("chzzk", "chat_ws_url", "ws://127.0.0.1:9/chat".into()),
+            ("bilibili", "api_url", NOWHERE.into()),
+            ("bilibili", "live_api_url", NOWHERE.into()),
             ("youtube", "auth_url", format!("{NOWHERE}/auth").into()),
             ("youtube", "token_url", format!("{NOWHERE}/token").into()),
             ("youtube", "upload_url", format!("{NOWHERE}/upload").into()),

@@ -824,3 +824,93 @@ fn summary_charts_are_on_by_default_and_unknown_keys_refused() {
     let e = parse("[summary]\nenable = true\n").unwrap_err().to_string();
     assert!(e.contains("enable"), "{e}");
 }
+
+#[test]
+fn platforms_default_to_the_notes_endpoints_and_schedule() {
+    let c = parse("").unwrap();
+    assert_eq!(c.chzzk.api_url, "https://api.chzzk.naver.com");
+    assert_eq!(c.chzzk.chat_ws_url, "wss://kr-ss{n}.chat.naver.com/chat");
+    assert_eq!(
+        c.chzzk.poll_schedule,
+        crate::config::PollStep::default_schedule()
+    );
+    assert!(!c.chzzk.has_login());
+    assert_eq!(c.bilibili.live_api_url, "https://api.live.bilibili.com");
+    let summary = c.summary();
+    assert!(summary.contains("chzzk:           anonymous"), "{summary}");
+    assert!(summary.contains("1m x12, 3m x12"), "{summary}");
+    assert!(summary.contains("bilibili live:   anonymous"), "{summary}");
+}
+
+#[test]
+fn platform_keys_are_checked_by_name() {
+    let refused = |text: &str, key: &str, fragment: &str| {
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.key.as_deref(), Some(key), "{text}: {err}");
+        assert!(err.message.contains(fragment), "{text}: {err}");
+    };
+    refused(
+        "[chzzk]\napi_url = \"ftp://x\"\n",
+        "chzzk.api_url",
+        "http(s)",
+    );
+    refused(
+        "[chzzk]\nchat_ws_url = \"https://kr-ss{n}.chat.naver.com/chat\"\n",
+        "chzzk.chat_ws_url",
+        "ws://",
+    );
+    refused(
+        "[chzzk]\nchat_ws_url = \"wss://kr-ss{n}{n}.x/chat\"\n",
+        "chzzk.chat_ws_url",
+        "once",
+    );
+    refused("[chzzk]\nnid_aut = \"abc\"\n", "chzzk.nid_ses", "together");
+    refused(
+        "[chzzk]\nnid_aut = \"abc\"\nnid_ses = \"x; admin=1\"\n",
+        "chzzk.nid_ses",
+        "cookie's value alone",
+    );
+    refused(
+        "[chzzk]\npoll_schedule = []\n",
+        "chzzk.poll_schedule",
+        "at least one",
+    );
+    refused(
+        "[chzzk]\npoll_schedule = [\"3h\"]\n",
+        "chzzk.poll_schedule",
+        "not a poll step",
+    );
+    refused(
+        "[bilibili]\nlive_api_url = \"nope\"\n",
+        "bilibili.live_api_url",
+        "not a valid",
+    );
+    refused(
+        "[bilibili]\ncookie = \"SESSDATA=a\\r\\nX-Evil: 1\"\n",
+        "bilibili.cookie",
+        "one line",
+    );
+    refused(
+        "[bilibili]\ncookie = \"justtext\"\n",
+        "bilibili.cookie",
+        "name=value",
+    );
+
+    let c = parse(
+        "[chzzk]\nnid_aut = \"aut-value\"\nnid_ses = \"ses-value\"\npoll_schedule = [\"30s x2\", \"5m\"]\n\
+         chat_ws_url = \"ws://127.0.0.1:1/chat\"\n[bilibili]\ncookie = \"SESSDATA=s; buvid3=b\"\n",
+    )
+    .unwrap();
+    assert!(c.chzzk.has_login());
+    assert_eq!(c.chzzk.poll_schedule.len(), 2);
+    let summary = c.summary();
+    assert!(
+        summary.contains("cookies set") && summary.contains("30s x2, 5m"),
+        "{summary}"
+    );
+    assert!(
+        !summary.contains("aut-value") && !summary.contains("SESSDATA"),
+        "{summary}"
+    );
+    assert!(!format!("{c:?}").contains("ses-value"));
+}

@@ -4,9 +4,11 @@
 
 #![allow(dead_code)]
 
+pub mod bilibili;
 pub mod binary;
 mod bot;
 pub mod browser;
+pub mod chzzk;
 pub mod media;
 pub mod origin;
 pub mod smtp;
