@@ -8,7 +8,8 @@
 //!
 //! Modes: `plain` is the recorder alone. `core` also runs the core (the state database, the
 //! event log) on the same runtime and hands it every recorder event, as the service does.
-//! `http` is `core` plus the HTTP listener with a client following `/api/v1/events` (SSE)
+//! `RECBOT_BENCH_INDEX=off` turns the HLS index beside each part off (`[recording] index`),
+//! to measure what writing it costs. `http` is `core` plus the HTTP listener with a client following `/api/v1/events` (SSE)
 //! and scraping `/metrics` every second, on a thread of its own (`client`, not counted):
 //! `http` against `core` is what the listener costs while recording.
 //!
@@ -230,8 +231,10 @@ fn main() {
     } else {
         "[http]\nlisten = \"\"\n".into()
     };
+    let index = std::env::var("RECBOT_BENCH_INDEX").map_or(true, |v| v != "off");
+    println!("HLS index beside each part: {}", if index { "on" } else { "off" });
     let text = format!(
-        "[storage]\ndata_dir = {:?}\n{}{http}",
+        "[storage]\ndata_dir = {:?}\n{}{http}[recording]\nindex = {index}\n",
         dir.path().to_str().unwrap(),
         origin.twitch_config()
     );
