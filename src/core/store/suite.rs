@@ -76,6 +76,13 @@ macro_rules! store_suite {
 }
 pub(crate) use store_suite;
 
+/// The time now in whole microseconds: PostgreSQL keeps no finer, and times read back are
+/// compared with the ones written.
+fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 fn watch(name: &str) -> Watch {
     Watch {
         name: Login::parse(name).unwrap(),
@@ -86,7 +93,7 @@ fn watch(name: &str) -> Watch {
         post: None,
         room: Room::Slack("C1".into()),
         added_by: "U1".into(),
-        added_at: Utc::now(),
+        added_at: now(),
     }
 }
 
@@ -201,7 +208,7 @@ pub(crate) async fn an_unreadable_row_is_skipped_by_every_reader(h: &dyn Harness
     // What an older recbot wrote for an infinite duration.
     h.write_raw_event(
         &store,
-        Utc::now(),
+        now(),
         "RecordingFinished",
         "foo",
         r#"{"at":"2026-01-01T00:00:00Z","login":"foo","kind":{"type":"RecordingFinished","parts":1,"duration_secs":null,"bytes":1,"gaps":0}}"#,
@@ -333,7 +340,7 @@ pub(crate) async fn events_after_pages_through_the_log(h: &dyn Harness) {
 
 pub(crate) async fn sessions_and_parts_round_trip(h: &dyn Harness) {
     let store = h.open().await;
-    let now = Utc::now();
+    let now = now();
     let s = store
         .create_session("foo", Some("42"), "hi", Some("Chess"), now)
         .await
@@ -412,7 +419,7 @@ pub(crate) async fn tokens_round_trip_and_never_print(h: &dyn Harness) {
     let token = StoredToken {
         access_token: Secret::new("AT-secret"),
         refresh_token: Some(Secret::new("RT-secret")),
-        expires_at: Some(Utc::now()),
+        expires_at: Some(now()),
         scopes: "chat:read".into(),
         client_id: Some("ue6666".into()),
         account: Some("viewer".into()),
@@ -444,7 +451,7 @@ pub(crate) async fn jobs_are_queued_once_and_picked_in_order(h: &dyn Harness) {
         .await
         .unwrap()
         .unwrap();
-    let now = Utc::now();
+    let now = now();
     assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, a);
 
     // A deferred job is not due before its time; an interrupted upload goes first.
@@ -604,7 +611,7 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
         sidecar: Some(PathBuf::from(format!("/r/foo/{name}.json"))),
         total_bytes: 10,
     };
-    let now = Utc::now();
+    let now = now();
     let until = now + chrono::Duration::seconds(300);
     let a = store
         .insert_upload_job_waiting_for_chat(&job("a"), until, "waiting for its chat file")
@@ -661,7 +668,7 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
 
 pub(crate) async fn a_pending_vod_fill_survives_reopening_until_removed(h: &dyn Harness) {
     let store = h.open().await;
-    let at = Utc::now();
+    let at = now();
     let s1 = store
         .create_session("foo", Some("1"), "t", None, at)
         .await
@@ -704,7 +711,7 @@ pub(crate) async fn settings_are_replaced_and_survive_reopening(h: &dyn Harness)
 
 pub(crate) async fn sessions_are_listed_newest_first_by_login_and_start(h: &dyn Harness) {
     let store = h.open().await;
-    let t0 = Utc::now() - chrono::Duration::hours(10);
+    let t0 = now() - chrono::Duration::hours(10);
     let mut ids = Vec::new();
     for (i, name) in ["foo", "bar", "foo"].into_iter().enumerate() {
         let at = t0 + chrono::Duration::hours(i as i64 * 3);
@@ -772,7 +779,7 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
         .await
         .unwrap()
         .unwrap();
-    let now = Utc::now();
+    let now = now();
     assert_eq!(store.next_due_upload(now).await.unwrap(), None);
     store.close().await;
 
