@@ -50,6 +50,17 @@ pub use uploads::{
 pub use vod_fills::{VodFillRow, VodFills};
 pub use watches::{Watch, WatchList};
 
+/// Free-form text from outside (titles, games, error messages, chat user ids) as every
+/// backend stores it: NUL characters, which PostgreSQL's text cannot hold, become U+FFFD on
+/// both engines, so a hostile title is stored alike everywhere instead of failing the write.
+pub(crate) fn storable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
+
 /// A database engine holding the whole state: every area's trait, plus the schema and the
 /// connection's life. (`Any` lets tests reach the engine under a [`Store`].)
 #[async_trait::async_trait]

@@ -62,6 +62,7 @@ macro_rules! store_suite {
             settings_are_replaced_and_survive_reopening,
             sessions_are_listed_newest_first_by_login_and_start,
             stream_samples_are_kept_per_session_in_time_order,
+            text_with_a_nul_character_is_stored_with_a_replacement_character,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -883,4 +884,55 @@ pub(crate) async fn stream_samples_are_kept_per_session_in_time_order(h: &dyn Ha
     assert_eq!(store.peak_viewers(s2).await.unwrap(), Some(7));
     assert_eq!(store.stream_samples(s2).await.unwrap().len(), 1);
     assert!(store.stream_samples(s2 + 100).await.unwrap().is_empty());
+}
+
+/// A NUL in outside text (a hostile stream title) is stored as U+FFFD on every engine
+/// (PostgreSQL's text cannot hold one), never failing the write.
+pub(crate) async fn text_with_a_nul_character_is_stored_with_a_replacement_character(
+    h: &dyn Harness,
+) {
+    let store = h.open().await;
+    let at = now();
+    let s = store
+        .create_session("foo", Some("s\01"), "a\0b", Some("g\0"), at)
+        .await
+        .unwrap();
+    let row = store.session(s).await.unwrap().unwrap();
+    assert_eq!(
+        (row.stream_id.as_deref(), row.title.as_deref(), row.game.as_deref()),
+        (Some("s\u{FFFD}1"), Some("a\u{FFFD}b"), Some("g\u{FFFD}"))
+    );
+    store.update_session_title(s, "\0", None).await.unwrap();
+    let row = store.session(s).await.unwrap().unwrap();
+    assert_eq!(row.title.as_deref(), Some("\u{FFFD}"));
+    store
+        .add_stream_sample(&StreamSample {
+            session: s,
+            at,
+            viewers: None,
+            title: "t\0".into(),
+            game: Some("\0".into()),
+        })
+        .await
+        .unwrap();
+    let sample = &store.stream_samples(s).await.unwrap()[0];
+    assert_eq!(
+        (sample.title.as_str(), sample.game.as_deref()),
+        ("t\u{FFFD}", Some("\u{FFFD}"))
+    );
+    let mut w = watch("foo");
+    w.added_by = "U\0".into();
+    store.put_watch(&w).await.unwrap();
+    let stored = store.watch(&w.name).await.unwrap().unwrap();
+    assert_eq!(stored.added_by, "U\u{FFFD}");
+    let id = store
+        .insert_upload_job(&new_job("/r/n.ts"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut job = store.upload_job(id).await.unwrap().unwrap();
+    job.last_error = Some("bad\0".into());
+    store.save_upload_job(&job).await.unwrap();
+    let job = store.upload_job(id).await.unwrap().unwrap();
+    assert_eq!(job.last_error.as_deref(), Some("bad\u{FFFD}"));
 }

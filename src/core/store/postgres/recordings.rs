@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::PostgresBackend;
+use crate::core::store::storable_text;
 use crate::core::store::{PartRow, Recordings, SessionRow, SessionTotals};
 
 #[async_trait::async_trait]
@@ -24,9 +25,9 @@ impl Recordings for PostgresBackend {
              VALUES ($1, $2, $3, $4, $5) RETURNING id",
         )
         .bind(name)
-        .bind(stream_id)
-        .bind(title)
-        .bind(game)
+        .bind(stream_id.map(storable_text))
+        .bind(storable_text(title))
+        .bind(game.map(storable_text))
         .bind(started_at)
         .fetch_one(&self.pool)
         .await?;
@@ -77,8 +78,8 @@ impl Recordings for PostgresBackend {
 
     async fn update_session_title(&self, id: i64, title: &str, game: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE sessions SET title = $1, game = $2 WHERE id = $3")
-            .bind(title)
-            .bind(game)
+            .bind(storable_text(title))
+            .bind(game.map(storable_text))
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -87,7 +88,7 @@ impl Recordings for PostgresBackend {
 
     async fn learn_session_stream_id(&self, id: i64, stream_id: &str) -> Result<()> {
         sqlx::query("UPDATE sessions SET stream_id = $1 WHERE id = $2 AND stream_id IS NULL")
-            .bind(stream_id)
+            .bind(storable_text(stream_id))
             .bind(id)
             .execute(&self.pool)
             .await?;
