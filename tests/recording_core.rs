@@ -77,8 +77,8 @@ async fn live_detected_records_and_persists_the_session_and_its_parts() {
 #[tokio::test]
 async fn live_detected_records_and_persists_the_session_and_its_parts_on_postgres() {
     let url = support::postgres::new_database().await;
-    let dir = records_and_persists_the_session_and_its_parts(&format!("database_url = {url:?}"))
-        .await;
+    let dir =
+        records_and_persists_the_session_and_its_parts(&format!("database_url = {url:?}")).await;
     assert!(!dir.path().join("recbot.sqlite").exists());
 }
 

@@ -42,7 +42,10 @@ pub enum Database {
     /// The embedded SQLite file.
     Sqlite(PathBuf),
     /// A PostgreSQL server: its URL (with the password) and how long to wait for it.
-    Postgres { url: Secret, connect_timeout: Duration },
+    Postgres {
+        url: Secret,
+        connect_timeout: Duration,
+    },
 }
 
 impl Default for Storage {

@@ -870,7 +870,10 @@ fn a_postgres_database_url_chooses_the_backend_and_never_shows_its_password() {
     );
 
     for (url, fragment) in [
-        ("mysql://rec:hunter2@db/recbot", "postgres:// or postgresql://"),
+        (
+            "mysql://rec:hunter2@db/recbot",
+            "postgres:// or postgresql://",
+        ),
         ("sqlite:///tmp/x.db", "postgres:// or postgresql://"),
         ("not a url hunter2", "must be a URL"),
         ("postgres:///recbot", "must name the server's host"),

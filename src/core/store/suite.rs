@@ -894,12 +894,16 @@ pub(crate) async fn text_with_a_nul_character_is_stored_with_a_replacement_chara
     let store = h.open().await;
     let at = now();
     let s = store
-        .create_session("foo", Some("s\01"), "a\0b", Some("g\0"), at)
+        .create_session("foo", Some("s\u{0}1"), "a\0b", Some("g\0"), at)
         .await
         .unwrap();
     let row = store.session(s).await.unwrap().unwrap();
     assert_eq!(
-        (row.stream_id.as_deref(), row.title.as_deref(), row.game.as_deref()),
+        (
+            row.stream_id.as_deref(),
+            row.title.as_deref(),
+            row.game.as_deref()
+        ),
         (Some("s\u{FFFD}1"), Some("a\u{FFFD}b"), Some("g\u{FFFD}"))
     );
     store.update_session_title(s, "\0", None).await.unwrap();

@@ -91,10 +91,11 @@ impl EventLog for PostgresBackend {
     }
 
     async fn last_event_of_kind(&self, kind: &str) -> Result<Option<Event>> {
-        let row = sqlx::query("SELECT payload FROM events WHERE kind = $1 ORDER BY id DESC LIMIT 1")
-            .bind(kind)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT payload FROM events WHERE kind = $1 ORDER BY id DESC LIMIT 1")
+                .bind(kind)
+                .fetch_optional(&self.pool)
+                .await?;
         let Some(row) = row else { return Ok(None) };
         let payload: String = row.try_get("payload")?;
         serde_json::from_str(&payload)

@@ -124,7 +124,10 @@ impl super::Backend for PostgresBackend {
         .fetch_one(&mut *tx)
         .await?;
         tx.rollback().await?;
-        anyhow::ensure!(!read_only, "the PostgreSQL database takes no writes (read-only)");
+        anyhow::ensure!(
+            !read_only,
+            "the PostgreSQL database takes no writes (read-only)"
+        );
         Ok(())
     }
 
@@ -264,7 +267,9 @@ mod tests {
             .unwrap();
         let latest = MIGRATIONS.iter().map(|m| m.version).max().unwrap();
         assert_eq!(
-            super::super::Backend::schema_version(&backend).await.unwrap(),
+            super::super::Backend::schema_version(&backend)
+                .await
+                .unwrap(),
             latest
         );
         late.abort();

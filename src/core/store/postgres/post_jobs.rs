@@ -82,30 +82,29 @@ impl PostJobs for PostgresBackend {
     }
 
     async fn release_post_wait(&self, post: i64, file: Option<(&Path, u64)>) -> Result<u64> {
-        let done = match file {
-            Some((path, bytes)) => {
-                sqlx::query(
-                    "UPDATE upload_jobs SET post_job = NULL, path = $1, total_bytes = $2,
+        let done =
+            match file {
+                Some((path, bytes)) => {
+                    sqlx::query(
+                        "UPDATE upload_jobs SET post_job = NULL, path = $1, total_bytes = $2,
                        updated_at = $3
                      WHERE post_job = $4",
-                )
-                .bind(path.to_string_lossy().as_ref())
-                .bind(bytes as i64)
-                .bind(Utc::now())
-                .bind(post)
-                .execute(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(
+                    )
+                    .bind(path.to_string_lossy().as_ref())
+                    .bind(bytes as i64)
+                    .bind(Utc::now())
+                    .bind(post)
+                    .execute(&self.pool)
+                    .await?
+                }
+                None => sqlx::query(
                     "UPDATE upload_jobs SET post_job = NULL, updated_at = $1 WHERE post_job = $2",
                 )
                 .bind(Utc::now())
                 .bind(post)
                 .execute(&self.pool)
-                .await?
-            }
-        };
+                .await?,
+            };
         Ok(done.rows_affected())
     }
 }

@@ -74,11 +74,8 @@ impl TestServer {
 
     fn start() -> Result<TestServer, String> {
         let bin = binaries()?;
-        let dir = std::env::temp_dir().join(format!(
-            "recbot-pg-{}-{}",
-            std::process::id(),
-            free_port()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("recbot-pg-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         let as_root = is_root();
         if as_root {
