@@ -245,12 +245,26 @@ fn main() -> ExitCode {
 fn viewer_state(config: &Config) -> String {
     const ANONYMOUS: &str = "recording as a logged-out viewer (renditions above 1080p are \
                              withheld); run `auth twitch-viewer` to log in";
-    let path = config.storage.database_path();
-    if !path.exists() {
-        return format!("not logged in (no state database yet): {ANONYMOUS}");
+    let database = config.storage.database();
+    if let recbot::config::Database::Sqlite(path) = &database {
+        if !path.exists() {
+            return format!("not logged in (no state database yet): {ANONYMOUS}");
+        }
     }
     let read = async {
-        let store = recbot::core::store::Store::open(&path).await?;
+        let store = match database {
+            recbot::config::Database::Sqlite(path) => {
+                recbot::core::store::Store::open(&path).await?
+            }
+            // check-config does not wait a start-up's while for the server.
+            recbot::config::Database::Postgres {
+                url,
+                connect_timeout,
+            } => {
+                let wait = connect_timeout.min(std::time::Duration::from_secs(5));
+                recbot::core::store::Store::open_postgres(&url, wait).await?
+            }
+        };
         let token = store
             .token(recbot_commands::Service::TwitchViewer.as_str())
             .await;

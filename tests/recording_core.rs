@@ -70,9 +70,24 @@ async fn store(dir: &Path) -> Store {
 
 #[tokio::test]
 async fn live_detected_records_and_persists_the_session_and_its_parts() {
+    records_and_persists_the_session_and_its_parts("").await;
+}
+
+/// The same on a PostgreSQL state database: nothing is kept in SQLite.
+#[tokio::test]
+async fn live_detected_records_and_persists_the_session_and_its_parts_on_postgres() {
+    let url = support::postgres::new_database().await;
+    let dir =
+        records_and_persists_the_session_and_its_parts(&format!("database_url = {url:?}")).await;
+    assert!(!dir.path().join("recbot.sqlite").exists());
+}
+
+/// One recording with the `[storage]` keys `storage`, then a restart: what was recorded and
+/// watched is still in the state database.
+async fn records_and_persists_the_session_and_its_parts(storage: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let origin = Origin::start().await;
-    let mut bot = start(dir.path(), &origin, "").await;
+    let mut bot = start(dir.path(), &origin, storage).await;
     bot.command("add foo").await;
     origin.go_live(
         "foo",
@@ -134,7 +149,13 @@ async fn live_detected_records_and_persists_the_session_and_its_parts() {
     assert_eq!(done.session, Some(session));
     bot.stop().await;
 
-    let store = store(dir.path()).await;
+    // Restarted: the watch and the recording are still there.
+    let bot = start(dir.path(), &origin, storage).await;
+    let list = bot.command("list").await;
+    assert!(list.contains("foo"), "{list}");
+    let config = bot.config.clone();
+    bot.stop().await;
+    let store = support::open_store(&config).await;
     let row = store.session(session).await.unwrap().unwrap();
     assert_eq!(row.stream_id.as_deref(), Some("s1"));
     assert_eq!(row.title.as_deref(), Some("second title"));
@@ -145,6 +166,12 @@ async fn live_detected_records_and_persists_the_session_and_its_parts() {
     assert_eq!(&parts[0].path, file);
     let totals = store.session_totals(session).await.unwrap();
     assert_eq!(totals.bytes, data.len() as u64);
+    let finished = store.recent_events(None, 100).await.unwrap();
+    assert!(finished
+        .iter()
+        .any(|e| matches!(e.kind, EventKind::RecordingFinished { .. })));
+    store.close().await;
+    dir
 }
 
 #[tokio::test]

@@ -35,7 +35,7 @@ pub use http::{Http, HttpToken, Role};
 pub(crate) use lenient::lenient_string;
 pub use postprocess::{Encoder, PostMode, Postprocess, RateControl};
 pub use recording::Recording;
-pub use storage::Storage;
+pub use storage::{shown_postgres_url, Database, Storage};
 pub use summary::SummaryChart;
 pub use twitch::{DetectionMode, DetectionSetting, Twitch};
 pub use webhooks::Webhook;

@@ -1,10 +1,12 @@
 //! `[storage]`: where the database, recordings and chat logs live, and the disk limits.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::fail;
+use crate::secret::Secret;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -27,6 +29,23 @@ pub struct Storage {
     /// A recording also checks free space after writing this many MB (0: after every
     /// segment), so a fast stream cannot fill the disk between two timer checks.
     pub disk_check_mb: u64,
+    /// The state database on a PostgreSQL server (`postgres://user:password@host:port/db`)
+    /// instead of the SQLite file under `data_dir`. A secret: shown without its password.
+    pub database_url: Option<Secret>,
+    /// How long start-up waits for the PostgreSQL server before giving up.
+    pub connect_timeout_secs: u64,
+}
+
+/// Where the state database is, as [`Storage::database`] reads the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Database {
+    /// The embedded SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL server: its URL (with the password) and how long to wait for it.
+    Postgres {
+        url: Secret,
+        connect_timeout: Duration,
+    },
 }
 
 impl Default for Storage {
@@ -40,13 +59,28 @@ impl Default for Storage {
             disk_check_secs: 60,
             disk_report_secs: 60,
             disk_check_mb: 256,
+            database_url: None,
+            connect_timeout_secs: 60,
         }
     }
 }
 
 impl Storage {
+    /// The SQLite file's place (used when no `database_url` is set).
     pub fn database_path(&self) -> PathBuf {
         self.data_dir.join("recbot.sqlite")
+    }
+
+    /// The state database this configuration names: PostgreSQL when `database_url` is set,
+    /// else the SQLite file under `data_dir`.
+    pub fn database(&self) -> Database {
+        match &self.database_url {
+            Some(url) => Database::Postgres {
+                url: url.clone(),
+                connect_timeout: Duration::from_secs(self.connect_timeout_secs),
+            },
+            None => Database::Sqlite(self.database_path()),
+        }
     }
 
     pub fn recordings_dir(&self) -> PathBuf {
@@ -83,6 +117,17 @@ impl Storage {
                 "must be at most 3600 seconds (an hour-old `disk` answer is stale)",
             );
         }
+        if let Some(url) = &self.database_url {
+            if let Err(why) = shown_postgres_url(url.expose()) {
+                return fail("storage.database_url", &why);
+            }
+        }
+        if !(1..=3600).contains(&self.connect_timeout_secs) {
+            return fail(
+                "storage.connect_timeout_secs",
+                "must be between 1 and 3600 seconds",
+            );
+        }
         Ok(())
     }
 
@@ -93,11 +138,54 @@ impl Storage {
              recordings:      {}\n\
              chat logs:       {}\n\
              disk warnings:   above {}% used, recording stops below {} GB free\n",
-            self.database_path().display(),
+            self.database_summary(),
             self.recordings_dir().display(),
             self.chat_dir().display(),
             self.warn_usage_percent,
             self.min_free_gb,
         )
     }
+}
+
+impl Storage {
+    /// Which backend holds the state, for `check-config` (never the password).
+    fn database_summary(&self) -> String {
+        match &self.database_url {
+            Some(url) => format!(
+                "PostgreSQL {} (start-up waits up to {} s for it)",
+                shown_postgres_url(url.expose()).unwrap_or_else(|e| e),
+                self.connect_timeout_secs
+            ),
+            None => format!("SQLite {}", self.database_path().display()),
+        }
+    }
+}
+
+/// A PostgreSQL URL as it may be shown (`postgres://user@host:port/db`: no password, no
+/// query), or why it is not one.
+pub fn shown_postgres_url(url: &str) -> Result<String, String> {
+    // Never echo the value itself: it holds the password.
+    let parsed = url::Url::parse(url).map_err(|e| {
+        format!("must be a URL like postgres://user:password@host:5432/recbot ({e})")
+    })?;
+    if !matches!(parsed.scheme(), "postgres" | "postgresql") {
+        return Err(format!(
+            "must start with postgres:// or postgresql:// (PostgreSQL is the only server \
+             database; leave it out for SQLite), not {}://",
+            parsed.scheme()
+        ));
+    }
+    let host = match parsed.host_str() {
+        Some(host) if !host.is_empty() => host,
+        _ => return Err("must name the server's host (postgres://user@host:5432/db)".into()),
+    };
+    let user = match parsed.username() {
+        "" => String::new(),
+        user => format!("{user}@"),
+    };
+    Ok(format!(
+        "postgres://{user}{host}:{}{}",
+        parsed.port().unwrap_or(5432),
+        parsed.path()
+    ))
 }

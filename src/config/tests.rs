@@ -914,3 +914,66 @@ fn platform_keys_are_checked_by_name() {
     );
     assert!(!format!("{c:?}").contains("ses-value"));
 }
+
+#[test]
+fn a_postgres_database_url_chooses_the_backend_and_never_shows_its_password() {
+    let sqlite = parse("").unwrap();
+    assert_eq!(
+        sqlite.storage.database(),
+        Database::Sqlite(PathBuf::from("/etc/recbot/data/recbot.sqlite"))
+    );
+    assert!(sqlite
+        .summary()
+        .contains("state database:  SQLite /etc/recbot/data/recbot.sqlite"));
+
+    let c = parse_env(
+        "[storage]\nconnect_timeout_secs = 5\n",
+        &[(
+            "RECBOT_STORAGE__DATABASE_URL",
+            "postgresql://rec:hunter2@db.example:6543/recbot?sslmode=require",
+        )],
+    )
+    .unwrap();
+    match c.storage.database() {
+        Database::Postgres {
+            url,
+            connect_timeout,
+        } => {
+            assert!(url.expose().contains("hunter2"));
+            assert_eq!(connect_timeout, std::time::Duration::from_secs(5));
+        }
+        other => panic!("{other:?}"),
+    }
+    let summary = c.summary();
+    assert!(
+        summary.contains("state database:  PostgreSQL postgres://rec@db.example:6543/recbot"),
+        "{summary}"
+    );
+    assert!(!summary.contains("hunter2"), "{summary}");
+    assert!(!format!("{c:?}").contains("hunter2"));
+    assert_eq!(
+        parse("[storage]\ndatabase_url = \"postgres://db/recbot\"\n")
+            .unwrap()
+            .storage
+            .connect_timeout_secs,
+        60
+    );
+
+    for (url, fragment) in [
+        (
+            "mysql://rec:hunter2@db/recbot",
+            "postgres:// or postgresql://",
+        ),
+        ("sqlite:///tmp/x.db", "postgres:// or postgresql://"),
+        ("not a url hunter2", "must be a URL"),
+        ("postgres:///recbot", "must name the server's host"),
+    ] {
+        let err = parse(&format!("[storage]\ndatabase_url = \"{url}\"\n")).unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.contains("storage.database_url"), "{shown}");
+        assert!(shown.contains(fragment), "{url}: {shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+    let err = parse("[storage]\nconnect_timeout_secs = 0\n").unwrap_err();
+    assert!(err.to_string().contains("storage.connect_timeout_secs"));
+}

@@ -279,7 +279,7 @@ impl Core {
         config: Arc<Config>,
         shutdown: CancellationToken,
     ) -> Result<(Core, CoreHandle)> {
-        let store = Store::open(&config.storage.database_path()).await?;
+        let store = Store::open_config(&config.storage).await?;
         let (requests_tx, requests_rx) = mpsc::channel(REQUEST_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (calls_tx, calls_rx) = mpsc::channel(CALL_QUEUE);

@@ -11,6 +11,9 @@ pub mod browser;
 pub mod chzzk;
 pub mod media;
 pub mod origin;
+/// The test PostgreSQL server, the library's own harness file shared as it is.
+#[path = "../../src/core/store/postgres/testing.rs"]
+pub mod postgres;
 pub mod smtp;
 pub mod tls;
 pub mod twitch;
@@ -91,8 +94,9 @@ pub async fn store_token(dir: &Path, service: &str, access: &str, refresh: &str,
     store.close().await;
 }
 
+/// The state database `config` names (SQLite or PostgreSQL).
 pub async fn open_store(config: &Config) -> Store {
-    Store::open(&config.storage.database_path()).await.unwrap()
+    Store::open_config(&config.storage).await.unwrap()
 }
 
 /// A finished recording part on disk with its sidecar.

@@ -6,21 +6,26 @@
 //! gathers them. [`Store`] is the cheap-clone handle the core and the workers hold: it derefs
 //! to the backend, so `store.watch(login).await` calls the trait method. The SQLite
 //! implementation (the embedded default: WAL mode, embedded migrations run at start) is in
-//! `sqlite/`, with its SQL there, one file per area. A second backend implements the traits,
-//! is opened into a [`Store`] by [`Store::from_backend`], and runs the same tests (`suite`).
+//! `sqlite/`, with its SQL there, one file per area; the PostgreSQL one (`[storage]
+//! database_url`) in `postgres/`, alike, with a twin of every SQLite migration. Both run the
+//! same tests (`suite`); [`Store::open_config`] chooses by the configuration.
 
 use std::fmt;
 use std::ops::Deref;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Result;
 
 use crate::archive::files::create_private_dir_all;
+use crate::config::{Database, Storage};
+use crate::secret::Secret;
 
 mod events;
 mod outbox;
 mod post_jobs;
+mod postgres;
 mod recordings;
 mod samples;
 mod settings;
@@ -44,6 +49,17 @@ pub use uploads::{
 };
 pub use vod_fills::{VodFillRow, VodFills};
 pub use watches::{Watch, WatchList};
+
+/// Free-form text from outside (titles, games, error messages, chat user ids) as every
+/// backend stores it: NUL characters, which PostgreSQL's text cannot hold, become U+FFFD on
+/// both engines, so a hostile title is stored alike everywhere instead of failing the write.
+pub(crate) fn storable_text(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.contains('\0') {
+        std::borrow::Cow::Owned(text.replace('\0', "\u{FFFD}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
+}
 
 /// A database engine holding the whole state: every area's trait, plus the schema and the
 /// connection's life. (`Any` lets tests reach the engine under a [`Store`].)
@@ -92,6 +108,26 @@ impl Store {
         Ok(Store::from_backend(Arc::new(backend)))
     }
 
+    /// Opens the state database `[storage]` names: the PostgreSQL server at `database_url`
+    /// when set (waiting for it up to `connect_timeout_secs`), else the SQLite file under
+    /// `data_dir` ([`Store::open`]).
+    pub async fn open_config(storage: &Storage) -> Result<Store> {
+        match storage.database() {
+            Database::Sqlite(path) => Store::open(&path).await,
+            Database::Postgres {
+                url,
+                connect_timeout,
+            } => Store::open_postgres(&url, connect_timeout).await,
+        }
+    }
+
+    /// Connects to the PostgreSQL database at `url` (waiting for the server with bounded
+    /// backoff up to `connect_timeout`) and brings its schema up to date.
+    pub async fn open_postgres(url: &Secret, connect_timeout: Duration) -> Result<Store> {
+        let backend = postgres::PostgresBackend::open(url, connect_timeout).await?;
+        Ok(Store::from_backend(Arc::new(backend)))
+    }
+
     /// A store on an opened backend (its schema already up to date).
     pub fn from_backend(backend: Arc<dyn Backend>) -> Store {
         Store { backend }
@@ -104,6 +140,17 @@ impl Store {
         backend
             .downcast_ref::<sqlite::SqliteBackend>()
             .expect("a SQLite store")
+            .pool()
+            .clone()
+    }
+
+    /// The PostgreSQL pool under this store, for tests that reach past the interface.
+    #[cfg(test)]
+    pub(crate) fn pg_pool_for_tests(&self) -> sqlx::PgPool {
+        let backend: &dyn std::any::Any = &*self.backend;
+        backend
+            .downcast_ref::<postgres::PostgresBackend>()
+            .expect("a PostgreSQL store")
             .pool()
             .clone()
     }

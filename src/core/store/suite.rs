@@ -62,6 +62,7 @@ macro_rules! store_suite {
             settings_are_replaced_and_survive_reopening,
             sessions_are_listed_newest_first_by_login_and_start,
             stream_samples_are_kept_per_session_in_time_order,
+            text_with_a_nul_character_is_stored_with_a_replacement_character,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -76,6 +77,13 @@ macro_rules! store_suite {
 }
 pub(crate) use store_suite;
 
+/// The time now in whole microseconds: PostgreSQL keeps no finer, and times read back are
+/// compared with the ones written.
+fn now() -> DateTime<Utc> {
+    use chrono::SubsecRound;
+    Utc::now().trunc_subsecs(6)
+}
+
 fn watch(name: &str) -> Watch {
     Watch {
         name: Login::parse(name).unwrap(),
@@ -86,7 +94,7 @@ fn watch(name: &str) -> Watch {
         post: None,
         room: Room::Slack("C1".into()),
         added_by: "U1".into(),
-        added_at: Utc::now(),
+        added_at: now(),
     }
 }
 
@@ -201,7 +209,7 @@ pub(crate) async fn an_unreadable_row_is_skipped_by_every_reader(h: &dyn Harness
     // What an older recbot wrote for an infinite duration.
     h.write_raw_event(
         &store,
-        Utc::now(),
+        now(),
         "RecordingFinished",
         "foo",
         r#"{"at":"2026-01-01T00:00:00Z","login":"foo","kind":{"type":"RecordingFinished","parts":1,"duration_secs":null,"bytes":1,"gaps":0}}"#,
@@ -333,7 +341,7 @@ pub(crate) async fn events_after_pages_through_the_log(h: &dyn Harness) {
 
 pub(crate) async fn sessions_and_parts_round_trip(h: &dyn Harness) {
     let store = h.open().await;
-    let now = Utc::now();
+    let now = now();
     let s = store
         .create_session("foo", Some("42"), "hi", Some("Chess"), now)
         .await
@@ -412,7 +420,7 @@ pub(crate) async fn tokens_round_trip_and_never_print(h: &dyn Harness) {
     let token = StoredToken {
         access_token: Secret::new("AT-secret"),
         refresh_token: Some(Secret::new("RT-secret")),
-        expires_at: Some(Utc::now()),
+        expires_at: Some(now()),
         scopes: "chat:read".into(),
         client_id: Some("ue6666".into()),
         account: Some("viewer".into()),
@@ -444,7 +452,7 @@ pub(crate) async fn jobs_are_queued_once_and_picked_in_order(h: &dyn Harness) {
         .await
         .unwrap()
         .unwrap();
-    let now = Utc::now();
+    let now = now();
     assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, a);
 
     // A deferred job is not due before its time; an interrupted upload goes first.
@@ -604,7 +612,7 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
         sidecar: Some(PathBuf::from(format!("/r/foo/{name}.json"))),
         total_bytes: 10,
     };
-    let now = Utc::now();
+    let now = now();
     let until = now + chrono::Duration::seconds(300);
     let a = store
         .insert_upload_job_waiting_for_chat(&job("a"), until, "waiting for its chat file")
@@ -661,7 +669,7 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
 
 pub(crate) async fn a_pending_vod_fill_survives_reopening_until_removed(h: &dyn Harness) {
     let store = h.open().await;
-    let at = Utc::now();
+    let at = now();
     let s1 = store
         .create_session("foo", Some("1"), "t", None, at)
         .await
@@ -704,7 +712,7 @@ pub(crate) async fn settings_are_replaced_and_survive_reopening(h: &dyn Harness)
 
 pub(crate) async fn sessions_are_listed_newest_first_by_login_and_start(h: &dyn Harness) {
     let store = h.open().await;
-    let t0 = Utc::now() - chrono::Duration::hours(10);
+    let t0 = now() - chrono::Duration::hours(10);
     let mut ids = Vec::new();
     for (i, name) in ["foo", "bar", "foo"].into_iter().enumerate() {
         let at = t0 + chrono::Duration::hours(i as i64 * 3);
@@ -772,7 +780,7 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
         .await
         .unwrap()
         .unwrap();
-    let now = Utc::now();
+    let now = now();
     assert_eq!(store.next_due_upload(now).await.unwrap(), None);
     store.close().await;
 
@@ -876,4 +884,59 @@ pub(crate) async fn stream_samples_are_kept_per_session_in_time_order(h: &dyn Ha
     assert_eq!(store.peak_viewers(s2).await.unwrap(), Some(7));
     assert_eq!(store.stream_samples(s2).await.unwrap().len(), 1);
     assert!(store.stream_samples(s2 + 100).await.unwrap().is_empty());
+}
+
+/// A NUL in outside text (a hostile stream title) is stored as U+FFFD on every engine
+/// (PostgreSQL's text cannot hold one), never failing the write.
+pub(crate) async fn text_with_a_nul_character_is_stored_with_a_replacement_character(
+    h: &dyn Harness,
+) {
+    let store = h.open().await;
+    let at = now();
+    let s = store
+        .create_session("foo", Some("s\u{0}1"), "a\0b", Some("g\0"), at)
+        .await
+        .unwrap();
+    let row = store.session(s).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            row.stream_id.as_deref(),
+            row.title.as_deref(),
+            row.game.as_deref()
+        ),
+        (Some("s\u{FFFD}1"), Some("a\u{FFFD}b"), Some("g\u{FFFD}"))
+    );
+    store.update_session_title(s, "\0", None).await.unwrap();
+    let row = store.session(s).await.unwrap().unwrap();
+    assert_eq!(row.title.as_deref(), Some("\u{FFFD}"));
+    store
+        .add_stream_sample(&StreamSample {
+            session: s,
+            at,
+            viewers: None,
+            title: "t\0".into(),
+            game: Some("\0".into()),
+        })
+        .await
+        .unwrap();
+    let sample = &store.stream_samples(s).await.unwrap()[0];
+    assert_eq!(
+        (sample.title.as_str(), sample.game.as_deref()),
+        ("t\u{FFFD}", Some("\u{FFFD}"))
+    );
+    let mut w = watch("foo");
+    w.added_by = "U\0".into();
+    store.put_watch(&w).await.unwrap();
+    let stored = store.watch(&w.name).await.unwrap().unwrap();
+    assert_eq!(stored.added_by, "U\u{FFFD}");
+    let id = store
+        .insert_upload_job(&new_job("/r/n.ts"))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut job = store.upload_job(id).await.unwrap().unwrap();
+    job.last_error = Some("bad\0".into());
+    store.save_upload_job(&job).await.unwrap();
+    let job = store.upload_job(id).await.unwrap().unwrap();
+    assert_eq!(job.last_error.as_deref(), Some("bad\u{FFFD}"));
 }

@@ -22,7 +22,8 @@ mod uploads;
 mod vod_fills;
 mod watches;
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/sqlite/migrations");
+pub(super) static MIGRATIONS: sqlx::migrate::Migrator =
+    sqlx::migrate!("src/core/store/sqlite/migrations");
 
 /// A SQLite database file and its connection pool.
 #[derive(Debug)]

@@ -8,6 +8,7 @@ use recbot_commands::{Login, PostMode};
 use sqlx::Row;
 
 use super::SqliteBackend;
+use crate::core::store::storable_text;
 use crate::core::store::{PostJob, PostJobs, PostState};
 
 #[async_trait::async_trait]
@@ -71,7 +72,7 @@ impl PostJobs for SqliteBackend {
         )
         .bind(state.as_str())
         .bind(output.map(|p| p.to_string_lossy().into_owned()))
-        .bind(error)
+        .bind(error.map(storable_text))
         .bind(Utc::now())
         .bind(id)
         .execute(&self.pool)

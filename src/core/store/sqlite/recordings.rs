@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::SqliteBackend;
+use crate::core::store::storable_text;
 use crate::core::store::{PartRow, Recordings, SessionRow, SessionTotals};
 
 #[async_trait::async_trait]
@@ -23,9 +24,9 @@ impl Recordings for SqliteBackend {
             "INSERT INTO sessions (name, stream_id, title, game, started_at) VALUES (?, ?, ?, ?, ?)",
         )
         .bind(name)
-        .bind(stream_id)
-        .bind(title)
-        .bind(game)
+        .bind(stream_id.map(storable_text))
+        .bind(storable_text(title))
+        .bind(game.map(storable_text))
         .bind(started_at)
         .execute(&self.pool)
         .await?
@@ -77,8 +78,8 @@ impl Recordings for SqliteBackend {
 
     async fn update_session_title(&self, id: i64, title: &str, game: Option<&str>) -> Result<()> {
         sqlx::query("UPDATE sessions SET title = ?, game = ? WHERE id = ?")
-            .bind(title)
-            .bind(game)
+            .bind(storable_text(title))
+            .bind(game.map(storable_text))
             .bind(id)
             .execute(&self.pool)
             .await?;
@@ -87,7 +88,7 @@ impl Recordings for SqliteBackend {
 
     async fn learn_session_stream_id(&self, id: i64, stream_id: &str) -> Result<()> {
         sqlx::query("UPDATE sessions SET stream_id = ? WHERE id = ? AND stream_id IS NULL")
-            .bind(stream_id)
+            .bind(storable_text(stream_id))
             .bind(id)
             .execute(&self.pool)
             .await?;

@@ -4,6 +4,7 @@ use anyhow::Result;
 use sqlx::Row;
 
 use super::SqliteBackend;
+use crate::core::store::storable_text;
 use crate::core::store::{StreamSample, StreamSamples};
 
 /// Viewer counts are stored as SQLite integers (i64); a count beyond that is clamped.
@@ -20,8 +21,8 @@ impl StreamSamples for SqliteBackend {
         .bind(sample.session)
         .bind(sample.at)
         .bind(to_db(sample.viewers))
-        .bind(&sample.title)
-        .bind(&sample.game)
+        .bind(storable_text(&sample.title))
+        .bind(sample.game.as_deref().map(storable_text))
         .execute(&self.pool)
         .await?;
         Ok(())

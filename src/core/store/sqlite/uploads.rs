@@ -8,6 +8,7 @@ use recbot_commands::Login;
 use sqlx::Row;
 
 use super::SqliteBackend;
+use crate::core::store::storable_text;
 use crate::core::store::{
     Cleanup, JobState, NewUploadJob, QuotaLedger, UploadJob, UploadJobs, WaitReason,
 };
@@ -42,7 +43,7 @@ impl UploadJobs for SqliteBackend {
         .bind(job.next_attempt_at)
         .bind(job.wait_reason.map(WaitReason::as_str))
         .bind(&job.video_id)
-        .bind(&job.last_error)
+        .bind(job.last_error.as_deref().map(storable_text))
         .bind(Utc::now())
         .bind(job.cleanup.map(Cleanup::as_str))
         .bind(job.cleanup_at)
@@ -271,7 +272,7 @@ impl SqliteBackend {
         .bind(job.total_bytes as i64)
         .bind(wait.map(|(until, _)| until))
         .bind(reason.map(WaitReason::as_str))
-        .bind(wait.map(|(_, why)| why))
+        .bind(wait.map(|(_, why)| storable_text(why)))
         .bind(now)
         .bind(now)
         .bind(job.path.to_string_lossy().as_ref())

@@ -7,6 +7,7 @@ use recbot_commands::{Login, PostMode, Quality, Source};
 use sqlx::Row;
 
 use super::SqliteBackend;
+use crate::core::store::storable_text;
 use crate::core::store::{Watch, WatchList};
 use crate::event::Room;
 
@@ -47,7 +48,7 @@ impl WatchList for SqliteBackend {
         .bind(w.chat)
         .bind(w.post.map(PostMode::as_str))
         .bind(w.room.to_string())
-        .bind(&w.added_by)
+        .bind(storable_text(&w.added_by))
         .bind(w.added_at)
         .execute(&self.pool)
         .await?;
