@@ -8,10 +8,11 @@
 //!
 //! Modes: `plain` is the recorder alone. `core` also runs the core (the state database, the
 //! event log) on the same runtime and hands it every recorder event, as the service does.
-//! `RECBOT_BENCH_INDEX=off` turns the HLS index beside each part off (`[recording] index`),
-//! to measure what writing it costs. `http` is `core` plus the HTTP listener with a client following `/api/v1/events` (SSE)
+//! `http` is `core` plus the HTTP listener with a client following `/api/v1/events` (SSE)
 //! and scraping `/metrics` every second, on a thread of its own (`client`, not counted):
-//! `http` against `core` is what the listener costs while recording.
+//! `http` against `core` is what the listener costs while recording. `RECBOT_BENCH_INDEX=off`
+//! records without the HLS index beside each part (`[recording] index = false`), to measure
+//! what writing it costs.
 //!
 //! The origin runs on its own single-threaded runtime (thread `origin`); the recorder on a
 //! runtime whose worker and blocking threads are all named `rec` (blocking threads kept alive so
@@ -231,8 +232,11 @@ fn main() {
     } else {
         "[http]\nlisten = \"\"\n".into()
     };
-    let index = std::env::var("RECBOT_BENCH_INDEX").map_or(true, |v| v != "off");
-    println!("HLS index beside each part: {}", if index { "on" } else { "off" });
+    let index = std::env::var("RECBOT_BENCH_INDEX").as_deref() != Ok("off");
+    println!(
+        "HLS index beside each part: {}",
+        if index { "on" } else { "off" }
+    );
     let text = format!(
         "[storage]\ndata_dir = {:?}\n{}{http}[recording]\nindex = {index}\n",
         dir.path().to_str().unwrap(),
