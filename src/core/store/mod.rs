@@ -6,9 +6,10 @@
 //! gathers them. [`Store`] is the cheap-clone handle the core and the workers hold: it derefs
 //! to the backend, so `store.watch(login).await` calls the trait method. The SQLite
 //! implementation (the embedded default: WAL mode, embedded migrations run at start) is in
-//! `sqlite/`, with its SQL there, one file per area; the PostgreSQL one (`[storage]
-//! database_url`) in `postgres/`, alike, with a twin of every SQLite migration. Both run the
-//! same tests (`suite`); [`Store::open_config`] chooses by the configuration.
+//! `sqlite/`; the PostgreSQL one (`[storage] database_url`) in `postgres/`, with a twin of every
+//! SQLite migration. Their SQL is written once, in `sql/`, one macro per area expanded for each
+//! engine. Both run the same tests (`suite`); [`Store::open_config`] chooses by the
+//! configuration.
 
 use std::fmt;
 use std::ops::Deref;
@@ -29,6 +30,7 @@ mod postgres;
 mod recordings;
 mod samples;
 mod settings;
+mod sql;
 mod sqlite;
 #[cfg(test)]
 mod suite;

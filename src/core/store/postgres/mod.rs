@@ -1,6 +1,6 @@
 //! The PostgreSQL backend (through sqlx): connecting with bounded backoff while the server
 //! comes up, the embedded migrations (`migrations/`, one twin per SQLite migration, same
-//! versions and names), and one file of SQL per area of the state.
+//! versions and names), and the SQL of every area, expanded from `super::sql`.
 //!
 //! Kept alike with SQLite on purpose: the same tables and columns; INTEGER → BIGINT, ids are
 //! identity columns, 0/1 flags are BOOLEAN, times are TIMESTAMPTZ (sorted and compared as
@@ -18,18 +18,32 @@ use tracing::{info, warn};
 
 use crate::secret::Secret;
 
-mod events;
-mod outbox;
-mod post_jobs;
-mod recordings;
-mod samples;
-mod settings;
 #[cfg(test)]
 pub(crate) mod testing;
-mod tokens;
-mod uploads;
-mod vod_fills;
-mod watches;
+
+// The SQL of every area, written once in `super::sql` (see there); what PostgreSQL says its
+// own way:
+// - `collate_c`: text ordered by bytes, as SQLite orders it, not by the database's locale.
+// - `greatest`: `GREATEST` (PostgreSQL's `MAX` is only the aggregate).
+super::sql::events::events_sql!(PostgresBackend, sqlx::Postgres);
+super::sql::outbox::outbox_sql!(
+    PostgresBackend,
+    sqlx::Postgres,
+    collate_c = " COLLATE \"C\"",
+    greatest = "GREATEST"
+);
+super::sql::post_jobs::post_jobs_sql!(PostgresBackend, sqlx::Postgres);
+super::sql::recordings::recordings_sql!(PostgresBackend, sqlx::Postgres);
+super::sql::samples::samples_sql!(PostgresBackend, sqlx::Postgres);
+super::sql::settings::settings_sql!(PostgresBackend, sqlx::Postgres);
+super::sql::tokens::tokens_sql!(PostgresBackend, sqlx::Postgres);
+super::sql::uploads::uploads_sql!(PostgresBackend, sqlx::Postgres, greatest = "GREATEST");
+super::sql::vod_fills::vod_fills_sql!(PostgresBackend, sqlx::Postgres);
+super::sql::watches::watches_sql!(
+    PostgresBackend,
+    sqlx::Postgres,
+    collate_c = " COLLATE \"C\""
+);
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/postgres/migrations");
 

@@ -1,5 +1,5 @@
 //! The SQLite backend (through sqlx): opening the database file owner-only, WAL mode, the
-//! embedded migrations (`migrations/`), and one file of SQL per area of the state.
+//! embedded migrations (`migrations/`), and the SQL of every area, expanded from `super::sql`.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,16 +11,24 @@ use tracing::warn;
 
 use super::create_private_dir_all;
 
-mod events;
-mod outbox;
-mod post_jobs;
-mod recordings;
-mod samples;
-mod settings;
-mod tokens;
-mod uploads;
-mod vod_fills;
-mod watches;
+// The SQL of every area, written once in `super::sql` (see there); what SQLite says its own way:
+// - `collate_c`: SQLite already orders text by bytes (BINARY) and knows no "C" collation.
+// - `greatest`: SQLite's scalar two-argument `MAX` (it has no `GREATEST`).
+super::sql::events::events_sql!(SqliteBackend, sqlx::Sqlite);
+super::sql::outbox::outbox_sql!(
+    SqliteBackend,
+    sqlx::Sqlite,
+    collate_c = "",
+    greatest = "MAX"
+);
+super::sql::post_jobs::post_jobs_sql!(SqliteBackend, sqlx::Sqlite);
+super::sql::recordings::recordings_sql!(SqliteBackend, sqlx::Sqlite);
+super::sql::samples::samples_sql!(SqliteBackend, sqlx::Sqlite);
+super::sql::settings::settings_sql!(SqliteBackend, sqlx::Sqlite);
+super::sql::tokens::tokens_sql!(SqliteBackend, sqlx::Sqlite);
+super::sql::uploads::uploads_sql!(SqliteBackend, sqlx::Sqlite, greatest = "MAX");
+super::sql::vod_fills::vod_fills_sql!(SqliteBackend, sqlx::Sqlite);
+super::sql::watches::watches_sql!(SqliteBackend, sqlx::Sqlite, collate_c = "");
 
 pub(super) static MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("src/core/store/sqlite/migrations");
