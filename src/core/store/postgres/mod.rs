@@ -21,28 +21,14 @@ use crate::secret::Secret;
 #[cfg(test)]
 pub(crate) mod testing;
 
-// The SQL of every area, written once in `super::sql` (see there); what PostgreSQL says its
-// own way:
+// The SQL of every area, written once in `super::sql`; what PostgreSQL says its own way:
 // - `collate_c`: text ordered by bytes, as SQLite orders it, not by the database's locale.
 // - `greatest`: `GREATEST` (PostgreSQL's `MAX` is only the aggregate).
-super::sql::events::events_sql!(PostgresBackend, sqlx::Postgres);
-super::sql::outbox::outbox_sql!(
+super::sql::all_areas_sql!(
     PostgresBackend,
     sqlx::Postgres,
     collate_c = " COLLATE \"C\"",
     greatest = "GREATEST"
-);
-super::sql::post_jobs::post_jobs_sql!(PostgresBackend, sqlx::Postgres);
-super::sql::recordings::recordings_sql!(PostgresBackend, sqlx::Postgres);
-super::sql::samples::samples_sql!(PostgresBackend, sqlx::Postgres);
-super::sql::settings::settings_sql!(PostgresBackend, sqlx::Postgres);
-super::sql::tokens::tokens_sql!(PostgresBackend, sqlx::Postgres);
-super::sql::uploads::uploads_sql!(PostgresBackend, sqlx::Postgres, greatest = "GREATEST");
-super::sql::vod_fills::vod_fills_sql!(PostgresBackend, sqlx::Postgres);
-super::sql::watches::watches_sql!(
-    PostgresBackend,
-    sqlx::Postgres,
-    collate_c = " COLLATE \"C\""
 );
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("src/core/store/postgres/migrations");

@@ -11,24 +11,16 @@ use tracing::warn;
 
 use super::create_private_dir_all;
 
-// The SQL of every area, written once in `super::sql` (see there); what SQLite says its own way:
-// - `collate_c`: SQLite already orders text by bytes (BINARY) and knows no "C" collation.
+// The SQL of every area, written once in `super::sql`; what SQLite says its own way:
+// - `collate_c`: nothing, SQLite already orders text by bytes (BINARY) and knows no "C"
+//   collation.
 // - `greatest`: SQLite's scalar two-argument `MAX` (it has no `GREATEST`).
-super::sql::events::events_sql!(SqliteBackend, sqlx::Sqlite);
-super::sql::outbox::outbox_sql!(
+super::sql::all_areas_sql!(
     SqliteBackend,
     sqlx::Sqlite,
     collate_c = "",
     greatest = "MAX"
 );
-super::sql::post_jobs::post_jobs_sql!(SqliteBackend, sqlx::Sqlite);
-super::sql::recordings::recordings_sql!(SqliteBackend, sqlx::Sqlite);
-super::sql::samples::samples_sql!(SqliteBackend, sqlx::Sqlite);
-super::sql::settings::settings_sql!(SqliteBackend, sqlx::Sqlite);
-super::sql::tokens::tokens_sql!(SqliteBackend, sqlx::Sqlite);
-super::sql::uploads::uploads_sql!(SqliteBackend, sqlx::Sqlite, greatest = "MAX");
-super::sql::vod_fills::vod_fills_sql!(SqliteBackend, sqlx::Sqlite);
-super::sql::watches::watches_sql!(SqliteBackend, sqlx::Sqlite, collate_c = "");
 
 pub(super) static MIGRATIONS: sqlx::migrate::Migrator =
     sqlx::migrate!("src/core/store/sqlite/migrations");
