@@ -195,6 +195,8 @@ macro_rules! recordings_sql {
                 }
 
                 async fn session_totals(&self, session: i64) -> Result<SessionTotals> {
+                    // The CASTs: PostgreSQL sums BIGINTs as NUMERIC, which is not read as an
+                    // i64; SQLite's integer sum is one already, and the CAST keeps it.
                     let row = sqlx::query(
                         "SELECT COUNT(*) AS n, CAST(COALESCE(SUM(bytes), 0) AS BIGINT) AS bytes,
                            COALESCE(SUM(duration_secs), 0.0) AS duration,

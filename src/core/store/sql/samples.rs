@@ -13,7 +13,7 @@ macro_rules! samples_sql {
             use crate::core::store::storable_text;
             use crate::core::store::{StreamSample, StreamSamples};
 
-            /// Viewer counts are stored as BIGINT (i64); a count beyond that is clamped.
+            /// Viewer counts are stored as 64-bit integers (i64); a count beyond that is clamped.
             fn to_db(viewers: Option<u64>) -> Option<i64> {
                 viewers.map(|v| i64::try_from(v).unwrap_or(i64::MAX))
             }
