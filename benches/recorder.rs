@@ -12,7 +12,9 @@
 //! and scraping `/metrics` every second, on a thread of its own (`client`, not counted):
 //! `http` against `core` is what the listener costs while recording. `RECBOT_BENCH_INDEX=off`
 //! records without the HLS index beside each part (`[recording] index = false`), to measure
-//! what writing it costs.
+//! what writing it costs. `streamlink` records the same streams with one streamlink process
+//! each instead of the recorder (`RECBOT_BENCH_STREAMLINK` names the program, default
+//! `streamlink`) and prints their CPU and peak RSS from /proc, for the side-by-side ratio.
 //!
 //! The origin runs on its own single-threaded runtime (thread `origin`); the recorder on a
 //! runtime whose worker and blocking threads are all named `rec` (blocking threads kept alive so
@@ -89,6 +91,7 @@ enum Mode {
     Plain,
     Core,
     Http,
+    Streamlink,
 }
 
 fn mode() -> Mode {
@@ -101,7 +104,8 @@ fn mode() -> Mode {
         "plain" => Mode::Plain,
         "core" => Mode::Core,
         "http" => Mode::Http,
-        other => panic!("unknown mode {other:?}: plain, core or http"),
+        "streamlink" => Mode::Streamlink,
+        other => panic!("unknown mode {other:?}: plain, core, http or streamlink"),
     }
 }
 
@@ -145,15 +149,17 @@ fn client(
                             _ => break,
                         },
                         _ = tick.tick() => {
-                            let text = http
-                                .get(format!("{base}/metrics"))
-                                .send()
-                                .await
-                                .unwrap()
-                                .text()
-                                .await
-                                .unwrap();
-                            assert!(text.contains("recbot_recorded_bytes_total"));
+                            let answer = http.get(format!("{base}/metrics")).send().await.unwrap();
+                            let status = answer.status();
+                            let text = answer.text().await.unwrap();
+                            assert!(
+                                // Per-login series are pruned here (the bench's logins are not on
+                                // the watch list); the fetch histogram is service-wide.
+                                status.is_success()
+                                    && text.contains("recbot_segment_fetch_seconds_count"),
+                                "/metrics answered {status}: {}",
+                                &text[..text.len().min(600)]
+                            );
                             scrapes += 1;
                             last = text.len();
                         }
@@ -224,6 +230,12 @@ fn main() {
     };
 
     let dir = tempfile::tempdir().unwrap();
+    if mode == Mode::Streamlink {
+        streamlink(&origin, streams, seconds, dir.path());
+        let _ = origin_thread.0.send(());
+        let _ = origin_thread.1.join();
+        return;
+    }
     let http = if mode == Mode::Http {
         format!(
             "[http]\nlisten = \"127.0.0.1:0\"\n[[http.tokens]]\nname = \"bench\"\n\
@@ -263,7 +275,7 @@ fn main() {
         let shutdown = CancellationToken::new();
         // The core (and the listener) as the service runs them, fed the recorder's events.
         let core = match mode {
-            Mode::Plain => None,
+            Mode::Plain | Mode::Streamlink => None,
             Mode::Core | Mode::Http => Some(
                 recbot::core::Core::start(config.clone(), shutdown.clone(), &tracker)
                     .await
@@ -442,4 +454,81 @@ fn main() {
         "live detection -> first segment on disk: median {median:.2} s, max {max_latency:.2} s (target <= 3 s); {} of {streams} started",
         latencies.len()
     );
+}
+
+/// One streamlink process per stream against the origin's plain HLS master, for `seconds`;
+/// prints their CPU (utime + stime of each process, all its threads, read from /proc just
+/// before it is stopped) and the largest peak RSS.
+fn streamlink(origin: &Origin, streams: u64, seconds: u64, dir: &std::path::Path) {
+    let program = std::env::var("RECBOT_BENCH_STREAMLINK").unwrap_or_else(|_| "streamlink".into());
+    let mut children = Vec::new();
+    for i in 0..streams {
+        let login = format!("bench{i}");
+        origin.go_live(
+            &login,
+            StreamConfig {
+                segments: u64::MAX / 4,
+                seg_duration: SEGMENT_SECS,
+                initial: 3,
+                window: 6,
+                body_len: SEGMENT_BYTES,
+                end: End::Never,
+                ..Default::default()
+            },
+        );
+        let child = std::process::Command::new(&program)
+            .args(["--hls-live-edge", "3", "--loglevel", "error", "-o"])
+            .arg(dir.join(format!("{login}.ts")))
+            .arg(format!(
+                "hlsvariant://{}/hls/{login}/master.m3u8",
+                origin.url()
+            ))
+            .arg("best")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+        children.push(child);
+        std::thread::sleep(Duration::from_secs_f64(SEGMENT_SECS / streams as f64));
+    }
+    std::thread::sleep(Duration::from_secs(seconds));
+    let ticks = rustix::param::clock_ticks_per_second() as f64;
+    let (mut cpu, mut peak, mut bytes) = (0.0, 0.0f64, 0u64);
+    for (i, child) in children.iter_mut().enumerate() {
+        let proc_dir = format!("/proc/{}", child.id());
+        let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
+        if let Some(close) = stat.rfind(')') {
+            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+            let get = |n: usize| {
+                fields
+                    .get(n)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            cpu += (get(11) + get(12)) as f64 / ticks;
+        }
+        let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
+        if let Some(kb) = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        {
+            peak = peak.max(kb / 1024.0);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        bytes += std::fs::metadata(dir.join(format!("bench{i}.ts")))
+            .map(|m| m.len())
+            .unwrap_or(0);
+    }
+    let stream_minutes = streams as f64 * seconds as f64 / 60.0;
+    println!(
+        "recorded:                  {:.2} GB ({:.1} MB/s)",
+        bytes as f64 / 1e9,
+        bytes as f64 / 1e6 / seconds as f64
+    );
+    println!(
+        "streamlink CPU:            {cpu:.2} s = {:.4} CPU-s per stream-minute ({streams} processes)",
+        cpu / stream_minutes
+    );
+    println!("streamlink peak RSS:       {peak:.1} MB per process (largest)");
 }
