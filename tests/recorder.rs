@@ -1644,12 +1644,14 @@ async fn the_index_lists_every_segment_byte_exactly_with_discontinuities_at_cuts
         "{:?}",
         p.segments[0]
     );
-    for (n, s) in p.segments.iter().enumerate() {
+    // Entries are appended in batches: the ads (3, 4) and the lost segment (8) are not in it.
+    let recorded = (0..total).filter(|n| !(3..5).contains(n) && *n != 8);
+    for (s, seq) in p.segments.iter().zip(recorded) {
         let r = s.byte_range.as_ref().unwrap();
         let at = r.offset.unwrap() as usize;
         same_bytes(
             &data[at..at + r.length as usize],
-            &segment_bytes("foo", n as u64, len),
+            &segment_bytes("foo", seq, len),
         );
     }
 

@@ -29,10 +29,13 @@
 //! two steps but has no safe binding here; `fadvise` does both.)
 //!
 //! The part's HLS index (`archive::index`), when it has one, rides along: its lines for a
-//! segment are queued ([`PartFile::queue_index`]) and appended to the index file after the
-//! segment's data, before the checkpoint, in the same trip; when the data is fsynced so is the
-//! index. An index that cannot be written is dropped ([`PartFile::index_lost`]), never the
-//! recording.
+//! segment are queued ([`PartFile::queue_index`]) and, once the segment's data is written,
+//! appended to the index file in the same trip, before the checkpoint — gathered for up to
+//! [`INDEX_BATCH`] segments or [`INDEX_EVERY`] (a write to a second file per segment was a
+//! measurable share of the recorder's kernel time), and always when the data is fsynced, then
+//! fsynced with it, and when the part is finished. So the index of a part in progress lags its data by at most
+//! that, and never lists data that is not written. An index that cannot be written is
+//! dropped ([`PartFile::index_lost`]), never the recording.
 //!
 //! Temporary files recbot writes beside recordings end in [`TEMP_SUFFIX`](crate::archive::layout::TEMP_SUFFIX), never in `.part`:
 //! recovery finishes only `.part` files, and removes stale temporaries at start-up.
@@ -67,6 +70,11 @@ pub struct Note {
     pub bytes: Vec<u8>,
 }
 
+/// Index lines of written segments are appended at least this often (and at every sync)…
+pub const INDEX_EVERY: Duration = Duration::from_secs(10);
+/// … and once this many segments are gathered.
+pub const INDEX_BATCH: u32 = 5;
+
 /// Default of `[recording] sync_interval_secs`: data and checkpoint fsynced at least this often.
 pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -88,6 +96,8 @@ struct Written {
     note: Option<NoteFile>,
     index: Option<File>,
     index_failed: bool,
+    /// Lines of written segments not appended yet.
+    index_ready: Vec<u8>,
     chunks: Vec<Bytes>,
     bytes: u64,
     result: io::Result<()>,
@@ -129,6 +139,12 @@ pub struct PartFile {
     index: Option<File>,
     /// Index lines to append after the next flush's data.
     index_lines: Vec<u8>,
+    /// Index lines of segments whose data is written, waiting for their append.
+    index_ready: Vec<u8>,
+    /// When index lines were last appended.
+    index_appended: Option<tokio::time::Instant>,
+    /// Segments whose index lines were gathered since.
+    index_gathered: u32,
     /// An index was given and a write to it failed: it is incomplete.
     index_lost: bool,
 }
@@ -182,6 +198,9 @@ impl PartFile {
             durable: None,
             index: None,
             index_lines: Vec::new(),
+            index_ready: Vec::new(),
+            index_appended: None,
+            index_gathered: 0,
             index_lost: false,
         })
     }
@@ -278,6 +297,20 @@ impl PartFile {
         } else {
             Vec::new()
         };
+        let mut index_ready = std::mem::take(&mut self.index_ready);
+        if !index_lines.is_empty() {
+            self.index_gathered += 1;
+        }
+        let index_due = note.is_some()
+            && (sync
+                || self.index_gathered >= INDEX_BATCH
+                || self
+                    .index_appended
+                    .is_none_or(|at| now.duration_since(at) >= INDEX_EVERY));
+        if index_due {
+            self.index_appended = Some(now);
+            self.index_gathered = 0;
+        }
         let chunks = std::mem::take(&mut self.buf);
         self.pending = std::mem::take(&mut self.buffered) as u64;
         let bytes = self.pending;
@@ -298,7 +331,14 @@ impl PartFile {
                 result = file.sync_data();
                 synced = result.is_ok();
             }
-            let index_failed = result.is_ok() && !append_index(&mut index, &index_lines, synced);
+            let mut index_failed = false;
+            if result.is_ok() {
+                index_ready.extend_from_slice(&index_lines);
+                if index_due {
+                    index_failed = !append_index(&mut index, &index_ready, synced);
+                    index_ready.clear();
+                }
+            }
             if let (Ok(()), Some(note)) = (&result, note) {
                 if synced {
                     let durable = synced_note_path(&note.path);
@@ -319,6 +359,7 @@ impl PartFile {
                 note: note_file,
                 index,
                 index_failed,
+                index_ready,
                 chunks,
                 bytes,
                 result,
@@ -344,6 +385,7 @@ impl PartFile {
             note,
             index,
             index_failed,
+            index_ready,
             mut chunks,
             bytes,
             result,
@@ -352,6 +394,7 @@ impl PartFile {
         self.note = note;
         self.index = index;
         self.index_lost |= index_failed;
+        self.index_ready = index_ready;
         match &result {
             Ok(()) => self.on_disk += bytes,
             // How much of it reached the file is unknown: measure it.
@@ -403,6 +446,26 @@ impl PartFile {
         self.on_disk = len;
         self.synced = self.synced.min(len);
         self.behind = self.behind.min(len);
+        Ok(())
+    }
+
+    /// Appends the index lines still gathered (see [`INDEX_EVERY`]): before the part is
+    /// finished, whose index is then rewritten from the file.
+    pub async fn flush_index(&mut self) -> io::Result<()> {
+        self.settle().await?;
+        if self.index_ready.is_empty() {
+            return Ok(());
+        }
+        let (mut index, lines) = (self.index.take(), std::mem::take(&mut self.index_ready));
+        let (index, failed) = blocking::io(move || {
+            let failed = !append_index(&mut index, &lines, false);
+            Ok((index, failed))
+        })
+        .await?;
+        self.index = index;
+        self.index_lost |= failed;
+        self.index_appended = Some(tokio::time::Instant::now());
+        self.index_gathered = 0;
         Ok(())
     }
 

@@ -460,7 +460,7 @@ impl Session {
             return;
         };
         let OpenPart {
-            file,
+            mut file,
             relative,
             mut sidecar,
             index,
@@ -486,6 +486,10 @@ impl Session {
         sidecar.bytes = file.len();
         sidecar.ended = Utc::now();
         sidecar.last_segment = last;
+        // The index's last gathered lines, before it is rewritten from the file.
+        if let Err(e) = file.flush_index().await {
+            debug!(login = %self.spec.login, file = %relative, error = %e, "cannot append the last index lines");
+        }
         let index_lost = file.index_lost();
         let final_path = match file.finish().await {
             Ok(p) => p,
