@@ -91,6 +91,15 @@ enum Cmd {
         #[command(flatten)]
         args: logs::Args,
     },
+    /// List the nodes sharing the state database and the logins each owns.
+    ///
+    /// Reads the state database the config names ([storage] database_url, or the SQLite file
+    /// of a single node); the service need not run on this machine.
+    Cluster {
+        /// The config file (TOML).
+        #[arg(long, short, env = "RECBOT_CONFIG")]
+        config: PathBuf,
+    },
     /// Cut a finished recording on its HLS index (`<name>.m3u8` beside it).
     ///
     /// Keeps --from..--to (the whole recording when absent) minus each --remove span, at
@@ -192,6 +201,25 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Cmd::Cluster { config } => {
+            let config = match Config::load(&config) {
+                Ok(config) => config,
+                Err(e) => {
+                    eprintln!("invalid config: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match cluster_report(&config) {
+                Ok(text) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("cannot read the cluster's state: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Cmd::Cut {
             recording,
             from,
@@ -238,6 +266,24 @@ fn main() -> ExitCode {
             }
         }
     }
+}
+
+/// `recbot cluster`: the nodes and leases in the state database, as a table.
+fn cluster_report(config: &Config) -> anyhow::Result<String> {
+    use recbot::core::store::Store;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let store = Store::open_config(&config.storage).await?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let nodes = store.nodes(now).await?;
+        let leases = store.leases().await?;
+        store.close().await;
+        Ok(recbot::frontend::render::cluster_table(
+            &nodes, &leases, now,
+        ))
+    })
 }
 
 /// `check-config`'s line on the Twitch viewer login (`auth twitch-viewer`), from the state

@@ -14,6 +14,7 @@ use serde::Deserialize;
 mod bilibili;
 mod chat;
 mod chzzk;
+mod cluster;
 mod email;
 mod frontends;
 mod http;
@@ -29,6 +30,7 @@ mod youtube;
 pub use bilibili::Bilibili;
 pub use chat::{Chat, ChatCompression, ChatLogin, SubtitleFormat};
 pub use chzzk::{Chzzk, PollStep};
+pub use cluster::{check_node_id, Cluster};
 pub use email::{Email, SmtpSecurity, SmtpServer};
 pub use frontends::{Console, Discord, Slack};
 pub use http::{Http, HttpToken, Role};
@@ -48,6 +50,8 @@ pub const ENV_PREFIX: &str = "RECBOT_";
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub storage: Storage,
+    /// `[cluster]`: this node among several sharing one PostgreSQL state database.
+    pub cluster: Cluster,
     pub console: Console,
     pub twitch: Twitch,
     /// `[chzzk]`: Chzzk's endpoints, login cookies and poll schedule.
@@ -76,6 +80,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             storage: Storage::default(),
+            cluster: Cluster::default(),
             console: Console::default(),
             twitch: Twitch::default(),
             chzzk: Chzzk::default(),
@@ -218,7 +223,8 @@ impl Config {
              metrics:         {}\n\
              {}\
              {}\
-             {}",
+             {}\
+             cluster:         {}\n",
             self.source.display(),
             frontends.join("; "),
             self.twitch.detection_summary(),
@@ -236,6 +242,8 @@ impl Config {
             self.email.summary(),
             webhooks::summary(&self.webhooks),
             self.storage.summary(),
+            self.cluster
+                .summary(matches!(self.storage.database(), Database::Postgres { .. })),
         )
     }
 
@@ -261,6 +269,7 @@ impl Config {
     /// name the key as `section.key`.
     fn validate(&self) -> Result<(), (String, String)> {
         self.storage.validate()?;
+        self.cluster.validate()?;
         self.twitch.validate()?;
         self.chzzk.validate()?;
         self.bilibili.validate()?;

@@ -343,6 +343,18 @@ fn upload_and_oauth_settings_are_checked() {
             "Twitch scopes",
         ),
         ("[twitch]\nscopes = []", "twitch.scopes", "Twitch scopes"),
+        (
+            "[cluster]\nnode_id = \"a/b\"",
+            "cluster.node_id",
+            "only letters",
+        ),
+        ("[cluster]\nnode_id = \"\"", "cluster.node_id", "1 to 64"),
+        (
+            "[cluster]\nlease_secs = 1",
+            "cluster.lease_secs",
+            "between 3",
+        ),
+        ("[cluster]\ncapacity = 0", "cluster.capacity", "at least 1"),
     ] {
         let err = parse(text).unwrap_err();
         assert_eq!(err.key.as_deref(), Some(key), "{text}: {err}");

@@ -108,7 +108,7 @@ impl Core {
     /// The wanted rooms follow the watch list.
     pub(super) async fn chat_watches_changed(&mut self) {
         let Some(chat) = &self.chat else { return };
-        match self.store.watches().await {
+        match self.owned_watches().await {
             Ok(watches) => {
                 let wanted = watches
                     .into_iter()

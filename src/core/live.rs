@@ -58,7 +58,7 @@ impl Core {
     /// Tells the watcher the current Twitch logins (HLS sources are the recorder's).
     pub(super) async fn update_watcher(&mut self) {
         let Some(watcher) = &self.watcher else { return };
-        match self.store.watches().await {
+        match self.owned_watches().await {
             Ok(watches) => watcher.set_wanted(
                 watches
                     .into_iter()

@@ -8,6 +8,7 @@ mod apply;
 mod auth;
 mod calls;
 mod chat;
+pub mod cluster;
 mod cut;
 mod disk_report;
 mod gauges;
@@ -270,6 +271,9 @@ pub struct Core {
     drain: Duration,
     /// This service's metrics, handed to the workers it starts.
     metrics: Arc<Metrics>,
+    /// This node's membership when the state database is shared (PostgreSQL): the logins it
+    /// owns and their fences (cluster.rs). `None` with SQLite: one node owns everything.
+    node: Option<cluster::Node>,
 }
 
 impl Core {
@@ -328,6 +332,7 @@ impl Core {
             post: post::PostWorker::default(),
             drain: DRAIN,
             metrics: metrics.clone(),
+            node: None,
         };
         let handle = CoreHandle {
             requests: requests_tx,
@@ -350,6 +355,7 @@ impl Core {
             "state loaded"
         );
         let inbox = self.inbox.take().expect("spawned once");
+        self.join_cluster().await;
         self.start_watcher().await;
         self.prime_viewer().await;
         self.start_recording().await;
@@ -402,11 +408,18 @@ impl Core {
         );
         noting(self.publish(started), &shutdown, at).await;
         let mut checks = self.watcher.as_ref().map(|w| w.changes());
+        let mut owned = self.node.as_ref().map(|n| n.subscribe());
         loop {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                Some(event) = events.recv() => noting(self.publish(event), &shutdown, at).await,
+                Some(event) = events.recv() => {
+                    noting(self.publish_worker_event(event), &shutdown, at).await
+                }
+                // What this node owns changed: workers follow (cluster.rs).
+                () = cluster::owned_changed(&mut owned) => {
+                    noting(self.watches_changed(), &shutdown, at).await
+                }
                 // After the events: a check's `LiveDetected` (sent before its status) has
                 // opened the session its sample belongs to.
                 () = status_changed(&mut checks) => {
@@ -434,7 +447,7 @@ impl Core {
             let mut finished = std::pin::pin!(workers.wait());
             loop {
                 tokio::select! {
-                    Some(event) = events.recv() => self.publish(event).await,
+                    Some(event) = events.recv() => self.publish_worker_event(event).await,
                     // Front-ends still record what they post while workers finish.
                     Some(request) = outbox.recv() => self.outbox_request(request).await,
                     // Workers persist their last offsets and tokens while they finish.
@@ -454,7 +467,7 @@ impl Core {
         // What workers already reported is stored either way (quick writes; the queue is
         // bounded), so that it is not lost with the late ones.
         while let Ok(event) = events.try_recv() {
-            self.publish(event).await;
+            self.publish_worker_event(event).await;
         }
         self.store.close().await;
         info!("state saved");

@@ -490,10 +490,19 @@ impl Core {
         }
     }
 
+    /// Stops the login's recording, if one runs: another node owns the login now.
+    pub(super) fn stop_recording_of(&self, login: &Login) {
+        if let Some(h) = self.recordings.active.get(login) {
+            h.send(Control::Stop(StopReason::Ended(
+                "another node owns this login now".into(),
+            )));
+        }
+    }
+
     /// After the watch list changed: recordings of removed logins stop (their files are
     /// finished and kept); HLS sources get pollers.
     pub(super) async fn reconcile_recordings(&mut self) {
-        let watches = match self.store.watches().await {
+        let watches = match self.owned_watches().await {
             Ok(w) => w,
             Err(e) => {
                 error!(error = %e, "cannot read the watch list");

@@ -2,7 +2,7 @@
 //! the core, the only writer; every method is one short transaction.
 //!
 //! Each area of the state has its trait and its backend-independent row types in a file named
-//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`, `post_jobs`, `settings`, `samples`); [`Backend`]
+//! after it (`watches`, `events`, `outbox`, `recordings`, `tokens`, `uploads`, `vod_fills`, `post_jobs`, `settings`, `samples`, `leases`); [`Backend`]
 //! gathers them. [`Store`] is the cheap-clone handle the core and the workers hold: it derefs
 //! to the backend, so `store.watch(login).await` calls the trait method. The SQLite
 //! implementation (the embedded default: WAL mode, embedded migrations run at start) is in
@@ -24,6 +24,7 @@ use crate::config::{Database, Storage};
 use crate::secret::Secret;
 
 mod events;
+mod leases;
 mod outbox;
 mod post_jobs;
 mod postgres;
@@ -40,6 +41,7 @@ mod vod_fills;
 mod watches;
 
 pub use events::{clamp_non_finite, EventLog, LogPage};
+pub use leases::{Lease, Leases, NodeRow};
 pub use outbox::{Outbox, PostedMessage};
 pub use post_jobs::{PostJob, PostJobs, PostState};
 pub use recordings::{PartRow, Recordings, SessionRow, SessionTotals};
@@ -78,6 +80,7 @@ pub trait Backend:
     + PostJobs
     + Settings
     + StreamSamples
+    + Leases
     + fmt::Debug
     + std::any::Any
     + Send
@@ -145,7 +148,15 @@ impl Store {
             .pool()
             .clone()
     }
+}
 
+/// A new, empty database on the test process's PostgreSQL server (started on first use).
+#[cfg(test)]
+pub(crate) async fn postgres_test_database() -> String {
+    postgres::testing::new_database().await
+}
+
+impl Store {
     /// The PostgreSQL pool under this store, for tests that reach past the interface.
     #[cfg(test)]
     pub(crate) fn pg_pool_for_tests(&self) -> sqlx::PgPool {

@@ -63,6 +63,8 @@ macro_rules! store_suite {
             sessions_are_listed_newest_first_by_login_and_start,
             stream_samples_are_kept_per_session_in_time_order,
             text_with_a_nul_character_is_stored_with_a_replacement_character,
+            a_login_is_leased_to_one_node_at_a_time_with_a_growing_fence,
+            a_node_that_leaves_hands_its_logins_over_at_once,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -939,4 +941,94 @@ pub(crate) async fn text_with_a_nul_character_is_stored_with_a_replacement_chara
     store.save_upload_job(&job).await.unwrap();
     let job = store.upload_job(id).await.unwrap().unwrap();
     assert_eq!(job.last_error.as_deref(), Some("bad\u{FFFD}"));
+}
+
+pub(crate) async fn a_login_is_leased_to_one_node_at_a_time_with_a_growing_fence(h: &dyn Harness) {
+    let store = h.open().await;
+    for name in ["foo", "bar"] {
+        store.put_watch(&watch(name)).await.unwrap();
+    }
+    let (foo, bar) = (Login::parse("foo").unwrap(), Login::parse("bar").unwrap());
+    let lease = 30_000;
+    assert_eq!(
+        store.unowned(1_000).await.unwrap(),
+        vec![bar.clone(), foo.clone()]
+    );
+    store.heartbeat("a", None, 0, 1_000, lease).await.unwrap();
+    store
+        .heartbeat("b", Some(4), 0, 1_000, lease)
+        .await
+        .unwrap();
+    assert_eq!(store.claim("a", &foo, 1_000, lease).await.unwrap(), Some(1));
+    // Held: nobody else gets it, not even the same node twice.
+    assert_eq!(store.claim("b", &foo, 2_000, lease).await.unwrap(), None);
+    assert_eq!(store.claim("a", &foo, 2_000, lease).await.unwrap(), None);
+    assert_eq!(store.unowned(2_000).await.unwrap(), vec![bar.clone()]);
+    assert!(store.holds(&foo, 1, 2_000).await.unwrap());
+    // Renewed by a's heartbeat: still a's past the first expiry.
+    let held = store.heartbeat("a", None, 0, 20_000, lease).await.unwrap();
+    assert_eq!(held, vec![(foo.clone(), 1)]);
+    assert_eq!(store.claim("b", &foo, 40_000, lease).await.unwrap(), None);
+    // a stops renewing: after its lease b takes foo with a newer fence, and a's writes
+    // (fence 1) are refused from then on, even when a renews again.
+    assert_eq!(
+        store.claim("b", &foo, 50_001, lease).await.unwrap(),
+        Some(2)
+    );
+    assert!(!store.holds(&foo, 1, 50_002).await.unwrap());
+    assert!(store.holds(&foo, 2, 50_002).await.unwrap());
+    let held = store.heartbeat("a", None, 0, 50_003, lease).await.unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    let nodes = store.nodes(50_003).await.unwrap();
+    let ids: Vec<(&str, u64, Option<u32>)> = nodes
+        .iter()
+        .map(|n| (n.node_id.as_str(), n.leases, n.capacity))
+        .collect();
+    assert_eq!(ids, vec![("a", 0, None), ("b", 1, Some(4))]);
+    // A lease that ran out without a taker is not renewed: claiming it again moves the fence.
+    let held = store
+        .heartbeat("b", Some(4), 0, 90_000, lease)
+        .await
+        .unwrap();
+    assert!(held.is_empty(), "{held:?}");
+    assert_eq!(
+        store.claim("b", &foo, 90_000, lease).await.unwrap(),
+        Some(3)
+    );
+    // Released (the watch was removed): free at once.
+    assert!(store.release("b", &foo).await.unwrap());
+    assert!(!store.release("a", &foo).await.unwrap());
+    assert_eq!(store.unowned(90_001).await.unwrap(), vec![bar, foo.clone()]);
+    let leases = store.leases().await.unwrap();
+    assert_eq!(leases.len(), 1);
+    assert_eq!((leases[0].owner.as_deref(), leases[0].fence), (None, 3));
+}
+
+pub(crate) async fn a_node_that_leaves_hands_its_logins_over_at_once(h: &dyn Harness) {
+    let store = h.open().await;
+    store.put_watch(&watch("foo")).await.unwrap();
+    let foo = Login::parse("foo").unwrap();
+    store.heartbeat("a", None, 0, 1_000, 30_000).await.unwrap();
+    assert_eq!(
+        store.claim("a", &foo, 1_000, 30_000).await.unwrap(),
+        Some(1)
+    );
+    assert_eq!(store.leave("a", 2_000).await.unwrap(), 1);
+    let nodes = store.nodes(2_000).await.unwrap();
+    assert!(nodes[0].stopped && !nodes[0].alive(2_000));
+    assert_eq!(
+        store.claim("b", &foo, 2_001, 30_000).await.unwrap(),
+        Some(2)
+    );
+    // A new run of a joins again, alive, and holds nothing.
+    let held = store
+        .heartbeat("a", None, 3_000, 3_000, 30_000)
+        .await
+        .unwrap();
+    assert!(held.is_empty());
+    assert!(store.nodes(3_000).await.unwrap()[0].alive(3_000));
+    store.close().await;
+    // Everything survives reopening.
+    let store = h.open().await;
+    assert!(store.holds(&foo, 2, 3_000).await.unwrap());
 }

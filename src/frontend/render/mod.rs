@@ -6,10 +6,12 @@
 //! recbot's own words, so a title cannot clear a terminal, reorder a line, ping `@everyone` or
 //! turn the rest of a message into code.
 
+mod cluster;
 mod events;
 mod replies;
 mod status;
 
+pub use cluster::cluster_table;
 pub use events::{digest, event_line, event_line_for};
 pub use replies::{describe_job, refusal, refused, reply, said, Rendered};
 pub use status::{

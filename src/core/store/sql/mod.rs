@@ -13,6 +13,7 @@
 //! `ON CONFLICT … DO NOTHING`, `NULLS FIRST`, `CAST(… AS BIGINT)`, aliased subqueries).
 
 pub(super) mod events;
+pub(super) mod leases;
 pub(super) mod outbox;
 pub(super) mod post_jobs;
 pub(super) mod recordings;
@@ -30,6 +31,7 @@ pub(super) mod watches;
 macro_rules! all_areas_sql {
     ($backend:ident, $db:ty, collate_c = $collate_c:literal, greatest = $greatest:literal) => {
         $crate::core::store::sql::events::events_sql!($backend, $db);
+        $crate::core::store::sql::leases::leases_sql!($backend, $db);
         $crate::core::store::sql::outbox::outbox_sql!(
             $backend,
             $db,
