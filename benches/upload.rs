@@ -103,6 +103,7 @@ async fn upload(dir: &Path, fake: &TcpYoutube, round: u32, bytes: u64) -> (f64, 
             path: file.clone(),
             sidecar: None,
             total_bytes: bytes,
+            node: None,
         })
         .await
         .unwrap();

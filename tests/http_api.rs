@@ -939,6 +939,7 @@ async fn the_bodies_served_have_what_the_openapi_document_requires() {
                 path: file,
                 sidecar: None,
                 total_bytes: 5,
+                node: None,
             })
             .await
             .unwrap();

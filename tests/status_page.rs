@@ -149,6 +149,7 @@ async fn seed_failed_upload(data: &Path) -> i64 {
             path: file,
             sidecar: None,
             total_bytes: 5,
+            node: None,
         })
         .await
         .unwrap()

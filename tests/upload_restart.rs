@@ -68,6 +68,7 @@ async fn a_killed_upload_resumes_its_session_without_resending() {
                 path: file.clone(),
                 sidecar: None,
                 total_bytes: total,
+                node: None,
             })
             .await
             .unwrap();

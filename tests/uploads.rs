@@ -573,6 +573,7 @@ async fn uploads_left_waiting_for_their_chat_file_are_asked_again_released_or_du
             path: part.file.clone(),
             sidecar: Some(part.sidecar.clone()),
             total_bytes: part.bytes,
+            node: None,
         };
         store
             .insert_upload_job_waiting_for_chat(&job, until, "waiting for its chat file")

@@ -108,6 +108,12 @@ impl Core {
         ));
     }
 
+    /// This node's id when several nodes share the state, for what only it can do (upload
+    /// the files it recorded).
+    pub(super) fn node_id(&self) -> Option<String> {
+        self.node.as_ref().map(|n| n.node_id.clone())
+    }
+
     /// The watch list as far as this node runs it: all of it on a single node, else the
     /// logins it owns.
     pub(super) async fn owned_watches(&self) -> anyhow::Result<Vec<Watch>> {

@@ -593,6 +593,7 @@ async fn uploads_show_links_of_videos_that_are_not_public_to_operators_only() {
                 path: dir.path().join("foo.ts"),
                 sidecar: None,
                 total_bytes: 10,
+                node: None,
             })
             .await
             .unwrap()

@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tracing::{debug, error, info, warn};
 
 use super::reply::{QuotaReport, Refusal};
-use super::store::{Cleanup, JobState, NewUploadJob, UploadJob, WaitReason};
+use super::store::{Cleanup, JobState, NewUploadJob, NodeQueue, UploadJob, WaitReason};
 use super::{Core, Origin, Reply, Said};
 use crate::config::{AfterUpload, Privacy};
 use crate::event::{Event, EventKind};
@@ -75,7 +75,10 @@ impl Core {
         }
         let worker = UploadWorker::new(
             self.config.clone(),
-            Arc::new(self.store.clone()),
+            Arc::new(NodeQueue {
+                store: self.store.clone(),
+                node: self.node_id(),
+            }),
             Arc::new(self.store.clone()),
             self.calls(),
             self.uploads.wake.clone(),
@@ -126,6 +129,7 @@ impl Core {
             path: file.clone(),
             sidecar: Some(sidecar.clone()),
             total_bytes: *bytes,
+            node: self.node_id(),
         };
         let inserted = if chat_file {
             let until = Utc::now() + super::chat::chat_save_timeout(&self.config);

@@ -203,6 +203,7 @@ impl Core {
             path: file.to_path_buf(),
             sidecar: sidecar_of_fill(file),
             total_bytes: bytes,
+            node: self.node_id(),
         };
         match self.store.insert_upload_job(&job).await {
             Ok(Some(id)) => self.announce_queued(login, event.session, id, file),

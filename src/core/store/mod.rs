@@ -49,7 +49,7 @@ pub use samples::{StreamSample, StreamSamples};
 pub use settings::{Settings, EVENTSUB_CONDUIT};
 pub use tokens::{StoredToken, Tokens};
 pub use uploads::{
-    Cleanup, JobState, NewUploadJob, QuotaLedger, UploadJob, UploadJobs, WaitReason,
+    Cleanup, JobState, NewUploadJob, NodeQueue, QuotaLedger, UploadJob, UploadJobs, WaitReason,
 };
 pub use vod_fills::{VodFillRow, VodFills};
 pub use watches::{Watch, WatchList};

@@ -65,6 +65,7 @@ macro_rules! store_suite {
             text_with_a_nul_character_is_stored_with_a_replacement_character,
             a_login_is_leased_to_one_node_at_a_time_with_a_growing_fence,
             a_node_that_leaves_hands_its_logins_over_at_once,
+            a_node_takes_only_its_own_upload_jobs_and_those_of_no_node,
         );
     };
     (@each $harness:expr; $($test:ident),+ $(,)?) => {
@@ -107,6 +108,7 @@ fn new_job(path: &str) -> NewUploadJob {
         path: PathBuf::from(path),
         sidecar: Some(PathBuf::from(path).with_extension("json")),
         total_bytes: 1000,
+        node: None,
     }
 }
 
@@ -455,7 +457,10 @@ pub(crate) async fn jobs_are_queued_once_and_picked_in_order(h: &dyn Harness) {
         .unwrap()
         .unwrap();
     let now = now();
-    assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, a);
+    assert_eq!(
+        store.next_due_upload(now, None).await.unwrap().unwrap().id,
+        a
+    );
 
     // A deferred job is not due before its time; an interrupted upload goes first.
     let mut job_a = store.upload_job(a).await.unwrap().unwrap();
@@ -463,22 +468,33 @@ pub(crate) async fn jobs_are_queued_once_and_picked_in_order(h: &dyn Harness) {
     job_a.wait_reason = Some(WaitReason::Quota);
     job_a.next_attempt_at = Some(now + Duration::hours(1));
     store.save_upload_job(&job_a).await.unwrap();
-    assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, b);
+    assert_eq!(
+        store.next_due_upload(now, None).await.unwrap().unwrap().id,
+        b
+    );
     assert_eq!(
         store.upload_hold(now).await.unwrap(),
         Some((job_a.next_attempt_at.unwrap(), WaitReason::Quota))
     );
     assert_eq!(
-        store.next_upload_wakeup().await.unwrap(),
+        store.next_upload_wakeup(None).await.unwrap(),
         job_a.next_attempt_at
     );
     let later = now + Duration::hours(2);
-    assert_eq!(store.next_due_upload(later).await.unwrap().unwrap().id, b);
+    assert_eq!(
+        store
+            .next_due_upload(later, None)
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        b
+    );
 
     let mut job_b = store.upload_job(b).await.unwrap().unwrap();
     job_b.state = JobState::Paused;
     store.save_upload_job(&job_b).await.unwrap();
-    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+    assert_eq!(store.next_due_upload(now, None).await.unwrap(), None);
     assert_eq!(
         store.requeue_upload_jobs(JobState::Paused).await.unwrap(),
         1
@@ -613,6 +629,7 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
         path: PathBuf::from(format!("/r/foo/{name}.ts")),
         sidecar: Some(PathBuf::from(format!("/r/foo/{name}.json"))),
         total_bytes: 10,
+        node: None,
     };
     let now = now();
     let until = now + chrono::Duration::seconds(300);
@@ -630,11 +647,11 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
     assert_eq!(row.state, JobState::Deferred);
     assert_eq!(row.wait_reason, Some(WaitReason::ChatFile));
     assert_eq!(row.last_error.as_deref(), Some("waiting for its chat file"));
-    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+    assert_eq!(store.next_due_upload(now, None).await.unwrap(), None);
     assert_eq!(store.upload_hold(now).await.unwrap(), None);
-    assert_eq!(store.next_upload_wakeup().await.unwrap(), Some(until));
+    assert_eq!(store.next_upload_wakeup(None).await.unwrap(), Some(until));
     // The wait ends: due without the chat file.
-    let due = store.next_due_upload(until).await.unwrap().unwrap();
+    let due = store.next_due_upload(until, None).await.unwrap().unwrap();
     assert_eq!(due.id, a);
     let waiting = store.upload_jobs_waiting_for_chat().await.unwrap();
     assert_eq!(waiting.iter().map(|j| j.id).collect::<Vec<_>>(), [a]);
@@ -657,7 +674,10 @@ pub(crate) async fn a_job_waiting_for_its_chat_file_is_due_only_when_released_or
         ),
         (JobState::Queued, None, None, None)
     );
-    assert_eq!(store.next_due_upload(now).await.unwrap().unwrap().id, b);
+    assert_eq!(
+        store.next_due_upload(now, None).await.unwrap().unwrap().id,
+        b
+    );
 
     // Asked again after a restart: the wait moves.
     let later = until + chrono::Duration::seconds(60);
@@ -783,7 +803,7 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
         .unwrap()
         .unwrap();
     let now = now();
-    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+    assert_eq!(store.next_due_upload(now, None).await.unwrap(), None);
     store.close().await;
 
     // After a restart the job is still pending, and the upload still waits.
@@ -805,7 +825,7 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
         pending.iter().map(|j| j.mode).collect::<Vec<_>>(),
         [Some(PostMode::Transcode), Some(PostMode::Remux)]
     );
-    assert_eq!(store.next_due_upload(now).await.unwrap(), None);
+    assert_eq!(store.next_due_upload(now, None).await.unwrap(), None);
 
     let mp4 = Path::new("/r/a.mp4");
     store.end_post_job(post, Some(mp4), None).await.unwrap();
@@ -816,7 +836,7 @@ pub(crate) async fn an_upload_waiting_for_post_processing_is_due_only_once_relea
             .unwrap(),
         1
     );
-    let due = store.next_due_upload(now).await.unwrap().unwrap();
+    let due = store.next_due_upload(now, None).await.unwrap().unwrap();
     assert_eq!(
         (due.id, due.path.as_path(), due.total_bytes),
         (upload, mp4, 777)
@@ -1031,4 +1051,37 @@ pub(crate) async fn a_node_that_leaves_hands_its_logins_over_at_once(h: &dyn Har
     // Everything survives reopening.
     let store = h.open().await;
     assert!(store.holds(&foo, 2, 3_000).await.unwrap());
+}
+
+pub(crate) async fn a_node_takes_only_its_own_upload_jobs_and_those_of_no_node(h: &dyn Harness) {
+    let store = h.open().await;
+    let now = now();
+    let mut job = new_job("/r/foo/b.ts");
+    job.node = Some("b".into());
+    let b = store.insert_upload_job(&job).await.unwrap().unwrap();
+    let mut job = new_job("/r/foo/a.ts");
+    job.node = Some("a".into());
+    let a = store.insert_upload_job(&job).await.unwrap().unwrap();
+    let due = |node: Option<&'static str>| {
+        let store = store.clone();
+        async move {
+            store
+                .next_due_upload(now, node)
+                .await
+                .unwrap()
+                .map(|j| j.id)
+        }
+    };
+    assert_eq!(due(Some("a")).await, Some(a));
+    assert_eq!(due(Some("b")).await, Some(b));
+    assert_eq!(due(Some("c")).await, None);
+    // One node (no cluster): every job.
+    assert_eq!(due(None).await, Some(b));
+    // A job of no node (queued before the nodes shared the state) is anyone's.
+    let old = store
+        .insert_upload_job(&new_job("/r/foo/old.ts"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(due(Some("c")).await, Some(old));
 }

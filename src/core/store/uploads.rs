@@ -19,6 +19,8 @@ pub struct NewUploadJob {
     pub path: PathBuf,
     pub sidecar: Option<PathBuf>,
     pub total_bytes: u64,
+    /// The node that queues it (`[cluster]`; `None` on a single node).
+    pub node: Option<String>,
 }
 
 /// The stored upload queue: one job per file.
@@ -39,13 +41,23 @@ pub trait UploadJobs: Send + Sync {
 
     /// The next job to work on at `now`: interrupted uploads first, then by due time and age.
     /// Paused, finished and failed jobs are never due.
-    async fn next_due_upload(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>>;
+    ///
+    /// `node` (with several nodes): only jobs queued by that node or by no node.
+    async fn next_due_upload(
+        &self,
+        now: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<Option<UploadJob>>;
 
     /// When the earliest deferred job becomes due, or a finished one's files are to be checked.
-    async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>>;
+    async fn next_upload_wakeup(&self, node: Option<&str>) -> Result<Option<DateTime<Utc>>>;
 
     /// A finished job whose files wait for YouTube's processing and whose check is due.
-    async fn next_due_cleanup(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>>;
+    async fn next_due_cleanup(
+        &self,
+        now: DateTime<Utc>,
+        node: Option<&str>,
+    ) -> Result<Option<UploadJob>>;
 
     /// The latest time until which a quota or upload-limit wait holds new uploads back.
     async fn upload_hold(&self, now: DateTime<Utc>) -> Result<Option<(DateTime<Utc>, WaitReason)>>;
@@ -96,22 +108,30 @@ pub trait QuotaLedger: Send + Sync {
 }
 
 /// The upload worker reads the queue straight from the database (a clone of the store; reads
-/// only, the core stays the one writer).
+/// only, the core stays the one writer), as one node sees it: with several nodes, the jobs
+/// that node queued (the files it recorded) and jobs of no node.
+#[derive(Debug, Clone)]
+pub struct NodeQueue {
+    pub store: Store,
+    /// This node's id with several nodes; `None` on a single node (every job).
+    pub node: Option<String>,
+}
+
 #[async_trait::async_trait]
-impl crate::upload::JobSource for Store {
+impl crate::upload::JobSource for NodeQueue {
     async fn next_due_upload(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
-        UploadJobs::next_due_upload(&**self, now).await
+        UploadJobs::next_due_upload(&*self.store, now, self.node.as_deref()).await
     }
 
     async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
-        UploadJobs::next_upload_wakeup(&**self).await
+        UploadJobs::next_upload_wakeup(&*self.store, self.node.as_deref()).await
     }
 
     async fn next_due_cleanup(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
-        UploadJobs::next_due_cleanup(&**self, now).await
+        UploadJobs::next_due_cleanup(&*self.store, now, self.node.as_deref()).await
     }
 
     async fn upload_hold(&self, now: DateTime<Utc>) -> Result<Option<(DateTime<Utc>, WaitReason)>> {
-        UploadJobs::upload_hold(&**self, now).await
+        UploadJobs::upload_hold(&*self.store, now).await
     }
 }

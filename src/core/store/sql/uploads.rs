@@ -81,32 +81,48 @@ macro_rules! uploads_sql {
                     rows.iter().map(job_from_row).collect()
                 }
 
-                async fn next_due_upload(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+                async fn next_due_upload(
+                    &self,
+                    now: DateTime<Utc>,
+                    node: Option<&str>,
+                ) -> Result<Option<UploadJob>> {
                     let row = sqlx::query(
                         "SELECT * FROM upload_jobs
                          WHERE state IN ('uploading', 'queued', 'deferred')
                            AND (next_attempt_at IS NULL OR next_attempt_at <= $1)
                            AND post_job IS NULL
+                           AND (node IS NULL OR node = $2 OR $3)
                          ORDER BY state = 'uploading' DESC, next_attempt_at IS NOT NULL, next_attempt_at, id
                          LIMIT 1",
                     )
                     .bind(now)
+                    .bind(node.unwrap_or(""))
+                    .bind(node.is_none())
                     .fetch_optional(&self.pool)
                     .await?;
                     row.as_ref().map(job_from_row).transpose()
                 }
 
-                async fn next_upload_wakeup(&self) -> Result<Option<DateTime<Utc>>> {
+                async fn next_upload_wakeup(
+                    &self,
+                    node: Option<&str>,
+                ) -> Result<Option<DateTime<Utc>>> {
                     let at: Option<DateTime<Utc>> = sqlx::query_scalar(
                         "SELECT MIN(next_attempt_at) FROM upload_jobs
-                         WHERE state IN ('queued', 'deferred') AND next_attempt_at IS NOT NULL",
+                         WHERE state IN ('queued', 'deferred') AND next_attempt_at IS NOT NULL
+                           AND (node IS NULL OR node = $1 OR $2)",
                     )
+                    .bind(node.unwrap_or(""))
+                    .bind(node.is_none())
                     .fetch_one(&self.pool)
                     .await?;
                     let cleanup: Option<DateTime<Utc>> = sqlx::query_scalar(
                         "SELECT MIN(cleanup_at) FROM upload_jobs
-                         WHERE cleanup = 'waiting' AND cleanup_at IS NOT NULL",
+                         WHERE cleanup = 'waiting' AND cleanup_at IS NOT NULL
+                           AND (node IS NULL OR node = $1 OR $2)",
                     )
+                    .bind(node.unwrap_or(""))
+                    .bind(node.is_none())
                     .fetch_one(&self.pool)
                     .await?;
                     Ok(match (at, cleanup) {
@@ -115,14 +131,21 @@ macro_rules! uploads_sql {
                     })
                 }
 
-                async fn next_due_cleanup(&self, now: DateTime<Utc>) -> Result<Option<UploadJob>> {
+                async fn next_due_cleanup(
+                    &self,
+                    now: DateTime<Utc>,
+                    node: Option<&str>,
+                ) -> Result<Option<UploadJob>> {
                     let row = sqlx::query(
                         "SELECT * FROM upload_jobs
                          WHERE state = 'finished' AND cleanup = 'waiting'
                            AND (cleanup_at IS NULL OR cleanup_at <= $1)
+                           AND (node IS NULL OR node = $2 OR $3)
                          ORDER BY cleanup_at NULLS FIRST, id LIMIT 1",
                     )
                     .bind(now)
+                    .bind(node.unwrap_or(""))
+                    .bind(node.is_none())
                     .fetch_optional(&self.pool)
                     .await?;
                     row.as_ref().map(job_from_row).transpose()
@@ -273,9 +296,10 @@ macro_rules! uploads_sql {
                     };
                     let id = sqlx::query_scalar(
                         "INSERT INTO upload_jobs (name, session_id, path, sidecar, state, total_bytes,
-                           next_attempt_at, wait_reason, last_error, created_at, updated_at, post_job)
+                           next_attempt_at, wait_reason, last_error, created_at, updated_at, post_job,
+                           node)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                           (SELECT id FROM post_jobs WHERE video = $12 AND state = 'pending'))
+                           (SELECT id FROM post_jobs WHERE video = $12 AND state = 'pending'), $13)
                          ON CONFLICT (path) DO NOTHING
                          RETURNING id",
                     )
@@ -295,6 +319,7 @@ macro_rules! uploads_sql {
                     .bind(now)
                     .bind(now)
                     .bind(job.path.to_string_lossy().as_ref())
+                    .bind(job.node.as_deref())
                     .fetch_optional(&self.pool)
                     .await?;
                     Ok(id)

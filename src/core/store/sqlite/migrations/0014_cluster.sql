@@ -20,3 +20,7 @@ CREATE TABLE leases (
     taken_ms   INTEGER NOT NULL
 );
 CREATE INDEX leases_by_owner ON leases (owner);
+
+-- The node that queued an upload job (it recorded the file): with several nodes a node takes
+-- only its own jobs and jobs of no node (queued by a single node before). NULL on one node.
+ALTER TABLE upload_jobs ADD COLUMN node TEXT;
