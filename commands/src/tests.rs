@@ -414,7 +414,8 @@ fn help_covers_every_command() {
     }
     assert!(help(Some("add")).contains("quality="));
     let table = markdown_table();
-    assert_eq!(table.lines().count(), 2 + 13, "{table}");
+    // A row per form: `add` has four (Twitch, hls, chzzk, bilibili).
+    assert_eq!(table.lines().count(), 2 + 15, "{table}");
 }
 
 #[test]
