@@ -107,6 +107,14 @@ pub enum EventKind {
     },
     /// Live checks work again after [`EventKind::LiveCheckFailed`].
     LiveCheckRecovered,
+    /// The channel is live but its stream is for adults only and recbot has no login cookies
+    /// of an adult-verified account ([chzzk] nid_aut/nid_ses): not recorded. Once per
+    /// broadcast.
+    LiveAdultOnly {
+        title: String,
+        /// What the platform said about the viewer (`NOT_LOGIN_USER`, …), when it said it.
+        status: Option<String>,
+    },
     /// EventSub sessions failed several times in a row: live streams are found by polling
     /// Helix every `polling_secs` until EventSub works again.
     EventSubDown {
@@ -400,6 +408,7 @@ impl EventKind {
         "StreamOffline",
         "LiveCheckFailed",
         "LiveCheckRecovered",
+        "LiveAdultOnly",
         "RecordingStarted",
         "RenditionWithheld",
         "RecordingGap",
@@ -451,6 +460,7 @@ impl EventKind {
             EventKind::StreamOffline { .. } => "StreamOffline",
             EventKind::LiveCheckFailed { .. } => "LiveCheckFailed",
             EventKind::LiveCheckRecovered => "LiveCheckRecovered",
+            EventKind::LiveAdultOnly { .. } => "LiveAdultOnly",
             EventKind::EventSubDown { .. } => "EventSubDown",
             EventKind::EventSubUp => "EventSubUp",
             EventKind::EventSubRevoked { .. } => "EventSubRevoked",

@@ -47,7 +47,11 @@ pub fn watch_options(
                 on(chat)
             )
         }
-        recbot_commands::Source::Hls { .. } => format!("quality {quality}, upload {}", on(upload)),
+        recbot_commands::Source::Hls { .. }
+        | recbot_commands::Source::Chzzk
+        | recbot_commands::Source::Bilibili => {
+            format!("quality {quality}, upload {}", on(upload))
+        }
     };
     // Only a login's own choice is shown; without one it follows `[postprocess] mode`.
     if let Some(post) = post {

@@ -309,6 +309,7 @@ fn watch(login: &str) -> Watch {
         upload: false,
         chat: false,
         post: None,
+        display_name: None,
         room: Room::Console,
         added_by: "test".into(),
         added_at: chrono::Utc::now(),

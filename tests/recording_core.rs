@@ -356,6 +356,7 @@ async fn a_leftover_chat_export_is_not_taken_for_a_recording() {
                 upload: true,
                 chat: true,
                 post: None,
+                display_name: None,
                 room: recbot::event::Room::Console,
                 added_by: "test".into(),
                 added_at: Utc::now(),

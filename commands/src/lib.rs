@@ -78,6 +78,22 @@ pub enum Source {
     Hls {
         url: String,
     },
+    /// A Chzzk channel; its id is in the name (`chzzk:<id>`).
+    Chzzk,
+    /// A Bilibili Live room; its id is in the name (`bilibili:<room>`).
+    Bilibili,
+}
+
+impl Source {
+    /// The word stored and shown for it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Source::Twitch => "twitch",
+            Source::Hls { .. } => "hls",
+            Source::Chzzk => "chzzk",
+            Source::Bilibili => "bilibili",
+        }
+    }
 }
 
 /// Options given with `add`; `None` means "use the configured default".
@@ -243,6 +259,10 @@ impl fmt::Display for Command {
                 match &add.source {
                     Source::Twitch => write!(f, "add {}", add.name)?,
                     Source::Hls { url } => write!(f, "add hls {url} {}", add.name)?,
+                    // `chzzk:<id>` → `add chzzk <id>`, which parses back to the same.
+                    Source::Chzzk | Source::Bilibili => {
+                        write!(f, "add {}", add.name.as_str().replacen(':', " ", 1))?
+                    }
                 }
                 if let Some(q) = add.options.quality {
                     write!(f, " quality={q}")?;
@@ -442,6 +462,20 @@ fn bind(spec: &Spec, form: &'static Form, words: &[&str]) -> Result<Bound, Strin
             _ => positional.push(*word),
         }
     }
+    // `remove chzzk <id>`: a platform word and an id name one channel (a Twitch login that
+    // happens to be `chzzk` is still itself when nothing follows it, or a time does).
+    let joined;
+    let names_first = matches!(
+        form.args.first().map(|a| a.kind),
+        Some(ArgKind::Name | ArgKind::Login)
+    );
+    if names_first && positional.len() >= 2 && !positional[1].contains(':') {
+        let word = positional[0].to_ascii_lowercase();
+        if matches!(word.as_str(), "chzzk" | "bilibili") {
+            joined = format!("{} {}", positional[0], positional[1]);
+            positional.splice(0..2, [joined.as_str()]);
+        }
+    }
     for (i, arg) in form.args.iter().enumerate() {
         match positional.get(i) {
             Some(word) => bound.args.push(Some(value(arg.kind, word)?)),
@@ -474,8 +508,20 @@ fn find_option(spec: &Spec, form: &'static Form, key: &str) -> Result<&'static O
 
 fn value(kind: ArgKind, word: &str) -> Result<Value, String> {
     Ok(match kind {
-        ArgKind::Login => Value::Name(Login::parse(word)?),
-        ArgKind::Name => Value::Name(Login::parse(word)?),
+        ArgKind::Login | ArgKind::Name => Value::Name(Login::parse_watched(word)?),
+        ArgKind::SourceName => Value::Name(Login::parse(word)?),
+        ArgKind::Channel(platform) => {
+            // The id, or the channel's address on that platform.
+            let channel = if word.contains('/') {
+                ChannelRef::parse(word)?
+            } else {
+                ChannelRef::parse(&format!("{} {word}", platform.as_str()))?
+            };
+            if channel.platform() != platform {
+                return Err(format!("`{}` is not a {platform} channel", excerpt(word)));
+            }
+            Value::Name(Login::of_channel(&channel))
+        }
         ArgKind::Url => Value::Url(parse_url(word)?),
         ArgKind::Choice(choices) => {
             let lower = word.to_ascii_lowercase();
@@ -556,11 +602,17 @@ fn build(spec: &Spec, form: &Form, mut bound: Bound) -> Result<Command, String> 
                 let Some(Value::Url(url)) = take(0) else {
                     return Err("`playlist URL` is missing".into());
                 };
-                (name(take(1)), Source::Hls { url })
+                (name(take(1)), Some(Source::Hls { url }))
             } else {
-                (name(take(0)), Source::Twitch)
+                (name(take(0)), None)
             };
             let name = name.ok_or("the login is missing")?;
+            // The platform is the key's: `add <chzzk address>` and `add chzzk <id>` alike.
+            let source = source.unwrap_or(match name.platform() {
+                Platform::Chzzk => Source::Chzzk,
+                Platform::Bilibili => Source::Bilibili,
+                Platform::Twitch | Platform::Hls => Source::Twitch,
+            });
             let on = |v: Option<&str>| v.map(|v| v == "on");
             Command::Add(AddRequest {
                 name,

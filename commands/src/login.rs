@@ -1,18 +1,23 @@
-//! Watch-list names: Twitch logins (given as `foo`, `@foo` or a channel URL) and the names
-//! given to non-Twitch HLS sources. Both share one namespace and one set of rules.
+//! Watch-list names: Twitch logins (given as `foo`, `@foo` or a channel URL), the names
+//! given to non-Twitch HLS sources (both bare, one namespace, one set of rules), and the
+//! platform keys of other platforms' channels (`chzzk:<32 hex>`, `bilibili:<room>`, see
+//! [`ChannelRef::key`]). A key is never a file name as is: [`Login::path_safe`] is.
 
 use std::fmt;
 
+use crate::channel::{ChannelRef, ChzzkId, Platform};
 use crate::text::{describe_char, excerpt};
 
 /// Longest Twitch login. Twitch has required 4..=25 characters for years, but older accounts
 /// with 1..=3 character logins still exist and stream, so the lower bound is 1.
 pub const MAX_LOGIN_LEN: usize = 25;
 
-/// A validated, lowercase watch-list name: `[a-z0-9_]{1,25}`.
+/// A validated, lowercase watch-list name: `[a-z0-9_]{1,25}` for a Twitch login or an HLS
+/// source's name, or a platform key `chzzk:<32 lowercase hex>` / `bilibili:<digits>`.
 ///
-/// Safe to use as a single path component: it can never be `.`/`..`, contain a separator, a
-/// control character or anything outside ASCII.
+/// Never `.`/`..`, never a separator, a control character or anything outside ASCII; a bare
+/// name is safe as a single path component, a key through [`Login::path_safe`] (`:` is not
+/// allowed in file names everywhere).
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Login(String);
 
@@ -41,8 +46,75 @@ impl Login {
     }
 
     /// Wraps a name read back from our own storage; it was validated when it was stored.
+    /// Platform keys (`chzzk:<id>`, `bilibili:<room>`) are read back strictly, as
+    /// [`ChannelRef::from_key`] reads them.
     pub fn from_stored(name: &str) -> Result<Login, String> {
+        if name.contains(':') {
+            return match ChannelRef::from_key(name)? {
+                c @ (ChannelRef::Chzzk(_) | ChannelRef::Bilibili(_)) => Ok(Login(c.key())),
+                _ => Err(format!("`{}` is not a stored name", excerpt(name))),
+            };
+        }
         Self::validate(name, "stored name")
+    }
+
+    /// The watch-list key of a channel: a Twitch login or HLS name as it is, another
+    /// platform's channel as its key (`chzzk:<id>`, `bilibili:<room>`).
+    pub fn of_channel(channel: &ChannelRef) -> Login {
+        match channel {
+            ChannelRef::Twitch(l) | ChannelRef::Hls(l) => l.clone(),
+            other => Login(other.key()),
+        }
+    }
+
+    /// What an operator typed for a watched channel (`remove`, `status`, `cut`, `add`): a
+    /// Twitch login in any of its forms, a Chzzk or Bilibili Live address, `<platform> <id>`,
+    /// or a stored key (`chzzk:<id>`, as `list` shows it).
+    pub fn parse_watched(input: &str) -> Result<Login, String> {
+        let trimmed = input.trim();
+        if trimmed.contains(':') && !trimmed.contains("://") {
+            if let Ok(login) = Login::from_stored(&trimmed.to_ascii_lowercase()) {
+                return Ok(login);
+            }
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        let other_platform = lower.contains("chzzk.naver.com")
+            || lower.contains("bilibili.com")
+            || lower.starts_with("chzzk ")
+            || lower.starts_with("bilibili ")
+            || (trimmed.len() == crate::channel::CHZZK_ID_LEN
+                && trimmed.chars().all(|c| c.is_ascii_hexdigit()));
+        if other_platform {
+            return ChannelRef::parse(input).map(|c| Login::of_channel(&c));
+        }
+        // Everything else as before: a Twitch login, with its own wording of refusals.
+        Login::parse(input)
+    }
+
+    /// The platform the name is on: Chzzk or Bilibili Live for their keys, else Twitch (an
+    /// HLS source's name is bare too: its watch entry says it is HLS).
+    pub fn platform(&self) -> Platform {
+        if self.0.starts_with("chzzk:") {
+            Platform::Chzzk
+        } else if self.0.starts_with("bilibili:") {
+            Platform::Bilibili
+        } else {
+            Platform::Twitch
+        }
+    }
+
+    /// The Chzzk channel of a `chzzk:<id>` key.
+    pub fn chzzk_id(&self) -> Option<ChzzkId> {
+        self.0
+            .strip_prefix("chzzk:")
+            .and_then(|id| ChzzkId::parse(id).ok())
+    }
+
+    /// The name as one file or folder name: `chzzk-<id>`, `bilibili-<room>`, else the name
+    /// itself. Never `.`/`..`, never a separator; distinct names give distinct results (a
+    /// bare name has no `-`).
+    pub fn path_safe(&self) -> String {
+        self.0.replace(':', "-")
     }
 
     fn validate(candidate: &str, what: &str) -> Result<Login, String> {
@@ -192,5 +264,56 @@ mod tests {
         check(&"x".repeat(26), Err("too long"));
         check(&"y".repeat(10_000), Err("too long"));
         check("fóo", Err("U+00F3"));
+    }
+
+    const ID: &str = "c68b8ef525fb3d2fa146344d84991753";
+
+    #[test]
+    fn platform_keys_are_names_too() {
+        let chzzk = Login::parse_watched(&format!("https://chzzk.naver.com/live/{ID}")).unwrap();
+        assert_eq!(chzzk.as_str(), format!("chzzk:{ID}"));
+        assert_eq!(chzzk.platform(), Platform::Chzzk);
+        assert_eq!(chzzk.path_safe(), format!("chzzk-{ID}"));
+        assert_eq!(chzzk.chzzk_id().unwrap().as_str(), ID);
+        assert_eq!(
+            Login::parse_watched(&format!("chzzk {ID}")),
+            Ok(chzzk.clone())
+        );
+        assert_eq!(
+            Login::parse_watched(&format!("chzzk:{ID}")),
+            Ok(chzzk.clone())
+        );
+        assert_eq!(Login::from_stored(chzzk.as_str()), Ok(chzzk.clone()));
+        let room = Login::parse_watched("bilibili 23058").unwrap();
+        assert_eq!(
+            (room.as_str(), room.platform(), room.path_safe().as_str()),
+            ("bilibili:23058", Platform::Bilibili, "bilibili-23058")
+        );
+        let foo = Login::parse_watched("@Foo").unwrap();
+        assert_eq!(
+            (foo.as_str(), foo.platform(), foo.path_safe().as_str()),
+            ("foo", Platform::Twitch, "foo")
+        );
+        assert_eq!(foo.chzzk_id(), None);
+        for bad in [
+            "chzzk:../x",
+            "chzzk:C68B8EF525FB3D2FA146344D84991753",
+            "twitch:foo",
+            "hls:studio",
+            "bilibili:0",
+            "chzzk:",
+            ":",
+            "foo:bar",
+        ] {
+            assert!(Login::from_stored(bad).is_err(), "{bad}");
+        }
+        for bad in [
+            "chzzk:../x",
+            "bilibili:-1",
+            "chzzk:abc",
+            "https://evil.example/x",
+        ] {
+            assert!(Login::parse_watched(bad).is_err(), "{bad}");
+        }
     }
 }

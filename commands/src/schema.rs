@@ -172,7 +172,13 @@ fn discord_arg(arg: &crate::table::Arg) -> Value {
             let names: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
             option.insert("choices".into(), choices(&names));
         }
-        ArgKind::Login | ArgKind::Name | ArgKind::Url | ArgKind::Code | ArgKind::Time => {
+        ArgKind::Login
+        | ArgKind::Name
+        | ArgKind::SourceName
+        | ArgKind::Channel(_)
+        | ArgKind::Url
+        | ArgKind::Code
+        | ArgKind::Time => {
             option.insert("type".into(), json!(STRING));
             option.insert("max_length".into(), json!(crate::MAX_COMMAND_LEN / 2));
         }

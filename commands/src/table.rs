@@ -10,13 +10,20 @@ pub enum Access {
     Operator,
 }
 
+use crate::channel::Platform;
+
 /// What a positional argument holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ArgKind {
-    /// A Twitch login, `@login` or channel URL.
+    /// A channel: a Twitch login, `@login` or channel URL, or a Chzzk or Bilibili Live address.
     Login,
-    /// A watch-list name: a Twitch login or the name of an HLS source.
+    /// A watch-list name: a Twitch login, the name of an HLS source, or a platform key
+    /// (`chzzk:<id>`, or the channel's address).
     Name,
+    /// The name given to a new HLS source (letters, digits, `_`).
+    SourceName,
+    /// A channel id on one platform (`add chzzk <id>`).
+    Channel(Platform),
     /// An http(s) address.
     Url,
     /// One of a fixed set of words.
@@ -114,7 +121,7 @@ const NAME: Arg = Arg {
     name: "login",
     kind: ArgKind::Name,
     required: true,
-    help: "a watched Twitch login or HLS source name",
+    help: "a watched Twitch login, HLS source name, or Chzzk key (chzzk:<id>) or address",
 };
 
 pub static SPECS: &[Spec] = &[
@@ -122,8 +129,9 @@ pub static SPECS: &[Spec] = &[
         name: "add",
         summary: "watch a Twitch channel (or any HLS stream) and record it whenever it is live",
         details:
-            "The channel can be given as `foo`, `@foo` or a twitch.tv address. Events about it \
-                  are posted to the room where it was added.",
+            "The channel can be given as `foo`, `@foo` or a twitch.tv address, a Chzzk channel as \
+                  `chzzk <channel id>` or its chzzk.naver.com address. Events about it are posted \
+                  to the room where it was added.",
         access: Access::Operator,
         private_reply: false,
         forms: &[
@@ -133,10 +141,32 @@ pub static SPECS: &[Spec] = &[
                     name: "login",
                     kind: ArgKind::Login,
                     required: true,
-                    help: "Twitch login, @login or channel address",
+                    help: "Twitch login, @login or channel address (or a Chzzk address)",
                 }],
                 options: &[QUALITY, UPLOAD, CHAT, POST],
                 summary: "watch a Twitch channel",
+            },
+            Form {
+                keyword: Some("chzzk"),
+                args: &[Arg {
+                    name: "channel id",
+                    kind: ArgKind::Channel(Platform::Chzzk),
+                    required: true,
+                    help: "the Chzzk channel id (32 hex digits) or its chzzk.naver.com address",
+                }],
+                options: &[QUALITY, UPLOAD, POST],
+                summary: "watch a Chzzk channel",
+            },
+            Form {
+                keyword: Some("bilibili"),
+                args: &[Arg {
+                    name: "room",
+                    kind: ArgKind::Channel(Platform::Bilibili),
+                    required: true,
+                    help: "the Bilibili Live room id",
+                }],
+                options: &[QUALITY, UPLOAD, POST],
+                summary: "watch a Bilibili Live room (not available yet)",
             },
             Form {
                 keyword: Some("hls"),
@@ -149,7 +179,7 @@ pub static SPECS: &[Spec] = &[
                     },
                     Arg {
                         name: "name",
-                        kind: ArgKind::Name,
+                        kind: ArgKind::SourceName,
                         required: true,
                         help: "a name for this source (letters, digits, _)",
                     },
@@ -162,6 +192,7 @@ pub static SPECS: &[Spec] = &[
             "add somechannel",
             "add https://www.twitch.tv/somechannel quality=720p60 upload=off",
             "add hls https://example.com/live/master.m3u8 studio",
+            "add chzzk c68b8ef525fb3d2fa146344d84991753",
         ],
     },
     Spec {

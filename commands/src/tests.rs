@@ -251,6 +251,81 @@ fn hostile_and_malformed_input_is_refused_with_a_reason() {
     }
 }
 
+const CHZZK_ID: &str = "c68b8ef525fb3d2fa146344d84991753";
+
+#[test]
+fn other_platforms_are_added_by_address_or_id() {
+    let chzzk = |options: AddOptions| {
+        Command::Add(AddRequest {
+            name: Login::from_stored(&format!("chzzk:{CHZZK_ID}")).unwrap(),
+            source: Source::Chzzk,
+            options,
+        })
+    };
+    let none = AddOptions::default();
+    check(&format!("add chzzk {CHZZK_ID}"), Ok(chzzk(none.clone())));
+    check(
+        &format!("add https://chzzk.naver.com/live/{CHZZK_ID}"),
+        Ok(chzzk(none.clone())),
+    );
+    check(
+        &format!("add chzzk https://chzzk.naver.com/{CHZZK_ID} upload=off"),
+        Ok(chzzk(AddOptions {
+            upload: Some(false),
+            ..none.clone()
+        })),
+    );
+    check(
+        "add bilibili 23058",
+        Ok(Command::Add(AddRequest {
+            name: Login::from_stored("bilibili:23058").unwrap(),
+            source: Source::Bilibili,
+            options: none.clone(),
+        })),
+    );
+    check(
+        &format!("remove chzzk {CHZZK_ID}"),
+        Ok(Command::Remove {
+            name: Login::from_stored(&format!("chzzk:{CHZZK_ID}")).unwrap(),
+        }),
+    );
+    check(
+        "status chzzk",
+        Ok(Command::Status {
+            name: Some(login("chzzk")),
+        }),
+    );
+    check(
+        &format!("remove chzzk:{CHZZK_ID}"),
+        Ok(Command::Remove {
+            name: Login::from_stored(&format!("chzzk:{CHZZK_ID}")).unwrap(),
+        }),
+    );
+    for (input, fragment) in [
+        ("add chzzk abc", "not a Chzzk channel id"),
+        (
+            &format!("add chzzk {CHZZK_ID} chat=on") as &str,
+            "not an option",
+        ),
+        (
+            "add chzzk https://live.bilibili.com/3",
+            "not a chzzk channel",
+        ),
+        ("add bilibili 0", "0 is not"),
+        (&format!("add {CHZZK_ID}"), "write `chzzk"),
+        ("add chzzk:../x", "found `:`"),
+        (
+            &format!("add hls https://x.example/a.m3u8 chzzk:{CHZZK_ID}"),
+            "found `:`",
+        ),
+    ] {
+        check(input, Err(fragment));
+    }
+    let cmd = parse(&format!("add chzzk {CHZZK_ID} upload=off")).unwrap();
+    assert_eq!(cmd.to_string(), format!("add chzzk {CHZZK_ID} upload=off"));
+    assert_eq!(parse(&cmd.to_string()).unwrap(), cmd);
+}
+
 #[test]
 fn errors_carry_the_usage_and_do_not_echo_floods() {
     let err = parse("add foo quality=4k").unwrap_err();
@@ -339,7 +414,8 @@ fn help_covers_every_command() {
     }
     assert!(help(Some("add")).contains("quality="));
     let table = markdown_table();
-    assert_eq!(table.lines().count(), 2 + 13, "{table}");
+    // A row per form: `add` has four (Twitch, hls, chzzk, bilibili).
+    assert_eq!(table.lines().count(), 2 + 15, "{table}");
 }
 
 #[test]

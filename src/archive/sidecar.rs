@@ -19,8 +19,12 @@ pub struct Sidecar {
     /// The broadcaster's display name when known (Twitch `user_name`).
     #[serde(default)]
     pub display_name: Option<String>,
-    /// `twitch` or `hls`.
+    /// `twitch`, `hls` or `chzzk`.
     pub source: String,
+    /// The platform the part was recorded from (`twitch`, `chzzk`, `hls`); absent in
+    /// sidecars from before platforms and in recovered parts whose source is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
     /// Twitch stream id; `None` for HLS sources or when it could not be learnt.
     #[serde(default)]
     pub stream_id: Option<String>,

@@ -161,6 +161,16 @@ impl std::fmt::Debug for ChatToken {
     }
 }
 
+/// An HTTP client for Chzzk's API: bounded connect and whole-request times (its answers are
+/// small).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .expect("a TLS-capable HTTP client")
+}
+
 /// Chzzk's API at the configured addresses.
 #[derive(Debug, Clone)]
 pub struct ChzzkApi {

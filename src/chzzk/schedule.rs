@@ -122,6 +122,11 @@ impl<K: Eq + Hash + Clone> Checks<K> {
         self.channels.len()
     }
 
+    /// The channels scheduled.
+    pub fn keys(&self) -> impl Iterator<Item = &K> {
+        self.channels.keys()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.channels.is_empty()
     }

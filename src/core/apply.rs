@@ -10,6 +10,7 @@ use url::Url;
 use super::calls::CheckedAdd;
 use super::store::Watch;
 use super::{Answer, Core, Origin, Refusal, Reply, Said};
+use crate::chzzk::api::ChzzkError;
 use crate::event::{Event, EventKind};
 use crate::recorder::source_guard::{self, SourceGuard, UrlCheck};
 
@@ -35,12 +36,22 @@ impl Core {
         let result = match command {
             // An HLS source's address is checked first; a name is resolved off the core loop
             // and the add applied after (see `CheckedAdd`).
+            // A Chzzk channel is looked up (it must exist; its display name is kept) off the
+            // loop too; Bilibili Live cannot be recorded yet.
+            Command::Add(request) if request.source == Source::Bilibili => {
+                return Answer::Now(Reply::refused(Refusal::PlatformNotAvailable(
+                    request.name.platform(),
+                )))
+            }
+            Command::Add(request) if request.source == Source::Chzzk => {
+                return self.add_chzzk(request, origin)
+            }
             Command::Add(request) => match self.check_source(&request) {
                 Err(refused) => return Answer::Now(Reply::refused(refused)),
                 Ok(Some((guard, url))) => {
                     return self.add_after_lookup(request, origin, guard, url)
                 }
-                Ok(None) => self.add(request, &origin).await,
+                Ok(None) => self.add(request, &origin, None).await,
             },
             Command::Remove { name } => self.remove(name, &origin).await,
             Command::List => self.list(origin.operator).await,
@@ -102,35 +113,59 @@ impl Core {
             if let Err(source_guard::Refusal(why)) = guard.check_source(&url).await {
                 return Reply::refused(source_refusal(&request.name, &why));
             }
-            let (ack, reply) = oneshot::channel();
-            if adds
-                .send(CheckedAdd {
-                    request,
-                    origin,
-                    ack,
-                })
-                .await
-                .is_err()
-            {
-                return Reply::refused(Refusal::ShuttingDownUnchanged);
-            }
-            reply
-                .await
-                .unwrap_or_else(|_| Reply::refused(Refusal::StoppedBeforeAdd))
+            checked_add(&adds, request, origin, None).await
+        }))
+    }
+
+    /// `add chzzk …`: the channel's name asked of Chzzk in a worker task; an unknown channel
+    /// is refused with nothing stored, a known one comes back as [`CheckedAdd`] with its
+    /// display name.
+    fn add_chzzk(&self, request: AddRequest, origin: Origin) -> Answer {
+        let adds = self.adds_tx.clone();
+        let api = self.chzzk_api.clone();
+        Answer::Later(Box::pin(async move {
+            let Some(id) = request.name.chzzk_id() else {
+                return Reply::refused(Refusal::NoSuchChannel(request.name));
+            };
+            let display_name = match api.channel_name(&id).await {
+                Ok(name) => name,
+                Err(ChzzkError::NoSuchChannel(_)) => {
+                    return Reply::refused(Refusal::NoSuchChannel(request.name))
+                }
+                Err(e) => {
+                    return Reply::refused(Refusal::ChannelLookupFailed {
+                        name: request.name,
+                        error: e.to_string(),
+                    })
+                }
+            };
+            checked_add(&adds, request, origin, Some(display_name)).await
         }))
     }
 
     /// `add` once its source was checked (`CheckedAdd`).
-    pub(super) async fn add_checked(&mut self, request: AddRequest, origin: Origin) -> Reply {
+    pub(super) async fn add_checked(
+        &mut self,
+        request: AddRequest,
+        origin: Origin,
+        display_name: Option<String>,
+    ) -> Reply {
         if self.shutdown.is_cancelled() {
             return Reply::refused(Refusal::ShuttingDownUnchanged);
         }
-        self.add(request, &origin)
+        self.add(request, &origin, display_name)
             .await
             .unwrap_or_else(|e| failed("add", e))
     }
 
-    async fn add(&mut self, request: AddRequest, origin: &Origin) -> anyhow::Result<Reply> {
+    /// `display_name`: the channel's, when its platform was asked (a new one replaces the
+    /// stored one).
+    async fn add(
+        &mut self,
+        request: AddRequest,
+        origin: &Origin,
+        display_name: Option<String>,
+    ) -> anyhow::Result<Reply> {
         let AddRequest {
             name,
             source,
@@ -149,7 +184,8 @@ impl Core {
                 if options.quality.is_none()
                     && options.upload.is_none()
                     && options.chat.is_none()
-                    && options.post.is_none() =>
+                    && options.post.is_none()
+                    && (display_name.is_none() || display_name == old.display_name) =>
             {
                 return Ok(Reply::ok(Said::AlreadyWatching(old)));
             }
@@ -158,9 +194,11 @@ impl Core {
                 upload: options.upload.unwrap_or(old.upload),
                 chat: options.chat.unwrap_or(old.chat),
                 post: options.post.or(old.post),
+                display_name: display_name.or(old.display_name),
                 ..old
             },
             None => Watch {
+                display_name,
                 chat: matches!(source, Source::Twitch) && options.chat.unwrap_or(true),
                 name,
                 source,
@@ -219,6 +257,28 @@ impl Core {
         let watches = self.store.watches().await?;
         Ok(Reply::ok(Said::List { watches, operator }))
     }
+}
+
+/// Hands an `add` whose source was checked to the core task; its reply is the command's.
+async fn checked_add(
+    adds: &tokio::sync::mpsc::Sender<CheckedAdd>,
+    request: AddRequest,
+    origin: Origin,
+    display_name: Option<String>,
+) -> Reply {
+    let (ack, reply) = oneshot::channel();
+    let add = CheckedAdd {
+        request,
+        origin,
+        display_name,
+        ack,
+    };
+    if adds.send(add).await.is_err() {
+        return Reply::refused(Refusal::ShuttingDownUnchanged);
+    }
+    reply
+        .await
+        .unwrap_or_else(|_| Reply::refused(Refusal::StoppedBeforeAdd))
 }
 
 fn failed(name: &'static str, e: anyhow::Error) -> Reply {

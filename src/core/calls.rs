@@ -16,6 +16,8 @@ use crate::work::{Call, Calls};
 pub(super) struct CheckedAdd {
     pub request: AddRequest,
     pub origin: Origin,
+    /// The channel's display name, when its platform was asked (Chzzk).
+    pub display_name: Option<String>,
     pub ack: oneshot::Sender<Reply>,
 }
 
@@ -63,8 +65,9 @@ impl Core {
 
     /// An `add` whose source was checked ([`CheckedAdd`]): applied, and its reply sent.
     pub(super) async fn handle_add(&mut self, add: CheckedAdd) {
-        let _ = add
-            .ack
-            .send(self.add_checked(add.request, add.origin).await);
+        let _ = add.ack.send(
+            self.add_checked(add.request, add.origin, add.display_name)
+                .await,
+        );
     }
 }

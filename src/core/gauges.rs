@@ -49,7 +49,7 @@ impl Core {
             .map(|w| {
                 let on = match w.source {
                     Source::Twitch => live.as_ref().is_some_and(|l| l.contains(&w.name)),
-                    Source::Hls { .. } => matches!(
+                    Source::Hls { .. } | Source::Chzzk | Source::Bilibili => matches!(
                         self.recording_now(&w.name),
                         Some(RecordingNow::Recording { .. })
                     ),

@@ -55,6 +55,33 @@ impl Core {
         self.watcher = Some(handle);
     }
 
+    /// Starts Chzzk's live detection (idle until a Chzzk channel is watched).
+    pub(super) fn start_chzzk(&mut self) {
+        let handle = crate::chzzk::detect::spawn(
+            self.chzzk_api.clone(),
+            &self.config.chzzk.poll_schedule,
+            self.events(),
+            self.shutdown.child_token(),
+            &self.workers,
+        );
+        self.chzzk = Some(handle);
+    }
+
+    /// Tells Chzzk's live detection the watched Chzzk channels.
+    pub(super) async fn update_chzzk(&mut self) {
+        let Some(chzzk) = &self.chzzk else { return };
+        match self.store.watches().await {
+            Ok(watches) => chzzk.set_wanted(
+                watches
+                    .into_iter()
+                    .filter(|w| w.source == Source::Chzzk)
+                    .map(|w| (w.name, w.added_at))
+                    .collect(),
+            ),
+            Err(e) => error!(error = %e, "cannot read the watch list for Chzzk live detection"),
+        }
+    }
+
     /// Tells the watcher the current Twitch logins (HLS sources are the recorder's).
     pub(super) async fn update_watcher(&mut self) {
         let Some(watcher) = &self.watcher else { return };

@@ -250,6 +250,10 @@ pub struct Core {
     workers: TaskTracker,
     /// Live detection for the watched Twitch logins.
     watcher: Option<crate::twitch::watcher::WatcherHandle>,
+    /// Live detection for the watched Chzzk channels (live.rs).
+    chzzk: Option<crate::chzzk::detect::DetectorHandle>,
+    /// Chzzk's API, for `add chzzk …` (the channel looked up off the loop).
+    chzzk_api: crate::chzzk::api::ChzzkApi,
     /// Rechecks asked for per login since its recording last worked, and the stream they
     /// were for: a new broadcast starts over (live.rs).
     live_restarts: std::collections::HashMap<Login, (Option<String>, u32)>,
@@ -302,7 +306,11 @@ impl Core {
             auth.viewer_login(),
             metrics.clone(),
         );
+        let chzzk_api =
+            crate::chzzk::api::ChzzkApi::from_config(crate::chzzk::api::client(), &config.chzzk);
         let core = Core {
+            chzzk: None,
+            chzzk_api,
             config,
             store,
             started: Instant::now(),
@@ -357,6 +365,7 @@ impl Core {
         let inbox = self.inbox.take().expect("spawned once");
         self.join_cluster().await;
         self.start_watcher().await;
+        self.start_chzzk();
         self.prime_viewer().await;
         self.start_recording().await;
         self.start_chat().await;

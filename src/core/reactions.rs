@@ -43,6 +43,7 @@ impl Core {
     pub(super) async fn watches_changed(&mut self) {
         // Each reads the watch list from the store itself; the order does not matter.
         self.update_watcher().await;
+        self.update_chzzk().await;
         self.reconcile_recordings().await;
         self.chat_watches_changed().await;
     }

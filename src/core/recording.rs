@@ -210,6 +210,13 @@ impl Core {
                 return event;
             }
         };
+        let source = match &watch.source {
+            Source::Twitch => SourceSpec::Twitch,
+            Source::Hls { url } => SourceSpec::Hls { url: url.clone() },
+            Source::Chzzk => SourceSpec::Chzzk,
+            // Nothing detects it yet; not recordable.
+            Source::Bilibili => return event,
+        };
         if let Some(session) = self.continue_running(&login, stream_id).await {
             return event.in_session(session);
         }
@@ -229,10 +236,7 @@ impl Core {
         };
         let spec = RecordingSpec {
             login: login.clone(),
-            source: match &watch.source {
-                Source::Twitch => SourceSpec::Twitch,
-                Source::Hls { url } => SourceSpec::Hls { url: url.clone() },
-            },
+            source,
             quality: watch.quality,
             session,
             stream_id: stream_id.clone(),

@@ -126,6 +126,16 @@ pub enum Refusal {
         source: Source,
     },
     NotWatched(Login),
+    /// `add` of a channel its platform does not know (nothing stored).
+    NoSuchChannel(Login),
+    /// `add` of a channel whose platform could not be asked (network, refusal); nothing
+    /// stored.
+    ChannelLookupFailed {
+        name: Login,
+        error: String,
+    },
+    /// `add` on a platform recbot cannot record yet (Bilibili Live); nothing stored.
+    PlatformNotAvailable(recbot_commands::Platform),
     /// `disk` failed; the reason only for operators.
     DiskFailed {
         error: Option<String>,
@@ -342,6 +352,8 @@ pub struct LoginStatus {
     pub watch: Watch,
     pub live: Option<LiveOf>,
     pub recording: Option<RecordingNow>,
+    /// Seconds until the next live check of a channel polled on a schedule (Chzzk).
+    pub next_check_secs: Option<u64>,
     pub chat: Option<ChatLine>,
     /// The latest events, newest last (empty: none shown).
     pub recent: Vec<Event>,

@@ -53,7 +53,15 @@ impl Core {
         };
         let mut live = match watch.source {
             Source::Twitch => self.live_of(&watch.name),
-            Source::Hls { .. } => None,
+            Source::Hls { .. } | Source::Chzzk | Source::Bilibili => None,
+        };
+        let next_check_secs = match watch.source {
+            Source::Chzzk => self
+                .chzzk
+                .as_ref()
+                .and_then(|d| d.next_check(&watch.name))
+                .map(|d| d.as_secs()),
+            _ => None,
         };
         if let Some(LiveOf::Live {
             viewers,
@@ -68,6 +76,7 @@ impl Core {
             watch,
             live,
             recording,
+            next_check_secs,
             chat: None,
             recent: Vec::new(),
         })))

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use recbot_commands::{Login, Quality};
+use recbot_commands::{ChzzkId, Login, Quality};
 use reqwest::StatusCode;
 use tokio_util::sync::CancellationToken;
 use url::Url;
@@ -14,6 +14,8 @@ use super::playlist::{self, ByteRange, MediaPlaylist, Parsed, PlaylistError, MAX
 use super::source_guard::{Refusal, SourceGuard};
 use super::{variant, withheld};
 use crate::backoff::exponential;
+use crate::chzzk::api::ChzzkApi;
+use crate::chzzk::token::PlaylistToken;
 use crate::rendition::{Codec, Withheld};
 use crate::twitch::playback::{Master, Playback, PlaybackError};
 
@@ -29,13 +31,15 @@ pub(crate) const RESOLVE_ATTEMPTS: u32 = 4;
 pub(super) const RETRY_BASE: Duration = Duration::from_millis(250);
 pub(super) const RETRY_CAP: Duration = Duration::from_secs(4);
 
-/// Where a recording reads from: a Twitch login (its master playlist from the playback API)
-/// or an HLS address (master or media playlist). [`StreamSource::resolve`] turns it into the
-/// media playlist to poll. (Not `core::Origin`, which is who sent a command.)
+/// Where a recording reads from: a Twitch login (its master playlist from the playback API),
+/// an HLS address (master or media playlist), or a Chzzk channel (its master playlist from
+/// `live-detail`, signed with an expiring `hdnts` token). [`StreamSource::resolve`] turns it
+/// into the media playlist to poll. (Not `core::Origin`, which is who sent a command.)
 #[derive(Debug, Clone)]
 pub(crate) enum StreamSource {
     Twitch { playback: Playback, login: Login },
     Hls { url: Url },
+    Chzzk { api: ChzzkApi, id: ChzzkId },
 }
 
 /// The media playlist to poll, and the rendition's name.
@@ -58,6 +62,9 @@ pub(crate) struct MediaSource {
     /// Only audio is recorded although video was asked for: no video rendition was offered
     /// (or allowed).
     pub audio_only: bool,
+    /// When the address's token must be renewed by resolving again (Chzzk's `hdnts`/`hdntl`
+    /// expiry, less a margin); `None`: no known expiry.
+    pub refresh_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 // A short-lived answer, moved once: boxing the live case would buy nothing.
@@ -213,7 +220,7 @@ impl StreamSource {
     pub fn viewer(&self) -> Option<String> {
         match self {
             StreamSource::Twitch { playback, .. } => playback.viewer_name(),
-            StreamSource::Hls { .. } => None,
+            StreamSource::Hls { .. } | StreamSource::Chzzk { .. } => None,
         }
     }
 
@@ -237,12 +244,29 @@ impl StreamSource {
                 Err(FetchError::Status(404 | 410)) => return Ok(Resolved::Offline),
                 Err(e) => return Err(e),
             },
+            StreamSource::Chzzk { api, id } => {
+                let url = match chzzk_master(api, id).await? {
+                    Some(url) => url,
+                    None => return Ok(Resolved::Offline),
+                };
+                match get(http, &url, None, cancel).await {
+                    Ok(body) => (url, body.to_vec()),
+                    Err(FetchError::Status(404 | 410)) => return Ok(Resolved::Offline),
+                    Err(e) => return Err(e),
+                }
+            }
+        };
+        let token_of = |url: &Url| {
+            matches!(self, StreamSource::Chzzk { .. })
+                .then(|| refresh_at(base.as_str(), url.as_str()))
+                .flatten()
         };
         let broadcast_id = playlist::broadcast_id(&text);
         let viewer = self.viewer();
         match playlist::parse(&text)? {
             Parsed::Media(playlist) => Ok(Resolved::Live(
                 MediaSource {
+                    refresh_at: token_of(&base),
                     url: base,
                     quality: "source".into(),
                     broadcast_id,
@@ -272,6 +296,7 @@ impl StreamSource {
                 })?;
                 Ok(Resolved::Live(
                     MediaSource {
+                        refresh_at: token_of(&url),
                         url,
                         quality: chosen.name.clone(),
                         broadcast_id,
@@ -287,6 +312,28 @@ impl StreamSource {
             }
         }
     }
+}
+
+/// A Chzzk channel's HLS master from `live-detail` (`None`: not live). An adult-only stream
+/// without the login cookies, or one without HLS, is refused with Chzzk's reason.
+async fn chzzk_master(api: &ChzzkApi, id: &ChzzkId) -> Result<Option<Url>, FetchError> {
+    let (detail, playback) = match api.live_detail(id).await {
+        Ok(seen) => seen,
+        Err(e) if e.is_transient() => return Err(FetchError::Transport(e.to_string())),
+        Err(e) => return Err(FetchError::Refused(e.to_string())),
+    };
+    detail
+        .playable(&playback)
+        .map_err(|e| FetchError::Refused(e.to_string()))
+}
+
+/// When the earliest token of the master's and the rendition's addresses is due for renewal.
+fn refresh_at(master: &str, media: &str) -> Option<chrono::DateTime<chrono::Utc>> {
+    [master, media]
+        .into_iter()
+        .filter_map(PlaylistToken::from_url)
+        .map(|t| t.refresh_at())
+        .min()
 }
 
 fn playback_transient(e: &PlaybackError) -> FetchError {

@@ -97,6 +97,19 @@ pub enum SourceSpec {
     Hls {
         url: String,
     },
+    /// A Chzzk channel: the login is its `chzzk:<id>` key.
+    Chzzk,
+}
+
+impl SourceSpec {
+    /// The platform's word, as the sidecar's `platform` gives it.
+    pub fn platform(&self) -> &'static str {
+        match self {
+            SourceSpec::Twitch => "twitch",
+            SourceSpec::Hls { .. } => "hls",
+            SourceSpec::Chzzk => "chzzk",
+        }
+    }
 }
 
 /// What the core asks the recorder to record: one session of one login.
@@ -263,6 +276,8 @@ pub struct Recorder {
     /// For `add hls` sources: guarded by `[recording]`'s source rules.
     hls_http: fetch::Http,
     playback: Playback,
+    /// Chzzk's API (`[chzzk]`): live-detail gives a Chzzk recording its playlist.
+    chzzk: crate::chzzk::api::ChzzkApi,
     settings: Arc<Settings>,
     events: Events,
     tracker: TaskTracker,
@@ -313,6 +328,10 @@ impl Recorder {
         Recorder {
             vod_fill,
             playback,
+            chzzk: crate::chzzk::api::ChzzkApi::from_config(
+                crate::chzzk::api::client(),
+                &config.chzzk,
+            ),
             http: fetch::Http::twitch(http),
             hls_http: fetch::Http::guarded(source_guard::SourceGuard::from_config(
                 &config.recording,
@@ -385,7 +404,7 @@ impl Recorder {
         let (login, session) = (spec.login.clone(), spec.session);
         // Only Twitch's own playlists and CDN are read without the source guard.
         let rec = match spec.source {
-            SourceSpec::Twitch => self.clone(),
+            SourceSpec::Twitch | SourceSpec::Chzzk => self.clone(),
             SourceSpec::Hls { .. } => Recorder {
                 http: self.hls_http.clone(),
                 ..self.clone()

@@ -368,6 +368,7 @@ fn sidecar_without_checkpoint(
         login,
         display_name: None,
         source: "twitch".into(),
+        platform: None,
         stream_id: known.and_then(|k| k.stream_id.clone()),
         session: known.map(|k| k.session).unwrap_or(0),
         part: known.map(|k| k.part).unwrap_or(1),

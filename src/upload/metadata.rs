@@ -103,6 +103,13 @@ pub fn description(sidecar: &Sidecar) -> String {
             "{who} live on Twitch: https://www.twitch.tv/{}\n",
             sidecar.login
         ),
+        "chzzk" => format!(
+            "{who} live on Chzzk: https://chzzk.naver.com/live/{}\n",
+            sidecar
+                .login
+                .strip_prefix("chzzk:")
+                .unwrap_or(&sidecar.login)
+        ),
         _ => format!("{who}: recorded from an HLS stream\n"),
     };
     if let Some(first) = sidecar.chapters.first() {

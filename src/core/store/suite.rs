@@ -95,6 +95,7 @@ fn watch(name: &str) -> Watch {
         upload: true,
         chat: false,
         post: None,
+        display_name: None,
         room: Room::Slack("C1".into()),
         added_by: "U1".into(),
         added_at: now(),
@@ -122,13 +123,23 @@ pub(crate) async fn watches_survive_reopening(h: &dyn Harness) {
         url: "https://example.com/a.m3u8".into(),
     };
     store.put_watch(&hls).await.unwrap();
+    let chzzk = Watch {
+        name: Login::from_stored("chzzk:c68b8ef525fb3d2fa146344d84991753").unwrap(),
+        source: Source::Chzzk,
+        display_name: Some("치지직".into()),
+        ..watch("foo")
+    };
+    store.put_watch(&chzzk).await.unwrap();
     store.close().await;
 
     let store = h.open().await;
-    let all = store.watches().await.unwrap();
-    assert_eq!(all.len(), 2);
+    let mut all = store.watches().await.unwrap();
+    assert_eq!(all.len(), 3);
+    // By name: `chzzk:…` before `foo`.
+    assert_eq!(all.remove(0), chzzk);
     assert_eq!(all[0].name.as_str(), "foo");
     assert_eq!(all[0].room, Room::Slack("C1".into()));
+    assert_eq!(all[0].display_name, None);
     assert!(!all[0].chat);
     assert_eq!(all[1].source, hls.source);
     assert!(store.delete_watch(&all[0].name).await.unwrap());
@@ -551,6 +562,7 @@ pub(crate) async fn a_watch_added_again_keeps_its_room_and_who_added_it(h: &dyn 
         upload: false,
         chat: true,
         post: Some(recbot_commands::PostMode::Remux),
+        display_name: Some("치지직 채널\0".into()),
         room: Room::Slack("C2".into()),
         added_by: "U2".into(),
         added_at: first.added_at + Duration::hours(1),
@@ -558,9 +570,11 @@ pub(crate) async fn a_watch_added_again_keeps_its_room_and_who_added_it(h: &dyn 
     };
     store.put_watch(&again).await.unwrap();
     let stored = store.watch(&first.name).await.unwrap().unwrap();
+    assert_eq!(stored.display_name.as_deref(), Some("치지직 채널\u{FFFD}"));
     assert_eq!(
         stored,
         Watch {
+            display_name: stored.display_name.clone(),
             room: first.room.clone(),
             added_by: first.added_by.clone(),
             added_at: first.added_at,

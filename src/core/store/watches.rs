@@ -16,6 +16,9 @@ pub struct Watch {
     pub chat: bool,
     /// `add … post=`: this login's post-processing; `None` follows `[postprocess] mode`.
     pub post: Option<PostMode>,
+    /// The channel's display name, looked up when it was added (Chzzk); `None` when the
+    /// platform was not asked (Twitch, HLS).
+    pub display_name: Option<String>,
     /// Where it was added; its events are posted there.
     pub room: Room,
     pub added_by: String,

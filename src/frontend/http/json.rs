@@ -63,16 +63,12 @@ pub(super) fn watch(w: &Watch, operator: bool) -> Value {
     if let Some(post) = w.post {
         object.insert("post".into(), post.as_str().into());
     }
-    match &w.source {
-        Source::Twitch => {
-            object.insert("source".into(), "twitch".into());
-        }
-        Source::Hls { url } => {
-            object.insert("source".into(), "hls".into());
-            if operator {
-                object.insert("hls_url".into(), url.as_str().into());
-            }
-        }
+    object.insert("source".into(), w.source.as_str().into());
+    if let (Source::Hls { url }, true) = (&w.source, operator) {
+        object.insert("hls_url".into(), url.as_str().into());
+    }
+    if let Some(name) = &w.display_name {
+        object.insert("display_name".into(), name.as_str().into());
     }
     if operator {
         object.insert("added_by".into(), w.added_by.as_str().into());
@@ -134,6 +130,7 @@ fn login(l: &LoginStatus, text: String) -> Value {
         "login": watch(&l.watch, false),
         "live": l.live,
         "recording": l.recording,
+        "next_check_secs": l.next_check_secs,
         "recent": l.recent.iter().map(|e| event(None, e)).collect::<Vec<_>>(),
         "text": text,
     })

@@ -94,6 +94,9 @@ fn classify(why: &Refusal) -> (StatusCode, &'static str) {
         R::Unparsed(_) => (StatusCode::BAD_REQUEST, "invalid-command"),
         R::NotOperator { .. } => (StatusCode::FORBIDDEN, "not-operator"),
         R::NotWatched(_) => (StatusCode::NOT_FOUND, "not-watched"),
+        R::NoSuchChannel(_) => (StatusCode::UNPROCESSABLE_ENTITY, "no-such-channel"),
+        R::ChannelLookupFailed { .. } => (StatusCode::BAD_GATEWAY, "remote-failed"),
+        R::PlatformNotAvailable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "platform-not-available"),
         R::NoSuchUpload(_) => (StatusCode::NOT_FOUND, "no-such-upload"),
         R::ShuttingDown
         | R::StoppedBeforeAnswer

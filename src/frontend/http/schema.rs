@@ -61,9 +61,11 @@ pub struct Watch {
     /// mode`.
     post: Option<String>,
     added_at: DateTime<Utc>,
-    /// `twitch` or `hls`.
+    /// `twitch`, `hls`, `chzzk` or `bilibili`.
     #[schema(example = "twitch")]
     source: String,
+    /// The channel's display name, as its platform gave it when it was added (Chzzk).
+    display_name: Option<String>,
     /// The playlist address of an `hls` source (operators only).
     hls_url: Option<String>,
     /// Who added it (operators only).
@@ -106,6 +108,8 @@ pub struct LoginStatus {
     /// The recording running now (file, part, bytes, duration, bitrate), or null.
     #[schema(value_type = Option<Object>)]
     recording: Option<Value>,
+    /// Seconds until the next live check of a channel polled on a schedule (Chzzk), or null.
+    next_check_secs: Option<u64>,
     /// The latest events, newest last.
     recent: Vec<Event>,
     /// The status as chat shows it.

@@ -33,7 +33,8 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::StreamUpdated { .. }
         | K::StreamOffline { .. }
         | K::LiveCheckFailed { .. }
-        | K::LiveCheckRecovered => live_line(&w, kind),
+        | K::LiveCheckRecovered
+        | K::LiveAdultOnly { .. } => live_line(&w, kind),
         K::EventSubDown { .. }
         | K::EventSubUp
         | K::EventSubRevoked { .. }
@@ -221,6 +222,18 @@ fn live_line(w: &Words, kind: &EventKind) -> String {
             format!("{login}: the source answers again")
         }
         EventKind::LiveCheckRecovered => "live checks work again".to_string(),
+        EventKind::LiveAdultOnly { title, status } => {
+            let said = status
+                .as_ref()
+                .map(|s| format!(" (the platform says {})", w.u(s)))
+                .unwrap_or_default();
+            format!(
+                "🔞 {login} is live but the stream is for adults only: not recorded. Set \
+                 [chzzk] nid_aut and nid_ses (cookies of an adult-verified Naver account) to \
+                 record it{said}. Title: {}",
+                w.u(title)
+            )
+        }
         other => not_in_group("live", other),
     }
 }

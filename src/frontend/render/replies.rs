@@ -50,11 +50,11 @@ pub fn said(said: &Said, markup: Markup) -> String {
             uploads_disabled,
         } => {
             let mut text = if *updated {
-                format!("Updated {}: {}.", watch.name, options(watch))
+                format!("Updated {}: {}.", named(watch, markup), options(watch))
             } else {
                 format!(
                     "Watching {} ({}). Its events will be posted here.",
-                    watch.name,
+                    named(watch, markup),
                     options(watch)
                 )
             };
@@ -66,12 +66,16 @@ pub fn said(said: &Said, markup: Markup) -> String {
             text
         }
         Said::AlreadyWatching(watch) => {
-            format!("Already watching {} ({}).", watch.name, options(watch))
+            format!(
+                "Already watching {} ({}).",
+                named(watch, markup),
+                options(watch)
+            )
         }
         Said::Removed(name) => {
             format!("Stopped watching {name}. Its recordings and chat logs are kept.")
         }
-        Said::List { watches, operator } => list(watches, *operator),
+        Said::List { watches, operator } => list(watches, *operator, markup),
         Said::Status(report) => status(report, markup),
         Said::Disk(report) => disk(report),
         Said::Uploads {
@@ -122,6 +126,16 @@ pub(super) fn options(watch: &Watch) -> String {
     )
 }
 
+/// A watched channel as replies name it: its display name first when the platform gave one
+/// (`Some Streamer (chzzk:<id>)`, the name neutralized: it is the platform's text), else its
+/// watch-list name.
+pub(super) fn named(watch: &Watch, markup: Markup) -> String {
+    match &watch.display_name {
+        Some(display) => format!("{} ({})", super::untrusted(display, markup), watch.name),
+        None => watch.name.to_string(),
+    }
+}
+
 /// A source as replies show it. Anyone in the room may read `list` and `status`, so an HLS
 /// URL is shown without what may be a credential: no `user:pass@`, no query (a signed URL's
 /// `?token=…`), no fragment.
@@ -129,6 +143,18 @@ pub(super) fn describe_source(source: &Source) -> String {
     match source {
         Source::Twitch => "Twitch".into(),
         Source::Hls { url } => format!("HLS {}", public_url(url)),
+        Source::Chzzk => "Chzzk".into(),
+        Source::Bilibili => "Bilibili Live".into(),
+    }
+}
+
+/// A platform as people call it.
+fn platform_title(platform: recbot_commands::Platform) -> &'static str {
+    match platform {
+        recbot_commands::Platform::Twitch => "Twitch",
+        recbot_commands::Platform::Chzzk => "Chzzk",
+        recbot_commands::Platform::Bilibili => "Bilibili",
+        recbot_commands::Platform::Hls => "HLS",
     }
 }
 
@@ -150,7 +176,7 @@ fn public_url(url: &str) -> String {
 
 /// `list`: who added a login and from which room only for operators (user ids are the key
 /// to the operators list).
-fn list(watches: &[Watch], operator: bool) -> String {
+fn list(watches: &[Watch], operator: bool, markup: Markup) -> String {
     if watches.is_empty() {
         return "Not watching anything yet. Add a channel with `add <login>`.".to_string();
     }
@@ -168,7 +194,7 @@ fn list(watches: &[Watch], operator: bool) -> String {
         };
         text.push_str(&format!(
             "\n• {} — {}, {} ({added})",
-            w.name,
+            named(w, markup),
             describe_source(&w.source),
             options(w),
         ));
@@ -348,6 +374,20 @@ pub fn refusal(why: &Refusal) -> String {
             describe_source(source)
         ),
         Refusal::NotWatched(name) => format!("`{name}` is not watched; `list` shows what is."),
+        Refusal::NoSuchChannel(name) => format!(
+            "{} has no channel `{}`: check the id or address. Nothing was changed.",
+            platform_title(name.platform()),
+            name
+        ),
+        Refusal::ChannelLookupFailed { name, error } => format!(
+            "Not adding {name}: {} could not be asked about the channel ({error}). Nothing was \
+             changed; try again later.",
+            platform_title(name.platform())
+        ),
+        Refusal::PlatformNotAvailable(platform) => format!(
+            "{} recording is not available yet. Nothing was changed.",
+            platform_title(*platform)
+        ),
         Refusal::DiskFailed { error: Some(e) } => format!("`disk` failed: {e}"),
         Refusal::DiskFailed { error: None } => {
             "`disk` failed; an operator can see why in the service log".into()

@@ -58,7 +58,7 @@ fn login(l: &LoginStatus, markup: Markup) -> String {
     let watch = &l.watch;
     let mut text = format!(
         "{} — {}, {}; events go to {}.",
-        watch.name,
+        super::replies::named(watch, markup),
         describe_source(&watch.source),
         options(watch),
         watch.room
@@ -69,6 +69,9 @@ fn login(l: &LoginStatus, markup: Markup) -> String {
     if let Some(recording) = &l.recording {
         text.push('\n');
         text.push_str(&recording_now(recording));
+    }
+    if let Some(secs) = l.next_check_secs {
+        text.push_str(&format!("\nNext live check in {}.", duration(secs as f64)));
     }
     if let Some(line) = l.chat.as_ref().and_then(chat_line) {
         text.push('\n');

@@ -167,6 +167,17 @@ impl Session {
                 // Validated by the command parser; a bad one fails at the first request.
                 url: Url::parse(url).unwrap_or_else(|_| Url::parse("http://invalid.").unwrap()),
             },
+            SourceSpec::Chzzk => match spec.login.chzzk_id() {
+                Some(id) => StreamSource::Chzzk {
+                    api: rec.chzzk.clone(),
+                    id,
+                },
+                // Not a Chzzk key (cannot happen: the core makes Chzzk specs of Chzzk
+                // keys): an address that fails at the first request.
+                None => StreamSource::Hls {
+                    url: Url::parse("http://invalid.").unwrap(),
+                },
+            },
         };
         let counters = rec.metrics.login(spec.login.as_str());
         Session {

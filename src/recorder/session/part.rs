@@ -16,7 +16,7 @@ use super::super::fetch::FetchError;
 use super::super::gaps::{cap, MAX_TEXT};
 use super::super::playlist::{InitMap, Segment};
 use super::super::writer::{Note, PartFile};
-use super::super::{SourceSpec, StopReason};
+use super::super::StopReason;
 use super::index::{PartIndex, Placed};
 use super::{Session, TakeEnd};
 use crate::archive::layout::synced_note_path;
@@ -333,7 +333,7 @@ impl Session {
         let started = Utc::now();
         let stream_id = self.stream_id();
         let values = NameValues {
-            login: self.spec.login.as_str(),
+            login: &self.spec.login.path_safe(),
             started,
             title: &self.title,
             game: self.game.as_deref(),
@@ -405,10 +405,8 @@ impl Session {
         Sidecar {
             login: self.spec.login.to_string(),
             display_name: self.spec.display_name.clone(),
-            source: match self.spec.source {
-                SourceSpec::Twitch => "twitch".into(),
-                SourceSpec::Hls { .. } => "hls".into(),
-            },
+            source: self.spec.source.platform().into(),
+            platform: Some(self.spec.source.platform().into()),
             stream_id,
             session: self.spec.session,
             part: self.next_part,

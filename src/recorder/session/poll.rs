@@ -17,6 +17,8 @@ use super::{sleep_until_some, Session, TakeEnd};
 const MIN_RELOAD: Duration = Duration::from_millis(100);
 /// Twitch cuts media playlists after about 24 h (403); fetch a new token before that.
 const TOKEN_LIFETIME: Duration = Duration::from_secs(23 * 3600 + 40 * 60);
+/// Shortest time between two renewals of a token that states its expiry.
+const TOKEN_RECHECK: Duration = Duration::from_secs(2);
 /// Backoff between refreshes (token + master playlist) that did not give a working playlist:
 /// a playlist that keeps answering 403 must not make recbot hammer GQL and usher.
 const REFRESH_BASE: Duration = Duration::from_millis(500);
@@ -101,6 +103,18 @@ impl Session {
         };
         let mut reloaded = self.reloaded(poll, fetched, started).await?;
         if poll.resolved_at.elapsed() >= TOKEN_LIFETIME {
+            reloaded.refresh = true;
+        }
+        // A token that states its expiry (Chzzk's) is renewed before it: the same rendition
+        // at a fresh address, continued at the next segment. Not more often than
+        // TOKEN_RECHECK, in case the fresh one is due as well.
+        if poll
+            .media
+            .refresh_at
+            .is_some_and(|at| chrono::Utc::now() >= at)
+            && poll.resolved_at.elapsed() >= TOKEN_RECHECK
+        {
+            debug!(login = %self.spec.login, "the playlist token is due; renewing it");
             reloaded.refresh = true;
         }
         // A viewer login that came (or changed) may unlock better renditions: ask again now.

@@ -38,19 +38,19 @@ macro_rules! watches_sql {
                 }
 
                 async fn put_watch(&self, w: &Watch) -> Result<()> {
-                    let (source, url) = match &w.source {
-                        Source::Twitch => ("twitch", None),
-                        Source::Hls { url } => ("hls", Some(url.as_str())),
+                    let url = match &w.source {
+                        Source::Hls { url } => Some(url.as_str()),
+                        _ => None,
                     };
                     sqlx::query(
-                        "INSERT INTO watches (name, source, hls_url, quality, upload, chat, post, room, added_by, added_at)
-                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                        "INSERT INTO watches (name, source, hls_url, quality, upload, chat, post, room, added_by, added_at, display_name)
+                         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
                          ON CONFLICT (name) DO UPDATE SET source = excluded.source, hls_url = excluded.hls_url,
                            quality = excluded.quality, upload = excluded.upload, chat = excluded.chat,
-                           post = excluded.post",
+                           post = excluded.post, display_name = excluded.display_name",
                     )
                     .bind(w.name.as_str())
-                    .bind(source)
+                    .bind(w.source.as_str())
                     .bind(url)
                     .bind(w.quality.as_str())
                     .bind(w.upload)
@@ -59,6 +59,7 @@ macro_rules! watches_sql {
                     .bind(w.room.to_string())
                     .bind(storable_text(&w.added_by))
                     .bind(w.added_at)
+                    .bind(w.display_name.as_deref().map(storable_text))
                     .execute(&self.pool)
                     .await?;
                     Ok(())
@@ -81,6 +82,8 @@ macro_rules! watches_sql {
                     "hls" => Source::Hls {
                         url: row.try_get("hls_url")?,
                     },
+                    "chzzk" => Source::Chzzk,
+                    "bilibili" => Source::Bilibili,
                     other => return Err(anyhow!("unknown source `{other}` for {name}")),
                 };
                 let quality: String = row.try_get("quality")?;
@@ -99,6 +102,7 @@ macro_rules! watches_sql {
                     upload: row.try_get("upload")?,
                     chat: row.try_get("chat")?,
                     post,
+                    display_name: row.try_get("display_name")?,
                     room: Room::from_str(&room).map_err(|e| anyhow!(e))?,
                     added_by: row.try_get("added_by")?,
                     added_at: row.try_get("added_at")?,
