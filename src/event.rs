@@ -255,6 +255,26 @@ pub enum EventKind {
         part: u32,
         reason: String,
     },
+    /// A Chzzk or Bilibili chat connection kept failing (or cannot work, e.g. an adult
+    /// channel without cookies): that channel's chat is no longer logged.
+    ChatGaveUp {
+        platform: String,
+        attempts: u32,
+        reason: String,
+    },
+    /// A Chzzk or Bilibili chat frame recbot cannot read (kept raw in the day file with the
+    /// reason); reported once per room, the room keeps running.
+    ChatUnreadable {
+        platform: String,
+        reason: String,
+    },
+    /// The platform's risk control refused (Bilibili `-352`, HTTP 412): its chat requests
+    /// pause; reported once until a request works again.
+    ChatPaused {
+        platform: String,
+        seconds: u64,
+        reason: String,
+    },
 
     // --- OAuth and uploads (src/upload/, src/twitch/) ---
     /// A human must (re)authorize `service`. `url` is always `None` now (kept so older event
@@ -428,6 +448,9 @@ impl EventKind {
         "ChatSaved",
         "ChatSaveFailed",
         "ChatReplayFailed",
+        "ChatGaveUp",
+        "ChatUnreadable",
+        "ChatPaused",
         "AuthRequired",
         "AuthCompleted",
         "UploadQueued",
@@ -484,6 +507,9 @@ impl EventKind {
             EventKind::ChatSaved { .. } => "ChatSaved",
             EventKind::ChatSaveFailed { .. } => "ChatSaveFailed",
             EventKind::ChatReplayFailed { .. } => "ChatReplayFailed",
+            EventKind::ChatGaveUp { .. } => "ChatGaveUp",
+            EventKind::ChatUnreadable { .. } => "ChatUnreadable",
+            EventKind::ChatPaused { .. } => "ChatPaused",
             EventKind::AuthRequired { .. } => "AuthRequired",
             EventKind::AuthCompleted { .. } => "AuthCompleted",
             EventKind::UploadQueued { .. } => "UploadQueued",

@@ -283,6 +283,7 @@ mod danmaku_session {
     fn script(push: Vec<Vec<u8>>) -> DanmakuScript {
         DanmakuScript {
             auth_code: 0,
+            refuse_first: 0,
             push,
             answer_heartbeats: true,
             close_after_heartbeats: None,

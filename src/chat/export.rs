@@ -202,6 +202,102 @@ fn write_line(out: &mut impl Write, span: &Span, line: &[u8]) -> std::io::Result
 mod tests {
     use super::*;
 
+    /// Chzzk and Bilibili lines of the day files go into a part's chat file with their
+    /// offsets, and its chat messages into the replay.
+    #[test]
+    fn other_platforms_lines_are_exported_and_replayed() {
+        use crate::chat::platform_line::{Amount, PlatformLine};
+        use crate::chat::record::{encode_platform, Record};
+        use crate::chat::writer::day_path;
+        use recbot_commands::Platform;
+
+        let dir = tempfile::tempdir().unwrap();
+        let start = 1_700_000_000_000;
+        let line = |platform, cmd: &str, text: Option<&str>, at: i64, amount| PlatformLine {
+            platform,
+            cmd: cmd.into(),
+            user_id: Some("u1".into()),
+            name: Some("치즈".into()),
+            text: text.map(str::to_string),
+            time_ms: Some(at),
+            amount,
+            raw: format!("{{\"at\":{at}}}"),
+        };
+        let mut day = Vec::new();
+        for l in [
+            line(
+                Platform::Chzzk,
+                "93101",
+                Some("before"),
+                start - 1_000,
+                None,
+            ),
+            line(Platform::Chzzk, "93101", Some("안녕"), start + 2_000, None),
+            line(
+                Platform::Chzzk,
+                "93102",
+                Some("후원"),
+                start + 3_000,
+                Some(Amount {
+                    value: 1000,
+                    unit: "KRW",
+                }),
+            ),
+            line(
+                Platform::Bilibili,
+                "SEND_GIFT",
+                Some("gift x1"),
+                start + 4_000,
+                None,
+            ),
+            line(
+                Platform::Bilibili,
+                "DANMU_MSG",
+                Some("hello"),
+                start + 5_000,
+                None,
+            ),
+        ] {
+            encode_platform(&l, "c", l.time_ms.unwrap(), &mut day);
+        }
+        let path = day_path(dir.path(), "somefolder", date_of_day(day_of(start)));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &day).unwrap();
+        let span = Span {
+            start_ms: start,
+            end_ms: start + 60_000,
+            cuts: vec![],
+        };
+        let dest = dir.path().join("part.chat.jsonl");
+        assert_eq!(
+            write_span(dir.path(), "somefolder", &span, &dest).unwrap(),
+            4
+        );
+        let text = std::fs::read_to_string(&dest).unwrap();
+        let records: Vec<Record> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(records[0].offset_ms, Some(2_000));
+        assert_eq!(records[1].amount.as_ref().map(|a| a.value), Some(1000));
+        assert_eq!(records[1].platform.as_deref(), Some("chzzk"));
+        assert_eq!(records[3].raw, format!("{{\"at\":{}}}", start + 5_000));
+        let messages = subtitles::read_messages(text.as_bytes()).unwrap();
+        let shown: Vec<(i64, &str, &str)> = messages
+            .iter()
+            .map(|m| (m.video_ms, m.name.as_str(), m.text.as_str()))
+            .collect();
+        assert_eq!(
+            shown,
+            [
+                (2_000, "치즈", "안녕"),
+                (3_000, "치즈", "후원"),
+                (5_000, "치즈", "hello")
+            ],
+            "chat, donations and danmaku replayed; gifts not"
+        );
+    }
+
     #[test]
     fn video_positions_skip_cuts() {
         let span = Span {

@@ -118,7 +118,13 @@ impl Query {
         if let Some(user) = &self.user {
             let login = record.login.as_deref().unwrap_or("").to_lowercase();
             let display = record.display_name.as_deref().unwrap_or("").to_lowercase();
-            if *user != login && *user != display {
+            // Other platforms' lines have no login: their user id stands in.
+            let id = record
+                .user_id
+                .as_deref()
+                .filter(|_| record.platform.is_some());
+            let id = id.unwrap_or("").to_lowercase();
+            if *user != login && *user != display && (id.is_empty() || *user != id) {
                 return false;
             }
         }
@@ -242,6 +248,9 @@ fn human(r: &Record) -> Option<String> {
     if let Some(error) = &r.error {
         return Some(format!("(unparsed line: {error}) {}", r.raw));
     }
+    if r.platform.as_deref().is_some_and(|p| p != "twitch") {
+        return platform_human(r);
+    }
     let text = r.text.as_deref().unwrap_or("");
     match r.cmd.as_deref()? {
         "PRIVMSG" => {
@@ -296,6 +305,30 @@ fn human(r: &Record) -> Option<String> {
         }
         _ => None,
     }
+}
+
+/// A Chzzk or Bilibili line: `name: text`, with the amount of a donation, super chat or
+/// gift; the stream starting and ending; other commands only in `--json`.
+fn platform_human(r: &Record) -> Option<String> {
+    match r.cmd.as_deref()? {
+        "LIVE" => return Some("▶ the stream started".into()),
+        "PREPARING" => return Some("■ the stream ended".into()),
+        _ => {}
+    }
+    if r.text.is_none() && r.amount.is_none() {
+        return None;
+    }
+    let name = r
+        .display_name
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .or(r.user_id.as_deref())
+        .unwrap_or("someone");
+    let mut line = format!("{name}: {}", r.text.as_deref().unwrap_or(""));
+    if let Some(amount) = &r.amount {
+        line.push_str(&format!(" [{} {}]", amount.value, amount.unit));
+    }
+    Some(line)
 }
 
 /// `DisplayName`, or `DisplayName (login)` when they differ beyond case.
@@ -375,6 +408,69 @@ mod tests {
         ];
         for (raw, expected) in cases {
             assert_eq!(render(&record(raw)).as_deref(), expected, "{raw}");
+        }
+    }
+
+    #[test]
+    fn platform_lines_in_human_form() {
+        use crate::chat::platform_line::{Amount, PlatformLine};
+        use crate::chat::record::encode_platform;
+        use recbot_commands::Platform;
+        let line = |platform, cmd: &str, name: Option<&str>, text: Option<&str>, amount| {
+            let l = PlatformLine {
+                platform,
+                cmd: cmd.into(),
+                user_id: Some("u1".into()),
+                name: name.map(str::to_string),
+                text: text.map(str::to_string),
+                time_ms: Some(1_700_000_000_000),
+                amount,
+                raw: "{}".into(),
+            };
+            let mut out = Vec::new();
+            encode_platform(&l, "c", 1_700_000_000_000, &mut out);
+            serde_json::from_slice::<Record>(&out).unwrap()
+        };
+        let krw = Some(Amount {
+            value: 1000,
+            unit: "KRW",
+        });
+        let cases = [
+            (
+                line(
+                    Platform::Chzzk,
+                    "93101",
+                    Some("치즈"),
+                    Some("안녕\u{1b}"),
+                    None,
+                ),
+                Some("치즈: 안녕␛"),
+            ),
+            (
+                line(Platform::Chzzk, "93102", None, Some("후원"), krw),
+                Some("u1: 후원 [1000 KRW]"),
+            ),
+            (
+                line(
+                    Platform::Bilibili,
+                    "DANMU_MSG",
+                    Some("提***"),
+                    Some("hello"),
+                    None,
+                ),
+                Some("提***: hello"),
+            ),
+            (
+                line(Platform::Bilibili, "LIVE", None, None, None),
+                Some("▶ the stream started"),
+            ),
+            (
+                line(Platform::Bilibili, "ONLINE_RANK_COUNT", None, None, None),
+                None,
+            ),
+        ];
+        for (record, expected) in cases {
+            assert_eq!(render(&record).as_deref(), expected, "{record:?}");
         }
     }
 

@@ -12,6 +12,7 @@ pub mod logs;
 pub(crate) mod names;
 pub(crate) mod per_minute;
 pub mod platform_line;
+pub mod platform_room;
 pub(crate) mod pool;
 pub mod record;
 pub mod shard;

@@ -7,13 +7,23 @@
 //! (a /me line; `text` is then without the `ACTION` wrapper), `tags` (all tags, unescaped, in
 //! wire order), `raw` (the line exactly as received, without CR LF), `error` (why the line is
 //! not IRC; it is still logged), `raw_hex` (the exact bytes, only when they are not UTF-8).
+//!
+//! Chat of other platforms (Chzzk chat, Bilibili danmaku) uses the same file and fields,
+//! written by [`encode_platform`]: `platform` (`chzzk`, `bilibili`), `cmd` (Chzzk's number,
+//! Bilibili's command), `channel` (the channel or real room id), `sent_ms`, `user_id`,
+//! `display_name` (the nickname as sent), `text`, `amount` (`{"value","unit"}` of a
+//! donation, super chat or gift) and `raw` (the message's JSON as received); a frame recbot
+//! cannot read is kept in `raw` with `error` saying why ([`encode_platform_unreadable`]).
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
 use serde::Deserialize;
 
+use recbot_commands::Platform;
+
 use super::line::{action_text, Line};
+use super::platform_line::PlatformLine;
 
 /// What the connection needs to know about a line it just encoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +205,93 @@ pub fn encode_malformed<'a>(
         time_ms: recv_ms,
         id: None,
         raw: text,
+    }
+}
+
+/// How far a platform's own send time may be from the receive time and still date a line
+/// (recent chat on join is minutes old); beyond it the receive time does, so a wrong clock
+/// on the platform's side cannot file a line under a far-off day.
+const MAX_SENT_SKEW_MS: i64 = 24 * 3600 * 1000;
+
+/// Appends the JSON line (with `\n`) for a chat message or command of another platform,
+/// received at `recv_ms` in `channel`; returns the time the line is dated by (the platform's
+/// send time when plausible, else `recv_ms`).
+pub fn encode_platform(line: &PlatformLine, channel: &str, recv_ms: i64, out: &mut Vec<u8>) -> i64 {
+    out.reserve(line.raw.len() * 2 + 256);
+    out.extend_from_slice(b"{\"recv_ms\":");
+    push_int(out, recv_ms);
+    if let Some(sent) = line.time_ms {
+        push_key(out, "sent_ms");
+        push_int(out, sent);
+    }
+    push_platform_head(out, line.platform, Some(&line.cmd), channel);
+    for (key, value) in [
+        ("user_id", &line.user_id),
+        ("display_name", &line.name),
+        ("text", &line.text),
+    ] {
+        if let Some(v) = value {
+            push_key(out, key);
+            push_str(out, v.as_bytes());
+        }
+    }
+    if let Some(amount) = &line.amount {
+        out.extend_from_slice(b",\"amount\":{\"value\":");
+        out.extend_from_slice(itoa::Buffer::new().format(amount.value).as_bytes());
+        push_key(out, "unit");
+        push_str(out, amount.unit.as_bytes());
+        out.push(b'}');
+    }
+    push_key(out, "raw");
+    push_str(out, line.raw.as_bytes());
+    out.extend_from_slice(b"}\n");
+    match line.time_ms {
+        Some(sent) if sent.abs_diff(recv_ms) <= MAX_SENT_SKEW_MS as u64 => sent,
+        _ => recv_ms,
+    }
+}
+
+/// Appends the JSON line for a frame of another platform that recbot cannot read: kept
+/// whole in `raw`, `error` saying why; dated by `recv_ms`.
+pub fn encode_platform_unreadable(
+    platform: Platform,
+    channel: &str,
+    cmd: Option<&str>,
+    raw: &str,
+    error: &str,
+    recv_ms: i64,
+    out: &mut Vec<u8>,
+) -> i64 {
+    out.extend_from_slice(b"{\"recv_ms\":");
+    push_int(out, recv_ms);
+    push_platform_head(out, platform, cmd, channel);
+    push_key(out, "error");
+    push_str(out, error.as_bytes());
+    push_key(out, "raw");
+    push_str(out, raw.as_bytes());
+    out.extend_from_slice(b"}\n");
+    recv_ms
+}
+
+fn push_platform_head(out: &mut Vec<u8>, platform: Platform, cmd: Option<&str>, channel: &str) {
+    push_key(out, "platform");
+    push_str(out, platform.as_str().as_bytes());
+    if let Some(cmd) = cmd {
+        push_key(out, "cmd");
+        push_str(out, cmd.as_bytes());
+    }
+    push_key(out, "channel");
+    push_str(out, channel.as_bytes());
+}
+
+/// Whether a logged line is a chat message shown in replays: a Twitch PRIVMSG, a Chzzk chat,
+/// donation or recent-chat message, a Bilibili danmaku or super chat.
+pub fn is_chat_message(platform: Option<&str>, cmd: &str) -> bool {
+    match platform {
+        None | Some("twitch") => cmd == "PRIVMSG",
+        Some("chzzk") => matches!(cmd, "93101" | "93102" | "15101"),
+        Some("bilibili") => matches!(cmd, "DANMU_MSG" | "SUPER_CHAT_MESSAGE"),
+        Some(_) => false,
     }
 }
 
@@ -492,6 +589,19 @@ pub struct Record {
     pub raw_hex: Option<String>,
     /// Only in per-recording files: milliseconds from the part's start.
     pub offset_ms: Option<i64>,
+    /// `chzzk` or `bilibili` for other platforms' chat; absent on Twitch lines.
+    pub platform: Option<String>,
+    /// A donation's, super chat's or gift's amount (other platforms).
+    pub amount: Option<RecordAmount>,
+}
+
+/// `amount` of a logged line: the value in the platform's unit (`KRW`, `CNY`, `gold`,
+/// `silver`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct RecordAmount {
+    pub value: u64,
+    pub unit: String,
 }
 
 impl Record {
@@ -685,6 +795,80 @@ mod tests {
             }
         }
         de.deserialize_map(V)
+    }
+
+    #[test]
+    fn platform_lines_keep_their_fields_and_raw_json() {
+        use crate::chat::platform_line::Amount;
+        let raw = r#"{"uid":"u1","msg":"후원 \"hi\"\n","extras":"{\"payAmount\":1000}"}"#;
+        let line = PlatformLine {
+            platform: Platform::Chzzk,
+            cmd: "93102".into(),
+            user_id: Some("u1".into()),
+            name: Some("치즈".into()),
+            text: Some("후원 \"hi\"\n".into()),
+            time_ms: Some(1_700_000_000_000),
+            amount: Some(Amount {
+                value: 1000,
+                unit: "KRW",
+            }),
+            raw: raw.into(),
+        };
+        let mut out = Vec::new();
+        let dated = encode_platform(&line, "abc", 1_700_000_000_500, &mut out);
+        assert_eq!(dated, 1_700_000_000_000);
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 1);
+        let r: Record = serde_json::from_slice(&out).unwrap();
+        assert_eq!(r.platform.as_deref(), Some("chzzk"));
+        assert_eq!(r.cmd.as_deref(), Some("93102"));
+        assert_eq!(r.channel.as_deref(), Some("abc"));
+        assert_eq!(r.user_id.as_deref(), Some("u1"));
+        assert_eq!(r.display_name.as_deref(), Some("치즈"));
+        assert_eq!(r.text, line.text);
+        assert_eq!(r.sent_ms, Some(1_700_000_000_000));
+        assert_eq!(
+            r.amount,
+            Some(RecordAmount {
+                value: 1000,
+                unit: "KRW".into()
+            })
+        );
+        assert_eq!(r.raw, raw, "the message's JSON is kept as received");
+        assert_eq!(r.time_ms(), 1_700_000_000_000);
+
+        // A send time far from the receive time does not pick the day file.
+        let mut odd = line.clone();
+        odd.time_ms = Some(5);
+        assert_eq!(
+            encode_platform(&odd, "abc", 1_700_000_000_500, &mut Vec::new()),
+            1_700_000_000_500
+        );
+
+        out.clear();
+        let dated = encode_platform_unreadable(
+            Platform::Bilibili,
+            "23058",
+            None,
+            "{not json",
+            "not JSON",
+            9,
+            &mut out,
+        );
+        assert_eq!(dated, 9);
+        let r: Record = serde_json::from_slice(&out).unwrap();
+        assert_eq!(
+            (
+                r.platform.as_deref(),
+                r.error.as_deref(),
+                r.raw.as_str(),
+                r.cmd
+            ),
+            (Some("bilibili"), Some("not JSON"), "{not json", None)
+        );
+        assert!(is_chat_message(Some("bilibili"), "DANMU_MSG"));
+        assert!(!is_chat_message(Some("bilibili"), "SEND_GIFT"));
+        assert!(is_chat_message(None, "PRIVMSG"));
+        assert!(!is_chat_message(Some("chzzk"), "PRIVMSG"));
     }
 
     #[test]

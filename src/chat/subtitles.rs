@@ -23,6 +23,7 @@ use tracing::warn;
 use crate::archive::files::finalize_file;
 use crate::archive::layout::{subtitle_file, temp_path_of};
 use crate::archive::sidecar::Sidecar;
+use crate::chat::record::is_chat_message;
 use crate::config::{Chat, SubtitleFormat};
 
 /// Longest message text shown, in characters: Twitch's own limit, so nothing real is cut.
@@ -92,7 +93,9 @@ pub struct Message {
 struct ChatLine {
     video_ms: Option<i64>,
     cmd: Option<String>,
+    platform: Option<String>,
     login: Option<String>,
+    user_id: Option<String>,
     display_name: Option<String>,
     text: Option<String>,
     #[serde(default)]
@@ -115,14 +118,18 @@ pub fn read_messages(input: impl BufRead) -> io::Result<Vec<Message>> {
         let Ok(line) = serde_json::from_slice::<ChatLine>(&line) else {
             continue;
         };
-        let (Some(video_ms), Some("PRIVMSG"), Some(text)) =
+        let (Some(video_ms), Some(cmd), Some(text)) =
             (line.video_ms, line.cmd.as_deref(), line.text)
         else {
             continue;
         };
+        if !is_chat_message(line.platform.as_deref(), cmd) {
+            continue;
+        }
         let name = match line.display_name.filter(|n| !n.trim().is_empty()) {
             Some(name) => name,
-            None => line.login.unwrap_or_default(),
+            // Other platforms' lines have no login (a masked or anonymous sender).
+            None => line.login.or(line.user_id).unwrap_or_default(),
         };
         messages.push(Message {
             video_ms,
@@ -758,6 +765,25 @@ mod tests {
         assert!(vtt.contains("::cue(.ca970ff) { color: #a970ff; }"), "{vtt}");
         assert!(vtt.contains("<c.c1e90ff>Blue</c>: hi\n"), "{vtt}");
         assert!(vtt.contains("<c.ca970ff>plain</c> <i>waves</i>\n"), "{vtt}");
+    }
+
+    #[test]
+    fn other_platforms_chat_messages_are_read() {
+        let input = concat!(
+            r#"{"video_ms":1000,"platform":"chzzk","cmd":"93101","display_name":"치즈","text":"안녕"}"#,
+            "\n",
+            r#"{"video_ms":2000,"platform":"bilibili","cmd":"DANMU_MSG","user_id":"0","text":"hello"}"#,
+            "\n",
+            r#"{"video_ms":3000,"platform":"bilibili","cmd":"SEND_GIFT","display_name":"x","text":"gift x1"}"#,
+            "\n",
+            r#"{"video_ms":4000,"platform":"chzzk","cmd":"PRIVMSG","display_name":"x","text":"not a Chzzk chat"}"#,
+        );
+        let messages = read_messages(input.as_bytes()).unwrap();
+        let got: Vec<(i64, &str, &str)> = messages
+            .iter()
+            .map(|m| (m.video_ms, m.name.as_str(), m.text.as_str()))
+            .collect();
+        assert_eq!(got, [(1000, "치즈", "안녕"), (2000, "0", "hello")]);
     }
 
     #[test]

@@ -282,6 +282,9 @@ pub struct DanmakuSeen {
 #[derive(Debug, Clone)]
 pub struct DanmakuScript {
     pub auth_code: i64,
+    /// The first this many auths are refused with `-101` (a stale token), whatever
+    /// `auth_code` says.
+    pub refuse_first: u32,
     pub push: Vec<Vec<u8>>,
     pub answer_heartbeats: bool,
     pub close_after_heartbeats: Option<u32>,
@@ -337,14 +340,19 @@ impl DanmakuServer {
                         .unwrap()
                         .auth
                         .push(serde_json::from_slice(&auth.body).unwrap_or(Value::Null));
-                    let reply = json!({"code": script.auth_code}).to_string();
+                    let code = if record.lock().unwrap().auth.len() as u32 <= script.refuse_first {
+                        -101
+                    } else {
+                        script.auth_code
+                    };
+                    let reply = json!({"code": code}).to_string();
                     if ws
                         .send(Ws::Binary(
                             encode(OP_AUTH_REPLY, VER_PLAIN, 1, reply.as_bytes()).into(),
                         ))
                         .await
                         .is_err()
-                        || script.auth_code != 0
+                        || code != 0
                     {
                         return;
                     }
@@ -381,4 +389,68 @@ impl DanmakuServer {
     pub fn seen(&self) -> DanmakuSeen {
         self.seen.lock().unwrap().clone()
     }
+}
+
+/// A danmaku message holding `jsons` as plain packets (op 5, version 0).
+pub fn plain_packets(jsons: &[&str]) -> Vec<u8> {
+    use recbot::bilibili::danmaku::{encode, OP_MESSAGE, VER_JSON};
+    jsons
+        .iter()
+        .flat_map(|j| encode(OP_MESSAGE, VER_JSON, 0, j.as_bytes()))
+        .collect()
+}
+
+/// A zlib batch (version 2) of `jsons`.
+pub fn zlib_batch(jsons: &[&str]) -> Vec<u8> {
+    use recbot::bilibili::danmaku::{encode, OP_MESSAGE, VER_ZLIB};
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(&plain_packets(jsons)).unwrap();
+    encode(OP_MESSAGE, VER_ZLIB, 0, &e.finish().unwrap())
+}
+
+/// A brotli batch (version 3) of `jsons`, as uncompressed meta-blocks (RFC 7932 9.2): a
+/// valid brotli stream without a brotli compressor.
+pub fn brotli_batch(jsons: &[&str]) -> Vec<u8> {
+    use recbot::bilibili::danmaku::{encode, OP_MESSAGE, VER_BROTLI};
+    struct Bits {
+        out: Vec<u8>,
+        acc: u64,
+        n: u32,
+    }
+    impl Bits {
+        fn put(&mut self, value: u64, bits: u32) {
+            self.acc |= value << self.n;
+            self.n += bits;
+            while self.n >= 8 {
+                self.out.push(self.acc as u8);
+                self.acc >>= 8;
+                self.n -= 8;
+            }
+        }
+        fn align(&mut self) {
+            if self.n > 0 {
+                self.put(0, 8 - self.n);
+            }
+        }
+    }
+    let data = plain_packets(jsons);
+    let mut w = Bits {
+        out: Vec::new(),
+        acc: 0,
+        n: 0,
+    };
+    w.put(0, 1); // WBITS = 16
+    for chunk in data.chunks(65536) {
+        w.put(0, 1); // ISLAST
+        w.put(0, 2); // MNIBBLES = 4
+        w.put(chunk.len() as u64 - 1, 16); // MLEN - 1
+        w.put(1, 1); // ISUNCOMPRESSED
+        w.align();
+        w.out.extend_from_slice(chunk);
+    }
+    w.put(1, 1); // ISLAST
+    w.put(1, 1); // ISLASTEMPTY
+    w.align();
+    encode(OP_MESSAGE, VER_BROTLI, 0, &w.out)
 }

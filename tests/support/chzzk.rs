@@ -227,3 +227,180 @@ fn live_detail(c: &Channel, login: bool) -> ResponseTemplate {
         }),
     )
 }
+
+/// A fake Chzzk chat WebSocket (notes 1.7, item 5): expects CONNECT (cmd 100) first and
+/// answers CONNECTED with a session id, answers the recent-chat request (5101) with
+/// [`ChatServer::set_recent`]'s items and a client PING with PONG, records every PONG it
+/// gets, and sends whatever a test pushes to the connections open now; a test can also
+/// drop them.
+pub struct ChatServer {
+    /// `chat_ws_url` for the config (no `{n}`: one fixed address).
+    pub url: String,
+    state: Arc<Mutex<ChatState>>,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ChatSeen {
+    /// The CONNECT frames, one per connection.
+    pub connects: Vec<Value>,
+    pub pongs: u32,
+    pub pings: u32,
+    pub recent_requests: u32,
+}
+
+#[derive(Default)]
+struct ChatState {
+    seen: ChatSeen,
+    recent: Vec<Value>,
+    open: Vec<tokio::sync::mpsc::UnboundedSender<Option<String>>>,
+}
+
+impl ChatServer {
+    pub async fn start() -> ChatServer {
+        use futures::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::Message as Ws;
+
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("ws://{}/chat", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(ChatState::default()));
+        let shared = state.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let state = shared.clone();
+                tokio::spawn(async move {
+                    let Ok(mut ws) = tokio_tungstenite::accept_async(stream).await else {
+                        return;
+                    };
+                    let Some(Ok(Ws::Text(first))) = ws.next().await else {
+                        return;
+                    };
+                    let connect: Value = serde_json::from_str(first.as_str()).unwrap_or_default();
+                    if connect["cmd"] != 100 {
+                        return;
+                    }
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+                    let sid = {
+                        let mut s = state.lock().unwrap();
+                        s.seen.connects.push(connect.clone());
+                        s.open.push(tx);
+                        format!("sid-{}", s.seen.connects.len())
+                    };
+                    let connected = json!({"svcid": "game", "ver": "1", "cmd": 10100, "retCode": 0,
+                        "retMsg": "", "tid": "1", "cid": connect["cid"], "bdy": {"sid": sid, "auth": "READ"}});
+                    if ws
+                        .send(Ws::Text(connected.to_string().into()))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    loop {
+                        tokio::select! {
+                            pushed = rx.recv() => match pushed {
+                                Some(Some(frame)) => {
+                                    if ws.send(Ws::Text(frame.into())).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                // Dropped: no close handshake, as a failing server would.
+                                Some(None) | None => return,
+                            },
+                            received = ws.next() => {
+                                let text = match received {
+                                    Some(Ok(Ws::Text(text))) => text,
+                                    Some(Ok(_)) => continue,
+                                    _ => return,
+                                };
+                                let v: Value = serde_json::from_str(text.as_str()).unwrap_or_default();
+                                let answer = {
+                                    let mut s = state.lock().unwrap();
+                                    match v["cmd"].as_i64() {
+                                        Some(10000) => {
+                                            s.seen.pongs += 1;
+                                            None
+                                        }
+                                        Some(0) => {
+                                            s.seen.pings += 1;
+                                            Some(json!({"cmd": 10000, "ver": "1"}))
+                                        }
+                                        Some(5101) => {
+                                            s.seen.recent_requests += 1;
+                                            Some(json!({"svcid": "game", "ver": "1", "cmd": 15101,
+                                                "bdy": {"messageList": s.recent, "userCount": 3, "notice": null}}))
+                                        }
+                                        _ => None,
+                                    }
+                                };
+                                if let Some(answer) = answer {
+                                    if ws.send(Ws::Text(answer.to_string().into())).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        ChatServer { url, state }
+    }
+
+    /// Sends `frame` to every open connection.
+    pub fn push(&self, frame: &str) {
+        let mut s = self.state.lock().unwrap();
+        s.open.retain(|tx| tx.send(Some(frame.to_string())).is_ok());
+    }
+
+    /// Drops every open connection.
+    pub fn drop_connections(&self) {
+        let mut s = self.state.lock().unwrap();
+        for tx in s.open.drain(..) {
+            let _ = tx.send(None);
+        }
+    }
+
+    /// What recent chat (15101) answers with: items with the long keys.
+    pub fn set_recent(&self, items: Vec<Value>) {
+        self.state.lock().unwrap().recent = items;
+    }
+
+    pub fn seen(&self) -> ChatSeen {
+        self.state.lock().unwrap().seen.clone()
+    }
+}
+
+/// A live chat frame (93101) with one message per `(uid, nickname, text, msgTime)`.
+pub fn chat_frame(cid: &str, messages: &[(&str, &str, &str, i64)]) -> String {
+    let items: Vec<Value> = messages
+        .iter()
+        .map(|(uid, nick, msg, time)| {
+            json!({"svcid": "game", "cid": cid, "mbrCnt": 5, "uid": uid,
+                "profile": json!({"userIdHash": uid, "nickname": nick, "badge": null}).to_string(),
+                "msg": msg, "msgTypeCode": 1, "msgStatusType": "NORMAL",
+                "extras": json!({"chatType": "STREAMING", "emojis": {}}).to_string(),
+                "ctime": time, "utime": time, "msgTime": time})
+        })
+        .collect();
+    json!({"svcid": "game", "ver": "1", "cmd": 93101, "tid": "1", "cid": cid, "bdy": items})
+        .to_string()
+}
+
+/// A donation frame (93102, `bdy.messageList`) of `amount` KRW; anonymous without a name.
+pub fn donation_frame(
+    cid: &str,
+    uid: &str,
+    nick: Option<&str>,
+    text: &str,
+    amount: u64,
+    time: i64,
+) -> String {
+    let profile = match nick {
+        Some(n) => Value::String(json!({"userIdHash": uid, "nickname": n}).to_string()),
+        None => Value::Null,
+    };
+    json!({"svcid": "game", "ver": "1", "cmd": 93102, "cid": cid, "bdy": {"messageList": [
+        {"uid": uid, "profile": profile, "msg": text, "msgTypeCode": 10, "msgTime": time,
+         "extras": json!({"isAnonymous": nick.is_none(), "payType": "CURRENCY", "payAmount": amount,
+                          "donationType": "CHAT"}).to_string()}]}})
+    .to_string()
+}

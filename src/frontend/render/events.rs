@@ -67,7 +67,10 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::ChatDropped { .. }
         | K::ChatSaved { .. }
         | K::ChatSaveFailed { .. }
-        | K::ChatReplayFailed { .. } => chat_line(&w, kind),
+        | K::ChatReplayFailed { .. }
+        | K::ChatGaveUp { .. }
+        | K::ChatUnreadable { .. }
+        | K::ChatPaused { .. } => chat_line(&w, kind),
         K::AuthRequired { .. } | K::AuthCompleted { .. } => auth_line(&w, kind),
         K::UploadQueued { .. }
         | K::UploadStarted { .. }
@@ -458,7 +461,42 @@ fn chat_line(w: &Words, kind: &EventKind) -> String {
              chat file is saved)",
             w.u(reason)
         ),
+        EventKind::ChatGaveUp {
+            platform,
+            attempts,
+            reason,
+        } => format!(
+            "⚠ {login}: stopped logging the {} chat after {attempts} failed attempt(s): {}",
+            platform_title(platform),
+            w.u(reason)
+        ),
+        EventKind::ChatUnreadable { platform, reason } => format!(
+            "⚠ {login}: the {} chat sent something recbot cannot read ({}); it is kept raw in \
+             the chat log and logging goes on",
+            platform_title(platform),
+            w.u(reason)
+        ),
+        EventKind::ChatPaused {
+            platform,
+            seconds,
+            reason,
+        } => format!(
+            "⚠ {login}: {} refused the chat requests ({}); pausing them for {}",
+            platform_title(platform),
+            w.u(reason),
+            duration(*seconds as f64)
+        ),
         other => not_in_group("chat", other),
+    }
+}
+
+/// How a platform word of an event is shown.
+fn platform_title(platform: &str) -> &str {
+    match platform {
+        "chzzk" => "Chzzk",
+        "bilibili" => "Bilibili Live",
+        "twitch" => "Twitch",
+        other => other,
     }
 }
 
@@ -726,5 +764,33 @@ mod tests {
             line("audio_only", vec![], true),
             "⚠ foo: recording AUDIO ONLY: the stream offers no video rendition recbot may record"
         );
+    }
+
+    #[test]
+    fn platform_chat_reports_name_the_platform() {
+        let login = Some(recbot_commands::Login::parse("foo").unwrap());
+        let say = |kind| event_line(&Event::now(login.clone(), kind));
+        assert_eq!(
+            say(EventKind::ChatGaveUp {
+                platform: "chzzk".into(),
+                attempts: 21,
+                reason: "cannot connect".into(),
+            }),
+            "⚠ foo: stopped logging the Chzzk chat after 21 failed attempt(s): cannot connect"
+        );
+        assert_eq!(
+            say(EventKind::ChatUnreadable {
+                platform: "bilibili".into(),
+                reason: "not JSON".into(),
+            }),
+            "⚠ foo: the Bilibili Live chat sent something recbot cannot read (not JSON); it is \
+             kept raw in the chat log and logging goes on"
+        );
+        assert!(say(EventKind::ChatPaused {
+            platform: "bilibili".into(),
+            seconds: 60,
+            reason: "risk control (-352)".into(),
+        })
+        .starts_with("⚠ foo: Bilibili Live refused the chat requests (risk control (-352)); pausing them for"));
     }
 }
