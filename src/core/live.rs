@@ -70,7 +70,7 @@ impl Core {
     /// Tells Chzzk's live detection the watched Chzzk channels.
     pub(super) async fn update_chzzk(&mut self) {
         let Some(chzzk) = &self.chzzk else { return };
-        match self.store.watches().await {
+        match self.owned_watches().await {
             Ok(watches) => chzzk.set_wanted(
                 watches
                     .into_iter()
