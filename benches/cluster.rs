@@ -35,7 +35,7 @@ fn env_or(name: &str, default: usize) -> usize {
 /// A realistic logged PRIVMSG (about 420 bytes) of room `room` with message id `n`.
 fn line(n: usize, room: usize) -> String {
     format!(
-        r#"{{"recv_ms":{},"cmd":"PRIVMSG","channel":"room{room}","sent_ms":{},"login":"viewer{n}","user_id":"{}","display_name":"Viewer{n}","id":"b3c1a8f0-0000-4000-8000-{n:012}","text":"that play was insane, clip it {n}","tags":{{"badges":"subscriber/12","color":"#1E90FF","emotes":"","first-msg":"0","mod":"0","returning-chatter":"0","subscriber":"1","turbo":"0","user-type":""}},"raw":"@badges=subscriber/12 :viewer{n}!viewer{n}@viewer{n}.tmi.twitch.tv PRIVMSG #room{room} :that play was insane, clip it {n}"}}"#,
+        r##"{{"recv_ms":{},"cmd":"PRIVMSG","channel":"room{room}","sent_ms":{},"login":"viewer{n}","user_id":"{}","display_name":"Viewer{n}","id":"b3c1a8f0-0000-4000-8000-{n:012}","text":"that play was insane, clip it {n}","tags":{{"badges":"subscriber/12","color":"#1E90FF","emotes":"","first-msg":"0","mod":"0","returning-chatter":"0","subscriber":"1","turbo":"0","user-type":""}},"raw":"@badges=subscriber/12 :viewer{n}!viewer{n}@viewer{n}.tmi.twitch.tv PRIVMSG #room{room} :that play was insane, clip it {n}"}}"##,
         1_764_000_000_000u64 + n as u64,
         1_764_000_000_000u64 + n as u64,
         10_000_000 + n
@@ -56,10 +56,16 @@ fn main() {
     println!(
         "chat stream to JetStream: {lines} lines in {secs:.2} s = {rate:.0} lines/s \
          (target >= 100000){}",
-        if rate >= 100_000.0 { "" } else { "  BELOW TARGET" }
+        if rate >= 100_000.0 {
+            ""
+        } else {
+            "  BELOW TARGET"
+        }
     );
-    println!("  acknowledged {published}, stored in the stream {stored} (every line once: {})",
-        stored == lines as u64);
+    println!(
+        "  acknowledged {published}, stored in the stream {stored} (every line once: {})",
+        stored == lines as u64
+    );
     assert_eq!(stored, lines as u64, "every line stored once");
 }
 
@@ -87,7 +93,10 @@ async fn publish(url: &str, data: &std::path::Path, lines: usize) -> (f64, u64, 
                 let room = n % 100;
                 batch.buf.extend_from_slice(line(n, room).as_bytes());
                 batch.buf.push(b'\n');
-                batch.push_entry(Arc::from(format!("room{room}")), 1_764_000_000_000 + n as i64);
+                batch.push_entry(
+                    Arc::from(format!("room{room}")),
+                    1_764_000_000_000 + n as i64,
+                );
             }
             Arc::new(batch)
         })
@@ -105,7 +114,10 @@ async fn publish(url: &str, data: &std::path::Path, lines: usize) -> (f64, u64, 
     }
     while metrics.chat_stream_published.get() < lines as u64 {
         tokio::time::sleep(Duration::from_millis(5)).await;
-        assert!(start.elapsed() < Duration::from_secs(600), "publishing stalled");
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "publishing stalled"
+        );
     }
     let secs = start.elapsed().as_secs_f64();
     while let Ok(e) = events_rx.try_recv() {

@@ -127,7 +127,10 @@ impl Logger {
 /// which has none (its `Nats-Msg-Id` is then the line's hash).
 fn line(n: usize) -> String {
     if n % 10 == 9 {
-        format!(r#"{{"recv_ms":{},"cmd":"PING","raw":"PING :tmi.twitch.tv #{n}"}}"#, 1_764_000_000_000u64 + n as u64)
+        format!(
+            r#"{{"recv_ms":{},"cmd":"PING","raw":"PING :tmi.twitch.tv #{n}"}}"#,
+            1_764_000_000_000u64 + n as u64
+        )
     } else {
         format!(
             r#"{{"recv_ms":{},"cmd":"PRIVMSG","channel":"foo","id":"msg-{n}","text":"line {n} {}","raw":"@id=msg-{n} :x!x@x PRIVMSG #foo :line {n}"}}"#,
@@ -231,7 +234,11 @@ async fn every_line_arrives_once_and_repeats_are_dropped_by_message_id() {
     logger.push(300, 310).await;
     let got = wait_stored(&nats.url(), 310).await;
     assert_in_order(&got, 310);
-    assert_eq!(day_file_lines(dir.path()), 610, "the day files keep every line logged");
+    assert_eq!(
+        day_file_lines(dir.path()),
+        610,
+        "the day files keep every line logged"
+    );
     let metrics = logger.metrics.clone();
     let events = logger.stop().await;
     assert!(metrics.chat_stream_published.get() >= 610);
@@ -315,10 +322,21 @@ async fn a_full_spool_leaves_lines_out_of_the_stream_only_and_says_how_many() {
     let spool = std::fs::read_to_string(dir.path().join("data").join(SPOOL_FILE)).unwrap();
     let spooled = spool.lines().count() as u64;
     assert!(spool.len() <= 64 * 1024, "the spool keeps its limit");
-    assert!(spooled > 100 && dropped > 0, "spooled {spooled}, dropped {dropped}");
-    assert_eq!(spooled + dropped, 1000, "each line spooled or counted as left out");
+    assert!(
+        spooled > 100 && dropped > 0,
+        "spooled {spooled}, dropped {dropped}"
+    );
+    assert_eq!(
+        spooled + dropped,
+        1000,
+        "each line spooled or counted as left out"
+    );
     assert_eq!(metrics.chat_stream_dropped.get(), dropped);
-    assert_eq!(day_file_lines(dir.path()), 1000, "the day files have every line");
+    assert_eq!(
+        day_file_lines(dir.path()),
+        1000,
+        "the day files have every line"
+    );
     // What waits is sent in order once a server is there (the next start).
     nats.restart();
     let logger = Logger::start(&nats.url(), dir.path(), 64 * 1024);
@@ -348,10 +366,17 @@ fn a_bad_stream_url_is_refused_by_the_config_check() {
     ] {
         let err = parse(bad).expect_err(bad).to_string();
         assert!(err.contains("chat.stream_"), "{bad}: {err}");
-        assert!(!err.contains("secret@"), "no credentials in the error: {err}");
+        assert!(
+            !err.contains("secret@"),
+            "no credentials in the error: {err}"
+        );
     }
     let off = parse("").unwrap();
-    assert!(off.summary().contains("chat stream:     off"), "{}", off.summary());
+    assert!(
+        off.summary().contains("chat stream:     off"),
+        "{}",
+        off.summary()
+    );
     let on = parse(
         "stream_url = \"nats://127.0.0.1:4222\"\nstream_user = \"recbot\"\n\
          stream_password = \"hunter2-password\"",
@@ -424,10 +449,14 @@ async fn the_chat_worker_publishes_what_it_logs_when_a_stream_is_configured() {
         cancel.clone(),
         Arc::new(Metrics::new()),
     );
-    handle.set_wanted(vec![Login::parse("somechannel").unwrap()]).await;
-    let conn = fake.next_conn().await;
-    fake.wait_until("room joined", |st| st.rooms[conn.id].contains("somechannel"))
+    handle
+        .set_wanted(vec![Login::parse("somechannel").unwrap()])
         .await;
+    let conn = fake.next_conn().await;
+    fake.wait_until("room joined", |st| {
+        st.rooms[conn.id].contains("somechannel")
+    })
+    .await;
     let now = chrono::Utc::now().timestamp_millis();
     for i in 0..20 {
         conn.send(&format!(

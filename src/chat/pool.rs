@@ -207,9 +207,10 @@ pub fn start(
     cancel: CancellationToken,
     metrics: Arc<Metrics>,
 ) -> ChatHandle {
-    let stream = settings.stream.clone().map(|s| {
-        super::stream::start(s, events.clone(), tracker, cancel.clone(), metrics.clone())
-    });
+    let stream = settings
+        .stream
+        .clone()
+        .map(|s| super::stream::start(s, events.clone(), tracker, cancel.clone(), metrics.clone()));
     let (queue, counters, writer_task) =
         writer::writer_with_stream(settings.writer.clone(), metrics.clone(), stream);
     tracker.spawn(writer_task);

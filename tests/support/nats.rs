@@ -76,7 +76,14 @@ impl NatsServer {
         self.stop();
         let log = std::fs::File::create(self.dir.path().join("server.log")).unwrap();
         let child = Command::new(binary())
-            .args(["-a", "127.0.0.1", "-p", &self.port.to_string(), "-js", "-sd"])
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-js",
+                "-sd",
+            ])
             .arg(self.dir.path().join("store"))
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())

@@ -187,7 +187,9 @@ mod tests {
     #[test]
     fn a_batch_becomes_lines_and_back_through_the_spool() {
         let mut batch = Batch::default();
-        batch.buf.extend_from_slice(b"{\"id\":\"m1\",\"text\":\"a\"}\n");
+        batch
+            .buf
+            .extend_from_slice(b"{\"id\":\"m1\",\"text\":\"a\"}\n");
         batch.push_entry(Arc::from("foo"), 0);
         batch.buf.extend_from_slice(b"{\"cmd\":\"PING\"}\n");
         batch.push_entry(Arc::from(SERVER_FOLDER), 0);

@@ -34,12 +34,12 @@ impl Nats {
     }
 }
 
+/// What [`ready`] gives: a usable connection, or what there was with the reason.
+pub(super) type Ready = Result<Nats, (Option<Nats>, String)>;
+
 /// Gets a usable connection: `existing` when it is connected again (the stream checked),
 /// else a new one. On failure gives back what it had, with the reason.
-pub(super) async fn ready(
-    settings: StreamSettings,
-    existing: Option<Nats>,
-) -> Result<Nats, (Option<Nats>, String)> {
+pub(super) async fn ready(settings: StreamSettings, existing: Option<Nats>) -> Ready {
     let nats = match existing {
         Some(nats) if !nats.connected() => {
             return Err((Some(nats), "not connected to NATS".into()));

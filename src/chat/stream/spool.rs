@@ -52,7 +52,10 @@ impl Spool {
         let mut len = file.metadata()?.len();
         let whole = whole_records_end(&mut file, len)?;
         if whole != len {
-            warn!(cut = len - whole, "chat stream spool: cutting a torn last record");
+            warn!(
+                cut = len - whole,
+                "chat stream spool: cutting a torn last record"
+            );
             file.set_len(whole)?;
             len = whole;
         }
@@ -262,7 +265,10 @@ mod tests {
         Line {
             subject: Subject::from("recbot.chat.twitch.foo"),
             id: format!("m{n}"),
-            payload: Bytes::from(format!("{{\"id\":\"m{n}\",\"text\":\"{}\"}}", "x".repeat(40))),
+            payload: Bytes::from(format!(
+                "{{\"id\":\"m{n}\",\"text\":\"{}\"}}",
+                "x".repeat(40)
+            )),
         }
     }
 
@@ -288,7 +294,12 @@ mod tests {
         assert_eq!(all, ids(&(0..10).map(line).collect::<Vec<_>>()));
         spool.commit(end, rest.len() as u64).unwrap();
         assert_eq!(spool.waiting(), 0);
-        assert_eq!(std::fs::metadata(dir.path().join(SPOOL_FILE)).unwrap().len(), 0);
+        assert_eq!(
+            std::fs::metadata(dir.path().join(SPOOL_FILE))
+                .unwrap()
+                .len(),
+            0
+        );
     }
 
     #[test]

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::line::Line;
-use super::nats::{self, Nats, MAX_IN_FLIGHT};
+use super::nats::{self, Nats, Ready, MAX_IN_FLIGHT};
 use super::spool::Spool;
 use super::StreamSettings;
 use crate::backoff::{Backoff, Jitter};
@@ -115,16 +115,21 @@ impl Worker {
         match crate::blocking::io(move || Spool::open(&dir, limit)).await {
             Ok(spool) => {
                 if spool.waiting() > 0 {
-                    info!(waiting = spool.waiting(), "chat stream: lines left in the spool");
+                    info!(
+                        waiting = spool.waiting(),
+                        "chat stream: lines left in the spool"
+                    );
                 }
                 self.spool = Some(spool);
             }
-            Err(e) => warn!(error = %e, "chat stream: cannot open the spool; lines NATS does not take are left out"),
+            Err(e) => {
+                warn!(error = %e, "chat stream: cannot open the spool; lines NATS does not take are left out")
+            }
         }
         if self.waiting() > 0 {
             self.report_behind().await;
         }
-        let mut connecting: Option<Boxed<Result<Nats, (Option<Nats>, String)>>> =
+        let mut connecting: Option<Boxed<Ready>> =
             Some(Box::pin(nats::ready(self.settings.clone(), None)));
         let mut flight: Option<Flight> = None;
         let mut stopping = false;
@@ -181,7 +186,7 @@ impl Worker {
         }
         let memory: Vec<Line> = self.memory.drain(..).collect();
         self.memory_bytes = 0;
-        self.to_spool(memory).await;
+        self.spool_lines(memory).await;
         self.report_drops(true).await;
     }
 
@@ -199,7 +204,8 @@ impl Worker {
         if self.waiting() > 0 {
             let (lines, end) = match self
                 .on_spool(|s| s.read_chunk(CHUNK_BYTES, CHUNK_LINES))
-                .await? {
+                .await?
+            {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     warn!(error = %e, "chat stream: cannot read the spool");
@@ -229,7 +235,7 @@ impl Worker {
     async fn accept(&mut self, batch: &Batch) {
         let lines = Line::of_batch(batch);
         if self.down || self.waiting() > 0 {
-            self.to_spool(lines).await;
+            self.spool_lines(lines).await;
             return;
         }
         self.memory_bytes += lines.iter().map(Line::spooled_len).sum::<usize>();
@@ -237,12 +243,17 @@ impl Worker {
         if self.memory_bytes > MEMORY_BYTES {
             let memory: Vec<Line> = self.memory.drain(..).collect();
             self.memory_bytes = 0;
-            self.to_spool(memory).await;
+            self.spool_lines(memory).await;
         }
     }
 
     /// A chunk's acknowledgements are in, or it failed.
-    async fn landed(&mut self, lines: Vec<Line>, spool_end: Option<u64>, result: Result<(), String>) {
+    async fn landed(
+        &mut self,
+        lines: Vec<Line>,
+        spool_end: Option<u64>,
+        result: Result<(), String>,
+    ) {
         let n = lines.len() as u64;
         match result {
             Ok(()) => {
@@ -276,7 +287,7 @@ impl Worker {
                     }
                     let memory: Vec<Line> = self.memory.drain(..).collect();
                     self.memory_bytes = 0;
-                    self.to_spool(memory).await;
+                    self.spool_lines(memory).await;
                 }
                 self.report_behind().await;
             }
@@ -284,7 +295,7 @@ impl Worker {
     }
 
     /// The outcome of a connection attempt (or of checking the one there is).
-    async fn connected(&mut self, result: Result<Nats, (Option<Nats>, String)>) {
+    async fn connected(&mut self, result: Ready) {
         match result {
             Ok(nats) => {
                 if self.down {
@@ -299,7 +310,7 @@ impl Worker {
                 self.set_down();
                 let memory: Vec<Line> = self.memory.drain(..).collect();
                 self.memory_bytes = 0;
-                self.to_spool(memory).await;
+                self.spool_lines(memory).await;
                 self.report_behind().await;
             }
         }
@@ -311,7 +322,7 @@ impl Worker {
         self.retry_at = Some(Instant::now() + wait);
     }
 
-    async fn to_spool(&mut self, lines: Vec<Line>) {
+    async fn spool_lines(&mut self, lines: Vec<Line>) {
         if lines.is_empty() {
             return;
         }
@@ -378,13 +389,19 @@ impl Worker {
         if lines == 0 {
             return;
         }
-        let due = last || self.last_drop_report.is_none_or(|at| at.elapsed() >= DROP_REPORT);
+        let due = last
+            || self
+                .last_drop_report
+                .is_none_or(|at| at.elapsed() >= DROP_REPORT);
         if !due {
             return;
         }
         self.dropped_reported = total;
         self.last_drop_report = Some(Instant::now());
-        warn!(lines, "chat stream: lines left out of the stream (spool full)");
+        warn!(
+            lines,
+            "chat stream: lines left out of the stream (spool full)"
+        );
         let _ = self
             .events
             .send(Event::now(None, EventKind::ChatStreamDropped { lines }))
