@@ -245,6 +245,7 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
             compression: compression(),
         },
         replay: SubtitleSettings::off(),
+        stream: None,
     };
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let cancel = CancellationToken::new();

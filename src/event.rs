@@ -237,6 +237,17 @@ pub enum EventKind {
     ChatDropped {
         lines: u64,
     },
+    /// The chat stream (`[chat] stream_url`) could not reach NATS JetStream, or it did not
+    /// acknowledge in time: chat lines are spooled under `data_dir` and sent in order once it
+    /// answers again (the day files are not affected). `waiting`: lines in the spool now.
+    ChatStreamBehind {
+        waiting: u64,
+    },
+    /// The chat stream's spool was full: `lines` chat lines were left out of the stream since
+    /// the last report (the day files keep them).
+    ChatStreamDropped {
+        lines: u64,
+    },
     /// The chat of a finished recording part was written beside it (`<name>.chat.jsonl`).
     ChatSaved {
         part: u32,
@@ -445,6 +456,8 @@ impl EventKind {
         "ChatDisconnected",
         "ChatReconnected",
         "ChatDropped",
+        "ChatStreamBehind",
+        "ChatStreamDropped",
         "ChatSaved",
         "ChatSaveFailed",
         "ChatReplayFailed",
@@ -504,6 +517,8 @@ impl EventKind {
             EventKind::ChatDisconnected { .. } => "ChatDisconnected",
             EventKind::ChatReconnected { .. } => "ChatReconnected",
             EventKind::ChatDropped { .. } => "ChatDropped",
+            EventKind::ChatStreamBehind { .. } => "ChatStreamBehind",
+            EventKind::ChatStreamDropped { .. } => "ChatStreamDropped",
             EventKind::ChatSaved { .. } => "ChatSaved",
             EventKind::ChatSaveFailed { .. } => "ChatSaveFailed",
             EventKind::ChatReplayFailed { .. } => "ChatReplayFailed",
@@ -560,6 +575,8 @@ impl EventKind {
                 | EventKind::WebhookRefused { .. }
                 | EventKind::EmailRefused { .. }
                 | EventKind::DeliveryFailing { .. }
+                | EventKind::ChatStreamBehind { .. }
+                | EventKind::ChatStreamDropped { .. }
                 | EventKind::PostFailed { job: None, .. }
         )
     }

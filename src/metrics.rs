@@ -124,6 +124,11 @@ pub struct Metrics {
     pub chat_dropped: Counter,
     pub chat_connections: Gauge,
     pub irc_reconnects: Counter,
+    /// The chat stream on NATS JetStream (`chat::stream`): lines acknowledged by JetStream,
+    /// lines written to the spool while NATS was unreachable, lines left out of the stream.
+    pub chat_stream_published: Counter,
+    pub chat_stream_spooled: Counter,
+    pub chat_stream_dropped: Counter,
     pub upload_bytes: Counter,
     up: Gauge,
     logins_watched: Gauge,
@@ -169,6 +174,9 @@ impl Metrics {
             chat_dropped: Counter::default(),
             chat_connections: Gauge::default(),
             irc_reconnects: Counter::default(),
+            chat_stream_published: Counter::default(),
+            chat_stream_spooled: Counter::default(),
+            chat_stream_dropped: Counter::default(),
             upload_bytes: Counter::default(),
             up: Gauge::default(),
             logins_watched: Gauge::default(),
@@ -254,6 +262,21 @@ impl Metrics {
             "recbot_irc_reconnects",
             "IRC connections opened again after a drop or a RECONNECT",
             self.irc_reconnects.clone(),
+        );
+        r.register(
+            "recbot_chat_stream_published",
+            "Chat lines JetStream acknowledged on the chat stream",
+            self.chat_stream_published.clone(),
+        );
+        r.register(
+            "recbot_chat_stream_spooled",
+            "Chat lines written to the stream spool while NATS could not be reached",
+            self.chat_stream_spooled.clone(),
+        );
+        r.register(
+            "recbot_chat_stream_dropped",
+            "Chat lines left out of the chat stream (spool full; the day files keep them)",
+            self.chat_stream_dropped.clone(),
         );
         r.register(
             "recbot_upload_bytes",

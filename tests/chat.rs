@@ -58,6 +58,7 @@ fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
         },
         // `[chat] subtitles = []`; the replay's test turns it on.
         replay: SubtitleSettings::off(),
+        stream: None,
     }
 }
 

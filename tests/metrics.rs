@@ -26,7 +26,7 @@ use tokio_util::sync::CancellationToken;
 const METRICS_TOKEN: &str = "metrics-token-00001";
 
 /// Every metric the README lists, as the text format names its samples.
-const EVERY_METRIC: [&str; 17] = [
+const EVERY_METRIC: [&str; 20] = [
     "recbot_up",
     "recbot_logins_watched",
     "recbot_live",
@@ -39,6 +39,9 @@ const EVERY_METRIC: [&str; 17] = [
     "recbot_chat_dropped_total",
     "recbot_chat_connections",
     "recbot_irc_reconnects_total",
+    "recbot_chat_stream_published_total",
+    "recbot_chat_stream_spooled_total",
+    "recbot_chat_stream_dropped_total",
     "recbot_upload_bytes_total",
     "recbot_uploads",
     "recbot_youtube_quota_used",

@@ -1,6 +1,7 @@
 //! Twitch chat logging: IRC connections supervised by recbot (sharding, Twitch's limits,
 //! keepalive, RECONNECT, backoff), every received line written to per-login day files, the
-//! per-recording chat file with its replay subtitles, and the `recbot logs` reader.
+//! per-recording chat file with its replay subtitles, the `recbot logs` reader, and the chat
+//! stream on NATS JetStream.
 
 pub(crate) mod conn;
 pub mod day_files;
@@ -16,6 +17,7 @@ pub mod platform_room;
 pub(crate) mod pool;
 pub mod record;
 pub mod shard;
+pub mod stream;
 pub mod subtitles;
 pub mod transport;
 pub mod writer;

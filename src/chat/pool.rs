@@ -2,7 +2,8 @@
 //! reconciles them by assigning rooms to shards (at most `channels_per_connection` each,
 //! opening and closing shards as needed). It turns what shards report into the core's events
 //! (`ChatJoined`, `ChatDisconnected`, `ChatReconnected`, `ChatDropped`, `AuthRequired`),
-//! answers `status`, and writes per-recording chat files on request.
+//! answers `status`, and writes per-recording chat files on request. With `[chat] stream_url`
+//! it also starts the chat stream (`chat::stream`), which the writer hands every batch to.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use super::day_files;
 use super::export;
 use super::limits::{ConnectGate, JoinLimiter};
 use super::shard::{Context, Shard, ShardCmd, ShardEvent, Timing};
+use super::stream::StreamSettings;
 use super::subtitles::SubtitleSettings;
 use super::transport::Dialer;
 use super::writer::{self, day_of, Compression, Counters, LineQueue, WriterSettings};
@@ -56,6 +58,8 @@ pub struct ChatSettings {
     pub writer: WriterSettings,
     /// The replay subtitles written beside each part's chat file.
     pub replay: SubtitleSettings,
+    /// The chat stream on NATS JetStream (`[chat] stream_url`); `None`: off.
+    pub stream: Option<StreamSettings>,
 }
 
 impl ChatSettings {
@@ -95,6 +99,7 @@ impl ChatSettings {
                 },
             },
             replay: SubtitleSettings::from_config(c),
+            stream: StreamSettings::from_config(config),
         })
     }
 }
@@ -202,7 +207,12 @@ pub fn start(
     cancel: CancellationToken,
     metrics: Arc<Metrics>,
 ) -> ChatHandle {
-    let (queue, counters, writer_task) = writer::writer(settings.writer.clone(), metrics.clone());
+    let stream = settings
+        .stream
+        .clone()
+        .map(|s| super::stream::start(s, events.clone(), tracker, cancel.clone(), metrics.clone()));
+    let (queue, counters, writer_task) =
+        writer::writer_with_stream(settings.writer.clone(), metrics.clone(), stream);
     tracker.spawn(writer_task);
     let (shard_tx, shard_rx) = mpsc::channel(1024);
     // `None` until the first identity is settled: connections wait for it.

@@ -1,9 +1,18 @@
 //! `[chat]`: the Twitch chat logger's login, connections, Twitch's limits, the log writer and
-//! the chat replay subtitles written beside each part's chat file.
+//! the chat replay subtitles written beside each part's chat file, and the chat stream on
+//! NATS JetStream (`stream_*`).
 
 use serde::Deserialize;
 
 use super::Twitch;
+use crate::secret::Secret;
+
+/// `[chat] stream_name` when unset.
+pub const DEFAULT_STREAM_NAME: &str = "RECBOT_CHAT";
+/// `[chat] stream_spool_bytes` when unset: 256 MiB.
+pub const DEFAULT_STREAM_SPOOL_BYTES: u64 = 256 * 1024 * 1024;
+/// The smallest spool accepted: a few hundred chat lines.
+pub const MIN_STREAM_SPOOL_BYTES: u64 = 64 * 1024;
 
 /// How recbot logs in to Twitch chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -106,6 +115,21 @@ pub struct Chat {
     pub subtitle_secs: f64,
     /// Most chat lines shown at once (the oldest leave the stack first).
     pub subtitle_lines: usize,
+    /// The chat stream: every logged line also published to NATS JetStream at this address
+    /// (`nats://host:4222`, `tls://host:4222`); unset: no stream.
+    pub stream_url: Option<String>,
+    /// The JetStream stream (created with subjects `recbot.chat.>` when missing).
+    pub stream_name: String,
+    /// NATS credentials: user and password, or a token (or none).
+    pub stream_user: Option<String>,
+    pub stream_password: Option<Secret>,
+    pub stream_token: Option<Secret>,
+    /// Most bytes the spool under `data_dir` holds while NATS cannot be reached; lines beyond
+    /// it are left out of the stream (counted, reported; the day files keep them).
+    pub stream_spool_bytes: u64,
+    /// How long a connection attempt, a JetStream request or a batch's acknowledgements may
+    /// take before NATS counts as unreachable.
+    pub stream_timeout_secs: f64,
 }
 
 impl Default for Chat {
@@ -132,6 +156,13 @@ impl Default for Chat {
             subtitles: vec!["ass".into()],
             subtitle_secs: 5.0,
             subtitle_lines: 8,
+            stream_url: None,
+            stream_name: DEFAULT_STREAM_NAME.into(),
+            stream_user: None,
+            stream_password: None,
+            stream_token: None,
+            stream_spool_bytes: DEFAULT_STREAM_SPOOL_BYTES,
+            stream_timeout_secs: 5.0,
         }
     }
 }
@@ -188,7 +219,49 @@ impl Chat {
                 "must be 0 (one per room, the default) or at least 4",
             );
         }
-        self.validate_subtitles()
+        self.validate_subtitles()?;
+        self.validate_stream()
+    }
+
+    fn validate_stream(&self) -> Result<(), (String, String)> {
+        let fail = |key: &str, msg: &str| Err((format!("chat.{key}"), msg.to_string()));
+        if let Some(url) = &self.stream_url {
+            if let Err(why) = stream_address(url) {
+                return fail("stream_url", &why);
+            }
+        }
+        let name_ok = !self.stream_name.is_empty()
+            && self.stream_name.len() <= 64
+            && self
+                .stream_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        if !name_ok {
+            return fail(
+                "stream_name",
+                "must be 1 to 64 letters, digits, `_` or `-` (a JetStream stream name)",
+            );
+        }
+        if self.stream_user.is_some() != self.stream_password.is_some() {
+            return fail(
+                "stream_password",
+                "stream_user and stream_password go together (set both or neither)",
+            );
+        }
+        if self.stream_user.is_some() && self.stream_token.is_some() {
+            return fail(
+                "stream_token",
+                "use either stream_token or stream_user/stream_password, not both",
+            );
+        }
+        if self.stream_spool_bytes < MIN_STREAM_SPOOL_BYTES {
+            return fail("stream_spool_bytes", "must be at least 65536 (64 KiB)");
+        }
+        let t = self.stream_timeout_secs;
+        if !(t.is_finite() && (0.1..=300.0).contains(&t)) {
+            return fail("stream_timeout_secs", "must be between 0.1 and 300 seconds");
+        }
+        Ok(())
     }
 
     fn validate_subtitles(&self) -> Result<(), (String, String)> {
@@ -246,6 +319,32 @@ impl Chat {
         }
     }
 
+    /// The `check-config` text on the chat stream (no credentials, only which kind is set).
+    pub(super) fn stream_summary(&self) -> String {
+        let Some(url) = &self.stream_url else {
+            return "off (no stream_url)".into();
+        };
+        let shown = stream_address(url).unwrap_or_else(|_| url.clone());
+        let auth = if self.stream_token.is_some() {
+            ", token"
+        } else if self.stream_user.is_some() {
+            ", user and password"
+        } else {
+            ""
+        };
+        let off = if self.enabled {
+            ""
+        } else {
+            " (chat logging is off: nothing to publish)"
+        };
+        format!(
+            "NATS JetStream {shown}{auth}, stream {} (subjects recbot.chat.>), spool at most {} \
+             MiB{off}",
+            self.stream_name,
+            self.stream_spool_bytes.div_ceil(1024 * 1024)
+        )
+    }
+
     /// The `check-config` text on the chat replay subtitles.
     pub(super) fn replay_summary(&self) -> String {
         let formats: Vec<&str> = self.subtitle_formats().iter().map(|f| f.as_str()).collect();
@@ -262,4 +361,36 @@ impl Chat {
             )
         }
     }
+}
+
+/// Checks a `[chat] stream_url` and gives it as shown: `nats://` or `tls://` (or a bare
+/// `host:port`, which NATS clients read as `nats://`), a host, no credentials (they are
+/// secrets of their own keys), no path.
+pub fn stream_address(url: &str) -> Result<String, String> {
+    let full = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("nats://{url}")
+    };
+    let parsed = url::Url::parse(&full).map_err(|e| format!("is not a NATS address: {e}"))?;
+    if !matches!(parsed.scheme(), "nats" | "tls") {
+        return Err(format!(
+            "must start with nats:// or tls:// (not {}://)",
+            parsed.scheme()
+        ));
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(
+            "must not hold credentials: use stream_user/stream_password or stream_token".into(),
+        );
+    }
+    let Some(host) = parsed.host_str().filter(|h| !h.is_empty()) else {
+        return Err("names no host (nats://host:4222)".into());
+    };
+    if !matches!(parsed.path(), "" | "/") || parsed.query().is_some() || parsed.fragment().is_some()
+    {
+        return Err("must be only scheme, host and port (nats://host:4222)".into());
+    }
+    let port = parsed.port().unwrap_or(4222);
+    Ok(format!("{}://{host}:{port}", parsed.scheme()))
 }

@@ -28,7 +28,7 @@ mod webhooks;
 mod youtube;
 
 pub use bilibili::Bilibili;
-pub use chat::{Chat, ChatCompression, ChatLogin, SubtitleFormat};
+pub use chat::{stream_address, Chat, ChatCompression, ChatLogin, SubtitleFormat};
 pub use chzzk::{Chzzk, PollStep};
 pub use cluster::{check_node_id, Cluster};
 pub use email::{Email, SmtpSecurity, SmtpServer};
@@ -216,6 +216,7 @@ impl Config {
              {}\
              chat (IRC):      {}\n\
              chat replay:     {}\n\
+             chat stream:     {}\n\
              youtube uploads: {}\n\
              {}\
              summary charts:  {}\n\
@@ -234,6 +235,7 @@ impl Config {
             self.recording.summary(),
             self.chat.summary(&self.twitch),
             self.chat.replay_summary(),
+            self.chat.stream_summary(),
             self.youtube.summary(),
             self.postprocess.summary(),
             self.summary.summary(),

@@ -10,6 +10,7 @@ mod bot;
 pub mod browser;
 pub mod chzzk;
 pub mod media;
+pub mod nats;
 pub mod origin;
 /// The test PostgreSQL server, the library's own harness file shared as it is.
 #[path = "../../src/core/store/postgres/testing.rs"]

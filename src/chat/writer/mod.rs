@@ -39,6 +39,8 @@ use files::Files;
 use queue::Message;
 pub use queue::{Batch, Entry, LineQueue};
 
+use crate::chat::stream::StreamTee;
+
 /// Folder for lines that belong to no room (server lines, malformed lines). Not a valid login,
 /// so it can never collide with one.
 pub const SERVER_FOLDER: &str = "tmi.twitch.tv";
@@ -76,6 +78,20 @@ pub fn writer(
     Arc<Mutex<Counters>>,
     impl std::future::Future<Output = ()> + Send,
 ) {
+    writer_with_stream(settings, metrics, None)
+}
+
+/// [`writer`], every batch it writes also handed to the chat stream (`chat::stream`) when
+/// `stream` is set; the hand-off never waits.
+pub fn writer_with_stream(
+    settings: WriterSettings,
+    metrics: Arc<crate::metrics::Metrics>,
+    stream: Option<StreamTee>,
+) -> (
+    LineQueue,
+    Arc<Mutex<Counters>>,
+    impl std::future::Future<Output = ()> + Send,
+) {
     let (tx, rx) = mpsc::channel(settings.queue_lines);
     let dropped = Arc::new(AtomicU64::new(0));
     let counters = Arc::new(Mutex::new(Counters::default()));
@@ -108,12 +124,17 @@ pub fn writer(
         metrics,
         settings.compression,
     );
-    (queue, counters, run(rx, files, settings))
+    (queue, counters, run(rx, files, settings, stream))
 }
 
 /// The writer task: writes queued lines, flushes on the flush tick, syncs and closes idle
 /// files on the sync tick, and counts reopened files' earlier lines beside it.
-async fn run(mut rx: mpsc::Receiver<Message>, mut files: Files, settings: WriterSettings) {
+async fn run(
+    mut rx: mpsc::Receiver<Message>,
+    mut files: Files,
+    settings: WriterSettings,
+    stream: Option<StreamTee>,
+) {
     let mut flush = tokio::time::interval(settings.flush_interval);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let mut sync = tokio::time::interval(settings.fsync_interval);
@@ -127,7 +148,8 @@ async fn run(mut rx: mpsc::Receiver<Message>, mut files: Files, settings: Writer
             message = rx.recv() => match message {
                 Some(Message::Lines(batch, permit)) => {
                     let interval = settings.flush_interval;
-                    files = write_lines(&mut rx, files, (batch, permit), &mut last_flush, interval)
+                    let first = (batch, permit);
+                    files = write_lines(&mut rx, files, first, &mut last_flush, interval, &stream)
                         .await;
                 }
                 Some(Message::Flush(done)) => {
@@ -162,6 +184,7 @@ async fn write_lines(
     first: (Batch, OwnedSemaphorePermit),
     last_flush: &mut Instant,
     flush_interval: Duration,
+    stream: &Option<StreamTee>,
 ) -> Files {
     let mut batches = vec![first];
     let mut flush_after = None;
@@ -177,6 +200,16 @@ async fn write_lines(
     }
     let due = last_flush.elapsed() >= flush_interval;
     let flush = due || flush_after.is_some();
+    // Shared with the stream (no copy here); the permits go when the files have the lines.
+    let batches: Vec<(Arc<Batch>, OwnedSemaphorePermit)> = batches
+        .into_iter()
+        .map(|(batch, permit)| (Arc::new(batch), permit))
+        .collect();
+    if let Some(stream) = stream {
+        for (batch, _) in &batches {
+            stream.offer(batch);
+        }
+    }
     let files = blocking(files, move |f| {
         for (batch, _) in &batches {
             f.append(batch);

@@ -65,6 +65,8 @@ pub fn event_line_for(event: &Event, markup: Markup) -> String {
         | K::ChatDisconnected { .. }
         | K::ChatReconnected { .. }
         | K::ChatDropped { .. }
+        | K::ChatStreamBehind { .. }
+        | K::ChatStreamDropped { .. }
         | K::ChatSaved { .. }
         | K::ChatSaveFailed { .. }
         | K::ChatReplayFailed { .. }
@@ -446,6 +448,14 @@ fn chat_line(w: &Words, kind: &EventKind) -> String {
         }
         EventKind::ChatDropped { lines } => format!(
             "⚠ {login}: {lines} chat line(s) could not be written (disk too slow or failing)"
+        ),
+        EventKind::ChatStreamBehind { waiting } => format!(
+            "⚠ the chat stream cannot reach NATS: chat lines are spooled on disk ({waiting} \
+             waiting) and sent once it answers (the day files are not affected)"
+        ),
+        EventKind::ChatStreamDropped { lines } => format!(
+            "⚠ the chat stream's spool is full: {lines} chat line(s) left out of the stream \
+             (the day files keep them)"
         ),
         EventKind::ChatSaved { part, file, lines } => {
             let name = w.file_name(file);
