@@ -246,6 +246,9 @@ async fn client(port: u16, dir: &Path, messages: usize, rooms: usize) -> (f64, f
         },
         replay: SubtitleSettings::off(),
         stream: None,
+        rooms: recbot::chat::platform_room::RoomConfig::from_config(
+            &recbot::config::Config::default(),
+        ),
     };
     let (tx, mut events) = tokio::sync::mpsc::channel(1024);
     let cancel = CancellationToken::new();

@@ -59,6 +59,9 @@ fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
         // `[chat] subtitles = []`; the replay's test turns it on.
         replay: SubtitleSettings::off(),
         stream: None,
+        rooms: recbot::chat::platform_room::RoomConfig::from_config(
+            &recbot::config::Config::default(),
+        ),
     }
 }
 

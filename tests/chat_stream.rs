@@ -429,6 +429,9 @@ async fn the_chat_worker_publishes_what_it_logs_when_a_stream_is_configured() {
             compression: Compression::Zstd { level: 1 },
         },
         replay: SubtitleSettings::off(),
+        rooms: recbot::chat::platform_room::RoomConfig::from_config(
+            &recbot::config::Config::default(),
+        ),
         stream: Some(StreamSettings {
             url: nats.url(),
             stream_name: STREAM.into(),

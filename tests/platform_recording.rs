@@ -309,3 +309,54 @@ async fn an_offline_channel_steps_down_the_schedule_as_status_shows() {
     .await;
     bot.stop().await;
 }
+
+#[tokio::test]
+async fn a_chzzk_channels_chat_is_logged_and_saved_beside_its_part() {
+    use support::chzzk::{chat_frame, ChatServer};
+    let dir = tempfile::tempdir().unwrap();
+    let origin = Origin::start().await;
+    let chzzk = ChzzkFake::start().await;
+    chzzk.add(ID, NAME);
+    let stream = StreamConfig {
+        segments: 40,
+        ..fmp4_stream(40)
+    };
+    origin.go_live(STREAM, stream);
+    chzzk.set(
+        ID,
+        Live::Open {
+            master: format!("{}/hls/{STREAM}/master.m3u8", origin.url()),
+        },
+    );
+    let cid = chzzk.state.lock().unwrap().channels[ID]
+        .chat_channel_id
+        .clone();
+    let chat = ChatServer::start().await;
+    let mut config = (*config(dir.path(), &origin, &chzzk, FAST)).clone();
+    config.chzzk.chat_ws_url = chat.url.clone();
+    let mut bot = Bot::start(Arc::new(config)).await.keeping_unmatched();
+    bot.command(&format!("add chzzk {ID}")).await;
+    bot.wait_for("RecordingStarted", is("RecordingStarted"))
+        .await;
+    let joined = bot.wait_for("ChatJoined", is("ChatJoined")).await;
+    assert_eq!(
+        joined.login.as_ref().unwrap().as_str(),
+        format!("chzzk:{ID}")
+    );
+    let t = chrono::Utc::now().timestamp_millis();
+    chat.push(&chat_frame(&cid, &[("u1", "치즈", "녹화 중 채팅", t)]));
+
+    let saved = bot.wait_for("ChatSaved", is("ChatSaved")).await;
+    let EventKind::ChatSaved { file, lines, .. } = &saved.kind else {
+        unreachable!()
+    };
+    assert_eq!(*lines, 1, "{saved:?}");
+    let text = std::fs::read_to_string(file).unwrap();
+    assert!(
+        text.contains("녹화 중 채팅") && text.contains("\"platform\":\"chzzk\""),
+        "{text}"
+    );
+    // The day files are in the key's path-safe folder.
+    assert!(dir.path().join(format!("chat/chzzk-{ID}")).is_dir());
+    bot.stop().await;
+}

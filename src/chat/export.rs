@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::day_files::{self, Item};
-use super::line::is_login;
 use super::record::Stamp;
 use super::subtitles::{self, SubtitleSettings};
 use super::writer::{date_of_day, day_of, LineQueue};
@@ -47,12 +46,15 @@ pub async fn save_part(
     replay: &SubtitleSettings,
 ) -> Result<Saved> {
     let sidecar = Sidecar::read(sidecar_path).await?;
-    if !is_login(&sidecar.login) {
+    // A Twitch login, or a platform key (`chzzk:<id>`) whose day files are in its path-safe
+    // folder (`chzzk-<id>`).
+    let Ok(folder) = recbot_commands::Login::from_stored(&sidecar.login).map(|l| l.path_safe())
+    else {
         bail!(
             "the sidecar names `{}`, which is not a login",
             sidecar.login
         );
-    }
+    };
     if sidecar.ended < sidecar.started {
         bail!("the sidecar's part ends before it starts");
     }
@@ -66,7 +68,7 @@ pub async fn save_part(
     let dest = chat_file(&video);
     let span = Span::of(&sidecar);
     let dir = chat_dir.to_path_buf();
-    let login = sidecar.login.clone();
+    let login = folder;
     let out = dest.clone();
     let replay = replay.clone();
     let (lines, subtitles) = tokio::task::spawn_blocking(move || {

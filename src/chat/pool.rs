@@ -60,6 +60,8 @@ pub struct ChatSettings {
     pub replay: SubtitleSettings,
     /// The chat stream on NATS JetStream (`[chat] stream_url`); `None`: off.
     pub stream: Option<StreamSettings>,
+    /// Chzzk chat and Bilibili danmaku rooms (`platform_room.rs`).
+    pub rooms: super::platform_room::RoomConfig,
 }
 
 impl ChatSettings {
@@ -100,6 +102,7 @@ impl ChatSettings {
             },
             replay: SubtitleSettings::from_config(c),
             stream: StreamSettings::from_config(config),
+            rooms: super::platform_room::RoomConfig::from_config(config),
         })
     }
 }
@@ -257,6 +260,7 @@ pub fn start(
         last_drop_report: None,
         metrics,
         dropped_counted: 0,
+        platform_rooms: HashMap::new(),
     };
     tracker.spawn(pool.run(rx, shard_rx, resolved_rx));
     ChatHandle { tx }
@@ -302,6 +306,8 @@ struct Pool {
     metrics: Arc<Metrics>,
     /// Dropped lines already in `recbot_chat_dropped_total`.
     dropped_counted: u64,
+    /// The rooms of wanted Chzzk and Bilibili logins, one connection each.
+    platform_rooms: HashMap<Login, super::platform_room::PlatformRoom>,
 }
 
 /// The answer of an account check started by [`Pool::resolve_identity`].
@@ -465,12 +471,55 @@ impl Pool {
         }
     }
 
+    /// Starts the rooms of newly wanted Chzzk/Bilibili logins (their day files in the
+    /// login's path-safe folder, `chzzk-<id>`) and stops those no longer wanted; the other
+    /// logins are Twitch's.
+    async fn set_wanted_platforms(&mut self, logins: &[Login]) {
+        use super::platform_room;
+        let wanted: HashSet<&Login> = logins.iter().collect();
+        let gone: Vec<Login> = self
+            .platform_rooms
+            .keys()
+            .filter(|l| !wanted.contains(l))
+            .cloned()
+            .collect();
+        for login in gone {
+            if let Some(room) = self.platform_rooms.remove(&login) {
+                room.stop().await;
+            }
+        }
+        for login in logins {
+            if self.platform_rooms.contains_key(login) {
+                continue;
+            }
+            let Ok(channel) = recbot_commands::ChannelRef::from_key(login.as_str()) else {
+                continue;
+            };
+            let room = platform_room::start(
+                channel,
+                login.clone(),
+                Arc::from(login.path_safe()),
+                self.settings.rooms.clone(),
+                self.queue.clone(),
+                crate::work::Events::new(self.events.clone()),
+                &self.tracker,
+                self.cancel.clone(),
+            );
+            self.platform_rooms.insert(login.clone(), room);
+        }
+    }
+
     async fn set_wanted(&mut self, logins: Vec<Login>) {
+        let (platforms, logins): (Vec<Login>, Vec<Login>) = logins
+            .into_iter()
+            .partition(|l| l.platform() != recbot_commands::Platform::Twitch);
+        self.set_wanted_platforms(&platforms).await;
         let new: BTreeSet<Arc<str>> = logins.iter().map(|l| Arc::from(l.as_str())).collect();
         let removed: Vec<Arc<str>> = self.wanted.difference(&new).cloned().collect();
         let added: Vec<Arc<str>> = new.difference(&self.wanted).cloned().collect();
         self.wanted = new;
-        self.queue.set_rooms(self.wanted.len());
+        self.queue
+            .set_rooms(self.wanted.len() + self.platform_rooms.len());
         let mut per_shard: HashMap<usize, Vec<Arc<str>>> = HashMap::new();
         for room in removed {
             self.joined.remove(&room);

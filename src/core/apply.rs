@@ -199,7 +199,7 @@ impl Core {
             },
             None => Watch {
                 display_name,
-                chat: matches!(source, Source::Twitch) && options.chat.unwrap_or(true),
+                chat: super::chat::logs_chat_of(&source) && options.chat.unwrap_or(true),
                 name,
                 source,
                 quality: options.quality.unwrap_or(self.config.recording.quality),

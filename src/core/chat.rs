@@ -24,6 +24,11 @@ use crate::event::{Event, EventKind};
 use crate::secret::Secret;
 use crate::work::UploadJob;
 
+/// Sources whose chat can be logged: Twitch IRC, Chzzk chat, Bilibili danmaku (not HLS).
+pub(super) fn logs_chat_of(source: &Source) -> bool {
+    matches!(source, Source::Twitch | Source::Chzzk | Source::Bilibili)
+}
+
 /// What `uploads` says of a job waiting for its chat file.
 pub(super) const WAITING_FOR_CHAT: &str = "waiting for its chat file";
 
@@ -112,12 +117,29 @@ impl Core {
             Ok(watches) => {
                 let wanted = watches
                     .into_iter()
-                    .filter(|w| w.chat && matches!(w.source, Source::Twitch))
+                    .filter(|w| w.chat && logs_chat_of(&w.source))
+                    .filter(|w| w.source != Source::Chzzk || self.is_recording(&w.name))
                     .map(|w| w.name)
                     .collect();
                 chat.set_wanted(wanted).await;
             }
             Err(e) => error!(error = %e, "cannot read the watch list for chat logging"),
+        }
+    }
+
+    /// A Chzzk login started or stopped being recorded: its chat room follows.
+    pub(super) async fn platform_chat_follows(&mut self, event: &Event) {
+        let chzzk = event
+            .login
+            .as_ref()
+            .is_some_and(|l| l.platform() == recbot_commands::Platform::Chzzk);
+        if chzzk
+            && matches!(
+                event.kind,
+                EventKind::LiveDetected { .. } | EventKind::RecordingFinished { .. }
+            )
+        {
+            self.chat_watches_changed().await;
         }
     }
 
@@ -136,7 +158,7 @@ impl Core {
     pub(super) async fn logs_chat(&self, login: &Login) -> bool {
         matches!(
             self.store.watch(login).await,
-            Ok(Some(w)) if w.chat && matches!(w.source, Source::Twitch)
+            Ok(Some(w)) if w.chat && logs_chat_of(&w.source)
         )
     }
 

@@ -337,6 +337,7 @@ mod tests {
                         room: crate::event::Room::Console,
                         added_by: "test".into(),
                         added_at: Utc::now(),
+                        display_name: None,
                     })
                     .await
                     .unwrap();

@@ -14,6 +14,9 @@ impl Core {
         // input of the live recheck.
         let ended = self.react_recording(event).await;
         self.react_live(event, ended);
+        // A Chzzk login's chat room runs while it is recorded (its chat channel and token are
+        // the broadcast's).
+        self.platform_chat_follows(event).await;
         // A finished part, in this order: (1) its upload job is persisted, waiting for the
         // part's chat file when the chat logger writes one (else queued at once); (2) the chat
         // logger is asked for the chat file; (3) its answer, `ChatSaved` or `ChatSaveFailed`

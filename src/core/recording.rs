@@ -494,6 +494,11 @@ impl Core {
         }
     }
 
+    /// Whether the login is being recorded now.
+    pub(super) fn is_recording(&self, login: &Login) -> bool {
+        self.recordings.active.contains_key(login)
+    }
+
     /// Stops the login's recording, if one runs: another node owns the login now.
     pub(super) fn stop_recording_of(&self, login: &Login) {
         if let Some(h) = self.recordings.active.get(login) {
