@@ -173,10 +173,15 @@ fn client(
 }
 
 fn process_cpu() -> f64 {
+    proc_cpu("self")
+}
+
+/// utime + stime (all threads) of process `pid` (`self` for this one), in seconds.
+fn proc_cpu(pid: &str) -> f64 {
     let ticks = rustix::param::clock_ticks_per_second() as f64;
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let close = stat.rfind(')').unwrap_or(0);
-    let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+    let fields: Vec<&str> = stat.get(close + 2..).unwrap_or("").split(' ').collect();
     let get = |i: usize| {
         fields
             .get(i)
@@ -187,13 +192,31 @@ fn process_cpu() -> f64 {
 }
 
 fn peak_rss_mb() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    proc_peak_rss_mb("self")
+}
+
+/// Peak RSS (VmHWM) of process `pid`, in MB.
+fn proc_peak_rss_mb(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
         .lines()
         .find_map(|l| l.strip_prefix("VmHWM:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
+}
+
+/// One bench stream: 6.5 Mbit/s in 2 s segments, three on offer at the start, never ending.
+fn bench_stream() -> StreamConfig {
+    StreamConfig {
+        segments: u64::MAX / 4,
+        seg_duration: SEGMENT_SECS,
+        initial: 3,
+        window: 6,
+        body_len: SEGMENT_BYTES,
+        end: End::Never,
+        ..Default::default()
+    }
 }
 
 fn main() {
@@ -306,18 +329,7 @@ fn main() {
         let mut detected = Vec::new();
         for i in 0..streams {
             let login = format!("bench{i}");
-            origin.go_live(
-                &login,
-                StreamConfig {
-                    segments: u64::MAX / 4,
-                    seg_duration: SEGMENT_SECS,
-                    initial: 3,
-                    window: 6,
-                    body_len: SEGMENT_BYTES,
-                    end: End::Never,
-                    ..Default::default()
-                },
-            );
+            origin.go_live(&login, bench_stream());
             // The moment live detection would report it.
             detected.push(chrono::Utc::now());
             handles.push(recorder.start(RecordingSpec {
@@ -464,18 +476,7 @@ fn streamlink(origin: &Origin, streams: u64, seconds: u64, dir: &std::path::Path
     let mut children = Vec::new();
     for i in 0..streams {
         let login = format!("bench{i}");
-        origin.go_live(
-            &login,
-            StreamConfig {
-                segments: u64::MAX / 4,
-                seg_duration: SEGMENT_SECS,
-                initial: 3,
-                window: 6,
-                body_len: SEGMENT_BYTES,
-                end: End::Never,
-                ..Default::default()
-            },
-        );
+        origin.go_live(&login, bench_stream());
         let child = std::process::Command::new(&program)
             .args(["--hls-live-edge", "3", "--loglevel", "error", "-o"])
             .arg(dir.join(format!("{login}.ts")))
@@ -491,29 +492,11 @@ fn streamlink(origin: &Origin, streams: u64, seconds: u64, dir: &std::path::Path
         std::thread::sleep(Duration::from_secs_f64(SEGMENT_SECS / streams as f64));
     }
     std::thread::sleep(Duration::from_secs(seconds));
-    let ticks = rustix::param::clock_ticks_per_second() as f64;
     let (mut cpu, mut peak, mut bytes) = (0.0, 0.0f64, 0u64);
     for (i, child) in children.iter_mut().enumerate() {
-        let proc_dir = format!("/proc/{}", child.id());
-        let stat = std::fs::read_to_string(format!("{proc_dir}/stat")).unwrap_or_default();
-        if let Some(close) = stat.rfind(')') {
-            let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
-            let get = |n: usize| {
-                fields
-                    .get(n)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0)
-            };
-            cpu += (get(11) + get(12)) as f64 / ticks;
-        }
-        let status = std::fs::read_to_string(format!("{proc_dir}/status")).unwrap_or_default();
-        if let Some(kb) = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmHWM:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        {
-            peak = peak.max(kb / 1024.0);
-        }
+        let pid = child.id().to_string();
+        cpu += proc_cpu(&pid);
+        peak = peak.max(proc_peak_rss_mb(&pid));
         let _ = child.kill();
         let _ = child.wait();
         bytes += std::fs::metadata(dir.join(format!("bench{i}.ts")))

@@ -59,7 +59,8 @@ pub struct Args {
 impl Query {
     /// Validates what was typed on the command line; `date` defaults to today (UTC).
     pub fn parse(args: Args) -> Result<Query> {
-        let login = Login::parse(&args.login).map_err(|e| anyhow!(e))?;
+        // A Twitch login (or its address), or a platform key (`chzzk:<id>`) or address.
+        let login = Login::parse_watched(&args.login).map_err(|e| anyhow!(e))?;
         let date = match args.date.as_deref() {
             Some(d) => NaiveDate::parse_from_str(d, "%Y-%m-%d")
                 .map_err(|_| anyhow!("`{d}` is not a date; use YYYY-MM-DD"))?,
@@ -97,7 +98,7 @@ impl Query {
     }
 
     pub fn path(&self, chat_dir: &Path) -> PathBuf {
-        day_path(chat_dir, self.login.as_str(), self.date)
+        day_path(chat_dir, &self.login.path_safe(), self.date)
     }
 
     /// The time and user filters (cheap: checked before a line is rendered).
@@ -147,14 +148,14 @@ impl Query {
 /// Prints the matching lines of the day to `out` (its plain file, then its compressed one);
 /// returns how many.
 pub fn print(chat_dir: &Path, query: &Query, out: &mut impl Write) -> Result<u64> {
-    let files = day_files::files_of(chat_dir, query.login.as_str(), query.date);
+    let files = day_files::files_of(chat_dir, &query.login.path_safe(), query.date);
     if files.is_empty() {
         bail!(
             "no chat log for {} on {} (looked for {} and {})",
             query.login,
             query.date,
             query.path(chat_dir).display(),
-            zst_path(chat_dir, query.login.as_str(), query.date).display()
+            zst_path(chat_dir, &query.login.path_safe(), query.date).display()
         );
     }
     // A compressed file is read from about this time on (the marks lead there).
@@ -524,6 +525,17 @@ mod tests {
         })
         .unwrap();
         assert_eq!(q.login.as_str(), "foo");
+        // A Chzzk channel by key or address: its day files are in the path-safe folder.
+        for chzzk in [
+            "chzzk:c68b8ef525fb3d2fa146344d84991753",
+            "https://chzzk.naver.com/live/c68b8ef525fb3d2fa146344d84991753",
+        ] {
+            let q = Query::parse(args(chzzk, None, None, None)).unwrap();
+            assert_eq!(
+                q.login.path_safe(),
+                "chzzk-c68b8ef525fb3d2fa146344d84991753"
+            );
+        }
         assert_eq!(q.user.as_deref(), Some("ronni"));
         assert_eq!(q.grep.as_deref(), Some("kappa"));
         for (login, date, since, until) in [

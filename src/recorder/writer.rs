@@ -32,10 +32,13 @@
 //! segment are queued ([`PartFile::queue_index`]) and, once the segment's data is written,
 //! appended to the index file in the same trip, before the checkpoint — gathered for up to
 //! [`INDEX_BATCH`] segments or [`INDEX_EVERY`] (a write to a second file per segment was a
-//! measurable share of the recorder's kernel time), and always when the data is fsynced, then
-//! fsynced with it, and when the part is finished. So the index of a part in progress lags its data by at most
-//! that, and never lists data that is not written. An index that cannot be written is
-//! dropped ([`PartFile::index_lost`]), never the recording.
+//! measurable share of the recorder's kernel time), always when the data is fsynced, and when
+//! the part is finished. So the index of a part in progress lags its data by at most that, and
+//! never lists data that is not written. The index is not fsynced while recording (an fsync of
+//! a second file at every sync cost more than all its writes): a killed process loses nothing
+//! of it (the page cache survives), a power cut at most its entries since the last writeback,
+//! which only shortens the index recovery finishes; the finished index is written durably. An
+//! index that cannot be written is dropped ([`PartFile::index_lost`]), never the recording.
 //!
 //! Temporary files recbot writes beside recordings end in [`TEMP_SUFFIX`](crate::archive::layout::TEMP_SUFFIX), never in `.part`:
 //! recovery finishes only `.part` files, and removes stale temporaries at start-up.
@@ -335,7 +338,7 @@ impl PartFile {
             if result.is_ok() {
                 index_ready.extend_from_slice(&index_lines);
                 if index_due {
-                    index_failed = !append_index(&mut index, &index_ready, synced);
+                    index_failed = !append_index(&mut index, &index_ready);
                     index_ready.clear();
                 }
             }
@@ -458,7 +461,7 @@ impl PartFile {
         }
         let (mut index, lines) = (self.index.take(), std::mem::take(&mut self.index_ready));
         let (index, failed) = blocking::io(move || {
-            let failed = !append_index(&mut index, &lines, false);
+            let failed = !append_index(&mut index, &lines);
             Ok((index, failed))
         })
         .await?;
@@ -499,17 +502,13 @@ impl PartFile {
     }
 }
 
-/// Appends a segment's index lines after its data (fsynced with it when the data was): false
-/// when that failed, and the index is closed for good (an index missing an entry in the
-/// middle would play the wrong bytes).
-fn append_index(index: &mut Option<File>, lines: &[u8], synced: bool) -> bool {
+/// Appends index lines of written segments: false when that failed, and the index is closed
+/// for good (an index missing an entry in the middle would play the wrong bytes).
+fn append_index(index: &mut Option<File>, lines: &[u8]) -> bool {
     let Some(file) = index.as_mut() else {
         return true;
     };
-    let mut ok = lines.is_empty() || file.write_all(lines).is_ok();
-    if ok && synced {
-        ok = file.sync_data().is_ok();
-    }
+    let ok = lines.is_empty() || file.write_all(lines).is_ok();
     if !ok {
         tracing::debug!("cannot append to the recording's index; it is left out");
         *index = None;
