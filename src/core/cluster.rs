@@ -55,12 +55,19 @@ impl Membership {
 pub struct Node {
     pub node_id: String,
     owned: watch::Receiver<Owned>,
+    /// Starts a round now (the watch list changed) instead of at the next tick.
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Node {
     /// The logins this node owns now, with their fences.
     pub fn owned(&self) -> Owned {
         self.owned.borrow().clone()
+    }
+
+    /// Runs a round at once: a login added here is taken without waiting for the next tick.
+    pub fn wake(&self) {
+        self.wake.notify_one();
     }
 
     /// A receiver that sees every change of what this node owns.
@@ -125,24 +132,25 @@ impl Core {
         Ok(watches)
     }
 
-    /// Publishes a worker's event, unless it is about a login this node no longer owns: then
-    /// it is dropped (logged) and the login's recording stopped, so a node that wakes up
-    /// after its lease ran out overwrites nothing its successor wrote.
+    /// Publishes a worker's event, unless another node holds the login's lease now (a newer
+    /// owner: this node lost it, paused or cut off past its lease): then it is dropped
+    /// (logged) and the login's recording stopped, so a node that wakes up after its lease ran
+    /// out overwrites nothing its successor wrote. A login nobody holds yet (just added, its
+    /// claim still to come) has no newer owner.
     pub(super) async fn publish_worker_event(&mut self, event: Event) {
         if let (Some(node), Some(login)) = (&self.node, &event.login) {
             if fenced(&event) {
-                let held = match node.owned().get(login) {
-                    Some(fence) => self
-                        .store
-                        .holds(login, *fence, now_ms())
-                        .await
-                        .unwrap_or_else(|e| {
-                            tracing::warn!(error = %e, "cannot check the lease; the event is written");
-                            true
-                        }),
-                    None => false,
+                // This node's own lease, even one just claimed and not yet published to
+                // `owned`, is no newer owner.
+                let newer = match self.store.holder(login, now_ms()).await {
+                    Ok(Some((owner, _))) => owner != node.node_id,
+                    Ok(None) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot check the lease; the event is written");
+                        false
+                    }
                 };
-                if !held {
+                if newer {
                     tracing::warn!(node = %node.node_id, login = %login, kind = event.kind_name(), "refused: another node owns this login now");
                     self.stop_recording_of(login);
                     return;
@@ -166,15 +174,23 @@ pub fn start(
     cancel: CancellationToken,
 ) -> Node {
     let (tx, rx) = watch::channel(Owned::default());
+    let wake = Arc::new(tokio::sync::Notify::new());
     let node = Node {
         node_id: membership.node_id.clone(),
         owned: rx,
+        wake: wake.clone(),
     };
-    tracker.spawn(run(store, membership, tx, cancel));
+    tracker.spawn(run(store, membership, tx, wake, cancel));
     node
 }
 
-async fn run(store: Store, m: Membership, owned: watch::Sender<Owned>, cancel: CancellationToken) {
+async fn run(
+    store: Store,
+    m: Membership,
+    owned: watch::Sender<Owned>,
+    wake: Arc<tokio::sync::Notify>,
+    cancel: CancellationToken,
+) {
     let started = now_ms();
     let lease_ms = i64::try_from(m.lease.as_millis()).unwrap_or(i64::MAX / 4);
     let mut first = true;
@@ -184,6 +200,8 @@ async fn run(store: Store, m: Membership, owned: watch::Sender<Owned>, cancel: C
         tokio::select! {
             _ = cancel.cancelled() => break,
             _ = ticker.tick() => {}
+            // Not before the first round: that one only announces the node.
+            _ = wake.notified(), if !first => {}
         }
         match round(&store, &m, started, lease_ms, !first).await {
             Ok(held) => {
@@ -357,6 +375,7 @@ mod tests {
                 self.stores[i].clone(),
                 membership(["a", "b", "c"][i]),
                 tx,
+                Arc::new(tokio::sync::Notify::new()),
                 cancel,
             ));
             (rx, task)

@@ -44,6 +44,10 @@ impl Core {
     /// Runs after an `add`/`remove` was persisted, and once at start-up: workers reconcile
     /// what they run with the watch list.
     pub(super) async fn watches_changed(&mut self) {
+        // With several nodes: a login added here is taken (or a removed one released) now.
+        if let Some(node) = &self.node {
+            node.wake();
+        }
         // Each reads the watch list from the store itself; the order does not matter.
         self.update_watcher().await;
         self.update_chzzk().await;

@@ -85,6 +85,9 @@ pub trait Leases: Send + Sync {
     /// login checks, so a node that was paused past its lease cannot overwrite a newer owner.
     async fn holds(&self, login: &Login, fence: i64, now_ms: i64) -> Result<bool>;
 
+    /// Who holds `login` at `now_ms`, with the fence: `None` when nobody does.
+    async fn holder(&self, login: &Login, now_ms: i64) -> Result<Option<(String, i64)>>;
+
     /// Every node, by id, with the count of leases each holds at `now_ms`.
     async fn nodes(&self, now_ms: i64) -> Result<Vec<NodeRow>>;
 

@@ -1011,6 +1011,11 @@ pub(crate) async fn a_login_is_leased_to_one_node_at_a_time_with_a_growing_fence
     );
     assert!(!store.holds(&foo, 1, 50_002).await.unwrap());
     assert!(store.holds(&foo, 2, 50_002).await.unwrap());
+    assert_eq!(
+        store.holder(&foo, 50_002).await.unwrap(),
+        Some(("b".to_string(), 2))
+    );
+    assert_eq!(store.holder(&bar, 50_002).await.unwrap(), None);
     let held = store.heartbeat("a", None, 0, 50_003, lease).await.unwrap();
     assert!(held.is_empty(), "{held:?}");
     let nodes = store.nodes(50_003).await.unwrap();

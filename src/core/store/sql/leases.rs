@@ -149,6 +149,23 @@ macro_rules! leases_sql {
                     Ok(found.is_some())
                 }
 
+                async fn holder(
+                    &self,
+                    login: &Login,
+                    now_ms: i64,
+                ) -> Result<Option<(String, i64)>> {
+                    let row = sqlx::query(
+                        "SELECT owner, fence FROM leases
+                         WHERE login = $1 AND owner IS NOT NULL AND expires_ms >= $2",
+                    )
+                    .bind(login.as_str())
+                    .bind(now_ms)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|r| Ok((r.try_get("owner")?, r.try_get("fence")?)))
+                        .transpose()
+                }
+
                 async fn nodes(&self, now_ms: i64) -> Result<Vec<NodeRow>> {
                     let rows = sqlx::query(
                         "SELECT n.node_id, n.capacity, n.started_ms, n.seen_ms, n.expires_ms,
