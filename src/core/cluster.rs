@@ -8,9 +8,9 @@
 //! The core side: with a PostgreSQL state database the core joins at start-up
 //! ([`Core::join_cluster`]); its workers then run only the watched logins this node owns
 //! ([`Core::owned_watches`]), follow every change of that set, and a worker's event about a
-//! login whose lease this node lost (a newer fence exists: it was paused or cut off past its
-//! lease) is refused, not written ([`Core::publish_worker_event`]). With SQLite there is one
-//! node and none of this runs.
+//! login another node now holds (this node lost the lease: it was paused or cut off past it,
+//! and the new owner's fence is newer) is refused, not written
+//! ([`Core::publish_worker_event`]). With SQLite there is one node and none of this runs.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
