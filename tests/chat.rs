@@ -14,10 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use recbot::chat::day_files::Item;
 use recbot::chat::record::Record;
-use recbot::chat::shard::Timing;
 use recbot::chat::subtitles::SubtitleSettings;
 use recbot::chat::transport::Dialer;
-use recbot::chat::writer::{Compression, WriterSettings};
 use recbot::chat::{start, ChatHandle, ChatSettings};
 use recbot::config::{ChatLogin, SubtitleFormat};
 use recbot::event::{Event, EventKind};
@@ -31,39 +29,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-fn settings(dialer: Dialer, dir: &Path) -> ChatSettings {
-    ChatSettings {
-        dialer,
-        login: ChatLogin::Anonymous,
-        id_url: "http://127.0.0.1:9".into(),
-        channels_per_connection: 90,
-        connect_interval: Duration::from_millis(10),
-        join_limit: 1000,
-        join_window: Duration::from_secs(1),
-        timing: Timing {
-            ping_interval: Duration::from_secs(30),
-            ping_timeout: Duration::from_secs(2),
-            rejoin_interval: Duration::from_secs(3600),
-            backoff_initial: Duration::from_millis(20),
-            backoff_max: Duration::from_millis(200),
-        },
-        writer: WriterSettings {
-            dir: dir.to_path_buf(),
-            flush_interval: Duration::from_millis(20),
-            fsync_interval: Duration::from_millis(100),
-            queue_lines: 10_000,
-            patience: Duration::from_secs(2),
-            max_open_files: 64,
-            compression: Compression::Zstd { level: 3 },
-        },
-        // `[chat] subtitles = []`; the replay's test turns it on.
-        replay: SubtitleSettings::off(),
-        stream: None,
-        rooms: recbot::chat::platform_room::RoomConfig::from_config(
-            &recbot::config::Config::default(),
-        ),
-    }
-}
+use support::twitch_irc::chat_settings as settings;
 
 struct Chat {
     handle: ChatHandle,

@@ -395,43 +395,13 @@ fn a_bad_stream_url_is_refused_by_the_config_check() {
 
 #[tokio::test]
 async fn the_chat_worker_publishes_what_it_logs_when_a_stream_is_configured() {
-    use recbot::chat::shard::Timing;
-    use recbot::chat::subtitles::SubtitleSettings;
     use recbot::chat::ChatSettings;
-    use recbot::config::ChatLogin;
     use recbot_commands::Login;
 
     let nats = NatsServer::start();
     let dir = tempfile::tempdir().unwrap();
     let fake = FakeTwitch::bind().await;
     let settings = ChatSettings {
-        dialer: fake.dialer(),
-        login: ChatLogin::Anonymous,
-        id_url: "http://127.0.0.1:9".into(),
-        channels_per_connection: 90,
-        connect_interval: Duration::from_millis(10),
-        join_limit: 1000,
-        join_window: Duration::from_secs(1),
-        timing: Timing {
-            ping_interval: Duration::from_secs(30),
-            ping_timeout: Duration::from_secs(2),
-            rejoin_interval: Duration::from_secs(3600),
-            backoff_initial: Duration::from_millis(20),
-            backoff_max: Duration::from_millis(200),
-        },
-        writer: WriterSettings {
-            dir: dir.path().join("chat"),
-            flush_interval: Duration::from_millis(20),
-            fsync_interval: Duration::from_millis(100),
-            queue_lines: 10_000,
-            patience: Duration::from_secs(2),
-            max_open_files: 64,
-            compression: Compression::Zstd { level: 1 },
-        },
-        replay: SubtitleSettings::off(),
-        rooms: recbot::chat::platform_room::RoomConfig::from_config(
-            &recbot::config::Config::default(),
-        ),
         stream: Some(StreamSettings {
             url: nats.url(),
             stream_name: STREAM.into(),
@@ -440,6 +410,7 @@ async fn the_chat_worker_publishes_what_it_logs_when_a_stream_is_configured() {
             spool_bytes: 1 << 20,
             timeout: Duration::from_secs(2),
         }),
+        ..support::twitch_irc::chat_settings(fake.dialer(), &dir.path().join("chat"))
     };
     let (tx, _events) = mpsc::channel(1024);
     let cancel = CancellationToken::new();

@@ -69,6 +69,16 @@ fn fmp4_stream(segments: u64) -> StreamConfig {
     }
 }
 
+/// The channel is live on the fake Chzzk, its HLS master the origin's stream.
+fn open_on(chzzk: &ChzzkFake, origin: &Origin) {
+    chzzk.set(
+        ID,
+        Live::Open {
+            master: format!("{}/hls/{STREAM}/master.m3u8", origin.url()),
+        },
+    );
+}
+
 /// What a part recording the origin's fMP4 stream from its first segment holds.
 fn expected(segments: u64, filler: usize) -> Vec<u8> {
     let mut want = init_bytes(STREAM);
@@ -133,12 +143,7 @@ async fn a_live_chzzk_channel_is_recorded_and_its_part_finished_when_it_goes_off
     let stream = fmp4_stream(12);
     let (segments, filler) = (stream.segments, stream.body_len);
     origin.go_live(STREAM, stream);
-    chzzk.set(
-        ID,
-        Live::Open {
-            master: format!("{}/hls/{STREAM}/master.m3u8", origin.url()),
-        },
-    );
+    open_on(&chzzk, &origin);
     let mut bot = start(dir.path(), &origin, &chzzk, FAST).await;
     bot.command(&format!("add chzzk {ID}")).await;
 
@@ -236,12 +241,7 @@ async fn an_adult_only_stream_without_cookies_is_announced_not_skipped() {
     chzzk.add(ID, NAME);
     chzzk.set_adult(ID, true);
     origin.go_live(STREAM, fmp4_stream(12));
-    chzzk.set(
-        ID,
-        Live::Open {
-            master: format!("{}/hls/{STREAM}/master.m3u8", origin.url()),
-        },
-    );
+    open_on(&chzzk, &origin);
     let mut bot = start(dir.path(), &origin, &chzzk, FAST).await;
     bot.command(&format!("add chzzk {ID}")).await;
     let notice = bot.wait_for("LiveAdultOnly", is("LiveAdultOnly")).await;
@@ -317,17 +317,8 @@ async fn a_chzzk_channels_chat_is_logged_and_saved_beside_its_part() {
     let origin = Origin::start().await;
     let chzzk = ChzzkFake::start().await;
     chzzk.add(ID, NAME);
-    let stream = StreamConfig {
-        segments: 40,
-        ..fmp4_stream(40)
-    };
-    origin.go_live(STREAM, stream);
-    chzzk.set(
-        ID,
-        Live::Open {
-            master: format!("{}/hls/{STREAM}/master.m3u8", origin.url()),
-        },
-    );
+    origin.go_live(STREAM, fmp4_stream(40));
+    open_on(&chzzk, &origin);
     let cid = chzzk.state.lock().unwrap().channels[ID]
         .chat_channel_id
         .clone();

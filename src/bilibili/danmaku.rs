@@ -390,4 +390,6 @@ fn seconds_to_ms(v: &Value) -> Option<i64> {
 }
 
 #[cfg(test)]
+mod brotli_stored;
+#[cfg(test)]
 mod tests;

@@ -11,6 +11,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use recbot::bilibili::wbi::WbiKey;
+
+#[path = "../../src/bilibili/danmaku/brotli_stored.rs"]
+mod brotli_stored;
 use serde_json::{json, Value};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
@@ -413,44 +416,10 @@ pub fn zlib_batch(jsons: &[&str]) -> Vec<u8> {
 /// valid brotli stream without a brotli compressor.
 pub fn brotli_batch(jsons: &[&str]) -> Vec<u8> {
     use recbot::bilibili::danmaku::{encode, OP_MESSAGE, VER_BROTLI};
-    struct Bits {
-        out: Vec<u8>,
-        acc: u64,
-        n: u32,
-    }
-    impl Bits {
-        fn put(&mut self, value: u64, bits: u32) {
-            self.acc |= value << self.n;
-            self.n += bits;
-            while self.n >= 8 {
-                self.out.push(self.acc as u8);
-                self.acc >>= 8;
-                self.n -= 8;
-            }
-        }
-        fn align(&mut self) {
-            if self.n > 0 {
-                self.put(0, 8 - self.n);
-            }
-        }
-    }
-    let data = plain_packets(jsons);
-    let mut w = Bits {
-        out: Vec::new(),
-        acc: 0,
-        n: 0,
-    };
-    w.put(0, 1); // WBITS = 16
-    for chunk in data.chunks(65536) {
-        w.put(0, 1); // ISLAST
-        w.put(0, 2); // MNIBBLES = 4
-        w.put(chunk.len() as u64 - 1, 16); // MLEN - 1
-        w.put(1, 1); // ISUNCOMPRESSED
-        w.align();
-        w.out.extend_from_slice(chunk);
-    }
-    w.put(1, 1); // ISLAST
-    w.put(1, 1); // ISLASTEMPTY
-    w.align();
-    encode(OP_MESSAGE, VER_BROTLI, 0, &w.out)
+    encode(
+        OP_MESSAGE,
+        VER_BROTLI,
+        0,
+        &brotli_stored::brotli_stored(&plain_packets(jsons)),
+    )
 }

@@ -342,3 +342,42 @@ pub fn samples() -> Vec<Vec<u8>> {
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l).to_vec())
         .collect()
 }
+
+/// The chat worker's settings for tests against the fake server `dialer` reaches: short
+/// intervals, day files under `dir`, no replay, no stream.
+pub fn chat_settings(dialer: Dialer, dir: &std::path::Path) -> recbot::chat::ChatSettings {
+    use recbot::chat::shard::Timing;
+    use recbot::chat::subtitles::SubtitleSettings;
+    use recbot::chat::writer::{Compression, WriterSettings};
+    recbot::chat::ChatSettings {
+        dialer,
+        login: recbot::config::ChatLogin::Anonymous,
+        id_url: "http://127.0.0.1:9".into(),
+        channels_per_connection: 90,
+        connect_interval: Duration::from_millis(10),
+        join_limit: 1000,
+        join_window: Duration::from_secs(1),
+        timing: Timing {
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(2),
+            rejoin_interval: Duration::from_secs(3600),
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(200),
+        },
+        writer: WriterSettings {
+            dir: dir.to_path_buf(),
+            flush_interval: Duration::from_millis(20),
+            fsync_interval: Duration::from_millis(100),
+            queue_lines: 10_000,
+            patience: Duration::from_secs(2),
+            max_open_files: 64,
+            compression: Compression::Zstd { level: 3 },
+        },
+        // `[chat] subtitles = []`; the replay's test turns it on.
+        replay: SubtitleSettings::off(),
+        stream: None,
+        rooms: recbot::chat::platform_room::RoomConfig::from_config(
+            &recbot::config::Config::default(),
+        ),
+    }
+}
